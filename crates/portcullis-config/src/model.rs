@@ -1,0 +1,508 @@
+//! The config model: one TOML file whose names follow the ELBv2 and Cognito APIs in snake_case.
+
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+/// The whole file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Load-balancer-wide settings.
+    pub load_balancer: LoadBalancer,
+    /// Listeners, each with its rules.
+    #[serde(default)]
+    pub listeners: Vec<Listener>,
+    /// Target groups that `forward` actions name.
+    #[serde(default)]
+    pub target_groups: Vec<TargetGroup>,
+    /// Embedded Cognito-shaped user pools.
+    #[serde(default)]
+    pub user_pools: Vec<UserPool>,
+}
+
+/// Settings that apply to the whole load balancer.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LoadBalancer {
+    /// The name in `app/<name>/<id>` and in the signer ARN.
+    pub name: String,
+    /// Where generated keys, certificates and the embedded database live (relative to the config file).
+    #[serde(default = "default_state_dir")]
+    pub state_dir: PathBuf,
+    /// Region used in ARNs and issuers (`arn:aws:elasticloadbalancing:<region>:...`).
+    #[serde(default = "default_region")]
+    pub region: String,
+    /// Account id used in ARNs.
+    #[serde(default = "default_account_id")]
+    pub account_id: String,
+    /// The 16-hex-digit id in `app/<name>/<id>`; generated once into the state dir when absent.
+    #[serde(default)]
+    pub id: Option<String>,
+    /// The admin listener: public keys for `x-amzn-oidc-data`, health.
+    #[serde(default)]
+    pub admin: Option<Admin>,
+    /// Where the ALB-format access log goes: `"stdout"`, a file path, or absent for none.
+    #[serde(default)]
+    pub access_log: Option<String>,
+    /// `idle_timeout.timeout_seconds`: how long a target may stay silent (1–4000).
+    #[serde(default = "default_idle_timeout")]
+    pub idle_timeout_seconds: u64,
+}
+
+/// The admin listener.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Admin {
+    /// `host:port` to bind.
+    pub listen: String,
+    /// Base URL backends use to reach it (defaults to `http://<listen>`).
+    #[serde(default)]
+    pub base_url: Option<String>,
+}
+
+/// `HTTP` or `HTTPS`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub enum Protocol {
+    /// Plain HTTP/1.1 (and h2c is not offered).
+    HTTP,
+    /// TLS with ALPN h2 and http/1.1.
+    HTTPS,
+}
+
+/// A listener: one port, its certificates, its rules.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Listener {
+    /// HTTP or HTTPS.
+    pub protocol: Protocol,
+    /// Port to bind (0 picks a free one, for tests).
+    pub port: u16,
+    /// Address to bind.
+    #[serde(default = "default_bind")]
+    pub address: String,
+    /// Certificates for HTTPS (the first is the default when SNI matches none).
+    #[serde(default)]
+    pub certificates: Vec<Certificate>,
+    /// The default rule's actions.
+    pub default_actions: Vec<Action>,
+    /// Rules other than the default, by priority.
+    #[serde(default)]
+    pub rules: Vec<Rule>,
+}
+
+/// A certificate source.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Certificate {
+    /// Generate a self-signed certificate for these names once into the state dir.
+    #[serde(default)]
+    pub self_signed: Option<Vec<String>>,
+    /// PEM certificate chain.
+    #[serde(default)]
+    pub cert_file: Option<PathBuf>,
+    /// PEM private key.
+    #[serde(default)]
+    pub key_file: Option<PathBuf>,
+}
+
+/// A listener rule.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Rule {
+    /// 1–50000, unique per listener; lowest is evaluated first.
+    pub priority: u32,
+    /// All must match.
+    pub conditions: Vec<Condition>,
+    /// Authentication (optional) then exactly one terminal action.
+    pub actions: Vec<Action>,
+}
+
+/// A rule condition, as ELBv2's `RuleCondition`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Condition {
+    /// `host-header` or `path-pattern`.
+    pub field: String,
+    /// Any one matching suffices.
+    pub values: Vec<String>,
+}
+
+/// What `on_unauthenticated_request` asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum OnUnauthenticated {
+    /// Redirect to the IdP.
+    #[default]
+    Authenticate,
+    /// Answer 401.
+    Deny,
+    /// Forward without claims.
+    Allow,
+}
+
+/// How the load balancer authenticates itself at the token endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum ClientAuthMethod {
+    /// HTTP Basic (the OAuth default).
+    #[default]
+    ClientSecretBasic,
+    /// `client_id` and `client_secret` in the form body.
+    ClientSecretPost,
+}
+
+/// A rule action, tagged by `type` as in ELBv2.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(tag = "type", rename_all = "kebab-case")]
+pub enum Action {
+    /// Send to a target group.
+    Forward(ForwardAction),
+    /// Answer from the load balancer.
+    FixedResponse(FixedResponseAction),
+    /// Redirect with `#{...}` keywords.
+    Redirect(RedirectAction),
+    /// Authenticate against an embedded user pool.
+    AuthenticateCognito(AuthenticateCognito),
+    /// Authenticate against any OIDC provider.
+    AuthenticateOidc(AuthenticateOidc),
+}
+
+impl Action {
+    /// The `type` string, for messages and access logs.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            Action::Forward(_) => "forward",
+            Action::FixedResponse(_) => "fixed-response",
+            Action::Redirect(_) => "redirect",
+            Action::AuthenticateCognito(_) => "authenticate-cognito",
+            Action::AuthenticateOidc(_) => "authenticate-oidc",
+        }
+    }
+    /// The explicit `order`, if given.
+    pub fn order(&self) -> Option<u32> {
+        match self {
+            Action::Forward(a) => a.order,
+            Action::FixedResponse(a) => a.order,
+            Action::Redirect(a) => a.order,
+            Action::AuthenticateCognito(a) => a.order,
+            Action::AuthenticateOidc(a) => a.order,
+        }
+    }
+    /// Whether this action ends the rule.
+    pub fn is_terminal(&self) -> bool {
+        matches!(
+            self,
+            Action::Forward(_) | Action::FixedResponse(_) | Action::Redirect(_)
+        )
+    }
+}
+
+/// `forward` to one target group.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ForwardAction {
+    /// Run order (lowest first); the list order when absent.
+    #[serde(default)]
+    pub order: Option<u32>,
+    /// The target group's name.
+    pub target_group: String,
+}
+
+/// `fixed-response`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FixedResponseAction {
+    /// Run order.
+    #[serde(default)]
+    pub order: Option<u32>,
+    /// 2XX, 4XX or 5XX.
+    pub status_code: u16,
+    /// One of ALB's five content types.
+    #[serde(default)]
+    pub content_type: Option<String>,
+    /// At most 1024 characters.
+    #[serde(default)]
+    pub message_body: Option<String>,
+}
+
+/// `redirect`; absent components keep the request's value.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RedirectAction {
+    /// Run order.
+    #[serde(default)]
+    pub order: Option<u32>,
+    /// `HTTP_301` or `HTTP_302`.
+    pub status_code: String,
+    /// `HTTP`, `HTTPS` or `#{protocol}`.
+    #[serde(default)]
+    pub protocol: Option<String>,
+    /// 1–65535 or `#{port}`.
+    #[serde(default)]
+    pub port: Option<String>,
+    /// May contain `#{host}`.
+    #[serde(default)]
+    pub host: Option<String>,
+    /// Starts with `/`; may contain `#{host}`, `#{path}`, `#{port}`.
+    #[serde(default)]
+    pub path: Option<String>,
+    /// Without the leading `?`; any keyword.
+    #[serde(default)]
+    pub query: Option<String>,
+}
+
+/// Session settings both authenticate actions share, resolved.
+#[derive(Debug, Clone)]
+pub struct SessionSettings {
+    /// Base name of the shards `<name>-0..3`.
+    pub session_cookie_name: String,
+    /// Requested scopes, space separated.
+    pub scope: String,
+    /// Maximum session lifetime in seconds (1–604800).
+    pub session_timeout: u64,
+    /// Up to 10 extra authorization query parameters.
+    pub authentication_request_extra_params: BTreeMap<String, String>,
+    /// What to do without a session.
+    pub on_unauthenticated_request: OnUnauthenticated,
+}
+
+macro_rules! session_fields {
+    ($(#[$m:meta])* pub struct $name:ident { $($body:tt)* }) => {
+        $(#[$m])*
+        pub struct $name {
+            /// Run order.
+            #[serde(default)]
+            pub order: Option<u32>,
+            /// Base name of the shards `<name>-0..3`.
+            #[serde(default = "default_session_cookie_name")]
+            pub session_cookie_name: String,
+            /// Requested scopes, space separated.
+            #[serde(default = "default_scope")]
+            pub scope: String,
+            /// Maximum session lifetime in seconds (1–604800).
+            #[serde(default = "default_session_timeout")]
+            pub session_timeout: u64,
+            /// Up to 10 extra authorization query parameters.
+            #[serde(default)]
+            pub authentication_request_extra_params: BTreeMap<String, String>,
+            /// What to do without a session.
+            #[serde(default)]
+            pub on_unauthenticated_request: OnUnauthenticated,
+            $($body)*
+        }
+        impl $name {
+            /// The shared session settings.
+            pub fn session(&self) -> SessionSettings {
+                SessionSettings {
+                    session_cookie_name: self.session_cookie_name.clone(),
+                    scope: self.scope.clone(),
+                    session_timeout: self.session_timeout,
+                    authentication_request_extra_params: self.authentication_request_extra_params.clone(),
+                    on_unauthenticated_request: self.on_unauthenticated_request,
+                }
+            }
+        }
+    };
+}
+
+session_fields! {
+    /// `authenticate-cognito`: the pool is one of `user_pools`, named here.
+    #[derive(Debug, Clone, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct AuthenticateCognito {
+        /// The name of an embedded user pool.
+        pub user_pool: String,
+        /// The app client (must have a secret and allow the code flow).
+        pub user_pool_client_id: String,
+    }
+}
+
+session_fields! {
+    /// `authenticate-oidc`: explicit endpoints, as ALB.
+    #[derive(Debug, Clone, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct AuthenticateOidc {
+        /// Expected `iss` of the ID token, copied into `x-amzn-oidc-data`.
+        pub issuer: String,
+        /// Where browsers are sent.
+        pub authorization_endpoint: String,
+        /// Called server to server with the code.
+        pub token_endpoint: String,
+        /// Called server to server with the access token.
+        pub user_info_endpoint: String,
+        /// The OAuth client id.
+        pub client_id: String,
+        /// The client secret (or `client_secret_env`).
+        #[serde(default)]
+        pub client_secret: Option<String>,
+        /// Read the client secret from this environment variable.
+        #[serde(default)]
+        pub client_secret_env: Option<String>,
+        /// Basic (default) or post.
+        #[serde(default)]
+        pub token_endpoint_auth_method: ClientAuthMethod,
+    }
+}
+
+/// A target group.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TargetGroup {
+    /// ≤32 characters, alphanumerics and `-`.
+    pub name: String,
+    /// Protocol to the targets (only `HTTP` for now).
+    #[serde(default = "default_tg_protocol")]
+    pub protocol: Protocol,
+    /// Default port for targets that give none.
+    #[serde(default)]
+    pub port: Option<u16>,
+    /// Static targets.
+    #[serde(default)]
+    pub targets: Vec<Target>,
+}
+
+/// One target.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Target {
+    /// An IP address or host name.
+    pub id: String,
+    /// Port, or the group's.
+    #[serde(default)]
+    pub port: Option<u16>,
+}
+
+/// An embedded user pool.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserPool {
+    /// The name rules refer to.
+    pub name: String,
+    /// `<region>_<alnum>`; derived from the name when absent.
+    #[serde(default)]
+    pub id: Option<String>,
+    /// Where the hosted UI and OAuth endpoints are served.
+    pub domain: Domain,
+    /// Resource servers with custom scopes.
+    #[serde(default)]
+    pub resource_servers: Vec<ResourceServer>,
+    /// App clients.
+    #[serde(default)]
+    pub clients: Vec<Client>,
+    /// Users created at start when absent.
+    #[serde(default)]
+    pub users: Vec<SeedUser>,
+    /// Access and ID token lifetime in seconds (300–86400).
+    #[serde(default = "default_token_validity")]
+    pub token_validity_seconds: u64,
+}
+
+/// Where a pool is served.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Domain {
+    /// `host:port` to bind.
+    pub listen: String,
+    /// The URL browsers and the load balancer use.
+    pub base_url: String,
+}
+
+/// A resource server.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResourceServer {
+    /// The prefix of its scopes (`tasks` in `tasks/read`).
+    pub identifier: String,
+    /// Display name.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Its scopes.
+    #[serde(default)]
+    pub scopes: Vec<ResourceServerScope>,
+}
+
+/// A custom scope.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResourceServerScope {
+    /// The part after the `/`.
+    pub name: String,
+    /// What it allows.
+    #[serde(default)]
+    pub description: Option<String>,
+}
+
+/// An app client.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Client {
+    /// The client id.
+    pub client_id: String,
+    /// Display name.
+    #[serde(default)]
+    pub client_name: Option<String>,
+    /// Generate a secret once and keep it in the store.
+    #[serde(default)]
+    pub generate_secret: bool,
+    /// Or set one (24–64 characters).
+    #[serde(default)]
+    pub client_secret: Option<String>,
+    /// `code` (and later `implicit`, `client_credentials`).
+    #[serde(default)]
+    pub allowed_oauth_flows: Vec<String>,
+    /// Scopes the client may obtain.
+    #[serde(default)]
+    pub allowed_oauth_scopes: Vec<String>,
+    /// Registered redirect URIs.
+    #[serde(default)]
+    pub callback_urls: Vec<String>,
+}
+
+/// A user created at start when absent.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SeedUser {
+    /// Immutable user name.
+    pub username: String,
+    /// Password in the file (for tests and demos).
+    #[serde(default)]
+    pub password: Option<String>,
+    /// Or read it from this environment variable.
+    #[serde(default)]
+    pub password_env: Option<String>,
+    /// `email`, `name`, `custom:*`, ...
+    #[serde(default)]
+    pub attributes: BTreeMap<String, String>,
+}
+
+fn default_state_dir() -> PathBuf {
+    PathBuf::from(".portcullis")
+}
+fn default_region() -> String {
+    "us-east-1".into()
+}
+fn default_account_id() -> String {
+    "000000000000".into()
+}
+fn default_bind() -> String {
+    "0.0.0.0".into()
+}
+fn default_idle_timeout() -> u64 {
+    60
+}
+fn default_session_cookie_name() -> String {
+    "AWSELBAuthSessionCookie".into()
+}
+fn default_scope() -> String {
+    "openid".into()
+}
+fn default_session_timeout() -> u64 {
+    604_800
+}
+fn default_tg_protocol() -> Protocol {
+    Protocol::HTTP
+}
+fn default_token_validity() -> u64 {
+    3600
+}

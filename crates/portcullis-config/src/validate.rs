@@ -1,0 +1,813 @@
+//! Load-time checks: every ALB or Cognito rule a config can break, reported with file, field and reason.
+
+use crate::model::*;
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+/// One broken rule in a config file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// The file.
+    pub file: PathBuf,
+    /// Dotted path of the field, e.g. `listeners[0].rules[1].priority`.
+    pub field: String,
+    /// Why it is refused and, where useful, what to do.
+    pub reason: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}: {}", self.file.display(), self.field, self.reason)
+    }
+}
+
+/// Scopes every pool knows without a resource server.
+pub const RESERVED_SCOPES: [&str; 5] =
+    ["openid", "email", "phone", "profile", "aws.cognito.signin.user.admin"];
+
+/// ALB's fixed-response content types.
+pub const FIXED_RESPONSE_CONTENT_TYPES: [&str; 5] =
+    ["text/plain", "text/css", "text/html", "application/javascript", "application/json"];
+
+struct Checker<'a> {
+    file: &'a Path,
+    errors: Vec<ConfigError>,
+}
+
+impl Checker<'_> {
+    fn fail(&mut self, field: impl Into<String>, reason: impl Into<String>) {
+        self.errors.push(ConfigError {
+            file: self.file.to_path_buf(),
+            field: field.into(),
+            reason: reason.into(),
+        });
+    }
+}
+
+/// Returns every rule the config breaks (empty when it is usable).
+pub fn validate(config: &Config, file: &Path) -> Vec<ConfigError> {
+    let mut c = Checker { file, errors: Vec::new() };
+    check_load_balancer(&mut c, &config.load_balancer);
+    let tg_names = check_target_groups(&mut c, &config.target_groups);
+    check_user_pools(&mut c, &config.user_pools);
+    let mut bound = HashSet::new();
+    for (i, l) in config.listeners.iter().enumerate() {
+        let at = format!("listeners[{i}]");
+        if l.port != 0 && !bound.insert((l.address.clone(), l.port)) {
+            c.fail(format!("{at}.port"), format!("port {} is used by another listener", l.port));
+        }
+        check_listener(&mut c, &at, l, config, &tg_names);
+    }
+    c.errors
+}
+
+fn is_name(s: &str, max: usize) -> bool {
+    !s.is_empty()
+        && s.len() <= max
+        && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        && !s.starts_with('-')
+        && !s.ends_with('-')
+}
+
+fn check_load_balancer(c: &mut Checker, lb: &LoadBalancer) {
+    if !is_name(&lb.name, 32) {
+        c.fail(
+            "load_balancer.name",
+            "must be 1-32 letters, digits or '-', not starting or ending with '-'",
+        );
+    }
+    if let Some(id) = &lb.id
+        && (id.len() != 16 || !id.bytes().all(|b| b.is_ascii_hexdigit()))
+    {
+        c.fail("load_balancer.id", "must be 16 hexadecimal digits");
+    }
+    if !(1..=4000).contains(&lb.idle_timeout_seconds) {
+        c.fail("load_balancer.idle_timeout_seconds", "must be 1-4000");
+    }
+    if lb.region.is_empty() || !lb.region.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+    {
+        c.fail("load_balancer.region", "must be letters, digits and '-', e.g. us-east-1");
+    }
+    if lb.account_id.len() != 12 || !lb.account_id.bytes().all(|b| b.is_ascii_digit()) {
+        c.fail("load_balancer.account_id", "must be 12 digits");
+    }
+    if let Some(admin) = &lb.admin {
+        if admin.listen.parse::<std::net::SocketAddr>().is_err() {
+            c.fail("load_balancer.admin.listen", "must be an address and port, e.g. 127.0.0.1:9100");
+        }
+        if let Some(u) = &admin.base_url
+            && parse_url(u).is_none()
+        {
+            c.fail("load_balancer.admin.base_url", "must be an absolute http(s) URL");
+        }
+    }
+}
+
+fn check_target_groups(c: &mut Checker, tgs: &[TargetGroup]) -> HashSet<String> {
+    let mut names = HashSet::new();
+    for (i, tg) in tgs.iter().enumerate() {
+        let at = format!("target_groups[{i}]");
+        if !is_name(&tg.name, 32) {
+            c.fail(
+                format!("{at}.name"),
+                "must be 1-32 letters, digits or '-', not starting or ending with '-'",
+            );
+        }
+        if !names.insert(tg.name.clone()) {
+            c.fail(format!("{at}.name"), format!("target group `{}` is defined twice", tg.name));
+        }
+        if tg.protocol != Protocol::HTTP {
+            c.fail(format!("{at}.protocol"), "only HTTP targets are supported so far");
+        }
+        for (j, t) in tg.targets.iter().enumerate() {
+            if t.id.trim().is_empty() {
+                c.fail(format!("{at}.targets[{j}].id"), "must be an IP address or host name");
+            }
+            match t.port.or(tg.port) {
+                None => c.fail(
+                    format!("{at}.targets[{j}].port"),
+                    "no port: give the target a port or the group a default port",
+                ),
+                Some(0) => c.fail(format!("{at}.targets[{j}].port"), "must be 1-65535"),
+                _ => {}
+            }
+        }
+    }
+    names
+}
+
+fn check_listener(
+    c: &mut Checker,
+    at: &str,
+    l: &Listener,
+    config: &Config,
+    tgs: &HashSet<String>,
+) {
+    if l.address.parse::<std::net::IpAddr>().is_err() {
+        c.fail(format!("{at}.address"), "must be an IP address, e.g. 0.0.0.0 or 127.0.0.1");
+    }
+    match l.protocol {
+        Protocol::HTTPS if l.certificates.is_empty() => c.fail(
+            format!("{at}.certificates"),
+            "an HTTPS listener needs at least one certificate, e.g. { self_signed = [\"localhost\"] }",
+        ),
+        Protocol::HTTP if !l.certificates.is_empty() => {
+            c.fail(format!("{at}.certificates"), "an HTTP listener takes no certificates")
+        }
+        _ => {}
+    }
+    for (j, cert) in l.certificates.iter().enumerate() {
+        let f = format!("{at}.certificates[{j}]");
+        match (&cert.self_signed, &cert.cert_file, &cert.key_file) {
+            (Some(names), None, None) => {
+                if names.is_empty() || names.iter().any(|n| n.is_empty()) {
+                    c.fail(format!("{f}.self_signed"), "list at least one non-empty name");
+                }
+            }
+            (None, Some(_), Some(_)) => {}
+            _ => c.fail(f, "give either self_signed = [names] or both cert_file and key_file"),
+        }
+    }
+    check_actions(c, &format!("{at}.default_actions"), &l.default_actions, l, config, tgs);
+    let mut priorities = HashSet::new();
+    for (j, r) in l.rules.iter().enumerate() {
+        let rat = format!("{at}.rules[{j}]");
+        if !(1..=50000).contains(&r.priority) {
+            c.fail(format!("{rat}.priority"), "must be 1-50000");
+        } else if !priorities.insert(r.priority) {
+            c.fail(
+                format!("{rat}.priority"),
+                format!("priority {} is used by another rule of this listener", r.priority),
+            );
+        }
+        check_conditions(c, &rat, &r.conditions);
+        check_actions(c, &format!("{rat}.actions"), &r.actions, l, config, tgs);
+    }
+}
+
+fn check_conditions(c: &mut Checker, at: &str, conditions: &[Condition]) {
+    if conditions.is_empty() {
+        c.fail(format!("{at}.conditions"), "a rule needs at least one condition");
+    }
+    let mut seen = HashSet::new();
+    let mut wildcards = 0;
+    let mut values = 0;
+    for (k, cond) in conditions.iter().enumerate() {
+        let cat = format!("{at}.conditions[{k}]");
+        let host = match cond.field.as_str() {
+            "host-header" => true,
+            "path-pattern" => false,
+            other => {
+                c.fail(
+                    format!("{cat}.field"),
+                    format!("unknown or unsupported condition `{other}`: use host-header or path-pattern"),
+                );
+                continue;
+            }
+        };
+        if !seen.insert(cond.field.clone()) {
+            c.fail(format!("{cat}.field"), format!("`{}` may appear once per rule", cond.field));
+        }
+        if cond.values.is_empty() {
+            c.fail(format!("{cat}.values"), "list at least one value");
+        }
+        values += cond.values.len();
+        for (v, value) in cond.values.iter().enumerate() {
+            let vat = format!("{cat}.values[{v}]");
+            wildcards += value.bytes().filter(|b| *b == b'*' || *b == b'?').count();
+            if value.is_empty() || value.len() > 128 {
+                c.fail(vat, "must be 1-128 characters");
+            } else if host {
+                if !value.bytes().all(|b| b.is_ascii_alphanumeric() || b"-.*?".contains(&b)) {
+                    c.fail(vat, "a host pattern may contain only A-Z, a-z, 0-9, '-', '.', '*' and '?'");
+                }
+            } else if !value.starts_with('/') && !value.starts_with('*') {
+                c.fail(vat, "a path pattern must start with '/' (or a wildcard)");
+            } else if !value
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"_-.$/~\"'@:+&*?".contains(&b))
+            {
+                c.fail(
+                    vat,
+                    "a path pattern may contain only A-Z a-z 0-9 _ - . $ / ~ \" ' @ : + & * ?",
+                );
+            }
+        }
+    }
+    if values > 5 {
+        c.fail(format!("{at}.conditions"), format!("{values} condition values; ALB allows 5 per rule"));
+    }
+    if wildcards > 5 {
+        c.fail(format!("{at}.conditions"), format!("{wildcards} wildcards; ALB allows 5 per rule"));
+    }
+}
+
+/// Puts actions in run order: by `order` when every action has one, else as listed.
+pub fn ordered_actions(actions: &[Action]) -> Vec<&Action> {
+    let mut v: Vec<&Action> = actions.iter().collect();
+    if v.iter().all(|a| a.order().is_some()) {
+        v.sort_by_key(|a| a.order());
+    }
+    v
+}
+
+fn check_actions(
+    c: &mut Checker,
+    at: &str,
+    actions: &[Action],
+    l: &Listener,
+    config: &Config,
+    tgs: &HashSet<String>,
+) {
+    if actions.is_empty() {
+        c.fail(at, "a rule needs a terminal action (forward, redirect or fixed-response)");
+        return;
+    }
+    let with_order = actions.iter().filter(|a| a.order().is_some()).count();
+    if with_order != 0 && with_order != actions.len() {
+        c.fail(at, "give `order` on every action or on none");
+    }
+    let mut orders = HashSet::new();
+    for (i, a) in actions.iter().enumerate() {
+        if let Some(o) = a.order() {
+            if !(1..=50000).contains(&o) {
+                c.fail(format!("{at}[{i}].order"), "must be 1-50000");
+            } else if !orders.insert(o) {
+                c.fail(format!("{at}[{i}].order"), format!("order {o} is used twice"));
+            }
+        }
+    }
+    let ordered = ordered_actions(actions);
+    let index_of = |a: &Action| actions.iter().position(|x| std::ptr::eq(x, a)).unwrap_or(0);
+    let terminals = ordered.iter().filter(|a| a.is_terminal()).count();
+    if terminals == 0 {
+        c.fail(at, "no terminal action: end the rule with forward, redirect or fixed-response");
+    } else if terminals > 1 {
+        c.fail(at, "more than one terminal action: a rule has exactly one, and it runs last");
+    } else if let Some(last) = ordered.last()
+        && !last.is_terminal()
+    {
+        c.fail(
+            format!("{at}[{}]", index_of(last)),
+            format!("`{}` runs after the terminal action; the terminal action must be last", last.type_name()),
+        );
+    }
+    let auths = ordered.iter().filter(|a| !a.is_terminal()).count();
+    if auths > 1 {
+        c.fail(at, "at most one authenticate action per rule");
+    }
+    for a in &ordered {
+        let i = index_of(a);
+        let aat = format!("{at}[{i}]");
+        match a {
+            Action::Forward(f) => {
+                if !tgs.contains(&f.target_group) {
+                    c.fail(
+                        format!("{aat}.target_group"),
+                        format!("unknown target group `{}`", f.target_group),
+                    );
+                }
+            }
+            Action::FixedResponse(f) => {
+                if !matches!(f.status_code / 100, 2 | 4 | 5) || f.status_code > 599 {
+                    c.fail(format!("{aat}.status_code"), "must be 2XX, 4XX or 5XX");
+                }
+                if let Some(ct) = &f.content_type
+                    && !FIXED_RESPONSE_CONTENT_TYPES.contains(&ct.as_str())
+                {
+                    c.fail(
+                        format!("{aat}.content_type"),
+                        format!("must be one of {}", FIXED_RESPONSE_CONTENT_TYPES.join(", ")),
+                    );
+                }
+                if f.message_body.as_ref().is_some_and(|b| b.chars().count() > 1024) {
+                    c.fail(format!("{aat}.message_body"), "at most 1024 characters");
+                }
+            }
+            Action::Redirect(r) => check_redirect(c, &aat, r, l.protocol),
+            Action::AuthenticateCognito(a) => {
+                if l.protocol != Protocol::HTTPS {
+                    c.fail(aat.clone(), "authenticate actions are allowed only on HTTPS listeners");
+                }
+                check_session(c, &aat, &a.session());
+                check_cognito(c, &aat, a, config);
+            }
+            Action::AuthenticateOidc(a) => {
+                if l.protocol != Protocol::HTTPS {
+                    c.fail(aat.clone(), "authenticate actions are allowed only on HTTPS listeners");
+                }
+                check_session(c, &aat, &a.session());
+                for (name, url) in [
+                    ("issuer", &a.issuer),
+                    ("authorization_endpoint", &a.authorization_endpoint),
+                    ("token_endpoint", &a.token_endpoint),
+                    ("user_info_endpoint", &a.user_info_endpoint),
+                ] {
+                    if !is_https_or_loopback(url) {
+                        c.fail(format!("{aat}.{name}"), "must be an https URL (http only for loopback hosts)");
+                    }
+                }
+                if a.client_id.is_empty() {
+                    c.fail(format!("{aat}.client_id"), "must not be empty");
+                }
+                match (&a.client_secret, &a.client_secret_env) {
+                    (Some(_), None) | (None, Some(_)) => {}
+                    _ => c.fail(aat.clone(), "give exactly one of client_secret and client_secret_env"),
+                }
+            }
+        }
+    }
+}
+
+fn check_redirect(c: &mut Checker, at: &str, r: &RedirectAction, listener: Protocol) {
+    if r.status_code != "HTTP_301" && r.status_code != "HTTP_302" {
+        c.fail(format!("{at}.status_code"), "must be HTTP_301 or HTTP_302");
+    }
+    if let Some(p) = &r.protocol {
+        if !["HTTP", "HTTPS", "#{protocol}"].contains(&p.as_str()) {
+            c.fail(format!("{at}.protocol"), "must be HTTP, HTTPS or #{protocol}");
+        } else if p == "HTTP" && listener == Protocol::HTTPS {
+            c.fail(format!("{at}.protocol"), "redirecting from HTTPS to HTTP is not allowed");
+        }
+    }
+    if let Some(p) = &r.port
+        && p != "#{port}"
+        && !p.parse::<u16>().is_ok_and(|p| p >= 1)
+    {
+        c.fail(format!("{at}.port"), "must be 1-65535 or #{port}");
+    }
+    if let Some(h) = &r.host
+        && (h.is_empty() || h.len() > 128)
+    {
+        c.fail(format!("{at}.host"), "must be 1-128 characters");
+    }
+    if let Some(p) = &r.path
+        && (!p.starts_with('/') || p.len() > 128)
+    {
+        c.fail(format!("{at}.path"), "must start with '/' and be at most 128 characters");
+    }
+    if let Some(q) = &r.query
+        && (q.starts_with('?') || q.len() > 128)
+    {
+        c.fail(format!("{at}.query"), "at most 128 characters, without the leading '?'");
+    }
+    let changes = r.protocol.as_deref().is_some_and(|p| p != "#{protocol}")
+        || r.port.as_deref().is_some_and(|p| p != "#{port}")
+        || r.host.as_deref().is_some_and(|h| h != "#{host}")
+        || r.path.as_deref().is_some_and(|p| p != "/#{path}");
+    if !changes {
+        c.fail(
+            at,
+            "the redirect would loop: change at least one of protocol, port, host or path",
+        );
+    }
+}
+
+fn check_session(c: &mut Checker, at: &str, s: &SessionSettings) {
+    if !(1..=604_800).contains(&s.session_timeout) {
+        c.fail(format!("{at}.session_timeout"), "must be 1-604800 seconds (7 days)");
+    }
+    if s.authentication_request_extra_params.len() > 10 {
+        c.fail(format!("{at}.authentication_request_extra_params"), "at most 10 parameters");
+    }
+    let reserved = ["client_id", "redirect_uri", "response_type", "scope", "state"];
+    for k in s.authentication_request_extra_params.keys() {
+        if reserved.contains(&k.as_str()) {
+            c.fail(
+                format!("{at}.authentication_request_extra_params.{k}"),
+                "this parameter is set by the load balancer",
+            );
+        }
+    }
+    let name = &s.session_cookie_name;
+    if name.is_empty()
+        || name.len() > 64
+        || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+    {
+        c.fail(format!("{at}.session_cookie_name"), "1-64 letters, digits, '-', '_' or '.'");
+    }
+    if !s.scope.split(' ').any(|x| x == "openid") {
+        c.fail(
+            format!("{at}.scope"),
+            "must include `openid`: without it the IdP returns no ID token and every login fails",
+        );
+    }
+}
+
+fn check_cognito(c: &mut Checker, at: &str, a: &AuthenticateCognito, config: &Config) {
+    let Some(pool) = config.user_pools.iter().find(|p| p.name == a.user_pool) else {
+        c.fail(format!("{at}.user_pool"), format!("unknown user pool `{}`", a.user_pool));
+        return;
+    };
+    let Some(client) = pool.clients.iter().find(|cl| cl.client_id == a.user_pool_client_id) else {
+        c.fail(
+            format!("{at}.user_pool_client_id"),
+            format!("user pool `{}` has no client `{}`", pool.name, a.user_pool_client_id),
+        );
+        return;
+    };
+    if !client.generate_secret && client.client_secret.is_none() {
+        c.fail(
+            format!("{at}.user_pool_client_id"),
+            format!("client `{}` has no secret; the load balancer needs one (set generate_secret = true)", client.client_id),
+        );
+    }
+    if !client.allowed_oauth_flows.iter().any(|f| f == "code") {
+        c.fail(
+            format!("{at}.user_pool_client_id"),
+            format!("client `{}` does not allow the code flow", client.client_id),
+        );
+    }
+    for scope in a.scope.split(' ').filter(|s| !s.is_empty()) {
+        if !client.allowed_oauth_scopes.iter().any(|s| s == scope) {
+            c.fail(
+                format!("{at}.scope"),
+                format!("client `{}` is not allowed scope `{scope}`", client.client_id),
+            );
+        }
+    }
+}
+
+fn check_user_pools(c: &mut Checker, pools: &[UserPool]) {
+    let mut names = HashSet::new();
+    let mut listens = HashMap::new();
+    for (i, p) in pools.iter().enumerate() {
+        let at = format!("user_pools[{i}]");
+        if p.name.is_empty() || !names.insert(p.name.clone()) {
+            c.fail(format!("{at}.name"), "must be non-empty and unique");
+        }
+        if let Some(id) = &p.id
+            && !is_pool_id(id)
+        {
+            c.fail(format!("{at}.id"), "must look like <region>_<letters and digits>, e.g. us-east-1_Demo12345");
+        }
+        if p.domain.listen.parse::<std::net::SocketAddr>().is_err() {
+            c.fail(format!("{at}.domain.listen"), "must be an address and port, e.g. 127.0.0.1:9000");
+        } else if let Some(other) = listens.insert(p.domain.listen.clone(), i) {
+            c.fail(format!("{at}.domain.listen"), format!("also used by user_pools[{other}]"));
+        }
+        match parse_url(&p.domain.base_url) {
+            Some((scheme, _, path))
+                if (scheme == "http" || scheme == "https") && (path.is_empty() || path == "/") => {}
+            _ => c.fail(
+                format!("{at}.domain.base_url"),
+                "must be an http(s) URL without a path, e.g. http://localhost:9000",
+            ),
+        }
+        if !(300..=86400).contains(&p.token_validity_seconds) {
+            c.fail(format!("{at}.token_validity_seconds"), "must be 300-86400 (5 minutes to 1 day)");
+        }
+        let mut custom = BTreeSet::new();
+        let mut ids = HashSet::new();
+        for (j, rs) in p.resource_servers.iter().enumerate() {
+            let rat = format!("{at}.resource_servers[{j}]");
+            if rs.identifier.is_empty() || rs.identifier.len() > 256 || rs.identifier.contains(' ') {
+                c.fail(format!("{rat}.identifier"), "1-256 characters without spaces");
+            }
+            if !ids.insert(rs.identifier.clone()) {
+                c.fail(format!("{rat}.identifier"), "defined twice");
+            }
+            if rs.scopes.len() > 100 {
+                c.fail(format!("{rat}.scopes"), "at most 100 scopes per resource server");
+            }
+            for (k, s) in rs.scopes.iter().enumerate() {
+                if s.name.is_empty() || s.name.len() > 256 || s.name.contains([' ', '/']) {
+                    c.fail(format!("{rat}.scopes[{k}].name"), "1-256 characters without spaces or '/'");
+                }
+                if !custom.insert(format!("{}/{}", rs.identifier, s.name)) {
+                    c.fail(format!("{rat}.scopes[{k}].name"), "defined twice");
+                }
+            }
+        }
+        let mut client_ids = HashSet::new();
+        for (j, cl) in p.clients.iter().enumerate() {
+            check_client(c, &format!("{at}.clients[{j}]"), cl, &custom, &mut client_ids);
+        }
+        let mut users = HashSet::new();
+        for (j, u) in p.users.iter().enumerate() {
+            let uat = format!("{at}.users[{j}]");
+            if u.username.is_empty() || u.username.len() > 128 || u.username.chars().any(char::is_whitespace) {
+                c.fail(format!("{uat}.username"), "1-128 characters without spaces");
+            } else if !users.insert(u.username.clone()) {
+                c.fail(format!("{uat}.username"), "defined twice");
+            }
+            if u.password.is_some() == u.password_env.is_some() {
+                c.fail(uat.clone(), "give exactly one of password and password_env");
+            }
+            for k in u.attributes.keys() {
+                if k == "sub" {
+                    c.fail(format!("{uat}.attributes.sub"), "sub is assigned by the pool");
+                }
+            }
+        }
+    }
+}
+
+fn check_client(
+    c: &mut Checker,
+    at: &str,
+    cl: &Client,
+    custom: &BTreeSet<String>,
+    seen: &mut HashSet<String>,
+) {
+    if cl.client_id.is_empty()
+        || cl.client_id.len() > 128
+        || !cl.client_id.bytes().all(|b| b.is_ascii_alphanumeric() || b"_+-".contains(&b))
+    {
+        c.fail(format!("{at}.client_id"), "1-128 letters, digits, '_', '+' or '-'");
+    } else if !seen.insert(cl.client_id.clone()) {
+        c.fail(format!("{at}.client_id"), "defined twice");
+    }
+    match (&cl.client_secret, cl.generate_secret) {
+        (Some(_), true) => c.fail(at, "give client_secret or generate_secret = true, not both"),
+        (Some(s), false) if !(24..=64).contains(&s.len()) => {
+            c.fail(format!("{at}.client_secret"), "must be 24-64 characters")
+        }
+        _ => {}
+    }
+    for (k, f) in cl.allowed_oauth_flows.iter().enumerate() {
+        if f != "code" {
+            c.fail(format!("{at}.allowed_oauth_flows[{k}]"), format!("unsupported flow `{f}` (supported: code)"));
+        }
+    }
+    for (k, s) in cl.allowed_oauth_scopes.iter().enumerate() {
+        if !RESERVED_SCOPES.contains(&s.as_str()) && !custom.contains(s) {
+            c.fail(
+                format!("{at}.allowed_oauth_scopes[{k}]"),
+                format!("scope `{s}` is neither a standard scope nor defined by a resource server of this pool"),
+            );
+        }
+    }
+    if cl.callback_urls.len() > 100 {
+        c.fail(format!("{at}.callback_urls"), "at most 100");
+    }
+    for (k, u) in cl.callback_urls.iter().enumerate() {
+        if let Some(reason) = callback_url_problem(u) {
+            c.fail(format!("{at}.callback_urls[{k}]"), reason);
+        }
+    }
+}
+
+/// Why a callback URL is not acceptable to a pool, if it is not.
+pub fn callback_url_problem(u: &str) -> Option<&'static str> {
+    if u.contains('#') {
+        return Some("must not contain a fragment");
+    }
+    match parse_url(u) {
+        None => Some("must be an absolute URL"),
+        Some((scheme, host, _)) => match scheme.as_str() {
+            "https" => None,
+            "http" if is_loopback_host(&host) => None,
+            "http" => Some("must be https (http is allowed only for localhost, 127.0.0.1 and [::1])"),
+            _ => None,
+        },
+    }
+}
+
+fn is_https_or_loopback(u: &str) -> bool {
+    match parse_url(u) {
+        Some((s, _, _)) if s == "https" => true,
+        Some((s, h, _)) if s == "http" => is_loopback_host(&h),
+        _ => false,
+    }
+}
+
+/// Whether a host (without port) names this machine.
+pub fn is_loopback_host(host: &str) -> bool {
+    host.eq_ignore_ascii_case("localhost")
+        || host == "[::1]"
+        || host.parse::<std::net::Ipv4Addr>().is_ok_and(|ip| ip.is_loopback())
+}
+
+/// Splits an absolute URL into (lowercase scheme, host without port, path and query).
+pub fn parse_url(u: &str) -> Option<(String, String, String)> {
+    let uri: http::Uri = u.parse().ok()?;
+    let scheme = uri.scheme_str()?.to_ascii_lowercase();
+    let host = uri.host()?.to_string();
+    if host.is_empty() {
+        return None;
+    }
+    let pq = uri.path_and_query().map(|p| p.as_str()).unwrap_or("");
+    let pq = if pq == "/" && !u.ends_with('/') { "" } else { pq };
+    Some((scheme, host, pq.to_string()))
+}
+
+fn is_pool_id(id: &str) -> bool {
+    let Some((region, rest)) = id.split_once('_') else { return false };
+    !region.is_empty()
+        && region.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        && !rest.is_empty()
+        && rest.bytes().all(|b| b.is_ascii_alphanumeric())
+        && id.len() <= 55
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::load_str;
+
+    const BASE: &str = r#"
+[load_balancer]
+name = "demo"
+
+[[listeners]]
+protocol = "HTTPS"
+port = 8443
+certificates = [{ self_signed = ["localhost"] }]
+default_actions = [{ type = "fixed-response", status_code = 404 }]
+
+[[listeners.rules]]
+priority = 10
+conditions = [{ field = "path-pattern", values = ["/tasks", "/tasks/*"] }]
+actions = [
+  { type = "authenticate-cognito", user_pool = "demo", user_pool_client_id = "tasks-web", scope = "openid tasks/read" },
+  { type = "forward", target_group = "tasks" },
+]
+
+[[target_groups]]
+name = "tasks"
+targets = [{ id = "127.0.0.1", port = 3000 }]
+
+[[user_pools]]
+name = "demo"
+domain = { listen = "127.0.0.1:9000", base_url = "http://localhost:9000" }
+resource_servers = [{ identifier = "tasks", scopes = [{ name = "read" }] }]
+clients = [{ client_id = "tasks-web", generate_secret = true, allowed_oauth_flows = ["code"],
+             allowed_oauth_scopes = ["openid", "tasks/read"],
+             callback_urls = ["https://localhost:8443/oauth2/idpresponse"] }]
+"#;
+
+    fn errors(text: &str) -> Vec<String> {
+        match load_str(text, Path::new("lb.toml"), Path::new(".")) {
+            Ok(_) => vec![],
+            Err(crate::LoadError::Invalid(es)) => es.iter().map(|e| e.to_string()).collect(),
+            Err(e) => panic!("expected validation errors, got {e}"),
+        }
+    }
+
+    fn assert_error(text: &str, field: &str, reason_part: &str) {
+        let es = errors(text);
+        assert!(
+            es.iter().any(|e| e.starts_with(&format!("lb.toml: {field}: ")) && e.contains(reason_part)),
+            "wanted {field}: ..{reason_part}.. in {es:#?}"
+        );
+    }
+
+    #[test]
+    fn base_config_is_valid() {
+        assert_eq!(errors(BASE), Vec::<String>::new());
+    }
+
+    #[test]
+    fn authenticate_on_http_listener_is_refused() {
+        let t = BASE.replace("protocol = \"HTTPS\"", "protocol = \"HTTP\"").replace(
+            "certificates = [{ self_signed = [\"localhost\"] }]",
+            "",
+        );
+        assert_error(&t, "listeners[0].rules[0].actions[0]", "only on HTTPS listeners");
+    }
+
+    #[test]
+    fn unknown_target_group_is_refused() {
+        let t = BASE.replace("target_group = \"tasks\"", "target_group = \"taks\"");
+        assert_error(&t, "listeners[0].rules[0].actions[1].target_group", "unknown target group `taks`");
+    }
+
+    #[test]
+    fn duplicate_priority_is_refused() {
+        let t = format!(
+            "{BASE}\n[[listeners.rules]]\npriority = 10\nconditions = [{{ field = \"path-pattern\", values = [\"/x\"] }}]\nactions = [{{ type = \"fixed-response\", status_code = 200 }}]\n"
+        );
+        // The appended rule lands on the last [[listeners]] table, which is the only one.
+        let t = t.replace("[[user_pools]]", "[[user_pools]]");
+        let es = errors(&t);
+        assert!(es.iter().any(|e| e.contains("priority 10 is used by another rule")), "{es:#?}");
+    }
+
+    #[test]
+    fn missing_terminal_and_action_after_terminal_are_refused() {
+        let t = BASE.replace(
+            "  { type = \"forward\", target_group = \"tasks\" },\n",
+            "",
+        );
+        assert_error(&t, "listeners[0].rules[0].actions", "no terminal action");
+        let t = BASE.replace(
+            "actions = [\n  { type = \"authenticate-cognito\"",
+            "actions = [\n  { type = \"forward\", target_group = \"tasks\" },\n  { type = \"authenticate-cognito\"",
+        );
+        assert!(errors(&t).iter().any(|e| e.contains("more than one terminal") || e.contains("must be last")));
+        let t = BASE.replace(
+            "scope = \"openid tasks/read\" },\n  { type = \"forward\", target_group = \"tasks\" },",
+            "scope = \"openid tasks/read\", order = 2 },\n  { type = \"forward\", target_group = \"tasks\", order = 1 },",
+        );
+        assert_error(&t, "listeners[0].rules[0].actions[0]", "runs after the terminal action");
+    }
+
+    #[test]
+    fn callback_url_must_be_https_or_loopback() {
+        let t = BASE.replace("https://localhost:8443/oauth2/idpresponse", "http://example.com/cb");
+        assert_error(&t, "user_pools[0].clients[0].callback_urls[0]", "must be https");
+        let t = BASE.replace("https://localhost:8443/oauth2/idpresponse", "http://127.0.0.1:8443/cb");
+        assert_eq!(errors(&t), Vec::<String>::new());
+        let t = BASE.replace("https://localhost:8443/oauth2/idpresponse", "https://x/cb#frag");
+        assert_error(&t, "user_pools[0].clients[0].callback_urls[0]", "fragment");
+    }
+
+    #[test]
+    fn cognito_client_needs_secret_and_scope() {
+        let t = BASE.replace("generate_secret = true, ", "");
+        assert_error(&t, "listeners[0].rules[0].actions[0].user_pool_client_id", "has no secret");
+        let t = BASE.replace("scope = \"openid tasks/read\"", "scope = \"openid tasks/write\"");
+        assert_error(&t, "listeners[0].rules[0].actions[0].scope", "not allowed scope `tasks/write`");
+        let t = BASE.replace("scope = \"openid tasks/read\"", "scope = \"tasks/read\"");
+        assert_error(&t, "listeners[0].rules[0].actions[0].scope", "must include `openid`");
+    }
+
+    #[test]
+    fn undefined_custom_scope_is_refused() {
+        let t = BASE.replace("allowed_oauth_scopes = [\"openid\", \"tasks/read\"]", "allowed_oauth_scopes = [\"openid\", \"tasks/read\", \"notes/read\"]");
+        assert_error(&t, "user_pools[0].clients[0].allowed_oauth_scopes[2]", "notes/read");
+    }
+
+    #[test]
+    fn priorities_and_limits() {
+        let t = BASE.replace("priority = 10", "priority = 50001");
+        assert_error(&t, "listeners[0].rules[0].priority", "1-50000");
+        let t = BASE.replace("values = [\"/tasks\", \"/tasks/*\"]", "values = [\"/a*\", \"/b*\", \"/c*\", \"/d*\", \"/e*\", \"/f*\"]");
+        assert!(errors(&t).iter().any(|e| e.contains("condition values; ALB allows 5")));
+        let t = BASE.replace("field = \"path-pattern\"", "field = \"path-patern\"");
+        assert_error(&t, "listeners[0].rules[0].conditions[0].field", "unknown or unsupported condition");
+    }
+
+    #[test]
+    fn redirect_rules() {
+        let t = BASE.replace(
+            "default_actions = [{ type = \"fixed-response\", status_code = 404 }]",
+            "default_actions = [{ type = \"redirect\", status_code = \"HTTP_301\", protocol = \"HTTP\" }]",
+        );
+        assert_error(&t, "listeners[0].default_actions[0].protocol", "HTTPS to HTTP");
+        let t = BASE.replace(
+            "default_actions = [{ type = \"fixed-response\", status_code = 404 }]",
+            "default_actions = [{ type = \"redirect\", status_code = \"HTTP_301\", host = \"#{host}\" }]",
+        );
+        assert_error(&t, "listeners[0].default_actions[0]", "would loop");
+    }
+
+    #[test]
+    fn session_timeout_bounds() {
+        let t = BASE.replace("scope = \"openid tasks/read\"", "scope = \"openid tasks/read\", session_timeout = 604801");
+        assert_error(&t, "listeners[0].rules[0].actions[0].session_timeout", "604800");
+    }
+
+    #[test]
+    fn url_parsing() {
+        assert_eq!(
+            parse_url("https://a.example:8443/x?y"),
+            Some(("https".into(), "a.example".into(), "/x?y".into()))
+        );
+        assert_eq!(parse_url("http://localhost:9000").map(|u| u.2), Some(String::new()));
+        assert!(parse_url("/relative").is_none());
+        assert!(is_loopback_host("127.0.0.2") && is_loopback_host("[::1]") && !is_loopback_host("10.0.0.1"));
+    }
+}

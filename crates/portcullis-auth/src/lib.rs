@@ -1,1 +1,25 @@
+//! The load balancer's authentication: `authenticate-cognito` / `authenticate-oidc` as ALB does
+//! them. It takes request parts and returns "forward with these headers" or "answer with this
+//! response", so every path is testable without sockets.
 #![forbid(unsafe_code)]
+
+pub mod authenticate;
+pub mod claims_header;
+pub mod error;
+pub mod keys;
+pub mod oidc;
+pub mod session_cookie;
+pub mod state;
+
+pub use authenticate::{AuthAction, Authenticator, Outcome};
+pub use error::{AuthError, AuthMetric};
+pub use keys::AuthKeys;
+pub use oidc::{Provider, ProviderConfig};
+
+/// Seconds since the Unix epoch.
+pub fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}

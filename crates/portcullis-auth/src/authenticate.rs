@@ -1,0 +1,352 @@
+//! The authenticate action as a function of request parts: it either says "forward with these
+//! headers" or "answer with this response". It knows nothing of sockets.
+
+use crate::claims_header::ClaimsSigner;
+use crate::error::AuthError;
+use crate::keys::{AuthKeys, KeyRing};
+use crate::oidc::{Provider, TokenResponse};
+use crate::session_cookie::{self, CookieRead, Session};
+use crate::state::{self, NONCE_COOKIE};
+use bytes::Bytes;
+use http::header::{CACHE_CONTROL, CONTENT_TYPE, LOCATION, SET_COOKIE};
+use http::{HeaderName, HeaderValue, Response, StatusCode, request::Parts};
+use portcullis_config::{OnUnauthenticated, SessionSettings};
+use std::sync::Arc;
+
+/// The callback path ALB intercepts.
+pub const CALLBACK_PATH: &str = "/oauth2/idpresponse";
+/// Header names added for targets.
+pub const ACCESS_TOKEN_HEADER: HeaderName = HeaderName::from_static("x-amzn-oidc-accesstoken");
+/// The `sub`.
+pub const IDENTITY_HEADER: HeaderName = HeaderName::from_static("x-amzn-oidc-identity");
+/// The signed claims.
+pub const DATA_HEADER: HeaderName = HeaderName::from_static("x-amzn-oidc-data");
+/// Access tokens without `expires_in` are treated as valid this long.
+const DEFAULT_ACCESS_LIFETIME: u64 = 3600;
+
+/// One authenticate action of one rule, resolved.
+pub struct AuthAction {
+    /// Identifies the rule in `state` (`<listener port>/<priority>`).
+    pub rule_id: String,
+    /// The identity provider.
+    pub provider: Arc<Provider>,
+    /// Cookie name, scope, timeout, extra parameters, unauthenticated behaviour.
+    pub session: SessionSettings,
+}
+
+impl AuthAction {
+    fn binding(&self) -> String {
+        format!("{}|{}", self.provider.config.issuer, self.provider.config.client_id)
+    }
+}
+
+/// What to do with the request.
+#[derive(Debug)]
+pub enum Outcome {
+    /// Continue to the terminal action.
+    Forward {
+        /// Headers to add to the upstream request (claims, or none for `allow`).
+        headers: Vec<(HeaderName, HeaderValue)>,
+        /// `Set-Cookie` values for the response (refreshed or cleared session).
+        set_cookies: Vec<String>,
+        /// Logged as `error_reason` (an invalid cookie under `allow`).
+        error: Option<AuthError>,
+        /// Whether claims were added.
+        authenticated: bool,
+    },
+    /// Answer without reaching a target.
+    Respond {
+        /// The answer.
+        response: Response<Bytes>,
+        /// Logged as `error_reason`.
+        error: Option<AuthError>,
+    },
+}
+
+/// Shared state of every authenticate action of a load balancer.
+pub struct Authenticator {
+    ring: KeyRing,
+    signer: ClaimsSigner,
+}
+
+/// The host the browser used, from `Host` or the HTTP/2 `:authority`.
+pub fn request_host(parts: &Parts) -> Option<&str> {
+    parts
+        .headers
+        .get(http::header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .or_else(|| parts.uri.authority().map(|a| a.as_str()))
+        .filter(|h| !h.is_empty() && !h.contains(['/', '@', ' ']))
+}
+
+fn original_uri(parts: &Parts) -> String {
+    parts.uri.path_and_query().map_or_else(|| "/".to_string(), |pq| pq.as_str().to_string())
+}
+
+fn is_cors(parts: &Parts) -> bool {
+    parts.headers.contains_key(http::header::ORIGIN)
+}
+
+/// A small HTML page like ALB's own error pages.
+pub fn error_page(status: u16) -> Response<Bytes> {
+    let title = match status {
+        401 => "401 Authorization Required".to_string(),
+        561 => "561 Unauthorized".to_string(),
+        s => {
+            let reason = StatusCode::from_u16(s).ok().and_then(|c| c.canonical_reason()).unwrap_or("Error");
+            format!("{s} {reason}")
+        }
+    };
+    let body = format!("<html>\r\n<head><title>{title}</title></head>\r\n<body>\r\n<center><h1>{title}</h1></center>\r\n</body>\r\n</html>\r\n");
+    Response::builder()
+        .status(StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR))
+        .header(CONTENT_TYPE, "text/html")
+        .header(http::header::SERVER, "awselb/2.0")
+        .header(CACHE_CONTROL, "no-store")
+        .body(Bytes::from(body))
+        .unwrap_or_default()
+}
+
+fn fail(e: AuthError) -> Outcome {
+    Outcome::Respond { response: error_page(e.status()), error: Some(e) }
+}
+
+fn add_cookies(resp: &mut Response<Bytes>, cookies: &[String]) {
+    for c in cookies {
+        if let Ok(v) = HeaderValue::from_str(c) {
+            resp.headers_mut().append(SET_COOKIE, v);
+        }
+    }
+}
+
+impl Authenticator {
+    /// From the load balancer's keys and its ARN (the `signer`).
+    pub fn new(keys: AuthKeys, signer_arn: String) -> Self {
+        Authenticator { ring: keys.ring, signer: ClaimsSigner::new(keys.claims, signer_arn) }
+    }
+
+    /// The claims signer (for the public-key endpoint).
+    pub fn signer(&self) -> &ClaimsSigner {
+        &self.signer
+    }
+
+    /// Runs the authenticate action for a request that matched its rule.
+    pub async fn authenticate(&self, action: &AuthAction, parts: &Parts) -> Outcome {
+        let now = crate::now();
+        let name = &action.session.session_cookie_name;
+        let (expired, error, stale_shards) = match session_cookie::read(&self.ring, name, &parts.headers) {
+            CookieRead::Absent => (false, None, 0),
+            CookieRead::Invalid(why) => {
+                tracing::debug!(why, cookie = %name, "invalid session cookie");
+                (false, Some(AuthError::InvalidCookie), session_cookie::shard_count(&parts.headers, name))
+            }
+            CookieRead::Valid { session, tag, shards } => {
+                if session.binding != action.binding() {
+                    (false, None, 0)
+                } else if now >= session.session_exp {
+                    (true, None, shards)
+                } else if now < session.access_exp {
+                    return self.forward(action, &session, tag, Vec::new(), now);
+                } else if let Some(rt) = session.refresh_token.as_deref() {
+                    match self.refresh(action, &session, rt, parts, shards, now).await {
+                        Ok(outcome) => return outcome,
+                        Err(e) => (true, Some(e), shards),
+                    }
+                } else {
+                    (true, None, shards)
+                }
+            }
+        };
+        let clear = session_cookie::clear_values(name, stale_shards);
+        match (action.session.on_unauthenticated_request, expired) {
+            (OnUnauthenticated::Allow, _) => {
+                Outcome::Forward { headers: Vec::new(), set_cookies: clear, error, authenticated: false }
+            }
+            (OnUnauthenticated::Deny, false) => {
+                let mut response = error_page(401);
+                add_cookies(&mut response, &clear);
+                Outcome::Respond { response, error }
+            }
+            (OnUnauthenticated::Authenticate, _) | (OnUnauthenticated::Deny, true) => {
+                let mut outcome = self.redirect_to_idp(action, parts, now);
+                if let Outcome::Respond { response, error: e } = &mut outcome {
+                    add_cookies(response, &clear);
+                    if e.is_none() {
+                        *e = error;
+                    }
+                }
+                outcome
+            }
+        }
+    }
+
+    fn forward(&self, action: &AuthAction, s: &Session, tag: [u8; 16], set_cookies: Vec<String>, now: u64) -> Outcome {
+        let c = &action.provider.config;
+        let data = self.signer.cached(tag, &c.issuer, &c.client_id, &s.claims, now);
+        let headers = [
+            (ACCESS_TOKEN_HEADER, HeaderValue::from_str(&s.access_token)),
+            (IDENTITY_HEADER, HeaderValue::from_str(&s.sub)),
+            (DATA_HEADER, HeaderValue::from_str(&data)),
+        ];
+        let mut out = Vec::with_capacity(3);
+        for (n, v) in headers {
+            match v {
+                Ok(v) => out.push((n, v)),
+                Err(_) => return fail(AuthError::Unhandled),
+            }
+        }
+        Outcome::Forward { headers: out, set_cookies, error: None, authenticated: true }
+    }
+
+    async fn refresh(
+        &self,
+        action: &AuthAction,
+        old: &Session,
+        refresh_token: &str,
+        parts: &Parts,
+        shards: usize,
+        now: u64,
+    ) -> Result<Outcome, AuthError> {
+        let tokens = action.provider.refresh(refresh_token).await?;
+        let claims = action.provider.userinfo(&tokens.access_token).await?;
+        let keep = tokens.refresh_token.is_none().then(|| refresh_token.to_string());
+        let session = self.new_session(action, tokens, claims, old.session_exp, keep, now)?;
+        let (sealed, tag) = self.seal(action, &session)?;
+        let cookies = session_cookie::set_cookie_values(
+            &action.session.session_cookie_name,
+            &sealed,
+            shards,
+            is_cors(parts),
+        );
+        tracing::debug!(sub = %session.sub, "session refreshed");
+        Ok(self.forward(action, &session, tag, cookies, now))
+    }
+
+    fn new_session(
+        &self,
+        action: &AuthAction,
+        tokens: TokenResponse,
+        claims: serde_json::Map<String, serde_json::Value>,
+        session_exp: u64,
+        keep_refresh: Option<String>,
+        now: u64,
+    ) -> Result<Session, AuthError> {
+        let sub = claims.get("sub").and_then(|s| s.as_str()).ok_or(AuthError::InvalidUserinfoResponse)?.to_string();
+        Ok(Session {
+            sub,
+            claims,
+            access_exp: now + tokens.expires_in.unwrap_or(DEFAULT_ACCESS_LIFETIME).max(1),
+            access_token: tokens.access_token,
+            refresh_token: tokens.refresh_token.or(keep_refresh),
+            session_exp,
+            binding: action.binding(),
+        })
+    }
+
+    fn seal(&self, action: &AuthAction, s: &Session) -> Result<(Vec<String>, [u8; 16]), AuthError> {
+        let shards = session_cookie::seal(&self.ring, &action.session.session_cookie_name, s)
+            .ok_or(AuthError::UserinfoResponseSizeExceeded)?;
+        // The cache key is the AEAD tag, the last 16 bytes of the sealed value.
+        use base64::Engine;
+        let joined: String = shards.concat();
+        let raw = base64::engine::general_purpose::STANDARD.decode(joined).map_err(|_| AuthError::Unhandled)?;
+        let mut tag = [0u8; 16];
+        tag.copy_from_slice(&raw[raw.len() - 16..]);
+        Ok((shards, tag))
+    }
+
+    fn redirect_to_idp(&self, action: &AuthAction, parts: &Parts, now: u64) -> Outcome {
+        let Some(host) = request_host(parts) else { return fail(AuthError::MissingHostHeader) };
+        let c = &action.provider.config;
+        let nonce = state::new_nonce();
+        let st = state::seal(&self.ring, &original_uri(parts), &action.rule_id, &nonce, now);
+        let redirect_uri = format!("https://{host}{CALLBACK_PATH}");
+        let mut q = form_urlencoded::Serializer::new(String::new());
+        q.append_pair("client_id", &c.client_id)
+            .append_pair("redirect_uri", &redirect_uri)
+            .append_pair("response_type", "code")
+            .append_pair("scope", &action.session.scope)
+            .append_pair("state", &st);
+        for (k, v) in &action.session.authentication_request_extra_params {
+            q.append_pair(k, v);
+        }
+        let sep = if c.authorization_endpoint.contains('?') { '&' } else { '?' };
+        // form_urlencoded writes spaces as '+'; ALB sends %20.
+        let location = format!("{}{sep}{}", c.authorization_endpoint, q.finish().replace('+', "%20"));
+        let nonce_cookie = format!("{NONCE_COOKIE}={nonce}; Max-Age={}; Path=/; Secure; HttpOnly; SameSite=Lax", state::LOGIN_TIMEOUT);
+        let response = Response::builder()
+            .status(StatusCode::FOUND)
+            .header(LOCATION, location)
+            .header(SET_COOKIE, nonce_cookie)
+            .header(CACHE_CONTROL, "no-store")
+            .header(http::header::SERVER, "awselb/2.0")
+            .body(Bytes::new());
+        match response {
+            Ok(response) => Outcome::Respond { response, error: None },
+            Err(_) => fail(AuthError::Unhandled),
+        }
+    }
+
+    /// Handles `GET /oauth2/idpresponse`: checks nonce and state before the code is spent, then
+    /// exchanges it, fetches userinfo, sets the session and sends the browser back.
+    pub async fn callback(&self, parts: &Parts, find: impl Fn(&str) -> Option<Arc<AuthAction>>) -> Outcome {
+        let now = crate::now();
+        let query: Vec<(String, String)> = form_urlencoded::parse(parts.uri.query().unwrap_or("").as_bytes())
+            .into_owned()
+            .take(32)
+            .collect();
+        let param = |k: &str| query.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+        let Some(nonce) = session_cookie::cookie_value(&parts.headers, NONCE_COOKIE) else {
+            return fail(AuthError::MissingNonce);
+        };
+        let Some(st) = param("state") else { return fail(AuthError::MissingStateParam) };
+        let Ok(login) = state::open(&self.ring, st, now) else { return fail(AuthError::InvalidStateParam) };
+        let Some(action) = find(&login.rule) else { return fail(AuthError::InvalidStateParam) };
+        if state::check_nonce(&login, nonce).is_err() {
+            return fail(AuthError::InvalidNonce);
+        }
+        if let Some(e) = param("error") {
+            tracing::info!(error = e, "identity provider denied access");
+            return fail(AuthError::IdpDenied);
+        }
+        let Some(code) = param("code") else { return fail(AuthError::MissingCodeParam) };
+        let Some(host) = request_host(parts) else { return fail(AuthError::MissingHostHeader) };
+        let redirect_uri = format!("https://{host}{CALLBACK_PATH}");
+        match self.complete_login(&action, code, &redirect_uri, parts, now).await {
+            Ok(mut cookies) => {
+                cookies.push(session_cookie::expire_value(NONCE_COOKIE));
+                // `uri` was sealed by us from a request path; refuse anything else all the same.
+                let back = if login.uri.starts_with('/') && !login.uri.starts_with("//") { login.uri } else { "/".into() };
+                let mut response = Response::builder()
+                    .status(StatusCode::FOUND)
+                    .header(LOCATION, back)
+                    .header(CACHE_CONTROL, "no-store")
+                    .header(http::header::SERVER, "awselb/2.0")
+                    .body(Bytes::new())
+                    .unwrap_or_default();
+                add_cookies(&mut response, &cookies);
+                Outcome::Respond { response, error: None }
+            }
+            Err(e) => fail(e),
+        }
+    }
+
+    async fn complete_login(
+        &self,
+        action: &AuthAction,
+        code: &str,
+        redirect_uri: &str,
+        parts: &Parts,
+        now: u64,
+    ) -> Result<Vec<String>, AuthError> {
+        let p = &action.provider;
+        let tokens = p.exchange_code(code, redirect_uri).await?;
+        p.check_id_token(tokens.id_token.as_deref().unwrap_or_default()).await?;
+        let claims = p.userinfo(&tokens.access_token).await?;
+        let session = self.new_session(action, tokens, claims, now + action.session.session_timeout, None, now)?;
+        let (sealed, _) = self.seal(action, &session)?;
+        let previous = session_cookie::shard_count(&parts.headers, &action.session.session_cookie_name);
+        tracing::info!(sub = %session.sub, rule = %action.rule_id, "signed in");
+        Ok(session_cookie::set_cookie_values(&action.session.session_cookie_name, &sealed, previous, is_cors(parts)))
+    }
+}

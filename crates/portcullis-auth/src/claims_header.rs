@@ -1,0 +1,134 @@
+//! `x-amzn-oidc-data` exactly as ALB makes it: base64url with `=` padding on every segment, ES256
+//! raw `r‖s` over the padded input, `typ, kid, alg, iss, client, signer, exp` in the header, and
+//! the userinfo claims plus `exp` and `iss` in the payload. Signed values are cached per session.
+
+use crate::keys::ClaimsKey;
+use aws_lc_rs::rand::SystemRandom;
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE;
+use serde_json::{Map, Value};
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+/// Lifetime of a signed header (ALB's samples show about two minutes).
+pub const HEADER_LIFETIME: u64 = 120;
+/// A cached value is re-signed when fewer seconds than this remain.
+const RESIGN_MARGIN: u64 = 60;
+const CACHE_MAX: usize = 100_000;
+
+/// Signs claims headers for one load balancer.
+pub struct ClaimsSigner {
+    key: ClaimsKey,
+    signer_arn: String,
+    rng: SystemRandom,
+    cache: Mutex<HashMap<[u8; 16], (String, u64)>>,
+}
+
+impl ClaimsSigner {
+    /// `signer_arn` is this load balancer's ARN, which backends pin.
+    pub fn new(key: ClaimsKey, signer_arn: String) -> Self {
+        ClaimsSigner { key, signer_arn, rng: SystemRandom::new(), cache: Mutex::new(HashMap::new()) }
+    }
+
+    /// The key id backends fetch.
+    pub fn kid(&self) -> &str {
+        &self.key.kid
+    }
+
+    /// The ARN in `signer`.
+    pub fn signer_arn(&self) -> &str {
+        &self.signer_arn
+    }
+
+    /// The PEM for `GET <keys endpoint>/<kid>`.
+    pub fn public_pem(&self) -> String {
+        self.key.public_pem()
+    }
+
+    /// Signs `claims` for `iss` and `client`, expiring at `exp`.
+    pub fn sign(&self, iss: &str, client: &str, claims: &Map<String, Value>, exp: u64) -> String {
+        let header = serde_json::json!({
+            "typ": "JWT", "kid": self.key.kid, "alg": "ES256", "iss": iss,
+            "client": client, "signer": self.signer_arn, "exp": exp,
+        });
+        let mut payload = claims.clone();
+        payload.insert("exp".into(), exp.into());
+        payload.insert("iss".into(), iss.into());
+        let mut out = URL_SAFE.encode(header.to_string());
+        out.push('.');
+        out.push_str(&URL_SAFE.encode(Value::Object(payload).to_string()));
+        let sig = self.key.key.sign(&self.rng, out.as_bytes()).expect("ES256 signing");
+        out.push('.');
+        out.push_str(&URL_SAFE.encode(sig.as_ref()));
+        out
+    }
+
+    /// The signed header for the session identified by `tag`, signing only when the cached one is
+    /// missing or close to expiry, so a request costs no public-key operation.
+    pub fn cached(&self, tag: [u8; 16], iss: &str, client: &str, claims: &Map<String, Value>, now: u64) -> String {
+        if let Ok(cache) = self.cache.lock()
+            && let Some((v, exp)) = cache.get(&tag)
+            && *exp >= now + RESIGN_MARGIN
+        {
+            return v.clone();
+        }
+        let exp = now + HEADER_LIFETIME;
+        let v = self.sign(iss, client, claims, exp);
+        if let Ok(mut cache) = self.cache.lock() {
+            if cache.len() >= CACHE_MAX {
+                cache.retain(|_, (_, e)| *e >= now + RESIGN_MARGIN);
+                if cache.len() >= CACHE_MAX {
+                    cache.clear();
+                }
+            }
+            cache.insert(tag, (v.clone(), exp));
+        }
+        v
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::keys::AuthKeys;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
+    #[test]
+    fn header_is_alb_shaped_and_verifies() {
+        let keys = AuthKeys::ephemeral();
+        let pem = keys.claims.public_pem();
+        let kid = keys.claims.kid.clone();
+        let arn = "arn:aws:elasticloadbalancing:us-east-1:000000000000:loadbalancer/app/t/0123456789abcdef";
+        let s = ClaimsSigner::new(keys.claims, arn.into());
+        let mut claims = Map::new();
+        claims.insert("sub".into(), "u1".into());
+        claims.insert("email_verified".into(), "false".into());
+        claims.insert("username".into(), "jane".into());
+        let t = s.sign("https://idp/pool", "client1", &claims, 2000);
+        let segs: Vec<&str> = t.split('.').collect();
+        assert_eq!(segs.len(), 3);
+        let header = String::from_utf8(URL_SAFE.decode(segs[0]).unwrap()).unwrap();
+        assert_eq!(
+            header,
+            format!(r#"{{"typ":"JWT","kid":"{kid}","alg":"ES256","iss":"https://idp/pool","client":"client1","signer":"{arn}","exp":2000}}"#)
+        );
+        let payload = String::from_utf8(URL_SAFE.decode(segs[1]).unwrap()).unwrap();
+        assert_eq!(payload, r#"{"sub":"u1","email_verified":"false","username":"jane","exp":2000,"iss":"https://idp/pool"}"#);
+        assert_eq!(URL_SAFE_NO_PAD.decode(segs[2].trim_end_matches('=')).unwrap().len(), 64);
+        assert!(segs[2].ends_with('='), "64-byte signature encodes with one '='");
+        let key = portcullis_verify::PublicKey::from_pem(&pem).unwrap();
+        let v = portcullis_verify::AlbVerifier::new(arn).expect_client("client1").expect_issuer("https://idp/pool");
+        assert_eq!(v.verify(&t, &key, 1999).unwrap().sub(), Some("u1"));
+    }
+
+    #[test]
+    fn cache_reuses_until_margin() {
+        let keys = AuthKeys::ephemeral();
+        let s = ClaimsSigner::new(keys.claims, "arn".into());
+        let c = Map::new();
+        let a = s.cached([1; 16], "i", "c", &c, 1000);
+        assert_eq!(a, s.cached([1; 16], "i", "c", &c, 1000 + HEADER_LIFETIME - RESIGN_MARGIN));
+        assert_ne!(a, s.cached([1; 16], "i", "c", &c, 1001 + HEADER_LIFETIME - RESIGN_MARGIN));
+        assert_ne!(a, s.cached([2; 16], "i", "c", &c, 1000));
+    }
+}

@@ -1,0 +1,202 @@
+//! The load balancer's secrets: AEAD keys for cookies and `state` (first seals, all open) and the
+//! ES256 key that signs `x-amzn-oidc-data`. Generated once into the state dir when absent.
+
+use aws_lc_rs::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
+use aws_lc_rs::encoding::AsDer;
+use aws_lc_rs::rand::{SecureRandom, SystemRandom};
+use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+/// Why keys could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    /// Reading or writing a key file failed.
+    #[error("{path}: {error}")]
+    Io { path: PathBuf, error: std::io::Error },
+    /// A key file holds something that is not a key.
+    #[error("{path}: {reason}")]
+    Invalid { path: PathBuf, reason: &'static str },
+}
+
+/// AES-256-GCM keys; the first seals, every one opens (rotation without signing anyone out).
+pub struct KeyRing {
+    keys: Vec<(u8, LessSafeKey)>,
+    rng: SystemRandom,
+}
+
+const SEAL_VERSION: u8 = 1;
+
+impl KeyRing {
+    /// From raw 32-byte keys with their one-byte ids; the first seals.
+    pub fn new(keys: Vec<(u8, [u8; 32])>) -> Self {
+        let keys = keys
+            .into_iter()
+            .map(|(id, k)| (id, LessSafeKey::new(UnboundKey::new(&AES_256_GCM, &k).expect("32-byte key"))))
+            .collect();
+        KeyRing { keys, rng: SystemRandom::new() }
+    }
+
+    /// Seals `plain` bound to `context` (the AAD): version, key id, nonce, ciphertext and tag.
+    pub fn seal(&self, context: &[u8], plain: &[u8]) -> Vec<u8> {
+        let (id, key) = &self.keys[0];
+        let mut nonce = [0u8; NONCE_LEN];
+        self.rng.fill(&mut nonce).expect("system random");
+        let mut out = Vec::with_capacity(2 + NONCE_LEN + plain.len() + 16);
+        out.push(SEAL_VERSION);
+        out.push(*id);
+        out.extend_from_slice(&nonce);
+        let mut body = plain.to_vec();
+        key.seal_in_place_append_tag(Nonce::assume_unique_for_key(nonce), Aad::from(context), &mut body)
+            .expect("AES-GCM seal");
+        out.extend_from_slice(&body);
+        out
+    }
+
+    /// Opens what `seal` made with the same `context`; `None` when tampered, truncated or foreign.
+    pub fn open(&self, context: &[u8], sealed: &[u8]) -> Option<Vec<u8>> {
+        if sealed.len() < 2 + NONCE_LEN + 16 || sealed[0] != SEAL_VERSION {
+            return None;
+        }
+        let key = &self.keys.iter().find(|(id, _)| *id == sealed[1])?.1;
+        let nonce = Nonce::try_assume_unique_for_key(&sealed[2..2 + NONCE_LEN]).ok()?;
+        let mut body = sealed[2 + NONCE_LEN..].to_vec();
+        let plain = key.open_in_place(nonce, Aad::from(context), &mut body).ok()?;
+        Some(plain.to_vec())
+    }
+}
+
+/// The ES256 key that signs `x-amzn-oidc-data`, with its UUID `kid`.
+pub struct ClaimsKey {
+    /// The UUID backends fetch the PEM by.
+    pub kid: String,
+    /// The private key.
+    pub key: EcdsaKeyPair,
+}
+
+impl ClaimsKey {
+    /// The public key as PEM SubjectPublicKeyInfo, as ALB's key endpoint serves it.
+    pub fn public_pem(&self) -> String {
+        let der = self.key.public_key().as_der().expect("EC public key DER");
+        let b64 = STANDARD.encode(der.as_ref());
+        let mut pem = String::from("-----BEGIN PUBLIC KEY-----\n");
+        for line in b64.as_bytes().chunks(64) {
+            pem.push_str(std::str::from_utf8(line).expect("base64 is ASCII"));
+            pem.push('\n');
+        }
+        pem.push_str("-----END PUBLIC KEY-----\n");
+        pem
+    }
+}
+
+/// Everything the authenticate actions need that must survive restarts.
+pub struct AuthKeys {
+    /// Cookie and `state` sealing.
+    pub ring: KeyRing,
+    /// Claims signing.
+    pub claims: ClaimsKey,
+}
+
+impl AuthKeys {
+    /// Loads `<dir>/cookie-keys` and `<dir>/claims-signing-key.p8`, generating either when absent.
+    pub fn load_or_generate(dir: &Path) -> Result<AuthKeys, KeyError> {
+        std::fs::create_dir_all(dir).map_err(|error| KeyError::Io { path: dir.into(), error })?;
+        let rng = SystemRandom::new();
+        let cookie_path = dir.join("cookie-keys");
+        if !cookie_path.exists() {
+            let mut k = [0u8; 32];
+            rng.fill(&mut k).expect("system random");
+            write_private(&cookie_path, format!("1 {}\n", STANDARD.encode(k)).as_bytes())?;
+        }
+        let text = std::fs::read_to_string(&cookie_path)
+            .map_err(|error| KeyError::Io { path: cookie_path.clone(), error })?;
+        let mut keys = Vec::new();
+        for line in text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')) {
+            let bad = || KeyError::Invalid {
+                path: cookie_path.clone(),
+                reason: "each line must be `<id 0-255> <base64 of 32 bytes>`",
+            };
+            let (id, b64) = line.split_once(' ').ok_or_else(bad)?;
+            let id: u8 = id.parse().map_err(|_| bad())?;
+            let raw = STANDARD.decode(b64.trim()).map_err(|_| bad())?;
+            keys.push((id, <[u8; 32]>::try_from(raw.as_slice()).map_err(|_| bad())?));
+        }
+        if keys.is_empty() {
+            return Err(KeyError::Invalid { path: cookie_path, reason: "no keys" });
+        }
+        let key_path = dir.join("claims-signing-key.p8");
+        let kid_path = dir.join("claims-signing-key.kid");
+        if !key_path.exists() {
+            let doc = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng)
+                .expect("EC key generation");
+            write_private(&key_path, doc.as_ref())?;
+            write_private(&kid_path, uuid::Uuid::new_v4().to_string().as_bytes())?;
+        }
+        let der = std::fs::read(&key_path).map_err(|error| KeyError::Io { path: key_path.clone(), error })?;
+        let key = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &der)
+            .map_err(|_| KeyError::Invalid { path: key_path.clone(), reason: "not a PKCS#8 P-256 key" })?;
+        let kid = std::fs::read_to_string(&kid_path)
+            .map_err(|error| KeyError::Io { path: kid_path.clone(), error })?
+            .trim()
+            .to_string();
+        if uuid::Uuid::parse_str(&kid).is_err() {
+            return Err(KeyError::Invalid { path: kid_path, reason: "the kid must be a UUID" });
+        }
+        Ok(AuthKeys { ring: KeyRing::new(keys), claims: ClaimsKey { kid, key } })
+    }
+
+    /// Fresh random keys that live only in memory (tests, benchmarks).
+    pub fn ephemeral() -> AuthKeys {
+        let rng = SystemRandom::new();
+        let mut k = [0u8; 32];
+        rng.fill(&mut k).expect("system random");
+        let doc = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng).expect("EC keygen");
+        let key = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, doc.as_ref()).expect("EC key");
+        AuthKeys {
+            ring: KeyRing::new(vec![(1, k)]),
+            claims: ClaimsKey { kid: uuid::Uuid::new_v4().to_string(), key },
+        }
+    }
+}
+
+/// Writes a file readable only by its owner.
+pub fn write_private(path: &Path, bytes: &[u8]) -> Result<(), KeyError> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let io = |error| KeyError::Io { path: path.into(), error };
+    let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path).map_err(io)?;
+    f.write_all(bytes).map_err(io)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seal_open_rotation_and_context_binding() {
+        let old = KeyRing::new(vec![(1, [1; 32])]);
+        let rotated = KeyRing::new(vec![(2, [2; 32]), (1, [1; 32])]);
+        let sealed = old.seal(b"ctx", b"hello");
+        assert_eq!(rotated.open(b"ctx", &sealed).as_deref(), Some(&b"hello"[..]));
+        assert_eq!(old.open(b"other", &sealed), None);
+        let new = rotated.seal(b"ctx", b"x");
+        assert_eq!(old.open(b"ctx", &new), None, "a key the ring lacks cannot open");
+        let mut tampered = sealed.clone();
+        *tampered.last_mut().unwrap() ^= 1;
+        assert_eq!(old.open(b"ctx", &tampered), None);
+        assert_eq!(old.open(b"ctx", &sealed[..10]), None);
+    }
+
+    #[test]
+    fn keys_persist_in_state_dir() {
+        let dir = std::env::temp_dir().join(format!("pc-keys-{}", uuid::Uuid::new_v4()));
+        let a = AuthKeys::load_or_generate(&dir).unwrap();
+        let b = AuthKeys::load_or_generate(&dir).unwrap();
+        assert_eq!(a.claims.kid, b.claims.kid);
+        assert_eq!(a.claims.public_pem(), b.claims.public_pem());
+        let sealed = a.ring.seal(b"c", b"v");
+        assert_eq!(b.ring.open(b"c", &sealed).as_deref(), Some(&b"v"[..]));
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+}

@@ -1,0 +1,256 @@
+//! The load balancer as an OIDC relying party: code exchange, refresh, userinfo and ID-token
+//! checks against one provider, server to server, with timeouts and size bounds.
+
+use crate::error::AuthError;
+use bytes::Bytes;
+use http::{Method, Request, StatusCode, header};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use jsonwebtoken::jwk::JwkSet;
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use portcullis_config::ClientAuthMethod;
+use serde::Deserialize;
+use serde_json::{Map, Value};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// Longest time a call to the IdP may take.
+pub const IDP_TIMEOUT: Duration = Duration::from_secs(10);
+/// Largest IdP response body read.
+pub const MAX_IDP_BODY: usize = 64 * 1024;
+/// User claims plus access token above this are refused (ALB: 11 KB).
+pub const MAX_CLAIMS_AND_TOKEN: usize = 11 * 1024;
+const JWKS_TTL: Duration = Duration::from_secs(600);
+
+/// A provider's endpoints and the client's credentials, resolved from config.
+#[derive(Clone)]
+pub struct ProviderConfig {
+    /// Expected `iss`.
+    pub issuer: String,
+    /// Browser redirect target.
+    pub authorization_endpoint: String,
+    /// Code and refresh exchange.
+    pub token_endpoint: String,
+    /// Claims.
+    pub user_info_endpoint: String,
+    /// Keys for ID-token signatures, when known.
+    pub jwks_uri: Option<String>,
+    /// OAuth client id.
+    pub client_id: String,
+    /// OAuth client secret.
+    pub client_secret: String,
+    /// Basic or post.
+    pub auth_method: ClientAuthMethod,
+}
+
+impl std::fmt::Debug for ProviderConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProviderConfig")
+            .field("issuer", &self.issuer)
+            .field("client_id", &self.client_id)
+            .field("client_secret", &"<redacted>")
+            .finish_non_exhaustive()
+    }
+}
+
+/// The HTTP client all providers share.
+pub type HttpClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>;
+
+/// Builds the shared client (webpki roots; plain http allowed for loopback providers).
+pub fn http_client() -> HttpClient {
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let https = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_provider_and_webpki_roots(provider)
+        .expect("TLS versions supported by the provider")
+        .https_or_http()
+        .enable_http1()
+        .build();
+    Client::builder(TokioExecutor::new()).build(https)
+}
+
+/// What the token endpoint answered.
+#[derive(Debug, Deserialize)]
+pub struct TokenResponse {
+    /// Goes to `x-amzn-oidc-accesstoken`.
+    pub access_token: String,
+    /// Checked, never forwarded.
+    #[serde(default)]
+    pub id_token: Option<String>,
+    /// Kept in the session for refresh.
+    #[serde(default)]
+    pub refresh_token: Option<String>,
+    /// Access-token lifetime in seconds.
+    #[serde(default)]
+    pub expires_in: Option<u64>,
+}
+
+/// One configured provider and its cached keys.
+pub struct Provider {
+    /// Resolved settings.
+    pub config: ProviderConfig,
+    http: HttpClient,
+    jwks: Mutex<Option<(Arc<JwkSet>, Instant)>>,
+}
+
+enum CallError {
+    Timeout,
+    Status(StatusCode, Bytes),
+    Body,
+}
+
+impl Provider {
+    /// A provider using the shared client.
+    pub fn new(config: ProviderConfig, http: HttpClient) -> Self {
+        Provider { config, http, jwks: Mutex::new(None) }
+    }
+
+    async fn call(&self, req: Request<Full<Bytes>>) -> Result<Bytes, CallError> {
+        let fut = async {
+            let resp = self.http.request(req).await.map_err(|_| CallError::Timeout)?;
+            let status = resp.status();
+            let body = Limited::new(resp.into_body(), MAX_IDP_BODY)
+                .collect()
+                .await
+                .map_err(|_| CallError::Body)?
+                .to_bytes();
+            if status.is_success() { Ok(body) } else { Err(CallError::Status(status, body)) }
+        };
+        tokio::time::timeout(IDP_TIMEOUT, fut).await.unwrap_or(Err(CallError::Timeout))
+    }
+
+    async fn token_call(&self, form: &[(&str, &str)]) -> Result<TokenResponse, AuthError> {
+        let c = &self.config;
+        let mut body = form_urlencoded::Serializer::new(String::new());
+        for (k, v) in form {
+            body.append_pair(k, v);
+        }
+        let mut req = Request::builder()
+            .method(Method::POST)
+            .uri(&c.token_endpoint)
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .header(header::ACCEPT, "application/json");
+        match c.auth_method {
+            ClientAuthMethod::ClientSecretBasic => {
+                use base64::Engine;
+                // RFC 6749 §2.3.1: form-encode id and secret before Basic.
+                let enc = |s: &str| form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
+                let cred = base64::engine::general_purpose::STANDARD
+                    .encode(format!("{}:{}", enc(&c.client_id), enc(&c.client_secret)));
+                req = req.header(header::AUTHORIZATION, format!("Basic {cred}"));
+            }
+            ClientAuthMethod::ClientSecretPost => {
+                body.append_pair("client_id", &c.client_id);
+                body.append_pair("client_secret", &c.client_secret);
+            }
+        }
+        let req = req.body(Full::new(Bytes::from(body.finish()))).map_err(|_| AuthError::Unhandled)?;
+        match self.call(req).await {
+            Ok(body) => serde_json::from_slice(&body).map_err(|_| AuthError::InvalidTokenResponse),
+            Err(CallError::Timeout) => Err(AuthError::TokenEpRequestTimeout),
+            Err(CallError::Body) => Err(AuthError::InvalidTokenResponse),
+            Err(CallError::Status(status, body)) => {
+                let error = serde_json::from_slice::<Value>(&body)
+                    .ok()
+                    .and_then(|v| v.get("error").and_then(Value::as_str).map(str::to_owned));
+                tracing::info!(%status, error = error.as_deref().unwrap_or("-"), "token endpoint refused");
+                if error.as_deref() == Some("invalid_grant") {
+                    Err(AuthError::InvalidGrant)
+                } else {
+                    Err(AuthError::TokenEpRequestFailed)
+                }
+            }
+        }
+    }
+
+    /// Exchanges an authorization code.
+    pub async fn exchange_code(&self, code: &str, redirect_uri: &str) -> Result<TokenResponse, AuthError> {
+        let t = self
+            .token_call(&[("grant_type", "authorization_code"), ("code", code), ("redirect_uri", redirect_uri)])
+            .await?;
+        if t.id_token.is_none() {
+            return Err(AuthError::InvalidTokenResponse);
+        }
+        Ok(t)
+    }
+
+    /// Uses a refresh token.
+    pub async fn refresh(&self, refresh_token: &str) -> Result<TokenResponse, AuthError> {
+        self.token_call(&[("grant_type", "refresh_token"), ("refresh_token", refresh_token)]).await
+    }
+
+    /// Fetches userinfo and enforces the 11 KB claims + token bound.
+    pub async fn userinfo(&self, access_token: &str) -> Result<Map<String, Value>, AuthError> {
+        let req = Request::builder()
+            .uri(&self.config.user_info_endpoint)
+            .header(header::AUTHORIZATION, format!("Bearer {access_token}"))
+            .header(header::ACCEPT, "application/json")
+            .body(Full::new(Bytes::new()))
+            .map_err(|_| AuthError::Unhandled)?;
+        let body = match self.call(req).await {
+            Ok(b) => b,
+            Err(CallError::Timeout) => return Err(AuthError::UserinfoEpRequestTimeout),
+            Err(CallError::Body) => return Err(AuthError::UserinfoResponseSizeExceeded),
+            Err(CallError::Status(..)) => return Err(AuthError::UserinfoEpRequestFailed),
+        };
+        if body.len() + access_token.len() > MAX_CLAIMS_AND_TOKEN {
+            return Err(AuthError::UserinfoResponseSizeExceeded);
+        }
+        let claims: Map<String, Value> =
+            serde_json::from_slice(&body).map_err(|_| AuthError::InvalidUserinfoResponse)?;
+        match claims.get("sub") {
+            Some(Value::String(s)) if !s.is_empty() => Ok(claims),
+            _ => Err(AuthError::InvalidUserinfoResponse),
+        }
+    }
+
+    /// Checks `iss`, `aud`, `exp` and, when the provider's JWKS is known, the signature.
+    pub async fn check_id_token(&self, id_token: &str) -> Result<(), AuthError> {
+        let c = &self.config;
+        let Some(jwks_uri) = &c.jwks_uri else {
+            let claims: Map<String, Value> = jsonwebtoken::dangerous::insecure_decode_claims(id_token)
+                .map_err(|_| AuthError::InvalidIdToken)?;
+            let aud_ok = match claims.get("aud") {
+                Some(Value::String(a)) => a == &c.client_id,
+                Some(Value::Array(a)) => a.iter().any(|x| x.as_str() == Some(&c.client_id)),
+                _ => false,
+            };
+            let exp_ok = claims.get("exp").and_then(Value::as_u64).is_some_and(|e| e + 60 >= crate::now());
+            let iss_ok = claims.get("iss").and_then(Value::as_str) == Some(c.issuer.as_str());
+            return if aud_ok && exp_ok && iss_ok { Ok(()) } else { Err(AuthError::InvalidIdToken) };
+        };
+        let header = jsonwebtoken::decode_header(id_token).map_err(|_| AuthError::InvalidIdToken)?;
+        let kid = header.kid.ok_or(AuthError::InvalidIdToken)?;
+        let mut set = self.jwks(jwks_uri, false).await?;
+        if set.find(&kid).is_none() {
+            set = self.jwks(jwks_uri, true).await?;
+        }
+        let jwk = set.find(&kid).ok_or(AuthError::InvalidIdToken)?;
+        let key = DecodingKey::from_jwk(jwk).map_err(|_| AuthError::InvalidIdToken)?;
+        let mut v = Validation::new(if header.alg == Algorithm::ES256 { Algorithm::ES256 } else { Algorithm::RS256 });
+        v.set_issuer(&[&c.issuer]);
+        v.set_audience(&[&c.client_id]);
+        v.leeway = 60;
+        jsonwebtoken::decode::<Map<String, Value>>(id_token, &key, &v)
+            .map(|_| ())
+            .map_err(|_| AuthError::InvalidIdToken)
+    }
+
+    async fn jwks(&self, uri: &str, force: bool) -> Result<Arc<JwkSet>, AuthError> {
+        if !force
+            && let Ok(g) = self.jwks.lock()
+            && let Some((set, at)) = g.as_ref()
+            && at.elapsed() < JWKS_TTL
+        {
+            return Ok(set.clone());
+        }
+        let req = Request::builder().uri(uri).body(Full::new(Bytes::new())).map_err(|_| AuthError::Unhandled)?;
+        let body = self.call(req).await.map_err(|_| AuthError::InvalidIdToken)?;
+        let set: Arc<JwkSet> = Arc::new(serde_json::from_slice(&body).map_err(|_| AuthError::InvalidIdToken)?);
+        if let Ok(mut g) = self.jwks.lock() {
+            *g = Some((set.clone(), Instant::now()));
+        }
+        Ok(set)
+    }
+}

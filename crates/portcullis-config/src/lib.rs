@@ -6,7 +6,7 @@ pub mod model;
 pub mod validate;
 
 pub use model::*;
-pub use validate::{ConfigError, validate};
+pub use validate::{ConfigError, RESERVED_SCOPES, callback_url_problem, is_loopback_host, ordered_actions, parse_url, validate};
 
 use std::fmt;
 use std::path::{Path, PathBuf};

@@ -1,1 +1,31 @@
+//! A Cognito-user-pool-shaped OpenID Connect identity provider: pools from config, a SQLite store,
+//! the hosted sign-in page and the OAuth endpoints at Cognito's paths.
 #![forbid(unsafe_code)]
+
+pub mod pool;
+pub mod store;
+pub mod tokens;
+pub mod web;
+
+pub use pool::Pool;
+pub use store::Store;
+
+use std::sync::Arc;
+use tokio::net::TcpListener;
+
+/// Seconds since the Unix epoch.
+pub fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// Serves one pool on `listener` until `shutdown` resolves.
+pub async fn serve(
+    listener: TcpListener,
+    pool: Arc<Pool>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, web::router(pool)).with_graceful_shutdown(shutdown).await
+}

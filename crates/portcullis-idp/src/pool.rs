@@ -1,0 +1,558 @@
+//! One running user pool: its clients, scopes, keys and store, and the OAuth operations on them.
+//! The HTTP layer (`web`) only parses and renders; every decision is made here.
+
+use crate::store::{CodeRecord, RefreshRecord, Store, StoreError, UserRecord};
+use crate::tokens::PoolKeys;
+use argon2::Argon2;
+use argon2::password_hash::{PasswordHasher, PasswordVerifier};
+use aws_lc_rs::digest::{SHA256, digest};
+use aws_lc_rs::rand::{SecureRandom, SystemRandom};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use portcullis_config::{Client, RESERVED_SCOPES, UserPool};
+use serde_json::{Map, Value, json};
+use std::collections::{BTreeSet, HashMap};
+use tokio::sync::Semaphore;
+
+/// Codes live 5 minutes, as Cognito's.
+pub const CODE_LIFETIME: i64 = 300;
+/// Refresh tokens live 30 days (Cognito's default).
+pub const REFRESH_LIFETIME: i64 = 30 * 86400;
+/// Longest accepted parameter value.
+pub const MAX_PARAM_LEN: usize = 2048;
+/// Longest accepted password (Cognito: 256).
+pub const MAX_PASSWORD_LEN: usize = 256;
+
+/// An OAuth error as JSON or as a redirect parameter.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OAuthError {
+    /// RFC 6749 `error` code.
+    pub error: &'static str,
+    /// Human-readable detail (never secrets).
+    pub description: String,
+    /// HTTP status.
+    pub status: u16,
+}
+
+impl OAuthError {
+    /// A 400 with this code.
+    pub fn bad(error: &'static str, description: impl Into<String>) -> Self {
+        OAuthError { error, description: description.into(), status: 400 }
+    }
+    fn server(e: StoreError) -> Self {
+        tracing::error!(error = %e, "store failure");
+        OAuthError { error: "server_error", description: "internal error".into(), status: 500 }
+    }
+}
+
+/// Why `/oauth2/authorize` or `/login` cannot continue.
+#[derive(Debug, PartialEq, Eq)]
+pub enum AuthorizeProblem {
+    /// Client or redirect URI is not trustworthy: show an error page, never redirect.
+    Page(&'static str, String),
+    /// Tell the client through its redirect URI.
+    Redirect {
+        /// Where to send the error.
+        redirect_uri: String,
+        /// `error` parameter.
+        error: &'static str,
+        /// Echoed `state`.
+        state: Option<String>,
+    },
+}
+
+/// A validated authorization request.
+#[derive(Debug, Clone)]
+pub struct AuthorizeRequest {
+    /// The client.
+    pub client_id: String,
+    /// Registered redirect URI.
+    pub redirect_uri: String,
+    /// Echoed back.
+    pub state: Option<String>,
+    /// Granted scopes (requested ∩ allowed; all allowed when none requested).
+    pub scopes: Vec<String>,
+    /// Copied into the ID token.
+    pub nonce: Option<String>,
+    /// PKCE S256 challenge.
+    pub code_challenge: Option<String>,
+}
+
+/// Why a sign-in failed (the page shows one generic message for all of them).
+#[derive(Debug, PartialEq, Eq)]
+pub enum SignInError {
+    /// Wrong user name or password, disabled or unconfirmed user.
+    NotAuthorized,
+    /// Storage failed.
+    Internal,
+}
+
+/// Tokens from a grant.
+#[derive(Debug)]
+pub struct Tokens {
+    /// Present when `openid` was granted.
+    pub id_token: Option<String>,
+    /// Always.
+    pub access_token: String,
+    /// For the code grant.
+    pub refresh_token: Option<String>,
+    /// Seconds.
+    pub expires_in: u64,
+}
+
+struct ClientRuntime {
+    cfg: Client,
+    secret: Option<String>,
+}
+
+/// A user pool, ready to serve.
+pub struct Pool {
+    /// Config name.
+    pub name: String,
+    /// Cognito-style id (`us-east-1_AbC123`).
+    pub id: String,
+    /// `<base_url>/<id>`.
+    pub issuer: String,
+    /// Where it is served.
+    pub base_url: String,
+    clients: HashMap<String, ClientRuntime>,
+    token_validity: u64,
+    store: Store,
+    keys: PoolKeys,
+    hashing: Semaphore,
+    dummy_hash: String,
+}
+
+/// A pool id derived from the pool name when the config gives none (stable across restarts).
+pub fn derived_pool_id(region: &str, name: &str) -> String {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+    let d = digest(&SHA256, name.as_bytes());
+    let suffix: String = d.as_ref()[..9].iter().map(|b| ALPHABET[*b as usize % 62] as char).collect();
+    format!("{region}_{suffix}")
+}
+
+/// Random bytes, base64url.
+pub fn random_token(bytes: usize) -> String {
+    let mut b = vec![0u8; bytes];
+    SystemRandom::new().fill(&mut b).expect("system random");
+    URL_SAFE_NO_PAD.encode(b)
+}
+
+fn sha256_hex(s: &str) -> String {
+    hex::encode(digest(&SHA256, s.as_bytes()).as_ref())
+}
+
+/// Hashes a password with argon2id at the OWASP defaults (m=19456 KiB, t=2, p=1).
+pub fn hash_password(password: &str) -> Option<String> {
+    Argon2::default().hash_password(password.as_bytes()).ok().map(|h| h.to_string())
+}
+
+fn constant_time_eq(a: &str, b: &str) -> bool {
+    aws_lc_rs::constant_time::verify_slices_are_equal(a.as_bytes(), b.as_bytes()).is_ok()
+}
+
+impl Pool {
+    /// Opens a pool from config: secrets, keys and seed users are created once, idempotently.
+    /// `password_of` resolves a seed user's password (config value or environment variable).
+    pub async fn open(
+        cfg: &UserPool,
+        region: &str,
+        store: Store,
+        password_of: impl Fn(&portcullis_config::SeedUser) -> Result<String, String>,
+    ) -> Result<Pool, String> {
+        let id = cfg.id.clone().unwrap_or_else(|| derived_pool_id(region, &cfg.name));
+        let base_url = cfg.domain.base_url.trim_end_matches('/').to_string();
+        let err = |e: StoreError| format!("user pool `{}`: {e}", cfg.name);
+        let mut clients = HashMap::new();
+        for c in &cfg.clients {
+            let secret = match (&c.client_secret, c.generate_secret) {
+                (Some(s), _) => {
+                    store.set_client_secret(&id, &c.client_id, s.clone()).await.map_err(err)?;
+                    Some(s.clone())
+                }
+                (None, true) => Some(
+                    store.client_secret_or_insert(&id, &c.client_id, random_token(38)).await.map_err(err)?,
+                ),
+                (None, false) => None,
+            };
+            clients.insert(c.client_id.clone(), ClientRuntime { cfg: c.clone(), secret });
+        }
+        let keys = PoolKeys::load_or_generate(&store, &id).await.map_err(err)?;
+        let dummy_hash = tokio::task::spawn_blocking(|| hash_password("portcullis-dummy"))
+            .await
+            .ok()
+            .flatten()
+            .ok_or("argon2 failed")?;
+        let pool = Pool {
+            name: cfg.name.clone(),
+            issuer: format!("{base_url}/{id}"),
+            id,
+            base_url,
+            clients,
+            token_validity: cfg.token_validity_seconds,
+            store,
+            keys,
+            hashing: Semaphore::new(2),
+            dummy_hash,
+        };
+        for (i, u) in cfg.users.iter().enumerate() {
+            let pw = password_of(u).map_err(|e| format!("user_pools[{}].users[{i}]: {e}", pool.name))?;
+            pool.create_user(&u.username, &pw, &u.attributes).await.map_err(err)?;
+        }
+        Ok(pool)
+    }
+
+    /// The client's secret, for an `authenticate-cognito` action of this process.
+    pub fn client_secret(&self, client_id: &str) -> Option<&str> {
+        self.clients.get(client_id)?.secret.as_deref()
+    }
+
+    /// The pool's JWKS.
+    pub fn jwks(&self) -> Value {
+        self.keys.jwks()
+    }
+
+    /// The discovery document.
+    pub fn discovery(&self) -> Value {
+        let b = &self.base_url;
+        let mut scopes: BTreeSet<&str> = ["openid", "email", "phone", "profile"].into();
+        for c in self.clients.values() {
+            scopes.extend(c.cfg.allowed_oauth_scopes.iter().map(String::as_str));
+        }
+        json!({
+            "authorization_endpoint": format!("{b}/oauth2/authorize"),
+            "code_challenge_methods_supported": ["S256"],
+            "id_token_signing_alg_values_supported": ["RS256"],
+            "issuer": self.issuer,
+            "jwks_uri": format!("{}/.well-known/jwks.json", self.issuer),
+            "response_types_supported": ["code"],
+            "scopes_supported": scopes,
+            "subject_types_supported": ["public"],
+            "token_endpoint": format!("{b}/oauth2/token"),
+            "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+            "userinfo_endpoint": format!("{b}/oauth2/userInfo"),
+        })
+    }
+
+    /// Creates a user in `CONFIRMED` state unless the name exists; returns whether it was created.
+    pub async fn create_user(
+        &self,
+        username: &str,
+        password: &str,
+        attributes: &std::collections::BTreeMap<String, String>,
+    ) -> Result<bool, StoreError> {
+        if self.store.user_by_username(&self.id, username).await?.is_some() {
+            return Ok(false);
+        }
+        let hash = self.hash(password).await.ok_or(StoreError::Join)?;
+        let mut attrs: Map<String, Value> = attributes.iter().map(|(k, v)| (k.clone(), v.clone().into())).collect();
+        if attrs.contains_key("email") && !attrs.contains_key("email_verified") {
+            attrs.insert("email_verified".into(), "true".into());
+        }
+        let rec = UserRecord {
+            sub: uuid::Uuid::new_v4().to_string(),
+            username: username.to_string(),
+            password_hash: hash,
+            status: "CONFIRMED".into(),
+            enabled: true,
+            attributes: attrs,
+        };
+        self.store.insert_user(&self.id, rec).await
+    }
+
+    /// Sets a permanent password (`CONFIRMED`).
+    pub async fn set_password(&self, username: &str, password: &str) -> Result<bool, StoreError> {
+        let hash = self.hash(password).await.ok_or(StoreError::Join)?;
+        self.store.set_password(&self.id, username, hash, "CONFIRMED").await
+    }
+
+    async fn hash(&self, password: &str) -> Option<String> {
+        let _permit = self.hashing.acquire().await.ok()?;
+        let pw = password.to_string();
+        tokio::task::spawn_blocking(move || hash_password(&pw)).await.ok().flatten()
+    }
+
+    /// Checks an authorization request (`/oauth2/authorize` and `/login` share it).
+    pub fn check_authorize(&self, q: &[(String, String)]) -> Result<AuthorizeRequest, AuthorizeProblem> {
+        let mut seen = BTreeSet::new();
+        for (k, v) in q {
+            if !seen.insert(k.as_str()) {
+                return Err(AuthorizeProblem::Page("invalid_request", format!("parameter `{k}` is repeated")));
+            }
+            if v.len() > MAX_PARAM_LEN {
+                return Err(AuthorizeProblem::Page("invalid_request", format!("parameter `{k}` is too long")));
+            }
+        }
+        let get = |k: &str| q.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+        let Some(client_id) = get("client_id") else {
+            return Err(AuthorizeProblem::Page("invalid_request", "client_id is missing".into()));
+        };
+        let Some(client) = self.clients.get(&client_id) else {
+            return Err(AuthorizeProblem::Page("invalid_client", "this app is not registered with the user pool".into()));
+        };
+        let Some(redirect_uri) = get("redirect_uri") else {
+            return Err(AuthorizeProblem::Page("invalid_request", "redirect_uri is missing".into()));
+        };
+        if !client.cfg.callback_urls.iter().any(|u| u == &redirect_uri) {
+            return Err(AuthorizeProblem::Page(
+                "redirect_mismatch",
+                "redirect_uri is not one of the app's callback URLs".into(),
+            ));
+        }
+        let state = get("state");
+        let redirect = |error| AuthorizeProblem::Redirect { redirect_uri: redirect_uri.clone(), error, state: state.clone() };
+        match get("response_type").as_deref() {
+            None => return Err(redirect("invalid_request")),
+            Some("code") if client.cfg.allowed_oauth_flows.iter().any(|f| f == "code") => {}
+            Some("code") | Some("token") => return Err(redirect("unauthorized_client")),
+            Some(_) => return Err(redirect("unsupported_response_type")),
+        }
+        let code_challenge = match (get("code_challenge_method").as_deref(), get("code_challenge")) {
+            (None, None) => None,
+            (Some("S256"), Some(c)) if (43..=128).contains(&c.len()) => Some(c),
+            _ => return Err(redirect("invalid_request")),
+        };
+        let allowed = &client.cfg.allowed_oauth_scopes;
+        let scopes: Vec<String> = match get("scope") {
+            Some(s) => {
+                let mut v: Vec<String> = Vec::new();
+                for sc in s.split(' ').filter(|x| !x.is_empty()) {
+                    if allowed.iter().any(|a| a == sc) && !v.iter().any(|x| x == sc) {
+                        v.push(sc.to_string());
+                    }
+                }
+                v
+            }
+            None => allowed.clone(),
+        };
+        if scopes.is_empty() {
+            return Err(redirect("invalid_scope"));
+        }
+        Ok(AuthorizeRequest { client_id, redirect_uri, state, scopes, nonce: get("nonce"), code_challenge })
+    }
+
+    /// The client's display name.
+    pub fn client_name(&self, client_id: &str) -> String {
+        self.clients
+            .get(client_id)
+            .and_then(|c| c.cfg.client_name.clone())
+            .unwrap_or_else(|| client_id.to_string())
+    }
+
+    /// Checks a user name and password; the same work is done for unknown users.
+    pub async fn sign_in(&self, username: &str, password: &str) -> Result<UserRecord, SignInError> {
+        if username.is_empty() || username.len() > 128 || password.len() > MAX_PASSWORD_LEN {
+            return Err(SignInError::NotAuthorized);
+        }
+        let user = self.store.user_by_username(&self.id, username).await.map_err(|_| SignInError::Internal)?;
+        let hash = user.as_ref().map_or(self.dummy_hash.clone(), |u| u.password_hash.clone());
+        let _permit = self.hashing.acquire().await.map_err(|_| SignInError::Internal)?;
+        let pw = password.to_string();
+        let ok = tokio::task::spawn_blocking(move || Argon2::default().verify_password(pw.as_bytes(), hash.as_str()).is_ok())
+            .await
+            .map_err(|_| SignInError::Internal)?;
+        match user {
+            Some(u) if ok && u.enabled && u.status == "CONFIRMED" => Ok(u),
+            _ => Err(SignInError::NotAuthorized),
+        }
+    }
+
+    /// Issues a single-use code and returns the URL to send the browser to.
+    pub async fn issue_code(&self, req: &AuthorizeRequest, user: &UserRecord) -> Result<String, OAuthError> {
+        let code = random_token(32);
+        let rec = CodeRecord {
+            client_id: req.client_id.clone(),
+            sub: user.sub.clone(),
+            redirect_uri: req.redirect_uri.clone(),
+            scope: req.scopes.join(" "),
+            nonce: req.nonce.clone(),
+            code_challenge: req.code_challenge.clone(),
+            auth_time: crate::now() as i64,
+        };
+        self.store
+            .insert_code(&self.id, sha256_hex(&code), rec, crate::now() as i64 + CODE_LIFETIME)
+            .await
+            .map_err(OAuthError::server)?;
+        let mut q = form_urlencoded::Serializer::new(String::new());
+        q.append_pair("code", &code);
+        if let Some(s) = &req.state {
+            q.append_pair("state", s);
+        }
+        let sep = if req.redirect_uri.contains('?') { '&' } else { '?' };
+        Ok(format!("{}{sep}{}", req.redirect_uri, q.finish()))
+    }
+
+    /// Authenticates a client at the token endpoint (secrets compared in constant time).
+    pub fn authenticate_client(&self, client_id: &str, secret: Option<&str>) -> Result<(), OAuthError> {
+        let invalid = || OAuthError { error: "invalid_client", description: "client authentication failed".into(), status: 401 };
+        let client = self.clients.get(client_id).ok_or_else(invalid)?;
+        match (&client.secret, secret) {
+            (Some(want), Some(got)) if constant_time_eq(want, got) => Ok(()),
+            (None, None) => Ok(()),
+            _ => Err(invalid()),
+        }
+    }
+
+    /// `grant_type=authorization_code`.
+    pub async fn redeem_code(
+        &self,
+        client_id: &str,
+        code: &str,
+        redirect_uri: Option<&str>,
+        verifier: Option<&str>,
+    ) -> Result<Tokens, OAuthError> {
+        let invalid = |d: &str| OAuthError::bad("invalid_grant", d);
+        if code.is_empty() || code.len() > MAX_PARAM_LEN {
+            return Err(OAuthError::bad("invalid_request", "code is missing"));
+        }
+        let rec = self
+            .store
+            .take_code(&self.id, sha256_hex(code))
+            .await
+            .map_err(OAuthError::server)?
+            .ok_or_else(|| invalid("the code is unknown, expired or already used"))?;
+        if rec.client_id != client_id {
+            return Err(invalid("the code was issued to another client"));
+        }
+        if redirect_uri != Some(rec.redirect_uri.as_str()) {
+            return Err(invalid("redirect_uri does not match the authorization request"));
+        }
+        if let Some(challenge) = &rec.code_challenge {
+            let Some(v) = verifier else { return Err(invalid("code_verifier is missing")) };
+            let computed = URL_SAFE_NO_PAD.encode(digest(&SHA256, v.as_bytes()).as_ref());
+            if !constant_time_eq(&computed, challenge) {
+                return Err(invalid("code_verifier does not match"));
+            }
+        }
+        let user = self.live_user(&rec.sub).await?;
+        let origin_jti = uuid::Uuid::new_v4().to_string();
+        let mut tokens = self.mint(&user, client_id, &rec.scope, rec.auth_time, rec.nonce.as_deref(), &origin_jti)?;
+        let refresh = random_token(48);
+        let r = RefreshRecord {
+            client_id: client_id.into(),
+            sub: user.sub.clone(),
+            scope: rec.scope.clone(),
+            auth_time: rec.auth_time,
+            origin_jti,
+        };
+        self.store
+            .insert_refresh(&self.id, sha256_hex(&refresh), r, crate::now() as i64 + REFRESH_LIFETIME)
+            .await
+            .map_err(OAuthError::server)?;
+        tokens.refresh_token = Some(refresh);
+        Ok(tokens)
+    }
+
+    /// `grant_type=refresh_token` (no rotation: the same refresh token stays valid).
+    pub async fn refresh(&self, client_id: &str, refresh_token: &str) -> Result<Tokens, OAuthError> {
+        if refresh_token.is_empty() || refresh_token.len() > MAX_PARAM_LEN {
+            return Err(OAuthError::bad("invalid_request", "refresh_token is missing"));
+        }
+        let rec = self
+            .store
+            .refresh(&self.id, sha256_hex(refresh_token))
+            .await
+            .map_err(OAuthError::server)?
+            .ok_or_else(|| OAuthError::bad("invalid_grant", "the refresh token is invalid, expired or revoked"))?;
+        if rec.client_id != client_id {
+            return Err(OAuthError::bad("invalid_grant", "the refresh token belongs to another client"));
+        }
+        let user = self.live_user(&rec.sub).await?;
+        self.mint(&user, client_id, &rec.scope, rec.auth_time, None, &rec.origin_jti)
+    }
+
+    async fn live_user(&self, sub: &str) -> Result<UserRecord, OAuthError> {
+        match self.store.user_by_sub(&self.id, sub).await.map_err(OAuthError::server)? {
+            Some(u) if u.enabled => Ok(u),
+            _ => Err(OAuthError::bad("invalid_grant", "the user is disabled or deleted")),
+        }
+    }
+
+    fn mint(
+        &self,
+        user: &UserRecord,
+        client_id: &str,
+        scope: &str,
+        auth_time: i64,
+        nonce: Option<&str>,
+        origin_jti: &str,
+    ) -> Result<Tokens, OAuthError> {
+        let now = crate::now();
+        let exp = now + self.token_validity;
+        let event_id = uuid::Uuid::new_v4().to_string();
+        let fail = || OAuthError { error: "server_error", description: "token signing failed".into(), status: 500 };
+        let mut at = Map::new();
+        at.insert("sub".into(), user.sub.clone().into());
+        at.insert("iss".into(), self.issuer.clone().into());
+        at.insert("version".into(), 2.into());
+        at.insert("client_id".into(), client_id.into());
+        at.insert("origin_jti".into(), origin_jti.into());
+        at.insert("event_id".into(), event_id.clone().into());
+        at.insert("token_use".into(), "access".into());
+        at.insert("scope".into(), scope.into());
+        at.insert("auth_time".into(), auth_time.into());
+        at.insert("exp".into(), exp.into());
+        at.insert("iat".into(), now.into());
+        at.insert("jti".into(), uuid::Uuid::new_v4().to_string().into());
+        at.insert("username".into(), user.username.clone().into());
+        let access_token = self.keys.sign_access(&at).ok_or_else(fail)?;
+        let id_token = if scope.split(' ').any(|s| s == "openid") {
+            let mut id = Map::new();
+            id.insert("sub".into(), user.sub.clone().into());
+            for (k, v) in &user.attributes {
+                // Booleans are real booleans in tokens (strings only in userInfo).
+                let v = match (k.as_str(), v.as_str()) {
+                    ("email_verified" | "phone_number_verified", Some(s)) => Value::Bool(s == "true"),
+                    _ => v.clone(),
+                };
+                id.insert(k.clone(), v);
+            }
+            id.insert("aud".into(), client_id.into());
+            id.insert("event_id".into(), event_id.into());
+            id.insert("token_use".into(), "id".into());
+            id.insert("auth_time".into(), auth_time.into());
+            id.insert("iss".into(), self.issuer.clone().into());
+            id.insert("cognito:username".into(), user.username.clone().into());
+            if let Some(n) = nonce {
+                id.insert("nonce".into(), n.into());
+            }
+            id.insert("exp".into(), exp.into());
+            id.insert("iat".into(), now.into());
+            id.insert("jti".into(), uuid::Uuid::new_v4().to_string().into());
+            id.insert("origin_jti".into(), origin_jti.into());
+            Some(self.keys.sign_id(&id).ok_or_else(fail)?)
+        } else {
+            None
+        };
+        Ok(Tokens { id_token, access_token, refresh_token: None, expires_in: self.token_validity })
+    }
+
+    /// `/oauth2/userInfo`: the user's attributes for a valid access token with `openid`.
+    pub async fn userinfo(&self, access_token: &str) -> Result<Map<String, Value>, OAuthError> {
+        let invalid = || OAuthError {
+            error: "invalid_token",
+            description: "Access token is expired, disabled, or deleted, or the user has globally signed out.".into(),
+            status: 401,
+        };
+        let claims = self.keys.verify_access(access_token, &self.issuer).ok_or_else(invalid)?;
+        let scope = claims.get("scope").and_then(Value::as_str).unwrap_or("");
+        if !scope.split(' ').any(|s| s == "openid") {
+            return Err(invalid());
+        }
+        let sub = claims.get("sub").and_then(Value::as_str).ok_or_else(invalid)?;
+        let user = self.store.user_by_sub(&self.id, sub).await.map_err(OAuthError::server)?;
+        let user = user.filter(|u| u.enabled).ok_or_else(invalid)?;
+        let mut out = Map::new();
+        out.insert("sub".into(), user.sub.clone().into());
+        for (k, v) in &user.attributes {
+            out.insert(k.clone(), v.clone());
+        }
+        out.insert("username".into(), user.username.clone().into());
+        Ok(out)
+    }
+}
+
+/// Whether a scope is one every pool knows.
+pub fn is_reserved_scope(s: &str) -> bool {
+    RESERVED_SCOPES.contains(&s)
+}

@@ -1,0 +1,403 @@
+//! Durable state of the user pools in SQLite (WAL): client secrets, users, single-use codes,
+//! refresh tokens and signing keys. Every call runs on the blocking pool.
+
+use rusqlite::{Connection, OptionalExtension, params};
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+/// A storage failure (never shown to clients in detail).
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// SQLite said no.
+    #[error("sqlite: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    /// The state dir could not be created.
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    /// The blocking task died.
+    #[error("storage task failed")]
+    Join,
+}
+
+/// A user as stored.
+#[derive(Debug, Clone)]
+pub struct UserRecord {
+    /// Stable id (UUID).
+    pub sub: String,
+    /// Immutable user name.
+    pub username: String,
+    /// argon2id PHC string.
+    pub password_hash: String,
+    /// `CONFIRMED`, `FORCE_CHANGE_PASSWORD`, ...
+    pub status: String,
+    /// Disabled users cannot sign in.
+    pub enabled: bool,
+    /// Attributes as a JSON object of strings.
+    pub attributes: serde_json::Map<String, serde_json::Value>,
+}
+
+/// A redeemed authorization code.
+#[derive(Debug, Clone)]
+pub struct CodeRecord {
+    /// The client it was issued to.
+    pub client_id: String,
+    /// The user.
+    pub sub: String,
+    /// Must match the token request's.
+    pub redirect_uri: String,
+    /// Granted scopes, space separated.
+    pub scope: String,
+    /// OIDC nonce to copy into the ID token.
+    pub nonce: Option<String>,
+    /// PKCE S256 challenge.
+    pub code_challenge: Option<String>,
+    /// When the user authenticated.
+    pub auth_time: i64,
+}
+
+/// A refresh token's grant.
+#[derive(Debug, Clone)]
+pub struct RefreshRecord {
+    /// The client it was issued to.
+    pub client_id: String,
+    /// The user.
+    pub sub: String,
+    /// Granted scopes.
+    pub scope: String,
+    /// Original authentication time.
+    pub auth_time: i64,
+    /// `jti` family of the tokens minted from it.
+    pub origin_jti: String,
+}
+
+/// The SQLite store shared by every pool of a process.
+#[derive(Clone)]
+pub struct Store {
+    conn: Arc<Mutex<Connection>>,
+}
+
+const SCHEMA: &str = r#"
+CREATE TABLE IF NOT EXISTS client_secrets (
+  pool_id TEXT NOT NULL, client_id TEXT NOT NULL, secret TEXT NOT NULL,
+  PRIMARY KEY (pool_id, client_id));
+CREATE TABLE IF NOT EXISTS users (
+  sub TEXT PRIMARY KEY, pool_id TEXT NOT NULL, username TEXT NOT NULL, password_hash TEXT NOT NULL,
+  status TEXT NOT NULL, enabled INTEGER NOT NULL, attributes TEXT NOT NULL,
+  created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL,
+  UNIQUE (pool_id, username));
+CREATE TABLE IF NOT EXISTS auth_codes (
+  code_hash TEXT PRIMARY KEY, pool_id TEXT NOT NULL, client_id TEXT NOT NULL, sub TEXT NOT NULL,
+  redirect_uri TEXT NOT NULL, scope TEXT NOT NULL, nonce TEXT, code_challenge TEXT,
+  auth_time INTEGER NOT NULL, expires_at INTEGER NOT NULL, used INTEGER NOT NULL DEFAULT 0);
+CREATE TABLE IF NOT EXISTS refresh_tokens (
+  token_hash TEXT PRIMARY KEY, pool_id TEXT NOT NULL, client_id TEXT NOT NULL, sub TEXT NOT NULL,
+  scope TEXT NOT NULL, auth_time INTEGER NOT NULL, origin_jti TEXT NOT NULL,
+  expires_at INTEGER NOT NULL, revoked INTEGER NOT NULL DEFAULT 0);
+CREATE TABLE IF NOT EXISTS signing_keys (
+  kid TEXT PRIMARY KEY, pool_id TEXT NOT NULL, purpose TEXT NOT NULL, pkcs8 BLOB NOT NULL,
+  created_at INTEGER NOT NULL);
+"#;
+
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+impl Store {
+    /// Opens (creating and migrating) `<dir>/idp.sqlite3`.
+    pub fn open(dir: &Path) -> Result<Store, StoreError> {
+        std::fs::create_dir_all(dir)?;
+        let conn = Connection::open(dir.join("idp.sqlite3"))?;
+        Self::init(conn)
+    }
+
+    /// An in-memory store (unit tests).
+    pub fn in_memory() -> Result<Store, StoreError> {
+        Self::init(Connection::open_in_memory()?)
+    }
+
+    fn init(conn: Connection) -> Result<Store, StoreError> {
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        conn.execute_batch(SCHEMA)?;
+        Ok(Store { conn: Arc::new(Mutex::new(conn)) })
+    }
+
+    async fn run<R, F>(&self, f: F) -> Result<R, StoreError>
+    where
+        R: Send + 'static,
+        F: FnOnce(&mut Connection) -> rusqlite::Result<R> + Send + 'static,
+    {
+        let conn = self.conn.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut guard = conn.lock().unwrap_or_else(|p| p.into_inner());
+            f(&mut guard).map_err(StoreError::from)
+        })
+        .await
+        .map_err(|_| StoreError::Join)?
+    }
+
+    /// The client's secret, creating it from `make` when absent (idempotent seeding).
+    pub async fn client_secret_or_insert(
+        &self,
+        pool: &str,
+        client: &str,
+        make: String,
+    ) -> Result<String, StoreError> {
+        let (pool, client) = (pool.to_string(), client.to_string());
+        self.run(move |c| {
+            c.execute(
+                "INSERT INTO client_secrets (pool_id, client_id, secret) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING",
+                params![pool, client, make],
+            )?;
+            c.query_row(
+                "SELECT secret FROM client_secrets WHERE pool_id = ?1 AND client_id = ?2",
+                params![pool, client],
+                |r| r.get(0),
+            )
+        })
+        .await
+    }
+
+    /// Sets a client's secret (configured secrets win over stored ones).
+    pub async fn set_client_secret(&self, pool: &str, client: &str, secret: String) -> Result<(), StoreError> {
+        let (pool, client) = (pool.to_string(), client.to_string());
+        self.run(move |c| {
+            c.execute(
+                "INSERT INTO client_secrets (pool_id, client_id, secret) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (pool_id, client_id) DO UPDATE SET secret = excluded.secret",
+                params![pool, client, secret],
+            )
+            .map(|_| ())
+        })
+        .await
+    }
+
+    /// Creates a user unless the name is taken; returns whether it was created.
+    pub async fn insert_user(&self, pool: &str, u: UserRecord) -> Result<bool, StoreError> {
+        let pool = pool.to_string();
+        self.run(move |c| {
+            let n = c.execute(
+                "INSERT INTO users (sub, pool_id, username, password_hash, status, enabled, attributes, created_at, updated_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8) ON CONFLICT DO NOTHING",
+                params![
+                    u.sub, pool, u.username, u.password_hash, u.status, u.enabled,
+                    serde_json::Value::Object(u.attributes).to_string(), now()
+                ],
+            )?;
+            Ok(n == 1)
+        })
+        .await
+    }
+
+    /// Replaces a user's password hash and status.
+    pub async fn set_password(&self, pool: &str, username: &str, hash: String, status: &str) -> Result<bool, StoreError> {
+        let (pool, username, status) = (pool.to_string(), username.to_string(), status.to_string());
+        self.run(move |c| {
+            let n = c.execute(
+                "UPDATE users SET password_hash = ?1, status = ?2, updated_at = ?3 WHERE pool_id = ?4 AND username = ?5",
+                params![hash, status, now(), pool, username],
+            )?;
+            Ok(n == 1)
+        })
+        .await
+    }
+
+    fn user_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<UserRecord> {
+        let attrs: String = r.get(5)?;
+        Ok(UserRecord {
+            sub: r.get(0)?,
+            username: r.get(1)?,
+            password_hash: r.get(2)?,
+            status: r.get(3)?,
+            enabled: r.get(4)?,
+            attributes: serde_json::from_str(&attrs).unwrap_or_default(),
+        })
+    }
+
+    /// Finds a user by name.
+    pub async fn user_by_username(&self, pool: &str, username: &str) -> Result<Option<UserRecord>, StoreError> {
+        let (pool, username) = (pool.to_string(), username.to_string());
+        self.run(move |c| {
+            c.query_row(
+                "SELECT sub, username, password_hash, status, enabled, attributes FROM users WHERE pool_id = ?1 AND username = ?2",
+                params![pool, username],
+                Self::user_from_row,
+            )
+            .optional()
+        })
+        .await
+    }
+
+    /// Finds a user by `sub`.
+    pub async fn user_by_sub(&self, pool: &str, sub: &str) -> Result<Option<UserRecord>, StoreError> {
+        let (pool, sub) = (pool.to_string(), sub.to_string());
+        self.run(move |c| {
+            c.query_row(
+                "SELECT sub, username, password_hash, status, enabled, attributes FROM users WHERE pool_id = ?1 AND sub = ?2",
+                params![pool, sub],
+                Self::user_from_row,
+            )
+            .optional()
+        })
+        .await
+    }
+
+    /// Stores a new code (by hash) valid until `expires_at`.
+    pub async fn insert_code(&self, pool: &str, code_hash: String, rec: CodeRecord, expires_at: i64) -> Result<(), StoreError> {
+        let pool = pool.to_string();
+        self.run(move |c| {
+            c.execute(
+                "INSERT INTO auth_codes (code_hash, pool_id, client_id, sub, redirect_uri, scope, nonce, code_challenge, auth_time, expires_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                params![code_hash, pool, rec.client_id, rec.sub, rec.redirect_uri, rec.scope, rec.nonce, rec.code_challenge, rec.auth_time, expires_at],
+            )
+            .map(|_| ())
+        })
+        .await
+    }
+
+    /// Marks a code used and returns it, atomically; `None` when unknown, expired or used before.
+    pub async fn take_code(&self, pool: &str, code_hash: String) -> Result<Option<CodeRecord>, StoreError> {
+        let pool = pool.to_string();
+        self.run(move |c| {
+            c.query_row(
+                "UPDATE auth_codes SET used = 1
+                 WHERE code_hash = ?1 AND pool_id = ?2 AND used = 0 AND expires_at > ?3
+                 RETURNING client_id, sub, redirect_uri, scope, nonce, code_challenge, auth_time",
+                params![code_hash, pool, now()],
+                |r| {
+                    Ok(CodeRecord {
+                        client_id: r.get(0)?,
+                        sub: r.get(1)?,
+                        redirect_uri: r.get(2)?,
+                        scope: r.get(3)?,
+                        nonce: r.get(4)?,
+                        code_challenge: r.get(5)?,
+                        auth_time: r.get(6)?,
+                    })
+                },
+            )
+            .optional()
+        })
+        .await
+    }
+
+    /// Stores a refresh token (by hash).
+    pub async fn insert_refresh(&self, pool: &str, token_hash: String, rec: RefreshRecord, expires_at: i64) -> Result<(), StoreError> {
+        let pool = pool.to_string();
+        self.run(move |c| {
+            c.execute(
+                "INSERT INTO refresh_tokens (token_hash, pool_id, client_id, sub, scope, auth_time, origin_jti, expires_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                params![token_hash, pool, rec.client_id, rec.sub, rec.scope, rec.auth_time, rec.origin_jti, expires_at],
+            )
+            .map(|_| ())
+        })
+        .await
+    }
+
+    /// A live refresh token's grant.
+    pub async fn refresh(&self, pool: &str, token_hash: String) -> Result<Option<RefreshRecord>, StoreError> {
+        let pool = pool.to_string();
+        self.run(move |c| {
+            c.query_row(
+                "SELECT client_id, sub, scope, auth_time, origin_jti FROM refresh_tokens
+                 WHERE token_hash = ?1 AND pool_id = ?2 AND revoked = 0 AND expires_at > ?3",
+                params![token_hash, pool, now()],
+                |r| {
+                    Ok(RefreshRecord {
+                        client_id: r.get(0)?,
+                        sub: r.get(1)?,
+                        scope: r.get(2)?,
+                        auth_time: r.get(3)?,
+                        origin_jti: r.get(4)?,
+                    })
+                },
+            )
+            .optional()
+        })
+        .await
+    }
+
+    /// Signing keys of a pool for one purpose, oldest first.
+    pub async fn signing_keys(&self, pool: &str, purpose: &str) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        let (pool, purpose) = (pool.to_string(), purpose.to_string());
+        self.run(move |c| {
+            let mut st = c.prepare(
+                "SELECT kid, pkcs8 FROM signing_keys WHERE pool_id = ?1 AND purpose = ?2 ORDER BY created_at, kid",
+            )?;
+            let rows = st.query_map(params![pool, purpose], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            rows.collect()
+        })
+        .await
+    }
+
+    /// Adds a signing key.
+    pub async fn insert_signing_key(&self, pool: &str, purpose: &str, kid: String, pkcs8: Vec<u8>) -> Result<(), StoreError> {
+        let (pool, purpose) = (pool.to_string(), purpose.to_string());
+        self.run(move |c| {
+            c.execute(
+                "INSERT INTO signing_keys (kid, pool_id, purpose, pkcs8, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![kid, pool, purpose, pkcs8, now()],
+            )
+            .map(|_| ())
+        })
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn code(client: &str) -> CodeRecord {
+        CodeRecord {
+            client_id: client.into(),
+            sub: "s".into(),
+            redirect_uri: "https://x/cb".into(),
+            scope: "openid".into(),
+            nonce: None,
+            code_challenge: None,
+            auth_time: 1,
+        }
+    }
+
+    #[tokio::test]
+    async fn codes_are_single_use_and_expire() {
+        let s = Store::in_memory().unwrap();
+        s.insert_code("p", "h1".into(), code("c"), now() + 300).await.unwrap();
+        s.insert_code("p", "h2".into(), code("c"), now() - 1).await.unwrap();
+        assert!(s.take_code("other-pool", "h1".into()).await.unwrap().is_none());
+        assert_eq!(s.take_code("p", "h1".into()).await.unwrap().unwrap().client_id, "c");
+        assert!(s.take_code("p", "h1".into()).await.unwrap().is_none(), "second use");
+        assert!(s.take_code("p", "h2".into()).await.unwrap().is_none(), "expired");
+    }
+
+    #[tokio::test]
+    async fn client_secret_seeding_is_idempotent() {
+        let s = Store::in_memory().unwrap();
+        let a = s.client_secret_or_insert("p", "c", "first".into()).await.unwrap();
+        let b = s.client_secret_or_insert("p", "c", "second".into()).await.unwrap();
+        assert_eq!((a.as_str(), b.as_str()), ("first", "first"));
+    }
+
+    #[tokio::test]
+    async fn injection_in_values_is_inert() {
+        let s = Store::in_memory().unwrap();
+        let evil = "x'); DROP TABLE users; --".to_string();
+        let u = UserRecord {
+            sub: "s1".into(),
+            username: evil.clone(),
+            password_hash: "h".into(),
+            status: "CONFIRMED".into(),
+            enabled: true,
+            attributes: Default::default(),
+        };
+        assert!(s.insert_user("p", u).await.unwrap());
+        assert_eq!(s.user_by_username("p", &evil).await.unwrap().unwrap().sub, "s1");
+    }
+}

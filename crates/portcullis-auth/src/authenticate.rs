@@ -261,18 +261,21 @@ impl Authenticator {
         let nonce = state::new_nonce();
         let st = state::seal(&self.ring, &original_uri(parts), &action.rule_id, &nonce, now);
         let redirect_uri = format!("https://{host}{CALLBACK_PATH}");
-        let mut q = form_urlencoded::Serializer::new(String::new());
-        q.append_pair("client_id", &c.client_id)
-            .append_pair("redirect_uri", &redirect_uri)
-            .append_pair("response_type", "code")
-            .append_pair("scope", &action.session.scope)
-            .append_pair("state", &st);
-        for (k, v) in &action.session.authentication_request_extra_params {
-            q.append_pair(k, v);
-        }
+        let query = {
+            let mut q = form_urlencoded::Serializer::new(String::new());
+            q.append_pair("client_id", &c.client_id)
+                .append_pair("redirect_uri", &redirect_uri)
+                .append_pair("response_type", "code")
+                .append_pair("scope", &action.session.scope)
+                .append_pair("state", &st);
+            for (k, v) in &action.session.authentication_request_extra_params {
+                q.append_pair(k, v);
+            }
+            q.finish()
+        };
         let sep = if c.authorization_endpoint.contains('?') { '&' } else { '?' };
         // form_urlencoded writes spaces as '+'; ALB sends %20.
-        let location = format!("{}{sep}{}", c.authorization_endpoint, q.finish().replace('+', "%20"));
+        let location = format!("{}{sep}{}", c.authorization_endpoint, query.replace('+', "%20"));
         let nonce_cookie = format!("{NONCE_COOKIE}={nonce}; Max-Age={}; Path=/; Secure; HttpOnly; SameSite=Lax", state::LOGIN_TIMEOUT);
         let response = Response::builder()
             .status(StatusCode::FOUND)

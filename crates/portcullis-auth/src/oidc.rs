@@ -122,30 +122,31 @@ impl Provider {
 
     async fn token_call(&self, form: &[(&str, &str)]) -> Result<TokenResponse, AuthError> {
         let c = &self.config;
-        let mut body = form_urlencoded::Serializer::new(String::new());
-        for (k, v) in form {
-            body.append_pair(k, v);
-        }
         let mut req = Request::builder()
             .method(Method::POST)
             .uri(&c.token_endpoint)
             .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
             .header(header::ACCEPT, "application/json");
-        match c.auth_method {
-            ClientAuthMethod::ClientSecretBasic => {
-                use base64::Engine;
-                // RFC 6749 §2.3.1: form-encode id and secret before Basic.
-                let enc = |s: &str| form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
-                let cred = base64::engine::general_purpose::STANDARD
-                    .encode(format!("{}:{}", enc(&c.client_id), enc(&c.client_secret)));
-                req = req.header(header::AUTHORIZATION, format!("Basic {cred}"));
+        let body = {
+            let mut body = form_urlencoded::Serializer::new(String::new());
+            for (k, v) in form {
+                body.append_pair(k, v);
             }
-            ClientAuthMethod::ClientSecretPost => {
+            if c.auth_method == ClientAuthMethod::ClientSecretPost {
                 body.append_pair("client_id", &c.client_id);
                 body.append_pair("client_secret", &c.client_secret);
             }
+            body.finish()
+        };
+        if c.auth_method == ClientAuthMethod::ClientSecretBasic {
+            use base64::Engine;
+            // RFC 6749 §2.3.1: form-encode id and secret before Basic.
+            let enc = |s: &str| form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
+            let cred = base64::engine::general_purpose::STANDARD
+                .encode(format!("{}:{}", enc(&c.client_id), enc(&c.client_secret)));
+            req = req.header(header::AUTHORIZATION, format!("Basic {cred}"));
         }
-        let req = req.body(Full::new(Bytes::from(body.finish()))).map_err(|_| AuthError::Unhandled)?;
+        let req = req.body(Full::new(Bytes::from(body))).map_err(|_| AuthError::Unhandled)?;
         match self.call(req).await {
             Ok(body) => serde_json::from_slice(&body).map_err(|_| AuthError::InvalidTokenResponse),
             Err(CallError::Timeout) => Err(AuthError::TokenEpRequestTimeout),

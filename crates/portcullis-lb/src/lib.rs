@@ -1,1 +1,208 @@
+//! The load balancer data plane: listeners, rules, target groups, forwarding, ALB headers, status
+//! codes and access logs. The request path (`proxy`) reads an immutable `snapshot` of the config.
 #![forbid(unsafe_code)]
+
+pub mod access_log;
+pub mod admin;
+pub mod error;
+pub mod headers;
+pub mod listener;
+pub mod proxy;
+pub mod redirect;
+pub mod rules;
+pub mod snapshot;
+pub mod target_group;
+pub mod tls;
+pub mod wildcard;
+
+use arc_swap::ArcSwap;
+use aws_lc_rs::rand::{SecureRandom, SystemRandom};
+use bytes::Bytes;
+use portcullis_auth::{AuthKeys, Authenticator};
+use portcullis_config::{Config, Protocol};
+use snapshot::{CognitoResolver, Identity, Snapshot};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+/// The body type of every response we send.
+pub type Body = http_body_util::combinators::UnsyncBoxBody<Bytes, hyper::Error>;
+
+/// What the request path shares.
+pub struct Shared {
+    /// The current config, swapped whole.
+    pub snapshot: ArcSwap<Snapshot>,
+    /// Authenticate actions' keys and signer.
+    pub auth: Arc<Authenticator>,
+    /// Pooled connections to targets.
+    pub upstream: target_group::UpstreamClient,
+    /// ALB-format access log.
+    pub access_log: access_log::AccessLog,
+    /// Names and ARNs.
+    pub identity: Identity,
+    /// `idle_timeout.timeout_seconds`.
+    pub idle_timeout: Duration,
+}
+
+/// TLS details of a connection, for the access log.
+#[derive(Debug, Clone)]
+pub struct TlsInfo {
+    /// OpenSSL cipher name.
+    pub cipher: String,
+    /// `TLSv1.3`, `TLSv1.2`.
+    pub protocol: &'static str,
+    /// SNI.
+    pub sni: Option<String>,
+}
+
+/// One client connection.
+#[derive(Debug)]
+pub struct ConnInfo {
+    /// Counter, for `conn_trace_id`.
+    pub id: u64,
+    /// Index of the listener in the config.
+    pub listener: usize,
+    /// The port the client connected to.
+    pub port: u16,
+    /// The TCP peer.
+    pub peer: SocketAddr,
+    /// TLS details, on HTTPS listeners.
+    pub tls: Option<TlsInfo>,
+}
+
+/// Why the load balancer could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// A listener could not bind.
+    #[error("listeners[{index}]: cannot listen on {addr}: {error}")]
+    Bind { index: usize, addr: String, error: std::io::Error },
+    /// The admin listener could not bind.
+    #[error("load_balancer.admin.listen: cannot listen on {addr}: {error}")]
+    AdminBind { addr: String, error: std::io::Error },
+    /// Keys or state could not be read or written.
+    #[error("{0}")]
+    State(String),
+    /// The config could not be compiled.
+    #[error("{0}")]
+    Config(String),
+}
+
+/// A started load balancer.
+pub struct Running {
+    /// Bound addresses, in listener order.
+    pub listeners: Vec<SocketAddr>,
+    /// The admin listener's address.
+    pub admin: Option<SocketAddr>,
+    /// `x-amzn-oidc-data` signer ARN.
+    pub signer_arn: String,
+    /// The claims-signing key id.
+    pub kid: String,
+    /// The request path's shared state.
+    pub shared: Arc<Shared>,
+    shutdown: watch::Sender<bool>,
+    tasks: JoinSet<()>,
+}
+
+impl Running {
+    /// Stops accepting, drains in-flight requests, and returns.
+    pub async fn shutdown(mut self) {
+        let _ = self.shutdown.send(true);
+        while self.tasks.join_next().await.is_some() {}
+    }
+}
+
+fn load_id(state_dir: &std::path::Path, configured: Option<&str>) -> Result<String, StartError> {
+    if let Some(id) = configured {
+        return Ok(id.to_ascii_lowercase());
+    }
+    let path = state_dir.join("lb").join("id");
+    if let Ok(id) = std::fs::read_to_string(&path) {
+        let id = id.trim().to_string();
+        if id.len() == 16 && id.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Ok(id);
+        }
+        return Err(StartError::State(format!("{}: not 16 hexadecimal digits", path.display())));
+    }
+    let mut raw = [0u8; 8];
+    SystemRandom::new().fill(&mut raw).map_err(|_| StartError::State("system random failed".into()))?;
+    let id = hex::encode(raw);
+    std::fs::create_dir_all(state_dir.join("lb")).map_err(|e| StartError::State(format!("{}: {e}", state_dir.display())))?;
+    std::fs::write(&path, &id).map_err(|e| StartError::State(format!("{}: {e}", path.display())))?;
+    Ok(id)
+}
+
+/// Binds every listener and starts serving a validated config.
+pub async fn start(config: &Config, cognito: Arc<CognitoResolver>) -> Result<Running, StartError> {
+    let lb = &config.load_balancer;
+    let keys = AuthKeys::load_or_generate(&lb.state_dir.join("lb")).map_err(|e| StartError::State(e.to_string()))?;
+    let identity = Identity {
+        arn_prefix: format!("arn:aws:elasticloadbalancing:{}:{}", lb.region, lb.account_id),
+        id: load_id(&lb.state_dir, lb.id.as_deref())?,
+        name: lb.name.clone(),
+    };
+    let signer_arn = identity.arn();
+    let kid = keys.claims.kid.clone();
+    let pem = keys.claims.public_pem();
+    let auth = Arc::new(Authenticator::new(keys, signer_arn.clone()));
+
+    let mut bound = Vec::new();
+    for (index, l) in config.listeners.iter().enumerate() {
+        let addr = format!("{}:{}", l.address, l.port);
+        let tcp = TcpListener::bind(&addr).await.map_err(|error| StartError::Bind { index, addr: addr.clone(), error })?;
+        let local = tcp.local_addr().map_err(|error| StartError::Bind { index, addr, error })?;
+        let tls = if l.protocol == Protocol::HTTPS {
+            let mut certs = Vec::new();
+            for c in &l.certificates {
+                let cert = match (&c.self_signed, &c.cert_file, &c.key_file) {
+                    (Some(names), _, _) => tls::Cert::self_signed(&lb.state_dir, names),
+                    (None, Some(cf), Some(kf)) => tls::Cert::from_files(cf, kf),
+                    _ => return Err(StartError::Config(format!("listeners[{index}].certificates: incomplete"))),
+                };
+                certs.push(cert.map_err(|e| StartError::Config(format!("listeners[{index}].certificates: {e}")))?);
+            }
+            let cfg = tls::server_config(certs).map_err(|e| StartError::Config(format!("listeners[{index}]: {e}")))?;
+            Some(tokio_rustls::TlsAcceptor::from(cfg))
+        } else {
+            None
+        };
+        bound.push((tcp, local, tls));
+    }
+    let ports: Vec<u16> = bound.iter().map(|(_, a, _)| a.port()).collect();
+    let http = portcullis_auth::oidc::http_client();
+    let snapshot = snapshot::compile(config, &ports, &identity, cognito.as_ref(), &http).map_err(StartError::Config)?;
+    let access_log = match lb.access_log.as_deref() {
+        None => access_log::AccessLog::disabled(),
+        Some(t) => access_log::AccessLog::open(t).map_err(|e| StartError::State(format!("load_balancer.access_log: {t}: {e}")))?,
+    };
+    let shared = Arc::new(Shared {
+        snapshot: ArcSwap::from_pointee(snapshot),
+        auth,
+        upstream: target_group::upstream_client(),
+        access_log,
+        identity,
+        idle_timeout: Duration::from_secs(lb.idle_timeout_seconds),
+    });
+    let (tx, rx) = watch::channel(false);
+    let mut tasks = JoinSet::new();
+    let mut listeners = Vec::new();
+    for (index, (tcp, local, tls)) in bound.into_iter().enumerate() {
+        listeners.push(local);
+        tasks.spawn(listener::run(tcp, index, local.port(), tls, shared.clone(), rx.clone()));
+    }
+    let admin = match &lb.admin {
+        Some(a) => {
+            let tcp = TcpListener::bind(&a.listen)
+                .await
+                .map_err(|error| StartError::AdminBind { addr: a.listen.clone(), error })?;
+            let addr = tcp.local_addr().map_err(|error| StartError::AdminBind { addr: a.listen.clone(), error })?;
+            let state = Arc::new(admin::AdminState { kid: kid.clone(), pem });
+            tasks.spawn(admin::run(tcp, state, rx.clone()));
+            Some(addr)
+        }
+        None => None,
+    };
+    Ok(Running { listeners, admin, signer_arn, kid, shared, shutdown: tx, tasks })
+}

@@ -1,0 +1,60 @@
+//! The admin listener: the public keys backends verify `x-amzn-oidc-data` with
+//! (`GET /public-keys/<kid>`, PEM, as ALB's regional key endpoint) and a health check.
+
+use bytes::Bytes;
+use http::{Request, Response, StatusCode, header};
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use std::sync::Arc;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+/// What the admin listener serves.
+pub struct AdminState {
+    /// The current claims-signing key id.
+    pub kid: String,
+    /// Its PEM.
+    pub pem: String,
+}
+
+fn respond(state: &AdminState, req: &Request<Incoming>) -> Response<Full<Bytes>> {
+    let text = |status: StatusCode, ct: &'static str, body: String| {
+        Response::builder()
+            .status(status)
+            .header(header::CONTENT_TYPE, ct)
+            .body(Full::new(Bytes::from(body)))
+            .unwrap_or_default()
+    };
+    match req.uri().path() {
+        "/healthz" => text(StatusCode::OK, "text/plain", "ok\n".into()),
+        p => match p.strip_prefix("/public-keys/") {
+            Some(kid) if kid == state.kid => {
+                let mut r = text(StatusCode::OK, "text/plain", state.pem.clone());
+                r.headers_mut().insert(header::CACHE_CONTROL, header::HeaderValue::from_static("public, max-age=3600"));
+                r
+            }
+            _ => text(StatusCode::NOT_FOUND, "text/plain", "not found\n".into()),
+        },
+    }
+}
+
+/// Serves the admin endpoints until shutdown.
+pub async fn run(tcp: TcpListener, state: Arc<AdminState>, mut shutdown: watch::Receiver<bool>) {
+    loop {
+        let (stream, _) = tokio::select! {
+            r = tcp.accept() => match r { Ok(x) => x, Err(_) => continue },
+            _ = shutdown.changed() => return,
+        };
+        let state = state.clone();
+        tokio::spawn(async move {
+            let svc = service_fn(move |req| {
+                let r = respond(&state, &req);
+                async move { Ok::<_, std::convert::Infallible>(r) }
+            });
+            let _ = auto::Builder::new(TokioExecutor::new()).serve_connection(TokioIo::new(stream), svc).await;
+        });
+    }
+}

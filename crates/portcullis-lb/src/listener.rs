@@ -1,0 +1,95 @@
+//! Listeners: accept TCP, complete TLS (with SNI and ALPN), and serve HTTP/1.1 and HTTP/2 through
+//! hyper, until shutdown; then drain in-flight requests.
+
+use crate::{ConnInfo, Shared, TlsInfo, proxy};
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio_rustls::TlsAcceptor;
+
+/// How long a TLS handshake may take.
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long shutdown waits for in-flight requests.
+pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
+/// HTTP/1 read buffer: request line and headers up to ALB's 64 KB must fit.
+const MAX_H1_BUF: usize = 80 * 1024;
+
+static CONN_IDS: AtomicU64 = AtomicU64::new(1);
+
+fn builder(http2: bool, idle: Duration) -> auto::Builder<TokioExecutor> {
+    let mut b = auto::Builder::new(TokioExecutor::new());
+    b.http1().timer(TokioTimer::new()).header_read_timeout(idle).max_buf_size(MAX_H1_BUF);
+    b.http2().timer(TokioTimer::new()).max_concurrent_streams(128).max_header_list_size(64 * 1024);
+    if !http2 {
+        b = b.http1_only();
+    }
+    b
+}
+
+/// Serves one listener until `shutdown` turns true.
+pub async fn run(
+    tcp: TcpListener,
+    index: usize,
+    port: u16,
+    tls: Option<TlsAcceptor>,
+    shared: Arc<Shared>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let graceful = GracefulShutdown::new();
+    let builder = Arc::new(builder(tls.is_some(), shared.idle_timeout));
+    loop {
+        let (stream, peer) = tokio::select! {
+            r = tcp.accept() => match r {
+                Ok(x) => x,
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = shutdown.changed() => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let id = CONN_IDS.fetch_add(1, Ordering::Relaxed);
+        let shared = shared.clone();
+        let builder = builder.clone();
+        let tls = tls.clone();
+        let watcher = graceful.watcher();
+        tokio::spawn(async move {
+            match tls {
+                None => {
+                    let info = Arc::new(ConnInfo { id, listener: index, port, peer, tls: None });
+                    let svc = service_fn(move |req| proxy::handle(shared.clone(), info.clone(), req));
+                    let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), svc);
+                    let _ = watcher.watch(conn.into_owned()).await;
+                }
+                Some(acceptor) => {
+                    let Ok(Ok(tls_stream)) = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await else {
+                        tracing::debug!(%peer, "TLS handshake failed");
+                        return;
+                    };
+                    let (_, c) = tls_stream.get_ref();
+                    let tls = TlsInfo {
+                        cipher: c.negotiated_cipher_suite().map_or("-".into(), crate::tls::cipher_name),
+                        protocol: c.protocol_version().map_or("-", crate::tls::protocol_name),
+                        sni: c.server_name().map(str::to_owned),
+                    };
+                    let info = Arc::new(ConnInfo { id, listener: index, port, peer, tls: Some(tls) });
+                    let svc = service_fn(move |req| proxy::handle(shared.clone(), info.clone(), req));
+                    let conn = builder.serve_connection_with_upgrades(TokioIo::new(tls_stream), svc);
+                    let _ = watcher.watch(conn.into_owned()).await;
+                }
+            }
+        });
+    }
+    drop(tcp);
+    if tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown()).await.is_err() {
+        tracing::warn!(port, "connections still open after the drain timeout");
+    }
+}

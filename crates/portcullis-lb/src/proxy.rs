@@ -1,0 +1,253 @@
+//! The request path, as phases: downstream checks → strip client `x-amzn-oidc-*` → callback
+//! interception → rule match → authenticate → terminal action (forward, redirect, fixed response)
+//! → access log. Each phase returns early with a `ProxyError` whose kind sets the status.
+
+use crate::access_log::{self, Entry};
+use crate::error::{ErrorKind, ProxyError};
+use crate::headers;
+use crate::rules::{RequestView, first_match};
+use crate::snapshot::{Listener, Rule, Terminal};
+use crate::{Body, ConnInfo, Shared};
+use bytes::Bytes;
+use http::header::{CONTENT_TYPE, HOST, LOCATION, SET_COOKIE, USER_AGENT};
+use http::{HeaderValue, Method, Request, Response, StatusCode, Version};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use portcullis_auth::Outcome;
+use portcullis_auth::authenticate::{CALLBACK_PATH, error_page, request_host};
+use std::sync::Arc;
+use std::time::Instant;
+
+fn full(b: Bytes) -> Body {
+    Full::new(b).map_err(|never| match never {}).boxed_unsync()
+}
+
+fn from_bytes(r: Response<Bytes>) -> Response<Body> {
+    r.map(full)
+}
+
+/// Handles one request; never fails (errors become ALB's status pages).
+pub async fn handle(shared: Arc<Shared>, conn: Arc<ConnInfo>, req: Request<Incoming>) -> Result<Response<Body>, std::convert::Infallible> {
+    let started = Instant::now();
+    let created = time::OffsetDateTime::now_utc();
+    let snapshot = shared.snapshot.load_full();
+    let Some(listener) = snapshot.listeners.get(conn.listener) else {
+        return Ok(from_bytes(error_page(500)));
+    };
+    let mut log = shared.access_log.enabled().then(|| new_entry(&shared, &conn, &req, created));
+    let response = match phases(&shared, &conn, listener, req, &mut log, started).await {
+        Ok(r) => r,
+        Err(e) => {
+            if let Some(l) = log.as_mut()
+                && let Some(reason) = e.reason()
+            {
+                l.error_reason = reason.into();
+            }
+            if e.source != crate::error::Source::Downstream {
+                tracing::debug!(?e, "request failed");
+            }
+            from_bytes(error_page(e.status()))
+        }
+    };
+    if let Some(mut l) = log {
+        l.elb_status_code = response.status().as_u16();
+        l.time = access_log::timestamp(time::OffsetDateTime::now_utc());
+        l.sent_bytes = response.headers().get(http::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse().ok()).unwrap_or(0);
+        if l.target_processing_time >= 0.0 {
+            l.response_processing_time = 0.0;
+        }
+        shared.access_log.write(&l);
+    }
+    Ok(response)
+}
+
+fn new_entry(shared: &Shared, conn: &ConnInfo, req: &Request<Incoming>, created: time::OffsetDateTime) -> Entry {
+    let scheme = if conn.tls.is_some() { "https" } else { "http" };
+    let host = req.headers().get(HOST).and_then(|h| h.to_str().ok()).or(req.uri().authority().map(|a| a.as_str())).unwrap_or("-");
+    let host = crate::rules::strip_port(host);
+    let pq = req.uri().path_and_query().map_or("/", |p| p.as_str());
+    let version = match req.version() {
+        Version::HTTP_2 => "HTTP/2.0",
+        Version::HTTP_10 => "HTTP/1.0",
+        _ => "HTTP/1.1",
+    };
+    let header_bytes: u64 = req.headers().iter().map(|(k, v)| (k.as_str().len() + v.len() + 4) as u64).sum();
+    let body_bytes: u64 = req.headers().get(http::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse().ok()).unwrap_or(0);
+    Entry {
+        kind: match (req.version(), conn.tls.is_some()) {
+            (Version::HTTP_2, _) => "h2",
+            (_, true) => "https",
+            _ => "http",
+        },
+        time: String::new(),
+        elb: shared.identity.elb(),
+        client: conn.peer.to_string(),
+        target: String::new(),
+        request_processing_time: -1.0,
+        target_processing_time: -1.0,
+        response_processing_time: -1.0,
+        elb_status_code: 0,
+        target_status_code: None,
+        received_bytes: header_bytes + body_bytes,
+        sent_bytes: 0,
+        request: format!("{} {scheme}://{host}:{}{pq} {version}", req.method(), conn.port),
+        user_agent: req.headers().get(USER_AGENT).and_then(|v| v.to_str().ok()).unwrap_or("-").to_string(),
+        ssl_cipher: conn.tls.as_ref().map_or("-".into(), |t| t.cipher.clone()),
+        ssl_protocol: conn.tls.as_ref().map_or("-".into(), |t| t.protocol.to_string()),
+        target_group_arn: "-".into(),
+        trace_id: String::new(),
+        domain_name: conn.tls.as_ref().and_then(|t| t.sni.clone()).unwrap_or_else(|| "-".into()),
+        matched_rule_priority: "-".into(),
+        request_creation_time: access_log::timestamp(created),
+        actions_executed: Vec::new(),
+        redirect_url: String::new(),
+        error_reason: String::new(),
+        conn_trace_id: format!("TID_{:016x}", conn.id),
+    }
+}
+
+async fn phases(
+    shared: &Shared,
+    conn: &ConnInfo,
+    listener: &Listener,
+    req: Request<Incoming>,
+    log: &mut Option<Entry>,
+    started: Instant,
+) -> Result<Response<Body>, ProxyError> {
+    // Downstream checks.
+    if req.method() == Method::TRACE {
+        return Err(ProxyError::downstream(ErrorKind::MethodNotAllowed));
+    }
+    if headers::xff_count(req.headers()) > headers::MAX_XFF_ADDRESSES {
+        return Err(ProxyError::downstream(ErrorKind::TooManyForwardedFor));
+    }
+    let (mut parts, body) = req.into_parts();
+    headers::strip_oidc_headers(&mut parts.headers);
+
+    // The login callback belongs to the load balancer, never to a target.
+    if listener.has_auth && parts.uri.path() == CALLBACK_PATH {
+        if let Some(l) = log.as_mut() {
+            l.actions_executed.push("authenticate");
+        }
+        let outcome = shared.auth.callback(&parts, |id| listener.auth_by_rule(id)).await;
+        return respond_outcome(outcome, log);
+    }
+
+    // Rule match.
+    let view = RequestView::of(&parts);
+    let rule: &Rule = match first_match(&listener.rules, |r| r.conditions.as_slice(), &view) {
+        Some(i) => &listener.rules[i],
+        None => &listener.default,
+    };
+    if let Some(l) = log.as_mut() {
+        l.matched_rule_priority = rule.log_priority();
+    }
+
+    // Authenticate.
+    let mut auth_headers = Vec::new();
+    let mut set_cookies = Vec::new();
+    if let Some(action) = &rule.auth {
+        if let Some(l) = log.as_mut() {
+            l.actions_executed.push("authenticate");
+        }
+        match shared.auth.authenticate(action, &parts).await {
+            Outcome::Forward { headers, set_cookies: c, error, .. } => {
+                auth_headers = headers;
+                set_cookies = c;
+                if let (Some(l), Some(r)) = (log.as_mut(), error.and_then(|e| e.reason())) {
+                    l.error_reason = r.into();
+                }
+            }
+            other => return respond_outcome(other, log),
+        }
+    }
+
+    // Terminal action.
+    let mut resp = match &rule.terminal {
+        Terminal::Fixed { status, content_type, body } => {
+            if let Some(l) = log.as_mut() {
+                l.actions_executed.push("fixed-response");
+            }
+            Response::builder()
+                .status(StatusCode::from_u16(*status).unwrap_or(StatusCode::OK))
+                .header(CONTENT_TYPE, content_type.as_str())
+                .header(http::header::SERVER, "awselb/2.0")
+                .body(full(body.clone()))
+                .map_err(|_| ProxyError::internal(ErrorKind::Internal))?
+        }
+        Terminal::Redirect(r) => {
+            if let Some(l) = log.as_mut() {
+                l.actions_executed.push("redirect");
+            }
+            let location = crate::redirect::location(r, &parts, conn.tls.is_some(), conn.port)?;
+            if let Some(l) = log.as_mut() {
+                l.redirect_url = location.clone();
+            }
+            let status = if r.status_code == "HTTP_301" { StatusCode::MOVED_PERMANENTLY } else { StatusCode::FOUND };
+            Response::builder()
+                .status(status)
+                .header(LOCATION, location)
+                .header(http::header::SERVER, "awselb/2.0")
+                .body(full(Bytes::new()))
+                .map_err(|_| ProxyError::internal(ErrorKind::Internal))?
+        }
+        Terminal::Forward(tg) => {
+            if let Some(l) = log.as_mut() {
+                l.actions_executed.push("forward");
+                l.target_group_arn = tg.arn.clone();
+            }
+            let target = tg.pick().ok_or(ProxyError::internal(ErrorKind::NoTargets))?;
+            let trace = headers::set_trace_id(&mut parts.headers, portcullis_auth::now());
+            headers::strip_hop_by_hop(&mut parts.headers);
+            headers::set_forwarded(&mut parts.headers, conn.peer, conn.tls.is_some(), conn.port);
+            if !parts.headers.contains_key(HOST)
+                && let Some(h) = request_host(&parts).and_then(|h| HeaderValue::from_str(h).ok())
+            {
+                parts.headers.insert(HOST, h);
+            }
+            for (n, v) in auth_headers {
+                parts.headers.insert(n, v);
+            }
+            let pq = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+            parts.uri = format!("http://{}{pq}", target.authority)
+                .parse()
+                .map_err(|_| ProxyError::downstream(ErrorKind::BadRequest))?;
+            parts.version = Version::HTTP_11;
+            if let Some(l) = log.as_mut() {
+                l.target = target.authority.clone();
+                l.trace_id = trace;
+                l.request_processing_time = started.elapsed().as_secs_f64();
+            }
+            let sent = Instant::now();
+            let upstream = crate::target_group::send(&shared.upstream, Request::from_parts(parts, body), shared.idle_timeout).await?;
+            let (mut rparts, rbody) = upstream.into_parts();
+            if let Some(l) = log.as_mut() {
+                l.target_processing_time = sent.elapsed().as_secs_f64();
+                l.target_status_code = Some(rparts.status.as_u16());
+            }
+            headers::strip_hop_by_hop(&mut rparts.headers);
+            Response::from_parts(rparts, rbody.boxed_unsync())
+        }
+    };
+    for c in set_cookies {
+        if let Ok(v) = HeaderValue::from_str(&c) {
+            resp.headers_mut().append(SET_COOKIE, v);
+        }
+    }
+    Ok(resp)
+}
+
+fn respond_outcome(outcome: Outcome, log: &mut Option<Entry>) -> Result<Response<Body>, ProxyError> {
+    match outcome {
+        Outcome::Respond { response, error } => {
+            if let (Some(l), Some(r)) = (log.as_mut(), error.and_then(|e| e.reason())) {
+                l.error_reason = r.into();
+            }
+            if let Some(e) = error {
+                tracing::debug!(reason = e.reason().unwrap_or("-"), status = e.status(), "authentication stopped the request");
+            }
+            Ok(from_bytes(response))
+        }
+        Outcome::Forward { .. } => Err(ProxyError::internal(ErrorKind::Internal)),
+    }
+}

@@ -1,0 +1,193 @@
+//! The immutable, compiled view of the config that the request path reads. It is built once per
+//! (re)load and swapped atomically; nothing on the request path waits on the control side.
+
+use crate::rules::Condition;
+use crate::target_group::TargetGroup;
+use bytes::Bytes;
+use portcullis_auth::oidc::HttpClient;
+use portcullis_auth::{AuthAction, Provider, ProviderConfig};
+use portcullis_config::{Action, AuthenticateCognito, Config, Protocol, RedirectAction, ordered_actions};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// Resolves `authenticate-cognito` to provider settings (the embedded pool's endpoints and secret).
+pub type CognitoResolver = dyn Fn(&AuthenticateCognito) -> Result<ProviderConfig, String> + Send + Sync;
+
+/// What a rule ends with.
+pub enum Terminal {
+    /// Send to this group.
+    Forward(Arc<TargetGroup>),
+    /// Answer with this.
+    Fixed {
+        /// Status.
+        status: u16,
+        /// Content type.
+        content_type: String,
+        /// Body.
+        body: Bytes,
+    },
+    /// Redirect as configured.
+    Redirect(RedirectAction),
+}
+
+/// A compiled rule.
+pub struct Rule {
+    /// `<listener index>/<priority|default>`, carried in `state`.
+    pub id: String,
+    /// `None` for the default rule.
+    pub priority: Option<u32>,
+    /// All must match.
+    pub conditions: Vec<Condition>,
+    /// The authenticate action, if any.
+    pub auth: Option<Arc<AuthAction>>,
+    /// The terminal action.
+    pub terminal: Terminal,
+}
+
+impl Rule {
+    /// The access-log `matched_rule_priority`.
+    pub fn log_priority(&self) -> String {
+        self.priority.map_or("0".into(), |p| p.to_string())
+    }
+}
+
+/// A compiled listener.
+pub struct Listener {
+    /// HTTP or HTTPS.
+    pub protocol: Protocol,
+    /// The port clients connect to.
+    pub port: u16,
+    /// Rules by ascending priority.
+    pub rules: Vec<Rule>,
+    /// The default rule.
+    pub default: Rule,
+    /// Whether any rule authenticates (then `/oauth2/idpresponse` is intercepted).
+    pub has_auth: bool,
+}
+
+impl Listener {
+    /// The authenticate action of the rule `id` (from a callback's `state`).
+    pub fn auth_by_rule(&self, id: &str) -> Option<Arc<AuthAction>> {
+        self.rules.iter().chain(std::iter::once(&self.default)).find(|r| r.id == id)?.auth.clone()
+    }
+}
+
+/// Everything the request path needs, immutable.
+pub struct Snapshot {
+    /// Listeners in config order.
+    pub listeners: Vec<Listener>,
+}
+
+/// Identity of this load balancer for ARNs.
+pub struct Identity {
+    /// `arn:aws:elasticloadbalancing:<region>:<account>`.
+    pub arn_prefix: String,
+    /// 16 hex digits.
+    pub id: String,
+    /// Config name.
+    pub name: String,
+}
+
+impl Identity {
+    /// `app/<name>/<id>`.
+    pub fn elb(&self) -> String {
+        format!("app/{}/{}", self.name, self.id)
+    }
+    /// The load balancer ARN (the `signer`).
+    pub fn arn(&self) -> String {
+        format!("{}:loadbalancer/app/{}/{}", self.arn_prefix, self.name, self.id)
+    }
+    fn target_group_arn(&self, name: &str) -> String {
+        let d = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, format!("{}/{name}", self.id).as_bytes());
+        format!("{}:targetgroup/{name}/{}", self.arn_prefix, hex::encode(&d.as_ref()[..8]))
+    }
+}
+
+/// Compiles a validated config. `ports` are the bound ports, in listener order.
+pub fn compile(
+    config: &Config,
+    ports: &[u16],
+    identity: &Identity,
+    cognito: &CognitoResolver,
+    http: &HttpClient,
+) -> Result<Snapshot, String> {
+    let groups: HashMap<String, Arc<TargetGroup>> = config
+        .target_groups
+        .iter()
+        .map(|tg| (tg.name.clone(), Arc::new(TargetGroup::new(tg, identity.target_group_arn(&tg.name)))))
+        .collect();
+    let mut listeners = Vec::new();
+    for (i, l) in config.listeners.iter().enumerate() {
+        let compile_rule = |priority: Option<u32>, conditions: &[portcullis_config::Condition], actions: &[Action]| {
+            let id = format!("{i}/{}", priority.map_or("default".into(), |p| p.to_string()));
+            let mut auth = None;
+            let mut terminal = None;
+            for a in ordered_actions(actions) {
+                match a {
+                    Action::AuthenticateCognito(c) => {
+                        let provider = cognito(c).map_err(|e| format!("listeners[{i}] rule {id}: {e}"))?;
+                        auth = Some(Arc::new(AuthAction {
+                            rule_id: id.clone(),
+                            provider: Arc::new(Provider::new(provider, http.clone())),
+                            session: c.session(),
+                        }));
+                    }
+                    Action::AuthenticateOidc(o) => {
+                        let secret = match (&o.client_secret, &o.client_secret_env) {
+                            (Some(s), _) => s.clone(),
+                            (None, Some(var)) => std::env::var(var).map_err(|_| {
+                                format!("listeners[{i}] rule {id}: environment variable {var} (client_secret_env) is not set")
+                            })?,
+                            (None, None) => return Err(format!("listeners[{i}] rule {id}: no client secret")),
+                        };
+                        let provider = ProviderConfig {
+                            issuer: o.issuer.clone(),
+                            authorization_endpoint: o.authorization_endpoint.clone(),
+                            token_endpoint: o.token_endpoint.clone(),
+                            user_info_endpoint: o.user_info_endpoint.clone(),
+                            jwks_uri: None,
+                            client_id: o.client_id.clone(),
+                            client_secret: secret,
+                            auth_method: o.token_endpoint_auth_method,
+                        };
+                        auth = Some(Arc::new(AuthAction {
+                            rule_id: id.clone(),
+                            provider: Arc::new(Provider::new(provider, http.clone())),
+                            session: o.session(),
+                        }));
+                    }
+                    Action::Forward(f) => {
+                        let tg = groups.get(&f.target_group).ok_or(format!("unknown target group {}", f.target_group))?;
+                        terminal = Some(Terminal::Forward(tg.clone()));
+                    }
+                    Action::FixedResponse(f) => {
+                        terminal = Some(Terminal::Fixed {
+                            status: f.status_code,
+                            content_type: f.content_type.clone().unwrap_or_else(|| "text/plain".into()),
+                            body: Bytes::from(f.message_body.clone().unwrap_or_default()),
+                        });
+                    }
+                    Action::Redirect(r) => terminal = Some(Terminal::Redirect(r.clone())),
+                }
+            }
+            let terminal = terminal.ok_or(format!("listeners[{i}] rule {id}: no terminal action"))?;
+            let conditions = conditions.iter().filter_map(Condition::compile).collect();
+            Ok::<Rule, String>(Rule { id, priority, conditions, auth, terminal })
+        };
+        let mut rules = Vec::new();
+        for r in &l.rules {
+            rules.push(compile_rule(Some(r.priority), &r.conditions, &r.actions)?);
+        }
+        rules.sort_by_key(|r| r.priority);
+        let default = compile_rule(None, &[], &l.default_actions)?;
+        let has_auth = default.auth.is_some() || rules.iter().any(|r| r.auth.is_some());
+        listeners.push(Listener {
+            protocol: l.protocol,
+            port: ports.get(i).copied().unwrap_or(l.port),
+            rules,
+            default,
+            has_auth,
+        });
+    }
+    Ok(Snapshot { listeners })
+}

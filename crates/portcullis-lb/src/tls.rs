@@ -1,0 +1,146 @@
+//! Server certificates: from PEM files or self-signed (generated once into the state dir), chosen
+//! by SNI with the first as default, served with ALPN h2 and http/1.1.
+
+use rustls::crypto::aws_lc_rs::default_provider;
+use rustls::server::{ClientHello, ResolvesServerCert};
+use rustls::sign::CertifiedKey;
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// Why certificates could not be loaded.
+#[derive(Debug, thiserror::Error)]
+#[error("{path}: {reason}")]
+pub struct CertError {
+    /// The file involved.
+    pub path: PathBuf,
+    /// What is wrong.
+    pub reason: String,
+}
+
+/// A certificate and its key, ready to serve.
+pub struct Cert {
+    key: Arc<CertifiedKey>,
+}
+
+impl Cert {
+    /// Loads a PEM chain and key.
+    pub fn from_files(cert_file: &Path, key_file: &Path) -> Result<Cert, CertError> {
+        let err = |path: &Path, reason: String| CertError { path: path.into(), reason };
+        let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert_file)
+            .map_err(|e| err(cert_file, format!("cannot read certificates: {e}")))?
+            .collect::<Result<_, _>>()
+            .map_err(|e| err(cert_file, format!("invalid PEM: {e}")))?;
+        if certs.is_empty() {
+            return Err(err(cert_file, "no CERTIFICATE block found".into()));
+        }
+        let key = PrivateKeyDer::from_pem_file(key_file).map_err(|e| err(key_file, format!("no usable private key: {e}")))?;
+        let ck = CertifiedKey::from_der(certs, key, &default_provider())
+            .map_err(|e| err(key_file, format!("key does not fit the certificate: {e}")))?;
+        Ok(Cert { key: Arc::new(ck) })
+    }
+
+    /// A self-signed certificate for `names`, generated once under `<state_dir>/tls/`.
+    pub fn self_signed(state_dir: &Path, names: &[String]) -> Result<Cert, CertError> {
+        let dir = state_dir.join("tls");
+        let slug: String = names.join("_").chars().map(|c| if c.is_ascii_alphanumeric() || c == '.' { c } else { '_' }).take(80).collect();
+        let (cert_file, key_file) = (dir.join(format!("{slug}.crt")), dir.join(format!("{slug}.key")));
+        if !cert_file.exists() || !key_file.exists() {
+            std::fs::create_dir_all(&dir).map_err(|e| CertError { path: dir.clone(), reason: e.to_string() })?;
+            let ck = rcgen::generate_simple_self_signed(names.to_vec())
+                .map_err(|e| CertError { path: cert_file.clone(), reason: format!("cannot generate: {e}") })?;
+            std::fs::write(&cert_file, ck.cert.pem()).map_err(|e| CertError { path: cert_file.clone(), reason: e.to_string() })?;
+            portcullis_auth::keys::write_private(&key_file, ck.signing_key.serialize_pem().as_bytes())
+                .map_err(|e| CertError { path: key_file.clone(), reason: e.to_string() })?;
+        }
+        Cert::from_files(&cert_file, &key_file)
+    }
+
+    fn valid_for(&self, name: &str) -> bool {
+        let Ok(server_name) = ServerName::try_from(name) else { return false };
+        let Some(leaf) = self.key.cert.first() else { return false };
+        webpki::EndEntityCert::try_from(leaf).is_ok_and(|c| c.verify_is_valid_for_subject_name(&server_name).is_ok())
+    }
+}
+
+/// Picks the first certificate valid for the SNI name, else the first one.
+pub struct SniResolver {
+    certs: Vec<Cert>,
+}
+
+impl std::fmt::Debug for SniResolver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "SniResolver({} certificates)", self.certs.len())
+    }
+}
+
+impl SniResolver {
+    /// From certificates in config order.
+    pub fn new(certs: Vec<Cert>) -> SniResolver {
+        SniResolver { certs }
+    }
+}
+
+impl ResolvesServerCert for SniResolver {
+    fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        if let Some(sni) = hello.server_name()
+            && let Some(c) = self.certs.iter().find(|c| c.valid_for(sni))
+        {
+            return Some(c.key.clone());
+        }
+        self.certs.first().map(|c| c.key.clone())
+    }
+}
+
+/// A rustls server config offering h2 and http/1.1.
+pub fn server_config(certs: Vec<Cert>) -> Result<Arc<rustls::ServerConfig>, rustls::Error> {
+    let mut cfg = rustls::ServerConfig::builder_with_provider(Arc::new(default_provider()))
+        .with_safe_default_protocol_versions()?
+        .with_no_client_auth()
+        .with_cert_resolver(Arc::new(SniResolver::new(certs)));
+    cfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(Arc::new(cfg))
+}
+
+/// ALB's (OpenSSL) name of a negotiated cipher suite.
+pub fn cipher_name(suite: rustls::SupportedCipherSuite) -> String {
+    let iana = format!("{:?}", suite.suite());
+    if let Some(rest) = iana.strip_prefix("TLS13_") {
+        return format!("TLS_{rest}");
+    }
+    let s = iana.trim_start_matches("TLS_").replace("_WITH_", "_");
+    s.replace("AES_128_GCM", "AES128-GCM").replace("AES_256_GCM", "AES256-GCM").replace("CHACHA20_POLY1305", "CHACHA20-POLY1305").replace('_', "-")
+}
+
+/// ALB's name of a protocol version.
+pub fn protocol_name(v: rustls::ProtocolVersion) -> &'static str {
+    match v {
+        rustls::ProtocolVersion::TLSv1_3 => "TLSv1.3",
+        rustls::ProtocolVersion::TLSv1_2 => "TLSv1.2",
+        _ => "-",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn self_signed_is_generated_once_and_matches_names() {
+        let dir = std::env::temp_dir().join(format!("pc-tls-{}", uuid::Uuid::new_v4()));
+        let a = Cert::self_signed(&dir, &["localhost".into(), "*.example.test".into()]).unwrap();
+        let b = Cert::self_signed(&dir, &["localhost".into(), "*.example.test".into()]).unwrap();
+        assert_eq!(a.key.cert, b.key.cert);
+        assert!(a.valid_for("localhost") && a.valid_for("x.example.test") && !a.valid_for("other.test"));
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn cipher_names_follow_openssl() {
+        for s in default_provider().cipher_suites {
+            let n = cipher_name(s);
+            assert!(n.starts_with("TLS_") || n.starts_with("ECDHE-"), "{n}");
+        }
+    }
+}

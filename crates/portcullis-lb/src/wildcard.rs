@@ -1,0 +1,74 @@
+//! ALB's wildcard patterns: `*` matches any run of characters (including `/`), `?` exactly one,
+//! and the pattern must match the whole value. Linear-time greedy matching with one backtrack point.
+
+/// Whether `value` matches `pattern`; `fold_case` makes ASCII letters compare case-insensitively.
+pub fn matches(pattern: &[u8], value: &[u8], fold_case: bool) -> bool {
+    let eq = |p: u8, v: u8| if fold_case { p.eq_ignore_ascii_case(&v) } else { p == v };
+    let (mut p, mut v) = (0usize, 0usize);
+    let mut star: Option<(usize, usize)> = None;
+    while v < value.len() {
+        if p < pattern.len() && (pattern[p] == b'?' || (pattern[p] != b'*' && eq(pattern[p], value[v]))) {
+            p += 1;
+            v += 1;
+        } else if p < pattern.len() && pattern[p] == b'*' {
+            star = Some((p, v));
+            p += 1;
+        } else if let Some((sp, sv)) = star {
+            // Let the last `*` swallow one more character and retry.
+            p = sp + 1;
+            v = sv + 1;
+            star = Some((sp, sv + 1));
+        } else {
+            return false;
+        }
+    }
+    pattern[p..].iter().all(|c| *c == b'*')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::matches;
+    use proptest::prelude::*;
+
+    fn m(p: &str, v: &str) -> bool {
+        matches(p.as_bytes(), v.as_bytes(), false)
+    }
+
+    #[test]
+    fn alb_examples() {
+        assert!(m("/img/*", "/img/a/b.png"));
+        assert!(m("/img/*/pics", "/img/x/y/pics"));
+        assert!(!m("/img/*", "/img"));
+        assert!(m("/tasks", "/tasks"));
+        assert!(!m("/tasks", "/tasks/1"));
+        assert!(m("/a?c", "/abc") && !m("/a?c", "/ac"));
+        assert!(!m("/Tasks", "/tasks"), "paths are case-sensitive");
+        assert!(matches(b"*.example.com", b"Test.EXAMPLE.com", true), "hosts are not");
+        assert!(!matches(b"*.example.com", b"example.com", true));
+        assert!(m("*", "") && m("", "") && !m("", "x"));
+    }
+
+    /// Reference: straightforward recursion.
+    fn reference(p: &[u8], v: &[u8]) -> bool {
+        match (p.first(), v.first()) {
+            (None, None) => true,
+            (Some(b'*'), _) => reference(&p[1..], v) || (!v.is_empty() && reference(p, &v[1..])),
+            (Some(b'?'), Some(_)) => reference(&p[1..], &v[1..]),
+            (Some(a), Some(b)) if a == b => reference(&p[1..], &v[1..]),
+            _ => false,
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn agrees_with_reference(p in "[ab*?/]{0,10}", v in "[ab/]{0,12}") {
+            prop_assert_eq!(matches(p.as_bytes(), v.as_bytes(), false), reference(p.as_bytes(), v.as_bytes()));
+        }
+
+        #[test]
+        fn literal_patterns_match_themselves(v in "[a-zA-Z0-9/._-]{0,40}") {
+            prop_assert!(matches(v.as_bytes(), v.as_bytes(), false));
+            prop_assert!(matches(v.to_uppercase().as_bytes(), v.as_bytes(), true));
+        }
+    }
+}

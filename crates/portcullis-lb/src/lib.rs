@@ -114,6 +114,16 @@ impl Running {
     }
 }
 
+/// The load balancer's names and ARNs (its id is generated once into the state dir).
+pub fn identity(config: &Config) -> Result<Identity, StartError> {
+    let lb = &config.load_balancer;
+    Ok(Identity {
+        arn_prefix: format!("arn:aws:elasticloadbalancing:{}:{}", lb.region, lb.account_id),
+        id: load_id(&lb.state_dir, lb.id.as_deref())?,
+        name: lb.name.clone(),
+    })
+}
+
 fn load_id(state_dir: &std::path::Path, configured: Option<&str>) -> Result<String, StartError> {
     if let Some(id) = configured {
         return Ok(id.to_ascii_lowercase());
@@ -135,14 +145,15 @@ fn load_id(state_dir: &std::path::Path, configured: Option<&str>) -> Result<Stri
 }
 
 /// Binds every listener and starts serving a validated config.
-pub async fn start(config: &Config, cognito: Arc<CognitoResolver>) -> Result<Running, StartError> {
+/// `prebound[i]`, when given, is used instead of binding listener `i` (tests bind port 0 first).
+pub async fn start(
+    config: &Config,
+    cognito: Arc<CognitoResolver>,
+    mut prebound: Vec<Option<TcpListener>>,
+) -> Result<Running, StartError> {
     let lb = &config.load_balancer;
     let keys = AuthKeys::load_or_generate(&lb.state_dir.join("lb")).map_err(|e| StartError::State(e.to_string()))?;
-    let identity = Identity {
-        arn_prefix: format!("arn:aws:elasticloadbalancing:{}:{}", lb.region, lb.account_id),
-        id: load_id(&lb.state_dir, lb.id.as_deref())?,
-        name: lb.name.clone(),
-    };
+    let identity = identity(config)?;
     let signer_arn = identity.arn();
     let kid = keys.claims.kid.clone();
     let pem = keys.claims.public_pem();
@@ -151,7 +162,10 @@ pub async fn start(config: &Config, cognito: Arc<CognitoResolver>) -> Result<Run
     let mut bound = Vec::new();
     for (index, l) in config.listeners.iter().enumerate() {
         let addr = format!("{}:{}", l.address, l.port);
-        let tcp = TcpListener::bind(&addr).await.map_err(|error| StartError::Bind { index, addr: addr.clone(), error })?;
+        let tcp = match prebound.get_mut(index).and_then(Option::take) {
+            Some(t) => t,
+            None => TcpListener::bind(&addr).await.map_err(|error| StartError::Bind { index, addr: addr.clone(), error })?,
+        };
         let local = tcp.local_addr().map_err(|error| StartError::Bind { index, addr, error })?;
         let tls = if l.protocol == Protocol::HTTPS {
             let mut certs = Vec::new();

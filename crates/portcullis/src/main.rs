@@ -1,2 +1,146 @@
+//! The `portcullis` command line.
 #![forbid(unsafe_code)]
-fn main() {}
+
+use anyhow::{Context, Result, anyhow};
+use clap::{Parser, Subcommand};
+use portcullis::{app, demo, tasks_app};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// An authenticating application load balancer and a Cognito-shaped identity provider.
+#[derive(Parser)]
+#[command(version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the load balancer and user pools a config file describes.
+    Serve {
+        /// The TOML config.
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+    /// Work with config files.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
+    /// Run the demo: load balancer, hosted UI and a tasks app, with nothing to prepare.
+    Demo,
+    /// Run the demo's tasks app as a separate backend for `serve --config examples/demo.toml`.
+    TasksApp {
+        /// The config Portcullis runs (the app trusts its load balancer and user pool).
+        #[arg(long, short)]
+        config: PathBuf,
+        /// Where to listen (defaults to the first target of the first target group).
+        #[arg(long)]
+        listen: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum ConfigCommand {
+    /// Validate a config file; exit 1 and name file, field and reason for every problem.
+    Check {
+        /// The TOML config.
+        file: PathBuf,
+    },
+}
+
+fn load(file: &PathBuf) -> Result<portcullis_config::Config> {
+    portcullis_config::load(file).map(|l| l.config).map_err(|e| anyhow!("{e}"))
+}
+
+async fn serve(config: PathBuf) -> Result<()> {
+    let cfg = load(&config)?;
+    let running = app::start(&cfg, app::Prebound::default()).await?;
+    for (i, a) in running.lb.listeners.iter().enumerate() {
+        let proto = if cfg.listeners[i].protocol == portcullis_config::Protocol::HTTPS { "https" } else { "http" };
+        tracing::info!("listener {i}: {proto}://{a}");
+    }
+    for (p, a) in &running.pools {
+        tracing::info!("user pool {} ({}) on http://{a}, issuer {}", p.name, p.id, p.issuer);
+    }
+    if let Some(a) = running.lb.admin {
+        tracing::info!("public key for x-amzn-oidc-data: http://{a}/public-keys/{}", running.lb.kid);
+    }
+    tracing::info!("signer ARN {}", running.lb.signer_arn);
+    demo::shutdown_signal().await;
+    tracing::info!("shutting down; draining in-flight requests");
+    running.shutdown().await;
+    Ok(())
+}
+
+async fn run_tasks_app(config: PathBuf, listen: Option<String>) -> Result<()> {
+    let cfg = load(&config)?;
+    let identity = portcullis_lb::identity(&cfg)?;
+    let (pool_name, client) = demo::first_cognito_client(&cfg).ok_or_else(|| anyhow!("{}: no authenticate-cognito action", config.display()))?;
+    let pool = cfg.user_pools.iter().find(|p| p.name == pool_name).ok_or_else(|| anyhow!("no user pool {pool_name}"))?;
+    let pool_id = pool.id.clone().unwrap_or_else(|| portcullis_idp::pool::derived_pool_id(&cfg.load_balancer.region, &pool.name));
+    let issuer = format!("{}/{pool_id}", pool.domain.base_url.trim_end_matches('/'));
+    let admin = cfg.load_balancer.admin.as_ref().ok_or_else(|| anyhow!("load_balancer.admin is needed for the public keys"))?;
+    let admin_base = admin.base_url.clone().unwrap_or_else(|| format!("http://{}", admin.listen));
+    let listen = match listen {
+        Some(l) => l,
+        None => {
+            let t = cfg.target_groups.first().and_then(|g| g.targets.first().map(|t| (t.clone(), g.port))).ok_or_else(|| anyhow!("no targets"))?;
+            format!("{}:{}", t.0.id, t.0.port.or(t.1).unwrap_or(80))
+        }
+    };
+    let app = std::sync::Arc::new(tasks_app::TasksApp::new(
+        &identity.arn(),
+        &client,
+        format!("{admin_base}/public-keys"),
+        format!("{issuer}/.well-known/jwks.json"),
+        issuer,
+    ));
+    let tcp = tokio::net::TcpListener::bind(&listen).await.with_context(|| format!("cannot listen on {listen}"))?;
+    tracing::info!("tasks app on http://{listen}, trusting {}", identity.arn());
+    tasks_app::serve(tcp, app, demo::shutdown_signal()).await?;
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        .with_target(false)
+        .init();
+    if let Command::Config { command: ConfigCommand::Check { file } } = &cli.command {
+        return match portcullis_config::load(file) {
+            Ok(_) => {
+                println!("{}: ok", file.display());
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("{e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = rt.block_on(async {
+        match cli.command {
+            Command::Serve { config } => serve(config).await,
+            Command::Demo => demo::run().await,
+            Command::TasksApp { config, listen } => run_tasks_app(config, listen).await,
+            Command::Config { .. } => Ok(()),
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,116 @@
+//! Starts everything a config describes: each user pool on its domain listener, then the load
+//! balancer, with `authenticate-cognito` resolved against the embedded pools.
+
+use anyhow::{Context, Result, anyhow};
+use portcullis_auth::ProviderConfig;
+use portcullis_config::{ClientAuthMethod, Config};
+use portcullis_idp::{Pool, Store};
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+/// Listeners bound before start (tests bind port 0 and write the ports into the config).
+#[derive(Default)]
+pub struct Prebound {
+    /// By listener index.
+    pub listeners: Vec<Option<TcpListener>>,
+    /// By pool name.
+    pub pools: HashMap<String, TcpListener>,
+}
+
+/// A running Portcullis.
+pub struct App {
+    /// The load balancer.
+    pub lb: portcullis_lb::Running,
+    /// Pools with their bound addresses.
+    pub pools: Vec<(Arc<Pool>, SocketAddr)>,
+    shutdown: watch::Sender<bool>,
+    idp_tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl App {
+    /// The pool called `name`.
+    pub fn pool(&self, name: &str) -> Option<&Arc<Pool>> {
+        self.pools.iter().map(|(p, _)| p).find(|p| p.name == name)
+    }
+
+    /// Stops everything, draining in-flight requests.
+    pub async fn shutdown(self) {
+        let _ = self.shutdown.send(true);
+        self.lb.shutdown().await;
+        for t in self.idp_tasks {
+            let _ = t.await;
+        }
+    }
+}
+
+/// The password a seed user gets: from the file, or from the named environment variable.
+pub fn seed_password(u: &portcullis_config::SeedUser) -> Result<String, String> {
+    match (&u.password, &u.password_env) {
+        (Some(p), _) => Ok(p.clone()),
+        (None, Some(var)) => std::env::var(var).map_err(|_| format!("password_env: environment variable {var} is not set")),
+        (None, None) => Err("no password".into()),
+    }
+}
+
+/// Provider settings for `authenticate-cognito` against an embedded pool.
+pub fn cognito_provider(pool: &Pool, client_id: &str) -> Result<ProviderConfig, String> {
+    let secret = pool
+        .client_secret(client_id)
+        .ok_or_else(|| format!("client `{client_id}` of user pool `{}` has no secret", pool.name))?;
+    let b = &pool.base_url;
+    Ok(ProviderConfig {
+        issuer: pool.issuer.clone(),
+        authorization_endpoint: format!("{b}/oauth2/authorize"),
+        token_endpoint: format!("{b}/oauth2/token"),
+        user_info_endpoint: format!("{b}/oauth2/userInfo"),
+        jwks_uri: Some(format!("{}/.well-known/jwks.json", pool.issuer)),
+        client_id: client_id.to_string(),
+        client_secret: secret.to_string(),
+        auth_method: ClientAuthMethod::ClientSecretBasic,
+    })
+}
+
+/// Starts the pools, then the load balancer.
+pub async fn start(config: &Config, mut prebound: Prebound) -> Result<App> {
+    let (tx, rx) = watch::channel(false);
+    let mut pools = Vec::new();
+    let mut idp_tasks = Vec::new();
+    if !config.user_pools.is_empty() {
+        let state_dir = &config.load_balancer.state_dir;
+        let store = Store::open(state_dir).with_context(|| format!("{}: cannot open the user pool store", state_dir.display()))?;
+        for (i, p) in config.user_pools.iter().enumerate() {
+            let pool = Pool::open(p, &config.load_balancer.region, store.clone(), seed_password)
+                .await
+                .map_err(|e| anyhow!("user_pools[{i}]: {e}"))?;
+            let pool = Arc::new(pool);
+            let tcp = match prebound.pools.remove(&p.name) {
+                Some(t) => t,
+                None => TcpListener::bind(&p.domain.listen)
+                    .await
+                    .with_context(|| format!("user_pools[{i}].domain.listen: cannot listen on {}", p.domain.listen))?,
+            };
+            let addr = tcp.local_addr()?;
+            let mut rx = rx.clone();
+            let shutdown = async move {
+                let _ = rx.changed().await;
+            };
+            let serving = pool.clone();
+            idp_tasks.push(tokio::spawn(async move {
+                if let Err(e) = portcullis_idp::serve(tcp, serving, shutdown).await {
+                    tracing::error!(error = %e, "user pool listener failed");
+                }
+            }));
+            pools.push((pool, addr));
+        }
+    }
+    let by_name: HashMap<String, Arc<Pool>> = pools.iter().map(|(p, _)| (p.name.clone(), p.clone())).collect();
+    let resolver = move |a: &portcullis_config::AuthenticateCognito| {
+        let pool = by_name.get(&a.user_pool).ok_or_else(|| format!("unknown user pool `{}`", a.user_pool))?;
+        cognito_provider(pool, &a.user_pool_client_id)
+    };
+    let lb = portcullis_lb::start(config, Arc::new(resolver), prebound.listeners).await?;
+    Ok(App { lb, pools, shutdown: tx, idp_tasks })
+}

@@ -1,0 +1,134 @@
+//! `portcullis demo`: the seed scenario with nothing to prepare — the load balancer, the user pool's
+//! hosted UI and the bundled tasks app, from `examples/demo.toml`.
+
+use crate::app;
+use crate::tasks_app::{self, TasksApp};
+use anyhow::{Context, Result, anyhow};
+use aws_lc_rs::rand::{SecureRandom, SystemRandom};
+use portcullis_config::{Action, Config};
+use std::path::Path;
+use std::sync::Arc;
+
+/// The demo's config, the same file `serve` runs.
+pub const DEMO_CONFIG: &str = include_str!("../../../examples/demo.toml");
+/// Where the demo user's password can be given.
+pub const PASSWORD_ENV: &str = "PORTCULLIS_DEMO_PASSWORD";
+
+/// A readable random password that meets Cognito's default policy.
+pub fn generate_password() -> String {
+    const WORDS: &[u8] = b"abcdefghijkmnopqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789";
+    let mut raw = [0u8; 12];
+    SystemRandom::new().fill(&mut raw).expect("system random");
+    let body: String = raw.iter().map(|b| WORDS[*b as usize % WORDS.len()] as char).collect();
+    format!("{}-{}-{}!A1", &body[..4], &body[4..8], &body[8..])
+}
+
+/// Loads the demo config with the given password for the `demo` user.
+pub fn config(password: &str) -> Result<Config> {
+    let loaded = portcullis_config::load_str(DEMO_CONFIG, Path::new("examples/demo.toml"), Path::new("."))
+        .map_err(|e| anyhow!("{e}"))?;
+    let mut config = loaded.config;
+    for pool in &mut config.user_pools {
+        for u in &mut pool.users {
+            u.password = Some(password.to_string());
+            u.password_env = None;
+        }
+    }
+    Ok(config)
+}
+
+/// The client id of the first `authenticate-cognito` action.
+pub fn first_cognito_client(config: &Config) -> Option<(String, String)> {
+    config.listeners.iter().flat_map(|l| l.rules.iter().flat_map(|r| r.actions.iter()).chain(l.default_actions.iter())).find_map(|a| match a {
+        Action::AuthenticateCognito(c) => Some((c.user_pool.clone(), c.user_pool_client_id.clone())),
+        _ => None,
+    })
+}
+
+/// Builds the tasks app for a running Portcullis.
+pub fn tasks_app_for(config: &Config, running: &app::App, admin_base: &str) -> Result<Arc<TasksApp>> {
+    let (pool_name, client) = first_cognito_client(config).ok_or_else(|| anyhow!("no authenticate-cognito action"))?;
+    let pool = running.pool(&pool_name).ok_or_else(|| anyhow!("no user pool {pool_name}"))?;
+    Ok(Arc::new(TasksApp::new(
+        &running.lb.signer_arn,
+        &client,
+        format!("{admin_base}/public-keys"),
+        format!("{}/.well-known/jwks.json", pool.issuer),
+        pool.issuer.clone(),
+    )))
+}
+
+/// Runs the demo until Ctrl-C.
+pub async fn run() -> Result<()> {
+    let (password, generated) = match std::env::var(PASSWORD_ENV) {
+        Ok(p) if !p.is_empty() => (p, false),
+        _ => (generate_password(), true),
+    };
+    let config = config(&password)?;
+    let target = config.target_groups[0].targets[0].clone();
+    let target_addr = format!("{}:{}", target.id, target.port.unwrap_or(80));
+    // Bind the app's port first so a busy port fails before anything else starts.
+    let tasks_listener = tokio::net::TcpListener::bind(&target_addr)
+        .await
+        .with_context(|| format!("cannot listen on {target_addr} for the tasks app (is another demo running?)"))?;
+    let running = app::start(&config, app::Prebound::default()).await.context("starting Portcullis (is another demo running?)")?;
+    for (pool, _) in &running.pools {
+        for u in config.user_pools.iter().filter(|p| p.name == pool.name).flat_map(|p| &p.users) {
+            pool.set_password(&u.username, &password).await.context("setting the demo password")?;
+        }
+    }
+    let admin = running.lb.admin.ok_or_else(|| anyhow!("the demo config has an admin listener"))?;
+    let admin_base = format!("http://{admin}");
+    let tasks = tasks_app_for(&config, &running, &admin_base)?;
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let tasks_task = tokio::spawn(tasks_app::serve(tasks_listener, tasks, async {
+        let _ = stop_rx.await;
+    }));
+
+    let pool = &running.pools[0].0;
+    let https = running.lb.listeners.get(1).map_or(8443, |a| a.port());
+    println!();
+    println!("Portcullis demo is running. Open the protected app in a browser:");
+    println!();
+    println!("  App, behind the load balancer   https://localhost:{https}/tasks   (self-signed certificate: accept it once)");
+    println!("  Sign in as                      demo / {password}{}", if generated { "" } else { "   (from PORTCULLIS_DEMO_PASSWORD)" });
+    println!();
+    println!("  Hosted UI of user pool \"{}\"   {}/login", pool.name, pool.base_url);
+    println!("  OpenID discovery                {}/.well-known/openid-configuration", pool.issuer);
+    println!("  JWKS (ID and access tokens)     {}/.well-known/jwks.json", pool.issuer);
+    println!("  x-amzn-oidc-data public key     {admin_base}/public-keys/{}", running.lb.kid);
+    println!("  Signer ARN (pin it in backends) {}", running.lb.signer_arn);
+    println!("  Tasks app, direct (no login)    http://{target_addr}/tasks   (answers 401: no verified identity)");
+    println!("  HTTP listener                   http://localhost:{}/   (redirects to HTTPS)", running.lb.listeners[0].port());
+    println!();
+    println!("  JSON: curl -k -H 'Accept: application/json' --cookie <session cookie> https://localhost:{https}/tasks");
+    println!("Press Ctrl-C to stop.");
+
+    shutdown_signal().await;
+    println!("Stopping…");
+    let _ = stop_tx.send(());
+    running.shutdown().await;
+    let _ = tasks_task.await;
+    Ok(())
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => {
+                let _ = ctrl_c.await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}

@@ -1,0 +1,7 @@
+//! Wiring: user pools and the load balancer started from one config, the demo, and the bundled
+//! tasks app. `main.rs` is only the CLI over this.
+#![forbid(unsafe_code)]
+
+pub mod app;
+pub mod demo;
+pub mod tasks_app;

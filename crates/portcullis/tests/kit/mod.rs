@@ -1,0 +1,233 @@
+//! Test kit: starts a real Portcullis (load balancer, user pool, admin listener) and real backends
+//! on port 0 for each test, with a config written for the ports the OS gave.
+#![allow(dead_code)]
+
+use portcullis::app::{self, App, Prebound};
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+
+pub const PASSWORD: &str = "Correct-horse-9!";
+
+pub struct Kit {
+    pub app: App,
+    pub lb_port: u16,
+    pub http_port: u16,
+    pub pool_url: String,
+    pub admin: SocketAddr,
+    pub state_dir: PathBuf,
+    pub access_log: PathBuf,
+    pub backend: SocketAddr,
+    _dir: tempfile::TempDir,
+}
+
+/// A backend that answers every request with what it received, as JSON.
+pub async fn echo_backend() -> SocketAddr {
+    use axum::http::HeaderMap;
+    let tcp = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = tcp.local_addr().unwrap();
+    let app = axum::Router::new().fallback(|method: axum::http::Method, uri: axum::http::Uri, headers: HeaderMap| async move {
+        let h: serde_json::Map<String, serde_json::Value> = headers
+            .iter()
+            .map(|(k, v)| (k.to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned().into()))
+            .collect();
+        axum::Json(serde_json::json!({ "method": method.as_str(), "uri": uri.to_string(), "headers": h }))
+    });
+    tokio::spawn(async move { axum::serve(tcp, app).await.unwrap() });
+    addr
+}
+
+impl Kit {
+    /// Starts everything; `extra_rules` is TOML appended to the HTTPS listener's rules.
+    pub async fn start(extra_rules: &str) -> Kit {
+        let dir = tempfile::tempdir().unwrap();
+        let lb = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let http = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let pool = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let lb_port = lb.local_addr().unwrap().port();
+        let http_port = http.local_addr().unwrap().port();
+        let pool_port = pool.local_addr().unwrap().port();
+        let backend = echo_backend().await;
+        let access_log = dir.path().join("access.log");
+        let config = format!(
+            r#"
+[load_balancer]
+name = "test"
+state_dir = "{state}"
+admin = {{ listen = "127.0.0.1:0" }}
+access_log = "{log}"
+
+[[listeners]]
+protocol = "HTTP"
+port = {http_port}
+address = "127.0.0.1"
+default_actions = [{{ type = "forward", target_group = "echo" }}]
+
+[[listeners]]
+protocol = "HTTPS"
+port = {lb_port}
+address = "127.0.0.1"
+certificates = [{{ self_signed = ["localhost"] }}]
+default_actions = [{{ type = "fixed-response", status_code = 404, content_type = "text/plain", message_body = "no route" }}]
+
+[[listeners.rules]]
+priority = 10
+conditions = [{{ field = "path-pattern", values = ["/tasks", "/tasks/*"] }}]
+actions = [
+  {{ type = "authenticate-cognito", user_pool = "test", user_pool_client_id = "tasks-web", scope = "openid email tasks/read" }},
+  {{ type = "forward", target_group = "echo" }},
+]
+
+[[listeners.rules]]
+priority = 20
+conditions = [{{ field = "path-pattern", values = ["/api/*"] }}]
+actions = [
+  {{ type = "authenticate-cognito", user_pool = "test", user_pool_client_id = "tasks-web", on_unauthenticated_request = "deny" }},
+  {{ type = "forward", target_group = "echo" }},
+]
+
+[[listeners.rules]]
+priority = 30
+conditions = [{{ field = "path-pattern", values = ["/open/*"] }}]
+actions = [{{ type = "forward", target_group = "echo" }}]
+
+{extra_rules}
+
+[[target_groups]]
+name = "echo"
+targets = [{{ id = "127.0.0.1", port = {backend_port} }}]
+
+[[user_pools]]
+name = "test"
+domain = {{ listen = "127.0.0.1:{pool_port}", base_url = "http://localhost:{pool_port}" }}
+resource_servers = [{{ identifier = "tasks", scopes = [{{ name = "read" }}, {{ name = "write" }}] }}]
+
+[[user_pools.clients]]
+client_id = "tasks-web"
+client_name = "Tasks"
+generate_secret = true
+allowed_oauth_flows = ["code"]
+allowed_oauth_scopes = ["openid", "email", "tasks/read"]
+callback_urls = ["https://localhost:{lb_port}/oauth2/idpresponse"]
+
+[[user_pools.users]]
+username = "alice"
+password = "{PASSWORD}"
+attributes = {{ email = "alice@example.com", "custom:team" = "blue" }}
+"#,
+            state = dir.path().join("state").display(),
+            log = access_log.display(),
+            backend_port = backend.port(),
+        );
+        let file = dir.path().join("portcullis.toml");
+        std::fs::write(&file, &config).unwrap();
+        let loaded = portcullis_config::load(&file).unwrap_or_else(|e| panic!("{e}"));
+        let mut pools = HashMap::new();
+        pools.insert("test".to_string(), pool);
+        let app = app::start(&loaded.config, Prebound { listeners: vec![Some(http), Some(lb)], pools }).await.unwrap();
+        let admin = app.lb.admin.unwrap();
+        Kit {
+            app,
+            lb_port,
+            http_port,
+            pool_url: format!("http://localhost:{pool_port}"),
+            admin,
+            state_dir: dir.path().join("state"),
+            access_log,
+            backend,
+            _dir: dir,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("https://localhost:{}{path}", self.lb_port)
+    }
+
+    pub fn pool(&self) -> &Arc<portcullis_idp::Pool> {
+        &self.app.pools[0].0
+    }
+
+    /// Waits for an access-log line containing every needle.
+    pub async fn log_line(&self, needles: &[&str]) -> String {
+        for _ in 0..100 {
+            if let Ok(text) = std::fs::read_to_string(&self.access_log)
+                && let Some(l) = text.lines().find(|l| needles.iter().all(|n| l.contains(n)))
+            {
+                return l.to_string();
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("no access-log line with {needles:?} in:\n{}", std::fs::read_to_string(&self.access_log).unwrap_or_default());
+    }
+}
+
+/// A browser-like client: cookie jar, self-signed certificates accepted, redirects not followed.
+pub fn browser() -> reqwest::Client {
+    reqwest::Client::builder()
+        .cookie_store(true)
+        .tls_danger_accept_invalid_certs(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+pub fn location(r: &reqwest::Response) -> String {
+    r.headers().get("location").unwrap_or_else(|| panic!("no Location in {r:?}")).to_str().unwrap().to_string()
+}
+
+/// The `_csrf` value of the sign-in form.
+pub fn csrf(html: &str) -> String {
+    let i = html.find("name=\"_csrf\" value=\"").expect("csrf field") + "name=\"_csrf\" value=\"".len();
+    html[i..].split('"').next().unwrap().to_string()
+}
+
+/// What a login up to the IdP's redirect back gives: the callback URL with code and state.
+pub struct PendingLogin {
+    pub callback: String,
+    pub nonce: String,
+}
+
+/// Goes from a protected URL to the IdP's redirect back (without following it).
+pub async fn login_until_callback(kit: &Kit, client: &reqwest::Client, path: &str, password: &str) -> PendingLogin {
+    let r = client.get(kit.url(path)).send().await.unwrap();
+    assert_eq!(r.status(), 302, "protected URL redirects to the IdP");
+    let nonce = r
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find_map(|v| v.strip_prefix("AWSALBAuthNonce="))
+        .map(|v| v.split(';').next().unwrap().to_string())
+        .expect("nonce cookie");
+    let authorize = location(&r);
+    assert!(authorize.starts_with(&format!("{}/oauth2/authorize?", kit.pool_url)), "{authorize}");
+    let r = client.get(&authorize).send().await.unwrap();
+    assert_eq!(r.status(), 302);
+    let login = format!("{}{}", kit.pool_url, location(&r));
+    assert!(login.contains("/login?client_id=tasks-web"), "{login}");
+    let page = client.get(&login).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    let html = page.text().await.unwrap();
+    let r = client
+        .post(&login)
+        .form(&[("_csrf", csrf(&html).as_str()), ("username", "alice"), ("password", password)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 302, "sign-in succeeds");
+    let callback = location(&r);
+    assert!(callback.starts_with(&kit.url("/oauth2/idpresponse?code=")), "{callback}");
+    PendingLogin { callback, nonce }
+}
+
+/// A full login; returns the client holding the session.
+pub async fn login(kit: &Kit, path: &str) -> reqwest::Client {
+    let client = browser();
+    let p = login_until_callback(kit, &client, path, PASSWORD).await;
+    let r = client.get(&p.callback).send().await.unwrap();
+    assert_eq!(r.status(), 302, "callback sets the session: {:?}", r.text().await);
+    client
+}

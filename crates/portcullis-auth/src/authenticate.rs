@@ -36,7 +36,10 @@ pub struct AuthAction {
 
 impl AuthAction {
     fn binding(&self) -> String {
-        format!("{}|{}", self.provider.config.issuer, self.provider.config.client_id)
+        format!(
+            "{}|{}",
+            self.provider.config.issuer, self.provider.config.client_id
+        )
     }
 }
 
@@ -80,7 +83,10 @@ pub fn request_host(parts: &Parts) -> Option<&str> {
 }
 
 fn original_uri(parts: &Parts) -> String {
-    parts.uri.path_and_query().map_or_else(|| "/".to_string(), |pq| pq.as_str().to_string())
+    parts
+        .uri
+        .path_and_query()
+        .map_or_else(|| "/".to_string(), |pq| pq.as_str().to_string())
 }
 
 fn is_cors(parts: &Parts) -> bool {
@@ -93,11 +99,16 @@ pub fn error_page(status: u16) -> Response<Bytes> {
         401 => "401 Authorization Required".to_string(),
         561 => "561 Unauthorized".to_string(),
         s => {
-            let reason = StatusCode::from_u16(s).ok().and_then(|c| c.canonical_reason()).unwrap_or("Error");
+            let reason = StatusCode::from_u16(s)
+                .ok()
+                .and_then(|c| c.canonical_reason())
+                .unwrap_or("Error");
             format!("{s} {reason}")
         }
     };
-    let body = format!("<html>\r\n<head><title>{title}</title></head>\r\n<body>\r\n<center><h1>{title}</h1></center>\r\n</body>\r\n</html>\r\n");
+    let body = format!(
+        "<html>\r\n<head><title>{title}</title></head>\r\n<body>\r\n<center><h1>{title}</h1></center>\r\n</body>\r\n</html>\r\n"
+    );
     Response::builder()
         .status(StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR))
         .header(CONTENT_TYPE, "text/html")
@@ -108,7 +119,10 @@ pub fn error_page(status: u16) -> Response<Bytes> {
 }
 
 fn fail(e: AuthError) -> Outcome {
-    Outcome::Respond { response: error_page(e.status()), error: Some(e) }
+    Outcome::Respond {
+        response: error_page(e.status()),
+        error: Some(e),
+    }
 }
 
 fn add_cookies(resp: &mut Response<Bytes>, cookies: &[String]) {
@@ -122,7 +136,10 @@ fn add_cookies(resp: &mut Response<Bytes>, cookies: &[String]) {
 impl Authenticator {
     /// From the load balancer's keys and its ARN (the `signer`).
     pub fn new(keys: AuthKeys, signer_arn: String) -> Self {
-        Authenticator { ring: keys.ring, signer: ClaimsSigner::new(keys.claims, signer_arn) }
+        Authenticator {
+            ring: keys.ring,
+            signer: ClaimsSigner::new(keys.claims, signer_arn),
+        }
     }
 
     /// The claims signer (for the public-key endpoint).
@@ -134,34 +151,46 @@ impl Authenticator {
     pub async fn authenticate(&self, action: &AuthAction, parts: &Parts) -> Outcome {
         let now = crate::now();
         let name = &action.session.session_cookie_name;
-        let (expired, error, stale_shards) = match session_cookie::read(&self.ring, name, &parts.headers) {
-            CookieRead::Absent => (false, None, 0),
-            CookieRead::Invalid(why) => {
-                tracing::debug!(why, cookie = %name, "invalid session cookie");
-                (false, Some(AuthError::InvalidCookie), session_cookie::shard_count(&parts.headers, name))
-            }
-            CookieRead::Valid { session, tag, shards } => {
-                if session.binding != action.binding() {
-                    (false, None, 0)
-                } else if now >= session.session_exp {
-                    (true, None, shards)
-                } else if now < session.access_exp {
-                    return self.forward(action, &session, tag, Vec::new(), now);
-                } else if let Some(rt) = session.refresh_token.as_deref() {
-                    match self.refresh(action, &session, rt, parts, shards, now).await {
-                        Ok(outcome) => return outcome,
-                        Err(e) => (true, Some(e), shards),
-                    }
-                } else {
-                    (true, None, shards)
+        let (expired, error, stale_shards) =
+            match session_cookie::read(&self.ring, name, &parts.headers) {
+                CookieRead::Absent => (false, None, 0),
+                CookieRead::Invalid(why) => {
+                    tracing::debug!(why, cookie = %name, "invalid session cookie");
+                    (
+                        false,
+                        Some(AuthError::InvalidCookie),
+                        session_cookie::shard_count(&parts.headers, name),
+                    )
                 }
-            }
-        };
+                CookieRead::Valid {
+                    session,
+                    tag,
+                    shards,
+                } => {
+                    if session.binding != action.binding() {
+                        (false, None, 0)
+                    } else if now >= session.session_exp {
+                        (true, None, shards)
+                    } else if now < session.access_exp {
+                        return self.forward(action, &session, tag, Vec::new(), now);
+                    } else if let Some(rt) = session.refresh_token.as_deref() {
+                        match self.refresh(action, &session, rt, parts, shards, now).await {
+                            Ok(outcome) => return outcome,
+                            Err(e) => (true, Some(e), shards),
+                        }
+                    } else {
+                        (true, None, shards)
+                    }
+                }
+            };
         let clear = session_cookie::clear_values(name, stale_shards);
         match (action.session.on_unauthenticated_request, expired) {
-            (OnUnauthenticated::Allow, _) => {
-                Outcome::Forward { headers: Vec::new(), set_cookies: clear, error, authenticated: false }
-            }
+            (OnUnauthenticated::Allow, _) => Outcome::Forward {
+                headers: Vec::new(),
+                set_cookies: clear,
+                error,
+                authenticated: false,
+            },
             (OnUnauthenticated::Deny, false) => {
                 let mut response = error_page(401);
                 add_cookies(&mut response, &clear);
@@ -180,9 +209,18 @@ impl Authenticator {
         }
     }
 
-    fn forward(&self, action: &AuthAction, s: &Session, tag: [u8; 16], set_cookies: Vec<String>, now: u64) -> Outcome {
+    fn forward(
+        &self,
+        action: &AuthAction,
+        s: &Session,
+        tag: [u8; 16],
+        set_cookies: Vec<String>,
+        now: u64,
+    ) -> Outcome {
         let c = &action.provider.config;
-        let data = self.signer.cached(tag, &c.issuer, &c.client_id, &s.claims, now);
+        let data = self
+            .signer
+            .cached(tag, &c.issuer, &c.client_id, &s.claims, now);
         let headers = [
             (ACCESS_TOKEN_HEADER, HeaderValue::from_str(&s.access_token)),
             (IDENTITY_HEADER, HeaderValue::from_str(&s.sub)),
@@ -195,7 +233,12 @@ impl Authenticator {
                 Err(_) => return fail(AuthError::Unhandled),
             }
         }
-        Outcome::Forward { headers: out, set_cookies, error: None, authenticated: true }
+        Outcome::Forward {
+            headers: out,
+            set_cookies,
+            error: None,
+            authenticated: true,
+        }
     }
 
     async fn refresh(
@@ -209,7 +252,10 @@ impl Authenticator {
     ) -> Result<Outcome, AuthError> {
         let tokens = action.provider.refresh(refresh_token).await?;
         let claims = action.provider.userinfo(&tokens.access_token).await?;
-        let keep = tokens.refresh_token.is_none().then(|| refresh_token.to_string());
+        let keep = tokens
+            .refresh_token
+            .is_none()
+            .then(|| refresh_token.to_string());
         let session = self.new_session(action, tokens, claims, old.session_exp, keep, now)?;
         let (sealed, tag) = self.seal(action, &session)?;
         let cookies = session_cookie::set_cookie_values(
@@ -231,7 +277,11 @@ impl Authenticator {
         keep_refresh: Option<String>,
         now: u64,
     ) -> Result<Session, AuthError> {
-        let sub = claims.get("sub").and_then(|s| s.as_str()).ok_or(AuthError::InvalidUserinfoResponse)?.to_string();
+        let sub = claims
+            .get("sub")
+            .and_then(|s| s.as_str())
+            .ok_or(AuthError::InvalidUserinfoResponse)?
+            .to_string();
         Ok(Session {
             sub,
             claims,
@@ -249,17 +299,27 @@ impl Authenticator {
         // The cache key is the AEAD tag, the last 16 bytes of the sealed value.
         use base64::Engine;
         let joined: String = shards.concat();
-        let raw = base64::engine::general_purpose::STANDARD.decode(joined).map_err(|_| AuthError::Unhandled)?;
+        let raw = base64::engine::general_purpose::STANDARD
+            .decode(joined)
+            .map_err(|_| AuthError::Unhandled)?;
         let mut tag = [0u8; 16];
         tag.copy_from_slice(&raw[raw.len() - 16..]);
         Ok((shards, tag))
     }
 
     fn redirect_to_idp(&self, action: &AuthAction, parts: &Parts, now: u64) -> Outcome {
-        let Some(host) = request_host(parts) else { return fail(AuthError::MissingHostHeader) };
+        let Some(host) = request_host(parts) else {
+            return fail(AuthError::MissingHostHeader);
+        };
         let c = &action.provider.config;
         let nonce = state::new_nonce();
-        let st = state::seal(&self.ring, &original_uri(parts), &action.rule_id, &nonce, now);
+        let st = state::seal(
+            &self.ring,
+            &original_uri(parts),
+            &action.rule_id,
+            &nonce,
+            now,
+        );
         let redirect_uri = format!("https://{host}{CALLBACK_PATH}");
         let query = {
             let mut q = form_urlencoded::Serializer::new(String::new());
@@ -273,10 +333,21 @@ impl Authenticator {
             }
             q.finish()
         };
-        let sep = if c.authorization_endpoint.contains('?') { '&' } else { '?' };
+        let sep = if c.authorization_endpoint.contains('?') {
+            '&'
+        } else {
+            '?'
+        };
         // form_urlencoded writes spaces as '+'; ALB sends %20.
-        let location = format!("{}{sep}{}", c.authorization_endpoint, query.replace('+', "%20"));
-        let nonce_cookie = format!("{NONCE_COOKIE}={nonce}; Max-Age={}; Path=/; Secure; HttpOnly; SameSite=Lax", state::LOGIN_TIMEOUT);
+        let location = format!(
+            "{}{sep}{}",
+            c.authorization_endpoint,
+            query.replace('+', "%20")
+        );
+        let nonce_cookie = format!(
+            "{NONCE_COOKIE}={nonce}; Max-Age={}; Path=/; Secure; HttpOnly; SameSite=Lax",
+            state::LOGIN_TIMEOUT
+        );
         let response = Response::builder()
             .status(StatusCode::FOUND)
             .header(LOCATION, location)
@@ -285,26 +356,40 @@ impl Authenticator {
             .header(http::header::SERVER, "awselb/2.0")
             .body(Bytes::new());
         match response {
-            Ok(response) => Outcome::Respond { response, error: None },
+            Ok(response) => Outcome::Respond {
+                response,
+                error: None,
+            },
             Err(_) => fail(AuthError::Unhandled),
         }
     }
 
     /// Handles `GET /oauth2/idpresponse`: checks nonce and state before the code is spent, then
     /// exchanges it, fetches userinfo, sets the session and sends the browser back.
-    pub async fn callback(&self, parts: &Parts, find: impl Fn(&str) -> Option<Arc<AuthAction>>) -> Outcome {
+    pub async fn callback(
+        &self,
+        parts: &Parts,
+        find: impl Fn(&str) -> Option<Arc<AuthAction>>,
+    ) -> Outcome {
         let now = crate::now();
-        let query: Vec<(String, String)> = form_urlencoded::parse(parts.uri.query().unwrap_or("").as_bytes())
-            .into_owned()
-            .take(32)
-            .collect();
+        let query: Vec<(String, String)> =
+            form_urlencoded::parse(parts.uri.query().unwrap_or("").as_bytes())
+                .into_owned()
+                .take(32)
+                .collect();
         let param = |k: &str| query.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
         let Some(nonce) = session_cookie::cookie_value(&parts.headers, NONCE_COOKIE) else {
             return fail(AuthError::MissingNonce);
         };
-        let Some(st) = param("state") else { return fail(AuthError::MissingStateParam) };
-        let Ok(login) = state::open(&self.ring, st, now) else { return fail(AuthError::InvalidStateParam) };
-        let Some(action) = find(&login.rule) else { return fail(AuthError::InvalidStateParam) };
+        let Some(st) = param("state") else {
+            return fail(AuthError::MissingStateParam);
+        };
+        let Ok(login) = state::open(&self.ring, st, now) else {
+            return fail(AuthError::InvalidStateParam);
+        };
+        let Some(action) = find(&login.rule) else {
+            return fail(AuthError::InvalidStateParam);
+        };
         if state::check_nonce(&login, nonce).is_err() {
             return fail(AuthError::InvalidNonce);
         }
@@ -312,14 +397,25 @@ impl Authenticator {
             tracing::info!(error = e, "identity provider denied access");
             return fail(AuthError::IdpDenied);
         }
-        let Some(code) = param("code") else { return fail(AuthError::MissingCodeParam) };
-        let Some(host) = request_host(parts) else { return fail(AuthError::MissingHostHeader) };
+        let Some(code) = param("code") else {
+            return fail(AuthError::MissingCodeParam);
+        };
+        let Some(host) = request_host(parts) else {
+            return fail(AuthError::MissingHostHeader);
+        };
         let redirect_uri = format!("https://{host}{CALLBACK_PATH}");
-        match self.complete_login(&action, code, &redirect_uri, parts, now).await {
+        match self
+            .complete_login(&action, code, &redirect_uri, parts, now)
+            .await
+        {
             Ok(mut cookies) => {
                 cookies.push(session_cookie::expire_value(NONCE_COOKIE));
                 // `uri` was sealed by us from a request path; refuse anything else all the same.
-                let back = if login.uri.starts_with('/') && !login.uri.starts_with("//") { login.uri } else { "/".into() };
+                let back = if login.uri.starts_with('/') && !login.uri.starts_with("//") {
+                    login.uri
+                } else {
+                    "/".into()
+                };
                 let mut response = Response::builder()
                     .status(StatusCode::FOUND)
                     .header(LOCATION, back)
@@ -328,7 +424,10 @@ impl Authenticator {
                     .body(Bytes::new())
                     .unwrap_or_default();
                 add_cookies(&mut response, &cookies);
-                Outcome::Respond { response, error: None }
+                Outcome::Respond {
+                    response,
+                    error: None,
+                }
             }
             Err(e) => fail(e),
         }
@@ -344,12 +443,26 @@ impl Authenticator {
     ) -> Result<Vec<String>, AuthError> {
         let p = &action.provider;
         let tokens = p.exchange_code(code, redirect_uri).await?;
-        p.check_id_token(tokens.id_token.as_deref().unwrap_or_default()).await?;
+        p.check_id_token(tokens.id_token.as_deref().unwrap_or_default())
+            .await?;
         let claims = p.userinfo(&tokens.access_token).await?;
-        let session = self.new_session(action, tokens, claims, now + action.session.session_timeout, None, now)?;
+        let session = self.new_session(
+            action,
+            tokens,
+            claims,
+            now + action.session.session_timeout,
+            None,
+            now,
+        )?;
         let (sealed, _) = self.seal(action, &session)?;
-        let previous = session_cookie::shard_count(&parts.headers, &action.session.session_cookie_name);
+        let previous =
+            session_cookie::shard_count(&parts.headers, &action.session.session_cookie_name);
         tracing::info!(sub = %session.sub, rule = %action.rule_id, "signed in");
-        Ok(session_cookie::set_cookie_values(&action.session.session_cookie_name, &sealed, previous, is_cors(parts)))
+        Ok(session_cookie::set_cookie_values(
+            &action.session.session_cookie_name,
+            &sealed,
+            previous,
+            is_cors(parts),
+        ))
     }
 }

@@ -27,7 +27,12 @@ pub struct ClaimsSigner {
 impl ClaimsSigner {
     /// `signer_arn` is this load balancer's ARN, which backends pin.
     pub fn new(key: ClaimsKey, signer_arn: String) -> Self {
-        ClaimsSigner { key, signer_arn, rng: SystemRandom::new(), cache: Mutex::new(HashMap::new()) }
+        ClaimsSigner {
+            key,
+            signer_arn,
+            rng: SystemRandom::new(),
+            cache: Mutex::new(HashMap::new()),
+        }
     }
 
     /// The key id backends fetch.
@@ -57,7 +62,11 @@ impl ClaimsSigner {
         let mut out = URL_SAFE.encode(header.to_string());
         out.push('.');
         out.push_str(&URL_SAFE.encode(Value::Object(payload).to_string()));
-        let sig = self.key.key.sign(&self.rng, out.as_bytes()).expect("ES256 signing");
+        let sig = self
+            .key
+            .key
+            .sign(&self.rng, out.as_bytes())
+            .expect("ES256 signing");
         out.push('.');
         out.push_str(&URL_SAFE.encode(sig.as_ref()));
         out
@@ -65,7 +74,14 @@ impl ClaimsSigner {
 
     /// The signed header for the session identified by `tag`, signing only when the cached one is
     /// missing or close to expiry, so a request costs no public-key operation.
-    pub fn cached(&self, tag: [u8; 16], iss: &str, client: &str, claims: &Map<String, Value>, now: u64) -> String {
+    pub fn cached(
+        &self,
+        tag: [u8; 16],
+        iss: &str,
+        client: &str,
+        claims: &Map<String, Value>,
+        now: u64,
+    ) -> String {
         if let Ok(cache) = self.cache.lock()
             && let Some((v, exp)) = cache.get(&tag)
             && *exp >= now + RESIGN_MARGIN
@@ -110,14 +126,30 @@ mod tests {
         let header = String::from_utf8(URL_SAFE.decode(segs[0]).unwrap()).unwrap();
         assert_eq!(
             header,
-            format!(r#"{{"typ":"JWT","kid":"{kid}","alg":"ES256","iss":"https://idp/pool","client":"client1","signer":"{arn}","exp":2000}}"#)
+            format!(
+                r#"{{"typ":"JWT","kid":"{kid}","alg":"ES256","iss":"https://idp/pool","client":"client1","signer":"{arn}","exp":2000}}"#
+            )
         );
         let payload = String::from_utf8(URL_SAFE.decode(segs[1]).unwrap()).unwrap();
-        assert_eq!(payload, r#"{"sub":"u1","email_verified":"false","username":"jane","exp":2000,"iss":"https://idp/pool"}"#);
-        assert_eq!(URL_SAFE_NO_PAD.decode(segs[2].trim_end_matches('=')).unwrap().len(), 64);
-        assert!(segs[2].ends_with('='), "64-byte signature encodes with one '='");
+        assert_eq!(
+            payload,
+            r#"{"sub":"u1","email_verified":"false","username":"jane","exp":2000,"iss":"https://idp/pool"}"#
+        );
+        assert_eq!(
+            URL_SAFE_NO_PAD
+                .decode(segs[2].trim_end_matches('='))
+                .unwrap()
+                .len(),
+            64
+        );
+        assert!(
+            segs[2].ends_with('='),
+            "64-byte signature encodes with one '='"
+        );
         let key = portcullis_verify::PublicKey::from_pem(&pem).unwrap();
-        let v = portcullis_verify::AlbVerifier::new(arn).expect_client("client1").expect_issuer("https://idp/pool");
+        let v = portcullis_verify::AlbVerifier::new(arn)
+            .expect_client("client1")
+            .expect_issuer("https://idp/pool");
         assert_eq!(v.verify(&t, &key, 1999).unwrap().sub(), Some("u1"));
     }
 
@@ -127,8 +159,26 @@ mod tests {
         let s = ClaimsSigner::new(keys.claims, "arn".into());
         let c = Map::new();
         let a = s.cached([1; 16], "i", "c", &c, 1000);
-        assert_eq!(a, s.cached([1; 16], "i", "c", &c, 1000 + HEADER_LIFETIME - RESIGN_MARGIN));
-        assert_ne!(a, s.cached([1; 16], "i", "c", &c, 1001 + HEADER_LIFETIME - RESIGN_MARGIN));
+        assert_eq!(
+            a,
+            s.cached(
+                [1; 16],
+                "i",
+                "c",
+                &c,
+                1000 + HEADER_LIFETIME - RESIGN_MARGIN
+            )
+        );
+        assert_ne!(
+            a,
+            s.cached(
+                [1; 16],
+                "i",
+                "c",
+                &c,
+                1001 + HEADER_LIFETIME - RESIGN_MARGIN
+            )
+        );
         assert_ne!(a, s.cached([2; 16], "i", "c", &c, 1000));
     }
 }

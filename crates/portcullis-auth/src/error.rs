@@ -83,11 +83,22 @@ impl AuthError {
     pub fn status(self) -> u16 {
         use AuthError::*;
         match self {
-            MissingHostHeader | MissingNonce | InvalidNonce | MissingStateParam | InvalidStateParam
-            | MissingCodeParam | IdpDenied | InvalidCookie | InvalidTokenResponse | InvalidIdToken
+            MissingHostHeader
+            | MissingNonce
+            | InvalidNonce
+            | MissingStateParam
+            | InvalidStateParam
+            | MissingCodeParam
+            | IdpDenied
+            | InvalidCookie
+            | InvalidTokenResponse
+            | InvalidIdToken
             | InvalidUserinfoResponse => 401,
             TokenEpRequestFailed | InvalidGrant | UserinfoEpRequestFailed => 561,
-            TokenEpRequestTimeout | UserinfoEpRequestTimeout | UserinfoResponseSizeExceeded | Unhandled => 500,
+            TokenEpRequestTimeout
+            | UserinfoEpRequestTimeout
+            | UserinfoResponseSizeExceeded
+            | Unhandled => 500,
         }
     }
 
@@ -95,8 +106,12 @@ impl AuthError {
     pub fn metric(self) -> AuthMetric {
         use AuthError::*;
         match self {
-            MissingHostHeader | TokenEpRequestTimeout | TokenEpRequestFailed | UserinfoEpRequestTimeout
-            | UserinfoEpRequestFailed | Unhandled => AuthMetric::Error,
+            MissingHostHeader
+            | TokenEpRequestTimeout
+            | TokenEpRequestFailed
+            | UserinfoEpRequestTimeout
+            | UserinfoEpRequestFailed
+            | Unhandled => AuthMetric::Error,
             UserinfoResponseSizeExceeded => AuthMetric::ClaimsSizeExceeded,
             _ => AuthMetric::Failure,
         }

@@ -15,7 +15,10 @@ use std::path::{Path, PathBuf};
 pub enum KeyError {
     /// Reading or writing a key file failed.
     #[error("{path}: {error}")]
-    Io { path: PathBuf, error: std::io::Error },
+    Io {
+        path: PathBuf,
+        error: std::io::Error,
+    },
     /// A key file holds something that is not a key.
     #[error("{path}: {reason}")]
     Invalid { path: PathBuf, reason: &'static str },
@@ -34,9 +37,17 @@ impl KeyRing {
     pub fn new(keys: Vec<(u8, [u8; 32])>) -> Self {
         let keys = keys
             .into_iter()
-            .map(|(id, k)| (id, LessSafeKey::new(UnboundKey::new(&AES_256_GCM, &k).expect("32-byte key"))))
+            .map(|(id, k)| {
+                (
+                    id,
+                    LessSafeKey::new(UnboundKey::new(&AES_256_GCM, &k).expect("32-byte key")),
+                )
+            })
             .collect();
-        KeyRing { keys, rng: SystemRandom::new() }
+        KeyRing {
+            keys,
+            rng: SystemRandom::new(),
+        }
     }
 
     /// Seals `plain` bound to `context` (the AAD): version, key id, nonce, ciphertext and tag.
@@ -49,8 +60,12 @@ impl KeyRing {
         out.push(*id);
         out.extend_from_slice(&nonce);
         let mut body = plain.to_vec();
-        key.seal_in_place_append_tag(Nonce::assume_unique_for_key(nonce), Aad::from(context), &mut body)
-            .expect("AES-GCM seal");
+        key.seal_in_place_append_tag(
+            Nonce::assume_unique_for_key(nonce),
+            Aad::from(context),
+            &mut body,
+        )
+        .expect("AES-GCM seal");
         out.extend_from_slice(&body);
         out
     }
@@ -63,7 +78,9 @@ impl KeyRing {
         let key = &self.keys.iter().find(|(id, _)| *id == sealed[1])?.1;
         let nonce = Nonce::try_assume_unique_for_key(&sealed[2..2 + NONCE_LEN]).ok()?;
         let mut body = sealed[2 + NONCE_LEN..].to_vec();
-        let plain = key.open_in_place(nonce, Aad::from(context), &mut body).ok()?;
+        let plain = key
+            .open_in_place(nonce, Aad::from(context), &mut body)
+            .ok()?;
         Some(plain.to_vec())
     }
 }
@@ -102,18 +119,30 @@ pub struct AuthKeys {
 impl AuthKeys {
     /// Loads `<dir>/cookie-keys` and `<dir>/claims-signing-key.p8`, generating either when absent.
     pub fn load_or_generate(dir: &Path) -> Result<AuthKeys, KeyError> {
-        std::fs::create_dir_all(dir).map_err(|error| KeyError::Io { path: dir.into(), error })?;
+        std::fs::create_dir_all(dir).map_err(|error| KeyError::Io {
+            path: dir.into(),
+            error,
+        })?;
         let rng = SystemRandom::new();
         let cookie_path = dir.join("cookie-keys");
         if !cookie_path.exists() {
             let mut k = [0u8; 32];
             rng.fill(&mut k).expect("system random");
-            write_private(&cookie_path, format!("1 {}\n", STANDARD.encode(k)).as_bytes())?;
+            write_private(
+                &cookie_path,
+                format!("1 {}\n", STANDARD.encode(k)).as_bytes(),
+            )?;
         }
-        let text = std::fs::read_to_string(&cookie_path)
-            .map_err(|error| KeyError::Io { path: cookie_path.clone(), error })?;
+        let text = std::fs::read_to_string(&cookie_path).map_err(|error| KeyError::Io {
+            path: cookie_path.clone(),
+            error,
+        })?;
         let mut keys = Vec::new();
-        for line in text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')) {
+        for line in text
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        {
             let bad = || KeyError::Invalid {
                 path: cookie_path.clone(),
                 reason: "each line must be `<id 0-255> <base64 of 32 bytes>`",
@@ -124,7 +153,10 @@ impl AuthKeys {
             keys.push((id, <[u8; 32]>::try_from(raw.as_slice()).map_err(|_| bad())?));
         }
         if keys.is_empty() {
-            return Err(KeyError::Invalid { path: cookie_path, reason: "no keys" });
+            return Err(KeyError::Invalid {
+                path: cookie_path,
+                reason: "no keys",
+            });
         }
         let key_path = dir.join("claims-signing-key.p8");
         let kid_path = dir.join("claims-signing-key.kid");
@@ -134,17 +166,34 @@ impl AuthKeys {
             write_private(&key_path, doc.as_ref())?;
             write_private(&kid_path, uuid::Uuid::new_v4().to_string().as_bytes())?;
         }
-        let der = std::fs::read(&key_path).map_err(|error| KeyError::Io { path: key_path.clone(), error })?;
-        let key = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &der)
-            .map_err(|_| KeyError::Invalid { path: key_path.clone(), reason: "not a PKCS#8 P-256 key" })?;
+        let der = std::fs::read(&key_path).map_err(|error| KeyError::Io {
+            path: key_path.clone(),
+            error,
+        })?;
+        let key =
+            EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &der).map_err(|_| {
+                KeyError::Invalid {
+                    path: key_path.clone(),
+                    reason: "not a PKCS#8 P-256 key",
+                }
+            })?;
         let kid = std::fs::read_to_string(&kid_path)
-            .map_err(|error| KeyError::Io { path: kid_path.clone(), error })?
+            .map_err(|error| KeyError::Io {
+                path: kid_path.clone(),
+                error,
+            })?
             .trim()
             .to_string();
         if uuid::Uuid::parse_str(&kid).is_err() {
-            return Err(KeyError::Invalid { path: kid_path, reason: "the kid must be a UUID" });
+            return Err(KeyError::Invalid {
+                path: kid_path,
+                reason: "the kid must be a UUID",
+            });
         }
-        Ok(AuthKeys { ring: KeyRing::new(keys), claims: ClaimsKey { kid, key } })
+        Ok(AuthKeys {
+            ring: KeyRing::new(keys),
+            claims: ClaimsKey { kid, key },
+        })
     }
 
     /// Fresh random keys that live only in memory (tests, benchmarks).
@@ -152,11 +201,16 @@ impl AuthKeys {
         let rng = SystemRandom::new();
         let mut k = [0u8; 32];
         rng.fill(&mut k).expect("system random");
-        let doc = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng).expect("EC keygen");
-        let key = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, doc.as_ref()).expect("EC key");
+        let doc = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng)
+            .expect("EC keygen");
+        let key = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, doc.as_ref())
+            .expect("EC key");
         AuthKeys {
             ring: KeyRing::new(vec![(1, k)]),
-            claims: ClaimsKey { kid: uuid::Uuid::new_v4().to_string(), key },
+            claims: ClaimsKey {
+                kid: uuid::Uuid::new_v4().to_string(),
+                key,
+            },
         }
     }
 }
@@ -164,8 +218,16 @@ impl AuthKeys {
 /// Writes a file readable only by its owner.
 pub fn write_private(path: &Path, bytes: &[u8]) -> Result<(), KeyError> {
     use std::os::unix::fs::OpenOptionsExt;
-    let io = |error| KeyError::Io { path: path.into(), error };
-    let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path).map_err(io)?;
+    let io = |error| KeyError::Io {
+        path: path.into(),
+        error,
+    };
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(io)?;
     f.write_all(bytes).map_err(io)
 }
 
@@ -178,10 +240,17 @@ mod tests {
         let old = KeyRing::new(vec![(1, [1; 32])]);
         let rotated = KeyRing::new(vec![(2, [2; 32]), (1, [1; 32])]);
         let sealed = old.seal(b"ctx", b"hello");
-        assert_eq!(rotated.open(b"ctx", &sealed).as_deref(), Some(&b"hello"[..]));
+        assert_eq!(
+            rotated.open(b"ctx", &sealed).as_deref(),
+            Some(&b"hello"[..])
+        );
         assert_eq!(old.open(b"other", &sealed), None);
         let new = rotated.seal(b"ctx", b"x");
-        assert_eq!(old.open(b"ctx", &new), None, "a key the ring lacks cannot open");
+        assert_eq!(
+            old.open(b"ctx", &new),
+            None,
+            "a key the ring lacks cannot open"
+        );
         let mut tampered = sealed.clone();
         *tampered.last_mut().unwrap() ^= 1;
         assert_eq!(old.open(b"ctx", &tampered), None);

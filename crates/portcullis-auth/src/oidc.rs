@@ -103,21 +103,35 @@ enum CallError {
 impl Provider {
     /// A provider using the shared client.
     pub fn new(config: ProviderConfig, http: HttpClient) -> Self {
-        Provider { config, http, jwks: Mutex::new(None) }
+        Provider {
+            config,
+            http,
+            jwks: Mutex::new(None),
+        }
     }
 
     async fn call(&self, req: Request<Full<Bytes>>) -> Result<Bytes, CallError> {
         let fut = async {
-            let resp = self.http.request(req).await.map_err(|_| CallError::Timeout)?;
+            let resp = self
+                .http
+                .request(req)
+                .await
+                .map_err(|_| CallError::Timeout)?;
             let status = resp.status();
             let body = Limited::new(resp.into_body(), MAX_IDP_BODY)
                 .collect()
                 .await
                 .map_err(|_| CallError::Body)?
                 .to_bytes();
-            if status.is_success() { Ok(body) } else { Err(CallError::Status(status, body)) }
+            if status.is_success() {
+                Ok(body)
+            } else {
+                Err(CallError::Status(status, body))
+            }
         };
-        tokio::time::timeout(IDP_TIMEOUT, fut).await.unwrap_or(Err(CallError::Timeout))
+        tokio::time::timeout(IDP_TIMEOUT, fut)
+            .await
+            .unwrap_or(Err(CallError::Timeout))
     }
 
     async fn token_call(&self, form: &[(&str, &str)]) -> Result<TokenResponse, AuthError> {
@@ -142,11 +156,16 @@ impl Provider {
             use base64::Engine;
             // RFC 6749 §2.3.1: form-encode id and secret before Basic.
             let enc = |s: &str| form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
-            let cred = base64::engine::general_purpose::STANDARD
-                .encode(format!("{}:{}", enc(&c.client_id), enc(&c.client_secret)));
+            let cred = base64::engine::general_purpose::STANDARD.encode(format!(
+                "{}:{}",
+                enc(&c.client_id),
+                enc(&c.client_secret)
+            ));
             req = req.header(header::AUTHORIZATION, format!("Basic {cred}"));
         }
-        let req = req.body(Full::new(Bytes::from(body))).map_err(|_| AuthError::Unhandled)?;
+        let req = req
+            .body(Full::new(Bytes::from(body)))
+            .map_err(|_| AuthError::Unhandled)?;
         match self.call(req).await {
             Ok(body) => serde_json::from_slice(&body).map_err(|_| AuthError::InvalidTokenResponse),
             Err(CallError::Timeout) => Err(AuthError::TokenEpRequestTimeout),
@@ -166,9 +185,17 @@ impl Provider {
     }
 
     /// Exchanges an authorization code.
-    pub async fn exchange_code(&self, code: &str, redirect_uri: &str) -> Result<TokenResponse, AuthError> {
+    pub async fn exchange_code(
+        &self,
+        code: &str,
+        redirect_uri: &str,
+    ) -> Result<TokenResponse, AuthError> {
         let t = self
-            .token_call(&[("grant_type", "authorization_code"), ("code", code), ("redirect_uri", redirect_uri)])
+            .token_call(&[
+                ("grant_type", "authorization_code"),
+                ("code", code),
+                ("redirect_uri", redirect_uri),
+            ])
             .await?;
         if t.id_token.is_none() {
             return Err(AuthError::InvalidTokenResponse);
@@ -178,7 +205,11 @@ impl Provider {
 
     /// Uses a refresh token.
     pub async fn refresh(&self, refresh_token: &str) -> Result<TokenResponse, AuthError> {
-        self.token_call(&[("grant_type", "refresh_token"), ("refresh_token", refresh_token)]).await
+        self.token_call(&[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", refresh_token),
+        ])
+        .await
     }
 
     /// Fetches userinfo and enforces the 11 KB claims + token bound.
@@ -210,18 +241,27 @@ impl Provider {
     pub async fn check_id_token(&self, id_token: &str) -> Result<(), AuthError> {
         let c = &self.config;
         let Some(jwks_uri) = &c.jwks_uri else {
-            let claims: Map<String, Value> = jsonwebtoken::dangerous::insecure_decode_claims(id_token)
-                .map_err(|_| AuthError::InvalidIdToken)?;
+            let claims: Map<String, Value> =
+                jsonwebtoken::dangerous::insecure_decode_claims(id_token)
+                    .map_err(|_| AuthError::InvalidIdToken)?;
             let aud_ok = match claims.get("aud") {
                 Some(Value::String(a)) => a == &c.client_id,
                 Some(Value::Array(a)) => a.iter().any(|x| x.as_str() == Some(&c.client_id)),
                 _ => false,
             };
-            let exp_ok = claims.get("exp").and_then(Value::as_u64).is_some_and(|e| e + 60 >= crate::now());
+            let exp_ok = claims
+                .get("exp")
+                .and_then(Value::as_u64)
+                .is_some_and(|e| e + 60 >= crate::now());
             let iss_ok = claims.get("iss").and_then(Value::as_str) == Some(c.issuer.as_str());
-            return if aud_ok && exp_ok && iss_ok { Ok(()) } else { Err(AuthError::InvalidIdToken) };
+            return if aud_ok && exp_ok && iss_ok {
+                Ok(())
+            } else {
+                Err(AuthError::InvalidIdToken)
+            };
         };
-        let header = jsonwebtoken::decode_header(id_token).map_err(|_| AuthError::InvalidIdToken)?;
+        let header =
+            jsonwebtoken::decode_header(id_token).map_err(|_| AuthError::InvalidIdToken)?;
         let kid = header.kid.ok_or(AuthError::InvalidIdToken)?;
         let mut set = self.jwks(jwks_uri, false).await?;
         if set.find(&kid).is_none() {
@@ -229,7 +269,11 @@ impl Provider {
         }
         let jwk = set.find(&kid).ok_or(AuthError::InvalidIdToken)?;
         let key = DecodingKey::from_jwk(jwk).map_err(|_| AuthError::InvalidIdToken)?;
-        let mut v = Validation::new(if header.alg == Algorithm::ES256 { Algorithm::ES256 } else { Algorithm::RS256 });
+        let mut v = Validation::new(if header.alg == Algorithm::ES256 {
+            Algorithm::ES256
+        } else {
+            Algorithm::RS256
+        });
         v.set_issuer(&[&c.issuer]);
         v.set_audience(&[&c.client_id]);
         v.leeway = 60;
@@ -246,9 +290,16 @@ impl Provider {
         {
             return Ok(set.clone());
         }
-        let req = Request::builder().uri(uri).body(Full::new(Bytes::new())).map_err(|_| AuthError::Unhandled)?;
-        let body = self.call(req).await.map_err(|_| AuthError::InvalidIdToken)?;
-        let set: Arc<JwkSet> = Arc::new(serde_json::from_slice(&body).map_err(|_| AuthError::InvalidIdToken)?);
+        let req = Request::builder()
+            .uri(uri)
+            .body(Full::new(Bytes::new()))
+            .map_err(|_| AuthError::Unhandled)?;
+        let body = self
+            .call(req)
+            .await
+            .map_err(|_| AuthError::InvalidIdToken)?;
+        let set: Arc<JwkSet> =
+            Arc::new(serde_json::from_slice(&body).map_err(|_| AuthError::InvalidIdToken)?);
         if let Ok(mut g) = self.jwks.lock() {
             *g = Some((set.clone(), Instant::now()));
         }

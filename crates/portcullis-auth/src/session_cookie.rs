@@ -63,13 +63,20 @@ pub fn cookie_pairs(headers: &HeaderMap) -> impl Iterator<Item = (&str, &str)> {
 
 /// Finds one cookie's value.
 pub fn cookie_value<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
-    cookie_pairs(headers).find(|(n, _)| *n == name).map(|(_, v)| v)
+    cookie_pairs(headers)
+        .find(|(n, _)| *n == name)
+        .map(|(_, v)| v)
 }
 
 /// How many shards of `base` the request has (for expiring stale ones).
 pub fn shard_count(headers: &HeaderMap, base: &str) -> usize {
     cookie_pairs(headers)
-        .filter_map(|(n, _)| n.strip_prefix(base)?.strip_prefix('-')?.parse::<usize>().ok())
+        .filter_map(|(n, _)| {
+            n.strip_prefix(base)?
+                .strip_prefix('-')?
+                .parse::<usize>()
+                .ok()
+        })
         .map(|i| i + 1)
         .max()
         .unwrap_or(0)
@@ -80,8 +87,12 @@ pub fn read(ring: &KeyRing, base: &str, headers: &HeaderMap) -> CookieRead {
     let mut shards: [Option<&str>; MAX_SHARDS] = [None; MAX_SHARDS];
     let mut any = false;
     for (name, value) in cookie_pairs(headers) {
-        let Some(index) = name.strip_prefix(base).and_then(|r| r.strip_prefix('-')) else { continue };
-        let Ok(index) = index.parse::<usize>() else { continue };
+        let Some(index) = name.strip_prefix(base).and_then(|r| r.strip_prefix('-')) else {
+            continue;
+        };
+        let Ok(index) = index.parse::<usize>() else {
+            continue;
+        };
         any = true;
         if index >= MAX_SHARDS {
             return CookieRead::Invalid("more than 4 shards");
@@ -112,7 +123,11 @@ pub fn read(ring: &KeyRing, base: &str, headers: &HeaderMap) -> CookieRead {
     };
     let mut tag = [0u8; 16];
     tag.copy_from_slice(&sealed[sealed.len() - 16..]);
-    CookieRead::Valid { session: Box::new(session), tag, shards: count }
+    CookieRead::Valid {
+        session: Box::new(session),
+        tag,
+        shards: count,
+    }
 }
 
 /// Seals a session into shard values (at most four), or `None` when it would not fit.
@@ -128,13 +143,22 @@ pub fn seal(ring: &KeyRing, base: &str, session: &Session) -> Option<Vec<String>
 }
 
 /// `Set-Cookie` values writing `shards` and expiring any of the `previous` ones now unused.
-pub fn set_cookie_values(base: &str, shards: &[String], previous: usize, same_site_none: bool) -> Vec<String> {
+pub fn set_cookie_values(
+    base: &str,
+    shards: &[String],
+    previous: usize,
+    same_site_none: bool,
+) -> Vec<String> {
     let expires = httpdate_in(7 * 24 * 3600);
     let same_site = if same_site_none { "None" } else { "Lax" };
     let mut out: Vec<String> = shards
         .iter()
         .enumerate()
-        .map(|(i, v)| format!("{base}-{i}={v}; Expires={expires}; Path=/; Secure; HttpOnly; SameSite={same_site}"))
+        .map(|(i, v)| {
+            format!(
+                "{base}-{i}={v}; Expires={expires}; Path=/; Secure; HttpOnly; SameSite={same_site}"
+            )
+        })
         .collect();
     for i in shards.len()..previous.min(MAX_SHARDS) {
         out.push(expire_value(&format!("{base}-{i}")));
@@ -144,7 +168,9 @@ pub fn set_cookie_values(base: &str, shards: &[String], previous: usize, same_si
 
 /// `Set-Cookie` values that remove every shard (logout, invalid cookie).
 pub fn clear_values(base: &str, count: usize) -> Vec<String> {
-    (0..count.min(MAX_SHARDS)).map(|i| expire_value(&format!("{base}-{i}"))).collect()
+    (0..count.min(MAX_SHARDS))
+        .map(|i| expire_value(&format!("{base}-{i}")))
+        .collect()
 }
 
 /// A `Set-Cookie` value that deletes `name`.
@@ -160,7 +186,9 @@ pub fn httpdate_in(seconds: u64) -> String {
 /// Formats epoch seconds as an IMF-fixdate (`Sun, 06 Nov 1994 08:49:37 GMT`).
 pub fn httpdate(epoch: u64) -> String {
     const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
-    const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
     let days = epoch / 86400;
     let secs = epoch % 86400;
     // Civil-from-days (Howard Hinnant's algorithm).
@@ -216,7 +244,12 @@ mod tests {
     }
 
     fn as_cookie_header(base: &str, shards: &[String]) -> String {
-        shards.iter().enumerate().map(|(i, v)| format!("{base}-{i}={v}")).collect::<Vec<_>>().join("; ")
+        shards
+            .iter()
+            .enumerate()
+            .map(|(i, v)| format!("{base}-{i}={v}"))
+            .collect::<Vec<_>>()
+            .join("; ")
     }
 
     #[test]
@@ -225,40 +258,72 @@ mod tests {
             let s = session(len);
             let shards = seal(&ring(), "S", &s).unwrap();
             assert_eq!(shards.len(), (len / 3000) + 1, "len {len}");
-            match read(&ring(), "S", &headers(&format!("other=1; {}", as_cookie_header("S", &shards)))) {
-                CookieRead::Valid { session, shards: n, .. } => {
+            match read(
+                &ring(),
+                "S",
+                &headers(&format!("other=1; {}", as_cookie_header("S", &shards))),
+            ) {
+                CookieRead::Valid {
+                    session, shards: n, ..
+                } => {
                     assert_eq!(*session, s);
                     assert_eq!(n, shards.len());
                 }
                 other => panic!("{other:?}"),
             }
         }
-        assert!(seal(&ring(), "S", &session(13000)).is_none(), "more than 16 KB cannot be sealed");
+        assert!(
+            seal(&ring(), "S", &session(13000)).is_none(),
+            "more than 16 KB cannot be sealed"
+        );
     }
 
     #[test]
     fn refuses_tampering_truncation_renaming_and_excess_shards() {
         let shards = seal(&ring(), "S", &session(5000)).unwrap();
         let h = as_cookie_header("S", &shards[..1]);
-        assert!(matches!(read(&ring(), "S", &headers(&h)), CookieRead::Invalid(_)));
+        assert!(matches!(
+            read(&ring(), "S", &headers(&h)),
+            CookieRead::Invalid(_)
+        ));
         let mut t = shards.clone();
         let flip = if &t[0][10..11] == "A" { "B" } else { "A" };
         t[0].replace_range(10..11, flip);
-        assert!(matches!(read(&ring(), "S", &headers(&as_cookie_header("S", &t))), CookieRead::Invalid(_)));
+        assert!(matches!(
+            read(&ring(), "S", &headers(&as_cookie_header("S", &t))),
+            CookieRead::Invalid(_)
+        ));
         // Sealed for another cookie name: the name is the AAD.
-        assert!(matches!(read(&ring(), "T", &headers(&as_cookie_header("T", &shards))), CookieRead::Invalid(_)));
+        assert!(matches!(
+            read(&ring(), "T", &headers(&as_cookie_header("T", &shards))),
+            CookieRead::Invalid(_)
+        ));
         let five = format!("{}; S-4=x", as_cookie_header("S", &shards));
-        assert!(matches!(read(&ring(), "S", &headers(&five)), CookieRead::Invalid("more than 4 shards")));
-        assert!(matches!(read(&ring(), "S", &headers("S-1=abc")), CookieRead::Invalid(_)));
-        assert!(matches!(read(&ring(), "S", &headers("S-0=%2Fabc")), CookieRead::Invalid(_)));
-        assert!(matches!(read(&ring(), "S", &headers("T-0=abc")), CookieRead::Absent));
+        assert!(matches!(
+            read(&ring(), "S", &headers(&five)),
+            CookieRead::Invalid("more than 4 shards")
+        ));
+        assert!(matches!(
+            read(&ring(), "S", &headers("S-1=abc")),
+            CookieRead::Invalid(_)
+        ));
+        assert!(matches!(
+            read(&ring(), "S", &headers("S-0=%2Fabc")),
+            CookieRead::Invalid(_)
+        ));
+        assert!(matches!(
+            read(&ring(), "S", &headers("T-0=abc")),
+            CookieRead::Absent
+        ));
     }
 
     #[test]
     fn set_cookie_expires_stale_shards() {
         let v = set_cookie_values("S", &["a".into()], 3, false);
         assert_eq!(v.len(), 3);
-        assert!(v[0].starts_with("S-0=a; Expires=") && v[0].contains("Secure; HttpOnly; SameSite=Lax"));
+        assert!(
+            v[0].starts_with("S-0=a; Expires=") && v[0].contains("Secure; HttpOnly; SameSite=Lax")
+        );
         assert!(v[1].starts_with("S-1=; Expires=Thu, 01 Jan 1970"));
         assert!(v[2].starts_with("S-2=;"));
     }

@@ -46,7 +46,9 @@ pub fn new_nonce() -> String {
     let mut raw = [0u8; 16];
     SystemRandom::new().fill(&mut raw).expect("system random");
     // 256 % 62 bias is negligible for a 95-bit binding value.
-    raw.iter().map(|b| ALPHABET[*b as usize % ALPHABET.len()] as char).collect()
+    raw.iter()
+        .map(|b| ALPHABET[*b as usize % ALPHABET.len()] as char)
+        .collect()
 }
 
 fn nonce_hash(nonce: &str) -> String {
@@ -55,7 +57,12 @@ fn nonce_hash(nonce: &str) -> String {
 
 /// Seals a new state for `uri` and `rule`, bound to `nonce`.
 pub fn seal(ring: &KeyRing, uri: &str, rule: &str, nonce: &str, now: u64) -> String {
-    let s = LoginState { uri: uri.into(), iat: now, rule: rule.into(), nonce_hash: nonce_hash(nonce) };
+    let s = LoginState {
+        uri: uri.into(),
+        iat: now,
+        rule: rule.into(),
+        nonce_hash: nonce_hash(nonce),
+    };
     STANDARD.encode(ring.seal(CONTEXT, &serde_json::to_vec(&s).expect("state JSON")))
 }
 
@@ -96,10 +103,16 @@ mod tests {
         assert_eq!(s.rule, "8443/10");
         assert_eq!(check_nonce(&s, &n), Ok(()));
         assert_eq!(check_nonce(&s, "other"), Err(StateError::NonceMismatch));
-        assert_eq!(open(&ring, &st, 1001 + LOGIN_TIMEOUT), Err(StateError::Expired));
+        assert_eq!(
+            open(&ring, &st, 1001 + LOGIN_TIMEOUT),
+            Err(StateError::Expired)
+        );
         let mut bad = st.clone().into_bytes();
         bad[20] = if bad[20] == b'A' { b'B' } else { b'A' };
-        assert_eq!(open(&ring, std::str::from_utf8(&bad).unwrap(), 1000), Err(StateError::Invalid));
+        assert_eq!(
+            open(&ring, std::str::from_utf8(&bad).unwrap(), 1000),
+            Err(StateError::Invalid)
+        );
         assert_eq!(open(&ring, "not base64!", 1000), Err(StateError::Invalid));
     }
 }

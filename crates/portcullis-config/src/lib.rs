@@ -6,7 +6,10 @@ pub mod model;
 pub mod validate;
 
 pub use model::*;
-pub use validate::{ConfigError, RESERVED_SCOPES, callback_url_problem, is_loopback_host, ordered_actions, parse_url, validate};
+pub use validate::{
+    ConfigError, RESERVED_SCOPES, callback_url_problem, is_loopback_host, ordered_actions,
+    parse_url, validate,
+};
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -15,7 +18,10 @@ use std::path::{Path, PathBuf};
 #[derive(Debug)]
 pub enum LoadError {
     /// The file could not be read.
-    Io { file: PathBuf, error: std::io::Error },
+    Io {
+        file: PathBuf,
+        error: std::io::Error,
+    },
     /// The file is not valid TOML or does not fit the model.
     Parse {
         file: PathBuf,
@@ -32,7 +38,13 @@ impl fmt::Display for LoadError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             LoadError::Io { file, error } => write!(f, "{}: cannot read: {error}", file.display()),
-            LoadError::Parse { file, field, line, column, reason } => {
+            LoadError::Parse {
+                file,
+                field,
+                line,
+                column,
+                reason,
+            } => {
                 write!(f, "{}", file.display())?;
                 if let (Some(l), Some(c)) = (line, column) {
                     write!(f, ":{l}:{c}")?;
@@ -84,7 +96,10 @@ pub fn load_str(text: &str, file: &Path, base: &Path) -> Result<Loaded, LoadErro
     if !errors.is_empty() {
         return Err(LoadError::Invalid(errors));
     }
-    Ok(Loaded { file: file.to_path_buf(), config })
+    Ok(Loaded {
+        file: file.to_path_buf(),
+        config,
+    })
 }
 
 fn parse(text: &str, file: &Path) -> Result<Config, LoadError> {
@@ -98,7 +113,13 @@ fn parse(text: &str, file: &Path) -> Result<Config, LoadError> {
             }
             None => (None, None),
         };
-        LoadError::Parse { file: file.to_path_buf(), field, line, column, reason }
+        LoadError::Parse {
+            file: file.to_path_buf(),
+            field,
+            line,
+            column,
+            reason,
+        }
     };
     let de = toml::Deserializer::parse(text)
         .map_err(|e| parse_error(String::new(), e.span(), e.message().to_string()))?;
@@ -133,7 +154,9 @@ mod tests {
     use super::*;
 
     fn err(text: &str) -> String {
-        load_str(text, Path::new("lb.toml"), Path::new(".")).unwrap_err().to_string()
+        load_str(text, Path::new("lb.toml"), Path::new("."))
+            .unwrap_err()
+            .to_string()
     }
 
     #[test]

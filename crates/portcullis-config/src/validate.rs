@@ -18,17 +18,33 @@ pub struct ConfigError {
 
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}: {}", self.file.display(), self.field, self.reason)
+        write!(
+            f,
+            "{}: {}: {}",
+            self.file.display(),
+            self.field,
+            self.reason
+        )
     }
 }
 
 /// Scopes every pool knows without a resource server.
-pub const RESERVED_SCOPES: [&str; 5] =
-    ["openid", "email", "phone", "profile", "aws.cognito.signin.user.admin"];
+pub const RESERVED_SCOPES: [&str; 5] = [
+    "openid",
+    "email",
+    "phone",
+    "profile",
+    "aws.cognito.signin.user.admin",
+];
 
 /// ALB's fixed-response content types.
-pub const FIXED_RESPONSE_CONTENT_TYPES: [&str; 5] =
-    ["text/plain", "text/css", "text/html", "application/javascript", "application/json"];
+pub const FIXED_RESPONSE_CONTENT_TYPES: [&str; 5] = [
+    "text/plain",
+    "text/css",
+    "text/html",
+    "application/javascript",
+    "application/json",
+];
 
 struct Checker<'a> {
     file: &'a Path,
@@ -47,7 +63,10 @@ impl Checker<'_> {
 
 /// Returns every rule the config breaks (empty when it is usable).
 pub fn validate(config: &Config, file: &Path) -> Vec<ConfigError> {
-    let mut c = Checker { file, errors: Vec::new() };
+    let mut c = Checker {
+        file,
+        errors: Vec::new(),
+    };
     check_load_balancer(&mut c, &config.load_balancer);
     let tg_names = check_target_groups(&mut c, &config.target_groups);
     check_user_pools(&mut c, &config.user_pools);
@@ -55,7 +74,10 @@ pub fn validate(config: &Config, file: &Path) -> Vec<ConfigError> {
     for (i, l) in config.listeners.iter().enumerate() {
         let at = format!("listeners[{i}]");
         if l.port != 0 && !bound.insert((l.address.clone(), l.port)) {
-            c.fail(format!("{at}.port"), format!("port {} is used by another listener", l.port));
+            c.fail(
+                format!("{at}.port"),
+                format!("port {} is used by another listener", l.port),
+            );
         }
         check_listener(&mut c, &at, l, config, &tg_names);
     }
@@ -85,21 +107,34 @@ fn check_load_balancer(c: &mut Checker, lb: &LoadBalancer) {
     if !(1..=4000).contains(&lb.idle_timeout_seconds) {
         c.fail("load_balancer.idle_timeout_seconds", "must be 1-4000");
     }
-    if lb.region.is_empty() || !lb.region.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+    if lb.region.is_empty()
+        || !lb
+            .region
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-')
     {
-        c.fail("load_balancer.region", "must be letters, digits and '-', e.g. us-east-1");
+        c.fail(
+            "load_balancer.region",
+            "must be letters, digits and '-', e.g. us-east-1",
+        );
     }
     if lb.account_id.len() != 12 || !lb.account_id.bytes().all(|b| b.is_ascii_digit()) {
         c.fail("load_balancer.account_id", "must be 12 digits");
     }
     if let Some(admin) = &lb.admin {
         if admin.listen.parse::<std::net::SocketAddr>().is_err() {
-            c.fail("load_balancer.admin.listen", "must be an address and port, e.g. 127.0.0.1:9100");
+            c.fail(
+                "load_balancer.admin.listen",
+                "must be an address and port, e.g. 127.0.0.1:9100",
+            );
         }
         if let Some(u) = &admin.base_url
             && parse_url(u).is_none()
         {
-            c.fail("load_balancer.admin.base_url", "must be an absolute http(s) URL");
+            c.fail(
+                "load_balancer.admin.base_url",
+                "must be an absolute http(s) URL",
+            );
         }
     }
 }
@@ -115,14 +150,23 @@ fn check_target_groups(c: &mut Checker, tgs: &[TargetGroup]) -> HashSet<String> 
             );
         }
         if !names.insert(tg.name.clone()) {
-            c.fail(format!("{at}.name"), format!("target group `{}` is defined twice", tg.name));
+            c.fail(
+                format!("{at}.name"),
+                format!("target group `{}` is defined twice", tg.name),
+            );
         }
         if tg.protocol != Protocol::HTTP {
-            c.fail(format!("{at}.protocol"), "only HTTP targets are supported so far");
+            c.fail(
+                format!("{at}.protocol"),
+                "only HTTP targets are supported so far",
+            );
         }
         for (j, t) in tg.targets.iter().enumerate() {
             if t.id.trim().is_empty() {
-                c.fail(format!("{at}.targets[{j}].id"), "must be an IP address or host name");
+                c.fail(
+                    format!("{at}.targets[{j}].id"),
+                    "must be an IP address or host name",
+                );
             }
             match t.port.or(tg.port) {
                 None => c.fail(
@@ -137,15 +181,12 @@ fn check_target_groups(c: &mut Checker, tgs: &[TargetGroup]) -> HashSet<String> 
     names
 }
 
-fn check_listener(
-    c: &mut Checker,
-    at: &str,
-    l: &Listener,
-    config: &Config,
-    tgs: &HashSet<String>,
-) {
+fn check_listener(c: &mut Checker, at: &str, l: &Listener, config: &Config, tgs: &HashSet<String>) {
     if l.address.parse::<std::net::IpAddr>().is_err() {
-        c.fail(format!("{at}.address"), "must be an IP address, e.g. 0.0.0.0 or 127.0.0.1");
+        c.fail(
+            format!("{at}.address"),
+            "must be an IP address, e.g. 0.0.0.0 or 127.0.0.1",
+        );
     }
     match l.protocol {
         Protocol::HTTPS if l.certificates.is_empty() => c.fail(
@@ -162,14 +203,27 @@ fn check_listener(
         match (&cert.self_signed, &cert.cert_file, &cert.key_file) {
             (Some(names), None, None) => {
                 if names.is_empty() || names.iter().any(|n| n.is_empty()) {
-                    c.fail(format!("{f}.self_signed"), "list at least one non-empty name");
+                    c.fail(
+                        format!("{f}.self_signed"),
+                        "list at least one non-empty name",
+                    );
                 }
             }
             (None, Some(_), Some(_)) => {}
-            _ => c.fail(f, "give either self_signed = [names] or both cert_file and key_file"),
+            _ => c.fail(
+                f,
+                "give either self_signed = [names] or both cert_file and key_file",
+            ),
         }
     }
-    check_actions(c, &format!("{at}.default_actions"), &l.default_actions, l, config, tgs);
+    check_actions(
+        c,
+        &format!("{at}.default_actions"),
+        &l.default_actions,
+        l,
+        config,
+        tgs,
+    );
     let mut priorities = HashSet::new();
     for (j, r) in l.rules.iter().enumerate() {
         let rat = format!("{at}.rules[{j}]");
@@ -178,7 +232,10 @@ fn check_listener(
         } else if !priorities.insert(r.priority) {
             c.fail(
                 format!("{rat}.priority"),
-                format!("priority {} is used by another rule of this listener", r.priority),
+                format!(
+                    "priority {} is used by another rule of this listener",
+                    r.priority
+                ),
             );
         }
         check_conditions(c, &rat, &r.conditions);
@@ -188,7 +245,10 @@ fn check_listener(
 
 fn check_conditions(c: &mut Checker, at: &str, conditions: &[Condition]) {
     if conditions.is_empty() {
-        c.fail(format!("{at}.conditions"), "a rule needs at least one condition");
+        c.fail(
+            format!("{at}.conditions"),
+            "a rule needs at least one condition",
+        );
     }
     let mut seen = HashSet::new();
     let mut wildcards = 0;
@@ -207,7 +267,10 @@ fn check_conditions(c: &mut Checker, at: &str, conditions: &[Condition]) {
             }
         };
         if !seen.insert(cond.field.clone()) {
-            c.fail(format!("{cat}.field"), format!("`{}` may appear once per rule", cond.field));
+            c.fail(
+                format!("{cat}.field"),
+                format!("`{}` may appear once per rule", cond.field),
+            );
         }
         if cond.values.is_empty() {
             c.fail(format!("{cat}.values"), "list at least one value");
@@ -219,8 +282,14 @@ fn check_conditions(c: &mut Checker, at: &str, conditions: &[Condition]) {
             if value.is_empty() || value.len() > 128 {
                 c.fail(vat, "must be 1-128 characters");
             } else if host {
-                if !value.bytes().all(|b| b.is_ascii_alphanumeric() || b"-.*?".contains(&b)) {
-                    c.fail(vat, "a host pattern may contain only A-Z, a-z, 0-9, '-', '.', '*' and '?'");
+                if !value
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-.*?".contains(&b))
+                {
+                    c.fail(
+                        vat,
+                        "a host pattern may contain only A-Z, a-z, 0-9, '-', '.', '*' and '?'",
+                    );
                 }
             } else if !value.starts_with('/') && !value.starts_with('*') {
                 c.fail(vat, "a path pattern must start with '/' (or a wildcard)");
@@ -236,10 +305,16 @@ fn check_conditions(c: &mut Checker, at: &str, conditions: &[Condition]) {
         }
     }
     if values > 5 {
-        c.fail(format!("{at}.conditions"), format!("{values} condition values; ALB allows 5 per rule"));
+        c.fail(
+            format!("{at}.conditions"),
+            format!("{values} condition values; ALB allows 5 per rule"),
+        );
     }
     if wildcards > 5 {
-        c.fail(format!("{at}.conditions"), format!("{wildcards} wildcards; ALB allows 5 per rule"));
+        c.fail(
+            format!("{at}.conditions"),
+            format!("{wildcards} wildcards; ALB allows 5 per rule"),
+        );
     }
 }
 
@@ -261,7 +336,10 @@ fn check_actions(
     tgs: &HashSet<String>,
 ) {
     if actions.is_empty() {
-        c.fail(at, "a rule needs a terminal action (forward, redirect or fixed-response)");
+        c.fail(
+            at,
+            "a rule needs a terminal action (forward, redirect or fixed-response)",
+        );
         return;
     }
     let with_order = actions.iter().filter(|a| a.order().is_some()).count();
@@ -274,7 +352,10 @@ fn check_actions(
             if !(1..=50000).contains(&o) {
                 c.fail(format!("{at}[{i}].order"), "must be 1-50000");
             } else if !orders.insert(o) {
-                c.fail(format!("{at}[{i}].order"), format!("order {o} is used twice"));
+                c.fail(
+                    format!("{at}[{i}].order"),
+                    format!("order {o} is used twice"),
+                );
             }
         }
     }
@@ -282,15 +363,24 @@ fn check_actions(
     let index_of = |a: &Action| actions.iter().position(|x| std::ptr::eq(x, a)).unwrap_or(0);
     let terminals = ordered.iter().filter(|a| a.is_terminal()).count();
     if terminals == 0 {
-        c.fail(at, "no terminal action: end the rule with forward, redirect or fixed-response");
+        c.fail(
+            at,
+            "no terminal action: end the rule with forward, redirect or fixed-response",
+        );
     } else if terminals > 1 {
-        c.fail(at, "more than one terminal action: a rule has exactly one, and it runs last");
+        c.fail(
+            at,
+            "more than one terminal action: a rule has exactly one, and it runs last",
+        );
     } else if let Some(last) = ordered.last()
         && !last.is_terminal()
     {
         c.fail(
             format!("{at}[{}]", index_of(last)),
-            format!("`{}` runs after the terminal action; the terminal action must be last", last.type_name()),
+            format!(
+                "`{}` runs after the terminal action; the terminal action must be last",
+                last.type_name()
+            ),
         );
     }
     let auths = ordered.iter().filter(|a| !a.is_terminal()).count();
@@ -321,21 +411,30 @@ fn check_actions(
                         format!("must be one of {}", FIXED_RESPONSE_CONTENT_TYPES.join(", ")),
                     );
                 }
-                if f.message_body.as_ref().is_some_and(|b| b.chars().count() > 1024) {
+                if f.message_body
+                    .as_ref()
+                    .is_some_and(|b| b.chars().count() > 1024)
+                {
                     c.fail(format!("{aat}.message_body"), "at most 1024 characters");
                 }
             }
             Action::Redirect(r) => check_redirect(c, &aat, r, l.protocol),
             Action::AuthenticateCognito(a) => {
                 if l.protocol != Protocol::HTTPS {
-                    c.fail(aat.clone(), "authenticate actions are allowed only on HTTPS listeners");
+                    c.fail(
+                        aat.clone(),
+                        "authenticate actions are allowed only on HTTPS listeners",
+                    );
                 }
                 check_session(c, &aat, &a.session());
                 check_cognito(c, &aat, a, config);
             }
             Action::AuthenticateOidc(a) => {
                 if l.protocol != Protocol::HTTPS {
-                    c.fail(aat.clone(), "authenticate actions are allowed only on HTTPS listeners");
+                    c.fail(
+                        aat.clone(),
+                        "authenticate actions are allowed only on HTTPS listeners",
+                    );
                 }
                 check_session(c, &aat, &a.session());
                 for (name, url) in [
@@ -345,7 +444,10 @@ fn check_actions(
                     ("user_info_endpoint", &a.user_info_endpoint),
                 ] {
                     if !is_https_or_loopback(url) {
-                        c.fail(format!("{aat}.{name}"), "must be an https URL (http only for loopback hosts)");
+                        c.fail(
+                            format!("{aat}.{name}"),
+                            "must be an https URL (http only for loopback hosts)",
+                        );
                     }
                 }
                 if a.client_id.is_empty() {
@@ -353,7 +455,10 @@ fn check_actions(
                 }
                 match (&a.client_secret, &a.client_secret_env) {
                     (Some(_), None) | (None, Some(_)) => {}
-                    _ => c.fail(aat.clone(), "give exactly one of client_secret and client_secret_env"),
+                    _ => c.fail(
+                        aat.clone(),
+                        "give exactly one of client_secret and client_secret_env",
+                    ),
                 }
             }
         }
@@ -366,9 +471,15 @@ fn check_redirect(c: &mut Checker, at: &str, r: &RedirectAction, listener: Proto
     }
     if let Some(p) = &r.protocol {
         if !["HTTP", "HTTPS", "#{protocol}"].contains(&p.as_str()) {
-            c.fail(format!("{at}.protocol"), "must be HTTP, HTTPS or #{protocol}");
+            c.fail(
+                format!("{at}.protocol"),
+                "must be HTTP, HTTPS or #{protocol}",
+            );
         } else if p == "HTTP" && listener == Protocol::HTTPS {
-            c.fail(format!("{at}.protocol"), "redirecting from HTTPS to HTTP is not allowed");
+            c.fail(
+                format!("{at}.protocol"),
+                "redirecting from HTTPS to HTTP is not allowed",
+            );
         }
     }
     if let Some(p) = &r.port
@@ -385,12 +496,18 @@ fn check_redirect(c: &mut Checker, at: &str, r: &RedirectAction, listener: Proto
     if let Some(p) = &r.path
         && (!p.starts_with('/') || p.len() > 128)
     {
-        c.fail(format!("{at}.path"), "must start with '/' and be at most 128 characters");
+        c.fail(
+            format!("{at}.path"),
+            "must start with '/' and be at most 128 characters",
+        );
     }
     if let Some(q) = &r.query
         && (q.starts_with('?') || q.len() > 128)
     {
-        c.fail(format!("{at}.query"), "at most 128 characters, without the leading '?'");
+        c.fail(
+            format!("{at}.query"),
+            "at most 128 characters, without the leading '?'",
+        );
     }
     let changes = r.protocol.as_deref().is_some_and(|p| p != "#{protocol}")
         || r.port.as_deref().is_some_and(|p| p != "#{port}")
@@ -406,12 +523,24 @@ fn check_redirect(c: &mut Checker, at: &str, r: &RedirectAction, listener: Proto
 
 fn check_session(c: &mut Checker, at: &str, s: &SessionSettings) {
     if !(1..=604_800).contains(&s.session_timeout) {
-        c.fail(format!("{at}.session_timeout"), "must be 1-604800 seconds (7 days)");
+        c.fail(
+            format!("{at}.session_timeout"),
+            "must be 1-604800 seconds (7 days)",
+        );
     }
     if s.authentication_request_extra_params.len() > 10 {
-        c.fail(format!("{at}.authentication_request_extra_params"), "at most 10 parameters");
+        c.fail(
+            format!("{at}.authentication_request_extra_params"),
+            "at most 10 parameters",
+        );
     }
-    let reserved = ["client_id", "redirect_uri", "response_type", "scope", "state"];
+    let reserved = [
+        "client_id",
+        "redirect_uri",
+        "response_type",
+        "scope",
+        "state",
+    ];
     for k in s.authentication_request_extra_params.keys() {
         if reserved.contains(&k.as_str()) {
             c.fail(
@@ -423,9 +552,14 @@ fn check_session(c: &mut Checker, at: &str, s: &SessionSettings) {
     let name = &s.session_cookie_name;
     if name.is_empty()
         || name.len() > 64
-        || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+        || !name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
     {
-        c.fail(format!("{at}.session_cookie_name"), "1-64 letters, digits, '-', '_' or '.'");
+        c.fail(
+            format!("{at}.session_cookie_name"),
+            "1-64 letters, digits, '-', '_' or '.'",
+        );
     }
     if !s.scope.split(' ').any(|x| x == "openid") {
         c.fail(
@@ -437,13 +571,23 @@ fn check_session(c: &mut Checker, at: &str, s: &SessionSettings) {
 
 fn check_cognito(c: &mut Checker, at: &str, a: &AuthenticateCognito, config: &Config) {
     let Some(pool) = config.user_pools.iter().find(|p| p.name == a.user_pool) else {
-        c.fail(format!("{at}.user_pool"), format!("unknown user pool `{}`", a.user_pool));
+        c.fail(
+            format!("{at}.user_pool"),
+            format!("unknown user pool `{}`", a.user_pool),
+        );
         return;
     };
-    let Some(client) = pool.clients.iter().find(|cl| cl.client_id == a.user_pool_client_id) else {
+    let Some(client) = pool
+        .clients
+        .iter()
+        .find(|cl| cl.client_id == a.user_pool_client_id)
+    else {
         c.fail(
             format!("{at}.user_pool_client_id"),
-            format!("user pool `{}` has no client `{}`", pool.name, a.user_pool_client_id),
+            format!(
+                "user pool `{}` has no client `{}`",
+                pool.name, a.user_pool_client_id
+            ),
         );
         return;
     };
@@ -463,7 +607,10 @@ fn check_cognito(c: &mut Checker, at: &str, a: &AuthenticateCognito, config: &Co
         if !client.allowed_oauth_scopes.iter().any(|s| s == scope) {
             c.fail(
                 format!("{at}.scope"),
-                format!("client `{}` is not allowed scope `{scope}`", client.client_id),
+                format!(
+                    "client `{}` is not allowed scope `{scope}`",
+                    client.client_id
+                ),
             );
         }
     }
@@ -480,12 +627,21 @@ fn check_user_pools(c: &mut Checker, pools: &[UserPool]) {
         if let Some(id) = &p.id
             && !is_pool_id(id)
         {
-            c.fail(format!("{at}.id"), "must look like <region>_<letters and digits>, e.g. us-east-1_Demo12345");
+            c.fail(
+                format!("{at}.id"),
+                "must look like <region>_<letters and digits>, e.g. us-east-1_Demo12345",
+            );
         }
         if p.domain.listen.parse::<std::net::SocketAddr>().is_err() {
-            c.fail(format!("{at}.domain.listen"), "must be an address and port, e.g. 127.0.0.1:9000");
+            c.fail(
+                format!("{at}.domain.listen"),
+                "must be an address and port, e.g. 127.0.0.1:9000",
+            );
         } else if let Some(other) = listens.insert(p.domain.listen.clone(), i) {
-            c.fail(format!("{at}.domain.listen"), format!("also used by user_pools[{other}]"));
+            c.fail(
+                format!("{at}.domain.listen"),
+                format!("also used by user_pools[{other}]"),
+            );
         }
         match parse_url(&p.domain.base_url) {
             Some((scheme, _, path))
@@ -496,24 +652,37 @@ fn check_user_pools(c: &mut Checker, pools: &[UserPool]) {
             ),
         }
         if !(300..=86400).contains(&p.token_validity_seconds) {
-            c.fail(format!("{at}.token_validity_seconds"), "must be 300-86400 (5 minutes to 1 day)");
+            c.fail(
+                format!("{at}.token_validity_seconds"),
+                "must be 300-86400 (5 minutes to 1 day)",
+            );
         }
         let mut custom = BTreeSet::new();
         let mut ids = HashSet::new();
         for (j, rs) in p.resource_servers.iter().enumerate() {
             let rat = format!("{at}.resource_servers[{j}]");
-            if rs.identifier.is_empty() || rs.identifier.len() > 256 || rs.identifier.contains(' ') {
-                c.fail(format!("{rat}.identifier"), "1-256 characters without spaces");
+            if rs.identifier.is_empty() || rs.identifier.len() > 256 || rs.identifier.contains(' ')
+            {
+                c.fail(
+                    format!("{rat}.identifier"),
+                    "1-256 characters without spaces",
+                );
             }
             if !ids.insert(rs.identifier.clone()) {
                 c.fail(format!("{rat}.identifier"), "defined twice");
             }
             if rs.scopes.len() > 100 {
-                c.fail(format!("{rat}.scopes"), "at most 100 scopes per resource server");
+                c.fail(
+                    format!("{rat}.scopes"),
+                    "at most 100 scopes per resource server",
+                );
             }
             for (k, s) in rs.scopes.iter().enumerate() {
                 if s.name.is_empty() || s.name.len() > 256 || s.name.contains([' ', '/']) {
-                    c.fail(format!("{rat}.scopes[{k}].name"), "1-256 characters without spaces or '/'");
+                    c.fail(
+                        format!("{rat}.scopes[{k}].name"),
+                        "1-256 characters without spaces or '/'",
+                    );
                 }
                 if !custom.insert(format!("{}/{}", rs.identifier, s.name)) {
                     c.fail(format!("{rat}.scopes[{k}].name"), "defined twice");
@@ -522,12 +691,21 @@ fn check_user_pools(c: &mut Checker, pools: &[UserPool]) {
         }
         let mut client_ids = HashSet::new();
         for (j, cl) in p.clients.iter().enumerate() {
-            check_client(c, &format!("{at}.clients[{j}]"), cl, &custom, &mut client_ids);
+            check_client(
+                c,
+                &format!("{at}.clients[{j}]"),
+                cl,
+                &custom,
+                &mut client_ids,
+            );
         }
         let mut users = HashSet::new();
         for (j, u) in p.users.iter().enumerate() {
             let uat = format!("{at}.users[{j}]");
-            if u.username.is_empty() || u.username.len() > 128 || u.username.chars().any(char::is_whitespace) {
+            if u.username.is_empty()
+                || u.username.len() > 128
+                || u.username.chars().any(char::is_whitespace)
+            {
                 c.fail(format!("{uat}.username"), "1-128 characters without spaces");
             } else if !users.insert(u.username.clone()) {
                 c.fail(format!("{uat}.username"), "defined twice");
@@ -537,7 +715,10 @@ fn check_user_pools(c: &mut Checker, pools: &[UserPool]) {
             }
             for k in u.attributes.keys() {
                 if k == "sub" {
-                    c.fail(format!("{uat}.attributes.sub"), "sub is assigned by the pool");
+                    c.fail(
+                        format!("{uat}.attributes.sub"),
+                        "sub is assigned by the pool",
+                    );
                 }
             }
         }
@@ -553,9 +734,15 @@ fn check_client(
 ) {
     if cl.client_id.is_empty()
         || cl.client_id.len() > 128
-        || !cl.client_id.bytes().all(|b| b.is_ascii_alphanumeric() || b"_+-".contains(&b))
+        || !cl
+            .client_id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_+-".contains(&b))
     {
-        c.fail(format!("{at}.client_id"), "1-128 letters, digits, '_', '+' or '-'");
+        c.fail(
+            format!("{at}.client_id"),
+            "1-128 letters, digits, '_', '+' or '-'",
+        );
     } else if !seen.insert(cl.client_id.clone()) {
         c.fail(format!("{at}.client_id"), "defined twice");
     }
@@ -568,7 +755,10 @@ fn check_client(
     }
     for (k, f) in cl.allowed_oauth_flows.iter().enumerate() {
         if f != "code" {
-            c.fail(format!("{at}.allowed_oauth_flows[{k}]"), format!("unsupported flow `{f}` (supported: code)"));
+            c.fail(
+                format!("{at}.allowed_oauth_flows[{k}]"),
+                format!("unsupported flow `{f}` (supported: code)"),
+            );
         }
     }
     for (k, s) in cl.allowed_oauth_scopes.iter().enumerate() {
@@ -599,7 +789,9 @@ pub fn callback_url_problem(u: &str) -> Option<&'static str> {
         Some((scheme, host, _)) => match scheme.as_str() {
             "https" => None,
             "http" if is_loopback_host(&host) => None,
-            "http" => Some("must be https (http is allowed only for localhost, 127.0.0.1 and [::1])"),
+            "http" => {
+                Some("must be https (http is allowed only for localhost, 127.0.0.1 and [::1])")
+            }
             _ => None,
         },
     }
@@ -617,7 +809,9 @@ fn is_https_or_loopback(u: &str) -> bool {
 pub fn is_loopback_host(host: &str) -> bool {
     host.eq_ignore_ascii_case("localhost")
         || host == "[::1]"
-        || host.parse::<std::net::Ipv4Addr>().is_ok_and(|ip| ip.is_loopback())
+        || host
+            .parse::<std::net::Ipv4Addr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 /// Splits an absolute URL into (lowercase scheme, host without port, path and query).
@@ -629,14 +823,22 @@ pub fn parse_url(u: &str) -> Option<(String, String, String)> {
         return None;
     }
     let pq = uri.path_and_query().map(|p| p.as_str()).unwrap_or("");
-    let pq = if pq == "/" && !u.ends_with('/') { "" } else { pq };
+    let pq = if pq == "/" && !u.ends_with('/') {
+        ""
+    } else {
+        pq
+    };
     Some((scheme, host, pq.to_string()))
 }
 
 fn is_pool_id(id: &str) -> bool {
-    let Some((region, rest)) = id.split_once('_') else { return false };
+    let Some((region, rest)) = id.split_once('_') else {
+        return false;
+    };
     !region.is_empty()
-        && region.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        && region
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
         && !rest.is_empty()
         && rest.bytes().all(|b| b.is_ascii_alphanumeric())
         && id.len() <= 55
@@ -689,7 +891,8 @@ clients = [{ client_id = "tasks-web", generate_secret = true, allowed_oauth_flow
     fn assert_error(text: &str, field: &str, reason_part: &str) {
         let es = errors(text);
         assert!(
-            es.iter().any(|e| e.starts_with(&format!("lb.toml: {field}: ")) && e.contains(reason_part)),
+            es.iter()
+                .any(|e| e.starts_with(&format!("lb.toml: {field}: ")) && e.contains(reason_part)),
             "wanted {field}: ..{reason_part}.. in {es:#?}"
         );
     }
@@ -701,17 +904,24 @@ clients = [{ client_id = "tasks-web", generate_secret = true, allowed_oauth_flow
 
     #[test]
     fn authenticate_on_http_listener_is_refused() {
-        let t = BASE.replace("protocol = \"HTTPS\"", "protocol = \"HTTP\"").replace(
-            "certificates = [{ self_signed = [\"localhost\"] }]",
-            "",
+        let t = BASE
+            .replace("protocol = \"HTTPS\"", "protocol = \"HTTP\"")
+            .replace("certificates = [{ self_signed = [\"localhost\"] }]", "");
+        assert_error(
+            &t,
+            "listeners[0].rules[0].actions[0]",
+            "only on HTTPS listeners",
         );
-        assert_error(&t, "listeners[0].rules[0].actions[0]", "only on HTTPS listeners");
     }
 
     #[test]
     fn unknown_target_group_is_refused() {
         let t = BASE.replace("target_group = \"tasks\"", "target_group = \"taks\"");
-        assert_error(&t, "listeners[0].rules[0].actions[1].target_group", "unknown target group `taks`");
+        assert_error(
+            &t,
+            "listeners[0].rules[0].actions[1].target_group",
+            "unknown target group `taks`",
+        );
     }
 
     #[test]
@@ -719,65 +929,118 @@ clients = [{ client_id = "tasks-web", generate_secret = true, allowed_oauth_flow
         let t = format!(
             "{BASE}\n[[listeners.rules]]\npriority = 10\nconditions = [{{ field = \"path-pattern\", values = [\"/x\"] }}]\nactions = [{{ type = \"fixed-response\", status_code = 200 }}]\n"
         );
-        // The appended rule lands on the last [[listeners]] table, which is the only one.
-        let t = t.replace("[[user_pools]]", "[[user_pools]]");
         let es = errors(&t);
-        assert!(es.iter().any(|e| e.contains("priority 10 is used by another rule")), "{es:#?}");
+        assert!(
+            es.iter()
+                .any(|e| e.contains("priority 10 is used by another rule")),
+            "{es:#?}"
+        );
     }
 
     #[test]
     fn missing_terminal_and_action_after_terminal_are_refused() {
-        let t = BASE.replace(
-            "  { type = \"forward\", target_group = \"tasks\" },\n",
-            "",
-        );
+        let t = BASE.replace("  { type = \"forward\", target_group = \"tasks\" },\n", "");
         assert_error(&t, "listeners[0].rules[0].actions", "no terminal action");
         let t = BASE.replace(
             "actions = [\n  { type = \"authenticate-cognito\"",
             "actions = [\n  { type = \"forward\", target_group = \"tasks\" },\n  { type = \"authenticate-cognito\"",
         );
-        assert!(errors(&t).iter().any(|e| e.contains("more than one terminal") || e.contains("must be last")));
+        assert!(
+            errors(&t)
+                .iter()
+                .any(|e| e.contains("more than one terminal") || e.contains("must be last"))
+        );
         let t = BASE.replace(
             "scope = \"openid tasks/read\" },\n  { type = \"forward\", target_group = \"tasks\" },",
             "scope = \"openid tasks/read\", order = 2 },\n  { type = \"forward\", target_group = \"tasks\", order = 1 },",
         );
-        assert_error(&t, "listeners[0].rules[0].actions[0]", "runs after the terminal action");
+        assert_error(
+            &t,
+            "listeners[0].rules[0].actions[0]",
+            "runs after the terminal action",
+        );
     }
 
     #[test]
     fn callback_url_must_be_https_or_loopback() {
-        let t = BASE.replace("https://localhost:8443/oauth2/idpresponse", "http://example.com/cb");
-        assert_error(&t, "user_pools[0].clients[0].callback_urls[0]", "must be https");
-        let t = BASE.replace("https://localhost:8443/oauth2/idpresponse", "http://127.0.0.1:8443/cb");
+        let t = BASE.replace(
+            "https://localhost:8443/oauth2/idpresponse",
+            "http://example.com/cb",
+        );
+        assert_error(
+            &t,
+            "user_pools[0].clients[0].callback_urls[0]",
+            "must be https",
+        );
+        let t = BASE.replace(
+            "https://localhost:8443/oauth2/idpresponse",
+            "http://127.0.0.1:8443/cb",
+        );
         assert_eq!(errors(&t), Vec::<String>::new());
-        let t = BASE.replace("https://localhost:8443/oauth2/idpresponse", "https://x/cb#frag");
+        let t = BASE.replace(
+            "https://localhost:8443/oauth2/idpresponse",
+            "https://x/cb#frag",
+        );
         assert_error(&t, "user_pools[0].clients[0].callback_urls[0]", "fragment");
     }
 
     #[test]
     fn cognito_client_needs_secret_and_scope() {
         let t = BASE.replace("generate_secret = true, ", "");
-        assert_error(&t, "listeners[0].rules[0].actions[0].user_pool_client_id", "has no secret");
-        let t = BASE.replace("scope = \"openid tasks/read\"", "scope = \"openid tasks/write\"");
-        assert_error(&t, "listeners[0].rules[0].actions[0].scope", "not allowed scope `tasks/write`");
+        assert_error(
+            &t,
+            "listeners[0].rules[0].actions[0].user_pool_client_id",
+            "has no secret",
+        );
+        let t = BASE.replace(
+            "scope = \"openid tasks/read\"",
+            "scope = \"openid tasks/write\"",
+        );
+        assert_error(
+            &t,
+            "listeners[0].rules[0].actions[0].scope",
+            "not allowed scope `tasks/write`",
+        );
         let t = BASE.replace("scope = \"openid tasks/read\"", "scope = \"tasks/read\"");
-        assert_error(&t, "listeners[0].rules[0].actions[0].scope", "must include `openid`");
+        assert_error(
+            &t,
+            "listeners[0].rules[0].actions[0].scope",
+            "must include `openid`",
+        );
     }
 
     #[test]
     fn undefined_custom_scope_is_refused() {
-        let t = BASE.replace("allowed_oauth_scopes = [\"openid\", \"tasks/read\"]", "allowed_oauth_scopes = [\"openid\", \"tasks/read\", \"notes/read\"]");
-        assert_error(&t, "user_pools[0].clients[0].allowed_oauth_scopes[2]", "notes/read");
+        let t = BASE.replace(
+            "allowed_oauth_scopes = [\"openid\", \"tasks/read\"]",
+            "allowed_oauth_scopes = [\"openid\", \"tasks/read\", \"notes/read\"]",
+        );
+        assert_error(
+            &t,
+            "user_pools[0].clients[0].allowed_oauth_scopes[2]",
+            "notes/read",
+        );
     }
 
     #[test]
     fn priorities_and_limits() {
         let t = BASE.replace("priority = 10", "priority = 50001");
         assert_error(&t, "listeners[0].rules[0].priority", "1-50000");
-        let t = BASE.replace("values = [\"/tasks\", \"/tasks/*\"]", "values = [\"/a*\", \"/b*\", \"/c*\", \"/d*\", \"/e*\", \"/f*\"]");
-        assert!(errors(&t).iter().any(|e| e.contains("condition values; ALB allows 5")));
+        let t = BASE.replace(
+            "values = [\"/tasks\", \"/tasks/*\"]",
+            "values = [\"/a*\", \"/b*\", \"/c*\", \"/d*\", \"/e*\", \"/f*\"]",
+        );
+        assert!(
+            errors(&t)
+                .iter()
+                .any(|e| e.contains("condition values; ALB allows 5"))
+        );
         let t = BASE.replace("field = \"path-pattern\"", "field = \"path-patern\"");
-        assert_error(&t, "listeners[0].rules[0].conditions[0].field", "unknown or unsupported condition");
+        assert_error(
+            &t,
+            "listeners[0].rules[0].conditions[0].field",
+            "unknown or unsupported condition",
+        );
     }
 
     #[test]
@@ -786,7 +1049,11 @@ clients = [{ client_id = "tasks-web", generate_secret = true, allowed_oauth_flow
             "default_actions = [{ type = \"fixed-response\", status_code = 404 }]",
             "default_actions = [{ type = \"redirect\", status_code = \"HTTP_301\", protocol = \"HTTP\" }]",
         );
-        assert_error(&t, "listeners[0].default_actions[0].protocol", "HTTPS to HTTP");
+        assert_error(
+            &t,
+            "listeners[0].default_actions[0].protocol",
+            "HTTPS to HTTP",
+        );
         let t = BASE.replace(
             "default_actions = [{ type = \"fixed-response\", status_code = 404 }]",
             "default_actions = [{ type = \"redirect\", status_code = \"HTTP_301\", host = \"#{host}\" }]",
@@ -796,8 +1063,15 @@ clients = [{ client_id = "tasks-web", generate_secret = true, allowed_oauth_flow
 
     #[test]
     fn session_timeout_bounds() {
-        let t = BASE.replace("scope = \"openid tasks/read\"", "scope = \"openid tasks/read\", session_timeout = 604801");
-        assert_error(&t, "listeners[0].rules[0].actions[0].session_timeout", "604800");
+        let t = BASE.replace(
+            "scope = \"openid tasks/read\"",
+            "scope = \"openid tasks/read\", session_timeout = 604801",
+        );
+        assert_error(
+            &t,
+            "listeners[0].rules[0].actions[0].session_timeout",
+            "604800",
+        );
     }
 
     #[test]
@@ -806,8 +1080,15 @@ clients = [{ client_id = "tasks-web", generate_secret = true, allowed_oauth_flow
             parse_url("https://a.example:8443/x?y"),
             Some(("https".into(), "a.example".into(), "/x?y".into()))
         );
-        assert_eq!(parse_url("http://localhost:9000").map(|u| u.2), Some(String::new()));
+        assert_eq!(
+            parse_url("http://localhost:9000").map(|u| u.2),
+            Some(String::new())
+        );
         assert!(parse_url("/relative").is_none());
-        assert!(is_loopback_host("127.0.0.2") && is_loopback_host("[::1]") && !is_loopback_host("10.0.0.1"));
+        assert!(
+            is_loopback_host("127.0.0.2")
+                && is_loopback_host("[::1]")
+                && !is_loopback_host("10.0.0.1")
+        );
     }
 }

@@ -27,5 +27,7 @@ pub async fn serve(
     pool: Arc<Pool>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, web::router(pool)).with_graceful_shutdown(shutdown).await
+    axum::serve(listener, web::router(pool))
+        .with_graceful_shutdown(shutdown)
+        .await
 }

@@ -37,11 +37,19 @@ pub struct OAuthError {
 impl OAuthError {
     /// A 400 with this code.
     pub fn bad(error: &'static str, description: impl Into<String>) -> Self {
-        OAuthError { error, description: description.into(), status: 400 }
+        OAuthError {
+            error,
+            description: description.into(),
+            status: 400,
+        }
     }
     fn server(e: StoreError) -> Self {
         tracing::error!(error = %e, "store failure");
-        OAuthError { error: "server_error", description: "internal error".into(), status: 500 }
+        OAuthError {
+            error: "server_error",
+            description: "internal error".into(),
+            status: 500,
+        }
     }
 }
 
@@ -127,7 +135,10 @@ pub struct Pool {
 pub fn derived_pool_id(region: &str, name: &str) -> String {
     const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
     let d = digest(&SHA256, name.as_bytes());
-    let suffix: String = d.as_ref()[..9].iter().map(|b| ALPHABET[*b as usize % 62] as char).collect();
+    let suffix: String = d.as_ref()[..9]
+        .iter()
+        .map(|b| ALPHABET[*b as usize % 62] as char)
+        .collect();
     format!("{region}_{suffix}")
 }
 
@@ -144,7 +155,10 @@ fn sha256_hex(s: &str) -> String {
 
 /// Hashes a password with argon2id at the OWASP defaults (m=19456 KiB, t=2, p=1).
 pub fn hash_password(password: &str) -> Option<String> {
-    Argon2::default().hash_password(password.as_bytes()).ok().map(|h| h.to_string())
+    Argon2::default()
+        .hash_password(password.as_bytes())
+        .ok()
+        .map(|h| h.to_string())
 }
 
 fn constant_time_eq(a: &str, b: &str) -> bool {
@@ -160,22 +174,37 @@ impl Pool {
         store: Store,
         password_of: impl Fn(&portcullis_config::SeedUser) -> Result<String, String>,
     ) -> Result<Pool, String> {
-        let id = cfg.id.clone().unwrap_or_else(|| derived_pool_id(region, &cfg.name));
+        let id = cfg
+            .id
+            .clone()
+            .unwrap_or_else(|| derived_pool_id(region, &cfg.name));
         let base_url = cfg.domain.base_url.trim_end_matches('/').to_string();
         let err = |e: StoreError| format!("user pool `{}`: {e}", cfg.name);
         let mut clients = HashMap::new();
         for c in &cfg.clients {
             let secret = match (&c.client_secret, c.generate_secret) {
                 (Some(s), _) => {
-                    store.set_client_secret(&id, &c.client_id, s.clone()).await.map_err(err)?;
+                    store
+                        .set_client_secret(&id, &c.client_id, s.clone())
+                        .await
+                        .map_err(err)?;
                     Some(s.clone())
                 }
                 (None, true) => Some(
-                    store.client_secret_or_insert(&id, &c.client_id, random_token(38)).await.map_err(err)?,
+                    store
+                        .client_secret_or_insert(&id, &c.client_id, random_token(38))
+                        .await
+                        .map_err(err)?,
                 ),
                 (None, false) => None,
             };
-            clients.insert(c.client_id.clone(), ClientRuntime { cfg: c.clone(), secret });
+            clients.insert(
+                c.client_id.clone(),
+                ClientRuntime {
+                    cfg: c.clone(),
+                    secret,
+                },
+            );
         }
         let keys = PoolKeys::load_or_generate(&store, &id).await.map_err(err)?;
         let dummy_hash = tokio::task::spawn_blocking(|| hash_password("portcullis-dummy"))
@@ -196,8 +225,11 @@ impl Pool {
             dummy_hash,
         };
         for (i, u) in cfg.users.iter().enumerate() {
-            let pw = password_of(u).map_err(|e| format!("user_pools[{}].users[{i}]: {e}", pool.name))?;
-            pool.create_user(&u.username, &pw, &u.attributes).await.map_err(err)?;
+            let pw =
+                password_of(u).map_err(|e| format!("user_pools[{}].users[{i}]: {e}", pool.name))?;
+            pool.create_user(&u.username, &pw, &u.attributes)
+                .await
+                .map_err(err)?;
         }
         Ok(pool)
     }
@@ -241,11 +273,19 @@ impl Pool {
         password: &str,
         attributes: &std::collections::BTreeMap<String, String>,
     ) -> Result<bool, StoreError> {
-        if self.store.user_by_username(&self.id, username).await?.is_some() {
+        if self
+            .store
+            .user_by_username(&self.id, username)
+            .await?
+            .is_some()
+        {
             return Ok(false);
         }
         let hash = self.hash(password).await.ok_or(StoreError::Join)?;
-        let mut attrs: Map<String, Value> = attributes.iter().map(|(k, v)| (k.clone(), v.clone().into())).collect();
+        let mut attrs: Map<String, Value> = attributes
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone().into()))
+            .collect();
         if attrs.contains_key("email") && !attrs.contains_key("email_verified") {
             attrs.insert("email_verified".into(), "true".into());
         }
@@ -263,35 +303,58 @@ impl Pool {
     /// Sets a permanent password (`CONFIRMED`).
     pub async fn set_password(&self, username: &str, password: &str) -> Result<bool, StoreError> {
         let hash = self.hash(password).await.ok_or(StoreError::Join)?;
-        self.store.set_password(&self.id, username, hash, "CONFIRMED").await
+        self.store
+            .set_password(&self.id, username, hash, "CONFIRMED")
+            .await
     }
 
     async fn hash(&self, password: &str) -> Option<String> {
         let _permit = self.hashing.acquire().await.ok()?;
         let pw = password.to_string();
-        tokio::task::spawn_blocking(move || hash_password(&pw)).await.ok().flatten()
+        tokio::task::spawn_blocking(move || hash_password(&pw))
+            .await
+            .ok()
+            .flatten()
     }
 
     /// Checks an authorization request (`/oauth2/authorize` and `/login` share it).
-    pub fn check_authorize(&self, q: &[(String, String)]) -> Result<AuthorizeRequest, AuthorizeProblem> {
+    pub fn check_authorize(
+        &self,
+        q: &[(String, String)],
+    ) -> Result<AuthorizeRequest, AuthorizeProblem> {
         let mut seen = BTreeSet::new();
         for (k, v) in q {
             if !seen.insert(k.as_str()) {
-                return Err(AuthorizeProblem::Page("invalid_request", format!("parameter `{k}` is repeated")));
+                return Err(AuthorizeProblem::Page(
+                    "invalid_request",
+                    format!("parameter `{k}` is repeated"),
+                ));
             }
             if v.len() > MAX_PARAM_LEN {
-                return Err(AuthorizeProblem::Page("invalid_request", format!("parameter `{k}` is too long")));
+                return Err(AuthorizeProblem::Page(
+                    "invalid_request",
+                    format!("parameter `{k}` is too long"),
+                ));
             }
         }
         let get = |k: &str| q.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
         let Some(client_id) = get("client_id") else {
-            return Err(AuthorizeProblem::Page("invalid_request", "client_id is missing".into()));
+            return Err(AuthorizeProblem::Page(
+                "invalid_request",
+                "client_id is missing".into(),
+            ));
         };
         let Some(client) = self.clients.get(&client_id) else {
-            return Err(AuthorizeProblem::Page("invalid_client", "this app is not registered with the user pool".into()));
+            return Err(AuthorizeProblem::Page(
+                "invalid_client",
+                "this app is not registered with the user pool".into(),
+            ));
         };
         let Some(redirect_uri) = get("redirect_uri") else {
-            return Err(AuthorizeProblem::Page("invalid_request", "redirect_uri is missing".into()));
+            return Err(AuthorizeProblem::Page(
+                "invalid_request",
+                "redirect_uri is missing".into(),
+            ));
         };
         if !client.cfg.callback_urls.iter().any(|u| u == &redirect_uri) {
             return Err(AuthorizeProblem::Page(
@@ -300,14 +363,21 @@ impl Pool {
             ));
         }
         let state = get("state");
-        let redirect = |error| AuthorizeProblem::Redirect { redirect_uri: redirect_uri.clone(), error, state: state.clone() };
+        let redirect = |error| AuthorizeProblem::Redirect {
+            redirect_uri: redirect_uri.clone(),
+            error,
+            state: state.clone(),
+        };
         match get("response_type").as_deref() {
             None => return Err(redirect("invalid_request")),
             Some("code") if client.cfg.allowed_oauth_flows.iter().any(|f| f == "code") => {}
             Some("code") | Some("token") => return Err(redirect("unauthorized_client")),
             Some(_) => return Err(redirect("unsupported_response_type")),
         }
-        let code_challenge = match (get("code_challenge_method").as_deref(), get("code_challenge")) {
+        let code_challenge = match (
+            get("code_challenge_method").as_deref(),
+            get("code_challenge"),
+        ) {
             (None, None) => None,
             (Some("S256"), Some(c)) if (43..=128).contains(&c.len()) => Some(c),
             _ => return Err(redirect("invalid_request")),
@@ -328,7 +398,14 @@ impl Pool {
         if scopes.is_empty() {
             return Err(redirect("invalid_scope"));
         }
-        Ok(AuthorizeRequest { client_id, redirect_uri, state, scopes, nonce: get("nonce"), code_challenge })
+        Ok(AuthorizeRequest {
+            client_id,
+            redirect_uri,
+            state,
+            scopes,
+            nonce: get("nonce"),
+            code_challenge,
+        })
     }
 
     /// The client's display name.
@@ -344,13 +421,27 @@ impl Pool {
         if username.is_empty() || username.len() > 128 || password.len() > MAX_PASSWORD_LEN {
             return Err(SignInError::NotAuthorized);
         }
-        let user = self.store.user_by_username(&self.id, username).await.map_err(|_| SignInError::Internal)?;
-        let hash = user.as_ref().map_or(self.dummy_hash.clone(), |u| u.password_hash.clone());
-        let _permit = self.hashing.acquire().await.map_err(|_| SignInError::Internal)?;
-        let pw = password.to_string();
-        let ok = tokio::task::spawn_blocking(move || Argon2::default().verify_password(pw.as_bytes(), hash.as_str()).is_ok())
+        let user = self
+            .store
+            .user_by_username(&self.id, username)
             .await
             .map_err(|_| SignInError::Internal)?;
+        let hash = user
+            .as_ref()
+            .map_or(self.dummy_hash.clone(), |u| u.password_hash.clone());
+        let _permit = self
+            .hashing
+            .acquire()
+            .await
+            .map_err(|_| SignInError::Internal)?;
+        let pw = password.to_string();
+        let ok = tokio::task::spawn_blocking(move || {
+            Argon2::default()
+                .verify_password(pw.as_bytes(), hash.as_str())
+                .is_ok()
+        })
+        .await
+        .map_err(|_| SignInError::Internal)?;
         match user {
             Some(u) if ok && u.enabled && u.status == "CONFIRMED" => Ok(u),
             _ => Err(SignInError::NotAuthorized),
@@ -358,7 +449,11 @@ impl Pool {
     }
 
     /// Issues a single-use code and returns the URL to send the browser to.
-    pub async fn issue_code(&self, req: &AuthorizeRequest, user: &UserRecord) -> Result<String, OAuthError> {
+    pub async fn issue_code(
+        &self,
+        req: &AuthorizeRequest,
+        user: &UserRecord,
+    ) -> Result<String, OAuthError> {
         let code = random_token(32);
         let rec = CodeRecord {
             client_id: req.client_id.clone(),
@@ -370,7 +465,12 @@ impl Pool {
             auth_time: crate::now() as i64,
         };
         self.store
-            .insert_code(&self.id, sha256_hex(&code), rec, crate::now() as i64 + CODE_LIFETIME)
+            .insert_code(
+                &self.id,
+                sha256_hex(&code),
+                rec,
+                crate::now() as i64 + CODE_LIFETIME,
+            )
             .await
             .map_err(OAuthError::server)?;
         let mut q = form_urlencoded::Serializer::new(String::new());
@@ -378,13 +478,25 @@ impl Pool {
         if let Some(s) = &req.state {
             q.append_pair("state", s);
         }
-        let sep = if req.redirect_uri.contains('?') { '&' } else { '?' };
+        let sep = if req.redirect_uri.contains('?') {
+            '&'
+        } else {
+            '?'
+        };
         Ok(format!("{}{sep}{}", req.redirect_uri, q.finish()))
     }
 
     /// Authenticates a client at the token endpoint (secrets compared in constant time).
-    pub fn authenticate_client(&self, client_id: &str, secret: Option<&str>) -> Result<(), OAuthError> {
-        let invalid = || OAuthError { error: "invalid_client", description: "client authentication failed".into(), status: 401 };
+    pub fn authenticate_client(
+        &self,
+        client_id: &str,
+        secret: Option<&str>,
+    ) -> Result<(), OAuthError> {
+        let invalid = || OAuthError {
+            error: "invalid_client",
+            description: "client authentication failed".into(),
+            status: 401,
+        };
         let client = self.clients.get(client_id).ok_or_else(invalid)?;
         match (&client.secret, secret) {
             (Some(want), Some(got)) if constant_time_eq(want, got) => Ok(()),
@@ -415,10 +527,14 @@ impl Pool {
             return Err(invalid("the code was issued to another client"));
         }
         if redirect_uri != Some(rec.redirect_uri.as_str()) {
-            return Err(invalid("redirect_uri does not match the authorization request"));
+            return Err(invalid(
+                "redirect_uri does not match the authorization request",
+            ));
         }
         if let Some(challenge) = &rec.code_challenge {
-            let Some(v) = verifier else { return Err(invalid("code_verifier is missing")) };
+            let Some(v) = verifier else {
+                return Err(invalid("code_verifier is missing"));
+            };
             let computed = URL_SAFE_NO_PAD.encode(digest(&SHA256, v.as_bytes()).as_ref());
             if !constant_time_eq(&computed, challenge) {
                 return Err(invalid("code_verifier does not match"));
@@ -426,7 +542,14 @@ impl Pool {
         }
         let user = self.live_user(&rec.sub).await?;
         let origin_jti = uuid::Uuid::new_v4().to_string();
-        let mut tokens = self.mint(&user, client_id, &rec.scope, rec.auth_time, rec.nonce.as_deref(), &origin_jti)?;
+        let mut tokens = self.mint(
+            &user,
+            client_id,
+            &rec.scope,
+            rec.auth_time,
+            rec.nonce.as_deref(),
+            &origin_jti,
+        )?;
         let refresh = random_token(48);
         let r = RefreshRecord {
             client_id: client_id.into(),
@@ -436,7 +559,12 @@ impl Pool {
             origin_jti,
         };
         self.store
-            .insert_refresh(&self.id, sha256_hex(&refresh), r, crate::now() as i64 + REFRESH_LIFETIME)
+            .insert_refresh(
+                &self.id,
+                sha256_hex(&refresh),
+                r,
+                crate::now() as i64 + REFRESH_LIFETIME,
+            )
             .await
             .map_err(OAuthError::server)?;
         tokens.refresh_token = Some(refresh);
@@ -444,27 +572,57 @@ impl Pool {
     }
 
     /// `grant_type=refresh_token` (no rotation: the same refresh token stays valid).
-    pub async fn refresh(&self, client_id: &str, refresh_token: &str) -> Result<Tokens, OAuthError> {
+    pub async fn refresh(
+        &self,
+        client_id: &str,
+        refresh_token: &str,
+    ) -> Result<Tokens, OAuthError> {
         if refresh_token.is_empty() || refresh_token.len() > MAX_PARAM_LEN {
-            return Err(OAuthError::bad("invalid_request", "refresh_token is missing"));
+            return Err(OAuthError::bad(
+                "invalid_request",
+                "refresh_token is missing",
+            ));
         }
         let rec = self
             .store
             .refresh(&self.id, sha256_hex(refresh_token))
             .await
             .map_err(OAuthError::server)?
-            .ok_or_else(|| OAuthError::bad("invalid_grant", "the refresh token is invalid, expired or revoked"))?;
+            .ok_or_else(|| {
+                OAuthError::bad(
+                    "invalid_grant",
+                    "the refresh token is invalid, expired or revoked",
+                )
+            })?;
         if rec.client_id != client_id {
-            return Err(OAuthError::bad("invalid_grant", "the refresh token belongs to another client"));
+            return Err(OAuthError::bad(
+                "invalid_grant",
+                "the refresh token belongs to another client",
+            ));
         }
         let user = self.live_user(&rec.sub).await?;
-        self.mint(&user, client_id, &rec.scope, rec.auth_time, None, &rec.origin_jti)
+        self.mint(
+            &user,
+            client_id,
+            &rec.scope,
+            rec.auth_time,
+            None,
+            &rec.origin_jti,
+        )
     }
 
     async fn live_user(&self, sub: &str) -> Result<UserRecord, OAuthError> {
-        match self.store.user_by_sub(&self.id, sub).await.map_err(OAuthError::server)? {
+        match self
+            .store
+            .user_by_sub(&self.id, sub)
+            .await
+            .map_err(OAuthError::server)?
+        {
             Some(u) if u.enabled => Ok(u),
-            _ => Err(OAuthError::bad("invalid_grant", "the user is disabled or deleted")),
+            _ => Err(OAuthError::bad(
+                "invalid_grant",
+                "the user is disabled or deleted",
+            )),
         }
     }
 
@@ -480,7 +638,11 @@ impl Pool {
         let now = crate::now();
         let exp = now + self.token_validity;
         let event_id = uuid::Uuid::new_v4().to_string();
-        let fail = || OAuthError { error: "server_error", description: "token signing failed".into(), status: 500 };
+        let fail = || OAuthError {
+            error: "server_error",
+            description: "token signing failed".into(),
+            status: 500,
+        };
         let mut at = Map::new();
         at.insert("sub".into(), user.sub.clone().into());
         at.insert("iss".into(), self.issuer.clone().into());
@@ -502,7 +664,9 @@ impl Pool {
             for (k, v) in &user.attributes {
                 // Booleans are real booleans in tokens (strings only in userInfo).
                 let v = match (k.as_str(), v.as_str()) {
-                    ("email_verified" | "phone_number_verified", Some(s)) => Value::Bool(s == "true"),
+                    ("email_verified" | "phone_number_verified", Some(s)) => {
+                        Value::Bool(s == "true")
+                    }
                     _ => v.clone(),
                 };
                 id.insert(k.clone(), v);
@@ -524,23 +688,40 @@ impl Pool {
         } else {
             None
         };
-        Ok(Tokens { id_token, access_token, refresh_token: None, expires_in: self.token_validity })
+        Ok(Tokens {
+            id_token,
+            access_token,
+            refresh_token: None,
+            expires_in: self.token_validity,
+        })
     }
 
     /// `/oauth2/userInfo`: the user's attributes for a valid access token with `openid`.
     pub async fn userinfo(&self, access_token: &str) -> Result<Map<String, Value>, OAuthError> {
-        let invalid = || OAuthError {
+        let invalid = || {
+            OAuthError {
             error: "invalid_token",
             description: "Access token is expired, disabled, or deleted, or the user has globally signed out.".into(),
             status: 401,
+        }
         };
-        let claims = self.keys.verify_access(access_token, &self.issuer).ok_or_else(invalid)?;
+        let claims = self
+            .keys
+            .verify_access(access_token, &self.issuer)
+            .ok_or_else(invalid)?;
         let scope = claims.get("scope").and_then(Value::as_str).unwrap_or("");
         if !scope.split(' ').any(|s| s == "openid") {
             return Err(invalid());
         }
-        let sub = claims.get("sub").and_then(Value::as_str).ok_or_else(invalid)?;
-        let user = self.store.user_by_sub(&self.id, sub).await.map_err(OAuthError::server)?;
+        let sub = claims
+            .get("sub")
+            .and_then(Value::as_str)
+            .ok_or_else(invalid)?;
+        let user = self
+            .store
+            .user_by_sub(&self.id, sub)
+            .await
+            .map_err(OAuthError::server)?;
         let user = user.filter(|u| u.enabled).ok_or_else(invalid)?;
         let mut out = Map::new();
         out.insert("sub".into(), user.sub.clone().into());

@@ -123,7 +123,9 @@ impl Store {
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         conn.execute_batch(SCHEMA)?;
-        Ok(Store { conn: Arc::new(Mutex::new(conn)) })
+        Ok(Store {
+            conn: Arc::new(Mutex::new(conn)),
+        })
     }
 
     async fn run<R, F>(&self, f: F) -> Result<R, StoreError>
@@ -163,7 +165,12 @@ impl Store {
     }
 
     /// Sets a client's secret (configured secrets win over stored ones).
-    pub async fn set_client_secret(&self, pool: &str, client: &str, secret: String) -> Result<(), StoreError> {
+    pub async fn set_client_secret(
+        &self,
+        pool: &str,
+        client: &str,
+        secret: String,
+    ) -> Result<(), StoreError> {
         let (pool, client) = (pool.to_string(), client.to_string());
         self.run(move |c| {
             c.execute(
@@ -194,7 +201,13 @@ impl Store {
     }
 
     /// Replaces a user's password hash and status.
-    pub async fn set_password(&self, pool: &str, username: &str, hash: String, status: &str) -> Result<bool, StoreError> {
+    pub async fn set_password(
+        &self,
+        pool: &str,
+        username: &str,
+        hash: String,
+        status: &str,
+    ) -> Result<bool, StoreError> {
         let (pool, username, status) = (pool.to_string(), username.to_string(), status.to_string());
         self.run(move |c| {
             let n = c.execute(
@@ -219,7 +232,11 @@ impl Store {
     }
 
     /// Finds a user by name.
-    pub async fn user_by_username(&self, pool: &str, username: &str) -> Result<Option<UserRecord>, StoreError> {
+    pub async fn user_by_username(
+        &self,
+        pool: &str,
+        username: &str,
+    ) -> Result<Option<UserRecord>, StoreError> {
         let (pool, username) = (pool.to_string(), username.to_string());
         self.run(move |c| {
             c.query_row(
@@ -233,7 +250,11 @@ impl Store {
     }
 
     /// Finds a user by `sub`.
-    pub async fn user_by_sub(&self, pool: &str, sub: &str) -> Result<Option<UserRecord>, StoreError> {
+    pub async fn user_by_sub(
+        &self,
+        pool: &str,
+        sub: &str,
+    ) -> Result<Option<UserRecord>, StoreError> {
         let (pool, sub) = (pool.to_string(), sub.to_string());
         self.run(move |c| {
             c.query_row(
@@ -247,7 +268,13 @@ impl Store {
     }
 
     /// Stores a new code (by hash) valid until `expires_at`.
-    pub async fn insert_code(&self, pool: &str, code_hash: String, rec: CodeRecord, expires_at: i64) -> Result<(), StoreError> {
+    pub async fn insert_code(
+        &self,
+        pool: &str,
+        code_hash: String,
+        rec: CodeRecord,
+        expires_at: i64,
+    ) -> Result<(), StoreError> {
         let pool = pool.to_string();
         self.run(move |c| {
             c.execute(
@@ -261,7 +288,11 @@ impl Store {
     }
 
     /// Marks a code used and returns it, atomically; `None` when unknown, expired or used before.
-    pub async fn take_code(&self, pool: &str, code_hash: String) -> Result<Option<CodeRecord>, StoreError> {
+    pub async fn take_code(
+        &self,
+        pool: &str,
+        code_hash: String,
+    ) -> Result<Option<CodeRecord>, StoreError> {
         let pool = pool.to_string();
         self.run(move |c| {
             c.query_row(
@@ -287,7 +318,13 @@ impl Store {
     }
 
     /// Stores a refresh token (by hash).
-    pub async fn insert_refresh(&self, pool: &str, token_hash: String, rec: RefreshRecord, expires_at: i64) -> Result<(), StoreError> {
+    pub async fn insert_refresh(
+        &self,
+        pool: &str,
+        token_hash: String,
+        rec: RefreshRecord,
+        expires_at: i64,
+    ) -> Result<(), StoreError> {
         let pool = pool.to_string();
         self.run(move |c| {
             c.execute(
@@ -301,7 +338,11 @@ impl Store {
     }
 
     /// A live refresh token's grant.
-    pub async fn refresh(&self, pool: &str, token_hash: String) -> Result<Option<RefreshRecord>, StoreError> {
+    pub async fn refresh(
+        &self,
+        pool: &str,
+        token_hash: String,
+    ) -> Result<Option<RefreshRecord>, StoreError> {
         let pool = pool.to_string();
         self.run(move |c| {
             c.query_row(
@@ -324,7 +365,11 @@ impl Store {
     }
 
     /// Signing keys of a pool for one purpose, oldest first.
-    pub async fn signing_keys(&self, pool: &str, purpose: &str) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+    pub async fn signing_keys(
+        &self,
+        pool: &str,
+        purpose: &str,
+    ) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
         let (pool, purpose) = (pool.to_string(), purpose.to_string());
         self.run(move |c| {
             let mut st = c.prepare(
@@ -337,7 +382,13 @@ impl Store {
     }
 
     /// Adds a signing key.
-    pub async fn insert_signing_key(&self, pool: &str, purpose: &str, kid: String, pkcs8: Vec<u8>) -> Result<(), StoreError> {
+    pub async fn insert_signing_key(
+        &self,
+        pool: &str,
+        purpose: &str,
+        kid: String,
+        pkcs8: Vec<u8>,
+    ) -> Result<(), StoreError> {
         let (pool, purpose) = (pool.to_string(), purpose.to_string());
         self.run(move |c| {
             c.execute(
@@ -369,19 +420,47 @@ mod tests {
     #[tokio::test]
     async fn codes_are_single_use_and_expire() {
         let s = Store::in_memory().unwrap();
-        s.insert_code("p", "h1".into(), code("c"), now() + 300).await.unwrap();
-        s.insert_code("p", "h2".into(), code("c"), now() - 1).await.unwrap();
-        assert!(s.take_code("other-pool", "h1".into()).await.unwrap().is_none());
-        assert_eq!(s.take_code("p", "h1".into()).await.unwrap().unwrap().client_id, "c");
-        assert!(s.take_code("p", "h1".into()).await.unwrap().is_none(), "second use");
-        assert!(s.take_code("p", "h2".into()).await.unwrap().is_none(), "expired");
+        s.insert_code("p", "h1".into(), code("c"), now() + 300)
+            .await
+            .unwrap();
+        s.insert_code("p", "h2".into(), code("c"), now() - 1)
+            .await
+            .unwrap();
+        assert!(
+            s.take_code("other-pool", "h1".into())
+                .await
+                .unwrap()
+                .is_none()
+        );
+        assert_eq!(
+            s.take_code("p", "h1".into())
+                .await
+                .unwrap()
+                .unwrap()
+                .client_id,
+            "c"
+        );
+        assert!(
+            s.take_code("p", "h1".into()).await.unwrap().is_none(),
+            "second use"
+        );
+        assert!(
+            s.take_code("p", "h2".into()).await.unwrap().is_none(),
+            "expired"
+        );
     }
 
     #[tokio::test]
     async fn client_secret_seeding_is_idempotent() {
         let s = Store::in_memory().unwrap();
-        let a = s.client_secret_or_insert("p", "c", "first".into()).await.unwrap();
-        let b = s.client_secret_or_insert("p", "c", "second".into()).await.unwrap();
+        let a = s
+            .client_secret_or_insert("p", "c", "first".into())
+            .await
+            .unwrap();
+        let b = s
+            .client_secret_or_insert("p", "c", "second".into())
+            .await
+            .unwrap();
         assert_eq!((a.as_str(), b.as_str()), ("first", "first"));
     }
 
@@ -398,6 +477,9 @@ mod tests {
             attributes: Default::default(),
         };
         assert!(s.insert_user("p", u).await.unwrap());
-        assert_eq!(s.user_by_username("p", &evil).await.unwrap().unwrap().sub, "s1");
+        assert_eq!(
+            s.user_by_username("p", &evil).await.unwrap().unwrap().sub,
+            "s1"
+        );
     }
 }

@@ -24,15 +24,29 @@ pub struct SigningKey {
 impl SigningKey {
     fn from_pkcs8(kid: String, pkcs8: &[u8]) -> Option<SigningKey> {
         let kp = KeyPair::from_pkcs8(pkcs8).ok()?;
-        let n = kp.public_key().modulus().big_endian_without_leading_zero().to_vec();
-        let e = kp.public_key().exponent().big_endian_without_leading_zero().to_vec();
+        let n = kp
+            .public_key()
+            .modulus()
+            .big_endian_without_leading_zero()
+            .to_vec();
+        let e = kp
+            .public_key()
+            .exponent()
+            .big_endian_without_leading_zero()
+            .to_vec();
         let pem = format!(
             "-----BEGIN PRIVATE KEY-----\n{}\n-----END PRIVATE KEY-----\n",
             STANDARD.encode(pkcs8)
         );
         let encoding = EncodingKey::from_rsa_pem(pem.as_bytes()).ok()?;
         let decoding = DecodingKey::from_rsa_raw_components(&n, &e);
-        Some(SigningKey { kid, encoding, decoding, n, e })
+        Some(SigningKey {
+            kid,
+            encoding,
+            decoding,
+            n,
+            e,
+        })
     }
 
     fn jwk(&self) -> Value {
@@ -60,22 +74,39 @@ fn generate() -> (String, Vec<u8>) {
     let kp = KeyPair::generate(KeySize::Rsa2048).expect("RSA key generation");
     let pkcs8 = kp.as_der().expect("PKCS#8").as_ref().to_vec();
     let spki = kp.public_key().as_der().expect("SPKI");
-    (STANDARD.encode(digest(&SHA256, spki.as_ref()).as_ref()), pkcs8)
+    (
+        STANDARD.encode(digest(&SHA256, spki.as_ref()).as_ref()),
+        pkcs8,
+    )
 }
 
 impl PoolKeys {
     /// Loads the pool's keys, generating an ID key and an access key on first start.
     pub async fn load_or_generate(store: &Store, pool_id: &str) -> Result<PoolKeys, StoreError> {
-        let mut out = PoolKeys { id: Vec::new(), access: Vec::new() };
+        let mut out = PoolKeys {
+            id: Vec::new(),
+            access: Vec::new(),
+        };
         for purpose in ["id", "access"] {
             let mut rows = store.signing_keys(pool_id, purpose).await?;
             if rows.is_empty() {
-                let (kid, pkcs8) = tokio::task::spawn_blocking(generate).await.map_err(|_| StoreError::Join)?;
-                store.insert_signing_key(pool_id, purpose, kid.clone(), pkcs8.clone()).await?;
+                let (kid, pkcs8) = tokio::task::spawn_blocking(generate)
+                    .await
+                    .map_err(|_| StoreError::Join)?;
+                store
+                    .insert_signing_key(pool_id, purpose, kid.clone(), pkcs8.clone())
+                    .await?;
                 rows = store.signing_keys(pool_id, purpose).await?;
             }
-            let keys = rows.into_iter().filter_map(|(kid, der)| SigningKey::from_pkcs8(kid, &der)).collect();
-            if purpose == "id" { out.id = keys } else { out.access = keys }
+            let keys = rows
+                .into_iter()
+                .filter_map(|(kid, der)| SigningKey::from_pkcs8(kid, &der))
+                .collect();
+            if purpose == "id" {
+                out.id = keys
+            } else {
+                out.access = keys
+            }
         }
         Ok(out)
     }
@@ -103,7 +134,9 @@ impl PoolKeys {
         v.set_issuer(&[issuer]);
         v.validate_aud = false;
         v.leeway = 0;
-        let claims = jsonwebtoken::decode::<Map<String, Value>>(token, &key.decoding, &v).ok()?.claims;
+        let claims = jsonwebtoken::decode::<Map<String, Value>>(token, &key.decoding, &v)
+            .ok()?
+            .claims;
         (claims.get("token_use").and_then(Value::as_str) == Some("access")).then_some(claims)
     }
 }
@@ -120,7 +153,10 @@ mod tests {
         assert_eq!(a.jwks(), b.jwks());
         let jwks = a.jwks();
         assert_eq!(jwks["keys"].as_array().unwrap().len(), 2);
-        assert_ne!(jwks["keys"][0]["kid"], jwks["keys"][1]["kid"], "ID and access keys differ");
+        assert_ne!(
+            jwks["keys"][0]["kid"], jwks["keys"][1]["kid"],
+            "ID and access keys differ"
+        );
         let mut c = Map::new();
         c.insert("iss".into(), "https://i".into());
         c.insert("exp".into(), (crate::now() + 60).into());
@@ -129,6 +165,9 @@ mod tests {
         assert!(b.verify_access(&t, "https://i").is_some());
         assert!(b.verify_access(&t, "https://other").is_none());
         let id = a.sign_id(&c).unwrap();
-        assert!(b.verify_access(&id, "https://i").is_none(), "an ID token is not an access token");
+        assert!(
+            b.verify_access(&id, "https://i").is_none(),
+            "an ID token is not an access token"
+        );
     }
 }

@@ -42,7 +42,10 @@ pub fn router(pool: Arc<Pool>) -> Router {
     Router::new()
         .route("/.well-known/openid-configuration", get(discovery))
         .route("/.well-known/jwks.json", get(jwks))
-        .route("/{pool_id}/.well-known/openid-configuration", get(discovery_for))
+        .route(
+            "/{pool_id}/.well-known/openid-configuration",
+            get(discovery_for),
+        )
         .route("/{pool_id}/.well-known/jwks.json", get(jwks_for))
         .route("/oauth2/authorize", get(authorize))
         .route("/login", get(login_page).post(login_submit))
@@ -55,16 +58,28 @@ pub fn router(pool: Arc<Pool>) -> Router {
 }
 
 fn json_response(status: u16, body: Value) -> Response {
-    let mut r = (StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST), axum::Json(body)).into_response();
-    r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    r.headers_mut().insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+    let mut r = (
+        StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST),
+        axum::Json(body),
+    )
+        .into_response();
+    r.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r.headers_mut()
+        .insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
     r
 }
 
 fn oauth_error(e: OAuthError) -> Response {
-    let mut r = json_response(e.status, json!({ "error": e.error, "error_description": e.description }));
+    let mut r = json_response(
+        e.status,
+        json!({ "error": e.error, "error_description": e.description }),
+    );
     if e.status == 401 && e.error == "invalid_client" {
-        r.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"token\""));
+        r.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static("Basic realm=\"token\""),
+        );
     }
     r
 }
@@ -78,21 +93,42 @@ fn html(status: StatusCode, body: String, form_target: Option<&str>) -> Response
     let csp = format!(
         "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action {form_action}; frame-ancestors 'none'; base-uri 'none'"
     );
-    let mut r = (status, [(header::CONTENT_TYPE, "text/html; charset=utf-8")], body).into_response();
+    let mut r = (
+        status,
+        [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+        body,
+    )
+        .into_response();
     let h = r.headers_mut();
     if let Ok(v) = HeaderValue::from_str(&csp) {
         h.insert(header::CONTENT_SECURITY_POLICY, v);
     }
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
-    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     r
 }
 
 fn error_page(status: StatusCode, code: &str, message: &str) -> Response {
-    let title = if status.is_server_error() { "Something went wrong" } else { "This request cannot be completed" };
-    let body = ErrorPage { title, message, code }.render().unwrap_or_else(|_| message.to_string());
+    let title = if status.is_server_error() {
+        "Something went wrong"
+    } else {
+        "This request cannot be completed"
+    };
+    let body = ErrorPage {
+        title,
+        message,
+        code,
+    }
+    .render()
+    .unwrap_or_else(|_| message.to_string());
     html(status, body, None)
 }
 
@@ -101,17 +137,28 @@ fn redirect(location: &str) -> Response {
         Ok(v) => {
             let mut r = StatusCode::FOUND.into_response();
             r.headers_mut().insert(header::LOCATION, v);
-            r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            r.headers_mut()
+                .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
             r
         }
-        Err(_) => error_page(StatusCode::BAD_REQUEST, "invalid_request", "the redirect target is not a valid URL"),
+        Err(_) => error_page(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "the redirect target is not a valid URL",
+        ),
     }
 }
 
 fn problem(p: AuthorizeProblem) -> Response {
     match p {
-        AuthorizeProblem::Page(code, message) => error_page(StatusCode::BAD_REQUEST, code, &message),
-        AuthorizeProblem::Redirect { redirect_uri, error, state } => {
+        AuthorizeProblem::Page(code, message) => {
+            error_page(StatusCode::BAD_REQUEST, code, &message)
+        }
+        AuthorizeProblem::Redirect {
+            redirect_uri,
+            error,
+            state,
+        } => {
             let mut q = form_urlencoded::Serializer::new(String::new());
             q.append_pair("error", error);
             if let Some(s) = state {
@@ -123,12 +170,18 @@ fn problem(p: AuthorizeProblem) -> Response {
     }
 }
 
-fn parse_query(raw: Option<&str>) -> Result<Vec<(String, String)>, Response> {
+fn parse_query(raw: Option<&str>) -> Result<Vec<(String, String)>, Box<Response>> {
     let raw = raw.unwrap_or("");
     if raw.len() > MAX_QUERY {
-        return Err(error_page(StatusCode::URI_TOO_LONG, "invalid_request", "the request is too long"));
+        return Err(Box::new(error_page(
+            StatusCode::URI_TOO_LONG,
+            "invalid_request",
+            "the request is too long",
+        )));
     }
-    Ok(form_urlencoded::parse(raw.as_bytes()).into_owned().collect())
+    Ok(form_urlencoded::parse(raw.as_bytes())
+        .into_owned()
+        .collect())
 }
 
 fn origin_of(url: &str) -> Option<String> {
@@ -145,29 +198,47 @@ async fn jwks(State(pool): State<Arc<Pool>>) -> Response {
 }
 
 async fn discovery_for(State(pool): State<Arc<Pool>>, Path(id): Path<String>) -> Response {
-    if id == pool.id { json_response(200, pool.discovery()) } else { not_found().await }
+    if id == pool.id {
+        json_response(200, pool.discovery())
+    } else {
+        not_found().await
+    }
 }
 
 async fn jwks_for(State(pool): State<Arc<Pool>>, Path(id): Path<String>) -> Response {
-    if id == pool.id { json_response(200, pool.jwks()) } else { not_found().await }
+    if id == pool.id {
+        json_response(200, pool.jwks())
+    } else {
+        not_found().await
+    }
 }
 
 async fn css() -> Response {
     let mut r = include_str!("../static/hosted-ui.css").into_response();
-    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/css; charset=utf-8"));
-    r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=3600"));
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/css; charset=utf-8"),
+    );
+    r.headers_mut().insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("public, max-age=3600"),
+    );
     r
 }
 
 async fn not_found() -> Response {
-    error_page(StatusCode::NOT_FOUND, "not_found", "There is nothing at this address.")
+    error_page(
+        StatusCode::NOT_FOUND,
+        "not_found",
+        "There is nothing at this address.",
+    )
 }
 
 /// `GET /oauth2/authorize`: validate, then send the browser to `/login` with the same query.
 async fn authorize(State(pool): State<Arc<Pool>>, RawQuery(raw): RawQuery) -> Response {
     let q = match parse_query(raw.as_deref()) {
         Ok(q) => q,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     match pool.check_authorize(&q) {
         Ok(_) => redirect(&format!("/login?{}", raw.unwrap_or_default())),
@@ -176,14 +247,37 @@ async fn authorize(State(pool): State<Arc<Pool>>, RawQuery(raw): RawQuery) -> Re
 }
 
 fn csrf_cookie(pool: &Pool, value: &str) -> String {
-    let secure = if pool.base_url.starts_with("https://") { "; Secure" } else { "" };
+    let secure = if pool.base_url.starts_with("https://") {
+        "; Secure"
+    } else {
+        ""
+    };
     format!("{CSRF_COOKIE}={value}; Path=/login; HttpOnly; SameSite=Lax{secure}")
 }
 
-fn render_login(pool: &Pool, client_id: &str, query: &str, csrf: &str, username: &str, error: Option<&str>, redirect_uri: &str) -> Response {
+fn render_login(
+    pool: &Pool,
+    client_id: &str,
+    query: &str,
+    csrf: &str,
+    username: &str,
+    error: Option<&str>,
+    redirect_uri: &str,
+) -> Response {
     let app = pool.client_name(client_id);
-    let page = LoginPage { app_name: &app, pool_name: &pool.name, query, csrf, username, error };
-    let status = if error.is_some() { StatusCode::UNAUTHORIZED } else { StatusCode::OK };
+    let page = LoginPage {
+        app_name: &app,
+        pool_name: &pool.name,
+        query,
+        csrf,
+        username,
+        error,
+    };
+    let status = if error.is_some() {
+        StatusCode::UNAUTHORIZED
+    } else {
+        StatusCode::OK
+    };
     match page.render() {
         Ok(body) => {
             let mut r = html(status, body, origin_of(redirect_uri).as_deref());
@@ -192,7 +286,11 @@ fn render_login(pool: &Pool, client_id: &str, query: &str, csrf: &str, username:
             }
             r
         }
-        Err(_) => error_page(StatusCode::INTERNAL_SERVER_ERROR, "server_error", "the page could not be rendered"),
+        Err(_) => error_page(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "server_error",
+            "the page could not be rendered",
+        ),
     }
 }
 
@@ -200,12 +298,20 @@ fn render_login(pool: &Pool, client_id: &str, query: &str, csrf: &str, username:
 async fn login_page(State(pool): State<Arc<Pool>>, RawQuery(raw): RawQuery) -> Response {
     let q = match parse_query(raw.as_deref()) {
         Ok(q) => q,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     match pool.check_authorize(&q) {
         Ok(req) => {
             let csrf = random_token(32);
-            render_login(&pool, &req.client_id, raw.as_deref().unwrap_or(""), &csrf, "", None, &req.redirect_uri)
+            render_login(
+                &pool,
+                &req.client_id,
+                raw.as_deref().unwrap_or(""),
+                &csrf,
+                "",
+                None,
+                &req.redirect_uri,
+            )
         }
         Err(p) => problem(p),
     }
@@ -223,20 +329,35 @@ fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
 }
 
 /// `POST /login`: check the CSRF token and the password, then redirect with a code.
-async fn login_submit(State(pool): State<Arc<Pool>>, RawQuery(raw): RawQuery, headers: HeaderMap, body: Bytes) -> Response {
+async fn login_submit(
+    State(pool): State<Arc<Pool>>,
+    RawQuery(raw): RawQuery,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let q = match parse_query(raw.as_deref()) {
         Ok(q) => q,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let req = match pool.check_authorize(&q) {
         Ok(r) => r,
         Err(p) => return problem(p),
     };
-    let form: Vec<(String, String)> = form_urlencoded::parse(&body).into_owned().take(16).collect();
-    let field = |k: &str| form.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str()).unwrap_or("");
+    let form: Vec<(String, String)> = form_urlencoded::parse(&body)
+        .into_owned()
+        .take(16)
+        .collect();
+    let field = |k: &str| {
+        form.iter()
+            .find(|(n, _)| n == k)
+            .map(|(_, v)| v.as_str())
+            .unwrap_or("")
+    };
     let sent = field("_csrf");
     let valid_csrf = cookie(&headers, CSRF_COOKIE).is_some_and(|c| {
-        !c.is_empty() && aws_lc_rs::constant_time::verify_slices_are_equal(c.as_bytes(), sent.as_bytes()).is_ok()
+        !c.is_empty()
+            && aws_lc_rs::constant_time::verify_slices_are_equal(c.as_bytes(), sent.as_bytes())
+                .is_ok()
     });
     if !valid_csrf {
         return error_page(
@@ -251,7 +372,9 @@ async fn login_submit(State(pool): State<Arc<Pool>>, RawQuery(raw): RawQuery, he
         Ok(user) => match pool.issue_code(&req, &user).await {
             Ok(location) => {
                 let mut r = redirect(&location);
-                if let Ok(v) = HeaderValue::from_str(&format!("{CSRF_COOKIE}=; Path=/login; Max-Age=0")) {
+                if let Ok(v) =
+                    HeaderValue::from_str(&format!("{CSRF_COOKIE}=; Path=/login; Max-Age=0"))
+                {
                     r.headers_mut().append(header::SET_COOKIE, v);
                 }
                 r
@@ -261,11 +384,21 @@ async fn login_submit(State(pool): State<Arc<Pool>>, RawQuery(raw): RawQuery, he
         Err(SignInError::NotAuthorized) => {
             let csrf = random_token(32);
             let shown: String = username.chars().take(128).collect();
-            render_login(&pool, &req.client_id, query, &csrf, &shown, Some("Incorrect username or password."), &req.redirect_uri)
+            render_login(
+                &pool,
+                &req.client_id,
+                query,
+                &csrf,
+                &shown,
+                Some("Incorrect username or password."),
+                &req.redirect_uri,
+            )
         }
-        Err(SignInError::Internal) => {
-            error_page(StatusCode::INTERNAL_SERVER_ERROR, "server_error", "Sign-in is unavailable. Try again shortly.")
-        }
+        Err(SignInError::Internal) => error_page(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "server_error",
+            "Sign-in is unavailable. Try again shortly.",
+        ),
     }
 }
 
@@ -276,11 +409,17 @@ fn basic_credentials(headers: &HeaderMap) -> Option<Result<(String, String), ()>
         return None;
     }
     use base64::Engine;
-    let decoded = base64::engine::general_purpose::STANDARD.decode(rest.trim()).map_err(|_| ());
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(rest.trim())
+        .map_err(|_| ());
     Some(decoded.and_then(|d| {
         let s = String::from_utf8(d).map_err(|_| ())?;
         let (id, secret) = s.split_once(':').ok_or(())?;
-        let dec = |x: &str| form_urlencoded::parse(format!("x={x}").as_bytes()).next().map(|(_, v)| v.into_owned());
+        let dec = |x: &str| {
+            form_urlencoded::parse(format!("x={x}").as_bytes())
+                .next()
+                .map(|(_, v)| v.into_owned())
+        };
         Ok((dec(id).ok_or(())?, dec(secret).ok_or(())?))
     }))
 }
@@ -290,27 +429,46 @@ async fn token(State(pool): State<Arc<Pool>>, headers: HeaderMap, body: Bytes) -
     let form_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.to_ascii_lowercase().starts_with("application/x-www-form-urlencoded"));
+        .is_some_and(|v| {
+            v.to_ascii_lowercase()
+                .starts_with("application/x-www-form-urlencoded")
+        });
     if !form_type {
-        return oauth_error(OAuthError::bad("invalid_request", "Content-Type must be application/x-www-form-urlencoded"));
+        return oauth_error(OAuthError::bad(
+            "invalid_request",
+            "Content-Type must be application/x-www-form-urlencoded",
+        ));
     }
-    let form: Vec<(String, String)> = form_urlencoded::parse(&body).into_owned().take(32).collect();
+    let form: Vec<(String, String)> = form_urlencoded::parse(&body)
+        .into_owned()
+        .take(32)
+        .collect();
     let mut seen = std::collections::BTreeSet::new();
     for (k, _) in &form {
         if !seen.insert(k.as_str()) {
-            return oauth_error(OAuthError::bad("invalid_request", format!("parameter `{k}` is repeated")));
+            return oauth_error(OAuthError::bad(
+                "invalid_request",
+                format!("parameter `{k}` is repeated"),
+            ));
         }
     }
     let get = |k: &str| form.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
     let (client_id, secret) = match basic_credentials(&headers) {
         Some(Ok((id, secret))) => {
             if get("client_secret").is_some() {
-                return oauth_error(OAuthError::bad("invalid_request", "use one client authentication method"));
+                return oauth_error(OAuthError::bad(
+                    "invalid_request",
+                    "use one client authentication method",
+                ));
             }
             (id, Some(secret))
         }
         Some(Err(())) => {
-            return oauth_error(OAuthError { error: "invalid_client", description: "malformed Basic credentials".into(), status: 401 });
+            return oauth_error(OAuthError {
+                error: "invalid_client",
+                description: "malformed Basic credentials".into(),
+                status: 401,
+            });
         }
         None => match get("client_id") {
             Some(id) => (id.to_string(), get("client_secret").map(str::to_string)),
@@ -320,17 +478,32 @@ async fn token(State(pool): State<Arc<Pool>>, headers: HeaderMap, body: Bytes) -
     if let Some(id) = get("client_id")
         && id != client_id
     {
-        return oauth_error(OAuthError::bad("invalid_request", "client_id does not match the credentials"));
+        return oauth_error(OAuthError::bad(
+            "invalid_request",
+            "client_id does not match the credentials",
+        ));
     }
     if let Err(e) = pool.authenticate_client(&client_id, secret.as_deref()) {
         return oauth_error(e);
     }
     let result = match get("grant_type") {
         Some("authorization_code") => {
-            pool.redeem_code(&client_id, get("code").unwrap_or(""), get("redirect_uri"), get("code_verifier")).await
+            pool.redeem_code(
+                &client_id,
+                get("code").unwrap_or(""),
+                get("redirect_uri"),
+                get("code_verifier"),
+            )
+            .await
         }
-        Some("refresh_token") => pool.refresh(&client_id, get("refresh_token").unwrap_or("")).await,
-        Some(_) => Err(OAuthError::bad("unsupported_grant_type", "supported: authorization_code, refresh_token")),
+        Some("refresh_token") => {
+            pool.refresh(&client_id, get("refresh_token").unwrap_or(""))
+                .await
+        }
+        Some(_) => Err(OAuthError::bad(
+            "unsupported_grant_type",
+            "supported: authorization_code, refresh_token",
+        )),
         None => Err(OAuthError::bad("invalid_request", "grant_type is missing")),
     };
     match result {
@@ -360,7 +533,10 @@ async fn userinfo(State(pool): State<Arc<Pool>>, headers: HeaderMap) -> Response
         .filter(|(s, _)| s.eq_ignore_ascii_case("bearer"))
         .map(|(_, t)| t.trim());
     let Some(token) = bearer.filter(|t| !t.is_empty() && t.len() <= 16 * 1024) else {
-        let mut r = json_response(400, json!({ "error": "invalid_request", "error_description": "Bad OAuth2 request at UserInfo Endpoint" }));
+        let mut r = json_response(
+            400,
+            json!({ "error": "invalid_request", "error_description": "Bad OAuth2 request at UserInfo Endpoint" }),
+        );
         r.headers_mut().insert(
             header::WWW_AUTHENTICATE,
             HeaderValue::from_static("error=\"invalid_request\", error_description=\"Bad OAuth2 request at UserInfo Endpoint\""),
@@ -370,8 +546,14 @@ async fn userinfo(State(pool): State<Arc<Pool>>, headers: HeaderMap) -> Response
     match pool.userinfo(token).await {
         Ok(claims) => json_response(200, Value::Object(claims)),
         Err(e) => {
-            let mut r = json_response(e.status, json!({ "error": e.error, "error_description": e.description }));
-            if let Ok(v) = HeaderValue::from_str(&format!("error=\"{}\", error_description=\"{}\"", e.error, e.description)) {
+            let mut r = json_response(
+                e.status,
+                json!({ "error": e.error, "error_description": e.description }),
+            );
+            if let Ok(v) = HeaderValue::from_str(&format!(
+                "error=\"{}\", error_description=\"{}\"",
+                e.error, e.description
+            )) {
                 r.headers_mut().insert(header::WWW_AUTHENTICATE, v);
             }
             r

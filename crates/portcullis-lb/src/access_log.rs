@@ -66,15 +66,31 @@ fn q(s: &str) -> String {
 }
 
 fn secs(v: f64) -> String {
-    if v < 0.0 { "-1".into() } else { format!("{v:.3}") }
+    if v < 0.0 {
+        "-1".into()
+    } else {
+        format!("{v:.3}")
+    }
 }
 
 impl Entry {
     /// The space-separated line, in ALB's field order.
     pub fn line(&self) -> String {
-        let dash = |s: &str| if s.is_empty() { "-".to_string() } else { s.to_string() };
-        let target_status = self.target_status_code.map_or("-".into(), |s| s.to_string());
-        let actions = if self.actions_executed.is_empty() { "-".into() } else { self.actions_executed.join(",") };
+        let dash = |s: &str| {
+            if s.is_empty() {
+                "-".to_string()
+            } else {
+                s.to_string()
+            }
+        };
+        let target_status = self
+            .target_status_code
+            .map_or("-".into(), |s| s.to_string());
+        let actions = if self.actions_executed.is_empty() {
+            "-".into()
+        } else {
+            self.actions_executed.join(",")
+        };
         [
             self.kind.to_string(),
             self.time.clone(),
@@ -128,19 +144,26 @@ impl AccessLog {
         let mut out: Box<dyn Write + Send> = if target == "stdout" {
             Box::new(std::io::stdout())
         } else {
-            Box::new(std::fs::OpenOptions::new().create(true).append(true).open(target)?)
+            Box::new(
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(target)?,
+            )
         };
         let (tx, mut rx) = mpsc::channel::<String>(QUEUE);
-        std::thread::Builder::new().name("access-log".into()).spawn(move || {
-            let mut buf = std::io::BufWriter::new(&mut out);
-            while let Some(line) = rx.blocking_recv() {
-                let _ = writeln!(buf, "{line}");
-                while let Ok(line) = rx.try_recv() {
+        std::thread::Builder::new()
+            .name("access-log".into())
+            .spawn(move || {
+                let mut buf = std::io::BufWriter::new(&mut out);
+                while let Some(line) = rx.blocking_recv() {
                     let _ = writeln!(buf, "{line}");
+                    while let Ok(line) = rx.try_recv() {
+                        let _ = writeln!(buf, "{line}");
+                    }
+                    let _ = buf.flush();
                 }
-                let _ = buf.flush();
-            }
-        })?;
+            })?;
         Ok(AccessLog { tx: Some(tx) })
     }
 
@@ -161,7 +184,9 @@ impl AccessLog {
 
 /// Now as ALB writes times: `2018-07-02T22:23:00.186641Z`.
 pub fn timestamp(t: time::OffsetDateTime) -> String {
-    let f = time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:6]Z");
+    let f = time::macros::format_description!(
+        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:6]Z"
+    );
     t.format(&f).unwrap_or_else(|_| "-".into())
 }
 

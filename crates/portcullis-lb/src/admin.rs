@@ -33,7 +33,10 @@ fn respond(state: &AdminState, req: &Request<Incoming>) -> Response<Full<Bytes>>
         p => match p.strip_prefix("/public-keys/") {
             Some(kid) if kid == state.kid => {
                 let mut r = text(StatusCode::OK, "text/plain", state.pem.clone());
-                r.headers_mut().insert(header::CACHE_CONTROL, header::HeaderValue::from_static("public, max-age=3600"));
+                r.headers_mut().insert(
+                    header::CACHE_CONTROL,
+                    header::HeaderValue::from_static("public, max-age=3600"),
+                );
                 r
             }
             _ => text(StatusCode::NOT_FOUND, "text/plain", "not found\n".into()),
@@ -54,7 +57,9 @@ pub async fn run(tcp: TcpListener, state: Arc<AdminState>, mut shutdown: watch::
                 let r = respond(&state, &req);
                 async move { Ok::<_, std::convert::Infallible>(r) }
             });
-            let _ = auto::Builder::new(TokioExecutor::new()).serve_connection(TokioIo::new(stream), svc).await;
+            let _ = auto::Builder::new(TokioExecutor::new())
+                .serve_connection(TokioIo::new(stream), svc)
+                .await;
         });
     }
 }

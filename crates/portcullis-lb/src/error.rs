@@ -53,15 +53,24 @@ pub struct ProxyError {
 impl ProxyError {
     /// A client error.
     pub fn downstream(kind: ErrorKind) -> Self {
-        ProxyError { kind, source: Source::Downstream }
+        ProxyError {
+            kind,
+            source: Source::Downstream,
+        }
     }
     /// A target error.
     pub fn upstream(kind: ErrorKind) -> Self {
-        ProxyError { kind, source: Source::Upstream }
+        ProxyError {
+            kind,
+            source: Source::Upstream,
+        }
     }
     /// Our error.
     pub fn internal(kind: ErrorKind) -> Self {
-        ProxyError { kind, source: Source::Internal }
+        ProxyError {
+            kind,
+            source: Source::Internal,
+        }
     }
 
     /// The status the client gets.
@@ -93,11 +102,20 @@ mod tests {
 
     #[test]
     fn statuses() {
-        assert_eq!(ProxyError::upstream(ErrorKind::ConnectTimeout).status(), 504);
+        assert_eq!(
+            ProxyError::upstream(ErrorKind::ConnectTimeout).status(),
+            504
+        );
         assert_eq!(ProxyError::upstream(ErrorKind::ConnectFailed).status(), 502);
         assert_eq!(ProxyError::internal(ErrorKind::NoTargets).status(), 503);
-        assert_eq!(ProxyError::downstream(ErrorKind::TooManyForwardedFor).status(), 463);
+        assert_eq!(
+            ProxyError::downstream(ErrorKind::TooManyForwardedFor).status(),
+            463
+        );
         let a = ProxyError::downstream(ErrorKind::Auth(AuthError::InvalidStateParam));
-        assert_eq!((a.status(), a.reason()), (401, Some("AuthInvalidStateParam")));
+        assert_eq!(
+            (a.status(), a.reason()),
+            (401, Some("AuthInvalidStateParam"))
+        );
     }
 }

@@ -12,8 +12,16 @@ const XFF: HeaderName = HeaderName::from_static("x-forwarded-for");
 const XFP: HeaderName = HeaderName::from_static("x-forwarded-proto");
 const XFPORT: HeaderName = HeaderName::from_static("x-forwarded-port");
 
-const HOP_BY_HOP: [&str; 8] =
-    ["connection", "keep-alive", "proxy-connection", "te", "trailer", "transfer-encoding", "upgrade", "proxy-authenticate"];
+const HOP_BY_HOP: [&str; 8] = [
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+    "proxy-authenticate",
+];
 
 /// Removes hop-by-hop headers, including those named in `Connection`.
 pub fn strip_hop_by_hop(h: &mut HeaderMap) {
@@ -34,8 +42,11 @@ pub fn strip_hop_by_hop(h: &mut HeaderMap) {
 
 /// Removes every `x-amzn-oidc-*` header a client sent, so only the load balancer sets them.
 pub fn strip_oidc_headers(h: &mut HeaderMap) {
-    let names: Vec<HeaderName> =
-        h.keys().filter(|n| n.as_str().starts_with("x-amzn-oidc-")).cloned().collect();
+    let names: Vec<HeaderName> = h
+        .keys()
+        .filter(|n| n.as_str().starts_with("x-amzn-oidc-"))
+        .cloned()
+        .collect();
     for n in names {
         h.remove(n);
     }
@@ -45,20 +56,36 @@ pub fn strip_oidc_headers(h: &mut HeaderMap) {
 pub fn xff_count(h: &HeaderMap) -> usize {
     h.get_all(&XFF)
         .iter()
-        .map(|v| v.as_bytes().split(|b| *b == b',').filter(|s| !s.iter().all(u8::is_ascii_whitespace)).count())
+        .map(|v| {
+            v.as_bytes()
+                .split(|b| *b == b',')
+                .filter(|s| !s.iter().all(u8::is_ascii_whitespace))
+                .count()
+        })
         .sum()
 }
 
 /// Appends the client to `X-Forwarded-For` and sets `-Proto` and `-Port` (ALB's `append` mode).
 pub fn set_forwarded(h: &mut HeaderMap, client: SocketAddr, https: bool, port: u16) {
     let ip = client.ip().to_canonical().to_string();
-    let prior: Vec<String> =
-        h.get_all(&XFF).iter().filter_map(|v| v.to_str().ok()).map(|s| s.trim().to_string()).collect();
-    let value = if prior.is_empty() { ip } else { format!("{}, {ip}", prior.join(", ")) };
+    let prior: Vec<String> = h
+        .get_all(&XFF)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .map(|s| s.trim().to_string())
+        .collect();
+    let value = if prior.is_empty() {
+        ip
+    } else {
+        format!("{}, {ip}", prior.join(", "))
+    };
     if let Ok(v) = HeaderValue::from_str(&value) {
         h.insert(XFF, v);
     }
-    h.insert(XFP, HeaderValue::from_static(if https { "https" } else { "http" }));
+    h.insert(
+        XFP,
+        HeaderValue::from_static(if https { "https" } else { "http" }),
+    );
     h.insert(XFPORT, HeaderValue::from(port));
 }
 
@@ -72,11 +99,17 @@ pub fn new_trace_segment(now: u64) -> String {
 /// Sets `X-Amzn-Trace-Id`: a new `Root` when absent; with a `Root`, keep it and set `Self`.
 /// Returns the value, for the access log.
 pub fn set_trace_id(h: &mut HeaderMap, now: u64) -> String {
-    let existing = h.get(&TRACE_ID).and_then(|v| v.to_str().ok()).filter(|v| v.len() <= 1024);
+    let existing = h
+        .get(&TRACE_ID)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| v.len() <= 1024);
     let value = match existing {
         Some(v) if v.split(';').any(|kv| kv.trim().starts_with("Root=")) => {
-            let others: Vec<&str> =
-                v.split(';').map(str::trim).filter(|kv| !kv.starts_with("Self=") && !kv.is_empty()).collect();
+            let others: Vec<&str> = v
+                .split(';')
+                .map(str::trim)
+                .filter(|kv| !kv.starts_with("Self=") && !kv.is_empty())
+                .collect();
             format!("Self={};{}", new_trace_segment(now), others.join(";"))
         }
         _ => format!("Root={}", new_trace_segment(now)),
@@ -110,10 +143,21 @@ mod tests {
     fn forwarded_headers_append() {
         let mut h = HeaderMap::new();
         h.append("x-forwarded-for", HeaderValue::from_static("203.0.113.1"));
-        h.append("x-forwarded-for", HeaderValue::from_static("203.0.113.2, 203.0.113.3"));
+        h.append(
+            "x-forwarded-for",
+            HeaderValue::from_static("203.0.113.2, 203.0.113.3"),
+        );
         assert_eq!(xff_count(&h), 3);
-        set_forwarded(&mut h, "[::ffff:10.0.0.9]:5555".parse().unwrap(), true, 8443);
-        assert_eq!(h["x-forwarded-for"], "203.0.113.1, 203.0.113.2, 203.0.113.3, 10.0.0.9");
+        set_forwarded(
+            &mut h,
+            "[::ffff:10.0.0.9]:5555".parse().unwrap(),
+            true,
+            8443,
+        );
+        assert_eq!(
+            h["x-forwarded-for"],
+            "203.0.113.1, 203.0.113.2, 203.0.113.3, 10.0.0.9"
+        );
         assert_eq!(h["x-forwarded-proto"], "https");
         assert_eq!(h["x-forwarded-port"], "8443");
     }
@@ -122,11 +166,20 @@ mod tests {
     fn trace_ids() {
         let mut h = HeaderMap::new();
         let v = set_trace_id(&mut h, 0x5f00_0000);
-        assert!(v.starts_with("Root=1-5f000000-") && v.len() == "Root=1-5f000000-".len() + 24, "{v}");
+        assert!(
+            v.starts_with("Root=1-5f000000-") && v.len() == "Root=1-5f000000-".len() + 24,
+            "{v}"
+        );
         let mut h = HeaderMap::new();
-        h.insert(TRACE_ID, HeaderValue::from_static("Root=1-67891233-abcdef012345678912345678;Self=1-0-0;Foo=bar"));
+        h.insert(
+            TRACE_ID,
+            HeaderValue::from_static("Root=1-67891233-abcdef012345678912345678;Self=1-0-0;Foo=bar"),
+        );
         let v = set_trace_id(&mut h, 1);
         assert!(v.starts_with("Self=1-00000001-"), "{v}");
-        assert!(v.ends_with(";Root=1-67891233-abcdef012345678912345678;Foo=bar"), "{v}");
+        assert!(
+            v.ends_with(";Root=1-67891233-abcdef012345678912345678;Foo=bar"),
+            "{v}"
+        );
     }
 }

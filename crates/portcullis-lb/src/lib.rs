@@ -78,7 +78,11 @@ pub struct ConnInfo {
 pub enum StartError {
     /// A listener could not bind.
     #[error("listeners[{index}]: cannot listen on {addr}: {error}")]
-    Bind { index: usize, addr: String, error: std::io::Error },
+    Bind {
+        index: usize,
+        addr: String,
+        error: std::io::Error,
+    },
     /// The admin listener could not bind.
     #[error("load_balancer.admin.listen: cannot listen on {addr}: {error}")]
     AdminBind { addr: String, error: std::io::Error },
@@ -118,7 +122,10 @@ impl Running {
 pub fn identity(config: &Config) -> Result<Identity, StartError> {
     let lb = &config.load_balancer;
     Ok(Identity {
-        arn_prefix: format!("arn:aws:elasticloadbalancing:{}:{}", lb.region, lb.account_id),
+        arn_prefix: format!(
+            "arn:aws:elasticloadbalancing:{}:{}",
+            lb.region, lb.account_id
+        ),
         id: load_id(&lb.state_dir, lb.id.as_deref())?,
         name: lb.name.clone(),
     })
@@ -134,13 +141,20 @@ fn load_id(state_dir: &std::path::Path, configured: Option<&str>) -> Result<Stri
         if id.len() == 16 && id.bytes().all(|b| b.is_ascii_hexdigit()) {
             return Ok(id);
         }
-        return Err(StartError::State(format!("{}: not 16 hexadecimal digits", path.display())));
+        return Err(StartError::State(format!(
+            "{}: not 16 hexadecimal digits",
+            path.display()
+        )));
     }
     let mut raw = [0u8; 8];
-    SystemRandom::new().fill(&mut raw).map_err(|_| StartError::State("system random failed".into()))?;
+    SystemRandom::new()
+        .fill(&mut raw)
+        .map_err(|_| StartError::State("system random failed".into()))?;
     let id = hex::encode(raw);
-    std::fs::create_dir_all(state_dir.join("lb")).map_err(|e| StartError::State(format!("{}: {e}", state_dir.display())))?;
-    std::fs::write(&path, &id).map_err(|e| StartError::State(format!("{}: {e}", path.display())))?;
+    std::fs::create_dir_all(state_dir.join("lb"))
+        .map_err(|e| StartError::State(format!("{}: {e}", state_dir.display())))?;
+    std::fs::write(&path, &id)
+        .map_err(|e| StartError::State(format!("{}: {e}", path.display())))?;
     Ok(id)
 }
 
@@ -152,7 +166,8 @@ pub async fn start(
     mut prebound: Vec<Option<TcpListener>>,
 ) -> Result<Running, StartError> {
     let lb = &config.load_balancer;
-    let keys = AuthKeys::load_or_generate(&lb.state_dir.join("lb")).map_err(|e| StartError::State(e.to_string()))?;
+    let keys = AuthKeys::load_or_generate(&lb.state_dir.join("lb"))
+        .map_err(|e| StartError::State(e.to_string()))?;
     let identity = identity(config)?;
     let signer_arn = identity.arn();
     let kid = keys.claims.kid.clone();
@@ -164,20 +179,35 @@ pub async fn start(
         let addr = format!("{}:{}", l.address, l.port);
         let tcp = match prebound.get_mut(index).and_then(Option::take) {
             Some(t) => t,
-            None => TcpListener::bind(&addr).await.map_err(|error| StartError::Bind { index, addr: addr.clone(), error })?,
+            None => TcpListener::bind(&addr)
+                .await
+                .map_err(|error| StartError::Bind {
+                    index,
+                    addr: addr.clone(),
+                    error,
+                })?,
         };
-        let local = tcp.local_addr().map_err(|error| StartError::Bind { index, addr, error })?;
+        let local = tcp
+            .local_addr()
+            .map_err(|error| StartError::Bind { index, addr, error })?;
         let tls = if l.protocol == Protocol::HTTPS {
             let mut certs = Vec::new();
             for c in &l.certificates {
                 let cert = match (&c.self_signed, &c.cert_file, &c.key_file) {
                     (Some(names), _, _) => tls::Cert::self_signed(&lb.state_dir, names),
                     (None, Some(cf), Some(kf)) => tls::Cert::from_files(cf, kf),
-                    _ => return Err(StartError::Config(format!("listeners[{index}].certificates: incomplete"))),
+                    _ => {
+                        return Err(StartError::Config(format!(
+                            "listeners[{index}].certificates: incomplete"
+                        )));
+                    }
                 };
-                certs.push(cert.map_err(|e| StartError::Config(format!("listeners[{index}].certificates: {e}")))?);
+                certs.push(cert.map_err(|e| {
+                    StartError::Config(format!("listeners[{index}].certificates: {e}"))
+                })?);
             }
-            let cfg = tls::server_config(certs).map_err(|e| StartError::Config(format!("listeners[{index}]: {e}")))?;
+            let cfg = tls::server_config(certs)
+                .map_err(|e| StartError::Config(format!("listeners[{index}]: {e}")))?;
             Some(tokio_rustls::TlsAcceptor::from(cfg))
         } else {
             None
@@ -186,10 +216,12 @@ pub async fn start(
     }
     let ports: Vec<u16> = bound.iter().map(|(_, a, _)| a.port()).collect();
     let http = portcullis_auth::oidc::http_client();
-    let snapshot = snapshot::compile(config, &ports, &identity, cognito.as_ref(), &http).map_err(StartError::Config)?;
+    let snapshot = snapshot::compile(config, &ports, &identity, cognito.as_ref(), &http)
+        .map_err(StartError::Config)?;
     let access_log = match lb.access_log.as_deref() {
         None => access_log::AccessLog::disabled(),
-        Some(t) => access_log::AccessLog::open(t).map_err(|e| StartError::State(format!("load_balancer.access_log: {t}: {e}")))?,
+        Some(t) => access_log::AccessLog::open(t)
+            .map_err(|e| StartError::State(format!("load_balancer.access_log: {t}: {e}")))?,
     };
     let shared = Arc::new(Shared {
         snapshot: ArcSwap::from_pointee(snapshot),
@@ -204,19 +236,44 @@ pub async fn start(
     let mut listeners = Vec::new();
     for (index, (tcp, local, tls)) in bound.into_iter().enumerate() {
         listeners.push(local);
-        tasks.spawn(listener::run(tcp, index, local.port(), tls, shared.clone(), rx.clone()));
+        tasks.spawn(listener::run(
+            tcp,
+            index,
+            local.port(),
+            tls,
+            shared.clone(),
+            rx.clone(),
+        ));
     }
     let admin = match &lb.admin {
         Some(a) => {
-            let tcp = TcpListener::bind(&a.listen)
-                .await
-                .map_err(|error| StartError::AdminBind { addr: a.listen.clone(), error })?;
-            let addr = tcp.local_addr().map_err(|error| StartError::AdminBind { addr: a.listen.clone(), error })?;
-            let state = Arc::new(admin::AdminState { kid: kid.clone(), pem });
+            let tcp =
+                TcpListener::bind(&a.listen)
+                    .await
+                    .map_err(|error| StartError::AdminBind {
+                        addr: a.listen.clone(),
+                        error,
+                    })?;
+            let addr = tcp.local_addr().map_err(|error| StartError::AdminBind {
+                addr: a.listen.clone(),
+                error,
+            })?;
+            let state = Arc::new(admin::AdminState {
+                kid: kid.clone(),
+                pem,
+            });
             tasks.spawn(admin::run(tcp, state, rx.clone()));
             Some(addr)
         }
         None => None,
     };
-    Ok(Running { listeners, admin, signer_arn, kid, shared, shutdown: tx, tasks })
+    Ok(Running {
+        listeners,
+        admin,
+        signer_arn,
+        kid,
+        shared,
+        shutdown: tx,
+        tasks,
+    })
 }

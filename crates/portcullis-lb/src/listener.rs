@@ -24,8 +24,14 @@ static CONN_IDS: AtomicU64 = AtomicU64::new(1);
 
 fn builder(http2: bool, idle: Duration) -> auto::Builder<TokioExecutor> {
     let mut b = auto::Builder::new(TokioExecutor::new());
-    b.http1().timer(TokioTimer::new()).header_read_timeout(idle).max_buf_size(MAX_H1_BUF);
-    b.http2().timer(TokioTimer::new()).max_concurrent_streams(128).max_header_list_size(64 * 1024);
+    b.http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(idle)
+        .max_buf_size(MAX_H1_BUF);
+    b.http2()
+        .timer(TokioTimer::new())
+        .max_concurrent_streams(128)
+        .max_header_list_size(64 * 1024);
     if !http2 {
         b = b.http1_only();
     }
@@ -64,32 +70,54 @@ pub async fn run(
         tokio::spawn(async move {
             match tls {
                 None => {
-                    let info = Arc::new(ConnInfo { id, listener: index, port, peer, tls: None });
-                    let svc = service_fn(move |req| proxy::handle(shared.clone(), info.clone(), req));
+                    let info = Arc::new(ConnInfo {
+                        id,
+                        listener: index,
+                        port,
+                        peer,
+                        tls: None,
+                    });
+                    let svc =
+                        service_fn(move |req| proxy::handle(shared.clone(), info.clone(), req));
                     let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), svc);
                     let _ = watcher.watch(conn.into_owned()).await;
                 }
                 Some(acceptor) => {
-                    let Ok(Ok(tls_stream)) = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await else {
+                    let Ok(Ok(tls_stream)) =
+                        tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await
+                    else {
                         tracing::debug!(%peer, "TLS handshake failed");
                         return;
                     };
                     let (_, c) = tls_stream.get_ref();
                     let tls = TlsInfo {
-                        cipher: c.negotiated_cipher_suite().map_or("-".into(), crate::tls::cipher_name),
+                        cipher: c
+                            .negotiated_cipher_suite()
+                            .map_or("-".into(), crate::tls::cipher_name),
                         protocol: c.protocol_version().map_or("-", crate::tls::protocol_name),
                         sni: c.server_name().map(str::to_owned),
                     };
-                    let info = Arc::new(ConnInfo { id, listener: index, port, peer, tls: Some(tls) });
-                    let svc = service_fn(move |req| proxy::handle(shared.clone(), info.clone(), req));
-                    let conn = builder.serve_connection_with_upgrades(TokioIo::new(tls_stream), svc);
+                    let info = Arc::new(ConnInfo {
+                        id,
+                        listener: index,
+                        port,
+                        peer,
+                        tls: Some(tls),
+                    });
+                    let svc =
+                        service_fn(move |req| proxy::handle(shared.clone(), info.clone(), req));
+                    let conn =
+                        builder.serve_connection_with_upgrades(TokioIo::new(tls_stream), svc);
                     let _ = watcher.watch(conn.into_owned()).await;
                 }
             }
         });
     }
     drop(tcp);
-    if tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown()).await.is_err() {
+    if tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown())
+        .await
+        .is_err()
+    {
         tracing::warn!(port, "connections still open after the drain timeout");
     }
 }

@@ -27,14 +27,21 @@ fn from_bytes(r: Response<Bytes>) -> Response<Body> {
 }
 
 /// Handles one request; never fails (errors become ALB's status pages).
-pub async fn handle(shared: Arc<Shared>, conn: Arc<ConnInfo>, req: Request<Incoming>) -> Result<Response<Body>, std::convert::Infallible> {
+pub async fn handle(
+    shared: Arc<Shared>,
+    conn: Arc<ConnInfo>,
+    req: Request<Incoming>,
+) -> Result<Response<Body>, std::convert::Infallible> {
     let started = Instant::now();
     let created = time::OffsetDateTime::now_utc();
     let snapshot = shared.snapshot.load_full();
     let Some(listener) = snapshot.listeners.get(conn.listener) else {
         return Ok(from_bytes(error_page(500)));
     };
-    let mut log = shared.access_log.enabled().then(|| new_entry(&shared, &conn, &req, created));
+    let mut log = shared
+        .access_log
+        .enabled()
+        .then(|| new_entry(&shared, &conn, &req, created));
     let response = match phases(&shared, &conn, listener, req, &mut log, started).await {
         Ok(r) => r,
         Err(e) => {
@@ -52,7 +59,11 @@ pub async fn handle(shared: Arc<Shared>, conn: Arc<ConnInfo>, req: Request<Incom
     if let Some(mut l) = log {
         l.elb_status_code = response.status().as_u16();
         l.time = access_log::timestamp(time::OffsetDateTime::now_utc());
-        l.sent_bytes = response.headers().get(http::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse().ok()).unwrap_or(0);
+        l.sent_bytes = response
+            .headers()
+            .get(http::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok()?.parse().ok())
+            .unwrap_or(0);
         if l.target_processing_time >= 0.0 {
             l.response_processing_time = 0.0;
         }
@@ -61,9 +72,19 @@ pub async fn handle(shared: Arc<Shared>, conn: Arc<ConnInfo>, req: Request<Incom
     Ok(response)
 }
 
-fn new_entry(shared: &Shared, conn: &ConnInfo, req: &Request<Incoming>, created: time::OffsetDateTime) -> Entry {
+fn new_entry(
+    shared: &Shared,
+    conn: &ConnInfo,
+    req: &Request<Incoming>,
+    created: time::OffsetDateTime,
+) -> Entry {
     let scheme = if conn.tls.is_some() { "https" } else { "http" };
-    let host = req.headers().get(HOST).and_then(|h| h.to_str().ok()).or(req.uri().authority().map(|a| a.as_str())).unwrap_or("-");
+    let host = req
+        .headers()
+        .get(HOST)
+        .and_then(|h| h.to_str().ok())
+        .or(req.uri().authority().map(|a| a.as_str()))
+        .unwrap_or("-");
     let host = crate::rules::strip_port(host);
     let pq = req.uri().path_and_query().map_or("/", |p| p.as_str());
     let version = match req.version() {
@@ -71,8 +92,16 @@ fn new_entry(shared: &Shared, conn: &ConnInfo, req: &Request<Incoming>, created:
         Version::HTTP_10 => "HTTP/1.0",
         _ => "HTTP/1.1",
     };
-    let header_bytes: u64 = req.headers().iter().map(|(k, v)| (k.as_str().len() + v.len() + 4) as u64).sum();
-    let body_bytes: u64 = req.headers().get(http::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse().ok()).unwrap_or(0);
+    let header_bytes: u64 = req
+        .headers()
+        .iter()
+        .map(|(k, v)| (k.as_str().len() + v.len() + 4) as u64)
+        .sum();
+    let body_bytes: u64 = req
+        .headers()
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse().ok())
+        .unwrap_or(0);
     Entry {
         kind: match (req.version(), conn.tls.is_some()) {
             (Version::HTTP_2, _) => "h2",
@@ -90,13 +119,29 @@ fn new_entry(shared: &Shared, conn: &ConnInfo, req: &Request<Incoming>, created:
         target_status_code: None,
         received_bytes: header_bytes + body_bytes,
         sent_bytes: 0,
-        request: format!("{} {scheme}://{host}:{}{pq} {version}", req.method(), conn.port),
-        user_agent: req.headers().get(USER_AGENT).and_then(|v| v.to_str().ok()).unwrap_or("-").to_string(),
+        request: format!(
+            "{} {scheme}://{host}:{}{pq} {version}",
+            req.method(),
+            conn.port
+        ),
+        user_agent: req
+            .headers()
+            .get(USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("-")
+            .to_string(),
         ssl_cipher: conn.tls.as_ref().map_or("-".into(), |t| t.cipher.clone()),
-        ssl_protocol: conn.tls.as_ref().map_or("-".into(), |t| t.protocol.to_string()),
+        ssl_protocol: conn
+            .tls
+            .as_ref()
+            .map_or("-".into(), |t| t.protocol.to_string()),
         target_group_arn: "-".into(),
         trace_id: String::new(),
-        domain_name: conn.tls.as_ref().and_then(|t| t.sni.clone()).unwrap_or_else(|| "-".into()),
+        domain_name: conn
+            .tls
+            .as_ref()
+            .and_then(|t| t.sni.clone())
+            .unwrap_or_else(|| "-".into()),
         matched_rule_priority: "-".into(),
         request_creation_time: access_log::timestamp(created),
         actions_executed: Vec::new(),
@@ -129,7 +174,10 @@ async fn phases(
         if let Some(l) = log.as_mut() {
             l.actions_executed.push("authenticate");
         }
-        let outcome = shared.auth.callback(&parts, |id| listener.auth_by_rule(id)).await;
+        let outcome = shared
+            .auth
+            .callback(&parts, |id| listener.auth_by_rule(id))
+            .await;
         return respond_outcome(outcome, log);
     }
 
@@ -151,7 +199,12 @@ async fn phases(
             l.actions_executed.push("authenticate");
         }
         match shared.auth.authenticate(action, &parts).await {
-            Outcome::Forward { headers, set_cookies: c, error, .. } => {
+            Outcome::Forward {
+                headers,
+                set_cookies: c,
+                error,
+                ..
+            } => {
                 auth_headers = headers;
                 set_cookies = c;
                 if let (Some(l), Some(r)) = (log.as_mut(), error.and_then(|e| e.reason())) {
@@ -164,7 +217,11 @@ async fn phases(
 
     // Terminal action.
     let mut resp = match &rule.terminal {
-        Terminal::Fixed { status, content_type, body } => {
+        Terminal::Fixed {
+            status,
+            content_type,
+            body,
+        } => {
             if let Some(l) = log.as_mut() {
                 l.actions_executed.push("fixed-response");
             }
@@ -183,7 +240,11 @@ async fn phases(
             if let Some(l) = log.as_mut() {
                 l.redirect_url = location.clone();
             }
-            let status = if r.status_code == "HTTP_301" { StatusCode::MOVED_PERMANENTLY } else { StatusCode::FOUND };
+            let status = if r.status_code == "HTTP_301" {
+                StatusCode::MOVED_PERMANENTLY
+            } else {
+                StatusCode::FOUND
+            };
             Response::builder()
                 .status(status)
                 .header(LOCATION, location)
@@ -196,7 +257,9 @@ async fn phases(
                 l.actions_executed.push("forward");
                 l.target_group_arn = tg.arn.clone();
             }
-            let target = tg.pick().ok_or(ProxyError::internal(ErrorKind::NoTargets))?;
+            let target = tg
+                .pick()
+                .ok_or(ProxyError::internal(ErrorKind::NoTargets))?;
             let trace = headers::set_trace_id(&mut parts.headers, portcullis_auth::now());
             headers::strip_hop_by_hop(&mut parts.headers);
             headers::set_forwarded(&mut parts.headers, conn.peer, conn.tls.is_some(), conn.port);
@@ -219,7 +282,12 @@ async fn phases(
                 l.request_processing_time = started.elapsed().as_secs_f64();
             }
             let sent = Instant::now();
-            let upstream = crate::target_group::send(&shared.upstream, Request::from_parts(parts, body), shared.idle_timeout).await?;
+            let upstream = crate::target_group::send(
+                &shared.upstream,
+                Request::from_parts(parts, body),
+                shared.idle_timeout,
+            )
+            .await?;
             let (mut rparts, rbody) = upstream.into_parts();
             if let Some(l) = log.as_mut() {
                 l.target_processing_time = sent.elapsed().as_secs_f64();
@@ -237,14 +305,21 @@ async fn phases(
     Ok(resp)
 }
 
-fn respond_outcome(outcome: Outcome, log: &mut Option<Entry>) -> Result<Response<Body>, ProxyError> {
+fn respond_outcome(
+    outcome: Outcome,
+    log: &mut Option<Entry>,
+) -> Result<Response<Body>, ProxyError> {
     match outcome {
         Outcome::Respond { response, error } => {
             if let (Some(l), Some(r)) = (log.as_mut(), error.and_then(|e| e.reason())) {
                 l.error_reason = r.into();
             }
             if let Some(e) = error {
-                tracing::debug!(reason = e.reason().unwrap_or("-"), status = e.status(), "authentication stopped the request");
+                tracing::debug!(
+                    reason = e.reason().unwrap_or("-"),
+                    status = e.status(),
+                    "authentication stopped the request"
+                );
             }
             Ok(from_bytes(response))
         }

@@ -9,7 +9,12 @@ use portcullis_config::RedirectAction;
 pub const MAX_LOCATION: usize = 8 * 1024;
 
 /// The `Location` for a request.
-pub fn location(r: &RedirectAction, parts: &Parts, https: bool, port: u16) -> Result<String, ProxyError> {
+pub fn location(
+    r: &RedirectAction,
+    parts: &Parts,
+    https: bool,
+    port: u16,
+) -> Result<String, ProxyError> {
     let protocol = if https { "https" } else { "http" };
     let host_header = portcullis_auth::authenticate::request_host(parts).unwrap_or("");
     let host = crate::rules::strip_port(host_header);
@@ -23,7 +28,10 @@ pub fn location(r: &RedirectAction, parts: &Parts, https: bool, port: u16) -> Re
             .replace("#{path}", path)
             .replace("#{query}", query)
     };
-    let proto = r.protocol.as_deref().map_or(protocol.to_string(), |p| sub(p).to_ascii_lowercase());
+    let proto = r
+        .protocol
+        .as_deref()
+        .map_or(protocol.to_string(), |p| sub(p).to_ascii_lowercase());
     let host = r.host.as_deref().map_or(host.to_string(), sub);
     let port = r.port.as_deref().map_or(port_s.clone(), sub);
     let path = r.path.as_deref().map_or(format!("/{path}"), sub);
@@ -50,7 +58,13 @@ mod tests {
     use super::*;
 
     fn parts(uri: &str, host: &str) -> Parts {
-        http::Request::builder().uri(uri).header("host", host).body(()).unwrap().into_parts().0
+        http::Request::builder()
+            .uri(uri)
+            .header("host", host)
+            .body(())
+            .unwrap()
+            .into_parts()
+            .0
     }
 
     fn action(toml_text: &str) -> RedirectAction {
@@ -59,15 +73,27 @@ mod tests {
 
     #[test]
     fn http_to_https() {
-        let r = action("status_code = \"HTTP_301\"\nprotocol = \"HTTPS\"\nport = \"443\"\nhost = \"#{host}\"\npath = \"/#{path}\"\nquery = \"#{query}\"");
-        assert_eq!(location(&r, &parts("/a/b?x=1", "example.com"), false, 80).unwrap(), "https://example.com/a/b?x=1");
-        assert_eq!(location(&r, &parts("/", "example.com:8080"), false, 8080).unwrap(), "https://example.com/");
+        let r = action(
+            "status_code = \"HTTP_301\"\nprotocol = \"HTTPS\"\nport = \"443\"\nhost = \"#{host}\"\npath = \"/#{path}\"\nquery = \"#{query}\"",
+        );
+        assert_eq!(
+            location(&r, &parts("/a/b?x=1", "example.com"), false, 80).unwrap(),
+            "https://example.com/a/b?x=1"
+        );
+        assert_eq!(
+            location(&r, &parts("/", "example.com:8080"), false, 8080).unwrap(),
+            "https://example.com/"
+        );
     }
 
     #[test]
     fn keywords_and_defaults() {
-        let r = action("status_code = \"HTTP_302\"\nhost = \"new.#{host}\"\npath = \"/v2/#{path}\"");
-        assert_eq!(location(&r, &parts("/x?q", "ex.org:8443"), true, 8443).unwrap(), "https://new.ex.org:8443/v2/x?q");
+        let r =
+            action("status_code = \"HTTP_302\"\nhost = \"new.#{host}\"\npath = \"/v2/#{path}\"");
+        assert_eq!(
+            location(&r, &parts("/x?q", "ex.org:8443"), true, 8443).unwrap(),
+            "https://new.ex.org:8443/v2/x?q"
+        );
         let long = format!("/{}", "a".repeat(9000));
         assert!(location(&r, &parts(&long, "ex.org"), true, 443).is_err());
     }

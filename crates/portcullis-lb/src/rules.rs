@@ -28,9 +28,12 @@ impl Condition {
         match self {
             Condition::Host(vs) => {
                 let Some(host) = req.host else { return false };
-                vs.iter().any(|p| wildcard::matches(p.as_bytes(), host.as_bytes(), true))
+                vs.iter()
+                    .any(|p| wildcard::matches(p.as_bytes(), host.as_bytes(), true))
             }
-            Condition::Path(vs) => vs.iter().any(|p| wildcard::matches(p.as_bytes(), req.path.as_bytes(), false)),
+            Condition::Path(vs) => vs
+                .iter()
+                .any(|p| wildcard::matches(p.as_bytes(), req.path.as_bytes(), false)),
         }
     }
 }
@@ -46,21 +49,34 @@ pub struct RequestView<'a> {
 impl<'a> RequestView<'a> {
     /// From request parts.
     pub fn of(parts: &'a Parts) -> RequestView<'a> {
-        RequestView { host: portcullis_auth::authenticate::request_host(parts).map(strip_port), path: parts.uri.path() }
+        RequestView {
+            host: portcullis_auth::authenticate::request_host(parts).map(strip_port),
+            path: parts.uri.path(),
+        }
     }
 }
 
 /// A host without its port (`[::1]:8443` → `[::1]`).
 pub fn strip_port(host: &str) -> &str {
     if host.starts_with('[') {
-        return host.split_once(']').map_or(host, |(h, _)| &host[..h.len() + 1]);
+        return host
+            .split_once(']')
+            .map_or(host, |(h, _)| &host[..h.len() + 1]);
     }
-    host.rsplit_once(':').filter(|(_, p)| p.bytes().all(|b| b.is_ascii_digit())).map_or(host, |(h, _)| h)
+    host.rsplit_once(':')
+        .filter(|(_, p)| p.bytes().all(|b| b.is_ascii_digit()))
+        .map_or(host, |(h, _)| h)
 }
 
 /// Returns the index of the first rule whose every condition matches.
-pub fn first_match<'r, R>(rules: &'r [R], conditions: impl Fn(&'r R) -> &'r [Condition], req: &RequestView<'_>) -> Option<usize> {
-    rules.iter().position(|r| conditions(r).iter().all(|c| c.matches(req)))
+pub fn first_match<'r, R>(
+    rules: &'r [R],
+    conditions: impl Fn(&'r R) -> &'r [Condition],
+    req: &RequestView<'_>,
+) -> Option<usize> {
+    rules
+        .iter()
+        .position(|r| conditions(r).iter().all(|c| c.matches(req)))
 }
 
 #[cfg(test)]
@@ -78,7 +94,10 @@ mod tests {
     #[test]
     fn all_conditions_must_match() {
         let rules = vec![
-            vec![Condition::Host(vec!["*.example.com".into()]), Condition::Path(vec!["/api/*".into()])],
+            vec![
+                Condition::Host(vec!["*.example.com".into()]),
+                Condition::Path(vec!["/api/*".into()]),
+            ],
             vec![Condition::Path(vec!["/api/*".into(), "/v2".into()])],
         ];
         let r = |h, p| first_match(&rules, |r| r.as_slice(), &RequestView { host: h, path: p });

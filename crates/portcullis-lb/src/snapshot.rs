@@ -6,12 +6,15 @@ use crate::target_group::TargetGroup;
 use bytes::Bytes;
 use portcullis_auth::oidc::HttpClient;
 use portcullis_auth::{AuthAction, Provider, ProviderConfig};
-use portcullis_config::{Action, AuthenticateCognito, Config, Protocol, RedirectAction, ordered_actions};
+use portcullis_config::{
+    Action, AuthenticateCognito, Config, Protocol, RedirectAction, ordered_actions,
+};
 use std::collections::HashMap;
 use std::sync::Arc;
 
 /// Resolves `authenticate-cognito` to provider settings (the embedded pool's endpoints and secret).
-pub type CognitoResolver = dyn Fn(&AuthenticateCognito) -> Result<ProviderConfig, String> + Send + Sync;
+pub type CognitoResolver =
+    dyn Fn(&AuthenticateCognito) -> Result<ProviderConfig, String> + Send + Sync;
 
 /// What a rule ends with.
 pub enum Terminal {
@@ -68,7 +71,12 @@ pub struct Listener {
 impl Listener {
     /// The authenticate action of the rule `id` (from a callback's `state`).
     pub fn auth_by_rule(&self, id: &str) -> Option<Arc<AuthAction>> {
-        self.rules.iter().chain(std::iter::once(&self.default)).find(|r| r.id == id)?.auth.clone()
+        self.rules
+            .iter()
+            .chain(std::iter::once(&self.default))
+            .find(|r| r.id == id)?
+            .auth
+            .clone()
     }
 }
 
@@ -95,11 +103,21 @@ impl Identity {
     }
     /// The load balancer ARN (the `signer`).
     pub fn arn(&self) -> String {
-        format!("{}:loadbalancer/app/{}/{}", self.arn_prefix, self.name, self.id)
+        format!(
+            "{}:loadbalancer/app/{}/{}",
+            self.arn_prefix, self.name, self.id
+        )
     }
     fn target_group_arn(&self, name: &str) -> String {
-        let d = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, format!("{}/{name}", self.id).as_bytes());
-        format!("{}:targetgroup/{name}/{}", self.arn_prefix, hex::encode(&d.as_ref()[..8]))
+        let d = aws_lc_rs::digest::digest(
+            &aws_lc_rs::digest::SHA256,
+            format!("{}/{name}", self.id).as_bytes(),
+        );
+        format!(
+            "{}:targetgroup/{name}/{}",
+            self.arn_prefix,
+            hex::encode(&d.as_ref()[..8])
+        )
     }
 }
 
@@ -114,18 +132,29 @@ pub fn compile(
     let groups: HashMap<String, Arc<TargetGroup>> = config
         .target_groups
         .iter()
-        .map(|tg| (tg.name.clone(), Arc::new(TargetGroup::new(tg, identity.target_group_arn(&tg.name)))))
+        .map(|tg| {
+            (
+                tg.name.clone(),
+                Arc::new(TargetGroup::new(tg, identity.target_group_arn(&tg.name))),
+            )
+        })
         .collect();
     let mut listeners = Vec::new();
     for (i, l) in config.listeners.iter().enumerate() {
-        let compile_rule = |priority: Option<u32>, conditions: &[portcullis_config::Condition], actions: &[Action]| {
-            let id = format!("{i}/{}", priority.map_or("default".into(), |p| p.to_string()));
+        let compile_rule = |priority: Option<u32>,
+                            conditions: &[portcullis_config::Condition],
+                            actions: &[Action]| {
+            let id = format!(
+                "{i}/{}",
+                priority.map_or("default".into(), |p| p.to_string())
+            );
             let mut auth = None;
             let mut terminal = None;
             for a in ordered_actions(actions) {
                 match a {
                     Action::AuthenticateCognito(c) => {
-                        let provider = cognito(c).map_err(|e| format!("listeners[{i}] rule {id}: {e}"))?;
+                        let provider =
+                            cognito(c).map_err(|e| format!("listeners[{i}] rule {id}: {e}"))?;
                         auth = Some(Arc::new(AuthAction {
                             rule_id: id.clone(),
                             provider: Arc::new(Provider::new(provider, http.clone())),
@@ -157,22 +186,34 @@ pub fn compile(
                         }));
                     }
                     Action::Forward(f) => {
-                        let tg = groups.get(&f.target_group).ok_or(format!("unknown target group {}", f.target_group))?;
+                        let tg = groups
+                            .get(&f.target_group)
+                            .ok_or(format!("unknown target group {}", f.target_group))?;
                         terminal = Some(Terminal::Forward(tg.clone()));
                     }
                     Action::FixedResponse(f) => {
                         terminal = Some(Terminal::Fixed {
                             status: f.status_code,
-                            content_type: f.content_type.clone().unwrap_or_else(|| "text/plain".into()),
+                            content_type: f
+                                .content_type
+                                .clone()
+                                .unwrap_or_else(|| "text/plain".into()),
                             body: Bytes::from(f.message_body.clone().unwrap_or_default()),
                         });
                     }
                     Action::Redirect(r) => terminal = Some(Terminal::Redirect(r.clone())),
                 }
             }
-            let terminal = terminal.ok_or(format!("listeners[{i}] rule {id}: no terminal action"))?;
+            let terminal =
+                terminal.ok_or(format!("listeners[{i}] rule {id}: no terminal action"))?;
             let conditions = conditions.iter().filter_map(Condition::compile).collect();
-            Ok::<Rule, String>(Rule { id, priority, conditions, auth, terminal })
+            Ok::<Rule, String>(Rule {
+                id,
+                priority,
+                conditions,
+                auth,
+                terminal,
+            })
         };
         let mut rules = Vec::new();
         for r in &l.rules {

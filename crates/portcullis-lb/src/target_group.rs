@@ -53,11 +53,22 @@ impl TargetGroup {
             .iter()
             .map(|t| {
                 let port = t.port.or(cfg.port).unwrap_or(80);
-                let host = if t.id.contains(':') && !t.id.starts_with('[') { format!("[{}]", t.id) } else { t.id.clone() };
-                Target { authority: format!("{host}:{port}") }
+                let host = if t.id.contains(':') && !t.id.starts_with('[') {
+                    format!("[{}]", t.id)
+                } else {
+                    t.id.clone()
+                };
+                Target {
+                    authority: format!("{host}:{port}"),
+                }
             })
             .collect();
-        TargetGroup { name: cfg.name.clone(), arn, targets, next: AtomicUsize::new(0) }
+        TargetGroup {
+            name: cfg.name.clone(),
+            arn,
+            targets,
+            next: AtomicUsize::new(0),
+        }
     }
 
     /// The next target, round robin; `None` when the group is empty (503).
@@ -84,12 +95,20 @@ fn is_timeout(e: &(dyn std::error::Error + 'static)) -> bool {
 }
 
 /// Sends a request to a target, waiting at most `idle_timeout` for the response head.
-pub async fn send(client: &UpstreamClient, req: Request<Incoming>, idle_timeout: Duration) -> Result<Response<Incoming>, ProxyError> {
+pub async fn send(
+    client: &UpstreamClient,
+    req: Request<Incoming>,
+    idle_timeout: Duration,
+) -> Result<Response<Incoming>, ProxyError> {
     match tokio::time::timeout(idle_timeout, client.request(req)).await {
         Err(_) => Err(ProxyError::upstream(ErrorKind::TargetTimeout)),
         Ok(Ok(resp)) => Ok(resp),
         Ok(Err(e)) if e.is_connect() => {
-            let kind = if is_timeout(&e) { ErrorKind::ConnectTimeout } else { ErrorKind::ConnectFailed };
+            let kind = if is_timeout(&e) {
+                ErrorKind::ConnectTimeout
+            } else {
+                ErrorKind::ConnectFailed
+            };
             Err(ProxyError::upstream(kind))
         }
         Ok(Err(e)) => {
@@ -110,8 +129,13 @@ mod tests {
         )
         .unwrap();
         let tg = TargetGroup::new(&cfg, "arn".into());
-        let picks: Vec<String> = (0..4).map(|_| tg.pick().unwrap().authority.clone()).collect();
-        assert_eq!(picks, ["10.0.0.1:80", "[::1]:81", "10.0.0.1:80", "[::1]:81"]);
+        let picks: Vec<String> = (0..4)
+            .map(|_| tg.pick().unwrap().authority.clone())
+            .collect();
+        assert_eq!(
+            picks,
+            ["10.0.0.1:80", "[::1]:81", "10.0.0.1:80", "[::1]:81"]
+        );
         let empty: portcullis_config::TargetGroup = toml::from_str("name = \"e\"").unwrap();
         assert!(TargetGroup::new(&empty, "arn".into()).pick().is_none());
     }

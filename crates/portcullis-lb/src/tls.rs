@@ -27,7 +27,10 @@ pub struct Cert {
 impl Cert {
     /// Loads a PEM chain and key.
     pub fn from_files(cert_file: &Path, key_file: &Path) -> Result<Cert, CertError> {
-        let err = |path: &Path, reason: String| CertError { path: path.into(), reason };
+        let err = |path: &Path, reason: String| CertError {
+            path: path.into(),
+            reason,
+        };
         let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert_file)
             .map_err(|e| err(cert_file, format!("cannot read certificates: {e}")))?
             .collect::<Result<_, _>>()
@@ -35,7 +38,8 @@ impl Cert {
         if certs.is_empty() {
             return Err(err(cert_file, "no CERTIFICATE block found".into()));
         }
-        let key = PrivateKeyDer::from_pem_file(key_file).map_err(|e| err(key_file, format!("no usable private key: {e}")))?;
+        let key = PrivateKeyDer::from_pem_file(key_file)
+            .map_err(|e| err(key_file, format!("no usable private key: {e}")))?;
         let ck = CertifiedKey::from_der(certs, key, &default_provider())
             .map_err(|e| err(key_file, format!("key does not fit the certificate: {e}")))?;
         Ok(Cert { key: Arc::new(ck) })
@@ -44,23 +48,56 @@ impl Cert {
     /// A self-signed certificate for `names`, generated once under `<state_dir>/tls/`.
     pub fn self_signed(state_dir: &Path, names: &[String]) -> Result<Cert, CertError> {
         let dir = state_dir.join("tls");
-        let slug: String = names.join("_").chars().map(|c| if c.is_ascii_alphanumeric() || c == '.' { c } else { '_' }).take(80).collect();
-        let (cert_file, key_file) = (dir.join(format!("{slug}.crt")), dir.join(format!("{slug}.key")));
+        let slug: String = names
+            .join("_")
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '.' {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .take(80)
+            .collect();
+        let (cert_file, key_file) = (
+            dir.join(format!("{slug}.crt")),
+            dir.join(format!("{slug}.key")),
+        );
         if !cert_file.exists() || !key_file.exists() {
-            std::fs::create_dir_all(&dir).map_err(|e| CertError { path: dir.clone(), reason: e.to_string() })?;
-            let ck = rcgen::generate_simple_self_signed(names.to_vec())
-                .map_err(|e| CertError { path: cert_file.clone(), reason: format!("cannot generate: {e}") })?;
-            std::fs::write(&cert_file, ck.cert.pem()).map_err(|e| CertError { path: cert_file.clone(), reason: e.to_string() })?;
-            portcullis_auth::keys::write_private(&key_file, ck.signing_key.serialize_pem().as_bytes())
-                .map_err(|e| CertError { path: key_file.clone(), reason: e.to_string() })?;
+            std::fs::create_dir_all(&dir).map_err(|e| CertError {
+                path: dir.clone(),
+                reason: e.to_string(),
+            })?;
+            let ck = rcgen::generate_simple_self_signed(names.to_vec()).map_err(|e| CertError {
+                path: cert_file.clone(),
+                reason: format!("cannot generate: {e}"),
+            })?;
+            std::fs::write(&cert_file, ck.cert.pem()).map_err(|e| CertError {
+                path: cert_file.clone(),
+                reason: e.to_string(),
+            })?;
+            portcullis_auth::keys::write_private(
+                &key_file,
+                ck.signing_key.serialize_pem().as_bytes(),
+            )
+            .map_err(|e| CertError {
+                path: key_file.clone(),
+                reason: e.to_string(),
+            })?;
         }
         Cert::from_files(&cert_file, &key_file)
     }
 
     fn valid_for(&self, name: &str) -> bool {
-        let Ok(server_name) = ServerName::try_from(name) else { return false };
-        let Some(leaf) = self.key.cert.first() else { return false };
-        webpki::EndEntityCert::try_from(leaf).is_ok_and(|c| c.verify_is_valid_for_subject_name(&server_name).is_ok())
+        let Ok(server_name) = ServerName::try_from(name) else {
+            return false;
+        };
+        let Some(leaf) = self.key.cert.first() else {
+            return false;
+        };
+        webpki::EndEntityCert::try_from(leaf)
+            .is_ok_and(|c| c.verify_is_valid_for_subject_name(&server_name).is_ok())
     }
 }
 
@@ -110,7 +147,10 @@ pub fn cipher_name(suite: rustls::SupportedCipherSuite) -> String {
         return format!("TLS_{rest}");
     }
     let s = iana.trim_start_matches("TLS_").replace("_WITH_", "_");
-    s.replace("AES_128_GCM", "AES128-GCM").replace("AES_256_GCM", "AES256-GCM").replace("CHACHA20_POLY1305", "CHACHA20-POLY1305").replace('_', "-")
+    s.replace("AES_128_GCM", "AES128-GCM")
+        .replace("AES_256_GCM", "AES256-GCM")
+        .replace("CHACHA20_POLY1305", "CHACHA20-POLY1305")
+        .replace('_', "-")
 }
 
 /// ALB's name of a protocol version.
@@ -132,7 +172,9 @@ mod tests {
         let a = Cert::self_signed(&dir, &["localhost".into(), "*.example.test".into()]).unwrap();
         let b = Cert::self_signed(&dir, &["localhost".into(), "*.example.test".into()]).unwrap();
         assert_eq!(a.key.cert, b.key.cert);
-        assert!(a.valid_for("localhost") && a.valid_for("x.example.test") && !a.valid_for("other.test"));
+        assert!(
+            a.valid_for("localhost") && a.valid_for("x.example.test") && !a.valid_for("other.test")
+        );
         std::fs::remove_dir_all(dir).unwrap();
     }
 

@@ -3,11 +3,19 @@
 
 /// Whether `value` matches `pattern`; `fold_case` makes ASCII letters compare case-insensitively.
 pub fn matches(pattern: &[u8], value: &[u8], fold_case: bool) -> bool {
-    let eq = |p: u8, v: u8| if fold_case { p.eq_ignore_ascii_case(&v) } else { p == v };
+    let eq = |p: u8, v: u8| {
+        if fold_case {
+            p.eq_ignore_ascii_case(&v)
+        } else {
+            p == v
+        }
+    };
     let (mut p, mut v) = (0usize, 0usize);
     let mut star: Option<(usize, usize)> = None;
     while v < value.len() {
-        if p < pattern.len() && (pattern[p] == b'?' || (pattern[p] != b'*' && eq(pattern[p], value[v]))) {
+        if p < pattern.len()
+            && (pattern[p] == b'?' || (pattern[p] != b'*' && eq(pattern[p], value[v])))
+        {
             p += 1;
             v += 1;
         } else if p < pattern.len() && pattern[p] == b'*' {
@@ -43,7 +51,10 @@ mod tests {
         assert!(!m("/tasks", "/tasks/1"));
         assert!(m("/a?c", "/abc") && !m("/a?c", "/ac"));
         assert!(!m("/Tasks", "/tasks"), "paths are case-sensitive");
-        assert!(matches(b"*.example.com", b"Test.EXAMPLE.com", true), "hosts are not");
+        assert!(
+            matches(b"*.example.com", b"Test.EXAMPLE.com", true),
+            "hosts are not"
+        );
         assert!(!matches(b"*.example.com", b"example.com", true));
         assert!(m("*", "") && m("", "") && !m("", "x"));
     }

@@ -22,8 +22,8 @@
 use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED, ParsedPublicKey};
 use base64::Engine;
 use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
-use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::SubjectPublicKeyInfoDer;
+use rustls_pki_types::pem::PemObject;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
@@ -135,8 +135,11 @@ impl PublicKey {
 /// Reads the protected header without verifying anything, to learn the `kid`.
 pub fn peek_header(token: &str) -> Result<AlbHeader, VerifyError> {
     let (h, _, _) = split(token)?;
-    let bytes = B64.decode(h).map_err(|_| VerifyError::Malformed("header is not base64url"))?;
-    serde_json::from_slice(&bytes).map_err(|_| VerifyError::Malformed("header is not the expected JSON"))
+    let bytes = B64
+        .decode(h)
+        .map_err(|_| VerifyError::Malformed("header is not base64url"))?;
+    serde_json::from_slice(&bytes)
+        .map_err(|_| VerifyError::Malformed("header is not the expected JSON"))
 }
 
 fn split(token: &str) -> Result<(&str, &str, &str), VerifyError> {
@@ -146,7 +149,9 @@ fn split(token: &str) -> Result<(&str, &str, &str), VerifyError> {
     let mut parts = token.split('.');
     match (parts.next(), parts.next(), parts.next(), parts.next()) {
         (Some(h), Some(p), Some(s), None) => Ok((h, p, s)),
-        _ => Err(VerifyError::Malformed("expected three dot-separated segments")),
+        _ => Err(VerifyError::Malformed(
+            "expected three dot-separated segments",
+        )),
     }
 }
 
@@ -162,7 +167,12 @@ pub struct AlbVerifier {
 impl AlbVerifier {
     /// Expects this load balancer ARN as `signer`.
     pub fn new(signer_arn: impl Into<String>) -> Self {
-        AlbVerifier { signer: signer_arn.into(), client: None, issuer: None, leeway: 0 }
+        AlbVerifier {
+            signer: signer_arn.into(),
+            client: None,
+            issuer: None,
+            leeway: 0,
+        }
     }
     /// Also require this `client`.
     pub fn expect_client(mut self, client: impl Into<String>) -> Self {
@@ -187,13 +197,17 @@ impl AlbVerifier {
         if header.alg != "ES256" {
             return Err(VerifyError::UnsupportedAlg(header.alg));
         }
-        let sig = B64.decode(s).map_err(|_| VerifyError::Malformed("signature is not base64url"))?;
+        let sig = B64
+            .decode(s)
+            .map_err(|_| VerifyError::Malformed("signature is not base64url"))?;
         if sig.len() != 64 {
             return Err(VerifyError::Malformed("signature is not 64 bytes (r||s)"));
         }
         // The signing input is the segments exactly as sent, padding included.
         let signed = &token.as_bytes()[..h.len() + 1 + p.len()];
-        key.0.verify_sig(signed, &sig).map_err(|_| VerifyError::BadSignature)?;
+        key.0
+            .verify_sig(signed, &sig)
+            .map_err(|_| VerifyError::BadSignature)?;
         if header.signer != self.signer {
             return Err(VerifyError::WrongSigner(header.signer));
         }
@@ -208,9 +222,14 @@ impl AlbVerifier {
             return Err(VerifyError::WrongIssuer(header.iss));
         }
         if header.exp.saturating_add(self.leeway) < now {
-            return Err(VerifyError::Expired { exp: header.exp, now });
+            return Err(VerifyError::Expired {
+                exp: header.exp,
+                now,
+            });
         }
-        let payload = B64.decode(p).map_err(|_| VerifyError::Malformed("payload is not base64url"))?;
+        let payload = B64
+            .decode(p)
+            .map_err(|_| VerifyError::Malformed("payload is not base64url"))?;
         let claims: Map<String, Value> = serde_json::from_slice(&payload)
             .map_err(|_| VerifyError::Malformed("payload is not a JSON object"))?;
         Ok(AlbClaims { header, claims })
@@ -229,7 +248,8 @@ mod tests {
     use aws_lc_rs::rand::SystemRandom;
     use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair};
 
-    const SIGNER: &str = "arn:aws:elasticloadbalancing:us-east-1:000000000000:loadbalancer/app/t/0123456789abcdef";
+    const SIGNER: &str =
+        "arn:aws:elasticloadbalancing:us-east-1:000000000000:loadbalancer/app/t/0123456789abcdef";
 
     fn sign(key: &EcdsaKeyPair, header: &str, payload: &str) -> String {
         let input = format!("{}.{}", B64.encode(header), B64.encode(payload));
@@ -245,21 +265,48 @@ mod tests {
     }
 
     fn header(exp: u64) -> String {
-        format!(r#"{{"typ":"JWT","kid":"k1","alg":"ES256","iss":"https://idp","client":"c1","signer":"{SIGNER}","exp":{exp}}}"#)
+        format!(
+            r#"{{"typ":"JWT","kid":"k1","alg":"ES256","iss":"https://idp","client":"c1","signer":"{SIGNER}","exp":{exp}}}"#
+        )
     }
 
     #[test]
     fn verifies_padded_token_and_checks_fields() {
         let (kp, pk) = keypair();
-        let t = sign(&kp, &header(1000), r#"{"sub":"u1","email":"a@b","exp":1000,"iss":"https://idp"}"#);
-        let v = AlbVerifier::new(SIGNER).expect_client("c1").expect_issuer("https://idp");
+        let t = sign(
+            &kp,
+            &header(1000),
+            r#"{"sub":"u1","email":"a@b","exp":1000,"iss":"https://idp"}"#,
+        );
+        let v = AlbVerifier::new(SIGNER)
+            .expect_client("c1")
+            .expect_issuer("https://idp");
         let c = v.verify(&t, &pk, 999).unwrap();
         assert_eq!(c.sub(), Some("u1"));
         assert_eq!(c.header.kid, "k1");
-        assert_eq!(v.verify(&t, &pk, 1001).unwrap_err(), VerifyError::Expired { exp: 1000, now: 1001 });
-        assert!(matches!(AlbVerifier::new("arn:other").verify(&t, &pk, 1), Err(VerifyError::WrongSigner(_))));
-        assert!(matches!(AlbVerifier::new(SIGNER).expect_client("c2").verify(&t, &pk, 1), Err(VerifyError::WrongClient(_))));
-        assert!(matches!(AlbVerifier::new(SIGNER).expect_issuer("x").verify(&t, &pk, 1), Err(VerifyError::WrongIssuer(_))));
+        assert_eq!(
+            v.verify(&t, &pk, 1001).unwrap_err(),
+            VerifyError::Expired {
+                exp: 1000,
+                now: 1001
+            }
+        );
+        assert!(matches!(
+            AlbVerifier::new("arn:other").verify(&t, &pk, 1),
+            Err(VerifyError::WrongSigner(_))
+        ));
+        assert!(matches!(
+            AlbVerifier::new(SIGNER)
+                .expect_client("c2")
+                .verify(&t, &pk, 1),
+            Err(VerifyError::WrongClient(_))
+        ));
+        assert!(matches!(
+            AlbVerifier::new(SIGNER)
+                .expect_issuer("x")
+                .verify(&t, &pk, 1),
+            Err(VerifyError::WrongIssuer(_))
+        ));
     }
 
     #[test]
@@ -268,16 +315,29 @@ mod tests {
         let (_, other) = keypair();
         let t = sign(&kp, &header(1000), r#"{"sub":"u1"}"#);
         let v = AlbVerifier::new(SIGNER);
-        assert_eq!(v.verify(&t, &other, 1).unwrap_err(), VerifyError::BadSignature);
+        assert_eq!(
+            v.verify(&t, &other, 1).unwrap_err(),
+            VerifyError::BadSignature
+        );
         let forged = sign(&kp, &header(1000), r#"{"sub":"u1"}"#).replacen('.', ".e", 1);
         assert!(v.verify(&forged, &pk, 1).is_err());
         // Stripping the padding changes the signing input: verification must fail.
-        let stripped: String = t.split('.').map(|s| s.trim_end_matches('=')).collect::<Vec<_>>().join(".");
+        let stripped: String = t
+            .split('.')
+            .map(|s| s.trim_end_matches('='))
+            .collect::<Vec<_>>()
+            .join(".");
         if stripped != t {
-            assert_eq!(v.verify(&stripped, &pk, 1).unwrap_err(), VerifyError::BadSignature);
+            assert_eq!(
+                v.verify(&stripped, &pk, 1).unwrap_err(),
+                VerifyError::BadSignature
+            );
         }
         let alg_none = sign(&kp, &header(1000).replace("ES256", "none"), "{}");
-        assert!(matches!(v.verify(&alg_none, &pk, 1), Err(VerifyError::UnsupportedAlg(_))));
+        assert!(matches!(
+            v.verify(&alg_none, &pk, 1),
+            Err(VerifyError::UnsupportedAlg(_))
+        ));
     }
 
     #[test]

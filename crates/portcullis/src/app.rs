@@ -50,16 +50,20 @@ impl App {
 pub fn seed_password(u: &portcullis_config::SeedUser) -> Result<String, String> {
     match (&u.password, &u.password_env) {
         (Some(p), _) => Ok(p.clone()),
-        (None, Some(var)) => std::env::var(var).map_err(|_| format!("password_env: environment variable {var} is not set")),
+        (None, Some(var)) => std::env::var(var)
+            .map_err(|_| format!("password_env: environment variable {var} is not set")),
         (None, None) => Err("no password".into()),
     }
 }
 
 /// Provider settings for `authenticate-cognito` against an embedded pool.
 pub fn cognito_provider(pool: &Pool, client_id: &str) -> Result<ProviderConfig, String> {
-    let secret = pool
-        .client_secret(client_id)
-        .ok_or_else(|| format!("client `{client_id}` of user pool `{}` has no secret", pool.name))?;
+    let secret = pool.client_secret(client_id).ok_or_else(|| {
+        format!(
+            "client `{client_id}` of user pool `{}` has no secret",
+            pool.name
+        )
+    })?;
     let b = &pool.base_url;
     Ok(ProviderConfig {
         issuer: pool.issuer.clone(),
@@ -80,17 +84,26 @@ pub async fn start(config: &Config, mut prebound: Prebound) -> Result<App> {
     let mut idp_tasks = Vec::new();
     if !config.user_pools.is_empty() {
         let state_dir = &config.load_balancer.state_dir;
-        let store = Store::open(state_dir).with_context(|| format!("{}: cannot open the user pool store", state_dir.display()))?;
+        let store = Store::open(state_dir)
+            .with_context(|| format!("{}: cannot open the user pool store", state_dir.display()))?;
         for (i, p) in config.user_pools.iter().enumerate() {
-            let pool = Pool::open(p, &config.load_balancer.region, store.clone(), seed_password)
-                .await
-                .map_err(|e| anyhow!("user_pools[{i}]: {e}"))?;
+            let pool = Pool::open(
+                p,
+                &config.load_balancer.region,
+                store.clone(),
+                seed_password,
+            )
+            .await
+            .map_err(|e| anyhow!("user_pools[{i}]: {e}"))?;
             let pool = Arc::new(pool);
             let tcp = match prebound.pools.remove(&p.name) {
                 Some(t) => t,
-                None => TcpListener::bind(&p.domain.listen)
-                    .await
-                    .with_context(|| format!("user_pools[{i}].domain.listen: cannot listen on {}", p.domain.listen))?,
+                None => TcpListener::bind(&p.domain.listen).await.with_context(|| {
+                    format!(
+                        "user_pools[{i}].domain.listen: cannot listen on {}",
+                        p.domain.listen
+                    )
+                })?,
             };
             let addr = tcp.local_addr()?;
             let mut rx = rx.clone();
@@ -106,11 +119,21 @@ pub async fn start(config: &Config, mut prebound: Prebound) -> Result<App> {
             pools.push((pool, addr));
         }
     }
-    let by_name: HashMap<String, Arc<Pool>> = pools.iter().map(|(p, _)| (p.name.clone(), p.clone())).collect();
+    let by_name: HashMap<String, Arc<Pool>> = pools
+        .iter()
+        .map(|(p, _)| (p.name.clone(), p.clone()))
+        .collect();
     let resolver = move |a: &portcullis_config::AuthenticateCognito| {
-        let pool = by_name.get(&a.user_pool).ok_or_else(|| format!("unknown user pool `{}`", a.user_pool))?;
+        let pool = by_name
+            .get(&a.user_pool)
+            .ok_or_else(|| format!("unknown user pool `{}`", a.user_pool))?;
         cognito_provider(pool, &a.user_pool_client_id)
     };
     let lb = portcullis_lb::start(config, Arc::new(resolver), prebound.listeners).await?;
-    Ok(App { lb, pools, shutdown: tx, idp_tasks })
+    Ok(App {
+        lb,
+        pools,
+        shutdown: tx,
+        idp_tasks,
+    })
 }

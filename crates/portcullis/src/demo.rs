@@ -19,14 +19,18 @@ pub fn generate_password() -> String {
     const WORDS: &[u8] = b"abcdefghijkmnopqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789";
     let mut raw = [0u8; 12];
     SystemRandom::new().fill(&mut raw).expect("system random");
-    let body: String = raw.iter().map(|b| WORDS[*b as usize % WORDS.len()] as char).collect();
+    let body: String = raw
+        .iter()
+        .map(|b| WORDS[*b as usize % WORDS.len()] as char)
+        .collect();
     format!("{}-{}-{}!A1", &body[..4], &body[4..8], &body[8..])
 }
 
 /// Loads the demo config with the given password for the `demo` user.
 pub fn config(password: &str) -> Result<Config> {
-    let loaded = portcullis_config::load_str(DEMO_CONFIG, Path::new("examples/demo.toml"), Path::new("."))
-        .map_err(|e| anyhow!("{e}"))?;
+    let loaded =
+        portcullis_config::load_str(DEMO_CONFIG, Path::new("examples/demo.toml"), Path::new("."))
+            .map_err(|e| anyhow!("{e}"))?;
     let mut config = loaded.config;
     for pool in &mut config.user_pools {
         for u in &mut pool.users {
@@ -39,16 +43,34 @@ pub fn config(password: &str) -> Result<Config> {
 
 /// The client id of the first `authenticate-cognito` action.
 pub fn first_cognito_client(config: &Config) -> Option<(String, String)> {
-    config.listeners.iter().flat_map(|l| l.rules.iter().flat_map(|r| r.actions.iter()).chain(l.default_actions.iter())).find_map(|a| match a {
-        Action::AuthenticateCognito(c) => Some((c.user_pool.clone(), c.user_pool_client_id.clone())),
-        _ => None,
-    })
+    config
+        .listeners
+        .iter()
+        .flat_map(|l| {
+            l.rules
+                .iter()
+                .flat_map(|r| r.actions.iter())
+                .chain(l.default_actions.iter())
+        })
+        .find_map(|a| match a {
+            Action::AuthenticateCognito(c) => {
+                Some((c.user_pool.clone(), c.user_pool_client_id.clone()))
+            }
+            _ => None,
+        })
 }
 
 /// Builds the tasks app for a running Portcullis.
-pub fn tasks_app_for(config: &Config, running: &app::App, admin_base: &str) -> Result<Arc<TasksApp>> {
-    let (pool_name, client) = first_cognito_client(config).ok_or_else(|| anyhow!("no authenticate-cognito action"))?;
-    let pool = running.pool(&pool_name).ok_or_else(|| anyhow!("no user pool {pool_name}"))?;
+pub fn tasks_app_for(
+    config: &Config,
+    running: &app::App,
+    admin_base: &str,
+) -> Result<Arc<TasksApp>> {
+    let (pool_name, client) =
+        first_cognito_client(config).ok_or_else(|| anyhow!("no authenticate-cognito action"))?;
+    let pool = running
+        .pool(&pool_name)
+        .ok_or_else(|| anyhow!("no user pool {pool_name}"))?;
     Ok(Arc::new(TasksApp::new(
         &running.lb.signer_arn,
         &client,
@@ -70,14 +92,28 @@ pub async fn run() -> Result<()> {
     // Bind the app's port first so a busy port fails before anything else starts.
     let tasks_listener = tokio::net::TcpListener::bind(&target_addr)
         .await
-        .with_context(|| format!("cannot listen on {target_addr} for the tasks app (is another demo running?)"))?;
-    let running = app::start(&config, app::Prebound::default()).await.context("starting Portcullis (is another demo running?)")?;
+        .with_context(|| {
+            format!("cannot listen on {target_addr} for the tasks app (is another demo running?)")
+        })?;
+    let running = app::start(&config, app::Prebound::default())
+        .await
+        .context("starting Portcullis (is another demo running?)")?;
     for (pool, _) in &running.pools {
-        for u in config.user_pools.iter().filter(|p| p.name == pool.name).flat_map(|p| &p.users) {
-            pool.set_password(&u.username, &password).await.context("setting the demo password")?;
+        for u in config
+            .user_pools
+            .iter()
+            .filter(|p| p.name == pool.name)
+            .flat_map(|p| &p.users)
+        {
+            pool.set_password(&u.username, &password)
+                .await
+                .context("setting the demo password")?;
         }
     }
-    let admin = running.lb.admin.ok_or_else(|| anyhow!("the demo config has an admin listener"))?;
+    let admin = running
+        .lb
+        .admin
+        .ok_or_else(|| anyhow!("the demo config has an admin listener"))?;
     let admin_base = format!("http://{admin}");
     let tasks = tasks_app_for(&config, &running, &admin_base)?;
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
@@ -90,18 +126,49 @@ pub async fn run() -> Result<()> {
     println!();
     println!("Portcullis demo is running. Open the protected app in a browser:");
     println!();
-    println!("  App, behind the load balancer   https://localhost:{https}/tasks   (self-signed certificate: accept it once)");
-    println!("  Sign in as                      demo / {password}{}", if generated { "" } else { "   (from PORTCULLIS_DEMO_PASSWORD)" });
+    println!(
+        "  App, behind the load balancer   https://localhost:{https}/tasks   (self-signed certificate: accept it once)"
+    );
+    println!(
+        "  Sign in as                      demo / {password}{}",
+        if generated {
+            ""
+        } else {
+            "   (from PORTCULLIS_DEMO_PASSWORD)"
+        }
+    );
     println!();
-    println!("  Hosted UI of user pool \"{}\"   {}/login", pool.name, pool.base_url);
-    println!("  OpenID discovery                {}/.well-known/openid-configuration", pool.issuer);
-    println!("  JWKS (ID and access tokens)     {}/.well-known/jwks.json", pool.issuer);
-    println!("  x-amzn-oidc-data public key     {admin_base}/public-keys/{}", running.lb.kid);
-    println!("  Signer ARN (pin it in backends) {}", running.lb.signer_arn);
-    println!("  Tasks app, direct (no login)    http://{target_addr}/tasks   (answers 401: no verified identity)");
-    println!("  HTTP listener                   http://localhost:{}/   (redirects to HTTPS)", running.lb.listeners[0].port());
+    println!(
+        "  Hosted UI of user pool \"{}\"   {}/login",
+        pool.name, pool.base_url
+    );
+    println!(
+        "  OpenID discovery                {}/.well-known/openid-configuration",
+        pool.issuer
+    );
+    println!(
+        "  JWKS (ID and access tokens)     {}/.well-known/jwks.json",
+        pool.issuer
+    );
+    println!(
+        "  x-amzn-oidc-data public key     {admin_base}/public-keys/{}",
+        running.lb.kid
+    );
+    println!(
+        "  Signer ARN (pin it in backends) {}",
+        running.lb.signer_arn
+    );
+    println!(
+        "  Tasks app, direct (no login)    http://{target_addr}/tasks   (answers 401: no verified identity)"
+    );
+    println!(
+        "  HTTP listener                   http://localhost:{}/   (redirects to HTTPS)",
+        running.lb.listeners[0].port()
+    );
     println!();
-    println!("  JSON: curl -k -H 'Accept: application/json' --cookie <session cookie> https://localhost:{https}/tasks");
+    println!(
+        "  JSON: curl -k -H 'Accept: application/json' --cookie <session cookie> https://localhost:{https}/tasks"
+    );
     println!("Press Ctrl-C to stop.");
 
     shutdown_signal().await;
@@ -117,13 +184,14 @@ pub async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(s) => s,
-            Err(_) => {
-                let _ = ctrl_c.await;
-                return;
-            }
-        };
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
         tokio::select! {
             _ = ctrl_c => {}
             _ = term.recv() => {}

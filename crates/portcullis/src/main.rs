@@ -50,22 +50,36 @@ enum ConfigCommand {
     },
 }
 
-fn load(file: &PathBuf) -> Result<portcullis_config::Config> {
-    portcullis_config::load(file).map(|l| l.config).map_err(|e| anyhow!("{e}"))
+fn load(file: &std::path::Path) -> Result<portcullis_config::Config> {
+    portcullis_config::load(file)
+        .map(|l| l.config)
+        .map_err(|e| anyhow!("{e}"))
 }
 
 async fn serve(config: PathBuf) -> Result<()> {
     let cfg = load(&config)?;
     let running = app::start(&cfg, app::Prebound::default()).await?;
     for (i, a) in running.lb.listeners.iter().enumerate() {
-        let proto = if cfg.listeners[i].protocol == portcullis_config::Protocol::HTTPS { "https" } else { "http" };
+        let proto = if cfg.listeners[i].protocol == portcullis_config::Protocol::HTTPS {
+            "https"
+        } else {
+            "http"
+        };
         tracing::info!("listener {i}: {proto}://{a}");
     }
     for (p, a) in &running.pools {
-        tracing::info!("user pool {} ({}) on http://{a}, issuer {}", p.name, p.id, p.issuer);
+        tracing::info!(
+            "user pool {} ({}) on http://{a}, issuer {}",
+            p.name,
+            p.id,
+            p.issuer
+        );
     }
     if let Some(a) = running.lb.admin {
-        tracing::info!("public key for x-amzn-oidc-data: http://{a}/public-keys/{}", running.lb.kid);
+        tracing::info!(
+            "public key for x-amzn-oidc-data: http://{a}/public-keys/{}",
+            running.lb.kid
+        );
     }
     tracing::info!("signer ARN {}", running.lb.signer_arn);
     demo::shutdown_signal().await;
@@ -77,16 +91,34 @@ async fn serve(config: PathBuf) -> Result<()> {
 async fn run_tasks_app(config: PathBuf, listen: Option<String>) -> Result<()> {
     let cfg = load(&config)?;
     let identity = portcullis_lb::identity(&cfg)?;
-    let (pool_name, client) = demo::first_cognito_client(&cfg).ok_or_else(|| anyhow!("{}: no authenticate-cognito action", config.display()))?;
-    let pool = cfg.user_pools.iter().find(|p| p.name == pool_name).ok_or_else(|| anyhow!("no user pool {pool_name}"))?;
-    let pool_id = pool.id.clone().unwrap_or_else(|| portcullis_idp::pool::derived_pool_id(&cfg.load_balancer.region, &pool.name));
+    let (pool_name, client) = demo::first_cognito_client(&cfg)
+        .ok_or_else(|| anyhow!("{}: no authenticate-cognito action", config.display()))?;
+    let pool = cfg
+        .user_pools
+        .iter()
+        .find(|p| p.name == pool_name)
+        .ok_or_else(|| anyhow!("no user pool {pool_name}"))?;
+    let pool_id = pool.id.clone().unwrap_or_else(|| {
+        portcullis_idp::pool::derived_pool_id(&cfg.load_balancer.region, &pool.name)
+    });
     let issuer = format!("{}/{pool_id}", pool.domain.base_url.trim_end_matches('/'));
-    let admin = cfg.load_balancer.admin.as_ref().ok_or_else(|| anyhow!("load_balancer.admin is needed for the public keys"))?;
-    let admin_base = admin.base_url.clone().unwrap_or_else(|| format!("http://{}", admin.listen));
+    let admin = cfg
+        .load_balancer
+        .admin
+        .as_ref()
+        .ok_or_else(|| anyhow!("load_balancer.admin is needed for the public keys"))?;
+    let admin_base = admin
+        .base_url
+        .clone()
+        .unwrap_or_else(|| format!("http://{}", admin.listen));
     let listen = match listen {
         Some(l) => l,
         None => {
-            let t = cfg.target_groups.first().and_then(|g| g.targets.first().map(|t| (t.clone(), g.port))).ok_or_else(|| anyhow!("no targets"))?;
+            let t = cfg
+                .target_groups
+                .first()
+                .and_then(|g| g.targets.first().map(|t| (t.clone(), g.port)))
+                .ok_or_else(|| anyhow!("no targets"))?;
             format!("{}:{}", t.0.id, t.0.port.or(t.1).unwrap_or(80))
         }
     };
@@ -97,7 +129,9 @@ async fn run_tasks_app(config: PathBuf, listen: Option<String>) -> Result<()> {
         format!("{issuer}/.well-known/jwks.json"),
         issuer,
     ));
-    let tcp = tokio::net::TcpListener::bind(&listen).await.with_context(|| format!("cannot listen on {listen}"))?;
+    let tcp = tokio::net::TcpListener::bind(&listen)
+        .await
+        .with_context(|| format!("cannot listen on {listen}"))?;
     tracing::info!("tasks app on http://{listen}, trusting {}", identity.arn());
     tasks_app::serve(tcp, app, demo::shutdown_signal()).await?;
     Ok(())
@@ -106,10 +140,15 @@ async fn run_tasks_app(config: PathBuf, listen: Option<String>) -> Result<()> {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
         .with_target(false)
         .init();
-    if let Command::Config { command: ConfigCommand::Check { file } } = &cli.command {
+    if let Command::Config {
+        command: ConfigCommand::Check { file },
+    } = &cli.command
+    {
         return match portcullis_config::load(file) {
             Ok(_) => {
                 println!("{}: ok", file.display());
@@ -121,7 +160,10 @@ fn main() -> ExitCode {
             }
         };
     }
-    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("cannot start the runtime: {e}");

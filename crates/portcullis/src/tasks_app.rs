@@ -35,9 +35,18 @@ pub struct TasksApp {
 
 impl TasksApp {
     /// An app trusting this signer, client and pool.
-    pub fn new(signer: &str, client_id: &str, keys_url: String, jwks_url: String, issuer: String) -> Self {
+    pub fn new(
+        signer: &str,
+        client_id: &str,
+        keys_url: String,
+        jwks_url: String,
+        issuer: String,
+    ) -> Self {
         TasksApp {
-            verifier: AlbVerifier::new(signer).expect_client(client_id).expect_issuer(issuer.clone()).leeway(5),
+            verifier: AlbVerifier::new(signer)
+                .expect_client(client_id)
+                .expect_issuer(issuer.clone())
+                .leeway(5),
             keys_url: keys_url.trim_end_matches('/').to_string(),
             jwks_url,
             issuer,
@@ -48,12 +57,22 @@ impl TasksApp {
     }
 
     async fn get(&self, url: &str) -> Result<Bytes, String> {
-        let req = http::Request::get(url).body(Full::new(Bytes::new())).map_err(|e| e.to_string())?;
-        let resp = self.http.request(req).await.map_err(|e| format!("GET {url}: {e}"))?;
+        let req = http::Request::get(url)
+            .body(Full::new(Bytes::new()))
+            .map_err(|e| e.to_string())?;
+        let resp = self
+            .http
+            .request(req)
+            .await
+            .map_err(|e| format!("GET {url}: {e}"))?;
         if !resp.status().is_success() {
             return Err(format!("GET {url}: {}", resp.status()));
         }
-        Ok(Limited::new(resp.into_body(), 64 * 1024).collect().await.map_err(|e| e.to_string())?.to_bytes())
+        Ok(Limited::new(resp.into_body(), 64 * 1024)
+            .collect()
+            .await
+            .map_err(|e| e.to_string())?
+            .to_bytes())
     }
 
     async fn key(&self, kid: &str) -> Result<Arc<PublicKey>, String> {
@@ -64,7 +83,9 @@ impl TasksApp {
             return Err("kid is not a UUID".into());
         }
         let pem = self.get(&format!("{}/{kid}", self.keys_url)).await?;
-        let key = Arc::new(PublicKey::from_pem(&String::from_utf8_lossy(&pem)).map_err(|e| e.to_string())?);
+        let key = Arc::new(
+            PublicKey::from_pem(&String::from_utf8_lossy(&pem)).map_err(|e| e.to_string())?,
+        );
         if let Ok(mut m) = self.keys.lock() {
             m.insert(kid.to_string(), key.clone());
         }
@@ -72,12 +93,18 @@ impl TasksApp {
     }
 
     async fn verify_access_token(&self, token: &str) -> Result<Map<String, Value>, String> {
-        let kid = jsonwebtoken::decode_header(token).map_err(|e| e.to_string())?.kid.ok_or("no kid")?;
+        let kid = jsonwebtoken::decode_header(token)
+            .map_err(|e| e.to_string())?
+            .kid
+            .ok_or("no kid")?;
         let cached = self.jwks.lock().ok().and_then(|g| g.clone());
         let set = match cached {
             Some(s) if s.find(&kid).is_some() => s,
             _ => {
-                let s: Arc<JwkSet> = Arc::new(serde_json::from_slice(&self.get(&self.jwks_url).await?).map_err(|e| e.to_string())?);
+                let s: Arc<JwkSet> = Arc::new(
+                    serde_json::from_slice(&self.get(&self.jwks_url).await?)
+                        .map_err(|e| e.to_string())?,
+                );
                 if let Ok(mut g) = self.jwks.lock() {
                     *g = Some(s.clone());
                 }
@@ -89,7 +116,9 @@ impl TasksApp {
         let mut v = Validation::new(Algorithm::RS256);
         v.set_issuer(&[&self.issuer]);
         v.validate_aud = false;
-        let claims = jsonwebtoken::decode::<Map<String, Value>>(token, &key, &v).map_err(|e| e.to_string())?.claims;
+        let claims = jsonwebtoken::decode::<Map<String, Value>>(token, &key, &v)
+            .map_err(|e| e.to_string())?
+            .claims;
         if claims.get("token_use").and_then(Value::as_str) != Some("access") {
             return Err("not an access token".into());
         }
@@ -103,7 +132,10 @@ fn uuid_like(s: &str) -> Option<()> {
 
 /// The app's routes: `/health`, and every other path shows the signed-in user.
 pub fn router(app: Arc<TasksApp>) -> Router {
-    Router::new().route("/health", get(|| async { "ok\n" })).fallback(show).with_state(app)
+    Router::new()
+        .route("/health", get(|| async { "ok\n" }))
+        .fallback(show)
+        .with_state(app)
 }
 
 /// Serves the app until `shutdown` resolves.
@@ -112,36 +144,68 @@ pub async fn serve(
     app: Arc<TasksApp>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(app)).with_graceful_shutdown(shutdown).await
+    axum::serve(listener, router(app))
+        .with_graceful_shutdown(shutdown)
+        .await
 }
 
 fn wants_json(h: &HeaderMap) -> bool {
-    h.get(header::ACCEPT).and_then(|v| v.to_str().ok()).is_some_and(|v| v.contains("application/json"))
+    h.get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("application/json"))
 }
 
 fn escape(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;").replace('\'', "&#39;")
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+        .replace('\'', "&#39;")
 }
 
-async fn show(State(app): State<Arc<TasksApp>>, uri: axum::http::Uri, headers: HeaderMap) -> Response {
+async fn show(
+    State(app): State<Arc<TasksApp>>,
+    uri: axum::http::Uri,
+    headers: HeaderMap,
+) -> Response {
     let json = wants_json(&headers);
     let received: Map<String, Value> = headers
         .iter()
-        .map(|(k, v)| (k.as_str().to_string(), Value::String(String::from_utf8_lossy(v.as_bytes()).into_owned())))
+        .map(|(k, v)| {
+            (
+                k.as_str().to_string(),
+                Value::String(String::from_utf8_lossy(v.as_bytes()).into_owned()),
+            )
+        })
         .collect();
     let fail = |status: StatusCode, why: String| -> Response {
         if json {
-            (status, axum::Json(json!({ "verified": false, "error": why, "headers": received }))).into_response()
+            (
+                status,
+                axum::Json(json!({ "verified": false, "error": why, "headers": received })),
+            )
+                .into_response()
         } else {
             let body = format!(
                 "<!doctype html><title>Tasks</title><h1>Not verified</h1><p>{}</p><p>This app must be reached through Portcullis.</p>",
                 escape(&why)
             );
-            (status, [(header::CONTENT_TYPE, "text/html; charset=utf-8")], body).into_response()
+            (
+                status,
+                [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+                body,
+            )
+                .into_response()
         }
     };
-    let Some(data) = headers.get("x-amzn-oidc-data").and_then(|v| v.to_str().ok()) else {
-        return fail(StatusCode::UNAUTHORIZED, "no x-amzn-oidc-data header".into());
+    let Some(data) = headers
+        .get("x-amzn-oidc-data")
+        .and_then(|v| v.to_str().ok())
+    else {
+        return fail(
+            StatusCode::UNAUTHORIZED,
+            "no x-amzn-oidc-data header".into(),
+        );
     };
     let kid = match portcullis_verify::peek_header(data) {
         Ok(h) => h.kid,
@@ -155,16 +219,36 @@ async fn show(State(app): State<Arc<TasksApp>>, uri: axum::http::Uri, headers: H
         Ok(c) => c,
         Err(e) => return fail(StatusCode::UNAUTHORIZED, format!("x-amzn-oidc-data: {e}")),
     };
-    let identity = headers.get("x-amzn-oidc-identity").and_then(|v| v.to_str().ok()).unwrap_or("");
+    let identity = headers
+        .get("x-amzn-oidc-identity")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
     if Some(identity) != claims.sub() {
-        return fail(StatusCode::UNAUTHORIZED, "x-amzn-oidc-identity does not match the signed sub".into());
+        return fail(
+            StatusCode::UNAUTHORIZED,
+            "x-amzn-oidc-identity does not match the signed sub".into(),
+        );
     }
-    let token = headers.get("x-amzn-oidc-accesstoken").and_then(|v| v.to_str().ok()).unwrap_or("");
+    let token = headers
+        .get("x-amzn-oidc-accesstoken")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
     let access = match app.verify_access_token(token).await {
         Ok(c) => c,
-        Err(e) => return fail(StatusCode::UNAUTHORIZED, format!("x-amzn-oidc-accesstoken: {e}")),
+        Err(e) => {
+            return fail(
+                StatusCode::UNAUTHORIZED,
+                format!("x-amzn-oidc-accesstoken: {e}"),
+            );
+        }
     };
-    let scopes: Vec<&str> = access.get("scope").and_then(Value::as_str).unwrap_or("").split(' ').filter(|s| !s.is_empty()).collect();
+    let scopes: Vec<&str> = access
+        .get("scope")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .split(' ')
+        .filter(|s| !s.is_empty())
+        .collect();
     let can_read = scopes.contains(&"tasks/read");
     let tasks = if can_read {
         json!([{ "id": 1, "title": "Put Portcullis in front of the app", "done": true },
@@ -173,7 +257,11 @@ async fn show(State(app): State<Arc<TasksApp>>, uri: axum::http::Uri, headers: H
     } else {
         json!([])
     };
-    let username = claims.claims.get("username").and_then(Value::as_str).unwrap_or(identity);
+    let username = claims
+        .claims
+        .get("username")
+        .and_then(Value::as_str)
+        .unwrap_or(identity);
     if json {
         return axum::Json(json!({
             "verified": true,
@@ -194,16 +282,33 @@ async fn show(State(app): State<Arc<TasksApp>>, uri: axum::http::Uri, headers: H
         .iter()
         .map(|(k, v)| {
             let v = v.as_str().unwrap_or("");
-            let shown = if v.len() > 120 { format!("{}…", &v[..v.floor_char_boundary(120)]) } else { v.to_string() };
-            format!("<tr><th>{}</th><td><code>{}</code></td></tr>", escape(k), escape(&shown))
+            let shown = if v.len() > 120 {
+                format!("{}…", &v[..v.floor_char_boundary(120)])
+            } else {
+                v.to_string()
+            };
+            format!(
+                "<tr><th>{}</th><td><code>{}</code></td></tr>",
+                escape(k),
+                escape(&shown)
+            )
         })
         .collect();
-    let scope_list: String = scopes.iter().map(|s| format!("<li><code>{}</code></li>", escape(s))).collect();
+    let scope_list: String = scopes
+        .iter()
+        .map(|s| format!("<li><code>{}</code></li>", escape(s)))
+        .collect();
     let task_list: String = tasks
         .as_array()
         .into_iter()
         .flatten()
-        .map(|t| format!("<li>{} {}</li>", if t["done"] == true { "✔" } else { "☐" }, escape(t["title"].as_str().unwrap_or(""))))
+        .map(|t| {
+            format!(
+                "<li>{} {}</li>",
+                if t["done"] == true { "✔" } else { "☐" },
+                escape(t["title"].as_str().unwrap_or(""))
+            )
+        })
         .collect();
     let body = format!(
         r#"<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Tasks</title>
@@ -217,7 +322,11 @@ async fn show(State(app): State<Arc<TasksApp>>, uri: axum::http::Uri, headers: H
         sub = escape(identity),
         signer = escape(&claims.header.signer),
         kid = escape(&claims.header.kid),
-        tasks_html = if can_read { format!("<ul>{task_list}</ul>") } else { "<p>Your token lacks <code>tasks/read</code>.</p>".into() },
+        tasks_html = if can_read {
+            format!("<ul>{task_list}</ul>")
+        } else {
+            "<p>Your token lacks <code>tasks/read</code>.</p>".into()
+        },
     );
     ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], body).into_response()
 }

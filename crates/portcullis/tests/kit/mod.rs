@@ -127,7 +127,15 @@ attributes = {{ email = "alice@example.com", "custom:team" = "blue" }}
         let loaded = portcullis_config::load(&file).unwrap_or_else(|e| panic!("{e}"));
         let mut pools = HashMap::new();
         pools.insert("test".to_string(), pool);
-        let app = app::start(&loaded.config, Prebound { listeners: vec![Some(http), Some(lb)], pools }).await.unwrap();
+        let app = app::start(
+            &loaded.config,
+            Prebound {
+                listeners: vec![Some(http), Some(lb)],
+                pools,
+            },
+        )
+        .await
+        .unwrap();
         let admin = app.lb.admin.unwrap();
         Kit {
             app,
@@ -160,7 +168,10 @@ attributes = {{ email = "alice@example.com", "custom:team" = "blue" }}
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        panic!("no access-log line with {needles:?} in:\n{}", std::fs::read_to_string(&self.access_log).unwrap_or_default());
+        panic!(
+            "no access-log line with {needles:?} in:\n{}",
+            std::fs::read_to_string(&self.access_log).unwrap_or_default()
+        );
     }
 }
 
@@ -175,12 +186,18 @@ pub fn browser() -> reqwest::Client {
 }
 
 pub fn location(r: &reqwest::Response) -> String {
-    r.headers().get("location").unwrap_or_else(|| panic!("no Location in {r:?}")).to_str().unwrap().to_string()
+    r.headers()
+        .get("location")
+        .unwrap_or_else(|| panic!("no Location in {r:?}"))
+        .to_str()
+        .unwrap()
+        .to_string()
 }
 
 /// The `_csrf` value of the sign-in form.
 pub fn csrf(html: &str) -> String {
-    let i = html.find("name=\"_csrf\" value=\"").expect("csrf field") + "name=\"_csrf\" value=\"".len();
+    let i =
+        html.find("name=\"_csrf\" value=\"").expect("csrf field") + "name=\"_csrf\" value=\"".len();
     html[i..].split('"').next().unwrap().to_string()
 }
 
@@ -191,7 +208,12 @@ pub struct PendingLogin {
 }
 
 /// Goes from a protected URL to the IdP's redirect back (without following it).
-pub async fn login_until_callback(kit: &Kit, client: &reqwest::Client, path: &str, password: &str) -> PendingLogin {
+pub async fn login_until_callback(
+    kit: &Kit,
+    client: &reqwest::Client,
+    path: &str,
+    password: &str,
+) -> PendingLogin {
     let r = client.get(kit.url(path)).send().await.unwrap();
     assert_eq!(r.status(), 302, "protected URL redirects to the IdP");
     let nonce = r
@@ -203,7 +225,10 @@ pub async fn login_until_callback(kit: &Kit, client: &reqwest::Client, path: &st
         .map(|v| v.split(';').next().unwrap().to_string())
         .expect("nonce cookie");
     let authorize = location(&r);
-    assert!(authorize.starts_with(&format!("{}/oauth2/authorize?", kit.pool_url)), "{authorize}");
+    assert!(
+        authorize.starts_with(&format!("{}/oauth2/authorize?", kit.pool_url)),
+        "{authorize}"
+    );
     let r = client.get(&authorize).send().await.unwrap();
     assert_eq!(r.status(), 302);
     let login = format!("{}{}", kit.pool_url, location(&r));
@@ -213,13 +238,20 @@ pub async fn login_until_callback(kit: &Kit, client: &reqwest::Client, path: &st
     let html = page.text().await.unwrap();
     let r = client
         .post(&login)
-        .form(&[("_csrf", csrf(&html).as_str()), ("username", "alice"), ("password", password)])
+        .form(&[
+            ("_csrf", csrf(&html).as_str()),
+            ("username", "alice"),
+            ("password", password),
+        ])
         .send()
         .await
         .unwrap();
     assert_eq!(r.status(), 302, "sign-in succeeds");
     let callback = location(&r);
-    assert!(callback.starts_with(&kit.url("/oauth2/idpresponse?code=")), "{callback}");
+    assert!(
+        callback.starts_with(&kit.url("/oauth2/idpresponse?code=")),
+        "{callback}"
+    );
     PendingLogin { callback, nonce }
 }
 
@@ -228,6 +260,11 @@ pub async fn login(kit: &Kit, path: &str) -> reqwest::Client {
     let client = browser();
     let p = login_until_callback(kit, &client, path, PASSWORD).await;
     let r = client.get(&p.callback).send().await.unwrap();
-    assert_eq!(r.status(), 302, "callback sets the session: {:?}", r.text().await);
+    assert_eq!(
+        r.status(),
+        302,
+        "callback sets the session: {:?}",
+        r.text().await
+    );
     client
 }

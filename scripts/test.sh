@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Runs every test: Rust unit, property and integration tests (real servers on port 0), and the
+# interop checks that use Python's `cryptography`. Installs what a fresh machine lacks.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/portcullis-target}"
+
+# Interop verifiers that are not ours.
+if ! python3 -c 'import cryptography' 2>/dev/null; then
+  echo "installing Python cryptography (interop verifier)"
+  python3 -m pip install --quiet --user 'cryptography>=41' || python3 -m pip install --quiet --break-system-packages 'cryptography>=41'
+fi
+
+if cargo nextest --version >/dev/null 2>&1; then
+  cargo nextest run --workspace --no-fail-fast
+else
+  cargo test --workspace --no-fail-fast
+fi
+# Doc examples (nextest does not run them).
+cargo test --workspace --doc --quiet

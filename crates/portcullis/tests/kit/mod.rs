@@ -11,6 +11,7 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 
 pub const PASSWORD: &str = "Correct-horse-9!";
+pub const OIDC_SECRET: &str = "oidc-web-secret-0123456789abcdef";
 
 pub struct Kit {
     pub app: App,
@@ -29,12 +30,12 @@ pub async fn echo_backend() -> SocketAddr {
     use axum::http::HeaderMap;
     let tcp = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = tcp.local_addr().unwrap();
-    let app = axum::Router::new().fallback(|method: axum::http::Method, uri: axum::http::Uri, headers: HeaderMap| async move {
+    let app = axum::Router::new().fallback(move |method: axum::http::Method, uri: axum::http::Uri, headers: HeaderMap| async move {
         let h: serde_json::Map<String, serde_json::Value> = headers
             .iter()
             .map(|(k, v)| (k.to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned().into()))
             .collect();
-        axum::Json(serde_json::json!({ "method": method.as_str(), "uri": uri.to_string(), "headers": h }))
+        axum::Json(serde_json::json!({ "backend": addr.to_string(), "method": method.as_str(), "uri": uri.to_string(), "headers": h }))
     });
     tokio::spawn(async move { axum::serve(tcp, app).await.unwrap() });
     addr
@@ -43,6 +44,11 @@ pub async fn echo_backend() -> SocketAddr {
 impl Kit {
     /// Starts everything; `extra_rules` is TOML appended to the HTTPS listener's rules.
     pub async fn start(extra_rules: &str) -> Kit {
+        Kit::start_with(extra_rules, "").await
+    }
+
+    /// As `start`, with `lb_extra` added to `[load_balancer]`.
+    pub async fn start_with(extra_rules: &str, lb_extra: &str) -> Kit {
         let dir = tempfile::tempdir().unwrap();
         let lb = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let http = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -59,6 +65,7 @@ name = "test"
 state_dir = "{state}"
 admin = {{ listen = "127.0.0.1:0" }}
 access_log = "{log}"
+{lb_extra}
 
 [[listeners]]
 protocol = "HTTP"
@@ -94,6 +101,27 @@ priority = 30
 conditions = [{{ field = "path-pattern", values = ["/open/*"] }}]
 actions = [{{ type = "forward", target_group = "echo" }}]
 
+[[listeners.rules]]
+priority = 31
+conditions = [{{ field = "path-pattern", values = ["/allow/*"] }}]
+actions = [
+  {{ type = "authenticate-cognito", user_pool = "test", user_pool_client_id = "tasks-web", on_unauthenticated_request = "allow" }},
+  {{ type = "forward", target_group = "echo" }},
+]
+
+[[listeners.rules]]
+priority = 32
+conditions = [{{ field = "path-pattern", values = ["/oidc/*"] }}]
+actions = [
+  {{ type = "authenticate-oidc", issuer = "http://localhost:{pool_port}/us-east-1_Kit12345",
+     authorization_endpoint = "http://localhost:{pool_port}/oauth2/authorize",
+     token_endpoint = "http://localhost:{pool_port}/oauth2/token",
+     user_info_endpoint = "http://localhost:{pool_port}/oauth2/userInfo",
+     client_id = "oidc-web", client_secret = "{OIDC_SECRET}", token_endpoint_auth_method = "client_secret_post",
+     session_cookie_name = "OidcSession", scope = "openid email" }},
+  {{ type = "forward", target_group = "echo" }},
+]
+
 {extra_rules}
 
 [[target_groups]]
@@ -102,6 +130,7 @@ targets = [{{ id = "127.0.0.1", port = {backend_port} }}]
 
 [[user_pools]]
 name = "test"
+id = "us-east-1_Kit12345"
 domain = {{ listen = "127.0.0.1:{pool_port}", base_url = "http://localhost:{pool_port}" }}
 resource_servers = [{{ identifier = "tasks", scopes = [{{ name = "read" }}, {{ name = "write" }}] }}]
 
@@ -111,6 +140,13 @@ client_name = "Tasks"
 generate_secret = true
 allowed_oauth_flows = ["code"]
 allowed_oauth_scopes = ["openid", "email", "tasks/read"]
+callback_urls = ["https://localhost:{lb_port}/oauth2/idpresponse"]
+
+[[user_pools.clients]]
+client_id = "oidc-web"
+client_secret = "{OIDC_SECRET}"
+allowed_oauth_flows = ["code"]
+allowed_oauth_scopes = ["openid", "email"]
 callback_urls = ["https://localhost:{lb_port}/oauth2/idpresponse"]
 
 [[user_pools.users]]
@@ -232,7 +268,7 @@ pub async fn login_until_callback(
     let r = client.get(&authorize).send().await.unwrap();
     assert_eq!(r.status(), 302);
     let login = format!("{}{}", kit.pool_url, location(&r));
-    assert!(login.contains("/login?client_id=tasks-web"), "{login}");
+    assert!(login.contains("/login?client_id="), "{login}");
     let page = client.get(&login).send().await.unwrap();
     assert_eq!(page.status(), 200);
     let html = page.text().await.unwrap();
@@ -267,4 +303,129 @@ pub async fn login(kit: &Kit, path: &str) -> reqwest::Client {
         r.text().await
     );
     client
+}
+
+/// A fake OIDC provider for injecting failures the real pool never produces (5xx, oversized
+/// userinfo, missing ID token). It is a test double, named as such; happy paths use the real pool.
+pub mod fake_idp {
+    use axum::extract::State;
+    use axum::http::StatusCode;
+    use axum::response::IntoResponse;
+    use base64::Engine;
+    use std::net::SocketAddr;
+    use std::sync::{Arc, Mutex};
+
+    #[derive(Clone, Copy, Debug, PartialEq)]
+    pub enum Token {
+        Ok,
+        Status(u16),
+        InvalidGrant,
+        NoIdToken,
+        Garbage,
+    }
+
+    #[derive(Clone, Copy, Debug, PartialEq)]
+    pub enum Userinfo {
+        Ok,
+        Status(u16),
+        Huge,
+        NoSub,
+    }
+
+    pub struct Behaviour {
+        pub token: Token,
+        pub userinfo: Userinfo,
+        pub last_token_auth: Option<String>,
+    }
+
+    pub type Shared = Arc<Mutex<Behaviour>>;
+
+    pub const ISSUER: &str = "https://fake-idp.test";
+    pub const CLIENT: &str = "fake-client";
+
+    fn id_token() -> String {
+        let b = |v: serde_json::Value| {
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string())
+        };
+        let exp = portcullis_auth::now() + 300;
+        format!(
+            "{}.{}.c2ln",
+            b(serde_json::json!({"alg":"RS256"})),
+            b(serde_json::json!({"iss": ISSUER, "aud": CLIENT, "exp": exp, "sub": "u-1"}))
+        )
+    }
+
+    async fn token(
+        State(s): State<Shared>,
+        headers: axum::http::HeaderMap,
+        body: String,
+    ) -> axum::response::Response {
+        let behaviour = {
+            let mut g = s.lock().unwrap();
+            g.last_token_auth = Some(if headers.contains_key("authorization") {
+                "basic".into()
+            } else if body.contains("client_secret=") {
+                "post".into()
+            } else {
+                "none".into()
+            });
+            g.token
+        };
+        match behaviour {
+            Token::Ok => axum::Json(serde_json::json!({"access_token": "at-1", "id_token": id_token(), "token_type": "Bearer", "expires_in": 3600})).into_response(),
+            Token::Status(c) => (StatusCode::from_u16(c).unwrap(), "boom").into_response(),
+            Token::InvalidGrant => (StatusCode::BAD_REQUEST, axum::Json(serde_json::json!({"error": "invalid_grant"}))).into_response(),
+            Token::NoIdToken => axum::Json(serde_json::json!({"access_token": "at-1", "token_type": "Bearer"})).into_response(),
+            Token::Garbage => "not json".into_response(),
+        }
+    }
+
+    async fn userinfo(State(s): State<Shared>) -> axum::response::Response {
+        let behaviour = s.lock().unwrap().userinfo;
+        match behaviour {
+            Userinfo::Ok => axum::Json(serde_json::json!({"sub": "u-1", "email": "u@fake.test"}))
+                .into_response(),
+            Userinfo::Status(c) => (StatusCode::from_u16(c).unwrap(), "boom").into_response(),
+            Userinfo::Huge => {
+                axum::Json(serde_json::json!({"sub": "u-1", "blob": "x".repeat(12 * 1024)}))
+                    .into_response()
+            }
+            Userinfo::NoSub => {
+                axum::Json(serde_json::json!({"email": "u@fake.test"})).into_response()
+            }
+        }
+    }
+
+    pub async fn start() -> (SocketAddr, Shared) {
+        let shared: Shared = Arc::new(Mutex::new(Behaviour {
+            token: Token::Ok,
+            userinfo: Userinfo::Ok,
+            last_token_auth: None,
+        }));
+        let app = axum::Router::new()
+            .route("/token", axum::routing::post(token))
+            .route("/userinfo", axum::routing::get(userinfo))
+            .with_state(shared.clone());
+        let tcp = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = tcp.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(tcp, app).await.unwrap() });
+        (addr, shared)
+    }
+
+    /// A rule at `/fake/*` that authenticates against the fake at `addr`.
+    pub fn rule(addr: SocketAddr) -> String {
+        format!(
+            r#"
+[[listeners.rules]]
+priority = 50
+conditions = [{{ field = "path-pattern", values = ["/fake/*"] }}]
+actions = [
+  {{ type = "authenticate-oidc", issuer = "{ISSUER}", authorization_endpoint = "http://{addr}/authorize",
+     token_endpoint = "http://{addr}/token", user_info_endpoint = "http://{addr}/userinfo",
+     client_id = "{CLIENT}", client_secret = "s3cret", session_cookie_name = "FakeSession" }},
+  {{ type = "forward", target_group = "echo" }},
+]
+"#
+        )
+    }
 }

@@ -1,0 +1,171 @@
+#!/usr/bin/env bash
+# Throughput of Portcullis against a direct connection and nginx, in one run, on this machine.
+#
+# Servers (backend, nginx, Portcullis) are pinned to CPU 0, the load generator (wrk) to CPU 1, so
+# the proxies and the backend share one core and wrk never competes with them. Every figure is
+# printed as a ratio to the direct connection and to nginx doing the same job.
+#
+# usage: bench/run.sh [seconds per run, default 10] [connections, default 50]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DURATION="${1:-10}"
+CONNS="${2:-50}"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/portcullis-target}"
+
+need() { command -v "$1" >/dev/null 2>&1 || { echo "installing $2"; apt-get install -y -qq "$2" >/dev/null; }; }
+need wrk wrk
+need nginx nginx-light
+need curl curl
+need taskset util-linux
+
+cargo build --release --quiet
+BIN="$CARGO_TARGET_DIR/release/portcullis"
+WORK="$(mktemp -d /tmp/portcullis-bench.XXXXXX)"
+PIDS=()
+cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$WORK"; }
+trap cleanup EXIT
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
+BACKEND=$(free_port); NGX_HTTP=$(free_port); NGX_HTTPS=$(free_port)
+PC_HTTP=$(free_port); PC_HTTPS=$(free_port); POOL=$(free_port); ADMIN=$(free_port)
+PASSWORD='Bench-pass-1!'
+
+wait_port() { for _ in $(seq 1 100); do (echo >/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return 0; sleep 0.1; done; echo "port $1 never opened" >&2; exit 1; }
+
+# The backend: nginx answering 200 "ok" from memory.
+mkdir -p "$WORK/backend" "$WORK/proxy"
+cat > "$WORK/backend/nginx.conf" <<CONF
+worker_processes 1;
+user root;
+error_log $WORK/backend/error.log warn;
+pid $WORK/backend/nginx.pid;
+events { worker_connections 8192; }
+http {
+  access_log off;
+  keepalive_requests 10000000;
+  server { listen 127.0.0.1:$BACKEND; location / { return 200 "ok\n"; } }
+}
+CONF
+taskset -c 0 nginx -p "$WORK/backend" -c "$WORK/backend/nginx.conf" -g 'daemon off;' &
+PIDS+=($!)
+wait_port "$BACKEND"
+
+# Portcullis: plain forwarding on HTTP and HTTPS, and an authenticated rule.
+cat > "$WORK/portcullis.toml" <<CONF
+[load_balancer]
+name = "bench"
+state_dir = "$WORK/state"
+admin = { listen = "127.0.0.1:$ADMIN" }
+
+[[listeners]]
+protocol = "HTTP"
+port = $PC_HTTP
+address = "127.0.0.1"
+default_actions = [{ type = "forward", target_group = "backend" }]
+
+[[listeners]]
+protocol = "HTTPS"
+port = $PC_HTTPS
+address = "127.0.0.1"
+certificates = [{ self_signed = ["localhost"] }]
+default_actions = [{ type = "forward", target_group = "backend" }]
+
+[[listeners.rules]]
+priority = 1
+conditions = [{ field = "path-pattern", values = ["/auth/*"] }]
+actions = [
+  { type = "authenticate-cognito", user_pool = "bench", user_pool_client_id = "web", scope = "openid email tasks/read" },
+  { type = "forward", target_group = "backend" },
+]
+
+[[target_groups]]
+name = "backend"
+targets = [{ id = "127.0.0.1", port = $BACKEND }]
+
+[[user_pools]]
+name = "bench"
+domain = { listen = "127.0.0.1:$POOL", base_url = "http://localhost:$POOL" }
+resource_servers = [{ identifier = "tasks", scopes = [{ name = "read" }] }]
+clients = [{ client_id = "web", generate_secret = true, allowed_oauth_flows = ["code"], allowed_oauth_scopes = ["openid", "email", "tasks/read"], callback_urls = ["https://localhost:$PC_HTTPS/oauth2/idpresponse"] }]
+users = [{ username = "bench", password = "$PASSWORD", attributes = { email = "bench@example.com" } }]
+CONF
+RUST_LOG=warn taskset -c 0 "$BIN" serve --config "$WORK/portcullis.toml" &
+PIDS+=($!)
+wait_port "$PC_HTTPS"; wait_port "$POOL"
+CRT=$(ls "$WORK"/state/tls/*.crt); KEY=$(ls "$WORK"/state/tls/*.key)
+
+# nginx as a plain reverse proxy (HTTP and HTTPS, same certificate, keep-alive upstream).
+cat > "$WORK/proxy/nginx.conf" <<CONF
+worker_processes 1;
+user root;
+error_log $WORK/proxy/error.log warn;
+pid $WORK/proxy/nginx.pid;
+events { worker_connections 8192; }
+http {
+  access_log off;
+  keepalive_requests 10000000;
+  upstream backend { server 127.0.0.1:$BACKEND; keepalive 128; }
+  server {
+    listen 127.0.0.1:$NGX_HTTP;
+    listen 127.0.0.1:$NGX_HTTPS ssl;
+    ssl_certificate $CRT;
+    ssl_certificate_key $KEY;
+    location / { proxy_pass http://backend; proxy_http_version 1.1; proxy_set_header Connection ""; }
+  }
+}
+CONF
+taskset -c 0 nginx -p "$WORK/proxy" -c "$WORK/proxy/nginx.conf" -g 'daemon off;' &
+PIDS+=($!)
+wait_port "$NGX_HTTP"
+
+# A real login with curl's cookie jar, for a valid session cookie.
+JAR="$WORK/jar"
+step() { curl -sk -c "$JAR" -b "$JAR" -o "$WORK/body" -w '%{redirect_url}' "$@"; }
+AUTHZ=$(step "https://localhost:$PC_HTTPS/auth/x")
+LOGIN=$(step "$AUTHZ")
+curl -s -c "$JAR" -b "$JAR" -o "$WORK/login.html" "$LOGIN"
+CSRF=$(sed -n 's/.*name="_csrf" value="\([^"]*\)".*/\1/p' "$WORK/login.html")
+CALLBACK=$(step --data-urlencode "_csrf=$CSRF" --data-urlencode "username=bench" --data-urlencode "password=$PASSWORD" "$LOGIN")
+step "$CALLBACK" >/dev/null
+COOKIE=$(awk '$6 ~ /^AWSELBAuthSessionCookie-/ {printf "%s=%s; ", $6, $7}' "$JAR")
+[ -n "$COOKIE" ] || { echo "login failed: no session cookie" >&2; exit 1; }
+STATUS=$(curl -sk -o /dev/null -w '%{http_code}' -H "Cookie: $COOKIE" "https://localhost:$PC_HTTPS/auth/x")
+[ "$STATUS" = 200 ] || { echo "session cookie does not work: $STATUS" >&2; exit 1; }
+
+run() { # name url [header]
+  local out
+  if [ $# -ge 3 ]; then
+    out=$(taskset -c 1 wrk -t1 -c"$CONNS" -d"${DURATION}s" -H "$3" "$2")
+  else
+    out=$(taskset -c 1 wrk -t1 -c"$CONNS" -d"${DURATION}s" "$2")
+  fi
+  local rps lat errs
+  rps=$(echo "$out" | awk '/Requests\/sec/ {print $2}')
+  lat=$(echo "$out" | awk '/Latency/ {print $2}')
+  errs=$(echo "$out" | awk '/Non-2xx|Socket errors/ {print}' | tr '\n' ' ')
+  echo "$1|$rps|$lat|$errs"
+}
+
+echo "Running: ${DURATION}s per case, $CONNS connections, servers on CPU 0, wrk on CPU 1" >&2
+RESULTS=()
+RESULTS+=("$(run direct "http://127.0.0.1:$BACKEND/")")
+RESULTS+=("$(run nginx-http "http://127.0.0.1:$NGX_HTTP/")")
+RESULTS+=("$(run portcullis-http "http://127.0.0.1:$PC_HTTP/")")
+RESULTS+=("$(run nginx-https "https://localhost:$NGX_HTTPS/")")
+RESULTS+=("$(run portcullis-https "https://localhost:$PC_HTTPS/")")
+RESULTS+=("$(run portcullis-https-auth "https://localhost:$PC_HTTPS/auth/x" "Cookie: $COOKIE")")
+
+python3 - "${RESULTS[@]}" <<'PY'
+import sys
+rows = [r.split("|") for r in sys.argv[1:]]
+rps = {r[0]: float(r[1]) for r in rows}
+print(f"{'case':<24}{'req/s':>11}{'latency':>10}{'÷ direct':>10}{'÷ nginx':>9}  notes")
+for name, r, lat, errs in rows:
+    ng = "nginx-https" if "https" in name else "nginx-http"
+    vs_nginx = "" if name.startswith("nginx") or name == "direct" else f"{rps[name] / rps[ng]:.2f}"
+    print(f"{name:<24}{rps[name]:>11.0f}{lat:>10}{rps[name] / rps['direct']:>10.2f}{vs_nginx:>9}  {errs.strip()}")
+print()
+print(f"authenticated ÷ nginx plain HTTPS proxy: {rps['portcullis-https-auth'] / rps['nginx-https']:.2f}")
+print(f"authenticated ÷ nginx plain HTTP proxy:  {rps['portcullis-https-auth'] / rps['nginx-http']:.2f}")
+print(f"authenticated ÷ Portcullis HTTPS without auth: {rps['portcullis-https-auth'] / rps['portcullis-https']:.2f}")
+PY

@@ -2,16 +2,19 @@
 //! headers" or "answer with this response". It knows nothing of sockets.
 
 use crate::claims_header::ClaimsSigner;
+use crate::claims_header::HEADER_LIFETIME;
 use crate::error::AuthError;
 use crate::keys::{AuthKeys, KeyRing};
 use crate::oidc::{Provider, TokenResponse};
-use crate::session_cookie::{self, CookieRead, Session};
+use crate::session_cookie::{self, Opened, Session};
 use crate::state::{self, NONCE_COOKIE};
 use bytes::Bytes;
 use http::header::{CACHE_CONTROL, CONTENT_TYPE, LOCATION, SET_COOKIE};
 use http::{HeaderName, HeaderValue, Response, StatusCode, request::Parts};
 use portcullis_config::{OnUnauthenticated, SessionSettings};
+use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::Mutex;
 
 /// The callback path ALB intercepts.
 pub const CALLBACK_PATH: &str = "/oauth2/idpresponse";
@@ -66,10 +69,53 @@ pub enum Outcome {
     },
 }
 
+/// A signed `x-amzn-oidc-data` is re-signed when fewer seconds than this remain of its lifetime.
+pub const RESIGN_MARGIN: u64 = 60;
+const CACHE_MAX: usize = 100_000;
+
+struct CachedForward {
+    headers: Vec<(HeaderName, HeaderValue)>,
+    binding: String,
+    /// Until when these headers may be reused: access token, session and signature all valid.
+    valid_until: u64,
+}
+
+/// The headers for a session, keyed by the AEAD tag of its sealed cookie (authenticated by the
+/// open that precedes every lookup), so a signed-in request needs no JSON parse and no signature.
+struct ForwardCache {
+    map: Mutex<HashMap<[u8; 16], CachedForward>>,
+}
+
+impl ForwardCache {
+    fn get(
+        &self,
+        tag: &[u8; 16],
+        binding: &str,
+        now: u64,
+    ) -> Option<Vec<(HeaderName, HeaderValue)>> {
+        let map = self.map.lock().ok()?;
+        let c = map.get(tag)?;
+        (c.binding == binding && now < c.valid_until).then(|| c.headers.clone())
+    }
+
+    fn insert(&self, tag: [u8; 16], entry: CachedForward, now: u64) {
+        if let Ok(mut map) = self.map.lock() {
+            if map.len() >= CACHE_MAX {
+                map.retain(|_, c| c.valid_until > now);
+                if map.len() >= CACHE_MAX {
+                    map.clear();
+                }
+            }
+            map.insert(tag, entry);
+        }
+    }
+}
+
 /// Shared state of every authenticate action of a load balancer.
 pub struct Authenticator {
     ring: KeyRing,
     signer: ClaimsSigner,
+    cache: ForwardCache,
 }
 
 /// The host the browser used, from `Host` or the HTTP/2 `:authority`.
@@ -139,6 +185,9 @@ impl Authenticator {
         Authenticator {
             ring: keys.ring,
             signer: ClaimsSigner::new(keys.claims, signer_arn),
+            cache: ForwardCache {
+                map: Mutex::new(HashMap::new()),
+            },
         }
     }
 
@@ -152,9 +201,9 @@ impl Authenticator {
         let now = crate::now();
         let name = &action.session.session_cookie_name;
         let (expired, error, stale_shards) =
-            match session_cookie::read(&self.ring, name, &parts.headers) {
-                CookieRead::Absent => (false, None, 0),
-                CookieRead::Invalid(why) => {
+            match session_cookie::open(&self.ring, name, &parts.headers) {
+                Opened::Absent => (false, None, 0),
+                Opened::Invalid(why) => {
                     tracing::debug!(why, cookie = %name, "invalid session cookie");
                     (
                         false,
@@ -162,11 +211,26 @@ impl Authenticator {
                         session_cookie::shard_count(&parts.headers, name),
                     )
                 }
-                CookieRead::Valid {
-                    session,
-                    tag,
-                    shards,
-                } => {
+                Opened::Sealed { plain, tag, shards } => {
+                    // The fast path: this exact sealed session was seen and its headers are ready.
+                    if let Some(headers) = self.cache.get(&tag, &action.binding(), now) {
+                        return Outcome::Forward {
+                            headers,
+                            set_cookies: Vec::new(),
+                            error: None,
+                            authenticated: true,
+                        };
+                    }
+                    let Some(session) = session_cookie::parse(&plain) else {
+                        return self.unauthenticated(
+                            action,
+                            parts,
+                            false,
+                            Some(AuthError::InvalidCookie),
+                            shards,
+                            now,
+                        );
+                    };
                     if session.binding != action.binding() {
                         (false, None, 0)
                     } else if now >= session.session_exp {
@@ -183,7 +247,20 @@ impl Authenticator {
                     }
                 }
             };
-        let clear = session_cookie::clear_values(name, stale_shards);
+        self.unauthenticated(action, parts, expired, error, stale_shards, now)
+    }
+
+    /// Applies `on_unauthenticated_request`; `expired` says a session existed but ended.
+    fn unauthenticated(
+        &self,
+        action: &AuthAction,
+        parts: &Parts,
+        expired: bool,
+        error: Option<AuthError>,
+        stale_shards: usize,
+        now: u64,
+    ) -> Outcome {
+        let clear = session_cookie::clear_values(&action.session.session_cookie_name, stale_shards);
         match (action.session.on_unauthenticated_request, expired) {
             (OnUnauthenticated::Allow, _) => Outcome::Forward {
                 headers: Vec::new(),
@@ -218,9 +295,10 @@ impl Authenticator {
         now: u64,
     ) -> Outcome {
         let c = &action.provider.config;
+        let data_exp = now + HEADER_LIFETIME;
         let data = self
             .signer
-            .cached(tag, &c.issuer, &c.client_id, &s.claims, now);
+            .sign(&c.issuer, &c.client_id, &s.claims, data_exp);
         let headers = [
             (ACCESS_TOKEN_HEADER, HeaderValue::from_str(&s.access_token)),
             (IDENTITY_HEADER, HeaderValue::from_str(&s.sub)),
@@ -233,6 +311,18 @@ impl Authenticator {
                 Err(_) => return fail(AuthError::Unhandled),
             }
         }
+        self.cache.insert(
+            tag,
+            CachedForward {
+                headers: out.clone(),
+                binding: action.binding(),
+                valid_until: s
+                    .access_exp
+                    .min(s.session_exp)
+                    .min(data_exp - RESIGN_MARGIN),
+            },
+            now,
+        );
         Outcome::Forward {
             headers: out,
             set_cookies,

@@ -1,27 +1,21 @@
 //! `x-amzn-oidc-data` exactly as ALB makes it: base64url with `=` padding on every segment, ES256
 //! raw `r‖s` over the padded input, `typ, kid, alg, iss, client, signer, exp` in the header, and
-//! the userinfo claims plus `exp` and `iss` in the payload. Signed values are cached per session.
+//! the userinfo claims plus `exp` and `iss` in the payload.
 
 use crate::keys::ClaimsKey;
 use aws_lc_rs::rand::SystemRandom;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE;
 use serde_json::{Map, Value};
-use std::collections::HashMap;
-use std::sync::Mutex;
 
 /// Lifetime of a signed header (ALB's samples show about two minutes).
 pub const HEADER_LIFETIME: u64 = 120;
-/// A cached value is re-signed when fewer seconds than this remain.
-const RESIGN_MARGIN: u64 = 60;
-const CACHE_MAX: usize = 100_000;
 
 /// Signs claims headers for one load balancer.
 pub struct ClaimsSigner {
     key: ClaimsKey,
     signer_arn: String,
     rng: SystemRandom,
-    cache: Mutex<HashMap<[u8; 16], (String, u64)>>,
 }
 
 impl ClaimsSigner {
@@ -31,7 +25,6 @@ impl ClaimsSigner {
             key,
             signer_arn,
             rng: SystemRandom::new(),
-            cache: Mutex::new(HashMap::new()),
         }
     }
 
@@ -70,36 +63,6 @@ impl ClaimsSigner {
         out.push('.');
         out.push_str(&URL_SAFE.encode(sig.as_ref()));
         out
-    }
-
-    /// The signed header for the session identified by `tag`, signing only when the cached one is
-    /// missing or close to expiry, so a request costs no public-key operation.
-    pub fn cached(
-        &self,
-        tag: [u8; 16],
-        iss: &str,
-        client: &str,
-        claims: &Map<String, Value>,
-        now: u64,
-    ) -> String {
-        if let Ok(cache) = self.cache.lock()
-            && let Some((v, exp)) = cache.get(&tag)
-            && *exp >= now + RESIGN_MARGIN
-        {
-            return v.clone();
-        }
-        let exp = now + HEADER_LIFETIME;
-        let v = self.sign(iss, client, claims, exp);
-        if let Ok(mut cache) = self.cache.lock() {
-            if cache.len() >= CACHE_MAX {
-                cache.retain(|_, (_, e)| *e >= now + RESIGN_MARGIN);
-                if cache.len() >= CACHE_MAX {
-                    cache.clear();
-                }
-            }
-            cache.insert(tag, (v.clone(), exp));
-        }
-        v
     }
 }
 
@@ -151,34 +114,5 @@ mod tests {
             .expect_client("client1")
             .expect_issuer("https://idp/pool");
         assert_eq!(v.verify(&t, &key, 1999).unwrap().sub(), Some("u1"));
-    }
-
-    #[test]
-    fn cache_reuses_until_margin() {
-        let keys = AuthKeys::ephemeral();
-        let s = ClaimsSigner::new(keys.claims, "arn".into());
-        let c = Map::new();
-        let a = s.cached([1; 16], "i", "c", &c, 1000);
-        assert_eq!(
-            a,
-            s.cached(
-                [1; 16],
-                "i",
-                "c",
-                &c,
-                1000 + HEADER_LIFETIME - RESIGN_MARGIN
-            )
-        );
-        assert_ne!(
-            a,
-            s.cached(
-                [1; 16],
-                "i",
-                "c",
-                &c,
-                1001 + HEADER_LIFETIME - RESIGN_MARGIN
-            )
-        );
-        assert_ne!(a, s.cached([2; 16], "i", "c", &c, 1000));
     }
 }

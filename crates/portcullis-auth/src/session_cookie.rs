@@ -82,8 +82,47 @@ pub fn shard_count(headers: &HeaderMap, base: &str) -> usize {
         .unwrap_or(0)
 }
 
-/// Reads and opens the session named `base`, refusing more than four shards before decrypting.
+/// The session cookie decrypted but not yet parsed (parsing is skipped on a cache hit).
+#[derive(Debug)]
+pub enum Opened {
+    /// No shard of this name.
+    Absent,
+    /// Present but unusable.
+    Invalid(&'static str),
+    /// Authentic plaintext and the AEAD tag that identifies it.
+    Sealed {
+        /// The decrypted session JSON.
+        plain: Vec<u8>,
+        /// The AEAD tag of the sealed value (authenticated by the open).
+        tag: [u8; 16],
+        /// How many shards the request carried.
+        shards: usize,
+    },
+}
+
+/// Parses an opened session.
+pub fn parse(plain: &[u8]) -> Option<Session> {
+    serde_json::from_slice(plain).ok()
+}
+
+/// Reads and opens the session named `base`, and parses it.
 pub fn read(ring: &KeyRing, base: &str, headers: &HeaderMap) -> CookieRead {
+    match open(ring, base, headers) {
+        Opened::Absent => CookieRead::Absent,
+        Opened::Invalid(why) => CookieRead::Invalid(why),
+        Opened::Sealed { plain, tag, shards } => match parse(&plain) {
+            Some(session) => CookieRead::Valid {
+                session: Box::new(session),
+                tag,
+                shards,
+            },
+            None => CookieRead::Invalid("unexpected contents"),
+        },
+    }
+}
+
+/// Collects and decrypts the shards of `base`, refusing more than four before decrypting.
+pub fn open(ring: &KeyRing, base: &str, headers: &HeaderMap) -> Opened {
     let mut shards: [Option<&str>; MAX_SHARDS] = [None; MAX_SHARDS];
     let mut any = false;
     for (name, value) in cookie_pairs(headers) {
@@ -95,36 +134,33 @@ pub fn read(ring: &KeyRing, base: &str, headers: &HeaderMap) -> CookieRead {
         };
         any = true;
         if index >= MAX_SHARDS {
-            return CookieRead::Invalid("more than 4 shards");
+            return Opened::Invalid("more than 4 shards");
         }
         if value.len() > SHARD_LEN {
-            return CookieRead::Invalid("shard larger than 4000 bytes");
+            return Opened::Invalid("shard larger than 4000 bytes");
         }
         if shards[index].replace(value).is_some() {
-            return CookieRead::Invalid("shard sent twice");
+            return Opened::Invalid("shard sent twice");
         }
     }
     if !any {
-        return CookieRead::Absent;
+        return Opened::Absent;
     }
     let count = shards.iter().take_while(|s| s.is_some()).count();
     if shards[count..].iter().any(Option::is_some) || count == 0 {
-        return CookieRead::Invalid("shards are not contiguous from -0");
+        return Opened::Invalid("shards are not contiguous from -0");
     }
     let joined: String = shards[..count].iter().flatten().copied().collect();
     let Ok(sealed) = STANDARD.decode(joined.as_bytes()) else {
-        return CookieRead::Invalid("not base64");
+        return Opened::Invalid("not base64");
     };
     let Some(plain) = ring.open(base.as_bytes(), &sealed) else {
-        return CookieRead::Invalid("does not decrypt");
-    };
-    let Ok(session) = serde_json::from_slice::<Session>(&plain) else {
-        return CookieRead::Invalid("unexpected contents");
+        return Opened::Invalid("does not decrypt");
     };
     let mut tag = [0u8; 16];
     tag.copy_from_slice(&sealed[sealed.len() - 16..]);
-    CookieRead::Valid {
-        session: Box::new(session),
+    Opened::Sealed {
+        plain,
         tag,
         shards: count,
     }

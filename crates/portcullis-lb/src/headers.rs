@@ -42,6 +42,9 @@ pub fn strip_hop_by_hop(h: &mut HeaderMap) {
 
 /// Removes every `x-amzn-oidc-*` header a client sent, so only the load balancer sets them.
 pub fn strip_oidc_headers(h: &mut HeaderMap) {
+    if !h.keys().any(|n| n.as_str().starts_with("x-amzn-oidc-")) {
+        return;
+    }
     let names: Vec<HeaderName> = h
         .keys()
         .filter(|n| n.as_str().starts_with("x-amzn-oidc-"))

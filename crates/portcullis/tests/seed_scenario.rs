@@ -48,6 +48,21 @@ async fn login_and_verified_headers_reach_the_target() {
             .starts_with("Root=1-")
     );
 
+    // The signed value is cached per session: a second request carries the same bytes.
+    let again: Value = client
+        .get(kit.url("/tasks"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        again["headers"]["x-amzn-oidc-data"].as_str(),
+        Some(data),
+        "no signature per request"
+    );
+
     // Every segment padded base64url, as ALB.
     let segs: Vec<&str> = data.split('.').collect();
     assert_eq!(segs.len(), 3);

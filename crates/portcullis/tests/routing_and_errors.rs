@@ -264,7 +264,7 @@ async fn idp_failures_map_to_alb_status_codes_and_reasons() {
             "AuthInvalidGrantError",
         ),
         (
-            Token::NoIdToken,
+            Token::WithoutIdToken,
             Userinfo::Ok,
             401,
             "AuthInvalidTokenResponse",

@@ -320,7 +320,7 @@ pub mod fake_idp {
         Ok,
         Status(u16),
         InvalidGrant,
-        NoIdToken,
+        WithoutIdToken,
         Garbage,
     }
 
@@ -375,7 +375,7 @@ pub mod fake_idp {
             Token::Ok => axum::Json(serde_json::json!({"access_token": "at-1", "id_token": id_token(), "token_type": "Bearer", "expires_in": 3600})).into_response(),
             Token::Status(c) => (StatusCode::from_u16(c).unwrap(), "boom").into_response(),
             Token::InvalidGrant => (StatusCode::BAD_REQUEST, axum::Json(serde_json::json!({"error": "invalid_grant"}))).into_response(),
-            Token::NoIdToken => axum::Json(serde_json::json!({"access_token": "at-1", "token_type": "Bearer"})).into_response(),
+            Token::WithoutIdToken => axum::Json(serde_json::json!({"access_token": "at-1", "token_type": "Bearer"})).into_response(),
             Token::Garbage => "not json".into_response(),
         }
     }

@@ -4,7 +4,7 @@
 
 mod kit;
 
-use kit::fake_idp::{self, Token, Userinfo};
+use kit::fake_idp::{self, TokenReply, Userinfo};
 use kit::*;
 use serde_json::Value;
 
@@ -250,50 +250,50 @@ async fn fake_callback(kit: &Kit, client: &reqwest::Client) -> String {
 async fn idp_failures_map_to_alb_status_codes_and_reasons() {
     let (addr, fake) = fake_idp::start().await;
     let kit = Kit::start(&fake_idp::rule(addr)).await;
-    let cases: [(Token, Userinfo, u16, &str); 8] = [
+    let cases: [(TokenReply, Userinfo, u16, &str); 8] = [
         (
-            Token::Status(500),
+            TokenReply::Status(500),
             Userinfo::Ok,
             561,
             "AuthTokenEpRequestFailed",
         ),
         (
-            Token::InvalidGrant,
+            TokenReply::InvalidGrant,
             Userinfo::Ok,
             561,
             "AuthInvalidGrantError",
         ),
         (
-            Token::WithoutIdToken,
+            TokenReply::WithoutIdTokenField,
             Userinfo::Ok,
             401,
             "AuthInvalidTokenResponse",
         ),
         (
-            Token::Garbage,
+            TokenReply::Garbage,
             Userinfo::Ok,
             401,
             "AuthInvalidTokenResponse",
         ),
         (
-            Token::Ok,
+            TokenReply::Ok,
             Userinfo::Status(503),
             561,
             "AuthUserinfoEpRequestFailed",
         ),
         (
-            Token::Ok,
+            TokenReply::Ok,
             Userinfo::Huge,
             500,
             "AuthUserinfoResponseSizeExceeded",
         ),
         (
-            Token::Ok,
+            TokenReply::Ok,
             Userinfo::NoSub,
             401,
             "AuthInvalidUserinfoResponse",
         ),
-        (Token::Ok, Userinfo::Ok, 302, "-"),
+        (TokenReply::Ok, Userinfo::Ok, 302, "-"),
     ];
     for (token, userinfo, status, reason) in cases {
         {

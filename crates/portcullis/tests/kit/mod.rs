@@ -316,11 +316,11 @@ pub mod fake_idp {
     use std::sync::{Arc, Mutex};
 
     #[derive(Clone, Copy, Debug, PartialEq)]
-    pub enum Token {
+    pub enum TokenReply {
         Ok,
         Status(u16),
         InvalidGrant,
-        WithoutIdToken,
+        WithoutIdTokenField,
         Garbage,
     }
 
@@ -333,7 +333,7 @@ pub mod fake_idp {
     }
 
     pub struct Behaviour {
-        pub token: Token,
+        pub token: TokenReply,
         pub userinfo: Userinfo,
         pub last_token_auth: Option<String>,
     }
@@ -372,11 +372,11 @@ pub mod fake_idp {
             g.token
         };
         match behaviour {
-            Token::Ok => axum::Json(serde_json::json!({"access_token": "at-1", "id_token": id_token(), "token_type": "Bearer", "expires_in": 3600})).into_response(),
-            Token::Status(c) => (StatusCode::from_u16(c).unwrap(), "boom").into_response(),
-            Token::InvalidGrant => (StatusCode::BAD_REQUEST, axum::Json(serde_json::json!({"error": "invalid_grant"}))).into_response(),
-            Token::WithoutIdToken => axum::Json(serde_json::json!({"access_token": "at-1", "token_type": "Bearer"})).into_response(),
-            Token::Garbage => "not json".into_response(),
+            TokenReply::Ok => axum::Json(serde_json::json!({"access_token": "at-1", "id_token": id_token(), "token_type": "Bearer", "expires_in": 3600})).into_response(),
+            TokenReply::Status(c) => (StatusCode::from_u16(c).unwrap(), "boom").into_response(),
+            TokenReply::InvalidGrant => (StatusCode::BAD_REQUEST, axum::Json(serde_json::json!({"error": "invalid_grant"}))).into_response(),
+            TokenReply::WithoutIdTokenField => axum::Json(serde_json::json!({"access_token": "at-1", "token_type": "Bearer"})).into_response(),
+            TokenReply::Garbage => "not json".into_response(),
         }
     }
 
@@ -398,7 +398,7 @@ pub mod fake_idp {
 
     pub async fn start() -> (SocketAddr, Shared) {
         let shared: Shared = Arc::new(Mutex::new(Behaviour {
-            token: Token::Ok,
+            token: TokenReply::Ok,
             userinfo: Userinfo::Ok,
             last_token_auth: None,
         }));

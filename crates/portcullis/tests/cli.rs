@@ -1,0 +1,99 @@
+//! The command line as a user meets it: `config check` on good and bad files, and the demo's config.
+
+use std::process::Command;
+
+fn portcullis(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_portcullis"))
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn config_check_accepts_the_shipped_examples() {
+    let demo = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/demo.toml");
+    let (code, out, err) = portcullis(&["config", "check", demo]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains(": ok"));
+}
+
+#[test]
+fn config_check_names_file_field_and_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("bad.toml");
+    std::fs::write(
+        &file,
+        r#"
+[load_balancer]
+name = "bad"
+
+[[listeners]]
+protocol = "HTTP"
+port = 80
+default_actions = [{ type = "fixed-response", status_code = 404 }]
+
+[[listeners.rules]]
+priority = 1
+conditions = [{ field = "path-pattern", values = ["/app/*"] }]
+actions = [
+  { type = "authenticate-oidc", issuer = "https://idp", authorization_endpoint = "https://idp/a",
+    token_endpoint = "https://idp/t", user_info_endpoint = "https://idp/u", client_id = "c", client_secret = "s" },
+  { type = "forward", target_group = "nowhere" },
+]
+"#,
+    )
+    .unwrap();
+    let (code, _, err) = portcullis(&["config", "check", file.to_str().unwrap()]);
+    assert_eq!(code, 1);
+    let f = file.display().to_string();
+    assert!(err.contains(&format!("{f}: listeners[0].rules[0].actions[0]: authenticate actions are allowed only on HTTPS listeners")), "{err}");
+    assert!(
+        err.contains(&format!(
+            "{f}: listeners[0].rules[0].actions[1].target_group: unknown target group `nowhere`"
+        )),
+        "{err}"
+    );
+
+    std::fs::write(
+        &file,
+        "[load_balancer]\nname = \"x\"\n[[listeners]]\nprotocol = \"HTTPS\"\nport = \"443\"\n",
+    )
+    .unwrap();
+    let (code, _, err) = portcullis(&["config", "check", file.to_str().unwrap()]);
+    assert_eq!(code, 1);
+    assert!(
+        err.starts_with(&format!("{f}:5:8: listeners[0].port: ")),
+        "{err}"
+    );
+
+    let (code, _, err) = portcullis(&["config", "check", "/nonexistent/portcullis.toml"]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("/nonexistent/portcullis.toml: cannot read"),
+        "{err}"
+    );
+}
+
+#[test]
+fn demo_config_is_the_example_file_with_the_password_filled_in() {
+    let c = portcullis::demo::config("Pw-123456!").unwrap();
+    assert_eq!(
+        c.user_pools[0].users[0].password.as_deref(),
+        Some("Pw-123456!")
+    );
+    assert_eq!(
+        portcullis::demo::first_cognito_client(&c),
+        Some(("demo".into(), "tasks-web".into()))
+    );
+    let p = portcullis::demo::generate_password();
+    assert!(
+        p.len() >= 16
+            && p.chars().any(|c| c.is_ascii_digit())
+            && p.chars().any(|c| c.is_ascii_uppercase())
+    );
+}

@@ -556,3 +556,120 @@ impl Authenticator {
         ))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::oidc::{ProviderConfig, http_client};
+
+    fn action(on: OnUnauthenticated) -> AuthAction {
+        let provider = ProviderConfig {
+            issuer: "https://idp.example/pool".into(),
+            authorization_endpoint: "https://idp.example/oauth2/authorize".into(),
+            token_endpoint: "https://idp.example/oauth2/token".into(),
+            user_info_endpoint: "https://idp.example/oauth2/userInfo".into(),
+            jwks_uri: None,
+            client_id: "client1".into(),
+            client_secret: "secret".into(),
+            auth_method: portcullis_config::ClientAuthMethod::ClientSecretBasic,
+        };
+        let mut extra = std::collections::BTreeMap::new();
+        extra.insert("prompt".to_string(), "login".to_string());
+        AuthAction {
+            rule_id: "1/10".into(),
+            provider: Arc::new(Provider::new(provider, http_client())),
+            session: SessionSettings {
+                session_cookie_name: "AWSELBAuthSessionCookie".into(),
+                scope: "openid tasks/read".into(),
+                session_timeout: 604_800,
+                authentication_request_extra_params: extra,
+                on_unauthenticated_request: on,
+            },
+        }
+    }
+
+    fn parts(uri: &str, host: Option<&str>) -> Parts {
+        let mut b = http::Request::builder()
+            .uri(uri)
+            .version(http::Version::HTTP_10);
+        if let Some(h) = host {
+            b = b.header("host", h);
+        }
+        b.body(()).unwrap().into_parts().0
+    }
+
+    #[tokio::test]
+    async fn redirect_is_shaped_like_albs() {
+        let auth = Authenticator::new(AuthKeys::ephemeral(), "arn".into());
+        let Outcome::Respond { response, error } = auth
+            .authenticate(
+                &action(OnUnauthenticated::Authenticate),
+                &parts("/tasks?x=1", Some("app.example:8443")),
+            )
+            .await
+        else {
+            panic!("expected a redirect")
+        };
+        assert_eq!(error, None);
+        assert_eq!(response.status(), 302);
+        let loc = response.headers()["location"].to_str().unwrap();
+        assert!(loc.starts_with("https://idp.example/oauth2/authorize?client_id=client1&redirect_uri=https%3A%2F%2Fapp.example%3A8443%2Foauth2%2Fidpresponse&response_type=code&scope=openid%20tasks%2Fread&state="), "{loc}");
+        assert!(
+            loc.ends_with("&prompt=login"),
+            "extra parameters come last: {loc}"
+        );
+        let nonce = response.headers()["set-cookie"].to_str().unwrap();
+        assert!(
+            nonce.starts_with("AWSALBAuthNonce=") && nonce.contains("Secure; HttpOnly"),
+            "{nonce}"
+        );
+    }
+
+    #[tokio::test]
+    async fn missing_host_is_401_and_deny_is_401() {
+        let auth = Authenticator::new(AuthKeys::ephemeral(), "arn".into());
+        match auth
+            .authenticate(
+                &action(OnUnauthenticated::Authenticate),
+                &parts("/tasks", None),
+            )
+            .await
+        {
+            Outcome::Respond { response, error } => {
+                assert_eq!(response.status(), 401);
+                assert_eq!(error, Some(AuthError::MissingHostHeader));
+                assert_eq!(
+                    error.and_then(AuthError::reason),
+                    Some("AuthMissingHostHeader")
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        match auth
+            .authenticate(
+                &action(OnUnauthenticated::Deny),
+                &parts("/tasks", Some("a.example")),
+            )
+            .await
+        {
+            Outcome::Respond { response, error } => {
+                assert_eq!((response.status().as_u16(), error), (401, None))
+            }
+            other => panic!("{other:?}"),
+        }
+        match auth
+            .authenticate(
+                &action(OnUnauthenticated::Allow),
+                &parts("/tasks", Some("a.example")),
+            )
+            .await
+        {
+            Outcome::Forward {
+                headers,
+                authenticated,
+                ..
+            } => assert!(headers.is_empty() && !authenticated),
+            other => panic!("{other:?}"),
+        }
+    }
+}

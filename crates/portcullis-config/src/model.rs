@@ -8,6 +8,10 @@ use std::path::PathBuf;
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
+    /// Where the user pools keep their state: `"sqlite"` (default, `<state_dir>/idp.sqlite3`) or a
+    /// `postgres://` URL shared by several nodes.
+    #[serde(default)]
+    pub store: Option<String>,
     /// Load-balancer-wide settings.
     pub load_balancer: LoadBalancer,
     /// Listeners, each with its rules.

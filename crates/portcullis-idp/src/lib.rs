@@ -8,7 +8,7 @@ pub mod tokens;
 pub mod web;
 
 pub use pool::Pool;
-pub use store::Store;
+pub use store::{PgStore, SqliteStore, Store};
 
 use std::sync::Arc;
 use tokio::net::TcpListener;

@@ -12,6 +12,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use portcullis_config::{Client, RESERVED_SCOPES, UserPool};
 use serde_json::{Map, Value, json};
 use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
 use tokio::sync::Semaphore;
 
 /// Codes live 5 minutes, as Cognito's.
@@ -125,7 +126,7 @@ pub struct Pool {
     pub base_url: String,
     clients: HashMap<String, ClientRuntime>,
     token_validity: u64,
-    store: Store,
+    store: Arc<dyn Store>,
     keys: PoolKeys,
     hashing: Semaphore,
     dummy_hash: String,
@@ -171,7 +172,7 @@ impl Pool {
     pub async fn open(
         cfg: &UserPool,
         region: &str,
-        store: Store,
+        store: Arc<dyn Store>,
         password_of: impl Fn(&portcullis_config::SeedUser) -> Result<String, String>,
     ) -> Result<Pool, String> {
         let id = cfg
@@ -206,7 +207,9 @@ impl Pool {
                 },
             );
         }
-        let keys = PoolKeys::load_or_generate(&store, &id).await.map_err(err)?;
+        let keys = PoolKeys::load_or_generate(store.as_ref(), &id)
+            .await
+            .map_err(err)?;
         let dummy_hash = tokio::task::spawn_blocking(|| hash_password("portcullis-dummy"))
             .await
             .ok()
@@ -609,6 +612,25 @@ impl Pool {
             None,
             &rec.origin_jti,
         )
+    }
+
+    /// `/oauth2/revoke`: revokes a refresh token of this client and every access token minted from
+    /// it (for the pool's own checks). Unknown tokens succeed silently, as Cognito.
+    pub async fn revoke(&self, client_id: &str, token: &str) -> Result<(), OAuthError> {
+        if token.is_empty() || token.len() > MAX_PARAM_LEN {
+            return Err(OAuthError::bad("invalid_request", "token is missing"));
+        }
+        if token.contains('.') {
+            return Err(OAuthError::bad(
+                "unsupported_token_type",
+                "only refresh tokens can be revoked",
+            ));
+        }
+        self.store
+            .revoke_refresh(&self.id, sha256_hex(token), client_id)
+            .await
+            .map_err(OAuthError::server)?;
+        Ok(())
     }
 
     async fn live_user(&self, sub: &str) -> Result<UserRecord, OAuthError> {

@@ -1,6 +1,8 @@
 //! RS256 signing keys of a pool (separate ID and access keys, as Cognito), the JWKS, and minting
 //! and checking tokens with Cognito's claim names.
 
+#[cfg(test)]
+use crate::store::SqliteStore;
 use crate::store::{Store, StoreError};
 use aws_lc_rs::digest::{SHA256, digest};
 use aws_lc_rs::encoding::AsDer;
@@ -82,7 +84,10 @@ fn generate() -> (String, Vec<u8>) {
 
 impl PoolKeys {
     /// Loads the pool's keys, generating an ID key and an access key on first start.
-    pub async fn load_or_generate(store: &Store, pool_id: &str) -> Result<PoolKeys, StoreError> {
+    pub async fn load_or_generate(
+        store: &dyn Store,
+        pool_id: &str,
+    ) -> Result<PoolKeys, StoreError> {
         let mut out = PoolKeys {
             id: Vec::new(),
             access: Vec::new(),
@@ -93,8 +98,9 @@ impl PoolKeys {
                 let (kid, pkcs8) = tokio::task::spawn_blocking(generate)
                     .await
                     .map_err(|_| StoreError::Join)?;
+                // Nodes starting together race here; generation 0 goes to one of them.
                 store
-                    .insert_signing_key(pool_id, purpose, kid.clone(), pkcs8.clone())
+                    .insert_signing_key(pool_id, purpose, 0, kid, pkcs8)
                     .await?;
                 rows = store.signing_keys(pool_id, purpose).await?;
             }
@@ -147,7 +153,7 @@ mod tests {
 
     #[tokio::test]
     async fn keys_persist_and_tokens_verify() {
-        let store = Store::in_memory().unwrap();
+        let store = SqliteStore::in_memory().unwrap();
         let a = PoolKeys::load_or_generate(&store, "p").await.unwrap();
         let b = PoolKeys::load_or_generate(&store, "p").await.unwrap();
         assert_eq!(a.jwks(), b.jwks());

@@ -51,6 +51,7 @@ pub fn router(pool: Arc<Pool>) -> Router {
         .route("/login", get(login_page).post(login_submit))
         .route("/oauth2/token", axum::routing::post(token))
         .route("/oauth2/userInfo", get(userinfo).post(userinfo))
+        .route("/oauth2/revoke", axum::routing::post(revoke))
         .route("/static/hosted-ui.css", get(css))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY))
@@ -424,8 +425,17 @@ fn basic_credentials(headers: &HeaderMap) -> Option<Result<(String, String), ()>
     }))
 }
 
-/// `POST /oauth2/token`.
-async fn token(State(pool): State<Arc<Pool>>, headers: HeaderMap, body: Bytes) -> Response {
+/// A client-authenticated form: the client id and the form's fields.
+type ClientForm = (String, Vec<(String, String)>);
+
+/// Parses a form body and authenticates the client (Basic or post), as the token and revocation
+/// endpoints both need.
+fn client_form(
+    pool: &Pool,
+    headers: &HeaderMap,
+    body: &Bytes,
+) -> Result<ClientForm, Box<Response>> {
+    let fail = |e: OAuthError| Box::new(oauth_error(e));
     let form_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -434,58 +444,90 @@ async fn token(State(pool): State<Arc<Pool>>, headers: HeaderMap, body: Bytes) -
                 .starts_with("application/x-www-form-urlencoded")
         });
     if !form_type {
-        return oauth_error(OAuthError::bad(
+        return Err(fail(OAuthError::bad(
             "invalid_request",
             "Content-Type must be application/x-www-form-urlencoded",
-        ));
+        )));
     }
-    let form: Vec<(String, String)> = form_urlencoded::parse(&body)
-        .into_owned()
-        .take(32)
-        .collect();
+    let form: Vec<(String, String)> = form_urlencoded::parse(body).into_owned().take(32).collect();
     let mut seen = std::collections::BTreeSet::new();
     for (k, _) in &form {
         if !seen.insert(k.as_str()) {
-            return oauth_error(OAuthError::bad(
+            return Err(fail(OAuthError::bad(
                 "invalid_request",
                 format!("parameter `{k}` is repeated"),
-            ));
+            )));
         }
     }
     let get = |k: &str| form.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
-    let (client_id, secret) = match basic_credentials(&headers) {
+    let (client_id, secret) = match basic_credentials(headers) {
         Some(Ok((id, secret))) => {
             if get("client_secret").is_some() {
-                return oauth_error(OAuthError::bad(
+                return Err(fail(OAuthError::bad(
                     "invalid_request",
                     "use one client authentication method",
-                ));
+                )));
             }
             (id, Some(secret))
         }
         Some(Err(())) => {
-            return oauth_error(OAuthError {
+            return Err(fail(OAuthError {
                 error: "invalid_client",
                 description: "malformed Basic credentials".into(),
                 status: 401,
-            });
+            }));
         }
         None => match get("client_id") {
             Some(id) => (id.to_string(), get("client_secret").map(str::to_string)),
-            None => return oauth_error(OAuthError::bad("invalid_request", "client_id is missing")),
+            None => {
+                return Err(fail(OAuthError::bad(
+                    "invalid_request",
+                    "client_id is missing",
+                )));
+            }
         },
     };
     if let Some(id) = get("client_id")
         && id != client_id
     {
-        return oauth_error(OAuthError::bad(
+        return Err(fail(OAuthError::bad(
             "invalid_request",
             "client_id does not match the credentials",
-        ));
+        )));
     }
-    if let Err(e) = pool.authenticate_client(&client_id, secret.as_deref()) {
-        return oauth_error(e);
+    pool.authenticate_client(&client_id, secret.as_deref())
+        .map_err(fail)?;
+    Ok((client_id, form))
+}
+
+/// `POST /oauth2/revoke`.
+async fn revoke(State(pool): State<Arc<Pool>>, headers: HeaderMap, body: Bytes) -> Response {
+    let (client_id, form) = match client_form(&pool, &headers, &body) {
+        Ok(x) => x,
+        Err(r) => return *r,
+    };
+    let token = form
+        .iter()
+        .find(|(k, _)| k == "token")
+        .map_or("", |(_, v)| v.as_str());
+    match pool.revoke(&client_id, token).await {
+        Ok(()) => {
+            let mut r = StatusCode::OK.into_response();
+            r.headers_mut()
+                .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            r
+        }
+        Err(e) => oauth_error(e),
     }
+}
+
+/// `POST /oauth2/token`.
+async fn token(State(pool): State<Arc<Pool>>, headers: HeaderMap, body: Bytes) -> Response {
+    let (client_id, form) = match client_form(&pool, &headers, &body) {
+        Ok(x) => x,
+        Err(r) => return *r,
+    };
+    let get = |k: &str| form.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
     let result = match get("grant_type") {
         Some("authorization_code") => {
             pool.redeem_code(

@@ -4,7 +4,7 @@
 use anyhow::{Context, Result, anyhow};
 use portcullis_auth::ProviderConfig;
 use portcullis_config::{ClientAuthMethod, Config};
-use portcullis_idp::{Pool, Store};
+use portcullis_idp::Pool;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -84,8 +84,12 @@ pub async fn start(config: &Config, mut prebound: Prebound) -> Result<App> {
     let mut idp_tasks = Vec::new();
     if !config.user_pools.is_empty() {
         let state_dir = &config.load_balancer.state_dir;
-        let store = Store::open(state_dir)
-            .with_context(|| format!("{}: cannot open the user pool store", state_dir.display()))?;
+        let store = portcullis_idp::store::open(config.store.as_deref(), state_dir)
+            .await
+            .with_context(|| match &config.store {
+                Some(s) if s != "sqlite" => "store: cannot open the PostgreSQL store".to_string(),
+                _ => format!("{}: cannot open the user pool store", state_dir.display()),
+            })?;
         for (i, p) in config.user_pools.iter().enumerate() {
             let pool = Pool::open(
                 p,

@@ -1,129 +1,69 @@
-//! Durable state of the user pools in SQLite (WAL): client secrets, users, single-use codes,
-//! refresh tokens and signing keys. Every call runs on the blocking pool.
+//! The SQLite store (the default): one file in the state dir, WAL, `synchronous=FULL`. Every call
+//! runs on the blocking pool.
 
+use super::{CodeRecord, RefreshRecord, StoreError, StoreFuture, UserRecord};
 use rusqlite::{Connection, OptionalExtension, params};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
-/// A storage failure (never shown to clients in detail).
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    /// SQLite said no.
-    #[error("sqlite: {0}")]
-    Sqlite(#[from] rusqlite::Error),
-    /// The state dir could not be created.
-    #[error("{0}")]
-    Io(#[from] std::io::Error),
-    /// The blocking task died.
-    #[error("storage task failed")]
-    Join,
-}
-
-/// A user as stored.
-#[derive(Debug, Clone)]
-pub struct UserRecord {
-    /// Stable id (UUID).
-    pub sub: String,
-    /// Immutable user name.
-    pub username: String,
-    /// argon2id PHC string.
-    pub password_hash: String,
-    /// `CONFIRMED`, `FORCE_CHANGE_PASSWORD`, ...
-    pub status: String,
-    /// Disabled users cannot sign in.
-    pub enabled: bool,
-    /// Attributes as a JSON object of strings.
-    pub attributes: serde_json::Map<String, serde_json::Value>,
-}
-
-/// A redeemed authorization code.
-#[derive(Debug, Clone)]
-pub struct CodeRecord {
-    /// The client it was issued to.
-    pub client_id: String,
-    /// The user.
-    pub sub: String,
-    /// Must match the token request's.
-    pub redirect_uri: String,
-    /// Granted scopes, space separated.
-    pub scope: String,
-    /// OIDC nonce to copy into the ID token.
-    pub nonce: Option<String>,
-    /// PKCE S256 challenge.
-    pub code_challenge: Option<String>,
-    /// When the user authenticated.
-    pub auth_time: i64,
-}
-
-/// A refresh token's grant.
-#[derive(Debug, Clone)]
-pub struct RefreshRecord {
-    /// The client it was issued to.
-    pub client_id: String,
-    /// The user.
-    pub sub: String,
-    /// Granted scopes.
-    pub scope: String,
-    /// Original authentication time.
-    pub auth_time: i64,
-    /// `jti` family of the tokens minted from it.
-    pub origin_jti: String,
-}
-
 /// The SQLite store shared by every pool of a process.
 #[derive(Clone)]
-pub struct Store {
+pub struct SqliteStore {
     conn: Arc<Mutex<Connection>>,
 }
 
-const SCHEMA: &str = r#"
-CREATE TABLE IF NOT EXISTS client_secrets (
+/// Migrations in order; `PRAGMA user_version` records how many have run.
+const MIGRATIONS: &[&str] = &[r#"
+CREATE TABLE client_secrets (
   pool_id TEXT NOT NULL, client_id TEXT NOT NULL, secret TEXT NOT NULL,
   PRIMARY KEY (pool_id, client_id));
-CREATE TABLE IF NOT EXISTS users (
+CREATE TABLE users (
   sub TEXT PRIMARY KEY, pool_id TEXT NOT NULL, username TEXT NOT NULL, password_hash TEXT NOT NULL,
   status TEXT NOT NULL, enabled INTEGER NOT NULL, attributes TEXT NOT NULL,
   created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL,
   UNIQUE (pool_id, username));
-CREATE TABLE IF NOT EXISTS auth_codes (
+CREATE TABLE auth_codes (
   code_hash TEXT PRIMARY KEY, pool_id TEXT NOT NULL, client_id TEXT NOT NULL, sub TEXT NOT NULL,
   redirect_uri TEXT NOT NULL, scope TEXT NOT NULL, nonce TEXT, code_challenge TEXT,
   auth_time INTEGER NOT NULL, expires_at INTEGER NOT NULL, used INTEGER NOT NULL DEFAULT 0);
-CREATE TABLE IF NOT EXISTS refresh_tokens (
+CREATE TABLE refresh_tokens (
   token_hash TEXT PRIMARY KEY, pool_id TEXT NOT NULL, client_id TEXT NOT NULL, sub TEXT NOT NULL,
   scope TEXT NOT NULL, auth_time INTEGER NOT NULL, origin_jti TEXT NOT NULL,
   expires_at INTEGER NOT NULL, revoked INTEGER NOT NULL DEFAULT 0);
-CREATE TABLE IF NOT EXISTS signing_keys (
-  kid TEXT PRIMARY KEY, pool_id TEXT NOT NULL, purpose TEXT NOT NULL, pkcs8 BLOB NOT NULL,
-  created_at INTEGER NOT NULL);
-"#;
+CREATE INDEX refresh_tokens_origin ON refresh_tokens (pool_id, origin_jti);
+CREATE TABLE signing_keys (
+  kid TEXT PRIMARY KEY, pool_id TEXT NOT NULL, purpose TEXT NOT NULL, generation INTEGER NOT NULL,
+  pkcs8 BLOB NOT NULL, created_at INTEGER NOT NULL,
+  UNIQUE (pool_id, purpose, generation));
+"#];
 
-fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
-}
+use super::now;
 
-impl Store {
+impl SqliteStore {
     /// Opens (creating and migrating) `<dir>/idp.sqlite3`.
-    pub fn open(dir: &Path) -> Result<Store, StoreError> {
+    pub fn open(dir: &Path) -> Result<SqliteStore, StoreError> {
         std::fs::create_dir_all(dir)?;
         let conn = Connection::open(dir.join("idp.sqlite3"))?;
         Self::init(conn)
     }
 
     /// An in-memory store (unit tests).
-    pub fn in_memory() -> Result<Store, StoreError> {
+    pub fn in_memory() -> Result<SqliteStore, StoreError> {
         Self::init(Connection::open_in_memory()?)
     }
 
-    fn init(conn: Connection) -> Result<Store, StoreError> {
+    fn init(conn: Connection) -> Result<SqliteStore, StoreError> {
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
-        conn.execute_batch(SCHEMA)?;
-        Ok(Store {
+        let done: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+        for (i, m) in MIGRATIONS.iter().enumerate().skip(done as usize) {
+            let tx = conn.unchecked_transaction()?;
+            tx.execute_batch(m)?;
+            tx.pragma_update(None, "user_version", (i + 1) as i64)?;
+            tx.commit()?;
+        }
+        Ok(SqliteStore {
             conn: Arc::new(Mutex::new(conn)),
         })
     }
@@ -143,7 +83,7 @@ impl Store {
     }
 
     /// The client's secret, creating it from `make` when absent (idempotent seeding).
-    pub async fn client_secret_or_insert(
+    async fn client_secret_or_insert(
         &self,
         pool: &str,
         client: &str,
@@ -165,7 +105,7 @@ impl Store {
     }
 
     /// Sets a client's secret (configured secrets win over stored ones).
-    pub async fn set_client_secret(
+    async fn set_client_secret(
         &self,
         pool: &str,
         client: &str,
@@ -184,7 +124,7 @@ impl Store {
     }
 
     /// Creates a user unless the name is taken; returns whether it was created.
-    pub async fn insert_user(&self, pool: &str, u: UserRecord) -> Result<bool, StoreError> {
+    async fn insert_user(&self, pool: &str, u: UserRecord) -> Result<bool, StoreError> {
         let pool = pool.to_string();
         self.run(move |c| {
             let n = c.execute(
@@ -201,7 +141,7 @@ impl Store {
     }
 
     /// Replaces a user's password hash and status.
-    pub async fn set_password(
+    async fn set_password(
         &self,
         pool: &str,
         username: &str,
@@ -232,7 +172,7 @@ impl Store {
     }
 
     /// Finds a user by name.
-    pub async fn user_by_username(
+    async fn user_by_username(
         &self,
         pool: &str,
         username: &str,
@@ -250,11 +190,7 @@ impl Store {
     }
 
     /// Finds a user by `sub`.
-    pub async fn user_by_sub(
-        &self,
-        pool: &str,
-        sub: &str,
-    ) -> Result<Option<UserRecord>, StoreError> {
+    async fn user_by_sub(&self, pool: &str, sub: &str) -> Result<Option<UserRecord>, StoreError> {
         let (pool, sub) = (pool.to_string(), sub.to_string());
         self.run(move |c| {
             c.query_row(
@@ -268,7 +204,7 @@ impl Store {
     }
 
     /// Stores a new code (by hash) valid until `expires_at`.
-    pub async fn insert_code(
+    async fn insert_code(
         &self,
         pool: &str,
         code_hash: String,
@@ -288,7 +224,7 @@ impl Store {
     }
 
     /// Marks a code used and returns it, atomically; `None` when unknown, expired or used before.
-    pub async fn take_code(
+    async fn take_code(
         &self,
         pool: &str,
         code_hash: String,
@@ -318,7 +254,7 @@ impl Store {
     }
 
     /// Stores a refresh token (by hash).
-    pub async fn insert_refresh(
+    async fn insert_refresh(
         &self,
         pool: &str,
         token_hash: String,
@@ -338,7 +274,7 @@ impl Store {
     }
 
     /// A live refresh token's grant.
-    pub async fn refresh(
+    async fn refresh(
         &self,
         pool: &str,
         token_hash: String,
@@ -365,7 +301,7 @@ impl Store {
     }
 
     /// Signing keys of a pool for one purpose, oldest first.
-    pub async fn signing_keys(
+    async fn signing_keys(
         &self,
         pool: &str,
         purpose: &str,
@@ -373,7 +309,7 @@ impl Store {
         let (pool, purpose) = (pool.to_string(), purpose.to_string());
         self.run(move |c| {
             let mut st = c.prepare(
-                "SELECT kid, pkcs8 FROM signing_keys WHERE pool_id = ?1 AND purpose = ?2 ORDER BY created_at, kid",
+                "SELECT kid, pkcs8 FROM signing_keys WHERE pool_id = ?1 AND purpose = ?2 ORDER BY generation",
             )?;
             let rows = st.query_map(params![pool, purpose], |r| Ok((r.get(0)?, r.get(1)?)))?;
             rows.collect()
@@ -381,23 +317,169 @@ impl Store {
         .await
     }
 
-    /// Adds a signing key.
-    pub async fn insert_signing_key(
+    async fn insert_signing_key(
         &self,
         pool: &str,
         purpose: &str,
+        generation: i64,
         kid: String,
         pkcs8: Vec<u8>,
-    ) -> Result<(), StoreError> {
+    ) -> Result<bool, StoreError> {
         let (pool, purpose) = (pool.to_string(), purpose.to_string());
         self.run(move |c| {
-            c.execute(
-                "INSERT INTO signing_keys (kid, pool_id, purpose, pkcs8, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![kid, pool, purpose, pkcs8, now()],
-            )
-            .map(|_| ())
+            let n = c.execute(
+                "INSERT INTO signing_keys (kid, pool_id, purpose, generation, pkcs8, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                 ON CONFLICT DO NOTHING",
+                params![kid, pool, purpose, generation, pkcs8, now()],
+            )?;
+            Ok(n == 1)
         })
         .await
+    }
+
+    async fn revoke_refresh(
+        &self,
+        pool: &str,
+        token_hash: String,
+        client: &str,
+    ) -> Result<Option<String>, StoreError> {
+        let (pool, client) = (pool.to_string(), client.to_string());
+        self.run(move |c| {
+            c.query_row(
+                "UPDATE refresh_tokens SET revoked = 1 WHERE token_hash = ?1 AND pool_id = ?2 AND client_id = ?3 RETURNING origin_jti",
+                params![token_hash, pool, client],
+                |r| r.get(0),
+            )
+            .optional()
+        })
+        .await
+    }
+
+    async fn origin_revoked(&self, pool: &str, origin_jti: &str) -> Result<bool, StoreError> {
+        let (pool, origin) = (pool.to_string(), origin_jti.to_string());
+        self.run(move |c| {
+            c.query_row(
+                "SELECT EXISTS (SELECT 1 FROM refresh_tokens WHERE pool_id = ?1 AND origin_jti = ?2 AND revoked = 1)",
+                params![pool, origin],
+                |r| r.get(0),
+            )
+        })
+        .await
+    }
+}
+
+impl super::Store for SqliteStore {
+    fn client_secret_or_insert<'a>(
+        &'a self,
+        pool: &'a str,
+        client: &'a str,
+        make: String,
+    ) -> StoreFuture<'a, String> {
+        Box::pin(SqliteStore::client_secret_or_insert(
+            self, pool, client, make,
+        ))
+    }
+    fn set_client_secret<'a>(
+        &'a self,
+        pool: &'a str,
+        client: &'a str,
+        secret: String,
+    ) -> StoreFuture<'a, ()> {
+        Box::pin(SqliteStore::set_client_secret(self, pool, client, secret))
+    }
+    fn insert_user<'a>(&'a self, pool: &'a str, user: UserRecord) -> StoreFuture<'a, bool> {
+        Box::pin(SqliteStore::insert_user(self, pool, user))
+    }
+    fn set_password<'a>(
+        &'a self,
+        pool: &'a str,
+        username: &'a str,
+        hash: String,
+        status: &'a str,
+    ) -> StoreFuture<'a, bool> {
+        Box::pin(SqliteStore::set_password(
+            self, pool, username, hash, status,
+        ))
+    }
+    fn user_by_username<'a>(
+        &'a self,
+        pool: &'a str,
+        username: &'a str,
+    ) -> StoreFuture<'a, Option<UserRecord>> {
+        Box::pin(SqliteStore::user_by_username(self, pool, username))
+    }
+    fn user_by_sub<'a>(
+        &'a self,
+        pool: &'a str,
+        sub: &'a str,
+    ) -> StoreFuture<'a, Option<UserRecord>> {
+        Box::pin(SqliteStore::user_by_sub(self, pool, sub))
+    }
+    fn insert_code<'a>(
+        &'a self,
+        pool: &'a str,
+        code_hash: String,
+        rec: CodeRecord,
+        expires_at: i64,
+    ) -> StoreFuture<'a, ()> {
+        Box::pin(SqliteStore::insert_code(
+            self, pool, code_hash, rec, expires_at,
+        ))
+    }
+    fn take_code<'a>(
+        &'a self,
+        pool: &'a str,
+        code_hash: String,
+    ) -> StoreFuture<'a, Option<CodeRecord>> {
+        Box::pin(SqliteStore::take_code(self, pool, code_hash))
+    }
+    fn insert_refresh<'a>(
+        &'a self,
+        pool: &'a str,
+        token_hash: String,
+        rec: RefreshRecord,
+        expires_at: i64,
+    ) -> StoreFuture<'a, ()> {
+        Box::pin(SqliteStore::insert_refresh(
+            self, pool, token_hash, rec, expires_at,
+        ))
+    }
+    fn refresh<'a>(
+        &'a self,
+        pool: &'a str,
+        token_hash: String,
+    ) -> StoreFuture<'a, Option<RefreshRecord>> {
+        Box::pin(SqliteStore::refresh(self, pool, token_hash))
+    }
+    fn revoke_refresh<'a>(
+        &'a self,
+        pool: &'a str,
+        token_hash: String,
+        client: &'a str,
+    ) -> StoreFuture<'a, Option<String>> {
+        Box::pin(SqliteStore::revoke_refresh(self, pool, token_hash, client))
+    }
+    fn origin_revoked<'a>(&'a self, pool: &'a str, origin_jti: &'a str) -> StoreFuture<'a, bool> {
+        Box::pin(SqliteStore::origin_revoked(self, pool, origin_jti))
+    }
+    fn signing_keys<'a>(
+        &'a self,
+        pool: &'a str,
+        purpose: &'a str,
+    ) -> StoreFuture<'a, Vec<(String, Vec<u8>)>> {
+        Box::pin(SqliteStore::signing_keys(self, pool, purpose))
+    }
+    fn insert_signing_key<'a>(
+        &'a self,
+        pool: &'a str,
+        purpose: &'a str,
+        generation: i64,
+        kid: String,
+        pkcs8: Vec<u8>,
+    ) -> StoreFuture<'a, bool> {
+        Box::pin(SqliteStore::insert_signing_key(
+            self, pool, purpose, generation, kid, pkcs8,
+        ))
     }
 }
 
@@ -419,7 +501,7 @@ mod tests {
 
     #[tokio::test]
     async fn codes_are_single_use_and_expire() {
-        let s = Store::in_memory().unwrap();
+        let s = SqliteStore::in_memory().unwrap();
         s.insert_code("p", "h1".into(), code("c"), now() + 300)
             .await
             .unwrap();
@@ -452,7 +534,7 @@ mod tests {
 
     #[tokio::test]
     async fn client_secret_seeding_is_idempotent() {
-        let s = Store::in_memory().unwrap();
+        let s = SqliteStore::in_memory().unwrap();
         let a = s
             .client_secret_or_insert("p", "c", "first".into())
             .await
@@ -466,7 +548,7 @@ mod tests {
 
     #[tokio::test]
     async fn injection_in_values_is_inert() {
-        let s = Store::in_memory().unwrap();
+        let s = SqliteStore::in_memory().unwrap();
         let evil = "x'); DROP TABLE users; --".to_string();
         let u = UserRecord {
             sub: "s1".into(),

@@ -1,0 +1,406 @@
+//! The PostgreSQL store: several IdP nodes on one database act as one pool. Every race between
+//! nodes is settled by one statement (`UPDATE … RETURNING`, `INSERT … ON CONFLICT`).
+
+use super::{CodeRecord, RefreshRecord, StoreError, StoreFuture, UserRecord, now};
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+use tokio_postgres::NoTls;
+
+/// Migrations in order; `portcullis_schema` records how many have run.
+const MIGRATIONS: &[&str] = &[r#"
+CREATE TABLE client_secrets (
+  pool_id TEXT NOT NULL, client_id TEXT NOT NULL, secret TEXT NOT NULL,
+  PRIMARY KEY (pool_id, client_id));
+CREATE TABLE users (
+  sub TEXT PRIMARY KEY, pool_id TEXT NOT NULL, username TEXT NOT NULL, password_hash TEXT NOT NULL,
+  status TEXT NOT NULL, enabled BOOLEAN NOT NULL, attributes TEXT NOT NULL,
+  created_at BIGINT NOT NULL, updated_at BIGINT NOT NULL,
+  UNIQUE (pool_id, username));
+CREATE TABLE auth_codes (
+  code_hash TEXT PRIMARY KEY, pool_id TEXT NOT NULL, client_id TEXT NOT NULL, sub TEXT NOT NULL,
+  redirect_uri TEXT NOT NULL, scope TEXT NOT NULL, nonce TEXT, code_challenge TEXT,
+  auth_time BIGINT NOT NULL, expires_at BIGINT NOT NULL, used BOOLEAN NOT NULL DEFAULT FALSE);
+CREATE TABLE refresh_tokens (
+  token_hash TEXT PRIMARY KEY, pool_id TEXT NOT NULL, client_id TEXT NOT NULL, sub TEXT NOT NULL,
+  scope TEXT NOT NULL, auth_time BIGINT NOT NULL, origin_jti TEXT NOT NULL,
+  expires_at BIGINT NOT NULL, revoked BOOLEAN NOT NULL DEFAULT FALSE);
+CREATE INDEX refresh_tokens_origin ON refresh_tokens (pool_id, origin_jti);
+CREATE TABLE signing_keys (
+  kid TEXT PRIMARY KEY, pool_id TEXT NOT NULL, purpose TEXT NOT NULL, generation BIGINT NOT NULL,
+  pkcs8 BYTEA NOT NULL, created_at BIGINT NOT NULL,
+  UNIQUE (pool_id, purpose, generation));
+"#];
+
+/// A pool of connections to one PostgreSQL database.
+#[derive(Clone)]
+pub struct PgStore {
+    pool: Pool,
+}
+
+fn pg(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Postgres(e.to_string())
+}
+
+fn user_from_row(r: &tokio_postgres::Row) -> UserRecord {
+    let attrs: String = r.get(5);
+    UserRecord {
+        sub: r.get(0),
+        username: r.get(1),
+        password_hash: r.get(2),
+        status: r.get(3),
+        enabled: r.get(4),
+        attributes: serde_json::from_str(&attrs).unwrap_or_default(),
+    }
+}
+
+impl PgStore {
+    /// Connects (a pool of up to 16 connections) and runs pending migrations under an advisory
+    /// lock, so nodes starting together migrate once.
+    pub async fn connect(url: &str) -> Result<PgStore, StoreError> {
+        let cfg: tokio_postgres::Config = url.parse().map_err(|e| pg(format!("store URL: {e}")))?;
+        let mgr = Manager::from_config(
+            cfg,
+            NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(mgr).max_size(16).build().map_err(pg)?;
+        let store = PgStore { pool };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    async fn migrate(&self) -> Result<(), StoreError> {
+        let mut c = self.pool.get().await.map_err(pg)?;
+        let tx = c.transaction().await.map_err(pg)?;
+        tx.execute("SELECT pg_advisory_xact_lock(7201999)", &[])
+            .await
+            .map_err(pg)?;
+        tx.batch_execute("CREATE TABLE IF NOT EXISTS portcullis_schema (version BIGINT NOT NULL)")
+            .await
+            .map_err(pg)?;
+        let done: i64 = tx
+            .query_opt("SELECT version FROM portcullis_schema", &[])
+            .await
+            .map_err(pg)?
+            .map_or(0, |r| r.get(0));
+        for m in MIGRATIONS.iter().skip(done as usize) {
+            tx.batch_execute(m).await.map_err(pg)?;
+        }
+        let version = MIGRATIONS.len() as i64;
+        if done == 0 {
+            tx.execute(
+                "INSERT INTO portcullis_schema (version) VALUES ($1)",
+                &[&version],
+            )
+            .await
+            .map_err(pg)?;
+        } else {
+            tx.execute("UPDATE portcullis_schema SET version = $1", &[&version])
+                .await
+                .map_err(pg)?;
+        }
+        tx.commit().await.map_err(pg)
+    }
+
+    async fn client(&self) -> Result<deadpool_postgres::Object, StoreError> {
+        self.pool.get().await.map_err(pg)
+    }
+}
+
+impl super::Store for PgStore {
+    fn client_secret_or_insert<'a>(
+        &'a self,
+        pool: &'a str,
+        client: &'a str,
+        make: String,
+    ) -> StoreFuture<'a, String> {
+        Box::pin(async move {
+            let c = self.client().await?;
+            c.execute(
+                "INSERT INTO client_secrets (pool_id, client_id, secret) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+                &[&pool, &client, &make],
+            )
+            .await
+            .map_err(pg)?;
+            let r = c
+                .query_one(
+                    "SELECT secret FROM client_secrets WHERE pool_id = $1 AND client_id = $2",
+                    &[&pool, &client],
+                )
+                .await
+                .map_err(pg)?;
+            Ok(r.get(0))
+        })
+    }
+
+    fn set_client_secret<'a>(
+        &'a self,
+        pool: &'a str,
+        client: &'a str,
+        secret: String,
+    ) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            self.client()
+                .await?
+                .execute(
+                    "INSERT INTO client_secrets (pool_id, client_id, secret) VALUES ($1, $2, $3)
+                     ON CONFLICT (pool_id, client_id) DO UPDATE SET secret = excluded.secret",
+                    &[&pool, &client, &secret],
+                )
+                .await
+                .map_err(pg)?;
+            Ok(())
+        })
+    }
+
+    fn insert_user<'a>(&'a self, pool: &'a str, u: UserRecord) -> StoreFuture<'a, bool> {
+        Box::pin(async move {
+            let attrs = serde_json::Value::Object(u.attributes).to_string();
+            let n = self
+                .client()
+                .await?
+                .execute(
+                    "INSERT INTO users (sub, pool_id, username, password_hash, status, enabled, attributes, created_at, updated_at)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8) ON CONFLICT DO NOTHING",
+                    &[&u.sub, &pool, &u.username, &u.password_hash, &u.status, &u.enabled, &attrs, &now()],
+                )
+                .await
+                .map_err(pg)?;
+            Ok(n == 1)
+        })
+    }
+
+    fn set_password<'a>(
+        &'a self,
+        pool: &'a str,
+        username: &'a str,
+        hash: String,
+        status: &'a str,
+    ) -> StoreFuture<'a, bool> {
+        Box::pin(async move {
+            let n = self
+                .client()
+                .await?
+                .execute(
+                    "UPDATE users SET password_hash = $1, status = $2, updated_at = $3 WHERE pool_id = $4 AND username = $5",
+                    &[&hash, &status, &now(), &pool, &username],
+                )
+                .await
+                .map_err(pg)?;
+            Ok(n == 1)
+        })
+    }
+
+    fn user_by_username<'a>(
+        &'a self,
+        pool: &'a str,
+        username: &'a str,
+    ) -> StoreFuture<'a, Option<UserRecord>> {
+        Box::pin(async move {
+            let r = self
+                .client()
+                .await?
+                .query_opt(
+                    "SELECT sub, username, password_hash, status, enabled, attributes FROM users WHERE pool_id = $1 AND username = $2",
+                    &[&pool, &username],
+                )
+                .await
+                .map_err(pg)?;
+            Ok(r.as_ref().map(user_from_row))
+        })
+    }
+
+    fn user_by_sub<'a>(
+        &'a self,
+        pool: &'a str,
+        sub: &'a str,
+    ) -> StoreFuture<'a, Option<UserRecord>> {
+        Box::pin(async move {
+            let r = self
+                .client()
+                .await?
+                .query_opt(
+                    "SELECT sub, username, password_hash, status, enabled, attributes FROM users WHERE pool_id = $1 AND sub = $2",
+                    &[&pool, &sub],
+                )
+                .await
+                .map_err(pg)?;
+            Ok(r.as_ref().map(user_from_row))
+        })
+    }
+
+    fn insert_code<'a>(
+        &'a self,
+        pool: &'a str,
+        code_hash: String,
+        rec: CodeRecord,
+        expires_at: i64,
+    ) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            self.client()
+                .await?
+                .execute(
+                    "INSERT INTO auth_codes (code_hash, pool_id, client_id, sub, redirect_uri, scope, nonce, code_challenge, auth_time, expires_at)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+                    &[&code_hash, &pool, &rec.client_id, &rec.sub, &rec.redirect_uri, &rec.scope, &rec.nonce, &rec.code_challenge, &rec.auth_time, &expires_at],
+                )
+                .await
+                .map_err(pg)?;
+            Ok(())
+        })
+    }
+
+    fn take_code<'a>(
+        &'a self,
+        pool: &'a str,
+        code_hash: String,
+    ) -> StoreFuture<'a, Option<CodeRecord>> {
+        Box::pin(async move {
+            let r = self
+                .client()
+                .await?
+                .query_opt(
+                    "UPDATE auth_codes SET used = TRUE
+                     WHERE code_hash = $1 AND pool_id = $2 AND NOT used AND expires_at > $3
+                     RETURNING client_id, sub, redirect_uri, scope, nonce, code_challenge, auth_time",
+                    &[&code_hash, &pool, &now()],
+                )
+                .await
+                .map_err(pg)?;
+            Ok(r.map(|r| CodeRecord {
+                client_id: r.get(0),
+                sub: r.get(1),
+                redirect_uri: r.get(2),
+                scope: r.get(3),
+                nonce: r.get(4),
+                code_challenge: r.get(5),
+                auth_time: r.get(6),
+            }))
+        })
+    }
+
+    fn insert_refresh<'a>(
+        &'a self,
+        pool: &'a str,
+        token_hash: String,
+        rec: RefreshRecord,
+        expires_at: i64,
+    ) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            self.client()
+                .await?
+                .execute(
+                    "INSERT INTO refresh_tokens (token_hash, pool_id, client_id, sub, scope, auth_time, origin_jti, expires_at)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                    &[&token_hash, &pool, &rec.client_id, &rec.sub, &rec.scope, &rec.auth_time, &rec.origin_jti, &expires_at],
+                )
+                .await
+                .map_err(pg)?;
+            Ok(())
+        })
+    }
+
+    fn refresh<'a>(
+        &'a self,
+        pool: &'a str,
+        token_hash: String,
+    ) -> StoreFuture<'a, Option<RefreshRecord>> {
+        Box::pin(async move {
+            let r = self
+                .client()
+                .await?
+                .query_opt(
+                    "SELECT client_id, sub, scope, auth_time, origin_jti FROM refresh_tokens
+                     WHERE token_hash = $1 AND pool_id = $2 AND NOT revoked AND expires_at > $3",
+                    &[&token_hash, &pool, &now()],
+                )
+                .await
+                .map_err(pg)?;
+            Ok(r.map(|r| RefreshRecord {
+                client_id: r.get(0),
+                sub: r.get(1),
+                scope: r.get(2),
+                auth_time: r.get(3),
+                origin_jti: r.get(4),
+            }))
+        })
+    }
+
+    fn revoke_refresh<'a>(
+        &'a self,
+        pool: &'a str,
+        token_hash: String,
+        client: &'a str,
+    ) -> StoreFuture<'a, Option<String>> {
+        Box::pin(async move {
+            let r = self
+                .client()
+                .await?
+                .query_opt(
+                    "UPDATE refresh_tokens SET revoked = TRUE WHERE token_hash = $1 AND pool_id = $2 AND client_id = $3 RETURNING origin_jti",
+                    &[&token_hash, &pool, &client],
+                )
+                .await
+                .map_err(pg)?;
+            Ok(r.map(|r| r.get(0)))
+        })
+    }
+
+    fn origin_revoked<'a>(&'a self, pool: &'a str, origin_jti: &'a str) -> StoreFuture<'a, bool> {
+        Box::pin(async move {
+            let r = self
+                .client()
+                .await?
+                .query_one(
+                    "SELECT EXISTS (SELECT 1 FROM refresh_tokens WHERE pool_id = $1 AND origin_jti = $2 AND revoked)",
+                    &[&pool, &origin_jti],
+                )
+                .await
+                .map_err(pg)?;
+            Ok(r.get(0))
+        })
+    }
+
+    fn signing_keys<'a>(
+        &'a self,
+        pool: &'a str,
+        purpose: &'a str,
+    ) -> StoreFuture<'a, Vec<(String, Vec<u8>)>> {
+        Box::pin(async move {
+            let rows = self
+                .client()
+                .await?
+                .query(
+                    "SELECT kid, pkcs8 FROM signing_keys WHERE pool_id = $1 AND purpose = $2 ORDER BY generation",
+                    &[&pool, &purpose],
+                )
+                .await
+                .map_err(pg)?;
+            Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+        })
+    }
+
+    fn insert_signing_key<'a>(
+        &'a self,
+        pool: &'a str,
+        purpose: &'a str,
+        generation: i64,
+        kid: String,
+        pkcs8: Vec<u8>,
+    ) -> StoreFuture<'a, bool> {
+        Box::pin(async move {
+            let n = self
+                .client()
+                .await?
+                .execute(
+                    "INSERT INTO signing_keys (kid, pool_id, purpose, generation, pkcs8, created_at) VALUES ($1, $2, $3, $4, $5, $6)
+                     ON CONFLICT DO NOTHING",
+                    &[&kid, &pool, &purpose, &generation, &pkcs8, &now()],
+                )
+                .await
+                .map_err(pg)?;
+            Ok(n == 1)
+        })
+    }
+}

@@ -735,6 +735,16 @@ impl Pool {
         if !scope.split(' ').any(|s| s == "openid") {
             return Err(invalid());
         }
+        // Access tokens minted from a revoked refresh token are dead here, on every node.
+        if let Some(origin) = claims.get("origin_jti").and_then(Value::as_str)
+            && self
+                .store
+                .origin_revoked(&self.id, origin)
+                .await
+                .map_err(OAuthError::server)?
+        {
+            return Err(invalid());
+        }
         let sub = claims
             .get("sub")
             .and_then(Value::as_str)

@@ -1,0 +1,325 @@
+//! Several IdP processes act as one pool on one PostgreSQL: a code issued by one is redeemable once
+//! on any (also under concurrent redemption), a refresh token revoked on one is dead on all, and
+//! the pool keys are shared. Also: the SQLite store keeps a committed code across `kill -9`.
+//! Real processes (`portcullis serve`), a real database per test.
+
+use serde_json::Value;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+const PG_ADMIN: &str = "host=127.0.0.1 port=5432 user=root dbname=postgres";
+const POOL_ID: &str = "us-east-1_Multi1234";
+const SECRET: &str = "multi-node-secret-0123456789abcdef";
+const PASSWORD: &str = "Bob-password-42!";
+
+struct Node {
+    child: Child,
+    url: String,
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn config(store: &str, state: &std::path::Path, port: u16, base_port: u16) -> String {
+    format!(
+        r#"
+store = "{store}"
+[load_balancer]
+name = "node"
+state_dir = "{state}"
+
+[[user_pools]]
+name = "shared"
+id = "{POOL_ID}"
+domain = {{ listen = "127.0.0.1:{port}", base_url = "http://localhost:{base_port}" }}
+clients = [{{ client_id = "web", client_secret = "{SECRET}", allowed_oauth_flows = ["code"], allowed_oauth_scopes = ["openid", "email"], callback_urls = ["http://localhost/cb"] }}]
+users = [{{ username = "bob", password = "{PASSWORD}", attributes = {{ email = "bob@example.com" }} }}]
+"#,
+        state = state.display()
+    )
+}
+
+async fn start(dir: &std::path::Path, name: &str, store: &str, base_port: u16) -> Node {
+    let port = free_port();
+    let state = dir.join(name);
+    let file = dir.join(format!("{name}.toml"));
+    std::fs::write(&file, config(store, &state, port, base_port)).unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_portcullis"))
+        .args(["serve", "--config", file.to_str().unwrap()])
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let url = format!("http://127.0.0.1:{port}");
+    for _ in 0..200 {
+        if reqwest::get(format!("{url}/.well-known/jwks.json"))
+            .await
+            .is_ok()
+        {
+            return Node { child, url };
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("node {name} did not start");
+}
+
+/// Signs bob in through a node's hosted UI and returns the code.
+async fn code_from(node: &Node) -> String {
+    let client = reqwest::Client::builder()
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let login = format!(
+        "{}/login?client_id=web&redirect_uri=http%3A%2F%2Flocalhost%2Fcb&response_type=code&scope=openid%20email",
+        node.url
+    );
+    let html = client
+        .get(&login)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let i = html.find("name=\"_csrf\" value=\"").unwrap() + 20;
+    let csrf = html[i..].split('"').next().unwrap().to_string();
+    let r = client
+        .post(&login)
+        .form(&[
+            ("_csrf", csrf.as_str()),
+            ("username", "bob"),
+            ("password", PASSWORD),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 302, "sign-in on {}", node.url);
+    let loc = r.headers()["location"].to_str().unwrap().to_string();
+    loc.split("code=")
+        .nth(1)
+        .unwrap()
+        .split('&')
+        .next()
+        .unwrap()
+        .to_string()
+}
+
+async fn token(node: &Node, form: &[(&str, &str)]) -> (u16, Value) {
+    token_at(&node.url, form).await
+}
+
+async fn token_at(url: &str, form: &[(&str, &str)]) -> (u16, Value) {
+    let r = reqwest::Client::new()
+        .post(format!("{url}/oauth2/token"))
+        .basic_auth("web", Some(SECRET))
+        .form(form)
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap_or(Value::Null))
+}
+
+async fn redeem(node: &Node, code: &str) -> (u16, Value) {
+    token(
+        node,
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", code),
+            ("redirect_uri", "http://localhost/cb"),
+        ],
+    )
+    .await
+}
+
+struct Database {
+    name: String,
+}
+
+impl Database {
+    async fn create() -> Database {
+        let name = format!("portcullis_test_{}", uuid_simple());
+        let (c, conn) = tokio_postgres::connect(PG_ADMIN, tokio_postgres::NoTls)
+            .await
+            .expect("PostgreSQL on 127.0.0.1:5432 (run .ci/run or start it)");
+        tokio::spawn(conn);
+        c.batch_execute(&format!("CREATE DATABASE {name}"))
+            .await
+            .unwrap();
+        Database { name }
+    }
+    fn url(&self) -> String {
+        format!("postgres://root@127.0.0.1:5432/{}", self.name)
+    }
+    async fn drop_it(self) {
+        let (c, conn) = tokio_postgres::connect(PG_ADMIN, tokio_postgres::NoTls)
+            .await
+            .unwrap();
+        tokio::spawn(conn);
+        let _ = c
+            .batch_execute(&format!(
+                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                self.name
+            ))
+            .await;
+    }
+}
+
+fn uuid_simple() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos(),
+    );
+    format!("{:016x}{}", h.finish(), std::process::id())
+}
+
+#[tokio::test]
+async fn two_nodes_on_one_postgres_act_as_one_pool() {
+    let db = Database::create().await;
+    let dir = tempfile::tempdir().unwrap();
+    let base = free_port();
+    // Started together: they race on migrations, seeding and key generation.
+    let url = db.url();
+    let (a, b) = tokio::join!(
+        start(dir.path(), "a", &url, base),
+        start(dir.path(), "b", &url, base)
+    );
+
+    // One pool: the same keys on both nodes.
+    let ja: Value = reqwest::get(format!("{}/.well-known/jwks.json", a.url))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let jb: Value = reqwest::get(format!("{}/.well-known/jwks.json", b.url))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(ja, jb);
+    assert_eq!(ja["keys"].as_array().unwrap().len(), 2);
+
+    // A code issued by A is redeemable once, on B; A then refuses it.
+    let code = code_from(&a).await;
+    let (status, tokens) = redeem(&b, &code).await;
+    assert_eq!(status, 200, "{tokens}");
+    let (status, body) = redeem(&a, &code).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_grant"))
+    );
+
+    // Concurrent redemption of one code across both nodes: exactly one wins.
+    let code = code_from(&b).await;
+    let tasks: Vec<_> = (0..10)
+        .map(|i| {
+            let url = if i % 2 == 0 {
+                a.url.clone()
+            } else {
+                b.url.clone()
+            };
+            let code = code.clone();
+            tokio::spawn(async move {
+                token_at(
+                    &url,
+                    &[
+                        ("grant_type", "authorization_code"),
+                        ("code", &code),
+                        ("redirect_uri", "http://localhost/cb"),
+                    ],
+                )
+                .await
+            })
+        })
+        .collect();
+    let mut results = Vec::new();
+    for t in tasks {
+        results.push(t.await.unwrap());
+    }
+    assert_eq!(
+        results.iter().filter(|(s, _)| *s == 200).count(),
+        1,
+        "{results:?}"
+    );
+    assert!(
+        results
+            .iter()
+            .filter(|(s, _)| *s != 200)
+            .all(|(s, b)| *s == 400 && b["error"] == "invalid_grant")
+    );
+
+    // Tokens from B are good on A; a refresh token revoked on B is dead on A, and so are the
+    // access tokens minted from it.
+    let access = tokens["access_token"].as_str().unwrap();
+    let refresh = tokens["refresh_token"].as_str().unwrap();
+    let userinfo = |node: &Node| {
+        reqwest::Client::new()
+            .get(format!("{}/oauth2/userInfo", node.url))
+            .bearer_auth(access)
+            .send()
+    };
+    assert_eq!(userinfo(&a).await.unwrap().status(), 200);
+    let (status, _) = token(
+        &a,
+        &[("grant_type", "refresh_token"), ("refresh_token", refresh)],
+    )
+    .await;
+    assert_eq!(status, 200);
+    let r = reqwest::Client::new()
+        .post(format!("{}/oauth2/revoke", b.url))
+        .basic_auth("web", Some(SECRET))
+        .form(&[("token", refresh)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let (status, body) = token(
+        &a,
+        &[("grant_type", "refresh_token"), ("refresh_token", refresh)],
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_grant"))
+    );
+    assert_eq!(userinfo(&a).await.unwrap().status(), 401);
+    assert_eq!(userinfo(&b).await.unwrap().status(), 401);
+
+    drop((a, b));
+    db.drop_it().await;
+}
+
+#[tokio::test]
+async fn sqlite_keeps_a_committed_code_across_kill_9() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = free_port();
+    let mut node = start(dir.path(), "solo", "sqlite", base).await;
+    let code = code_from(&node).await;
+    // SIGKILL: no shutdown code runs.
+    node.child.kill().unwrap();
+    node.child.wait().unwrap();
+    let node = start(dir.path(), "solo", "sqlite", base).await;
+    let (status, body) = redeem(&node, &code).await;
+    assert_eq!(status, 200, "{body}");
+    let (status, _) = redeem(&node, &code).await;
+    assert_eq!(status, 400);
+}

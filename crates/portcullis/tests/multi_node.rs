@@ -72,6 +72,9 @@ async fn start(dir: &std::path::Path, name: &str, store: &str, base_port: u16) -
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    let mut child = child;
+    let _ = child.kill();
+    let _ = child.wait();
     panic!("node {name} did not start");
 }
 

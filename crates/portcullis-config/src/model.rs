@@ -461,6 +461,9 @@ pub struct Client {
     /// Registered redirect URIs.
     #[serde(default)]
     pub callback_urls: Vec<String>,
+    /// Where `/logout?logout_uri=` may send the browser.
+    #[serde(default)]
+    pub logout_urls: Vec<String>,
 }
 
 /// A user created at start when absent.

@@ -777,6 +777,14 @@ fn check_client(
             c.fail(format!("{at}.callback_urls[{k}]"), reason);
         }
     }
+    if cl.logout_urls.len() > 100 {
+        c.fail(format!("{at}.logout_urls"), "at most 100");
+    }
+    for (k, u) in cl.logout_urls.iter().enumerate() {
+        if let Some(reason) = callback_url_problem(u) {
+            c.fail(format!("{at}.logout_urls[{k}]"), reason);
+        }
+    }
 }
 
 /// Why a callback URL is not acceptable to a pool, if it is not.

@@ -266,6 +266,8 @@ impl Pool {
             "token_endpoint": format!("{b}/oauth2/token"),
             "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
             "userinfo_endpoint": format!("{b}/oauth2/userInfo"),
+            "end_session_endpoint": format!("{b}/logout"),
+            "revocation_endpoint": format!("{b}/oauth2/revoke"),
         })
     }
 
@@ -456,6 +458,7 @@ impl Pool {
         &self,
         req: &AuthorizeRequest,
         user: &UserRecord,
+        auth_time: i64,
     ) -> Result<String, OAuthError> {
         let code = random_token(32);
         let rec = CodeRecord {
@@ -465,7 +468,7 @@ impl Pool {
             scope: req.scopes.join(" "),
             nonce: req.nonce.clone(),
             code_challenge: req.code_challenge.clone(),
-            auth_time: crate::now() as i64,
+            auth_time,
         };
         self.store
             .insert_code(
@@ -762,6 +765,104 @@ impl Pool {
         }
         out.insert("username".into(), user.username.clone().into());
         Ok(out)
+    }
+}
+
+/// Where `/logout` sends the browser.
+#[derive(Debug, PartialEq, Eq)]
+pub enum LogoutTarget {
+    /// A registered `logout_uri`.
+    Uri(String),
+    /// Sign in again: `/login` with these authorization parameters.
+    Login(String),
+}
+
+/// How long the hosted UI remembers a sign-in (Cognito: 1 hour, fixed).
+pub const SESSION_LIFETIME: i64 = 3600;
+
+impl Pool {
+    /// Starts a hosted-UI session for `user`; returns the cookie value.
+    pub async fn start_session(
+        &self,
+        user: &UserRecord,
+        auth_time: i64,
+    ) -> Result<String, OAuthError> {
+        let token = random_token(32);
+        self.store
+            .insert_session(
+                &self.id,
+                sha256_hex(&token),
+                &user.sub,
+                auth_time,
+                crate::now() as i64 + SESSION_LIFETIME,
+            )
+            .await
+            .map_err(OAuthError::server)?;
+        Ok(token)
+    }
+
+    /// The signed-in user of a session cookie, with the original authentication time.
+    pub async fn session_user(&self, cookie: &str) -> Option<(UserRecord, i64)> {
+        if cookie.is_empty() || cookie.len() > 128 {
+            return None;
+        }
+        let (sub, auth_time) = self
+            .store
+            .session(&self.id, sha256_hex(cookie))
+            .await
+            .ok()??;
+        let user = self.store.user_by_sub(&self.id, &sub).await.ok()??;
+        (user.enabled && user.status == "CONFIRMED").then_some((user, auth_time))
+    }
+
+    /// Ends a session (unknown values are ignored).
+    pub async fn end_session(&self, cookie: &str) {
+        if !cookie.is_empty() && cookie.len() <= 128 {
+            let _ = self
+                .store
+                .delete_session(&self.id, sha256_hex(cookie))
+                .await;
+        }
+    }
+
+    /// Checks a `/logout` request: `client_id` with a registered `logout_uri`, or `client_id` with
+    /// the authorization parameters of a new sign-in.
+    pub fn check_logout(
+        &self,
+        q: &[(String, String)],
+        raw_query: &str,
+    ) -> Result<LogoutTarget, AuthorizeProblem> {
+        let get = |k: &str| q.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+        let Some(client_id) = get("client_id") else {
+            return Err(AuthorizeProblem::Page(
+                "invalid_request",
+                "client_id is missing".into(),
+            ));
+        };
+        let Some(client) = self.clients.get(&client_id) else {
+            return Err(AuthorizeProblem::Page(
+                "invalid_client",
+                "this app is not registered with the user pool".into(),
+            ));
+        };
+        if let Some(uri) = get("logout_uri") {
+            return if client.cfg.logout_urls.iter().any(|u| u == &uri) {
+                Ok(LogoutTarget::Uri(uri))
+            } else {
+                Err(AuthorizeProblem::Page(
+                    "invalid_request",
+                    "logout_uri is not one of the app's sign-out URLs".into(),
+                ))
+            };
+        }
+        if get("redirect_uri").is_some() {
+            self.check_authorize(q)?;
+            return Ok(LogoutTarget::Login(raw_query.to_string()));
+        }
+        Err(AuthorizeProblem::Page(
+            "invalid_request",
+            "give logout_uri, or redirect_uri and response_type".into(),
+        ))
     }
 }
 

@@ -17,6 +17,8 @@ pub const MAX_BODY: usize = 16 * 1024;
 /// Longest query string accepted.
 pub const MAX_QUERY: usize = 8 * 1024;
 const CSRF_COOKIE: &str = "XSRF-TOKEN";
+/// The hosted UI's session cookie (Cognito's name).
+const SESSION_COOKIE: &str = "cognito";
 
 #[derive(Template)]
 #[template(path = "login.html")]
@@ -52,6 +54,7 @@ pub fn router(pool: Arc<Pool>) -> Router {
         .route("/oauth2/token", axum::routing::post(token))
         .route("/oauth2/userInfo", get(userinfo).post(userinfo))
         .route("/oauth2/revoke", axum::routing::post(revoke))
+        .route("/logout", get(logout))
         .route("/static/hosted-ui.css", get(css))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY))
@@ -236,15 +239,73 @@ async fn not_found() -> Response {
 }
 
 /// `GET /oauth2/authorize`: validate, then send the browser to `/login` with the same query.
-async fn authorize(State(pool): State<Arc<Pool>>, RawQuery(raw): RawQuery) -> Response {
+/// With a live hosted-UI session (and no `prompt=login`) a code is issued without a password.
+async fn authorize(
+    State(pool): State<Arc<Pool>>,
+    RawQuery(raw): RawQuery,
+    headers: HeaderMap,
+) -> Response {
     let q = match parse_query(raw.as_deref()) {
         Ok(q) => q,
         Err(r) => return *r,
     };
-    match pool.check_authorize(&q) {
-        Ok(_) => redirect(&format!("/login?{}", raw.unwrap_or_default())),
-        Err(p) => problem(p),
+    let req = match pool.check_authorize(&q) {
+        Ok(req) => req,
+        Err(p) => return problem(p),
+    };
+    let forced = q
+        .iter()
+        .any(|(k, v)| k == "prompt" && v.split(' ').any(|p| p == "login"));
+    if !forced
+        && let Some(cookie) = cookie(&headers, SESSION_COOKIE)
+        && let Some((user, auth_time)) = pool.session_user(cookie).await
+    {
+        return match pool.issue_code(&req, &user, auth_time).await {
+            Ok(location) => redirect(&location),
+            Err(e) => error_page(StatusCode::INTERNAL_SERVER_ERROR, e.error, &e.description),
+        };
     }
+    redirect(&format!("/login?{}", raw.unwrap_or_default()))
+}
+
+fn session_cookie(pool: &Pool, value: &str, max_age: i64) -> Option<HeaderValue> {
+    let secure = if pool.base_url.starts_with("https://") {
+        "; Secure"
+    } else {
+        ""
+    };
+    HeaderValue::from_str(&format!(
+        "{SESSION_COOKIE}={value}; Path=/; Max-Age={max_age}; HttpOnly; SameSite=Lax{secure}"
+    ))
+    .ok()
+}
+
+/// `GET /logout`: ends the hosted-UI session, then goes to a registered `logout_uri` or back to
+/// sign-in with the given authorization parameters.
+async fn logout(
+    State(pool): State<Arc<Pool>>,
+    RawQuery(raw): RawQuery,
+    headers: HeaderMap,
+) -> Response {
+    let q = match parse_query(raw.as_deref()) {
+        Ok(q) => q,
+        Err(r) => return *r,
+    };
+    let target = match pool.check_logout(&q, raw.as_deref().unwrap_or("")) {
+        Ok(t) => t,
+        Err(p) => return problem(p),
+    };
+    if let Some(c) = cookie(&headers, SESSION_COOKIE) {
+        pool.end_session(c).await;
+    }
+    let mut r = match target {
+        crate::pool::LogoutTarget::Uri(uri) => redirect(&uri),
+        crate::pool::LogoutTarget::Login(query) => redirect(&format!("/login?{query}")),
+    };
+    if let Some(v) = session_cookie(&pool, "", 0) {
+        r.headers_mut().append(header::SET_COOKIE, v);
+    }
+    r
 }
 
 fn csrf_cookie(pool: &Pool, value: &str) -> String {
@@ -329,6 +390,16 @@ fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
         .map(|(_, v)| v)
 }
 
+async fn signed_in(
+    pool: &Pool,
+    req: &crate::pool::AuthorizeRequest,
+    user: &crate::store::UserRecord,
+) -> Result<(String, String), OAuthError> {
+    let now = crate::now() as i64;
+    let session = pool.start_session(user, now).await?;
+    Ok((pool.issue_code(req, user, now).await?, session))
+}
+
 /// `POST /login`: check the CSRF token and the password, then redirect with a code.
 async fn login_submit(
     State(pool): State<Arc<Pool>>,
@@ -370,9 +441,12 @@ async fn login_submit(
     let username = field("username");
     let query = raw.as_deref().unwrap_or("");
     match pool.sign_in(username, field("password")).await {
-        Ok(user) => match pool.issue_code(&req, &user).await {
-            Ok(location) => {
+        Ok(user) => match signed_in(&pool, &req, &user).await {
+            Ok((location, session)) => {
                 let mut r = redirect(&location);
+                if let Some(v) = session_cookie(&pool, &session, crate::pool::SESSION_LIFETIME) {
+                    r.headers_mut().append(header::SET_COOKIE, v);
+                }
                 if let Ok(v) =
                     HeaderValue::from_str(&format!("{CSRF_COOKIE}=; Path=/login; Max-Age=0"))
                 {

@@ -160,6 +160,23 @@ pub trait Store: Send + Sync {
     ) -> StoreFuture<'a, Option<String>>;
     /// Whether the refresh token that minted tokens with this `origin_jti` was revoked.
     fn origin_revoked<'a>(&'a self, pool: &'a str, origin_jti: &'a str) -> StoreFuture<'a, bool>;
+    /// Stores a hosted-UI session (by hash of the cookie value).
+    fn insert_session<'a>(
+        &'a self,
+        pool: &'a str,
+        id_hash: String,
+        sub: &'a str,
+        auth_time: i64,
+        expires_at: i64,
+    ) -> StoreFuture<'a, ()>;
+    /// A live hosted-UI session: `(sub, auth_time)`.
+    fn session<'a>(
+        &'a self,
+        pool: &'a str,
+        id_hash: String,
+    ) -> StoreFuture<'a, Option<(String, i64)>>;
+    /// Ends a hosted-UI session.
+    fn delete_session<'a>(&'a self, pool: &'a str, id_hash: String) -> StoreFuture<'a, ()>;
     /// Signing keys of a pool for one purpose, oldest first.
     fn signing_keys<'a>(
         &'a self,

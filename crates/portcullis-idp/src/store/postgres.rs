@@ -6,7 +6,8 @@ use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use tokio_postgres::NoTls;
 
 /// Migrations in order; `portcullis_schema` records how many have run.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE client_secrets (
   pool_id TEXT NOT NULL, client_id TEXT NOT NULL, secret TEXT NOT NULL,
   PRIMARY KEY (pool_id, client_id));
@@ -28,7 +29,13 @@ CREATE TABLE signing_keys (
   kid TEXT PRIMARY KEY, pool_id TEXT NOT NULL, purpose TEXT NOT NULL, generation BIGINT NOT NULL,
   pkcs8 BYTEA NOT NULL, created_at BIGINT NOT NULL,
   UNIQUE (pool_id, purpose, generation));
-"#];
+"#,
+    r#"
+CREATE TABLE sessions (
+  id_hash TEXT PRIMARY KEY, pool_id TEXT NOT NULL, sub TEXT NOT NULL,
+  auth_time BIGINT NOT NULL, expires_at BIGINT NOT NULL);
+"#,
+];
 
 /// A pool of connections to one PostgreSQL database.
 #[derive(Clone)]
@@ -109,6 +116,62 @@ impl PgStore {
 }
 
 impl super::Store for PgStore {
+    fn insert_session<'a>(
+        &'a self,
+        pool: &'a str,
+        id_hash: String,
+        sub: &'a str,
+        auth_time: i64,
+        expires_at: i64,
+    ) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            let c = self.client().await?;
+            c.execute("DELETE FROM sessions WHERE expires_at <= $1", &[&now()])
+                .await
+                .map_err(pg)?;
+            c.execute(
+                "INSERT INTO sessions (id_hash, pool_id, sub, auth_time, expires_at) VALUES ($1, $2, $3, $4, $5)",
+                &[&id_hash, &pool, &sub, &auth_time, &expires_at],
+            )
+            .await
+            .map_err(pg)?;
+            Ok(())
+        })
+    }
+
+    fn session<'a>(
+        &'a self,
+        pool: &'a str,
+        id_hash: String,
+    ) -> StoreFuture<'a, Option<(String, i64)>> {
+        Box::pin(async move {
+            let r = self
+                .client()
+                .await?
+                .query_opt(
+                    "SELECT sub, auth_time FROM sessions WHERE id_hash = $1 AND pool_id = $2 AND expires_at > $3",
+                    &[&id_hash, &pool, &now()],
+                )
+                .await
+                .map_err(pg)?;
+            Ok(r.map(|r| (r.get(0), r.get(1))))
+        })
+    }
+
+    fn delete_session<'a>(&'a self, pool: &'a str, id_hash: String) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            self.client()
+                .await?
+                .execute(
+                    "DELETE FROM sessions WHERE id_hash = $1 AND pool_id = $2",
+                    &[&id_hash, &pool],
+                )
+                .await
+                .map_err(pg)?;
+            Ok(())
+        })
+    }
+
     fn client_secret_or_insert<'a>(
         &'a self,
         pool: &'a str,

@@ -13,7 +13,8 @@ pub struct SqliteStore {
 }
 
 /// Migrations in order; `PRAGMA user_version` records how many have run.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE client_secrets (
   pool_id TEXT NOT NULL, client_id TEXT NOT NULL, secret TEXT NOT NULL,
   PRIMARY KEY (pool_id, client_id));
@@ -35,7 +36,13 @@ CREATE TABLE signing_keys (
   kid TEXT PRIMARY KEY, pool_id TEXT NOT NULL, purpose TEXT NOT NULL, generation INTEGER NOT NULL,
   pkcs8 BLOB NOT NULL, created_at INTEGER NOT NULL,
   UNIQUE (pool_id, purpose, generation));
-"#];
+"#,
+    r#"
+CREATE TABLE sessions (
+  id_hash TEXT PRIMARY KEY, pool_id TEXT NOT NULL, sub TEXT NOT NULL,
+  auth_time INTEGER NOT NULL, expires_at INTEGER NOT NULL);
+"#,
+];
 
 use super::now;
 
@@ -368,7 +375,80 @@ impl SqliteStore {
     }
 }
 
+impl SqliteStore {
+    async fn insert_session(
+        &self,
+        pool: &str,
+        id_hash: String,
+        sub: &str,
+        auth_time: i64,
+        expires_at: i64,
+    ) -> Result<(), StoreError> {
+        let (pool, sub) = (pool.to_string(), sub.to_string());
+        self.run(move |c| {
+            c.execute("DELETE FROM sessions WHERE expires_at <= ?1", params![now()])?;
+            c.execute(
+                "INSERT INTO sessions (id_hash, pool_id, sub, auth_time, expires_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![id_hash, pool, sub, auth_time, expires_at],
+            )
+            .map(|_| ())
+        })
+        .await
+    }
+
+    async fn session(
+        &self,
+        pool: &str,
+        id_hash: String,
+    ) -> Result<Option<(String, i64)>, StoreError> {
+        let pool = pool.to_string();
+        self.run(move |c| {
+            c.query_row(
+                "SELECT sub, auth_time FROM sessions WHERE id_hash = ?1 AND pool_id = ?2 AND expires_at > ?3",
+                params![id_hash, pool, now()],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()
+        })
+        .await
+    }
+
+    async fn delete_session(&self, pool: &str, id_hash: String) -> Result<(), StoreError> {
+        let pool = pool.to_string();
+        self.run(move |c| {
+            c.execute(
+                "DELETE FROM sessions WHERE id_hash = ?1 AND pool_id = ?2",
+                params![id_hash, pool],
+            )
+            .map(|_| ())
+        })
+        .await
+    }
+}
+
 impl super::Store for SqliteStore {
+    fn insert_session<'a>(
+        &'a self,
+        pool: &'a str,
+        id_hash: String,
+        sub: &'a str,
+        auth_time: i64,
+        expires_at: i64,
+    ) -> StoreFuture<'a, ()> {
+        Box::pin(SqliteStore::insert_session(
+            self, pool, id_hash, sub, auth_time, expires_at,
+        ))
+    }
+    fn session<'a>(
+        &'a self,
+        pool: &'a str,
+        id_hash: String,
+    ) -> StoreFuture<'a, Option<(String, i64)>> {
+        Box::pin(SqliteStore::session(self, pool, id_hash))
+    }
+    fn delete_session<'a>(&'a self, pool: &'a str, id_hash: String) -> StoreFuture<'a, ()> {
+        Box::pin(SqliteStore::delete_session(self, pool, id_hash))
+    }
     fn client_secret_or_insert<'a>(
         &'a self,
         pool: &'a str,

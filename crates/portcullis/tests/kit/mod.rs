@@ -141,6 +141,7 @@ generate_secret = true
 allowed_oauth_flows = ["code"]
 allowed_oauth_scopes = ["openid", "email", "tasks/read"]
 callback_urls = ["https://localhost:{lb_port}/oauth2/idpresponse"]
+logout_urls = ["https://localhost:{lb_port}/signed-out"]
 
 [[user_pools.clients]]
 client_id = "oidc-web"

@@ -1,0 +1,139 @@
+//! The hosted UI's one-hour session: a second app's login needs no password, `prompt=login`
+//! forces one, and `/logout` (both Cognito forms) ends it.
+
+mod kit;
+
+use kit::*;
+use serde_json::Value;
+
+#[tokio::test]
+async fn second_login_is_silent_until_logout() {
+    let kit = Kit::start("").await;
+    let client = login(&kit, "/tasks").await;
+    let set_cookie_names = |r: &reqwest::Response| -> Vec<String> {
+        r.headers()
+            .get_all("set-cookie")
+            .iter()
+            .map(|v| v.to_str().unwrap().to_string())
+            .collect()
+    };
+
+    // Another app (another client) on the same pool: the authorize step answers with a code at once.
+    let r = client.get(kit.url("/oidc/page")).send().await.unwrap();
+    let authorize = location(&r);
+    let r = client.get(&authorize).send().await.unwrap();
+    assert_eq!(r.status(), 302);
+    let callback = location(&r);
+    assert!(
+        callback.starts_with(&kit.url("/oauth2/idpresponse?code=")),
+        "no sign-in form: {callback}"
+    );
+    assert_eq!(client.get(&callback).send().await.unwrap().status(), 302);
+    assert_eq!(
+        client
+            .get(kit.url("/oidc/page"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+
+    // prompt=login shows the form even with a session.
+    let r = client
+        .get(format!("{authorize}&prompt=login"))
+        .send()
+        .await
+        .unwrap();
+    assert!(location(&r).starts_with("/login?"), "{}", location(&r));
+
+    // Logout with a registered logout_uri: the session cookie is expired and the session ended.
+    let signed_out = kit.url("/signed-out");
+    let enc = |s: &str| form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
+    let r = client
+        .get(format!(
+            "{}/logout?client_id=tasks-web&logout_uri={}",
+            kit.pool_url,
+            enc(&signed_out)
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 302);
+    assert_eq!(location(&r), signed_out);
+    assert!(
+        set_cookie_names(&r)
+            .iter()
+            .any(|c| c.starts_with("cognito=;") && c.contains("Max-Age=0"))
+    );
+    let r = client.get(&authorize).send().await.unwrap();
+    assert!(
+        location(&r).starts_with("/login?"),
+        "after logout the form is back"
+    );
+
+    // An unregistered logout_uri is an error page, never a redirect.
+    let r = client
+        .get(format!(
+            "{}/logout?client_id=tasks-web&logout_uri={}",
+            kit.pool_url,
+            enc("https://evil.example/")
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    assert!(r.headers().get("location").is_none());
+
+    // The second form: sign out and show the sign-in page for these parameters.
+    let q = format!(
+        "client_id=tasks-web&response_type=code&scope=openid&redirect_uri={}",
+        enc(&kit.url("/oauth2/idpresponse"))
+    );
+    let r = client
+        .get(format!("{}/logout?{q}", kit.pool_url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 302);
+    assert_eq!(location(&r), format!("/login?{q}"));
+
+    let d: Value = reqwest::get(format!("{}/.well-known/openid-configuration", kit.pool_url))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        d["end_session_endpoint"],
+        format!("{}/logout", kit.pool_url)
+    );
+    assert_eq!(
+        d["revocation_endpoint"],
+        format!("{}/oauth2/revoke", kit.pool_url)
+    );
+    kit.app.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_stolen_or_made_up_session_cookie_does_nothing() {
+    let kit = Kit::start("").await;
+    let client = browser();
+    let r = client.get(kit.url("/tasks")).send().await.unwrap();
+    let authorize = location(&r);
+    let r = client
+        .get(&authorize)
+        .header("cookie", "cognito=made-up-value")
+        .send()
+        .await
+        .unwrap();
+    assert!(location(&r).starts_with("/login?"));
+    let r = client
+        .get(&authorize)
+        .header("cookie", format!("cognito={}", "x".repeat(5000)))
+        .send()
+        .await
+        .unwrap();
+    assert!(location(&r).starts_with("/login?"));
+    kit.app.shutdown().await;
+}

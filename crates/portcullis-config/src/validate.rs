@@ -754,11 +754,39 @@ fn check_client(
         _ => {}
     }
     for (k, f) in cl.allowed_oauth_flows.iter().enumerate() {
-        if f != "code" {
+        if f != "code" && f != "client_credentials" {
             c.fail(
                 format!("{at}.allowed_oauth_flows[{k}]"),
-                format!("unsupported flow `{f}` (supported: code)"),
+                format!("unsupported flow `{f}` (supported: code, client_credentials)"),
             );
+        }
+    }
+    if cl
+        .allowed_oauth_flows
+        .iter()
+        .any(|f| f == "client_credentials")
+    {
+        if cl.allowed_oauth_flows.len() > 1 {
+            c.fail(
+                format!("{at}.allowed_oauth_flows"),
+                "client_credentials must be the client's only flow",
+            );
+        }
+        if !cl.generate_secret && cl.client_secret.is_none() {
+            c.fail(
+                at,
+                "a client_credentials client needs a secret (set generate_secret = true)",
+            );
+        }
+        for (k, s) in cl.allowed_oauth_scopes.iter().enumerate() {
+            if RESERVED_SCOPES.contains(&s.as_str()) {
+                c.fail(
+                    format!("{at}.allowed_oauth_scopes[{k}]"),
+                    format!(
+                        "`{s}` is a user scope; client_credentials tokens carry only custom scopes"
+                    ),
+                );
+            }
         }
     }
     for (k, s) in cl.allowed_oauth_scopes.iter().enumerate() {
@@ -1048,6 +1076,24 @@ clients = [{ client_id = "tasks-web", generate_secret = true, allowed_oauth_flow
             &t,
             "listeners[0].rules[0].conditions[0].field",
             "unknown or unsupported condition",
+        );
+    }
+
+    #[test]
+    fn client_credentials_rules() {
+        let t = BASE.replace(
+            "allowed_oauth_flows = [\"code\"]",
+            "allowed_oauth_flows = [\"code\", \"client_credentials\"]",
+        );
+        assert_error(
+            &t,
+            "user_pools[0].clients[0].allowed_oauth_flows",
+            "only flow",
+        );
+        assert_error(
+            &t,
+            "user_pools[0].clients[0].allowed_oauth_scopes[0]",
+            "only custom scopes",
         );
     }
 

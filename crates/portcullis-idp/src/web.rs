@@ -616,9 +616,10 @@ async fn token(State(pool): State<Arc<Pool>>, headers: HeaderMap, body: Bytes) -
             pool.refresh(&client_id, get("refresh_token").unwrap_or(""))
                 .await
         }
+        Some("client_credentials") => pool.client_credentials(&client_id, get("scope")),
         Some(_) => Err(OAuthError::bad(
             "unsupported_grant_type",
-            "supported: authorization_code, refresh_token",
+            "supported: authorization_code, refresh_token, client_credentials",
         )),
         None => Err(OAuthError::bad("invalid_request", "grant_type is missing")),
     };

@@ -474,3 +474,94 @@ async fn token_endpoint_contract() {
     assert_eq!(d["token_endpoint"], token_url);
     kit.app.shutdown().await;
 }
+
+#[tokio::test]
+async fn client_credentials_grant_gives_custom_scopes_only() {
+    let kit = Kit::start("").await;
+    let pool = kit.pool();
+    let secret = pool.client_secret("machine").unwrap().to_string();
+    let token_url = format!("{}/oauth2/token", kit.pool_url);
+    let c = reqwest::Client::new();
+    let grant = |scope: Option<&'static str>, id: &'static str, secret: String| {
+        let mut form = vec![("grant_type", "client_credentials")];
+        if let Some(s) = scope {
+            form.push(("scope", s));
+        }
+        c.post(&token_url)
+            .basic_auth(id, Some(secret))
+            .form(&form)
+            .send()
+    };
+    let r = grant(None, "machine", secret.clone()).await.unwrap();
+    assert_eq!(r.status(), 200);
+    let t: Value = r.json().await.unwrap();
+    assert!(t.get("id_token").is_none() && t.get("refresh_token").is_none());
+    assert_eq!(t["token_type"], "Bearer");
+    let at: serde_json::Map<String, Value> =
+        jsonwebtoken::dangerous::insecure_decode_claims(t["access_token"].as_str().unwrap())
+            .unwrap();
+    assert_eq!(at["sub"], "machine");
+    assert_eq!(at["client_id"], "machine");
+    assert_eq!(at["token_use"], "access");
+    assert_eq!(at["scope"], "tasks/read tasks/write");
+    assert!(at.get("username").is_none());
+    // The token verifies against the pool's JWKS like any access token.
+    let jwks: jsonwebtoken::jwk::JwkSet =
+        reqwest::get(format!("{}/.well-known/jwks.json", pool.issuer))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+    let kid = jsonwebtoken::decode_header(t["access_token"].as_str().unwrap())
+        .unwrap()
+        .kid
+        .unwrap();
+    let mut v = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::RS256);
+    v.set_issuer(&[&pool.issuer]);
+    v.validate_aud = false;
+    jsonwebtoken::decode::<Value>(
+        t["access_token"].as_str().unwrap(),
+        &jsonwebtoken::DecodingKey::from_jwk(jwks.find(&kid).unwrap()).unwrap(),
+        &v,
+    )
+    .unwrap();
+    // It is not a user token: userInfo refuses it.
+    let r = c
+        .get(format!("{}/oauth2/userInfo", kit.pool_url))
+        .bearer_auth(t["access_token"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+
+    let t: Value = grant(Some("tasks/read"), "machine", secret.clone())
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let at: serde_json::Map<String, Value> =
+        jsonwebtoken::dangerous::insecure_decode_claims(t["access_token"].as_str().unwrap())
+            .unwrap();
+    assert_eq!(at["scope"], "tasks/read");
+    let r = grant(Some("openid"), "machine", secret.clone())
+        .await
+        .unwrap();
+    assert_eq!(
+        (
+            r.status().as_u16(),
+            r.json::<Value>().await.unwrap()["error"].clone()
+        ),
+        (400, Value::from("invalid_scope"))
+    );
+    let r = grant(None, "machine", "wrong".into()).await.unwrap();
+    assert_eq!(r.status(), 401);
+    let web_secret = pool.client_secret("tasks-web").unwrap().to_string();
+    let r = grant(None, "tasks-web", web_secret).await.unwrap();
+    assert_eq!(
+        r.json::<Value>().await.unwrap()["error"],
+        "unauthorized_client"
+    );
+    kit.app.shutdown().await;
+}

@@ -150,6 +150,12 @@ allowed_oauth_flows = ["code"]
 allowed_oauth_scopes = ["openid", "email"]
 callback_urls = ["https://localhost:{lb_port}/oauth2/idpresponse"]
 
+[[user_pools.clients]]
+client_id = "machine"
+generate_secret = true
+allowed_oauth_flows = ["client_credentials"]
+allowed_oauth_scopes = ["tasks/read", "tasks/write"]
+
 [[user_pools.users]]
 username = "alice"
 password = "{PASSWORD}"

@@ -15,6 +15,10 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use tokio::sync::Semaphore;
 
+/// Failures older than this are forgotten (Cognito: 15 minutes without attempts).
+pub const LOCKOUT_RESET: i64 = 15 * 60;
+/// The longest lockout (Cognito: about 15 minutes).
+pub const LOCKOUT_MAX: i64 = 15 * 60;
 /// Codes live 5 minutes, as Cognito's.
 pub const CODE_LIFETIME: i64 = 300;
 /// Refresh tokens live 30 days (Cognito's default).
@@ -92,6 +96,8 @@ pub struct AuthorizeRequest {
 pub enum SignInError {
     /// Wrong user name or password, disabled or unconfirmed user.
     NotAuthorized,
+    /// Locked after repeated failures ("Password attempts exceeded"); the password was not checked.
+    Locked,
     /// Storage failed.
     Internal,
 }
@@ -431,6 +437,18 @@ impl Pool {
             .user_by_username(&self.id, username)
             .await
             .map_err(|_| SignInError::Internal)?;
+        let now = crate::now() as i64;
+        // A locked user is refused before the password is checked, and the lock is not extended.
+        if user.is_some()
+            && self
+                .store
+                .locked_until(&self.id, username)
+                .await
+                .map_err(|_| SignInError::Internal)?
+                > now
+        {
+            return Err(SignInError::Locked);
+        }
         let hash = user
             .as_ref()
             .map_or(self.dummy_hash.clone(), |u| u.password_hash.clone());
@@ -448,7 +466,24 @@ impl Pool {
         .await
         .map_err(|_| SignInError::Internal)?;
         match user {
-            Some(u) if ok && u.enabled && u.status == "CONFIRMED" => Ok(u),
+            Some(u) if ok && u.enabled && u.status == "CONFIRMED" => {
+                self.store
+                    .clear_failures(&self.id, username)
+                    .await
+                    .map_err(|_| SignInError::Internal)?;
+                Ok(u)
+            }
+            Some(_) if !ok => {
+                let (failures, locked_until) = self
+                    .store
+                    .record_failure(&self.id, username, now, LOCKOUT_RESET, LOCKOUT_MAX)
+                    .await
+                    .map_err(|_| SignInError::Internal)?;
+                if locked_until > now {
+                    tracing::info!(pool = %self.name, failures, seconds = locked_until - now, "user locked after failed sign-ins");
+                }
+                Err(SignInError::NotAuthorized)
+            }
             _ => Err(SignInError::NotAuthorized),
         }
     }

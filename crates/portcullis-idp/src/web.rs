@@ -469,6 +469,19 @@ async fn login_submit(
                 &req.redirect_uri,
             )
         }
+        Err(SignInError::Locked) => {
+            let csrf = random_token(32);
+            let shown: String = username.chars().take(128).collect();
+            render_login(
+                &pool,
+                &req.client_id,
+                query,
+                &csrf,
+                &shown,
+                Some("Password attempts exceeded"),
+                &req.redirect_uri,
+            )
+        }
         Err(SignInError::Internal) => error_page(
             StatusCode::INTERNAL_SERVER_ERROR,
             "server_error",

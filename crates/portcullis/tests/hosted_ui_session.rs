@@ -137,3 +137,59 @@ async fn a_stolen_or_made_up_session_cookie_does_nothing() {
     assert!(location(&r).starts_with("/login?"));
     kit.app.shutdown().await;
 }
+
+#[tokio::test]
+async fn five_failures_lock_the_user_and_success_resets_the_count() {
+    let kit = Kit::start("").await;
+    let client = browser();
+    let r = client.get(kit.url("/tasks")).send().await.unwrap();
+    let r = client.get(location(&r)).send().await.unwrap();
+    let login_url = format!("{}{}", kit.pool_url, location(&r));
+    let attempt = |password: &'static str| {
+        let (client, login_url) = (client.clone(), login_url.clone());
+        async move {
+            let html = client
+                .get(&login_url)
+                .send()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap();
+            let r = client
+                .post(&login_url)
+                .form(&[
+                    ("_csrf", csrf(&html).as_str()),
+                    ("username", "alice"),
+                    ("password", password),
+                ])
+                .send()
+                .await
+                .unwrap();
+            let status = r.status().as_u16();
+            (status, r.text().await.unwrap())
+        }
+    };
+    for i in 0..5 {
+        let (status, body) = attempt("wrong").await;
+        assert_eq!(status, 401, "attempt {i}");
+        assert!(
+            body.contains("Incorrect username or password."),
+            "attempt {i}"
+        );
+    }
+    // Locked (1 s after the fifth failure): the right password is refused too.
+    let (status, body) = attempt(PASSWORD).await;
+    assert_eq!(status, 401);
+    assert!(body.contains("Password attempts exceeded"), "{body}");
+    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    let (status, _) = attempt(PASSWORD).await;
+    assert_eq!(status, 302, "the lock ends and the right password works");
+    // Success cleared the count: four new failures do not lock.
+    for _ in 0..4 {
+        assert_eq!(attempt("wrong").await.0, 401);
+    }
+    let (status, _) = attempt(PASSWORD).await;
+    assert_eq!(status, 302);
+    kit.app.shutdown().await;
+}

@@ -120,6 +120,40 @@ async fn code_from(node: &Node) -> String {
         .to_string()
 }
 
+/// One sign-in attempt for bob on a node's hosted UI: (status, page).
+async fn sign_in_status(node: &Node, password: &str) -> (u16, String) {
+    let client = reqwest::Client::builder()
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let login = format!(
+        "{}/login?client_id=web&redirect_uri=http%3A%2F%2Flocalhost%2Fcb&response_type=code&scope=openid",
+        node.url
+    );
+    let html = client
+        .get(&login)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let i = html.find("name=\"_csrf\" value=\"").unwrap() + 20;
+    let csrf = html[i..].split('"').next().unwrap().to_string();
+    let r = client
+        .post(&login)
+        .form(&[
+            ("_csrf", csrf.as_str()),
+            ("username", "bob"),
+            ("password", password),
+        ])
+        .send()
+        .await
+        .unwrap();
+    (r.status().as_u16(), r.text().await.unwrap())
+}
+
 async fn token(node: &Node, form: &[(&str, &str)]) -> (u16, Value) {
     token_at(&node.url, form).await
 }
@@ -306,6 +340,14 @@ async fn two_nodes_on_one_postgres_act_as_one_pool() {
     );
     assert_eq!(userinfo(&a).await.unwrap().status(), 401);
     assert_eq!(userinfo(&b).await.unwrap().status(), 401);
+
+    // Lockout counts are shared: five failures on A lock the user on B.
+    for _ in 0..5 {
+        assert_eq!(sign_in_status(&a, "wrong").await.0, 401);
+    }
+    let (status, body) = sign_in_status(&b, PASSWORD).await;
+    assert_eq!(status, 401);
+    assert!(body.contains("Password attempts exceeded"), "{body}");
 
     drop((a, b));
     db.drop_it().await;

@@ -177,6 +177,21 @@ pub trait Store: Send + Sync {
     ) -> StoreFuture<'a, Option<(String, i64)>>;
     /// Ends a hosted-UI session.
     fn delete_session<'a>(&'a self, pool: &'a str, id_hash: String) -> StoreFuture<'a, ()>;
+    /// Records a failed sign-in of an existing user atomically and returns `(failures, locked_until)`.
+    /// The count restarts when the last failure is older than `reset_after` seconds; from the
+    /// fifth failure on, the user is locked for 2^(failures−5) s, at most `max_lock` s.
+    fn record_failure<'a>(
+        &'a self,
+        pool: &'a str,
+        username: &'a str,
+        now: i64,
+        reset_after: i64,
+        max_lock: i64,
+    ) -> StoreFuture<'a, (i64, i64)>;
+    /// When the user's lockout ends (0 when not locked or unknown).
+    fn locked_until<'a>(&'a self, pool: &'a str, username: &'a str) -> StoreFuture<'a, i64>;
+    /// Forgets failures after a successful sign-in.
+    fn clear_failures<'a>(&'a self, pool: &'a str, username: &'a str) -> StoreFuture<'a, ()>;
     /// Signing keys of a pool for one purpose, oldest first.
     fn signing_keys<'a>(
         &'a self,

@@ -35,6 +35,12 @@ CREATE TABLE sessions (
   id_hash TEXT PRIMARY KEY, pool_id TEXT NOT NULL, sub TEXT NOT NULL,
   auth_time BIGINT NOT NULL, expires_at BIGINT NOT NULL);
 "#,
+    r#"
+CREATE TABLE sign_in_failures (
+  pool_id TEXT NOT NULL, username TEXT NOT NULL, failures BIGINT NOT NULL,
+  last_failure BIGINT NOT NULL, locked_until BIGINT NOT NULL,
+  PRIMARY KEY (pool_id, username));
+"#,
 ];
 
 /// A pool of connections to one PostgreSQL database.
@@ -116,6 +122,62 @@ impl PgStore {
 }
 
 impl super::Store for PgStore {
+    fn record_failure<'a>(
+        &'a self,
+        pool: &'a str,
+        username: &'a str,
+        now: i64,
+        reset_after: i64,
+        max_lock: i64,
+    ) -> StoreFuture<'a, (i64, i64)> {
+        Box::pin(async move {
+            let r = self
+                .client()
+                .await?
+                .query_one(
+                    "INSERT INTO sign_in_failures AS f (pool_id, username, failures, last_failure, locked_until)
+                     VALUES ($1, $2, 1, $3, 0)
+                     ON CONFLICT (pool_id, username) DO UPDATE SET
+                       failures = CASE WHEN $3 - f.last_failure > $4 THEN 1 ELSE f.failures + 1 END,
+                       locked_until = CASE
+                         WHEN $3 - f.last_failure > $4 OR f.failures + 1 < 5 THEN 0
+                         ELSE $3 + LEAST($5, (1::BIGINT << LEAST(f.failures + 1 - 5, 20)::INT)) END,
+                       last_failure = $3
+                     RETURNING failures, locked_until",
+                    &[&pool, &username, &now, &reset_after, &max_lock],
+                )
+                .await
+                .map_err(pg)?;
+            Ok((r.get(0), r.get(1)))
+        })
+    }
+
+    fn locked_until<'a>(&'a self, pool: &'a str, username: &'a str) -> StoreFuture<'a, i64> {
+        Box::pin(async move {
+            let r = self
+                .client()
+                .await?
+                .query_opt("SELECT locked_until FROM sign_in_failures WHERE pool_id = $1 AND username = $2", &[&pool, &username])
+                .await
+                .map_err(pg)?;
+            Ok(r.map_or(0, |r| r.get(0)))
+        })
+    }
+
+    fn clear_failures<'a>(&'a self, pool: &'a str, username: &'a str) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            self.client()
+                .await?
+                .execute(
+                    "DELETE FROM sign_in_failures WHERE pool_id = $1 AND username = $2",
+                    &[&pool, &username],
+                )
+                .await
+                .map_err(pg)?;
+            Ok(())
+        })
+    }
+
     fn insert_session<'a>(
         &'a self,
         pool: &'a str,

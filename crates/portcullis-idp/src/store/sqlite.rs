@@ -42,6 +42,12 @@ CREATE TABLE sessions (
   id_hash TEXT PRIMARY KEY, pool_id TEXT NOT NULL, sub TEXT NOT NULL,
   auth_time INTEGER NOT NULL, expires_at INTEGER NOT NULL);
 "#,
+    r#"
+CREATE TABLE sign_in_failures (
+  pool_id TEXT NOT NULL, username TEXT NOT NULL, failures INTEGER NOT NULL,
+  last_failure INTEGER NOT NULL, locked_until INTEGER NOT NULL,
+  PRIMARY KEY (pool_id, username));
+"#,
 ];
 
 use super::now;
@@ -426,7 +432,85 @@ impl SqliteStore {
     }
 }
 
+impl SqliteStore {
+    async fn record_failure(
+        &self,
+        pool: &str,
+        username: &str,
+        now: i64,
+        reset_after: i64,
+        max_lock: i64,
+    ) -> Result<(i64, i64), StoreError> {
+        let (pool, username) = (pool.to_string(), username.to_string());
+        self.run(move |c| {
+            c.query_row(
+                "INSERT INTO sign_in_failures (pool_id, username, failures, last_failure, locked_until)
+                 VALUES (?1, ?2, 1, ?3, 0)
+                 ON CONFLICT (pool_id, username) DO UPDATE SET
+                   failures = CASE WHEN ?3 - last_failure > ?4 THEN 1 ELSE failures + 1 END,
+                   locked_until = CASE
+                     WHEN ?3 - last_failure > ?4 OR failures + 1 < 5 THEN 0
+                     ELSE ?3 + MIN(?5, 1 << MIN(failures + 1 - 5, 20)) END,
+                   last_failure = ?3
+                 RETURNING failures, locked_until",
+                params![pool, username, now, reset_after, max_lock],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+        })
+        .await
+    }
+
+    async fn locked_until(&self, pool: &str, username: &str) -> Result<i64, StoreError> {
+        let (pool, username) = (pool.to_string(), username.to_string());
+        self.run(move |c| {
+            c.query_row(
+                "SELECT locked_until FROM sign_in_failures WHERE pool_id = ?1 AND username = ?2",
+                params![pool, username],
+                |r| r.get(0),
+            )
+            .optional()
+            .map(|v| v.unwrap_or(0))
+        })
+        .await
+    }
+
+    async fn clear_failures(&self, pool: &str, username: &str) -> Result<(), StoreError> {
+        let (pool, username) = (pool.to_string(), username.to_string());
+        self.run(move |c| {
+            c.execute(
+                "DELETE FROM sign_in_failures WHERE pool_id = ?1 AND username = ?2",
+                params![pool, username],
+            )
+            .map(|_| ())
+        })
+        .await
+    }
+}
+
 impl super::Store for SqliteStore {
+    fn record_failure<'a>(
+        &'a self,
+        pool: &'a str,
+        username: &'a str,
+        now: i64,
+        reset_after: i64,
+        max_lock: i64,
+    ) -> StoreFuture<'a, (i64, i64)> {
+        Box::pin(SqliteStore::record_failure(
+            self,
+            pool,
+            username,
+            now,
+            reset_after,
+            max_lock,
+        ))
+    }
+    fn locked_until<'a>(&'a self, pool: &'a str, username: &'a str) -> StoreFuture<'a, i64> {
+        Box::pin(SqliteStore::locked_until(self, pool, username))
+    }
+    fn clear_failures<'a>(&'a self, pool: &'a str, username: &'a str) -> StoreFuture<'a, ()> {
+        Box::pin(SqliteStore::clear_failures(self, pool, username))
+    }
     fn insert_session<'a>(
         &'a self,
         pool: &'a str,
@@ -610,6 +694,27 @@ mod tests {
             s.take_code("p", "h2".into()).await.unwrap().is_none(),
             "expired"
         );
+    }
+
+    #[tokio::test]
+    async fn lockout_doubles_caps_at_15_minutes_and_resets() {
+        let s = SqliteStore::in_memory().unwrap();
+        let mut got = Vec::new();
+        for _ in 0..16 {
+            got.push(s.record_failure("p", "u", 1000, 900, 900).await.unwrap());
+        }
+        assert_eq!(&got[..4], &[(1, 0), (2, 0), (3, 0), (4, 0)]);
+        assert_eq!(&got[4..8], &[(5, 1001), (6, 1002), (7, 1004), (8, 1008)]);
+        assert_eq!(got[13], (14, 1000 + 512));
+        assert_eq!(got[14], (15, 1900), "capped at 15 minutes");
+        assert_eq!(s.locked_until("p", "u").await.unwrap(), 1900);
+        assert_eq!(
+            s.record_failure("p", "u", 1901, 900, 900).await.unwrap(),
+            (1, 0),
+            "15 quiet minutes reset the count"
+        );
+        s.clear_failures("p", "u").await.unwrap();
+        assert_eq!(s.locked_until("p", "u").await.unwrap(), 0);
     }
 
     #[tokio::test]

@@ -178,11 +178,20 @@ async fn five_failures_lock_the_user_and_success_resets_the_count() {
             "attempt {i}"
         );
     }
-    // Locked (1 s after the fifth failure): the right password is refused too.
+    // The fifth failure locks for 1 s (whole seconds). Wait it out, then a sixth counted failure
+    // locks for 2 s, and the next attempt comes well inside that.
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let (status, body) = attempt("wrong").await;
+    assert_eq!(status, 401);
+    assert!(
+        body.contains("Incorrect username or password."),
+        "the sixth failure is counted"
+    );
+    // Locked: the right password is refused too.
     let (status, body) = attempt(PASSWORD).await;
     assert_eq!(status, 401);
     assert!(body.contains("Password attempts exceeded"), "{body}");
-    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    tokio::time::sleep(std::time::Duration::from_millis(3100)).await;
     let (status, _) = attempt(PASSWORD).await;
     assert_eq!(status, 302, "the lock ends and the right password works");
     // Success cleared the count: four new failures do not lock.

@@ -341,10 +341,15 @@ async fn two_nodes_on_one_postgres_act_as_one_pool() {
     assert_eq!(userinfo(&a).await.unwrap().status(), 401);
     assert_eq!(userinfo(&b).await.unwrap().status(), 401);
 
-    // Lockout counts are shared: five failures on A lock the user on B.
+    // Lockout counts are shared: failures on A lock the user on B. The fifth failure locks for 1 s
+    // (whole seconds); after it, a sixth counted failure locks for 2 s, which B is asked inside.
     for _ in 0..5 {
         assert_eq!(sign_in_status(&a, "wrong").await.0, 401);
     }
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let (status, body) = sign_in_status(&a, "wrong").await;
+    assert_eq!(status, 401);
+    assert!(body.contains("Incorrect username or password."), "{body}");
     let (status, body) = sign_in_status(&b, PASSWORD).await;
     assert_eq!(status, 401);
     assert!(body.contains("Password attempts exceeded"), "{body}");

@@ -383,6 +383,9 @@ pub struct Target {
 pub struct UserPool {
     /// The name rules refer to.
     pub name: String,
+    /// User groups (created at start; `cognito:groups` in tokens).
+    #[serde(default)]
+    pub groups: Vec<Group>,
     /// `<region>_<alnum>`; derived from the name when absent.
     #[serde(default)]
     pub id: Option<String>,
@@ -481,6 +484,23 @@ pub struct SeedUser {
     /// `email`, `name`, `custom:*`, ...
     #[serde(default)]
     pub attributes: BTreeMap<String, String>,
+    /// Groups of this pool the user belongs to (→ `cognito:groups`).
+    #[serde(default)]
+    pub groups: Vec<String>,
+}
+
+/// A user group.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Group {
+    /// 1–128 characters, unique in the pool.
+    pub name: String,
+    /// Lower wins; groups without one come last.
+    #[serde(default)]
+    pub precedence: Option<u32>,
+    /// What the group is for.
+    #[serde(default)]
+    pub description: Option<String>,
 }
 
 fn default_state_dir() -> PathBuf {

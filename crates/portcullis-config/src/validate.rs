@@ -699,6 +699,20 @@ fn check_user_pools(c: &mut Checker, pools: &[UserPool]) {
                 &mut client_ids,
             );
         }
+        let mut group_names = HashSet::new();
+        for (j, g) in p.groups.iter().enumerate() {
+            if g.name.is_empty() || g.name.len() > 128 || g.name.chars().any(char::is_control) {
+                c.fail(format!("{at}.groups[{j}].name"), "1-128 characters");
+            } else if !group_names.insert(g.name.clone()) {
+                c.fail(format!("{at}.groups[{j}].name"), "defined twice");
+            }
+            if g.description.as_ref().is_some_and(|d| d.len() > 2048) {
+                c.fail(
+                    format!("{at}.groups[{j}].description"),
+                    "at most 2048 characters",
+                );
+            }
+        }
         let mut users = HashSet::new();
         for (j, u) in p.users.iter().enumerate() {
             let uat = format!("{at}.users[{j}]");
@@ -712,6 +726,14 @@ fn check_user_pools(c: &mut Checker, pools: &[UserPool]) {
             }
             if u.password.is_some() == u.password_env.is_some() {
                 c.fail(uat.clone(), "give exactly one of password and password_env");
+            }
+            if u.groups.len() > 100 {
+                c.fail(format!("{uat}.groups"), "a user is in at most 100 groups");
+            }
+            for (k, g) in u.groups.iter().enumerate() {
+                if !group_names.contains(g) {
+                    c.fail(format!("{uat}.groups[{k}]"), format!("unknown group `{g}`"));
+                }
             }
             for k in u.attributes.keys() {
                 if k == "sub" {
@@ -1077,6 +1099,22 @@ clients = [{ client_id = "tasks-web", generate_secret = true, allowed_oauth_flow
             "listeners[0].rules[0].conditions[0].field",
             "unknown or unsupported condition",
         );
+    }
+
+    #[test]
+    fn users_name_existing_groups() {
+        let t = format!(
+            "{BASE}\n[[user_pools.users]]\nusername = \"u\"\npassword = \"p\"\ngroups = [\"ghosts\"]\n"
+        );
+        assert_error(
+            &t,
+            "user_pools[0].users[0].groups[0]",
+            "unknown group `ghosts`",
+        );
+        let t = format!(
+            "{BASE}\n[[user_pools.groups]]\nname = \"g\"\n[[user_pools.groups]]\nname = \"g\"\n"
+        );
+        assert_error(&t, "user_pools[0].groups[1].name", "defined twice");
     }
 
     #[test]

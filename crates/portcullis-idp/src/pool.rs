@@ -233,12 +233,39 @@ impl Pool {
             hashing: Semaphore::new(2),
             dummy_hash,
         };
+        for g in &cfg.groups {
+            pool.store
+                .upsert_group(
+                    &pool.id,
+                    &g.name,
+                    g.precedence.map(i64::from),
+                    g.description.as_deref(),
+                )
+                .await
+                .map_err(err)?;
+        }
         for (i, u) in cfg.users.iter().enumerate() {
             let pw =
                 password_of(u).map_err(|e| format!("user_pools[{}].users[{i}]: {e}", pool.name))?;
             pool.create_user(&u.username, &pw, &u.attributes)
                 .await
                 .map_err(err)?;
+            if !u.groups.is_empty() {
+                let sub = pool
+                    .store
+                    .user_by_username(&pool.id, &u.username)
+                    .await
+                    .map_err(err)?
+                    .map(|u| u.sub);
+                for g in &u.groups {
+                    if let Some(sub) = &sub {
+                        pool.store
+                            .add_to_group(&pool.id, g, sub)
+                            .await
+                            .map_err(err)?;
+                    }
+                }
+            }
         }
         Ok(pool)
     }
@@ -581,10 +608,11 @@ impl Pool {
                 return Err(invalid("code_verifier does not match"));
             }
         }
-        let user = self.live_user(&rec.sub).await?;
+        let (user, groups) = self.live_user(&rec.sub).await?;
         let origin_jti = uuid::Uuid::new_v4().to_string();
         let mut tokens = self.mint(
             &user,
+            &groups,
             client_id,
             &rec.scope,
             rec.auth_time,
@@ -720,9 +748,10 @@ impl Pool {
                 "the refresh token belongs to another client",
             ));
         }
-        let user = self.live_user(&rec.sub).await?;
+        let (user, groups) = self.live_user(&rec.sub).await?;
         self.mint(
             &user,
+            &groups,
             client_id,
             &rec.scope,
             rec.auth_time,
@@ -750,14 +779,22 @@ impl Pool {
         Ok(())
     }
 
-    async fn live_user(&self, sub: &str) -> Result<UserRecord, OAuthError> {
+    /// An enabled user and their groups (tokens are minted from both).
+    async fn live_user(&self, sub: &str) -> Result<(UserRecord, Vec<String>), OAuthError> {
         match self
             .store
             .user_by_sub(&self.id, sub)
             .await
             .map_err(OAuthError::server)?
         {
-            Some(u) if u.enabled => Ok(u),
+            Some(u) if u.enabled => {
+                let groups = self
+                    .store
+                    .groups_of(&self.id, &u.sub)
+                    .await
+                    .map_err(OAuthError::server)?;
+                Ok((u, groups))
+            }
             _ => Err(OAuthError::bad(
                 "invalid_grant",
                 "the user is disabled or deleted",
@@ -765,9 +802,11 @@ impl Pool {
         }
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn mint(
         &self,
         user: &UserRecord,
+        groups: &[String],
         client_id: &str,
         scope: &str,
         auth_time: i64,
@@ -784,6 +823,9 @@ impl Pool {
         };
         let mut at = Map::new();
         at.insert("sub".into(), user.sub.clone().into());
+        if !groups.is_empty() {
+            at.insert("cognito:groups".into(), groups.into());
+        }
         at.insert("iss".into(), self.issuer.clone().into());
         at.insert("version".into(), 2.into());
         at.insert("client_id".into(), client_id.into());
@@ -800,6 +842,9 @@ impl Pool {
         let id_token = if scope.split(' ').any(|s| s == "openid") {
             let mut id = Map::new();
             id.insert("sub".into(), user.sub.clone().into());
+            if !groups.is_empty() {
+                id.insert("cognito:groups".into(), groups.into());
+            }
             for (k, v) in &user.attributes {
                 // Booleans are real booleans in tokens (strings only in userInfo).
                 let v = match (k.as_str(), v.as_str()) {

@@ -421,6 +421,10 @@ async fn token_endpoint_contract() {
     assert_eq!(id["aud"], "oidc-web");
     assert_eq!(id["cognito:username"], "alice");
     assert_eq!(id["email_verified"], true, "a real boolean in tokens");
+    assert_eq!(
+        id["cognito:groups"],
+        serde_json::json!(["admins", "readers", "zeta"])
+    );
     assert!(id.contains_key("auth_time") && id.contains_key("jti"));
     // userInfo: booleans as strings; a bad token is 401 with WWW-Authenticate.
     let r = c

@@ -141,6 +141,11 @@ async fn login_and_verified_headers_reach_the_target() {
         assert!(at.get(claim).is_some(), "access token has {claim}");
     }
     assert!(at.get("aud").is_none(), "Cognito access tokens have no aud");
+    assert_eq!(
+        at["cognito:groups"],
+        serde_json::json!(["admins", "readers", "zeta"]),
+        "by precedence, unranked last"
+    );
 
     // An implementation that is not ours verifies the header too (AWS's documented procedure).
     let dir = tempfile::tempdir().unwrap();

@@ -192,6 +192,23 @@ pub trait Store: Send + Sync {
     fn locked_until<'a>(&'a self, pool: &'a str, username: &'a str) -> StoreFuture<'a, i64>;
     /// Forgets failures after a successful sign-in.
     fn clear_failures<'a>(&'a self, pool: &'a str, username: &'a str) -> StoreFuture<'a, ()>;
+    /// Creates or updates a group.
+    fn upsert_group<'a>(
+        &'a self,
+        pool: &'a str,
+        name: &'a str,
+        precedence: Option<i64>,
+        description: Option<&'a str>,
+    ) -> StoreFuture<'a, ()>;
+    /// Adds a user to a group (idempotent).
+    fn add_to_group<'a>(
+        &'a self,
+        pool: &'a str,
+        group: &'a str,
+        sub: &'a str,
+    ) -> StoreFuture<'a, ()>;
+    /// The user's groups, by precedence (lowest first, groups without one last), then name.
+    fn groups_of<'a>(&'a self, pool: &'a str, sub: &'a str) -> StoreFuture<'a, Vec<String>>;
     /// Signing keys of a pool for one purpose, oldest first.
     fn signing_keys<'a>(
         &'a self,

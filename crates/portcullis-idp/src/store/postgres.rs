@@ -41,6 +41,15 @@ CREATE TABLE sign_in_failures (
   last_failure BIGINT NOT NULL, locked_until BIGINT NOT NULL,
   PRIMARY KEY (pool_id, username));
 "#,
+    r#"
+CREATE TABLE user_groups (
+  pool_id TEXT NOT NULL, name TEXT NOT NULL, precedence BIGINT, description TEXT,
+  PRIMARY KEY (pool_id, name));
+CREATE TABLE group_members (
+  pool_id TEXT NOT NULL, group_name TEXT NOT NULL, sub TEXT NOT NULL,
+  PRIMARY KEY (pool_id, group_name, sub));
+CREATE INDEX group_members_sub ON group_members (pool_id, sub);
+"#,
 ];
 
 /// A pool of connections to one PostgreSQL database.
@@ -122,6 +131,62 @@ impl PgStore {
 }
 
 impl super::Store for PgStore {
+    fn upsert_group<'a>(
+        &'a self,
+        pool: &'a str,
+        name: &'a str,
+        precedence: Option<i64>,
+        description: Option<&'a str>,
+    ) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            self.client()
+                .await?
+                .execute(
+                    "INSERT INTO user_groups (pool_id, name, precedence, description) VALUES ($1, $2, $3, $4)
+                     ON CONFLICT (pool_id, name) DO UPDATE SET precedence = excluded.precedence, description = excluded.description",
+                    &[&pool, &name, &precedence, &description],
+                )
+                .await
+                .map_err(pg)?;
+            Ok(())
+        })
+    }
+
+    fn add_to_group<'a>(
+        &'a self,
+        pool: &'a str,
+        group: &'a str,
+        sub: &'a str,
+    ) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            self.client()
+                .await?
+                .execute(
+                    "INSERT INTO group_members (pool_id, group_name, sub) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+                    &[&pool, &group, &sub],
+                )
+                .await
+                .map_err(pg)?;
+            Ok(())
+        })
+    }
+
+    fn groups_of<'a>(&'a self, pool: &'a str, sub: &'a str) -> StoreFuture<'a, Vec<String>> {
+        Box::pin(async move {
+            let rows = self
+                .client()
+                .await?
+                .query(
+                    "SELECT g.name FROM group_members m JOIN user_groups g ON g.pool_id = m.pool_id AND g.name = m.group_name
+                     WHERE m.pool_id = $1 AND m.sub = $2 ORDER BY g.precedence IS NULL, g.precedence, g.name",
+                    &[&pool, &sub],
+                )
+                .await
+                .map_err(pg)?;
+            Ok(rows.iter().map(|r| r.get(0)).collect())
+        })
+    }
+
     fn record_failure<'a>(
         &'a self,
         pool: &'a str,

@@ -48,6 +48,15 @@ CREATE TABLE sign_in_failures (
   last_failure INTEGER NOT NULL, locked_until INTEGER NOT NULL,
   PRIMARY KEY (pool_id, username));
 "#,
+    r#"
+CREATE TABLE user_groups (
+  pool_id TEXT NOT NULL, name TEXT NOT NULL, precedence INTEGER, description TEXT,
+  PRIMARY KEY (pool_id, name));
+CREATE TABLE group_members (
+  pool_id TEXT NOT NULL, group_name TEXT NOT NULL, sub TEXT NOT NULL,
+  PRIMARY KEY (pool_id, group_name, sub));
+CREATE INDEX group_members_sub ON group_members (pool_id, sub);
+"#,
 ];
 
 use super::now;
@@ -487,7 +496,83 @@ impl SqliteStore {
     }
 }
 
+impl SqliteStore {
+    async fn upsert_group(
+        &self,
+        pool: &str,
+        name: &str,
+        precedence: Option<i64>,
+        description: Option<&str>,
+    ) -> Result<(), StoreError> {
+        let (pool, name, description) = (
+            pool.to_string(),
+            name.to_string(),
+            description.map(str::to_string),
+        );
+        self.run(move |c| {
+            c.execute(
+                "INSERT INTO user_groups (pool_id, name, precedence, description) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (pool_id, name) DO UPDATE SET precedence = excluded.precedence, description = excluded.description",
+                params![pool, name, precedence, description],
+            )
+            .map(|_| ())
+        })
+        .await
+    }
+
+    async fn add_to_group(&self, pool: &str, group: &str, sub: &str) -> Result<(), StoreError> {
+        let (pool, group, sub) = (pool.to_string(), group.to_string(), sub.to_string());
+        self.run(move |c| {
+            c.execute(
+                "INSERT INTO group_members (pool_id, group_name, sub) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING",
+                params![pool, group, sub],
+            )
+            .map(|_| ())
+        })
+        .await
+    }
+
+    async fn groups_of(&self, pool: &str, sub: &str) -> Result<Vec<String>, StoreError> {
+        let (pool, sub) = (pool.to_string(), sub.to_string());
+        self.run(move |c| {
+            let mut st = c.prepare(
+                "SELECT g.name FROM group_members m JOIN user_groups g ON g.pool_id = m.pool_id AND g.name = m.group_name
+                 WHERE m.pool_id = ?1 AND m.sub = ?2 ORDER BY g.precedence IS NULL, g.precedence, g.name",
+            )?;
+            let rows = st.query_map(params![pool, sub], |r| r.get(0))?;
+            rows.collect()
+        })
+        .await
+    }
+}
+
 impl super::Store for SqliteStore {
+    fn upsert_group<'a>(
+        &'a self,
+        pool: &'a str,
+        name: &'a str,
+        precedence: Option<i64>,
+        description: Option<&'a str>,
+    ) -> StoreFuture<'a, ()> {
+        Box::pin(SqliteStore::upsert_group(
+            self,
+            pool,
+            name,
+            precedence,
+            description,
+        ))
+    }
+    fn add_to_group<'a>(
+        &'a self,
+        pool: &'a str,
+        group: &'a str,
+        sub: &'a str,
+    ) -> StoreFuture<'a, ()> {
+        Box::pin(SqliteStore::add_to_group(self, pool, group, sub))
+    }
+    fn groups_of<'a>(&'a self, pool: &'a str, sub: &'a str) -> StoreFuture<'a, Vec<String>> {
+        Box::pin(SqliteStore::groups_of(self, pool, sub))
+    }
     fn record_failure<'a>(
         &'a self,
         pool: &'a str,

@@ -131,6 +131,7 @@ targets = [{{ id = "127.0.0.1", port = {backend_port} }}]
 [[user_pools]]
 name = "test"
 id = "us-east-1_Kit12345"
+groups = [{{ name = "zeta" }}, {{ name = "readers", precedence = 5 }}, {{ name = "admins", precedence = 1, description = "Admins" }}]
 domain = {{ listen = "127.0.0.1:{pool_port}", base_url = "http://localhost:{pool_port}" }}
 resource_servers = [{{ identifier = "tasks", scopes = [{{ name = "read" }}, {{ name = "write" }}] }}]
 
@@ -160,6 +161,7 @@ allowed_oauth_scopes = ["tasks/read", "tasks/write"]
 username = "alice"
 password = "{PASSWORD}"
 attributes = {{ email = "alice@example.com", "custom:team" = "blue" }}
+groups = ["readers", "zeta", "admins"]
 "#,
             state = dir.path().join("state").display(),
             log = access_log.display(),

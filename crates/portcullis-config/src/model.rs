@@ -467,6 +467,101 @@ pub struct Client {
     /// Where `/logout?logout_uri=` may send the browser.
     #[serde(default)]
     pub logout_urls: Vec<String>,
+    /// Access-token lifetime in `token_validity_units.access_token` (5 minutes to 1 day).
+    #[serde(default)]
+    pub access_token_validity: Option<u64>,
+    /// ID-token lifetime in `token_validity_units.id_token` (5 minutes to 1 day).
+    #[serde(default)]
+    pub id_token_validity: Option<u64>,
+    /// Refresh-token lifetime in `token_validity_units.refresh_token` (1 hour to 10 years; 0 = 30 days).
+    #[serde(default)]
+    pub refresh_token_validity: Option<u64>,
+    /// Units of the three validities (Cognito's defaults: hours, hours, days).
+    #[serde(default)]
+    pub token_validity_units: TokenValidityUnits,
+    /// Attributes the client may read (ID token and userInfo); all when absent.
+    #[serde(default)]
+    pub read_attributes: Option<Vec<String>>,
+}
+
+/// A unit of token validity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TimeUnit {
+    /// Seconds.
+    Seconds,
+    /// Minutes.
+    Minutes,
+    /// Hours.
+    Hours,
+    /// Days.
+    Days,
+}
+
+impl TimeUnit {
+    /// Seconds in one unit.
+    pub fn seconds(self) -> u64 {
+        match self {
+            TimeUnit::Seconds => 1,
+            TimeUnit::Minutes => 60,
+            TimeUnit::Hours => 3600,
+            TimeUnit::Days => 86400,
+        }
+    }
+}
+
+/// `TokenValidityUnits`.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenValidityUnits {
+    /// Unit of `access_token_validity`.
+    #[serde(default = "hours")]
+    pub access_token: TimeUnit,
+    /// Unit of `id_token_validity`.
+    #[serde(default = "hours")]
+    pub id_token: TimeUnit,
+    /// Unit of `refresh_token_validity`.
+    #[serde(default = "days")]
+    pub refresh_token: TimeUnit,
+}
+
+impl Default for TokenValidityUnits {
+    fn default() -> Self {
+        TokenValidityUnits {
+            access_token: TimeUnit::Hours,
+            id_token: TimeUnit::Hours,
+            refresh_token: TimeUnit::Days,
+        }
+    }
+}
+
+fn hours() -> TimeUnit {
+    TimeUnit::Hours
+}
+fn days() -> TimeUnit {
+    TimeUnit::Days
+}
+
+impl Client {
+    /// Access-token lifetime in seconds, or `default`.
+    pub fn access_seconds(&self, default: u64) -> u64 {
+        self.access_token_validity.map_or(default, |v| {
+            v * self.token_validity_units.access_token.seconds()
+        })
+    }
+    /// ID-token lifetime in seconds, or `default`.
+    pub fn id_seconds(&self, default: u64) -> u64 {
+        self.id_token_validity.map_or(default, |v| {
+            v * self.token_validity_units.id_token.seconds()
+        })
+    }
+    /// Refresh-token lifetime in seconds (30 days by default and for 0).
+    pub fn refresh_seconds(&self) -> u64 {
+        match self.refresh_token_validity {
+            None | Some(0) => 30 * 86400,
+            Some(v) => v * self.token_validity_units.refresh_token.seconds(),
+        }
+    }
 }
 
 /// A user created at start when absent.

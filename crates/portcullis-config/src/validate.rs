@@ -827,6 +827,35 @@ fn check_client(
             c.fail(format!("{at}.callback_urls[{k}]"), reason);
         }
     }
+    let bounded = |v: Option<u64>, unit: crate::TimeUnit, min: u64, max: u64| {
+        v.is_none_or(|v| (min..=max).contains(&(v.saturating_mul(unit.seconds()))))
+    };
+    let u = cl.token_validity_units;
+    if !bounded(cl.access_token_validity, u.access_token, 300, 86400) {
+        c.fail(
+            format!("{at}.access_token_validity"),
+            "must be 5 minutes to 1 day in token_validity_units.access_token",
+        );
+    }
+    if !bounded(cl.id_token_validity, u.id_token, 300, 86400) {
+        c.fail(
+            format!("{at}.id_token_validity"),
+            "must be 5 minutes to 1 day in token_validity_units.id_token",
+        );
+    }
+    if cl.refresh_token_validity != Some(0)
+        && !bounded(
+            cl.refresh_token_validity,
+            u.refresh_token,
+            3600,
+            3650 * 86400,
+        )
+    {
+        c.fail(
+            format!("{at}.refresh_token_validity"),
+            "must be 1 hour to 10 years in token_validity_units.refresh_token (0 means 30 days)",
+        );
+    }
     if cl.logout_urls.len() > 100 {
         c.fail(format!("{at}.logout_urls"), "at most 100");
     }
@@ -1115,6 +1144,24 @@ clients = [{ client_id = "tasks-web", generate_secret = true, allowed_oauth_flow
             "{BASE}\n[[user_pools.groups]]\nname = \"g\"\n[[user_pools.groups]]\nname = \"g\"\n"
         );
         assert_error(&t, "user_pools[0].groups[1].name", "defined twice");
+    }
+
+    #[test]
+    fn token_validities_have_cognitos_bounds() {
+        let t = BASE.replace("generate_secret = true,", "generate_secret = true, access_token_validity = 2, token_validity_units = { access_token = \"days\" },");
+        assert_error(
+            &t,
+            "user_pools[0].clients[0].access_token_validity",
+            "5 minutes to 1 day",
+        );
+        let t = BASE.replace("generate_secret = true,", "generate_secret = true, refresh_token_validity = 30, token_validity_units = { refresh_token = \"minutes\" },");
+        assert_error(
+            &t,
+            "user_pools[0].clients[0].refresh_token_validity",
+            "1 hour to 10 years",
+        );
+        let t = BASE.replace("generate_secret = true,", "generate_secret = true, access_token_validity = 5, token_validity_units = { access_token = \"minutes\" }, refresh_token_validity = 0,");
+        assert_eq!(errors(&t), Vec::<String>::new());
     }
 
     #[test]

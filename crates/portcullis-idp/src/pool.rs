@@ -21,7 +21,7 @@ pub const LOCKOUT_RESET: i64 = 15 * 60;
 pub const LOCKOUT_MAX: i64 = 15 * 60;
 /// Codes live 5 minutes, as Cognito's.
 pub const CODE_LIFETIME: i64 = 300;
-/// Refresh tokens live 30 days (Cognito's default).
+/// Refresh tokens live 30 days unless the client says otherwise (Cognito's default).
 pub const REFRESH_LIFETIME: i64 = 30 * 86400;
 /// Longest accepted parameter value.
 pub const MAX_PARAM_LEN: usize = 2048;
@@ -632,7 +632,11 @@ impl Pool {
                 &self.id,
                 sha256_hex(&refresh),
                 r,
-                crate::now() as i64 + REFRESH_LIFETIME,
+                crate::now() as i64
+                    + self
+                        .clients
+                        .get(client_id)
+                        .map_or(REFRESH_LIFETIME, |c| c.cfg.refresh_seconds() as i64),
             )
             .await
             .map_err(OAuthError::server)?;
@@ -701,7 +705,8 @@ impl Pool {
         at.insert("scope".into(), scopes.join(" ").into());
         at.insert("auth_time".into(), now.into());
         at.insert("iss".into(), self.issuer.clone().into());
-        at.insert("exp".into(), (now + self.token_validity).into());
+        let access_secs = client.cfg.access_seconds(self.token_validity);
+        at.insert("exp".into(), (now + access_secs).into());
         at.insert("iat".into(), now.into());
         at.insert("version".into(), 2.into());
         at.insert("jti".into(), uuid::Uuid::new_v4().to_string().into());
@@ -715,7 +720,7 @@ impl Pool {
             id_token: None,
             access_token,
             refresh_token: None,
-            expires_in: self.token_validity,
+            expires_in: access_secs,
         })
     }
 
@@ -779,6 +784,18 @@ impl Pool {
         Ok(())
     }
 
+    /// Whether the client may read an attribute (`read_attributes`; all when absent).
+    fn can_read(&self, client_id: &str, attribute: &str) -> bool {
+        match self
+            .clients
+            .get(client_id)
+            .and_then(|c| c.cfg.read_attributes.as_ref())
+        {
+            Some(list) => list.iter().any(|a| a == attribute),
+            None => true,
+        }
+    }
+
     /// An enabled user and their groups (tokens are minted from both).
     async fn live_user(&self, sub: &str) -> Result<(UserRecord, Vec<String>), OAuthError> {
         match self
@@ -814,7 +831,12 @@ impl Pool {
         origin_jti: &str,
     ) -> Result<Tokens, OAuthError> {
         let now = crate::now();
-        let exp = now + self.token_validity;
+        let client = self.clients.get(client_id).map(|c| &c.cfg);
+        let access_secs = client.map_or(self.token_validity, |c| {
+            c.access_seconds(self.token_validity)
+        });
+        let id_secs = client.map_or(self.token_validity, |c| c.id_seconds(self.token_validity));
+        let exp = now + access_secs;
         let event_id = uuid::Uuid::new_v4().to_string();
         let fail = || OAuthError {
             error: "server_error",
@@ -845,7 +867,11 @@ impl Pool {
             if !groups.is_empty() {
                 id.insert("cognito:groups".into(), groups.into());
             }
-            for (k, v) in &user.attributes {
+            for (k, v) in user
+                .attributes
+                .iter()
+                .filter(|(k, _)| self.can_read(client_id, k))
+            {
                 // Booleans are real booleans in tokens (strings only in userInfo).
                 let v = match (k.as_str(), v.as_str()) {
                     ("email_verified" | "phone_number_verified", Some(s)) => {
@@ -864,7 +890,7 @@ impl Pool {
             if let Some(n) = nonce {
                 id.insert("nonce".into(), n.into());
             }
-            id.insert("exp".into(), exp.into());
+            id.insert("exp".into(), (now + id_secs).into());
             id.insert("iat".into(), now.into());
             id.insert("jti".into(), uuid::Uuid::new_v4().to_string().into());
             id.insert("origin_jti".into(), origin_jti.into());
@@ -876,7 +902,7 @@ impl Pool {
             id_token,
             access_token,
             refresh_token: None,
-            expires_in: self.token_validity,
+            expires_in: access_secs,
         })
     }
 
@@ -917,9 +943,17 @@ impl Pool {
             .await
             .map_err(OAuthError::server)?;
         let user = user.filter(|u| u.enabled).ok_or_else(invalid)?;
+        let client_id = claims
+            .get("client_id")
+            .and_then(Value::as_str)
+            .unwrap_or("");
         let mut out = Map::new();
         out.insert("sub".into(), user.sub.clone().into());
-        for (k, v) in &user.attributes {
+        for (k, v) in user
+            .attributes
+            .iter()
+            .filter(|(k, _)| self.can_read(client_id, k))
+        {
             out.insert(k.clone(), v.clone());
         }
         out.insert("username".into(), user.username.clone().into());

@@ -425,6 +425,16 @@ async fn token_endpoint_contract() {
         id["cognito:groups"],
         serde_json::json!(["admins", "readers", "zeta"])
     );
+    // This client's validities (minutes) and read attributes.
+    assert_eq!(t["expires_in"], 1800);
+    assert_eq!(
+        id["exp"].as_u64().unwrap() - id["iat"].as_u64().unwrap(),
+        600
+    );
+    assert!(
+        id.get("custom:team").is_none(),
+        "not in the client's read_attributes"
+    );
     assert!(id.contains_key("auth_time") && id.contains_key("jti"));
     // userInfo: booleans as strings; a bad token is 401 with WWW-Authenticate.
     let r = c
@@ -435,6 +445,10 @@ async fn token_endpoint_contract() {
         .unwrap();
     let u: Value = r.json().await.unwrap();
     assert_eq!(u["email_verified"], "true");
+    assert!(
+        u.get("custom:team").is_none(),
+        "userInfo honours read_attributes"
+    );
     assert_eq!(u["username"], "alice");
     let r = c
         .get(format!("{}/oauth2/userInfo", kit.pool_url))

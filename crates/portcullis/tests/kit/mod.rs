@@ -147,6 +147,10 @@ logout_urls = ["https://localhost:{lb_port}/signed-out"]
 [[user_pools.clients]]
 client_id = "oidc-web"
 client_secret = "{OIDC_SECRET}"
+access_token_validity = 30
+id_token_validity = 10
+token_validity_units = {{ access_token = "minutes", id_token = "minutes" }}
+read_attributes = ["email", "email_verified"]
 allowed_oauth_flows = ["code"]
 allowed_oauth_scopes = ["openid", "email"]
 callback_urls = ["https://localhost:{lb_port}/oauth2/idpresponse"]

@@ -482,6 +482,28 @@ pub struct Client {
     /// Attributes the client may read (ID token and userInfo); all when absent.
     #[serde(default)]
     pub read_attributes: Option<Vec<String>>,
+    /// Refresh-token rotation (off by default, as Cognito).
+    #[serde(default)]
+    pub refresh_token_rotation: Option<RefreshTokenRotation>,
+}
+
+/// `RefreshTokenRotation`: each refresh returns a new refresh token; the old one keeps working for
+/// the grace period (for retries), then no more.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RefreshTokenRotation {
+    /// `ENABLED` or `DISABLED`.
+    pub feature: String,
+    /// 0–60 seconds.
+    #[serde(default)]
+    pub retry_grace_period_seconds: u64,
+}
+
+impl RefreshTokenRotation {
+    /// Whether rotation is on.
+    pub fn enabled(&self) -> bool {
+        self.feature == "ENABLED"
+    }
 }
 
 /// A unit of token validity.

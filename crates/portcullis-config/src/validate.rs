@@ -856,6 +856,20 @@ fn check_client(
             "must be 1 hour to 10 years in token_validity_units.refresh_token (0 means 30 days)",
         );
     }
+    if let Some(r) = &cl.refresh_token_rotation {
+        if r.feature != "ENABLED" && r.feature != "DISABLED" {
+            c.fail(
+                format!("{at}.refresh_token_rotation.feature"),
+                "must be ENABLED or DISABLED",
+            );
+        }
+        if r.retry_grace_period_seconds > 60 {
+            c.fail(
+                format!("{at}.refresh_token_rotation.retry_grace_period_seconds"),
+                "must be 0-60",
+            );
+        }
+    }
     if cl.logout_urls.len() > 100 {
         c.fail(format!("{at}.logout_urls"), "at most 100");
     }

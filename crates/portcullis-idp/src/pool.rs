@@ -724,7 +724,7 @@ impl Pool {
         })
     }
 
-    /// `grant_type=refresh_token` (no rotation: the same refresh token stays valid).
+    /// `grant_type=refresh_token`; with the client's rotation on, a new refresh token replaces the old.
     pub async fn refresh(
         &self,
         client_id: &str,
@@ -754,7 +754,7 @@ impl Pool {
             ));
         }
         let (user, groups) = self.live_user(&rec.sub).await?;
-        self.mint(
+        let mut tokens = self.mint(
             &user,
             &groups,
             client_id,
@@ -762,7 +762,30 @@ impl Pool {
             rec.auth_time,
             None,
             &rec.origin_jti,
-        )
+        )?;
+        let rotation = self.clients.get(client_id).and_then(|c| {
+            c.cfg
+                .refresh_token_rotation
+                .as_ref()
+                .filter(|r| r.enabled())
+                .map(|r| (r.retry_grace_period_seconds, c.cfg.refresh_seconds()))
+        });
+        if let Some((grace, lifetime)) = rotation {
+            // A new token of the same family (revoking it revokes the family's access tokens); the
+            // old one keeps working for the grace period, for clients that retry.
+            let now = crate::now() as i64;
+            let next = random_token(48);
+            self.store
+                .insert_refresh(&self.id, sha256_hex(&next), rec, now + lifetime as i64)
+                .await
+                .map_err(OAuthError::server)?;
+            self.store
+                .retire_refresh(&self.id, sha256_hex(refresh_token), now + grace as i64)
+                .await
+                .map_err(OAuthError::server)?;
+            tokens.refresh_token = Some(next);
+        }
+        Ok(tokens)
     }
 
     /// `/oauth2/revoke`: revokes a refresh token of this client and every access token minted from

@@ -477,7 +477,29 @@ async fn token_endpoint_contract() {
         .unwrap();
     assert_eq!(r.status(), 200);
     let r2: Value = r.json().await.unwrap();
-    assert!(r2["access_token"].is_string() && r2.get("refresh_token").is_none());
+    assert!(r2["access_token"].is_string());
+    // This client rotates refresh tokens (grace 0): a new one comes back and the old one is dead.
+    let rotated = r2["refresh_token"]
+        .as_str()
+        .expect("a new refresh token")
+        .to_string();
+    assert_ne!(rotated, t["refresh_token"].as_str().unwrap());
+    let refresh_with = |rt: String| {
+        c.post(&token_url)
+            .form(&[
+                ("grant_type", "refresh_token".to_string()),
+                ("refresh_token", rt),
+                ("client_id", "oidc-web".into()),
+                ("client_secret", OIDC_SECRET.into()),
+            ])
+            .send()
+    };
+    let old = refresh_with(t["refresh_token"].as_str().unwrap().to_string())
+        .await
+        .unwrap();
+    assert_eq!(old.status(), 400);
+    assert_eq!(old.json::<Value>().await.unwrap()["error"], "invalid_grant");
+    assert_eq!(refresh_with(rotated).await.unwrap().status(), 200);
     // Discovery points at the endpoints.
     let d: Value = reqwest::get(format!(
         "{}/us-east-1_Kit12345/.well-known/openid-configuration",

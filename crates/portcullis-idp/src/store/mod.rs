@@ -151,6 +151,13 @@ pub trait Store: Send + Sync {
         pool: &'a str,
         token_hash: String,
     ) -> StoreFuture<'a, Option<RefreshRecord>>;
+    /// Ends a rotated refresh token at `until` (or earlier, if it already ends sooner).
+    fn retire_refresh<'a>(
+        &'a self,
+        pool: &'a str,
+        token_hash: String,
+        until: i64,
+    ) -> StoreFuture<'a, ()>;
     /// Revokes a refresh token of `client`; returns its `origin_jti` when it existed.
     fn revoke_refresh<'a>(
         &'a self,

@@ -131,6 +131,25 @@ impl PgStore {
 }
 
 impl super::Store for PgStore {
+    fn retire_refresh<'a>(
+        &'a self,
+        pool: &'a str,
+        token_hash: String,
+        until: i64,
+    ) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            self.client()
+                .await?
+                .execute(
+                    "UPDATE refresh_tokens SET expires_at = LEAST(expires_at, $3) WHERE token_hash = $1 AND pool_id = $2",
+                    &[&token_hash, &pool, &until],
+                )
+                .await
+                .map_err(pg)?;
+            Ok(())
+        })
+    }
+
     fn upsert_group<'a>(
         &'a self,
         pool: &'a str,

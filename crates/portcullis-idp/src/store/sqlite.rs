@@ -546,7 +546,34 @@ impl SqliteStore {
     }
 }
 
+impl SqliteStore {
+    async fn retire_refresh(
+        &self,
+        pool: &str,
+        token_hash: String,
+        until: i64,
+    ) -> Result<(), StoreError> {
+        let pool = pool.to_string();
+        self.run(move |c| {
+            c.execute(
+                "UPDATE refresh_tokens SET expires_at = MIN(expires_at, ?3) WHERE token_hash = ?1 AND pool_id = ?2",
+                params![token_hash, pool, until],
+            )
+            .map(|_| ())
+        })
+        .await
+    }
+}
+
 impl super::Store for SqliteStore {
+    fn retire_refresh<'a>(
+        &'a self,
+        pool: &'a str,
+        token_hash: String,
+        until: i64,
+    ) -> StoreFuture<'a, ()> {
+        Box::pin(SqliteStore::retire_refresh(self, pool, token_hash, until))
+    }
     fn upsert_group<'a>(
         &'a self,
         pool: &'a str,

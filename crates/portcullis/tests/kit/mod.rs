@@ -151,6 +151,7 @@ access_token_validity = 30
 id_token_validity = 10
 token_validity_units = {{ access_token = "minutes", id_token = "minutes" }}
 read_attributes = ["email", "email_verified"]
+refresh_token_rotation = {{ feature = "ENABLED", retry_grace_period_seconds = 0 }}
 allowed_oauth_flows = ["code"]
 allowed_oauth_scopes = ["openid", "email"]
 callback_urls = ["https://localhost:{lb_port}/oauth2/idpresponse"]

@@ -776,10 +776,10 @@ fn check_client(
         _ => {}
     }
     for (k, f) in cl.allowed_oauth_flows.iter().enumerate() {
-        if f != "code" && f != "client_credentials" {
+        if f != "code" && f != "implicit" && f != "client_credentials" {
             c.fail(
                 format!("{at}.allowed_oauth_flows[{k}]"),
-                format!("unsupported flow `{f}` (supported: code, client_credentials)"),
+                format!("unsupported flow `{f}` (supported: code, implicit, client_credentials)"),
             );
         }
     }

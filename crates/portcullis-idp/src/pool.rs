@@ -89,6 +89,8 @@ pub struct AuthorizeRequest {
     pub nonce: Option<String>,
     /// PKCE S256 challenge.
     pub code_challenge: Option<String>,
+    /// `response_type=token`: tokens in the fragment instead of a code.
+    pub implicit: bool,
 }
 
 /// Why a sign-in failed (the page shows one generic message for all of them).
@@ -409,6 +411,12 @@ impl Pool {
         match get("response_type").as_deref() {
             None => return Err(redirect("invalid_request")),
             Some("code") if client.cfg.allowed_oauth_flows.iter().any(|f| f == "code") => {}
+            Some("token")
+                if client
+                    .cfg
+                    .allowed_oauth_flows
+                    .iter()
+                    .any(|f| f == "implicit") => {}
             Some("code") | Some("token") => return Err(redirect("unauthorized_client")),
             Some(_) => return Err(redirect("unsupported_response_type")),
         }
@@ -443,7 +451,48 @@ impl Pool {
             scopes,
             nonce: get("nonce"),
             code_challenge,
+            implicit: get("response_type").as_deref() == Some("token"),
         })
+    }
+
+    /// Ends a successful authorization: a code, or for the implicit flow the tokens themselves in
+    /// the URL fragment (`access_token`, `id_token` with `openid`, never a refresh token).
+    pub async fn complete_authorization(
+        &self,
+        req: &AuthorizeRequest,
+        user: &UserRecord,
+        auth_time: i64,
+    ) -> Result<String, OAuthError> {
+        if !req.implicit {
+            return self.issue_code(req, user, auth_time).await;
+        }
+        let groups = self
+            .store
+            .groups_of(&self.id, &user.sub)
+            .await
+            .map_err(OAuthError::server)?;
+        let origin_jti = uuid::Uuid::new_v4().to_string();
+        let scope = req.scopes.join(" ");
+        let t = self.mint(
+            user,
+            &groups,
+            &req.client_id,
+            &scope,
+            auth_time,
+            req.nonce.as_deref(),
+            &origin_jti,
+        )?;
+        let mut f = form_urlencoded::Serializer::new(String::new());
+        if let Some(id) = &t.id_token {
+            f.append_pair("id_token", id);
+        }
+        f.append_pair("access_token", &t.access_token)
+            .append_pair("token_type", "Bearer")
+            .append_pair("expires_in", &t.expires_in.to_string());
+        if let Some(s) = &req.state {
+            f.append_pair("state", s);
+        }
+        Ok(format!("{}#{}", req.redirect_uri, f.finish()))
     }
 
     /// The client's display name.

@@ -260,7 +260,7 @@ async fn authorize(
         && let Some(cookie) = cookie(&headers, SESSION_COOKIE)
         && let Some((user, auth_time)) = pool.session_user(cookie).await
     {
-        return match pool.issue_code(&req, &user, auth_time).await {
+        return match pool.complete_authorization(&req, &user, auth_time).await {
             Ok(location) => redirect(&location),
             Err(e) => error_page(StatusCode::INTERNAL_SERVER_ERROR, e.error, &e.description),
         };
@@ -397,7 +397,7 @@ async fn signed_in(
 ) -> Result<(String, String), OAuthError> {
     let now = crate::now() as i64;
     let session = pool.start_session(user, now).await?;
-    Ok((pool.issue_code(req, user, now).await?, session))
+    Ok((pool.complete_authorization(req, user, now).await?, session))
 }
 
 /// `POST /login`: check the CSRF token and the password, then redirect with a code.

@@ -202,3 +202,63 @@ async fn five_failures_lock_the_user_and_success_resets_the_count() {
     assert_eq!(status, 302);
     kit.app.shutdown().await;
 }
+
+#[tokio::test]
+async fn implicit_flow_returns_tokens_in_the_fragment() {
+    let kit = Kit::start("").await;
+    let client = browser();
+    let authorize = format!(
+        "{}/oauth2/authorize?client_id=spa&response_type=token&scope=openid%20email&redirect_uri=http%3A%2F%2Flocalhost%2Fspa&state=s1&nonce=n1",
+        kit.pool_url
+    );
+    let r = client.get(&authorize).send().await.unwrap();
+    let login = format!("{}{}", kit.pool_url, location(&r));
+    let html = client
+        .get(&login)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let r = client
+        .post(&login)
+        .form(&[
+            ("_csrf", csrf(&html).as_str()),
+            ("username", "alice"),
+            ("password", PASSWORD),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 302);
+    let loc = location(&r);
+    let (base, fragment) = loc
+        .split_once('#')
+        .expect("tokens in the fragment, never the query");
+    assert_eq!(base, "http://localhost/spa");
+    let f: std::collections::HashMap<String, String> = form_urlencoded::parse(fragment.as_bytes())
+        .into_owned()
+        .collect();
+    assert_eq!(f["token_type"], "Bearer");
+    assert_eq!(f["expires_in"], "3600");
+    assert_eq!(f["state"], "s1");
+    assert!(!f.contains_key("refresh_token") && !f.contains_key("code"));
+    let id: serde_json::Map<String, Value> =
+        jsonwebtoken::dangerous::insecure_decode_claims(&f["id_token"]).unwrap();
+    assert_eq!(
+        (id["aud"].as_str(), id["nonce"].as_str()),
+        (Some("spa"), Some("n1"))
+    );
+    let at: serde_json::Map<String, Value> =
+        jsonwebtoken::dangerous::insecure_decode_claims(&f["access_token"]).unwrap();
+    assert_eq!(at["client_id"], "spa");
+    // With the session, the next authorize answers with tokens at once.
+    let r = client.get(&authorize).send().await.unwrap();
+    assert!(
+        location(&r).starts_with("http://localhost/spa#"),
+        "{}",
+        location(&r)
+    );
+    kit.app.shutdown().await;
+}

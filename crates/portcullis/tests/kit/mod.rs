@@ -157,6 +157,12 @@ allowed_oauth_scopes = ["openid", "email"]
 callback_urls = ["https://localhost:{lb_port}/oauth2/idpresponse"]
 
 [[user_pools.clients]]
+client_id = "spa"
+allowed_oauth_flows = ["implicit"]
+allowed_oauth_scopes = ["openid", "email"]
+callback_urls = ["http://localhost/spa"]
+
+[[user_pools.clients]]
 client_id = "machine"
 generate_secret = true
 allowed_oauth_flows = ["client_credentials"]

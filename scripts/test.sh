@@ -6,10 +6,11 @@ cd "$(dirname "$0")/.."
 
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/portcullis-target}"
 
-# Interop verifiers that are not ours.
-if ! python3 -c 'import cryptography' 2>/dev/null; then
-  echo "installing Python cryptography (interop verifier)"
-  python3 -m pip install --quiet --user 'cryptography>=41' || python3 -m pip install --quiet --break-system-packages 'cryptography>=41'
+# Interop clients and verifiers that are not ours.
+if ! python3 -c 'import cryptography, authlib, requests' 2>/dev/null; then
+  echo "installing Python cryptography, Authlib and requests (interop tests)"
+  python3 -m pip install --quiet 'cryptography>=41' 'authlib>=1.3' 'requests>=2.31' \
+    || python3 -m pip install --quiet --user --break-system-packages 'cryptography>=41' 'authlib>=1.3' 'requests>=2.31'
 fi
 
 if cargo nextest --version >/dev/null 2>&1; then

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Runs every test: Rust unit, property and integration tests (real servers on port 0), and the
-# interop checks that use Python's `cryptography`. Installs what a fresh machine lacks.
+# Runs every test: Rust unit, property and integration tests (real servers on port 0), the interop
+# checks (Python cryptography and Authlib) and the browser tests (Chromium driven by Playwright).
+# Installs what a fresh machine lacks.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -11,6 +12,16 @@ if ! python3 -c 'import cryptography, authlib, requests' 2>/dev/null; then
   echo "installing Python cryptography, Authlib and requests (interop tests)"
   python3 -m pip install --quiet 'cryptography>=41' 'authlib>=1.3' 'requests>=2.31' \
     || python3 -m pip install --quiet --user --break-system-packages 'cryptography>=41' 'authlib>=1.3' 'requests>=2.31'
+fi
+
+# Real headless Chromium (Debian's) for the browser tests, driven by playwright-core from npm.
+if [ ! -x /usr/bin/chromium ]; then
+  echo "installing Debian's chromium (browser tests)"
+  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) >/dev/null
+fi
+if [ ! -f e2e/browser/node_modules/playwright-core/package.json ]; then
+  echo "installing playwright-core (browser tests)"
+  npm ci --prefix e2e/browser --no-audit --no-fund --silent
 fi
 
 if cargo nextest --version >/dev/null 2>&1; then

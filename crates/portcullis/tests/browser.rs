@@ -1,0 +1,34 @@
+//! The login flows in real headless Chromium driven by Playwright (`e2e/browser/hosted_ui.mjs`).
+//! `scripts/test.sh` installs Chromium (Debian) and playwright-core (npm).
+
+mod kit;
+
+use kit::*;
+
+#[tokio::test]
+async fn hosted_ui_flows_in_chromium() {
+    let kit = Kit::start("").await;
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../e2e/browser");
+    let cfg = serde_json::json!({ "lb": kit.url(""), "pool": kit.pool_url, "user": "alice", "password": PASSWORD }).to_string();
+    // The browser calls back into this runtime's servers: run it off the runtime thread.
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new("node")
+            .current_dir(dir)
+            .args(["hosted_ui.mjs", &cfg])
+            .output()
+    })
+    .await
+    .unwrap()
+    .expect("node runs");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.contains("browser: sign-in, wrong password, claims, silent second app, logout ok"),
+        "{text}"
+    );
+    kit.app.shutdown().await;
+}

@@ -6,14 +6,6 @@ mod kit;
 use kit::*;
 use serde_json::Value;
 
-fn no_redirects() -> reqwest::Client {
-    reqwest::Client::builder()
-        .tls_danger_accept_invalid_certs(true)
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap()
-}
-
 async fn status_of(r: reqwest::RequestBuilder) -> (u16, String) {
     let r = r.send().await.unwrap();
     let s = r.status().as_u16();
@@ -23,7 +15,7 @@ async fn status_of(r: reqwest::RequestBuilder) -> (u16, String) {
 #[tokio::test]
 async fn authorize_login_and_logout_refuse_bad_requests() {
     let kit = Kit::start("").await;
-    let c = no_redirects();
+    let c = plain();
     let base = &kit.pool_url;
     let cb = form_urlencoded::byte_serialize(kit.url("/oauth2/idpresponse").as_bytes())
         .collect::<String>();
@@ -334,7 +326,7 @@ async fn token_userinfo_and_revoke_refuse_bad_requests() {
 #[tokio::test]
 async fn the_load_balancer_refuses_bad_callbacks_and_oversized_requests() {
     let kit = Kit::start("").await;
-    let c = no_redirects();
+    let c = plain();
     let nonce = "AWSALBAuthNonce=AAAAAAAAAAAAAAAA";
     for (q, reason) in [
         (

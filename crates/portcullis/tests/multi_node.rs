@@ -78,8 +78,8 @@ async fn start(dir: &std::path::Path, name: &str, store: &str, base_port: u16) -
     panic!("node {name} did not start");
 }
 
-/// Signs bob in through a node's hosted UI and returns the code.
-async fn code_from(node: &Node) -> String {
+/// One sign-in attempt for bob on a node's hosted UI.
+async fn sign_in(node: &Node, password: &str) -> reqwest::Response {
     let client = reqwest::Client::builder()
         .cookie_store(true)
         .redirect(reqwest::redirect::Policy::none())
@@ -99,16 +99,21 @@ async fn code_from(node: &Node) -> String {
         .unwrap();
     let i = html.find("name=\"_csrf\" value=\"").unwrap() + 20;
     let csrf = html[i..].split('"').next().unwrap().to_string();
-    let r = client
+    client
         .post(&login)
         .form(&[
             ("_csrf", csrf.as_str()),
             ("username", "bob"),
-            ("password", PASSWORD),
+            ("password", password),
         ])
         .send()
         .await
-        .unwrap();
+        .unwrap()
+}
+
+/// Signs bob in and returns the code.
+async fn code_from(node: &Node) -> String {
+    let r = sign_in(node, PASSWORD).await;
     assert_eq!(r.status(), 302, "sign-in on {}", node.url);
     let loc = r.headers()["location"].to_str().unwrap().to_string();
     loc.split("code=")
@@ -120,37 +125,9 @@ async fn code_from(node: &Node) -> String {
         .to_string()
 }
 
-/// One sign-in attempt for bob on a node's hosted UI: (status, page).
+/// One sign-in attempt: (status, page).
 async fn sign_in_status(node: &Node, password: &str) -> (u16, String) {
-    let client = reqwest::Client::builder()
-        .cookie_store(true)
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
-    let login = format!(
-        "{}/login?client_id=web&redirect_uri=http%3A%2F%2Flocalhost%2Fcb&response_type=code&scope=openid",
-        node.url
-    );
-    let html = client
-        .get(&login)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let i = html.find("name=\"_csrf\" value=\"").unwrap() + 20;
-    let csrf = html[i..].split('"').next().unwrap().to_string();
-    let r = client
-        .post(&login)
-        .form(&[
-            ("_csrf", csrf.as_str()),
-            ("username", "bob"),
-            ("password", password),
-        ])
-        .send()
-        .await
-        .unwrap();
+    let r = sign_in(node, password).await;
     (r.status().as_u16(), r.text().await.unwrap())
 }
 

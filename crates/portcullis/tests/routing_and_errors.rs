@@ -8,14 +8,6 @@ use kit::fake_idp::{self, TokenReply, Userinfo};
 use kit::*;
 use serde_json::Value;
 
-fn plain() -> reqwest::Client {
-    reqwest::Client::builder()
-        .tls_danger_accept_invalid_certs(true)
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap()
-}
-
 #[tokio::test]
 async fn authenticate_oidc_with_explicit_endpoints_and_client_secret_post() {
     let kit = Kit::start("").await;

@@ -282,11 +282,7 @@ async fn tampered_truncated_or_oversharded_cookies_mean_a_new_login() {
     let pairs = session_pairs(&kit).await;
     assert_eq!(pairs.len(), 1, "one shard for a small session");
     assert_eq!(pairs[0].0, "AWSELBAuthSessionCookie-0");
-    let plain = reqwest::Client::builder()
-        .tls_danger_accept_invalid_certs(true)
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
+    let plain = plain();
     let get = |cookie: String| {
         plain
             .get(kit.url("/tasks"))
@@ -337,11 +333,7 @@ async fn nonce_is_checked_before_the_code_is_spent() {
     let kit = Kit::start("").await;
     let client = browser();
     let p = login_until_callback(&kit, &client, "/tasks", PASSWORD).await;
-    let stranger = reqwest::Client::builder()
-        .tls_danger_accept_invalid_certs(true)
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
+    let stranger = plain();
 
     // No nonce cookie: 401, AuthMissingAWSALBAuthNonce.
     let r = stranger.get(&p.callback).send().await.unwrap();
@@ -468,11 +460,7 @@ async fn tampered_expired_or_missing_state_is_401() {
     let code = &params.iter().find(|(k, _)| k == "code").unwrap().1;
     let state = &params.iter().find(|(k, _)| k == "state").unwrap().1;
     let nonce_cookie = format!("AWSALBAuthNonce={}", p.nonce);
-    let stranger = reqwest::Client::builder()
-        .tls_danger_accept_invalid_certs(true)
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
+    let stranger = plain();
     let call = |q: String| {
         stranger
             .get(format!("{base}?{q}"))
@@ -586,11 +574,7 @@ async fn client_sent_oidc_headers_never_reach_a_target() {
 #[tokio::test]
 async fn deny_answers_401_without_a_session() {
     let kit = Kit::start("").await;
-    let plain = reqwest::Client::builder()
-        .tls_danger_accept_invalid_certs(true)
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
+    let plain = plain();
     let r = plain.get(kit.url("/api/items")).send().await.unwrap();
     assert_eq!(r.status(), 401);
     assert_eq!(r.headers()["server"], "awselb/2.0");
@@ -704,11 +688,7 @@ async fn wrong_password_shows_an_error_page() {
 #[tokio::test]
 async fn load_balancer_status_pages_and_routing() {
     let kit = Kit::start("").await;
-    let plain = reqwest::Client::builder()
-        .tls_danger_accept_invalid_certs(true)
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
+    let plain = plain();
     let r = plain.get(kit.url("/nothing")).send().await.unwrap();
     assert_eq!(r.status(), 404);
     assert_eq!(r.text().await.unwrap(), "no route");

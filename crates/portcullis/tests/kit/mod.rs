@@ -241,6 +241,15 @@ pub fn browser() -> reqwest::Client {
         .unwrap()
 }
 
+/// A client without cookies that accepts self-signed certificates and does not follow redirects.
+pub fn plain() -> reqwest::Client {
+    reqwest::Client::builder()
+        .tls_danger_accept_invalid_certs(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
 pub fn location(r: &reqwest::Response) -> String {
     r.headers()
         .get("location")

@@ -3,7 +3,8 @@
 
 use super::{CodeRecord, RefreshRecord, StoreError, StoreFuture, UserRecord, now};
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
-use tokio_postgres::NoTls;
+use tokio_postgres::types::ToSql;
+use tokio_postgres::{NoTls, Row};
 
 /// Migrations in order; `portcullis_schema` records how many have run.
 const MIGRATIONS: &[&str] = &[
@@ -128,6 +129,38 @@ impl PgStore {
     async fn client(&self) -> Result<deadpool_postgres::Object, StoreError> {
         self.pool.get().await.map_err(pg)
     }
+
+    /// Runs one statement on a pooled connection; returns the rows it changed.
+    async fn exec(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<u64, StoreError> {
+        self.client().await?.execute(sql, params).await.map_err(pg)
+    }
+
+    /// Runs one query that returns at most one row.
+    async fn opt(
+        &self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Option<Row>, StoreError> {
+        self.client()
+            .await?
+            .query_opt(sql, params)
+            .await
+            .map_err(pg)
+    }
+
+    /// Runs one query that returns exactly one row.
+    async fn one(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<Row, StoreError> {
+        self.client()
+            .await?
+            .query_one(sql, params)
+            .await
+            .map_err(pg)
+    }
+
+    /// Runs one query.
+    async fn all(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<Vec<Row>, StoreError> {
+        self.client().await?.query(sql, params).await.map_err(pg)
+    }
 }
 
 impl super::Store for PgStore {
@@ -138,14 +171,10 @@ impl super::Store for PgStore {
         until: i64,
     ) -> StoreFuture<'a, ()> {
         Box::pin(async move {
-            self.client()
-                .await?
-                .execute(
+            self.exec(
                     "UPDATE refresh_tokens SET expires_at = LEAST(expires_at, $3) WHERE token_hash = $1 AND pool_id = $2",
                     &[&token_hash, &pool, &until],
-                )
-                .await
-                .map_err(pg)?;
+                ).await?;
             Ok(())
         })
     }
@@ -158,15 +187,11 @@ impl super::Store for PgStore {
         description: Option<&'a str>,
     ) -> StoreFuture<'a, ()> {
         Box::pin(async move {
-            self.client()
-                .await?
-                .execute(
+            self.exec(
                     "INSERT INTO user_groups (pool_id, name, precedence, description) VALUES ($1, $2, $3, $4)
                      ON CONFLICT (pool_id, name) DO UPDATE SET precedence = excluded.precedence, description = excluded.description",
                     &[&pool, &name, &precedence, &description],
-                )
-                .await
-                .map_err(pg)?;
+                ).await?;
             Ok(())
         })
     }
@@ -178,30 +203,21 @@ impl super::Store for PgStore {
         sub: &'a str,
     ) -> StoreFuture<'a, ()> {
         Box::pin(async move {
-            self.client()
-                .await?
-                .execute(
+            self.exec(
                     "INSERT INTO group_members (pool_id, group_name, sub) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
                     &[&pool, &group, &sub],
-                )
-                .await
-                .map_err(pg)?;
+                ).await?;
             Ok(())
         })
     }
 
     fn groups_of<'a>(&'a self, pool: &'a str, sub: &'a str) -> StoreFuture<'a, Vec<String>> {
         Box::pin(async move {
-            let rows = self
-                .client()
-                .await?
-                .query(
+            let rows = self.all(
                     "SELECT g.name FROM group_members m JOIN user_groups g ON g.pool_id = m.pool_id AND g.name = m.group_name
                      WHERE m.pool_id = $1 AND m.sub = $2 ORDER BY g.precedence IS NULL, g.precedence, g.name",
                     &[&pool, &sub],
-                )
-                .await
-                .map_err(pg)?;
+                ).await?;
             Ok(rows.iter().map(|r| r.get(0)).collect())
         })
     }
@@ -215,10 +231,7 @@ impl super::Store for PgStore {
         max_lock: i64,
     ) -> StoreFuture<'a, (i64, i64)> {
         Box::pin(async move {
-            let r = self
-                .client()
-                .await?
-                .query_one(
+            let r = self.one(
                     "INSERT INTO sign_in_failures AS f (pool_id, username, failures, last_failure, locked_until)
                      VALUES ($1, $2, 1, $3, 0)
                      ON CONFLICT (pool_id, username) DO UPDATE SET
@@ -229,35 +242,25 @@ impl super::Store for PgStore {
                        last_failure = $3
                      RETURNING failures, locked_until",
                     &[&pool, &username, &now, &reset_after, &max_lock],
-                )
-                .await
-                .map_err(pg)?;
+                ).await?;
             Ok((r.get(0), r.get(1)))
         })
     }
 
     fn locked_until<'a>(&'a self, pool: &'a str, username: &'a str) -> StoreFuture<'a, i64> {
         Box::pin(async move {
-            let r = self
-                .client()
-                .await?
-                .query_opt("SELECT locked_until FROM sign_in_failures WHERE pool_id = $1 AND username = $2", &[&pool, &username])
-                .await
-                .map_err(pg)?;
+            let r = self.opt("SELECT locked_until FROM sign_in_failures WHERE pool_id = $1 AND username = $2", &[&pool, &username]).await?;
             Ok(r.map_or(0, |r| r.get(0)))
         })
     }
 
     fn clear_failures<'a>(&'a self, pool: &'a str, username: &'a str) -> StoreFuture<'a, ()> {
         Box::pin(async move {
-            self.client()
-                .await?
-                .execute(
-                    "DELETE FROM sign_in_failures WHERE pool_id = $1 AND username = $2",
-                    &[&pool, &username],
-                )
-                .await
-                .map_err(pg)?;
+            self.exec(
+                "DELETE FROM sign_in_failures WHERE pool_id = $1 AND username = $2",
+                &[&pool, &username],
+            )
+            .await?;
             Ok(())
         })
     }
@@ -291,29 +294,21 @@ impl super::Store for PgStore {
         id_hash: String,
     ) -> StoreFuture<'a, Option<(String, i64)>> {
         Box::pin(async move {
-            let r = self
-                .client()
-                .await?
-                .query_opt(
+            let r = self.opt(
                     "SELECT sub, auth_time FROM sessions WHERE id_hash = $1 AND pool_id = $2 AND expires_at > $3",
                     &[&id_hash, &pool, &now()],
-                )
-                .await
-                .map_err(pg)?;
+                ).await?;
             Ok(r.map(|r| (r.get(0), r.get(1))))
         })
     }
 
     fn delete_session<'a>(&'a self, pool: &'a str, id_hash: String) -> StoreFuture<'a, ()> {
         Box::pin(async move {
-            self.client()
-                .await?
-                .execute(
-                    "DELETE FROM sessions WHERE id_hash = $1 AND pool_id = $2",
-                    &[&id_hash, &pool],
-                )
-                .await
-                .map_err(pg)?;
+            self.exec(
+                "DELETE FROM sessions WHERE id_hash = $1 AND pool_id = $2",
+                &[&id_hash, &pool],
+            )
+            .await?;
             Ok(())
         })
     }
@@ -350,15 +345,12 @@ impl super::Store for PgStore {
         secret: String,
     ) -> StoreFuture<'a, ()> {
         Box::pin(async move {
-            self.client()
-                .await?
-                .execute(
-                    "INSERT INTO client_secrets (pool_id, client_id, secret) VALUES ($1, $2, $3)
+            self.exec(
+                "INSERT INTO client_secrets (pool_id, client_id, secret) VALUES ($1, $2, $3)
                      ON CONFLICT (pool_id, client_id) DO UPDATE SET secret = excluded.secret",
-                    &[&pool, &client, &secret],
-                )
-                .await
-                .map_err(pg)?;
+                &[&pool, &client, &secret],
+            )
+            .await?;
             Ok(())
         })
     }
@@ -366,16 +358,11 @@ impl super::Store for PgStore {
     fn insert_user<'a>(&'a self, pool: &'a str, u: UserRecord) -> StoreFuture<'a, bool> {
         Box::pin(async move {
             let attrs = serde_json::Value::Object(u.attributes).to_string();
-            let n = self
-                .client()
-                .await?
-                .execute(
+            let n = self.exec(
                     "INSERT INTO users (sub, pool_id, username, password_hash, status, enabled, attributes, created_at, updated_at)
                      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8) ON CONFLICT DO NOTHING",
                     &[&u.sub, &pool, &u.username, &u.password_hash, &u.status, &u.enabled, &attrs, &now()],
-                )
-                .await
-                .map_err(pg)?;
+                ).await?;
             Ok(n == 1)
         })
     }
@@ -388,15 +375,10 @@ impl super::Store for PgStore {
         status: &'a str,
     ) -> StoreFuture<'a, bool> {
         Box::pin(async move {
-            let n = self
-                .client()
-                .await?
-                .execute(
+            let n = self.exec(
                     "UPDATE users SET password_hash = $1, status = $2, updated_at = $3 WHERE pool_id = $4 AND username = $5",
                     &[&hash, &status, &now(), &pool, &username],
-                )
-                .await
-                .map_err(pg)?;
+                ).await?;
             Ok(n == 1)
         })
     }
@@ -407,15 +389,10 @@ impl super::Store for PgStore {
         username: &'a str,
     ) -> StoreFuture<'a, Option<UserRecord>> {
         Box::pin(async move {
-            let r = self
-                .client()
-                .await?
-                .query_opt(
+            let r = self.opt(
                     "SELECT sub, username, password_hash, status, enabled, attributes FROM users WHERE pool_id = $1 AND username = $2",
                     &[&pool, &username],
-                )
-                .await
-                .map_err(pg)?;
+                ).await?;
             Ok(r.as_ref().map(user_from_row))
         })
     }
@@ -426,15 +403,10 @@ impl super::Store for PgStore {
         sub: &'a str,
     ) -> StoreFuture<'a, Option<UserRecord>> {
         Box::pin(async move {
-            let r = self
-                .client()
-                .await?
-                .query_opt(
+            let r = self.opt(
                     "SELECT sub, username, password_hash, status, enabled, attributes FROM users WHERE pool_id = $1 AND sub = $2",
                     &[&pool, &sub],
-                )
-                .await
-                .map_err(pg)?;
+                ).await?;
             Ok(r.as_ref().map(user_from_row))
         })
     }
@@ -447,15 +419,11 @@ impl super::Store for PgStore {
         expires_at: i64,
     ) -> StoreFuture<'a, ()> {
         Box::pin(async move {
-            self.client()
-                .await?
-                .execute(
+            self.exec(
                     "INSERT INTO auth_codes (code_hash, pool_id, client_id, sub, redirect_uri, scope, nonce, code_challenge, auth_time, expires_at)
                      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
                     &[&code_hash, &pool, &rec.client_id, &rec.sub, &rec.redirect_uri, &rec.scope, &rec.nonce, &rec.code_challenge, &rec.auth_time, &expires_at],
-                )
-                .await
-                .map_err(pg)?;
+                ).await?;
             Ok(())
         })
     }
@@ -466,17 +434,12 @@ impl super::Store for PgStore {
         code_hash: String,
     ) -> StoreFuture<'a, Option<CodeRecord>> {
         Box::pin(async move {
-            let r = self
-                .client()
-                .await?
-                .query_opt(
+            let r = self.opt(
                     "UPDATE auth_codes SET used = TRUE
                      WHERE code_hash = $1 AND pool_id = $2 AND NOT used AND expires_at > $3
                      RETURNING client_id, sub, redirect_uri, scope, nonce, code_challenge, auth_time",
                     &[&code_hash, &pool, &now()],
-                )
-                .await
-                .map_err(pg)?;
+                ).await?;
             Ok(r.map(|r| CodeRecord {
                 client_id: r.get(0),
                 sub: r.get(1),
@@ -497,15 +460,11 @@ impl super::Store for PgStore {
         expires_at: i64,
     ) -> StoreFuture<'a, ()> {
         Box::pin(async move {
-            self.client()
-                .await?
-                .execute(
+            self.exec(
                     "INSERT INTO refresh_tokens (token_hash, pool_id, client_id, sub, scope, auth_time, origin_jti, expires_at)
                      VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
                     &[&token_hash, &pool, &rec.client_id, &rec.sub, &rec.scope, &rec.auth_time, &rec.origin_jti, &expires_at],
-                )
-                .await
-                .map_err(pg)?;
+                ).await?;
             Ok(())
         })
     }
@@ -517,15 +476,12 @@ impl super::Store for PgStore {
     ) -> StoreFuture<'a, Option<RefreshRecord>> {
         Box::pin(async move {
             let r = self
-                .client()
-                .await?
-                .query_opt(
+                .opt(
                     "SELECT client_id, sub, scope, auth_time, origin_jti FROM refresh_tokens
                      WHERE token_hash = $1 AND pool_id = $2 AND NOT revoked AND expires_at > $3",
                     &[&token_hash, &pool, &now()],
                 )
-                .await
-                .map_err(pg)?;
+                .await?;
             Ok(r.map(|r| RefreshRecord {
                 client_id: r.get(0),
                 sub: r.get(1),
@@ -543,30 +499,20 @@ impl super::Store for PgStore {
         client: &'a str,
     ) -> StoreFuture<'a, Option<String>> {
         Box::pin(async move {
-            let r = self
-                .client()
-                .await?
-                .query_opt(
+            let r = self.opt(
                     "UPDATE refresh_tokens SET revoked = TRUE WHERE token_hash = $1 AND pool_id = $2 AND client_id = $3 RETURNING origin_jti",
                     &[&token_hash, &pool, &client],
-                )
-                .await
-                .map_err(pg)?;
+                ).await?;
             Ok(r.map(|r| r.get(0)))
         })
     }
 
     fn origin_revoked<'a>(&'a self, pool: &'a str, origin_jti: &'a str) -> StoreFuture<'a, bool> {
         Box::pin(async move {
-            let r = self
-                .client()
-                .await?
-                .query_one(
+            let r = self.one(
                     "SELECT EXISTS (SELECT 1 FROM refresh_tokens WHERE pool_id = $1 AND origin_jti = $2 AND revoked)",
                     &[&pool, &origin_jti],
-                )
-                .await
-                .map_err(pg)?;
+                ).await?;
             Ok(r.get(0))
         })
     }
@@ -577,15 +523,10 @@ impl super::Store for PgStore {
         purpose: &'a str,
     ) -> StoreFuture<'a, Vec<(String, Vec<u8>)>> {
         Box::pin(async move {
-            let rows = self
-                .client()
-                .await?
-                .query(
+            let rows = self.all(
                     "SELECT kid, pkcs8 FROM signing_keys WHERE pool_id = $1 AND purpose = $2 ORDER BY generation",
                     &[&pool, &purpose],
-                )
-                .await
-                .map_err(pg)?;
+                ).await?;
             Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
         })
     }
@@ -599,16 +540,11 @@ impl super::Store for PgStore {
         pkcs8: Vec<u8>,
     ) -> StoreFuture<'a, bool> {
         Box::pin(async move {
-            let n = self
-                .client()
-                .await?
-                .execute(
+            let n = self.exec(
                     "INSERT INTO signing_keys (kid, pool_id, purpose, generation, pkcs8, created_at) VALUES ($1, $2, $3, $4, $5, $6)
                      ON CONFLICT DO NOTHING",
                     &[&kid, &pool, &purpose, &generation, &pkcs8, &now()],
-                )
-                .await
-                .map_err(pg)?;
+                ).await?;
             Ok(n == 1)
         })
     }

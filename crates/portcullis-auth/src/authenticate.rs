@@ -418,6 +418,16 @@ impl Authenticator {
                 .append_pair("response_type", "code")
                 .append_pair("scope", &action.session.scope)
                 .append_pair("state", &st);
+            if action.session.use_pkce {
+                q.append_pair(
+                    "code_challenge",
+                    &state::pkce_challenge(&state::pkce_verifier(&nonce)),
+                )
+                .append_pair("code_challenge_method", "S256");
+            }
+            if action.session.use_nonce {
+                q.append_pair("nonce", &state::oidc_nonce(&nonce));
+            }
             for (k, v) in &action.session.authentication_request_extra_params {
                 q.append_pair(k, v);
             }
@@ -495,7 +505,7 @@ impl Authenticator {
         };
         let redirect_uri = format!("https://{host}{CALLBACK_PATH}");
         match self
-            .complete_login(&action, code, &redirect_uri, parts, now)
+            .complete_login(&action, code, &redirect_uri, nonce, parts, now)
             .await
         {
             Ok(mut cookies) => {
@@ -528,13 +538,22 @@ impl Authenticator {
         action: &AuthAction,
         code: &str,
         redirect_uri: &str,
+        browser_nonce: &str,
         parts: &Parts,
         now: u64,
     ) -> Result<Vec<String>, AuthError> {
         let p = &action.provider;
-        let tokens = p.exchange_code(code, redirect_uri).await?;
-        p.check_id_token(tokens.id_token.as_deref().unwrap_or_default())
+        let s = &action.session;
+        let verifier = s.use_pkce.then(|| state::pkce_verifier(browser_nonce));
+        let tokens = p
+            .exchange_code(code, redirect_uri, verifier.as_deref())
             .await?;
+        let expected_nonce = s.use_nonce.then(|| state::oidc_nonce(browser_nonce));
+        p.check_id_token(
+            tokens.id_token.as_deref().unwrap_or_default(),
+            expected_nonce.as_deref(),
+        )
+        .await?;
         let claims = p.userinfo(&tokens.access_token).await?;
         let session = self.new_session(
             action,
@@ -584,6 +603,8 @@ mod tests {
                 session_timeout: 604_800,
                 authentication_request_extra_params: extra,
                 on_unauthenticated_request: on,
+                use_pkce: true,
+                use_nonce: true,
             },
         }
     }

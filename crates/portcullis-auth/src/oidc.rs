@@ -189,14 +189,17 @@ impl Provider {
         &self,
         code: &str,
         redirect_uri: &str,
+        code_verifier: Option<&str>,
     ) -> Result<TokenResponse, AuthError> {
-        let t = self
-            .token_call(&[
-                ("grant_type", "authorization_code"),
-                ("code", code),
-                ("redirect_uri", redirect_uri),
-            ])
-            .await?;
+        let mut form = vec![
+            ("grant_type", "authorization_code"),
+            ("code", code),
+            ("redirect_uri", redirect_uri),
+        ];
+        if let Some(v) = code_verifier {
+            form.push(("code_verifier", v));
+        }
+        let t = self.token_call(&form).await?;
         if t.id_token.is_none() {
             return Err(AuthError::InvalidTokenResponse);
         }
@@ -237,8 +240,23 @@ impl Provider {
         }
     }
 
-    /// Checks `iss`, `aud`, `exp` and, when the provider's JWKS is known, the signature.
-    pub async fn check_id_token(&self, id_token: &str) -> Result<(), AuthError> {
+    /// Checks `iss`, `aud`, `exp`, the `nonce` when one was sent, and, when the provider's JWKS is
+    /// known, the signature.
+    pub async fn check_id_token(
+        &self,
+        id_token: &str,
+        nonce: Option<&str>,
+    ) -> Result<(), AuthError> {
+        let claims = self.id_token_claims(id_token).await?;
+        match nonce {
+            Some(n) if claims.get("nonce").and_then(Value::as_str) != Some(n) => {
+                Err(AuthError::InvalidIdToken)
+            }
+            _ => Ok(()),
+        }
+    }
+
+    async fn id_token_claims(&self, id_token: &str) -> Result<Map<String, Value>, AuthError> {
         let c = &self.config;
         let Some(jwks_uri) = &c.jwks_uri else {
             let claims: Map<String, Value> =
@@ -255,7 +273,7 @@ impl Provider {
                 .is_some_and(|e| e + 60 >= crate::now());
             let iss_ok = claims.get("iss").and_then(Value::as_str) == Some(c.issuer.as_str());
             return if aud_ok && exp_ok && iss_ok {
-                Ok(())
+                Ok(claims)
             } else {
                 Err(AuthError::InvalidIdToken)
             };
@@ -278,7 +296,7 @@ impl Provider {
         v.set_audience(&[&c.client_id]);
         v.leeway = 60;
         jsonwebtoken::decode::<Map<String, Value>>(id_token, &key, &v)
-            .map(|_| ())
+            .map(|t| t.claims)
             .map_err(|_| AuthError::InvalidIdToken)
     }
 

@@ -80,6 +80,30 @@ pub fn open(ring: &KeyRing, state: &str, now: u64) -> Result<LoginState, StateEr
     Ok(s)
 }
 
+fn derive(label: &str, nonce: &str) -> String {
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let mut input = label.as_bytes().to_vec();
+    input.extend_from_slice(nonce.as_bytes());
+    URL_SAFE_NO_PAD.encode(digest(&SHA256, &input).as_ref())
+}
+
+/// The PKCE verifier of a login (43 characters), derived from the browser's nonce cookie: it lives
+/// on the browser side, never in `state`, and only the browser that started the login has it.
+pub fn pkce_verifier(nonce: &str) -> String {
+    derive("portcullis pkce verifier\0", nonce)
+}
+
+/// The S256 challenge for a verifier.
+pub fn pkce_challenge(verifier: &str) -> String {
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    URL_SAFE_NO_PAD.encode(digest(&SHA256, verifier.as_bytes()).as_ref())
+}
+
+/// The OIDC `nonce` sent to the IdP and required back in the ID token.
+pub fn oidc_nonce(nonce: &str) -> String {
+    derive("portcullis oidc nonce\0", nonce)
+}
+
 /// Checks that the browser's nonce cookie is the one the state was sealed with.
 pub fn check_nonce(s: &LoginState, nonce: &str) -> Result<(), StateError> {
     let want = nonce_hash(nonce);
@@ -90,6 +114,18 @@ pub fn check_nonce(s: &LoginState, nonce: &str) -> Result<(), StateError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pkce_matches_rfc_7636_appendix_b() {
+        assert_eq!(
+            pkce_challenge("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"),
+            "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
+        );
+        let v = pkce_verifier("abcdefghijklmnop");
+        assert_eq!(v.len(), 43);
+        assert_ne!(v, oidc_nonce("abcdefghijklmnop"));
+        assert_ne!(v, pkce_verifier("abcdefghijklmnoq"));
+    }
 
     #[test]
     fn state_round_trip_and_checks() {

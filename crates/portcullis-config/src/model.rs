@@ -269,6 +269,10 @@ pub struct SessionSettings {
     pub authentication_request_extra_params: BTreeMap<String, String>,
     /// What to do without a session.
     pub on_unauthenticated_request: OnUnauthenticated,
+    /// Send a PKCE S256 challenge (ALB does not; on by default, off for strict parity).
+    pub use_pkce: bool,
+    /// Send an OIDC `nonce` and require it in the ID token (ALB does not; on by default).
+    pub use_nonce: bool,
 }
 
 macro_rules! session_fields {
@@ -293,6 +297,12 @@ macro_rules! session_fields {
             /// What to do without a session.
             #[serde(default)]
             pub on_unauthenticated_request: OnUnauthenticated,
+            /// Send a PKCE S256 challenge (on by default; `false` for strict ALB parity).
+            #[serde(default = "yes")]
+            pub use_pkce: bool,
+            /// Send an OIDC `nonce` and require it in the ID token (on by default).
+            #[serde(default = "yes")]
+            pub use_nonce: bool,
             $($body)*
         }
         impl $name {
@@ -304,6 +314,8 @@ macro_rules! session_fields {
                     session_timeout: self.session_timeout,
                     authentication_request_extra_params: self.authentication_request_extra_params.clone(),
                     on_unauthenticated_request: self.on_unauthenticated_request,
+                    use_pkce: self.use_pkce,
+                    use_nonce: self.use_nonce,
                 }
             }
         }
@@ -620,6 +632,9 @@ pub struct Group {
     pub description: Option<String>,
 }
 
+fn yes() -> bool {
+    true
+}
 fn default_state_dir() -> PathBuf {
     PathBuf::from(".portcullis")
 }

@@ -165,29 +165,32 @@ async fn token_userinfo_and_revoke_refuse_bad_requests() {
         .unwrap()
         .to_string();
     // Another client cannot redeem it; SQL in the code is just an unknown code.
-    let form = |code: &str| {
+    let form = |code: &str, verifier: &str| {
         vec![
             ("grant_type", "authorization_code".to_string()),
             ("code", code.to_string()),
             ("redirect_uri", redirect_uri.clone()),
+            ("code_verifier", verifier.to_string()),
         ]
     };
+    let v = p.verifier();
     assert_eq!(
-        err(post(&oidc, form(&code)).await.unwrap()).await,
+        err(post(&oidc, form(&code, &v)).await.unwrap()).await,
         (400, "invalid_grant".into())
     );
     assert_eq!(
-        err(post(&web, form("' OR '1'='1")).await.unwrap()).await,
+        err(post(&web, form("' OR '1'='1", &v)).await.unwrap()).await,
         (400, "invalid_grant".into())
     );
     // (The cross-client attempt spent it, as a code must not survive misuse.)
     assert_eq!(
-        err(post(&web, form(&code)).await.unwrap()).await,
+        err(post(&web, form(&code, &v)).await.unwrap()).await,
         (400, "invalid_grant".into())
     );
 
     // A refresh token belongs to its client.
     let p = login_until_callback(&kit, &browser(), "/tasks", PASSWORD).await;
+    let v = p.verifier();
     let code = p
         .callback
         .split("code=")
@@ -197,7 +200,12 @@ async fn token_userinfo_and_revoke_refuse_bad_requests() {
         .next()
         .unwrap()
         .to_string();
-    let t: Value = post(&web, form(&code)).await.unwrap().json().await.unwrap();
+    let t: Value = post(&web, form(&code, &v))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     let refresh = t["refresh_token"].as_str().unwrap().to_string();
     let access = t["access_token"].as_str().unwrap().to_string();
     let rform = |rt: &str| {

@@ -224,7 +224,11 @@ name = "empty"
 
 /// Starts a login against the fake IdP and returns the callback URL with `state` and a code.
 async fn fake_callback(kit: &Kit, client: &reqwest::Client) -> String {
-    let r = client.get(kit.url("/fake/x")).send().await.unwrap();
+    fake_callback_at(kit, client, "/fake/x").await
+}
+
+async fn fake_callback_at(kit: &Kit, client: &reqwest::Client, path: &str) -> String {
+    let r = client.get(kit.url(path)).send().await.unwrap();
     assert_eq!(r.status(), 302);
     let loc = location(&r);
     let state = loc
@@ -353,6 +357,7 @@ async fn token_endpoint_contract() {
             ("redirect_uri", "https://localhost/other"),
             ("client_id", "oidc-web"),
             ("client_secret", OIDC_SECRET),
+            ("code_verifier", p.verifier().as_str()),
         ])
         .send()
         .await
@@ -400,6 +405,7 @@ async fn token_endpoint_contract() {
             ("redirect_uri", redirect_uri.as_str()),
             ("client_id", "oidc-web"),
             ("client_secret", OIDC_SECRET),
+            ("code_verifier", p.verifier().as_str()),
         ])
         .send()
         .await
@@ -595,5 +601,56 @@ async fn client_credentials_grant_gives_custom_scopes_only() {
         r.json::<Value>().await.unwrap()["error"],
         "unauthorized_client"
     );
+    kit.app.shutdown().await;
+}
+
+#[tokio::test]
+async fn pkce_and_nonce_are_sent_by_default_and_the_nonce_is_enforced() {
+    let (addr, _fake) = fake_idp::start().await;
+    let kit = Kit::start(&fake_idp::rule(addr)).await;
+    // The embedded pool: the redirect carries an S256 challenge and a nonce (the whole login with
+    // them is exercised by every other test: the pool checks the verifier).
+    let r = plain().get(kit.url("/tasks")).send().await.unwrap();
+    let loc = location(&r);
+    assert!(
+        loc.contains("&code_challenge=")
+            && loc.contains("&code_challenge_method=S256")
+            && loc.contains("&nonce="),
+        "{loc}"
+    );
+    // A code from such a login cannot be redeemed without the verifier (which only this browser's
+    // nonce cookie yields).
+    let p = login_until_callback(&kit, &browser(), "/tasks", PASSWORD).await;
+    let secret = kit.pool().client_secret("tasks-web").unwrap().to_string();
+    let redirect_uri = kit.url("/oauth2/idpresponse");
+    let r = reqwest::Client::new()
+        .post(format!("{}/oauth2/token", kit.pool_url))
+        .basic_auth("tasks-web", Some(secret))
+        .form(&[
+            ("grant_type", "authorization_code"),
+            ("code", p.code().as_str()),
+            ("redirect_uri", redirect_uri.as_str()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(
+        (body["error"].as_str(), body["error_description"].as_str()),
+        (Some("invalid_grant"), Some("code_verifier is missing"))
+    );
+    // Strict ALB parity, per action: neither is sent.
+    let r = plain().get(kit.url("/fake/x")).send().await.unwrap();
+    let loc = location(&r);
+    assert!(
+        !loc.contains("code_challenge") && !loc.contains("nonce="),
+        "{loc}"
+    );
+    // An ID token without the nonce that was sent is refused.
+    let client = browser();
+    let cb = fake_callback_at(&kit, &client, "/fake-nonce/x").await;
+    let r = client.get(&cb).send().await.unwrap();
+    assert_eq!(r.status(), 401);
+    kit.log_line(&["\"AuthInvalidIdToken\""]).await;
     kit.app.shutdown().await;
 }

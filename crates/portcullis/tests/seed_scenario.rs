@@ -410,6 +410,7 @@ async fn a_replayed_code_gets_invalid_grant_from_the_token_endpoint() {
         .to_string();
     let secret = kit.pool().client_secret("tasks-web").unwrap().to_string();
     let redirect_uri = kit.url("/oauth2/idpresponse");
+    let verifier = p.verifier();
     let token = |code: String| {
         reqwest::Client::new()
             .post(format!("{}/oauth2/token", kit.pool_url))
@@ -418,6 +419,7 @@ async fn a_replayed_code_gets_invalid_grant_from_the_token_endpoint() {
                 ("grant_type", "authorization_code"),
                 ("code", code.as_str()),
                 ("redirect_uri", redirect_uri.as_str()),
+                ("code_verifier", verifier.as_str()),
             ])
             .send()
     };

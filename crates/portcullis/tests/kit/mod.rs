@@ -272,6 +272,24 @@ pub struct PendingLogin {
     pub nonce: String,
 }
 
+impl PendingLogin {
+    /// The code in the callback URL.
+    pub fn code(&self) -> String {
+        self.callback
+            .split("code=")
+            .nth(1)
+            .unwrap()
+            .split('&')
+            .next()
+            .unwrap()
+            .to_string()
+    }
+    /// The PKCE verifier the balancer would send (derived from this browser's nonce cookie).
+    pub fn verifier(&self) -> String {
+        portcullis_auth::state::pkce_verifier(&self.nonce)
+    }
+}
+
 /// Goes from a protected URL to the IdP's redirect back (without following it).
 pub async fn login_until_callback(
     kit: &Kit,
@@ -451,7 +469,18 @@ conditions = [{{ field = "path-pattern", values = ["/fake/*"] }}]
 actions = [
   {{ type = "authenticate-oidc", issuer = "{ISSUER}", authorization_endpoint = "http://{addr}/authorize",
      token_endpoint = "http://{addr}/token", user_info_endpoint = "http://{addr}/userinfo",
-     client_id = "{CLIENT}", client_secret = "s3cret", session_cookie_name = "FakeSession" }},
+     client_id = "{CLIENT}", client_secret = "s3cret", session_cookie_name = "FakeSession",
+     use_pkce = false, use_nonce = false }},
+  {{ type = "forward", target_group = "echo" }},
+]
+
+[[listeners.rules]]
+priority = 51
+conditions = [{{ field = "path-pattern", values = ["/fake-nonce/*"] }}]
+actions = [
+  {{ type = "authenticate-oidc", issuer = "{ISSUER}", authorization_endpoint = "http://{addr}/authorize",
+     token_endpoint = "http://{addr}/token", user_info_endpoint = "http://{addr}/userinfo",
+     client_id = "{CLIENT}", client_secret = "s3cret", session_cookie_name = "FakeNonceSession" }},
   {{ type = "forward", target_group = "echo" }},
 ]
 "#

@@ -52,6 +52,10 @@ pub struct LoadBalancer {
     /// `idle_timeout.timeout_seconds`: how long a target may stay silent (1–4000).
     #[serde(default = "default_idle_timeout")]
     pub idle_timeout_seconds: u64,
+    /// Pass the balancer's own cookies (`<session cookie>-N`, `AWSALBAuthNonce`) on to targets, as
+    /// ALB does. Off by default: a target never holds a replayable session.
+    #[serde(default)]
+    pub forward_auth_cookies: bool,
 }
 
 /// The admin listener.

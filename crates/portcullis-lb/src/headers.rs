@@ -55,6 +55,40 @@ pub fn strip_oidc_headers(h: &mut HeaderMap) {
     }
 }
 
+/// Joins every `Cookie` header into one (HTTP/2 clients send one per cookie; HTTP/1.1 targets
+/// expect one, RFC 9113 §8.2.3), leaving out the balancer's own cookies: the shards
+/// `<base>-N` of each name in `strip` and, when `strip` is not empty, `AWSALBAuthNonce`.
+pub fn rewrite_cookies(h: &mut HeaderMap, strip: &[String]) {
+    let count = h.get_all(http::header::COOKIE).iter().count();
+    if count == 0 || (count == 1 && strip.is_empty()) {
+        return;
+    }
+    let ours = |name: &str| {
+        name == "AWSALBAuthNonce"
+            || strip.iter().any(|base| {
+                name.strip_prefix(base.as_str())
+                    .and_then(|r| r.strip_prefix('-'))
+                    .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+            })
+    };
+    let kept: Vec<&str> = h
+        .get_all(http::header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .filter(|p| strip.is_empty() || !ours(p.split('=').next().unwrap_or("")))
+        .collect();
+    let joined = kept.join("; ");
+    h.remove(http::header::COOKIE);
+    if !joined.is_empty()
+        && let Ok(v) = HeaderValue::from_str(&joined)
+    {
+        h.insert(http::header::COOKIE, v);
+    }
+}
+
 /// How many addresses the client's `X-Forwarded-For` headers list.
 pub fn xff_count(h: &HeaderMap) -> usize {
     h.get_all(&XFF)
@@ -140,6 +174,42 @@ mod tests {
         strip_hop_by_hop(&mut h);
         assert_eq!(h.len(), 1);
         assert!(h.contains_key("accept"));
+    }
+
+    #[test]
+    fn cookies_are_joined_and_ours_removed() {
+        let mut h = HeaderMap::new();
+        h.append("cookie", HeaderValue::from_static("app=1"));
+        h.append(
+            "cookie",
+            HeaderValue::from_static(
+                "AWSELBAuthSessionCookie-0=abc; AWSELBAuthSessionCookie-1=def",
+            ),
+        );
+        h.append(
+            "cookie",
+            HeaderValue::from_static(
+                "AWSALBAuthNonce=n; AWSELBAuthSessionCookieX=keep; theme=dark",
+            ),
+        );
+        rewrite_cookies(&mut h, &["AWSELBAuthSessionCookie".into()]);
+        assert_eq!(h.get_all("cookie").iter().count(), 1);
+        assert_eq!(
+            h["cookie"],
+            "app=1; AWSELBAuthSessionCookieX=keep; theme=dark"
+        );
+        let mut h = HeaderMap::new();
+        h.append("cookie", HeaderValue::from_static("a=1"));
+        h.append("cookie", HeaderValue::from_static("AWSALBAuthNonce=n"));
+        rewrite_cookies(&mut h, &[]);
+        assert_eq!(
+            h["cookie"], "a=1; AWSALBAuthNonce=n",
+            "only joined when nothing is stripped"
+        );
+        let mut h = HeaderMap::new();
+        h.append("cookie", HeaderValue::from_static("S-0=x"));
+        rewrite_cookies(&mut h, &["S".into()]);
+        assert!(h.get("cookie").is_none(), "no empty Cookie header");
     }
 
     #[test]

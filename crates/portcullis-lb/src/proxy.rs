@@ -262,6 +262,7 @@ async fn phases(
                 .ok_or(ProxyError::internal(ErrorKind::NoTargets))?;
             let trace = headers::set_trace_id(&mut parts.headers, portcullis_auth::now());
             headers::strip_hop_by_hop(&mut parts.headers);
+            headers::rewrite_cookies(&mut parts.headers, &listener.strip_cookies);
             headers::set_forwarded(&mut parts.headers, conn.peer, conn.tls.is_some(), conn.port);
             if !parts.headers.contains_key(HOST)
                 && let Some(h) = request_host(&parts).and_then(|h| HeaderValue::from_str(h).ok())

@@ -66,6 +66,9 @@ pub struct Listener {
     pub default: Rule,
     /// Whether any rule authenticates (then `/oauth2/idpresponse` is intercepted).
     pub has_auth: bool,
+    /// Cookie names removed before forwarding: every session cookie base name of this listener's
+    /// authenticate actions (their `-N` shards) and `AWSALBAuthNonce`; empty to keep them.
+    pub strip_cookies: Vec<String>,
 }
 
 impl Listener {
@@ -222,12 +225,29 @@ pub fn compile(
         rules.sort_by_key(|r| r.priority);
         let default = compile_rule(None, &[], &l.default_actions)?;
         let has_auth = default.auth.is_some() || rules.iter().any(|r| r.auth.is_some());
+        let strip_cookies = if config.load_balancer.forward_auth_cookies || !has_auth {
+            Vec::new()
+        } else {
+            let mut names: Vec<String> = rules
+                .iter()
+                .chain(std::iter::once(&default))
+                .filter_map(|r| {
+                    r.auth
+                        .as_ref()
+                        .map(|a| a.session.session_cookie_name.clone())
+                })
+                .collect();
+            names.sort();
+            names.dedup();
+            names
+        };
         listeners.push(Listener {
             protocol: l.protocol,
             port: ports.get(i).copied().unwrap_or(l.port),
             rules,
             default,
             has_auth,
+            strip_cookies,
         });
     }
     Ok(Snapshot { listeners })

@@ -34,9 +34,11 @@ async fn login_and_verified_headers_reach_the_target() {
     let data = h["x-amzn-oidc-data"].as_str().expect("x-amzn-oidc-data");
     let identity = h["x-amzn-oidc-identity"].as_str().expect("identity");
     let access = h["x-amzn-oidc-accesstoken"].as_str().expect("access token");
+    // (The pool's `cognito` cookie may pass: both sides are localhost here, and cookies ignore ports.)
+    let cookie = h.get("cookie").and_then(Value::as_str).unwrap_or("");
     assert!(
-        h.get("cookie")
-            .is_none_or(|c| !c.as_str().unwrap().contains("AWSALBAuthNonce"))
+        !cookie.contains("AWSELBAuthSessionCookie") && !cookie.contains("AWSALBAuthNonce"),
+        "the balancer's cookies never reach the target: {cookie}"
     );
     assert_eq!(h["x-forwarded-proto"], "https");
     assert_eq!(h["x-forwarded-port"], kit.lb_port.to_string());
@@ -714,5 +716,43 @@ async fn load_balancer_status_pages_and_routing() {
     // HTTP/2 is negotiated by ALPN on the HTTPS listener.
     let r = plain.get(kit.url("/open/x")).send().await.unwrap();
     assert_eq!(r.version(), reqwest::Version::HTTP_2);
+    kit.app.shutdown().await;
+}
+
+#[tokio::test]
+async fn session_cookies_are_stripped_unless_configured_otherwise() {
+    // The jar also holds the pool's `cognito` cookie (same host here): an app cookie that must pass.
+    let kit = Kit::start_with("", "forward_auth_cookies = true").await;
+    let client = login(&kit, "/tasks").await;
+    let echo: Value = client
+        .get(kit.url("/tasks"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let cookie = echo["headers"]["cookie"].as_str().unwrap();
+    assert!(
+        cookie.contains("AWSELBAuthSessionCookie-0=") && cookie.contains("cognito="),
+        "as behind ALB: {cookie}"
+    );
+    kit.app.shutdown().await;
+
+    let kit = Kit::start("").await;
+    let client = login(&kit, "/tasks").await;
+    let echo: Value = client
+        .get(kit.url("/tasks"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let cookie = echo["headers"]["cookie"].as_str().unwrap();
+    assert!(
+        cookie.contains("cognito=") && !cookie.contains("AWSELBAuthSessionCookie"),
+        "{cookie}"
+    );
     kit.app.shutdown().await;
 }

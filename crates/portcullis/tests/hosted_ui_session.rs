@@ -142,33 +142,10 @@ async fn a_stolen_or_made_up_session_cookie_does_nothing() {
 async fn five_failures_lock_the_user_and_success_resets_the_count() {
     let kit = Kit::start("").await;
     let client = browser();
-    let r = client.get(kit.url("/tasks")).send().await.unwrap();
-    let r = client.get(location(&r)).send().await.unwrap();
-    let login_url = format!("{}{}", kit.pool_url, location(&r));
+    let login_url = sign_in_page(&kit, &client).await;
     let attempt = |password: &'static str| {
         let (client, login_url) = (client.clone(), login_url.clone());
-        async move {
-            let html = client
-                .get(&login_url)
-                .send()
-                .await
-                .unwrap()
-                .text()
-                .await
-                .unwrap();
-            let r = client
-                .post(&login_url)
-                .form(&[
-                    ("_csrf", csrf(&html).as_str()),
-                    ("username", "alice"),
-                    ("password", password),
-                ])
-                .send()
-                .await
-                .unwrap();
-            let status = r.status().as_u16();
-            (status, r.text().await.unwrap())
-        }
+        async move { submit_sign_in(&client, &login_url, "alice", password).await }
     };
     for i in 0..5 {
         let (status, body) = attempt("wrong").await;

@@ -155,15 +155,7 @@ async fn token_userinfo_and_revoke_refuse_bad_requests() {
 
     // A real code for tasks-web.
     let p = login_until_callback(&kit, &browser(), "/tasks", PASSWORD).await;
-    let code = p
-        .callback
-        .split("code=")
-        .nth(1)
-        .unwrap()
-        .split('&')
-        .next()
-        .unwrap()
-        .to_string();
+    let code = p.code();
     // Another client cannot redeem it; SQL in the code is just an unknown code.
     let form = |code: &str, verifier: &str| {
         vec![
@@ -191,15 +183,7 @@ async fn token_userinfo_and_revoke_refuse_bad_requests() {
     // A refresh token belongs to its client.
     let p = login_until_callback(&kit, &browser(), "/tasks", PASSWORD).await;
     let v = p.verifier();
-    let code = p
-        .callback
-        .split("code=")
-        .nth(1)
-        .unwrap()
-        .split('&')
-        .next()
-        .unwrap()
-        .to_string();
+    let code = p.code();
     let t: Value = post(&web, form(&code, &v))
         .await
         .unwrap()

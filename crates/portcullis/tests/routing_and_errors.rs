@@ -336,15 +336,7 @@ async fn token_endpoint_contract() {
     let kit = Kit::start("").await;
     let client = browser();
     let p = login_until_callback(&kit, &client, "/oidc/x", PASSWORD).await;
-    let code = p
-        .callback
-        .split("code=")
-        .nth(1)
-        .unwrap()
-        .split('&')
-        .next()
-        .unwrap()
-        .to_string();
+    let code = p.code();
     let token_url = format!("{}/oauth2/token", kit.pool_url);
     let c = reqwest::Client::new();
     let redirect_uri = kit.url("/oauth2/idpresponse");
@@ -388,15 +380,7 @@ async fn token_endpoint_contract() {
     );
     // A fresh code with client_secret_post gives Cognito-shaped tokens.
     let p = login_until_callback(&kit, &browser(), "/oidc/x", PASSWORD).await;
-    let code = p
-        .callback
-        .split("code=")
-        .nth(1)
-        .unwrap()
-        .split('&')
-        .next()
-        .unwrap()
-        .to_string();
+    let code = p.code();
     let r = c
         .post(&token_url)
         .form(&[

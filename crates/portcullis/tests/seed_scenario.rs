@@ -401,15 +401,7 @@ async fn a_replayed_code_gets_invalid_grant_from_the_token_endpoint() {
     let kit = Kit::start("").await;
     let client = browser();
     let p = login_until_callback(&kit, &client, "/tasks", PASSWORD).await;
-    let code = p
-        .callback
-        .split("code=")
-        .nth(1)
-        .unwrap()
-        .split('&')
-        .next()
-        .unwrap()
-        .to_string();
+    let code = p.code();
     let secret = kit.pool().client_secret("tasks-web").unwrap().to_string();
     let redirect_uri = kit.url("/oauth2/idpresponse");
     let verifier = p.verifier();
@@ -633,9 +625,7 @@ actions = [
 async fn wrong_password_shows_an_error_page() {
     let kit = Kit::start("").await;
     let client = browser();
-    let r = client.get(kit.url("/tasks")).send().await.unwrap();
-    let r = client.get(location(&r)).send().await.unwrap();
-    let login_url = format!("{}{}", kit.pool_url, location(&r));
+    let login_url = sign_in_page(&kit, &client).await;
     let html = client
         .get(&login_url)
         .send()

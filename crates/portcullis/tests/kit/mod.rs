@@ -266,6 +266,42 @@ pub fn csrf(html: &str) -> String {
     html[i..].split('"').next().unwrap().to_string()
 }
 
+/// Follows a protected URL to the hosted sign-in page and returns its URL.
+pub async fn sign_in_page(kit: &Kit, client: &reqwest::Client) -> String {
+    let r = client.get(kit.url("/tasks")).send().await.unwrap();
+    let r = client.get(location(&r)).send().await.unwrap();
+    format!("{}{}", kit.pool_url, location(&r))
+}
+
+/// Posts the sign-in form of `login_url` with a fresh CSRF token: (status, page).
+pub async fn submit_sign_in(
+    client: &reqwest::Client,
+    login_url: &str,
+    username: &str,
+    password: &str,
+) -> (u16, String) {
+    let html = client
+        .get(login_url)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let r = client
+        .post(login_url)
+        .form(&[
+            ("_csrf", csrf(&html).as_str()),
+            ("username", username),
+            ("password", password),
+        ])
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    (status, r.text().await.unwrap())
+}
+
 /// What a login up to the IdP's redirect back gives: the callback URL with code and state.
 pub struct PendingLogin {
     pub callback: String,

@@ -16,10 +16,18 @@ fn portcullis(args: &[&str]) -> (i32, String, String) {
 
 #[test]
 fn config_check_accepts_the_shipped_examples() {
-    let demo = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/demo.toml");
-    let (code, out, err) = portcullis(&["config", "check", demo]);
-    assert_eq!(code, 0, "{out}{err}");
-    assert!(out.contains(": ok"));
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples");
+    let mut checked = 0;
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "toml") {
+            let (code, out, err) = portcullis(&["config", "check", path.to_str().unwrap()]);
+            assert_eq!(code, 0, "{}: {out}{err}", path.display());
+            assert!(out.contains(": ok"));
+            checked += 1;
+        }
+    }
+    assert!(checked >= 2, "demo.toml and full.toml");
 }
 
 #[test]

@@ -73,8 +73,13 @@ pub enum Outcome {
 pub const RESIGN_MARGIN: u64 = 60;
 const CACHE_MAX: usize = 100_000;
 
+/// The claim headers added for a target.
+type ForwardHeaders = Vec<(HeaderName, HeaderValue)>;
+
 struct CachedForward {
     headers: Vec<(HeaderName, HeaderValue)>,
+    /// What authorization looks at: scopes, groups, claims.
+    session: Arc<Session>,
     binding: String,
     /// Until when these headers may be reused: access token, session and signature all valid.
     valid_until: u64,
@@ -92,10 +97,11 @@ impl ForwardCache {
         tag: &[u8; 16],
         binding: &str,
         now: u64,
-    ) -> Option<Vec<(HeaderName, HeaderValue)>> {
+    ) -> Option<(ForwardHeaders, Arc<Session>)> {
         let map = self.map.lock().ok()?;
         let c = map.get(tag)?;
-        (c.binding == binding && now < c.valid_until).then(|| c.headers.clone())
+        (c.binding == binding && now < c.valid_until)
+            .then(|| (c.headers.clone(), c.session.clone()))
     }
 
     fn insert(&self, tag: [u8; 16], entry: CachedForward, now: u64) {
@@ -137,6 +143,103 @@ fn original_uri(parts: &Parts) -> String {
 
 fn is_cors(parts: &Parts) -> bool {
     parts.headers.contains_key(http::header::ORIGIN)
+}
+
+/// Scopes (`scope` string or `scp` list) and groups (`cognito:groups` or `groups`) of an access
+/// token. It came from the token endpoint over TLS, so its payload is read, not re-verified; a token
+/// that is not a JWT has none.
+pub fn token_scopes_and_groups(access_token: &str) -> (Vec<String>, Vec<String>) {
+    let claims: serde_json::Map<String, serde_json::Value> =
+        jsonwebtoken::dangerous::insecure_decode_claims(access_token).unwrap_or_default();
+    let list = |v: Option<&serde_json::Value>| -> Vec<String> {
+        match v {
+            Some(serde_json::Value::String(s)) => s
+                .split(' ')
+                .filter(|x| !x.is_empty())
+                .map(str::to_owned)
+                .collect(),
+            Some(serde_json::Value::Array(a)) => a
+                .iter()
+                .filter_map(|x| x.as_str().map(str::to_owned))
+                .collect(),
+            _ => Vec::new(),
+        }
+    };
+    let scopes = list(claims.get("scope").or_else(|| claims.get("scp")));
+    let groups = list(
+        claims
+            .get("cognito:groups")
+            .or_else(|| claims.get("groups")),
+    );
+    (scopes, groups)
+}
+
+/// Whether a session meets the rule's `require_*` settings; the reason when it does not.
+pub fn authorize(settings: &SessionSettings, s: &Session) -> Result<(), String> {
+    if let Some(missing) = settings
+        .require_scopes
+        .iter()
+        .find(|r| !s.scopes.contains(r))
+    {
+        return Err(format!("the access token lacks scope {missing}"));
+    }
+    if !settings.require_groups.is_empty()
+        && !settings.require_groups.iter().any(|g| s.groups.contains(g))
+    {
+        return Err(format!(
+            "the user is in none of the groups {}",
+            settings.require_groups.join(", ")
+        ));
+    }
+    for (claim, accepted) in &settings.require_claims {
+        let ok = match s.claims.get(claim) {
+            Some(serde_json::Value::String(v)) => accepted.contains(v),
+            Some(serde_json::Value::Array(vs)) => vs
+                .iter()
+                .any(|v| v.as_str().is_some_and(|v| accepted.iter().any(|a| a == v))),
+            Some(v) => accepted.contains(&v.to_string()),
+            None => false,
+        };
+        if !ok {
+            return Err(format!("claim {claim} has none of the accepted values"));
+        }
+    }
+    Ok(())
+}
+
+/// Whether a request comes from script (fetch/XHR) or an API client rather than a page navigation.
+pub fn is_api_request(parts: &Parts) -> bool {
+    let h = &parts.headers;
+    let has = |name: &str, needle: &str| {
+        h.get(name)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.to_ascii_lowercase().contains(needle))
+    };
+    has("sec-fetch-mode", "cors")
+        || has("accept", "application/json")
+        || h.contains_key("x-requested-with")
+}
+
+/// 403 for a signed-in user the rule does not admit: JSON for API clients, a page for browsers.
+fn forbidden(parts: &Parts, why: &str, set_cookies: Vec<String>) -> Outcome {
+    tracing::debug!(why, "authorization denied");
+    let mut response = if is_api_request(parts) {
+        let body = serde_json::json!({ "error": "forbidden", "message": why }).to_string();
+        Response::builder()
+            .status(StatusCode::FORBIDDEN)
+            .header(CONTENT_TYPE, "application/json")
+            .header(http::header::SERVER, "awselb/2.0")
+            .header(CACHE_CONTROL, "no-store")
+            .body(Bytes::from(body))
+            .unwrap_or_default()
+    } else {
+        error_page(403)
+    };
+    add_cookies(&mut response, &set_cookies);
+    Outcome::Respond {
+        response,
+        error: Some(AuthError::Forbidden),
+    }
 }
 
 /// A small HTML page like ALB's own error pages.
@@ -213,7 +316,10 @@ impl Authenticator {
                 }
                 Opened::Sealed { plain, tag, shards } => {
                     // The fast path: this exact sealed session was seen and its headers are ready.
-                    if let Some(headers) = self.cache.get(&tag, &action.binding(), now) {
+                    if let Some((headers, session)) = self.cache.get(&tag, &action.binding(), now) {
+                        if let Err(why) = authorize(&action.session, &session) {
+                            return forbidden(parts, &why, Vec::new());
+                        }
                         return Outcome::Forward {
                             headers,
                             set_cookies: Vec::new(),
@@ -236,7 +342,7 @@ impl Authenticator {
                     } else if now >= session.session_exp {
                         (true, None, shards)
                     } else if now < session.access_exp {
-                        return self.forward(action, &session, tag, Vec::new(), now);
+                        return self.forward(action, &session, tag, Vec::new(), now, parts);
                     } else if let Some(rt) = session.refresh_token.as_deref() {
                         match self.refresh(action, &session, rt, parts, shards, now).await {
                             Ok(outcome) => return outcome,
@@ -293,7 +399,11 @@ impl Authenticator {
         tag: [u8; 16],
         set_cookies: Vec<String>,
         now: u64,
+        parts: &Parts,
     ) -> Outcome {
+        if let Err(why) = authorize(&action.session, s) {
+            return forbidden(parts, &why, set_cookies);
+        }
         let c = &action.provider.config;
         let data_exp = now + HEADER_LIFETIME;
         let data = self
@@ -315,6 +425,7 @@ impl Authenticator {
             tag,
             CachedForward {
                 headers: out.clone(),
+                session: Arc::new(s.clone()),
                 binding: action.binding(),
                 valid_until: s
                     .access_exp
@@ -355,7 +466,7 @@ impl Authenticator {
             is_cors(parts),
         );
         tracing::debug!(sub = %session.sub, "session refreshed");
-        Ok(self.forward(action, &session, tag, cookies, now))
+        Ok(self.forward(action, &session, tag, cookies, now, parts))
     }
 
     fn new_session(
@@ -372,9 +483,12 @@ impl Authenticator {
             .and_then(|s| s.as_str())
             .ok_or(AuthError::InvalidUserinfoResponse)?
             .to_string();
+        let (scopes, groups) = token_scopes_and_groups(&tokens.access_token);
         Ok(Session {
             sub,
             claims,
+            scopes,
+            groups,
             access_exp: now + tokens.expires_in.unwrap_or(DEFAULT_ACCESS_LIFETIME).max(1),
             access_token: tokens.access_token,
             refresh_token: tokens.refresh_token.or(keep_refresh),
@@ -605,6 +719,9 @@ mod tests {
                 on_unauthenticated_request: on,
                 use_pkce: true,
                 use_nonce: true,
+                require_scopes: Vec::new(),
+                require_groups: Vec::new(),
+                require_claims: Default::default(),
             },
         }
     }
@@ -617,6 +734,80 @@ mod tests {
             b = b.header("host", h);
         }
         b.body(()).unwrap().into_parts().0
+    }
+
+    #[test]
+    fn authorization_by_scopes_groups_and_claims() {
+        let mut settings = action(OnUnauthenticated::Authenticate).session;
+        let mut claims = serde_json::Map::new();
+        claims.insert("custom:team".into(), "blue".into());
+        claims.insert("roles".into(), serde_json::json!(["a", "b"]));
+        let s = Session {
+            sub: "u".into(),
+            claims,
+            access_token: "t".into(),
+            access_exp: 0,
+            refresh_token: None,
+            session_exp: 0,
+            binding: "b".into(),
+            scopes: vec!["openid".into(), "tasks/read".into()],
+            groups: vec!["readers".into()],
+        };
+        assert_eq!(authorize(&settings, &s), Ok(()));
+        settings.require_scopes = vec!["tasks/read".into()];
+        assert_eq!(authorize(&settings, &s), Ok(()));
+        settings.require_scopes.push("tasks/write".into());
+        assert_eq!(
+            authorize(&settings, &s),
+            Err("the access token lacks scope tasks/write".into())
+        );
+        settings.require_scopes.pop();
+        settings.require_groups = vec!["admins".into(), "readers".into()];
+        assert_eq!(authorize(&settings, &s), Ok(()), "any one group suffices");
+        settings.require_groups = vec!["admins".into()];
+        assert!(authorize(&settings, &s).is_err());
+        settings.require_groups.clear();
+        settings
+            .require_claims
+            .insert("custom:team".into(), vec!["red".into(), "blue".into()]);
+        settings
+            .require_claims
+            .insert("roles".into(), vec!["b".into()]);
+        assert_eq!(authorize(&settings, &s), Ok(()));
+        settings
+            .require_claims
+            .insert("missing".into(), vec!["x".into()]);
+        assert!(authorize(&settings, &s).is_err());
+    }
+
+    #[test]
+    fn scopes_and_groups_come_from_the_access_token() {
+        use base64::Engine;
+        let b = |v: serde_json::Value| {
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string())
+        };
+        let t = format!(
+            "{}.{}.sig",
+            b(serde_json::json!({"alg":"RS256"})),
+            b(serde_json::json!({"scope":"openid tasks/read","cognito:groups":["g1"]}))
+        );
+        assert_eq!(
+            token_scopes_and_groups(&t),
+            (
+                vec!["openid".into(), "tasks/read".into()],
+                vec!["g1".into()]
+            )
+        );
+        let t = format!(
+            "{}.{}.sig",
+            b(serde_json::json!({"alg":"RS256"})),
+            b(serde_json::json!({"scp":["a"],"groups":["g"]}))
+        );
+        assert_eq!(
+            token_scopes_and_groups(&t),
+            (vec!["a".into()], vec!["g".into()])
+        );
+        assert_eq!(token_scopes_and_groups("opaque"), (vec![], vec![]));
     }
 
     #[tokio::test]

@@ -49,6 +49,8 @@ pub enum AuthError {
     InvalidUserinfoResponse,
     /// Claims plus access token exceed 11 KB.
     UserinfoResponseSizeExceeded,
+    /// Signed in, but the rule's `require_*` settings do not admit the user (403).
+    Forbidden,
     /// Anything else.
     Unhandled,
 }
@@ -64,7 +66,7 @@ impl AuthError {
             MissingStateParam => "AuthMissingStateParam",
             InvalidStateParam => "AuthInvalidStateParam",
             MissingCodeParam => "AuthMissingCodeParam",
-            IdpDenied => return None,
+            IdpDenied | Forbidden => return None,
             InvalidCookie => "AuthInvalidCookie",
             TokenEpRequestTimeout => "AuthTokenEpRequestTimeout",
             TokenEpRequestFailed => "AuthTokenEpRequestFailed",
@@ -94,6 +96,7 @@ impl AuthError {
             | InvalidTokenResponse
             | InvalidIdToken
             | InvalidUserinfoResponse => 401,
+            Forbidden => 403,
             TokenEpRequestFailed | InvalidGrant | UserinfoEpRequestFailed => 561,
             TokenEpRequestTimeout
             | UserinfoEpRequestTimeout

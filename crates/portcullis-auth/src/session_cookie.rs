@@ -31,6 +31,12 @@ pub struct Session {
     pub session_exp: u64,
     /// The IdP issuer and client this session came from; a session from another action is ignored.
     pub binding: String,
+    /// Scopes of the access token (for `require_scopes`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub scopes: Vec<String>,
+    /// Groups of the user (`cognito:groups` or `groups` in the access token).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub groups: Vec<String>,
 }
 
 /// What the request's cookies say.
@@ -270,6 +276,8 @@ mod tests {
             refresh_token: Some("rt".into()),
             session_exp: 20,
             binding: "iss|client".into(),
+            scopes: vec!["openid".into()],
+            groups: Vec::new(),
         }
     }
 

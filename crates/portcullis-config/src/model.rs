@@ -277,6 +277,12 @@ pub struct SessionSettings {
     pub use_pkce: bool,
     /// Send an OIDC `nonce` and require it in the ID token (ALB does not; on by default).
     pub use_nonce: bool,
+    /// Every one of these scopes must be in the access token, or 403.
+    pub require_scopes: Vec<String>,
+    /// The user must be in at least one of these groups (`cognito:groups`), or 403.
+    pub require_groups: Vec<String>,
+    /// Each named user claim must have one of the listed values, or 403.
+    pub require_claims: BTreeMap<String, Vec<String>>,
 }
 
 macro_rules! session_fields {
@@ -307,6 +313,15 @@ macro_rules! session_fields {
             /// Send an OIDC `nonce` and require it in the ID token (on by default).
             #[serde(default = "yes")]
             pub use_nonce: bool,
+            /// Every one of these scopes must be in the access token, or 403.
+            #[serde(default)]
+            pub require_scopes: Vec<String>,
+            /// The user must be in at least one of these groups, or 403.
+            #[serde(default)]
+            pub require_groups: Vec<String>,
+            /// Each named user claim must have one of the listed values, or 403.
+            #[serde(default)]
+            pub require_claims: BTreeMap<String, Vec<String>>,
             $($body)*
         }
         impl $name {
@@ -320,6 +335,9 @@ macro_rules! session_fields {
                     on_unauthenticated_request: self.on_unauthenticated_request,
                     use_pkce: self.use_pkce,
                     use_nonce: self.use_nonce,
+                    require_scopes: self.require_scopes.clone(),
+                    require_groups: self.require_groups.clone(),
+                    require_claims: self.require_claims.clone(),
                 }
             }
         }

@@ -534,12 +534,26 @@ fn check_session(c: &mut Checker, at: &str, s: &SessionSettings) {
             "at most 10 parameters",
         );
     }
+    if s.require_claims.len() > 10 {
+        c.fail(format!("{at}.require_claims"), "at most 10 claims");
+    }
+    for (k, v) in &s.require_claims {
+        if v.is_empty() {
+            c.fail(
+                format!("{at}.require_claims.{k}"),
+                "list at least one accepted value",
+            );
+        }
+    }
     let reserved = [
         "client_id",
         "redirect_uri",
         "response_type",
         "scope",
         "state",
+        "nonce",
+        "code_challenge",
+        "code_challenge_method",
     ];
     for k in s.authentication_request_extra_params.keys() {
         if reserved.contains(&k.as_str()) {

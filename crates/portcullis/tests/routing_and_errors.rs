@@ -638,3 +638,68 @@ async fn pkce_and_nonce_are_sent_by_default_and_the_nonce_is_enforced() {
     kit.log_line(&["\"AuthInvalidIdToken\""]).await;
     kit.app.shutdown().await;
 }
+
+#[tokio::test]
+async fn require_scopes_groups_and_claims_answer_403() {
+    let auth = |priority: u32, path: &str, require: &str| {
+        format!(
+            r#"
+[[listeners.rules]]
+priority = {priority}
+conditions = [{{ field = "path-pattern", values = ["{path}"] }}]
+actions = [
+  {{ type = "authenticate-cognito", user_pool = "test", user_pool_client_id = "tasks-web", scope = "openid email tasks/read", {require} }},
+  {{ type = "forward", target_group = "echo" }},
+]
+"#
+        )
+    };
+    let rules = [
+        auth(
+            70,
+            "/read/*",
+            r#"require_scopes = ["tasks/read"], require_groups = ["admins", "nobody"]"#,
+        ),
+        auth(71, "/write/*", r#"require_scopes = ["tasks/write"]"#),
+        auth(
+            72,
+            "/red/*",
+            r#"require_claims = { "custom:team" = ["red"] }"#,
+        ),
+        auth(
+            73,
+            "/blue/*",
+            r#"require_claims = { "custom:team" = ["red", "blue"] }"#,
+        ),
+    ]
+    .concat();
+    let kit = Kit::start(&rules).await;
+    let client = login(&kit, "/tasks").await;
+    let get = |path: &'static str, json: bool| {
+        let mut r = client.get(kit.url(path));
+        if json {
+            r = r.header("accept", "application/json");
+        }
+        r.send()
+    };
+    assert_eq!(get("/read/x", false).await.unwrap().status(), 200);
+    assert_eq!(get("/blue/x", false).await.unwrap().status(), 200);
+    let r = get("/write/x", false).await.unwrap();
+    assert_eq!(r.status(), 403);
+    assert!(
+        r.text().await.unwrap().contains("403 Forbidden"),
+        "an HTML page for browsers"
+    );
+    let r = get("/write/x", true).await.unwrap();
+    assert_eq!(r.status(), 403);
+    assert_eq!(r.headers()["content-type"], "application/json");
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["error"], "forbidden");
+    assert_eq!(body["message"], "the access token lacks scope tasks/write");
+    assert_eq!(get("/red/x", true).await.unwrap().status(), 403);
+    // The same session keeps working where it is admitted (the cached path checks too).
+    assert_eq!(get("/read/x", false).await.unwrap().status(), 200);
+    assert_eq!(get("/write/x", false).await.unwrap().status(), 403);
+    kit.log_line(&["/write/x", " 403 - "]).await;
+    kit.app.shutdown().await;
+}

@@ -11,7 +11,7 @@ use crate::state::{self, NONCE_COOKIE};
 use bytes::Bytes;
 use http::header::{CACHE_CONTROL, CONTENT_TYPE, LOCATION, SET_COOKIE};
 use http::{HeaderName, HeaderValue, Response, StatusCode, request::Parts};
-use portcullis_config::{OnUnauthenticated, SessionSettings};
+use portcullis_config::{ApiRequests, OnUnauthenticated, SessionSettings};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::Mutex;
@@ -220,6 +220,23 @@ pub fn is_api_request(parts: &Parts) -> bool {
         || h.contains_key("x-requested-with")
 }
 
+/// 401 for a script or API client without a session: JSON naming the URL that starts a login (a
+/// page navigation there redirects to the IdP), and a `WWW-Authenticate` challenge.
+fn api_unauthorized(parts: &Parts) -> Response<Bytes> {
+    let host = request_host(parts).unwrap_or("");
+    let login = format!("https://{host}{}", original_uri(parts));
+    let body = serde_json::json!({ "error": "unauthenticated", "message": "sign in first: navigate to login", "login": login });
+    let challenge = format!("Portcullis realm=\"{}\"", host.replace('"', ""));
+    Response::builder()
+        .status(StatusCode::UNAUTHORIZED)
+        .header(CONTENT_TYPE, "application/json")
+        .header(http::header::WWW_AUTHENTICATE, challenge)
+        .header(http::header::SERVER, "awselb/2.0")
+        .header(CACHE_CONTROL, "no-store")
+        .body(Bytes::from(body.to_string()))
+        .unwrap_or_default()
+}
+
 /// 403 for a signed-in user the rule does not admit: JSON for API clients, a page for browsers.
 fn forbidden(parts: &Parts, why: &str, set_cookies: Vec<String>) -> Outcome {
     tracing::debug!(why, "authorization denied");
@@ -376,6 +393,14 @@ impl Authenticator {
             },
             (OnUnauthenticated::Deny, false) => {
                 let mut response = error_page(401);
+                add_cookies(&mut response, &clear);
+                Outcome::Respond { response, error }
+            }
+            (OnUnauthenticated::Authenticate, _) | (OnUnauthenticated::Deny, true)
+                if action.session.unauthenticated_api_requests == ApiRequests::Deny
+                    && is_api_request(parts) =>
+            {
+                let mut response = api_unauthorized(parts);
                 add_cookies(&mut response, &clear);
                 Outcome::Respond { response, error }
             }
@@ -719,6 +744,7 @@ mod tests {
                 on_unauthenticated_request: on,
                 use_pkce: true,
                 use_nonce: true,
+                unauthenticated_api_requests: ApiRequests::Redirect,
                 require_scopes: Vec::new(),
                 require_groups: Vec::new(),
                 require_claims: Default::default(),

@@ -149,6 +149,18 @@ pub enum OnUnauthenticated {
     Allow,
 }
 
+/// How requests from scripts and API clients (fetch/XHR, `Accept: application/json`) without a
+/// session are answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum ApiRequests {
+    /// Like a page: redirect to the IdP (ALB's behaviour).
+    #[default]
+    Redirect,
+    /// 401 with JSON and `WWW-Authenticate`, which a script can act on.
+    Deny,
+}
+
 /// How the load balancer authenticates itself at the token endpoint.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
@@ -277,6 +289,8 @@ pub struct SessionSettings {
     pub use_pkce: bool,
     /// Send an OIDC `nonce` and require it in the ID token (ALB does not; on by default).
     pub use_nonce: bool,
+    /// What a script or API request without a usable session gets when a page would be redirected.
+    pub unauthenticated_api_requests: ApiRequests,
     /// Every one of these scopes must be in the access token, or 403.
     pub require_scopes: Vec<String>,
     /// The user must be in at least one of these groups (`cognito:groups`), or 403.
@@ -313,6 +327,9 @@ macro_rules! session_fields {
             /// Send an OIDC `nonce` and require it in the ID token (on by default).
             #[serde(default = "yes")]
             pub use_nonce: bool,
+            /// What a script or API request without a usable session gets.
+            #[serde(default)]
+            pub unauthenticated_api_requests: ApiRequests,
             /// Every one of these scopes must be in the access token, or 403.
             #[serde(default)]
             pub require_scopes: Vec<String>,
@@ -335,6 +352,7 @@ macro_rules! session_fields {
                     on_unauthenticated_request: self.on_unauthenticated_request,
                     use_pkce: self.use_pkce,
                     use_nonce: self.use_nonce,
+                    unauthenticated_api_requests: self.unauthenticated_api_requests,
                     require_scopes: self.require_scopes.clone(),
                     require_groups: self.require_groups.clone(),
                     require_claims: self.require_claims.clone(),

@@ -703,3 +703,68 @@ actions = [
     kit.log_line(&["/write/x", " 403 - "]).await;
     kit.app.shutdown().await;
 }
+
+#[tokio::test]
+async fn api_requests_without_a_session_get_401_json_when_asked() {
+    let kit = Kit::start(
+        r#"
+[[listeners.rules]]
+priority = 80
+conditions = [{ field = "path-pattern", values = ["/spa/*"] }]
+actions = [
+  { type = "authenticate-cognito", user_pool = "test", user_pool_client_id = "tasks-web", unauthenticated_api_requests = "deny" },
+  { type = "forward", target_group = "echo" },
+]
+"#,
+    )
+    .await;
+    let c = plain();
+    for (name, value) in [
+        ("sec-fetch-mode", "cors"),
+        ("accept", "application/json"),
+        ("x-requested-with", "XMLHttpRequest"),
+    ] {
+        let r = c
+            .get(kit.url("/spa/data?x=1"))
+            .header(name, value)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 401, "{name}");
+        assert!(
+            r.headers()["www-authenticate"]
+                .to_str()
+                .unwrap()
+                .starts_with("Portcullis realm=\"localhost:")
+        );
+        let body: Value = r.json().await.unwrap();
+        assert_eq!(body["error"], "unauthenticated");
+        assert_eq!(body["login"], kit.url("/spa/data?x=1"));
+    }
+    // A page navigation is still redirected, and rules without the setting behave as ALB.
+    let r = c
+        .get(kit.url("/spa/page"))
+        .header("sec-fetch-mode", "navigate")
+        .header("accept", "text/html")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 302);
+    let r = c
+        .get(kit.url("/tasks"))
+        .header("accept", "application/json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 302);
+    // With a session the same API request goes through.
+    let client = login(&kit, "/tasks").await;
+    let r = client
+        .get(kit.url("/spa/data"))
+        .header("accept", "application/json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    kit.app.shutdown().await;
+}

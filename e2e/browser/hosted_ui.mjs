@@ -1,6 +1,6 @@
 // The login flows in real headless Chromium (Debian's /usr/bin/chromium) driven by Playwright:
 // protected URL → hosted UI → wrong password → right password → the target gets the claims;
-// a second app signs in without a password (hosted-UI session); /logout ends that session.
+// a second app signs in without a password (hosted-UI session); the balancer's logout path ends it all.
 //
 // usage: node hosted_ui.mjs '{"lb":"https://localhost:P","pool":"http://localhost:Q","user":"alice","password":"..."}'
 import assert from "node:assert/strict";
@@ -49,15 +49,15 @@ try {
   await page.waitForURL(`${cfg.lb}/oidc/page`);
   assert.ok((await bodyJson()).headers["x-amzn-oidc-data"]);
 
-  // 5. Logout at the pool ends that session; the next sign-in asks for the password again.
-  const signedOut = `${cfg.lb}/signed-out`;
-  await page.goto(`${cfg.pool}/logout?client_id=tasks-web&logout_uri=${encodeURIComponent(signedOut)}`);
-  await page.waitForURL(signedOut);
+  // 5. Logout at the balancer: its cookies are expired, the refresh token revoked, and the pool's
+  //    /logout ends the hosted-UI session; the protected page asks for the password again.
+  await page.goto(`${cfg.lb}/tasks/logout`);
+  await page.waitForURL(`${cfg.lb}/signed-out`);
+  assert.ok(!(await context.cookies(cfg.lb)).some((c) => c.name.startsWith("AWSELBAuthSessionCookie-")), "session shards expired");
   assert.ok(!(await context.cookies(cfg.pool)).some((c) => c.name === "cognito"), "the hosted-UI cookie is cleared");
-  await context.clearCookies({ name: "OidcSession-0" });
-  await page.goto(`${cfg.lb}/oidc/page`);
+  await page.goto(`${cfg.lb}/tasks`);
   await page.waitForURL((u) => u.href.startsWith(`${cfg.pool}/login?`));
-  assert.ok(await page.getByLabel("Password").isVisible());
+  assert.ok(await page.getByLabel("Password").isVisible(), "the password is asked again");
 
   if (process.env.SCREENSHOT_DIR) {
     await page.screenshot({ path: `${process.env.SCREENSHOT_DIR}/hosted-ui.png` });

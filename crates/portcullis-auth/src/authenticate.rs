@@ -5,8 +5,9 @@ use crate::claims_header::ClaimsSigner;
 use crate::claims_header::HEADER_LIFETIME;
 use crate::error::AuthError;
 use crate::keys::{AuthKeys, KeyRing};
+use crate::oidc::EndSession;
 use crate::oidc::{Provider, TokenResponse};
-use crate::session_cookie::{self, Opened, Session};
+use crate::session_cookie::{self, CookieRead, Opened, Session};
 use crate::state::{self, NONCE_COOKIE};
 use bytes::Bytes;
 use http::header::{CACHE_CONTROL, CONTENT_TYPE, LOCATION, SET_COOKIE};
@@ -482,7 +483,10 @@ impl Authenticator {
             .refresh_token
             .is_none()
             .then(|| refresh_token.to_string());
-        let session = self.new_session(action, tokens, claims, old.session_exp, keep, now)?;
+        let mut session = self.new_session(action, tokens, claims, old.session_exp, keep, now)?;
+        if session.id_token.is_none() {
+            session.id_token = old.id_token.clone();
+        }
         let (sealed, tag) = self.seal(action, &session)?;
         let cookies = session_cookie::set_cookie_values(
             &action.session.session_cookie_name,
@@ -509,9 +513,18 @@ impl Authenticator {
             .ok_or(AuthError::InvalidUserinfoResponse)?
             .to_string();
         let (scopes, groups) = token_scopes_and_groups(&tokens.access_token);
+        let keep_id_token = matches!(
+            action.provider.config.end_session,
+            Some(crate::oidc::EndSession::Oidc(_))
+        );
         Ok(Session {
             sub,
             claims,
+            id_token: if keep_id_token {
+                tokens.id_token.clone()
+            } else {
+                None
+            },
             scopes,
             groups,
             access_exp: now + tokens.expires_in.unwrap_or(DEFAULT_ACCESS_LIFETIME).max(1),
@@ -600,6 +613,64 @@ impl Authenticator {
                 error: None,
             },
             Err(_) => fail(AuthError::Unhandled),
+        }
+    }
+
+    /// Handles a rule's `logout_path`: revokes the session's refresh token at the provider (so a
+    /// copied cookie dies at its next refresh), expires every shard, and sends the browser to the
+    /// provider's sign-out (Cognito `/logout`, or OIDC `end_session_endpoint` with `id_token_hint`).
+    pub async fn logout(&self, action: &AuthAction, parts: &Parts) -> Outcome {
+        let name = &action.session.session_cookie_name;
+        let session = match session_cookie::read(&self.ring, name, &parts.headers) {
+            CookieRead::Valid { session, .. } if session.binding == action.binding() => {
+                Some(session)
+            }
+            _ => None,
+        };
+        if let Some(rt) = session.as_ref().and_then(|s| s.refresh_token.as_deref()) {
+            action.provider.revoke(rt).await;
+        }
+        let c = &action.provider.config;
+        let back = action.session.logout_redirect_uri.as_deref();
+        let enc = |s: &str| form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
+        let sep = |url: &str| if url.contains('?') { '&' } else { '?' };
+        let location = match (&c.end_session, back) {
+            (Some(EndSession::Cognito(url)), Some(back)) => {
+                format!(
+                    "{url}{}client_id={}&logout_uri={}",
+                    sep(url),
+                    enc(&c.client_id),
+                    enc(back)
+                )
+            }
+            (Some(EndSession::Oidc(url)), _) => {
+                let mut q = format!("client_id={}", enc(&c.client_id));
+                if let Some(t) = session.as_ref().and_then(|s| s.id_token.as_deref()) {
+                    q.push_str(&format!("&id_token_hint={}", enc(t)));
+                }
+                if let Some(back) = back {
+                    q.push_str(&format!("&post_logout_redirect_uri={}", enc(back)));
+                }
+                format!("{url}{}{q}", sep(url))
+            }
+            (_, Some(back)) => back.to_string(),
+            _ => "/".to_string(),
+        };
+        tracing::info!(sub = session.as_ref().map_or("-", |s| s.sub.as_str()), rule = %action.rule_id, "signed out");
+        let mut response = Response::builder()
+            .status(StatusCode::FOUND)
+            .header(LOCATION, location)
+            .header(CACHE_CONTROL, "no-store")
+            .header(http::header::SERVER, "awselb/2.0")
+            .body(Bytes::new())
+            .unwrap_or_default();
+        add_cookies(
+            &mut response,
+            &session_cookie::clear_values(name, session_cookie::MAX_SHARDS),
+        );
+        Outcome::Respond {
+            response,
+            error: None,
         }
     }
 
@@ -730,6 +801,8 @@ mod tests {
             client_id: "client1".into(),
             client_secret: "secret".into(),
             auth_method: portcullis_config::ClientAuthMethod::ClientSecretBasic,
+            revocation_endpoint: None,
+            end_session: None,
         };
         let mut extra = std::collections::BTreeMap::new();
         extra.insert("prompt".to_string(), "login".to_string());
@@ -745,6 +818,8 @@ mod tests {
                 use_pkce: true,
                 use_nonce: true,
                 unauthenticated_api_requests: ApiRequests::Redirect,
+                logout_path: None,
+                logout_redirect_uri: None,
                 require_scopes: Vec::new(),
                 require_groups: Vec::new(),
                 require_claims: Default::default(),
@@ -776,6 +851,7 @@ mod tests {
             refresh_token: None,
             session_exp: 0,
             binding: "b".into(),
+            id_token: None,
             scopes: vec!["openid".into(), "tasks/read".into()],
             groups: vec!["readers".into()],
         };

@@ -43,6 +43,10 @@ pub struct ProviderConfig {
     pub client_secret: String,
     /// Basic or post.
     pub auth_method: ClientAuthMethod,
+    /// RFC 7009 revocation endpoint, for logout.
+    pub revocation_endpoint: Option<String>,
+    /// How the provider signs a user out, for logout.
+    pub end_session: Option<EndSession>,
 }
 
 impl std::fmt::Debug for ProviderConfig {
@@ -53,6 +57,15 @@ impl std::fmt::Debug for ProviderConfig {
             .field("client_secret", &"<redacted>")
             .finish_non_exhaustive()
     }
+}
+
+/// A provider's sign-out endpoint.
+#[derive(Debug, Clone)]
+pub enum EndSession {
+    /// Cognito's `/logout?client_id=&logout_uri=`.
+    Cognito(String),
+    /// OIDC RP-initiated logout: `id_token_hint`, `post_logout_redirect_uri`, `client_id`.
+    Oidc(String),
 }
 
 /// The HTTP client all providers share.
@@ -134,11 +147,16 @@ impl Provider {
             .unwrap_or(Err(CallError::Timeout))
     }
 
-    async fn token_call(&self, form: &[(&str, &str)]) -> Result<TokenResponse, AuthError> {
+    /// A client-authenticated form POST to `url` (token and revocation endpoints).
+    fn client_post(
+        &self,
+        url: &str,
+        form: &[(&str, &str)],
+    ) -> Result<Request<Full<Bytes>>, AuthError> {
         let c = &self.config;
         let mut req = Request::builder()
             .method(Method::POST)
-            .uri(&c.token_endpoint)
+            .uri(url)
             .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
             .header(header::ACCEPT, "application/json");
         let body = {
@@ -163,9 +181,12 @@ impl Provider {
             ));
             req = req.header(header::AUTHORIZATION, format!("Basic {cred}"));
         }
-        let req = req
-            .body(Full::new(Bytes::from(body)))
-            .map_err(|_| AuthError::Unhandled)?;
+        req.body(Full::new(Bytes::from(body)))
+            .map_err(|_| AuthError::Unhandled)
+    }
+
+    async fn token_call(&self, form: &[(&str, &str)]) -> Result<TokenResponse, AuthError> {
+        let req = self.client_post(&self.config.token_endpoint, form)?;
         match self.call(req).await {
             Ok(body) => serde_json::from_slice(&body).map_err(|_| AuthError::InvalidTokenResponse),
             Err(CallError::Timeout) => Err(AuthError::TokenEpRequestTimeout),
@@ -204,6 +225,30 @@ impl Provider {
             return Err(AuthError::InvalidTokenResponse);
         }
         Ok(t)
+    }
+
+    /// Revokes a refresh token (RFC 7009), when the provider has a revocation endpoint. Best effort:
+    /// a failure is logged, and the session is ended regardless.
+    pub async fn revoke(&self, refresh_token: &str) {
+        let Some(url) = &self.config.revocation_endpoint else {
+            return;
+        };
+        match self.client_post(
+            url,
+            &[
+                ("token", refresh_token),
+                ("token_type_hint", "refresh_token"),
+            ],
+        ) {
+            Ok(req) => match self.call(req).await {
+                Ok(_) => tracing::debug!("refresh token revoked"),
+                Err(CallError::Status(status, _)) => {
+                    tracing::warn!(%status, "revocation endpoint refused")
+                }
+                Err(_) => tracing::warn!("revocation endpoint unreachable"),
+            },
+            Err(_) => tracing::warn!("revocation request could not be built"),
+        }
     }
 
     /// Uses a refresh token.

@@ -31,6 +31,9 @@ pub struct Session {
     pub session_exp: u64,
     /// The IdP issuer and client this session came from; a session from another action is ignored.
     pub binding: String,
+    /// The ID token, kept only when the provider's logout needs it as `id_token_hint`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id_token: Option<String>,
     /// Scopes of the access token (for `require_scopes`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub scopes: Vec<String>,
@@ -276,6 +279,7 @@ mod tests {
             refresh_token: Some("rt".into()),
             session_exp: 20,
             binding: "iss|client".into(),
+            id_token: None,
             scopes: vec!["openid".into()],
             groups: Vec::new(),
         }

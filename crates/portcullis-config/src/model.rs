@@ -291,6 +291,11 @@ pub struct SessionSettings {
     pub use_nonce: bool,
     /// What a script or API request without a usable session gets when a page would be redirected.
     pub unauthenticated_api_requests: ApiRequests,
+    /// A path the balancer answers itself: ends the session, revokes its refresh token and signs
+    /// out at the provider.
+    pub logout_path: Option<String>,
+    /// Where the provider sends the browser after signing out (a registered logout URL).
+    pub logout_redirect_uri: Option<String>,
     /// Every one of these scopes must be in the access token, or 403.
     pub require_scopes: Vec<String>,
     /// The user must be in at least one of these groups (`cognito:groups`), or 403.
@@ -330,6 +335,12 @@ macro_rules! session_fields {
             /// What a script or API request without a usable session gets.
             #[serde(default)]
             pub unauthenticated_api_requests: ApiRequests,
+            /// A path the balancer answers itself to sign the user out.
+            #[serde(default)]
+            pub logout_path: Option<String>,
+            /// Where the provider sends the browser after signing out.
+            #[serde(default)]
+            pub logout_redirect_uri: Option<String>,
             /// Every one of these scopes must be in the access token, or 403.
             #[serde(default)]
             pub require_scopes: Vec<String>,
@@ -353,6 +364,8 @@ macro_rules! session_fields {
                     use_pkce: self.use_pkce,
                     use_nonce: self.use_nonce,
                     unauthenticated_api_requests: self.unauthenticated_api_requests,
+                    logout_path: self.logout_path.clone(),
+                    logout_redirect_uri: self.logout_redirect_uri.clone(),
                     require_scopes: self.require_scopes.clone(),
                     require_groups: self.require_groups.clone(),
                     require_claims: self.require_claims.clone(),
@@ -398,6 +411,12 @@ session_fields! {
         /// Basic (default) or post.
         #[serde(default)]
         pub token_endpoint_auth_method: ClientAuthMethod,
+        /// Where `logout_path` revokes the refresh token (RFC 7009), if the provider has one.
+        #[serde(default)]
+        pub revocation_endpoint: Option<String>,
+        /// The provider's RP-initiated logout endpoint (`id_token_hint`, `post_logout_redirect_uri`).
+        #[serde(default)]
+        pub end_session_endpoint: Option<String>,
     }
 }
 

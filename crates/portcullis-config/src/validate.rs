@@ -534,6 +534,19 @@ fn check_session(c: &mut Checker, at: &str, s: &SessionSettings) {
             "at most 10 parameters",
         );
     }
+    if let Some(p) = &s.logout_path
+        && (!p.starts_with('/') || p == "/oauth2/idpresponse" || p.len() > 128)
+    {
+        c.fail(
+            format!("{at}.logout_path"),
+            "must be a path starting with '/' (and not /oauth2/idpresponse)",
+        );
+    }
+    if let Some(u) = &s.logout_redirect_uri
+        && let Some(reason) = callback_url_problem(u)
+    {
+        c.fail(format!("{at}.logout_redirect_uri"), reason);
+    }
     if s.require_claims.len() > 10 {
         c.fail(format!("{at}.require_claims"), "at most 10 claims");
     }
@@ -616,6 +629,19 @@ fn check_cognito(c: &mut Checker, at: &str, a: &AuthenticateCognito, config: &Co
             format!("{at}.user_pool_client_id"),
             format!("client `{}` does not allow the code flow", client.client_id),
         );
+    }
+    if a.logout_path.is_some() {
+        match &a.logout_redirect_uri {
+            None => c.fail(
+                format!("{at}.logout_redirect_uri"),
+                "a Cognito pool signs out only to a registered logout URL: set logout_redirect_uri",
+            ),
+            Some(u) if !client.logout_urls.contains(u) => c.fail(
+                format!("{at}.logout_redirect_uri"),
+                format!("not one of client `{}`'s logout_urls", client.client_id),
+            ),
+            _ => {}
+        }
     }
     for scope in a.scope.split(' ').filter(|s| !s.is_empty()) {
         if !client.allowed_oauth_scopes.iter().any(|s| s == scope) {
@@ -1190,6 +1216,39 @@ clients = [{ client_id = "tasks-web", generate_secret = true, allowed_oauth_flow
         );
         let t = BASE.replace("generate_secret = true,", "generate_secret = true, access_token_validity = 5, token_validity_units = { access_token = \"minutes\" }, refresh_token_validity = 0,");
         assert_eq!(errors(&t), Vec::<String>::new());
+    }
+
+    #[test]
+    fn cognito_logout_needs_a_registered_logout_uri() {
+        let t = BASE.replace(
+            "scope = \"openid tasks/read\"",
+            "scope = \"openid tasks/read\", logout_path = \"/logout\"",
+        );
+        assert_error(
+            &t,
+            "listeners[0].rules[0].actions[0].logout_redirect_uri",
+            "set logout_redirect_uri",
+        );
+        let t = BASE.replace("scope = \"openid tasks/read\"", "scope = \"openid tasks/read\", logout_path = \"/logout\", logout_redirect_uri = \"https://localhost:8443/bye\"");
+        assert_error(
+            &t,
+            "listeners[0].rules[0].actions[0].logout_redirect_uri",
+            "not one of client `tasks-web`'s logout_urls",
+        );
+        let t = t.replace(
+            "callback_urls = [",
+            "logout_urls = [\"https://localhost:8443/bye\"], callback_urls = [",
+        );
+        assert_eq!(errors(&t), Vec::<String>::new());
+        let t = BASE.replace(
+            "scope = \"openid tasks/read\"",
+            "scope = \"openid tasks/read\", logout_path = \"logout\"",
+        );
+        assert!(
+            errors(&t)
+                .iter()
+                .any(|e| e.contains("logout_path: must be a path"))
+        );
     }
 
     #[test]

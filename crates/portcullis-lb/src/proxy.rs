@@ -181,6 +181,19 @@ async fn phases(
         return respond_outcome(outcome, log);
     }
 
+    // A logout path belongs to the load balancer too.
+    if let Some((_, action)) = listener
+        .logout_paths
+        .iter()
+        .find(|(p, _)| p == parts.uri.path())
+    {
+        if let Some(l) = log.as_mut() {
+            l.actions_executed.push("authenticate");
+        }
+        let outcome = shared.auth.logout(action, &parts).await;
+        return respond_outcome(outcome, log);
+    }
+
     // Rule match.
     let view = RequestView::of(&parts);
     let rule: &Rule = match first_match(&listener.rules, |r| r.conditions.as_slice(), &view) {

@@ -66,6 +66,8 @@ pub struct Listener {
     pub default: Rule,
     /// Whether any rule authenticates (then `/oauth2/idpresponse` is intercepted).
     pub has_auth: bool,
+    /// `logout_path`s of this listener's authenticate actions, answered by the balancer.
+    pub logout_paths: Vec<(String, Arc<AuthAction>)>,
     /// Cookie names removed before forwarding: every session cookie base name of this listener's
     /// authenticate actions (their `-N` shards) and `AWSALBAuthNonce`; empty to keep them.
     pub strip_cookies: Vec<String>,
@@ -181,6 +183,11 @@ pub fn compile(
                             client_id: o.client_id.clone(),
                             client_secret: secret,
                             auth_method: o.token_endpoint_auth_method,
+                            revocation_endpoint: o.revocation_endpoint.clone(),
+                            end_session: o
+                                .end_session_endpoint
+                                .clone()
+                                .map(portcullis_auth::oidc::EndSession::Oidc),
                         };
                         auth = Some(Arc::new(AuthAction {
                             rule_id: id.clone(),
@@ -225,6 +232,12 @@ pub fn compile(
         rules.sort_by_key(|r| r.priority);
         let default = compile_rule(None, &[], &l.default_actions)?;
         let has_auth = default.auth.is_some() || rules.iter().any(|r| r.auth.is_some());
+        let logout_paths: Vec<(String, Arc<AuthAction>)> = rules
+            .iter()
+            .chain(std::iter::once(&default))
+            .filter_map(|r| r.auth.as_ref())
+            .filter_map(|a| a.session.logout_path.clone().map(|p| (p, a.clone())))
+            .collect();
         let strip_cookies = if config.load_balancer.forward_auth_cookies || !has_auth {
             Vec::new()
         } else {
@@ -248,6 +261,7 @@ pub fn compile(
             default,
             has_auth,
             strip_cookies,
+            logout_paths,
         });
     }
     Ok(Snapshot { listeners })

@@ -74,6 +74,10 @@ pub fn cognito_provider(pool: &Pool, client_id: &str) -> Result<ProviderConfig, 
         client_id: client_id.to_string(),
         client_secret: secret.to_string(),
         auth_method: ClientAuthMethod::ClientSecretBasic,
+        revocation_endpoint: Some(format!("{b}/oauth2/revoke")),
+        end_session: Some(portcullis_auth::oidc::EndSession::Cognito(format!(
+            "{b}/logout"
+        ))),
     })
 }
 

@@ -239,3 +239,85 @@ async fn implicit_flow_returns_tokens_in_the_fragment() {
     );
     kit.app.shutdown().await;
 }
+
+#[tokio::test]
+async fn balancer_logout_ends_everything_and_a_copied_cookie_dies_at_refresh() {
+    let kit = Kit::start("").await;
+    // Sign in, keeping a copy of the session cookie as a thief would.
+    let client = browser();
+    let p = login_until_callback(&kit, &client, "/tasks", PASSWORD).await;
+    let r = client.get(&p.callback).send().await.unwrap();
+    let copied: String = r
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .filter(|v| v.starts_with("AWSELBAuthSessionCookie-"))
+        .map(|v| v.split(';').next().unwrap().to_string())
+        .collect::<Vec<_>>()
+        .join("; ");
+    assert!(!copied.is_empty());
+    assert_eq!(
+        client.get(kit.url("/tasks")).send().await.unwrap().status(),
+        200
+    );
+    let keys = portcullis_auth::AuthKeys::load_or_generate(&kit.state_dir.join("lb")).unwrap();
+
+    // Logout at the balancer: shards expired, refresh token revoked, on to the pool's /logout.
+    let r = client.get(kit.url("/tasks/logout")).send().await.unwrap();
+    assert_eq!(r.status(), 302);
+    let cleared = r
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter(|v| v.to_str().unwrap().contains("Max-Age=0"))
+        .count();
+    assert_eq!(cleared, 4, "every shard is expired");
+    let to_pool = location(&r);
+    let enc = |s: &str| form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
+    assert_eq!(
+        to_pool,
+        format!(
+            "{}/logout?client_id=tasks-web&logout_uri={}",
+            kit.pool_url,
+            enc(&kit.url("/signed-out"))
+        )
+    );
+    let r = client.get(&to_pool).send().await.unwrap();
+    assert_eq!(location(&r), kit.url("/signed-out"));
+    // The next visit asks for a password again (hosted-UI session ended too).
+    let r = client.get(kit.url("/tasks")).send().await.unwrap();
+    assert_eq!(r.status(), 302);
+    let r = client.get(location(&r)).send().await.unwrap();
+    assert!(location(&r).starts_with("/login?"));
+
+    // The copied cookie still opens until its access token expires (stateless, as ALB); make it
+    // expired now and it must refresh, which fails: the refresh token was revoked at logout.
+    let mut headers = http::HeaderMap::new();
+    headers.insert("cookie", copied.parse().unwrap());
+    let portcullis_auth::session_cookie::CookieRead::Valid { mut session, .. } =
+        portcullis_auth::session_cookie::read(&keys.ring, "AWSELBAuthSessionCookie", &headers)
+    else {
+        panic!("the copy opens")
+    };
+    session.access_exp = 0;
+    let shards =
+        portcullis_auth::session_cookie::seal(&keys.ring, "AWSELBAuthSessionCookie", &session)
+            .unwrap();
+    let stale: String = shards
+        .iter()
+        .enumerate()
+        .map(|(i, v)| format!("AWSELBAuthSessionCookie-{i}={v}"))
+        .collect::<Vec<_>>()
+        .join("; ");
+    let r = plain()
+        .get(kit.url("/tasks"))
+        .header("cookie", stale)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 302, "no longer works");
+    assert!(location(&r).contains("/oauth2/authorize?"));
+    kit.log_line(&["\"AuthInvalidGrantError\""]).await;
+    kit.app.shutdown().await;
+}

@@ -84,7 +84,8 @@ default_actions = [{{ type = "fixed-response", status_code = 404, content_type =
 priority = 10
 conditions = [{{ field = "path-pattern", values = ["/tasks", "/tasks/*"] }}]
 actions = [
-  {{ type = "authenticate-cognito", user_pool = "test", user_pool_client_id = "tasks-web", scope = "openid email tasks/read" }},
+  {{ type = "authenticate-cognito", user_pool = "test", user_pool_client_id = "tasks-web", scope = "openid email tasks/read",
+     logout_path = "/tasks/logout", logout_redirect_uri = "https://localhost:{lb_port}/signed-out" }},
   {{ type = "forward", target_group = "echo" }},
 ]
 

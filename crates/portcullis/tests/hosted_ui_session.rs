@@ -321,3 +321,70 @@ async fn balancer_logout_ends_everything_and_a_copied_cookie_dies_at_refresh() {
     kit.log_line(&["\"AuthInvalidGrantError\""]).await;
     kit.app.shutdown().await;
 }
+
+#[tokio::test]
+async fn an_expired_access_token_is_refreshed_and_the_session_rewritten() {
+    let kit = Kit::start("").await;
+    let client = browser();
+    let p = login_until_callback(&kit, &client, "/tasks", PASSWORD).await;
+    let r = client.get(&p.callback).send().await.unwrap();
+    let cookie: String = r
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .filter(|v| v.starts_with("AWSELBAuthSessionCookie-"))
+        .map(|v| v.split(';').next().unwrap().to_string())
+        .collect::<Vec<_>>()
+        .join("; ");
+    // The same session with its access token expired (sealed with the balancer's keys).
+    let keys = portcullis_auth::AuthKeys::load_or_generate(&kit.state_dir.join("lb")).unwrap();
+    let mut headers = http::HeaderMap::new();
+    headers.insert("cookie", cookie.parse().unwrap());
+    let portcullis_auth::session_cookie::CookieRead::Valid { mut session, .. } =
+        portcullis_auth::session_cookie::read(&keys.ring, "AWSELBAuthSessionCookie", &headers)
+    else {
+        panic!("the session opens")
+    };
+    let old_access = session.access_token.clone();
+    session.access_exp = 0;
+    let shards =
+        portcullis_auth::session_cookie::seal(&keys.ring, "AWSELBAuthSessionCookie", &session)
+            .unwrap();
+    let stale: String = shards
+        .iter()
+        .enumerate()
+        .map(|(i, v)| format!("AWSELBAuthSessionCookie-{i}={v}"))
+        .collect::<Vec<_>>()
+        .join("; ");
+
+    let r = plain()
+        .get(kit.url("/tasks"))
+        .header("cookie", stale)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "refreshed, not sent to the IdP");
+    let rewritten: Vec<String> = r
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_string())
+        .collect();
+    assert!(
+        rewritten
+            .iter()
+            .any(|c| c.starts_with("AWSELBAuthSessionCookie-0=") && !c.contains("Max-Age=0")),
+        "{rewritten:?}"
+    );
+    let echo: Value = r.json().await.unwrap();
+    let new_access = echo["headers"]["x-amzn-oidc-accesstoken"].as_str().unwrap();
+    assert_ne!(
+        new_access, old_access,
+        "a fresh access token from the refresh grant"
+    );
+    let at: serde_json::Map<String, Value> =
+        jsonwebtoken::dangerous::insecure_decode_claims(new_access).unwrap();
+    assert!(at["exp"].as_u64().unwrap() > portcullis_auth::now());
+    kit.app.shutdown().await;
+}

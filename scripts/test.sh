@@ -8,10 +8,10 @@ cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/portcullis-target}"
 
 # Interop clients and verifiers that are not ours.
-if ! python3 -c 'import cryptography, authlib, requests' 2>/dev/null; then
-  echo "installing Python cryptography, Authlib and requests (interop tests)"
-  python3 -m pip install --quiet 'cryptography>=41' 'authlib>=1.3' 'requests>=2.31' \
-    || python3 -m pip install --quiet --user --break-system-packages 'cryptography>=41' 'authlib>=1.3' 'requests>=2.31'
+if ! python3 -c 'import cryptography, authlib, requests, jwt' 2>/dev/null; then
+  echo "installing Python cryptography, Authlib, requests and PyJWT (interop tests)"
+  python3 -m pip install --quiet 'cryptography>=41' 'authlib>=1.3' 'requests>=2.31' 'pyjwt[crypto]>=2.8' \
+    || python3 -m pip install --quiet --user --break-system-packages 'cryptography>=41' 'authlib>=1.3' 'requests>=2.31' 'pyjwt[crypto]>=2.8'
 fi
 
 # Real headless Chromium (Debian's) for the browser tests, driven by playwright-core from npm.
@@ -19,8 +19,9 @@ if [ ! -x /usr/bin/chromium ]; then
   echo "installing Debian's chromium (browser tests)"
   (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) >/dev/null
 fi
-if [ ! -f e2e/browser/node_modules/playwright-core/package.json ]; then
-  echo "installing playwright-core (browser tests)"
+if [ ! -f e2e/browser/node_modules/playwright-core/package.json ] || [ ! -f e2e/browser/node_modules/jose/package.json ] \
+   || [ ! -f e2e/browser/node_modules/jsonwebtoken/package.json ]; then
+  echo "installing playwright-core, jose and jsonwebtoken (browser and interop tests)"
   npm ci --prefix e2e/browser --no-audit --no-fund --silent
 fi
 

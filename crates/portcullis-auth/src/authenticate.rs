@@ -12,7 +12,7 @@ use crate::state::{self, NONCE_COOKIE};
 use bytes::Bytes;
 use http::header::{CACHE_CONTROL, CONTENT_TYPE, LOCATION, SET_COOKIE};
 use http::{HeaderName, HeaderValue, Response, StatusCode, request::Parts};
-use portcullis_config::{ApiRequests, OnUnauthenticated, SessionSettings};
+use portcullis_config::{ApiRequests, IdentityHeader, OnUnauthenticated, SessionSettings};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::Mutex;
@@ -25,6 +25,8 @@ pub const ACCESS_TOKEN_HEADER: HeaderName = HeaderName::from_static("x-amzn-oidc
 pub const IDENTITY_HEADER: HeaderName = HeaderName::from_static("x-amzn-oidc-identity");
 /// The signed claims.
 pub const DATA_HEADER: HeaderName = HeaderName::from_static("x-amzn-oidc-data");
+/// The standard identity JWT (`identity_header = "jwt"` or `"both"`).
+pub const JWT_HEADER: HeaderName = HeaderName::from_static("x-portcullis-jwt");
 /// Access tokens without `expires_in` are treated as valid this long.
 const DEFAULT_ACCESS_LIFETIME: u64 = 3600;
 
@@ -43,6 +45,18 @@ impl AuthAction {
         format!(
             "{}|{}",
             self.provider.config.issuer, self.provider.config.client_id
+        )
+    }
+
+    /// What cached forward headers depend on: the session binding and how this rule presents the
+    /// identity (rules sharing a session may ask for different headers).
+    fn cache_key(&self) -> String {
+        let s = &self.session;
+        format!(
+            "{}|{:?}|{}",
+            self.binding(),
+            s.identity_header,
+            s.jwt_audience.as_deref().unwrap_or("")
         )
     }
 }
@@ -334,7 +348,8 @@ impl Authenticator {
                 }
                 Opened::Sealed { plain, tag, shards } => {
                     // The fast path: this exact sealed session was seen and its headers are ready.
-                    if let Some((headers, session)) = self.cache.get(&tag, &action.binding(), now) {
+                    if let Some((headers, session)) = self.cache.get(&tag, &action.cache_key(), now)
+                    {
                         if let Err(why) = authorize(&action.session, &session) {
                             return forbidden(parts, &why, Vec::new());
                         }
@@ -432,15 +447,27 @@ impl Authenticator {
         }
         let c = &action.provider.config;
         let data_exp = now + HEADER_LIFETIME;
-        let data = self
-            .signer
-            .sign(&c.issuer, &c.client_id, &s.claims, data_exp);
-        let headers = [
+        let mut headers = vec![
             (ACCESS_TOKEN_HEADER, HeaderValue::from_str(&s.access_token)),
             (IDENTITY_HEADER, HeaderValue::from_str(&s.sub)),
-            (DATA_HEADER, HeaderValue::from_str(&data)),
         ];
-        let mut out = Vec::with_capacity(3);
+        let kind = action.session.identity_header;
+        if kind != IdentityHeader::Jwt {
+            let data = self
+                .signer
+                .sign(&c.issuer, &c.client_id, &s.claims, data_exp);
+            headers.push((DATA_HEADER, HeaderValue::from_str(&data)));
+        }
+        if kind != IdentityHeader::Alb {
+            let aud = action
+                .session
+                .jwt_audience
+                .as_deref()
+                .unwrap_or(&c.client_id);
+            let jwt = self.signer.sign_jwt(aud, &s.claims, now, data_exp);
+            headers.push((JWT_HEADER, HeaderValue::from_str(&jwt)));
+        }
+        let mut out = Vec::with_capacity(4);
         for (n, v) in headers {
             match v {
                 Ok(v) => out.push((n, v)),
@@ -452,7 +479,7 @@ impl Authenticator {
             CachedForward {
                 headers: out.clone(),
                 session: Arc::new(s.clone()),
-                binding: action.binding(),
+                binding: action.cache_key(),
                 valid_until: s
                     .access_exp
                     .min(s.session_exp)
@@ -818,6 +845,8 @@ mod tests {
                 use_pkce: true,
                 use_nonce: true,
                 unauthenticated_api_requests: ApiRequests::Redirect,
+                identity_header: IdentityHeader::Alb,
+                jwt_audience: None,
                 logout_path: None,
                 logout_redirect_uri: None,
                 require_scopes: Vec::new(),

@@ -64,6 +64,43 @@ impl ClaimsSigner {
         out.push_str(&URL_SAFE.encode(sig.as_ref()));
         out
     }
+
+    /// A standard RFC 7519 JWT of the same identity: unpadded base64url, `kid` in the header, and
+    /// `iss` (this load balancer), `aud`, `sub`, `iat`, `exp` plus the userinfo claims in the
+    /// payload, so strict JWT libraries verify it with the JWKS.
+    pub fn sign_jwt(&self, aud: &str, claims: &Map<String, Value>, now: u64, exp: u64) -> String {
+        use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let header = serde_json::json!({ "alg": "ES256", "typ": "JWT", "kid": self.key.kid });
+        let mut payload = claims.clone();
+        payload.insert("iss".into(), self.signer_arn.clone().into());
+        payload.insert("aud".into(), aud.into());
+        payload.insert("iat".into(), now.into());
+        payload.insert("exp".into(), exp.into());
+        let mut out = URL_SAFE_NO_PAD.encode(header.to_string());
+        out.push('.');
+        out.push_str(&URL_SAFE_NO_PAD.encode(Value::Object(payload).to_string()));
+        let sig = self
+            .key
+            .key
+            .sign(&self.rng, out.as_bytes())
+            .expect("ES256 signing");
+        out.push('.');
+        out.push_str(&URL_SAFE_NO_PAD.encode(sig.as_ref()));
+        out
+    }
+
+    /// The JWKS for the standard identity JWT (one EC P-256 key).
+    pub fn jwks(&self) -> Value {
+        use aws_lc_rs::signature::KeyPair;
+        use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let point = self.key.key.public_key().as_ref();
+        // Uncompressed SEC1 point: 0x04 || X || Y.
+        let (x, y) = point[1..].split_at(32);
+        serde_json::json!({ "keys": [{
+            "kty": "EC", "crv": "P-256", "alg": "ES256", "use": "sig", "kid": self.key.kid,
+            "x": URL_SAFE_NO_PAD.encode(x), "y": URL_SAFE_NO_PAD.encode(y),
+        }]})
+    }
 }
 
 #[cfg(test)]

@@ -149,6 +149,19 @@ pub enum OnUnauthenticated {
     Allow,
 }
 
+/// Which signed identity header a target receives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum IdentityHeader {
+    /// `x-amzn-oidc-data` in ALB's padded format (the default: ALB apps need no change).
+    #[default]
+    Alb,
+    /// `x-portcullis-jwt`: an RFC 7519 JWT with `aud`, verifiable with the JWKS.
+    Jwt,
+    /// Both.
+    Both,
+}
+
 /// How requests from scripts and API clients (fetch/XHR, `Accept: application/json`) without a
 /// session are answered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
@@ -291,6 +304,10 @@ pub struct SessionSettings {
     pub use_nonce: bool,
     /// What a script or API request without a usable session gets when a page would be redirected.
     pub unauthenticated_api_requests: ApiRequests,
+    /// Which signed identity header targets get.
+    pub identity_header: IdentityHeader,
+    /// `aud` of the standard identity JWT (the client id when absent).
+    pub jwt_audience: Option<String>,
     /// A path the balancer answers itself: ends the session, revokes its refresh token and signs
     /// out at the provider.
     pub logout_path: Option<String>,
@@ -335,6 +352,12 @@ macro_rules! session_fields {
             /// What a script or API request without a usable session gets.
             #[serde(default)]
             pub unauthenticated_api_requests: ApiRequests,
+            /// Which signed identity header targets get: ALB's, a standard JWT, or both.
+            #[serde(default)]
+            pub identity_header: IdentityHeader,
+            /// `aud` of the standard identity JWT (the client id when absent).
+            #[serde(default)]
+            pub jwt_audience: Option<String>,
             /// A path the balancer answers itself to sign the user out.
             #[serde(default)]
             pub logout_path: Option<String>,
@@ -364,6 +387,8 @@ macro_rules! session_fields {
                     use_pkce: self.use_pkce,
                     use_nonce: self.use_nonce,
                     unauthenticated_api_requests: self.unauthenticated_api_requests,
+                    identity_header: self.identity_header,
+                    jwt_audience: self.jwt_audience.clone(),
                     logout_path: self.logout_path.clone(),
                     logout_redirect_uri: self.logout_redirect_uri.clone(),
                     require_scopes: self.require_scopes.clone(),

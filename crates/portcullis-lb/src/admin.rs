@@ -1,5 +1,6 @@
 //! The admin listener: the public keys backends verify `x-amzn-oidc-data` with
-//! (`GET /public-keys/<kid>`, PEM, as ALB's regional key endpoint) and a health check.
+//! (`GET /public-keys/<kid>`, PEM, as ALB's regional key endpoint), the JWKS for the standard
+//! identity JWT (`GET /.well-known/jwks.json`) and a health check.
 
 use bytes::Bytes;
 use http::{Request, Response, StatusCode, header};
@@ -18,6 +19,8 @@ pub struct AdminState {
     pub kid: String,
     /// Its PEM.
     pub pem: String,
+    /// The JWKS for `x-portcullis-jwt`.
+    pub jwks: String,
 }
 
 fn respond(state: &AdminState, req: &Request<Incoming>) -> Response<Full<Bytes>> {
@@ -30,6 +33,7 @@ fn respond(state: &AdminState, req: &Request<Incoming>) -> Response<Full<Bytes>>
     };
     match req.uri().path() {
         "/healthz" => text(StatusCode::OK, "text/plain", "ok\n".into()),
+        "/.well-known/jwks.json" => text(StatusCode::OK, "application/json", state.jwks.clone()),
         p => match p.strip_prefix("/public-keys/") {
             Some(kid) if kid == state.kid => {
                 let mut r = text(StatusCode::OK, "text/plain", state.pem.clone());

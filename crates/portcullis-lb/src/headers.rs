@@ -40,16 +40,16 @@ pub fn strip_hop_by_hop(h: &mut HeaderMap) {
     }
 }
 
-/// Removes every `x-amzn-oidc-*` header a client sent, so only the load balancer sets them.
+/// Removes every `x-amzn-oidc-*` and `x-portcullis-*` header a client sent, so only the load
+/// balancer sets them.
 pub fn strip_oidc_headers(h: &mut HeaderMap) {
-    if !h.keys().any(|n| n.as_str().starts_with("x-amzn-oidc-")) {
+    let ours = |n: &HeaderName| {
+        n.as_str().starts_with("x-amzn-oidc-") || n.as_str().starts_with("x-portcullis-")
+    };
+    if !h.keys().any(ours) {
         return;
     }
-    let names: Vec<HeaderName> = h
-        .keys()
-        .filter(|n| n.as_str().starts_with("x-amzn-oidc-"))
-        .cloned()
-        .collect();
+    let names: Vec<HeaderName> = h.keys().filter(|n| ours(n)).cloned().collect();
     for n in names {
         h.remove(n);
     }
@@ -167,6 +167,7 @@ mod tests {
         h.insert("x-amzn-oidc-data", HeaderValue::from_static("forged"));
         h.insert("x-amzn-oidc-identity", HeaderValue::from_static("admin"));
         h.insert("x-amzn-oidc-whatever", HeaderValue::from_static("x"));
+        h.insert("x-portcullis-jwt", HeaderValue::from_static("forged"));
         h.insert("connection", HeaderValue::from_static("close, x-secret"));
         h.insert("x-secret", HeaderValue::from_static("1"));
         h.insert("accept", HeaderValue::from_static("*/*"));

@@ -261,6 +261,7 @@ pub async fn start(
             let state = Arc::new(admin::AdminState {
                 kid: kid.clone(),
                 pem,
+                jwks: shared.auth.signer().jwks().to_string(),
             });
             tasks.spawn(admin::run(tcp, state, rx.clone()));
             Some(addr)

@@ -83,6 +83,64 @@ pub fn http_client() -> HttpClient {
     Client::builder(TokioExecutor::new()).build(https)
 }
 
+/// The parts of a provider's discovery document the relying party uses.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Discovery {
+    /// Must equal the configured issuer.
+    pub issuer: String,
+    /// Browser redirect target.
+    pub authorization_endpoint: String,
+    /// Code and refresh exchange.
+    pub token_endpoint: String,
+    /// Claims.
+    pub userinfo_endpoint: String,
+    /// Keys for ID-token signatures.
+    #[serde(default)]
+    pub jwks_uri: Option<String>,
+    /// RFC 7009 revocation.
+    #[serde(default)]
+    pub revocation_endpoint: Option<String>,
+    /// RP-initiated logout.
+    #[serde(default)]
+    pub end_session_endpoint: Option<String>,
+}
+
+/// Fetches `<issuer>/.well-known/openid-configuration` (at start, not per request) and checks
+/// that it names the same issuer (OpenID Connect Discovery §4.3).
+pub async fn discover(http: &HttpClient, issuer: &str) -> Result<Discovery, String> {
+    let url = format!(
+        "{}/.well-known/openid-configuration",
+        issuer.trim_end_matches('/')
+    );
+    let req = Request::builder()
+        .uri(&url)
+        .body(Full::new(Bytes::new()))
+        .map_err(|e| format!("{url}: {e}"))?;
+    let fetch = async {
+        let resp = http.request(req).await.map_err(|e| format!("{url}: {e}"))?;
+        if !resp.status().is_success() {
+            return Err(format!("{url}: HTTP {}", resp.status()));
+        }
+        let body = Limited::new(resp.into_body(), MAX_IDP_BODY)
+            .collect()
+            .await
+            .map_err(|_| format!("{url}: body larger than 64 KiB or unreadable"))?
+            .to_bytes();
+        serde_json::from_slice::<Discovery>(&body)
+            .map_err(|e| format!("{url}: not a discovery document: {e}"))
+    };
+    let doc = tokio::time::timeout(IDP_TIMEOUT, fetch)
+        .await
+        .map_err(|_| format!("{url}: timed out"))??;
+    if doc.issuer != issuer {
+        return Err(format!(
+            "{url}: the document's issuer `{}` is not `{issuer}`",
+            doc.issuer
+        ));
+    }
+    Ok(doc)
+}
+
 /// What the token endpoint answered.
 #[derive(Debug, Deserialize)]
 pub struct TokenResponse {

@@ -413,18 +413,21 @@ session_fields! {
 }
 
 session_fields! {
-    /// `authenticate-oidc`: explicit endpoints, as ALB.
+    /// `authenticate-oidc`: explicit endpoints, as ALB, or discovered from the issuer.
     #[derive(Debug, Clone, Deserialize)]
     #[serde(deny_unknown_fields)]
     pub struct AuthenticateOidc {
         /// Expected `iss` of the ID token, copied into `x-amzn-oidc-data`.
         pub issuer: String,
-        /// Where browsers are sent.
-        pub authorization_endpoint: String,
-        /// Called server to server with the code.
-        pub token_endpoint: String,
-        /// Called server to server with the access token.
-        pub user_info_endpoint: String,
+        /// Where browsers are sent (discovered from the issuer when absent).
+        #[serde(default)]
+        pub authorization_endpoint: Option<String>,
+        /// Called server to server with the code (discovered when absent).
+        #[serde(default)]
+        pub token_endpoint: Option<String>,
+        /// Called server to server with the access token (discovered when absent).
+        #[serde(default)]
+        pub user_info_endpoint: Option<String>,
         /// The OAuth client id.
         pub client_id: String,
         /// The client secret (or `client_secret_env`).

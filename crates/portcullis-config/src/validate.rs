@@ -437,13 +437,29 @@ fn check_actions(
                     );
                 }
                 check_session(c, &aat, &a.session());
+                let endpoints = [
+                    &a.authorization_endpoint,
+                    &a.token_endpoint,
+                    &a.user_info_endpoint,
+                ];
+                let given = endpoints.iter().filter(|e| e.is_some()).count();
+                if given != 0 && given != 3 {
+                    c.fail(
+                        aat.clone(),
+                        "give authorization_endpoint, token_endpoint and user_info_endpoint together, or none to discover them from the issuer",
+                    );
+                }
                 for (name, url) in [
-                    ("issuer", &a.issuer),
-                    ("authorization_endpoint", &a.authorization_endpoint),
-                    ("token_endpoint", &a.token_endpoint),
-                    ("user_info_endpoint", &a.user_info_endpoint),
+                    ("issuer", Some(&a.issuer)),
+                    ("authorization_endpoint", a.authorization_endpoint.as_ref()),
+                    ("token_endpoint", a.token_endpoint.as_ref()),
+                    ("user_info_endpoint", a.user_info_endpoint.as_ref()),
+                    ("revocation_endpoint", a.revocation_endpoint.as_ref()),
+                    ("end_session_endpoint", a.end_session_endpoint.as_ref()),
                 ] {
-                    if !is_https_or_loopback(url) {
+                    if let Some(url) = url
+                        && !is_https_or_loopback(url)
+                    {
                         c.fail(
                             format!("{aat}.{name}"),
                             "must be an https URL (http only for loopback hosts)",

@@ -216,8 +216,40 @@ pub async fn start(
     }
     let ports: Vec<u16> = bound.iter().map(|(_, a, _)| a.port()).collect();
     let http = portcullis_auth::oidc::http_client();
-    let snapshot = snapshot::compile(config, &ports, &identity, cognito.as_ref(), &http)
-        .map_err(StartError::Config)?;
+    // authenticate-oidc actions without endpoints: discover them once, at start.
+    let mut discovered = std::collections::HashMap::new();
+    for (i, l) in config.listeners.iter().enumerate() {
+        for a in l
+            .rules
+            .iter()
+            .flat_map(|r| r.actions.iter())
+            .chain(l.default_actions.iter())
+        {
+            if let portcullis_config::Action::AuthenticateOidc(o) = a
+                && o.authorization_endpoint.is_none()
+                && !discovered.contains_key(&o.issuer)
+            {
+                let d = portcullis_auth::oidc::discover(&http, &o.issuer)
+                    .await
+                    .map_err(|e| {
+                        StartError::Config(format!(
+                            "listeners[{i}]: discovery for issuer {}: {e}",
+                            o.issuer
+                        ))
+                    })?;
+                discovered.insert(o.issuer.clone(), d);
+            }
+        }
+    }
+    let snapshot = snapshot::compile(
+        config,
+        &ports,
+        &identity,
+        cognito.as_ref(),
+        &http,
+        &discovered,
+    )
+    .map_err(StartError::Config)?;
     let access_log = match lb.access_log.as_deref() {
         None => access_log::AccessLog::disabled(),
         Some(t) => access_log::AccessLog::open(t)

@@ -4,7 +4,7 @@
 use crate::rules::Condition;
 use crate::target_group::TargetGroup;
 use bytes::Bytes;
-use portcullis_auth::oidc::HttpClient;
+use portcullis_auth::oidc::{Discovery, HttpClient};
 use portcullis_auth::{AuthAction, Provider, ProviderConfig};
 use portcullis_config::{
     Action, AuthenticateCognito, Config, Protocol, RedirectAction, ordered_actions,
@@ -133,6 +133,7 @@ pub fn compile(
     identity: &Identity,
     cognito: &CognitoResolver,
     http: &HttpClient,
+    discovered: &HashMap<String, Discovery>,
 ) -> Result<Snapshot, String> {
     let groups: HashMap<String, Arc<TargetGroup>> = config
         .target_groups
@@ -174,19 +175,43 @@ pub fn compile(
                             })?,
                             (None, None) => return Err(format!("listeners[{i}] rule {id}: no client secret")),
                         };
+                        // Explicit endpoints (as ALB), else the issuer's discovery document.
+                        let d = discovered.get(&o.issuer);
+                        let endpoint =
+                            |given: &Option<String>, found: Option<&String>, name: &str| {
+                                given.clone().or_else(|| found.cloned()).ok_or(format!(
+                                    "listeners[{i}] rule {id}: no {name} and no discovery"
+                                ))
+                            };
                         let provider = ProviderConfig {
                             issuer: o.issuer.clone(),
-                            authorization_endpoint: o.authorization_endpoint.clone(),
-                            token_endpoint: o.token_endpoint.clone(),
-                            user_info_endpoint: o.user_info_endpoint.clone(),
-                            jwks_uri: None,
+                            authorization_endpoint: endpoint(
+                                &o.authorization_endpoint,
+                                d.map(|d| &d.authorization_endpoint),
+                                "authorization_endpoint",
+                            )?,
+                            token_endpoint: endpoint(
+                                &o.token_endpoint,
+                                d.map(|d| &d.token_endpoint),
+                                "token_endpoint",
+                            )?,
+                            user_info_endpoint: endpoint(
+                                &o.user_info_endpoint,
+                                d.map(|d| &d.userinfo_endpoint),
+                                "user_info_endpoint",
+                            )?,
+                            jwks_uri: d.and_then(|d| d.jwks_uri.clone()),
                             client_id: o.client_id.clone(),
                             client_secret: secret,
                             auth_method: o.token_endpoint_auth_method,
-                            revocation_endpoint: o.revocation_endpoint.clone(),
+                            revocation_endpoint: o
+                                .revocation_endpoint
+                                .clone()
+                                .or_else(|| d.and_then(|d| d.revocation_endpoint.clone())),
                             end_session: o
                                 .end_session_endpoint
                                 .clone()
+                                .or_else(|| d.and_then(|d| d.end_session_endpoint.clone()))
                                 .map(portcullis_auth::oidc::EndSession::Oidc),
                         };
                         auth = Some(Arc::new(AuthAction {

@@ -768,3 +768,26 @@ actions = [
     assert_eq!(r.status(), 200);
     kit.app.shutdown().await;
 }
+
+#[tokio::test]
+async fn authenticate_oidc_discovers_its_endpoints_from_the_issuer() {
+    // The /disc/* rule names only the issuer: endpoints and JWKS come from discovery at start.
+    let kit = Kit::start("").await;
+    let client = browser();
+    let p = login_until_callback(&kit, &client, "/disc/x", PASSWORD).await;
+    let r = client.get(&p.callback).send().await.unwrap();
+    assert_eq!(r.status(), 302);
+    let echo: Value = client
+        .get(kit.url("/disc/x"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let h = portcullis_verify::peek_header(echo["headers"]["x-amzn-oidc-data"].as_str().unwrap())
+        .unwrap();
+    assert_eq!(h.iss, kit.pool().issuer);
+    assert_eq!(h.client, "oidc-web");
+    kit.app.shutdown().await;
+}

@@ -123,6 +123,15 @@ actions = [
   {{ type = "forward", target_group = "echo" }},
 ]
 
+[[listeners.rules]]
+priority = 33
+conditions = [{{ field = "path-pattern", values = ["/disc/*"] }}]
+actions = [
+  {{ type = "authenticate-oidc", issuer = "http://localhost:{pool_port}/us-east-1_Kit12345",
+     client_id = "oidc-web", client_secret = "{OIDC_SECRET}", session_cookie_name = "DiscSession", scope = "openid email" }},
+  {{ type = "forward", target_group = "echo" }},
+]
+
 {extra_rules}
 
 [[target_groups]]

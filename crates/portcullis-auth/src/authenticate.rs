@@ -38,26 +38,37 @@ pub struct AuthAction {
     pub provider: Arc<Provider>,
     /// Cookie name, scope, timeout, extra parameters, unauthenticated behaviour.
     pub session: SessionSettings,
+    /// Issuer and client: a session sealed for another pair is ignored.
+    binding: String,
+    /// What cached forward headers depend on: the binding and how this rule presents the identity
+    /// (rules sharing a session may ask for different headers).
+    cache_key: String,
 }
 
 impl AuthAction {
-    fn binding(&self) -> String {
-        format!(
-            "{}|{}",
-            self.provider.config.issuer, self.provider.config.client_id
-        )
+    /// Resolves an action once, when its rule is compiled, so the request path builds no keys.
+    pub fn new(rule_id: String, provider: Arc<Provider>, session: SessionSettings) -> AuthAction {
+        let binding = format!("{}|{}", provider.config.issuer, provider.config.client_id);
+        let cache_key = format!(
+            "{binding}|{:?}|{}",
+            session.identity_header,
+            session.jwt_audience.as_deref().unwrap_or("")
+        );
+        AuthAction {
+            rule_id,
+            provider,
+            session,
+            binding,
+            cache_key,
+        }
     }
 
-    /// What cached forward headers depend on: the session binding and how this rule presents the
-    /// identity (rules sharing a session may ask for different headers).
-    fn cache_key(&self) -> String {
-        let s = &self.session;
-        format!(
-            "{}|{:?}|{}",
-            self.binding(),
-            s.identity_header,
-            s.jwt_audience.as_deref().unwrap_or("")
-        )
+    fn binding(&self) -> &str {
+        &self.binding
+    }
+
+    fn cache_key(&self) -> &str {
+        &self.cache_key
     }
 }
 
@@ -348,7 +359,7 @@ impl Authenticator {
                 }
                 Opened::Sealed { plain, tag, shards } => {
                     // The fast path: this exact sealed session was seen and its headers are ready.
-                    if let Some((headers, session)) = self.cache.get(&tag, &action.cache_key(), now)
+                    if let Some((headers, session)) = self.cache.get(&tag, action.cache_key(), now)
                     {
                         if let Err(why) = authorize(&action.session, &session) {
                             return forbidden(parts, &why, Vec::new());
@@ -479,7 +490,7 @@ impl Authenticator {
             CachedForward {
                 headers: out.clone(),
                 session: Arc::new(s.clone()),
-                binding: action.cache_key(),
+                binding: action.cache_key().to_string(),
                 valid_until: s
                     .access_exp
                     .min(s.session_exp)
@@ -558,7 +569,7 @@ impl Authenticator {
             access_token: tokens.access_token,
             refresh_token: tokens.refresh_token.or(keep_refresh),
             session_exp,
-            binding: action.binding(),
+            binding: action.binding().to_string(),
         })
     }
 
@@ -833,10 +844,10 @@ mod tests {
         };
         let mut extra = std::collections::BTreeMap::new();
         extra.insert("prompt".to_string(), "login".to_string());
-        AuthAction {
-            rule_id: "1/10".into(),
-            provider: Arc::new(Provider::new(provider, http_client())),
-            session: SessionSettings {
+        AuthAction::new(
+            "1/10".into(),
+            Arc::new(Provider::new(provider, http_client())),
+            SessionSettings {
                 session_cookie_name: "AWSELBAuthSessionCookie".into(),
                 scope: "openid tasks/read".into(),
                 session_timeout: 604_800,
@@ -853,7 +864,7 @@ mod tests {
                 require_groups: Vec::new(),
                 require_claims: Default::default(),
             },
-        }
+        )
     }
 
     fn parts(uri: &str, host: Option<&str>) -> Parts {

@@ -161,11 +161,11 @@ pub fn compile(
                     Action::AuthenticateCognito(c) => {
                         let provider =
                             cognito(c).map_err(|e| format!("listeners[{i}] rule {id}: {e}"))?;
-                        auth = Some(Arc::new(AuthAction {
-                            rule_id: id.clone(),
-                            provider: Arc::new(Provider::new(provider, http.clone())),
-                            session: c.session(),
-                        }));
+                        auth = Some(Arc::new(AuthAction::new(
+                            id.clone(),
+                            Arc::new(Provider::new(provider, http.clone())),
+                            c.session(),
+                        )));
                     }
                     Action::AuthenticateOidc(o) => {
                         let secret = match (&o.client_secret, &o.client_secret_env) {
@@ -214,11 +214,11 @@ pub fn compile(
                                 .or_else(|| d.and_then(|d| d.end_session_endpoint.clone()))
                                 .map(portcullis_auth::oidc::EndSession::Oidc),
                         };
-                        auth = Some(Arc::new(AuthAction {
-                            rule_id: id.clone(),
-                            provider: Arc::new(Provider::new(provider, http.clone())),
-                            session: o.session(),
-                        }));
+                        auth = Some(Arc::new(AuthAction::new(
+                            id.clone(),
+                            Arc::new(Provider::new(provider, http.clone())),
+                            o.session(),
+                        )));
                     }
                     Action::Forward(f) => {
                         let tg = groups

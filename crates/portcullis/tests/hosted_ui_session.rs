@@ -247,21 +247,12 @@ async fn balancer_logout_ends_everything_and_a_copied_cookie_dies_at_refresh() {
     let client = browser();
     let p = login_until_callback(&kit, &client, "/tasks", PASSWORD).await;
     let r = client.get(&p.callback).send().await.unwrap();
-    let copied: String = r
-        .headers()
-        .get_all("set-cookie")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .filter(|v| v.starts_with("AWSELBAuthSessionCookie-"))
-        .map(|v| v.split(';').next().unwrap().to_string())
-        .collect::<Vec<_>>()
-        .join("; ");
+    let copied = session_cookie_of(&r);
     assert!(!copied.is_empty());
     assert_eq!(
         client.get(kit.url("/tasks")).send().await.unwrap().status(),
         200
     );
-    let keys = portcullis_auth::AuthKeys::load_or_generate(&kit.state_dir.join("lb")).unwrap();
 
     // Logout at the balancer: shards expired, refresh token revoked, on to the pool's /logout.
     let r = client.get(kit.url("/tasks/logout")).send().await.unwrap();
@@ -293,23 +284,7 @@ async fn balancer_logout_ends_everything_and_a_copied_cookie_dies_at_refresh() {
 
     // The copied cookie still opens until its access token expires (stateless, as ALB); make it
     // expired now and it must refresh, which fails: the refresh token was revoked at logout.
-    let mut headers = http::HeaderMap::new();
-    headers.insert("cookie", copied.parse().unwrap());
-    let portcullis_auth::session_cookie::CookieRead::Valid { mut session, .. } =
-        portcullis_auth::session_cookie::read(&keys.ring, "AWSELBAuthSessionCookie", &headers)
-    else {
-        panic!("the copy opens")
-    };
-    session.access_exp = 0;
-    let shards =
-        portcullis_auth::session_cookie::seal(&keys.ring, "AWSELBAuthSessionCookie", &session)
-            .unwrap();
-    let stale: String = shards
-        .iter()
-        .enumerate()
-        .map(|(i, v)| format!("AWSELBAuthSessionCookie-{i}={v}"))
-        .collect::<Vec<_>>()
-        .join("; ");
+    let (stale, _) = kit.with_access_expired(&copied);
     let r = plain()
         .get(kit.url("/tasks"))
         .header("cookie", stale)
@@ -328,35 +303,9 @@ async fn an_expired_access_token_is_refreshed_and_the_session_rewritten() {
     let client = browser();
     let p = login_until_callback(&kit, &client, "/tasks", PASSWORD).await;
     let r = client.get(&p.callback).send().await.unwrap();
-    let cookie: String = r
-        .headers()
-        .get_all("set-cookie")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .filter(|v| v.starts_with("AWSELBAuthSessionCookie-"))
-        .map(|v| v.split(';').next().unwrap().to_string())
-        .collect::<Vec<_>>()
-        .join("; ");
+    let cookie = session_cookie_of(&r);
     // The same session with its access token expired (sealed with the balancer's keys).
-    let keys = portcullis_auth::AuthKeys::load_or_generate(&kit.state_dir.join("lb")).unwrap();
-    let mut headers = http::HeaderMap::new();
-    headers.insert("cookie", cookie.parse().unwrap());
-    let portcullis_auth::session_cookie::CookieRead::Valid { mut session, .. } =
-        portcullis_auth::session_cookie::read(&keys.ring, "AWSELBAuthSessionCookie", &headers)
-    else {
-        panic!("the session opens")
-    };
-    let old_access = session.access_token.clone();
-    session.access_exp = 0;
-    let shards =
-        portcullis_auth::session_cookie::seal(&keys.ring, "AWSELBAuthSessionCookie", &session)
-            .unwrap();
-    let stale: String = shards
-        .iter()
-        .enumerate()
-        .map(|(i, v)| format!("AWSELBAuthSessionCookie-{i}={v}"))
-        .collect::<Vec<_>>()
-        .join("; ");
+    let (stale, old_access) = kit.with_access_expired(&cookie);
 
     let r = plain()
         .get(kit.url("/tasks"))

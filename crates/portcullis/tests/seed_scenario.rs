@@ -256,24 +256,16 @@ async fn the_bundled_tasks_app_verifies_and_shows_scopes() {
     kit.app.shutdown().await;
 }
 
-fn session_cookie_header(client_cookies: &str) -> String {
-    client_cookies.to_string()
-}
-
 /// Logs in and returns the raw session cookie pairs (`AWSELBAuthSessionCookie-N=...`).
 async fn session_pairs(kit: &Kit) -> Vec<(String, String)> {
     let client = browser();
     let p = login_until_callback(kit, &client, "/tasks", PASSWORD).await;
     let r = client.get(&p.callback).send().await.unwrap();
-    r.headers()
-        .get_all("set-cookie")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .filter(|v| v.starts_with("AWSELBAuthSessionCookie-"))
-        .map(|v| {
-            let pair = v.split(';').next().unwrap();
-            let (n, val) = pair.split_once('=').unwrap();
-            (n.to_string(), val.to_string())
+    session_cookie_of(&r)
+        .split("; ")
+        .map(|pair| {
+            let (n, v) = pair.split_once('=').unwrap();
+            (n.to_string(), v.to_string())
         })
         .collect()
 }
@@ -285,12 +277,7 @@ async fn tampered_truncated_or_oversharded_cookies_mean_a_new_login() {
     assert_eq!(pairs.len(), 1, "one shard for a small session");
     assert_eq!(pairs[0].0, "AWSELBAuthSessionCookie-0");
     let plain = plain();
-    let get = |cookie: String| {
-        plain
-            .get(kit.url("/tasks"))
-            .header("cookie", session_cookie_header(&cookie))
-            .send()
-    };
+    let get = |cookie: String| plain.get(kit.url("/tasks")).header("cookie", cookie).send();
 
     let good = format!("{}={}", pairs[0].0, pairs[0].1);
     assert_eq!(

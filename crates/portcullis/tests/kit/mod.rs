@@ -241,6 +241,43 @@ groups = ["readers", "zeta", "admins"]
     }
 }
 
+/// The `AWSELBAuthSessionCookie-N=...` pairs a response sets, joined as a Cookie header value.
+pub fn session_cookie_of(r: &reqwest::Response) -> String {
+    r.headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .filter(|v| v.starts_with("AWSELBAuthSessionCookie-"))
+        .map(|v| v.split(';').next().unwrap().to_string())
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+impl Kit {
+    /// The same session as `cookie` with its access token expired, sealed with the balancer's own
+    /// keys (as if an hour had passed); also returns the session's access token.
+    pub fn with_access_expired(&self, cookie: &str) -> (String, String) {
+        use portcullis_auth::session_cookie::{self, CookieRead};
+        let keys = portcullis_auth::AuthKeys::load_or_generate(&self.state_dir.join("lb")).unwrap();
+        let mut headers = http::HeaderMap::new();
+        headers.insert("cookie", cookie.parse().unwrap());
+        let CookieRead::Valid { mut session, .. } =
+            session_cookie::read(&keys.ring, "AWSELBAuthSessionCookie", &headers)
+        else {
+            panic!("the session cookie opens")
+        };
+        session.access_exp = 0;
+        let shards = session_cookie::seal(&keys.ring, "AWSELBAuthSessionCookie", &session).unwrap();
+        let stale = shards
+            .iter()
+            .enumerate()
+            .map(|(i, v)| format!("AWSELBAuthSessionCookie-{i}={v}"))
+            .collect::<Vec<_>>()
+            .join("; ");
+        (stale, session.access_token.clone())
+    }
+}
+
 /// A browser-like client: cookie jar, self-signed certificates accepted, redirects not followed.
 pub fn browser() -> reqwest::Client {
     reqwest::Client::builder()

@@ -28,21 +28,6 @@ impl ClaimsSigner {
         }
     }
 
-    /// The key id backends fetch.
-    pub fn kid(&self) -> &str {
-        &self.key.kid
-    }
-
-    /// The ARN in `signer`.
-    pub fn signer_arn(&self) -> &str {
-        &self.signer_arn
-    }
-
-    /// The PEM for `GET <keys endpoint>/<kid>`.
-    pub fn public_pem(&self) -> String {
-        self.key.public_pem()
-    }
-
     /// Signs `claims` for `iss` and `client`, expiring at `exp`.
     pub fn sign(&self, iss: &str, client: &str, claims: &Map<String, Value>, exp: u64) -> String {
         let header = serde_json::json!({

@@ -233,7 +233,8 @@ pub async fn start(
                     .await
                     .map_err(|e| {
                         StartError::Config(format!(
-                            "listeners[{i}]: discovery for issuer {}: {e}",
+                            "listeners[{i}]: authenticate-oidc discovery for issuer {} failed: {e}. Check the issuer URL, \
+                             or give authorization_endpoint, token_endpoint and user_info_endpoint to skip discovery",
                             o.issuer
                         ))
                     })?;

@@ -7,6 +7,14 @@ cd "$(dirname "$0")/.."
 
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/portcullis-target}"
 
+# PostgreSQL on 127.0.0.1:5432 (trust auth) for the multi-node store tests.
+if command -v pg_lsclusters >/dev/null 2>&1; then
+  if ! pg_isready -h 127.0.0.1 -p 5432 >/dev/null 2>&1; then
+    pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | head -n1)" main start || true
+  fi
+  pg_isready -h 127.0.0.1 -p 5432 || echo "warning: PostgreSQL is not answering on 127.0.0.1:5432"
+fi
+
 # Interop clients and verifiers that are not ours.
 if ! python3 -c 'import cryptography, authlib, requests, jwt' 2>/dev/null; then
   echo "installing Python cryptography, Authlib, requests and PyJWT (interop tests)"

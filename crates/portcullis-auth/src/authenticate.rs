@@ -105,7 +105,7 @@ type ForwardHeaders = Vec<(HeaderName, HeaderValue)>;
 struct CachedForward {
     headers: Vec<(HeaderName, HeaderValue)>,
     /// What authorization looks at: scopes, groups, claims.
-    session: Arc<Session>,
+    grants: Arc<Grants>,
     binding: String,
     /// Until when these headers may be reused: access token, session and signature all valid.
     valid_until: u64,
@@ -123,11 +123,10 @@ impl ForwardCache {
         tag: &[u8; 16],
         binding: &str,
         now: u64,
-    ) -> Option<(ForwardHeaders, Arc<Session>)> {
+    ) -> Option<(ForwardHeaders, Arc<Grants>)> {
         let map = self.map.lock().ok()?;
         let c = map.get(tag)?;
-        (c.binding == binding && now < c.valid_until)
-            .then(|| (c.headers.clone(), c.session.clone()))
+        (c.binding == binding && now < c.valid_until).then(|| (c.headers.clone(), c.grants.clone()))
     }
 
     fn insert(&self, tag: [u8; 16], entry: CachedForward, now: u64) {
@@ -200,8 +199,32 @@ pub fn token_scopes_and_groups(access_token: &str) -> (Vec<String>, Vec<String>)
     (scopes, groups)
 }
 
-/// Whether a session meets the rule's `require_*` settings; the reason when it does not.
-pub fn authorize(settings: &SessionSettings, s: &Session) -> Result<(), String> {
+/// What authorization looks at, derived from a session when it is parsed (not stored in the
+/// cookie): the userinfo claims, and the scopes and groups of the access token.
+#[derive(Debug)]
+pub struct Grants {
+    /// Userinfo claims.
+    pub claims: serde_json::Map<String, serde_json::Value>,
+    /// Access-token scopes.
+    pub scopes: Vec<String>,
+    /// The user's groups.
+    pub groups: Vec<String>,
+}
+
+impl Grants {
+    /// From a parsed session.
+    pub fn of(s: &Session) -> Grants {
+        let (scopes, groups) = token_scopes_and_groups(&s.access_token);
+        Grants {
+            claims: s.claims.clone(),
+            scopes,
+            groups,
+        }
+    }
+}
+
+/// Whether the grants meet the rule's `require_*` settings; the reason when they do not.
+pub fn authorize(settings: &SessionSettings, s: &Grants) -> Result<(), String> {
     if let Some(missing) = settings
         .require_scopes
         .iter()
@@ -359,9 +382,8 @@ impl Authenticator {
                 }
                 Opened::Sealed { plain, tag, shards } => {
                     // The fast path: this exact sealed session was seen and its headers are ready.
-                    if let Some((headers, session)) = self.cache.get(&tag, action.cache_key(), now)
-                    {
-                        if let Err(why) = authorize(&action.session, &session) {
+                    if let Some((headers, grants)) = self.cache.get(&tag, action.cache_key(), now) {
+                        if let Err(why) = authorize(&action.session, &grants) {
                             return forbidden(parts, &why, Vec::new());
                         }
                         return Outcome::Forward {
@@ -453,7 +475,8 @@ impl Authenticator {
         now: u64,
         parts: &Parts,
     ) -> Outcome {
-        if let Err(why) = authorize(&action.session, s) {
+        let grants = Grants::of(s);
+        if let Err(why) = authorize(&action.session, &grants) {
             return forbidden(parts, &why, set_cookies);
         }
         let c = &action.provider.config;
@@ -489,7 +512,7 @@ impl Authenticator {
             tag,
             CachedForward {
                 headers: out.clone(),
-                session: Arc::new(s.clone()),
+                grants: Arc::new(grants),
                 binding: action.cache_key().to_string(),
                 valid_until: s
                     .access_exp
@@ -550,7 +573,6 @@ impl Authenticator {
             .and_then(|s| s.as_str())
             .ok_or(AuthError::InvalidUserinfoResponse)?
             .to_string();
-        let (scopes, groups) = token_scopes_and_groups(&tokens.access_token);
         let keep_id_token = matches!(
             action.provider.config.end_session,
             Some(crate::oidc::EndSession::Oidc(_))
@@ -563,8 +585,6 @@ impl Authenticator {
             } else {
                 None
             },
-            scopes,
-            groups,
             access_exp: now + tokens.expires_in.unwrap_or(DEFAULT_ACCESS_LIFETIME).max(1),
             access_token: tokens.access_token,
             refresh_token: tokens.refresh_token.or(keep_refresh),
@@ -883,15 +903,8 @@ mod tests {
         let mut claims = serde_json::Map::new();
         claims.insert("custom:team".into(), "blue".into());
         claims.insert("roles".into(), serde_json::json!(["a", "b"]));
-        let s = Session {
-            sub: "u".into(),
+        let s = Grants {
             claims,
-            access_token: "t".into(),
-            access_exp: 0,
-            refresh_token: None,
-            session_exp: 0,
-            binding: "b".into(),
-            id_token: None,
             scopes: vec!["openid".into(), "tasks/read".into()],
             groups: vec!["readers".into()],
         };

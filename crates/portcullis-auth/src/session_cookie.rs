@@ -34,12 +34,6 @@ pub struct Session {
     /// The ID token, kept only when the provider's logout needs it as `id_token_hint`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub id_token: Option<String>,
-    /// Scopes of the access token (for `require_scopes`).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub scopes: Vec<String>,
-    /// Groups of the user (`cognito:groups` or `groups` in the access token).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub groups: Vec<String>,
 }
 
 /// What the request's cookies say.
@@ -280,8 +274,6 @@ mod tests {
             session_exp: 20,
             binding: "iss|client".into(),
             id_token: None,
-            scopes: vec!["openid".into()],
-            groups: Vec::new(),
         }
     }
 

@@ -3,6 +3,7 @@
 #![forbid(unsafe_code)]
 
 pub mod pool;
+pub mod sigv4;
 pub mod store;
 pub mod tokens;
 pub mod web;

@@ -336,6 +336,8 @@ impl Pool {
             status: "CONFIRMED".into(),
             enabled: true,
             attributes: attrs,
+            created_at: 0,
+            updated_at: 0,
         };
         self.store.insert_user(&self.id, rec).await
     }

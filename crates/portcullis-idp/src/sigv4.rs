@@ -270,7 +270,10 @@ mod tests {
 
     fn headers(auth: &str) -> HeaderMap {
         let mut h = HeaderMap::new();
-        h.insert("content-type", "application/x-amz-json-1.1".parse().unwrap());
+        h.insert(
+            "content-type",
+            "application/x-amz-json-1.1".parse().unwrap(),
+        );
         h.insert(
             "x-amz-target",
             "AWSCognitoIdentityProviderService.AdminGetUser"
@@ -301,15 +304,15 @@ mod tests {
     #[test]
     fn botocore_signature_verifies() {
         assert_eq!(parse_amz_date("20261124T010036Z"), Some(NOW));
-        assert_eq!(check(&headers(AUTH), BODY, NOW + 60).unwrap(), "AKIDEXAMPLE");
+        assert_eq!(
+            check(&headers(AUTH), BODY, NOW + 60).unwrap(),
+            "AKIDEXAMPLE"
+        );
     }
 
     #[test]
     fn any_change_breaks_it() {
-        assert_eq!(
-            check(&headers(AUTH), b"{}", NOW),
-            Err(SigV4Error::Mismatch)
-        );
+        assert_eq!(check(&headers(AUTH), b"{}", NOW), Err(SigV4Error::Mismatch));
         let mut h = headers(AUTH);
         h.insert(
             "x-amz-target",
@@ -357,7 +360,10 @@ mod tests {
             "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20261124/us-east-1/cognito-idp/aws4_request, SignedHeaders=content-type, Signature=00",
         ] {
             assert!(
-                matches!(check(&headers(bad), BODY, NOW), Err(SigV4Error::Malformed(_))),
+                matches!(
+                    check(&headers(bad), BODY, NOW),
+                    Err(SigV4Error::Malformed(_))
+                ),
                 "{bad}"
             );
         }

@@ -48,6 +48,32 @@ pub struct UserRecord {
     pub enabled: bool,
     /// Attributes as a JSON object of strings.
     pub attributes: serde_json::Map<String, serde_json::Value>,
+    /// When it was created (set by the store).
+    pub created_at: i64,
+    /// When it last changed (set by the store).
+    pub updated_at: i64,
+}
+
+/// A group as stored.
+#[derive(Debug, Clone)]
+pub struct GroupRecord {
+    /// Unique within the pool.
+    pub name: String,
+    /// Lower wins; `None` sorts last.
+    pub precedence: Option<i64>,
+    /// Free text.
+    pub description: Option<String>,
+}
+
+/// How [`Store::put_object`] treats an existing object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Put {
+    /// Only when absent (creation).
+    Insert,
+    /// Create or replace (seeding from config).
+    Upsert,
+    /// Only when present (update).
+    Update,
 }
 
 /// A redeemed authorization code.
@@ -231,7 +257,109 @@ pub trait Store: Send + Sync {
         kid: String,
         pkcs8: Vec<u8>,
     ) -> StoreFuture<'a, bool>;
+    /// Writes a JSON document (app clients, resource servers) under `(kind, id)`; returns whether
+    /// it was written.
+    fn put_object<'a>(
+        &'a self,
+        pool: &'a str,
+        kind: &'a str,
+        id: &'a str,
+        body: String,
+        mode: Put,
+    ) -> StoreFuture<'a, bool>;
+    /// One document.
+    fn object<'a>(
+        &'a self,
+        pool: &'a str,
+        kind: &'a str,
+        id: &'a str,
+    ) -> StoreFuture<'a, Option<String>>;
+    /// Every document of a kind, by id.
+    fn objects<'a>(
+        &'a self,
+        pool: &'a str,
+        kind: &'a str,
+    ) -> StoreFuture<'a, Vec<(String, String)>>;
+    /// Deletes a document; returns whether it existed.
+    fn delete_object<'a>(
+        &'a self,
+        pool: &'a str,
+        kind: &'a str,
+        id: &'a str,
+    ) -> StoreFuture<'a, bool>;
+    /// Rewrites a user's hash, status, enabled flag and attributes (by `sub`); returns whether the
+    /// user exists.
+    fn save_user<'a>(&'a self, pool: &'a str, user: UserRecord) -> StoreFuture<'a, bool>;
+    /// Deletes a user with their memberships, sessions and refresh tokens.
+    fn delete_user<'a>(&'a self, pool: &'a str, sub: &'a str) -> StoreFuture<'a, bool>;
+    /// Users ordered by user name, after `after` when given, at most `limit`.
+    fn list_users<'a>(
+        &'a self,
+        pool: &'a str,
+        after: Option<String>,
+        limit: i64,
+    ) -> StoreFuture<'a, Vec<UserRecord>>;
+    /// Revokes every refresh token of a user (global sign-out); returns how many.
+    fn revoke_user_tokens<'a>(&'a self, pool: &'a str, sub: &'a str) -> StoreFuture<'a, u64>;
+    /// Every group, by name.
+    fn groups<'a>(&'a self, pool: &'a str) -> StoreFuture<'a, Vec<GroupRecord>>;
+    /// Creates a group unless it exists; returns whether it was created.
+    fn insert_group<'a>(&'a self, pool: &'a str, group: GroupRecord) -> StoreFuture<'a, bool>;
+    /// Deletes a group and its memberships; returns whether it existed.
+    fn delete_group<'a>(&'a self, pool: &'a str, name: &'a str) -> StoreFuture<'a, bool>;
+    /// Removes a user from a group (idempotent).
+    fn remove_from_group<'a>(
+        &'a self,
+        pool: &'a str,
+        group: &'a str,
+        sub: &'a str,
+    ) -> StoreFuture<'a, ()>;
+    /// The `sub`s of a group's members.
+    fn group_members<'a>(&'a self, pool: &'a str, group: &'a str) -> StoreFuture<'a, Vec<String>>;
+    /// Stores a one-time secret (confirmation code, challenge session) under `(purpose, key)`,
+    /// replacing an earlier one.
+    fn put_ticket<'a>(
+        &'a self,
+        pool: &'a str,
+        purpose: &'a str,
+        key: &'a str,
+        value: String,
+        expires_at: i64,
+    ) -> StoreFuture<'a, ()>;
+    /// A live ticket's value and how many wrong guesses it has had.
+    fn ticket<'a>(
+        &'a self,
+        pool: &'a str,
+        purpose: &'a str,
+        key: &'a str,
+    ) -> StoreFuture<'a, Option<(String, i64)>>;
+    /// Counts a wrong guess; returns the new count.
+    fn bump_ticket<'a>(
+        &'a self,
+        pool: &'a str,
+        purpose: &'a str,
+        key: &'a str,
+    ) -> StoreFuture<'a, i64>;
+    /// Deletes a ticket and returns its value when it was live (single use, atomic).
+    fn take_ticket<'a>(
+        &'a self,
+        pool: &'a str,
+        purpose: &'a str,
+        key: &'a str,
+    ) -> StoreFuture<'a, Option<String>>;
 }
+
+/// The migration both stores add for the admin API: documents and one-time tickets.
+pub(crate) const OBJECTS_AND_TICKETS: &str = r#"
+CREATE TABLE pool_objects (
+  pool_id TEXT NOT NULL, kind TEXT NOT NULL, id TEXT NOT NULL, body TEXT NOT NULL,
+  created_at BIGINT NOT NULL, updated_at BIGINT NOT NULL,
+  PRIMARY KEY (pool_id, kind, id));
+CREATE TABLE tickets (
+  pool_id TEXT NOT NULL, purpose TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL,
+  expires_at BIGINT NOT NULL, attempts BIGINT NOT NULL DEFAULT 0,
+  PRIMARY KEY (pool_id, purpose, key));
+"#;
 
 /// Opens the store a config names: `None` or `"sqlite"` for `<state_dir>/idp.sqlite3`, or a
 /// `postgres://` URL.

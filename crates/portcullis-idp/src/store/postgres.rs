@@ -1,7 +1,9 @@
 //! The PostgreSQL store: several IdP nodes on one database act as one pool. Every race between
 //! nodes is settled by one statement (`UPDATE … RETURNING`, `INSERT … ON CONFLICT`).
 
-use super::{CodeRecord, RefreshRecord, StoreError, StoreFuture, UserRecord, now};
+use super::{
+    CodeRecord, GroupRecord, Put, RefreshRecord, StoreError, StoreFuture, UserRecord, now,
+};
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{NoTls, Row};
@@ -51,6 +53,7 @@ CREATE TABLE group_members (
   PRIMARY KEY (pool_id, group_name, sub));
 CREATE INDEX group_members_sub ON group_members (pool_id, sub);
 "#,
+    super::OBJECTS_AND_TICKETS,
 ];
 
 /// A pool of connections to one PostgreSQL database.
@@ -72,6 +75,8 @@ fn user_from_row(r: &tokio_postgres::Row) -> UserRecord {
         status: r.get(3),
         enabled: r.get(4),
         attributes: serde_json::from_str(&attrs).unwrap_or_default(),
+        created_at: r.get(6),
+        updated_at: r.get(7),
     }
 }
 
@@ -164,6 +169,280 @@ impl PgStore {
 }
 
 impl super::Store for PgStore {
+    fn put_object<'a>(
+        &'a self,
+        pool: &'a str,
+        kind: &'a str,
+        id: &'a str,
+        body: String,
+        mode: Put,
+    ) -> StoreFuture<'a, bool> {
+        Box::pin(async move {
+            let sql = match mode {
+                Put::Insert => "INSERT INTO pool_objects (pool_id, kind, id, body, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $5) ON CONFLICT DO NOTHING",
+                Put::Upsert => "INSERT INTO pool_objects (pool_id, kind, id, body, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $5)
+                                ON CONFLICT (pool_id, kind, id) DO UPDATE SET body = excluded.body, updated_at = excluded.updated_at",
+                Put::Update => "UPDATE pool_objects SET body = $4, updated_at = $5 WHERE pool_id = $1 AND kind = $2 AND id = $3",
+            };
+            Ok(self.exec(sql, &[&pool, &kind, &id, &body, &now()]).await? == 1)
+        })
+    }
+    fn object<'a>(
+        &'a self,
+        pool: &'a str,
+        kind: &'a str,
+        id: &'a str,
+    ) -> StoreFuture<'a, Option<String>> {
+        Box::pin(async move {
+            let r = self
+                .opt(
+                    "SELECT body FROM pool_objects WHERE pool_id = $1 AND kind = $2 AND id = $3",
+                    &[&pool, &kind, &id],
+                )
+                .await?;
+            Ok(r.map(|r| r.get(0)))
+        })
+    }
+    fn objects<'a>(
+        &'a self,
+        pool: &'a str,
+        kind: &'a str,
+    ) -> StoreFuture<'a, Vec<(String, String)>> {
+        Box::pin(async move {
+            let rows = self
+                .all(
+                    "SELECT id, body FROM pool_objects WHERE pool_id = $1 AND kind = $2 ORDER BY id",
+                    &[&pool, &kind],
+                )
+                .await?;
+            Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+        })
+    }
+    fn delete_object<'a>(
+        &'a self,
+        pool: &'a str,
+        kind: &'a str,
+        id: &'a str,
+    ) -> StoreFuture<'a, bool> {
+        Box::pin(async move {
+            Ok(self
+                .exec(
+                    "DELETE FROM pool_objects WHERE pool_id = $1 AND kind = $2 AND id = $3",
+                    &[&pool, &kind, &id],
+                )
+                .await?
+                == 1)
+        })
+    }
+    fn save_user<'a>(&'a self, pool: &'a str, u: UserRecord) -> StoreFuture<'a, bool> {
+        Box::pin(async move {
+            let attrs = serde_json::Value::Object(u.attributes).to_string();
+            Ok(self
+                .exec(
+                    "UPDATE users SET password_hash = $1, status = $2, enabled = $3, attributes = $4, updated_at = $5
+                     WHERE pool_id = $6 AND sub = $7",
+                    &[&u.password_hash, &u.status, &u.enabled, &attrs, &now(), &pool, &u.sub],
+                )
+                .await?
+                == 1)
+        })
+    }
+    fn delete_user<'a>(&'a self, pool: &'a str, sub: &'a str) -> StoreFuture<'a, bool> {
+        Box::pin(async move {
+            let mut c = self.client().await?;
+            let tx = c.transaction().await.map_err(pg)?;
+            for sql in [
+                "DELETE FROM group_members WHERE pool_id = $1 AND sub = $2",
+                "DELETE FROM sessions WHERE pool_id = $1 AND sub = $2",
+                "UPDATE refresh_tokens SET revoked = TRUE WHERE pool_id = $1 AND sub = $2",
+            ] {
+                tx.execute(sql, &[&pool, &sub]).await.map_err(pg)?;
+            }
+            let n = tx
+                .execute(
+                    "DELETE FROM users WHERE pool_id = $1 AND sub = $2",
+                    &[&pool, &sub],
+                )
+                .await
+                .map_err(pg)?;
+            tx.commit().await.map_err(pg)?;
+            Ok(n == 1)
+        })
+    }
+    fn list_users<'a>(
+        &'a self,
+        pool: &'a str,
+        after: Option<String>,
+        limit: i64,
+    ) -> StoreFuture<'a, Vec<UserRecord>> {
+        Box::pin(async move {
+            let after = after.unwrap_or_default();
+            let rows = self
+                .all(
+                    "SELECT sub, username, password_hash, status, enabled, attributes, created_at, updated_at FROM users
+                     WHERE pool_id = $1 AND username COLLATE \"C\" > $2 ORDER BY username COLLATE \"C\" LIMIT $3",
+                    &[&pool, &after, &limit],
+                )
+                .await?;
+            Ok(rows.iter().map(user_from_row).collect())
+        })
+    }
+    fn revoke_user_tokens<'a>(&'a self, pool: &'a str, sub: &'a str) -> StoreFuture<'a, u64> {
+        Box::pin(async move {
+            self.exec(
+                "DELETE FROM sessions WHERE pool_id = $1 AND sub = $2",
+                &[&pool, &sub],
+            )
+            .await?;
+            self.exec(
+                "UPDATE refresh_tokens SET revoked = TRUE WHERE pool_id = $1 AND sub = $2 AND NOT revoked",
+                &[&pool, &sub],
+            )
+            .await
+        })
+    }
+    fn groups<'a>(&'a self, pool: &'a str) -> StoreFuture<'a, Vec<GroupRecord>> {
+        Box::pin(async move {
+            let rows = self
+                .all(
+                    "SELECT name, precedence, description FROM user_groups WHERE pool_id = $1 ORDER BY name COLLATE \"C\"",
+                    &[&pool],
+                )
+                .await?;
+            Ok(rows
+                .iter()
+                .map(|r| GroupRecord {
+                    name: r.get(0),
+                    precedence: r.get(1),
+                    description: r.get(2),
+                })
+                .collect())
+        })
+    }
+    fn insert_group<'a>(&'a self, pool: &'a str, g: GroupRecord) -> StoreFuture<'a, bool> {
+        Box::pin(async move {
+            Ok(self
+                .exec(
+                    "INSERT INTO user_groups (pool_id, name, precedence, description) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+                    &[&pool, &g.name, &g.precedence, &g.description],
+                )
+                .await?
+                == 1)
+        })
+    }
+    fn delete_group<'a>(&'a self, pool: &'a str, name: &'a str) -> StoreFuture<'a, bool> {
+        Box::pin(async move {
+            let mut c = self.client().await?;
+            let tx = c.transaction().await.map_err(pg)?;
+            tx.execute(
+                "DELETE FROM group_members WHERE pool_id = $1 AND group_name = $2",
+                &[&pool, &name],
+            )
+            .await
+            .map_err(pg)?;
+            let n = tx
+                .execute(
+                    "DELETE FROM user_groups WHERE pool_id = $1 AND name = $2",
+                    &[&pool, &name],
+                )
+                .await
+                .map_err(pg)?;
+            tx.commit().await.map_err(pg)?;
+            Ok(n == 1)
+        })
+    }
+    fn remove_from_group<'a>(
+        &'a self,
+        pool: &'a str,
+        group: &'a str,
+        sub: &'a str,
+    ) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            self.exec(
+                "DELETE FROM group_members WHERE pool_id = $1 AND group_name = $2 AND sub = $3",
+                &[&pool, &group, &sub],
+            )
+            .await?;
+            Ok(())
+        })
+    }
+    fn group_members<'a>(&'a self, pool: &'a str, group: &'a str) -> StoreFuture<'a, Vec<String>> {
+        Box::pin(async move {
+            let rows = self
+                .all(
+                    "SELECT sub FROM group_members WHERE pool_id = $1 AND group_name = $2 ORDER BY sub",
+                    &[&pool, &group],
+                )
+                .await?;
+            Ok(rows.iter().map(|r| r.get(0)).collect())
+        })
+    }
+    fn put_ticket<'a>(
+        &'a self,
+        pool: &'a str,
+        purpose: &'a str,
+        key: &'a str,
+        value: String,
+        expires_at: i64,
+    ) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            self.exec(
+                "INSERT INTO tickets (pool_id, purpose, key, value, expires_at, attempts) VALUES ($1, $2, $3, $4, $5, 0)
+                 ON CONFLICT (pool_id, purpose, key) DO UPDATE SET value = excluded.value, expires_at = excluded.expires_at, attempts = 0",
+                &[&pool, &purpose, &key, &value, &expires_at],
+            )
+            .await?;
+            Ok(())
+        })
+    }
+    fn ticket<'a>(
+        &'a self,
+        pool: &'a str,
+        purpose: &'a str,
+        key: &'a str,
+    ) -> StoreFuture<'a, Option<(String, i64)>> {
+        Box::pin(async move {
+            let r = self
+                .opt(
+                    "SELECT value, attempts FROM tickets WHERE pool_id = $1 AND purpose = $2 AND key = $3 AND expires_at > $4",
+                    &[&pool, &purpose, &key, &now()],
+                )
+                .await?;
+            Ok(r.map(|r| (r.get(0), r.get(1))))
+        })
+    }
+    fn bump_ticket<'a>(
+        &'a self,
+        pool: &'a str,
+        purpose: &'a str,
+        key: &'a str,
+    ) -> StoreFuture<'a, i64> {
+        Box::pin(async move {
+            let r = self
+                .opt(
+                    "UPDATE tickets SET attempts = attempts + 1 WHERE pool_id = $1 AND purpose = $2 AND key = $3 RETURNING attempts",
+                    &[&pool, &purpose, &key],
+                )
+                .await?;
+            Ok(r.map_or(i64::MAX, |r| r.get(0)))
+        })
+    }
+    fn take_ticket<'a>(
+        &'a self,
+        pool: &'a str,
+        purpose: &'a str,
+        key: &'a str,
+    ) -> StoreFuture<'a, Option<String>> {
+        Box::pin(async move {
+            let r = self
+                .opt(
+                    "DELETE FROM tickets WHERE pool_id = $1 AND purpose = $2 AND key = $3 AND expires_at > $4 RETURNING value",
+                    &[&pool, &purpose, &key, &now()],
+                )
+                .await?;
+            Ok(r.map(|r| r.get(0)))
+        })
+    }
     fn retire_refresh<'a>(
         &'a self,
         pool: &'a str,
@@ -390,7 +669,7 @@ impl super::Store for PgStore {
     ) -> StoreFuture<'a, Option<UserRecord>> {
         Box::pin(async move {
             let r = self.opt(
-                    "SELECT sub, username, password_hash, status, enabled, attributes FROM users WHERE pool_id = $1 AND username = $2",
+                    "SELECT sub, username, password_hash, status, enabled, attributes, created_at, updated_at FROM users WHERE pool_id = $1 AND username = $2",
                     &[&pool, &username],
                 ).await?;
             Ok(r.as_ref().map(user_from_row))
@@ -404,7 +683,7 @@ impl super::Store for PgStore {
     ) -> StoreFuture<'a, Option<UserRecord>> {
         Box::pin(async move {
             let r = self.opt(
-                    "SELECT sub, username, password_hash, status, enabled, attributes FROM users WHERE pool_id = $1 AND sub = $2",
+                    "SELECT sub, username, password_hash, status, enabled, attributes, created_at, updated_at FROM users WHERE pool_id = $1 AND sub = $2",
                     &[&pool, &sub],
                 ).await?;
             Ok(r.as_ref().map(user_from_row))

@@ -1,7 +1,7 @@
 //! The SQLite store (the default): one file in the state dir, WAL, `synchronous=FULL`. Every call
 //! runs on the blocking pool.
 
-use super::{CodeRecord, RefreshRecord, StoreError, StoreFuture, UserRecord};
+use super::{CodeRecord, GroupRecord, Put, RefreshRecord, StoreError, StoreFuture, UserRecord};
 use rusqlite::{Connection, OptionalExtension, params};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -57,6 +57,7 @@ CREATE TABLE group_members (
   PRIMARY KEY (pool_id, group_name, sub));
 CREATE INDEX group_members_sub ON group_members (pool_id, sub);
 "#,
+    super::OBJECTS_AND_TICKETS,
 ];
 
 use super::now;
@@ -190,6 +191,8 @@ impl SqliteStore {
             status: r.get(3)?,
             enabled: r.get(4)?,
             attributes: serde_json::from_str(&attrs).unwrap_or_default(),
+            created_at: r.get(6)?,
+            updated_at: r.get(7)?,
         })
     }
 
@@ -202,7 +205,7 @@ impl SqliteStore {
         let (pool, username) = (pool.to_string(), username.to_string());
         self.run(move |c| {
             c.query_row(
-                "SELECT sub, username, password_hash, status, enabled, attributes FROM users WHERE pool_id = ?1 AND username = ?2",
+                "SELECT sub, username, password_hash, status, enabled, attributes, created_at, updated_at FROM users WHERE pool_id = ?1 AND username = ?2",
                 params![pool, username],
                 Self::user_from_row,
             )
@@ -216,7 +219,7 @@ impl SqliteStore {
         let (pool, sub) = (pool.to_string(), sub.to_string());
         self.run(move |c| {
             c.query_row(
-                "SELECT sub, username, password_hash, status, enabled, attributes FROM users WHERE pool_id = ?1 AND sub = ?2",
+                "SELECT sub, username, password_hash, status, enabled, attributes, created_at, updated_at FROM users WHERE pool_id = ?1 AND sub = ?2",
                 params![pool, sub],
                 Self::user_from_row,
             )
@@ -566,6 +569,259 @@ impl SqliteStore {
 }
 
 impl super::Store for SqliteStore {
+    fn put_object<'a>(
+        &'a self,
+        pool: &'a str,
+        kind: &'a str,
+        id: &'a str,
+        body: String,
+        mode: Put,
+    ) -> StoreFuture<'a, bool> {
+        let (pool, kind, id) = (pool.to_string(), kind.to_string(), id.to_string());
+        Box::pin(self.run(move |c| {
+            let sql = match mode {
+                Put::Insert => "INSERT INTO pool_objects (pool_id, kind, id, body, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?5) ON CONFLICT DO NOTHING",
+                Put::Upsert => "INSERT INTO pool_objects (pool_id, kind, id, body, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?5)
+                                ON CONFLICT (pool_id, kind, id) DO UPDATE SET body = excluded.body, updated_at = excluded.updated_at",
+                Put::Update => "UPDATE pool_objects SET body = ?4, updated_at = ?5 WHERE pool_id = ?1 AND kind = ?2 AND id = ?3",
+            };
+            Ok(c.execute(sql, params![pool, kind, id, body, now()])? == 1)
+        }))
+    }
+    fn object<'a>(
+        &'a self,
+        pool: &'a str,
+        kind: &'a str,
+        id: &'a str,
+    ) -> StoreFuture<'a, Option<String>> {
+        let (pool, kind, id) = (pool.to_string(), kind.to_string(), id.to_string());
+        Box::pin(self.run(move |c| {
+            c.query_row(
+                "SELECT body FROM pool_objects WHERE pool_id = ?1 AND kind = ?2 AND id = ?3",
+                params![pool, kind, id],
+                |r| r.get(0),
+            )
+            .optional()
+        }))
+    }
+    fn objects<'a>(
+        &'a self,
+        pool: &'a str,
+        kind: &'a str,
+    ) -> StoreFuture<'a, Vec<(String, String)>> {
+        let (pool, kind) = (pool.to_string(), kind.to_string());
+        Box::pin(self.run(move |c| {
+            let mut st = c.prepare(
+                "SELECT id, body FROM pool_objects WHERE pool_id = ?1 AND kind = ?2 ORDER BY id",
+            )?;
+            st.query_map(params![pool, kind], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect()
+        }))
+    }
+    fn delete_object<'a>(
+        &'a self,
+        pool: &'a str,
+        kind: &'a str,
+        id: &'a str,
+    ) -> StoreFuture<'a, bool> {
+        let (pool, kind, id) = (pool.to_string(), kind.to_string(), id.to_string());
+        Box::pin(self.run(move |c| {
+            Ok(c.execute(
+                "DELETE FROM pool_objects WHERE pool_id = ?1 AND kind = ?2 AND id = ?3",
+                params![pool, kind, id],
+            )? == 1)
+        }))
+    }
+    fn save_user<'a>(&'a self, pool: &'a str, u: UserRecord) -> StoreFuture<'a, bool> {
+        let pool = pool.to_string();
+        Box::pin(self.run(move |c| {
+            Ok(c.execute(
+                "UPDATE users SET password_hash = ?1, status = ?2, enabled = ?3, attributes = ?4, updated_at = ?5
+                 WHERE pool_id = ?6 AND sub = ?7",
+                params![
+                    u.password_hash, u.status, u.enabled,
+                    serde_json::Value::Object(u.attributes).to_string(), now(), pool, u.sub
+                ],
+            )? == 1)
+        }))
+    }
+    fn delete_user<'a>(&'a self, pool: &'a str, sub: &'a str) -> StoreFuture<'a, bool> {
+        let (pool, sub) = (pool.to_string(), sub.to_string());
+        Box::pin(self.run(move |c| {
+            let tx = c.transaction()?;
+            tx.execute(
+                "DELETE FROM group_members WHERE pool_id = ?1 AND sub = ?2",
+                params![pool, sub],
+            )?;
+            tx.execute(
+                "DELETE FROM sessions WHERE pool_id = ?1 AND sub = ?2",
+                params![pool, sub],
+            )?;
+            tx.execute(
+                "UPDATE refresh_tokens SET revoked = 1 WHERE pool_id = ?1 AND sub = ?2",
+                params![pool, sub],
+            )?;
+            let n = tx.execute(
+                "DELETE FROM users WHERE pool_id = ?1 AND sub = ?2",
+                params![pool, sub],
+            )?;
+            tx.commit()?;
+            Ok(n == 1)
+        }))
+    }
+    fn list_users<'a>(
+        &'a self,
+        pool: &'a str,
+        after: Option<String>,
+        limit: i64,
+    ) -> StoreFuture<'a, Vec<UserRecord>> {
+        let pool = pool.to_string();
+        Box::pin(self.run(move |c| {
+            let mut st = c.prepare(
+                "SELECT sub, username, password_hash, status, enabled, attributes, created_at, updated_at FROM users
+                 WHERE pool_id = ?1 AND username > ?2 ORDER BY username LIMIT ?3",
+            )?;
+            st.query_map(params![pool, after.unwrap_or_default(), limit], SqliteStore::user_from_row)?
+                .collect()
+        }))
+    }
+    fn revoke_user_tokens<'a>(&'a self, pool: &'a str, sub: &'a str) -> StoreFuture<'a, u64> {
+        let (pool, sub) = (pool.to_string(), sub.to_string());
+        Box::pin(self.run(move |c| {
+            c.execute("DELETE FROM sessions WHERE pool_id = ?1 AND sub = ?2", params![pool, sub])?;
+            Ok(c.execute(
+                "UPDATE refresh_tokens SET revoked = 1 WHERE pool_id = ?1 AND sub = ?2 AND revoked = 0",
+                params![pool, sub],
+            )? as u64)
+        }))
+    }
+    fn groups<'a>(&'a self, pool: &'a str) -> StoreFuture<'a, Vec<GroupRecord>> {
+        let pool = pool.to_string();
+        Box::pin(self.run(move |c| {
+            let mut st = c.prepare("SELECT name, precedence, description FROM user_groups WHERE pool_id = ?1 ORDER BY name")?;
+            st.query_map(params![pool], |r| {
+                Ok(GroupRecord { name: r.get(0)?, precedence: r.get(1)?, description: r.get(2)? })
+            })?
+            .collect()
+        }))
+    }
+    fn insert_group<'a>(&'a self, pool: &'a str, g: GroupRecord) -> StoreFuture<'a, bool> {
+        let pool = pool.to_string();
+        Box::pin(self.run(move |c| {
+            Ok(c.execute(
+                "INSERT INTO user_groups (pool_id, name, precedence, description) VALUES (?1, ?2, ?3, ?4) ON CONFLICT DO NOTHING",
+                params![pool, g.name, g.precedence, g.description],
+            )? == 1)
+        }))
+    }
+    fn delete_group<'a>(&'a self, pool: &'a str, name: &'a str) -> StoreFuture<'a, bool> {
+        let (pool, name) = (pool.to_string(), name.to_string());
+        Box::pin(self.run(move |c| {
+            let tx = c.transaction()?;
+            tx.execute(
+                "DELETE FROM group_members WHERE pool_id = ?1 AND group_name = ?2",
+                params![pool, name],
+            )?;
+            let n = tx.execute(
+                "DELETE FROM user_groups WHERE pool_id = ?1 AND name = ?2",
+                params![pool, name],
+            )?;
+            tx.commit()?;
+            Ok(n == 1)
+        }))
+    }
+    fn remove_from_group<'a>(
+        &'a self,
+        pool: &'a str,
+        group: &'a str,
+        sub: &'a str,
+    ) -> StoreFuture<'a, ()> {
+        let (pool, group, sub) = (pool.to_string(), group.to_string(), sub.to_string());
+        Box::pin(self.run(move |c| {
+            c.execute(
+                "DELETE FROM group_members WHERE pool_id = ?1 AND group_name = ?2 AND sub = ?3",
+                params![pool, group, sub],
+            )
+            .map(|_| ())
+        }))
+    }
+    fn group_members<'a>(&'a self, pool: &'a str, group: &'a str) -> StoreFuture<'a, Vec<String>> {
+        let (pool, group) = (pool.to_string(), group.to_string());
+        Box::pin(self.run(move |c| {
+            let mut st = c.prepare(
+                "SELECT sub FROM group_members WHERE pool_id = ?1 AND group_name = ?2 ORDER BY sub",
+            )?;
+            st.query_map(params![pool, group], |r| r.get(0))?.collect()
+        }))
+    }
+    fn put_ticket<'a>(
+        &'a self,
+        pool: &'a str,
+        purpose: &'a str,
+        key: &'a str,
+        value: String,
+        expires_at: i64,
+    ) -> StoreFuture<'a, ()> {
+        let (pool, purpose, key) = (pool.to_string(), purpose.to_string(), key.to_string());
+        Box::pin(self.run(move |c| {
+            c.execute(
+                "INSERT INTO tickets (pool_id, purpose, key, value, expires_at, attempts) VALUES (?1, ?2, ?3, ?4, ?5, 0)
+                 ON CONFLICT (pool_id, purpose, key) DO UPDATE SET value = excluded.value, expires_at = excluded.expires_at, attempts = 0",
+                params![pool, purpose, key, value, expires_at],
+            )
+            .map(|_| ())
+        }))
+    }
+    fn ticket<'a>(
+        &'a self,
+        pool: &'a str,
+        purpose: &'a str,
+        key: &'a str,
+    ) -> StoreFuture<'a, Option<(String, i64)>> {
+        let (pool, purpose, key) = (pool.to_string(), purpose.to_string(), key.to_string());
+        Box::pin(self.run(move |c| {
+            c.query_row(
+                "SELECT value, attempts FROM tickets WHERE pool_id = ?1 AND purpose = ?2 AND key = ?3 AND expires_at > ?4",
+                params![pool, purpose, key, now()],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()
+        }))
+    }
+    fn bump_ticket<'a>(
+        &'a self,
+        pool: &'a str,
+        purpose: &'a str,
+        key: &'a str,
+    ) -> StoreFuture<'a, i64> {
+        let (pool, purpose, key) = (pool.to_string(), purpose.to_string(), key.to_string());
+        Box::pin(self.run(move |c| {
+            Ok(c
+                .query_row(
+                    "UPDATE tickets SET attempts = attempts + 1 WHERE pool_id = ?1 AND purpose = ?2 AND key = ?3 RETURNING attempts",
+                    params![pool, purpose, key],
+                    |r| r.get(0),
+                )
+                .optional()?
+                .unwrap_or(i64::MAX))
+        }))
+    }
+    fn take_ticket<'a>(
+        &'a self,
+        pool: &'a str,
+        purpose: &'a str,
+        key: &'a str,
+    ) -> StoreFuture<'a, Option<String>> {
+        let (pool, purpose, key) = (pool.to_string(), purpose.to_string(), key.to_string());
+        Box::pin(self.run(move |c| {
+            c.query_row(
+                "DELETE FROM tickets WHERE pool_id = ?1 AND purpose = ?2 AND key = ?3 AND expires_at > ?4 RETURNING value",
+                params![pool, purpose, key, now()],
+                |r| r.get(0),
+            )
+            .optional()
+        }))
+    }
     fn retire_refresh<'a>(
         &'a self,
         pool: &'a str,
@@ -854,6 +1110,8 @@ mod tests {
             status: "CONFIRMED".into(),
             enabled: true,
             attributes: Default::default(),
+            created_at: 0,
+            updated_at: 0,
         };
         assert!(s.insert_user("p", u).await.unwrap());
         assert_eq!(

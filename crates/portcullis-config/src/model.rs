@@ -1,6 +1,6 @@
 //! The config model: one TOML file whose names follow the ELBv2 and Cognito APIs in snake_case.
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
@@ -502,6 +502,136 @@ pub struct UserPool {
     /// Access and ID token lifetime in seconds (300–86400).
     #[serde(default = "default_token_validity")]
     pub token_validity_seconds: u64,
+    /// Keys that may sign admin API requests (SigV4); without any, admin operations are refused.
+    #[serde(default)]
+    pub access_keys: Vec<AccessKey>,
+    /// Rules for passwords set by users and admins.
+    #[serde(default)]
+    pub password_policy: PasswordPolicy,
+    /// Whether anyone may sign up (hosted UI and `SignUp`); off by default.
+    #[serde(default)]
+    pub allow_self_sign_up: bool,
+    /// Where confirmation and reset codes are delivered.
+    #[serde(default)]
+    pub messages: Messages,
+    /// `custom:` attributes users may have (Cognito's schema); others are refused.
+    #[serde(default)]
+    pub custom_attributes: Vec<CustomAttribute>,
+}
+
+/// An access key pair for the admin API.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccessKey {
+    /// `AKIA...`-style id (16–128 characters).
+    pub access_key_id: String,
+    /// The secret in the file (tests and demos).
+    #[serde(default)]
+    pub secret_access_key: Option<String>,
+    /// Or read it from this environment variable.
+    #[serde(default)]
+    pub secret_access_key_env: Option<String>,
+}
+
+/// Cognito's `PasswordPolicyType`; the defaults are Cognito's (8, all four classes, 7 days).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PasswordPolicy {
+    /// 6–99.
+    #[serde(default = "eight")]
+    pub minimum_length: usize,
+    /// At least one A–Z.
+    #[serde(default = "yes")]
+    pub require_uppercase: bool,
+    /// At least one a–z.
+    #[serde(default = "yes")]
+    pub require_lowercase: bool,
+    /// At least one 0–9.
+    #[serde(default = "yes")]
+    pub require_numbers: bool,
+    /// At least one of Cognito's symbols.
+    #[serde(default = "yes")]
+    pub require_symbols: bool,
+    /// Days an admin-set temporary password works (0–365).
+    #[serde(default = "seven")]
+    pub temporary_password_validity_days: u64,
+}
+
+fn eight() -> usize {
+    8
+}
+fn seven() -> u64 {
+    7
+}
+
+impl Default for PasswordPolicy {
+    fn default() -> Self {
+        PasswordPolicy {
+            minimum_length: 8,
+            require_uppercase: true,
+            require_lowercase: true,
+            require_numbers: true,
+            require_symbols: true,
+            temporary_password_validity_days: 7,
+        }
+    }
+}
+
+/// The symbols Cognito counts for `require_symbols`.
+pub const PASSWORD_SYMBOLS: &str = "^$*.[]{}()?\"!@#%&/\\,><':;|_~`=+- ";
+
+impl PasswordPolicy {
+    /// Why a password breaks the policy, in Cognito's words, if it does.
+    pub fn problem(&self, pw: &str) -> Option<String> {
+        let n = pw.chars().count();
+        if n < self.minimum_length {
+            return Some("Password not long enough".into());
+        }
+        if n > 256 {
+            return Some("Password is longer than 256 characters".into());
+        }
+        if self.require_uppercase && !pw.chars().any(|c| c.is_ascii_uppercase()) {
+            return Some("Password must have uppercase characters".into());
+        }
+        if self.require_lowercase && !pw.chars().any(|c| c.is_ascii_lowercase()) {
+            return Some("Password must have lowercase characters".into());
+        }
+        if self.require_numbers && !pw.chars().any(|c| c.is_ascii_digit()) {
+            return Some("Password must have numeric characters".into());
+        }
+        if self.require_symbols && !pw.chars().any(|c| PASSWORD_SYMBOLS.contains(c)) {
+            return Some("Password must have symbol characters".into());
+        }
+        None
+    }
+}
+
+/// Delivery of confirmation and reset codes.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Messages {
+    /// A JSON-lines file each message is appended to (default: `<state_dir>/outbox/<pool>.jsonl`);
+    /// messages are also logged without their codes.
+    #[serde(default)]
+    pub outbox: Option<PathBuf>,
+}
+
+/// A `custom:` attribute of the pool's schema.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CustomAttribute {
+    /// The name without `custom:` (1–20 characters).
+    pub name: String,
+    /// `String` (default), `Number`, `Boolean` or `DateTime`.
+    #[serde(default = "string_type")]
+    pub attribute_data_type: String,
+    /// Whether it can change after sign-up (default true).
+    #[serde(default = "yes")]
+    pub mutable: bool,
+}
+
+fn string_type() -> String {
+    "String".into()
 }
 
 /// Where a pool is served.
@@ -515,7 +645,7 @@ pub struct Domain {
 }
 
 /// A resource server.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ResourceServer {
     /// The prefix of its scopes (`tasks` in `tasks/read`).
@@ -529,7 +659,7 @@ pub struct ResourceServer {
 }
 
 /// A custom scope.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ResourceServerScope {
     /// The part after the `/`.
@@ -540,7 +670,7 @@ pub struct ResourceServerScope {
 }
 
 /// An app client.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Client {
     /// The client id.
@@ -584,11 +714,58 @@ pub struct Client {
     /// Refresh-token rotation (off by default, as Cognito).
     #[serde(default)]
     pub refresh_token_rotation: Option<RefreshTokenRotation>,
+    /// `ExplicitAuthFlows` for the API (`ALLOW_USER_PASSWORD_AUTH`, ...); Cognito's default
+    /// (`ALLOW_REFRESH_TOKEN_AUTH`, `ALLOW_USER_SRP_AUTH`, `ALLOW_CUSTOM_AUTH`) when absent.
+    #[serde(default)]
+    pub explicit_auth_flows: Option<Vec<String>>,
+    /// `ENABLED` (default here: sign-in and recovery errors never reveal whether a user exists) or
+    /// `LEGACY` (Cognito's API default: `UserNotFoundException`).
+    #[serde(default = "enabled_str")]
+    pub prevent_user_existence_errors: String,
+    /// Whether `/oauth2/revoke` and `RevokeToken` work for this client (Cognito's default: true).
+    #[serde(default = "yes")]
+    pub enable_token_revocation: bool,
+    /// Minutes a challenge session (`NEW_PASSWORD_REQUIRED`) stays valid (3–15).
+    #[serde(default = "three")]
+    pub auth_session_validity: u64,
+    /// Attributes the client may write (all mutable ones when absent).
+    #[serde(default)]
+    pub write_attributes: Option<Vec<String>>,
+    /// Logo shown on this client's hosted-UI pages (an https or data: URL).
+    #[serde(default)]
+    pub logo_url: Option<String>,
+    /// Extra CSS for this client's hosted-UI pages (at most 4 KB; `<` is refused).
+    #[serde(default)]
+    pub css: Option<String>,
+}
+
+fn enabled_str() -> String {
+    "ENABLED".into()
+}
+fn three() -> u64 {
+    3
+}
+
+/// Cognito's `ExplicitAuthFlows` when a client names none.
+pub const DEFAULT_EXPLICIT_AUTH_FLOWS: [&str; 3] = [
+    "ALLOW_REFRESH_TOKEN_AUTH",
+    "ALLOW_USER_SRP_AUTH",
+    "ALLOW_CUSTOM_AUTH",
+];
+
+impl Client {
+    /// Whether an `ExplicitAuthFlows` value is allowed.
+    pub fn allows_auth_flow(&self, flow: &str) -> bool {
+        match &self.explicit_auth_flows {
+            Some(f) => f.iter().any(|x| x == flow),
+            None => DEFAULT_EXPLICIT_AUTH_FLOWS.contains(&flow),
+        }
+    }
 }
 
 /// `RefreshTokenRotation`: each refresh returns a new refresh token; the old one keeps working for
 /// the grace period (for retries), then no more.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RefreshTokenRotation {
     /// `ENABLED` or `DISABLED`.
@@ -606,7 +783,7 @@ impl RefreshTokenRotation {
 }
 
 /// A unit of token validity.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum TimeUnit {
     /// Seconds.
@@ -632,7 +809,7 @@ impl TimeUnit {
 }
 
 /// `TokenValidityUnits`.
-#[derive(Debug, Clone, Copy, Deserialize)]
+#[derive(Debug, Clone, Copy, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct TokenValidityUnits {
     /// Unit of `access_token_validity`.

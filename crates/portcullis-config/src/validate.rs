@@ -769,6 +769,61 @@ fn check_user_pools(c: &mut Checker, pools: &[UserPool]) {
                 );
             }
         }
+        for (j, k) in p.access_keys.iter().enumerate() {
+            let kat = format!("{at}.access_keys[{j}]");
+            if !(16..=128).contains(&k.access_key_id.len())
+                || !k.access_key_id.bytes().all(|b| b.is_ascii_alphanumeric())
+            {
+                c.fail(format!("{kat}.access_key_id"), "16-128 letters and digits");
+            }
+            if k.secret_access_key.is_some() == k.secret_access_key_env.is_some() {
+                c.fail(
+                    kat.clone(),
+                    "give exactly one of secret_access_key and secret_access_key_env",
+                );
+            }
+            if k.secret_access_key.as_ref().is_some_and(|s| s.len() < 16) {
+                c.fail(format!("{kat}.secret_access_key"), "at least 16 characters");
+            }
+        }
+        let pp = &p.password_policy;
+        if !(6..=99).contains(&pp.minimum_length) {
+            c.fail(
+                format!("{at}.password_policy.minimum_length"),
+                "must be 6-99",
+            );
+        }
+        if pp.temporary_password_validity_days > 365 {
+            c.fail(
+                format!("{at}.password_policy.temporary_password_validity_days"),
+                "must be 0-365",
+            );
+        }
+        if p.custom_attributes.len() > 50 {
+            c.fail(format!("{at}.custom_attributes"), "at most 50");
+        }
+        for (j, a) in p.custom_attributes.iter().enumerate() {
+            if a.name.is_empty()
+                || a.name.len() > 20
+                || !a
+                    .name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"_-".contains(&b))
+            {
+                c.fail(
+                    format!("{at}.custom_attributes[{j}].name"),
+                    "1-20 letters, digits, '_' or '-' (without the custom: prefix)",
+                );
+            }
+            if !["String", "Number", "Boolean", "DateTime"]
+                .contains(&a.attribute_data_type.as_str())
+            {
+                c.fail(
+                    format!("{at}.custom_attributes[{j}].attribute_data_type"),
+                    "must be String, Number, Boolean or DateTime",
+                );
+            }
+        }
         let mut users = HashSet::new();
         for (j, u) in p.users.iter().enumerate() {
             let uat = format!("{at}.users[{j}]");
@@ -926,6 +981,47 @@ fn check_client(
             );
         }
     }
+    if let Some(flows) = &cl.explicit_auth_flows {
+        for (k, f) in flows.iter().enumerate() {
+            if !EXPLICIT_AUTH_FLOWS.contains(&f.as_str()) {
+                c.fail(
+                    format!("{at}.explicit_auth_flows[{k}]"),
+                    format!(
+                        "unknown flow `{f}` (known: {})",
+                        EXPLICIT_AUTH_FLOWS.join(", ")
+                    ),
+                );
+            }
+        }
+    }
+    if cl.prevent_user_existence_errors != "ENABLED" && cl.prevent_user_existence_errors != "LEGACY"
+    {
+        c.fail(
+            format!("{at}.prevent_user_existence_errors"),
+            "must be ENABLED or LEGACY",
+        );
+    }
+    if !(3..=15).contains(&cl.auth_session_validity) {
+        c.fail(
+            format!("{at}.auth_session_validity"),
+            "must be 3-15 (minutes)",
+        );
+    }
+    if cl.logo_url.as_ref().is_some_and(|l| {
+        !(l.starts_with("https://") || l.starts_with("data:image/") || l.starts_with('/'))
+            || l.len() > 64 * 1024
+            || l.contains(['"', '<', '>'])
+    }) {
+        c.fail(
+            format!("{at}.logo_url"),
+            "must be an https:, data:image/ or absolute-path URL under 64 KB without quotes or angle brackets",
+        );
+    }
+    if let Some(css) = &cl.css
+        && (css.len() > 4096 || css.contains('<'))
+    {
+        c.fail(format!("{at}.css"), "at most 4096 bytes, without `<`");
+    }
     if cl.logout_urls.len() > 100 {
         c.fail(format!("{at}.logout_urls"), "at most 100");
     }
@@ -934,6 +1030,31 @@ fn check_client(
             c.fail(format!("{at}.logout_urls[{k}]"), reason);
         }
     }
+}
+
+/// Cognito's `ExplicitAuthFlows` values.
+pub const EXPLICIT_AUTH_FLOWS: [&str; 7] = [
+    "ALLOW_USER_SRP_AUTH",
+    "ALLOW_REFRESH_TOKEN_AUTH",
+    "ALLOW_CUSTOM_AUTH",
+    "ALLOW_USER_PASSWORD_AUTH",
+    "ALLOW_ADMIN_USER_PASSWORD_AUTH",
+    "ALLOW_USER_AUTH",
+    "ADMIN_NO_SRP_AUTH",
+];
+
+/// Every problem of an app client created at run time (admin API): `(field, reason)`.
+pub fn client_problems(cl: &Client, custom_scopes: &BTreeSet<String>) -> Vec<(String, String)> {
+    let file = Path::new("");
+    let mut c = Checker {
+        file,
+        errors: Vec::new(),
+    };
+    check_client(&mut c, "", cl, custom_scopes, &mut HashSet::new());
+    c.errors
+        .into_iter()
+        .map(|e| (e.field.trim_start_matches('.').to_string(), e.reason))
+        .collect()
 }
 
 /// Why a callback URL is not acceptable to a pool, if it is not.

@@ -2,6 +2,8 @@
 //! the hosted sign-in page and the OAuth endpoints at Cognito's paths.
 #![forbid(unsafe_code)]
 
+pub mod catalog;
+pub mod messages;
 pub mod pool;
 pub mod sigv4;
 pub mod store;
@@ -28,7 +30,22 @@ pub async fn serve(
     pool: Arc<Pool>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, web::router(pool))
+    // Clients and resource servers changed by other nodes are picked up within RELOAD_INTERVAL.
+    let weak = Arc::downgrade(&pool);
+    let reloader = tokio::spawn(async move {
+        let mut tick = tokio::time::interval(catalog::RELOAD_INTERVAL);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let Some(pool) = weak.upgrade() else { break };
+            if let Err(e) = pool.reload_catalog().await {
+                tracing::warn!(pool = %pool.name, error = %e, "cannot reload clients; serving the last ones read");
+            }
+        }
+    });
+    let r = axum::serve(listener, web::router(pool))
         .with_graceful_shutdown(shutdown)
-        .await
+        .await;
+    reloader.abort();
+    r
 }

@@ -1,15 +1,17 @@
 //! One running user pool: its clients, scopes, keys and store, and the OAuth operations on them.
 //! The HTTP layer (`web`) only parses and renders; every decision is made here.
 
-use crate::store::{CodeRecord, RefreshRecord, Store, StoreError, UserRecord};
+use crate::catalog::{self, Catalog, ClientSecret, StoredClient};
+use crate::store::{CodeRecord, Put, RefreshRecord, Store, StoreError, UserRecord};
 use crate::tokens::PoolKeys;
+use arc_swap::ArcSwap;
 use argon2::Argon2;
 use argon2::password_hash::{PasswordHasher, PasswordVerifier};
 use aws_lc_rs::digest::{SHA256, digest};
 use aws_lc_rs::rand::{SecureRandom, SystemRandom};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use portcullis_config::{Client, RESERVED_SCOPES, UserPool};
+use portcullis_config::{PasswordPolicy, RESERVED_SCOPES, UserPool};
 use serde_json::{Map, Value, json};
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
@@ -117,11 +119,6 @@ pub struct Tokens {
     pub expires_in: u64,
 }
 
-struct ClientRuntime {
-    cfg: Client,
-    secret: Option<String>,
-}
-
 /// A user pool, ready to serve.
 pub struct Pool {
     /// Config name.
@@ -132,9 +129,21 @@ pub struct Pool {
     pub issuer: String,
     /// Where it is served.
     pub base_url: String,
-    clients: HashMap<String, ClientRuntime>,
+    catalog: ArcSwap<Catalog>,
     token_validity: u64,
-    store: Arc<dyn Store>,
+    pub(crate) store: Arc<dyn Store>,
+    /// Admin API keys: access key id → secret.
+    pub(crate) access_keys: HashMap<String, String>,
+    /// Region admin API signatures are scoped to.
+    pub region: String,
+    /// Password rules.
+    pub policy: PasswordPolicy,
+    /// Whether `SignUp` and the hosted sign-up page are open.
+    pub allow_self_sign_up: bool,
+    /// `custom:` attribute names and whether each is mutable.
+    pub(crate) custom_attributes: HashMap<String, bool>,
+    /// Where codes are delivered.
+    pub(crate) outbox: crate::messages::Outbox,
     keys: PoolKeys,
     hashing: Semaphore,
     dummy_hash: String,
@@ -182,6 +191,8 @@ impl Pool {
         region: &str,
         store: Arc<dyn Store>,
         password_of: impl Fn(&portcullis_config::SeedUser) -> Result<String, String>,
+        access_keys: HashMap<String, String>,
+        state_dir: &std::path::Path,
     ) -> Result<Pool, String> {
         let id = cfg
             .id
@@ -189,32 +200,53 @@ impl Pool {
             .unwrap_or_else(|| derived_pool_id(region, &cfg.name));
         let base_url = cfg.domain.base_url.trim_end_matches('/').to_string();
         let err = |e: StoreError| format!("user pool `{}`: {e}", cfg.name);
-        let mut clients = HashMap::new();
+        for rs in &cfg.resource_servers {
+            catalog::put_resource_server(store.as_ref(), &id, rs, Put::Upsert)
+                .await
+                .map_err(err)?;
+        }
         for c in &cfg.clients {
-            let secret = match (&c.client_secret, c.generate_secret) {
-                (Some(s), _) => {
-                    store
-                        .set_client_secret(&id, &c.client_id, s.clone())
-                        .await
-                        .map_err(err)?;
-                    Some(s.clone())
-                }
-                (None, true) => Some(
-                    store
+            let existing = store
+                .object(&id, catalog::CLIENT, &c.client_id)
+                .await
+                .map_err(err)?
+                .and_then(|b| serde_json::from_str::<StoredClient>(&b).ok());
+            let now = crate::now() as i64;
+            let secrets = match (&c.client_secret, c.generate_secret, &existing) {
+                (Some(s), _, _) => vec![ClientSecret {
+                    id: "config".into(),
+                    value: s.clone(),
+                    created_at: now,
+                }],
+                // Secrets added through the API (rotation) survive a restart.
+                (None, true, Some(e)) if !e.secrets.is_empty() => e.secrets.clone(),
+                (None, true, _) => vec![ClientSecret {
+                    id: "generated".into(),
+                    value: store
                         .client_secret_or_insert(&id, &c.client_id, random_token(38))
                         .await
                         .map_err(err)?,
-                ),
-                (None, false) => None,
+                    created_at: now,
+                }],
+                (None, false, _) => Vec::new(),
             };
-            clients.insert(
-                c.client_id.clone(),
-                ClientRuntime {
-                    cfg: c.clone(),
-                    secret,
-                },
-            );
+            let stored = StoredClient {
+                client: c.clone(),
+                secrets,
+                created_at: existing.as_ref().map_or(now, |e| e.created_at),
+                updated_at: now,
+            };
+            catalog::put_client(store.as_ref(), &id, &stored, Put::Upsert)
+                .await
+                .map_err(err)?;
         }
+        let loaded = Catalog::load(store.as_ref(), &id).await.map_err(err)?;
+        let outbox = crate::messages::Outbox::new(
+            cfg.messages
+                .outbox
+                .clone()
+                .unwrap_or_else(|| state_dir.join("outbox").join(format!("{}.jsonl", cfg.name))),
+        );
         let keys = PoolKeys::load_or_generate(store.as_ref(), &id)
             .await
             .map_err(err)?;
@@ -228,9 +260,19 @@ impl Pool {
             issuer: format!("{base_url}/{id}"),
             id,
             base_url,
-            clients,
+            catalog: ArcSwap::from_pointee(loaded),
             token_validity: cfg.token_validity_seconds,
             store,
+            access_keys,
+            region: region.to_string(),
+            policy: cfg.password_policy.clone(),
+            allow_self_sign_up: cfg.allow_self_sign_up,
+            custom_attributes: cfg
+                .custom_attributes
+                .iter()
+                .map(|a| (format!("custom:{}", a.name), a.mutable))
+                .collect(),
+            outbox,
             keys,
             hashing: Semaphore::new(2),
             dummy_hash,
@@ -272,9 +314,30 @@ impl Pool {
         Ok(pool)
     }
 
-    /// The client's secret, for an `authenticate-cognito` action of this process.
-    pub fn client_secret(&self, client_id: &str) -> Option<&str> {
-        self.clients.get(client_id)?.secret.as_deref()
+    /// The client's first secret, for an `authenticate-cognito` action of this process.
+    pub fn client_secret(&self, client_id: &str) -> Option<String> {
+        self.client(client_id)?
+            .secrets
+            .first()
+            .map(|s| s.value.clone())
+    }
+
+    /// A client of the current catalog snapshot.
+    pub fn client(&self, client_id: &str) -> Option<Arc<StoredClient>> {
+        self.catalog.load().clients.get(client_id).cloned()
+    }
+
+    /// The current catalog snapshot.
+    pub fn catalog(&self) -> Arc<Catalog> {
+        self.catalog.load_full()
+    }
+
+    /// Reads clients and resource servers again (after a write, and periodically for writes made
+    /// by other nodes).
+    pub async fn reload_catalog(&self) -> Result<(), StoreError> {
+        let c = Catalog::load(self.store.as_ref(), &self.id).await?;
+        self.catalog.store(Arc::new(c));
+        Ok(())
     }
 
     /// The pool's JWKS.
@@ -286,8 +349,9 @@ impl Pool {
     pub fn discovery(&self) -> Value {
         let b = &self.base_url;
         let mut scopes: BTreeSet<&str> = ["openid", "email", "phone", "profile"].into();
-        for c in self.clients.values() {
-            scopes.extend(c.cfg.allowed_oauth_scopes.iter().map(String::as_str));
+        let catalog = self.catalog.load();
+        for c in catalog.clients.values() {
+            scopes.extend(c.client.allowed_oauth_scopes.iter().map(String::as_str));
         }
         json!({
             "authorization_endpoint": format!("{b}/oauth2/authorize"),
@@ -386,7 +450,7 @@ impl Pool {
                 "client_id is missing".into(),
             ));
         };
-        let Some(client) = self.clients.get(&client_id) else {
+        let Some(client) = self.client(&client_id) else {
             return Err(AuthorizeProblem::Page(
                 "invalid_client",
                 "this app is not registered with the user pool".into(),
@@ -398,7 +462,12 @@ impl Pool {
                 "redirect_uri is missing".into(),
             ));
         };
-        if !client.cfg.callback_urls.iter().any(|u| u == &redirect_uri) {
+        if !client
+            .client
+            .callback_urls
+            .iter()
+            .any(|u| u == &redirect_uri)
+        {
             return Err(AuthorizeProblem::Page(
                 "redirect_mismatch",
                 "redirect_uri is not one of the app's callback URLs".into(),
@@ -412,10 +481,15 @@ impl Pool {
         };
         match get("response_type").as_deref() {
             None => return Err(redirect("invalid_request")),
-            Some("code") if client.cfg.allowed_oauth_flows.iter().any(|f| f == "code") => {}
+            Some("code")
+                if client
+                    .client
+                    .allowed_oauth_flows
+                    .iter()
+                    .any(|f| f == "code") => {}
             Some("token")
                 if client
-                    .cfg
+                    .client
                     .allowed_oauth_flows
                     .iter()
                     .any(|f| f == "implicit") => {}
@@ -430,7 +504,7 @@ impl Pool {
             (Some("S256"), Some(c)) if (43..=128).contains(&c.len()) => Some(c),
             _ => return Err(redirect("invalid_request")),
         };
-        let allowed = &client.cfg.allowed_oauth_scopes;
+        let allowed = &client.client.allowed_oauth_scopes;
         let scopes: Vec<String> = match get("scope") {
             Some(s) => {
                 let mut v: Vec<String> = Vec::new();
@@ -499,9 +573,8 @@ impl Pool {
 
     /// The client's display name.
     pub fn client_name(&self, client_id: &str) -> String {
-        self.clients
-            .get(client_id)
-            .and_then(|c| c.cfg.client_name.clone())
+        self.client(client_id)
+            .and_then(|c| c.client.client_name.clone())
             .unwrap_or_else(|| client_id.to_string())
     }
 
@@ -616,10 +689,10 @@ impl Pool {
             description: "client authentication failed".into(),
             status: 401,
         };
-        let client = self.clients.get(client_id).ok_or_else(invalid)?;
-        match (&client.secret, secret) {
-            (Some(want), Some(got)) if constant_time_eq(want, got) => Ok(()),
-            (None, None) => Ok(()),
+        let client = self.client(client_id).ok_or_else(invalid)?;
+        match secret {
+            Some(got) if client.secret_matches(got) => Ok(()),
+            None if client.secrets.is_empty() => Ok(()),
             _ => Err(invalid()),
         }
     }
@@ -685,9 +758,8 @@ impl Pool {
                 r,
                 crate::now() as i64
                     + self
-                        .clients
-                        .get(client_id)
-                        .map_or(REFRESH_LIFETIME, |c| c.cfg.refresh_seconds() as i64),
+                        .client(client_id)
+                        .map_or(REFRESH_LIFETIME, |c| c.client.refresh_seconds() as i64),
             )
             .await
             .map_err(OAuthError::server)?;
@@ -703,11 +775,10 @@ impl Pool {
         scope: Option<&str>,
     ) -> Result<Tokens, OAuthError> {
         let client = self
-            .clients
-            .get(client_id)
+            .client(client_id)
             .filter(|c| {
-                c.secret.is_some()
-                    && c.cfg
+                !c.secrets.is_empty()
+                    && c.client
                         .allowed_oauth_flows
                         .iter()
                         .any(|f| f == "client_credentials")
@@ -719,7 +790,7 @@ impl Pool {
                 )
             })?;
         let allowed: Vec<&str> = client
-            .cfg
+            .client
             .allowed_oauth_scopes
             .iter()
             .map(String::as_str)
@@ -756,7 +827,7 @@ impl Pool {
         at.insert("scope".into(), scopes.join(" ").into());
         at.insert("auth_time".into(), now.into());
         at.insert("iss".into(), self.issuer.clone().into());
-        let access_secs = client.cfg.access_seconds(self.token_validity);
+        let access_secs = client.client.access_seconds(self.token_validity);
         at.insert("exp".into(), (now + access_secs).into());
         at.insert("iat".into(), now.into());
         at.insert("version".into(), 2.into());
@@ -814,12 +885,12 @@ impl Pool {
             None,
             &rec.origin_jti,
         )?;
-        let rotation = self.clients.get(client_id).and_then(|c| {
-            c.cfg
+        let rotation = self.client(client_id).and_then(|c| {
+            c.client
                 .refresh_token_rotation
                 .as_ref()
                 .filter(|r| r.enabled())
-                .map(|r| (r.retry_grace_period_seconds, c.cfg.refresh_seconds()))
+                .map(|r| (r.retry_grace_period_seconds, c.client.refresh_seconds()))
         });
         if let Some((grace, lifetime)) = rotation {
             // A new token of the same family (revoking it revokes the family's access tokens); the
@@ -860,12 +931,12 @@ impl Pool {
 
     /// Whether the client may read an attribute (`read_attributes`; all when absent).
     fn can_read(&self, client_id: &str, attribute: &str) -> bool {
-        match self
-            .clients
-            .get(client_id)
-            .and_then(|c| c.cfg.read_attributes.as_ref())
-        {
-            Some(list) => list.iter().any(|a| a == attribute),
+        match self.client(client_id) {
+            Some(c) => c
+                .client
+                .read_attributes
+                .as_ref()
+                .is_none_or(|list| list.iter().any(|a| a == attribute)),
             None => true,
         }
     }
@@ -905,7 +976,8 @@ impl Pool {
         origin_jti: &str,
     ) -> Result<Tokens, OAuthError> {
         let now = crate::now();
-        let client = self.clients.get(client_id).map(|c| &c.cfg);
+        let client = self.client(client_id);
+        let client = client.as_ref().map(|c| &c.client);
         let access_secs = client.map_or(self.token_validity, |c| {
             c.access_seconds(self.token_validity)
         });
@@ -1106,14 +1178,14 @@ impl Pool {
                 "client_id is missing".into(),
             ));
         };
-        let Some(client) = self.clients.get(&client_id) else {
+        let Some(client) = self.client(&client_id) else {
             return Err(AuthorizeProblem::Page(
                 "invalid_client",
                 "this app is not registered with the user pool".into(),
             ));
         };
         if let Some(uri) = get("logout_uri") {
-            return if client.cfg.logout_urls.iter().any(|u| u == &uri) {
+            return if client.client.logout_urls.iter().any(|u| u == &uri) {
                 Ok(LogoutTarget::Uri(uri))
             } else {
                 Err(AuthorizeProblem::Page(

@@ -56,6 +56,17 @@ pub fn seed_password(u: &portcullis_config::SeedUser) -> Result<String, String> 
     }
 }
 
+/// A secret from the file or from the named environment variable.
+pub fn value_or_env(value: Option<&String>, env: Option<&String>) -> Result<String, String> {
+    match (value, env) {
+        (Some(v), _) => Ok(v.clone()),
+        (None, Some(var)) => {
+            std::env::var(var).map_err(|_| format!("environment variable {var} is not set"))
+        }
+        (None, None) => Err("no value".into()),
+    }
+}
+
 /// Provider settings for `authenticate-cognito` against an embedded pool.
 pub fn cognito_provider(pool: &Pool, client_id: &str) -> Result<ProviderConfig, String> {
     let secret = pool.client_secret(client_id).ok_or_else(|| {
@@ -72,7 +83,7 @@ pub fn cognito_provider(pool: &Pool, client_id: &str) -> Result<ProviderConfig, 
         user_info_endpoint: format!("{b}/oauth2/userInfo"),
         jwks_uri: Some(format!("{}/.well-known/jwks.json", pool.issuer)),
         client_id: client_id.to_string(),
-        client_secret: secret.to_string(),
+        client_secret: secret,
         auth_method: ClientAuthMethod::ClientSecretBasic,
         revocation_endpoint: Some(format!("{b}/oauth2/revoke")),
         end_session: Some(portcullis_auth::oidc::EndSession::Cognito(format!(
@@ -95,11 +106,24 @@ pub async fn start(config: &Config, mut prebound: Prebound) -> Result<App> {
                 _ => format!("{}: cannot open the user pool store", state_dir.display()),
             })?;
         for (i, p) in config.user_pools.iter().enumerate() {
+            let mut keys = HashMap::new();
+            for (j, k) in p.access_keys.iter().enumerate() {
+                let secret = value_or_env(
+                    k.secret_access_key.as_ref(),
+                    k.secret_access_key_env.as_ref(),
+                )
+                .map_err(|e| {
+                    anyhow!("user_pools[{i}].access_keys[{j}].secret_access_key_env: {e}")
+                })?;
+                keys.insert(k.access_key_id.clone(), secret);
+            }
             let pool = Pool::open(
                 p,
                 &config.load_balancer.region,
                 store.clone(),
                 seed_password,
+                keys,
+                state_dir,
             )
             .await
             .map_err(|e| anyhow!("user_pools[{i}]: {e}"))?;

@@ -7,8 +7,8 @@ pub mod validate;
 
 pub use model::*;
 pub use validate::{
-    ConfigError, RESERVED_SCOPES, callback_url_problem, is_loopback_host, ordered_actions,
-    parse_url, validate,
+    ConfigError, EXPLICIT_AUTH_FLOWS, RESERVED_SCOPES, callback_url_problem, client_problems,
+    is_loopback_host, ordered_actions, parse_url, validate,
 };
 
 use std::fmt;

@@ -737,6 +737,13 @@ pub struct Client {
     /// Extra CSS for this client's hosted-UI pages (at most 4 KB; `<` is refused).
     #[serde(default)]
     pub css: Option<String>,
+    /// `AllowedOAuthFlowsUserPoolClient`: whether the OAuth endpoints serve this client at all
+    /// (default: true when it has OAuth flows).
+    #[serde(default)]
+    pub allowed_oauth_flows_user_pool_client: Option<bool>,
+    /// `DefaultRedirectURI` (one of `callback_urls`).
+    #[serde(default)]
+    pub default_redirect_uri: Option<String>,
 }
 
 fn enabled_str() -> String {
@@ -754,6 +761,12 @@ pub const DEFAULT_EXPLICIT_AUTH_FLOWS: [&str; 3] = [
 ];
 
 impl Client {
+    /// Whether the OAuth endpoints may serve this client.
+    pub fn oauth_enabled(&self) -> bool {
+        self.allowed_oauth_flows_user_pool_client
+            .unwrap_or(!self.allowed_oauth_flows.is_empty())
+    }
+
     /// Whether an `ExplicitAuthFlows` value is allowed.
     pub fn allows_auth_flow(&self, flow: &str) -> bool {
         match &self.explicit_auth_flows {

@@ -933,6 +933,14 @@ fn check_client(
     if cl.callback_urls.len() > 100 {
         c.fail(format!("{at}.callback_urls"), "at most 100");
     }
+    if let Some(d) = &cl.default_redirect_uri
+        && !cl.callback_urls.contains(d)
+    {
+        c.fail(
+            format!("{at}.default_redirect_uri"),
+            "must be one of callback_urls",
+        );
+    }
     for (k, u) in cl.callback_urls.iter().enumerate() {
         if let Some(reason) = callback_url_problem(u) {
             c.fail(format!("{at}.callback_urls[{k}]"), reason);

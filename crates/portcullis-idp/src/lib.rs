@@ -2,7 +2,10 @@
 //! the hosted sign-in page and the OAuth endpoints at Cognito's paths.
 #![forbid(unsafe_code)]
 
+pub mod accounts;
+pub mod admin_api;
 pub mod catalog;
+pub mod error;
 pub mod messages;
 pub mod pool;
 pub mod sigv4;

@@ -98,10 +98,22 @@ pub struct AuthorizeRequest {
 /// Why a sign-in failed (the page shows one generic message for all of them).
 #[derive(Debug, PartialEq, Eq)]
 pub enum SignInError {
-    /// Wrong user name or password, disabled or unconfirmed user.
+    /// Wrong password (or, with existence errors prevented, an unknown user).
     NotAuthorized,
+    /// No such user (shown only to clients with `prevent_user_existence_errors = LEGACY`).
+    UnknownUser,
     /// Locked after repeated failures ("Password attempts exceeded"); the password was not checked.
     Locked,
+    /// Right password, but the user is disabled.
+    Disabled,
+    /// Right password, sign-up not confirmed.
+    NotConfirmed,
+    /// Right password, but an admin required a reset.
+    ResetRequired,
+    /// Right temporary password: a new one must be chosen (`NEW_PASSWORD_REQUIRED`).
+    NewPasswordRequired(Box<UserRecord>),
+    /// The temporary password is older than the policy allows.
+    TemporaryPasswordExpired,
     /// Storage failed.
     Internal,
 }
@@ -144,7 +156,7 @@ pub struct Pool {
     pub(crate) custom_attributes: HashMap<String, bool>,
     /// Where codes are delivered.
     pub(crate) outbox: crate::messages::Outbox,
-    keys: PoolKeys,
+    pub(crate) keys: PoolKeys,
     hashing: Semaphore,
     dummy_hash: String,
 }
@@ -414,7 +426,7 @@ impl Pool {
             .await
     }
 
-    async fn hash(&self, password: &str) -> Option<String> {
+    pub(crate) async fn hash(&self, password: &str) -> Option<String> {
         let _permit = self.hashing.acquire().await.ok()?;
         let pw = password.to_string();
         tokio::task::spawn_blocking(move || hash_password(&pw))
@@ -456,6 +468,12 @@ impl Pool {
                 "this app is not registered with the user pool".into(),
             ));
         };
+        if !client.client.oauth_enabled() {
+            return Err(AuthorizeProblem::Page(
+                "unauthorized_client",
+                "this app is not enabled for the hosted UI and OAuth flows".into(),
+            ));
+        }
         let Some(redirect_uri) = get("redirect_uri") else {
             return Err(AuthorizeProblem::Page(
                 "invalid_request",
@@ -617,12 +635,27 @@ impl Pool {
         .await
         .map_err(|_| SignInError::Internal)?;
         match user {
-            Some(u) if ok && u.enabled && u.status == "CONFIRMED" => {
+            Some(u) if ok => {
                 self.store
                     .clear_failures(&self.id, username)
                     .await
                     .map_err(|_| SignInError::Internal)?;
-                Ok(u)
+                if !u.enabled {
+                    return Err(SignInError::Disabled);
+                }
+                match u.status.as_str() {
+                    "CONFIRMED" => Ok(u),
+                    "UNCONFIRMED" => Err(SignInError::NotConfirmed),
+                    "RESET_REQUIRED" => Err(SignInError::ResetRequired),
+                    "FORCE_CHANGE_PASSWORD" => {
+                        if self.temporary_password_expired(&u).await {
+                            Err(SignInError::TemporaryPasswordExpired)
+                        } else {
+                            Err(SignInError::NewPasswordRequired(Box::new(u)))
+                        }
+                    }
+                    _ => Err(SignInError::NotAuthorized),
+                }
             }
             Some(_) if !ok => {
                 let (failures, locked_until) = self
@@ -635,7 +668,7 @@ impl Pool {
                 }
                 Err(SignInError::NotAuthorized)
             }
-            _ => Err(SignInError::NotAuthorized),
+            _ => Err(SignInError::UnknownUser),
         }
     }
 
@@ -778,6 +811,7 @@ impl Pool {
             .client(client_id)
             .filter(|c| {
                 !c.secrets.is_empty()
+                    && c.client.oauth_enabled()
                     && c.client
                         .allowed_oauth_flows
                         .iter()
@@ -965,7 +999,7 @@ impl Pool {
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn mint(
+    pub(crate) fn mint(
         &self,
         user: &UserRecord,
         groups: &[String],
@@ -1007,7 +1041,10 @@ impl Pool {
         at.insert("jti".into(), uuid::Uuid::new_v4().to_string().into());
         at.insert("username".into(), user.username.clone().into());
         let access_token = self.keys.sign_access(&at).ok_or_else(fail)?;
-        let id_token = if scope.split(' ').any(|s| s == "openid") {
+        let id_token = if scope
+            .split(' ')
+            .any(|s| s == "openid" || s == crate::accounts::ADMIN_SCOPE)
+        {
             let mut id = Map::new();
             id.insert("sub".into(), user.sub.clone().into());
             if !groups.is_empty() {

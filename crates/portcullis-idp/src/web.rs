@@ -56,6 +56,11 @@ pub fn router(pool: Arc<Pool>) -> Router {
         .route("/oauth2/revoke", axum::routing::post(revoke))
         .route("/logout", get(logout))
         .route("/static/hosted-ui.css", get(css))
+        .route(
+            "/",
+            axum::routing::post(crate::admin_api::handle)
+                .layer(DefaultBodyLimit::max(crate::admin_api::MAX_API_BODY)),
+        )
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .with_state(pool)
@@ -456,7 +461,7 @@ async fn login_submit(
             }
             Err(e) => error_page(StatusCode::INTERNAL_SERVER_ERROR, e.error, &e.description),
         },
-        Err(SignInError::NotAuthorized) => {
+        Err(SignInError::NotAuthorized | SignInError::UnknownUser) => {
             let csrf = random_token(32);
             let shown: String = username.chars().take(128).collect();
             render_login(
@@ -479,6 +484,25 @@ async fn login_submit(
                 &csrf,
                 &shown,
                 Some("Password attempts exceeded"),
+                &req.redirect_uri,
+            )
+        }
+        Err(
+            e @ (SignInError::Disabled
+            | SignInError::NotConfirmed
+            | SignInError::ResetRequired
+            | SignInError::TemporaryPasswordExpired
+            | SignInError::NewPasswordRequired(_)),
+        ) => {
+            let csrf = random_token(32);
+            let shown: String = username.chars().take(128).collect();
+            render_login(
+                &pool,
+                &req.client_id,
+                query,
+                &csrf,
+                &shown,
+                Some(&crate::accounts::sign_in_error(e, false).message()),
                 &req.redirect_uri,
             )
         }

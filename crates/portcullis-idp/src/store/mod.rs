@@ -34,7 +34,7 @@ pub enum StoreError {
 }
 
 /// A user as stored.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UserRecord {
     /// Stable id (UUID).
     pub sub: String,

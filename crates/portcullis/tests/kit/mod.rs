@@ -12,6 +12,8 @@ use tokio::net::TcpListener;
 
 pub const PASSWORD: &str = "Correct-horse-9!";
 pub const OIDC_SECRET: &str = "oidc-web-secret-0123456789abcdef";
+pub const ACCESS_KEY_ID: &str = "AKIAPORTCULLISTEST01";
+pub const ACCESS_SECRET: &str = "kit-secret-access-key-0123456789abcdefgh";
 
 pub struct Kit {
     pub app: App,
@@ -144,6 +146,9 @@ id = "us-east-1_Kit12345"
 groups = [{{ name = "zeta" }}, {{ name = "readers", precedence = 5 }}, {{ name = "admins", precedence = 1, description = "Admins" }}]
 domain = {{ listen = "127.0.0.1:{pool_port}", base_url = "http://localhost:{pool_port}" }}
 resource_servers = [{{ identifier = "tasks", scopes = [{{ name = "read" }}, {{ name = "write" }}] }}]
+access_keys = [{{ access_key_id = "{ACCESS_KEY_ID}", secret_access_key = "{ACCESS_SECRET}" }}]
+allow_self_sign_up = true
+custom_attributes = [{{ name = "team" }}]
 
 [[user_pools.clients]]
 client_id = "tasks-web"

@@ -21,7 +21,7 @@ try {
   // 1. The protected URL sends the browser to the hosted UI.
   await page.goto(`${cfg.lb}/tasks?from=browser`);
   await page.waitForURL((u) => u.href.startsWith(`${cfg.pool}/login?`));
-  assert.equal(await page.title(), "Sign in to Tasks");
+  assert.equal(await page.title(), "Sign in · Tasks");
   assert.equal(await page.evaluate(() => document.activeElement.id), "username", "the user name field has focus");
 
   // 2. A wrong password shows an error, announced as an alert, and keeps the user name.

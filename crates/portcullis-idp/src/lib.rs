@@ -6,6 +6,7 @@ pub mod accounts;
 pub mod admin_api;
 pub mod catalog;
 pub mod error;
+pub mod hosted_ui;
 pub mod messages;
 pub mod pool;
 pub mod sigv4;

@@ -1,7 +1,7 @@
 //! The pool's HTTP endpoints at Cognito's paths: discovery, JWKS, `/oauth2/authorize`, the hosted
 //! sign-in page `/login`, `/oauth2/token` and `/oauth2/userInfo`. Parsing and rendering only.
 
-use crate::pool::{AuthorizeProblem, OAuthError, Pool, SignInError, random_token};
+use crate::pool::{AuthorizeProblem, OAuthError, Pool};
 use askama::Template;
 use axum::Router;
 use axum::body::Bytes;
@@ -16,20 +16,8 @@ use std::sync::Arc;
 pub const MAX_BODY: usize = 16 * 1024;
 /// Longest query string accepted.
 pub const MAX_QUERY: usize = 8 * 1024;
-const CSRF_COOKIE: &str = "XSRF-TOKEN";
 /// The hosted UI's session cookie (Cognito's name).
-const SESSION_COOKIE: &str = "cognito";
-
-#[derive(Template)]
-#[template(path = "login.html")]
-struct LoginPage<'a> {
-    app_name: &'a str,
-    pool_name: &'a str,
-    query: &'a str,
-    csrf: &'a str,
-    username: &'a str,
-    error: Option<&'a str>,
-}
+pub(crate) const SESSION_COOKIE: &str = "cognito";
 
 #[derive(Template)]
 #[template(path = "error.html")]
@@ -50,7 +38,31 @@ pub fn router(pool: Arc<Pool>) -> Router {
         )
         .route("/{pool_id}/.well-known/jwks.json", get(jwks_for))
         .route("/oauth2/authorize", get(authorize))
-        .route("/login", get(login_page).post(login_submit))
+        .route(
+            "/login",
+            get(crate::hosted_ui::login_page).post(crate::hosted_ui::login_submit),
+        )
+        .route(
+            "/signup",
+            get(crate::hosted_ui::sign_up_page).post(crate::hosted_ui::sign_up_submit),
+        )
+        .route(
+            "/confirmUser",
+            get(crate::hosted_ui::confirm_page).post(crate::hosted_ui::confirm_submit),
+        )
+        .route(
+            "/forgotPassword",
+            get(crate::hosted_ui::forgot_page).post(crate::hosted_ui::forgot_submit),
+        )
+        .route(
+            "/confirmForgotPassword",
+            get(crate::hosted_ui::reset_page).post(crate::hosted_ui::reset_submit),
+        )
+        .route(
+            "/forceChangePassword",
+            axum::routing::post(crate::hosted_ui::new_password_submit),
+        )
+        .route("/static/client/{file}", get(crate::hosted_ui::client_css))
         .route("/oauth2/token", axum::routing::post(token))
         .route("/oauth2/userInfo", get(userinfo).post(userinfo))
         .route("/oauth2/revoke", axum::routing::post(revoke))
@@ -94,13 +106,25 @@ fn oauth_error(e: OAuthError) -> Response {
 }
 
 /// HTML with strict security headers; `form_target` widens `form-action` for the redirect after sign-in.
-fn html(status: StatusCode, body: String, form_target: Option<&str>) -> Response {
+pub(crate) fn html(status: StatusCode, body: String, form_target: Option<&str>) -> Response {
+    html_with(status, body, form_target, None)
+}
+
+/// An HTML page with strict security headers; `form_target` and `img_origin` widen the CSP for the
+/// app's redirect and a client logo.
+pub(crate) fn html_with(
+    status: StatusCode,
+    body: String,
+    form_target: Option<&str>,
+    img_origin: Option<&str>,
+) -> Response {
     let form_action = match form_target {
         Some(origin) => format!("'self' {origin}"),
         None => "'self'".into(),
     };
+    let img = img_origin.map(|o| format!(" {o}")).unwrap_or_default();
     let csp = format!(
-        "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action {form_action}; frame-ancestors 'none'; base-uri 'none'"
+        "default-src 'none'; style-src 'self'; img-src 'self' data:{img}; form-action {form_action}; frame-ancestors 'none'; base-uri 'none'"
     );
     let mut r = (
         status,
@@ -125,7 +149,7 @@ fn html(status: StatusCode, body: String, form_target: Option<&str>) -> Response
     r
 }
 
-fn error_page(status: StatusCode, code: &str, message: &str) -> Response {
+pub(crate) fn error_page(status: StatusCode, code: &str, message: &str) -> Response {
     let title = if status.is_server_error() {
         "Something went wrong"
     } else {
@@ -141,7 +165,7 @@ fn error_page(status: StatusCode, code: &str, message: &str) -> Response {
     html(status, body, None)
 }
 
-fn redirect(location: &str) -> Response {
+pub(crate) fn redirect(location: &str) -> Response {
     match HeaderValue::from_str(location) {
         Ok(v) => {
             let mut r = StatusCode::FOUND.into_response();
@@ -158,7 +182,7 @@ fn redirect(location: &str) -> Response {
     }
 }
 
-fn problem(p: AuthorizeProblem) -> Response {
+pub(crate) fn problem(p: AuthorizeProblem) -> Response {
     match p {
         AuthorizeProblem::Page(code, message) => {
             error_page(StatusCode::BAD_REQUEST, code, &message)
@@ -179,7 +203,7 @@ fn problem(p: AuthorizeProblem) -> Response {
     }
 }
 
-fn parse_query(raw: Option<&str>) -> Result<Vec<(String, String)>, Box<Response>> {
+pub(crate) fn parse_query(raw: Option<&str>) -> Result<Vec<(String, String)>, Box<Response>> {
     let raw = raw.unwrap_or("");
     if raw.len() > MAX_QUERY {
         return Err(Box::new(error_page(
@@ -193,7 +217,7 @@ fn parse_query(raw: Option<&str>) -> Result<Vec<(String, String)>, Box<Response>
         .collect())
 }
 
-fn origin_of(url: &str) -> Option<String> {
+pub(crate) fn origin_of(url: &str) -> Option<String> {
     let uri: axum::http::Uri = url.parse().ok()?;
     Some(format!("{}://{}", uri.scheme_str()?, uri.authority()?))
 }
@@ -273,7 +297,7 @@ async fn authorize(
     redirect(&format!("/login?{}", raw.unwrap_or_default()))
 }
 
-fn session_cookie(pool: &Pool, value: &str, max_age: i64) -> Option<HeaderValue> {
+pub(crate) fn session_cookie(pool: &Pool, value: &str, max_age: i64) -> Option<HeaderValue> {
     let secure = if pool.base_url.starts_with("https://") {
         "; Secure"
     } else {
@@ -313,78 +337,7 @@ async fn logout(
     r
 }
 
-fn csrf_cookie(pool: &Pool, value: &str) -> String {
-    let secure = if pool.base_url.starts_with("https://") {
-        "; Secure"
-    } else {
-        ""
-    };
-    format!("{CSRF_COOKIE}={value}; Path=/login; HttpOnly; SameSite=Lax{secure}")
-}
-
-fn render_login(
-    pool: &Pool,
-    client_id: &str,
-    query: &str,
-    csrf: &str,
-    username: &str,
-    error: Option<&str>,
-    redirect_uri: &str,
-) -> Response {
-    let app = pool.client_name(client_id);
-    let page = LoginPage {
-        app_name: &app,
-        pool_name: &pool.name,
-        query,
-        csrf,
-        username,
-        error,
-    };
-    let status = if error.is_some() {
-        StatusCode::UNAUTHORIZED
-    } else {
-        StatusCode::OK
-    };
-    match page.render() {
-        Ok(body) => {
-            let mut r = html(status, body, origin_of(redirect_uri).as_deref());
-            if let Ok(v) = HeaderValue::from_str(&csrf_cookie(pool, csrf)) {
-                r.headers_mut().append(header::SET_COOKIE, v);
-            }
-            r
-        }
-        Err(_) => error_page(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "server_error",
-            "the page could not be rendered",
-        ),
-    }
-}
-
-/// `GET /login`: the sign-in form.
-async fn login_page(State(pool): State<Arc<Pool>>, RawQuery(raw): RawQuery) -> Response {
-    let q = match parse_query(raw.as_deref()) {
-        Ok(q) => q,
-        Err(r) => return *r,
-    };
-    match pool.check_authorize(&q) {
-        Ok(req) => {
-            let csrf = random_token(32);
-            render_login(
-                &pool,
-                &req.client_id,
-                raw.as_deref().unwrap_or(""),
-                &csrf,
-                "",
-                None,
-                &req.redirect_uri,
-            )
-        }
-        Err(p) => problem(p),
-    }
-}
-
-fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+pub(crate) fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers
         .get_all(header::COOKIE)
         .iter()
@@ -393,125 +346,6 @@ fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
         .filter_map(|p| p.trim().split_once('='))
         .find(|(n, _)| *n == name)
         .map(|(_, v)| v)
-}
-
-async fn signed_in(
-    pool: &Pool,
-    req: &crate::pool::AuthorizeRequest,
-    user: &crate::store::UserRecord,
-) -> Result<(String, String), OAuthError> {
-    let now = crate::now() as i64;
-    let session = pool.start_session(user, now).await?;
-    Ok((pool.complete_authorization(req, user, now).await?, session))
-}
-
-/// `POST /login`: check the CSRF token and the password, then redirect with a code.
-async fn login_submit(
-    State(pool): State<Arc<Pool>>,
-    RawQuery(raw): RawQuery,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let q = match parse_query(raw.as_deref()) {
-        Ok(q) => q,
-        Err(r) => return *r,
-    };
-    let req = match pool.check_authorize(&q) {
-        Ok(r) => r,
-        Err(p) => return problem(p),
-    };
-    let form: Vec<(String, String)> = form_urlencoded::parse(&body)
-        .into_owned()
-        .take(16)
-        .collect();
-    let field = |k: &str| {
-        form.iter()
-            .find(|(n, _)| n == k)
-            .map(|(_, v)| v.as_str())
-            .unwrap_or("")
-    };
-    let sent = field("_csrf");
-    let valid_csrf = cookie(&headers, CSRF_COOKIE).is_some_and(|c| {
-        !c.is_empty()
-            && aws_lc_rs::constant_time::verify_slices_are_equal(c.as_bytes(), sent.as_bytes())
-                .is_ok()
-    });
-    if !valid_csrf {
-        return error_page(
-            StatusCode::FORBIDDEN,
-            "invalid_csrf",
-            "Your sign-in form expired or was opened in another browser. Go back and sign in again.",
-        );
-    }
-    let username = field("username");
-    let query = raw.as_deref().unwrap_or("");
-    match pool.sign_in(username, field("password")).await {
-        Ok(user) => match signed_in(&pool, &req, &user).await {
-            Ok((location, session)) => {
-                let mut r = redirect(&location);
-                if let Some(v) = session_cookie(&pool, &session, crate::pool::SESSION_LIFETIME) {
-                    r.headers_mut().append(header::SET_COOKIE, v);
-                }
-                if let Ok(v) =
-                    HeaderValue::from_str(&format!("{CSRF_COOKIE}=; Path=/login; Max-Age=0"))
-                {
-                    r.headers_mut().append(header::SET_COOKIE, v);
-                }
-                r
-            }
-            Err(e) => error_page(StatusCode::INTERNAL_SERVER_ERROR, e.error, &e.description),
-        },
-        Err(SignInError::NotAuthorized | SignInError::UnknownUser) => {
-            let csrf = random_token(32);
-            let shown: String = username.chars().take(128).collect();
-            render_login(
-                &pool,
-                &req.client_id,
-                query,
-                &csrf,
-                &shown,
-                Some("Incorrect username or password."),
-                &req.redirect_uri,
-            )
-        }
-        Err(SignInError::Locked) => {
-            let csrf = random_token(32);
-            let shown: String = username.chars().take(128).collect();
-            render_login(
-                &pool,
-                &req.client_id,
-                query,
-                &csrf,
-                &shown,
-                Some("Password attempts exceeded"),
-                &req.redirect_uri,
-            )
-        }
-        Err(
-            e @ (SignInError::Disabled
-            | SignInError::NotConfirmed
-            | SignInError::ResetRequired
-            | SignInError::TemporaryPasswordExpired
-            | SignInError::NewPasswordRequired(_)),
-        ) => {
-            let csrf = random_token(32);
-            let shown: String = username.chars().take(128).collect();
-            render_login(
-                &pool,
-                &req.client_id,
-                query,
-                &csrf,
-                &shown,
-                Some(&crate::accounts::sign_in_error(e, false).message()),
-                &req.redirect_uri,
-            )
-        }
-        Err(SignInError::Internal) => error_page(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "server_error",
-            "Sign-in is unavailable. Try again shortly.",
-        ),
-    }
 }
 
 fn basic_credentials(headers: &HeaderMap) -> Option<Result<(String, String), ()>> {

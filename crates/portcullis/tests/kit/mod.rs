@@ -154,6 +154,8 @@ custom_attributes = [{{ name = "team" }}]
 client_id = "tasks-web"
 client_name = "Tasks"
 generate_secret = true
+logo_url = "data:image/svg+xml,%3Csvg xmlns='http://www.w3.org/2000/svg' width='40' height='40'%3E%3Crect width='40' height='40' fill='%23c00'/%3E%3C/svg%3E"
+css = ".card {{ border-top: 6px solid rgb(200, 0, 0); }}"
 allowed_oauth_flows = ["code"]
 allowed_oauth_scopes = ["openid", "email", "tasks/read"]
 callback_urls = ["https://localhost:{lb_port}/oauth2/idpresponse"]

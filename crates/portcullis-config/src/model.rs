@@ -517,6 +517,14 @@ pub struct UserPool {
     /// `custom:` attributes users may have (Cognito's schema); others are refused.
     #[serde(default)]
     pub custom_attributes: Vec<CustomAttribute>,
+    /// `OFF` (default), `OPTIONAL` (users who set up TOTP are asked for a code) or `ON` (everyone;
+    /// users set TOTP up at their next sign-in).
+    #[serde(default = "mfa_off")]
+    pub mfa_configuration: String,
+}
+
+fn mfa_off() -> String {
+    "OFF".into()
 }
 
 /// An access key pair for the admin API.

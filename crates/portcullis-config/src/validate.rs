@@ -799,6 +799,12 @@ fn check_user_pools(c: &mut Checker, pools: &[UserPool]) {
                 "must be 0-365",
             );
         }
+        if !["OFF", "OPTIONAL", "ON"].contains(&p.mfa_configuration.as_str()) {
+            c.fail(
+                format!("{at}.mfa_configuration"),
+                "must be OFF, OPTIONAL or ON",
+            );
+        }
         if p.custom_attributes.len() > 50 {
             c.fail(format!("{at}.custom_attributes"), "at most 50");
         }

@@ -68,8 +68,10 @@ pub struct Delivery {
 pub enum AuthOutcome {
     /// Signed in.
     Tokens(Tokens),
-    /// `NEW_PASSWORD_REQUIRED` with its session.
-    NewPasswordRequired {
+    /// A challenge (`NEW_PASSWORD_REQUIRED`, `SOFTWARE_TOKEN_MFA`, `MFA_SETUP`) with its session.
+    Challenge {
+        /// The challenge name.
+        name: &'static str,
         /// The opaque `Session`.
         session: String,
         /// The user (for `ChallengeParameters`).
@@ -591,18 +593,21 @@ impl Pool {
         Ok(())
     }
 
-    /// Starts a `NEW_PASSWORD_REQUIRED` challenge for `client_id`; returns the session.
+    /// Starts a challenge (`NEW_PASSWORD_REQUIRED`, `SOFTWARE_TOKEN_MFA`, `MFA_SETUP`) for
+    /// `client_id`; returns the session, valid for the client's `auth_session_validity`.
     pub async fn start_challenge(
         &self,
         user: &UserRecord,
         client_id: &str,
+        kind: &str,
     ) -> Result<String, IdpError> {
         let minutes = self
             .client(client_id)
             .map_or(3, |c| c.client.auth_session_validity) as i64;
         let session = random_token(48);
         let value =
-            serde_json::json!({"username": user.username, "client_id": client_id}).to_string();
+            serde_json::json!({"username": user.username, "client_id": client_id, "kind": kind})
+                .to_string();
         self.store
             .put_ticket(
                 &self.id,
@@ -625,28 +630,14 @@ impl Pool {
         password: &str,
         attrs: Map<String, Value>,
     ) -> Result<UserRecord, IdpError> {
-        let invalid =
-            || IdpError::NotAuthorized("Invalid session for the user, session is expired.".into());
-        if session.is_empty() || session.len() > 256 {
-            return Err(invalid());
-        }
         self.check_password(password)?;
         self.check_attributes(&attrs, false)?;
-        let key = sha256_hex(session);
-        let (value, _) = self
-            .store
-            .ticket(&self.id, TICKET_CHALLENGE, &key)
-            .await?
-            .ok_or_else(invalid)?;
-        let v: Value = serde_json::from_str(&value).map_err(|_| invalid())?;
-        let who = v["username"].as_str().unwrap_or_default().to_string();
-        if v["client_id"].as_str() != Some(client_id) || username.is_some_and(|u| u != who) {
-            return Err(invalid());
-        }
-        self.store
-            .take_ticket(&self.id, TICKET_CHALLENGE, &key)
-            .await?
-            .ok_or_else(invalid)?;
+        let c = self
+            .challenge(session, client_id, username, "NEW_PASSWORD_REQUIRED")
+            .await?;
+        self.end_challenge(&c).await?;
+        let who = c.username;
+        let invalid = challenge_expired;
         let mut u = self.user(&who).await?;
         if u.status != "FORCE_CHANGE_PASSWORD" {
             return Err(invalid());
@@ -662,6 +653,61 @@ impl Pool {
             .take_ticket(&self.id, TICKET_TEMPORARY, &who)
             .await;
         self.user(&who).await
+    }
+
+    /// A live challenge session of `kind` for this client (and user, when named).
+    pub(crate) async fn challenge(
+        &self,
+        session: &str,
+        client_id: &str,
+        username: Option<&str>,
+        kind: &str,
+    ) -> Result<Challenge, IdpError> {
+        if session.is_empty() || session.len() > 256 {
+            return Err(challenge_expired());
+        }
+        let key = sha256_hex(session);
+        let (value, _) = self
+            .store
+            .ticket(&self.id, TICKET_CHALLENGE, &key)
+            .await?
+            .ok_or_else(challenge_expired)?;
+        let v: Value = serde_json::from_str(&value).map_err(|_| challenge_expired())?;
+        let who = v["username"].as_str().unwrap_or_default().to_string();
+        if v["client_id"].as_str() != Some(client_id)
+            || v["kind"].as_str() != Some(kind)
+            || username.is_some_and(|u| u != who)
+        {
+            return Err(challenge_expired());
+        }
+        Ok(Challenge { key, username: who })
+    }
+
+    /// Spends a challenge session (single use, even under races).
+    pub(crate) async fn end_challenge(&self, c: &Challenge) -> Result<(), IdpError> {
+        self.store
+            .take_ticket(&self.id, TICKET_CHALLENGE, &c.key)
+            .await?
+            .map(|_| ())
+            .ok_or_else(challenge_expired)
+    }
+
+    /// Counts a wrong answer to a challenge; the fifth ends it.
+    pub(crate) async fn fail_challenge(&self, c: &Challenge) -> Result<IdpError, IdpError> {
+        let n = self
+            .store
+            .bump_ticket(&self.id, TICKET_CHALLENGE, &c.key)
+            .await?;
+        if n >= MAX_CODE_ATTEMPTS {
+            let _ = self
+                .store
+                .take_ticket(&self.id, TICKET_CHALLENGE, &c.key)
+                .await;
+            return Ok(IdpError::NotAuthorized(
+                "Too many invalid codes; sign in again.".into(),
+            ));
+        }
+        Ok(IdpError::CodeMismatch)
     }
 
     /// Checks `SECRET_HASH` for a client with secrets (any of its secrets).
@@ -706,14 +752,36 @@ impl Pool {
             .ok_or_else(|| IdpError::ResourceNotFound("User pool client does not exist.".into()))?;
         let legacy = client.client.prevent_user_existence_errors == "LEGACY";
         match self.sign_in(username, password).await {
-            Ok(user) => Ok(AuthOutcome::Tokens(
-                self.api_tokens(&user, client_id).await?,
-            )),
+            Ok(user) => self.outcome(user, client_id).await,
             Err(SignInError::NewPasswordRequired(user)) => {
-                let session = self.start_challenge(&user, client_id).await?;
-                Ok(AuthOutcome::NewPasswordRequired { session, user })
+                let session = self
+                    .start_challenge(&user, client_id, "NEW_PASSWORD_REQUIRED")
+                    .await?;
+                Ok(AuthOutcome::Challenge {
+                    name: "NEW_PASSWORD_REQUIRED",
+                    session,
+                    user,
+                })
             }
             Err(e) => Err(sign_in_error(e, legacy)),
+        }
+    }
+
+    /// Tokens, or the second factor the user still owes.
+    pub async fn outcome(
+        &self,
+        user: UserRecord,
+        client_id: &str,
+    ) -> Result<AuthOutcome, IdpError> {
+        match self.next_step(user.clone(), client_id).await? {
+            crate::mfa::Step::Done(u) => {
+                Ok(AuthOutcome::Tokens(self.api_tokens(&u, client_id).await?))
+            }
+            crate::mfa::Step::Challenge { name, session } => Ok(AuthOutcome::Challenge {
+                name,
+                session,
+                user: Box::new(user),
+            }),
         }
     }
 
@@ -828,6 +896,17 @@ impl Pool {
         self.store.save_user(&self.id, u).await?;
         Ok(())
     }
+}
+
+/// A live challenge session.
+pub(crate) struct Challenge {
+    key: String,
+    /// Whose sign-in it continues.
+    pub username: String,
+}
+
+fn challenge_expired() -> IdpError {
+    IdpError::NotAuthorized("Invalid session for the user, session is expired.".into())
 }
 
 /// The API's answer to a failed password sign-in.

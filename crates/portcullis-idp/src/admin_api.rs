@@ -5,6 +5,7 @@
 use crate::accounts::{AuthOutcome, Delivery};
 use crate::catalog::{self, ClientSecret, StoredClient};
 use crate::error::IdpError;
+use crate::mfa;
 use crate::pool::{Pool, Tokens, random_token};
 use crate::sigv4;
 use crate::store::{GroupRecord, Put, UserRecord};
@@ -38,6 +39,9 @@ const PUBLIC_OPERATIONS: &[&str] = &[
     "RevokeToken",
     "UpdateUserAttributes",
     "DeleteUser",
+    "AssociateSoftwareToken",
+    "VerifySoftwareToken",
+    "SetUserMFAPreference",
 ];
 
 fn reply(status: u16, body: Value) -> Response {
@@ -165,6 +169,16 @@ async fn dispatch(pool: &Pool, op: &str, r: &Req<'_>) -> Result<Value, IdpError>
         "RevokeToken" => revoke_token(pool, r).await,
         "UpdateUserAttributes" => update_own_attributes(pool, r).await,
         "DeleteUser" => delete_self(pool, r).await,
+        "AssociateSoftwareToken" => associate_software_token(pool, r).await,
+        "VerifySoftwareToken" => verify_software_token(pool, r).await,
+        "SetUserMFAPreference" => {
+            let (u, _) = pool.user_of_access_token(r.str("AccessToken")?).await?;
+            set_mfa_preference(pool, r, &u.username).await
+        }
+        "AdminSetUserMFAPreference" => {
+            let u = pool.user(r.str("Username")?).await?;
+            set_mfa_preference(pool, r, &u.username).await
+        }
         // Admin: the pool.
         "DescribeUserPool" => Ok(describe_pool(pool).await),
         // Admin: clients.
@@ -356,7 +370,7 @@ async fn admin_create_user(pool: &Pool, r: &Req<'_>) -> Result<Value, IdpError> 
 
 async fn admin_get_user(pool: &Pool, r: &Req<'_>) -> Result<Value, IdpError> {
     let u = pool.user(r.str("Username")?).await?;
-    Ok(json!({
+    let mut v = json!({
         "Username": u.username,
         "UserAttributes": attribute_list(&u),
         "UserCreateDate": u.created_at,
@@ -364,7 +378,9 @@ async fn admin_get_user(pool: &Pool, r: &Req<'_>) -> Result<Value, IdpError> {
         "Enabled": u.enabled,
         "UserStatus": u.status,
         "MFAOptions": [],
-    }))
+    });
+    mfa_fields(pool, &u, &mut v).await?;
+    Ok(v)
 }
 
 /// A parsed `ListUsers` filter: `name = "value"` or `name ^= "prefix"`.
@@ -598,21 +614,35 @@ async fn initiate_auth(pool: &Pool, r: &Req<'_>, admin: bool) -> Result<Value, I
     let password = p("PASSWORD")
         .ok_or_else(|| IdpError::InvalidParameter("Missing required parameter PASSWORD".into()))?;
     pool.check_secret_hash(client_id, username, p("SECRET_HASH"))?;
-    match pool.password_auth(client_id, username, password).await? {
+    outcome_json(pool.password_auth(client_id, username, password).await?)
+}
+
+/// `AuthenticationResult`, or the challenge with its parameters.
+fn outcome_json(o: AuthOutcome) -> Result<Value, IdpError> {
+    match o {
         AuthOutcome::Tokens(t) => Ok(auth_result(&t)),
-        AuthOutcome::NewPasswordRequired { session, user } => {
-            let mut shown = user.attributes.clone();
-            shown.remove("email_verified");
-            shown.remove("phone_number_verified");
-            Ok(json!({
-                "ChallengeName": "NEW_PASSWORD_REQUIRED",
-                "Session": session,
-                "ChallengeParameters": {
-                    "USER_ID_FOR_SRP": user.username,
-                    "requiredAttributes": "[]",
-                    "userAttributes": Value::Object(shown).to_string(),
-                },
-            }))
+        AuthOutcome::Challenge {
+            name,
+            session,
+            user,
+        } => {
+            let params = match name {
+                "NEW_PASSWORD_REQUIRED" => {
+                    let mut shown = user.attributes.clone();
+                    shown.remove("email_verified");
+                    shown.remove("phone_number_verified");
+                    json!({
+                        "USER_ID_FOR_SRP": user.username,
+                        "requiredAttributes": "[]",
+                        "userAttributes": Value::Object(shown).to_string(),
+                    })
+                }
+                "MFA_SETUP" => {
+                    json!({"MFAS_CAN_SETUP": "[\"SOFTWARE_TOKEN_MFA\"]", "USER_ID_FOR_SRP": user.username})
+                }
+                _ => json!({"USER_ID_FOR_SRP": user.username}),
+            };
+            Ok(json!({"ChallengeName": name, "Session": session, "ChallengeParameters": params}))
         }
     }
 }
@@ -646,37 +676,121 @@ async fn respond_to_challenge(pool: &Pool, r: &Req<'_>) -> Result<Value, IdpErro
     let client = client_of(pool, r)?;
     let client_id = client.client.client_id.as_str();
     let name = r.str("ChallengeName")?;
-    if name != "NEW_PASSWORD_REQUIRED" {
-        return Err(IdpError::Unsupported(format!(
-            "Challenge {} is not supported by Portcullis",
-            name.chars().take(64).collect::<String>()
-        )));
-    }
+    let session = r.str("Session")?;
     let responses = r.map("ChallengeResponses");
     let get = |k: &str| responses.get(k).and_then(Value::as_str);
-    let username = get("USERNAME")
-        .ok_or_else(|| IdpError::InvalidParameter("Missing required parameter USERNAME".into()))?;
-    let password = get("NEW_PASSWORD").ok_or_else(|| {
-        IdpError::InvalidParameter("Missing required parameter NEW_PASSWORD".into())
-    })?;
+    let required = |k: &str| {
+        get(k).ok_or_else(|| IdpError::InvalidParameter(format!("Missing required parameter {k}")))
+    };
+    let username = required("USERNAME")?;
     pool.check_secret_hash(client_id, username, get("SECRET_HASH"))?;
-    let mut attrs = Map::new();
-    for (k, v) in &responses {
-        if let Some(a) = k.strip_prefix("userAttributes.") {
-            attrs.insert(a.to_string(), v.clone());
+    let user = match name {
+        "NEW_PASSWORD_REQUIRED" => {
+            let mut attrs = Map::new();
+            for (k, v) in &responses {
+                if let Some(a) = k.strip_prefix("userAttributes.") {
+                    attrs.insert(a.to_string(), v.clone());
+                }
+            }
+            let user = pool
+                .complete_new_password(
+                    session,
+                    client_id,
+                    Some(username),
+                    required("NEW_PASSWORD")?,
+                    attrs,
+                )
+                .await?;
+            // A second factor may still be owed.
+            return outcome_json(pool.outcome(user, client_id).await?);
         }
-    }
-    let user = pool
-        .complete_new_password(
-            r.str("Session")?,
-            client_id,
-            Some(username),
-            password,
-            attrs,
-        )
-        .await?;
+        mfa::SOFTWARE_TOKEN_MFA => {
+            pool.answer_mfa(
+                session,
+                client_id,
+                Some(username),
+                required("SOFTWARE_TOKEN_MFA_CODE")?,
+            )
+            .await?
+        }
+        mfa::MFA_SETUP => {
+            pool.finish_setup(session, client_id, Some(username))
+                .await?
+        }
+        other => {
+            return Err(IdpError::Unsupported(format!(
+                "Challenge {} is not supported by Portcullis",
+                other.chars().take(64).collect::<String>()
+            )));
+        }
+    };
     let t = pool.api_tokens(&user, client_id).await?;
     Ok(auth_result(&t))
+}
+
+/// `AssociateSoftwareToken` with an access token or an `MFA_SETUP` session.
+async fn associate_software_token(pool: &Pool, r: &Req<'_>) -> Result<Value, IdpError> {
+    if let Some(token) = r.opt("AccessToken") {
+        let (u, _) = pool.user_of_access_token(token).await?;
+        let secret = pool.associate_token(&u.username).await?;
+        return Ok(json!({"SecretCode": secret}));
+    }
+    let session = r.str("Session")?;
+    // The session names its client; any live MFA_SETUP session of this pool will do.
+    let (c, _) = setup_session(pool, session).await?;
+    let secret = pool.associate_token(&c.username).await?;
+    Ok(json!({"SecretCode": secret, "Session": session}))
+}
+
+async fn setup_session(
+    pool: &Pool,
+    session: &str,
+) -> Result<(crate::accounts::Challenge, String), IdpError> {
+    let catalog = pool.catalog();
+    for id in catalog.clients.keys() {
+        if let Ok(c) = pool.setup_challenge(session, id).await {
+            return Ok((c, id.clone()));
+        }
+    }
+    Err(IdpError::NotAuthorized(
+        "Invalid session for the user, session is expired.".into(),
+    ))
+}
+
+/// `VerifySoftwareToken` with an access token or an `MFA_SETUP` session.
+async fn verify_software_token(pool: &Pool, r: &Req<'_>) -> Result<Value, IdpError> {
+    let code = r.str("UserCode")?;
+    if let Some(token) = r.opt("AccessToken") {
+        let (u, _) = pool.user_of_access_token(token).await?;
+        pool.verify_token(&u.username, code).await?;
+        return Ok(json!({"Status": "SUCCESS"}));
+    }
+    let (c, client_id) = setup_session(pool, r.str("Session")?).await?;
+    pool.verify_token(&c.username, code).await?;
+    let next = pool.setup_verified(&c, &client_id).await?;
+    Ok(json!({"Status": "SUCCESS", "Session": next}))
+}
+
+/// `SetUserMFAPreference` / `AdminSetUserMFAPreference` (TOTP only).
+async fn set_mfa_preference(pool: &Pool, r: &Req<'_>, username: &str) -> Result<Value, IdpError> {
+    if r.0.contains_key("SMSMfaSettings") || r.0.contains_key("EmailMfaSettings") {
+        return Err(IdpError::Unsupported(
+            "Only software token (TOTP) MFA is supported by Portcullis".into(),
+        ));
+    }
+    if let Some(s) = r.0.get("SoftwareTokenMfaSettings") {
+        let enabled = s.get("Enabled").and_then(Value::as_bool).unwrap_or(false);
+        pool.set_totp_enabled(username, enabled).await?;
+    }
+    Ok(json!({}))
+}
+
+async fn mfa_fields(pool: &Pool, u: &UserRecord, v: &mut Value) -> Result<(), IdpError> {
+    if pool.has_totp(&u.username).await? {
+        v["UserMFASettingList"] = json!(["SOFTWARE_TOKEN_MFA"]);
+        v["PreferredMfaSetting"] = "SOFTWARE_TOKEN_MFA".into();
+    }
+    Ok(())
 }
 
 fn delivery(d: &Delivery) -> Value {
@@ -740,11 +854,13 @@ async fn confirm_forgot_password(pool: &Pool, r: &Req<'_>) -> Result<Value, IdpE
 
 async fn get_user(pool: &Pool, r: &Req<'_>) -> Result<Value, IdpError> {
     let (u, _) = pool.user_of_access_token(r.str("AccessToken")?).await?;
-    Ok(json!({
+    let mut v = json!({
         "Username": u.username,
         "UserAttributes": attribute_list(&u),
         "MFAOptions": [],
-    }))
+    });
+    mfa_fields(pool, &u, &mut v).await?;
+    Ok(v)
 }
 
 async fn change_password(pool: &Pool, r: &Req<'_>) -> Result<Value, IdpError> {

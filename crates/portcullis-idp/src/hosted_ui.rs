@@ -5,6 +5,7 @@
 //! each works without JavaScript. Decisions are made in `accounts` and `pool`; this renders.
 
 use crate::error::IdpError;
+use crate::mfa::{self, Step};
 use crate::pool::{AuthorizeRequest, Pool, SignInError, random_token};
 use crate::store::UserRecord;
 use crate::web::{
@@ -292,6 +293,65 @@ impl Ctx {
         self.render(status, spec)
     }
 
+    /// After a right password: a second factor when the pool asks one, else signed in.
+    async fn after_password(&self, user: UserRecord) -> Response {
+        let username = user.username.clone();
+        match self.pool.next_step(user, &self.req.client_id).await {
+            Ok(Step::Done(u)) => self.signed_in(&u).await,
+            Ok(Step::Challenge { name, session }) if name == mfa::MFA_SETUP => {
+                match self.pool.associate_token(&username).await {
+                    Ok(secret) => {
+                        self.mfa_setup(StatusCode::OK, &session, &username, &secret, None)
+                    }
+                    Err(_) => unavailable(),
+                }
+            }
+            Ok(Step::Challenge { session, .. }) => self.mfa_code(StatusCode::OK, &session, None),
+            Err(_) => unavailable(),
+        }
+    }
+
+    fn mfa_code(&self, status: StatusCode, session: &str, error: Option<&str>) -> Response {
+        let mut spec = Spec::new("Enter your code", "/mfa", "Sign in");
+        spec.notice =
+            Some("Open your authenticator app and enter the 6-digit code for this account.");
+        spec.error = error;
+        spec.hidden = vec![
+            ("session", session.to_string()),
+            ("kind", mfa::SOFTWARE_TOKEN_MFA.into()),
+        ];
+        spec.fields = vec![Field::new("Code", "code", "text", "one-time-code").focus()];
+        spec.links.push((self.link("/login"), "Back to sign in"));
+        self.render(status, spec)
+    }
+
+    fn mfa_setup(
+        &self,
+        status: StatusCode,
+        session: &str,
+        username: &str,
+        secret: &str,
+        error: Option<&str>,
+    ) -> Response {
+        let mut spec = Spec::new("Set up your authenticator", "/mfa", "Verify and sign in");
+        let uri = mfa::otpauth_uri(&self.pool.name, username, secret);
+        let notice = format!(
+            "This app requires a second step at sign-in. Add this key to your authenticator app, then enter the 6-digit code it shows. Key: {}",
+            grouped(secret)
+        );
+        spec.notice = Some(&notice);
+        spec.error = error;
+        spec.hidden = vec![
+            ("session", session.to_string()),
+            ("kind", mfa::MFA_SETUP.into()),
+            ("secret", secret.to_string()),
+        ];
+        spec.fields = vec![Field::new("Code", "code", "text", "one-time-code").focus()];
+        spec.links
+            .push((uri, "Open in an authenticator app on this device"));
+        self.render(status, spec)
+    }
+
     /// Signs the user in: a hosted-UI session and the redirect to the app with a code.
     async fn signed_in(&self, user: &UserRecord) -> Response {
         let now = crate::now() as i64;
@@ -423,9 +483,13 @@ pub async fn login_submit(
     let f = posted!(headers, body);
     let username = f.username();
     match c.pool.sign_in(&username, f.get("password")).await {
-        Ok(user) => c.signed_in(&user).await,
+        Ok(user) => c.after_password(user).await,
         Err(SignInError::NewPasswordRequired(user)) => {
-            match c.pool.start_challenge(&user, &c.req.client_id).await {
+            match c
+                .pool
+                .start_challenge(&user, &c.req.client_id, "NEW_PASSWORD_REQUIRED")
+                .await
+            {
                 Ok(session) => c.new_password(StatusCode::OK, &session, None),
                 Err(_) => unavailable(),
             }
@@ -478,7 +542,7 @@ pub async fn new_password_submit(
         )
         .await
     {
-        Ok(user) => c.signed_in(&user).await,
+        Ok(user) => c.after_password(user).await,
         Err(e @ IdpError::InvalidPassword(_)) => {
             c.new_password(StatusCode::BAD_REQUEST, session, Some(&e.message()))
         }
@@ -489,6 +553,84 @@ pub async fn new_password_submit(
             None,
             Some("This step expired. Sign in again with your temporary password."),
         ),
+    }
+}
+
+/// A TOTP key in groups of four, easier to type.
+fn grouped(secret: &str) -> String {
+    secret
+        .as_bytes()
+        .chunks(4)
+        .map(|c| String::from_utf8_lossy(c).into_owned())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// `POST /mfa`: the code of a sign-in with TOTP, or the first code of a new authenticator.
+pub async fn mfa_submit(
+    State(pool): State<Arc<Pool>>,
+    RawQuery(raw): RawQuery,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let c = ctx!(pool, raw);
+    let f = posted!(headers, body);
+    let session = f.get("session");
+    let code = f.get("code");
+    let retry_or_restart = |c: &Ctx, e: IdpError, setup: Option<(&str, &str)>| match e {
+        IdpError::CodeMismatch => match setup {
+            Some((user, secret)) => c.mfa_setup(
+                StatusCode::BAD_REQUEST,
+                session,
+                user,
+                secret,
+                Some("That code is not right. Try the current one."),
+            ),
+            None => c.mfa_code(
+                StatusCode::BAD_REQUEST,
+                session,
+                Some("That code is not right. Try the current one."),
+            ),
+        },
+        IdpError::Internal => unavailable(),
+        e => c.login(StatusCode::UNAUTHORIZED, "", None, Some(&e.message())),
+    };
+    if f.get("kind") == mfa::MFA_SETUP {
+        let ch = match c.pool.setup_challenge(session, &c.req.client_id).await {
+            Ok(ch) => ch,
+            Err(e) => return retry_or_restart(&c, e, None),
+        };
+        let secret = f.get("secret").to_string();
+        if let Err(e) = c.pool.verify_token(&ch.username, code).await {
+            let e = match e {
+                IdpError::CodeMismatch => c
+                    .pool
+                    .fail_challenge(&ch)
+                    .await
+                    .unwrap_or(IdpError::Internal),
+                e => e,
+            };
+            return retry_or_restart(&c, e, Some((&ch.username, &secret)));
+        }
+        if c.pool.end_challenge(&ch).await.is_err() {
+            return retry_or_restart(
+                &c,
+                IdpError::NotAuthorized("This step expired. Sign in again.".into()),
+                None,
+            );
+        }
+        return match c.pool.user(&ch.username).await {
+            Ok(u) => c.signed_in(&u).await,
+            Err(_) => unavailable(),
+        };
+    }
+    match c
+        .pool
+        .answer_mfa(session, &c.req.client_id, None, code)
+        .await
+    {
+        Ok(u) => c.signed_in(&u).await,
+        Err(e) => retry_or_restart(&c, e, None),
     }
 }
 

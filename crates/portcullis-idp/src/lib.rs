@@ -8,6 +8,7 @@ pub mod catalog;
 pub mod error;
 pub mod hosted_ui;
 pub mod messages;
+pub mod mfa;
 pub mod pool;
 pub mod sigv4;
 pub mod store;

@@ -156,6 +156,8 @@ pub struct Pool {
     pub(crate) custom_attributes: HashMap<String, bool>,
     /// Where codes are delivered.
     pub(crate) outbox: crate::messages::Outbox,
+    /// Whether a second factor is asked.
+    pub mfa: crate::mfa::MfaMode,
     pub(crate) keys: PoolKeys,
     hashing: Semaphore,
     dummy_hash: String,
@@ -285,6 +287,7 @@ impl Pool {
                 .map(|a| (format!("custom:{}", a.name), a.mutable))
                 .collect(),
             outbox,
+            mfa: crate::mfa::MfaMode::parse(&cfg.mfa_configuration),
             keys,
             hashing: Semaphore::new(2),
             dummy_hash,

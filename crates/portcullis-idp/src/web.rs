@@ -62,6 +62,7 @@ pub fn router(pool: Arc<Pool>) -> Router {
             "/forceChangePassword",
             axum::routing::post(crate::hosted_ui::new_password_submit),
         )
+        .route("/mfa", axum::routing::post(crate::hosted_ui::mfa_submit))
         .route("/static/client/{file}", get(crate::hosted_ui::client_css))
         .route("/oauth2/token", axum::routing::post(token))
         .route("/oauth2/userInfo", get(userinfo).post(userinfo))

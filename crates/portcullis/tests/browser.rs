@@ -71,3 +71,31 @@ async fn account_flows_in_chromium_without_javascript() {
     assert_eq!(ivy.status, "CONFIRMED");
     kit.app.shutdown().await;
 }
+
+#[tokio::test]
+async fn totp_mfa_in_chromium() {
+    let kit = Kit::start_full("", "", r#"mfa_configuration = "ON""#).await;
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../e2e/browser");
+    let cfg = serde_json::json!({ "lb": kit.url(""), "pool": kit.pool_url, "user": "alice", "password": PASSWORD }).to_string();
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new("node")
+            .current_dir(dir)
+            .args(["mfa.mjs", &cfg])
+            .output()
+    })
+    .await
+    .unwrap()
+    .expect("node runs");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.contains("browser: MFA setup, wrong code, code at sign-in ok"),
+        "{text}"
+    );
+    assert!(kit.pool().has_totp("alice").await.unwrap());
+    kit.app.shutdown().await;
+}

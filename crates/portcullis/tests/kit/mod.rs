@@ -51,6 +51,11 @@ impl Kit {
 
     /// As `start`, with `lb_extra` added to `[load_balancer]`.
     pub async fn start_with(extra_rules: &str, lb_extra: &str) -> Kit {
+        Kit::start_full(extra_rules, lb_extra, "").await
+    }
+
+    /// As `start_with`, with `pool_extra` added to the user pool's table.
+    pub async fn start_full(extra_rules: &str, lb_extra: &str, pool_extra: &str) -> Kit {
         let dir = tempfile::tempdir().unwrap();
         let lb = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let http = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -149,6 +154,7 @@ resource_servers = [{{ identifier = "tasks", scopes = [{{ name = "read" }}, {{ n
 access_keys = [{{ access_key_id = "{ACCESS_KEY_ID}", secret_access_key = "{ACCESS_SECRET}" }}]
 allow_self_sign_up = true
 custom_attributes = [{{ name = "team" }}]
+{pool_extra}
 
 [[user_pools.clients]]
 client_id = "tasks-web"
@@ -172,6 +178,10 @@ refresh_token_rotation = {{ feature = "ENABLED", retry_grace_period_seconds = 0 
 allowed_oauth_flows = ["code"]
 allowed_oauth_scopes = ["openid", "email"]
 callback_urls = ["https://localhost:{lb_port}/oauth2/idpresponse"]
+
+[[user_pools.clients]]
+client_id = "api-cli"
+explicit_auth_flows = ["ALLOW_USER_PASSWORD_AUTH", "ALLOW_REFRESH_TOKEN_AUTH"]
 
 [[user_pools.clients]]
 client_id = "spa"

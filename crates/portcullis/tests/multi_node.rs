@@ -11,6 +11,8 @@ const PG_ADMIN: &str = "host=127.0.0.1 port=5432 user=root dbname=postgres";
 const POOL_ID: &str = "us-east-1_Multi1234";
 const SECRET: &str = "multi-node-secret-0123456789abcdef";
 const PASSWORD: &str = "Bob-password-42!";
+const KEY_ID: &str = "AKIAMULTINODETEST001";
+const KEY_SECRET: &str = "multi-node-access-secret-0123456789";
 
 struct Node {
     child: Child,
@@ -44,10 +46,14 @@ state_dir = "{state}"
 name = "shared"
 id = "{POOL_ID}"
 domain = {{ listen = "127.0.0.1:{port}", base_url = "http://localhost:{base_port}" }}
+access_keys = [{{ access_key_id = "{KEY_ID}", secret_access_key = "{KEY_SECRET}" }}]
+allow_self_sign_up = true
+messages = {{ outbox = "{outbox}" }}
 clients = [{{ client_id = "web", client_secret = "{SECRET}", allowed_oauth_flows = ["code"], allowed_oauth_scopes = ["openid", "email"], callback_urls = ["http://localhost/cb"] }}]
 users = [{{ username = "bob", password = "{PASSWORD}", attributes = {{ email = "bob@example.com" }} }}]
 "#,
-        state = state.display()
+        state = state.display(),
+        outbox = state.parent().unwrap().join("outbox.jsonl").display(),
     )
 }
 
@@ -349,4 +355,164 @@ async fn sqlite_keeps_a_committed_code_across_kill_9() {
     assert_eq!(status, 200, "{body}");
     let (status, _) = redeem(&node, &code).await;
     assert_eq!(status, 400);
+}
+
+/// One admin API call through boto3 (a real SDK signing with SigV4).
+async fn boto3(node: &Node, op: &str, params: Value) -> Value {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../e2e/boto3_call.py");
+    let args = vec![
+        script.to_string(),
+        node.url.clone(),
+        KEY_ID.to_string(),
+        KEY_SECRET.to_string(),
+        op.to_string(),
+        params.to_string(),
+    ];
+    let out = tokio::task::spawn_blocking(move || Command::new("python3").args(args).output())
+        .await
+        .unwrap()
+        .expect("python3 runs");
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|_| {
+        panic!(
+            "boto3 {op}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    })
+}
+
+/// A public user-pool API call (no signature).
+async fn public(node: &Node, op: &str, params: Value) -> Value {
+    reqwest::Client::new()
+        .post(format!("{}/", node.url))
+        .header("content-type", "application/x-amz-json-1.1")
+        .header(
+            "x-amz-target",
+            format!("AWSCognitoIdentityProviderService.{op}"),
+        )
+        .body(params.to_string())
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+/// `InitiateAuth` with `USER_PASSWORD_AUTH`.
+async fn auth(node: &Node, client_id: &str, user: &str, pw: &str) -> Value {
+    public(
+        node,
+        "InitiateAuth",
+        serde_json::json!({"ClientId": client_id, "AuthFlow": "USER_PASSWORD_AUTH",
+            "AuthParameters": {"USERNAME": user, "PASSWORD": pw}}),
+    )
+    .await
+}
+
+/// Retries `f` until `done` holds, for up to 6 s (twice the catalog reload interval and more).
+async fn eventually<F, Fut>(mut f: F, done: impl Fn(&Value) -> bool) -> Value
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Value>,
+{
+    let mut last = Value::Null;
+    for _ in 0..60 {
+        last = f().await;
+        if done(&last) {
+            return last;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("not reached in time: {last}");
+}
+
+#[tokio::test]
+async fn admin_changes_on_one_node_reach_the_other() {
+    let db = Database::create().await;
+    let dir = tempfile::tempdir().unwrap();
+    let base = free_port();
+    let url = db.url();
+    let (a, b) = tokio::join!(
+        start(dir.path(), "a", &url, base),
+        start(dir.path(), "b", &url, base)
+    );
+    let outbox = dir.path().join("outbox.jsonl");
+
+    // A client created through node A serves sign-ins on node B once B reloads (≤ 2 s).
+    let created = boto3(
+        &a,
+        "CreateUserPoolClient",
+        serde_json::json!({"UserPoolId": POOL_ID, "ClientName": "mobile",
+            "ExplicitAuthFlows": ["ALLOW_USER_PASSWORD_AUTH", "ALLOW_REFRESH_TOKEN_AUTH"]}),
+    )
+    .await;
+    let client_id = created["UserPoolClient"]["ClientId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let v = eventually(
+        || auth(&b, &client_id, "bob", PASSWORD),
+        |v| v.get("AuthenticationResult").is_some(),
+    )
+    .await;
+    assert!(v["AuthenticationResult"]["AccessToken"].is_string());
+
+    // Sign up on A, confirm on B with the code A sent, sign in on A.
+    let su = public(
+        &a,
+        "SignUp",
+        serde_json::json!({"ClientId": client_id, "Username": "zed", "Password": "Zed-password-1!",
+            "UserAttributes": [{"Name": "email", "Value": "zed@example.com"}]}),
+    )
+    .await;
+    assert_eq!(su["UserConfirmed"], false, "{su}");
+    let text = std::fs::read_to_string(&outbox).unwrap();
+    let code = text
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .rfind(|m| m["username"] == "zed")
+        .unwrap()["code"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let ok = public(
+        &b,
+        "ConfirmSignUp",
+        serde_json::json!({"ClientId": client_id, "Username": "zed", "ConfirmationCode": code}),
+    )
+    .await;
+    assert_eq!(ok, serde_json::json!({}));
+    assert!(
+        auth(&a, &client_id, "zed", "Zed-password-1!").await["AuthenticationResult"].is_object()
+    );
+
+    // A user disabled through B cannot sign in on A.
+    boto3(
+        &b,
+        "AdminDisableUser",
+        serde_json::json!({"UserPoolId": POOL_ID, "Username": "zed"}),
+    )
+    .await;
+    assert_eq!(
+        auth(&a, &client_id, "zed", "Zed-password-1!").await["__type"],
+        "NotAuthorizedException"
+    );
+
+    // A client deleted through B stops working on A.
+    let gone = boto3(
+        &b,
+        "DeleteUserPoolClient",
+        serde_json::json!({"UserPoolId": POOL_ID, "ClientId": client_id}),
+    )
+    .await;
+    assert!(gone.get("error").is_none(), "{gone}");
+    eventually(
+        || auth(&a, &client_id, "bob", PASSWORD),
+        |v| v["__type"] == "ResourceNotFoundException",
+    )
+    .await;
+
+    drop((a, b));
+    db.drop_it().await;
 }

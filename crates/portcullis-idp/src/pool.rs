@@ -329,6 +329,11 @@ impl Pool {
         Ok(pool)
     }
 
+    /// Where this pool's codes are written.
+    pub fn outbox_path(&self) -> &std::path::Path {
+        self.outbox.path()
+    }
+
     /// The client's first secret, for an `authenticate-cognito` action of this process.
     pub fn client_secret(&self, client_id: &str) -> Option<String> {
         self.client(client_id)?

@@ -13,6 +13,57 @@ use std::sync::Arc;
 pub const DEMO_CONFIG: &str = include_str!("../../../examples/demo.toml");
 /// Where the demo user's password can be given.
 pub const PASSWORD_ENV: &str = "PORTCULLIS_DEMO_PASSWORD";
+/// Where the admin API's access key id can be given.
+pub const ACCESS_KEY_ID_ENV: &str = "PORTCULLIS_DEMO_ACCESS_KEY_ID";
+/// Where the admin API's secret access key can be given.
+pub const SECRET_ACCESS_KEY_ENV: &str = "PORTCULLIS_DEMO_SECRET_ACCESS_KEY";
+
+/// The admin API key pair of a demo run.
+#[derive(Debug, Clone)]
+pub struct DemoKeys {
+    /// `AKIA...`.
+    pub access_key_id: String,
+    /// The secret.
+    pub secret_access_key: String,
+    /// Whether it was made for this run (and so is printed).
+    pub generated: bool,
+}
+
+fn random_from(alphabet: &[u8], n: usize) -> String {
+    let mut raw = vec![0u8; n];
+    SystemRandom::new().fill(&mut raw).expect("system random");
+    raw.iter()
+        .map(|b| alphabet[*b as usize % alphabet.len()] as char)
+        .collect()
+}
+
+impl DemoKeys {
+    /// From the environment, or a new pair.
+    pub fn from_env_or_generate() -> DemoKeys {
+        let id = std::env::var(ACCESS_KEY_ID_ENV).ok().filter(|v| !v.is_empty());
+        let secret = std::env::var(SECRET_ACCESS_KEY_ENV)
+            .ok()
+            .filter(|v| !v.is_empty());
+        match (id, secret) {
+            (Some(access_key_id), Some(secret_access_key)) => DemoKeys {
+                access_key_id,
+                secret_access_key,
+                generated: false,
+            },
+            _ => DemoKeys {
+                access_key_id: format!(
+                    "AKIA{}",
+                    random_from(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", 16)
+                ),
+                secret_access_key: random_from(
+                    b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789",
+                    40,
+                ),
+                generated: true,
+            },
+        }
+    }
+}
 
 /// A readable random password that meets Cognito's default policy.
 pub fn generate_password() -> String {
@@ -26,13 +77,18 @@ pub fn generate_password() -> String {
     format!("{}-{}-{}!A1", &body[..4], &body[4..8], &body[8..])
 }
 
-/// Loads the demo config with the given password for the `demo` user.
-pub fn config(password: &str) -> Result<Config> {
+/// Loads the demo config with the given password for the `demo` user and the admin API keys.
+pub fn config(password: &str, keys: &DemoKeys) -> Result<Config> {
     let loaded =
         portcullis_config::load_str(DEMO_CONFIG, Path::new("examples/demo.toml"), Path::new("."))
             .map_err(|e| anyhow!("{e}"))?;
     let mut config = loaded.config;
     for pool in &mut config.user_pools {
+        pool.access_keys = vec![portcullis_config::AccessKey {
+            access_key_id: keys.access_key_id.clone(),
+            secret_access_key: Some(keys.secret_access_key.clone()),
+            secret_access_key_env: None,
+        }];
         for u in &mut pool.users {
             u.password = Some(password.to_string());
             u.password_env = None;
@@ -86,7 +142,8 @@ pub async fn run() -> Result<()> {
         Ok(p) if !p.is_empty() => (p, false),
         _ => (generate_password(), true),
     };
-    let config = config(&password)?;
+    let keys = DemoKeys::from_env_or_generate();
+    let config = config(&password, &keys)?;
     let target = config.target_groups[0].targets[0].clone();
     let target_addr = format!("{}:{}", target.id, target.port.unwrap_or(80));
     // Bind the app's port first so a busy port fails before anything else starts.
@@ -160,6 +217,30 @@ pub async fn run() -> Result<()> {
     );
     println!(
         "  Tasks app, direct (no login)    http://{target_addr}/tasks   (answers 401: no verified identity)"
+    );
+    println!(
+        "  Sign-up and reset codes         {}",
+        pool.outbox_path().display()
+    );
+    println!();
+    println!(
+        "  Admin API (Cognito's, SigV4)    endpoint {}   region {}   pool {}",
+        pool.base_url, pool.region, pool.id
+    );
+    if keys.generated {
+        println!(
+            "  Access key                      {} / {}   (set {ACCESS_KEY_ID_ENV} and {SECRET_ACCESS_KEY_ENV} to choose)",
+            keys.access_key_id, keys.secret_access_key
+        );
+    } else {
+        println!(
+            "  Access key                      {}   (secret from {SECRET_ACCESS_KEY_ENV})",
+            keys.access_key_id
+        );
+    }
+    println!(
+        "  Try                             AWS_ACCESS_KEY_ID={} AWS_SECRET_ACCESS_KEY=... aws cognito-idp list-users --endpoint-url {} --region {} --user-pool-id {}",
+        keys.access_key_id, pool.base_url, pool.region, pool.id
     );
     println!(
         "  HTTP listener                   http://localhost:{}/   (redirects to HTTPS)",

@@ -89,11 +89,15 @@ actions = [
 
 #[test]
 fn demo_config_is_the_example_file_with_the_password_filled_in() {
-    let c = portcullis::demo::config("Pw-123456!").unwrap();
+    let keys = portcullis::demo::DemoKeys::from_env_or_generate();
+    let c = portcullis::demo::config("Pw-123456!", &keys).unwrap();
     assert_eq!(
         c.user_pools[0].users[0].password.as_deref(),
         Some("Pw-123456!")
     );
+    assert_eq!(c.user_pools[0].access_keys[0].access_key_id, keys.access_key_id);
+    assert!(keys.access_key_id.starts_with("AKIA") && keys.access_key_id.len() == 20);
+    assert_eq!(keys.secret_access_key.len(), 40);
     assert_eq!(
         portcullis::demo::first_cognito_client(&c),
         Some(("demo".into(), "tasks-web".into()))

@@ -152,6 +152,17 @@ pub async fn handle(State(pool): State<Arc<Pool>>, headers: HeaderMap, body: Byt
     }
 }
 
+/// Runs one operation for a trusted local caller (the `portcullis users|groups|clients` commands):
+/// the same request and answer shapes as the API, without a signature. `UserPoolId` is filled in.
+pub async fn call(
+    pool: &Pool,
+    op: &str,
+    mut request: Map<String, Value>,
+) -> Result<Value, IdpError> {
+    request.insert("UserPoolId".into(), pool.id.clone().into());
+    dispatch(pool, op, &Req(&request)).await
+}
+
 /// Runs one operation.
 async fn dispatch(pool: &Pool, op: &str, r: &Req<'_>) -> Result<Value, IdpError> {
     match op {

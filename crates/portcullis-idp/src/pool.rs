@@ -198,13 +198,12 @@ fn constant_time_eq(a: &str, b: &str) -> bool {
 }
 
 impl Pool {
-    /// Opens a pool from config: secrets, keys and seed users are created once, idempotently.
-    /// `password_of` resolves a seed user's password (config value or environment variable).
+    /// Opens a pool from config: its clients and resource servers are written to the store and
+    /// its keys created once, idempotently (seed users: [`Pool::seed_users`]).
     pub async fn open(
         cfg: &UserPool,
         region: &str,
         store: Arc<dyn Store>,
-        password_of: impl Fn(&portcullis_config::SeedUser) -> Result<String, String>,
         access_keys: HashMap<String, String>,
         state_dir: &std::path::Path,
     ) -> Result<Pool, String> {
@@ -292,10 +291,21 @@ impl Pool {
             hashing: Semaphore::new(2),
             dummy_hash,
         };
+        Ok(pool)
+    }
+
+    /// Creates the config's groups and seed users once (idempotent); `password_of` resolves a seed
+    /// user's password (config value or environment variable).
+    pub async fn seed_users(
+        &self,
+        cfg: &UserPool,
+        password_of: impl Fn(&portcullis_config::SeedUser) -> Result<String, String>,
+    ) -> Result<(), String> {
+        let err = |e: StoreError| format!("user pool `{}`: {e}", cfg.name);
         for g in &cfg.groups {
-            pool.store
+            self.store
                 .upsert_group(
-                    &pool.id,
+                    &self.id,
                     &g.name,
                     g.precedence.map(i64::from),
                     g.description.as_deref(),
@@ -305,28 +315,28 @@ impl Pool {
         }
         for (i, u) in cfg.users.iter().enumerate() {
             let pw =
-                password_of(u).map_err(|e| format!("user_pools[{}].users[{i}]: {e}", pool.name))?;
-            pool.create_user(&u.username, &pw, &u.attributes)
+                password_of(u).map_err(|e| format!("user_pools[{}].users[{i}]: {e}", self.name))?;
+            self.create_user(&u.username, &pw, &u.attributes)
                 .await
                 .map_err(err)?;
             if !u.groups.is_empty() {
-                let sub = pool
+                let sub = self
                     .store
-                    .user_by_username(&pool.id, &u.username)
+                    .user_by_username(&self.id, &u.username)
                     .await
                     .map_err(err)?
                     .map(|u| u.sub);
                 for g in &u.groups {
                     if let Some(sub) = &sub {
-                        pool.store
-                            .add_to_group(&pool.id, g, sub)
+                        self.store
+                            .add_to_group(&self.id, g, sub)
                             .await
                             .map_err(err)?;
                     }
                 }
             }
         }
-        Ok(pool)
+        Ok(())
     }
 
     /// Where this pool's codes are written.

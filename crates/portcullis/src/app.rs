@@ -121,12 +121,14 @@ pub async fn start(config: &Config, mut prebound: Prebound) -> Result<App> {
                 p,
                 &config.load_balancer.region,
                 store.clone(),
-                seed_password,
                 keys,
                 state_dir,
             )
             .await
             .map_err(|e| anyhow!("user_pools[{i}]: {e}"))?;
+            pool.seed_users(p, seed_password)
+                .await
+                .map_err(|e| anyhow!("user_pools[{i}]: {e}"))?;
             let pool = Arc::new(pool);
             let tcp = match prebound.pools.remove(&p.name) {
                 Some(t) => t,

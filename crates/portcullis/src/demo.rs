@@ -40,7 +40,9 @@ fn random_from(alphabet: &[u8], n: usize) -> String {
 impl DemoKeys {
     /// From the environment, or a new pair.
     pub fn from_env_or_generate() -> DemoKeys {
-        let id = std::env::var(ACCESS_KEY_ID_ENV).ok().filter(|v| !v.is_empty());
+        let id = std::env::var(ACCESS_KEY_ID_ENV)
+            .ok()
+            .filter(|v| !v.is_empty());
         let secret = std::env::var(SECRET_ACCESS_KEY_ENV)
             .ok()
             .filter(|v| !v.is_empty());

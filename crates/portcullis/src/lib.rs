@@ -2,6 +2,7 @@
 //! tasks app. `main.rs` is only the CLI over this.
 #![forbid(unsafe_code)]
 
+pub mod admin_cli;
 pub mod app;
 pub mod demo;
 pub mod tasks_app;

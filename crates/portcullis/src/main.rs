@@ -3,6 +3,7 @@
 
 use anyhow::{Context, Result, anyhow};
 use clap::{Parser, Subcommand};
+use portcullis::admin_cli::{self, ClientsCommand, GroupsCommand, PoolArgs, UsersCommand};
 use portcullis::{app, demo, tasks_app};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -30,6 +31,27 @@ enum Command {
     },
     /// Run the demo: load balancer, hosted UI and a tasks app, with nothing to prepare.
     Demo,
+    /// Manage a user pool's users (on its store; no server needed).
+    Users {
+        #[command(flatten)]
+        pool: PoolArgs,
+        #[command(subcommand)]
+        command: UsersCommand,
+    },
+    /// Manage a user pool's groups.
+    Groups {
+        #[command(flatten)]
+        pool: PoolArgs,
+        #[command(subcommand)]
+        command: GroupsCommand,
+    },
+    /// Manage a user pool's app clients.
+    Clients {
+        #[command(flatten)]
+        pool: PoolArgs,
+        #[command(subcommand)]
+        command: ClientsCommand,
+    },
     /// Run the demo's tasks app as a separate backend for `serve --config examples/demo.toml`.
     TasksApp {
         /// The config Portcullis runs (the app trusts its load balancer and user pool).
@@ -137,13 +159,30 @@ async fn run_tasks_app(config: PathBuf, listen: Option<String>) -> Result<()> {
     Ok(())
 }
 
+fn print(r: Result<serde_json::Value>) -> Result<()> {
+    let v = r?;
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&v).unwrap_or_else(|_| v.to_string())
+    );
+    Ok(())
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // The admin commands print JSON on stdout: their log lines go to stderr, warnings only.
+    let admin = matches!(
+        cli.command,
+        Command::Users { .. } | Command::Groups { .. } | Command::Clients { .. }
+    );
+    let default_level = if admin { "warn" } else { "info" };
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| default_level.into()),
         )
         .with_target(false)
+        .with_writer(std::io::stderr)
         .init();
     if let Command::Config {
         command: ConfigCommand::Check { file },
@@ -176,6 +215,9 @@ fn main() -> ExitCode {
             Command::Demo => demo::run().await,
             Command::TasksApp { config, listen } => run_tasks_app(config, listen).await,
             Command::Config { .. } => Ok(()),
+            Command::Users { pool, command } => print(admin_cli::users(pool, command).await),
+            Command::Groups { pool, command } => print(admin_cli::groups(pool, command).await),
+            Command::Clients { pool, command } => print(admin_cli::clients(pool, command).await),
         }
     });
     match result {

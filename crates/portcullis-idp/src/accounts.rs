@@ -835,6 +835,7 @@ impl Pool {
         let invalid = || IdpError::InvalidToken("Invalid Access Token".into());
         let claims = self
             .keys
+            .load()
             .verify_access(token, &self.issuer)
             .ok_or_else(invalid)?;
         let scope = claims.get("scope").and_then(Value::as_str).unwrap_or("");

@@ -158,7 +158,7 @@ pub struct Pool {
     pub(crate) outbox: crate::messages::Outbox,
     /// Whether a second factor is asked.
     pub mfa: crate::mfa::MfaMode,
-    pub(crate) keys: PoolKeys,
+    pub(crate) keys: ArcSwap<PoolKeys>,
     hashing: Semaphore,
     dummy_hash: String,
 }
@@ -287,7 +287,7 @@ impl Pool {
                 .collect(),
             outbox,
             mfa: crate::mfa::MfaMode::parse(&cfg.mfa_configuration),
-            keys,
+            keys: ArcSwap::from_pointee(keys),
             hashing: Semaphore::new(2),
             dummy_hash,
         };
@@ -339,6 +339,51 @@ impl Pool {
         Ok(())
     }
 
+    /// Adds new ID and access signing keys that start signing in `activate_in` seconds; older keys
+    /// stay published until every token they signed has expired. Returns the new kids.
+    pub async fn rotate_keys(&self, activate_in: i64) -> Result<Vec<String>, StoreError> {
+        let kids = PoolKeys::rotate(self.store.as_ref(), &self.id, activate_in).await?;
+        self.reload_catalog().await?;
+        Ok(kids)
+    }
+
+    /// Every signing key: `{kid, use, activates_at, state}` with state `signing`, `pending`,
+    /// `published` (verifying tokens it signed) or `retired`.
+    pub async fn key_report(&self) -> Result<Value, StoreError> {
+        let keys = self.keys.load();
+        let now = crate::now() as i64;
+        let published: BTreeSet<String> = keys.jwks()["keys"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|k| k["kid"].as_str().map(str::to_string))
+            .collect();
+        let mut out = Vec::new();
+        for purpose in ["id", "access"] {
+            let rows = self.store.signing_keys(&self.id, purpose).await?;
+            let signer = rows
+                .iter()
+                .rposition(|r| r.activates_at <= now)
+                .unwrap_or(0);
+            for (i, r) in rows.iter().enumerate() {
+                let state = if i == signer {
+                    "signing"
+                } else if r.activates_at > now {
+                    "pending"
+                } else if published.contains(&r.kid) {
+                    "published"
+                } else {
+                    "retired"
+                };
+                out.push(
+                    json!({"kid": r.kid, "use": purpose, "generation": r.generation,
+                    "activates_at": r.activates_at, "state": state}),
+                );
+            }
+        }
+        Ok(json!({"Keys": out}))
+    }
+
     /// Where this pool's codes are written.
     pub fn outbox_path(&self) -> &std::path::Path {
         self.outbox.path()
@@ -367,12 +412,18 @@ impl Pool {
     pub async fn reload_catalog(&self) -> Result<(), StoreError> {
         let c = Catalog::load(self.store.as_ref(), &self.id).await?;
         self.catalog.store(Arc::new(c));
+        // Keys rotated elsewhere (another node, `portcullis keys rotate`) are picked up too.
+        let stored = crate::tokens::key_fingerprint(self.store.as_ref(), &self.id).await?;
+        if stored != self.keys.load().fingerprint() {
+            let k = PoolKeys::load(self.store.as_ref(), &self.id).await?;
+            self.keys.store(Arc::new(k));
+        }
         Ok(())
     }
 
     /// The pool's JWKS.
     pub fn jwks(&self) -> Value {
-        self.keys.jwks()
+        self.keys.load().jwks()
     }
 
     /// The discovery document.
@@ -885,7 +936,7 @@ impl Pool {
         at.insert("version".into(), 2.into());
         at.insert("jti".into(), uuid::Uuid::new_v4().to_string().into());
         at.insert("client_id".into(), client_id.into());
-        let access_token = self.keys.sign_access(&at).ok_or(OAuthError {
+        let access_token = self.keys.load().sign_access(&at).ok_or(OAuthError {
             error: "server_error",
             description: "token signing failed".into(),
             status: 500,
@@ -1058,7 +1109,7 @@ impl Pool {
         at.insert("iat".into(), now.into());
         at.insert("jti".into(), uuid::Uuid::new_v4().to_string().into());
         at.insert("username".into(), user.username.clone().into());
-        let access_token = self.keys.sign_access(&at).ok_or_else(fail)?;
+        let access_token = self.keys.load().sign_access(&at).ok_or_else(fail)?;
         let id_token = if scope
             .split(' ')
             .any(|s| s == "openid" || s == crate::accounts::ADMIN_SCOPE)
@@ -1095,7 +1146,7 @@ impl Pool {
             id.insert("iat".into(), now.into());
             id.insert("jti".into(), uuid::Uuid::new_v4().to_string().into());
             id.insert("origin_jti".into(), origin_jti.into());
-            Some(self.keys.sign_id(&id).ok_or_else(fail)?)
+            Some(self.keys.load().sign_id(&id).ok_or_else(fail)?)
         } else {
             None
         };
@@ -1118,6 +1169,7 @@ impl Pool {
         };
         let claims = self
             .keys
+            .load()
             .verify_access(access_token, &self.issuer)
             .ok_or_else(invalid)?;
         let scope = claims.get("scope").and_then(Value::as_str).unwrap_or("");

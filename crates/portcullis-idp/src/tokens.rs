@@ -80,10 +80,60 @@ impl SigningKey {
     }
 }
 
-/// A pool's keys: every key verifies and is published; the newest signs.
+/// How long a key stays published and verifying after its successor starts signing: longer than
+/// any token it signed can live (1 day at most), plus clock skew.
+pub const RETIRE_AFTER: i64 = 86400 + 300;
+
+/// The keys of one purpose, with when each starts signing.
+struct KeySet {
+    /// Oldest generation first.
+    keys: Vec<(SigningKey, i64)>,
+}
+
+impl KeySet {
+    /// The index of the key that signs at `now`: the newest active one (the oldest when none is
+    /// active yet).
+    fn signer(&self, now: i64) -> Option<usize> {
+        if self.keys.is_empty() {
+            return None;
+        }
+        Some(
+            self.keys
+                .iter()
+                .rposition(|(_, at)| *at <= now)
+                .unwrap_or(0),
+        )
+    }
+
+    /// Whether key `i` is published (and verifies) at `now`: the signer, keys waiting to sign, and
+    /// older keys until [`RETIRE_AFTER`] after their successor started signing.
+    fn published(&self, i: usize, now: i64) -> bool {
+        let Some(signer) = self.signer(now) else {
+            return false;
+        };
+        i >= signer
+            || self
+                .keys
+                .get(i + 1)
+                .is_some_and(|(_, next_at)| now < next_at.saturating_add(RETIRE_AFTER))
+    }
+
+    fn live(&self, now: i64) -> impl Iterator<Item = &SigningKey> {
+        self.keys
+            .iter()
+            .enumerate()
+            .filter(move |(i, _)| self.published(*i, now))
+            .map(|(_, (k, _))| k)
+    }
+}
+
+/// A pool's keys: separate ID and access key sets; in each, the newest active key signs and every
+/// key a live token may carry is published.
 pub struct PoolKeys {
-    id: Vec<SigningKey>,
-    access: Vec<SigningKey>,
+    id: KeySet,
+    access: KeySet,
+    /// `(kid, activates_at)` of every key, to notice changes cheaply.
+    fingerprint: Vec<(String, i64)>,
 }
 
 fn generate() -> (String, Vec<u8>) {
@@ -96,60 +146,129 @@ fn generate() -> (String, Vec<u8>) {
     )
 }
 
+const PURPOSES: [&str; 2] = ["id", "access"];
+
+/// The `(kid, activates_at)` list of a pool's keys, as the store has them.
+pub async fn key_fingerprint(
+    store: &dyn Store,
+    pool_id: &str,
+) -> Result<Vec<(String, i64)>, StoreError> {
+    let mut out = Vec::new();
+    for purpose in PURPOSES {
+        for r in store.signing_keys(pool_id, purpose).await? {
+            out.push((r.kid, r.activates_at));
+        }
+    }
+    Ok(out)
+}
+
 impl PoolKeys {
     /// Loads the pool's keys, generating an ID key and an access key on first start.
     pub async fn load_or_generate(
         store: &dyn Store,
         pool_id: &str,
     ) -> Result<PoolKeys, StoreError> {
-        let mut out = PoolKeys {
-            id: Vec::new(),
-            access: Vec::new(),
-        };
-        for purpose in ["id", "access"] {
-            let mut rows = store.signing_keys(pool_id, purpose).await?;
-            if rows.is_empty() {
+        for purpose in PURPOSES {
+            if store.signing_keys(pool_id, purpose).await?.is_empty() {
                 let (kid, pkcs8) = tokio::task::spawn_blocking(generate)
                     .await
                     .map_err(|_| StoreError::Join)?;
                 // Nodes starting together race here; generation 0 goes to one of them.
                 store
-                    .insert_signing_key(pool_id, purpose, 0, kid, pkcs8)
+                    .insert_signing_key(pool_id, purpose, 0, kid, pkcs8, 0)
                     .await?;
-                rows = store.signing_keys(pool_id, purpose).await?;
-            }
-            let keys = rows
-                .into_iter()
-                .filter_map(|(kid, der)| SigningKey::from_pkcs8(kid, &der))
-                .collect();
-            if purpose == "id" {
-                out.id = keys
-            } else {
-                out.access = keys
             }
         }
-        Ok(out)
+        Self::load(store, pool_id).await
     }
 
-    /// The JWKS document (ID keys and access keys).
+    /// Loads the pool's keys as stored.
+    pub async fn load(store: &dyn Store, pool_id: &str) -> Result<PoolKeys, StoreError> {
+        let mut sets = Vec::new();
+        let mut fingerprint = Vec::new();
+        for purpose in PURPOSES {
+            let rows = store.signing_keys(pool_id, purpose).await?;
+            let keys = tokio::task::spawn_blocking(move || {
+                rows.into_iter()
+                    .filter_map(|r| {
+                        let at = r.activates_at;
+                        SigningKey::from_pkcs8(r.kid, &r.pkcs8).map(|k| (k, at))
+                    })
+                    .collect::<Vec<_>>()
+            })
+            .await
+            .map_err(|_| StoreError::Join)?;
+            fingerprint.extend(keys.iter().map(|(k, at)| (k.kid.clone(), *at)));
+            sets.push(KeySet { keys });
+        }
+        let access = sets.pop().unwrap_or(KeySet { keys: Vec::new() });
+        let id = sets.pop().unwrap_or(KeySet { keys: Vec::new() });
+        Ok(PoolKeys {
+            id,
+            access,
+            fingerprint,
+        })
+    }
+
+    /// Adds a new ID key and a new access key that start signing `activate_in` seconds from now
+    /// (published at once, so verifiers that cache the JWKS learn them first). Returns their kids.
+    pub async fn rotate(
+        store: &dyn Store,
+        pool_id: &str,
+        activate_in: i64,
+    ) -> Result<Vec<String>, StoreError> {
+        let mut kids = Vec::new();
+        for purpose in PURPOSES {
+            let next = store
+                .signing_keys(pool_id, purpose)
+                .await?
+                .last()
+                .map_or(0, |r| r.generation + 1);
+            let (kid, pkcs8) = tokio::task::spawn_blocking(generate)
+                .await
+                .map_err(|_| StoreError::Join)?;
+            let at = crate::now() as i64 + activate_in.max(0);
+            if store
+                .insert_signing_key(pool_id, purpose, next, kid.clone(), pkcs8, at)
+                .await?
+            {
+                kids.push(kid);
+            }
+        }
+        Ok(kids)
+    }
+
+    /// `(kid, activates_at)` of every loaded key.
+    pub fn fingerprint(&self) -> &[(String, i64)] {
+        &self.fingerprint
+    }
+
+    /// The JWKS document (published ID keys and access keys).
     pub fn jwks(&self) -> Value {
-        json!({ "keys": self.id.iter().chain(&self.access).map(SigningKey::jwk).collect::<Vec<_>>() })
+        let now = crate::now() as i64;
+        json!({ "keys": self.id.live(now).chain(self.access.live(now)).map(SigningKey::jwk).collect::<Vec<_>>() })
     }
 
-    /// Signs an ID token.
+    /// Signs an ID token with the current ID key.
     pub fn sign_id(&self, claims: &Map<String, Value>) -> Option<String> {
-        self.id.last()?.sign(claims)
+        let i = self.id.signer(crate::now() as i64)?;
+        self.id.keys[i].0.sign(claims)
     }
 
-    /// Signs an access token.
+    /// Signs an access token with the current access key.
     pub fn sign_access(&self, claims: &Map<String, Value>) -> Option<String> {
-        self.access.last()?.sign(claims)
+        let i = self.access.signer(crate::now() as i64)?;
+        self.access.keys[i].0.sign(claims)
     }
 
-    /// Verifies an access token of this pool (signature, `iss`, `exp`, `token_use`).
+    /// Verifies an access token of this pool (signature by a published key, `iss`, `exp`,
+    /// `token_use`).
     pub fn verify_access(&self, token: &str, issuer: &str) -> Option<Map<String, Value>> {
         let kid = jsonwebtoken::decode_header(token).ok()?.kid?;
-        let key = self.access.iter().find(|k| k.kid == kid)?;
+        let key = self
+            .access
+            .live(crate::now() as i64)
+            .find(|k| k.kid == kid)?;
         let mut v = Validation::new(Algorithm::RS256);
         v.set_issuer(&[issuer]);
         v.validate_aud = false;
@@ -189,5 +308,66 @@ mod tests {
             b.verify_access(&id, "https://i").is_none(),
             "an ID token is not an access token"
         );
+    }
+
+    #[tokio::test]
+    async fn rotation_publishes_first_and_retires_after_the_longest_token() {
+        let store = SqliteStore::in_memory().unwrap();
+        let before = PoolKeys::load_or_generate(&store, "p").await.unwrap();
+        let mut c = Map::new();
+        c.insert("iss".into(), "https://i".into());
+        c.insert("exp".into(), (crate::now() + 3600).into());
+        c.insert("token_use".into(), "access".into());
+        let old_token = before.sign_access(&c).unwrap();
+
+        // Activating in an hour: published now, not signing yet.
+        let kids = PoolKeys::rotate(&store, "p", 3600).await.unwrap();
+        assert_eq!(kids.len(), 2);
+        let k = PoolKeys::load(&store, "p").await.unwrap();
+        assert_eq!(k.jwks()["keys"].as_array().unwrap().len(), 4);
+        let t = k.sign_access(&c).unwrap();
+        assert_eq!(
+            jsonwebtoken::decode_header(&t).unwrap().kid,
+            jsonwebtoken::decode_header(&old_token).unwrap().kid
+        );
+
+        // Activating now: the new key signs, the old one still verifies the tokens it signed.
+        let now_kids = PoolKeys::rotate(&store, "p", 0).await.unwrap();
+        let k = PoolKeys::load(&store, "p").await.unwrap();
+        let t = k.sign_access(&c).unwrap();
+        let new_kid = jsonwebtoken::decode_header(&t).unwrap().kid.unwrap();
+        assert!(now_kids.contains(&new_kid));
+        assert_eq!(k.jwks()["keys"].as_array().unwrap().len(), 6);
+        assert_ne!(
+            Some(new_kid),
+            jsonwebtoken::decode_header(&old_token).unwrap().kid
+        );
+        assert!(k.verify_access(&old_token, "https://i").is_some());
+        assert!(k.verify_access(&t, "https://i").is_some());
+    }
+
+    #[test]
+    fn key_selection_over_time() {
+        let (_, pk) = generate();
+        let key = || SigningKey::from_pkcs8("k".into(), &pk).unwrap();
+        let set = KeySet {
+            keys: vec![(key(), 0), (key(), 1000), (key(), 5000)],
+        };
+        assert_eq!(set.signer(10), Some(0));
+        assert!(
+            set.published(1, 10) && set.published(2, 10),
+            "pending keys are published"
+        );
+        assert_eq!(set.signer(1000), Some(1));
+        assert!(
+            set.published(0, 1000 + RETIRE_AFTER - 1),
+            "kept while its tokens may live"
+        );
+        assert!(
+            !set.published(0, 1000 + RETIRE_AFTER),
+            "retired after the longest lifetime"
+        );
+        assert_eq!(set.signer(6000), Some(2));
+        assert!(set.published(1, 6000) && set.published(0, 6000));
     }
 }

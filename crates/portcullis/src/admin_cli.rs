@@ -195,6 +195,35 @@ pub enum ClientsCommand {
     },
 }
 
+/// `portcullis keys ...`.
+#[derive(Subcommand)]
+pub enum KeysCommand {
+    /// List the pool's token-signing keys and their state.
+    List,
+    /// Add new ID and access keys. They are published at once and sign after --activate-in seconds
+    /// (so verifiers that cache the JWKS see them first); old keys stay published until every
+    /// token they signed has expired.
+    Rotate {
+        /// Seconds until the new keys sign.
+        #[arg(long, default_value_t = 3600)]
+        activate_in: i64,
+    },
+}
+
+/// Runs a `keys` command.
+pub async fn keys(args: PoolArgs, cmd: KeysCommand) -> Result<Value> {
+    let pool = open(&args).await?;
+    match cmd {
+        KeysCommand::List => Ok(pool.key_report().await?),
+        KeysCommand::Rotate { activate_in } => {
+            let kids = pool.rotate_keys(activate_in).await?;
+            Ok(
+                json!({"Added": kids, "ActivatesIn": activate_in, "Keys": pool.key_report().await?["Keys"]}),
+            )
+        }
+    }
+}
+
 /// Opens the pool a command works on (no listeners, no seed users).
 async fn open(args: &PoolArgs) -> Result<Pool> {
     let config = portcullis_config::load(&args.config)

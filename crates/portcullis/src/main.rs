@@ -3,7 +3,9 @@
 
 use anyhow::{Context, Result, anyhow};
 use clap::{Parser, Subcommand};
-use portcullis::admin_cli::{self, ClientsCommand, GroupsCommand, PoolArgs, UsersCommand};
+use portcullis::admin_cli::{
+    self, ClientsCommand, GroupsCommand, KeysCommand, PoolArgs, UsersCommand,
+};
 use portcullis::{app, demo, tasks_app};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -51,6 +53,13 @@ enum Command {
         pool: PoolArgs,
         #[command(subcommand)]
         command: ClientsCommand,
+    },
+    /// Rotate and list a user pool's token-signing keys.
+    Keys {
+        #[command(flatten)]
+        pool: PoolArgs,
+        #[command(subcommand)]
+        command: KeysCommand,
     },
     /// Run the demo's tasks app as a separate backend for `serve --config examples/demo.toml`.
     TasksApp {
@@ -173,7 +182,10 @@ fn main() -> ExitCode {
     // The admin commands print JSON on stdout: their log lines go to stderr, warnings only.
     let admin = matches!(
         cli.command,
-        Command::Users { .. } | Command::Groups { .. } | Command::Clients { .. }
+        Command::Users { .. }
+            | Command::Groups { .. }
+            | Command::Clients { .. }
+            | Command::Keys { .. }
     );
     let default_level = if admin { "warn" } else { "info" };
     tracing_subscriber::fmt()
@@ -218,6 +230,7 @@ fn main() -> ExitCode {
             Command::Users { pool, command } => print(admin_cli::users(pool, command).await),
             Command::Groups { pool, command } => print(admin_cli::groups(pool, command).await),
             Command::Clients { pool, command } => print(admin_cli::clients(pool, command).await),
+            Command::Keys { pool, command } => print(admin_cli::keys(pool, command).await),
         }
     });
     match result {

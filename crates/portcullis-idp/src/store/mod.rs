@@ -54,6 +54,19 @@ pub struct UserRecord {
     pub updated_at: i64,
 }
 
+/// A token-signing key as stored.
+#[derive(Debug, Clone)]
+pub struct KeyRecord {
+    /// JWK `kid`.
+    pub kid: String,
+    /// PKCS#8 DER.
+    pub pkcs8: Vec<u8>,
+    /// 0, 1, ...: the newest active one signs.
+    pub generation: i64,
+    /// When it starts signing (epoch seconds; kept in the `created_at` column).
+    pub activates_at: i64,
+}
+
 /// A group as stored.
 #[derive(Debug, Clone)]
 pub struct GroupRecord {
@@ -242,13 +255,14 @@ pub trait Store: Send + Sync {
     ) -> StoreFuture<'a, ()>;
     /// The user's groups, by precedence (lowest first, groups without one last), then name.
     fn groups_of<'a>(&'a self, pool: &'a str, sub: &'a str) -> StoreFuture<'a, Vec<String>>;
-    /// Signing keys of a pool for one purpose, oldest first.
+    /// Signing keys of a pool for one purpose, oldest generation first.
     fn signing_keys<'a>(
         &'a self,
         pool: &'a str,
         purpose: &'a str,
-    ) -> StoreFuture<'a, Vec<(String, Vec<u8>)>>;
-    /// Adds the key of `generation` unless another node already did; returns whether this one won.
+    ) -> StoreFuture<'a, Vec<KeyRecord>>;
+    /// Adds the key of `generation`, signing from `activates_at`, unless another node already did;
+    /// returns whether this one won.
     fn insert_signing_key<'a>(
         &'a self,
         pool: &'a str,
@@ -256,6 +270,7 @@ pub trait Store: Send + Sync {
         generation: i64,
         kid: String,
         pkcs8: Vec<u8>,
+        activates_at: i64,
     ) -> StoreFuture<'a, bool>;
     /// Writes a JSON document (app clients, resource servers) under `(kind, id)`; returns whether
     /// it was written.

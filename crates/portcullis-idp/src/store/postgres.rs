@@ -2,7 +2,8 @@
 //! nodes is settled by one statement (`UPDATE … RETURNING`, `INSERT … ON CONFLICT`).
 
 use super::{
-    CodeRecord, GroupRecord, Put, RefreshRecord, StoreError, StoreFuture, UserRecord, now,
+    CodeRecord, GroupRecord, KeyRecord, Put, RefreshRecord, StoreError, StoreFuture, UserRecord,
+    now,
 };
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use tokio_postgres::types::ToSql;
@@ -800,13 +801,21 @@ impl super::Store for PgStore {
         &'a self,
         pool: &'a str,
         purpose: &'a str,
-    ) -> StoreFuture<'a, Vec<(String, Vec<u8>)>> {
+    ) -> StoreFuture<'a, Vec<KeyRecord>> {
         Box::pin(async move {
             let rows = self.all(
-                    "SELECT kid, pkcs8 FROM signing_keys WHERE pool_id = $1 AND purpose = $2 ORDER BY generation",
+                    "SELECT kid, pkcs8, generation, created_at FROM signing_keys WHERE pool_id = $1 AND purpose = $2 ORDER BY generation",
                     &[&pool, &purpose],
                 ).await?;
-            Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+            Ok(rows
+                .iter()
+                .map(|r| KeyRecord {
+                    kid: r.get(0),
+                    pkcs8: r.get(1),
+                    generation: r.get(2),
+                    activates_at: r.get(3),
+                })
+                .collect())
         })
     }
 
@@ -817,12 +826,13 @@ impl super::Store for PgStore {
         generation: i64,
         kid: String,
         pkcs8: Vec<u8>,
+        activates_at: i64,
     ) -> StoreFuture<'a, bool> {
         Box::pin(async move {
             let n = self.exec(
                     "INSERT INTO signing_keys (kid, pool_id, purpose, generation, pkcs8, created_at) VALUES ($1, $2, $3, $4, $5, $6)
                      ON CONFLICT DO NOTHING",
-                    &[&kid, &pool, &purpose, &generation, &pkcs8, &now()],
+                    &[&kid, &pool, &purpose, &generation, &pkcs8, &activates_at],
                 ).await?;
             Ok(n == 1)
         })

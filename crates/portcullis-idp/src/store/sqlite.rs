@@ -1,7 +1,9 @@
 //! The SQLite store (the default): one file in the state dir, WAL, `synchronous=FULL`. Every call
 //! runs on the blocking pool.
 
-use super::{CodeRecord, GroupRecord, Put, RefreshRecord, StoreError, StoreFuture, UserRecord};
+use super::{
+    CodeRecord, GroupRecord, KeyRecord, Put, RefreshRecord, StoreError, StoreFuture, UserRecord,
+};
 use rusqlite::{Connection, OptionalExtension, params};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -326,17 +328,20 @@ impl SqliteStore {
     }
 
     /// Signing keys of a pool for one purpose, oldest first.
-    async fn signing_keys(
-        &self,
-        pool: &str,
-        purpose: &str,
-    ) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+    async fn signing_keys(&self, pool: &str, purpose: &str) -> Result<Vec<KeyRecord>, StoreError> {
         let (pool, purpose) = (pool.to_string(), purpose.to_string());
         self.run(move |c| {
             let mut st = c.prepare(
-                "SELECT kid, pkcs8 FROM signing_keys WHERE pool_id = ?1 AND purpose = ?2 ORDER BY generation",
+                "SELECT kid, pkcs8, generation, created_at FROM signing_keys WHERE pool_id = ?1 AND purpose = ?2 ORDER BY generation",
             )?;
-            let rows = st.query_map(params![pool, purpose], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            let rows = st.query_map(params![pool, purpose], |r| {
+                Ok(KeyRecord {
+                    kid: r.get(0)?,
+                    pkcs8: r.get(1)?,
+                    generation: r.get(2)?,
+                    activates_at: r.get(3)?,
+                })
+            })?;
             rows.collect()
         })
         .await
@@ -349,13 +354,14 @@ impl SqliteStore {
         generation: i64,
         kid: String,
         pkcs8: Vec<u8>,
+        activates_at: i64,
     ) -> Result<bool, StoreError> {
         let (pool, purpose) = (pool.to_string(), purpose.to_string());
         self.run(move |c| {
             let n = c.execute(
                 "INSERT INTO signing_keys (kid, pool_id, purpose, generation, pkcs8, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
                  ON CONFLICT DO NOTHING",
-                params![kid, pool, purpose, generation, pkcs8, now()],
+                params![kid, pool, purpose, generation, pkcs8, activates_at],
             )?;
             Ok(n == 1)
         })
@@ -998,7 +1004,7 @@ impl super::Store for SqliteStore {
         &'a self,
         pool: &'a str,
         purpose: &'a str,
-    ) -> StoreFuture<'a, Vec<(String, Vec<u8>)>> {
+    ) -> StoreFuture<'a, Vec<KeyRecord>> {
         Box::pin(SqliteStore::signing_keys(self, pool, purpose))
     }
     fn insert_signing_key<'a>(
@@ -1008,9 +1014,16 @@ impl super::Store for SqliteStore {
         generation: i64,
         kid: String,
         pkcs8: Vec<u8>,
+        activates_at: i64,
     ) -> StoreFuture<'a, bool> {
         Box::pin(SqliteStore::insert_signing_key(
-            self, pool, purpose, generation, kid, pkcs8,
+            self,
+            pool,
+            purpose,
+            generation,
+            kid,
+            pkcs8,
+            activates_at,
         ))
     }
 }

@@ -24,6 +24,8 @@ pub struct Kit {
     pub state_dir: PathBuf,
     pub access_log: PathBuf,
     pub backend: SocketAddr,
+    /// The config file the kit runs (for CLI commands against the same store).
+    pub config_file: PathBuf,
     _dir: tempfile::TempDir,
 }
 
@@ -229,6 +231,7 @@ groups = ["readers", "zeta", "admins"]
             state_dir: dir.path().join("state"),
             access_log,
             backend,
+            config_file: file,
             _dir: dir,
         }
     }

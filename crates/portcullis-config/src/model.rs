@@ -619,9 +619,45 @@ impl PasswordPolicy {
 #[serde(deny_unknown_fields)]
 pub struct Messages {
     /// A JSON-lines file each message is appended to (default: `<state_dir>/outbox/<pool>.jsonl`);
-    /// messages are also logged without their codes.
+    /// used when no `smtp` is set. Messages are also logged, without their codes.
     #[serde(default)]
     pub outbox: Option<PathBuf>,
+    /// Send email through this SMTP server instead.
+    #[serde(default)]
+    pub smtp: Option<Smtp>,
+}
+
+/// An SMTP relay for codes sent by email.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Smtp {
+    /// Host name or address.
+    pub host: String,
+    /// Port (default 587).
+    #[serde(default = "smtp_port")]
+    pub port: u16,
+    /// `starttls` (default: upgrade before sending anything else), `tls` (TLS from the first byte,
+    /// port 465) or `none` (only for a relay on a trusted network, such as localhost).
+    #[serde(default = "starttls")]
+    pub security: String,
+    /// The sender address (`From`).
+    pub from: String,
+    /// User name for AUTH PLAIN (optional).
+    #[serde(default)]
+    pub username: Option<String>,
+    /// The environment variable holding the password.
+    #[serde(default)]
+    pub password_env: Option<String>,
+    /// Or the password in the file (tests; prefer `password_env`).
+    #[serde(default)]
+    pub password: Option<String>,
+}
+
+fn smtp_port() -> u16 {
+    587
+}
+fn starttls() -> String {
+    "starttls".into()
 }
 
 /// A `custom:` attribute of the pool's schema.

@@ -799,6 +799,32 @@ fn check_user_pools(c: &mut Checker, pools: &[UserPool]) {
                 "must be 0-365",
             );
         }
+        if let Some(smtp) = &p.messages.smtp {
+            let sat = format!("{at}.messages.smtp");
+            if smtp.host.is_empty() || smtp.host.contains(char::is_whitespace) {
+                c.fail(format!("{sat}.host"), "a host name or address");
+            }
+            if !["starttls", "tls", "none"].contains(&smtp.security.as_str()) {
+                c.fail(format!("{sat}.security"), "must be starttls, tls or none");
+            }
+            if !smtp.from.contains('@') || smtp.from.contains(['\r', '\n', '<', '>']) {
+                c.fail(
+                    format!("{sat}.from"),
+                    "an email address such as no-reply@example.com",
+                );
+            }
+            let passwords =
+                usize::from(smtp.password_env.is_some()) + usize::from(smtp.password.is_some());
+            if smtp.username.is_some() != (passwords == 1) || passwords > 1 {
+                c.fail(
+                    sat.clone(),
+                    "give username with one of password_env and password, or none of them",
+                );
+            }
+            if p.messages.outbox.is_some() {
+                c.fail(format!("{at}.messages"), "give outbox or smtp, not both");
+            }
+        }
         if !["OFF", "OPTIONAL", "ON"].contains(&p.mfa_configuration.as_str()) {
             c.fail(
                 format!("{at}.mfa_configuration"),

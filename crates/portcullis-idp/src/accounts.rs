@@ -263,7 +263,7 @@ impl Pool {
         self.mark_temporary(username).await?;
         let user = self.user(username).await?;
         if !suppress && let Some((_, to)) = delivery_of(&user) {
-            self.outbox
+            self.sender
                 .send(&self.name, Purpose::Invitation, username, &to, &temp);
         }
         Ok(user)
@@ -435,7 +435,7 @@ impl Pool {
                 crate::now() as i64 + lifetime,
             )
             .await?;
-        self.outbox
+        self.sender
             .send(&self.name, purpose, &u.username, &to, &code);
         Ok(Some(delivery))
     }

@@ -155,7 +155,7 @@ pub struct Pool {
     /// `custom:` attribute names and whether each is mutable.
     pub(crate) custom_attributes: HashMap<String, bool>,
     /// Where codes are delivered.
-    pub(crate) outbox: crate::messages::Outbox,
+    pub(crate) sender: crate::messages::Sender,
     /// Whether a second factor is asked.
     pub mfa: crate::mfa::MfaMode,
     pub(crate) keys: ArcSwap<PoolKeys>,
@@ -254,12 +254,25 @@ impl Pool {
                 .map_err(err)?;
         }
         let loaded = Catalog::load(store.as_ref(), &id).await.map_err(err)?;
-        let outbox = crate::messages::Outbox::new(
-            cfg.messages
-                .outbox
-                .clone()
-                .unwrap_or_else(|| state_dir.join("outbox").join(format!("{}.jsonl", cfg.name))),
-        );
+        let sender = match &cfg.messages.smtp {
+            Some(smtp) => {
+                let password = match (&smtp.password_env, &smtp.password) {
+                    (Some(var), _) => Some(std::env::var(var).map_err(|_| {
+                        format!("messages.smtp.password_env: environment variable {var} is not set")
+                    })?),
+                    (None, p) => p.clone(),
+                };
+                crate::messages::Sender::Smtp(Arc::new(crate::messages::SmtpRelay::new(
+                    smtp.clone(),
+                    password,
+                )))
+            }
+            None => crate::messages::Sender::Outbox(crate::messages::Outbox::new(
+                cfg.messages.outbox.clone().unwrap_or_else(|| {
+                    state_dir.join("outbox").join(format!("{}.jsonl", cfg.name))
+                }),
+            )),
+        };
         let keys = PoolKeys::load_or_generate(store.as_ref(), &id)
             .await
             .map_err(err)?;
@@ -285,7 +298,7 @@ impl Pool {
                 .iter()
                 .map(|a| (format!("custom:{}", a.name), a.mutable))
                 .collect(),
-            outbox,
+            sender,
             mfa: crate::mfa::MfaMode::parse(&cfg.mfa_configuration),
             keys: ArcSwap::from_pointee(keys),
             hashing: Semaphore::new(2),
@@ -385,8 +398,8 @@ impl Pool {
     }
 
     /// Where this pool's codes are written.
-    pub fn outbox_path(&self) -> &std::path::Path {
-        self.outbox.path()
+    pub fn outbox_path(&self) -> Option<&std::path::Path> {
+        self.sender.outbox_path()
     }
 
     /// The client's first secret, for an `authenticate-cognito` action of this process.

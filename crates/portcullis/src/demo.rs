@@ -220,10 +220,9 @@ pub async fn run() -> Result<()> {
     println!(
         "  Tasks app, direct (no login)    http://{target_addr}/tasks   (answers 401: no verified identity)"
     );
-    println!(
-        "  Sign-up and reset codes         {}",
-        pool.outbox_path().display()
-    );
+    if let Some(outbox) = pool.outbox_path() {
+        println!("  Sign-up and reset codes         {}", outbox.display());
+    }
     println!();
     println!(
         "  Admin API (Cognito's, SigV4)    endpoint {}   region {}   pool {}",

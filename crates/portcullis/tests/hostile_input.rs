@@ -360,3 +360,249 @@ async fn the_load_balancer_refuses_bad_callbacks_and_oversized_requests() {
     assert_eq!(r.status(), 302);
     kit.app.shutdown().await;
 }
+
+/// Every user-pool API operation given hostile members (wrong types, oversized, injection, deep
+/// nesting): a Cognito exception for the caller, never an internal error, and alice is untouched.
+#[tokio::test]
+async fn user_pool_api_refuses_hostile_input() {
+    use serde_json::{Map, json};
+    let kit = Kit::start("").await;
+    let pool = kit.pool().clone();
+    let before = pool.user("alice").await.unwrap();
+    let ops = [
+        "InitiateAuth",
+        "RespondToAuthChallenge",
+        "SignUp",
+        "ConfirmSignUp",
+        "ResendConfirmationCode",
+        "ForgotPassword",
+        "ConfirmForgotPassword",
+        "GetUser",
+        "ChangePassword",
+        "GlobalSignOut",
+        "RevokeToken",
+        "UpdateUserAttributes",
+        "DeleteUser",
+        "AssociateSoftwareToken",
+        "VerifySoftwareToken",
+        "SetUserMFAPreference",
+        "DescribeUserPool",
+        "CreateUserPoolClient",
+        "DescribeUserPoolClient",
+        "UpdateUserPoolClient",
+        "DeleteUserPoolClient",
+        "ListUserPoolClients",
+        "AddUserPoolClientSecret",
+        "ListUserPoolClientSecrets",
+        "DeleteUserPoolClientSecret",
+        "CreateResourceServer",
+        "UpdateResourceServer",
+        "DescribeResourceServer",
+        "ListResourceServers",
+        "DeleteResourceServer",
+        "CreateGroup",
+        "GetGroup",
+        "UpdateGroup",
+        "DeleteGroup",
+        "ListGroups",
+        "ListUsersInGroup",
+        "AdminAddUserToGroup",
+        "AdminRemoveUserFromGroup",
+        "AdminListGroupsForUser",
+        "AdminCreateUser",
+        "AdminGetUser",
+        "AdminDeleteUser",
+        "AdminSetUserPassword",
+        "AdminUpdateUserAttributes",
+        "AdminDeleteUserAttributes",
+        "AdminDisableUser",
+        "AdminEnableUser",
+        "AdminConfirmSignUp",
+        "AdminResetUserPassword",
+        "AdminUserGlobalSignOut",
+        "AdminInitiateAuth",
+        "AdminRespondToAuthChallenge",
+        "AdminSetUserMFAPreference",
+        "ListUsers",
+        "NoSuchOperation",
+    ];
+    let fields = [
+        "Username",
+        "Password",
+        "ClientId",
+        "ClientName",
+        "GroupName",
+        "Identifier",
+        "Name",
+        "AccessToken",
+        "Session",
+        "ConfirmationCode",
+        "UserAttributes",
+        "AuthFlow",
+        "AuthParameters",
+        "ChallengeName",
+        "ChallengeResponses",
+        "Filter",
+        "Limit",
+        "PaginationToken",
+        "Token",
+        "ClientSecret",
+        "ClientSecretId",
+        "TemporaryPassword",
+        "MessageAction",
+        "Permanent",
+        "Precedence",
+        "Description",
+        "Scopes",
+        "CallbackURLs",
+        "AllowedOAuthFlows",
+        "AllowedOAuthScopes",
+        "ExplicitAuthFlows",
+        "TokenValidityUnits",
+        "RefreshTokenRotation",
+        "UserCode",
+        "SoftwareTokenMfaSettings",
+        "PreviousPassword",
+        "ProposedPassword",
+        "UserAttributeNames",
+        "SecretHash",
+        "GenerateSecret",
+    ];
+    let long = "x".repeat(5000);
+    let values: Vec<Value> = vec![
+        json!(null),
+        json!(12345),
+        json!(-1),
+        json!(true),
+        json!([1, "a", null]),
+        json!({"Name": "email", "Value": 5}),
+        json!(long),
+        json!("' OR '1'='1' --"),
+        json!("alice'; DROP TABLE users; --"),
+        json!("<script>alert(1)</script>"),
+        json!("\u{0000}\u{202e}résumé"),
+        json!([{"Name": "custom:team", "Value": "<b>x</b>"}, {"Name": "sub", "Value": "x"}]),
+        json!({"USERNAME": "alice", "PASSWORD": long, "REFRESH_TOKEN": "' OR 1=1"}),
+    ];
+    let mut checked = 0;
+    for op in ops {
+        for v in &values {
+            let mut req = Map::new();
+            for f in fields {
+                req.insert(f.to_string(), v.clone());
+            }
+            let r = portcullis_idp::admin_api::call(&pool, op, req).await;
+            if let Err(e) = &r {
+                assert_ne!(
+                    e.exception(),
+                    "InternalErrorException",
+                    "{op} with {v}: {e:?}"
+                );
+            }
+            checked += 1;
+        }
+    }
+    assert!(checked > 700);
+
+    // Over HTTP: malformed, oversized and deeply nested bodies get 400s, never a 500.
+    let http = reqwest::Client::new();
+    let deep = format!("{}{}", "[".repeat(5000), "]".repeat(5000));
+    for (target, body) in [
+        ("InitiateAuth", deep.as_str()),
+        ("InitiateAuth", "{\"ClientId\": "),
+        ("SignUp", "\u{feff}{}"),
+        ("SignUp", "null"),
+        (
+            "ForgotPassword",
+            r#"{"ClientId":"tasks-web","Username":{"$ne":null}}"#,
+        ),
+    ] {
+        let r = http
+            .post(format!("{}/", kit.pool_url))
+            .header(
+                "x-amz-target",
+                format!("AWSCognitoIdentityProviderService.{target}"),
+            )
+            .body(body.to_string())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 400, "{target} {}", &body[..body.len().min(40)]);
+        let v: Value = r.json().await.unwrap();
+        assert!(v["__type"].is_string());
+    }
+
+    // Nothing happened to alice.
+    let after = pool.user("alice").await.unwrap();
+    assert_eq!(
+        (after.sub, after.status, after.enabled, after.attributes),
+        (before.sub, before.status, before.enabled, before.attributes)
+    );
+    assert!(pool.sign_in("alice", PASSWORD).await.is_ok());
+    kit.app.shutdown().await;
+}
+
+/// The account pages escape what they echo and refuse forms without their CSRF token.
+#[tokio::test]
+async fn account_pages_escape_input_and_need_csrf() {
+    let kit = Kit::start("").await;
+    let c = browser();
+    let login = sign_in_page(&kit, &c).await;
+    let signup = login.replacen("/login?", "/signup?", 1);
+    let html = c.get(&signup).send().await.unwrap().text().await.unwrap();
+    let token = csrf(&html);
+    let evil = "<img src=x onerror=alert(1)>";
+    let r = c
+        .post(&signup)
+        .form(&[
+            ("_csrf", token.as_str()),
+            ("username", evil),
+            ("email", "\"><script>alert(2)</script>"),
+            ("password", "Valid-pass-1!"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let page = r.text().await.unwrap();
+    assert!(
+        !page.contains("<img src=x") && !page.contains("<script>alert(2)"),
+        "{page}"
+    );
+    assert!(
+        page.contains("&#60;img src=x"),
+        "the value is shown escaped: {page}"
+    );
+    // Without the CSRF cookie's token: 403, nothing created.
+    for path in [
+        "/signup?",
+        "/confirmUser?",
+        "/forgotPassword?",
+        "/confirmForgotPassword?",
+        "/mfa?",
+        "/forceChangePassword?",
+    ] {
+        let url = login.replacen("/login?", path, 1);
+        let r = plain()
+            .post(&url)
+            .form(&[
+                ("_csrf", "forged"),
+                ("username", "mallory"),
+                ("password", "Valid-pass-1!"),
+                ("email", "m@example.com"),
+            ])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 403, "{path}");
+    }
+    assert!(kit.pool().user("mallory").await.is_err());
+    // A page for an unknown client or a foreign redirect URI is an error page, never a form.
+    let r = c
+        .get(format!("{}/signup?client_id=nobody&redirect_uri=https%3A%2F%2Fevil.example%2F&response_type=code", kit.pool_url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    kit.app.shutdown().await;
+}

@@ -396,10 +396,13 @@ async fn admin_get_user(pool: &Pool, r: &Req<'_>) -> Result<Value, IdpError> {
 
 /// A parsed `ListUsers` filter: `name = "value"` or `name ^= "prefix"`.
 #[derive(Debug, PartialEq, Eq)]
-struct Filter {
-    attribute: String,
-    prefix: bool,
-    value: String,
+pub struct Filter {
+    /// The attribute (`email`, `username`, `cognito:user_status`, ...).
+    pub attribute: String,
+    /// `^=` rather than `=`.
+    pub prefix: bool,
+    /// The unescaped value.
+    pub value: String,
 }
 
 /// Attributes `ListUsers` can filter on (Cognito's list).
@@ -417,16 +420,21 @@ const FILTERABLE: [&str; 11] = [
     "nickname",
 ];
 
-fn parse_filter(f: &str) -> Result<Option<Filter>, IdpError> {
+/// Parses a `ListUsers` filter (`None` for an empty one).
+pub fn parse_filter(f: &str) -> Result<Option<Filter>, IdpError> {
     let bad = || IdpError::InvalidParameter(format!("Error while parsing filter: {f}"));
     let f = f.trim();
     if f.is_empty() {
         return Ok(None);
     }
-    let (name, rest, prefix) = if let Some((n, r)) = f.split_once("^=") {
-        (n, r, true)
-    } else if let Some((n, r)) = f.split_once('=') {
-        (n, r, false)
+    // The operator is whatever precedes the opening quote (values may contain `=` and `^=`).
+    let quote = f.find('"').ok_or_else(bad)?;
+    let (head, rest) = f.split_at(quote);
+    let head = head.trim_end();
+    let (name, prefix) = if let Some(n) = head.strip_suffix("^=") {
+        (n, true)
+    } else if let Some(n) = head.strip_suffix('=') {
+        (n, false)
     } else {
         return Err(bad());
     };
@@ -1554,6 +1562,13 @@ mod tests {
             })
         );
         assert_eq!(parse_filter("  ").unwrap(), None);
+        assert_eq!(
+            parse_filter(r#"name = "a ^= b = c""#)
+                .unwrap()
+                .unwrap()
+                .value,
+            "a ^= b = c"
+        );
         for bad in [
             "email",
             r#"email = a"#,
@@ -1573,5 +1588,26 @@ mod tests {
             id.bytes()
                 .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
         );
+    }
+
+    proptest::proptest! {
+        /// Any value, quoted with `\` escapes, parses back to itself, for both operators.
+        #[test]
+        fn filter_values_round_trip(value in "[^\u{0}]{0,40}", prefix in proptest::bool::ANY) {
+            let quoted: String = value
+                .chars()
+                .flat_map(|c| if c == '"' || c == '\\' { vec!['\\', c] } else { vec![c] })
+                .collect();
+            let op = if prefix { "^=" } else { "=" };
+            let f = parse_filter(&format!("email {op} \"{quoted}\"")).unwrap().unwrap();
+            proptest::prop_assert_eq!(f.value, value);
+            proptest::prop_assert_eq!(f.prefix, prefix);
+        }
+
+        /// Arbitrary text never panics the parser.
+        #[test]
+        fn filter_parser_never_panics(s in ".{0,80}") {
+            let _ = parse_filter(&s);
+        }
     }
 }

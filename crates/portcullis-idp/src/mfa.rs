@@ -384,4 +384,19 @@ mod tests {
         assert_eq!(matching_step(s, "12345", now), None);
         assert_eq!(matching_step(s, "abcdef", now), None);
     }
+
+    proptest::proptest! {
+        #[test]
+        fn base32_is_a_codec(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..64)) {
+            let enc = base32_encode(&bytes);
+            proptest::prop_assert!(enc.bytes().all(|b| BASE32.contains(&b)));
+            proptest::prop_assert_eq!(base32_decode(&enc).unwrap(), bytes.clone());
+            proptest::prop_assert_eq!(base32_decode(&enc.to_lowercase()).unwrap(), bytes);
+        }
+
+        #[test]
+        fn base32_decode_never_panics(s in ".{0,80}") {
+            let _ = base32_decode(&s);
+        }
+    }
 }

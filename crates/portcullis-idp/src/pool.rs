@@ -596,6 +596,11 @@ impl Pool {
             Some("code") | Some("token") => return Err(redirect("unauthorized_client")),
             Some(_) => return Err(redirect("unsupported_response_type")),
         }
+        // Only the pool's own users: `identity_provider=COGNITO` (or none); federation is not offered.
+        if get("identity_provider").is_some_and(|p| p != "COGNITO") || get("idp_identifier").is_some()
+        {
+            return Err(redirect("invalid_request"));
+        }
         let code_challenge = match (
             get("code_challenge_method").as_deref(),
             get("code_challenge"),

@@ -884,6 +884,13 @@ fn check_user_pools(c: &mut Checker, pools: &[UserPool]) {
                         format!("{uat}.attributes.sub"),
                         "sub is assigned by the pool",
                     );
+                } else if let Some(name) = k.strip_prefix("custom:")
+                    && !p.custom_attributes.iter().any(|a| a.name == name)
+                {
+                    c.fail(
+                        format!("{uat}.attributes.{k}"),
+                        format!("declare it first: custom_attributes = [{{ name = \"{name}\" }}]"),
+                    );
                 }
             }
         }

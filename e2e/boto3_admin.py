@@ -129,7 +129,7 @@ created = idp.create_user_pool_client(
     UserPoolId=pool_id,
     ClientName="cli-app",
     GenerateSecret=True,
-    ExplicitAuthFlows=["ALLOW_USER_PASSWORD_AUTH", "ALLOW_REFRESH_TOKEN_AUTH"],
+    ExplicitAuthFlows=["ALLOW_USER_PASSWORD_AUTH", "ALLOW_REFRESH_TOKEN_AUTH", "ALLOW_ADMIN_USER_PASSWORD_AUTH"],
     AllowedOAuthFlows=["code"],
     AllowedOAuthScopes=["openid", "reports/read"],
     CallbackURLs=["http://localhost/cb"],
@@ -259,6 +259,35 @@ refreshed = public.initiate_auth(
 )["AuthenticationResult"]
 assert refreshed["AccessToken"] != auth["AccessToken"] and "RefreshToken" not in refreshed, refreshed
 step("initiate_auth REFRESH_TOKEN_AUTH")
+
+admin_auth = idp.admin_initiate_auth(
+    UserPoolId=pool_id,
+    ClientId=client_id,
+    AuthFlow="ADMIN_USER_PASSWORD_AUTH",
+    AuthParameters={"USERNAME": "bob", "PASSWORD": "Bob-password-1!", "SECRET_HASH": sh},
+)["AuthenticationResult"]
+assert admin_auth["IdToken"] and admin_auth["RefreshToken"], admin_auth
+expect_error(
+    "MissingAuthenticationTokenException",
+    public.admin_initiate_auth,
+    UserPoolId=pool_id,
+    ClientId=client_id,
+    AuthFlow="ADMIN_USER_PASSWORD_AUTH",
+    AuthParameters={"USERNAME": "bob", "PASSWORD": "Bob-password-1!", "SECRET_HASH": sh},
+)
+updated = idp.update_user_pool_client(
+    UserPoolId=pool_id,
+    ClientId=client_id,
+    ClientName="cli-app-renamed",
+    ExplicitAuthFlows=["ALLOW_USER_PASSWORD_AUTH", "ALLOW_REFRESH_TOKEN_AUTH", "ALLOW_ADMIN_USER_PASSWORD_AUTH"],
+    AllowedOAuthFlows=["code"],
+    AllowedOAuthScopes=["openid", "reports/read"],
+    CallbackURLs=["http://localhost/cb", "http://localhost/cb2"],
+    AllowedOAuthFlowsUserPoolClient=True,
+    PreventUserExistenceErrors="ENABLED",
+)["UserPoolClient"]
+assert updated["ClientName"] == "cli-app-renamed" and updated["ClientSecret"] == client_secret, updated
+step("admin_initiate_auth (signed only); update_user_pool_client keeps the secret")
 
 for name in ["carol", "dave", "erin", "frank"]:
     idp.admin_create_user(

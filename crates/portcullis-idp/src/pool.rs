@@ -597,7 +597,8 @@ impl Pool {
             Some(_) => return Err(redirect("unsupported_response_type")),
         }
         // Only the pool's own users: `identity_provider=COGNITO` (or none); federation is not offered.
-        if get("identity_provider").is_some_and(|p| p != "COGNITO") || get("idp_identifier").is_some()
+        if get("identity_provider").is_some_and(|p| p != "COGNITO")
+            || get("idp_identifier").is_some()
         {
             return Err(redirect("invalid_request"));
         }

@@ -89,9 +89,15 @@ async fn authorize_login_and_logout_refuse_bad_requests() {
     let r = c.get(format!("{base}/oauth2/authorize?client_id=tasks-web&redirect_uri={cb}&response_type=code&code_challenge_method=plain&code_challenge=abc")).send().await.unwrap();
     assert!(location(&r).contains("error=invalid_request"));
     let r = c.get(format!("{base}/oauth2/authorize?client_id=tasks-web&redirect_uri={cb}&response_type=code&identity_provider=Google")).send().await.unwrap();
-    assert!(location(&r).contains("error=invalid_request"), "no federation offered");
+    assert!(
+        location(&r).contains("error=invalid_request"),
+        "no federation offered"
+    );
     let r = c.get(format!("{base}/oauth2/authorize?client_id=tasks-web&redirect_uri={cb}&response_type=code&identity_provider=COGNITO")).send().await.unwrap();
-    assert!(location(&r).starts_with("/login?"), "COGNITO is the pool itself");
+    assert!(
+        location(&r).starts_with("/login?"),
+        "COGNITO is the pool itself"
+    );
 
     // HTML injection in the user name is escaped on the page; an oversized form is refused.
     let browser = browser();

@@ -7,6 +7,9 @@
 //                                  "invited":"ivy","temporary":"..."}'
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
+import { createRequire } from "node:module";
+
+const axePath = createRequire(import.meta.url).resolve("axe-core/axe.min.js");
 import { chromium } from "playwright-core";
 
 const cfg = JSON.parse(process.argv[2]);
@@ -135,7 +138,39 @@ try {
     await page.context().close();
   }
 
-  // 4. Keyboard: the first field has focus and Tab walks the form in order (JavaScript on here,
+  // 4. Accessibility: axe-core (WCAG 2.1 A and AA rules: labels, contrast, landmarks, ...) finds
+  //    nothing on any account page, in light and dark colour schemes.
+  for (const scheme of ["light", "dark"]) {
+    // bypassCSP: the pages forbid every script, axe included.
+    const context = await browser.newContext({ ignoreHTTPSErrors: true, colorScheme: scheme, bypassCSP: true });
+    const page = await context.newPage();
+    await page.goto(`${cfg.lb}/tasks`);
+    await page.waitForURL((u) => u.href.startsWith(`${cfg.pool}/login?`));
+    const login = page.url();
+    const pages = [login, login.replace("/login?", "/signup?"), login.replace("/login?", "/forgotPassword?"),
+      login.replace("/login?", "/confirmUser?"), login.replace("/login?", "/confirmForgotPassword?")];
+    for (const url of pages) {
+      await page.goto(url);
+      // An error state too: the alert must also be readable.
+      await page.addScriptTag({ path: axePath });
+      const result = await page.evaluate(async () =>
+        await window.axe.run(document, { runOnly: { type: "tag", values: ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"] } }));
+      const problems = result.violations.map((v) => `${v.id}: ${v.nodes.map((n) => n.target.join(" ")).join(", ")}`);
+      assert.deepEqual(problems, [], `${scheme} ${new URL(url).pathname}`);
+    }
+    await page.goto(login);
+    await page.getByLabel("User name").fill("nobody");
+    await page.getByLabel("Password").fill("wrong-password");
+    await page.getByRole("button", { name: "Sign in" }).click();
+    await page.getByRole("alert").waitFor();
+    await page.addScriptTag({ path: axePath });
+    const result = await page.evaluate(async () =>
+      await window.axe.run(document, { runOnly: { type: "tag", values: ["wcag2a", "wcag2aa"] } }));
+    assert.deepEqual(result.violations.map((v) => v.id), [], `${scheme} login with an error`);
+    await context.close();
+  }
+
+  // 5. Keyboard: the first field has focus and Tab walks the form in order (JavaScript on here,
   //    as focus is observed through it).
   {
     const context = await browser.newContext({ ignoreHTTPSErrors: true });
@@ -156,7 +191,7 @@ try {
     assert.equal(await focused(), "BUTTON");
     await context.close();
   }
-  console.log("browser: sign-up, confirmation, forgot password, new password, client branding, keyboard ok");
+  console.log("browser: sign-up, confirmation, forgot password, new password, client branding, axe, keyboard ok");
 } finally {
   await browser.close();
 }

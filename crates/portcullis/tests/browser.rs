@@ -63,7 +63,7 @@ async fn account_flows_in_chromium_without_javascript() {
     );
     assert!(out.status.success(), "{text}");
     assert!(
-        text.contains("browser: sign-up, confirmation, forgot password, new password, client branding, keyboard ok"),
+        text.contains("browser: sign-up, confirmation, forgot password, new password, client branding, axe, keyboard ok"),
         "{text}"
     );
     // The new password took: the user is confirmed.

@@ -6,6 +6,8 @@
 pub mod authenticate;
 pub mod claims_header;
 pub mod error;
+pub mod jwks;
+pub mod jwt_validation;
 pub mod keys;
 pub mod oidc;
 pub mod session_cookie;

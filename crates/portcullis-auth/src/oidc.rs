@@ -2,19 +2,19 @@
 //! checks against one provider, server to server, with timeouts and size bounds.
 
 use crate::error::AuthError;
+use crate::jwks::JwksCache;
 use bytes::Bytes;
 use http::{Method, Request, StatusCode, header};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
-use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use portcullis_config::ClientAuthMethod;
 use serde::Deserialize;
 use serde_json::{Map, Value};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
 /// Longest time a call to the IdP may take.
 pub const IDP_TIMEOUT: Duration = Duration::from_secs(10);
@@ -22,7 +22,8 @@ pub const IDP_TIMEOUT: Duration = Duration::from_secs(10);
 pub const MAX_IDP_BODY: usize = 64 * 1024;
 /// User claims plus access token above this are refused (ALB: 11 KB).
 pub const MAX_CLAIMS_AND_TOKEN: usize = 11 * 1024;
-const JWKS_TTL: Duration = Duration::from_secs(600);
+/// More keys than any provider publishes; a larger set is refused.
+const MAX_PROVIDER_KEYS: usize = 100;
 
 /// A provider's endpoints and the client's credentials, resolved from config.
 #[derive(Clone)]
@@ -162,7 +163,7 @@ pub struct Provider {
     /// Resolved settings.
     pub config: ProviderConfig,
     http: HttpClient,
-    jwks: Mutex<Option<(Arc<JwkSet>, Instant)>>,
+    jwks: Option<JwksCache>,
 }
 
 enum CallError {
@@ -174,11 +175,11 @@ enum CallError {
 impl Provider {
     /// A provider using the shared client.
     pub fn new(config: ProviderConfig, http: HttpClient) -> Self {
-        Provider {
-            config,
-            http,
-            jwks: Mutex::new(None),
-        }
+        let jwks = config
+            .jwks_uri
+            .clone()
+            .map(|u| JwksCache::new(u, http.clone(), MAX_PROVIDER_KEYS));
+        Provider { config, http, jwks }
     }
 
     async fn call(&self, req: Request<Full<Bytes>>) -> Result<Bytes, CallError> {
@@ -361,7 +362,7 @@ impl Provider {
 
     async fn id_token_claims(&self, id_token: &str) -> Result<Map<String, Value>, AuthError> {
         let c = &self.config;
-        let Some(jwks_uri) = &c.jwks_uri else {
+        let Some(jwks) = &self.jwks else {
             let claims: Map<String, Value> =
                 jsonwebtoken::dangerous::insecure_decode_claims(id_token)
                     .map_err(|_| AuthError::InvalidIdToken)?;
@@ -384,12 +385,11 @@ impl Provider {
         let header =
             jsonwebtoken::decode_header(id_token).map_err(|_| AuthError::InvalidIdToken)?;
         let kid = header.kid.ok_or(AuthError::InvalidIdToken)?;
-        let mut set = self.jwks(jwks_uri, false).await?;
-        if set.find(&kid).is_none() {
-            set = self.jwks(jwks_uri, true).await?;
-        }
-        let jwk = set.find(&kid).ok_or(AuthError::InvalidIdToken)?;
-        let key = DecodingKey::from_jwk(jwk).map_err(|_| AuthError::InvalidIdToken)?;
+        let jwk = jwks
+            .find(&kid)
+            .await
+            .map_err(|_| AuthError::InvalidIdToken)?;
+        let key = DecodingKey::from_jwk(&jwk).map_err(|_| AuthError::InvalidIdToken)?;
         let mut v = Validation::new(if header.alg == Algorithm::ES256 {
             Algorithm::ES256
         } else {
@@ -401,29 +401,5 @@ impl Provider {
         jsonwebtoken::decode::<Map<String, Value>>(id_token, &key, &v)
             .map(|t| t.claims)
             .map_err(|_| AuthError::InvalidIdToken)
-    }
-
-    async fn jwks(&self, uri: &str, force: bool) -> Result<Arc<JwkSet>, AuthError> {
-        if !force
-            && let Ok(g) = self.jwks.lock()
-            && let Some((set, at)) = g.as_ref()
-            && at.elapsed() < JWKS_TTL
-        {
-            return Ok(set.clone());
-        }
-        let req = Request::builder()
-            .uri(uri)
-            .body(Full::new(Bytes::new()))
-            .map_err(|_| AuthError::Unhandled)?;
-        let body = self
-            .call(req)
-            .await
-            .map_err(|_| AuthError::InvalidIdToken)?;
-        let set: Arc<JwkSet> =
-            Arc::new(serde_json::from_slice(&body).map_err(|_| AuthError::InvalidIdToken)?);
-        if let Ok(mut g) = self.jwks.lock() {
-            *g = Some((set.clone(), Instant::now()));
-        }
-        Ok(set)
     }
 }

@@ -199,6 +199,42 @@ pub enum Action {
     AuthenticateCognito(AuthenticateCognito),
     /// Authenticate against any OIDC provider.
     AuthenticateOidc(AuthenticateOidc),
+    /// Check a bearer JWT (ALB's `jwt-validation`, for machine clients).
+    JwtValidation(JwtValidation),
+}
+
+/// `jwt-validation`: the request must carry `Authorization: Bearer <JWT>` signed by a key of
+/// `jwks_endpoint` (RS256 or ES256), with this `iss`, a live `exp` and, when present, valid `nbf`
+/// and `iat`. The token is forwarded unchanged.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JwtValidation {
+    /// Run order (lowest first); the list order when absent.
+    #[serde(default)]
+    pub order: Option<u32>,
+    /// Where the provider publishes its keys (https; http only for loopback hosts).
+    pub jwks_endpoint: String,
+    /// The required `iss`.
+    pub issuer: String,
+    /// Up to 10 more claims to check.
+    #[serde(default)]
+    pub additional_claims: Vec<AdditionalClaim>,
+    /// Scopes the token's `scope` (or `scp`) must all carry (Portcullis; 403 otherwise).
+    #[serde(default)]
+    pub require_scopes: Vec<String>,
+}
+
+/// One additional claim of `jwt-validation`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdditionalClaim {
+    /// `single-string` (equals one of `values`), `string-array` (an array containing one of
+    /// `values`) or `space-separated-values` (a space-separated string containing one of `values`).
+    pub format: String,
+    /// The claim (not `exp`, `iss`, `nbf` or `iat`).
+    pub name: String,
+    /// 1–10 values of at most 256 characters (no spaces for `space-separated-values`).
+    pub values: Vec<String>,
 }
 
 impl Action {
@@ -210,6 +246,7 @@ impl Action {
             Action::Redirect(_) => "redirect",
             Action::AuthenticateCognito(_) => "authenticate-cognito",
             Action::AuthenticateOidc(_) => "authenticate-oidc",
+            Action::JwtValidation(_) => "jwt-validation",
         }
     }
     /// The explicit `order`, if given.
@@ -220,6 +257,7 @@ impl Action {
             Action::Redirect(a) => a.order,
             Action::AuthenticateCognito(a) => a.order,
             Action::AuthenticateOidc(a) => a.order,
+            Action::JwtValidation(a) => a.order,
         }
     }
     /// Whether this action ends the rule.

@@ -385,7 +385,10 @@ fn check_actions(
     }
     let auths = ordered.iter().filter(|a| !a.is_terminal()).count();
     if auths > 1 {
-        c.fail(at, "at most one authenticate action per rule");
+        c.fail(
+            at,
+            "at most one authenticate or jwt-validation action per rule",
+        );
     }
     for a in &ordered {
         let i = index_of(a);
@@ -428,6 +431,59 @@ fn check_actions(
                 }
                 check_session(c, &aat, &a.session());
                 check_cognito(c, &aat, a, config);
+            }
+            Action::JwtValidation(j) => {
+                if l.protocol != Protocol::HTTPS {
+                    c.fail(
+                        aat.clone(),
+                        "jwt-validation is allowed only on HTTPS listeners",
+                    );
+                }
+                if j.jwks_endpoint.len() > 256 || !is_https_or_loopback(&j.jwks_endpoint) {
+                    c.fail(
+                        format!("{aat}.jwks_endpoint"),
+                        "an https URL of at most 256 characters (http only for loopback hosts)",
+                    );
+                }
+                if j.issuer.is_empty() || j.issuer.len() > 256 {
+                    c.fail(format!("{aat}.issuer"), "1-256 characters");
+                }
+                if j.additional_claims.len() > 10 {
+                    c.fail(format!("{aat}.additional_claims"), "at most 10");
+                }
+                for (k, cl) in j.additional_claims.iter().enumerate() {
+                    let cat = format!("{aat}.additional_claims[{k}]");
+                    if !["single-string", "string-array", "space-separated-values"]
+                        .contains(&cl.format.as_str())
+                    {
+                        c.fail(
+                            format!("{cat}.format"),
+                            "must be single-string, string-array or space-separated-values",
+                        );
+                    }
+                    if ["exp", "iss", "nbf", "iat"].contains(&cl.name.as_str())
+                        || cl.name.is_empty()
+                    {
+                        c.fail(
+                            format!("{cat}.name"),
+                            "exp, iss, nbf and iat are always checked and cannot be listed",
+                        );
+                    }
+                    if cl.values.is_empty() || cl.values.len() > 10 {
+                        c.fail(format!("{cat}.values"), "1-10 values");
+                    }
+                    for (v, val) in cl.values.iter().enumerate() {
+                        if val.is_empty()
+                            || val.len() > 256
+                            || (cl.format == "space-separated-values" && val.contains(' '))
+                        {
+                            c.fail(
+                                format!("{cat}.values[{v}]"),
+                                "1-256 characters (no spaces for space-separated-values)",
+                            );
+                        }
+                    }
+                }
             }
             Action::AuthenticateOidc(a) => {
                 if l.protocol != Protocol::HTTPS {
@@ -1234,6 +1290,61 @@ clients = [{ client_id = "tasks-web", generate_secret = true, allowed_oauth_flow
             .replace("certificates = [{ self_signed = [\"localhost\"] }]", "");
         assert_error(
             &t,
+            "listeners[0].rules[0].actions[0]",
+            "only on HTTPS listeners",
+        );
+    }
+
+    #[test]
+    fn jwt_validation_rules() {
+        let jwt = |extra: &str| {
+            BASE.replace(
+                r#"{ type = "authenticate-cognito", user_pool = "demo", user_pool_client_id = "tasks-web", scope = "openid tasks/read" },"#,
+                &format!(r#"{{ type = "jwt-validation", jwks_endpoint = "https://idp.example/jwks.json", issuer = "https://idp.example"{extra} }},"#),
+            )
+        };
+        assert_eq!(errors(&jwt("")), Vec::<String>::new());
+        assert_error(
+            &jwt(
+                r#", additional_claims = [{ format = "single-string", name = "exp", values = ["1"] }]"#,
+            ),
+            "listeners[0].rules[0].actions[0].additional_claims[0].name",
+            "always checked",
+        );
+        assert_error(
+            &jwt(r#", additional_claims = [{ format = "regex", name = "aud", values = ["a"] }]"#),
+            "listeners[0].rules[0].actions[0].additional_claims[0].format",
+            "single-string",
+        );
+        assert_error(
+            &jwt(
+                r#", additional_claims = [{ format = "space-separated-values", name = "scope", values = ["a b"] }]"#,
+            ),
+            "listeners[0].rules[0].actions[0].additional_claims[0].values[0]",
+            "no spaces",
+        );
+        assert_error(
+            &jwt("").replace(
+                "https://idp.example/jwks.json",
+                "http://idp.example/jwks.json",
+            ),
+            "listeners[0].rules[0].actions[0].jwks_endpoint",
+            "https",
+        );
+        let eleven = (0..11)
+            .map(|i| format!(r#"{{ format = "single-string", name = "c{i}", values = ["v"] }}"#))
+            .collect::<Vec<_>>()
+            .join(", ");
+        assert_error(
+            &jwt(&format!(", additional_claims = [{eleven}]")),
+            "listeners[0].rules[0].actions[0].additional_claims",
+            "at most 10",
+        );
+        let http = jwt("")
+            .replace("protocol = \"HTTPS\"", "protocol = \"HTTP\"")
+            .replace("certificates = [{ self_signed = [\"localhost\"] }]", "");
+        assert_error(
+            &http,
             "listeners[0].rules[0].actions[0]",
             "only on HTTPS listeners",
         );

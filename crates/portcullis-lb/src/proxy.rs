@@ -228,6 +228,28 @@ async fn phases(
         }
     }
 
+    // Bearer JWT (machine clients).
+    if let Some(v) = &rule.jwt {
+        if let Some(l) = log.as_mut() {
+            l.actions_executed.push("jwt-validation");
+        }
+        if let Err(rej) = v.check(&parts.headers).await {
+            if let Some(l) = log.as_mut() {
+                l.error_reason = rej.reason().into();
+            }
+            let mut b = Response::builder()
+                .status(StatusCode::from_u16(rej.status()).unwrap_or(StatusCode::UNAUTHORIZED))
+                .header(CONTENT_TYPE, "application/json")
+                .header(http::header::SERVER, "awselb/2.0");
+            if let Some(w) = rej.www_authenticate() {
+                b = b.header(http::header::WWW_AUTHENTICATE, w);
+            }
+            return b
+                .body(full(Bytes::from(rej.body())))
+                .map_err(|_| ProxyError::internal(ErrorKind::Internal));
+        }
+    }
+
     // Terminal action.
     let mut resp = match &rule.terminal {
         Terminal::Fixed {

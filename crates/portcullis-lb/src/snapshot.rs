@@ -43,6 +43,8 @@ pub struct Rule {
     pub conditions: Vec<Condition>,
     /// The authenticate action, if any.
     pub auth: Option<Arc<AuthAction>>,
+    /// The `jwt-validation` action, if any.
+    pub jwt: Option<Arc<portcullis_auth::jwt_validation::JwtValidator>>,
     /// The terminal action.
     pub terminal: Terminal,
 }
@@ -155,6 +157,7 @@ pub fn compile(
                 priority.map_or("default".into(), |p| p.to_string())
             );
             let mut auth = None;
+            let mut jwt = None;
             let mut terminal = None;
             for a in ordered_actions(actions) {
                 match a {
@@ -220,6 +223,11 @@ pub fn compile(
                             o.session(),
                         )));
                     }
+                    Action::JwtValidation(j) => {
+                        jwt = Some(Arc::new(
+                            portcullis_auth::jwt_validation::JwtValidator::new(j, http.clone()),
+                        ));
+                    }
                     Action::Forward(f) => {
                         let tg = groups
                             .get(&f.target_group)
@@ -247,6 +255,7 @@ pub fn compile(
                 priority,
                 conditions,
                 auth,
+                jwt,
                 terminal,
             })
         };

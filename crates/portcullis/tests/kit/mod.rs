@@ -67,6 +67,9 @@ impl Kit {
         let pool_port = pool.local_addr().unwrap().port();
         let backend = echo_backend().await;
         let access_log = dir.path().join("access.log");
+        // Extra rules may name the pool's URL before its port is known.
+        let extra_rules =
+            extra_rules.replace("$POOL_URL", &format!("http://localhost:{pool_port}"));
         let config = format!(
             r#"
 [load_balancer]

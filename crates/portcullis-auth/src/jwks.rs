@@ -1,0 +1,118 @@
+//! A provider's JSON Web Key Set, fetched over HTTP(S) and cached: refreshed after [`JWKS_TTL`],
+//! and at once (at most every [`FORCED_REFRESH_GAP`]) when a token names a key the cached set
+//! lacks, so key rotation at the provider needs no restart and forged kids cannot flood it.
+
+use crate::oidc::{HttpClient, IDP_TIMEOUT};
+use bytes::Bytes;
+use http::Request;
+use http_body_util::{BodyExt, Full, Limited};
+use jsonwebtoken::jwk::{Jwk, JwkSet};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// How long a fetched set is used before it is fetched again.
+pub const JWKS_TTL: Duration = Duration::from_secs(600);
+/// The least time between two fetches caused by unknown kids.
+pub const FORCED_REFRESH_GAP: Duration = Duration::from_secs(10);
+/// Largest JWKS document accepted (ALB's limit).
+pub const MAX_JWKS_BODY: usize = 150 * 1024;
+
+/// Why no key was found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JwksError {
+    /// The endpoint failed, timed out, or sent something that is not a usable key set.
+    Unavailable,
+    /// The set has no key with that kid.
+    UnknownKey,
+}
+
+#[derive(Default)]
+struct Cached {
+    set: Option<(Arc<JwkSet>, Instant)>,
+    last_forced: Option<Instant>,
+}
+
+/// The cached key set of one JWKS URL.
+pub struct JwksCache {
+    uri: String,
+    http: HttpClient,
+    max_keys: usize,
+    state: Mutex<Cached>,
+}
+
+impl JwksCache {
+    /// A cache for `uri`; sets with more than `max_keys` keys are refused.
+    pub fn new(uri: String, http: HttpClient, max_keys: usize) -> JwksCache {
+        JwksCache {
+            uri,
+            http,
+            max_keys,
+            state: Mutex::new(Cached::default()),
+        }
+    }
+
+    /// The key `kid`, fetching the set when it is stale or lacks the kid.
+    pub async fn find(&self, kid: &str) -> Result<Jwk, JwksError> {
+        let (cached, may_force) = {
+            let g = self.state.lock().unwrap_or_else(|p| p.into_inner());
+            let fresh = g
+                .set
+                .as_ref()
+                .filter(|(_, at)| at.elapsed() < JWKS_TTL)
+                .map(|(s, _)| s.clone());
+            let may_force = g
+                .last_forced
+                .is_none_or(|t| t.elapsed() >= FORCED_REFRESH_GAP);
+            (fresh, may_force)
+        };
+        if let Some(set) = &cached
+            && let Some(k) = set.find(kid)
+        {
+            return Ok(k.clone());
+        }
+        if cached.is_some() && !may_force {
+            return Err(JwksError::UnknownKey);
+        }
+        let set = self.fetch().await?;
+        {
+            let mut g = self.state.lock().unwrap_or_else(|p| p.into_inner());
+            if cached.is_some() {
+                g.last_forced = Some(Instant::now());
+            }
+            g.set = Some((set.clone(), Instant::now()));
+        }
+        set.find(kid).cloned().ok_or(JwksError::UnknownKey)
+    }
+
+    async fn fetch(&self) -> Result<Arc<JwkSet>, JwksError> {
+        let req = Request::builder()
+            .uri(&self.uri)
+            .header(http::header::ACCEPT, "application/json")
+            .body(Full::new(Bytes::new()))
+            .map_err(|_| JwksError::Unavailable)?;
+        let fut = async {
+            let resp = self
+                .http
+                .request(req)
+                .await
+                .map_err(|_| JwksError::Unavailable)?;
+            if !resp.status().is_success() {
+                return Err(JwksError::Unavailable);
+            }
+            Limited::new(resp.into_body(), MAX_JWKS_BODY)
+                .collect()
+                .await
+                .map(|b| b.to_bytes())
+                .map_err(|_| JwksError::Unavailable)
+        };
+        let body = tokio::time::timeout(IDP_TIMEOUT, fut)
+            .await
+            .map_err(|_| JwksError::Unavailable)??;
+        let set: JwkSet = serde_json::from_slice(&body).map_err(|_| JwksError::Unavailable)?;
+        if set.keys.len() > self.max_keys {
+            tracing::warn!(uri = %self.uri, keys = set.keys.len(), max = self.max_keys, "JWKS has too many keys; refused");
+            return Err(JwksError::Unavailable);
+        }
+        Ok(Arc::new(set))
+    }
+}

@@ -40,6 +40,24 @@ pub fn strip_hop_by_hop(h: &mut HeaderMap) {
     }
 }
 
+/// The protocol an HTTP/1.1 request asks to switch to (`Connection: upgrade` with `Upgrade`).
+pub fn upgrade_protocol(h: &HeaderMap, version: http::Version) -> Option<http::HeaderValue> {
+    if version != http::Version::HTTP_11 {
+        return None;
+    }
+    let asks = h
+        .get_all(http::header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|t| t.trim().eq_ignore_ascii_case("upgrade"));
+    if asks {
+        h.get(http::header::UPGRADE).cloned()
+    } else {
+        None
+    }
+}
+
 /// Removes every `x-amzn-oidc-*` and `x-portcullis-*` header a client sent, so only the load
 /// balancer sets them.
 pub fn strip_oidc_headers(h: &mut HeaderMap) {

@@ -13,6 +13,7 @@ pub mod rules;
 pub mod snapshot;
 pub mod target_group;
 pub mod tls;
+pub mod upgrade;
 pub mod wildcard;
 
 use arc_swap::ArcSwap;

@@ -296,7 +296,20 @@ async fn phases(
                 .pick()
                 .ok_or(ProxyError::internal(ErrorKind::NoTargets))?;
             let trace = headers::set_trace_id(&mut parts.headers, portcullis_auth::now());
+            // A protocol upgrade (WebSocket) keeps its Upgrade/Connection pair; the client side's
+            // upgrade is taken now so it is not sent upstream.
+            let upgrade = headers::upgrade_protocol(&parts.headers, parts.version);
+            let client_upgrade = upgrade
+                .as_ref()
+                .and_then(|_| parts.extensions.remove::<hyper::upgrade::OnUpgrade>());
             headers::strip_hop_by_hop(&mut parts.headers);
+            if let Some(p) = &upgrade {
+                parts.headers.insert(
+                    http::header::CONNECTION,
+                    HeaderValue::from_static("upgrade"),
+                );
+                parts.headers.insert(http::header::UPGRADE, p.clone());
+            }
             headers::rewrite_cookies(&mut parts.headers, &listener.strip_cookies);
             headers::set_forwarded(&mut parts.headers, conn.peer, conn.tls.is_some(), conn.port);
             if !parts.headers.contains_key(HOST)
@@ -324,13 +337,31 @@ async fn phases(
                 shared.idle_timeout,
             )
             .await?;
-            let (mut rparts, rbody) = upstream.into_parts();
+            let mut upstream = upstream;
             if let Some(l) = log.as_mut() {
                 l.target_processing_time = sent.elapsed().as_secs_f64();
-                l.target_status_code = Some(rparts.status.as_u16());
+                l.target_status_code = Some(upstream.status().as_u16());
             }
-            headers::strip_hop_by_hop(&mut rparts.headers);
-            Response::from_parts(rparts, rbody.boxed_unsync())
+            if upstream.status() == StatusCode::SWITCHING_PROTOCOLS {
+                let (Some(proto), Some(client_io)) = (upgrade, client_upgrade) else {
+                    // A 101 nobody asked for is a broken target.
+                    return Err(ProxyError::upstream(ErrorKind::BadTargetResponse));
+                };
+                let target_io = hyper::upgrade::on(&mut upstream);
+                tokio::spawn(crate::upgrade::splice(client_io, target_io));
+                let (mut rparts, _) = upstream.into_parts();
+                headers::strip_hop_by_hop(&mut rparts.headers);
+                rparts.headers.insert(
+                    http::header::CONNECTION,
+                    HeaderValue::from_static("upgrade"),
+                );
+                rparts.headers.insert(http::header::UPGRADE, proto);
+                Response::from_parts(rparts, full(Bytes::new()))
+            } else {
+                let (mut rparts, rbody) = upstream.into_parts();
+                headers::strip_hop_by_hop(&mut rparts.headers);
+                Response::from_parts(rparts, rbody.boxed_unsync())
+            }
         }
     };
     for c in set_cookies {

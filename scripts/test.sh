@@ -28,8 +28,9 @@ if [ ! -x /usr/bin/chromium ]; then
   (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) >/dev/null
 fi
 if [ ! -f e2e/browser/node_modules/playwright-core/package.json ] || [ ! -f e2e/browser/node_modules/jose/package.json ] \
-   || [ ! -f e2e/browser/node_modules/jsonwebtoken/package.json ] || [ ! -f e2e/browser/node_modules/axe-core/package.json ]; then
-  echo "installing playwright-core, axe-core, jose and jsonwebtoken (browser and interop tests)"
+   || [ ! -f e2e/browser/node_modules/jsonwebtoken/package.json ] || [ ! -f e2e/browser/node_modules/axe-core/package.json ] \
+   || [ ! -f e2e/browser/node_modules/oidc-provider/package.json ]; then
+  echo "installing playwright-core, axe-core, oidc-provider, jose and jsonwebtoken (browser and interop tests)"
   npm ci --prefix e2e/browser --no-audit --no-fund --silent
 fi
 

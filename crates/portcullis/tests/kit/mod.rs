@@ -58,8 +58,18 @@ impl Kit {
 
     /// As `start_with`, with `pool_extra` added to the user pool's table.
     pub async fn start_full(extra_rules: &str, lb_extra: &str, pool_extra: &str) -> Kit {
-        let dir = tempfile::tempdir().unwrap();
         let lb = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        Kit::start_on(lb, extra_rules, lb_extra, pool_extra).await
+    }
+
+    /// As `start_full`, on an HTTPS listener bound beforehand (when a peer must know its port).
+    pub async fn start_on(
+        lb: TcpListener,
+        extra_rules: &str,
+        lb_extra: &str,
+        pool_extra: &str,
+    ) -> Kit {
+        let dir = tempfile::tempdir().unwrap();
         let http = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let pool = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let lb_port = lb.local_addr().unwrap().port();
@@ -68,8 +78,9 @@ impl Kit {
         let backend = echo_backend().await;
         let access_log = dir.path().join("access.log");
         // Extra rules may name the pool's URL before its port is known.
-        let extra_rules =
-            extra_rules.replace("$POOL_URL", &format!("http://localhost:{pool_port}"));
+        let extra_rules = extra_rules
+            .replace("$POOL_URL", &format!("http://localhost:{pool_port}"))
+            .replace("$LB_URL", &format!("https://localhost:{lb_port}"));
         let config = format!(
             r#"
 [load_balancer]

@@ -43,6 +43,7 @@ events { worker_connections 8192; }
 http {
   access_log off;
   keepalive_requests 10000000;
+  large_client_header_buffers 4 64k;   # the identity headers of large claims
   server { listen 127.0.0.1:$BACKEND; location / { return 200 "ok\n"; } }
 }
 CONF
@@ -87,7 +88,12 @@ name = "bench"
 domain = { listen = "127.0.0.1:$POOL", base_url = "http://localhost:$POOL" }
 resource_servers = [{ identifier = "tasks", scopes = [{ name = "read" }] }]
 clients = [{ client_id = "web", generate_secret = true, allowed_oauth_flows = ["code"], allowed_oauth_scopes = ["openid", "email", "tasks/read"], callback_urls = ["https://localhost:$PC_HTTPS/oauth2/idpresponse"] }]
-users = [{ username = "bench", password = "$PASSWORD", attributes = { email = "bench@example.com" } }]
+custom_attributes = [{ name = "a1" }, { name = "a2" }, { name = "a3" }, { name = "a4" }, { name = "a5" }]
+users = [
+  { username = "bench", password = "$PASSWORD", attributes = { email = "bench@example.com" } },
+  { username = "claims4k", password = "$PASSWORD", attributes = { email = "c4@example.com", "custom:a1" = "$(head -c 1900 /dev/zero | tr '\0' x)", "custom:a2" = "$(head -c 1900 /dev/zero | tr '\0' y)" } },
+  { username = "claims11k", password = "$PASSWORD", attributes = { email = "c11@example.com", "custom:a1" = "$(head -c 2000 /dev/zero | tr '\0' x)", "custom:a2" = "$(head -c 2000 /dev/zero | tr '\0' y)", "custom:a3" = "$(head -c 2000 /dev/zero | tr '\0' z)", "custom:a4" = "$(head -c 2000 /dev/zero | tr '\0' w)", "custom:a5" = "$(head -c 1000 /dev/zero | tr '\0' v)" } },
+]
 CONF
 RUST_LOG=warn taskset -c 0 "$BIN" serve --config "$WORK/portcullis.toml" &
 PIDS+=($!)
@@ -118,19 +124,27 @@ taskset -c 0 nginx -p "$WORK/proxy" -c "$WORK/proxy/nginx.conf" -g 'daemon off;'
 PIDS+=($!)
 wait_port "$NGX_HTTP"
 
-# A real login with curl's cookie jar, for a valid session cookie.
-JAR="$WORK/jar"
-step() { curl -sk -c "$JAR" -b "$JAR" -o "$WORK/body" -w '%{redirect_url}' "$@"; }
-AUTHZ=$(step "https://localhost:$PC_HTTPS/auth/x")
-LOGIN=$(step "$AUTHZ")
-curl -s -c "$JAR" -b "$JAR" -o "$WORK/login.html" "$LOGIN"
-CSRF=$(sed -n 's/.*name="_csrf" value="\([^"]*\)".*/\1/p' "$WORK/login.html")
-CALLBACK=$(step --data-urlencode "_csrf=$CSRF" --data-urlencode "username=bench" --data-urlencode "password=$PASSWORD" "$LOGIN")
-step "$CALLBACK" >/dev/null
-COOKIE=$(awk '$6 ~ /^AWSELBAuthSessionCookie-/ {printf "%s=%s; ", $6, $7}' "$JAR")
-[ -n "$COOKIE" ] || { echo "login failed: no session cookie" >&2; exit 1; }
-STATUS=$(curl -sk -o /dev/null -w '%{http_code}' -H "Cookie: $COOKIE" "https://localhost:$PC_HTTPS/auth/x")
-[ "$STATUS" = 200 ] || { echo "session cookie does not work: $STATUS" >&2; exit 1; }
+# A real login with curl's cookie jar, for a valid session cookie of each user.
+login() { # user -> prints the Cookie header value
+  local JAR="$WORK/jar-$1"
+  step() { curl -sk -c "$JAR" -b "$JAR" -o "$WORK/body" -w '%{redirect_url}' "$@"; }
+  local AUTHZ LOGIN CSRF CALLBACK COOKIE STATUS
+  AUTHZ=$(step "https://localhost:$PC_HTTPS/auth/x")
+  LOGIN=$(step "$AUTHZ")
+  curl -s -c "$JAR" -b "$JAR" -o "$WORK/login.html" "$LOGIN"
+  CSRF=$(sed -n 's/.*name="_csrf" value="\([^"]*\)".*/\1/p' "$WORK/login.html")
+  CALLBACK=$(step --data-urlencode "_csrf=$CSRF" --data-urlencode "username=$1" --data-urlencode "password=$PASSWORD" "$LOGIN")
+  step "$CALLBACK" >/dev/null
+  COOKIE=$(awk '$6 ~ /^AWSELBAuthSessionCookie-/ {printf "%s=%s; ", $6, $7}' "$JAR")
+  [ -n "$COOKIE" ] || { echo "login of $1 failed: no session cookie" >&2; exit 1; }
+  STATUS=$(curl -sk -o /dev/null -w '%{http_code}' -H "Cookie: $COOKIE" "https://localhost:$PC_HTTPS/auth/x")
+  [ "$STATUS" = 200 ] || { echo "session cookie of $1 does not work: $STATUS" >&2; exit 1; }
+  echo "$COOKIE"
+}
+COOKIE=$(login bench)
+COOKIE4K=$(login claims4k)
+COOKIE11K=$(login claims11k)
+echo "session cookie bytes: small ${#COOKIE}, 4 KB claims ${#COOKIE4K}, ~10.5 KB claims ${#COOKIE11K}" >&2
 
 run() { # name url [header]
   local out
@@ -154,6 +168,8 @@ RESULTS+=("$(run portcullis-http "http://127.0.0.1:$PC_HTTP/")")
 RESULTS+=("$(run nginx-https "https://localhost:$NGX_HTTPS/")")
 RESULTS+=("$(run portcullis-https "https://localhost:$PC_HTTPS/")")
 RESULTS+=("$(run portcullis-https-auth "https://localhost:$PC_HTTPS/auth/x" "Cookie: $COOKIE")")
+RESULTS+=("$(run portcullis-auth-4k "https://localhost:$PC_HTTPS/auth/x" "Cookie: $COOKIE4K")")
+RESULTS+=("$(run portcullis-auth-11k "https://localhost:$PC_HTTPS/auth/x" "Cookie: $COOKIE11K")")
 
 python3 - "${RESULTS[@]}" <<'PY'
 import sys
@@ -168,4 +184,7 @@ print()
 print(f"authenticated ÷ nginx plain HTTPS proxy: {rps['portcullis-https-auth'] / rps['nginx-https']:.2f}")
 print(f"authenticated ÷ nginx plain HTTP proxy:  {rps['portcullis-https-auth'] / rps['nginx-http']:.2f}")
 print(f"authenticated ÷ Portcullis HTTPS without auth: {rps['portcullis-https-auth'] / rps['portcullis-https']:.2f}")
+for case, label in [("portcullis-auth-4k", "4 KB claims"), ("portcullis-auth-11k", "~10.5 KB claims")]:
+    print(f"authenticated, {label} ÷ small claims: {rps[case] / rps['portcullis-https-auth']:.2f}"
+          f"   ÷ without auth: {rps[case] / rps['portcullis-https']:.2f}")
 PY

@@ -76,16 +76,29 @@ impl ClaimsSigner {
 
     /// The JWKS for the standard identity JWT (one EC P-256 key).
     pub fn jwks(&self) -> Value {
-        use aws_lc_rs::signature::KeyPair;
-        use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-        let point = self.key.key.public_key().as_ref();
-        // Uncompressed SEC1 point: 0x04 || X || Y.
-        let (x, y) = point[1..].split_at(32);
-        serde_json::json!({ "keys": [{
-            "kty": "EC", "crv": "P-256", "alg": "ES256", "use": "sig", "kid": self.key.kid,
-            "x": URL_SAFE_NO_PAD.encode(x), "y": URL_SAFE_NO_PAD.encode(y),
-        }]})
+        self.jwks_with(&[])
     }
+
+    /// The JWKS with retired keys too (what the admin listener publishes after a rotation).
+    pub fn jwks_with(&self, retired: &[crate::keys::RetiredKey]) -> Value {
+        use aws_lc_rs::signature::KeyPair;
+        let mut keys = vec![jwk(&self.key.kid, self.key.key.public_key().as_ref())];
+        keys.extend(retired.iter().map(|r| jwk(&r.kid, &r.point)));
+        serde_json::json!({ "keys": keys })
+    }
+}
+
+/// The JWK of a P-256 key from its uncompressed SEC1 point (`0x04 || X || Y`).
+pub fn jwk(kid: &str, point: &[u8]) -> Value {
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let (x, y) = point
+        .get(1..)
+        .unwrap_or_default()
+        .split_at(32.min(point.len().saturating_sub(1)));
+    serde_json::json!({
+        "kty": "EC", "crv": "P-256", "alg": "ES256", "use": "sig", "kid": kid,
+        "x": URL_SAFE_NO_PAD.encode(x), "y": URL_SAFE_NO_PAD.encode(y),
+    })
 }
 
 #[cfg(test)]

@@ -97,14 +97,7 @@ impl ClaimsKey {
     /// The public key as PEM SubjectPublicKeyInfo, as ALB's key endpoint serves it.
     pub fn public_pem(&self) -> String {
         let der = self.key.public_key().as_der().expect("EC public key DER");
-        let b64 = STANDARD.encode(der.as_ref());
-        let mut pem = String::from("-----BEGIN PUBLIC KEY-----\n");
-        for line in b64.as_bytes().chunks(64) {
-            pem.push_str(std::str::from_utf8(line).expect("base64 is ASCII"));
-            pem.push('\n');
-        }
-        pem.push_str("-----END PUBLIC KEY-----\n");
-        pem
+        pem_of(der.as_ref())
     }
 }
 
@@ -114,6 +107,169 @@ pub struct AuthKeys {
     pub ring: KeyRing,
     /// Claims signing.
     pub claims: ClaimsKey,
+    /// Earlier claims-signing keys, still published so headers they signed keep verifying.
+    pub retired: Vec<RetiredKey>,
+}
+
+/// A claims-signing key that no longer signs: its public half, still served.
+#[derive(Debug, Clone)]
+pub struct RetiredKey {
+    /// Its `kid`.
+    pub kid: String,
+    /// SPKI PEM, as `/public-keys/<kid>` serves it.
+    pub pem: String,
+    /// The uncompressed SEC1 point (`0x04 || X || Y`), for the JWKS.
+    pub point: Vec<u8>,
+}
+
+/// Cookie keys kept after a rotation (the newest seals; all open).
+pub const MAX_COOKIE_KEYS: usize = 4;
+/// Retired claims-signing keys kept published.
+pub const MAX_RETIRED_CLAIMS_KEYS: usize = 4;
+const RETIRED_DIR: &str = "claims-retired";
+
+fn pem_of(der: &[u8]) -> String {
+    let b64 = STANDARD.encode(der);
+    let mut pem = String::from("-----BEGIN PUBLIC KEY-----\n");
+    for line in b64.as_bytes().chunks(64) {
+        pem.push_str(std::str::from_utf8(line).unwrap_or_default());
+        pem.push('\n');
+    }
+    pem.push_str("-----END PUBLIC KEY-----\n");
+    pem
+}
+
+/// The SEC1 point of a P-256 SPKI PEM (its last 65 bytes), when it is one.
+fn point_of_pem(pem: &str) -> Option<Vec<u8>> {
+    let b64: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
+    let der = STANDARD.decode(b64.trim()).ok()?;
+    let point = der.get(der.len().checked_sub(65)?..)?.to_vec();
+    (der.len() == 91 && point[0] == 4).then_some(point)
+}
+
+fn read_retired(dir: &Path) -> Vec<RetiredKey> {
+    let Ok(entries) = std::fs::read_dir(dir.join(RETIRED_DIR)) else {
+        return Vec::new();
+    };
+    let mut out: Vec<(std::time::SystemTime, RetiredKey)> = Vec::new();
+    for e in entries.flatten() {
+        let path = e.path();
+        let Some(kid) = path
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .filter(|k| uuid::Uuid::parse_str(k).is_ok())
+        else {
+            continue;
+        };
+        let Ok(pem) = std::fs::read_to_string(&path) else {
+            continue;
+        };
+        match point_of_pem(&pem) {
+            Some(point) => {
+                let at = e
+                    .metadata()
+                    .and_then(|m| m.modified())
+                    .unwrap_or(std::time::UNIX_EPOCH);
+                out.push((
+                    at,
+                    RetiredKey {
+                        kid: kid.to_string(),
+                        pem,
+                        point,
+                    },
+                ));
+            }
+            None => tracing::warn!(path = %path.display(), "not a P-256 public key; not published"),
+        }
+    }
+    out.sort_by(|a, b| b.0.cmp(&a.0));
+    out.into_iter().map(|(_, k)| k).collect()
+}
+
+/// Replaces `path` with `bytes` atomically (written beside it, mode 0600, then renamed).
+fn replace_private(path: &Path, bytes: &[u8]) -> Result<(), KeyError> {
+    let tmp = path.with_extension("tmp");
+    let _ = std::fs::remove_file(&tmp);
+    write_private(&tmp, bytes)?;
+    std::fs::rename(&tmp, path).map_err(|error| KeyError::Io {
+        path: path.into(),
+        error,
+    })
+}
+
+/// Rotates the balancer's keys in `dir` (the state dir's `lb/`): a new cookie key that seals from
+/// now on while the older ones still open existing sessions (at most [`MAX_COOKIE_KEYS`]), and a
+/// new claims-signing key whose predecessor stays published (at most [`MAX_RETIRED_CLAIMS_KEYS`]).
+/// Takes effect when Portcullis next starts. Returns what was done, one line each.
+pub fn rotate(dir: &Path, cookie: bool, claims: bool) -> Result<Vec<String>, KeyError> {
+    let current = AuthKeys::load_or_generate(dir)?;
+    let rng = SystemRandom::new();
+    let mut done = Vec::new();
+    if cookie {
+        let path = dir.join("cookie-keys");
+        let text = std::fs::read_to_string(&path).map_err(|error| KeyError::Io {
+            path: path.clone(),
+            error,
+        })?;
+        let lines: Vec<&str> = text
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && !l.starts_with('#'))
+            .collect();
+        let used: Vec<u8> = lines
+            .iter()
+            .filter_map(|l| l.split_once(' ').and_then(|(id, _)| id.parse().ok()))
+            .collect();
+        let newest = used.first().copied().unwrap_or(0);
+        let id = (1..=255u16)
+            .map(|d| newest.wrapping_add(d as u8))
+            .find(|i| *i != 0 && !used.contains(i))
+            .unwrap_or(1);
+        let mut k = [0u8; 32];
+        rng.fill(&mut k).map_err(|_| KeyError::Invalid {
+            path: path.clone(),
+            reason: "no randomness",
+        })?;
+        let mut out = format!("{id} {}\n", STANDARD.encode(k));
+        for l in lines.iter().take(MAX_COOKIE_KEYS - 1) {
+            out.push_str(l);
+            out.push('\n');
+        }
+        replace_private(&path, out.as_bytes())?;
+        done.push(format!(
+            "cookie key {id} seals new sessions; {} older key(s) still open existing ones",
+            lines.len().min(MAX_COOKIE_KEYS - 1)
+        ));
+    }
+    if claims {
+        let retired_dir = dir.join(RETIRED_DIR);
+        std::fs::create_dir_all(&retired_dir).map_err(|error| KeyError::Io {
+            path: retired_dir.clone(),
+            error,
+        })?;
+        let old = &current.claims;
+        let old_path = retired_dir.join(format!("{}.pem", old.kid));
+        let _ = std::fs::remove_file(&old_path);
+        write_private(&old_path, old.public_pem().as_bytes())?;
+        let doc =
+            EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng).map_err(|_| {
+                KeyError::Invalid {
+                    path: dir.into(),
+                    reason: "EC key generation failed",
+                }
+            })?;
+        let kid = uuid::Uuid::new_v4().to_string();
+        replace_private(&dir.join("claims-signing-key.p8"), doc.as_ref())?;
+        replace_private(&dir.join("claims-signing-key.kid"), kid.as_bytes())?;
+        for stale in read_retired(dir).into_iter().skip(MAX_RETIRED_CLAIMS_KEYS) {
+            let _ = std::fs::remove_file(retired_dir.join(format!("{}.pem", stale.kid)));
+        }
+        done.push(format!(
+            "claims key {kid} signs x-amzn-oidc-data; {} stays published at /public-keys/{}",
+            old.kid, old.kid
+        ));
+    }
+    Ok(done)
 }
 
 impl AuthKeys {
@@ -193,6 +349,7 @@ impl AuthKeys {
         Ok(AuthKeys {
             ring: KeyRing::new(keys),
             claims: ClaimsKey { kid, key },
+            retired: read_retired(dir),
         })
     }
 
@@ -211,6 +368,7 @@ impl AuthKeys {
                 kid: uuid::Uuid::new_v4().to_string(),
                 key,
             },
+            retired: Vec::new(),
         }
     }
 }
@@ -267,5 +425,40 @@ mod tests {
         let sealed = a.ring.seal(b"c", b"v");
         assert_eq!(b.ring.open(b"c", &sealed).as_deref(), Some(&b"v"[..]));
         std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn rotation_keeps_sessions_and_publishes_the_old_claims_key() {
+        let dir = std::env::temp_dir().join(format!("lb-keys-{}", uuid::Uuid::new_v4()));
+        let before = AuthKeys::load_or_generate(&dir).unwrap();
+        let sealed = before.ring.seal(b"ctx", b"session");
+        let old_kid = before.claims.kid.clone();
+        let done = rotate(&dir, true, true).unwrap();
+        assert_eq!(done.len(), 2, "{done:?}");
+        let after = AuthKeys::load_or_generate(&dir).unwrap();
+        assert_eq!(
+            after.ring.open(b"ctx", &sealed).as_deref(),
+            Some(&b"session"[..])
+        );
+        let fresh = after.ring.seal(b"ctx", b"new");
+        assert_ne!(fresh[1], sealed[1], "a new key id seals");
+        assert!(before.ring.open(b"ctx", &fresh).is_none());
+        assert_ne!(after.claims.kid, old_kid);
+        assert_eq!(after.retired.len(), 1);
+        assert_eq!(after.retired[0].kid, old_kid);
+        assert_eq!(after.retired[0].pem, before.claims.public_pem());
+        assert_eq!(
+            after.retired[0].point,
+            before.claims.key.public_key().as_ref()
+        );
+        // Rotating again and again keeps a bounded number of keys.
+        for _ in 0..6 {
+            rotate(&dir, true, true).unwrap();
+        }
+        let many = AuthKeys::load_or_generate(&dir).unwrap();
+        assert_eq!(many.retired.len(), MAX_RETIRED_CLAIMS_KEYS);
+        let cookie_lines = std::fs::read_to_string(dir.join("cookie-keys")).unwrap();
+        assert_eq!(cookie_lines.lines().count(), MAX_COOKIE_KEYS);
+        let _ = std::fs::remove_dir_all(dir);
     }
 }

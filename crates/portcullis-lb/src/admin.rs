@@ -19,8 +19,10 @@ pub struct AdminState {
     pub kid: String,
     /// Its PEM.
     pub pem: String,
-    /// The JWKS for `x-portcullis-jwt`.
+    /// The JWKS for `x-portcullis-jwt` (current and retired keys).
     pub jwks: String,
+    /// Retired claims-signing keys: `(kid, PEM)`, still served so headers they signed verify.
+    pub retired: Vec<(String, String)>,
 }
 
 fn respond(state: &AdminState, req: &Request<Incoming>) -> Response<Full<Bytes>> {
@@ -35,8 +37,18 @@ fn respond(state: &AdminState, req: &Request<Incoming>) -> Response<Full<Bytes>>
         "/healthz" => text(StatusCode::OK, "text/plain", "ok\n".into()),
         "/.well-known/jwks.json" => text(StatusCode::OK, "application/json", state.jwks.clone()),
         p => match p.strip_prefix("/public-keys/") {
-            Some(kid) if kid == state.kid => {
-                let mut r = text(StatusCode::OK, "text/plain", state.pem.clone());
+            Some(kid) if kid == state.kid || state.retired.iter().any(|(k, _)| k == kid) => {
+                let pem = if kid == state.kid {
+                    state.pem.clone()
+                } else {
+                    state
+                        .retired
+                        .iter()
+                        .find(|(k, _)| k == kid)
+                        .map(|(_, p)| p.clone())
+                        .unwrap_or_default()
+                };
+                let mut r = text(StatusCode::OK, "text/plain", pem);
                 r.headers_mut().insert(
                     header::CACHE_CONTROL,
                     header::HeaderValue::from_static("public, max-age=3600"),

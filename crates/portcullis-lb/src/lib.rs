@@ -173,6 +173,7 @@ pub async fn start(
     let signer_arn = identity.arn();
     let kid = keys.claims.kid.clone();
     let pem = keys.claims.public_pem();
+    let retired = keys.retired.clone();
     let auth = Arc::new(Authenticator::new(keys, signer_arn.clone()));
 
     let mut bound = Vec::new();
@@ -295,7 +296,11 @@ pub async fn start(
             let state = Arc::new(admin::AdminState {
                 kid: kid.clone(),
                 pem,
-                jwks: shared.auth.signer().jwks().to_string(),
+                jwks: shared.auth.signer().jwks_with(&retired).to_string(),
+                retired: retired
+                    .iter()
+                    .map(|r| (r.kid.clone(), r.pem.clone()))
+                    .collect(),
             });
             tasks.spawn(admin::run(tcp, state, rx.clone()));
             Some(addr)

@@ -54,6 +54,15 @@ enum Command {
         #[command(subcommand)]
         command: ClientsCommand,
     },
+    /// Rotate the load balancer's cookie and claims-signing keys (in the state dir; takes effect
+    /// at the next start; sessions and signed headers stay valid).
+    LbKeys {
+        /// The TOML config.
+        #[arg(long, short)]
+        config: PathBuf,
+        #[command(subcommand)]
+        command: LbKeysCommand,
+    },
     /// Rotate and list a user pool's token-signing keys.
     Keys {
         #[command(flatten)]
@@ -69,6 +78,19 @@ enum Command {
         /// Where to listen (defaults to the first target of the first target group).
         #[arg(long)]
         listen: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum LbKeysCommand {
+    /// Add a new cookie key and a new claims-signing key (or only one of them).
+    Rotate {
+        /// Only the cookie key.
+        #[arg(long, conflicts_with = "claims_only")]
+        cookie_only: bool,
+        /// Only the claims-signing key.
+        #[arg(long)]
+        claims_only: bool,
     },
 }
 
@@ -231,6 +253,25 @@ fn main() -> ExitCode {
             Command::Groups { pool, command } => print(admin_cli::groups(pool, command).await),
             Command::Clients { pool, command } => print(admin_cli::clients(pool, command).await),
             Command::Keys { pool, command } => print(admin_cli::keys(pool, command).await),
+            Command::LbKeys {
+                config,
+                command:
+                    LbKeysCommand::Rotate {
+                        cookie_only,
+                        claims_only,
+                    },
+            } => {
+                let cfg = load(&config)?;
+                let dir = cfg.load_balancer.state_dir.join("lb");
+                let done = portcullis_auth::keys::rotate(&dir, !claims_only, !cookie_only)?;
+                for line in done {
+                    println!("{line}");
+                }
+                println!(
+                    "Restart Portcullis (every node, with the same state dir keys) to use them."
+                );
+                Ok(())
+            }
         }
     });
     match result {

@@ -253,3 +253,105 @@ domain = {{ listen = "127.0.0.1:9", base_url = "http://localhost:9" }}
     let (_, out, _) = portcullis(&["users", "--config", cfg, "get", "carol"]);
     assert_eq!(json(&out)["Enabled"], false);
 }
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+struct Serve(std::process::Child);
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn serve(cfg: &str, admin: u16) -> Serve {
+    let child = Command::new(env!("CARGO_BIN_EXE_portcullis"))
+        .args(["serve", "--config", cfg])
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    for _ in 0..200 {
+        if std::net::TcpStream::connect(("127.0.0.1", admin)).is_ok() {
+            return Serve(child);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    panic!("serve did not start");
+}
+
+fn http_get(port: u16, path: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    let status = out[9..12].parse().unwrap();
+    let body = out.split("\r\n\r\n").nth(1).unwrap_or("").to_string();
+    (status, body)
+}
+
+#[test]
+fn lb_keys_rotate_keeps_the_old_claims_key_published() {
+    let dir = tempfile::tempdir().unwrap();
+    let (https, admin) = (free_port(), free_port());
+    let file = dir.path().join("lb.toml");
+    std::fs::write(
+        &file,
+        format!(
+            r#"
+[load_balancer]
+name = "rot"
+state_dir = "{}"
+admin = {{ listen = "127.0.0.1:{admin}" }}
+
+[[listeners]]
+protocol = "HTTPS"
+port = {https}
+address = "127.0.0.1"
+certificates = [{{ self_signed = ["localhost"] }}]
+default_actions = [{{ type = "fixed-response", status_code = 200, message_body = "ok" }}]
+"#,
+            dir.path().join("state").display()
+        ),
+    )
+    .unwrap();
+    let cfg = file.to_str().unwrap();
+    let kid_file = dir.path().join("state/lb/claims-signing-key.kid");
+    let first = serve(cfg, admin);
+    let old = std::fs::read_to_string(&kid_file).unwrap();
+    assert_eq!(http_get(admin, &format!("/public-keys/{old}")).0, 200);
+    drop(first);
+
+    let (code, out, err) = portcullis(&["lb-keys", "--config", cfg, "rotate"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("cookie key") && out.contains(&old), "{out}");
+
+    let _second = serve(cfg, admin);
+    let new = std::fs::read_to_string(&kid_file).unwrap();
+    assert_ne!(new, old);
+    let (status, old_pem) = http_get(admin, &format!("/public-keys/{old}"));
+    assert_eq!(status, 200, "the retired key is still served");
+    assert!(old_pem.starts_with("-----BEGIN PUBLIC KEY-----"));
+    assert_eq!(http_get(admin, &format!("/public-keys/{new}")).0, 200);
+    let (_, jwks) = http_get(admin, "/.well-known/jwks.json");
+    let jwks: serde_json::Value = serde_json::from_str(&jwks).unwrap();
+    let kids: Vec<&str> = jwks["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["kid"].as_str().unwrap())
+        .collect();
+    assert_eq!(kids, [new.as_str(), old.as_str()]);
+}

@@ -182,7 +182,7 @@ fn read_retired(dir: &Path) -> Vec<RetiredKey> {
             None => tracing::warn!(path = %path.display(), "not a P-256 public key; not published"),
         }
     }
-    out.sort_by(|a, b| b.0.cmp(&a.0));
+    out.sort_by_key(|b| std::cmp::Reverse(b.0));
     out.into_iter().map(|(_, k)| k).collect()
 }
 

@@ -272,15 +272,17 @@ impl Drop for Serve {
 }
 
 fn serve(cfg: &str, admin: u16) -> Serve {
-    let child = Command::new(env!("CARGO_BIN_EXE_portcullis"))
-        .args(["serve", "--config", cfg])
-        .env("RUST_LOG", "warn")
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let node = Serve(
+        Command::new(env!("CARGO_BIN_EXE_portcullis"))
+            .args(["serve", "--config", cfg])
+            .env("RUST_LOG", "warn")
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
     for _ in 0..200 {
         if std::net::TcpStream::connect(("127.0.0.1", admin)).is_ok() {
-            return Serve(child);
+            return node;
         }
         std::thread::sleep(std::time::Duration::from_millis(50));
     }

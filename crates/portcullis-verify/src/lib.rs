@@ -5,6 +5,13 @@
 //! is ES256 as raw `r‖s` over the padded first two segments, and `iss`, `client`, `signer` and
 //! `exp` sit in the protected header. The public key is a PEM fetched per `kid`.
 //!
+//! With the `fetch` feature, [`Verifier`] fetches keys by `kid` (Portcullis's admin listener or
+//! AWS's regional endpoint) and keeps them, verifies Cognito/Portcullis access tokens and the
+//! standard identity JWT against their JWKS, and returns an [`Identity`] with scope and group
+//! helpers. With `axum`, `Identity` is a handler argument (see `examples/axum_backend.rs`).
+//!
+//! Without them, verification is synchronous and the caller supplies the key:
+//!
 //! ```
 //! use portcullis_verify::{AlbVerifier, PublicKey};
 //! # fn fetch_pem(_kid: &str) -> String { unimplemented!() }
@@ -70,6 +77,21 @@ pub enum VerifyError {
     /// `iss` is not the expected issuer.
     #[error("issuer `{0}` is not the expected issuer")]
     WrongIssuer(String),
+    /// The request carries no identity header (or no access token when one is required).
+    #[error("no identity header")]
+    Missing,
+    /// No key with this `kid`.
+    #[error("unknown key `{0}`")]
+    UnknownKey(String),
+    /// A key or JWKS could not be fetched.
+    #[error("the keys could not be fetched")]
+    KeyUnavailable,
+    /// A verification that was not configured was asked for.
+    #[error("{0} are not configured")]
+    NotConfigured(&'static str),
+    /// The access token lacks a scope.
+    #[error("the access token lacks scope `{0}`")]
+    MissingScope(String),
 }
 
 /// The protected header of an ALB claims token.
@@ -234,6 +256,21 @@ impl AlbVerifier {
             .map_err(|_| VerifyError::Malformed("payload is not a JSON object"))?;
         Ok(AlbClaims { header, claims })
     }
+}
+
+#[cfg(feature = "fetch")]
+mod remote;
+#[cfg(feature = "axum")]
+pub use remote::Rejection;
+#[cfg(feature = "fetch")]
+pub use remote::{Identity, KeySource, Verifier};
+
+/// Seconds since the Unix epoch.
+pub fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }
 
 /// The regional URL where AWS serves ALB public keys, for verifying a real ALB's header.

@@ -132,7 +132,7 @@ pub fn tasks_app_for(
     Ok(Arc::new(TasksApp::new(
         &running.lb.signer_arn,
         &client,
-        format!("{admin_base}/public-keys"),
+        admin_base.to_string(),
         format!("{}/.well-known/jwks.json", pool.issuer),
         pool.issuer.clone(),
     )))

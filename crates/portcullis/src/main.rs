@@ -178,7 +178,7 @@ async fn run_tasks_app(config: PathBuf, listen: Option<String>) -> Result<()> {
     let app = std::sync::Arc::new(tasks_app::TasksApp::new(
         &identity.arn(),
         &client,
-        format!("{admin_base}/public-keys"),
+        admin_base,
         format!("{issuer}/.well-known/jwks.json"),
         issuer,
     ));

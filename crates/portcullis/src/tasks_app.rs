@@ -8,126 +8,37 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use bytes::Bytes;
-use http_body_util::{BodyExt, Full, Limited};
-use jsonwebtoken::jwk::JwkSet;
-use jsonwebtoken::{Algorithm, DecodingKey, Validation};
-use portcullis_auth::oidc::HttpClient;
-use portcullis_verify::{AlbVerifier, PublicKey};
+use portcullis_verify::{AlbVerifier, KeySource, Verifier, VerifyError};
 use serde_json::{Map, Value, json};
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
-/// What the app trusts.
+/// What the app trusts: the library verifier a backend would use (`portcullis-verify` with the
+/// `axum` feature), pinned to one load balancer, client and pool.
 pub struct TasksApp {
-    /// ALB-format header verifier (pins the load balancer ARN and the client).
-    pub verifier: AlbVerifier,
-    /// `<admin base>/public-keys` (the PEM is at `/<kid>`).
-    pub keys_url: String,
-    /// The pool's JWKS, for access tokens.
-    pub jwks_url: String,
-    /// The pool's issuer.
-    pub issuer: String,
-    http: HttpClient,
-    keys: Mutex<HashMap<String, Arc<PublicKey>>>,
-    jwks: Mutex<Option<Arc<JwkSet>>>,
+    /// Verifies `x-amzn-oidc-data` (keys fetched by kid and kept) and the access token (JWKS).
+    pub verifier: Arc<Verifier>,
 }
 
 impl TasksApp {
-    /// An app trusting this signer, client and pool.
+    /// An app trusting this signer, client and pool; `admin_base` serves `/public-keys/<kid>`.
     pub fn new(
         signer: &str,
         client_id: &str,
-        keys_url: String,
+        admin_base: String,
         jwks_url: String,
         issuer: String,
     ) -> Self {
+        let alb = AlbVerifier::new(signer)
+            .expect_client(client_id)
+            .expect_issuer(issuer.clone())
+            .leeway(5);
         TasksApp {
-            verifier: AlbVerifier::new(signer)
-                .expect_client(client_id)
-                .expect_issuer(issuer.clone())
-                .leeway(5),
-            keys_url: keys_url.trim_end_matches('/').to_string(),
-            jwks_url,
-            issuer,
-            http: portcullis_auth::oidc::http_client(),
-            keys: Mutex::new(HashMap::new()),
-            jwks: Mutex::new(None),
+            verifier: Arc::new(
+                Verifier::new(alb, KeySource::Portcullis(admin_base))
+                    .with_access_tokens(&jwks_url, &issuer),
+            ),
         }
     }
-
-    async fn get(&self, url: &str) -> Result<Bytes, String> {
-        let req = http::Request::get(url)
-            .body(Full::new(Bytes::new()))
-            .map_err(|e| e.to_string())?;
-        let resp = self
-            .http
-            .request(req)
-            .await
-            .map_err(|e| format!("GET {url}: {e}"))?;
-        if !resp.status().is_success() {
-            return Err(format!("GET {url}: {}", resp.status()));
-        }
-        Ok(Limited::new(resp.into_body(), 64 * 1024)
-            .collect()
-            .await
-            .map_err(|e| e.to_string())?
-            .to_bytes())
-    }
-
-    async fn key(&self, kid: &str) -> Result<Arc<PublicKey>, String> {
-        if let Some(k) = self.keys.lock().ok().and_then(|m| m.get(kid).cloned()) {
-            return Ok(k);
-        }
-        if uuid_like(kid).is_none() {
-            return Err("kid is not a UUID".into());
-        }
-        let pem = self.get(&format!("{}/{kid}", self.keys_url)).await?;
-        let key = Arc::new(
-            PublicKey::from_pem(&String::from_utf8_lossy(&pem)).map_err(|e| e.to_string())?,
-        );
-        if let Ok(mut m) = self.keys.lock() {
-            m.insert(kid.to_string(), key.clone());
-        }
-        Ok(key)
-    }
-
-    async fn verify_access_token(&self, token: &str) -> Result<Map<String, Value>, String> {
-        let kid = jsonwebtoken::decode_header(token)
-            .map_err(|e| e.to_string())?
-            .kid
-            .ok_or("no kid")?;
-        let cached = self.jwks.lock().ok().and_then(|g| g.clone());
-        let set = match cached {
-            Some(s) if s.find(&kid).is_some() => s,
-            _ => {
-                let s: Arc<JwkSet> = Arc::new(
-                    serde_json::from_slice(&self.get(&self.jwks_url).await?)
-                        .map_err(|e| e.to_string())?,
-                );
-                if let Ok(mut g) = self.jwks.lock() {
-                    *g = Some(s.clone());
-                }
-                s
-            }
-        };
-        let jwk = set.find(&kid).ok_or("unknown kid")?;
-        let key = DecodingKey::from_jwk(jwk).map_err(|e| e.to_string())?;
-        let mut v = Validation::new(Algorithm::RS256);
-        v.set_issuer(&[&self.issuer]);
-        v.validate_aud = false;
-        let claims = jsonwebtoken::decode::<Map<String, Value>>(token, &key, &v)
-            .map_err(|e| e.to_string())?
-            .claims;
-        if claims.get("token_use").and_then(Value::as_str) != Some("access") {
-            return Err("not an access token".into());
-        }
-        Ok(claims)
-    }
-}
-
-fn uuid_like(s: &str) -> Option<()> {
-    (s.len() == 36 && s.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-')).then_some(())
 }
 
 /// The app's routes: `/health`, and every other path shows the signed-in user.
@@ -198,57 +109,22 @@ async fn show(
                 .into_response()
         }
     };
-    let Some(data) = headers
-        .get("x-amzn-oidc-data")
-        .and_then(|v| v.to_str().ok())
-    else {
+    let who = match app.verifier.identity(&headers).await {
+        Ok(w) => w,
+        Err(e @ VerifyError::KeyUnavailable) => {
+            return fail(StatusCode::BAD_GATEWAY, e.to_string());
+        }
+        Err(e) => return fail(StatusCode::UNAUTHORIZED, e.to_string()),
+    };
+    let Some(alb) = who.alb.clone() else {
         return fail(
             StatusCode::UNAUTHORIZED,
             "no x-amzn-oidc-data header".into(),
         );
     };
-    let kid = match portcullis_verify::peek_header(data) {
-        Ok(h) => h.kid,
-        Err(e) => return fail(StatusCode::UNAUTHORIZED, format!("x-amzn-oidc-data: {e}")),
-    };
-    let key = match app.key(&kid).await {
-        Ok(k) => k,
-        Err(e) => return fail(StatusCode::BAD_GATEWAY, format!("public key {kid}: {e}")),
-    };
-    let claims = match app.verifier.verify(data, &key, portcullis_auth::now()) {
-        Ok(c) => c,
-        Err(e) => return fail(StatusCode::UNAUTHORIZED, format!("x-amzn-oidc-data: {e}")),
-    };
-    let identity = headers
-        .get("x-amzn-oidc-identity")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    if Some(identity) != claims.sub() {
-        return fail(
-            StatusCode::UNAUTHORIZED,
-            "x-amzn-oidc-identity does not match the signed sub".into(),
-        );
-    }
-    let token = headers
-        .get("x-amzn-oidc-accesstoken")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    let access = match app.verify_access_token(token).await {
-        Ok(c) => c,
-        Err(e) => {
-            return fail(
-                StatusCode::UNAUTHORIZED,
-                format!("x-amzn-oidc-accesstoken: {e}"),
-            );
-        }
-    };
-    let scopes: Vec<&str> = access
-        .get("scope")
-        .and_then(Value::as_str)
-        .unwrap_or("")
-        .split(' ')
-        .filter(|s| !s.is_empty())
-        .collect();
+    let identity = who.sub.as_str();
+    let scopes: Vec<&str> = who.scopes.iter().map(String::as_str).collect();
+    let access = who.access_claims.clone().unwrap_or_default();
     let can_read = scopes.contains(&"tasks/read");
     let tasks = if can_read {
         json!([{ "id": 1, "title": "Put Portcullis in front of the app", "done": true },
@@ -257,20 +133,17 @@ async fn show(
     } else {
         json!([])
     };
-    let username = claims
-        .claims
-        .get("username")
-        .and_then(Value::as_str)
-        .unwrap_or(identity);
+    let username = who.claim("username").unwrap_or(identity);
     if json {
         return axum::Json(json!({
             "verified": true,
             "path": uri.path(),
-            "user": claims.claims,
+            "user": who.claims,
             "username": username,
-            "signer": claims.header.signer,
-            "kid": claims.header.kid,
-            "client": claims.header.client,
+            "signer": alb.signer,
+            "kid": alb.kid,
+            "client": alb.client,
+            "groups": who.groups,
             "scopes": scopes,
             "access_token_claims": access,
             "tasks": tasks,
@@ -320,8 +193,8 @@ async fn show(
 <h2>Headers this app received</h2><table>{rows}</table></body></html>"#,
         user = escape(username),
         sub = escape(identity),
-        signer = escape(&claims.header.signer),
-        kid = escape(&claims.header.kid),
+        signer = escape(&alb.signer),
+        kid = escape(&alb.kid),
         tasks_html = if can_read {
             format!("<ul>{task_list}</ul>")
         } else {

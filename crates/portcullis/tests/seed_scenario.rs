@@ -202,7 +202,7 @@ async fn the_bundled_tasks_app_verifies_and_shows_scopes() {
     let app = std::sync::Arc::new(portcullis::tasks_app::TasksApp::new(
         &kit.app.lb.signer_arn,
         "tasks-web",
-        format!("http://{}/public-keys", kit.admin),
+        format!("http://{}", kit.admin),
         format!("{}/.well-known/jwks.json", pool.issuer),
         pool.issuer.clone(),
     ));

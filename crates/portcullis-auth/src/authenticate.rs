@@ -142,11 +142,27 @@ impl ForwardCache {
     }
 }
 
+/// Where the authenticate actions report what ALB's `ELBAuth*` metrics count.
+pub trait AuthObserver: Send + Sync {
+    /// A login completed: tokens and user claims fetched (`ELBAuthSuccess`, `ELBAuthLatency`).
+    fn signed_in(&self, idp_time: std::time::Duration);
+    /// A session was refreshed with its refresh token (`ELBAuthRefreshTokenSuccess`).
+    fn refreshed(&self, idp_time: std::time::Duration);
+}
+
+struct NoObserver;
+
+impl AuthObserver for NoObserver {
+    fn signed_in(&self, _: std::time::Duration) {}
+    fn refreshed(&self, _: std::time::Duration) {}
+}
+
 /// Shared state of every authenticate action of a load balancer.
 pub struct Authenticator {
     ring: KeyRing,
     signer: ClaimsSigner,
     cache: ForwardCache,
+    observer: Arc<dyn AuthObserver>,
 }
 
 /// The host the browser used, from `Host` or the HTTP/2 `:authority`.
@@ -357,7 +373,14 @@ impl Authenticator {
             cache: ForwardCache {
                 map: Mutex::new(HashMap::new()),
             },
+            observer: Arc::new(NoObserver),
         }
+    }
+
+    /// Reports logins and refreshes to `observer` (the balancer's metrics).
+    pub fn with_observer(mut self, observer: Arc<dyn AuthObserver>) -> Self {
+        self.observer = observer;
+        self
     }
 
     /// The claims signer (for the public-key endpoint).
@@ -538,8 +561,10 @@ impl Authenticator {
         shards: usize,
         now: u64,
     ) -> Result<Outcome, AuthError> {
+        let started = std::time::Instant::now();
         let tokens = action.provider.refresh(refresh_token).await?;
         let claims = action.provider.userinfo(&tokens.access_token).await?;
+        self.observer.refreshed(started.elapsed());
         let keep = tokens
             .refresh_token
             .is_none()
@@ -813,6 +838,7 @@ impl Authenticator {
         let p = &action.provider;
         let s = &action.session;
         let verifier = s.use_pkce.then(|| state::pkce_verifier(browser_nonce));
+        let started = std::time::Instant::now();
         let tokens = p
             .exchange_code(code, redirect_uri, verifier.as_deref())
             .await?;
@@ -823,6 +849,7 @@ impl Authenticator {
         )
         .await?;
         let claims = p.userinfo(&tokens.access_token).await?;
+        self.observer.signed_in(started.elapsed());
         let session = self.new_session(
             action,
             tokens,

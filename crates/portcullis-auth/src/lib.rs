@@ -13,7 +13,7 @@ pub mod oidc;
 pub mod session_cookie;
 pub mod state;
 
-pub use authenticate::{AuthAction, Authenticator, Outcome};
+pub use authenticate::{AuthAction, AuthObserver, Authenticator, Outcome};
 pub use error::{AuthError, AuthMetric};
 pub use keys::AuthKeys;
 pub use oidc::{Provider, ProviderConfig};

@@ -23,6 +23,8 @@ pub struct AdminState {
     pub jwks: String,
     /// Retired claims-signing keys: `(kid, PEM)`, still served so headers they signed verify.
     pub retired: Vec<(String, String)>,
+    /// Served at `/metrics`.
+    pub metrics: Option<Arc<crate::metrics::Metrics>>,
 }
 
 fn respond(state: &AdminState, req: &Request<Incoming>) -> Response<Full<Bytes>> {
@@ -35,6 +37,14 @@ fn respond(state: &AdminState, req: &Request<Incoming>) -> Response<Full<Bytes>>
     };
     match req.uri().path() {
         "/healthz" => text(StatusCode::OK, "text/plain", "ok\n".into()),
+        "/metrics" => match &state.metrics {
+            Some(m) => text(
+                StatusCode::OK,
+                "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                m.render(),
+            ),
+            None => text(StatusCode::NOT_FOUND, "text/plain", "not found\n".into()),
+        },
         "/.well-known/jwks.json" => text(StatusCode::OK, "application/json", state.jwks.clone()),
         p => match p.strip_prefix("/public-keys/") {
             Some(kid) if kid == state.kid || state.retired.iter().any(|(k, _)| k == kid) => {

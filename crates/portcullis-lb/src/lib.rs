@@ -7,6 +7,7 @@ pub mod admin;
 pub mod error;
 pub mod headers;
 pub mod listener;
+pub mod metrics;
 pub mod proxy;
 pub mod redirect;
 pub mod rules;
@@ -46,6 +47,8 @@ pub struct Shared {
     pub identity: Identity,
     /// `idle_timeout.timeout_seconds`.
     pub idle_timeout: Duration,
+    /// ALB's metrics, when an admin listener serves them.
+    pub metrics: Option<Arc<metrics::Metrics>>,
 }
 
 /// TLS details of a connection, for the access log.
@@ -174,7 +177,12 @@ pub async fn start(
     let kid = keys.claims.kid.clone();
     let pem = keys.claims.public_pem();
     let retired = keys.retired.clone();
-    let auth = Arc::new(Authenticator::new(keys, signer_arn.clone()));
+    let metrics = lb.admin.as_ref().map(|_| Arc::new(metrics::Metrics::new()));
+    let mut authenticator = Authenticator::new(keys, signer_arn.clone());
+    if let Some(m) = &metrics {
+        authenticator = authenticator.with_observer(m.clone());
+    }
+    let auth = Arc::new(authenticator);
 
     let mut bound = Vec::new();
     for (index, l) in config.listeners.iter().enumerate() {
@@ -265,6 +273,7 @@ pub async fn start(
         access_log,
         identity,
         idle_timeout: Duration::from_secs(lb.idle_timeout_seconds),
+        metrics: metrics.clone(),
     });
     let (tx, rx) = watch::channel(false);
     let mut tasks = JoinSet::new();
@@ -301,6 +310,7 @@ pub async fn start(
                     .iter()
                     .map(|r| (r.kid.clone(), r.pem.clone()))
                     .collect(),
+                metrics: metrics.clone(),
             });
             tasks.spawn(admin::run(tcp, state, rx.clone()));
             Some(addr)

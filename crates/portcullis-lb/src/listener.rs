@@ -68,6 +68,7 @@ pub async fn run(
         let tls = tls.clone();
         let watcher = graceful.watcher();
         tokio::spawn(async move {
+            let _open = shared.metrics.clone().map(OpenConnection::new);
             match tls {
                 None => {
                     let info = Arc::new(ConnInfo {
@@ -119,5 +120,22 @@ pub async fn run(
         .is_err()
     {
         tracing::warn!(port, "connections still open after the drain timeout");
+    }
+}
+
+/// Counts a client connection in the metrics while it is open.
+struct OpenConnection(Arc<crate::metrics::Metrics>);
+
+impl OpenConnection {
+    fn new(m: Arc<crate::metrics::Metrics>) -> Self {
+        m.new_connections.inc();
+        m.active_connections.inc();
+        OpenConnection(m)
+    }
+}
+
+impl Drop for OpenConnection {
+    fn drop(&mut self) {
+        self.0.active_connections.dec();
     }
 }

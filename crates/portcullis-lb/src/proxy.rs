@@ -38,9 +38,8 @@ pub async fn handle(
     let Some(listener) = snapshot.listeners.get(conn.listener) else {
         return Ok(from_bytes(error_page(500)));
     };
-    let mut log = shared
-        .access_log
-        .enabled()
+    // The access-log record also feeds the metrics.
+    let mut log = (shared.access_log.enabled() || shared.metrics.is_some())
         .then(|| new_entry(&shared, &conn, &req, created));
     let response = match phases(&shared, &conn, listener, req, &mut log, started).await {
         Ok(r) => r,
@@ -67,7 +66,12 @@ pub async fn handle(
         if l.target_processing_time >= 0.0 {
             l.response_processing_time = 0.0;
         }
-        shared.access_log.write(&l);
+        if let Some(m) = &shared.metrics {
+            m.observe(&l);
+        }
+        if shared.access_log.enabled() {
+            shared.access_log.write(&l);
+        }
     }
     Ok(response)
 }

@@ -1,0 +1,272 @@
+//! ALB's CloudWatch metrics as Prometheus metrics, served at `<admin>/metrics`. Each is named
+//! `portcullis_<what>` and its help text names the CloudWatch metric it stands for. Request metrics
+//! are tallied from the same record the access log writes, once per request.
+
+use crate::access_log::Entry;
+use portcullis_auth::AuthObserver;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+use std::time::Duration;
+
+/// `code` is the class (`2xx` … `5xx`) or, for the load balancer's own 5xx, the exact code.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CodeLabels {
+    /// `4xx`, `5xx`, `502`, ...
+    pub code: String,
+}
+
+/// A target group's responses by class.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TargetCodeLabels {
+    /// The target group's name.
+    pub target_group: String,
+    /// `2xx` … `5xx`.
+    pub code: String,
+}
+
+/// A target group.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TargetGroupLabels {
+    /// The target group's name.
+    pub target_group: String,
+}
+
+type HistogramFamily = Family<TargetGroupLabels, Histogram, fn() -> Histogram>;
+
+fn latency_histogram() -> Histogram {
+    // 1 ms to about 33 s.
+    Histogram::new(exponential_buckets(0.001, 2.0, 16))
+}
+
+/// Every metric the balancer keeps.
+pub struct Metrics {
+    registry: Registry,
+    requests: Counter,
+    elb_responses: Family<CodeLabels, Counter>,
+    target_responses: Family<TargetCodeLabels, Counter>,
+    target_response_time: HistogramFamily,
+    target_connection_errors: Counter,
+    fixed_responses: Counter,
+    redirects: Counter,
+    rule_evaluations: Counter,
+    /// Open client connections (`ActiveConnectionCount`).
+    pub active_connections: Gauge,
+    /// Accepted client connections (`NewConnectionCount`).
+    pub new_connections: Counter,
+    auth_success: Counter,
+    auth_refresh: Counter,
+    auth_failure: Counter,
+    auth_error: Counter,
+    auth_claims_exceeded: Counter,
+    auth_latency: Histogram,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
+    }
+}
+
+impl Metrics {
+    /// Registers every metric.
+    pub fn new() -> Metrics {
+        let mut registry = Registry::default();
+        let m = Metrics {
+            registry: Registry::default(),
+            requests: Counter::default(),
+            elb_responses: Family::default(),
+            target_responses: Family::default(),
+            target_response_time: Family::new_with_constructor(latency_histogram),
+            target_connection_errors: Counter::default(),
+            fixed_responses: Counter::default(),
+            redirects: Counter::default(),
+            rule_evaluations: Counter::default(),
+            active_connections: Gauge::default(),
+            new_connections: Counter::default(),
+            auth_success: Counter::default(),
+            auth_refresh: Counter::default(),
+            auth_failure: Counter::default(),
+            auth_error: Counter::default(),
+            auth_claims_exceeded: Counter::default(),
+            auth_latency: Histogram::new(exponential_buckets(0.001, 2.0, 16)),
+        };
+        let r = &mut registry;
+        r.register(
+            "portcullis_requests",
+            "Requests answered (RequestCount)",
+            m.requests.clone(),
+        );
+        r.register(
+            "portcullis_elb_responses",
+            "Responses the load balancer made itself, by class and exact 5xx code (HTTPCode_ELB_nXX_Count, HTTPCode_ELB_50n_Count)",
+            m.elb_responses.clone(),
+        );
+        r.register(
+            "portcullis_target_responses",
+            "Responses from targets by class (HTTPCode_Target_nXX_Count)",
+            m.target_responses.clone(),
+        );
+        r.register(
+            "portcullis_target_response_time_seconds",
+            "Time from sending the request to the target to its response headers (TargetResponseTime)",
+            m.target_response_time.clone(),
+        );
+        r.register(
+            "portcullis_target_connection_errors",
+            "Requests whose target could not be reached or answered badly (TargetConnectionErrorCount)",
+            m.target_connection_errors.clone(),
+        );
+        r.register(
+            "portcullis_fixed_responses",
+            "fixed-response actions run (HTTP_Fixed_Response_Count)",
+            m.fixed_responses.clone(),
+        );
+        r.register(
+            "portcullis_redirects",
+            "redirect actions run (HTTP_Redirect_Count)",
+            m.redirects.clone(),
+        );
+        r.register(
+            "portcullis_rule_evaluations",
+            "Rules evaluated (RuleEvaluations)",
+            m.rule_evaluations.clone(),
+        );
+        r.register(
+            "portcullis_active_connections",
+            "Open client connections (ActiveConnectionCount)",
+            m.active_connections.clone(),
+        );
+        r.register(
+            "portcullis_new_connections",
+            "Client connections accepted (NewConnectionCount)",
+            m.new_connections.clone(),
+        );
+        r.register(
+            "portcullis_auth_success",
+            "Logins completed with tokens and user claims (ELBAuthSuccess)",
+            m.auth_success.clone(),
+        );
+        r.register(
+            "portcullis_auth_refresh_token_success",
+            "Sessions refreshed with the refresh token (ELBAuthRefreshTokenSuccess)",
+            m.auth_refresh.clone(),
+        );
+        r.register(
+            "portcullis_auth_failure",
+            "Authentications refused for invalid input: state, nonce, code, tokens (ELBAuthFailure)",
+            m.auth_failure.clone(),
+        );
+        r.register(
+            "portcullis_auth_error",
+            "Authentications that failed on the IdP or configuration side (ELBAuthError)",
+            m.auth_error.clone(),
+        );
+        r.register(
+            "portcullis_auth_user_claims_size_exceeded",
+            "Logins whose claims and token exceeded 11 KB (ELBAuthUserClaimsSizeExceeded)",
+            m.auth_claims_exceeded.clone(),
+        );
+        r.register(
+            "portcullis_auth_latency_seconds",
+            "Time the IdP took to return tokens and user claims (ELBAuthLatency)",
+            m.auth_latency.clone(),
+        );
+        Metrics { registry, ..m }
+    }
+
+    /// Tallies one finished request.
+    pub fn observe(&self, e: &Entry) {
+        self.requests.inc();
+        if e.matched_rule_priority != "-" {
+            self.rule_evaluations.inc();
+        }
+        for a in &e.actions_executed {
+            match *a {
+                "fixed-response" => {
+                    self.fixed_responses.inc();
+                }
+                "redirect" => {
+                    self.redirects.inc();
+                }
+                _ => {}
+            }
+        }
+        let class = |c: u16| format!("{}xx", c / 100);
+        let tg = e
+            .target_group_arn
+            .split('/')
+            .nth(1)
+            .unwrap_or("-")
+            .to_string();
+        match e.target_status_code {
+            Some(code) => {
+                self.target_responses
+                    .get_or_create(&TargetCodeLabels {
+                        target_group: tg.clone(),
+                        code: class(code),
+                    })
+                    .inc();
+                if e.target_processing_time >= 0.0 {
+                    self.target_response_time
+                        .get_or_create(&TargetGroupLabels { target_group: tg })
+                        .observe(e.target_processing_time);
+                }
+            }
+            None => {
+                let c = e.elb_status_code;
+                self.elb_responses
+                    .get_or_create(&CodeLabels { code: class(c) })
+                    .inc();
+                if (500..=504).contains(&c) {
+                    self.elb_responses
+                        .get_or_create(&CodeLabels {
+                            code: c.to_string(),
+                        })
+                        .inc();
+                }
+                if !e.target.is_empty() && matches!(c, 502 | 504) {
+                    self.target_connection_errors.inc();
+                }
+            }
+        }
+        let r = e.error_reason.as_str();
+        if r.starts_with("Auth") {
+            if r.contains("SizeExceeded") {
+                self.auth_claims_exceeded.inc();
+                self.auth_error.inc();
+            } else if r.contains("Timeout")
+                || r.contains("RequestFailed")
+                || r == "AuthMissingHostHeader"
+                || r == "AuthUnhandledException"
+            {
+                self.auth_error.inc();
+            } else {
+                self.auth_failure.inc();
+            }
+        }
+    }
+
+    /// The text exposition format.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        if prometheus_client::encoding::text::encode(&mut out, &self.registry).is_err() {
+            out.clear();
+        }
+        out
+    }
+}
+
+impl AuthObserver for Metrics {
+    fn signed_in(&self, idp_time: Duration) {
+        self.auth_success.inc();
+        self.auth_latency.observe(idp_time.as_secs_f64());
+    }
+    fn refreshed(&self, idp_time: Duration) {
+        self.auth_refresh.inc();
+        self.auth_latency.observe(idp_time.as_secs_f64());
+    }
+}

@@ -130,10 +130,29 @@ pub struct Rule {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Condition {
-    /// `host-header` or `path-pattern`.
+    /// `host-header`, `path-pattern`, `http-header`, `http-request-method`, `query-string` or
+    /// `source-ip`.
     pub field: String,
-    /// Any one matching suffices.
+    /// Any one matching suffices (patterns, methods or CIDRs; not for `query-string`).
+    #[serde(default)]
     pub values: Vec<String>,
+    /// The header an `http-header` condition looks at.
+    #[serde(default)]
+    pub http_header_name: Option<String>,
+    /// `query-string` pairs: `{ key = "version", value = "v1*" }`, or `{ value = "*beta*" }` for any key.
+    #[serde(default)]
+    pub query: Vec<QueryMatch>,
+}
+
+/// One `query-string` pair of a condition (wildcards `*` and `?`; `\` escapes them).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QueryMatch {
+    /// The key pattern; any key when absent.
+    #[serde(default)]
+    pub key: Option<String>,
+    /// The value pattern.
+    pub value: String,
 }
 
 /// What `on_unauthenticated_request` asks for.

@@ -253,54 +253,149 @@ fn check_conditions(c: &mut Checker, at: &str, conditions: &[Condition]) {
     let mut seen = HashSet::new();
     let mut wildcards = 0;
     let mut values = 0;
+    let count_wild = |s: &str| s.bytes().filter(|b| *b == b'*' || *b == b'?').count();
     for (k, cond) in conditions.iter().enumerate() {
         let cat = format!("{at}.conditions[{k}]");
-        let host = match cond.field.as_str() {
-            "host-header" => true,
-            "path-pattern" => false,
-            other => {
-                c.fail(
-                    format!("{cat}.field"),
-                    format!("unknown or unsupported condition `{other}`: use host-header or path-pattern"),
-                );
-                continue;
-            }
-        };
-        if !seen.insert(cond.field.clone()) {
+        let f = cond.field.as_str();
+        if !CONDITION_FIELDS.contains(&f) {
             c.fail(
                 format!("{cat}.field"),
-                format!("`{}` may appear once per rule", cond.field),
+                format!(
+                    "unknown condition `{f}`: use {}",
+                    CONDITION_FIELDS.join(", ")
+                ),
             );
+            continue;
+        }
+        let repeatable = f == "http-header" || f == "query-string";
+        if !repeatable && !seen.insert(f) {
+            c.fail(
+                format!("{cat}.field"),
+                format!("`{f}` may appear once per rule"),
+            );
+        }
+        if f != "http-header" && cond.http_header_name.is_some() {
+            c.fail(
+                format!("{cat}.http_header_name"),
+                "only for http-header conditions",
+            );
+        }
+        if f == "query-string" {
+            if !cond.values.is_empty() {
+                c.fail(
+                    format!("{cat}.values"),
+                    "query-string takes `query = [{ key, value }]`",
+                );
+            }
+            if cond.query.is_empty() {
+                c.fail(
+                    format!("{cat}.query"),
+                    "list at least one { key, value } pair",
+                );
+            }
+            values += cond.query.len();
+            for (q, m) in cond.query.iter().enumerate() {
+                for (what, text) in [("key", m.key.as_deref()), ("value", Some(m.value.as_str()))] {
+                    if let Some(t) = text {
+                        wildcards += count_wild(t);
+                        if t.is_empty() || t.len() > 128 {
+                            c.fail(
+                                format!("{cat}.query[{q}].{what}"),
+                                "must be 1-128 characters",
+                            );
+                        }
+                    }
+                }
+            }
+            continue;
+        }
+        if !cond.query.is_empty() {
+            c.fail(format!("{cat}.query"), "only for query-string conditions");
         }
         if cond.values.is_empty() {
             c.fail(format!("{cat}.values"), "list at least one value");
         }
         values += cond.values.len();
+        if f == "http-header" {
+            match cond.http_header_name.as_deref() {
+                None => c.fail(
+                    format!("{cat}.http_header_name"),
+                    "required for http-header",
+                ),
+                Some(n) if n.eq_ignore_ascii_case("host") => c.fail(
+                    format!("{cat}.http_header_name"),
+                    "use a host-header condition for Host",
+                ),
+                Some(n)
+                    if n.is_empty()
+                        || n.len() > 40
+                        || !n.bytes().all(|b| {
+                            b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+                        }) =>
+                {
+                    c.fail(
+                        format!("{cat}.http_header_name"),
+                        "1-40 header-name characters",
+                    )
+                }
+                _ => {}
+            }
+        }
         for (v, value) in cond.values.iter().enumerate() {
             let vat = format!("{cat}.values[{v}]");
-            wildcards += value.bytes().filter(|b| *b == b'*' || *b == b'?').count();
+            match f {
+                "host-header" | "path-pattern" | "http-header" => {
+                    wildcards += count_wild(value);
+                }
+                _ => {}
+            }
             if value.is_empty() || value.len() > 128 {
                 c.fail(vat, "must be 1-128 characters");
-            } else if host {
-                if !value
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b"-.*?".contains(&b))
+                continue;
+            }
+            match f {
+                "host-header"
+                    if !value
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"-.*?".contains(&b)) =>
                 {
                     c.fail(
                         vat,
                         "a host pattern may contain only A-Z, a-z, 0-9, '-', '.', '*' and '?'",
                     );
                 }
-            } else if !value.starts_with('/') && !value.starts_with('*') {
-                c.fail(vat, "a path pattern must start with '/' (or a wildcard)");
-            } else if !value
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"_-.$/~\"'@:+&*?".contains(&b))
-            {
-                c.fail(
-                    vat,
-                    "a path pattern may contain only A-Z a-z 0-9 _ - . $ / ~ \" ' @ : + & * ?",
-                );
+                "path-pattern" => {
+                    if !value.starts_with('/') && !value.starts_with('*') {
+                        c.fail(vat, "a path pattern must start with '/' (or a wildcard)");
+                    } else if !value
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"_-.$/~\"'@:+&*?".contains(&b))
+                    {
+                        c.fail(
+                            vat,
+                            "a path pattern may contain only A-Z a-z 0-9 _ - . $ / ~ \" ' @ : + & * ?",
+                        );
+                    }
+                }
+                "http-request-method"
+                    if value.len() > 40
+                        || !value
+                            .bytes()
+                            .all(|b| b.is_ascii_uppercase() || b == b'-' || b == b'_') =>
+                {
+                    c.fail(
+                        vat,
+                        "a method is 1-40 characters of A-Z, '-' and '_' (case-sensitive)",
+                    );
+                }
+                "source-ip" => match value.parse::<ipnet::IpNet>() {
+                    Ok(n) if n.to_string() == "255.255.255.255/32" => {
+                        c.fail(vat, "255.255.255.255/32 is not allowed")
+                    }
+                    Ok(_) => {}
+                    Err(_) => c.fail(vat, "a CIDR such as 10.0.0.0/8 or 2001:db8::/32"),
+                },
+                _ => {}
             }
         }
     }
@@ -317,6 +412,16 @@ fn check_conditions(c: &mut Checker, at: &str, conditions: &[Condition]) {
         );
     }
 }
+
+/// The condition types of ALB rules.
+pub const CONDITION_FIELDS: [&str; 6] = [
+    "host-header",
+    "path-pattern",
+    "http-header",
+    "http-request-method",
+    "query-string",
+    "source-ip",
+];
 
 /// Puts actions in run order: by `order` when every action has one, else as listed.
 pub fn ordered_actions(actions: &[Action]) -> Vec<&Action> {
@@ -1475,7 +1580,7 @@ clients = [{ client_id = "tasks-web", generate_secret = true, allowed_oauth_flow
         assert_error(
             &t,
             "listeners[0].rules[0].conditions[0].field",
-            "unknown or unsupported condition",
+            "unknown condition `path-patern`",
         );
     }
 

@@ -199,7 +199,7 @@ async fn phases(
     }
 
     // Rule match.
-    let view = RequestView::of(&parts);
+    let view = RequestView::of(&parts, conn.peer.ip());
     let rule: &Rule = match first_match(&listener.rules, |r| r.conditions.as_slice(), &view) {
         Some(i) => &listener.rules[i],
         None => &listener.default,

@@ -11,16 +11,43 @@ pub enum Condition {
     Host(Vec<String>),
     /// `path-pattern`: case-sensitive, path only.
     Path(Vec<String>),
+    /// `http-header`: the named header (any occurrence), values case-insensitive.
+    Header(http::HeaderName, Vec<String>),
+    /// `http-request-method`: exact, case-sensitive.
+    Method(Vec<String>),
+    /// `query-string`: any pair matching one `(key?, value)`; case-insensitive, `\` escapes.
+    Query(Vec<(Option<wildcard::Pattern>, wildcard::Pattern)>),
+    /// `source-ip`: the TCP peer (never `X-Forwarded-For`).
+    SourceIp(Vec<ipnet::IpNet>),
 }
 
 impl Condition {
     /// Compiles a config condition (validated already).
     pub fn compile(c: &portcullis_config::Condition) -> Option<Condition> {
-        match c.field.as_str() {
-            "host-header" => Some(Condition::Host(c.values.clone())),
-            "path-pattern" => Some(Condition::Path(c.values.clone())),
-            _ => None,
-        }
+        Some(match c.field.as_str() {
+            "host-header" => Condition::Host(c.values.clone()),
+            "path-pattern" => Condition::Path(c.values.clone()),
+            "http-header" => Condition::Header(
+                http::HeaderName::from_bytes(c.http_header_name.as_deref()?.as_bytes()).ok()?,
+                c.values.clone(),
+            ),
+            "http-request-method" => Condition::Method(c.values.clone()),
+            "query-string" => Condition::Query(
+                c.query
+                    .iter()
+                    .map(|q| {
+                        (
+                            q.key.as_deref().map(wildcard::Pattern::escaped),
+                            wildcard::Pattern::escaped(&q.value),
+                        )
+                    })
+                    .collect(),
+            ),
+            "source-ip" => {
+                Condition::SourceIp(c.values.iter().filter_map(|v| v.parse().ok()).collect())
+            }
+            _ => return None,
+        })
     }
 
     /// Whether any value matches.
@@ -34,8 +61,40 @@ impl Condition {
             Condition::Path(vs) => vs
                 .iter()
                 .any(|p| wildcard::matches(p.as_bytes(), req.path.as_bytes(), false)),
+            Condition::Header(name, vs) => req.headers.is_some_and(|h| {
+                h.get_all(name).iter().any(|v| {
+                    vs.iter()
+                        .any(|p| wildcard::matches(p.as_bytes(), v.as_bytes(), true))
+                })
+            }),
+            Condition::Method(vs) => vs.iter().any(|m| m == req.method),
+            Condition::Query(pairs) => {
+                let Some(q) = req.query else { return false };
+                form_pairs(q).any(|(k, v)| {
+                    pairs.iter().any(|(kp, vp)| {
+                        kp.as_ref().is_none_or(|kp| kp.matches(k.as_bytes(), true))
+                            && vp.matches(v.as_bytes(), true)
+                    })
+                })
+            }
+            Condition::SourceIp(nets) => req
+                .peer
+                .is_some_and(|ip| nets.iter().any(|n| n.contains(&ip.to_canonical()))),
         }
     }
+}
+
+/// The query's `key=value` pairs, percent-decoded (`+` stays a `+`, as in a URL).
+fn form_pairs(q: &str) -> impl Iterator<Item = (String, String)> + '_ {
+    let dec = |s: &str| {
+        percent_encoding::percent_decode_str(s)
+            .decode_utf8_lossy()
+            .into_owned()
+    };
+    q.split('&').filter(|p| !p.is_empty()).map(move |p| {
+        let (k, v) = p.split_once('=').unwrap_or((p, ""));
+        (dec(k), dec(v))
+    })
 }
 
 /// What rules look at.
@@ -44,14 +103,38 @@ pub struct RequestView<'a> {
     pub host: Option<&'a str>,
     /// Path without query.
     pub path: &'a str,
+    /// The method.
+    pub method: &'a str,
+    /// The raw query string.
+    pub query: Option<&'a str>,
+    /// All headers.
+    pub headers: Option<&'a http::HeaderMap>,
+    /// The TCP peer.
+    pub peer: Option<std::net::IpAddr>,
 }
 
 impl<'a> RequestView<'a> {
-    /// From request parts.
-    pub fn of(parts: &'a Parts) -> RequestView<'a> {
+    /// From request parts and the connection's peer.
+    pub fn of(parts: &'a Parts, peer: std::net::IpAddr) -> RequestView<'a> {
         RequestView {
             host: portcullis_auth::authenticate::request_host(parts).map(strip_port),
             path: parts.uri.path(),
+            method: parts.method.as_str(),
+            query: parts.uri.query(),
+            headers: Some(&parts.headers),
+            peer: Some(peer),
+        }
+    }
+
+    /// A view of only a host and a path (tests, benches).
+    pub fn host_path(host: Option<&'a str>, path: &'a str) -> RequestView<'a> {
+        RequestView {
+            host,
+            path,
+            method: "GET",
+            query: None,
+            headers: None,
+            peer: None,
         }
     }
 }
@@ -100,10 +183,65 @@ mod tests {
             ],
             vec![Condition::Path(vec!["/api/*".into(), "/v2".into()])],
         ];
-        let r = |h, p| first_match(&rules, |r| r.as_slice(), &RequestView { host: h, path: p });
+        let r = |h, p| first_match(&rules, |r| r.as_slice(), &RequestView::host_path(h, p));
         assert_eq!(r(Some("A.example.com"), "/api/x"), Some(0));
         assert_eq!(r(Some("other.org"), "/api/x"), Some(1));
         assert_eq!(r(None, "/v2"), Some(1));
         assert_eq!(r(None, "/v3"), None);
+    }
+
+    fn cond(toml_text: &str) -> Condition {
+        let c: portcullis_config::Condition = toml::from_str(toml_text).unwrap();
+        Condition::compile(&c).unwrap()
+    }
+
+    #[test]
+    fn header_method_query_and_source_ip() {
+        let req = http::Request::post("/x?Version=V1.2&tag=%2Abeta%2A&flag")
+            .header("user-agent", "Mozilla/5.0 Chrome/140")
+            .header("x-env", "staging")
+            .header("x-env", "PROD-eu")
+            .body(())
+            .unwrap()
+            .into_parts()
+            .0;
+        let v4: std::net::IpAddr = "10.1.2.3".parse().unwrap();
+        let view = RequestView::of(&req, v4);
+        let yes = |t: &str| assert!(cond(t).matches(&view), "{t}");
+        let no = |t: &str| assert!(!cond(t).matches(&view), "{t}");
+        yes(r#"field = "http-header"
+http_header_name = "User-Agent"
+values = ["*chrome*"]"#);
+        yes(r#"field = "http-header"
+http_header_name = "x-env"
+values = ["prod-*"]"#);
+        no(r#"field = "http-header"
+http_header_name = "x-other"
+values = ["*"]"#);
+        yes(r#"field = "http-request-method"
+values = ["GET", "POST"]"#);
+        no(r#"field = "http-request-method"
+values = ["post"]"#);
+        yes(r#"field = "query-string"
+query = [{ key = "version", value = "v1.*" }]"#);
+        yes(r#"field = "query-string"
+query = [{ value = "\\*beta\\*" }]"#);
+        no(r#"field = "query-string"
+query = [{ value = "\\*gamma\\*" }]"#);
+        no(r#"field = "query-string"
+query = [{ key = "tag", value = "\\*b?ta" }]"#);
+        yes(r#"field = "source-ip"
+values = ["10.0.0.0/8"]"#);
+        no(r#"field = "source-ip"
+values = ["192.168.0.0/16", "2001:db8::/32"]"#);
+        // An IPv4 client seen on an IPv6 socket still matches IPv4 CIDRs.
+        let mapped: std::net::IpAddr = "::ffff:10.1.2.3".parse().unwrap();
+        assert!(
+            cond(
+                r#"field = "source-ip"
+values = ["10.0.0.0/8"]"#
+            )
+            .matches(&RequestView::of(&req, mapped))
+        );
     }
 }

@@ -33,9 +33,78 @@ pub fn matches(pattern: &[u8], value: &[u8], fold_case: bool) -> bool {
     pattern[p..].iter().all(|c| *c == b'*')
 }
 
+/// One element of a compiled pattern.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Token {
+    Lit(u8),
+    One,
+    Star,
+}
+
+/// A pattern in which `\` escapes the next character (so `\*` is a literal `*`), as ALB's
+/// `query-string` values; compiled once, matched with the same greedy algorithm as [`matches`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pattern(Vec<Token>);
+
+impl Pattern {
+    /// Compiles `pattern`; a trailing lone `\` is a literal backslash.
+    pub fn escaped(pattern: &str) -> Pattern {
+        let mut out = Vec::with_capacity(pattern.len());
+        let mut bytes = pattern.bytes();
+        while let Some(b) = bytes.next() {
+            out.push(match b {
+                b'\\' => Token::Lit(bytes.next().unwrap_or(b'\\')),
+                b'*' => Token::Star,
+                b'?' => Token::One,
+                b => Token::Lit(b),
+            });
+        }
+        Pattern(out)
+    }
+
+    /// Whether `value` matches the whole pattern.
+    pub fn matches(&self, value: &[u8], fold_case: bool) -> bool {
+        let pat = &self.0;
+        let eq = |p: u8, v: u8| {
+            if fold_case {
+                p.eq_ignore_ascii_case(&v)
+            } else {
+                p == v
+            }
+        };
+        let (mut p, mut v) = (0usize, 0usize);
+        let mut star: Option<(usize, usize)> = None;
+        while v < value.len() {
+            match pat.get(p) {
+                Some(Token::One) => {
+                    p += 1;
+                    v += 1;
+                }
+                Some(Token::Lit(c)) if eq(*c, value[v]) => {
+                    p += 1;
+                    v += 1;
+                }
+                Some(Token::Star) => {
+                    star = Some((p, v));
+                    p += 1;
+                }
+                _ => match star {
+                    Some((sp, sv)) => {
+                        p = sp + 1;
+                        v = sv + 1;
+                        star = Some((sp, sv + 1));
+                    }
+                    None => return false,
+                },
+            }
+        }
+        pat[p..].iter().all(|t| *t == Token::Star)
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use super::matches;
+    use super::{Pattern, matches};
     use proptest::prelude::*;
 
     fn m(p: &str, v: &str) -> bool {
@@ -81,5 +150,35 @@ mod tests {
             prop_assert!(matches(v.as_bytes(), v.as_bytes(), false));
             prop_assert!(matches(v.to_uppercase().as_bytes(), v.as_bytes(), true));
         }
+    }
+
+    proptest! {
+        /// Without backslashes a compiled pattern agrees with `matches`.
+        #[test]
+        fn compiled_patterns_agree(p in "[ab*?]{0,8}", v in "[ab]{0,10}", fold in any::<bool>()) {
+            prop_assert_eq!(
+                Pattern::escaped(&p).matches(v.as_bytes(), fold),
+                matches(p.as_bytes(), v.as_bytes(), fold)
+            );
+        }
+
+        /// An escaped value matches exactly itself.
+        #[test]
+        fn escaped_literals_match_themselves(v in "[a*?\\\\]{0,10}") {
+            let esc: String = v.chars().flat_map(|c| if "*?\\".contains(c) { vec!['\\', c] } else { vec![c] }).collect();
+            let pat = Pattern::escaped(&esc);
+            prop_assert!(pat.matches(v.as_bytes(), false));
+            let longer = format!("{v}a");
+            prop_assert!(!pat.matches(longer.as_bytes(), false));
+        }
+    }
+
+    #[test]
+    fn escapes() {
+        assert!(Pattern::escaped(r"\*beta\*").matches(b"*BETA*", true));
+        assert!(!Pattern::escaped(r"\*beta\*").matches(b"xbetax", true));
+        assert!(Pattern::escaped(r"a\?").matches(b"a?", false));
+        assert!(!Pattern::escaped(r"a\?").matches(b"ab", false));
+        assert!(Pattern::escaped("v1.*").matches(b"V1.2", true));
     }
 }

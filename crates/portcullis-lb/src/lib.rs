@@ -112,14 +112,90 @@ pub struct Running {
     pub shared: Arc<Shared>,
     shutdown: watch::Sender<bool>,
     tasks: JoinSet<()>,
+    /// What a reload needs to compile a new snapshot.
+    reload: ReloadContext,
+}
+
+/// The parts of a running balancer a reload keeps: its sockets, names and clients.
+struct ReloadContext {
+    ports: Vec<u16>,
+    shape: Vec<(Protocol, String, u16)>,
+    identity: Identity,
+    cognito: Arc<CognitoResolver>,
+    http: portcullis_auth::oidc::HttpClient,
+}
+
+fn listener_shape(config: &Config) -> Vec<(Protocol, String, u16)> {
+    config
+        .listeners
+        .iter()
+        .map(|l| (l.protocol, l.address.clone(), l.port))
+        .collect()
 }
 
 impl Running {
+    /// Applies a new (validated) config's rules, actions and target groups by swapping the
+    /// snapshot whole: a request sees the old config or the new one, never a mix. Listener
+    /// changes (count, protocols, addresses, ports) and certificates need a restart; on any error
+    /// the running config stays.
+    pub async fn reload(&self, config: &Config) -> Result<(), String> {
+        let c = &self.reload;
+        if listener_shape(config) != c.shape {
+            return Err(
+                "listeners changed (count, protocol, address or port): that needs a restart".into(),
+            );
+        }
+        let discovered = discover_all(config, &c.http).await?;
+        let snapshot = snapshot::compile(
+            config,
+            &c.ports,
+            &c.identity,
+            c.cognito.as_ref(),
+            &c.http,
+            &discovered,
+        )?;
+        self.shared.snapshot.store(Arc::new(snapshot));
+        Ok(())
+    }
+
     /// Stops accepting, drains in-flight requests, and returns.
     pub async fn shutdown(mut self) {
         let _ = self.shutdown.send(true);
         while self.tasks.join_next().await.is_some() {}
     }
+}
+
+/// Reads the discovery documents of `authenticate-oidc` actions that give no endpoints.
+async fn discover_all(
+    config: &Config,
+    http: &portcullis_auth::oidc::HttpClient,
+) -> Result<std::collections::HashMap<String, portcullis_auth::oidc::Discovery>, String> {
+    let mut discovered = std::collections::HashMap::new();
+    for (i, l) in config.listeners.iter().enumerate() {
+        for a in l
+            .rules
+            .iter()
+            .flat_map(|r| r.actions.iter())
+            .chain(l.default_actions.iter())
+        {
+            if let portcullis_config::Action::AuthenticateOidc(o) = a
+                && o.authorization_endpoint.is_none()
+                && !discovered.contains_key(&o.issuer)
+            {
+                let d = portcullis_auth::oidc::discover(http, &o.issuer)
+                    .await
+                    .map_err(|e| {
+                        format!(
+                            "listeners[{i}]: authenticate-oidc discovery for issuer {} failed: {e}. Check the issuer URL, \
+                             or give authorization_endpoint, token_endpoint and user_info_endpoint to skip discovery",
+                            o.issuer
+                        )
+                    })?;
+                discovered.insert(o.issuer.clone(), d);
+            }
+        }
+    }
+    Ok(discovered)
 }
 
 /// The load balancer's names and ARNs (its id is generated once into the state dir).
@@ -173,6 +249,7 @@ pub async fn start(
     let keys = AuthKeys::load_or_generate(&lb.state_dir.join("lb"))
         .map_err(|e| StartError::State(e.to_string()))?;
     let identity = identity(config)?;
+    let reload_identity = identity.clone();
     let signer_arn = identity.arn();
     let kid = keys.claims.kid.clone();
     let pem = keys.claims.public_pem();
@@ -226,32 +303,9 @@ pub async fn start(
     }
     let ports: Vec<u16> = bound.iter().map(|(_, a, _)| a.port()).collect();
     let http = portcullis_auth::oidc::http_client();
-    // authenticate-oidc actions without endpoints: discover them once, at start.
-    let mut discovered = std::collections::HashMap::new();
-    for (i, l) in config.listeners.iter().enumerate() {
-        for a in l
-            .rules
-            .iter()
-            .flat_map(|r| r.actions.iter())
-            .chain(l.default_actions.iter())
-        {
-            if let portcullis_config::Action::AuthenticateOidc(o) = a
-                && o.authorization_endpoint.is_none()
-                && !discovered.contains_key(&o.issuer)
-            {
-                let d = portcullis_auth::oidc::discover(&http, &o.issuer)
-                    .await
-                    .map_err(|e| {
-                        StartError::Config(format!(
-                            "listeners[{i}]: authenticate-oidc discovery for issuer {} failed: {e}. Check the issuer URL, \
-                             or give authorization_endpoint, token_endpoint and user_info_endpoint to skip discovery",
-                            o.issuer
-                        ))
-                    })?;
-                discovered.insert(o.issuer.clone(), d);
-            }
-        }
-    }
+    let discovered = discover_all(config, &http)
+        .await
+        .map_err(StartError::Config)?;
     let snapshot = snapshot::compile(
         config,
         &ports,
@@ -325,5 +379,12 @@ pub async fn start(
         shared,
         shutdown: tx,
         tasks,
+        reload: ReloadContext {
+            ports,
+            shape: listener_shape(config),
+            identity: reload_identity,
+            cognito,
+            http,
+        },
     })
 }

@@ -94,6 +94,7 @@ pub struct Snapshot {
 }
 
 /// Identity of this load balancer for ARNs.
+#[derive(Clone)]
 pub struct Identity {
     /// `arn:aws:elasticloadbalancing:<region>:<account>`.
     pub arn_prefix: String,

@@ -36,6 +36,12 @@ impl App {
         self.pools.iter().map(|(p, _)| p).find(|p| p.name == name)
     }
 
+    /// Applies a new config's load-balancer rules, actions and target groups (see
+    /// [`portcullis_lb::Running::reload`]); user pools are read at start only.
+    pub async fn reload(&self, config: &Config) -> Result<(), String> {
+        self.lb.reload(config).await
+    }
+
     /// Stops everything, draining in-flight requests.
     pub async fn shutdown(self) {
         let _ = self.shutdown.send(true);

@@ -135,7 +135,42 @@ async fn serve(config: PathBuf) -> Result<()> {
         );
     }
     tracing::info!("signer ARN {}", running.lb.signer_arn);
-    demo::shutdown_signal().await;
+    // Reload on SIGHUP and when the file changes; a config that does not load or compile is
+    // reported and the running one stays.
+    let stamp = |p: &std::path::Path| {
+        std::fs::metadata(p)
+            .ok()
+            .map(|m| (m.modified().ok(), m.len()))
+    };
+    let mut seen = stamp(&config);
+    let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        .context("cannot watch SIGHUP")?;
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let stop = demo::shutdown_signal();
+    tokio::pin!(stop);
+    loop {
+        let why = tokio::select! {
+            _ = &mut stop => break,
+            _ = hup.recv() => "SIGHUP",
+            _ = tick.tick() => {
+                let now = stamp(&config);
+                if now == seen { continue; }
+                seen = now;
+                "the file changed"
+            }
+        };
+        match portcullis_config::load(&config) {
+            Ok(l) => match running.reload(&l.config).await {
+                Ok(()) => tracing::info!(file = %config.display(), "config reloaded ({why})"),
+                Err(e) => {
+                    tracing::error!(file = %config.display(), error = %e, "reload refused; the running config stays")
+                }
+            },
+            Err(e) => tracing::error!(error = %e, "reload refused; the running config stays"),
+        }
+        seen = stamp(&config);
+    }
     tracing::info!("shutting down; draining in-flight requests");
     running.shutdown().await;
     Ok(())

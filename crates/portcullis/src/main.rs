@@ -154,9 +154,7 @@ async fn serve(config: PathBuf) -> Result<()> {
             _ = &mut stop => break,
             _ = hup.recv() => "SIGHUP",
             _ = tick.tick() => {
-                let now = stamp(&config);
-                if now == seen { continue; }
-                seen = now;
+                if stamp(&config) == seen { continue; }
                 "the file changed"
             }
         };

@@ -520,6 +520,91 @@ pub struct TargetGroup {
     /// Static targets.
     #[serde(default)]
     pub targets: Vec<Target>,
+    /// How targets are checked (ALB's defaults when absent).
+    #[serde(default)]
+    pub health_check: HealthCheck,
+}
+
+/// A target group's health check (ALB's `HealthCheck*` settings and defaults).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HealthCheck {
+    /// Checks run (default true, as ALB for instance and IP targets).
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// The path asked for (default `/`).
+    #[serde(default = "slash")]
+    pub path: String,
+    /// `traffic-port` (default) or a port number.
+    #[serde(default = "traffic_port")]
+    pub port: String,
+    /// Seconds between checks of a target (ALB: 5–300, default 30; here from 1).
+    #[serde(default = "thirty")]
+    pub interval_seconds: u64,
+    /// Seconds a check may take (ALB: 2–120, default 5; here from 1, and less than the interval).
+    #[serde(default = "five")]
+    pub timeout_seconds: u64,
+    /// Consecutive passes that make an unhealthy target healthy (2–10, default 5).
+    #[serde(default = "five_u32")]
+    pub healthy_threshold_count: u32,
+    /// Consecutive failures that make a target unhealthy (2–10, default 2).
+    #[serde(default = "two")]
+    pub unhealthy_threshold_count: u32,
+    /// Status codes that pass: `200`, `200,202` or `200-299` (200–499; default `200`).
+    #[serde(default = "ok_code")]
+    pub matcher: String,
+}
+
+impl Default for HealthCheck {
+    fn default() -> Self {
+        HealthCheck {
+            enabled: true,
+            path: slash(),
+            port: traffic_port(),
+            interval_seconds: 30,
+            timeout_seconds: 5,
+            healthy_threshold_count: 5,
+            unhealthy_threshold_count: 2,
+            matcher: ok_code(),
+        }
+    }
+}
+
+fn slash() -> String {
+    "/".into()
+}
+fn traffic_port() -> String {
+    "traffic-port".into()
+}
+fn thirty() -> u64 {
+    30
+}
+fn five() -> u64 {
+    5
+}
+fn five_u32() -> u32 {
+    5
+}
+fn two() -> u32 {
+    2
+}
+fn ok_code() -> String {
+    "200".into()
+}
+
+impl HealthCheck {
+    /// Whether `status` passes the matcher (validated: codes and ranges within 200–499).
+    pub fn passes(&self, status: u16) -> bool {
+        self.matcher
+            .split(',')
+            .any(|part| match part.trim().split_once('-') {
+                Some((a, b)) => match (a.trim().parse::<u16>(), b.trim().parse::<u16>()) {
+                    (Ok(a), Ok(b)) => (a..=b).contains(&status),
+                    _ => false,
+                },
+                None => part.trim().parse::<u16>() == Ok(status),
+            })
+    }
 }
 
 /// One target.

@@ -161,6 +161,56 @@ fn check_target_groups(c: &mut Checker, tgs: &[TargetGroup]) -> HashSet<String> 
                 "only HTTP targets are supported so far",
             );
         }
+        let hc = &tg.health_check;
+        let hat = format!("{at}.health_check");
+        if !hc.path.starts_with('/') || hc.path.len() > 1024 {
+            c.fail(
+                format!("{hat}.path"),
+                "an absolute path of at most 1024 characters",
+            );
+        }
+        if hc.port != "traffic-port" && hc.port.parse::<u16>().map_or(true, |p| p == 0) {
+            c.fail(format!("{hat}.port"), "traffic-port or 1-65535");
+        }
+        if !(1..=300).contains(&hc.interval_seconds) {
+            c.fail(
+                format!("{hat}.interval_seconds"),
+                "must be 1-300 (ALB: 5-300)",
+            );
+        }
+        if !(1..=120).contains(&hc.timeout_seconds)
+            || hc.timeout_seconds >= hc.interval_seconds.max(2)
+        {
+            c.fail(
+                format!("{hat}.timeout_seconds"),
+                "must be 1-120 and less than interval_seconds",
+            );
+        }
+        for (name, v) in [
+            ("healthy_threshold_count", hc.healthy_threshold_count),
+            ("unhealthy_threshold_count", hc.unhealthy_threshold_count),
+        ] {
+            if !(2..=10).contains(&v) {
+                c.fail(format!("{hat}.{name}"), "must be 2-10");
+            }
+        }
+        let codes_ok = hc.matcher.split(',').all(|part| {
+            let in_range = |s: &str| {
+                s.trim()
+                    .parse::<u16>()
+                    .is_ok_and(|c| (200..=499).contains(&c))
+            };
+            match part.split_once('-') {
+                Some((a, b)) => in_range(a) && in_range(b),
+                None => in_range(part),
+            }
+        });
+        if !codes_ok {
+            c.fail(
+                format!("{hat}.matcher"),
+                "codes 200-499 as `200`, `200,202` or `200-299`",
+            );
+        }
         for (j, t) in tg.targets.iter().enumerate() {
             if t.id.trim().is_empty() {
                 c.fail(

@@ -153,7 +153,11 @@ impl Running {
             c.cognito.as_ref(),
             &c.http,
             &discovered,
+            Some(&self.shared.snapshot.load()),
         )?;
+        for tg in snapshot.target_groups.values() {
+            tg.start_health_checks();
+        }
         self.shared.snapshot.store(Arc::new(snapshot));
         Ok(())
     }
@@ -313,8 +317,12 @@ pub async fn start(
         cognito.as_ref(),
         &http,
         &discovered,
+        None,
     )
     .map_err(StartError::Config)?;
+    for tg in snapshot.target_groups.values() {
+        tg.start_health_checks();
+    }
     let access_log = match lb.access_log.as_deref() {
         None => access_log::AccessLog::disabled(),
         Some(t) => access_log::AccessLog::open(t)

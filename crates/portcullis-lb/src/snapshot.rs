@@ -91,6 +91,8 @@ impl Listener {
 pub struct Snapshot {
     /// Listeners in config order.
     pub listeners: Vec<Listener>,
+    /// Target groups by name.
+    pub target_groups: HashMap<String, Arc<TargetGroup>>,
 }
 
 /// Identity of this load balancer for ARNs.
@@ -137,6 +139,7 @@ pub fn compile(
     cognito: &CognitoResolver,
     http: &HttpClient,
     discovered: &HashMap<String, Discovery>,
+    previous: Option<&Snapshot>,
 ) -> Result<Snapshot, String> {
     let groups: HashMap<String, Arc<TargetGroup>> = config
         .target_groups
@@ -144,7 +147,11 @@ pub fn compile(
         .map(|tg| {
             (
                 tg.name.clone(),
-                Arc::new(TargetGroup::new(tg, identity.target_group_arn(&tg.name))),
+                Arc::new(TargetGroup::new(
+                    tg,
+                    identity.target_group_arn(&tg.name),
+                    previous.and_then(|p| p.target_groups.get(&tg.name).map(Arc::as_ref)),
+                )),
             )
         })
         .collect();
@@ -299,5 +306,8 @@ pub fn compile(
             logout_paths,
         });
     }
-    Ok(Snapshot { listeners })
+    Ok(Snapshot {
+        listeners,
+        target_groups: groups,
+    })
 }

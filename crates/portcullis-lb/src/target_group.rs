@@ -1,5 +1,7 @@
-//! Target groups: static targets chosen round robin, reached over pooled keep-alive connections,
-//! with ALB's connect (10 s → 504) and idle (→ 504) timeouts and 502 for everything else.
+//! Target groups: static targets chosen round robin among the healthy ones (all of them when none
+//! is healthy: ALB's fail-open), reached over pooled keep-alive connections, with ALB's connect
+//! (10 s → 504) and idle (→ 504) timeouts and 502 for everything else. Each group checks its
+//! targets in the background as ALB's health checks do.
 
 use crate::error::{ErrorKind, ProxyError};
 use http::{Request, Response};
@@ -7,6 +9,7 @@ use hyper::body::Incoming;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
@@ -28,11 +31,95 @@ pub fn upstream_client() -> UpstreamClient {
         .build(c)
 }
 
+/// A target's health, as ALB's `TargetHealth.State`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HealthState {
+    /// Registered, not yet checked (`Elb.InitialHealthChecking`).
+    Initial,
+    /// Passing.
+    Healthy,
+    /// Failing (`Target.FailedHealthChecks`, `Target.Timeout`, `Target.ResponseCodeMismatch`).
+    Unhealthy,
+    /// Checks are off (`Target.HealthCheckDisabled`): routed to like a healthy target.
+    Unused,
+}
+
+/// A target's health record, kept across reloads while the target stays in its group.
+#[derive(Debug)]
+pub struct TargetHealth {
+    state: std::sync::Mutex<(HealthState, u32, u32, &'static str)>,
+}
+
+impl TargetHealth {
+    fn new(enabled: bool) -> TargetHealth {
+        let s = if enabled {
+            (HealthState::Initial, 0, 0, "Elb.InitialHealthChecking")
+        } else {
+            (HealthState::Unused, 0, 0, "Target.HealthCheckDisabled")
+        };
+        TargetHealth {
+            state: std::sync::Mutex::new(s),
+        }
+    }
+
+    /// The state and its reason code.
+    pub fn state(&self) -> (HealthState, &'static str) {
+        let g = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        (g.0, g.3)
+    }
+
+    /// Counts one check; returns the new state when it changed.
+    fn record(
+        &self,
+        pass: bool,
+        why: &'static str,
+        hc: &portcullis_config::HealthCheck,
+    ) -> Option<HealthState> {
+        let mut g = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let (state, ok_run, fail_run, _) = *g;
+        let (ok_run, fail_run) = if pass {
+            (ok_run + 1, 0)
+        } else {
+            (0, fail_run + 1)
+        };
+        let next = match state {
+            // One pass makes a new target healthy, as at ALB.
+            HealthState::Initial if pass => HealthState::Healthy,
+            HealthState::Initial if fail_run >= hc.unhealthy_threshold_count => {
+                HealthState::Unhealthy
+            }
+            HealthState::Healthy if fail_run >= hc.unhealthy_threshold_count => {
+                HealthState::Unhealthy
+            }
+            HealthState::Unhealthy if ok_run >= hc.healthy_threshold_count => HealthState::Healthy,
+            s => s,
+        };
+        let reason = match next {
+            HealthState::Healthy => "",
+            HealthState::Unhealthy if fail_run > 0 => why,
+            _ => g.3,
+        };
+        *g = (next, ok_run, fail_run, reason);
+        (next != state).then_some(next)
+    }
+}
+
 /// One target.
 #[derive(Debug, Clone)]
 pub struct Target {
     /// `host:port` (IPv6 in brackets).
     pub authority: String,
+    /// Its health record.
+    pub health: Arc<TargetHealth>,
+}
+
+impl Target {
+    fn routable(&self) -> bool {
+        matches!(
+            self.health.state().0,
+            HealthState::Healthy | HealthState::Unused
+        )
+    }
 }
 
 /// A target group at run time.
@@ -43,11 +130,18 @@ pub struct TargetGroup {
     pub arn: String,
     targets: Vec<Target>,
     next: AtomicUsize,
+    health_check: portcullis_config::HealthCheck,
 }
 
 impl TargetGroup {
-    /// From config (validated), with this load balancer's ARN prefix.
-    pub fn new(cfg: &portcullis_config::TargetGroup, arn: String) -> TargetGroup {
+    /// From config (validated), with this load balancer's ARN prefix. Targets also in `previous`
+    /// (the group of the config being replaced) keep their health.
+    pub fn new(
+        cfg: &portcullis_config::TargetGroup,
+        arn: String,
+        previous: Option<&TargetGroup>,
+    ) -> TargetGroup {
+        let enabled = cfg.health_check.enabled;
         let targets = cfg
             .targets
             .iter()
@@ -58,9 +152,15 @@ impl TargetGroup {
                 } else {
                     t.id.clone()
                 };
-                Target {
-                    authority: format!("{host}:{port}"),
-                }
+                let authority = format!("{host}:{port}");
+                let health = previous
+                    .filter(|p| p.health_check.enabled == enabled)
+                    .and_then(|p| p.targets.iter().find(|t| t.authority == authority))
+                    .map_or_else(
+                        || Arc::new(TargetHealth::new(enabled)),
+                        |t| t.health.clone(),
+                    );
+                Target { authority, health }
             })
             .collect();
         TargetGroup {
@@ -68,16 +168,102 @@ impl TargetGroup {
             arn,
             targets,
             next: AtomicUsize::new(0),
+            health_check: cfg.health_check.clone(),
         }
     }
 
-    /// The next target, round robin; `None` when the group is empty (503).
+    /// The next target, round robin over the routable ones, or over all when none is (fail-open);
+    /// `None` when the group is empty (503).
     pub fn pick(&self) -> Option<&Target> {
         if self.targets.is_empty() {
             return None;
         }
-        let i = self.next.fetch_add(1, Ordering::Relaxed) % self.targets.len();
-        self.targets.get(i)
+        let n = self.next.fetch_add(1, Ordering::Relaxed);
+        let healthy = self.targets.iter().filter(|t| t.routable()).count();
+        if healthy == 0 {
+            return self.targets.get(n % self.targets.len());
+        }
+        self.targets
+            .iter()
+            .filter(|t| t.routable())
+            .nth(n % healthy)
+    }
+
+    /// `(authority, state, reason)` of every target (ALB's DescribeTargetHealth).
+    pub fn health(&self) -> Vec<(String, HealthState, &'static str)> {
+        self.targets
+            .iter()
+            .map(|t| {
+                let (s, r) = t.health.state();
+                (t.authority.clone(), s, r)
+            })
+            .collect()
+    }
+
+    /// Starts this group's health checks; they stop when the group is dropped (a reload).
+    pub fn start_health_checks(self: &Arc<Self>) {
+        if !self.health_check.enabled || self.targets.is_empty() {
+            return;
+        }
+        let weak = Arc::downgrade(self);
+        tokio::spawn(async move {
+            let client: HealthClient = Client::builder(TokioExecutor::new())
+                .pool_max_idle_per_host(0)
+                .build(HttpConnector::new());
+            while let Some(tg) = weak.upgrade() {
+                let hc = tg.health_check.clone();
+                // Every target checked at once; each check bounded by the timeout.
+                let mut set = tokio::task::JoinSet::new();
+                for (i, t) in tg.targets.iter().enumerate() {
+                    let (c, t, hc) = (client.clone(), t.clone(), hc.clone());
+                    set.spawn(async move { (i, check(&c, &t, &hc).await) });
+                }
+                let mut results = vec![(false, "Elb.InternalError"); tg.targets.len()];
+                while let Some(Ok((i, r))) = set.join_next().await {
+                    results[i] = r;
+                }
+                for (t, (pass, why)) in tg.targets.iter().zip(results) {
+                    if let Some(state) = t.health.record(pass, why, &hc) {
+                        tracing::info!(target_group = %tg.name, target = %t.authority, ?state, reason = why, "target health changed");
+                    }
+                }
+                let interval = Duration::from_secs(hc.interval_seconds);
+                drop(tg);
+                tokio::time::sleep(interval).await;
+            }
+        });
+    }
+}
+
+type HealthClient = Client<HttpConnector, http_body_util::Empty<bytes::Bytes>>;
+
+/// One health check: `GET <path>` with ALB's `User-Agent`, passing when the status matches.
+async fn check(
+    client: &HealthClient,
+    t: &Target,
+    hc: &portcullis_config::HealthCheck,
+) -> (bool, &'static str) {
+    let authority = match hc.port.parse::<u16>() {
+        Ok(p) => format!(
+            "{}:{p}",
+            t.authority
+                .rsplit_once(':')
+                .map_or(t.authority.as_str(), |(h, _)| h)
+        ),
+        Err(_) => t.authority.clone(),
+    };
+    let Ok(req) = Request::get(format!("http://{authority}{}", hc.path))
+        .header(http::header::USER_AGENT, "ELB-HealthChecker/2.0")
+        .header(http::header::CONNECTION, "close")
+        .body(http_body_util::Empty::new())
+    else {
+        return (false, "Elb.InternalError");
+    };
+    match tokio::time::timeout(Duration::from_secs(hc.timeout_seconds), client.request(req)).await {
+        Err(_) => (false, "Target.Timeout"),
+        Ok(Err(_)) => (false, "Target.FailedHealthChecks"),
+        Ok(Ok(r)) if hc.passes(r.status().as_u16()) => (true, ""),
+        Ok(Ok(_)) => (false, "Target.ResponseCodeMismatch"),
     }
 }
 
@@ -128,7 +314,7 @@ mod tests {
             "name = \"a\"\nport = 80\ntargets = [{ id = \"10.0.0.1\" }, { id = \"::1\", port = 81 }]",
         )
         .unwrap();
-        let tg = TargetGroup::new(&cfg, "arn".into());
+        let tg = TargetGroup::new(&cfg, "arn".into(), None);
         let picks: Vec<String> = (0..4)
             .map(|_| tg.pick().unwrap().authority.clone())
             .collect();
@@ -137,6 +323,10 @@ mod tests {
             ["10.0.0.1:80", "[::1]:81", "10.0.0.1:80", "[::1]:81"]
         );
         let empty: portcullis_config::TargetGroup = toml::from_str("name = \"e\"").unwrap();
-        assert!(TargetGroup::new(&empty, "arn".into()).pick().is_none());
+        assert!(
+            TargetGroup::new(&empty, "arn".into(), None)
+                .pick()
+                .is_none()
+        );
     }
 }

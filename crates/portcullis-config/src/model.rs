@@ -295,8 +295,59 @@ pub struct ForwardAction {
     /// Run order (lowest first); the list order when absent.
     #[serde(default)]
     pub order: Option<u32>,
+    /// The target group's name (or give `target_groups`).
+    #[serde(default)]
+    pub target_group: Option<String>,
+    /// Up to 5 weighted groups: `[{ name = "blue", weight = 80 }, { name = "green", weight = 20 }]`.
+    #[serde(default)]
+    pub target_groups: Vec<WeightedGroup>,
+    /// Keep a client on the group it first got (cookie `AWSALBTG`).
+    #[serde(default)]
+    pub stickiness: Option<GroupStickiness>,
+}
+
+impl ForwardAction {
+    /// The groups and weights (one group of weight 1 for `target_group`).
+    pub fn groups(&self) -> Vec<(String, u32)> {
+        match &self.target_group {
+            Some(g) => vec![(g.clone(), 1)],
+            None => self
+                .target_groups
+                .iter()
+                .map(|w| (w.name.clone(), w.weight))
+                .collect(),
+        }
+    }
+}
+
+/// One group of a weighted forward.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WeightedGroup {
     /// The target group's name.
-    pub target_group: String,
+    pub name: String,
+    /// 0–999 (default 1).
+    #[serde(default = "one_u32")]
+    pub weight: u32,
+}
+
+fn one_u32() -> u32 {
+    1
+}
+
+/// `TargetGroupStickinessConfig`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GroupStickiness {
+    /// On or off.
+    pub enabled: bool,
+    /// 1–604800 seconds (default 3600).
+    #[serde(default = "hour")]
+    pub duration_seconds: u64,
+}
+
+fn hour() -> u64 {
+    3600
 }
 
 /// `fixed-response`.
@@ -523,6 +574,30 @@ pub struct TargetGroup {
     /// How targets are checked (ALB's defaults when absent).
     #[serde(default)]
     pub health_check: HealthCheck,
+    /// Keep a client on one target (`lb_cookie`: cookie `AWSALB`).
+    #[serde(default)]
+    pub stickiness: Option<TargetStickiness>,
+}
+
+/// A target group's `stickiness.*` attributes.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TargetStickiness {
+    /// On or off.
+    pub enabled: bool,
+    /// `lb_cookie` (the only type so far).
+    #[serde(default = "lb_cookie", rename = "type")]
+    pub kind: String,
+    /// 1–604800 seconds (default 86400).
+    #[serde(default = "day")]
+    pub duration_seconds: u64,
+}
+
+fn lb_cookie() -> String {
+    "lb_cookie".into()
+}
+fn day() -> u64 {
+    86400
 }
 
 /// A target group's health check (ALB's `HealthCheck*` settings and defaults).

@@ -161,6 +161,20 @@ fn check_target_groups(c: &mut Checker, tgs: &[TargetGroup]) -> HashSet<String> 
                 "only HTTP targets are supported so far",
             );
         }
+        if let Some(s) = &tg.stickiness {
+            if s.kind != "lb_cookie" {
+                c.fail(
+                    format!("{at}.stickiness.type"),
+                    "only lb_cookie is supported so far",
+                );
+            }
+            if !(1..=604_800).contains(&s.duration_seconds) {
+                c.fail(
+                    format!("{at}.stickiness.duration_seconds"),
+                    "must be 1-604800",
+                );
+            }
+        }
         let hc = &tg.health_check;
         let hat = format!("{at}.health_check");
         if !hc.path.starts_with('/') || hc.path.len() > 1024 {
@@ -550,10 +564,50 @@ fn check_actions(
         let aat = format!("{at}[{i}]");
         match a {
             Action::Forward(f) => {
-                if !tgs.contains(&f.target_group) {
+                if f.target_group.is_some() != f.target_groups.is_empty() {
+                    c.fail(
+                        aat.clone(),
+                        "give target_group, or target_groups with weights",
+                    );
+                }
+                if f.target_groups.len() > 5 {
+                    c.fail(format!("{aat}.target_groups"), "at most 5 target groups");
+                }
+                if let Some(g) = &f.target_group
+                    && !tgs.contains(g)
+                {
                     c.fail(
                         format!("{aat}.target_group"),
-                        format!("unknown target group `{}`", f.target_group),
+                        format!("unknown target group `{g}`"),
+                    );
+                }
+                let mut names = HashSet::new();
+                for (k, w) in f.target_groups.iter().enumerate() {
+                    if !tgs.contains(&w.name) {
+                        c.fail(
+                            format!("{aat}.target_groups[{k}].name"),
+                            format!("unknown target group `{}`", w.name),
+                        );
+                    }
+                    if !names.insert(&w.name) {
+                        c.fail(format!("{aat}.target_groups[{k}].name"), "listed twice");
+                    }
+                    if w.weight > 999 {
+                        c.fail(format!("{aat}.target_groups[{k}].weight"), "must be 0-999");
+                    }
+                }
+                if !f.target_groups.is_empty() && f.target_groups.iter().all(|w| w.weight == 0) {
+                    c.fail(
+                        format!("{aat}.target_groups"),
+                        "at least one weight above 0",
+                    );
+                }
+                if let Some(s) = &f.stickiness
+                    && !(1..=604_800).contains(&s.duration_seconds)
+                {
+                    c.fail(
+                        format!("{aat}.stickiness.duration_seconds"),
+                        "must be 1-604800",
                     );
                 }
             }

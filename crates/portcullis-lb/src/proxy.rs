@@ -291,14 +291,18 @@ async fn phases(
                 .body(full(Bytes::new()))
                 .map_err(|_| ProxyError::internal(ErrorKind::Internal))?
         }
-        Terminal::Forward(tg) => {
+        Terminal::Forward(fwd) => {
+            let https = conn.tls.is_some();
+            let (tg, group_cookies) = fwd.choose(&parts.headers, https);
             if let Some(l) = log.as_mut() {
                 l.actions_executed.push("forward");
                 l.target_group_arn = tg.arn.clone();
             }
-            let target = tg
-                .pick()
+            let (target, target_cookies) = tg
+                .pick_for(&parts.headers, https)
                 .ok_or(ProxyError::internal(ErrorKind::NoTargets))?;
+            set_cookies.extend(group_cookies);
+            set_cookies.extend(target_cookies);
             let trace = headers::set_trace_id(&mut parts.headers, portcullis_auth::now());
             // A protocol upgrade (WebSocket) keeps its Upgrade/Connection pair; the client side's
             // upgrade is taken now so it is not sent upstream.

@@ -18,8 +18,8 @@ pub type CognitoResolver =
 
 /// What a rule ends with.
 pub enum Terminal {
-    /// Send to this group.
-    Forward(Arc<TargetGroup>),
+    /// Send to one of these groups.
+    Forward(Arc<crate::target_group::Forward>),
     /// Answer with this.
     Fixed {
         /// Status.
@@ -237,10 +237,21 @@ pub fn compile(
                         ));
                     }
                     Action::Forward(f) => {
-                        let tg = groups
-                            .get(&f.target_group)
-                            .ok_or(format!("unknown target group {}", f.target_group))?;
-                        terminal = Some(Terminal::Forward(tg.clone()));
+                        let mut weighted = Vec::new();
+                        for (name, weight) in f.groups() {
+                            let tg = groups
+                                .get(&name)
+                                .ok_or(format!("unknown target group {name}"))?;
+                            weighted.push((tg.clone(), weight));
+                        }
+                        let sticky = f
+                            .stickiness
+                            .as_ref()
+                            .filter(|s| s.enabled)
+                            .map(|s| s.duration_seconds);
+                        terminal = Some(Terminal::Forward(Arc::new(
+                            crate::target_group::Forward::new(weighted, sticky),
+                        )));
                     }
                     Action::FixedResponse(f) => {
                         terminal = Some(Terminal::Fixed {

@@ -131,6 +131,99 @@ pub struct TargetGroup {
     targets: Vec<Target>,
     next: AtomicUsize,
     health_check: portcullis_config::HealthCheck,
+    /// `AWSALB` cookie lifetime, when stickiness is on.
+    sticky: Option<u64>,
+}
+
+/// A short opaque token naming something of this load balancer (a target group or a target) in
+/// a stickiness cookie: stable across nodes of one balancer, meaningless elsewhere.
+fn token(parts: &[&str]) -> String {
+    let mut ctx = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
+    for p in parts {
+        ctx.update(p.as_bytes());
+        ctx.update(b"\0");
+    }
+    hex::encode(&ctx.finish().as_ref()[..12])
+}
+
+/// The value of cookie `name` in a request.
+fn cookie<'a>(h: &'a http::HeaderMap, name: &str) -> Option<&'a str> {
+    h.get_all(http::header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|p| p.trim().split_once('='))
+        .find(|(n, _)| *n == name)
+        .map(|(_, v)| v)
+}
+
+/// `Set-Cookie` values for a stickiness cookie and its CORS twin (HTTPS only, as it is `Secure`).
+fn sticky_cookies(name: &str, value: &str, seconds: u64, https: bool) -> Vec<String> {
+    let mut v = vec![format!("{name}={value}; Max-Age={seconds}; Path=/")];
+    if https {
+        v.push(format!(
+            "{name}CORS={value}; Max-Age={seconds}; Path=/; SameSite=None; Secure"
+        ));
+    }
+    v
+}
+
+/// A `forward` action: one group, or up to five with weights, optionally sticky per client.
+pub struct Forward {
+    /// The groups and their weights.
+    pub groups: Vec<(Arc<TargetGroup>, u32)>,
+    total: u32,
+    next: AtomicUsize,
+    sticky: Option<u64>,
+}
+
+impl Forward {
+    /// From compiled groups (weights validated: at least one above 0).
+    pub fn new(groups: Vec<(Arc<TargetGroup>, u32)>, sticky: Option<u64>) -> Forward {
+        let total = groups.iter().map(|(_, w)| *w).sum::<u32>().max(1);
+        Forward {
+            groups,
+            total,
+            next: AtomicUsize::new(0),
+            sticky,
+        }
+    }
+
+    /// The group for this request: the one its `AWSALBTG` cookie names, else by weight (exact
+    /// proportions: a weighted round robin). Returns the cookies to set.
+    pub fn choose(&self, h: &http::HeaderMap, https: bool) -> (&Arc<TargetGroup>, Vec<String>) {
+        if let Some(secs) = self.sticky
+            && let Some(v) = cookie(h, "AWSALBTG").or_else(|| cookie(h, "AWSALBTGCORS"))
+            && let Some((g, _)) = self
+                .groups
+                .iter()
+                .find(|(g, w)| *w > 0 && token(&[&g.arn]) == v)
+        {
+            return (g, sticky_cookies("AWSALBTG", v, secs, https));
+        }
+        let g = if self.groups.len() == 1 {
+            &self.groups[0].0
+        } else {
+            // Every `total` requests visit each position once, in a scrambled order (a prime
+            // stride), so the groups interleave and the proportions are exact.
+            let n = self.next.fetch_add(1, Ordering::Relaxed) as u64;
+            let mut pos = (n.wrapping_mul(2_654_435_761) % u64::from(self.total)) as u32;
+            let mut chosen = &self.groups[0].0;
+            for (g, w) in &self.groups {
+                if pos < *w {
+                    chosen = g;
+                    break;
+                }
+                pos -= w;
+            }
+            chosen
+        };
+        let cookies = self
+            .sticky
+            .map(|secs| sticky_cookies("AWSALBTG", &token(&[&g.arn]), secs, https))
+            .unwrap_or_default();
+        (g, cookies)
+    }
 }
 
 impl TargetGroup {
@@ -169,7 +262,31 @@ impl TargetGroup {
             targets,
             next: AtomicUsize::new(0),
             health_check: cfg.health_check.clone(),
+            sticky: cfg
+                .stickiness
+                .as_ref()
+                .filter(|s| s.enabled)
+                .map(|s| s.duration_seconds),
         }
+    }
+
+    /// The target for a request: the one its `AWSALB` cookie names while that target is routable,
+    /// else the next one. Returns the cookies to set (stickiness on).
+    pub fn pick_for(&self, h: &http::HeaderMap, https: bool) -> Option<(&Target, Vec<String>)> {
+        let Some(secs) = self.sticky else {
+            return self.pick().map(|t| (t, Vec::new()));
+        };
+        if let Some(v) = cookie(h, "AWSALB").or_else(|| cookie(h, "AWSALBCORS"))
+            && let Some(t) = self
+                .targets
+                .iter()
+                .find(|t| t.routable() && token(&[&self.arn, &t.authority]) == v)
+        {
+            return Some((t, sticky_cookies("AWSALB", v, secs, https)));
+        }
+        let t = self.pick()?;
+        let v = token(&[&self.arn, &t.authority]);
+        Some((t, sticky_cookies("AWSALB", &v, secs, https)))
     }
 
     /// The next target, round robin over the routable ones, or over all when none is (fail-open);

@@ -1,0 +1,153 @@
+//! Weighted forwarding to several target groups (exact proportions over 10,000 requests), group
+//! stickiness (`AWSALBTG`) and target stickiness (`AWSALB`), with real targets.
+
+mod kit;
+
+use kit::*;
+use std::collections::HashMap;
+
+async fn named(name: &'static str) -> u16 {
+    let app = axum::Router::new().fallback(move || async move { name });
+    let tcp = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = tcp.local_addr().unwrap().port();
+    tokio::spawn(async move { axum::serve(tcp, app).await.unwrap() });
+    port
+}
+
+async fn kit() -> Kit {
+    let (b1, b2, g1) = (
+        named("blue-1").await,
+        named("blue-2").await,
+        named("green-1").await,
+    );
+    let rules = format!(
+        r#"
+[[listeners.rules]]
+priority = 8
+conditions = [{{ field = "path-pattern", values = ["/w/*"] }}]
+actions = [{{ type = "forward", target_groups = [{{ name = "blue", weight = 70 }}, {{ name = "green", weight = 30 }}] }}]
+
+[[listeners.rules]]
+priority = 9
+conditions = [{{ field = "path-pattern", values = ["/sticky/*"] }}]
+actions = [{{ type = "forward", target_groups = [{{ name = "blue", weight = 50 }}, {{ name = "green", weight = 50 }}],
+              stickiness = {{ enabled = true, duration_seconds = 600 }} }}]
+
+[[target_groups]]
+name = "blue"
+targets = [{{ id = "127.0.0.1", port = {b1} }}, {{ id = "127.0.0.1", port = {b2} }}]
+stickiness = {{ enabled = true, type = "lb_cookie", duration_seconds = 300 }}
+
+[[target_groups]]
+name = "green"
+targets = [{{ id = "127.0.0.1", port = {g1} }}]
+"#
+    );
+    Kit::start(&rules).await
+}
+
+#[tokio::test]
+async fn weights_hold_over_ten_thousand_requests() {
+    let kit = kit().await;
+    let c = plain();
+    let mut tasks = Vec::new();
+    for _ in 0..20 {
+        let (c, url) = (c.clone(), kit.url("/w/x"));
+        tasks.push(tokio::spawn(async move {
+            let mut seen: HashMap<String, u32> = HashMap::new();
+            for _ in 0..500 {
+                let body = c.get(&url).send().await.unwrap().text().await.unwrap();
+                *seen.entry(body).or_default() += 1;
+            }
+            seen
+        }));
+    }
+    let mut total: HashMap<String, u32> = HashMap::new();
+    for t in tasks {
+        for (k, v) in t.await.unwrap() {
+            *total.entry(k).or_default() += v;
+        }
+    }
+    let blue = total.get("blue-1").unwrap_or(&0) + total.get("blue-2").unwrap_or(&0);
+    let green = *total.get("green-1").unwrap_or(&0);
+    assert_eq!(blue + green, 10_000, "{total:?}");
+    let share = f64::from(blue) / 10_000.0;
+    assert!(
+        (share - 0.70).abs() <= 0.02,
+        "blue got {share:.3} of the traffic: {total:?}"
+    );
+    // Without an AWSALB cookie the blue group still balances its two targets.
+    let (b1, b2) = (total["blue-1"], total["blue-2"]);
+    assert!(b1.abs_diff(b2) <= 100, "{total:?}");
+    kit.app.shutdown().await;
+}
+
+#[tokio::test]
+async fn group_and_target_stickiness_hold() {
+    let kit = kit().await;
+    // A browser keeps AWSALBTG (group) and AWSALB (target): every request lands where the first did.
+    let client = browser();
+    let first = client.get(kit.url("/sticky/a")).send().await.unwrap();
+    let cookies: Vec<String> = first
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_string())
+        .collect();
+    let first = first.text().await.unwrap();
+    assert!(
+        cookies
+            .iter()
+            .any(|c| c.starts_with("AWSALBTG=") && c.contains("Max-Age=600")),
+        "{cookies:?}"
+    );
+    assert!(
+        cookies
+            .iter()
+            .any(|c| c.starts_with("AWSALBTGCORS=") && c.contains("SameSite=None; Secure")),
+        "{cookies:?}"
+    );
+    if first.starts_with("blue") {
+        assert!(
+            cookies
+                .iter()
+                .any(|c| c.starts_with("AWSALB=") && c.contains("Max-Age=300")),
+            "{cookies:?}"
+        );
+    }
+    for _ in 0..40 {
+        let body = client
+            .get(kit.url("/sticky/b"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert_eq!(body, first, "sticky");
+    }
+    // Without cookies, requests spread over both groups and both blue targets.
+    let c = plain();
+    let mut seen = std::collections::HashSet::new();
+    for _ in 0..40 {
+        seen.insert(
+            c.get(kit.url("/sticky/c"))
+                .send()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap(),
+        );
+    }
+    assert_eq!(seen.len(), 3, "{seen:?}");
+    // A forged or foreign cookie is ignored, not trusted.
+    let r = c
+        .get(kit.url("/sticky/d"))
+        .header("cookie", "AWSALBTG=deadbeef; AWSALB=00")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    kit.app.shutdown().await;
+}

@@ -56,6 +56,23 @@ pub struct LoadBalancer {
     /// ALB does. Off by default: a target never holds a replayable session.
     #[serde(default)]
     pub forward_auth_cookies: bool,
+    /// `routing.http.xff_header_processing.mode`: `append` (default), `preserve` or `remove`.
+    #[serde(default = "append")]
+    pub xff_header_processing_mode: String,
+    /// `routing.http.xff_client_port.enabled`: append `ip:port` (`[ip]:port` for IPv6).
+    #[serde(default)]
+    pub xff_client_port: bool,
+    /// `routing.http.preserve_host_header.enabled`: pass `Host` exactly as received.
+    #[serde(default)]
+    pub preserve_host_header: bool,
+    /// `routing.http.drop_invalid_header_fields.enabled`: drop headers whose names are not
+    /// `[-A-Za-z0-9]+`.
+    #[serde(default)]
+    pub drop_invalid_header_fields: bool,
+}
+
+fn append() -> String {
+    "append".into()
 }
 
 /// The admin listener.

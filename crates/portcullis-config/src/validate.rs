@@ -93,6 +93,12 @@ fn is_name(s: &str, max: usize) -> bool {
 }
 
 fn check_load_balancer(c: &mut Checker, lb: &LoadBalancer) {
+    if !["append", "preserve", "remove"].contains(&lb.xff_header_processing_mode.as_str()) {
+        c.fail(
+            "load_balancer.xff_header_processing_mode",
+            "must be append, preserve or remove",
+        );
+    }
     if !is_name(&lb.name, 32) {
         c.fail(
             "load_balancer.name",

@@ -121,27 +121,115 @@ pub fn xff_count(h: &HeaderMap) -> usize {
 }
 
 /// Appends the client to `X-Forwarded-For` and sets `-Proto` and `-Port` (ALB's `append` mode).
-pub fn set_forwarded(h: &mut HeaderMap, client: SocketAddr, https: bool, port: u16) {
-    let ip = client.ip().to_canonical().to_string();
-    let prior: Vec<String> = h
-        .get_all(&XFF)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .map(|s| s.trim().to_string())
-        .collect();
-    let value = if prior.is_empty() {
-        ip
-    } else {
-        format!("{}, {ip}", prior.join(", "))
-    };
-    if let Ok(v) = HeaderValue::from_str(&value) {
-        h.insert(XFF, v);
+pub fn set_forwarded(h: &mut HeaderMap, client: SocketAddr, https: bool, port: u16, r: &Routing) {
+    match r.xff_mode {
+        XffMode::Append => {
+            let ip = client.ip().to_canonical();
+            let me = match (r.xff_client_port, ip) {
+                (false, ip) => ip.to_string(),
+                (true, std::net::IpAddr::V6(v6)) => format!("[{v6}]:{}", client.port()),
+                (true, ip) => format!("{ip}:{}", client.port()),
+            };
+            let prior: Vec<String> = h
+                .get_all(&XFF)
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .map(|s| s.trim().to_string())
+                .collect();
+            let value = if prior.is_empty() {
+                me
+            } else {
+                format!("{}, {me}", prior.join(", "))
+            };
+            if let Ok(v) = HeaderValue::from_str(&value) {
+                h.insert(XFF, v);
+            }
+        }
+        XffMode::Preserve => {}
+        XffMode::Remove => {
+            h.remove(XFF);
+        }
     }
     h.insert(
         XFP,
         HeaderValue::from_static(if https { "https" } else { "http" }),
     );
     h.insert(XFPORT, HeaderValue::from(port));
+}
+
+/// How `X-Forwarded-For` is handled (`routing.http.xff_header_processing.mode`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum XffMode {
+    /// Add the client's address.
+    Append,
+    /// Pass what the client sent.
+    Preserve,
+    /// Remove it.
+    Remove,
+}
+
+/// The balancer's `routing.http.*` attributes, part of the config snapshot.
+#[derive(Debug, Clone, Copy)]
+pub struct Routing {
+    /// `X-Forwarded-For` handling.
+    pub xff_mode: XffMode,
+    /// Append `ip:port`.
+    pub xff_client_port: bool,
+    /// Pass `Host` unchanged.
+    pub preserve_host: bool,
+    /// Drop header fields whose names are not `[-A-Za-z0-9]+`.
+    pub drop_invalid_header_fields: bool,
+}
+
+impl Routing {
+    /// From the config's `[load_balancer]`.
+    pub fn of(lb: &portcullis_config::LoadBalancer) -> Routing {
+        Routing {
+            xff_mode: match lb.xff_header_processing_mode.as_str() {
+                "preserve" => XffMode::Preserve,
+                "remove" => XffMode::Remove,
+                _ => XffMode::Append,
+            },
+            xff_client_port: lb.xff_client_port,
+            preserve_host: lb.preserve_host_header,
+            drop_invalid_header_fields: lb.drop_invalid_header_fields,
+        }
+    }
+}
+
+/// ALB's `Host` rewrite when `preserve_host_header` is off: the listener's port is added on
+/// non-default ports when missing, removed on 80 and 443.
+pub fn rewrite_host(h: &mut HeaderMap, listener_port: u16) {
+    let Some(host) = h.get(http::header::HOST).and_then(|v| v.to_str().ok()) else {
+        return;
+    };
+    let bare = crate::rules::strip_port(host);
+    let value = if listener_port == 80 || listener_port == 443 {
+        bare.to_string()
+    } else if bare.len() == host.len() {
+        format!("{bare}:{listener_port}")
+    } else {
+        return;
+    };
+    if let Ok(v) = HeaderValue::from_str(&value) {
+        h.insert(http::header::HOST, v);
+    }
+}
+
+/// Removes header fields whose names have characters outside `[-A-Za-z0-9]` (such as `_`).
+pub fn drop_invalid_header_fields(h: &mut HeaderMap) {
+    let bad: Vec<HeaderName> = h
+        .keys()
+        .filter(|n| {
+            !n.as_str()
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        })
+        .cloned()
+        .collect();
+    for n in bad {
+        h.remove(n);
+    }
 }
 
 /// A new trace id segment `1-<8 hex epoch>-<24 hex random>`.
@@ -240,18 +328,66 @@ mod tests {
             HeaderValue::from_static("203.0.113.2, 203.0.113.3"),
         );
         assert_eq!(xff_count(&h), 3);
-        set_forwarded(
-            &mut h,
-            "[::ffff:10.0.0.9]:5555".parse().unwrap(),
-            true,
-            8443,
-        );
+        let mut r = Routing {
+            xff_mode: XffMode::Append,
+            xff_client_port: false,
+            preserve_host: false,
+            drop_invalid_header_fields: false,
+        };
+        let client: SocketAddr = "[::ffff:10.0.0.9]:5555".parse().unwrap();
+        let mut a = h.clone();
+        set_forwarded(&mut a, client, true, 8443, &r);
         assert_eq!(
-            h["x-forwarded-for"],
+            a["x-forwarded-for"],
             "203.0.113.1, 203.0.113.2, 203.0.113.3, 10.0.0.9"
         );
-        assert_eq!(h["x-forwarded-proto"], "https");
-        assert_eq!(h["x-forwarded-port"], "8443");
+        assert_eq!(a["x-forwarded-proto"], "https");
+        assert_eq!(a["x-forwarded-port"], "8443");
+        r.xff_client_port = true;
+        let mut b = HeaderMap::new();
+        set_forwarded(&mut b, client, false, 80, &r);
+        assert_eq!(b["x-forwarded-for"], "10.0.0.9:5555");
+        let mut v6 = HeaderMap::new();
+        set_forwarded(
+            &mut v6,
+            "[2001:db8::1]:4444".parse().unwrap(),
+            false,
+            80,
+            &r,
+        );
+        assert_eq!(v6["x-forwarded-for"], "[2001:db8::1]:4444");
+        r.xff_mode = XffMode::Preserve;
+        let mut p = h.clone();
+        set_forwarded(&mut p, client, false, 80, &r);
+        assert_eq!(
+            p.get_all("x-forwarded-for").iter().count(),
+            2,
+            "passed as sent"
+        );
+        r.xff_mode = XffMode::Remove;
+        let mut rm = h.clone();
+        set_forwarded(&mut rm, client, false, 80, &r);
+        assert!(rm.get("x-forwarded-for").is_none());
+        assert_eq!(rm["x-forwarded-proto"], "http");
+    }
+
+    #[test]
+    fn host_rewrite_and_invalid_fields() {
+        let host = |v: &str, port: u16| {
+            let mut h = HeaderMap::new();
+            h.insert("host", HeaderValue::from_str(v).unwrap());
+            rewrite_host(&mut h, port);
+            h["host"].to_str().unwrap().to_string()
+        };
+        assert_eq!(host("a.example", 8443), "a.example:8443");
+        assert_eq!(host("a.example:9999", 8443), "a.example:9999");
+        assert_eq!(host("a.example:8443", 443), "a.example");
+        assert_eq!(host("[::1]", 8080), "[::1]:8080");
+        let mut h = HeaderMap::new();
+        h.insert("x_custom", HeaderValue::from_static("1"));
+        h.insert("x-ok", HeaderValue::from_static("1"));
+        drop_invalid_header_fields(&mut h);
+        assert!(h.get("x_custom").is_none() && h.get("x-ok").is_some());
     }
 
     #[test]

@@ -319,7 +319,20 @@ async fn phases(
                 parts.headers.insert(http::header::UPGRADE, p.clone());
             }
             headers::rewrite_cookies(&mut parts.headers, &listener.strip_cookies);
-            headers::set_forwarded(&mut parts.headers, conn.peer, conn.tls.is_some(), conn.port);
+            let routing = listener.routing;
+            headers::set_forwarded(
+                &mut parts.headers,
+                conn.peer,
+                conn.tls.is_some(),
+                conn.port,
+                &routing,
+            );
+            if !routing.preserve_host {
+                headers::rewrite_host(&mut parts.headers, conn.port);
+            }
+            if routing.drop_invalid_header_fields {
+                headers::drop_invalid_header_fields(&mut parts.headers);
+            }
             if !parts.headers.contains_key(HOST)
                 && let Some(h) = request_host(&parts).and_then(|h| HeaderValue::from_str(h).ok())
             {

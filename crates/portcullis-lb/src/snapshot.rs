@@ -73,6 +73,8 @@ pub struct Listener {
     /// Cookie names removed before forwarding: every session cookie base name of this listener's
     /// authenticate actions (their `-N` shards) and `AWSALBAuthNonce`; empty to keep them.
     pub strip_cookies: Vec<String>,
+    /// `routing.http.*` attributes (the same for every listener).
+    pub routing: crate::headers::Routing,
 }
 
 impl Listener {
@@ -93,6 +95,8 @@ pub struct Snapshot {
     pub listeners: Vec<Listener>,
     /// Target groups by name.
     pub target_groups: HashMap<String, Arc<TargetGroup>>,
+    /// `routing.http.*` attributes.
+    pub routing: crate::headers::Routing,
 }
 
 /// Identity of this load balancer for ARNs.
@@ -315,10 +319,12 @@ pub fn compile(
             has_auth,
             strip_cookies,
             logout_paths,
+            routing: crate::headers::Routing::of(&config.load_balancer),
         });
     }
     Ok(Snapshot {
         listeners,
         target_groups: groups,
+        routing: crate::headers::Routing::of(&config.load_balancer),
     })
 }

@@ -127,3 +127,71 @@ async fn every_condition_type_routes_as_alb() {
     kit.log_line(&["/cond/s", "fixed-response", " 104 "]).await;
     kit.app.shutdown().await;
 }
+
+#[tokio::test]
+async fn forwarded_headers_follow_the_routing_attributes() {
+    // Defaults: append the client address, rewrite Host with the listener's port.
+    let kit = Kit::start("").await;
+    let c = plain();
+    let echo: serde_json::Value = c
+        .get(kit.url("/open/h"))
+        .header("x-forwarded-for", "203.0.113.7")
+        .header("host", "shop.example")
+        .header("x_under", "1")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let h = &echo["headers"];
+    assert_eq!(h["x-forwarded-for"], "203.0.113.7, 127.0.0.1");
+    assert_eq!(h["x-forwarded-proto"], "https");
+    assert_eq!(h["x-forwarded-port"], kit.lb_port.to_string());
+    assert_eq!(h["host"], format!("shop.example:{}", kit.lb_port));
+    assert_eq!(h["x_under"], "1", "kept unless drop_invalid_header_fields");
+    kit.app.shutdown().await;
+
+    // remove + preserve_host_header + drop_invalid_header_fields.
+    let kit = Kit::start_with(
+        "",
+        "xff_header_processing_mode = \"remove\"\npreserve_host_header = true\ndrop_invalid_header_fields = true",
+    )
+    .await;
+    let echo: serde_json::Value = c
+        .get(kit.url("/open/h"))
+        .header("x-forwarded-for", "203.0.113.7")
+        .header("host", "shop.example")
+        .header("x_under", "1")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let h = &echo["headers"];
+    assert!(h.get("x-forwarded-for").is_none(), "{h}");
+    assert_eq!(h["host"], "shop.example");
+    assert!(h.get("x_under").is_none());
+    kit.app.shutdown().await;
+
+    // Client ports.
+    let kit = Kit::start_with("", "xff_client_port = true").await;
+    let echo: serde_json::Value = c
+        .get(kit.url("/open/h"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let xff = echo["headers"]["x-forwarded-for"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        xff.starts_with("127.0.0.1:") && xff[10..].parse::<u16>().is_ok(),
+        "{xff}"
+    );
+    kit.app.shutdown().await;
+}

@@ -170,6 +170,7 @@ async fn phases(
     if headers::xff_count(req.headers()) > headers::MAX_XFF_ADDRESSES {
         return Err(ProxyError::downstream(ErrorKind::TooManyForwardedFor));
     }
+
     let (mut parts, body) = req.into_parts();
     headers::strip_oidc_headers(&mut parts.headers);
 

@@ -594,6 +594,14 @@ pub struct TargetGroup {
     /// Keep a client on one target (`lb_cookie`: cookie `AWSALB`).
     #[serde(default)]
     pub stickiness: Option<TargetStickiness>,
+    /// `load_balancing.algorithm.type`: `round_robin` (default), `least_outstanding_requests` or
+    /// `weighted_random`.
+    #[serde(default = "round_robin")]
+    pub load_balancing_algorithm: String,
+}
+
+fn round_robin() -> String {
+    "round_robin".into()
 }
 
 /// A target group's `stickiness.*` attributes.

@@ -167,6 +167,18 @@ fn check_target_groups(c: &mut Checker, tgs: &[TargetGroup]) -> HashSet<String> 
                 "only HTTP targets are supported so far",
             );
         }
+        if ![
+            "round_robin",
+            "least_outstanding_requests",
+            "weighted_random",
+        ]
+        .contains(&tg.load_balancing_algorithm.as_str())
+        {
+            c.fail(
+                format!("{at}.load_balancing_algorithm"),
+                "must be round_robin, least_outstanding_requests or weighted_random",
+            );
+        }
         if let Some(s) = &tg.stickiness {
             if s.kind != "lb_cookie" {
                 c.fail(

@@ -353,12 +353,14 @@ async fn phases(
                 l.request_processing_time = started.elapsed().as_secs_f64();
             }
             let sent = Instant::now();
+            let in_flight = target.begin();
             let upstream = crate::target_group::send(
                 &shared.upstream,
                 Request::from_parts(parts, body),
                 shared.idle_timeout,
             )
             .await?;
+            drop(in_flight);
             let mut upstream = upstream;
             if let Some(l) = log.as_mut() {
                 l.target_processing_time = sent.elapsed().as_secs_f64();

@@ -111,6 +111,36 @@ pub struct Target {
     pub authority: String,
     /// Its health record.
     pub health: Arc<TargetHealth>,
+    /// Requests sent and not yet answered (for `least_outstanding_requests`).
+    pub outstanding: Arc<AtomicUsize>,
+}
+
+/// Counts a request as outstanding on its target until dropped (when the response head arrives).
+pub struct Outstanding(Arc<AtomicUsize>);
+
+impl Drop for Outstanding {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+impl Target {
+    /// Marks a request as sent to this target.
+    pub fn begin(&self) -> Outstanding {
+        self.outstanding.fetch_add(1, Ordering::Relaxed);
+        Outstanding(self.outstanding.clone())
+    }
+}
+
+/// `load_balancing.algorithm.type`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Algorithm {
+    /// In turn.
+    RoundRobin,
+    /// The target with the fewest requests in flight (ties in turn).
+    LeastOutstanding,
+    /// At random (equal weights: anomaly mitigation is not implemented).
+    WeightedRandom,
 }
 
 impl Target {
@@ -133,6 +163,19 @@ pub struct TargetGroup {
     health_check: portcullis_config::HealthCheck,
     /// `AWSALB` cookie lifetime, when stickiness is on.
     sticky: Option<u64>,
+    algorithm: Algorithm,
+}
+
+/// A cheap per-process pseudo-random number (xorshift), for `weighted_random`.
+fn random_index(n: usize) -> usize {
+    static STATE: std::sync::atomic::AtomicU64 =
+        std::sync::atomic::AtomicU64::new(0x9e37_79b9_7f4a_7c15);
+    let mut x = STATE.load(Ordering::Relaxed);
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    STATE.store(x, Ordering::Relaxed);
+    (x % n as u64) as usize
 }
 
 /// A short opaque token naming something of this load balancer (a target group or a target) in
@@ -253,7 +296,14 @@ impl TargetGroup {
                         || Arc::new(TargetHealth::new(enabled)),
                         |t| t.health.clone(),
                     );
-                Target { authority, health }
+                let outstanding = previous
+                    .and_then(|p| p.targets.iter().find(|t| t.authority == authority))
+                    .map_or_else(|| Arc::new(AtomicUsize::new(0)), |t| t.outstanding.clone());
+                Target {
+                    authority,
+                    health,
+                    outstanding,
+                }
             })
             .collect();
         TargetGroup {
@@ -267,6 +317,11 @@ impl TargetGroup {
                 .as_ref()
                 .filter(|s| s.enabled)
                 .map(|s| s.duration_seconds),
+            algorithm: match cfg.load_balancing_algorithm.as_str() {
+                "least_outstanding_requests" => Algorithm::LeastOutstanding,
+                "weighted_random" => Algorithm::WeightedRandom,
+                _ => Algorithm::RoundRobin,
+            },
         }
     }
 
@@ -297,13 +352,26 @@ impl TargetGroup {
         }
         let n = self.next.fetch_add(1, Ordering::Relaxed);
         let healthy = self.targets.iter().filter(|t| t.routable()).count();
-        if healthy == 0 {
-            return self.targets.get(n % self.targets.len());
+        // Every target when none is healthy (fail-open), else the healthy ones.
+        let pool = |t: &&Target| healthy == 0 || t.routable();
+        let count = if healthy == 0 {
+            self.targets.len()
+        } else {
+            healthy
+        };
+        match self.algorithm {
+            Algorithm::RoundRobin => self.targets.iter().filter(pool).nth(n % count),
+            Algorithm::WeightedRandom => self.targets.iter().filter(pool).nth(random_index(count)),
+            Algorithm::LeastOutstanding => {
+                // Start the scan at a rotating offset so ties are broken in turn.
+                let len = self.targets.len();
+                let start = n % len;
+                (0..len)
+                    .map(|i| &self.targets[(start + i) % len])
+                    .filter(pool)
+                    .min_by_key(|t| t.outstanding.load(Ordering::Relaxed))
+            }
         }
-        self.targets
-            .iter()
-            .filter(|t| t.routable())
-            .nth(n % healthy)
     }
 
     /// `(authority, state, reason)` of every target (ALB's DescribeTargetHealth).

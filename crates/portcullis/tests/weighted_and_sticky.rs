@@ -151,3 +151,82 @@ async fn group_and_target_stickiness_hold() {
     assert_eq!(r.status(), 200);
     kit.app.shutdown().await;
 }
+
+/// A target that answers its name after `delay_ms`.
+async fn slow(name: &'static str, delay_ms: u64) -> u16 {
+    let app = axum::Router::new().fallback(move || async move {
+        tokio::time::sleep(std::time::Duration::from_millis(delay_ms)).await;
+        name
+    });
+    let tcp = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = tcp.local_addr().unwrap().port();
+    tokio::spawn(async move { axum::serve(tcp, app).await.unwrap() });
+    port
+}
+
+#[tokio::test]
+async fn least_outstanding_requests_avoids_the_busy_target() {
+    let (slow_port, fast_port) = (slow("slow", 400).await, slow("fast", 5).await);
+    let (r1, r2) = (slow("r1", 0).await, slow("r2", 0).await);
+    let rules = format!(
+        r#"
+[[listeners.rules]]
+priority = 8
+conditions = [{{ field = "path-pattern", values = ["/lor/*"] }}]
+actions = [{{ type = "forward", target_group = "lor" }}]
+
+[[listeners.rules]]
+priority = 9
+conditions = [{{ field = "path-pattern", values = ["/rand/*"] }}]
+actions = [{{ type = "forward", target_group = "rand" }}]
+
+[[target_groups]]
+name = "lor"
+load_balancing_algorithm = "least_outstanding_requests"
+targets = [{{ id = "127.0.0.1", port = {slow_port} }}, {{ id = "127.0.0.1", port = {fast_port} }}]
+
+[[target_groups]]
+name = "rand"
+load_balancing_algorithm = "weighted_random"
+targets = [{{ id = "127.0.0.1", port = {r1} }}, {{ id = "127.0.0.1", port = {r2} }}]
+"#
+    );
+    let kit = Kit::start(&rules).await;
+    let c = plain();
+    // 20 requests at once, then more while they run: the slow target holds its first request
+    // and gets few others; round robin would give it half.
+    let mut tasks = Vec::new();
+    for _ in 0..40 {
+        let (c, url) = (c.clone(), kit.url("/lor/x"));
+        tasks.push(tokio::spawn(async move {
+            c.get(&url).send().await.unwrap().text().await.unwrap()
+        }));
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    let mut slow_count = 0;
+    for t in tasks {
+        if t.await.unwrap() == "slow" {
+            slow_count += 1;
+        }
+    }
+    assert!(slow_count <= 6, "the busy target got {slow_count} of 40");
+
+    // weighted_random spreads over both targets.
+    let mut seen = HashMap::new();
+    for _ in 0..200 {
+        let b = c
+            .get(kit.url("/rand/x"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        *seen.entry(b).or_insert(0) += 1;
+    }
+    assert!(
+        seen.get("r1").copied().unwrap_or(0) > 50 && seen.get("r2").copied().unwrap_or(0) > 50,
+        "{seen:?}"
+    );
+    kit.app.shutdown().await;
+}

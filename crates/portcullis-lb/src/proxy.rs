@@ -5,7 +5,7 @@
 use crate::access_log::{self, Entry};
 use crate::error::{ErrorKind, ProxyError};
 use crate::headers;
-use crate::rules::{RequestView, first_match};
+use crate::rules::RequestView;
 use crate::snapshot::{Listener, Rule, Terminal};
 use crate::{Body, ConnInfo, Shared};
 use bytes::Bytes;
@@ -201,10 +201,14 @@ async fn phases(
 
     // Rule match.
     let view = RequestView::of(&parts, conn.peer.ip());
-    let rule: &Rule = match first_match(&listener.rules, |r| r.conditions.as_slice(), &view) {
-        Some(i) => &listener.rules[i],
-        None => &listener.default,
-    };
+    let rule: &Rule =
+        match listener
+            .index
+            .first_match(&listener.rules, |r| r.conditions.as_slice(), &view)
+        {
+            Some(i) => &listener.rules[i],
+            None => &listener.default,
+        };
     if let Some(l) = log.as_mut() {
         l.matched_rule_priority = rule.log_priority();
     }

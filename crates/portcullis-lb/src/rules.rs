@@ -162,6 +162,94 @@ pub fn first_match<'r, R>(
         .position(|r| conditions(r).iter().all(|c| c.matches(req)))
 }
 
+/// An index of a listener's rules by the first path segment their `path-pattern` requires, so a
+/// request is checked only against the rules that could match its path (plus those whose patterns
+/// start with a wildcard, or that have no path condition). Candidates keep priority order.
+#[derive(Debug, Default)]
+pub struct RuleIndex {
+    by_segment: std::collections::HashMap<String, Vec<usize>>,
+    anywhere: Vec<usize>,
+}
+
+/// The first path segment a pattern requires, when it has no wildcard (`/api/*` → `api`).
+fn required_segment(pattern: &str) -> Option<&str> {
+    let rest = pattern.strip_prefix('/')?;
+    let seg = rest.split('/').next().unwrap_or("");
+    // `/api` requires exactly the segment `api`; `/api/...` too. A wildcard in the segment, or a
+    // pattern that ends inside it with a wildcard, could match other segments.
+    if seg.contains(['*', '?']) {
+        return None;
+    }
+    // `/api` must not be followed by more of the same segment unless a `/` comes: a pattern that
+    // is only `/api` matches only `/api`, and `/api/..` only paths whose first segment is `api`.
+    Some(seg)
+}
+
+impl RuleIndex {
+    /// Indexes `rules` (already in priority order).
+    pub fn new<R>(rules: &[R], conditions: impl Fn(&R) -> &[Condition]) -> RuleIndex {
+        let mut idx = RuleIndex::default();
+        for (i, r) in rules.iter().enumerate() {
+            let path = conditions(r).iter().find_map(|c| match c {
+                Condition::Path(vs) => Some(vs),
+                _ => None,
+            });
+            let segments: Option<Vec<&str>> =
+                path.and_then(|vs| vs.iter().map(|v| required_segment(v)).collect());
+            match segments {
+                Some(segs) => {
+                    let mut segs = segs;
+                    segs.sort_unstable();
+                    segs.dedup();
+                    for s in segs {
+                        idx.by_segment.entry(s.to_string()).or_default().push(i);
+                    }
+                }
+                None => idx.anywhere.push(i),
+            }
+        }
+        idx
+    }
+
+    /// The first rule (by priority) whose conditions all match.
+    pub fn first_match<'r, R>(
+        &self,
+        rules: &'r [R],
+        conditions: impl Fn(&'r R) -> &'r [Condition],
+        req: &RequestView<'_>,
+    ) -> Option<usize> {
+        let seg = req
+            .path
+            .strip_prefix('/')
+            .map(|p| p.split('/').next().unwrap_or(""));
+        let indexed: &[usize] = seg
+            .and_then(|s| self.by_segment.get(s))
+            .map_or(&[], Vec::as_slice);
+        // Merge the two sorted candidate lists, trying each in priority order.
+        let (mut a, mut b) = (0, 0);
+        loop {
+            let next = match (indexed.get(a), self.anywhere.get(b)) {
+                (Some(x), Some(y)) if x < y => {
+                    a += 1;
+                    *x
+                }
+                (Some(x), None) => {
+                    a += 1;
+                    *x
+                }
+                (_, Some(y)) => {
+                    b += 1;
+                    *y
+                }
+                (None, None) => return None,
+            };
+            if conditions(&rules[next]).iter().all(|c| c.matches(req)) {
+                return Some(next);
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -243,5 +331,33 @@ values = ["10.0.0.0/8"]"#
             )
             .matches(&RequestView::of(&req, mapped))
         );
+    }
+
+    proptest::proptest! {
+        /// The index finds exactly the rule a full scan finds.
+        #[test]
+        fn index_agrees_with_a_full_scan(
+            patterns in proptest::collection::vec("/[ab*?]{0,3}(/[ab*]{0,2})?", 1..30),
+            host_rules in proptest::collection::vec(proptest::bool::ANY, 30),
+            path in "/[ab]{0,3}(/[ab]{0,2})?",
+        ) {
+            let rules: Vec<Vec<Condition>> = patterns
+                .iter()
+                .zip(&host_rules)
+                .map(|(p, host)| {
+                    if *host {
+                        vec![Condition::Host(vec!["*.example".into()])]
+                    } else {
+                        vec![Condition::Path(vec![p.clone()])]
+                    }
+                })
+                .collect();
+            let view = RequestView::host_path(Some("a.example"), &path);
+            let idx = RuleIndex::new(&rules, |r| r.as_slice());
+            proptest::prop_assert_eq!(
+                idx.first_match(&rules, |r| r.as_slice(), &view),
+                first_match(&rules, |r| r.as_slice(), &view)
+            );
+        }
     }
 }

@@ -64,6 +64,8 @@ pub struct Listener {
     pub port: u16,
     /// Rules by ascending priority.
     pub rules: Vec<Rule>,
+    /// The rules indexed by the first path segment they require.
+    pub index: crate::rules::RuleIndex,
     /// The default rule.
     pub default: Rule,
     /// Whether any rule authenticates (then `/oauth2/idpresponse` is intercepted).
@@ -287,6 +289,7 @@ pub fn compile(
             rules.push(compile_rule(Some(r.priority), &r.conditions, &r.actions)?);
         }
         rules.sort_by_key(|r| r.priority);
+        let index = crate::rules::RuleIndex::new(&rules, |r| r.conditions.as_slice());
         let default = compile_rule(None, &[], &l.default_actions)?;
         let has_auth = default.auth.is_some() || rules.iter().any(|r| r.auth.is_some());
         let logout_paths: Vec<(String, Arc<AuthAction>)> = rules
@@ -315,6 +318,7 @@ pub fn compile(
             protocol: l.protocol,
             port: ports.get(i).copied().unwrap_or(l.port),
             rules,
+            index,
             default,
             has_auth,
             strip_cookies,

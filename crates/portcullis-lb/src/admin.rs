@@ -25,6 +25,42 @@ pub struct AdminState {
     pub retired: Vec<(String, String)>,
     /// Served at `/metrics`.
     pub metrics: Option<Arc<crate::metrics::Metrics>>,
+    /// The live config, for target health.
+    pub shared: Arc<crate::Shared>,
+}
+
+/// Every target's health: `{target_group: [{target, state, reason}]}` (ALB's DescribeTargetHealth).
+fn target_health(state: &AdminState) -> (String, Vec<(String, i64, i64)>) {
+    use crate::target_group::HealthState;
+    let snap = state.shared.snapshot.load();
+    let mut out = serde_json::Map::new();
+    let mut counts = Vec::new();
+    let mut names: Vec<&String> = snap.target_groups.keys().collect();
+    names.sort();
+    for name in names {
+        let tg = &snap.target_groups[name];
+        let targets: Vec<serde_json::Value> = tg
+            .health()
+            .into_iter()
+            .map(|(t, s, r)| {
+                let state = match s {
+                    HealthState::Initial => "initial",
+                    HealthState::Healthy => "healthy",
+                    HealthState::Unhealthy => "unhealthy",
+                    HealthState::Unused => "unused",
+                };
+                serde_json::json!({"target": t, "state": state, "reason": r})
+            })
+            .collect();
+        let healthy = targets
+            .iter()
+            .filter(|t| t["state"] == "healthy" || t["state"] == "unused")
+            .count() as i64;
+        let unhealthy = targets.iter().filter(|t| t["state"] == "unhealthy").count() as i64;
+        counts.push((name.clone(), healthy, unhealthy));
+        out.insert(name.clone(), targets.into());
+    }
+    (serde_json::Value::Object(out).to_string(), counts)
 }
 
 fn respond(state: &AdminState, req: &Request<Incoming>) -> Response<Full<Bytes>> {
@@ -38,13 +74,17 @@ fn respond(state: &AdminState, req: &Request<Incoming>) -> Response<Full<Bytes>>
     match req.uri().path() {
         "/healthz" => text(StatusCode::OK, "text/plain", "ok\n".into()),
         "/metrics" => match &state.metrics {
-            Some(m) => text(
-                StatusCode::OK,
-                "application/openmetrics-text; version=1.0.0; charset=utf-8",
-                m.render(),
-            ),
+            Some(m) => {
+                m.set_health(&target_health(state).1);
+                text(
+                    StatusCode::OK,
+                    "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                    m.render(),
+                )
+            }
             None => text(StatusCode::NOT_FOUND, "text/plain", "not found\n".into()),
         },
+        "/target-health" => text(StatusCode::OK, "application/json", target_health(state).0),
         "/.well-known/jwks.json" => text(StatusCode::OK, "application/json", state.jwks.clone()),
         p => match p.strip_prefix("/public-keys/") {
             Some(kid) if kid == state.kid || state.retired.iter().any(|(k, _)| k == kid) => {

@@ -373,6 +373,7 @@ pub async fn start(
                     .map(|r| (r.kid.clone(), r.pem.clone()))
                     .collect(),
                 metrics: metrics.clone(),
+                shared: shared.clone(),
             });
             tasks.spawn(admin::run(tcp, state, rx.clone()));
             Some(addr)

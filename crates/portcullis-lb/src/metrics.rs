@@ -63,6 +63,8 @@ pub struct Metrics {
     auth_error: Counter,
     auth_claims_exceeded: Counter,
     auth_latency: Histogram,
+    healthy_hosts: Family<TargetGroupLabels, Gauge>,
+    unhealthy_hosts: Family<TargetGroupLabels, Gauge>,
 }
 
 impl Default for Metrics {
@@ -93,6 +95,8 @@ impl Metrics {
             auth_error: Counter::default(),
             auth_claims_exceeded: Counter::default(),
             auth_latency: Histogram::new(exponential_buckets(0.001, 2.0, 16)),
+            healthy_hosts: Family::default(),
+            unhealthy_hosts: Family::default(),
         };
         let r = &mut registry;
         r.register(
@@ -175,7 +179,28 @@ impl Metrics {
             "Time the IdP took to return tokens and user claims (ELBAuthLatency)",
             m.auth_latency.clone(),
         );
+        r.register(
+            "portcullis_healthy_hosts",
+            "Targets passing health checks, or not checked (HealthyHostCount)",
+            m.healthy_hosts.clone(),
+        );
+        r.register(
+            "portcullis_unhealthy_hosts",
+            "Targets failing health checks (UnHealthyHostCount)",
+            m.unhealthy_hosts.clone(),
+        );
         Metrics { registry, ..m }
+    }
+
+    /// Sets the host-count gauges from the target groups' current health.
+    pub fn set_health(&self, groups: &[(String, i64, i64)]) {
+        for (name, healthy, unhealthy) in groups {
+            let l = TargetGroupLabels {
+                target_group: name.clone(),
+            };
+            self.healthy_hosts.get_or_create(&l).set(*healthy);
+            self.unhealthy_hosts.get_or_create(&l).set(*unhealthy);
+        }
     }
 
     /// Tallies one finished request.

@@ -72,6 +72,40 @@ health_check = {{ path = "/health", interval_seconds = 1, timeout_seconds = 1, h
     tokio::time::sleep(Duration::from_millis(3200)).await;
     let only_b = tally(&kit, 30).await;
     assert_eq!(only_b.get("200 b"), Some(&30), "a is out: {only_b:?}");
+    // The admin listener reports it, as DescribeTargetHealth and HealthyHostCount would.
+    let health: serde_json::Value = reqwest::get(format!("http://{}/target-health", kit.admin))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let states: Vec<(&str, &str)> = health["pair"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| (t["state"].as_str().unwrap(), t["reason"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        states,
+        [
+            ("unhealthy", "Target.ResponseCodeMismatch"),
+            ("healthy", "")
+        ]
+    );
+    let metrics = reqwest::get(format!("http://{}/metrics", kit.admin))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("portcullis_healthy_hosts{target_group=\"pair\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("portcullis_unhealthy_hosts{target_group=\"pair\"} 1"),
+        "{metrics}"
+    );
 
     // a recovers: back after 2 passing checks.
     a_fail.store(false, Ordering::Relaxed);

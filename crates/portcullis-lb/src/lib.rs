@@ -123,6 +123,9 @@ struct ReloadContext {
     identity: Identity,
     cognito: Arc<CognitoResolver>,
     http: portcullis_auth::oidc::HttpClient,
+    /// Each HTTPS listener's certificate resolver, by listener index.
+    resolvers: Vec<Option<Arc<tls::SniResolver>>>,
+    state_dir: std::path::PathBuf,
 }
 
 fn listener_shape(config: &Config) -> Vec<(Protocol, String, u16)> {
@@ -145,6 +148,14 @@ impl Running {
                 "listeners changed (count, protocol, address or port): that needs a restart".into(),
             );
         }
+        // Certificates first: a listener whose files do not load refuses the whole reload.
+        let mut certs = Vec::new();
+        for (i, l) in config.listeners.iter().enumerate() {
+            certs.push(match c.resolvers.get(i).and_then(Option::as_ref) {
+                Some(_) => Some(tls::load_listener_certs(&c.state_dir, l, i)?),
+                None => None,
+            });
+        }
         let discovered = discover_all(config, &c.http).await?;
         let snapshot = snapshot::compile(
             config,
@@ -159,6 +170,11 @@ impl Running {
             tg.start_health_checks();
         }
         self.shared.snapshot.store(Arc::new(snapshot));
+        for (r, set) in c.resolvers.iter().zip(certs) {
+            if let (Some(r), Some(set)) = (r, set) {
+                r.replace(set);
+            }
+        }
         Ok(())
     }
 
@@ -266,6 +282,7 @@ pub async fn start(
     let auth = Arc::new(authenticator);
 
     let mut bound = Vec::new();
+    let mut resolvers = Vec::new();
     for (index, l) in config.listeners.iter().enumerate() {
         let addr = format!("{}:{}", l.address, l.port);
         let tcp = match prebound.get_mut(index).and_then(Option::take) {
@@ -282,25 +299,14 @@ pub async fn start(
             .local_addr()
             .map_err(|error| StartError::Bind { index, addr, error })?;
         let tls = if l.protocol == Protocol::HTTPS {
-            let mut certs = Vec::new();
-            for c in &l.certificates {
-                let cert = match (&c.self_signed, &c.cert_file, &c.key_file) {
-                    (Some(names), _, _) => tls::Cert::self_signed(&lb.state_dir, names),
-                    (None, Some(cf), Some(kf)) => tls::Cert::from_files(cf, kf),
-                    _ => {
-                        return Err(StartError::Config(format!(
-                            "listeners[{index}].certificates: incomplete"
-                        )));
-                    }
-                };
-                certs.push(cert.map_err(|e| {
-                    StartError::Config(format!("listeners[{index}].certificates: {e}"))
-                })?);
-            }
-            let cfg = tls::server_config(certs)
+            let certs =
+                tls::load_listener_certs(&lb.state_dir, l, index).map_err(StartError::Config)?;
+            let (cfg, resolver) = tls::server_config(certs)
                 .map_err(|e| StartError::Config(format!("listeners[{index}]: {e}")))?;
+            resolvers.push(Some(resolver));
             Some(tokio_rustls::TlsAcceptor::from(cfg))
         } else {
+            resolvers.push(None);
             None
         };
         bound.push((tcp, local, tls));
@@ -394,6 +400,8 @@ pub async fn start(
             identity: reload_identity,
             cognito,
             http,
+            resolvers,
+            state_dir: lb.state_dir.clone(),
         },
     })
 }

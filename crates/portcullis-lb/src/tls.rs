@@ -101,43 +101,73 @@ impl Cert {
     }
 }
 
-/// Picks the first certificate valid for the SNI name, else the first one.
+/// Picks the first certificate valid for the SNI name, else the first one. The set can be
+/// replaced while serving (a reload); handshakes in progress keep the one they resolved.
 pub struct SniResolver {
-    certs: Vec<Cert>,
+    certs: arc_swap::ArcSwap<Vec<Cert>>,
 }
 
 impl std::fmt::Debug for SniResolver {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "SniResolver({} certificates)", self.certs.len())
+        write!(f, "SniResolver({} certificates)", self.certs.load().len())
     }
 }
 
 impl SniResolver {
     /// From certificates in config order.
     pub fn new(certs: Vec<Cert>) -> SniResolver {
-        SniResolver { certs }
+        SniResolver {
+            certs: arc_swap::ArcSwap::from_pointee(certs),
+        }
+    }
+
+    /// Serves `certs` from the next handshake on.
+    pub fn replace(&self, certs: Vec<Cert>) {
+        self.certs.store(Arc::new(certs));
     }
 }
 
 impl ResolvesServerCert for SniResolver {
     fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        let certs = self.certs.load();
         if let Some(sni) = hello.server_name()
-            && let Some(c) = self.certs.iter().find(|c| c.valid_for(sni))
+            && let Some(c) = certs.iter().find(|c| c.valid_for(sni))
         {
             return Some(c.key.clone());
         }
-        self.certs.first().map(|c| c.key.clone())
+        certs.first().map(|c| c.key.clone())
     }
 }
 
 /// A rustls server config offering h2 and http/1.1.
-pub fn server_config(certs: Vec<Cert>) -> Result<Arc<rustls::ServerConfig>, rustls::Error> {
+pub fn server_config(
+    certs: Vec<Cert>,
+) -> Result<(Arc<rustls::ServerConfig>, Arc<SniResolver>), rustls::Error> {
+    let resolver = Arc::new(SniResolver::new(certs));
     let mut cfg = rustls::ServerConfig::builder_with_provider(Arc::new(default_provider()))
         .with_safe_default_protocol_versions()?
         .with_no_client_auth()
-        .with_cert_resolver(Arc::new(SniResolver::new(certs)));
+        .with_cert_resolver(resolver.clone());
     cfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-    Ok(Arc::new(cfg))
+    Ok((Arc::new(cfg), resolver))
+}
+
+/// The certificates a listener names, loaded or generated.
+pub fn load_listener_certs(
+    state_dir: &Path,
+    l: &portcullis_config::Listener,
+    index: usize,
+) -> Result<Vec<Cert>, String> {
+    let mut certs = Vec::new();
+    for c in &l.certificates {
+        let cert = match (&c.self_signed, &c.cert_file, &c.key_file) {
+            (Some(names), _, _) => Cert::self_signed(state_dir, names),
+            (None, Some(cf), Some(kf)) => Cert::from_files(cf, kf),
+            _ => return Err(format!("listeners[{index}].certificates: incomplete")),
+        };
+        certs.push(cert.map_err(|e| format!("listeners[{index}].certificates: {e}"))?);
+    }
+    Ok(certs)
 }
 
 /// ALB's (OpenSSL) name of a negotiated cipher suite.

@@ -76,10 +76,12 @@ async fn totp_setup_and_sign_in_through_the_api() {
         .await,
         "CodeMismatchException"
     );
+    // Kept: the same code must be refused later even if a 30 s step has passed by then.
+    let setup_code = code(&secret, 0);
     let v = api
         .ok(
             "VerifySoftwareToken",
-            json!({"Session": session, "UserCode": code(&secret, 0)}),
+            json!({"Session": session, "UserCode": setup_code}),
         )
         .await;
     assert_eq!(v["Status"], "SUCCESS");
@@ -117,7 +119,7 @@ async fn totp_setup_and_sign_in_through_the_api() {
                "ChallengeResponses": {"USERNAME": "alice", "SOFTWARE_TOKEN_MFA_CODE": c}})
     };
     assert_eq!(
-        api.err("RespondToAuthChallenge", answer(&s, code(&secret, 0)))
+        api.err("RespondToAuthChallenge", answer(&s, setup_code.clone()))
             .await,
         "CodeMismatchException",
         "a replayed code is refused"

@@ -186,3 +186,67 @@ async fn twenty_reloads_under_load_fail_no_request() {
     assert_eq!(failed, 0, "{failed} of {} requests failed", ok + failed);
     drop(node);
 }
+
+/// The SAN DNS names of the certificate a TLS server presents (Python's ssl and cryptography).
+fn served_names(port: u16) -> String {
+    let script = format!(
+        "import ssl\nfrom cryptography import x509\npem = ssl.get_server_certificate(('127.0.0.1', {port}))\n\
+         c = x509.load_pem_x509_certificate(pem.encode())\n\
+         print(' '.join(sorted(c.extensions.get_extension_for_class(x509.SubjectAlternativeName).value.get_values_for_type(x509.DNSName))))"
+    );
+    let out = Command::new("python3")
+        .args(["-c", &script])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+#[path = "kit/mod.rs"]
+mod kit;
+
+#[tokio::test]
+async fn certificates_are_replaced_by_a_reload() {
+    let kit = kit::Kit::start("").await;
+    let port = kit.lb_port;
+    let names = tokio::task::spawn_blocking(move || served_names(port))
+        .await
+        .unwrap();
+    assert_eq!(names, "localhost");
+    let text = std::fs::read_to_string(&kit.config_file).unwrap().replace(
+        r#"self_signed = ["localhost"]"#,
+        r#"self_signed = ["localhost", "rotated.example"]"#,
+    );
+    let cfg =
+        portcullis_config::load_str(&text, &kit.config_file, kit.config_file.parent().unwrap())
+            .unwrap()
+            .config;
+    kit.app.reload(&cfg).await.unwrap();
+    let names = tokio::task::spawn_blocking(move || served_names(port))
+        .await
+        .unwrap();
+    assert_eq!(
+        names, "localhost rotated.example",
+        "the new certificate is served"
+    );
+    // A certificate file that does not exist refuses the reload and keeps the served one.
+    let broken = text.replace(
+        r#"certificates = [{ self_signed = ["localhost", "rotated.example"] }]"#,
+        r#"certificates = [{ cert_file = "/nonexistent.pem", key_file = "/nonexistent.key" }]"#,
+    );
+    let cfg =
+        portcullis_config::load_str(&broken, &kit.config_file, kit.config_file.parent().unwrap())
+            .unwrap()
+            .config;
+    let err = kit.app.reload(&cfg).await.unwrap_err();
+    assert!(err.contains("nonexistent"), "{err}");
+    let names = tokio::task::spawn_blocking(move || served_names(port))
+        .await
+        .unwrap();
+    assert_eq!(names, "localhost rotated.example");
+    kit.app.shutdown().await;
+}

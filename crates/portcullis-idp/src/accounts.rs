@@ -5,9 +5,8 @@
 
 use crate::error::IdpError;
 use crate::messages::{Purpose, mask};
-use crate::pool::{Pool, SignInError, Tokens, random_token};
+use crate::pool::{Pool, SignInError, Tokens, constant_time_eq, random_token, sha256_hex};
 use crate::store::{RefreshRecord, UserRecord};
-use aws_lc_rs::digest::{SHA256, digest};
 use aws_lc_rs::rand::{SecureRandom, SystemRandom};
 use base64::Engine;
 use serde_json::{Map, Value};
@@ -77,10 +76,6 @@ pub enum AuthOutcome {
         /// The user (for `ChallengeParameters`).
         user: Box<UserRecord>,
     },
-}
-
-fn sha256_hex(s: &str) -> String {
-    hex::encode(digest(&SHA256, s.as_bytes()).as_ref())
 }
 
 /// A six-digit code.
@@ -450,9 +445,7 @@ impl Pool {
             return Err(IdpError::TooManyFailedAttempts);
         }
         let got = sha256_hex(code.trim());
-        if aws_lc_rs::constant_time::verify_slices_are_equal(want.as_bytes(), got.as_bytes())
-            .is_err()
-        {
+        if !constant_time_eq(&want, &got) {
             let n = self.store.bump_ticket(&self.id, ticket, username).await?;
             return Err(if n >= MAX_CODE_ATTEMPTS {
                 IdpError::TooManyFailedAttempts
@@ -732,9 +725,7 @@ impl Pool {
         let mut ok = false;
         for s in &client.secrets {
             let want = secret_hash(&s.value, username, client_id);
-            ok |=
-                aws_lc_rs::constant_time::verify_slices_are_equal(want.as_bytes(), got.as_bytes())
-                    .is_ok();
+            ok |= constant_time_eq(&want, got);
         }
         if ok { Ok(()) } else { Err(bad()) }
     }

@@ -47,11 +47,7 @@ impl StoredClient {
     pub fn secret_matches(&self, got: &str) -> bool {
         let mut ok = false;
         for s in &self.secrets {
-            ok |= aws_lc_rs::constant_time::verify_slices_are_equal(
-                s.value.as_bytes(),
-                got.as_bytes(),
-            )
-            .is_ok();
+            ok |= crate::pool::constant_time_eq(&s.value, got);
         }
         ok
     }

@@ -422,11 +422,8 @@ fn form(headers: &HeaderMap, body: &Bytes) -> Result<Form, Box<Response>> {
         form_urlencoded::parse(body).into_owned().take(16).collect();
     let f = Form(fields);
     let sent = f.get("_csrf");
-    let valid = cookie(headers, CSRF_COOKIE).is_some_and(|c| {
-        !c.is_empty()
-            && aws_lc_rs::constant_time::verify_slices_are_equal(c.as_bytes(), sent.as_bytes())
-                .is_ok()
-    });
+    let valid = cookie(headers, CSRF_COOKIE)
+        .is_some_and(|c| !c.is_empty() && crate::pool::constant_time_eq(c, sent));
     if valid {
         Ok(f)
     } else {

@@ -181,7 +181,8 @@ pub fn random_token(bytes: usize) -> String {
     URL_SAFE_NO_PAD.encode(b)
 }
 
-fn sha256_hex(s: &str) -> String {
+/// SHA-256 in hex: how codes, tokens and sessions are stored.
+pub(crate) fn sha256_hex(s: &str) -> String {
     hex::encode(digest(&SHA256, s.as_bytes()).as_ref())
 }
 
@@ -193,7 +194,8 @@ pub fn hash_password(password: &str) -> Option<String> {
         .map(|h| h.to_string())
 }
 
-fn constant_time_eq(a: &str, b: &str) -> bool {
+/// Compares secrets without leaking where they differ.
+pub(crate) fn constant_time_eq(a: &str, b: &str) -> bool {
     aws_lc_rs::constant_time::verify_slices_are_equal(a.as_bytes(), b.as_bytes()).is_ok()
 }
 

@@ -145,6 +145,100 @@ fn check_load_balancer(c: &mut Checker, lb: &LoadBalancer) {
     }
 }
 
+/// Whether a matcher list (`200`, `200,202`, `200-299`) holds only codes in `range`.
+fn codes_ok(list: &str, range: std::ops::RangeInclusive<u16>) -> bool {
+    list.split(',').all(|part| {
+        let in_range = |s: &str| s.trim().parse::<u16>().is_ok_and(|c| range.contains(&c));
+        match part.split_once('-') {
+            Some((a, b)) => in_range(a) && in_range(b),
+            None => in_range(part),
+        }
+    })
+}
+
+/// Protocol, target type, Lambda function and the attributes that depend on them.
+fn check_target_kind(c: &mut Checker, at: &str, tg: &TargetGroup) {
+    let lambda = tg.target_type == TargetType::Lambda;
+    match (&tg.lambda, lambda) {
+        (None, true) => c.fail(
+            format!("{at}.lambda"),
+            "a lambda target group needs `lambda = { endpoint = \"http://…\" }`",
+        ),
+        (Some(_), false) => c.fail(format!("{at}.lambda"), "only for target_type = \"lambda\""),
+        (Some(f), true) => {
+            let ok = f.endpoint.parse::<http::Uri>().ok().is_some_and(|u| {
+                matches!(u.scheme_str(), Some("http" | "https")) && u.host().is_some()
+            });
+            if !ok {
+                c.fail(
+                    format!("{at}.lambda.endpoint"),
+                    "must be an http:// or https:// URL",
+                );
+            }
+            if f.function.is_empty()
+                || f.function.len() > 140
+                || !f
+                    .function
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_:.".contains(&b))
+            {
+                c.fail(
+                    format!("{at}.lambda.function"),
+                    "must be a function name or ARN (letters, digits, '-', '_', ':', '.')",
+                );
+            }
+            if !(1..=900).contains(&f.timeout_seconds) {
+                c.fail(format!("{at}.lambda.timeout_seconds"), "must be 1-900");
+            }
+        }
+        (None, false) => {}
+    }
+    if lambda {
+        if !tg.targets.is_empty() {
+            c.fail(
+                format!("{at}.targets"),
+                "a lambda target group has its function, not targets",
+            );
+        }
+        if tg.protocol_version != ProtocolVersion::HTTP1 {
+            c.fail(
+                format!("{at}.protocol_version"),
+                "lambda target groups take HTTP1 only",
+            );
+        }
+        if tg.stickiness.as_ref().is_some_and(|s| s.enabled) {
+            c.fail(
+                format!("{at}.stickiness"),
+                "a lambda target group has one function: stickiness does not apply",
+            );
+        }
+    }
+    if tg.deregistration_delay_seconds > 3600 {
+        c.fail(
+            format!("{at}.deregistration_delay_seconds"),
+            "must be 0-3600",
+        );
+    }
+    if tg.slow_start_seconds != 0 && !(30..=900).contains(&tg.slow_start_seconds) {
+        c.fail(
+            format!("{at}.slow_start_seconds"),
+            "must be 0 (off) or 30-900",
+        );
+    }
+    if tg.slow_start_seconds != 0 && tg.load_balancing_algorithm == "least_outstanding_requests" {
+        c.fail(
+            format!("{at}.slow_start_seconds"),
+            "slow start cannot be combined with least_outstanding_requests (as at ALB)",
+        );
+    }
+    if tg.anomaly_mitigation && tg.load_balancing_algorithm != "weighted_random" {
+        c.fail(
+            format!("{at}.anomaly_mitigation"),
+            "only with load_balancing_algorithm = \"weighted_random\"",
+        );
+    }
+}
+
 fn check_target_groups(c: &mut Checker, tgs: &[TargetGroup]) -> HashSet<String> {
     let mut names = HashSet::new();
     for (i, tg) in tgs.iter().enumerate() {
@@ -161,12 +255,7 @@ fn check_target_groups(c: &mut Checker, tgs: &[TargetGroup]) -> HashSet<String> 
                 format!("target group `{}` is defined twice", tg.name),
             );
         }
-        if tg.protocol != Protocol::HTTP {
-            c.fail(
-                format!("{at}.protocol"),
-                "only HTTP targets are supported so far",
-            );
-        }
+        check_target_kind(c, &at, tg);
         if ![
             "round_robin",
             "least_outstanding_requests",
@@ -180,11 +269,38 @@ fn check_target_groups(c: &mut Checker, tgs: &[TargetGroup]) -> HashSet<String> 
             );
         }
         if let Some(s) = &tg.stickiness {
-            if s.kind != "lb_cookie" {
-                c.fail(
+            match (s.kind.as_str(), s.cookie_name.as_deref()) {
+                ("lb_cookie", None) => {}
+                ("lb_cookie", Some(_)) => c.fail(
+                    format!("{at}.stickiness.cookie_name"),
+                    "only for type = \"app_cookie\"",
+                ),
+                ("app_cookie", None) => c.fail(
+                    format!("{at}.stickiness.cookie_name"),
+                    "app_cookie stickiness needs the application's cookie name",
+                ),
+                ("app_cookie", Some(n)) => {
+                    if n.is_empty()
+                        || n.len() > 255
+                        || !n
+                            .bytes()
+                            .all(|b| b.is_ascii_graphic() && !b"()<>@,;:\\\"/[]?={}".contains(&b))
+                    {
+                        c.fail(
+                            format!("{at}.stickiness.cookie_name"),
+                            "must be a cookie name (1-255 token characters)",
+                        );
+                    } else if n.starts_with("AWSALB") {
+                        c.fail(
+                            format!("{at}.stickiness.cookie_name"),
+                            "must not start with AWSALB (AWSALB, AWSALBAPP and AWSALBTG are the load balancer's)",
+                        );
+                    }
+                }
+                _ => c.fail(
                     format!("{at}.stickiness.type"),
-                    "only lb_cookie is supported so far",
-                );
+                    "must be lb_cookie or app_cookie",
+                ),
             }
             if !(1..=604_800).contains(&s.duration_seconds) {
                 c.fail(
@@ -226,21 +342,16 @@ fn check_target_groups(c: &mut Checker, tgs: &[TargetGroup]) -> HashSet<String> 
                 c.fail(format!("{hat}.{name}"), "must be 2-10");
             }
         }
-        let codes_ok = hc.matcher.split(',').all(|part| {
-            let in_range = |s: &str| {
-                s.trim()
-                    .parse::<u16>()
-                    .is_ok_and(|c| (200..=499).contains(&c))
-            };
-            match part.split_once('-') {
-                Some((a, b)) => in_range(a) && in_range(b),
-                None => in_range(part),
-            }
-        });
-        if !codes_ok {
+        if !codes_ok(&hc.matcher, 200..=499) {
             c.fail(
                 format!("{hat}.matcher"),
                 "codes 200-499 as `200`, `200,202` or `200-299`",
+            );
+        }
+        if !codes_ok(&hc.grpc_code, 0..=99) {
+            c.fail(
+                format!("{hat}.grpc_code"),
+                "gRPC codes 0-99 as `12`, `0,12` or `0-99`",
             );
         }
         for (j, t) in tg.targets.iter().enumerate() {
@@ -598,6 +709,33 @@ fn check_actions(
                         format!("{aat}.target_group"),
                         format!("unknown target group `{g}`"),
                     );
+                }
+                let h2_groups = f
+                    .target_group
+                    .iter()
+                    .chain(f.target_groups.iter().map(|w| &w.name))
+                    .filter_map(|g| config.target_groups.iter().find(|t| &t.name == g))
+                    .filter(|t| t.protocol_version != ProtocolVersion::HTTP1)
+                    .map(|t| t.name.clone())
+                    .collect::<Vec<_>>();
+                if let Some(g) = h2_groups.first() {
+                    if l.protocol != Protocol::HTTPS {
+                        c.fail(
+                            aat.clone(),
+                            format!("target group `{g}` speaks HTTP/2 or gRPC: it needs an HTTPS listener (clients reach HTTP/2 by ALPN)"),
+                        );
+                    }
+                    if actions.iter().any(|a| {
+                        matches!(
+                            a,
+                            Action::AuthenticateCognito(_) | Action::AuthenticateOidc(_)
+                        )
+                    }) {
+                        c.fail(
+                            aat.clone(),
+                            format!("target group `{g}` speaks HTTP/2 or gRPC: browser login (authenticate-*) does not apply; use jwt-validation"),
+                        );
+                    }
                 }
                 let mut names = HashSet::new();
                 for (k, w) in f.target_groups.iter().enumerate() {

@@ -42,14 +42,16 @@ fn target_health(state: &AdminState) -> (String, Vec<(String, i64, i64)>) {
         let targets: Vec<serde_json::Value> = tg
             .health()
             .into_iter()
-            .map(|(t, s, r)| {
+            .map(|(t, s, r, anomalous)| {
                 let state = match s {
                     HealthState::Initial => "initial",
                     HealthState::Healthy => "healthy",
                     HealthState::Unhealthy => "unhealthy",
                     HealthState::Unused => "unused",
+                    HealthState::Draining => "draining",
                 };
-                serde_json::json!({"target": t, "state": state, "reason": r})
+                let anomaly = if anomalous { "anomalous" } else { "normal" };
+                serde_json::json!({"target": t, "state": state, "reason": r, "anomaly_detection": anomaly})
             })
             .collect();
         let healthy = targets

@@ -33,6 +33,19 @@ pub enum ErrorKind {
     TargetTimeout,
     /// The target closed the connection or answered malformed (502).
     BadTargetResponse,
+    /// The request does not fit the target group's protocol version (464).
+    ProtocolMismatch,
+    /// The target was removed and its deregistration delay ended mid-request (502).
+    Deregistered,
+    /// A Lambda target failed or was sent too much: the status and ALB's reason.
+    Lambda {
+        /// 413 for a request body over 1 MB, else 502 (504 for a connect timeout).
+        status: u16,
+        /// ALB's `Lambda*` error reason.
+        reason: &'static str,
+    },
+    /// A request that upgrades (WebSocket) to a Lambda target (400).
+    LambdaUpgrade,
     /// A redirect's URL would exceed 8 KB (500).
     RedirectTooLong,
     /// The authenticate action failed.
@@ -80,7 +93,12 @@ impl ProxyError {
             ErrorKind::TooManyForwardedFor => 463,
             ErrorKind::BadRequest => 400,
             ErrorKind::NoTargets => 503,
-            ErrorKind::ConnectFailed | ErrorKind::BadTargetResponse => 502,
+            ErrorKind::ConnectFailed | ErrorKind::BadTargetResponse | ErrorKind::Deregistered => {
+                502
+            }
+            ErrorKind::ProtocolMismatch => 464,
+            ErrorKind::Lambda { status, .. } => status,
+            ErrorKind::LambdaUpgrade => 400,
             ErrorKind::ConnectTimeout | ErrorKind::TargetTimeout => 504,
             ErrorKind::RedirectTooLong | ErrorKind::Internal => 500,
             ErrorKind::Auth(a) => a.status(),
@@ -91,6 +109,8 @@ impl ProxyError {
     pub fn reason(&self) -> Option<&'static str> {
         match self.kind {
             ErrorKind::Auth(a) => a.reason(),
+            ErrorKind::Lambda { reason, .. } => Some(reason),
+            ErrorKind::LambdaUpgrade => Some("LambdaWebsocketNotSupported"),
             _ => None,
         }
     }

@@ -6,15 +6,19 @@ pub mod access_log;
 pub mod admin;
 pub mod error;
 pub mod headers;
+pub mod health_check;
+pub mod lambda;
 pub mod listener;
 pub mod metrics;
 pub mod proxy;
 pub mod redirect;
 pub mod rules;
 pub mod snapshot;
+pub mod stickiness;
 pub mod target_group;
 pub mod tls;
 pub mod upgrade;
+pub mod upstream;
 pub mod wildcard;
 
 use arc_swap::ArcSwap;
@@ -30,8 +34,11 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
+/// An error that ends a response body early (a target failed, or its drain ended).
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
 /// The body type of every response we send.
-pub type Body = http_body_util::combinators::UnsyncBoxBody<Bytes, hyper::Error>;
+pub type Body = http_body_util::combinators::UnsyncBoxBody<Bytes, BoxError>;
 
 /// What the request path shares.
 pub struct Shared {
@@ -40,7 +47,7 @@ pub struct Shared {
     /// Authenticate actions' keys and signer.
     pub auth: Arc<Authenticator>,
     /// Pooled connections to targets.
-    pub upstream: target_group::UpstreamClient,
+    pub upstream: upstream::Upstreams,
     /// ALB-format access log.
     pub access_log: access_log::AccessLog,
     /// Names and ARNs.
@@ -167,9 +174,16 @@ impl Running {
             Some(&self.shared.snapshot.load()),
         )?;
         for tg in snapshot.target_groups.values() {
-            tg.start_health_checks();
+            health_check::start(tg);
+            tg.start_draining();
         }
-        self.shared.snapshot.store(Arc::new(snapshot));
+        let old = self.shared.snapshot.swap(Arc::new(snapshot));
+        // Groups the new config dropped drain all their targets.
+        for (name, tg) in &old.target_groups {
+            if !config.target_groups.iter().any(|t| &t.name == name) {
+                tg.drain_all();
+            }
+        }
         for (r, set) in c.resolvers.iter().zip(certs) {
             if let (Some(r), Some(set)) = (r, set) {
                 r.replace(set);
@@ -327,7 +341,7 @@ pub async fn start(
     )
     .map_err(StartError::Config)?;
     for tg in snapshot.target_groups.values() {
-        tg.start_health_checks();
+        health_check::start(tg);
     }
     let access_log = match lb.access_log.as_deref() {
         None => access_log::AccessLog::disabled(),
@@ -337,7 +351,7 @@ pub async fn start(
     let shared = Arc::new(Shared {
         snapshot: ArcSwap::from_pointee(snapshot),
         auth,
-        upstream: target_group::upstream_client(),
+        upstream: upstream::Upstreams::new(),
         access_log,
         identity,
         idle_timeout: Duration::from_secs(lb.idle_timeout_seconds),

@@ -7,7 +7,7 @@ use crate::error::{ErrorKind, ProxyError};
 use crate::headers;
 use crate::rules::RequestView;
 use crate::snapshot::{Listener, Rule, Terminal};
-use crate::{Body, ConnInfo, Shared};
+use crate::{Body, ConnInfo, Shared, stickiness, upstream};
 use bytes::Bytes;
 use http::header::{CONTENT_TYPE, HOST, LOCATION, SET_COOKIE, USER_AGENT};
 use http::{HeaderValue, Method, Request, Response, StatusCode, Version};
@@ -15,6 +15,7 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use portcullis_auth::Outcome;
 use portcullis_auth::authenticate::{CALLBACK_PATH, error_page, request_host};
+use portcullis_config::{Protocol, ProtocolVersion};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -41,6 +42,7 @@ pub async fn handle(
     // The access-log record also feeds the metrics.
     let mut log = (shared.access_log.enabled() || shared.metrics.is_some())
         .then(|| new_entry(&shared, &conn, &req, created));
+    let grpc = upstream::is_grpc(req.version(), req.headers());
     let response = match phases(&shared, &conn, listener, req, &mut log, started).await {
         Ok(r) => r,
         Err(e) => {
@@ -52,7 +54,15 @@ pub async fn handle(
             if e.source != crate::error::Source::Downstream {
                 tracing::debug!(?e, "request failed");
             }
-            from_bytes(error_page(e.status()))
+            let mut page = from_bytes(error_page(e.status()));
+            if grpc {
+                // gRPC clients read the outcome from `grpc-status` (14: unavailable), as ALB sends.
+                let h = page.headers_mut();
+                h.insert(CONTENT_TYPE, HeaderValue::from_static("application/grpc"));
+                h.insert("grpc-status", HeaderValue::from_static("14"));
+                h.insert("grpc-message", HeaderValue::from_static("unavailable"));
+            }
+            page
         }
     };
     if let Some(mut l) = log {
@@ -303,11 +313,10 @@ async fn phases(
                 l.actions_executed.push("forward");
                 l.target_group_arn = tg.arn.clone();
             }
-            let (target, target_cookies) = tg
-                .pick_for(&parts.headers, https)
-                .ok_or(ProxyError::internal(ErrorKind::NoTargets))?;
+            if !upstream::fits(tg.protocol_version, &parts) {
+                return Err(ProxyError::downstream(ErrorKind::ProtocolMismatch));
+            }
             set_cookies.extend(group_cookies);
-            set_cookies.extend(target_cookies);
             let trace = headers::set_trace_id(&mut parts.headers, portcullis_auth::now());
             // A protocol upgrade (WebSocket) keeps its Upgrade/Connection pair; the client side's
             // upgrade is taken now so it is not sent upstream.
@@ -315,6 +324,7 @@ async fn phases(
             let client_upgrade = upgrade
                 .as_ref()
                 .and_then(|_| parts.extensions.remove::<hyper::upgrade::OnUpgrade>());
+            let wants_trailers = headers::accepts_trailers(&parts.headers);
             headers::strip_hop_by_hop(&mut parts.headers);
             if let Some(p) = &upgrade {
                 parts.headers.insert(
@@ -346,49 +356,98 @@ async fn phases(
             for (n, v) in auth_headers {
                 parts.headers.insert(n, v);
             }
-            let pq = parts.uri.path_and_query().map_or("/", |p| p.as_str());
-            parts.uri = format!("http://{}{pq}", target.authority)
-                .parse()
-                .map_err(|_| ProxyError::downstream(ErrorKind::BadRequest))?;
-            parts.version = Version::HTTP_11;
             if let Some(l) = log.as_mut() {
-                l.target = target.authority.clone();
                 l.trace_id = trace;
                 l.request_processing_time = started.elapsed().as_secs_f64();
             }
-            let sent = Instant::now();
-            let in_flight = target.begin();
-            let upstream = crate::target_group::send(
-                &shared.upstream,
-                Request::from_parts(parts, body),
-                shared.idle_timeout,
-            )
-            .await?;
-            drop(in_flight);
-            let mut upstream = upstream;
-            if let Some(l) = log.as_mut() {
-                l.target_processing_time = sent.elapsed().as_secs_f64();
-                l.target_status_code = Some(upstream.status().as_u16());
-            }
-            if upstream.status() == StatusCode::SWITCHING_PROTOCOLS {
-                let (Some(proto), Some(client_io)) = (upgrade, client_upgrade) else {
-                    // A 101 nobody asked for is a broken target.
-                    return Err(ProxyError::upstream(ErrorKind::BadTargetResponse));
-                };
-                let target_io = hyper::upgrade::on(&mut upstream);
-                tokio::spawn(crate::upgrade::splice(client_io, target_io));
-                let (mut rparts, _) = upstream.into_parts();
-                headers::strip_hop_by_hop(&mut rparts.headers);
-                rparts.headers.insert(
-                    http::header::CONNECTION,
-                    HeaderValue::from_static("upgrade"),
-                );
-                rparts.headers.insert(http::header::UPGRADE, proto);
-                Response::from_parts(rparts, full(Bytes::new()))
+            if let Some(function) = &tg.lambda {
+                if upgrade.is_some() {
+                    return Err(ProxyError::downstream(ErrorKind::LambdaUpgrade));
+                }
+                let sent = Instant::now();
+                let answer = function.invoke(&parts, body, &tg.arn).await?;
+                if let Some(l) = log.as_mut() {
+                    l.target_processing_time = sent.elapsed().as_secs_f64();
+                    l.target_status_code = Some(answer.status().as_u16());
+                }
+                from_bytes(answer)
             } else {
-                let (mut rparts, rbody) = upstream.into_parts();
-                headers::strip_hop_by_hop(&mut rparts.headers);
-                Response::from_parts(rparts, rbody.boxed_unsync())
+                let (target, sticky) = tg
+                    .pick_for(&parts.headers, https)
+                    .ok_or(ProxyError::internal(ErrorKind::NoTargets))?;
+                set_cookies.extend(sticky.now);
+                let h2 = tg.protocol_version != ProtocolVersion::HTTP1;
+                if h2 {
+                    // HTTP/2 carries the authority in `:authority` (the target's address).
+                    parts.headers.remove(HOST);
+                    if wants_trailers {
+                        parts
+                            .headers
+                            .insert(http::header::TE, HeaderValue::from_static("trailers"));
+                    }
+                }
+                let scheme = match tg.protocol {
+                    Protocol::HTTPS => "https",
+                    Protocol::HTTP => "http",
+                };
+                let pq = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+                parts.uri = format!("{scheme}://{}{pq}", target.authority)
+                    .parse()
+                    .map_err(|_| ProxyError::downstream(ErrorKind::BadRequest))?;
+                parts.version = if h2 {
+                    Version::HTTP_2
+                } else {
+                    Version::HTTP_11
+                };
+                if let Some(l) = log.as_mut() {
+                    l.target = target.authority.clone();
+                }
+                let sent = Instant::now();
+                let in_flight = target.begin();
+                let upstream = upstream::send(
+                    shared.upstream.for_version(tg.protocol_version),
+                    Request::from_parts(parts, body),
+                    shared.idle_timeout,
+                    &target.cutoff,
+                )
+                .await;
+                drop(in_flight);
+                target.outcomes.record(
+                    upstream
+                        .as_ref()
+                        .map_or(true, |r| r.status().is_server_error()),
+                );
+                let mut upstream = upstream?;
+                if let Some(l) = log.as_mut() {
+                    l.target_processing_time = sent.elapsed().as_secs_f64();
+                    l.target_status_code = Some(upstream.status().as_u16());
+                }
+                if let Some((app_cookie, cookies)) = sticky.if_app_sets
+                    && stickiness::sets_cookie(upstream.headers(), &app_cookie)
+                {
+                    set_cookies.extend(cookies);
+                }
+                if upstream.status() == StatusCode::SWITCHING_PROTOCOLS {
+                    let (Some(proto), Some(client_io)) = (upgrade, client_upgrade) else {
+                        // A 101 nobody asked for is a broken target.
+                        return Err(ProxyError::upstream(ErrorKind::BadTargetResponse));
+                    };
+                    let target_io = hyper::upgrade::on(&mut upstream);
+                    tokio::spawn(crate::upgrade::splice(client_io, target_io));
+                    let (mut rparts, _) = upstream.into_parts();
+                    headers::strip_hop_by_hop(&mut rparts.headers);
+                    rparts.headers.insert(
+                        http::header::CONNECTION,
+                        HeaderValue::from_static("upgrade"),
+                    );
+                    rparts.headers.insert(http::header::UPGRADE, proto);
+                    Response::from_parts(rparts, full(Bytes::new()))
+                } else {
+                    let (mut rparts, rbody) = upstream.into_parts();
+                    headers::strip_hop_by_hop(&mut rparts.headers);
+                    let body = upstream::CutBody::new(rbody, target.cutoff.clone());
+                    Response::from_parts(rparts, body.boxed_unsync())
+                }
             }
         }
     };

@@ -1,35 +1,13 @@
-//! Target groups: static targets chosen round robin among the healthy ones (all of them when none
-//! is healthy: ALB's fail-open), reached over pooled keep-alive connections, with ALB's connect
-//! (10 s → 504) and idle (→ 504) timeouts and 502 for everything else. Each group checks its
-//! targets in the background as ALB's health checks do.
+//! Target groups: targets chosen among the routable ones (all of them when none is: ALB's
+//! fail-open) by the group's algorithm, with slow start, stickiness, anomaly mitigation, and
+//! draining of targets that a reload removes. A `lambda` group has one function instead of targets.
 
-use crate::error::{ErrorKind, ProxyError};
-use http::{Request, Response};
-use hyper::body::Incoming;
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
-
-/// ALB's fixed connect timeout.
-pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// The HTTP client every target group shares (one pool of keep-alive connections per target).
-pub type UpstreamClient = Client<HttpConnector, Incoming>;
-
-/// Builds the shared upstream client.
-pub fn upstream_client() -> UpstreamClient {
-    let mut c = HttpConnector::new();
-    c.set_connect_timeout(Some(CONNECT_TIMEOUT));
-    c.set_nodelay(true);
-    c.set_keepalive(Some(Duration::from_secs(60)));
-    Client::builder(TokioExecutor::new())
-        .pool_idle_timeout(Duration::from_secs(55))
-        .pool_max_idle_per_host(1024)
-        .build(c)
-}
+use crate::stickiness::{self, Sticky};
+use crate::upstream::Cutoff;
+use portcullis_config::{Protocol, ProtocolVersion};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 /// A target's health, as ALB's `TargetHealth.State`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,65 +20,136 @@ pub enum HealthState {
     Unhealthy,
     /// Checks are off (`Target.HealthCheckDisabled`): routed to like a healthy target.
     Unused,
+    /// Removed by a reload; finishing its requests (`Target.DeregistrationInProgress`).
+    Draining,
+}
+
+#[derive(Debug)]
+struct HealthRecord {
+    state: HealthState,
+    ok_run: u32,
+    fail_run: u32,
+    reason: &'static str,
+    /// When the target last became healthy, if that started a slow start.
+    ramp_from: Option<Instant>,
+    /// Whether the next move to healthy starts a slow start (not for the first targets).
+    ramp_next: bool,
 }
 
 /// A target's health record, kept across reloads while the target stays in its group.
 #[derive(Debug)]
-pub struct TargetHealth {
-    state: std::sync::Mutex<(HealthState, u32, u32, &'static str)>,
-}
+pub struct TargetHealth(Mutex<HealthRecord>);
 
 impl TargetHealth {
-    fn new(enabled: bool) -> TargetHealth {
-        let s = if enabled {
-            (HealthState::Initial, 0, 0, "Elb.InitialHealthChecking")
+    fn new(enabled: bool, ramp_next: bool) -> TargetHealth {
+        let (state, reason) = if enabled {
+            (HealthState::Initial, "Elb.InitialHealthChecking")
         } else {
-            (HealthState::Unused, 0, 0, "Target.HealthCheckDisabled")
+            (HealthState::Unused, "Target.HealthCheckDisabled")
         };
-        TargetHealth {
-            state: std::sync::Mutex::new(s),
-        }
+        TargetHealth(Mutex::new(HealthRecord {
+            state,
+            ok_run: 0,
+            fail_run: 0,
+            reason,
+            ramp_from: None,
+            ramp_next,
+        }))
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HealthRecord> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// The state and its reason code.
     pub fn state(&self) -> (HealthState, &'static str) {
-        let g = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        (g.0, g.3)
+        let g = self.lock();
+        (g.state, g.reason)
+    }
+
+    /// The share of its turns a target in slow start takes (`None`: not in slow start).
+    fn ramp(&self, slow_start: Duration, now: Instant) -> Option<f64> {
+        if slow_start.is_zero() {
+            return None;
+        }
+        let since = now.saturating_duration_since(self.lock().ramp_from?);
+        (since < slow_start).then(|| (since.as_secs_f64() / slow_start.as_secs_f64()).max(0.02))
     }
 
     /// Counts one check; returns the new state when it changed.
-    fn record(
+    pub fn record(
         &self,
         pass: bool,
         why: &'static str,
         hc: &portcullis_config::HealthCheck,
     ) -> Option<HealthState> {
-        let mut g = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        let (state, ok_run, fail_run, _) = *g;
-        let (ok_run, fail_run) = if pass {
-            (ok_run + 1, 0)
+        let mut g = self.lock();
+        let state = g.state;
+        if pass {
+            g.ok_run += 1;
+            g.fail_run = 0;
         } else {
-            (0, fail_run + 1)
-        };
+            g.ok_run = 0;
+            g.fail_run += 1;
+        }
         let next = match state {
             // One pass makes a new target healthy, as at ALB.
             HealthState::Initial if pass => HealthState::Healthy,
-            HealthState::Initial if fail_run >= hc.unhealthy_threshold_count => {
+            HealthState::Initial | HealthState::Healthy
+                if g.fail_run >= hc.unhealthy_threshold_count =>
+            {
                 HealthState::Unhealthy
             }
-            HealthState::Healthy if fail_run >= hc.unhealthy_threshold_count => {
-                HealthState::Unhealthy
+            HealthState::Unhealthy if g.ok_run >= hc.healthy_threshold_count => {
+                HealthState::Healthy
             }
-            HealthState::Unhealthy if ok_run >= hc.healthy_threshold_count => HealthState::Healthy,
             s => s,
         };
-        let reason = match next {
+        g.reason = match next {
             HealthState::Healthy => "",
-            HealthState::Unhealthy if fail_run > 0 => why,
-            _ => g.3,
+            HealthState::Unhealthy if g.fail_run > 0 => why,
+            _ => g.reason,
         };
-        *g = (next, ok_run, fail_run, reason);
+        if next != state {
+            match next {
+                HealthState::Healthy => {
+                    g.ramp_from = g.ramp_next.then(Instant::now);
+                    g.ramp_next = true;
+                }
+                _ => {
+                    g.ramp_from = None;
+                    g.ramp_next = true;
+                }
+            }
+        }
+        g.state = next;
         (next != state).then_some(next)
+    }
+}
+
+/// Recent outcomes of a target's requests, for anomaly mitigation: an exponentially weighted
+/// error rate (5xx and connection errors), stored as `f64` bits.
+#[derive(Debug, Default)]
+pub struct Outcomes(AtomicU64);
+
+impl Outcomes {
+    /// Each outcome moves the rate this far toward 0 or 1.
+    const ALPHA: f64 = 0.05;
+
+    /// Counts a response (`failed`: 5xx or no response).
+    pub fn record(&self, failed: bool) {
+        let sample = if failed { 1.0 } else { 0.0 };
+        let _ = self
+            .0
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |bits| {
+                let rate = f64::from_bits(bits);
+                Some((rate + Self::ALPHA * (sample - rate)).to_bits())
+            });
+    }
+
+    /// The current error rate, 0–1.
+    pub fn rate(&self) -> f64 {
+        f64::from_bits(self.0.load(Ordering::Relaxed))
     }
 }
 
@@ -113,6 +162,10 @@ pub struct Target {
     pub health: Arc<TargetHealth>,
     /// Requests sent and not yet answered (for `least_outstanding_requests`).
     pub outstanding: Arc<AtomicUsize>,
+    /// Fires when the target was removed and its deregistration delay has passed.
+    pub cutoff: Arc<Cutoff>,
+    /// Its recent error rate (for anomaly mitigation).
+    pub outcomes: Arc<Outcomes>,
 }
 
 /// Counts a request as outstanding on its target until dropped (when the response head arrives).
@@ -130,6 +183,13 @@ impl Target {
         self.outstanding.fetch_add(1, Ordering::Relaxed);
         Outstanding(self.outstanding.clone())
     }
+
+    fn routable(&self) -> bool {
+        matches!(
+            self.health.state().0,
+            HealthState::Healthy | HealthState::Unused
+        )
+    }
 }
 
 /// `load_balancing.algorithm.type`.
@@ -139,17 +199,15 @@ pub enum Algorithm {
     RoundRobin,
     /// The target with the fewest requests in flight (ties in turn).
     LeastOutstanding,
-    /// At random (equal weights: anomaly mitigation is not implemented).
+    /// At random, by weights (equal unless anomaly mitigation lowers one).
     WeightedRandom,
 }
 
-impl Target {
-    fn routable(&self) -> bool {
-        matches!(
-            self.health.state().0,
-            HealthState::Healthy | HealthState::Unused
-        )
-    }
+/// A target removed by a reload, finishing its requests until its deadline.
+#[derive(Debug, Clone)]
+struct Draining {
+    target: Target,
+    until: Instant,
 }
 
 /// A target group at run time.
@@ -158,57 +216,38 @@ pub struct TargetGroup {
     pub name: String,
     /// Its ARN, for the access log.
     pub arn: String,
+    /// `HTTP` or `HTTPS` to the targets.
+    pub protocol: Protocol,
+    /// What the targets speak.
+    pub protocol_version: ProtocolVersion,
+    /// The function of a `lambda` group.
+    pub lambda: Option<Arc<crate::lambda::Function>>,
     targets: Vec<Target>,
+    draining: Vec<Draining>,
     next: AtomicUsize,
-    health_check: portcullis_config::HealthCheck,
-    /// `AWSALB` cookie lifetime, when stickiness is on.
-    sticky: Option<u64>,
+    /// Its health check settings.
+    pub health_check: portcullis_config::HealthCheck,
+    sticky: Option<Sticky>,
     algorithm: Algorithm,
+    anomaly_mitigation: bool,
+    slow_start: Duration,
+    deregistration_delay: Duration,
 }
 
-/// A cheap per-process pseudo-random number (xorshift), for `weighted_random`.
-fn random_index(n: usize) -> usize {
-    static STATE: std::sync::atomic::AtomicU64 =
-        std::sync::atomic::AtomicU64::new(0x9e37_79b9_7f4a_7c15);
+/// A cheap per-process pseudo-random number (xorshift), for `weighted_random` and slow start.
+fn random_u64() -> u64 {
+    static STATE: AtomicU64 = AtomicU64::new(0x9e37_79b9_7f4a_7c15);
     let mut x = STATE.load(Ordering::Relaxed);
     x ^= x << 13;
     x ^= x >> 7;
     x ^= x << 17;
     STATE.store(x, Ordering::Relaxed);
-    (x % n as u64) as usize
+    x
 }
 
-/// A short opaque token naming something of this load balancer (a target group or a target) in
-/// a stickiness cookie: stable across nodes of one balancer, meaningless elsewhere.
-fn token(parts: &[&str]) -> String {
-    let mut ctx = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
-    for p in parts {
-        ctx.update(p.as_bytes());
-        ctx.update(b"\0");
-    }
-    hex::encode(&ctx.finish().as_ref()[..12])
-}
-
-/// The value of cookie `name` in a request.
-fn cookie<'a>(h: &'a http::HeaderMap, name: &str) -> Option<&'a str> {
-    h.get_all(http::header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|p| p.trim().split_once('='))
-        .find(|(n, _)| *n == name)
-        .map(|(_, v)| v)
-}
-
-/// `Set-Cookie` values for a stickiness cookie and its CORS twin (HTTPS only, as it is `Secure`).
-fn sticky_cookies(name: &str, value: &str, seconds: u64, https: bool) -> Vec<String> {
-    let mut v = vec![format!("{name}={value}; Max-Age={seconds}; Path=/")];
-    if https {
-        v.push(format!(
-            "{name}CORS={value}; Max-Age={seconds}; Path=/; SameSite=None; Secure"
-        ));
-    }
-    v
+/// A pseudo-random number in [0, 1).
+fn random_unit() -> f64 {
+    (random_u64() >> 11) as f64 / (1u64 << 53) as f64
 }
 
 /// A `forward` action: one group, or up to five with weights, optionally sticky per client.
@@ -236,13 +275,14 @@ impl Forward {
     /// proportions: a weighted round robin). Returns the cookies to set.
     pub fn choose(&self, h: &http::HeaderMap, https: bool) -> (&Arc<TargetGroup>, Vec<String>) {
         if let Some(secs) = self.sticky
-            && let Some(v) = cookie(h, "AWSALBTG").or_else(|| cookie(h, "AWSALBTGCORS"))
+            && let Some(v) =
+                stickiness::cookie(h, "AWSALBTG").or_else(|| stickiness::cookie(h, "AWSALBTGCORS"))
             && let Some((g, _)) = self
                 .groups
                 .iter()
-                .find(|(g, w)| *w > 0 && token(&[&g.arn]) == v)
+                .find(|(g, w)| *w > 0 && stickiness::token(&[&g.arn]) == v)
         {
-            return (g, sticky_cookies("AWSALBTG", v, secs, https));
+            return (g, stickiness::group_cookies(v, secs, https));
         }
         let g = if self.groups.len() == 1 {
             &self.groups[0].0
@@ -263,22 +303,51 @@ impl Forward {
         };
         let cookies = self
             .sticky
-            .map(|secs| sticky_cookies("AWSALBTG", &token(&[&g.arn]), secs, https))
+            .map(|secs| stickiness::group_cookies(&stickiness::token(&[&g.arn]), secs, https))
             .unwrap_or_default();
         (g, cookies)
     }
 }
 
+/// What a target choice asks of the response: cookies to set now, and for application-cookie
+/// stickiness, cookies to set only if the target's response sets its cookie.
+#[derive(Debug, Default)]
+pub struct StickyCookies {
+    /// Set on the response.
+    pub now: Vec<String>,
+    /// `(application cookie, cookies to set when the response sets it)`.
+    pub if_app_sets: Option<(String, Vec<String>)>,
+}
+
 impl TargetGroup {
     /// From config (validated), with this load balancer's ARN prefix. Targets also in `previous`
-    /// (the group of the config being replaced) keep their health.
+    /// (the group of the config being replaced) keep their health; targets that left it drain.
     pub fn new(
         cfg: &portcullis_config::TargetGroup,
         arn: String,
         previous: Option<&TargetGroup>,
     ) -> TargetGroup {
-        let enabled = cfg.health_check.enabled;
-        let targets = cfg
+        let enabled = cfg.health_check.enabled && cfg.lambda.is_none();
+        // The first targets of a group do not slow-start; later ones do.
+        let ramp_next = previous.is_some_and(|p| !p.targets.is_empty());
+        let now = Instant::now();
+        // A target still in the group keeps its records; one coming back from draining keeps
+        // its health but not its cutoff, which ends only the requests sent before it left.
+        let known = |authority: &str| {
+            let p = previous?;
+            if let Some(t) = p.targets.iter().find(|t| t.authority == authority) {
+                return Some(t.clone());
+            }
+            let d = p
+                .draining
+                .iter()
+                .find(|d| d.target.authority == authority)?;
+            Some(Target {
+                cutoff: Arc::new(Cutoff::default()),
+                ..d.target.clone()
+            })
+        };
+        let targets: Vec<Target> = cfg
             .targets
             .iter()
             .map(|t| {
@@ -289,204 +358,267 @@ impl TargetGroup {
                     t.id.clone()
                 };
                 let authority = format!("{host}:{port}");
-                let health = previous
-                    .filter(|p| p.health_check.enabled == enabled)
-                    .and_then(|p| p.targets.iter().find(|t| t.authority == authority))
-                    .map_or_else(
-                        || Arc::new(TargetHealth::new(enabled)),
-                        |t| t.health.clone(),
-                    );
-                let outstanding = previous
-                    .and_then(|p| p.targets.iter().find(|t| t.authority == authority))
-                    .map_or_else(|| Arc::new(AtomicUsize::new(0)), |t| t.outstanding.clone());
-                Target {
-                    authority,
-                    health,
-                    outstanding,
+                match known(&authority) {
+                    Some(old) => Target {
+                        authority,
+                        health: if previous.is_some_and(|p| p.health_check.enabled == enabled) {
+                            old.health.clone()
+                        } else {
+                            Arc::new(TargetHealth::new(enabled, ramp_next))
+                        },
+                        outstanding: old.outstanding,
+                        cutoff: old.cutoff,
+                        outcomes: old.outcomes,
+                    },
+                    None => Target {
+                        authority,
+                        health: Arc::new(TargetHealth::new(enabled, ramp_next)),
+                        outstanding: Arc::new(AtomicUsize::new(0)),
+                        cutoff: Arc::new(Cutoff::default()),
+                        outcomes: Arc::new(Outcomes::default()),
+                    },
                 }
             })
             .collect();
+        let delay = Duration::from_secs(cfg.deregistration_delay_seconds);
+        let draining = previous
+            .map(|p| {
+                let left = p.targets.iter().map(|t| Draining {
+                    target: t.clone(),
+                    until: now + delay,
+                });
+                p.draining
+                    .iter()
+                    .cloned()
+                    .chain(left)
+                    .filter(|d| {
+                        d.until > now && !targets.iter().any(|t| t.authority == d.target.authority)
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
         TargetGroup {
             name: cfg.name.clone(),
             arn,
+            protocol: cfg.protocol,
+            protocol_version: cfg.protocol_version,
+            lambda: cfg
+                .lambda
+                .as_ref()
+                .map(|f| Arc::new(crate::lambda::Function::new(f))),
             targets,
+            draining,
             next: AtomicUsize::new(0),
             health_check: cfg.health_check.clone(),
-            sticky: cfg
-                .stickiness
-                .as_ref()
-                .filter(|s| s.enabled)
-                .map(|s| s.duration_seconds),
+            sticky: cfg.stickiness.as_ref().filter(|s| s.enabled).map(|s| {
+                match (s.kind.as_str(), &s.cookie_name) {
+                    ("app_cookie", Some(c)) => Sticky::App {
+                        cookie: c.clone(),
+                        seconds: s.duration_seconds,
+                    },
+                    _ => Sticky::Lb {
+                        seconds: s.duration_seconds,
+                    },
+                }
+            }),
             algorithm: match cfg.load_balancing_algorithm.as_str() {
                 "least_outstanding_requests" => Algorithm::LeastOutstanding,
                 "weighted_random" => Algorithm::WeightedRandom,
                 _ => Algorithm::RoundRobin,
             },
+            anomaly_mitigation: cfg.anomaly_mitigation,
+            slow_start: Duration::from_secs(cfg.slow_start_seconds),
+            deregistration_delay: delay,
         }
     }
 
-    /// The target for a request: the one its `AWSALB` cookie names while that target is routable,
-    /// else the next one. Returns the cookies to set (stickiness on).
-    pub fn pick_for(&self, h: &http::HeaderMap, https: bool) -> Option<(&Target, Vec<String>)> {
-        let Some(secs) = self.sticky else {
-            return self.pick().map(|t| (t, Vec::new()));
+    /// The targets to health-check.
+    pub fn targets(&self) -> &[Target] {
+        &self.targets
+    }
+
+    /// Ends the requests of every target this group drains once its delay passes.
+    pub fn start_draining(&self) {
+        for d in &self.draining {
+            drain(&d.target, d.until);
+        }
+    }
+
+    /// Drains every target of a group that a reload removed whole.
+    pub fn drain_all(&self) {
+        let until = Instant::now() + self.deregistration_delay;
+        for t in &self.targets {
+            drain(t, until);
+        }
+    }
+
+    /// The target for a request, with the stickiness cookies its response carries: the one its
+    /// stickiness cookie names while that target is routable and the cookie is within its
+    /// duration, else the next one.
+    pub fn pick_for(&self, h: &http::HeaderMap, https: bool) -> Option<(&Target, StickyCookies)> {
+        let Some(sticky) = &self.sticky else {
+            return self.pick().map(|t| (t, StickyCookies::default()));
         };
-        if let Some(v) = cookie(h, "AWSALB").or_else(|| cookie(h, "AWSALBCORS"))
-            && let Some(t) = self
-                .targets
-                .iter()
-                .find(|t| t.routable() && token(&[&self.arn, &t.authority]) == v)
+        let now = portcullis_auth::now();
+        let seconds = match sticky {
+            Sticky::Lb { seconds } | Sticky::App { seconds, .. } => *seconds,
+        };
+        let fresh = |t: &Target| {
+            let v = stickiness::target_value(&self.arn, &t.authority, now + seconds);
+            stickiness::target_cookies(sticky, &v, https, now)
+        };
+        if let Some(v) = stickiness::target_cookie(sticky, h)
+            && let Some(expiry) = stickiness::live_expiry(v, now)
+            && let Some(t) = self.targets.iter().find(|t| {
+                t.routable() && stickiness::target_value(&self.arn, &t.authority, expiry) == v
+            })
         {
-            return Some((t, sticky_cookies("AWSALB", v, secs, https)));
+            // The duration restarts with every response.
+            let cookies = fresh(t);
+            return Some((
+                t,
+                StickyCookies {
+                    now: cookies,
+                    if_app_sets: None,
+                },
+            ));
         }
         let t = self.pick()?;
-        let v = token(&[&self.arn, &t.authority]);
-        Some((t, sticky_cookies("AWSALB", &v, secs, https)))
+        let cookies = fresh(t);
+        Some((
+            t,
+            match sticky {
+                Sticky::Lb { .. } => StickyCookies {
+                    now: cookies,
+                    if_app_sets: None,
+                },
+                Sticky::App { cookie, .. } => StickyCookies {
+                    now: Vec::new(),
+                    if_app_sets: Some((cookie.clone(), cookies)),
+                },
+            },
+        ))
     }
 
-    /// The next target, round robin over the routable ones, or over all when none is (fail-open);
-    /// `None` when the group is empty (503).
+    /// The next target by the group's algorithm, among the routable ones, or among all when none
+    /// is (fail-open); `None` when the group is empty (503).
     pub fn pick(&self) -> Option<&Target> {
         if self.targets.is_empty() {
             return None;
         }
         let n = self.next.fetch_add(1, Ordering::Relaxed);
-        let healthy = self.targets.iter().filter(|t| t.routable()).count();
-        // Every target when none is healthy (fail-open), else the healthy ones.
-        let pool = |t: &&Target| healthy == 0 || t.routable();
-        let count = if healthy == 0 {
-            self.targets.len()
-        } else {
-            healthy
+        let pool: Vec<&Target> = {
+            let routable: Vec<&Target> = self.targets.iter().filter(|t| t.routable()).collect();
+            if routable.is_empty() {
+                self.targets.iter().collect()
+            } else {
+                routable
+            }
+        };
+        let count = pool.len();
+        let now = Instant::now();
+        // A target in slow start takes only its share of the turns that come to it.
+        let accepts = |t: &Target| {
+            t.health
+                .ramp(self.slow_start, now)
+                .is_none_or(|share| random_unit() < share)
         };
         match self.algorithm {
-            Algorithm::RoundRobin => self.targets.iter().filter(pool).nth(n % count),
-            Algorithm::WeightedRandom => self.targets.iter().filter(pool).nth(random_index(count)),
+            Algorithm::RoundRobin => (0..count)
+                .map(|i| pool[(n + i) % count])
+                .find(|t| accepts(t))
+                .or(Some(pool[n % count])),
+            Algorithm::WeightedRandom => {
+                let weights = self.weights(&pool);
+                let total: f64 = weights.iter().sum();
+                (0..count)
+                    .map(|_| {
+                        let mut x = random_unit() * total;
+                        let mut chosen = pool[count - 1];
+                        for (t, w) in pool.iter().zip(&weights) {
+                            if x < *w {
+                                chosen = t;
+                                break;
+                            }
+                            x -= w;
+                        }
+                        chosen
+                    })
+                    .find(|t| accepts(t))
+                    .or(Some(pool[random_u64() as usize % count]))
+            }
             Algorithm::LeastOutstanding => {
                 // Start the scan at a rotating offset so ties are broken in turn.
-                let len = self.targets.len();
-                let start = n % len;
-                (0..len)
-                    .map(|i| &self.targets[(start + i) % len])
-                    .filter(pool)
+                (0..count)
+                    .map(|i| pool[(n + i) % count])
                     .min_by_key(|t| t.outstanding.load(Ordering::Relaxed))
             }
         }
     }
 
-    /// `(authority, state, reason)` of every target (ALB's DescribeTargetHealth).
-    pub fn health(&self) -> Vec<(String, HealthState, &'static str)> {
-        self.targets
-            .iter()
-            .map(|t| {
-                let (s, r) = t.health.state();
-                (t.authority.clone(), s, r)
+    /// Each target's weight for `weighted_random`: 1, or less for a target that anomaly
+    /// mitigation finds failing out of proportion to its peers (at least 3 of them).
+    fn weights(&self, pool: &[&Target]) -> Vec<f64> {
+        if !self.anomaly_mitigation || pool.len() < 3 {
+            return vec![1.0; pool.len()];
+        }
+        let rates: Vec<f64> = pool.iter().map(|t| t.outcomes.rate()).collect();
+        (0..pool.len())
+            .map(|i| match anomalous(&rates, i) {
+                // Traffic falls with the error rate and comes back as the rate recovers.
+                true => (1.0 - rates[i]).clamp(0.05, 1.0) * 0.5,
+                false => 1.0,
             })
             .collect()
     }
 
-    /// Starts this group's health checks; they stop when the group is dropped (a reload).
-    pub fn start_health_checks(self: &Arc<Self>) {
-        if !self.health_check.enabled || self.targets.is_empty() {
-            return;
-        }
-        let weak = Arc::downgrade(self);
-        tokio::spawn(async move {
-            let client: HealthClient = Client::builder(TokioExecutor::new())
-                .pool_max_idle_per_host(0)
-                .build(HttpConnector::new());
-            while let Some(tg) = weak.upgrade() {
-                let hc = tg.health_check.clone();
-                // Every target checked at once; each check bounded by the timeout.
-                let mut set = tokio::task::JoinSet::new();
-                for (i, t) in tg.targets.iter().enumerate() {
-                    let (c, t, hc) = (client.clone(), t.clone(), hc.clone());
-                    set.spawn(async move { (i, check(&c, &t, &hc).await) });
-                }
-                let mut results = vec![(false, "Elb.InternalError"); tg.targets.len()];
-                while let Some(Ok((i, r))) = set.join_next().await {
-                    results[i] = r;
-                }
-                for (t, (pass, why)) in tg.targets.iter().zip(results) {
-                    if let Some(state) = t.health.record(pass, why, &hc) {
-                        tracing::info!(target_group = %tg.name, target = %t.authority, ?state, reason = why, "target health changed");
-                    }
-                }
-                let interval = Duration::from_secs(hc.interval_seconds);
-                drop(tg);
-                tokio::time::sleep(interval).await;
-            }
-        });
+    /// `(authority, state, reason, anomalous)` of every target, draining ones included (ALB's
+    /// DescribeTargetHealth).
+    pub fn health(&self) -> Vec<(String, HealthState, &'static str, bool)> {
+        let rates: Vec<f64> = self.targets.iter().map(|t| t.outcomes.rate()).collect();
+        let detect = self.targets.len() >= 3;
+        let now = Instant::now();
+        self.targets
+            .iter()
+            .enumerate()
+            .map(|(i, t)| {
+                let (s, r) = t.health.state();
+                (t.authority.clone(), s, r, detect && anomalous(&rates, i))
+            })
+            .chain(
+                self.draining
+                    .iter()
+                    .filter(|d| d.until > now && !d.target.cutoff.fired())
+                    .map(|d| {
+                        (
+                            d.target.authority.clone(),
+                            HealthState::Draining,
+                            "Target.DeregistrationInProgress",
+                            false,
+                        )
+                    }),
+            )
+            .collect()
     }
 }
 
-type HealthClient = Client<HttpConnector, http_body_util::Empty<bytes::Bytes>>;
-
-/// One health check: `GET <path>` with ALB's `User-Agent`, passing when the status matches.
-async fn check(
-    client: &HealthClient,
-    t: &Target,
-    hc: &portcullis_config::HealthCheck,
-) -> (bool, &'static str) {
-    let authority = match hc.port.parse::<u16>() {
-        Ok(p) => format!(
-            "{}:{p}",
-            t.authority
-                .rsplit_once(':')
-                .map_or(t.authority.as_str(), |(h, _)| h)
-        ),
-        Err(_) => t.authority.clone(),
-    };
-    let Ok(req) = Request::get(format!("http://{authority}{}", hc.path))
-        .header(http::header::USER_AGENT, "ELB-HealthChecker/2.0")
-        .header(http::header::CONNECTION, "close")
-        .body(http_body_util::Empty::new())
-    else {
-        return (false, "Elb.InternalError");
-    };
-    match tokio::time::timeout(Duration::from_secs(hc.timeout_seconds), client.request(req)).await {
-        Err(_) => (false, "Target.Timeout"),
-        Ok(Err(_)) => (false, "Target.FailedHealthChecks"),
-        Ok(Ok(r)) if hc.passes(r.status().as_u16()) => (true, ""),
-        Ok(Ok(_)) => (false, "Target.ResponseCodeMismatch"),
-    }
+/// Fires a removed target's cutoff at `until`.
+fn drain(t: &Target, until: Instant) {
+    let cutoff = t.cutoff.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep_until(until.into()).await;
+        cutoff.fire();
+    });
 }
 
-fn is_timeout(e: &(dyn std::error::Error + 'static)) -> bool {
-    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
-    while let Some(err) = cur {
-        if let Some(io) = err.downcast_ref::<std::io::Error>()
-            && io.kind() == std::io::ErrorKind::TimedOut
-        {
-            return true;
-        }
-        cur = err.source();
+/// Whether target `i`'s error rate stands out: above 10% and more than twice its peers' mean
+/// plus 5 points.
+fn anomalous(rates: &[f64], i: usize) -> bool {
+    if rates.len() < 3 {
+        return false;
     }
-    false
-}
-
-/// Sends a request to a target, waiting at most `idle_timeout` for the response head.
-pub async fn send(
-    client: &UpstreamClient,
-    req: Request<Incoming>,
-    idle_timeout: Duration,
-) -> Result<Response<Incoming>, ProxyError> {
-    match tokio::time::timeout(idle_timeout, client.request(req)).await {
-        Err(_) => Err(ProxyError::upstream(ErrorKind::TargetTimeout)),
-        Ok(Ok(resp)) => Ok(resp),
-        Ok(Err(e)) if e.is_connect() => {
-            let kind = if is_timeout(&e) {
-                ErrorKind::ConnectTimeout
-            } else {
-                ErrorKind::ConnectFailed
-            };
-            Err(ProxyError::upstream(kind))
-        }
-        Ok(Err(e)) => {
-            tracing::debug!(error = %e, "target failed");
-            Err(ProxyError::upstream(ErrorKind::BadTargetResponse))
-        }
-    }
+    let peers = (rates.iter().sum::<f64>() - rates[i]) / (rates.len() - 1) as f64;
+    rates[i] > 0.10 && rates[i] > 2.0 * peers + 0.05
 }
 
 #[cfg(test)]

@@ -126,7 +126,7 @@ health_check = {{ path = "/health", interval_seconds = 1, timeout_seconds = 1, h
     let health = kit.app.lb.shared.snapshot.load().target_groups["pair"].health();
     assert!(
         health.iter().all(
-            |(_, s, r)| *s == portcullis_lb::target_group::HealthState::Unhealthy
+            |(_, s, r, _)| *s == portcullis_lb::target_group::HealthState::Unhealthy
                 && *r == "Target.ResponseCodeMismatch"
         ),
         "{health:?}"

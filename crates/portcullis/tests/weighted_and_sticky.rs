@@ -108,12 +108,27 @@ async fn group_and_target_stickiness_hold() {
         "{cookies:?}"
     );
     if first.starts_with("blue") {
+        // ALB's shape: the cookie lives 7 days (`Expires`, never `Max-Age`); the 300 s
+        // stickiness duration is carried inside the value.
+        let awsalb = cookies
+            .iter()
+            .find(|c| c.starts_with("AWSALB="))
+            .unwrap_or_else(|| panic!("{cookies:?}"));
         assert!(
-            cookies
-                .iter()
-                .any(|c| c.starts_with("AWSALB=") && c.contains("Max-Age=300")),
-            "{cookies:?}"
+            awsalb.contains("; Expires=") && !awsalb.contains("Max-Age"),
+            "{awsalb}"
         );
+        let inside: u64 = awsalb["AWSALB=".len()..]
+            .split('-')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap();
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        assert!((295..=305).contains(&(inside - now)), "{awsalb}");
     }
     for _ in 0..40 {
         let body = client

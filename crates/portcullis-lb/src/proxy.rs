@@ -56,8 +56,11 @@ pub async fn handle(
             }
             let mut page = from_bytes(error_page(e.status()));
             if grpc {
-                // gRPC clients read the outcome from `grpc-status` (14: unavailable), as ALB sends.
+                // gRPC clients read the outcome from `grpc-status` (14: unavailable), as ALB
+                // sends, in a headers-only answer.
+                *page.body_mut() = full(Bytes::new());
                 let h = page.headers_mut();
+                h.remove(http::header::CONTENT_LENGTH);
                 h.insert(CONTENT_TYPE, HeaderValue::from_static("application/grpc"));
                 h.insert("grpc-status", HeaderValue::from_static("14"));
                 h.insert("grpc-message", HeaderValue::from_static("unavailable"));

@@ -1716,6 +1716,97 @@ clients = [{ client_id = "tasks-web", generate_secret = true, allowed_oauth_flow
     }
 
     #[test]
+    fn target_group_kinds_and_attributes_are_checked() {
+        let tg = |extra: &str| {
+            BASE.replace(
+                "targets = [{ id = \"127.0.0.1\", port = 3000 }]",
+                &format!("targets = [{{ id = \"127.0.0.1\", port = 3000 }}]\n{extra}"),
+            )
+        };
+        assert_error(
+            &tg("target_type = \"lambda\""),
+            "target_groups[0].lambda",
+            "needs",
+        );
+        assert_error(
+            &tg("target_type = \"lambda\"\nlambda = { endpoint = \"ftp://x\" }"),
+            "target_groups[0].lambda.endpoint",
+            "http:// or https://",
+        );
+        assert_error(
+            &tg("target_type = \"lambda\"\nlambda = { endpoint = \"http://127.0.0.1:9000\" }"),
+            "target_groups[0].targets",
+            "not targets",
+        );
+        assert_error(
+            &tg("lambda = { endpoint = \"http://127.0.0.1:9000\" }"),
+            "target_groups[0].lambda",
+            "only for target_type",
+        );
+        assert_error(
+            &tg("stickiness = { enabled = true, type = \"app_cookie\" }"),
+            "target_groups[0].stickiness.cookie_name",
+            "needs the application's cookie name",
+        );
+        assert_error(
+            &tg(
+                "stickiness = { enabled = true, type = \"app_cookie\", cookie_name = \"AWSALBAPP-0\" }",
+            ),
+            "target_groups[0].stickiness.cookie_name",
+            "must not start with AWSALB",
+        );
+        assert_error(
+            &tg("slow_start_seconds = 10"),
+            "target_groups[0].slow_start_seconds",
+            "30-900",
+        );
+        assert_error(
+            &tg(
+                "slow_start_seconds = 30\nload_balancing_algorithm = \"least_outstanding_requests\"",
+            ),
+            "target_groups[0].slow_start_seconds",
+            "least_outstanding_requests",
+        );
+        assert_error(
+            &tg("anomaly_mitigation = true"),
+            "target_groups[0].anomaly_mitigation",
+            "weighted_random",
+        );
+        assert_error(
+            &tg("deregistration_delay_seconds = 3601"),
+            "target_groups[0].deregistration_delay_seconds",
+            "0-3600",
+        );
+        assert_error(
+            &tg("health_check = { grpc_code = \"100\" }"),
+            "target_groups[0].health_check.grpc_code",
+            "0-99",
+        );
+        // gRPC and HTTP/2 groups: HTTPS listeners, and no browser login in front.
+        assert_error(
+            &tg("protocol_version = \"GRPC\""),
+            "listeners[0].rules[0].actions[1]",
+            "browser login",
+        );
+        let http = tg("protocol_version = \"HTTP2\"")
+            .replace("protocol = \"HTTPS\"", "protocol = \"HTTP\"")
+            .replace("certificates = [{ self_signed = [\"localhost\"] }]\n", "");
+        assert!(
+            errors(&http)
+                .iter()
+                .any(|e| e.contains("needs an HTTPS listener")),
+            "{:?}",
+            errors(&http)
+        );
+        assert!(
+            errors(&tg(
+                "protocol = \"HTTPS\"\nderegistration_delay_seconds = 0"
+            ))
+            .is_empty()
+        );
+    }
+
+    #[test]
     fn unknown_target_group_is_refused() {
         let t = BASE.replace("target_group = \"tasks\"", "target_group = \"taks\"");
         assert_error(

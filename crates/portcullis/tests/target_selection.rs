@@ -1,0 +1,306 @@
+//! How a target is chosen beyond round robin: application-cookie stickiness (`AWSALBAPP-N`),
+//! slow start for a target added by a reload, and anomaly mitigation under `weighted_random`,
+//! each with real targets.
+
+mod kit;
+
+use kit::*;
+use std::collections::HashMap;
+use std::time::Duration;
+
+/// A target that answers its name; `/sel/login` also sets the application's cookie, and
+/// `/sel/fail` answers 500 from a target named `bad*`.
+async fn named(name: &'static str) -> u16 {
+    let app = axum::Router::new()
+        .route(
+            "/sel/login",
+            axum::routing::get(move || async move {
+                (
+                    [(axum::http::header::SET_COOKIE, "APPSESSION=s1; Path=/")],
+                    name,
+                )
+            }),
+        )
+        .route("/health", axum::routing::get(|| async { "ok" }))
+        .fallback(move || async move {
+            if name.starts_with("bad") {
+                (axum::http::StatusCode::INTERNAL_SERVER_ERROR, name)
+            } else {
+                (axum::http::StatusCode::OK, name)
+            }
+        });
+    let tcp = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = tcp.local_addr().unwrap().port();
+    tokio::spawn(async move { axum::serve(tcp, app).await.unwrap() });
+    port
+}
+
+fn targets(ports: &[u16]) -> String {
+    let t: Vec<String> = ports
+        .iter()
+        .map(|p| format!("{{ id = \"127.0.0.1\", port = {p} }}"))
+        .collect();
+    format!("targets = [{}]", t.join(", "))
+}
+
+fn set_cookies(r: &reqwest::Response) -> Vec<String> {
+    r.headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_string())
+        .collect()
+}
+
+#[tokio::test]
+async fn application_cookie_stickiness() {
+    let (a, b) = (named("a").await, named("b").await);
+    let rules = format!(
+        r#"
+[[listeners.rules]]
+priority = 40
+conditions = [{{ field = "path-pattern", values = ["/sel/*"] }}]
+actions = [{{ type = "forward", target_group = "app" }}]
+
+[[target_groups]]
+name = "app"
+{}
+health_check = {{ enabled = false }}
+stickiness = {{ enabled = true, type = "app_cookie", cookie_name = "APPSESSION", duration_seconds = 600 }}
+"#,
+        targets(&[a, b])
+    );
+    let kit = Kit::start(&rules).await;
+    let c = plain();
+    // Until the application sets its cookie there is no stickiness: no cookie, round robin.
+    let mut seen = std::collections::HashSet::new();
+    for _ in 0..4 {
+        let r = c.get(kit.url("/sel/page")).send().await.unwrap();
+        assert!(
+            !set_cookies(&r).iter().any(|c| c.starts_with("AWSALBAPP")),
+            "{:?}",
+            set_cookies(&r)
+        );
+        seen.insert(r.text().await.unwrap());
+    }
+    assert_eq!(seen.len(), 2);
+    // The application sets its cookie: the balancer adds AWSALBAPP-0 (and clears -1..-3).
+    let r = c.get(kit.url("/sel/login")).send().await.unwrap();
+    let cookies = set_cookies(&r);
+    let first = r.text().await.unwrap();
+    assert!(
+        cookies.iter().any(|c| c.starts_with("APPSESSION=s1")),
+        "{cookies:?}"
+    );
+    let app0 = cookies
+        .iter()
+        .find(|c| c.starts_with("AWSALBAPP-0="))
+        .unwrap_or_else(|| panic!("{cookies:?}"));
+    assert!(
+        app0.contains("; Expires=") && !app0.contains("Max-Age"),
+        "{app0}"
+    );
+    for i in 1..4 {
+        assert!(
+            cookies
+                .iter()
+                .any(|c| c.starts_with(&format!("AWSALBAPP-{i}=_remove_;"))),
+            "{cookies:?}"
+        );
+    }
+    let value = app0["AWSALBAPP-0=".len()..]
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
+    // A client sending it back stays on that target, and the cookie is renewed each time.
+    for _ in 0..20 {
+        let r = c
+            .get(kit.url("/sel/page"))
+            .header("cookie", format!("APPSESSION=s1; AWSALBAPP-0={value}"))
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            set_cookies(&r)
+                .iter()
+                .any(|c| c.starts_with("AWSALBAPP-0=")),
+            "renewed"
+        );
+        assert_eq!(r.text().await.unwrap(), first);
+    }
+    // A tampered or expired value is ignored (no error, a fresh choice).
+    let forged = format!("1-{}", &value[value.find('-').unwrap() + 1..]);
+    let r = c
+        .get(kit.url("/sel/page"))
+        .header("cookie", format!("AWSALBAPP-0={forged}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    kit.app.shutdown().await;
+}
+
+async fn tally(c: &reqwest::Client, url: &str, n: usize) -> HashMap<String, usize> {
+    let mut seen = HashMap::new();
+    for _ in 0..n {
+        let body = c.get(url).send().await.unwrap().text().await.unwrap();
+        *seen.entry(body).or_insert(0) += 1;
+    }
+    seen
+}
+
+async fn reload(kit: &Kit, from: &str, to: &str) {
+    let text = std::fs::read_to_string(&kit.config_file)
+        .unwrap()
+        .replace(from, to);
+    std::fs::write(&kit.config_file, &text).unwrap();
+    let cfg =
+        portcullis_config::load_str(&text, &kit.config_file, kit.config_file.parent().unwrap())
+            .unwrap_or_else(|e| panic!("{e}"))
+            .config;
+    kit.app.reload(&cfg).await.unwrap();
+}
+
+async fn wait_healthy(kit: &Kit, group: &str, n: usize) {
+    for _ in 0..100 {
+        let h: serde_json::Value = reqwest::get(format!("http://{}/target-health", kit.admin))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let healthy = h[group]
+            .as_array()
+            .map_or(0, |a| a.iter().filter(|t| t["state"] == "healthy").count());
+        if healthy == n {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("{group} never had {n} healthy targets");
+}
+
+#[tokio::test]
+async fn a_new_target_slow_starts() {
+    let (old1, new1, old2, new2) = (
+        named("old").await,
+        named("new").await,
+        named("old").await,
+        named("new").await,
+    );
+    let hc = "health_check = { path = \"/health\", interval_seconds = 1, timeout_seconds = 1 }";
+    let rules = format!(
+        r#"
+[[listeners.rules]]
+priority = 40
+conditions = [{{ field = "path-pattern", values = ["/slow/*"] }}]
+actions = [{{ type = "forward", target_group = "ramped" }}]
+
+[[listeners.rules]]
+priority = 41
+conditions = [{{ field = "path-pattern", values = ["/plain/*"] }}]
+actions = [{{ type = "forward", target_group = "unramped" }}]
+
+[[target_groups]]
+name = "ramped"
+slow_start_seconds = 30
+{hc}
+{}
+
+[[target_groups]]
+name = "unramped"
+{hc}
+{}
+"#,
+        targets(&[old1]),
+        targets(&[old2])
+    );
+    let kit = Kit::start(&rules).await;
+    wait_healthy(&kit, "ramped", 1).await;
+    wait_healthy(&kit, "unramped", 1).await;
+    // The first targets of a group do not slow-start: all traffic goes to them.
+    let c = plain();
+    assert_eq!(
+        tally(&c, &kit.url("/slow/x"), 20).await.get("old"),
+        Some(&20)
+    );
+    // Both groups gain a target by reload; only one group has slow start.
+    reload(&kit, &targets(&[old1]), &targets(&[old1, new1])).await;
+    reload(&kit, &targets(&[old2]), &targets(&[old2, new2])).await;
+    wait_healthy(&kit, "ramped", 2).await;
+    wait_healthy(&kit, "unramped", 2).await;
+    // Two seconds into a 30 s ramp, the new target takes about 7% of its turns.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let ramped = tally(&c, &kit.url("/slow/x"), 400).await;
+    let plain_split = tally(&c, &kit.url("/plain/x"), 400).await;
+    // Without slow start the new target takes half at once; with it, a small share, not none.
+    assert_eq!(plain_split.get("new"), Some(&200), "{plain_split:?}");
+    let new = *ramped.get("new").unwrap_or(&0);
+    assert!((2..60).contains(&new), "slow start: {ramped:?}");
+    assert_eq!(ramped.values().sum::<usize>(), 400);
+    kit.app.shutdown().await;
+}
+
+#[tokio::test]
+async fn anomaly_mitigation_sends_less_to_a_failing_target() {
+    let (g1, g2, bad) = (
+        named("good-1").await,
+        named("good-2").await,
+        named("bad").await,
+    );
+    let hc = "health_check = { path = \"/health\", interval_seconds = 1, timeout_seconds = 1 }";
+    let rules = format!(
+        r#"
+[[listeners.rules]]
+priority = 40
+conditions = [{{ field = "path-pattern", values = ["/sel/*"] }}]
+actions = [{{ type = "forward", target_group = "mitigated" }}]
+
+[[target_groups]]
+name = "mitigated"
+load_balancing_algorithm = "weighted_random"
+anomaly_mitigation = true
+{hc}
+{}
+"#,
+        targets(&[g1, g2, bad])
+    );
+    let kit = Kit::start(&rules).await;
+    wait_healthy(&kit, "mitigated", 3).await;
+    let c = plain();
+    // Warm-up: the failing target's error rate builds up.
+    tally(&c, &kit.url("/sel/x"), 300).await;
+    let after = tally(&c, &kit.url("/sel/x"), 600).await;
+    let bad_share = *after.get("bad").unwrap_or(&0) as f64 / 600.0;
+    assert!(
+        bad_share < 0.10,
+        "mitigated share {bad_share:.3}: {after:?}"
+    );
+    assert!(after.get("good-1").unwrap_or(&0) > &200 && after.get("good-2").unwrap_or(&0) > &200);
+    // Health checks still pass (it answers /health): the target is healthy but anomalous.
+    let h: serde_json::Value = reqwest::get(format!("http://{}/target-health", kit.admin))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let bad_entry = h["mitigated"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["target"] == format!("127.0.0.1:{bad}"))
+        .unwrap();
+    assert_eq!(bad_entry["state"], "healthy", "{h}");
+    assert_eq!(bad_entry["anomaly_detection"], "anomalous", "{h}");
+    assert!(
+        h["mitigated"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|t| t["anomaly_detection"] == "normal")
+            .count()
+            == 2,
+        "{h}"
+    );
+    kit.app.shutdown().await;
+}

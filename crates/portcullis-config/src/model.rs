@@ -49,9 +49,14 @@ pub struct LoadBalancer {
     /// Where the ALB-format access log goes: `"stdout"`, a file path, or absent for none.
     #[serde(default)]
     pub access_log: Option<String>,
-    /// `idle_timeout.timeout_seconds`: how long a target may stay silent (1–4000).
+    /// `idle_timeout.timeout_seconds`: how long a target, or a client connection between
+    /// requests, may stay silent (1–4000).
     #[serde(default = "default_idle_timeout")]
     pub idle_timeout_seconds: u64,
+    /// `client_keep_alive.seconds`: the longest a client connection is kept, busy or not; then it
+    /// is closed after the request in progress (ALB: 60–604800, default 3600; here from 1).
+    #[serde(default = "default_client_keep_alive")]
+    pub client_keep_alive_seconds: u64,
     /// Pass the balancer's own cookies (`<session cookie>-N`, `AWSALBAuthNonce`) on to targets, as
     /// ALB does. Off by default: a target never holds a replayable session.
     #[serde(default)]
@@ -1307,6 +1312,9 @@ fn default_account_id() -> String {
 }
 fn default_bind() -> String {
     "0.0.0.0".into()
+}
+fn default_client_keep_alive() -> u64 {
+    3600
 }
 fn default_idle_timeout() -> u64 {
     60

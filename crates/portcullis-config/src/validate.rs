@@ -113,6 +113,12 @@ fn check_load_balancer(c: &mut Checker, lb: &LoadBalancer) {
     if !(1..=4000).contains(&lb.idle_timeout_seconds) {
         c.fail("load_balancer.idle_timeout_seconds", "must be 1-4000");
     }
+    if !(1..=604_800).contains(&lb.client_keep_alive_seconds) {
+        c.fail(
+            "load_balancer.client_keep_alive_seconds",
+            "must be 1-604800 (ALB: 60-604800)",
+        );
+    }
     if lb.region.is_empty()
         || !lb
             .region

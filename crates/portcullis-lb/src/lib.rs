@@ -54,6 +54,8 @@ pub struct Shared {
     pub identity: Identity,
     /// `idle_timeout.timeout_seconds`.
     pub idle_timeout: Duration,
+    /// `client_keep_alive.seconds`: a client connection's longest life.
+    pub client_keep_alive: Duration,
     /// ALB's metrics, when an admin listener serves them.
     pub metrics: Option<Arc<metrics::Metrics>>,
 }
@@ -82,6 +84,8 @@ pub struct ConnInfo {
     pub peer: SocketAddr,
     /// TLS details, on HTTPS listeners.
     pub tls: Option<TlsInfo>,
+    /// When `client_keep_alive` runs out: HTTP/1 answers after it carry `Connection: close`.
+    pub close_after: std::time::Instant,
 }
 
 /// Why the load balancer could not start.
@@ -355,6 +359,7 @@ pub async fn start(
         access_log,
         identity,
         idle_timeout: Duration::from_secs(lb.idle_timeout_seconds),
+        client_keep_alive: Duration::from_secs(lb.client_keep_alive_seconds),
         metrics: metrics.clone(),
     });
     let (tx, rx) = watch::channel(false);

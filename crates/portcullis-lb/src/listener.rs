@@ -1,11 +1,12 @@
 //! Listeners: accept TCP, complete TLS (with SNI and ALPN), and serve HTTP/1.1 and HTTP/2 through
-//! hyper, until shutdown; then drain in-flight requests.
+//! hyper, until shutdown; then drain in-flight requests. A connection is closed gracefully
+//! (`Connection: close` after the request in progress, or HTTP/2 GOAWAY) when it has lived
+//! `client_keep_alive`, or at shutdown.
 
 use crate::{ConnInfo, Shared, TlsInfo, proxy};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -38,6 +39,37 @@ fn builder(http2: bool, idle: Duration) -> auto::Builder<TokioExecutor> {
     b
 }
 
+/// Drives a connection to its end, asking it to close gracefully at shutdown, and for HTTP/2
+/// (GOAWAY; open streams finish) once it has lived `keep_alive`. HTTP/1 connections past it close
+/// with their next answer instead (`Connection: close`, set by the proxy), so no request is cut.
+/// (A macro: the plain and TLS connection types differ.)
+macro_rules! serve_until_closed {
+    ($conn:expr, $shutdown:expr, $keep_alive:expr, $h2:expr) => {{
+        let conn = $conn;
+        tokio::pin!(conn);
+        let mut shutdown = $shutdown;
+        let expiry = tokio::time::sleep($keep_alive);
+        tokio::pin!(expiry);
+        let mut closing = *shutdown.borrow();
+        if closing {
+            conn.as_mut().graceful_shutdown();
+        }
+        loop {
+            tokio::select! {
+                _ = conn.as_mut() => break,
+                _ = &mut expiry, if $h2 && !closing => {
+                    closing = true;
+                    conn.as_mut().graceful_shutdown();
+                }
+                _ = shutdown.changed(), if !closing => {
+                    closing = true;
+                    conn.as_mut().graceful_shutdown();
+                }
+            }
+        }
+    }};
+}
+
 /// Serves one listener until `shutdown` turns true.
 pub async fn run(
     tcp: TcpListener,
@@ -47,7 +79,9 @@ pub async fn run(
     shared: Arc<Shared>,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let graceful = GracefulShutdown::new();
+    // Every connection task holds a sender; when all are gone, the listener has drained.
+    let (drained_tx, mut drained) = tokio::sync::mpsc::channel::<()>(1);
+    let keep_alive = shared.client_keep_alive;
     let builder = Arc::new(builder(tls.is_some(), shared.idle_timeout));
     loop {
         let (stream, peer) = tokio::select! {
@@ -66,8 +100,10 @@ pub async fn run(
         let shared = shared.clone();
         let builder = builder.clone();
         let tls = tls.clone();
-        let watcher = graceful.watcher();
+        let (drained_tx, closing) = (drained_tx.clone(), shutdown.clone());
+        let close_after = std::time::Instant::now() + keep_alive;
         tokio::spawn(async move {
+            let _drained = drained_tx;
             let _open = shared.metrics.clone().map(OpenConnection::new);
             match tls {
                 None => {
@@ -77,11 +113,12 @@ pub async fn run(
                         port,
                         peer,
                         tls: None,
+                        close_after,
                     });
                     let svc =
                         service_fn(move |req| proxy::handle(shared.clone(), info.clone(), req));
                     let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), svc);
-                    let _ = watcher.watch(conn.into_owned()).await;
+                    serve_until_closed!(conn, closing, keep_alive, false);
                 }
                 Some(acceptor) => {
                     let Ok(Ok(tls_stream)) =
@@ -91,6 +128,7 @@ pub async fn run(
                         return;
                     };
                     let (_, c) = tls_stream.get_ref();
+                    let h2 = c.alpn_protocol() == Some(b"h2");
                     let tls = TlsInfo {
                         cipher: c
                             .negotiated_cipher_suite()
@@ -104,18 +142,20 @@ pub async fn run(
                         port,
                         peer,
                         tls: Some(tls),
+                        close_after,
                     });
                     let svc =
                         service_fn(move |req| proxy::handle(shared.clone(), info.clone(), req));
                     let conn =
                         builder.serve_connection_with_upgrades(TokioIo::new(tls_stream), svc);
-                    let _ = watcher.watch(conn.into_owned()).await;
+                    serve_until_closed!(conn, closing, keep_alive, h2);
                 }
             }
         });
     }
     drop(tcp);
-    if tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown())
+    drop(drained_tx);
+    if tokio::time::timeout(DRAIN_TIMEOUT, drained.recv())
         .await
         .is_err()
     {

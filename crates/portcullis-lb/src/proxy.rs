@@ -43,6 +43,7 @@ pub async fn handle(
     let mut log = (shared.access_log.enabled() || shared.metrics.is_some())
         .then(|| new_entry(&shared, &conn, &req, created));
     let grpc = upstream::is_grpc(req.version(), req.headers());
+    let req_version = req.version();
     let response = match phases(&shared, &conn, listener, req, &mut log, started).await {
         Ok(r) => r,
         Err(e) => {
@@ -68,6 +69,13 @@ pub async fn handle(
             page
         }
     };
+    let mut response = response;
+    if req_version != Version::HTTP_2 && Instant::now() >= conn.close_after {
+        // `client_keep_alive` is over: this answer is the connection's last.
+        response
+            .headers_mut()
+            .insert(http::header::CONNECTION, HeaderValue::from_static("close"));
+    }
     if let Some(mut l) = log {
         l.elb_status_code = response.status().as_u16();
         l.time = access_log::timestamp(time::OffsetDateTime::now_utc());

@@ -23,6 +23,10 @@ pub enum ErrorKind {
     TooManyForwardedFor,
     /// The request is malformed (400).
     BadRequest,
+    /// The request line is over 16 KB (414).
+    UriTooLong,
+    /// A target's response headers are over 32 KB (502).
+    ResponseHeadersTooLarge,
     /// The target group has no targets (503).
     NoTargets,
     /// The target refused or reset the connection (502).
@@ -92,6 +96,8 @@ impl ProxyError {
             ErrorKind::MethodNotAllowed => 405,
             ErrorKind::TooManyForwardedFor => 463,
             ErrorKind::BadRequest => 400,
+            ErrorKind::UriTooLong => 414,
+            ErrorKind::ResponseHeadersTooLarge => 502,
             ErrorKind::NoTargets => 503,
             ErrorKind::ConnectFailed | ErrorKind::BadTargetResponse | ErrorKind::Deregistered => {
                 502

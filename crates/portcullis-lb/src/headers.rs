@@ -6,6 +6,21 @@ use std::net::SocketAddr;
 
 /// ALB refuses more addresses than this in `X-Forwarded-For` (463).
 pub const MAX_XFF_ADDRESSES: usize = 30;
+/// ALB's limit on the request line (method, target, version).
+pub const MAX_REQUEST_LINE: usize = 16 * 1024;
+/// ALB's limit on one request header (name and value).
+pub const MAX_HEADER: usize = 16 * 1024;
+/// ALB's limit on all request headers together.
+pub const MAX_HEADERS: usize = 64 * 1024;
+/// ALB's limit on a target's response headers together.
+pub const MAX_RESPONSE_HEADERS: usize = 32 * 1024;
+
+/// The bytes headers take on the wire (`name: value\r\n` each), and the largest one.
+pub fn header_bytes(h: &HeaderMap) -> (usize, usize) {
+    h.iter()
+        .map(|(k, v)| k.as_str().len() + v.len() + 4)
+        .fold((0, 0), |(total, max), n| (total + n, max.max(n)))
+}
 /// `x-amzn-trace-id`.
 pub const TRACE_ID: HeaderName = HeaderName::from_static("x-amzn-trace-id");
 const XFF: HeaderName = HeaderName::from_static("x-forwarded-for");

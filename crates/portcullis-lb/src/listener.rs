@@ -2,6 +2,9 @@
 //! hyper, until shutdown; then drain in-flight requests. A connection is closed gracefully
 //! (`Connection: close` after the request in progress, or HTTP/2 GOAWAY) when it has lived
 //! `client_keep_alive`, or at shutdown.
+//!
+//! The request future (about 4 KB) is boxed per request: hyper keeps a slot of its size for every
+//! connection, busy or idle, so unboxed it would cost each idle connection 4 KB.
 
 use crate::{ConnInfo, Shared, TlsInfo, proxy};
 use hyper::service::service_fn;
@@ -18,8 +21,9 @@ use tokio_rustls::TlsAcceptor;
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long shutdown waits for in-flight requests.
 pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
-/// HTTP/1 read buffer: request line and headers up to ALB's 64 KB must fit.
-const MAX_H1_BUF: usize = 80 * 1024;
+/// Request heads the parsers take (HTTP/1 read buffer, HTTP/2 header list): ALB's limits
+/// (16 KB line and header, 64 KB in all) are checked after, so that they answer as ALB does.
+const MAX_HEAD: usize = 80 * 1024;
 
 static CONN_IDS: AtomicU64 = AtomicU64::new(1);
 
@@ -28,11 +32,11 @@ fn builder(http2: bool, idle: Duration) -> auto::Builder<TokioExecutor> {
     b.http1()
         .timer(TokioTimer::new())
         .header_read_timeout(idle)
-        .max_buf_size(MAX_H1_BUF);
+        .max_buf_size(MAX_HEAD);
     b.http2()
         .timer(TokioTimer::new())
         .max_concurrent_streams(128)
-        .max_header_list_size(64 * 1024);
+        .max_header_list_size(MAX_HEAD as u32);
     if !http2 {
         b = b.http1_only();
     }
@@ -44,7 +48,7 @@ fn builder(http2: bool, idle: Duration) -> auto::Builder<TokioExecutor> {
 /// with their next answer instead (`Connection: close`, set by the proxy), so no request is cut.
 /// (A macro: the plain and TLS connection types differ.)
 macro_rules! serve_until_closed {
-    ($conn:expr, $shutdown:expr, $keep_alive:expr, $h2:expr) => {{
+    ($conn:expr, $shutdown:expr, $keep_alive:expr, $h2:expr, $on_error:expr) => {{
         let conn = $conn;
         tokio::pin!(conn);
         let mut shutdown = $shutdown;
@@ -56,7 +60,12 @@ macro_rules! serve_until_closed {
         }
         loop {
             tokio::select! {
-                _ = conn.as_mut() => break,
+                r = conn.as_mut() => {
+                    if let Err(e) = r {
+                        $on_error(&*e);
+                    }
+                    break;
+                }
                 _ = &mut expiry, if $h2 && !closing => {
                     closing = true;
                     conn.as_mut().graceful_shutdown();
@@ -104,6 +113,7 @@ pub async fn run(
         let close_after = std::time::Instant::now() + keep_alive;
         tokio::spawn(async move {
             let _drained = drained_tx;
+            let logged = shared.clone();
             let _open = shared.metrics.clone().map(OpenConnection::new);
             match tls {
                 None => {
@@ -115,10 +125,17 @@ pub async fn run(
                         tls: None,
                         close_after,
                     });
-                    let svc =
-                        service_fn(move |req| proxy::handle(shared.clone(), info.clone(), req));
+                    let refused = {
+                        let info = info.clone();
+                        move |e: &(dyn std::error::Error + 'static)| {
+                            proxy::log_refused(&logged, &info, e)
+                        }
+                    };
+                    let svc = service_fn(move |req| {
+                        Box::pin(proxy::handle(shared.clone(), info.clone(), req))
+                    });
                     let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), svc);
-                    serve_until_closed!(conn, closing, keep_alive, false);
+                    serve_until_closed!(conn, closing, keep_alive, false, refused);
                 }
                 Some(acceptor) => {
                     let Ok(Ok(tls_stream)) =
@@ -144,11 +161,18 @@ pub async fn run(
                         tls: Some(tls),
                         close_after,
                     });
-                    let svc =
-                        service_fn(move |req| proxy::handle(shared.clone(), info.clone(), req));
+                    let refused = {
+                        let info = info.clone();
+                        move |e: &(dyn std::error::Error + 'static)| {
+                            proxy::log_refused(&logged, &info, e)
+                        }
+                    };
+                    let svc = service_fn(move |req| {
+                        Box::pin(proxy::handle(shared.clone(), info.clone(), req))
+                    });
                     let conn =
                         builder.serve_connection_with_upgrades(TokioIo::new(tls_stream), svc);
-                    serve_until_closed!(conn, closing, keep_alive, h2);
+                    serve_until_closed!(conn, closing, keep_alive, h2, refused);
                 }
             }
         });

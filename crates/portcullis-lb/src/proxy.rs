@@ -39,12 +39,17 @@ pub async fn handle(
     let Some(listener) = snapshot.listeners.get(conn.listener) else {
         return Ok(from_bytes(error_page(500)));
     };
-    // The access-log record also feeds the metrics.
-    let mut log = (shared.access_log.enabled() || shared.metrics.is_some())
-        .then(|| new_entry(&shared, &conn, &req, created));
+    // The access-log record also feeds the metrics. If the client goes away first, hyper drops
+    // this future and the guard logs the request with ALB's 460.
+    let mut guard = Unanswered {
+        shared: &shared,
+        entry: (shared.access_log.enabled() || shared.metrics.is_some())
+            .then(|| new_entry(&shared, &conn, &req, created)),
+    };
+    let log = &mut guard.entry;
     let grpc = upstream::is_grpc(req.version(), req.headers());
     let req_version = req.version();
-    let response = match phases(&shared, &conn, listener, req, &mut log, started).await {
+    let response = match phases(&shared, &conn, listener, req, log, started).await {
         Ok(r) => r,
         Err(e) => {
             if let Some(l) = log.as_mut()
@@ -76,7 +81,7 @@ pub async fn handle(
             .headers_mut()
             .insert(http::header::CONNECTION, HeaderValue::from_static("close"));
     }
-    if let Some(mut l) = log {
+    if let Some(mut l) = guard.entry.take() {
         l.elb_status_code = response.status().as_u16();
         l.time = access_log::timestamp(time::OffsetDateTime::now_utc());
         l.sent_bytes = response
@@ -95,6 +100,94 @@ pub async fn handle(
         }
     }
     Ok(response)
+}
+
+/// Logs, when dropped still holding its entry, a request whose client left before the answer
+/// (ALB's 460).
+struct Unanswered<'a> {
+    shared: &'a Shared,
+    entry: Option<Entry>,
+}
+
+impl Drop for Unanswered<'_> {
+    fn drop(&mut self) {
+        let Some(mut l) = self.entry.take() else {
+            return;
+        };
+        l.elb_status_code = 460;
+        l.time = access_log::timestamp(time::OffsetDateTime::now_utc());
+        if let Some(m) = &self.shared.metrics {
+            m.observe(&l);
+        }
+        if self.shared.access_log.enabled() {
+            self.shared.access_log.write(&l);
+        }
+    }
+}
+
+/// Logs a request that hyper's HTTP/1 parser refused before it reached `handle` (malformed or
+/// ambiguous framing, oversized head), with the status hyper answered, as ALB logs malformed
+/// requests: the request field `- - - `, no target.
+pub fn log_refused(shared: &Shared, conn: &ConnInfo, error: &(dyn std::error::Error + 'static)) {
+    let Some(e) = error.downcast_ref::<hyper::Error>() else {
+        return;
+    };
+    let status = if e.is_parse_too_large() {
+        if e.to_string().contains("URI") {
+            414
+        } else {
+            431
+        }
+    } else if e.is_parse() {
+        400
+    } else {
+        return;
+    };
+    if !shared.access_log.enabled() && shared.metrics.is_none() {
+        return;
+    }
+    let now = time::OffsetDateTime::now_utc();
+    let stamp = access_log::timestamp(now);
+    let entry = Entry {
+        kind: if conn.tls.is_some() { "https" } else { "http" },
+        time: stamp.clone(),
+        elb: shared.identity.elb(),
+        client: conn.peer.to_string(),
+        target: String::new(),
+        request_processing_time: -1.0,
+        target_processing_time: -1.0,
+        response_processing_time: -1.0,
+        elb_status_code: status,
+        target_status_code: None,
+        received_bytes: 0,
+        sent_bytes: 0,
+        request: "- - - ".into(),
+        user_agent: "-".into(),
+        ssl_cipher: conn.tls.as_ref().map_or("-".into(), |t| t.cipher.clone()),
+        ssl_protocol: conn
+            .tls
+            .as_ref()
+            .map_or("-".into(), |t| t.protocol.to_string()),
+        target_group_arn: "-".into(),
+        trace_id: String::new(),
+        domain_name: conn
+            .tls
+            .as_ref()
+            .and_then(|t| t.sni.clone())
+            .unwrap_or_else(|| "-".into()),
+        matched_rule_priority: "-".into(),
+        request_creation_time: stamp,
+        actions_executed: Vec::new(),
+        redirect_url: String::new(),
+        error_reason: String::new(),
+        conn_trace_id: format!("TID_{:016x}", conn.id),
+    };
+    if let Some(m) = &shared.metrics {
+        m.observe(&entry);
+    }
+    if shared.access_log.enabled() {
+        shared.access_log.write(&entry);
+    }
 }
 
 fn new_entry(
@@ -117,11 +210,7 @@ fn new_entry(
         Version::HTTP_10 => "HTTP/1.0",
         _ => "HTTP/1.1",
     };
-    let header_bytes: u64 = req
-        .headers()
-        .iter()
-        .map(|(k, v)| (k.as_str().len() + v.len() + 4) as u64)
-        .sum();
+    let header_bytes = headers::header_bytes(req.headers()).0 as u64;
     let body_bytes: u64 = req
         .headers()
         .get(http::header::CONTENT_LENGTH)
@@ -187,6 +276,16 @@ async fn phases(
     // Downstream checks.
     if req.method() == Method::TRACE {
         return Err(ProxyError::downstream(ErrorKind::MethodNotAllowed));
+    }
+    let line = req.method().as_str().len()
+        + req.uri().path_and_query().map_or(1, |p| p.as_str().len())
+        + 11;
+    if line > headers::MAX_REQUEST_LINE {
+        return Err(ProxyError::downstream(ErrorKind::UriTooLong));
+    }
+    let (all, largest) = headers::header_bytes(req.headers());
+    if largest > headers::MAX_HEADER || all > headers::MAX_HEADERS {
+        return Err(ProxyError::downstream(ErrorKind::BadRequest));
     }
     if headers::xff_count(req.headers()) > headers::MAX_XFF_ADDRESSES {
         return Err(ProxyError::downstream(ErrorKind::TooManyForwardedFor));
@@ -432,6 +531,9 @@ async fn phases(
                 if let Some(l) = log.as_mut() {
                     l.target_processing_time = sent.elapsed().as_secs_f64();
                     l.target_status_code = Some(upstream.status().as_u16());
+                }
+                if headers::header_bytes(upstream.headers()).0 > headers::MAX_RESPONSE_HEADERS {
+                    return Err(ProxyError::upstream(ErrorKind::ResponseHeadersTooLarge));
                 }
                 if let Some((app_cookie, cookies)) = sticky.if_app_sets
                     && stickiness::sets_cookie(upstream.headers(), &app_cookie)

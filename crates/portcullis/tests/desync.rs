@@ -42,6 +42,15 @@ async fn ambiguous_framing_is_refused() {
         let r = raw(port, req);
         assert!(r.starts_with("HTTP/1.1 400"), "{what}: {}", first(&r));
     }
+    // Each refusal is in the access log, as ALB logs a malformed request: `- - - `, no target.
+    let line = kit.log_line(&["\"- - - \"", " 400 - "]).await;
+    assert!(line.starts_with("http "), "{line}");
+    let refused = std::fs::read_to_string(&kit.access_log)
+        .unwrap()
+        .lines()
+        .filter(|l| l.contains("\"- - - \""))
+        .count();
+    assert_eq!(refused, 3);
     // Ambiguous: forwarded as chunked (the backend sees no Content-Length), connection closed.
     let r = raw(
         port,

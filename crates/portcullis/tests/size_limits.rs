@@ -1,0 +1,153 @@
+//! ALB's size limits and the statuses it answers for them (a request line over 16 KB: 414; one
+//! header over 16 KB or all over 64 KB: 400; a target's response headers over 32 KB: 502), and
+//! 460 in the access log for a client that leaves before its answer.
+
+mod kit;
+
+use kit::*;
+use std::io::Write;
+use std::time::Duration;
+
+async fn target() -> u16 {
+    let app = axum::Router::new()
+        .route(
+            "/lim/big-headers",
+            axum::routing::get(|| async {
+                let mut h = axum::http::HeaderMap::new();
+                for i in 0..5 {
+                    h.insert(
+                        axum::http::HeaderName::from_bytes(format!("x-big-{i}").as_bytes())
+                            .unwrap(),
+                        "v".repeat(7 * 1024).parse().unwrap(),
+                    );
+                }
+                (h, "too much")
+            }),
+        )
+        .route(
+            "/lim/slow",
+            axum::routing::get(|| async {
+                tokio::time::sleep(Duration::from_secs(3)).await;
+                "late"
+            }),
+        )
+        .fallback(|| async { "fine" });
+    let tcp = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = tcp.local_addr().unwrap().port();
+    tokio::spawn(async move { axum::serve(tcp, app).await.unwrap() });
+    port
+}
+
+#[tokio::test]
+async fn alb_size_limits_and_460() {
+    let port = target().await;
+    let rules = format!(
+        "[[listeners.rules]]\npriority = 40\nconditions = [{{ field = \"path-pattern\", values = [\"/lim/*\"] }}]\nactions = [{{ type = \"forward\", target_group = \"lim\" }}]\n\n[[target_groups]]\nname = \"lim\"\ntargets = [{{ id = \"127.0.0.1\", port = {port} }}]\n"
+    );
+    let kit = Kit::start(&rules).await;
+    let c = plain();
+
+    // Just under the limits: forwarded.
+    let ok = c
+        .get(kit.url(&format!("/lim/q?{}", "a".repeat(15 * 1024))))
+        .header("x-one", "b".repeat(15 * 1024))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ok.status(), 200);
+    assert_eq!(ok.text().await.unwrap(), "fine");
+
+    let long_line = c
+        .get(kit.url(&format!("/lim/q?{}", "a".repeat(17 * 1024))))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(long_line.status(), 414);
+    let one_big = c
+        .get(kit.url("/lim/h"))
+        .header("x-one", "b".repeat(17 * 1024))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(one_big.status(), 400);
+    let mut many = c.get(kit.url("/lim/all"));
+    for i in 0..5 {
+        many = many.header(format!("x-part-{i}"), "c".repeat(14 * 1024));
+    }
+    assert_eq!(many.send().await.unwrap().status(), 400);
+    kit.log_line(&["/lim/all", " 400 - "]).await;
+
+    // A target whose answer has 35 KB of headers: 502.
+    let r = c.get(kit.url("/lim/big-headers")).send().await.unwrap();
+    assert_eq!(r.status(), 502);
+    kit.log_line(&["/lim/big-headers", " 502 200 "]).await;
+
+    // A client that leaves while its target works: logged with 460.
+    let http_port = kit.lb_port;
+    tokio::task::spawn_blocking(move || {
+        let tcp = std::net::TcpStream::connect(("127.0.0.1", http_port)).unwrap();
+        let cfg = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+            rustls::crypto::aws_lc_rs::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .dangerous()
+        .with_custom_certificate_verifier(std::sync::Arc::new(AnyCert))
+        .with_no_client_auth();
+        let conn = rustls::ClientConnection::new(
+            std::sync::Arc::new(cfg),
+            "localhost".try_into().unwrap(),
+        )
+        .unwrap();
+        let mut tls = rustls::StreamOwned::new(conn, tcp);
+        tls.write_all(b"GET /lim/slow HTTP/1.1\r\nHost: localhost\r\n\r\n")
+            .unwrap();
+        tls.flush().unwrap();
+        std::thread::sleep(Duration::from_millis(300));
+        tls.conn.send_close_notify();
+        let _ = tls.flush();
+        let _ = tls.sock.shutdown(std::net::Shutdown::Both);
+    })
+    .await
+    .unwrap();
+    kit.log_line(&["/lim/slow", " 460 "]).await;
+    kit.app.shutdown().await;
+}
+
+/// The test's own TLS client takes the balancer's self-signed certificate.
+#[derive(Debug)]
+struct AnyCert;
+
+impl rustls::client::danger::ServerCertVerifier for AnyCert {
+    fn verify_server_cert(
+        &self,
+        _: &rustls::pki_types::CertificateDer<'_>,
+        _: &[rustls::pki_types::CertificateDer<'_>],
+        _: &rustls::pki_types::ServerName<'_>,
+        _: &[u8],
+        _: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+    fn verify_tls12_signature(
+        &self,
+        _: &[u8],
+        _: &rustls::pki_types::CertificateDer<'_>,
+        _: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        Ok(rustls::client::danger::HandshakeSignatureValid::assertion())
+    }
+    fn verify_tls13_signature(
+        &self,
+        _: &[u8],
+        _: &rustls::pki_types::CertificateDer<'_>,
+        _: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        Ok(rustls::client::danger::HandshakeSignatureValid::assertion())
+    }
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        rustls::crypto::aws_lc_rs::default_provider()
+            .signature_verification_algorithms
+            .supported_schemes()
+    }
+}

@@ -16,10 +16,10 @@ if command -v pg_lsclusters >/dev/null 2>&1; then
 fi
 
 # Interop clients and verifiers that are not ours.
-if ! python3 -c 'import cryptography, authlib, requests, jwt, boto3, aiosmtpd, websockets' 2>/dev/null; then
-  echo "installing Python cryptography, Authlib, requests, PyJWT, boto3, aiosmtpd and websockets (interop tests)"
-  python3 -m pip install --quiet 'cryptography>=41' 'authlib>=1.3' 'requests>=2.31' 'pyjwt[crypto]>=2.8' 'boto3>=1.43' 'aiosmtpd>=1.4' 'websockets>=13' \
-    || python3 -m pip install --quiet --user --break-system-packages 'cryptography>=41' 'authlib>=1.3' 'requests>=2.31' 'pyjwt[crypto]>=2.8' 'boto3>=1.43' 'aiosmtpd>=1.4' 'websockets>=13'
+if ! python3 -c 'import cryptography, authlib, requests, jwt, boto3, aiosmtpd, websockets, grpc' 2>/dev/null; then
+  echo "installing Python cryptography, Authlib, requests, PyJWT, boto3, aiosmtpd, websockets and grpcio (interop tests)"
+  python3 -m pip install --quiet 'cryptography>=41' 'authlib>=1.3' 'requests>=2.31' 'pyjwt[crypto]>=2.8' 'boto3>=1.43' 'aiosmtpd>=1.4' 'websockets>=13' 'grpcio>=1.60' \
+    || python3 -m pip install --quiet --user --break-system-packages 'cryptography>=41' 'authlib>=1.3' 'requests>=2.31' 'pyjwt[crypto]>=2.8' 'boto3>=1.43' 'aiosmtpd>=1.4' 'websockets>=13' 'grpcio>=1.60'
 fi
 
 # Real headless Chromium (Debian's) for the browser tests, driven by playwright-core from npm.

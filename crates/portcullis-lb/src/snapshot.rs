@@ -97,8 +97,6 @@ pub struct Snapshot {
     pub listeners: Vec<Listener>,
     /// Target groups by name.
     pub target_groups: HashMap<String, Arc<TargetGroup>>,
-    /// `routing.http.*` attributes.
-    pub routing: crate::headers::Routing,
 }
 
 /// Identity of this load balancer for ARNs.
@@ -329,6 +327,5 @@ pub fn compile(
     Ok(Snapshot {
         listeners,
         target_groups: groups,
-        routing: crate::headers::Routing::of(&config.load_balancer),
     })
 }

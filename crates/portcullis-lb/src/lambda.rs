@@ -188,7 +188,10 @@ pub fn event(
 pub fn response(answer: &[u8], multi_value: bool) -> Option<Response<Bytes>> {
     let v: Value = serde_json::from_slice(answer).ok()?;
     let status = v.get("statusCode")?.as_u64()?;
-    let status = StatusCode::from_u16(u16::try_from(status).ok()?).ok()?;
+    // A final answer: informational codes cannot end a request.
+    let status = StatusCode::from_u16(u16::try_from(status).ok()?)
+        .ok()
+        .filter(|s| s.as_u16() >= 200)?;
     let body = match v.get("body") {
         None | Some(Value::Null) => Bytes::new(),
         Some(Value::String(s)) => {
@@ -291,6 +294,32 @@ mod tests {
         assert_eq!(event(&p, b"abc", "arn", false)["isBase64Encoded"], false);
     }
 
+    proptest::proptest! {
+        /// Any answer a function gives either maps to a response or is refused; a well-formed
+        /// one maps back exactly (status, headers, body through base64).
+        #[test]
+        fn answers_round_trip(
+            status in 200u16..600,
+            headers in proptest::collection::btree_map("x-[a-z0-9-]{1,20}", "[ -~&&[^\\\\]]{0,40}", 0..6),
+            body in proptest::collection::vec(proptest::num::u8::ANY, 0..300),
+            base64 in proptest::bool::ANY,
+            junk in proptest::collection::vec(proptest::num::u8::ANY, 0..200),
+        ) {
+            let _ = response(&junk, false);
+            let (text, flag) = match (base64, std::str::from_utf8(&body)) {
+                (false, Ok(t)) => (t.to_string(), false),
+                _ => (B64.encode(&body), true),
+            };
+            let answer = json!({"statusCode": status, "headers": headers, "body": text, "isBase64Encoded": flag});
+            let r = response(answer.to_string().as_bytes(), false).unwrap();
+            proptest::prop_assert_eq!(r.status().as_u16(), status);
+            proptest::prop_assert_eq!(r.body().as_ref(), &body[..]);
+            for (k, v) in &headers {
+                proptest::prop_assert_eq!(r.headers()[k.as_str()].to_str().unwrap(), v.as_str());
+            }
+        }
+    }
+
     #[test]
     fn responses_map_back_or_are_refused() {
         let r = response(
@@ -316,6 +345,7 @@ mod tests {
             br#"{"body":"x"}"#,
             br#"{"statusCode":"200"}"#,
             br#"{"statusCode":99}"#,
+            br#"{"statusCode":101}"#,
             br#"{"statusCode":200,"headers":{"bad name":"x"}}"#,
             br#"{"statusCode":200,"headers":{"x":"a\nb"}}"#,
             br#"{"statusCode":200,"body":"!!","isBase64Encoded":true}"#,

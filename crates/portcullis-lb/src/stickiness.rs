@@ -129,6 +129,16 @@ mod tests {
         assert_eq!(live_expiry("-abc", 0), None);
     }
 
+    proptest::proptest! {
+        /// A value carries its expiry, and any cookie text a client sends is read without panic.
+        #[test]
+        fn expiry_round_trips(e in 0u64..u64::MAX / 2, now in 0u64..u64::MAX / 2, junk in ".{0,64}") {
+            let v = target_value("arn", "10.0.0.1:80", e);
+            proptest::prop_assert_eq!(live_expiry(&v, now), (e > now).then_some(e));
+            let _ = live_expiry(&junk, now);
+        }
+    }
+
     #[test]
     fn cookies_have_alb_shapes() {
         let lb = target_cookies(&Sticky::Lb { seconds: 60 }, "v", true, 0);

@@ -70,6 +70,10 @@ try {
     await page.getByRole("button", { name: "Verify and sign in" }).click();
     await page.getByRole("alert").waitFor();
     assert.match(await page.getByRole("alert").innerText(), /not right/);
+    // The key shown again is the pool's; the form never carries it back.
+    const again = (await page.getByRole("status").innerText()).match(/Key: ([A-Z2-7 ]+)/);
+    assert.equal(again && again[1], m[1]);
+    assert.equal(await page.locator('input[name="secret"]').count(), 0);
     setupCode = totp(key, 0);
     await page.getByLabel("Code").fill(setupCode);
     await page.getByRole("button", { name: "Verify and sign in" }).click();

@@ -626,7 +626,7 @@ impl Pool {
         self.check_password(password)?;
         self.check_attributes(&attrs, false)?;
         let c = self
-            .challenge(session, client_id, username, "NEW_PASSWORD_REQUIRED")
+            .challenge(session, Some(client_id), username, "NEW_PASSWORD_REQUIRED")
             .await?;
         self.end_challenge(&c).await?;
         let who = c.username;
@@ -648,11 +648,12 @@ impl Pool {
         self.user(&who).await
     }
 
-    /// A live challenge session of `kind` for this client (and user, when named).
+    /// A live challenge session of `kind` for this client (any client when `None`, as for
+    /// `AssociateSoftwareToken`, which names none), and user when named.
     pub(crate) async fn challenge(
         &self,
         session: &str,
-        client_id: &str,
+        client_id: Option<&str>,
         username: Option<&str>,
         kind: &str,
     ) -> Result<Challenge, IdpError> {
@@ -667,13 +668,18 @@ impl Pool {
             .ok_or_else(challenge_expired)?;
         let v: Value = serde_json::from_str(&value).map_err(|_| challenge_expired())?;
         let who = v["username"].as_str().unwrap_or_default().to_string();
-        if v["client_id"].as_str() != Some(client_id)
+        let client = v["client_id"].as_str().unwrap_or_default().to_string();
+        if client_id.is_some_and(|c| c != client)
             || v["kind"].as_str() != Some(kind)
             || username.is_some_and(|u| u != who)
         {
             return Err(challenge_expired());
         }
-        Ok(Challenge { key, username: who })
+        Ok(Challenge {
+            key,
+            username: who,
+            client_id: client,
+        })
     }
 
     /// Spends a challenge session (single use, even under races).
@@ -895,6 +901,8 @@ pub(crate) struct Challenge {
     key: String,
     /// Whose sign-in it continues.
     pub username: String,
+    /// The app client the sign-in is for.
+    pub client_id: String,
 }
 
 fn challenge_expired() -> IdpError {

@@ -755,7 +755,6 @@ async fn associate_software_token(pool: &Pool, r: &Req<'_>) -> Result<Value, Idp
         return Ok(json!({"SecretCode": secret}));
     }
     let session = r.str("Session")?;
-    // The session names its client; any live MFA_SETUP session of this pool will do.
     let (c, _) = setup_session(pool, session).await?;
     let secret = pool.associate_token(&c.username).await?;
     Ok(json!({"SecretCode": secret, "Session": session}))
@@ -765,15 +764,10 @@ async fn setup_session(
     pool: &Pool,
     session: &str,
 ) -> Result<(crate::accounts::Challenge, String), IdpError> {
-    let catalog = pool.catalog();
-    for id in catalog.clients.keys() {
-        if let Ok(c) = pool.setup_challenge(session, id).await {
-            return Ok((c, id.clone()));
-        }
-    }
-    Err(IdpError::NotAuthorized(
-        "Invalid session for the user, session is expired.".into(),
-    ))
+    // The session names its client.
+    let c = pool.setup_challenge(session, None).await?;
+    let client_id = c.client_id.clone();
+    Ok((c, client_id))
 }
 
 /// `VerifySoftwareToken` with an access token or an `MFA_SETUP` session.

@@ -344,7 +344,6 @@ impl Ctx {
         spec.hidden = vec![
             ("session", session.to_string()),
             ("kind", mfa::MFA_SETUP.into()),
-            ("secret", secret.to_string()),
         ];
         spec.fields = vec![Field::new("Code", "code", "text", "one-time-code").focus()];
         spec.links
@@ -593,11 +592,19 @@ pub async fn mfa_submit(
         e => c.login(StatusCode::UNAUTHORIZED, "", None, Some(&e.message())),
     };
     if f.get("kind") == mfa::MFA_SETUP {
-        let ch = match c.pool.setup_challenge(session, &c.req.client_id).await {
+        let ch = match c
+            .pool
+            .setup_challenge(session, Some(&c.req.client_id))
+            .await
+        {
             Ok(ch) => ch,
             Err(e) => return retry_or_restart(&c, e, None),
         };
-        let secret = f.get("secret").to_string();
+        // The key to show again on a wrong code is the one the pool holds, never one posted.
+        let secret = match c.pool.pending_secret(&ch.username).await {
+            Ok(s) => s.unwrap_or_default(),
+            Err(_) => return unavailable(),
+        };
         if let Err(e) = c.pool.verify_token(&ch.username, code).await {
             let e = match e {
                 IdpError::CodeMismatch => c

@@ -205,7 +205,7 @@ impl Pool {
         code: &str,
     ) -> Result<UserRecord, IdpError> {
         let c = self
-            .challenge(session, client_id, username, SOFTWARE_TOKEN_MFA)
+            .challenge(session, Some(client_id), username, SOFTWARE_TOKEN_MFA)
             .await?;
         let secret = self
             .secret_of(&c.username, false)
@@ -238,13 +238,23 @@ impl Pool {
         Ok(secret)
     }
 
-    /// The user an `MFA_SETUP` session belongs to.
+    /// The user (and client) an `MFA_SETUP` session belongs to; `client_id` when the caller
+    /// names one.
     pub(crate) async fn setup_challenge(
         &self,
         session: &str,
-        client_id: &str,
+        client_id: Option<&str>,
     ) -> Result<Challenge, IdpError> {
         self.challenge(session, client_id, None, MFA_SETUP).await
+    }
+
+    /// The key `AssociateSoftwareToken` gave a user and they have not verified yet (base32), to
+    /// show it again.
+    pub(crate) async fn pending_secret(&self, username: &str) -> Result<Option<String>, IdpError> {
+        Ok(self
+            .secret_of(username, true)
+            .await?
+            .map(|s| base32_encode(&s)))
     }
 
     /// `VerifySoftwareToken`: the first code makes the pending secret the user's; MFA is then on
@@ -295,7 +305,7 @@ impl Pool {
         username: Option<&str>,
     ) -> Result<UserRecord, IdpError> {
         let c = self
-            .challenge(session, client_id, username, MFA_SETUP_VERIFIED)
+            .challenge(session, Some(client_id), username, MFA_SETUP_VERIFIED)
             .await?;
         self.end_challenge(&c).await?;
         self.user(&c.username).await

@@ -123,60 +123,130 @@ pub struct Running {
     pub shared: Arc<Shared>,
     shutdown: watch::Sender<bool>,
     tasks: JoinSet<()>,
+    /// Listener tasks (those started by reloads too).
+    listener_tasks: tokio::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>,
     /// What a reload needs to compile a new snapshot.
     reload: ReloadContext,
 }
 
 /// The parts of a running balancer a reload keeps: its sockets, names and clients.
 struct ReloadContext {
-    ports: Vec<u16>,
-    shape: Vec<(Protocol, String, u16)>,
     identity: Identity,
     cognito: Arc<CognitoResolver>,
     http: portcullis_auth::oidc::HttpClient,
-    /// Each HTTPS listener's certificate resolver, by listener index.
-    resolvers: Vec<Option<Arc<tls::SniResolver>>>,
     state_dir: std::path::PathBuf,
+    /// The listeners being served, by slot (a removed listener leaves `None`, so the slots of
+    /// the others, which connections and login states name, never move).
+    slots: tokio::sync::Mutex<Vec<Option<Slot>>>,
+    /// Global shutdown, for listeners started by a reload.
+    shutdown: watch::Receiver<bool>,
 }
 
-fn listener_shape(config: &Config) -> Vec<(Protocol, String, u16)> {
-    config
-        .listeners
-        .iter()
-        .map(|l| (l.protocol, l.address.clone(), l.port))
-        .collect()
+/// A listener being served.
+struct Slot {
+    protocol: Protocol,
+    address: String,
+    /// The configured port (0: the OS chose `bound`).
+    port: u16,
+    bound: SocketAddr,
+    resolver: Option<Arc<tls::SniResolver>>,
+    /// Stops this listener (a reload removed it); its connections close gracefully.
+    stop: Arc<watch::Sender<bool>>,
+}
+
+/// Starts serving one bound listener in its slot; it stops on global shutdown or its own stop.
+fn serve_slot(
+    tcp: TcpListener,
+    slot: usize,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    shared: Arc<Shared>,
+    mut global: watch::Receiver<bool>,
+) -> (Arc<watch::Sender<bool>>, tokio::task::JoinHandle<()>) {
+    let (stop, rx) = watch::channel(*global.borrow());
+    let stop = Arc::new(stop);
+    let port = tcp.local_addr().map_or(0, |a| a.port());
+    let forward = stop.clone();
+    tokio::spawn(async move {
+        // Global shutdown stops every listener; a stop of its own ends this task too.
+        tokio::select! {
+            _ = global.changed() => { forward.send_replace(true); }
+            _ = forward.closed() => {}
+        }
+    });
+    let task = tokio::spawn(listener::run(tcp, slot, port, tls, shared, rx));
+    (stop, task)
 }
 
 impl Running {
-    /// Applies a new (validated) config's rules, actions and target groups by swapping the
-    /// snapshot whole: a request sees the old config or the new one, never a mix. Listener
-    /// changes (count, protocols, addresses, ports) and certificates need a restart; on any error
-    /// the running config stays.
+    /// Applies a new (validated) config by swapping the snapshot whole: a request sees the old
+    /// config or the new one, never a mix. Listeners are matched by address and port: new ones
+    /// are bound before the swap, removed ones stop after it (their connections close
+    /// gracefully), certificates are replaced. On any error the running config stays.
     pub async fn reload(&self, config: &Config) -> Result<(), String> {
         let c = &self.reload;
-        if listener_shape(config) != c.shape {
-            return Err(
-                "listeners changed (count, protocol, address or port): that needs a restart".into(),
-            );
+        let mut slots = c.slots.lock().await;
+        // Place each listener of the new config: its running slot, or a new one bound now.
+        let mut placement = Vec::new();
+        let mut fresh = Vec::new();
+        let mut kept = vec![false; slots.len()];
+        for (i, l) in config.listeners.iter().enumerate() {
+            let found = slots.iter().enumerate().position(|(j, s)| {
+                !kept[j]
+                    && s.as_ref()
+                        .is_some_and(|s| s.address == l.address && s.port == l.port)
+            });
+            match found.and_then(|j| slots[j].as_ref().map(|s| (j, s))) {
+                Some((j, s)) => {
+                    if s.protocol != l.protocol {
+                        return Err(format!(
+                            "listeners[{i}]: changing the protocol of {}:{} needs a restart (or a new port)",
+                            l.address, l.port
+                        ));
+                    }
+                    kept[j] = true;
+                    placement.push((j, s.bound.port()));
+                }
+                None => {
+                    let addr = format!("{}:{}", l.address, l.port);
+                    let tcp = TcpListener::bind(&addr)
+                        .await
+                        .map_err(|e| format!("listeners[{i}]: cannot listen on {addr}: {e}"))?;
+                    let bound = tcp
+                        .local_addr()
+                        .map_err(|e| format!("listeners[{i}]: {addr}: {e}"))?;
+                    let slot = slots.len() + fresh.len();
+                    placement.push((slot, bound.port()));
+                    fresh.push((i, slot, tcp, bound));
+                }
+            }
         }
-        // Certificates first: a listener whose files do not load refuses the whole reload.
+        // Certificates next: a listener whose files do not load refuses the whole reload.
         let mut certs = Vec::new();
         for (i, l) in config.listeners.iter().enumerate() {
-            certs.push(match c.resolvers.get(i).and_then(Option::as_ref) {
-                Some(_) => Some(tls::load_listener_certs(&c.state_dir, l, i)?),
-                None => None,
+            certs.push(match l.protocol {
+                Protocol::HTTPS => Some(tls::load_listener_certs(&c.state_dir, l, i)?),
+                Protocol::HTTP => None,
             });
+        }
+        let mut acceptors = std::collections::HashMap::new();
+        for (i, _, _, _) in &fresh {
+            if let Some(set) = certs[*i].take() {
+                let (cfg, resolver) =
+                    tls::server_config(set).map_err(|e| format!("listeners[{i}]: {e}"))?;
+                acceptors.insert(*i, (tokio_rustls::TlsAcceptor::from(cfg), resolver));
+            }
         }
         let discovered = discover_all(config, &c.http).await?;
         let snapshot = snapshot::compile(
             config,
-            &c.ports,
+            &placement,
             &c.identity,
             c.cognito.as_ref(),
             &c.http,
             &discovered,
             Some(&self.shared.snapshot.load()),
         )?;
+        // Nothing can fail from here on.
         for tg in snapshot.target_groups.values() {
             health_check::start(tg);
             tg.start_draining();
@@ -188,18 +258,60 @@ impl Running {
                 tg.drain_all();
             }
         }
-        for (r, set) in c.resolvers.iter().zip(certs) {
-            if let (Some(r), Some(set)) = (r, set) {
+        for ((slot, _), set) in placement.iter().zip(certs) {
+            if let (Some(Some(s)), Some(set)) = (slots.get(*slot), set)
+                && let Some(r) = &s.resolver
+            {
                 r.replace(set);
             }
         }
+        for (j, keep) in kept.iter().enumerate() {
+            if !keep && let Some(s) = slots[j].take() {
+                tracing::info!(listener = %s.bound, "listener removed by reload; closing its connections");
+                s.stop.send_replace(true);
+            }
+        }
+        for (i, slot, tcp, bound) in fresh {
+            let l = &config.listeners[i];
+            let (tls, resolver) = match acceptors.remove(&i) {
+                Some((a, r)) => (Some(a), Some(r)),
+                None => (None, None),
+            };
+            let (stop, task) = serve_slot(tcp, slot, tls, self.shared.clone(), c.shutdown.clone());
+            self.listener_tasks.lock().await.push(task);
+            tracing::info!(listener = %bound, "listener added by reload");
+            slots.push(Some(Slot {
+                protocol: l.protocol,
+                address: l.address.clone(),
+                port: l.port,
+                bound,
+                resolver,
+                stop,
+            }));
+        }
         Ok(())
+    }
+
+    /// The addresses of the listeners being served (they change with reloads), in config order
+    /// of the last config applied.
+    pub async fn listener_addrs(&self) -> Vec<SocketAddr> {
+        self.reload
+            .slots
+            .lock()
+            .await
+            .iter()
+            .flatten()
+            .map(|s| s.bound)
+            .collect()
     }
 
     /// Stops accepting, drains in-flight requests, and returns.
     pub async fn shutdown(mut self) {
         let _ = self.shutdown.send(true);
         while self.tasks.join_next().await.is_some() {}
+        for t in self.listener_tasks.lock().await.drain(..) {
+            let _ = t.await;
+        }
     }
 }
 
@@ -329,14 +441,18 @@ pub async fn start(
         };
         bound.push((tcp, local, tls));
     }
-    let ports: Vec<u16> = bound.iter().map(|(_, a, _)| a.port()).collect();
+    let placement: Vec<(usize, u16)> = bound
+        .iter()
+        .enumerate()
+        .map(|(i, (_, a, _))| (i, a.port()))
+        .collect();
     let http = portcullis_auth::oidc::http_client();
     let discovered = discover_all(config, &http)
         .await
         .map_err(StartError::Config)?;
     let snapshot = snapshot::compile(
         config,
-        &ports,
+        &placement,
         &identity,
         cognito.as_ref(),
         &http,
@@ -364,17 +480,22 @@ pub async fn start(
     });
     let (tx, rx) = watch::channel(false);
     let mut tasks = JoinSet::new();
+    let mut listener_tasks = Vec::new();
     let mut listeners = Vec::new();
-    for (index, (tcp, local, tls)) in bound.into_iter().enumerate() {
+    let mut slots = Vec::new();
+    for (index, ((tcp, local, tls), resolver)) in bound.into_iter().zip(resolvers).enumerate() {
         listeners.push(local);
-        tasks.spawn(listener::run(
-            tcp,
-            index,
-            local.port(),
-            tls,
-            shared.clone(),
-            rx.clone(),
-        ));
+        let l = &config.listeners[index];
+        let (stop, task) = serve_slot(tcp, index, tls, shared.clone(), rx.clone());
+        listener_tasks.push(task);
+        slots.push(Some(Slot {
+            protocol: l.protocol,
+            address: l.address.clone(),
+            port: l.port,
+            bound: local,
+            resolver,
+            stop,
+        }));
     }
     let admin = match &lb.admin {
         Some(a) => {
@@ -413,14 +534,14 @@ pub async fn start(
         shared,
         shutdown: tx,
         tasks,
+        listener_tasks: tokio::sync::Mutex::new(listener_tasks),
         reload: ReloadContext {
-            ports,
-            shape: listener_shape(config),
             identity: reload_identity,
             cognito,
             http,
-            resolvers,
             state_dir: lb.state_dir.clone(),
+            slots: tokio::sync::Mutex::new(slots),
+            shutdown: rx,
         },
     })
 }

@@ -36,8 +36,13 @@ pub async fn handle(
     let started = Instant::now();
     let created = time::OffsetDateTime::now_utc();
     let snapshot = shared.snapshot.load_full();
-    let Some(listener) = snapshot.listeners.get(conn.listener) else {
-        return Ok(from_bytes(error_page(500)));
+    let Some(listener) = snapshot
+        .listeners
+        .get(conn.listener)
+        .and_then(Option::as_ref)
+    else {
+        // A listener a reload just removed; its connections are closing.
+        return Ok(from_bytes(error_page(503)));
     };
     // The access-log record also feeds the metrics. If the client goes away first, hyper drops
     // this future and the guard logs the request with ALB's 460.

@@ -93,8 +93,8 @@ impl Listener {
 
 /// Everything the request path needs, immutable.
 pub struct Snapshot {
-    /// Listeners in config order.
-    pub listeners: Vec<Listener>,
+    /// Listeners by slot (`None`: a slot a reload emptied).
+    pub listeners: Vec<Option<Listener>>,
     /// Target groups by name.
     pub target_groups: HashMap<String, Arc<TargetGroup>>,
 }
@@ -135,10 +135,11 @@ impl Identity {
     }
 }
 
-/// Compiles a validated config. `ports` are the bound ports, in listener order.
+/// Compiles a validated config. `placement[i]` is listener `i`'s slot (its index in
+/// `Snapshot::listeners`, stable across reloads) and bound port.
 pub fn compile(
     config: &Config,
-    ports: &[u16],
+    placement: &[(usize, u16)],
     identity: &Identity,
     cognito: &CognitoResolver,
     http: &HttpClient,
@@ -159,13 +160,16 @@ pub fn compile(
             )
         })
         .collect();
-    let mut listeners = Vec::new();
+    let slots = placement.iter().map(|(s, _)| s + 1).max().unwrap_or(0);
+    let mut listeners: Vec<Option<Listener>> = (0..slots).map(|_| None).collect();
     for (i, l) in config.listeners.iter().enumerate() {
+        let (slot, bound_port) = placement.get(i).copied().unwrap_or((i, l.port));
         let compile_rule = |priority: Option<u32>,
                             conditions: &[portcullis_config::Condition],
                             actions: &[Action]| {
+            // By slot, so that a login begun before a reload finds its rule after it.
             let id = format!(
-                "{i}/{}",
+                "{slot}/{}",
                 priority.map_or("default".into(), |p| p.to_string())
             );
             let mut auth = None;
@@ -312,9 +316,12 @@ pub fn compile(
             names.dedup();
             names
         };
-        listeners.push(Listener {
+        if slot >= listeners.len() {
+            listeners.resize_with(slot + 1, || None);
+        }
+        listeners[slot] = Some(Listener {
             protocol: l.protocol,
-            port: ports.get(i).copied().unwrap_or(l.port),
+            port: bound_port,
             rules,
             index,
             default,

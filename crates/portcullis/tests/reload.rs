@@ -250,3 +250,91 @@ async fn certificates_are_replaced_by_a_reload() {
     assert_eq!(names, "localhost rotated.example");
     kit.app.shutdown().await;
 }
+
+#[tokio::test]
+async fn listeners_are_added_and_removed_by_a_reload() {
+    let kit = kit::Kit::start("").await;
+    let base = std::fs::read_to_string(&kit.config_file).unwrap();
+    let load = |text: &str| {
+        portcullis_config::load_str(text, &kit.config_file, kit.config_file.parent().unwrap())
+            .unwrap_or_else(|e| panic!("{e}"))
+            .config
+    };
+    let port = free_port();
+    let added = format!(
+        "{base}\n[[listeners]]\nprotocol = \"HTTP\"\nport = {port}\naddress = \"127.0.0.1\"\ndefault_actions = [{{ type = \"fixed-response\", status_code = 200, content_type = \"text/plain\", message_body = \"new listener\" }}]\n"
+    );
+    kit.app.reload(&load(&added)).await.unwrap();
+    assert!(
+        kit.app
+            .lb
+            .listener_addrs()
+            .await
+            .iter()
+            .any(|a| a.port() == port)
+    );
+    // A keep-alive client of the new listener.
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(1)
+        .build()
+        .unwrap();
+    let url = format!("http://127.0.0.1:{port}/x");
+    let r = client.get(&url).send().await.unwrap();
+    assert_eq!(r.text().await.unwrap(), "new listener");
+    // The old listeners kept serving across the reload.
+    let old = reqwest::get(format!("http://127.0.0.1:{}/anything", kit.http_port))
+        .await
+        .unwrap();
+    assert_eq!(old.status(), 200);
+
+    // Changing a running listener's protocol is refused; nothing changes.
+    let flipped = added.replacen(
+        &format!("protocol = \"HTTP\"\nport = {}", kit.http_port),
+        &format!(
+            "protocol = \"HTTPS\"\ncertificates = [{{ self_signed = [\"localhost\"] }}]\nport = {}",
+            kit.http_port
+        ),
+        1,
+    );
+    assert_ne!(flipped, added);
+    let err = kit.app.reload(&load(&flipped)).await.unwrap_err();
+    assert!(err.contains("protocol"), "{err}");
+    // A new listener on a port that is taken is refused; nothing changes.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let taken_port = taken.local_addr().unwrap().port();
+    let clash = added.replace(&format!("port = {port}"), &format!("port = {taken_port}"));
+    let err = kit.app.reload(&load(&clash)).await.unwrap_err();
+    assert!(err.contains("cannot listen"), "{err}");
+    let r = client.get(&url).send().await.unwrap();
+    assert_eq!(r.text().await.unwrap(), "new listener");
+
+    // Removing it: the port stops accepting and its open connection is closed.
+    kit.app.reload(&load(&base)).await.unwrap();
+    let mut refused = false;
+    for _ in 0..50 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            refused = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(refused, "the removed listener still accepts");
+    assert!(
+        client.get(&url).send().await.is_err(),
+        "the kept-alive connection was closed"
+    );
+    assert!(
+        !kit.app
+            .lb
+            .listener_addrs()
+            .await
+            .iter()
+            .any(|a| a.port() == port)
+    );
+    // The others still serve, and rules that rely on listener slots (logins) still resolve.
+    let r = reqwest::get(format!("http://127.0.0.1:{}/anything", kit.http_port))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    kit.app.shutdown().await;
+}

@@ -206,7 +206,7 @@ impl Metrics {
     /// Tallies one finished request.
     pub fn observe(&self, e: &Entry) {
         self.requests.inc();
-        if e.matched_rule_priority != "-" {
+        if !matches!(e.matched_rule_priority.as_str(), "-" | "") {
             self.rule_evaluations.inc();
         }
         for a in &e.actions_executed {
@@ -293,5 +293,70 @@ impl AuthObserver for Metrics {
     fn refreshed(&self, idp_time: Duration) {
         self.auth_refresh.inc();
         self.auth_latency.observe(idp_time.as_secs_f64());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(priority: &str, tg_arn: &str, target_status: Option<u16>, elb: u16) -> Entry {
+        Entry {
+            kind: "http",
+            time: String::new(),
+            elb: String::new(),
+            client: String::new(),
+            target: String::new(),
+            request_processing_time: 0.0,
+            target_processing_time: 0.002,
+            response_processing_time: 0.0,
+            elb_status_code: elb,
+            target_status_code: target_status,
+            received_bytes: 0,
+            sent_bytes: 0,
+            request: String::new(),
+            user_agent: String::new(),
+            ssl_cipher: String::new(),
+            ssl_protocol: String::new(),
+            target_group_arn: tg_arn.into(),
+            trace_id: String::new(),
+            domain_name: String::new(),
+            matched_rule_priority: priority.into(),
+            request_creation_time: String::new(),
+            actions_executed: vec!["forward"],
+            redirect_url: String::new(),
+            error_reason: String::new(),
+            conn_trace_id: String::new(),
+        }
+    }
+
+    #[test]
+    fn entries_without_log_text_still_count() {
+        // Metrics-only entries leave the log-only fields empty: an empty priority is no rule.
+        let m = Metrics::new();
+        m.observe(&entry("", "", None, 405));
+        m.observe(&entry(
+            "0",
+            "arn:aws:elasticloadbalancing:r:a:targetgroup/web/1",
+            Some(200),
+            200,
+        ));
+        let text = m.render();
+        let value = |name: &str| {
+            text.lines()
+                .find(|l| l.starts_with(name))
+                .unwrap_or_else(|| panic!("{name} in {text}"))
+                .rsplit(' ')
+                .next()
+                .unwrap()
+                .to_string()
+        };
+        assert_eq!(value("portcullis_rule_evaluations_total"), "1");
+        assert_eq!(value("portcullis_requests_total"), "2");
+        assert!(
+            text.contains("target_group=\"web\"") && text.contains("code=\"2xx\""),
+            "{text}"
+        );
+        assert!(text.contains("code=\"4xx\""), "{text}");
     }
 }

@@ -29,8 +29,9 @@ pub struct AdminState {
     pub shared: Arc<crate::Shared>,
 }
 
-/// Every target's health: `{target_group: [{target, state, reason}]}` (ALB's DescribeTargetHealth).
-fn target_health(state: &AdminState) -> (String, Vec<(String, i64, i64)>) {
+/// Every target's health: `{target_group: [{target, state, reason, anomaly_detection}]}` (ALB's
+/// DescribeTargetHealth).
+fn target_health(state: &AdminState) -> (String, Vec<crate::metrics::HostCounts>) {
     use crate::target_group::HealthState;
     let snap = state.shared.snapshot.load();
     let mut out = serde_json::Map::new();
@@ -59,7 +60,17 @@ fn target_health(state: &AdminState) -> (String, Vec<(String, i64, i64)>) {
             .filter(|t| t["state"] == "healthy" || t["state"] == "unused")
             .count() as i64;
         let unhealthy = targets.iter().filter(|t| t["state"] == "unhealthy").count() as i64;
-        counts.push((name.clone(), healthy, unhealthy));
+        let anomalous = targets
+            .iter()
+            .filter(|t| t["anomaly_detection"] == "anomalous")
+            .count() as i64;
+        counts.push(crate::metrics::HostCounts {
+            target_group: name.clone(),
+            healthy,
+            unhealthy,
+            anomalous,
+            mitigated: if tg.mitigates() { anomalous } else { 0 },
+        });
         out.insert(name.clone(), targets.into());
     }
     (serde_json::Value::Object(out).to_string(), counts)

@@ -28,6 +28,21 @@ pub struct TargetCodeLabels {
     pub code: String,
 }
 
+/// A target group's host counts, for the gauges.
+#[derive(Clone, Debug)]
+pub struct HostCounts {
+    /// The target group's name.
+    pub target_group: String,
+    /// Healthy or unchecked targets (`HealthyHostCount`).
+    pub healthy: i64,
+    /// Unhealthy targets (`UnHealthyHostCount`).
+    pub unhealthy: i64,
+    /// Targets anomaly detection flags (`AnomalousHostCount`).
+    pub anomalous: i64,
+    /// Anomalous targets whose traffic is reduced (`MitigatedHostCount`).
+    pub mitigated: i64,
+}
+
 /// A target group.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct TargetGroupLabels {
@@ -62,9 +77,13 @@ pub struct Metrics {
     auth_failure: Counter,
     auth_error: Counter,
     auth_claims_exceeded: Counter,
+    lambda_user_errors: Counter,
+    lambda_internal_errors: Counter,
     auth_latency: Histogram,
     healthy_hosts: Family<TargetGroupLabels, Gauge>,
     unhealthy_hosts: Family<TargetGroupLabels, Gauge>,
+    anomalous_hosts: Family<TargetGroupLabels, Gauge>,
+    mitigated_hosts: Family<TargetGroupLabels, Gauge>,
 }
 
 impl Default for Metrics {
@@ -94,9 +113,13 @@ impl Metrics {
             auth_failure: Counter::default(),
             auth_error: Counter::default(),
             auth_claims_exceeded: Counter::default(),
+            lambda_user_errors: Counter::default(),
+            lambda_internal_errors: Counter::default(),
             auth_latency: Histogram::new(exponential_buckets(0.001, 2.0, 16)),
             healthy_hosts: Family::default(),
             unhealthy_hosts: Family::default(),
+            anomalous_hosts: Family::default(),
+            mitigated_hosts: Family::default(),
         };
         let r = &mut registry;
         r.register(
@@ -189,17 +212,39 @@ impl Metrics {
             "Targets failing health checks (UnHealthyHostCount)",
             m.unhealthy_hosts.clone(),
         );
+        r.register(
+            "portcullis_lambda_user_errors",
+            "Lambda calls that failed because of the function: errors, timeouts, throttling, bad answers (LambdaUserError)",
+            m.lambda_user_errors.clone(),
+        );
+        r.register(
+            "portcullis_lambda_internal_errors",
+            "Lambda calls that failed because the invoke endpoint could not be reached or failed (LambdaInternalError)",
+            m.lambda_internal_errors.clone(),
+        );
+        r.register(
+            "portcullis_anomalous_hosts",
+            "Targets whose error rate stands out from their peers' (AnomalousHostCount)",
+            m.anomalous_hosts.clone(),
+        );
+        r.register(
+            "portcullis_mitigated_hosts",
+            "Anomalous targets sent less traffic by anomaly mitigation (MitigatedHostCount)",
+            m.mitigated_hosts.clone(),
+        );
         Metrics { registry, ..m }
     }
 
     /// Sets the host-count gauges from the target groups' current health.
-    pub fn set_health(&self, groups: &[(String, i64, i64)]) {
-        for (name, healthy, unhealthy) in groups {
+    pub fn set_health(&self, groups: &[HostCounts]) {
+        for g in groups {
             let l = TargetGroupLabels {
-                target_group: name.clone(),
+                target_group: g.target_group.clone(),
             };
-            self.healthy_hosts.get_or_create(&l).set(*healthy);
-            self.unhealthy_hosts.get_or_create(&l).set(*unhealthy);
+            self.healthy_hosts.get_or_create(&l).set(g.healthy);
+            self.unhealthy_hosts.get_or_create(&l).set(g.unhealthy);
+            self.anomalous_hosts.get_or_create(&l).set(g.anomalous);
+            self.mitigated_hosts.get_or_create(&l).set(g.mitigated);
         }
     }
 
@@ -259,6 +304,16 @@ impl Metrics {
             }
         }
         let r = e.error_reason.as_str();
+        if r.starts_with("Lambda") {
+            if matches!(
+                r,
+                "LambdaConnectionError" | "LambdaConnectionTimeout" | "LambdaServiceException"
+            ) {
+                self.lambda_internal_errors.inc();
+            } else {
+                self.lambda_user_errors.inc();
+            }
+        }
         if r.starts_with("Auth") {
             if r.contains("SizeExceeded") {
                 self.auth_claims_exceeded.inc();

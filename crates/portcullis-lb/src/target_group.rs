@@ -432,6 +432,12 @@ impl TargetGroup {
         }
     }
 
+    /// Whether anomaly mitigation lowers anomalous targets' weights (`weighted_random` with
+    /// `anomaly_mitigation`).
+    pub fn mitigates(&self) -> bool {
+        self.anomaly_mitigation && self.algorithm == Algorithm::WeightedRandom
+    }
+
     /// The targets to health-check.
     pub fn targets(&self) -> &[Target] {
         &self.targets

@@ -226,6 +226,22 @@ async fn lambda_functions_behind_rules() {
     kit.log_line(&["POST", "/fn/echo", " 413 ", "LambdaRequestTooLarge"])
         .await;
 
+    // ALB's Lambda metrics: the function's failures (raise, invalid, huge, timeout, unknown
+    // function, 413) against the endpoint that could not be reached.
+    let metrics = reqwest::get(format!("http://{}/metrics", kit.admin))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("portcullis_lambda_user_errors_total 6"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("portcullis_lambda_internal_errors_total 1"),
+        "{metrics}"
+    );
     // The function really ran for the failing call.
     let seen = std::fs::read_to_string(&events).unwrap();
     assert!(seen.lines().any(|l| l.contains("\"/fn/raise\"")), "{seen}");

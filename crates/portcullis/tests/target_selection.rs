@@ -302,5 +302,17 @@ anomaly_mitigation = true
             == 2,
         "{h}"
     );
+    let metrics = reqwest::get(format!("http://{}/metrics", kit.admin))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for gauge in ["portcullis_anomalous_hosts", "portcullis_mitigated_hosts"] {
+        assert!(
+            metrics.contains(&format!("{gauge}{{target_group=\"mitigated\"}} 1")),
+            "{gauge}: {metrics}"
+        );
+    }
     kit.app.shutdown().await;
 }

@@ -513,28 +513,34 @@ impl TargetGroup {
             return None;
         }
         let n = self.next.fetch_add(1, Ordering::Relaxed);
-        let pool: Vec<&Target> = {
-            let routable: Vec<&Target> = self.targets.iter().filter(|t| t.routable()).collect();
-            if routable.is_empty() {
-                self.targets.iter().collect()
-            } else {
-                routable
-            }
+        // Every target when none is routable (fail-open), else the routable ones; no allocation
+        // on this path unless anomaly mitigation needs weights.
+        let routable = self.targets.iter().filter(|t| t.routable()).count();
+        let fail_open = routable == 0;
+        let in_pool = |t: &&Target| fail_open || t.routable();
+        let count = if fail_open {
+            self.targets.len()
+        } else {
+            routable
         };
-        let count = pool.len();
-        let now = Instant::now();
+        let nth = |k: usize| self.targets.iter().filter(in_pool).nth(k);
         // A target in slow start takes only its share of the turns that come to it.
+        let now = (!self.slow_start.is_zero()).then(Instant::now);
         let accepts = |t: &Target| {
-            t.health
-                .ramp(self.slow_start, now)
+            now.and_then(|now| t.health.ramp(self.slow_start, now))
                 .is_none_or(|share| random_unit() < share)
         };
         match self.algorithm {
             Algorithm::RoundRobin => (0..count)
-                .map(|i| pool[(n + i) % count])
+                .filter_map(|i| nth((n + i) % count))
                 .find(|t| accepts(t))
-                .or(Some(pool[n % count])),
+                .or_else(|| nth(n % count)),
+            Algorithm::WeightedRandom if !self.mitigates() || count < 3 => (0..count)
+                .filter_map(|_| nth(random_u64() as usize % count))
+                .find(|t| accepts(t))
+                .or_else(|| nth(random_u64() as usize % count)),
             Algorithm::WeightedRandom => {
+                let pool: Vec<&Target> = self.targets.iter().filter(in_pool).collect();
                 let weights = self.weights(&pool);
                 let total: f64 = weights.iter().sum();
                 (0..count)
@@ -555,8 +561,10 @@ impl TargetGroup {
             }
             Algorithm::LeastOutstanding => {
                 // Start the scan at a rotating offset so ties are broken in turn.
-                (0..count)
-                    .map(|i| pool[(n + i) % count])
+                let len = self.targets.len();
+                (0..len)
+                    .map(|i| &self.targets[(n + i) % len])
+                    .filter(in_pool)
                     .min_by_key(|t| t.outstanding.load(Ordering::Relaxed))
             }
         }
@@ -565,9 +573,6 @@ impl TargetGroup {
     /// Each target's weight for `weighted_random`: 1, or less for a target that anomaly
     /// mitigation finds failing out of proportion to its peers (at least 3 of them).
     fn weights(&self, pool: &[&Target]) -> Vec<f64> {
-        if !self.anomaly_mitigation || pool.len() < 3 {
-            return vec![1.0; pool.len()];
-        }
         let rates: Vec<f64> = pool.iter().map(|t| t.outcomes.rate()).collect();
         (0..pool.len())
             .map(|i| match anomalous(&rates, i) {
@@ -645,6 +650,23 @@ mod tests {
             picks,
             ["10.0.0.1:80", "[::1]:81", "10.0.0.1:80", "[::1]:81"]
         );
+        // Every algorithm fails open over targets that are not healthy yet (`initial`).
+        for algorithm in ["weighted_random", "least_outstanding_requests"] {
+            let cfg: portcullis_config::TargetGroup = toml::from_str(&format!(
+                "name = \"a\"\nport = 80\nload_balancing_algorithm = \"{algorithm}\"\ntargets = [{{ id = \"10.0.0.1\" }}, {{ id = \"10.0.0.2\" }}, {{ id = \"10.0.0.3\" }}]"
+            ))
+            .unwrap();
+            let tg = TargetGroup::new(&cfg, "arn".into(), None);
+            let seen: std::collections::HashSet<String> = (0..60)
+                .map(|_| tg.pick().unwrap().authority.clone())
+                .collect();
+            assert_eq!(seen.len(), 3, "{algorithm}: {seen:?}");
+            if algorithm == "least_outstanding_requests" {
+                // Two requests in flight on .1 and .2: the next goes to .3.
+                let (_a, _b) = (tg.targets[0].begin(), tg.targets[1].begin());
+                assert_eq!(tg.pick().unwrap().authority, "10.0.0.3:80");
+            }
+        }
         let empty: portcullis_config::TargetGroup = toml::from_str("name = \"e\"").unwrap();
         assert!(
             TargetGroup::new(&empty, "arn".into(), None)

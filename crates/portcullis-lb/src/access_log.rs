@@ -74,6 +74,38 @@ fn secs(v: f64) -> String {
 }
 
 impl Entry {
+    /// An entry of this `kind` (`http`, `https`, `h2`) with nothing else known yet: text fields
+    /// empty (most are written as `-`), times -1, no status.
+    pub fn blank(kind: &'static str) -> Entry {
+        Entry {
+            kind,
+            time: String::new(),
+            elb: String::new(),
+            client: String::new(),
+            target: String::new(),
+            request_processing_time: -1.0,
+            target_processing_time: -1.0,
+            response_processing_time: -1.0,
+            elb_status_code: 0,
+            target_status_code: None,
+            received_bytes: 0,
+            sent_bytes: 0,
+            request: String::new(),
+            user_agent: String::new(),
+            ssl_cipher: String::new(),
+            ssl_protocol: String::new(),
+            target_group_arn: String::new(),
+            trace_id: String::new(),
+            domain_name: String::new(),
+            matched_rule_priority: String::new(),
+            request_creation_time: String::new(),
+            actions_executed: Vec::new(),
+            redirect_url: String::new(),
+            error_reason: String::new(),
+            conn_trace_id: String::new(),
+        }
+    }
+
     /// The space-separated line, in ALB's field order.
     pub fn line(&self) -> String {
         let dash = |s: &str| {

@@ -43,13 +43,19 @@ fn builder(http2: bool, idle: Duration) -> auto::Builder<TokioExecutor> {
     b
 }
 
-/// Drives a connection to its end, asking it to close gracefully at shutdown, and for HTTP/2
-/// (GOAWAY; open streams finish) once it has lived `keep_alive`. HTTP/1 connections past it close
-/// with their next answer instead (`Connection: close`, set by the proxy), so no request is cut.
-/// (A macro: the plain and TLS connection types differ.)
-macro_rules! serve_until_closed {
-    ($conn:expr, $shutdown:expr, $keep_alive:expr, $h2:expr, $on_error:expr) => {{
-        let conn = $conn;
+/// Serves one connection to its end: the request path as the service, a graceful close at
+/// shutdown and, for HTTP/2 (GOAWAY; open streams finish), once it has lived `keep_alive`. HTTP/1
+/// connections past it close with their next answer instead (`Connection: close`, set by the
+/// proxy), so no request is cut. A request the parser refuses is logged. (A macro: the plain and
+/// TLS connection types differ.)
+macro_rules! serve_connection {
+    ($builder:expr, $io:expr, $shared:expr, $info:expr, $shutdown:expr, $keep_alive:expr, $h2:expr) => {{
+        let (shared, info) = ($shared, $info);
+        let svc = {
+            let (shared, info) = (shared.clone(), info.clone());
+            service_fn(move |req| Box::pin(proxy::handle(shared.clone(), info.clone(), req)))
+        };
+        let conn = $builder.serve_connection_with_upgrades(TokioIo::new($io), svc);
         tokio::pin!(conn);
         let mut shutdown = $shutdown;
         let expiry = tokio::time::sleep($keep_alive);
@@ -62,7 +68,7 @@ macro_rules! serve_until_closed {
             tokio::select! {
                 r = conn.as_mut() => {
                     if let Err(e) = r {
-                        $on_error(&*e);
+                        proxy::log_refused(&shared, &info, &*e);
                     }
                     break;
                 }
@@ -113,29 +119,21 @@ pub async fn run(
         let close_after = std::time::Instant::now() + keep_alive;
         tokio::spawn(async move {
             let _drained = drained_tx;
-            let logged = shared.clone();
             let _open = shared.metrics.clone().map(OpenConnection::new);
+            let info = |tls: Option<TlsInfo>| {
+                Arc::new(ConnInfo {
+                    id,
+                    listener: index,
+                    port,
+                    peer,
+                    tls,
+                    close_after,
+                })
+            };
             match tls {
                 None => {
-                    let info = Arc::new(ConnInfo {
-                        id,
-                        listener: index,
-                        port,
-                        peer,
-                        tls: None,
-                        close_after,
-                    });
-                    let refused = {
-                        let info = info.clone();
-                        move |e: &(dyn std::error::Error + 'static)| {
-                            proxy::log_refused(&logged, &info, e)
-                        }
-                    };
-                    let svc = service_fn(move |req| {
-                        Box::pin(proxy::handle(shared.clone(), info.clone(), req))
-                    });
-                    let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), svc);
-                    serve_until_closed!(conn, closing, keep_alive, false, refused);
+                    let info = info(None);
+                    serve_connection!(builder, stream, shared, info, closing, keep_alive, false);
                 }
                 Some(acceptor) => {
                     let Ok(Ok(tls_stream)) =
@@ -146,33 +144,14 @@ pub async fn run(
                     };
                     let (_, c) = tls_stream.get_ref();
                     let h2 = c.alpn_protocol() == Some(b"h2");
-                    let tls = TlsInfo {
+                    let info = info(Some(TlsInfo {
                         cipher: c
                             .negotiated_cipher_suite()
                             .map_or("-".into(), crate::tls::cipher_name),
                         protocol: c.protocol_version().map_or("-", crate::tls::protocol_name),
                         sni: c.server_name().map(str::to_owned),
-                    };
-                    let info = Arc::new(ConnInfo {
-                        id,
-                        listener: index,
-                        port,
-                        peer,
-                        tls: Some(tls),
-                        close_after,
-                    });
-                    let refused = {
-                        let info = info.clone();
-                        move |e: &(dyn std::error::Error + 'static)| {
-                            proxy::log_refused(&logged, &info, e)
-                        }
-                    };
-                    let svc = service_fn(move |req| {
-                        Box::pin(proxy::handle(shared.clone(), info.clone(), req))
-                    });
-                    let conn =
-                        builder.serve_connection_with_upgrades(TokioIo::new(tls_stream), svc);
-                    serve_until_closed!(conn, closing, keep_alive, h2, refused);
+                    }));
+                    serve_connection!(builder, tls_stream, shared, info, closing, keep_alive, h2);
                 }
             }
         });

@@ -357,31 +357,13 @@ mod tests {
 
     fn entry(priority: &str, tg_arn: &str, target_status: Option<u16>, elb: u16) -> Entry {
         Entry {
-            kind: "http",
-            time: String::new(),
-            elb: String::new(),
-            client: String::new(),
-            target: String::new(),
-            request_processing_time: 0.0,
             target_processing_time: 0.002,
-            response_processing_time: 0.0,
             elb_status_code: elb,
             target_status_code: target_status,
-            received_bytes: 0,
-            sent_bytes: 0,
-            request: String::new(),
-            user_agent: String::new(),
-            ssl_cipher: String::new(),
-            ssl_protocol: String::new(),
             target_group_arn: tg_arn.into(),
-            trace_id: String::new(),
-            domain_name: String::new(),
             matched_rule_priority: priority.into(),
-            request_creation_time: String::new(),
             actions_executed: vec!["forward"],
-            redirect_url: String::new(),
-            error_reason: String::new(),
-            conn_trace_id: String::new(),
+            ..Entry::blank("http")
         }
     }
 

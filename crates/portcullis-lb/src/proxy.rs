@@ -158,38 +158,16 @@ pub fn log_refused(shared: &Shared, conn: &ConnInfo, error: &(dyn std::error::Er
     let now = time::OffsetDateTime::now_utc();
     let stamp = access_log::timestamp(now);
     let entry = Entry {
-        kind: if conn.tls.is_some() { "https" } else { "http" },
         time: stamp.clone(),
-        elb: shared.identity.elb(),
-        client: conn.peer.to_string(),
-        target: String::new(),
-        request_processing_time: -1.0,
-        target_processing_time: -1.0,
-        response_processing_time: -1.0,
         elb_status_code: status,
-        target_status_code: None,
-        received_bytes: 0,
-        sent_bytes: 0,
         request: "- - - ".into(),
         user_agent: "-".into(),
-        ssl_cipher: conn.tls.as_ref().map_or("-".into(), |t| t.cipher.clone()),
-        ssl_protocol: conn
-            .tls
-            .as_ref()
-            .map_or("-".into(), |t| t.protocol.to_string()),
-        target_group_arn: "-".into(),
-        trace_id: String::new(),
-        domain_name: conn
-            .tls
-            .as_ref()
-            .and_then(|t| t.sni.clone())
-            .unwrap_or_else(|| "-".into()),
-        matched_rule_priority: "-".into(),
         request_creation_time: stamp,
-        actions_executed: Vec::new(),
-        redirect_url: String::new(),
-        error_reason: String::new(),
-        conn_trace_id: format!("TID_{:016x}", conn.id),
+        ..connection_entry(
+            shared,
+            conn,
+            if conn.tls.is_some() { "https" } else { "http" },
+        )
     };
     if let Some(m) = &shared.metrics {
         m.observe(&entry);
@@ -220,31 +198,8 @@ fn new_entry(
     };
     if !shared.access_log.enabled() {
         return Entry {
-            kind,
-            time: String::new(),
-            elb: String::new(),
-            client: String::new(),
-            target: String::new(),
-            request_processing_time: -1.0,
-            target_processing_time: -1.0,
-            response_processing_time: -1.0,
-            elb_status_code: 0,
-            target_status_code: None,
             received_bytes: header_bytes + body_bytes,
-            sent_bytes: 0,
-            request: String::new(),
-            user_agent: String::new(),
-            ssl_cipher: String::new(),
-            ssl_protocol: String::new(),
-            target_group_arn: String::new(),
-            trace_id: String::new(),
-            domain_name: String::new(),
-            matched_rule_priority: String::new(),
-            request_creation_time: String::new(),
-            actions_executed: Vec::new(),
-            redirect_url: String::new(),
-            error_reason: String::new(),
-            conn_trace_id: String::new(),
+            ..Entry::blank(kind)
         };
     }
     let scheme = if conn.tls.is_some() { "https" } else { "http" };
@@ -262,18 +217,7 @@ fn new_entry(
         _ => "HTTP/1.1",
     };
     Entry {
-        kind,
-        time: String::new(),
-        elb: shared.identity.elb(),
-        client: conn.peer.to_string(),
-        target: String::new(),
-        request_processing_time: -1.0,
-        target_processing_time: -1.0,
-        response_processing_time: -1.0,
-        elb_status_code: 0,
-        target_status_code: None,
         received_bytes: header_bytes + body_bytes,
-        sent_bytes: 0,
         request: format!(
             "{} {scheme}://{host}:{}{pq} {version}",
             req.method(),
@@ -285,24 +229,30 @@ fn new_entry(
             .and_then(|v| v.to_str().ok())
             .unwrap_or("-")
             .to_string(),
+        request_creation_time: access_log::timestamp(created),
+        ..connection_entry(shared, conn, kind)
+    }
+}
+
+/// An entry with what the connection knows: the balancer, the client, TLS and the connection id.
+fn connection_entry(shared: &Shared, conn: &ConnInfo, kind: &'static str) -> Entry {
+    Entry {
+        elb: shared.identity.elb(),
+        client: conn.peer.to_string(),
         ssl_cipher: conn.tls.as_ref().map_or("-".into(), |t| t.cipher.clone()),
         ssl_protocol: conn
             .tls
             .as_ref()
             .map_or("-".into(), |t| t.protocol.to_string()),
         target_group_arn: "-".into(),
-        trace_id: String::new(),
         domain_name: conn
             .tls
             .as_ref()
             .and_then(|t| t.sni.clone())
             .unwrap_or_else(|| "-".into()),
         matched_rule_priority: "-".into(),
-        request_creation_time: access_log::timestamp(created),
-        actions_executed: Vec::new(),
-        redirect_url: String::new(),
-        error_reason: String::new(),
         conn_trace_id: format!("TID_{:016x}", conn.id),
+        ..Entry::blank(kind)
     }
 }
 

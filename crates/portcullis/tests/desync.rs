@@ -45,11 +45,19 @@ async fn ambiguous_framing_is_refused() {
     // Each refusal is in the access log, as ALB logs a malformed request: `- - - `, no target.
     let line = kit.log_line(&["\"- - - \"", " 400 - "]).await;
     assert!(line.starts_with("http "), "{line}");
-    let refused = std::fs::read_to_string(&kit.access_log)
-        .unwrap()
-        .lines()
-        .filter(|l| l.contains("\"- - - \""))
-        .count();
+    // The log is written in the background: wait for all three.
+    let mut refused = 0;
+    for _ in 0..100 {
+        refused = std::fs::read_to_string(&kit.access_log)
+            .unwrap()
+            .lines()
+            .filter(|l| l.contains("\"- - - \""))
+            .count();
+        if refused >= 3 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
     assert_eq!(refused, 3);
     // Ambiguous: forwarded as chunked (the backend sees no Content-Length), connection closed.
     let r = raw(

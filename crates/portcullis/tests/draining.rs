@@ -81,18 +81,6 @@ fn group(name: &str, delay: u64, ports: &[u16]) -> String {
     )
 }
 
-async fn reload(kit: &Kit, from: &str, to: &str) {
-    let text = std::fs::read_to_string(&kit.config_file).unwrap();
-    assert!(text.contains(from), "{from}");
-    let text = text.replace(from, to);
-    std::fs::write(&kit.config_file, &text).unwrap();
-    let cfg =
-        portcullis_config::load_str(&text, &kit.config_file, kit.config_file.parent().unwrap())
-            .unwrap_or_else(|e| panic!("{e}"))
-            .config;
-    kit.app.reload(&cfg).await.unwrap();
-}
-
 #[tokio::test]
 async fn a_removed_target_finishes_its_requests_and_gets_no_new_ones() {
     let (old, new) = (slow_target("old").await, slow_target("new").await);
@@ -122,7 +110,7 @@ async fn a_removed_target_finishes_its_requests_and_gets_no_new_ones() {
         }
     });
     tokio::time::sleep(Duration::from_millis(300)).await;
-    reload(&kit, &before, &group("d", 30, &[new])).await;
+    kit.reload_replacing(&before, &group("d", 30, &[new])).await;
 
     // New requests go to the remaining target only.
     for _ in 0..10 {
@@ -137,12 +125,7 @@ async fn a_removed_target_finishes_its_requests_and_gets_no_new_ones() {
             "new"
         );
     }
-    let health: serde_json::Value = reqwest::get(format!("http://{}/target-health", kit.admin))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let health = kit.target_health().await;
     let drained = health["d"]
         .as_array()
         .unwrap()
@@ -174,7 +157,7 @@ async fn requests_past_the_deregistration_delay_get_502() {
     assert_eq!(streaming.status(), 200);
     tokio::time::sleep(Duration::from_millis(300)).await;
     let t0 = std::time::Instant::now();
-    reload(&kit, &before, &group("d", 1, &[new])).await;
+    kit.reload_replacing(&before, &group("d", 1, &[new])).await;
 
     // The 1 s delay ends both long before the target would have finished.
     assert_eq!(waiting.await.unwrap(), 502);
@@ -186,12 +169,7 @@ async fn requests_past_the_deregistration_delay_get_502() {
     assert!(t0.elapsed() < Duration::from_secs(4), "{:?}", t0.elapsed());
     kit.log_line(&["/d/slow?ms=5000", " 502 "]).await;
     // After the delay the target is no longer listed.
-    let health: serde_json::Value = reqwest::get(format!("http://{}/target-health", kit.admin))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let health = kit.target_health().await;
     assert_eq!(health["d"].as_array().unwrap().len(), 1, "{health}");
     kit.app.shutdown().await;
 }
@@ -205,8 +183,8 @@ async fn a_target_re_added_while_draining_serves_again() {
     );
     let kit = Kit::start(&rules).await;
     let only_b = group("d", 1, &[b]);
-    reload(&kit, &both, &only_b).await;
-    reload(&kit, &only_b, &both).await;
+    kit.reload_replacing(&both, &only_b).await;
+    kit.reload_replacing(&only_b, &both).await;
     // Past the first removal's delay, a request to the re-added target is not cut.
     tokio::time::sleep(Duration::from_millis(200)).await;
     let c = plain();

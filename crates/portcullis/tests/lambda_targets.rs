@@ -8,40 +8,12 @@ mod kit;
 
 use kit::*;
 use serde_json::Value;
-use std::io::BufRead;
-use std::process::{Command, Stdio};
-
-struct Rie(std::process::Child);
-
-impl Drop for Rie {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn fake_rie(events: &std::path::Path) -> (Rie, u16) {
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../e2e/fake_lambda_rie.py");
-    let mut child = Command::new("python3")
-        .arg(script)
-        .arg("serve")
-        .arg(events)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("python3");
-    let mut line = String::new();
-    std::io::BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    (Rie(child), line.trim().parse().unwrap())
-}
 
 #[tokio::test]
 async fn lambda_functions_behind_rules() {
     let dir = tempfile::tempdir().unwrap();
     let events = dir.path().join("events.jsonl");
-    let (_rie, port) = fake_rie(&events);
+    let (_rie, port) = python_peer("fake_lambda_rie.py", &["serve", events.to_str().unwrap()]);
     let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let dead_port = dead.local_addr().unwrap().port();
     drop(dead);

@@ -11,9 +11,8 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use kit::*;
 use serde_json::Value;
-use std::io::BufRead;
 use std::net::SocketAddr;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
 
 /// A backend that answers what it saw (protocol version, TLS, path, headers) as JSON, over
@@ -174,56 +173,20 @@ health_check = {{ protocol = "HTTPS", interval_seconds = 1, timeout_seconds = 1 
     kit.log_line(&["/h2c/b", " 464 "]).await;
 
     // Health checks go over the group's protocol and version: every target is healthy.
-    let mut health = Value::Null;
-    for _ in 0..50 {
-        health = reqwest::get(format!("http://{}/target-health", kit.admin))
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        if ["tls-h1", "h2c", "tls-h2"]
-            .iter()
-            .all(|g| health[g][0]["state"] == "healthy")
-        {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
+    let health = kit
+        .target_health_until(|h| {
+            ["tls-h1", "h2c", "tls-h2"]
+                .iter()
+                .all(|g| h[g][0]["state"] == "healthy")
+        })
+        .await;
     for g in ["tls-h1", "h2c", "tls-h2"] {
         assert_eq!(health[g][0]["state"], "healthy", "{g}: {health}");
     }
     kit.app.shutdown().await;
 }
 
-struct Peer(std::process::Child);
-
-impl Drop for Peer {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 const GRPC_PEER: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../e2e/grpc_peer.py");
-
-fn grpc_server() -> (Peer, u16) {
-    let mut child = Command::new("python3")
-        .args([GRPC_PEER, "serve"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("python3 with grpcio");
-    let mut line = String::new();
-    std::io::BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let port = line
-        .trim()
-        .parse()
-        .unwrap_or_else(|_| panic!("grpc server: {line:?}"));
-    (Peer(child), port)
-}
 
 async fn grpc_client(lb_port: u16, prefix: &str) -> Value {
     let args = [
@@ -247,7 +210,7 @@ async fn grpc_client(lb_port: u16, prefix: &str) -> Value {
 
 #[tokio::test]
 async fn grpc_passes_through() {
-    let (_server, port) = grpc_server();
+    let (_server, port) = python_peer("grpc_peer.py", &["serve"]);
     let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let dead_port = dead.local_addr().unwrap().port();
     drop(dead);
@@ -307,19 +270,9 @@ health_check = {{ enabled = false }}
     assert_eq!(v["missing"][0], "UNIMPLEMENTED", "{v}");
 
     // ALB's gRPC health check (/AWS.ALB/healthcheck, code 12 passes) finds the server healthy.
-    let mut health = Value::Null;
-    for _ in 0..50 {
-        health = reqwest::get(format!("http://{}/target-health", kit.admin))
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        if health["grpc"][0]["state"] == "healthy" {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
+    let health = kit
+        .target_health_until(|h| h["grpc"][0]["state"] == "healthy")
+        .await;
     assert_eq!(health["grpc"][0]["state"], "healthy", "{health}");
 
     // gRPC to an HTTP/1 group: 464, which a gRPC client reads as UNAVAILABLE (grpc-status 14).

@@ -149,35 +149,14 @@ async fn tally(c: &reqwest::Client, url: &str, n: usize) -> HashMap<String, usiz
     seen
 }
 
-async fn reload(kit: &Kit, from: &str, to: &str) {
-    let text = std::fs::read_to_string(&kit.config_file)
-        .unwrap()
-        .replace(from, to);
-    std::fs::write(&kit.config_file, &text).unwrap();
-    let cfg =
-        portcullis_config::load_str(&text, &kit.config_file, kit.config_file.parent().unwrap())
-            .unwrap_or_else(|e| panic!("{e}"))
-            .config;
-    kit.app.reload(&cfg).await.unwrap();
-}
-
 async fn wait_healthy(kit: &Kit, group: &str, n: usize) {
-    for _ in 0..100 {
-        let h: serde_json::Value = reqwest::get(format!("http://{}/target-health", kit.admin))
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let healthy = h[group]
+    let healthy = |h: &serde_json::Value| {
+        h[group]
             .as_array()
-            .map_or(0, |a| a.iter().filter(|t| t["state"] == "healthy").count());
-        if healthy == n {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("{group} never had {n} healthy targets");
+            .map_or(0, |a| a.iter().filter(|t| t["state"] == "healthy").count())
+    };
+    let h = kit.target_health_until(|h| healthy(h) == n).await;
+    assert_eq!(healthy(&h), n, "{group} never had {n} healthy targets: {h}");
 }
 
 #[tokio::test]
@@ -225,8 +204,10 @@ name = "unramped"
         Some(&20)
     );
     // Both groups gain a target by reload; only one group has slow start.
-    reload(&kit, &targets(&[old1]), &targets(&[old1, new1])).await;
-    reload(&kit, &targets(&[old2]), &targets(&[old2, new2])).await;
+    kit.reload_replacing(&targets(&[old1]), &targets(&[old1, new1]))
+        .await;
+    kit.reload_replacing(&targets(&[old2]), &targets(&[old2, new2]))
+        .await;
     wait_healthy(&kit, "ramped", 2).await;
     wait_healthy(&kit, "unramped", 2).await;
     // Two seconds into a 30 s ramp, the new target takes about 7% of its turns.
@@ -278,12 +259,7 @@ anomaly_mitigation = true
     );
     assert!(after.get("good-1").unwrap_or(&0) > &200 && after.get("good-2").unwrap_or(&0) > &200);
     // Health checks still pass (it answers /health): the target is healthy but anomalous.
-    let h: serde_json::Value = reqwest::get(format!("http://{}/target-health", kit.admin))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let h = kit.target_health().await;
     let bad_entry = h["mitigated"]
         .as_array()
         .unwrap()

@@ -258,6 +258,48 @@ groups = ["readers", "zeta", "admins"]
         &self.app.pools[0].0
     }
 
+    /// Rewrites the running config file (`from` → `to`) and reloads it; panics if it is refused.
+    pub async fn reload_replacing(&self, from: &str, to: &str) {
+        let text = std::fs::read_to_string(&self.config_file).unwrap();
+        assert!(text.contains(from), "not in the config: {from}");
+        let text = text.replace(from, to);
+        std::fs::write(&self.config_file, &text).unwrap();
+        let cfg = portcullis_config::load_str(
+            &text,
+            &self.config_file,
+            self.config_file.parent().unwrap(),
+        )
+        .unwrap_or_else(|e| panic!("{e}"))
+        .config;
+        self.app.reload(&cfg).await.unwrap();
+    }
+
+    /// The admin listener's `/target-health`.
+    pub async fn target_health(&self) -> serde_json::Value {
+        reqwest::get(format!("http://{}/target-health", self.admin))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
+    /// Waits until `/target-health` satisfies `ok`; returns the last answer either way.
+    pub async fn target_health_until(
+        &self,
+        ok: impl Fn(&serde_json::Value) -> bool,
+    ) -> serde_json::Value {
+        let mut health = serde_json::Value::Null;
+        for _ in 0..100 {
+            health = self.target_health().await;
+            if ok(&health) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        health
+    }
+
     /// Waits for an access-log line containing every needle.
     pub async fn log_line(&self, needles: &[&str]) -> String {
         for _ in 0..100 {
@@ -603,4 +645,37 @@ actions = [
 "#
         )
     }
+}
+
+/// A test peer from `e2e/` run by Python (a server of a protocol we talk to); killed when dropped.
+pub struct PythonPeer(std::process::Child);
+
+impl Drop for PythonPeer {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts `python3 e2e/<script> <args>`, which prints its port on its first line and serves
+/// until its stdin closes.
+pub fn python_peer(script: &str, args: &[&str]) -> (PythonPeer, u16) {
+    use std::io::BufRead;
+    let path = format!("{}/../../e2e/{script}", env!("CARGO_MANIFEST_DIR"));
+    let mut child = std::process::Command::new("python3")
+        .arg(&path)
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("python3 {path}: {e}"));
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let port = line
+        .trim()
+        .parse()
+        .unwrap_or_else(|_| panic!("{script} printed {line:?}, not a port"));
+    (PythonPeer(child), port)
 }

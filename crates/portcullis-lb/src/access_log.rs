@@ -9,7 +9,7 @@ const QUEUE: usize = 16 * 1024;
 /// One request's log entry; `-` where ALB writes `-`.
 #[derive(Debug, Clone)]
 pub struct Entry {
-    /// `http`, `https`, `h2`.
+    /// `http`, `https`, `h2`, `grpcs`, `ws`, `wss`.
     pub kind: &'static str,
     /// Response time, ISO 8601 with microseconds.
     pub time: String,
@@ -74,7 +74,7 @@ fn secs(v: f64) -> String {
 }
 
 impl Entry {
-    /// An entry of this `kind` (`http`, `https`, `h2`) with nothing else known yet: text fields
+    /// An entry of this `kind` (`http`, `https`, `h2`, `grpcs`, `ws`, `wss`) with nothing else known yet: text fields
     /// empty (most are written as `-`), times -1, no status.
     pub fn blank(kind: &'static str) -> Entry {
         Entry {

@@ -79,6 +79,7 @@ pub struct Metrics {
     auth_claims_exceeded: Counter,
     lambda_user_errors: Counter,
     lambda_internal_errors: Counter,
+    grpc_requests: Counter,
     auth_latency: Histogram,
     healthy_hosts: Family<TargetGroupLabels, Gauge>,
     unhealthy_hosts: Family<TargetGroupLabels, Gauge>,
@@ -115,6 +116,7 @@ impl Metrics {
             auth_claims_exceeded: Counter::default(),
             lambda_user_errors: Counter::default(),
             lambda_internal_errors: Counter::default(),
+            grpc_requests: Counter::default(),
             auth_latency: Histogram::new(exponential_buckets(0.001, 2.0, 16)),
             healthy_hosts: Family::default(),
             unhealthy_hosts: Family::default(),
@@ -213,6 +215,11 @@ impl Metrics {
             m.unhealthy_hosts.clone(),
         );
         r.register(
+            "portcullis_grpc_requests",
+            "gRPC requests (GrpcRequestCount)",
+            m.grpc_requests.clone(),
+        );
+        r.register(
             "portcullis_lambda_user_errors",
             "Lambda calls that failed because of the function: errors, timeouts, throttling, bad answers (LambdaUserError)",
             m.lambda_user_errors.clone(),
@@ -251,6 +258,9 @@ impl Metrics {
     /// Tallies one finished request.
     pub fn observe(&self, e: &Entry) {
         self.requests.inc();
+        if e.kind == "grpcs" {
+            self.grpc_requests.inc();
+        }
         if !matches!(e.matched_rule_priority.as_str(), "-" | "") {
             self.rule_evaluations.inc();
         }

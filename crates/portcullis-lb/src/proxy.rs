@@ -191,10 +191,17 @@ fn new_entry(
         .get(http::header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok()?.parse().ok())
         .unwrap_or(0);
-    let kind = match (req.version(), conn.tls.is_some()) {
-        (Version::HTTP_2, _) => "h2",
-        (_, true) => "https",
-        _ => "http",
+    let tls = conn.tls.is_some();
+    let kind = if upstream::is_grpc(req.version(), req.headers()) {
+        "grpcs"
+    } else if headers::upgrade_protocol(req.headers(), req.version()).is_some() {
+        if tls { "wss" } else { "ws" }
+    } else {
+        match (req.version(), tls) {
+            (Version::HTTP_2, _) => "h2",
+            (_, true) => "https",
+            _ => "http",
+        }
     };
     if !shared.access_log.enabled() {
         return Entry {

@@ -275,6 +275,22 @@ health_check = {{ enabled = false }}
         .await;
     assert_eq!(health["grpc"][0]["state"], "healthy", "{health}");
 
+    // Logged with ALB's `grpcs` type, and counted as GrpcRequestCount.
+    let line = kit.log_line(&["/echo.Echo/Say", " 200 200 "]).await;
+    assert!(line.starts_with("grpcs "), "{line}");
+    let metrics = reqwest::get(format!("http://{}/metrics", kit.admin))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let grpc: u64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("portcullis_grpc_requests_total "))
+        .unwrap_or_else(|| panic!("{metrics}"))
+        .parse()
+        .unwrap();
+    assert!(grpc >= 5, "{grpc}");
     // gRPC to an HTTP/1 group: 464, which a gRPC client reads as UNAVAILABLE (grpc-status 14).
     let v = grpc_client(kit.lb_port, "/h1/").await;
     assert_eq!(v["error"][0], "UNAVAILABLE", "{v}");

@@ -86,8 +86,13 @@ targets = [{{ id = "127.0.0.1", port = {port} }}]
         .await
         .unwrap();
     assert_eq!(v["status"], 401, "{v}");
-    kit.log_line(&["/tasks/ws", "authenticate,forward", " 101 "])
+    let line = kit
+        .log_line(&["/tasks/ws", "authenticate,forward", " 101 "])
         .await;
+    assert!(
+        line.starts_with("wss "),
+        "ALB's type for WebSocket over TLS: {line}"
+    );
 
     drop(server.stdin.take());
     let _ = server.wait();

@@ -609,6 +609,14 @@ pub struct TargetGroup {
     /// target whose 5xx and connection-error rate stands out from its peers'.
     #[serde(default)]
     pub anomaly_mitigation: bool,
+    /// `target_group_health.unhealthy_state_routing.minimum_healthy_targets.count` (default 1):
+    /// with fewer routable targets, requests go to every target (fail-open).
+    #[serde(default = "one")]
+    pub minimum_healthy_targets_count: u32,
+    /// `target_group_health.unhealthy_state_routing.minimum_healthy_targets.percentage` (1–100,
+    /// default off): the same, as a share of the targets.
+    #[serde(default)]
+    pub minimum_healthy_targets_percentage: Option<u32>,
     /// Default port for targets that give none.
     #[serde(default)]
     pub port: Option<u16>,
@@ -629,6 +637,9 @@ pub struct TargetGroup {
 
 fn round_robin() -> String {
     "round_robin".into()
+}
+fn one() -> u32 {
+    1
 }
 fn five_minutes() -> u64 {
     300

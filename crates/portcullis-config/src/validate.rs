@@ -237,6 +237,21 @@ fn check_target_kind(c: &mut Checker, at: &str, tg: &TargetGroup) {
             "slow start cannot be combined with least_outstanding_requests (as at ALB)",
         );
     }
+    if tg.minimum_healthy_targets_count == 0 {
+        c.fail(
+            format!("{at}.minimum_healthy_targets_count"),
+            "must be at least 1",
+        );
+    }
+    if tg
+        .minimum_healthy_targets_percentage
+        .is_some_and(|p| !(1..=100).contains(&p))
+    {
+        c.fail(
+            format!("{at}.minimum_healthy_targets_percentage"),
+            "must be 1-100",
+        );
+    }
     if tg.anomaly_mitigation && tg.load_balancing_algorithm != "weighted_random" {
         c.fail(
             format!("{at}.anomaly_mitigation"),
@@ -1777,6 +1792,16 @@ clients = [{ client_id = "tasks-web", generate_secret = true, allowed_oauth_flow
             &tg("anomaly_mitigation = true"),
             "target_groups[0].anomaly_mitigation",
             "weighted_random",
+        );
+        assert_error(
+            &tg("minimum_healthy_targets_percentage = 0"),
+            "target_groups[0].minimum_healthy_targets_percentage",
+            "1-100",
+        );
+        assert_error(
+            &tg("minimum_healthy_targets_count = 0"),
+            "target_groups[0].minimum_healthy_targets_count",
+            "at least 1",
         );
         assert_error(
             &tg("deregistration_delay_seconds = 3601"),

@@ -232,6 +232,10 @@ pub struct TargetGroup {
     anomaly_mitigation: bool,
     slow_start: Duration,
     deregistration_delay: Duration,
+    /// Fewer routable targets than this: fail open.
+    minimum_healthy: u32,
+    /// A share (percent) of the targets under which to fail open.
+    minimum_healthy_percent: Option<u32>,
 }
 
 /// A cheap per-process pseudo-random number (xorshift), for `weighted_random` and slow start.
@@ -429,7 +433,19 @@ impl TargetGroup {
             anomaly_mitigation: cfg.anomaly_mitigation,
             slow_start: Duration::from_secs(cfg.slow_start_seconds),
             deregistration_delay: delay,
+            minimum_healthy: cfg.minimum_healthy_targets_count,
+            minimum_healthy_percent: cfg.minimum_healthy_targets_percentage,
         }
+    }
+
+    /// Whether `routable` targets are fewer than the group's minimum (count or percentage), so
+    /// that requests go to every target (ALB's `unhealthy_state_routing`).
+    fn below_minimum(&self, routable: usize) -> bool {
+        let all = self.targets.len();
+        routable < self.minimum_healthy as usize
+            || self
+                .minimum_healthy_percent
+                .is_some_and(|p| routable * 100 < all * p as usize)
     }
 
     /// Whether anomaly mitigation lowers anomalous targets' weights (`weighted_random` with
@@ -516,7 +532,7 @@ impl TargetGroup {
         // Every target when none is routable (fail-open), else the routable ones; no allocation
         // on this path unless anomaly mitigation needs weights.
         let routable = self.targets.iter().filter(|t| t.routable()).count();
-        let fail_open = routable == 0;
+        let fail_open = routable == 0 || self.below_minimum(routable);
         let in_pool = |t: &&Target| fail_open || t.routable();
         let count = if fail_open {
             self.targets.len()
@@ -667,6 +683,24 @@ mod tests {
                 assert_eq!(tg.pick().unwrap().authority, "10.0.0.3:80");
             }
         }
+        // Below the minimum of routable targets, every target takes requests.
+        let cfg: portcullis_config::TargetGroup = toml::from_str(
+            "name = \"m\"\nport = 80\nminimum_healthy_targets_percentage = 50\nhealth_check = { enabled = true }\ntargets = [{ id = \"10.0.0.1\" }, { id = \"10.0.0.2\" }, { id = \"10.0.0.3\" }]",
+        )
+        .unwrap();
+        let tg = TargetGroup::new(&cfg, "arn".into(), None);
+        let hc = cfg.health_check.clone();
+        tg.targets[0].health.record(true, "", &hc);
+        assert!(tg.below_minimum(1));
+        let seen: std::collections::HashSet<String> = (0..6)
+            .map(|_| tg.pick().unwrap().authority.clone())
+            .collect();
+        assert_eq!(seen.len(), 3, "1 of 3 healthy is under 50%: fail open");
+        tg.targets[1].health.record(true, "", &hc);
+        let seen: std::collections::HashSet<String> = (0..6)
+            .map(|_| tg.pick().unwrap().authority.clone())
+            .collect();
+        assert_eq!(seen.len(), 2, "2 of 3 healthy: only those");
         let empty: portcullis_config::TargetGroup = toml::from_str("name = \"e\"").unwrap();
         assert!(
             TargetGroup::new(&empty, "arn".into(), None)

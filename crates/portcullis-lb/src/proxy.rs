@@ -485,8 +485,24 @@ async fn phases(
                     .ok_or(ProxyError::internal(ErrorKind::NoTargets))?;
                 set_cookies.extend(sticky.now);
                 let h2 = tg.protocol_version != ProtocolVersion::HTTP1;
+                let scheme = match tg.protocol {
+                    Protocol::HTTPS => "https",
+                    Protocol::HTTP => "http",
+                };
+                let pq = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+                // HTTP/1.1 names the target in the URI (the pool connects to it) and keeps `Host`;
+                // HTTP/2 moves `Host` into `:authority`, as an HTTP/1.1-to-HTTP/2 proxy must.
+                let host = parts
+                    .headers
+                    .get(HOST)
+                    .and_then(|h| h.to_str().ok())
+                    .filter(|h| h2 && h.parse::<http::uri::Authority>().is_ok())
+                    .map(str::to_owned);
+                let authority = host.as_deref().unwrap_or(&target.authority);
+                parts.uri = format!("{scheme}://{authority}{pq}")
+                    .parse()
+                    .map_err(|_| ProxyError::downstream(ErrorKind::BadRequest))?;
                 if h2 {
-                    // HTTP/2 carries the authority in `:authority` (the target's address).
                     parts.headers.remove(HOST);
                     if wants_trailers {
                         parts
@@ -494,14 +510,6 @@ async fn phases(
                             .insert(http::header::TE, HeaderValue::from_static("trailers"));
                     }
                 }
-                let scheme = match tg.protocol {
-                    Protocol::HTTPS => "https",
-                    Protocol::HTTP => "http",
-                };
-                let pq = parts.uri.path_and_query().map_or("/", |p| p.as_str());
-                parts.uri = format!("{scheme}://{}{pq}", target.authority)
-                    .parse()
-                    .map_err(|_| ProxyError::downstream(ErrorKind::BadRequest))?;
                 parts.version = if h2 {
                     Version::HTTP_2
                 } else {
@@ -512,13 +520,17 @@ async fn phases(
                 }
                 let sent = Instant::now();
                 let in_flight = target.begin();
-                let upstream = upstream::send(
-                    shared.upstream.for_version(tg.protocol_version),
-                    Request::from_parts(parts, body),
-                    shared.idle_timeout,
-                    &target.cutoff,
-                )
-                .await;
+                let upstream = shared
+                    .upstream
+                    .send(
+                        tg.protocol_version,
+                        tg.protocol == Protocol::HTTPS,
+                        &target.authority,
+                        Request::from_parts(parts, body),
+                        shared.idle_timeout,
+                        &target.cutoff,
+                    )
+                    .await;
                 drop(in_flight);
                 target.outcomes.record(
                     upstream

@@ -31,10 +31,12 @@ pub type Connector = hyper_rustls::HttpsConnector<HttpConnector>;
 /// A pooled client whose requests carry the client's body as it streams in.
 pub type UpstreamClient = Client<Connector, Incoming>;
 
-/// The clients every target group shares, by the protocol version the targets speak.
+/// How the balancer reaches targets: a pooled HTTP/1.1 client, and HTTP/2 connections made by
+/// hand (one per target, multiplexed) so that `:authority` can be the client's host while the
+/// connection goes to the target's address.
 pub struct Upstreams {
     http1: UpstreamClient,
-    http2: UpstreamClient,
+    http2: Http2Targets,
 }
 
 impl Default for Upstreams {
@@ -44,26 +46,161 @@ impl Default for Upstreams {
 }
 
 impl Upstreams {
-    /// Both clients, with keep-alive pools.
+    /// The HTTP/1.1 pool and an empty set of HTTP/2 connections.
     pub fn new() -> Upstreams {
         Upstreams {
             http1: Client::builder(TokioExecutor::new())
                 .pool_idle_timeout(Duration::from_secs(55))
                 .pool_max_idle_per_host(1024)
                 .build(connector(false, true)),
-            http2: Client::builder(TokioExecutor::new())
-                .pool_idle_timeout(Duration::from_secs(55))
-                .http2_only(true)
-                .build(connector(true, true)),
+            http2: Http2Targets::default(),
         }
     }
 
-    /// The client for a group's `protocol_version`.
-    pub fn for_version(&self, v: ProtocolVersion) -> &UpstreamClient {
-        match v {
-            ProtocolVersion::HTTP1 => &self.http1,
-            ProtocolVersion::HTTP2 | ProtocolVersion::GRPC => &self.http2,
+    /// Sends a request to `target` (`host:port`), waiting at most `idle_timeout` for the response
+    /// head, and no longer than the target's deregistration cutoff. HTTP/1 requests carry the
+    /// target in their URI; HTTP/2 ones carry the client's authority there.
+    pub async fn send(
+        &self,
+        version: ProtocolVersion,
+        tls: bool,
+        target: &str,
+        req: Request<Incoming>,
+        idle_timeout: Duration,
+        cutoff: &Cutoff,
+    ) -> Result<Response<Incoming>, ProxyError> {
+        let sent = async {
+            match version {
+                ProtocolVersion::HTTP1 => pooled(&self.http1, req).await,
+                ProtocolVersion::HTTP2 | ProtocolVersion::GRPC => {
+                    self.http2.request(target, tls, req).await
+                }
+            }
+        };
+        tokio::select! {
+            r = tokio::time::timeout(idle_timeout, sent) => {
+                r.unwrap_or(Err(ProxyError::upstream(ErrorKind::TargetTimeout)))
+            }
+            () = cutoff.reached() => Err(ProxyError::upstream(ErrorKind::Deregistered)),
         }
+    }
+}
+
+/// One HTTP/1.1 request through the pool, its errors mapped to ALB's.
+async fn pooled(
+    client: &UpstreamClient,
+    req: Request<Incoming>,
+) -> Result<Response<Incoming>, ProxyError> {
+    client.request(req).await.map_err(|e| {
+        if e.is_connect() {
+            ProxyError::upstream(if is_timeout(&e) {
+                ErrorKind::ConnectTimeout
+            } else {
+                ErrorKind::ConnectFailed
+            })
+        } else {
+            tracing::debug!(error = %e, "target failed");
+            ProxyError::upstream(ErrorKind::BadTargetResponse)
+        }
+    })
+}
+
+type Http2Sender = hyper::client::conn::http2::SendRequest<Incoming>;
+
+/// HTTP/2 connections to targets, one per target and scheme, shared by every request to it.
+struct Http2Targets {
+    conns: std::sync::Mutex<std::collections::HashMap<(String, bool), Http2Sender>>,
+    tls: tokio_rustls::TlsConnector,
+}
+
+impl Default for Http2Targets {
+    fn default() -> Self {
+        let mut cfg = target_tls();
+        cfg.alpn_protocols = vec![b"h2".to_vec()];
+        Http2Targets {
+            conns: std::sync::Mutex::new(std::collections::HashMap::new()),
+            tls: tokio_rustls::TlsConnector::from(Arc::new(cfg)),
+        }
+    }
+}
+
+impl Http2Targets {
+    async fn request(
+        &self,
+        target: &str,
+        tls: bool,
+        req: Request<Incoming>,
+    ) -> Result<Response<Incoming>, ProxyError> {
+        let key = (target.to_string(), tls);
+        let cached = self
+            .conns
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&key)
+            .filter(|s| !s.is_closed())
+            .cloned();
+        let mut sender = match cached {
+            Some(s) => s,
+            None => {
+                let s = self.connect(target, tls).await?;
+                self.conns
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(key, s.clone());
+                s
+            }
+        };
+        if sender.ready().await.is_err() {
+            return Err(ProxyError::upstream(ErrorKind::BadTargetResponse));
+        }
+        sender.send_request(req).await.map_err(|e| {
+            tracing::debug!(error = %e, "target failed");
+            ProxyError::upstream(ErrorKind::BadTargetResponse)
+        })
+    }
+
+    async fn connect(&self, target: &str, tls: bool) -> Result<Http2Sender, ProxyError> {
+        let failed = || ProxyError::upstream(ErrorKind::ConnectFailed);
+        let tcp =
+            match tokio::time::timeout(CONNECT_TIMEOUT, tokio::net::TcpStream::connect(target))
+                .await
+            {
+                Err(_) => return Err(ProxyError::upstream(ErrorKind::ConnectTimeout)),
+                Ok(Err(_)) => return Err(failed()),
+                Ok(Ok(t)) => t,
+            };
+        let _ = tcp.set_nodelay(true);
+        let builder = {
+            let mut b = hyper::client::conn::http2::Builder::new(TokioExecutor::new());
+            b.timer(hyper_util::rt::TokioTimer::new());
+            b
+        };
+        let sender = if tls {
+            let host = target
+                .rsplit_once(':')
+                .map_or(target, |(h, _)| h)
+                .trim_start_matches('[')
+                .trim_end_matches(']');
+            let name = ServerName::try_from(host.to_string()).map_err(|_| failed())?;
+            let stream = tokio::time::timeout(CONNECT_TIMEOUT, self.tls.connect(name, tcp))
+                .await
+                .map_err(|_| ProxyError::upstream(ErrorKind::ConnectTimeout))?
+                .map_err(|_| failed())?;
+            let (sender, conn) = builder
+                .handshake(hyper_util::rt::TokioIo::new(stream))
+                .await
+                .map_err(|_| failed())?;
+            tokio::spawn(conn);
+            sender
+        } else {
+            let (sender, conn) = builder
+                .handshake(hyper_util::rt::TokioIo::new(tcp))
+                .await
+                .map_err(|_| failed())?;
+            tokio::spawn(conn);
+            sender
+        };
+        Ok(sender)
     }
 }
 
@@ -189,37 +326,6 @@ fn is_timeout(e: &(dyn std::error::Error + 'static)) -> bool {
         cur = err.source();
     }
     false
-}
-
-/// Sends a request to a target, waiting at most `idle_timeout` for the response head, and no
-/// longer than the target's deregistration cutoff.
-pub async fn send(
-    client: &UpstreamClient,
-    req: Request<Incoming>,
-    idle_timeout: Duration,
-    cutoff: &Cutoff,
-) -> Result<Response<Incoming>, ProxyError> {
-    let sent = tokio::time::timeout(idle_timeout, client.request(req));
-    let result = tokio::select! {
-        r = sent => r,
-        () = cutoff.reached() => return Err(ProxyError::upstream(ErrorKind::Deregistered)),
-    };
-    match result {
-        Err(_) => Err(ProxyError::upstream(ErrorKind::TargetTimeout)),
-        Ok(Ok(resp)) => Ok(resp),
-        Ok(Err(e)) if e.is_connect() => {
-            let kind = if is_timeout(&e) {
-                ErrorKind::ConnectTimeout
-            } else {
-                ErrorKind::ConnectFailed
-            };
-            Err(ProxyError::upstream(kind))
-        }
-        Ok(Err(e)) => {
-            tracing::debug!(error = %e, "target failed");
-            Err(ProxyError::upstream(ErrorKind::BadTargetResponse))
-        }
-    }
 }
 
 /// A target's response body that stops with an error when the target's cutoff fires.

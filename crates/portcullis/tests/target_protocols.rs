@@ -50,6 +50,7 @@ async fn versioned_backend(tls: bool) -> SocketAddr {
                             "version": format!("{:?}", req.version()),
                             "tls": tls,
                             "path": req.uri().path(),
+                        "authority": req.uri().authority().map(|a| a.as_str()),
                             "headers": headers,
                         });
                         Ok::<_, std::convert::Infallible>(http::Response::new(Full::new(
@@ -164,6 +165,9 @@ health_check = {{ protocol = "HTTPS", interval_seconds = 1, timeout_seconds = 1 
         assert_eq!(v["version"], "HTTP/2.0", "{path}: {v}");
         assert_eq!(v["tls"].as_bool(), Some(tls), "{path}: {v}");
         assert_eq!(v["path"], path);
+        // The client's host reaches the target as `:authority` (and no second `Host`).
+        assert_eq!(v["authority"], format!("localhost:{}", kit.lb_port), "{v}");
+        assert!(v["headers"]["host"].is_null(), "{v}");
         assert!(v["headers"]["x-amzn-trace-id"].is_string(), "{v}");
         assert!(v["headers"]["x-forwarded-for"].is_string(), "{v}");
     }

@@ -25,10 +25,7 @@ async fn slow_target(name: &'static str) -> u16 {
             tokio::time::sleep(Duration::from_millis(q.get("ms").copied().unwrap_or(0))).await;
             name
         });
-    let tcp = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = tcp.local_addr().unwrap().port();
-    tokio::spawn(async move { axum::serve(tcp, app).await.unwrap() });
-    port
+    serve_target(app).await
 }
 
 /// A body of two chunks `gap` apart.

@@ -200,12 +200,7 @@ async fn lambda_functions_behind_rules() {
 
     // ALB's Lambda metrics: the function's failures (raise, invalid, huge, timeout, unknown
     // function, 413) against the endpoint that could not be reached.
-    let metrics = reqwest::get(format!("http://{}/metrics", kit.admin))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = kit.metrics().await;
     assert!(
         metrics.contains("portcullis_lambda_user_errors_total 6"),
         "{metrics}"

@@ -32,10 +32,7 @@ async fn target() -> u16 {
             }),
         )
         .fallback(|| async { "fine" });
-    let tcp = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = tcp.local_addr().unwrap().port();
-    tokio::spawn(async move { axum::serve(tcp, app).await.unwrap() });
-    port
+    serve_target(app).await
 }
 
 #[tokio::test]

@@ -282,12 +282,7 @@ health_check = {{ enabled = false }}
     // Logged with ALB's `grpcs` type, and counted as GrpcRequestCount.
     let line = kit.log_line(&["/echo.Echo/Say", " 200 200 "]).await;
     assert!(line.starts_with("grpcs "), "{line}");
-    let metrics = reqwest::get(format!("http://{}/metrics", kit.admin))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = kit.metrics().await;
     let grpc: u64 = metrics
         .lines()
         .find_map(|l| l.strip_prefix("portcullis_grpc_requests_total "))

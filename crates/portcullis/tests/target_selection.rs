@@ -29,10 +29,7 @@ async fn named(name: &'static str) -> u16 {
                 (axum::http::StatusCode::OK, name)
             }
         });
-    let tcp = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = tcp.local_addr().unwrap().port();
-    tokio::spawn(async move { axum::serve(tcp, app).await.unwrap() });
-    port
+    serve_target(app).await
 }
 
 fn targets(ports: &[u16]) -> String {
@@ -278,12 +275,7 @@ anomaly_mitigation = true
             == 2,
         "{h}"
     );
-    let metrics = reqwest::get(format!("http://{}/metrics", kit.admin))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = kit.metrics().await;
     for gauge in ["portcullis_anomalous_hosts", "portcullis_mitigated_hosts"] {
         assert!(
             metrics.contains(&format!("{gauge}{{target_group=\"mitigated\"}} 1")),

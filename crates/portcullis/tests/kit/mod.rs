@@ -274,6 +274,16 @@ groups = ["readers", "zeta", "admins"]
         self.app.reload(&cfg).await.unwrap();
     }
 
+    /// The admin listener's `/metrics` text.
+    pub async fn metrics(&self) -> String {
+        reqwest::get(format!("http://{}/metrics", self.admin))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
     /// The admin listener's `/target-health`.
     pub async fn target_health(&self) -> serde_json::Value {
         reqwest::get(format!("http://{}/target-health", self.admin))
@@ -678,4 +688,12 @@ pub fn python_peer(script: &str, args: &[&str]) -> (PythonPeer, u16) {
         .parse()
         .unwrap_or_else(|_| panic!("{script} printed {line:?}, not a port"));
     (PythonPeer(child), port)
+}
+
+/// Serves an axum app as a target on 127.0.0.1, port 0; returns the port.
+pub async fn serve_target(app: axum::Router) -> u16 {
+    let tcp = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = tcp.local_addr().unwrap().port();
+    tokio::spawn(async move { axum::serve(tcp, app).await.unwrap() });
+    port
 }

@@ -5,11 +5,14 @@ carry, so this stands in for it. It serves the same invoke API,
 
     POST /2015-03-31/functions/function/invocations      (body: the event JSON)
 
-and runs `handler(event, context)` below in-process, as the emulator runs a function: it answers
-200 with the handler's return value as JSON, or 200 with `X-Amz-Function-Error: Unhandled` and
-{"errorMessage", "errorType", "stackTrace"} when the handler raises. Unknown functions get 404
-(ResourceNotFoundException), as Lambda's API does. Each event is also appended to the file given
-as the second argument, one JSON per line, so a test can see what the function received.
+and runs `handler(event, context)` below in-process, as the emulator runs a function. As the
+emulator does, it answers 200 with the handler's return value as JSON, 200 with Lambda's error
+object {"errorMessage", "errorType", "stackTrace"} (and no header) when the handler raises, and
+200 with the text "Task timed out after N.00 seconds" when the function runs out of time. Lambda's
+own Invoke API marks a function error with `X-Amz-Function-Error: Unhandled` instead; the path
+/fn/raise-aws answers that way. Unknown functions get 404 (ResourceNotFoundException), as
+Lambda's API does. Each event is also appended to the file given as the second argument, one JSON
+per line, so a test can see what the function received.
 
   fake_lambda_rie.py serve EVENTS_FILE    prints its port; serves until stdin closes.
 
@@ -17,7 +20,9 @@ The handler, by the request path:
   /fn/echo      200 JSON: the event it received
   /fn/binary    200 image/png, a base64 body of bytes 0..255
   /fn/multi     multi-value headers: two Set-Cookie values
-  /fn/raise     raises (an unhandled function error)
+  /fn/raise     raises (an unhandled function error, answered as the emulator does)
+  /fn/raise-aws raises, answered as Lambda's Invoke API does (X-Amz-Function-Error)
+  /fn/timeout   runs out of time, answered as the emulator does
   /fn/invalid   returns 42, which is not an ALB response
   /fn/huge      a body over 1 MB
   /fn/sleep     sleeps 3 s
@@ -45,8 +50,10 @@ def handler(event, context):
         return {"statusCode": 201, "isBase64Encoded": False,
                 "multiValueHeaders": {"Set-Cookie": ["a=1; Path=/", "b=2; Path=/"], "Content-Type": ["text/plain"]},
                 "body": "made"}
-    if path.endswith("/raise"):
+    if path.endswith("/raise") or path.endswith("/raise-aws"):
         raise ValueError("the function broke")
+    if path.endswith("/timeout"):
+        raise TimeoutError("Task timed out after 3.00 seconds")
     if path.endswith("/invalid"):
         return 42
     if path.endswith("/huge"):
@@ -89,10 +96,18 @@ class Invoke(BaseHTTPRequestHandler):
             f.write(json.dumps(event) + "\n")
         try:
             result = handler(event, None)
+        except TimeoutError as e:
+            data = str(e).encode()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+            return
         except Exception as e:
+            aws = event.get("path", "").endswith("/raise-aws")
             self.reply(200, {"errorMessage": str(e), "errorType": type(e).__name__,
                              "stackTrace": traceback.format_tb(e.__traceback__)},
-                       [("X-Amz-Function-Error", "Unhandled")])
+                       [("X-Amz-Function-Error", "Unhandled")] if aws else [])
             return
         self.reply(200, result)
 

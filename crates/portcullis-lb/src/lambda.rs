@@ -86,16 +86,34 @@ impl Function {
             Ok(r) => r?,
         };
         match status.as_u16() {
-            _ if unhandled => return Err(lambda_error(502, "LambdaUnhandled")),
+            _ if unhandled || function_failed(&bytes) => {
+                return Err(lambda_error(502, "LambdaUnhandled"));
+            }
             200..=299 => {}
             429 => return Err(lambda_error(502, "LambdaThrottling")),
             403 => return Err(lambda_error(502, "LambdaAccessDenied")),
             404 => return Err(lambda_error(502, "LambdaResourceNotFound")),
             400..=499 => return Err(lambda_error(502, "LambdaBadRequest")),
+            // The emulator answers 502 when the function's process fails.
+            502 => return Err(lambda_error(502, "LambdaUnhandled")),
             _ => return Err(lambda_error(502, "LambdaServiceException")),
         }
         response(&bytes, self.multi_value).ok_or(lambda_error(502, "LambdaInvalidResponse"))
     }
+}
+
+/// Whether an invoke answer reports a failed function without saying so in a header, as the
+/// Runtime Interface Emulator does: Lambda's error object (`errorMessage` and `errorType`, no
+/// `statusCode`), or its "Task timed out" text.
+fn function_failed(answer: &[u8]) -> bool {
+    if answer.starts_with(b"Task timed out") {
+        return true;
+    }
+    serde_json::from_slice::<Value>(answer).is_ok_and(|v| {
+        v.get("errorType").is_some_and(Value::is_string)
+            && v.get("errorMessage").is_some()
+            && v.get("statusCode").is_none()
+    })
 }
 
 /// Media types ALB passes to a function as text; all others are base64.
@@ -318,6 +336,18 @@ mod tests {
                 proptest::prop_assert_eq!(r.headers()[k.as_str()].to_str().unwrap(), v.as_str());
             }
         }
+    }
+
+    #[test]
+    fn failures_without_a_header_are_recognised() {
+        assert!(function_failed(
+            br#"{"errorMessage":"boom","errorType":"ValueError","stackTrace":[]}"#
+        ));
+        assert!(function_failed(b"Task timed out after 3.00 seconds"));
+        assert!(!function_failed(
+            br#"{"statusCode":200,"errorType":"x","errorMessage":"y"}"#
+        ));
+        assert!(!function_failed(br#"{"statusCode":200}"#));
     }
 
     #[test]

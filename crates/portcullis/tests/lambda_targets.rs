@@ -177,6 +177,8 @@ async fn lambda_functions_behind_rules() {
     // Failures: ALB's status codes and error reasons.
     for (path, status, reason) in [
         ("/fn/raise", 502, "LambdaUnhandled"),
+        ("/fn/raise-aws", 502, "LambdaUnhandled"),
+        ("/fn/timeout", 502, "LambdaUnhandled"),
         ("/fn/invalid", 502, "LambdaInvalidResponse"),
         ("/fn/huge", 502, "LambdaResponseTooLarge"),
         ("/fns/sleep", 502, "LambdaUnhandled"),
@@ -198,11 +200,11 @@ async fn lambda_functions_behind_rules() {
     kit.log_line(&["POST", "/fn/echo", " 413 ", "LambdaRequestTooLarge"])
         .await;
 
-    // ALB's Lambda metrics: the function's failures (raise, invalid, huge, timeout, unknown
-    // function, 413) against the endpoint that could not be reached.
+    // ALB's Lambda metrics: the function's failures (three raises or timeouts, invalid, huge,
+    // our timeout, unknown function, 413) against the endpoint that could not be reached.
     let metrics = kit.metrics().await;
     assert!(
-        metrics.contains("portcullis_lambda_user_errors_total 6"),
+        metrics.contains("portcullis_lambda_user_errors_total 8"),
         "{metrics}"
     );
     assert!(

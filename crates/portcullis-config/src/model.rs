@@ -74,6 +74,13 @@ pub struct LoadBalancer {
     /// `[-A-Za-z0-9]+`.
     #[serde(default)]
     pub drop_invalid_header_fields: bool,
+    /// `routing.http2.enabled` (default true): offer HTTP/2 (ALPN `h2`) on HTTPS listeners.
+    #[serde(default = "yes")]
+    pub http2_enabled: bool,
+    /// `routing.http.x_amzn_tls_version_and_cipher_suite.enabled`: send targets
+    /// `x-amzn-tls-version` and `x-amzn-tls-cipher-suite` for HTTPS requests.
+    #[serde(default)]
+    pub tls_version_and_cipher_suite_headers: bool,
 }
 
 fn append() -> String {

@@ -203,6 +203,8 @@ pub struct Routing {
     pub preserve_host: bool,
     /// Drop header fields whose names are not `[-A-Za-z0-9]+`.
     pub drop_invalid_header_fields: bool,
+    /// Send `x-amzn-tls-version` and `x-amzn-tls-cipher-suite`.
+    pub tls_headers: bool,
 }
 
 impl Routing {
@@ -217,6 +219,7 @@ impl Routing {
             xff_client_port: lb.xff_client_port,
             preserve_host: lb.preserve_host_header,
             drop_invalid_header_fields: lb.drop_invalid_header_fields,
+            tls_headers: lb.tls_version_and_cipher_suite_headers,
         }
     }
 }
@@ -266,10 +269,12 @@ pub fn new_trace_segment(now: u64) -> String {
 /// Sets `X-Amzn-Trace-Id`: a new `Root` when absent; with a `Root`, keep it and set `Self`.
 /// Returns the value, for the access log.
 pub fn set_trace_id(h: &mut HeaderMap, now: u64) -> String {
+    // Over 7 KB of request headers, ALB starts a new trace with just a `Root`.
+    let small = header_bytes(h).0 <= 7 * 1024;
     let existing = h
         .get(&TRACE_ID)
         .and_then(|v| v.to_str().ok())
-        .filter(|v| v.len() <= 1024);
+        .filter(|v| small && v.len() <= 1024);
     let value = match existing {
         Some(v) if v.split(';').any(|kv| kv.trim().starts_with("Root=")) => {
             let others: Vec<&str> = v
@@ -290,6 +295,28 @@ pub fn set_trace_id(h: &mut HeaderMap, now: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn trace_ids_follow_alb() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            "x-amzn-trace-id",
+            HeaderValue::from_static("Root=1-67891233-abcdef012345678912345678;Sampled=1"),
+        );
+        let v = set_trace_id(&mut h, 0x6344_1c4a);
+        assert!(v.starts_with("Self=1-63441c4a-"), "{v}");
+        assert!(
+            v.ends_with(";Root=1-67891233-abcdef012345678912345678;Sampled=1"),
+            "{v}"
+        );
+        // Over 7 KB of headers: a new trace with just a Root.
+        h.insert(
+            "x-big",
+            HeaderValue::from_str(&"b".repeat(7 * 1024)).unwrap(),
+        );
+        let v = set_trace_id(&mut h, 0x6344_1c4a);
+        assert!(v.starts_with("Root=1-63441c4a-") && !v.contains(';'), "{v}");
+    }
 
     #[test]
     fn strips_client_oidc_and_hop_by_hop() {
@@ -357,6 +384,7 @@ mod tests {
             xff_client_port: false,
             preserve_host: false,
             drop_invalid_header_fields: false,
+            tls_headers: false,
         };
         let client: SocketAddr = "[::ffff:10.0.0.9]:5555".parse().unwrap();
         let mut a = h.clone();

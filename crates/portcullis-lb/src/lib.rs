@@ -56,6 +56,8 @@ pub struct Shared {
     pub idle_timeout: Duration,
     /// `client_keep_alive.seconds`: a client connection's longest life.
     pub client_keep_alive: Duration,
+    /// `routing.http2.enabled`: HTTP/2 offered on HTTPS listeners.
+    pub http2: bool,
     /// ALB's metrics, when an admin listener serves them.
     pub metrics: Option<Arc<metrics::Metrics>>,
 }
@@ -231,8 +233,8 @@ impl Running {
         let mut acceptors = std::collections::HashMap::new();
         for (i, _, _, _) in &fresh {
             if let Some(set) = certs[*i].take() {
-                let (cfg, resolver) =
-                    tls::server_config(set).map_err(|e| format!("listeners[{i}]: {e}"))?;
+                let (cfg, resolver) = tls::server_config(set, self.shared.http2)
+                    .map_err(|e| format!("listeners[{i}]: {e}"))?;
                 acceptors.insert(*i, (tokio_rustls::TlsAcceptor::from(cfg), resolver));
             }
         }
@@ -431,7 +433,7 @@ pub async fn start(
         let tls = if l.protocol == Protocol::HTTPS {
             let certs =
                 tls::load_listener_certs(&lb.state_dir, l, index).map_err(StartError::Config)?;
-            let (cfg, resolver) = tls::server_config(certs)
+            let (cfg, resolver) = tls::server_config(certs, lb.http2_enabled)
                 .map_err(|e| StartError::Config(format!("listeners[{index}]: {e}")))?;
             resolvers.push(Some(resolver));
             Some(tokio_rustls::TlsAcceptor::from(cfg))
@@ -476,6 +478,7 @@ pub async fn start(
         identity,
         idle_timeout: Duration::from_secs(lb.idle_timeout_seconds),
         client_keep_alive: Duration::from_secs(lb.client_keep_alive_seconds),
+        http2: lb.http2_enabled,
         metrics: metrics.clone(),
     });
     let (tx, rx) = watch::channel(false);

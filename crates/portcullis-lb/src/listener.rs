@@ -97,7 +97,7 @@ pub async fn run(
     // Every connection task holds a sender; when all are gone, the listener has drained.
     let (drained_tx, mut drained) = tokio::sync::mpsc::channel::<()>(1);
     let keep_alive = shared.client_keep_alive;
-    let builder = Arc::new(builder(tls.is_some(), shared.idle_timeout));
+    let builder = Arc::new(builder(tls.is_some() && shared.http2, shared.idle_timeout));
     loop {
         let (stream, peer) = tokio::select! {
             r = tcp.accept() => match r {

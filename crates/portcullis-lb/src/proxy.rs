@@ -456,6 +456,18 @@ async fn phases(
             if routing.drop_invalid_header_fields {
                 headers::drop_invalid_header_fields(&mut parts.headers);
             }
+            if routing.tls_headers
+                && let Some(t) = &conn.tls
+            {
+                for (name, value) in [
+                    ("x-amzn-tls-version", t.protocol),
+                    ("x-amzn-tls-cipher-suite", t.cipher.as_str()),
+                ] {
+                    if let Ok(v) = HeaderValue::from_str(value) {
+                        parts.headers.insert(name, v);
+                    }
+                }
+            }
             if !parts.headers.contains_key(HOST)
                 && let Some(h) = request_host(&parts).and_then(|h| HeaderValue::from_str(h).ok())
             {

@@ -139,16 +139,21 @@ impl ResolvesServerCert for SniResolver {
     }
 }
 
-/// A rustls server config offering h2 and http/1.1.
+/// A rustls server config offering h2 (unless `http2` is off) and http/1.1.
 pub fn server_config(
     certs: Vec<Cert>,
+    http2: bool,
 ) -> Result<(Arc<rustls::ServerConfig>, Arc<SniResolver>), rustls::Error> {
     let resolver = Arc::new(SniResolver::new(certs));
     let mut cfg = rustls::ServerConfig::builder_with_provider(Arc::new(default_provider()))
         .with_safe_default_protocol_versions()?
         .with_no_client_auth()
         .with_cert_resolver(resolver.clone());
-    cfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    cfg.alpn_protocols = if http2 {
+        vec![b"h2".to_vec(), b"http/1.1".to_vec()]
+    } else {
+        vec![b"http/1.1".to_vec()]
+    };
     Ok((Arc::new(cfg), resolver))
 }
 

@@ -1,5 +1,6 @@
 //! HTTP/2 from clients (ALPN `h2` on an HTTPS listener, forwarded to an HTTP/1.1 target as ALB
-//! does), and graceful shutdown: a request in flight when the balancer stops still completes.
+//! does, or turned off with `http2_enabled`), the TLS details ALB can send targets, and graceful
+//! shutdown: a request in flight when the balancer stops still completes.
 
 mod kit;
 
@@ -84,4 +85,41 @@ health_check = {{ enabled = false }}
     assert_eq!(r.status(), 200);
     assert_eq!(r.text().await.unwrap(), "late but whole");
     stopping.await.unwrap();
+}
+
+#[tokio::test]
+async fn http2_can_be_turned_off_and_tls_details_sent_to_targets() {
+    let kit = Kit::start_with(
+        "",
+        "http2_enabled = false\ntls_version_and_cipher_suite_headers = true",
+    )
+    .await;
+    // A client that offers h2 by ALPN gets HTTP/1.1.
+    let client = reqwest::Client::builder()
+        .tls_danger_accept_invalid_certs(true)
+        .build()
+        .unwrap();
+    let r = client
+        .get(kit.url("/open/tls"))
+        .header("x-amzn-tls-version", "forged")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.version(), reqwest::Version::HTTP_11);
+    let echo: Value = r.json().await.unwrap();
+    assert_eq!(echo["headers"]["x-amzn-tls-version"], "TLSv1.3", "{echo}");
+    let cipher = echo["headers"]["x-amzn-tls-cipher-suite"].as_str().unwrap();
+    assert!(
+        cipher.starts_with("TLS_AES_") || cipher.starts_with("TLS_CHACHA20"),
+        "{cipher}"
+    );
+    // Plain HTTP requests carry neither.
+    let plain: Value = reqwest::get(format!("http://127.0.0.1:{}/x", kit.http_port))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(plain["headers"]["x-amzn-tls-version"].is_null(), "{plain}");
+    kit.app.shutdown().await;
 }

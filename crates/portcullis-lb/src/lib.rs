@@ -88,6 +88,10 @@ pub struct ConnInfo {
     pub tls: Option<TlsInfo>,
     /// When `client_keep_alive` runs out: HTTP/1 answers after it carry `Connection: close`.
     pub close_after: std::time::Instant,
+    /// Requests served on this connection (HTTP/2 ends after ALB's 10,000).
+    pub requests: std::sync::atomic::AtomicU32,
+    /// Asks the connection to close gracefully (HTTP/2: GOAWAY).
+    pub goaway: tokio::sync::Notify,
 }
 
 /// Why the load balancer could not start.

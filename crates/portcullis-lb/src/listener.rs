@@ -44,7 +44,8 @@ fn builder(http2: bool, idle: Duration) -> auto::Builder<TokioExecutor> {
 }
 
 /// Serves one connection to its end: the request path as the service, a graceful close at
-/// shutdown and, for HTTP/2 (GOAWAY; open streams finish), once it has lived `keep_alive`. HTTP/1
+/// shutdown and, for HTTP/2 (GOAWAY; open streams finish), once it has lived `keep_alive` or
+/// served ALB's 10,000 requests. HTTP/1
 /// connections past it close with their next answer instead (`Connection: close`, set by the
 /// proxy), so no request is cut. A request the parser refuses is logged. (A macro: the plain and
 /// TLS connection types differ.)
@@ -73,6 +74,10 @@ macro_rules! serve_connection {
                     break;
                 }
                 _ = &mut expiry, if $h2 && !closing => {
+                    closing = true;
+                    conn.as_mut().graceful_shutdown();
+                }
+                _ = info.goaway.notified(), if !closing => {
                     closing = true;
                     conn.as_mut().graceful_shutdown();
                 }
@@ -128,6 +133,8 @@ pub async fn run(
                     peer,
                     tls,
                     close_after,
+                    requests: std::sync::atomic::AtomicU32::new(0),
+                    goaway: tokio::sync::Notify::new(),
                 })
             };
             match tls {

@@ -27,6 +27,9 @@ fn from_bytes(r: Response<Bytes>) -> Response<Body> {
     r.map(full)
 }
 
+/// Requests one HTTP/2 connection serves before the balancer sends GOAWAY, as ALB.
+pub const MAX_HTTP2_REQUESTS: u32 = 10_000;
+
 /// Handles one request; never fails (errors become ALB's status pages).
 pub async fn handle(
     shared: Arc<Shared>,
@@ -80,7 +83,16 @@ pub async fn handle(
         }
     };
     let mut response = response;
-    if req_version != Version::HTTP_2 && Instant::now() >= conn.close_after {
+    if req_version == Version::HTTP_2 {
+        let served = conn
+            .requests
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            + 1;
+        if served == MAX_HTTP2_REQUESTS {
+            // ALB ends an HTTP/2 connection after 10,000 requests (GOAWAY; open streams finish).
+            conn.goaway.notify_one();
+        }
+    } else if Instant::now() >= conn.close_after {
         // `client_keep_alive` is over: this answer is the connection's last.
         response
             .headers_mut()

@@ -1,6 +1,7 @@
 //! Client connections end as at ALB: after `client_keep_alive_seconds` a busy connection is closed
-//! once the request in progress is answered (`Connection: close`), and a connection silent for
-//! `idle_timeout_seconds` between requests is closed. Raw TCP, so the test sees the closes.
+//! once the request in progress is answered (`Connection: close`; HTTP/2: GOAWAY), a connection
+//! silent for `idle_timeout_seconds` between requests is closed, and an HTTP/2 connection ends
+//! after 10,000 requests. Raw TCP where the test must see the closes.
 
 mod kit;
 
@@ -144,5 +145,38 @@ async fn an_http2_connection_gets_goaway_after_client_keep_alive() {
         (2..=5).contains(&used),
         "{used} connections for {answered} requests"
     );
+    kit.app.shutdown().await;
+}
+
+#[tokio::test]
+async fn an_http2_connection_ends_after_ten_thousand_requests() {
+    let kit = Kit::start_with(
+        "[[listeners.rules]]\npriority = 50\nconditions = [{ field = \"path-pattern\", values = [\"/many\"] }]\nactions = [{ type = \"fixed-response\", status_code = 200, content_type = \"text/plain\", message_body = \"ok\" }]\n",
+        "",
+    )
+    .await;
+    let client = reqwest::Client::builder()
+        .tls_danger_accept_invalid_certs(true)
+        .http2_prior_knowledge()
+        .build()
+        .unwrap();
+    let before = new_connections(&kit).await;
+    let total = portcullis_lb::proxy::MAX_HTTP2_REQUESTS as usize + 500;
+    let mut tasks = Vec::new();
+    for _ in 0..20 {
+        let (c, url) = (client.clone(), kit.url("/many"));
+        tasks.push(tokio::spawn(async move {
+            for _ in 0..total / 20 {
+                let r = c.get(&url).send().await.unwrap();
+                assert_eq!(r.status(), 200);
+                r.bytes().await.unwrap();
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    // Every request answered; the first connection ended after 10,000 and a second took the rest.
+    assert_eq!(new_connections(&kit).await - before, 2);
     kit.app.shutdown().await;
 }

@@ -74,6 +74,9 @@ pub struct LoadBalancer {
     /// `[-A-Za-z0-9]+`.
     #[serde(default)]
     pub drop_invalid_header_fields: bool,
+    /// `routing.http.desync_mitigation_mode`: only `defensive` (ALB's default) is offered.
+    #[serde(default = "defensive")]
+    pub desync_mitigation_mode: String,
     /// `routing.http2.enabled` (default true): offer HTTP/2 (ALPN `h2`) on HTTPS listeners.
     #[serde(default = "yes")]
     pub http2_enabled: bool,
@@ -83,6 +86,9 @@ pub struct LoadBalancer {
     pub tls_version_and_cipher_suite_headers: bool,
 }
 
+fn defensive() -> String {
+    "defensive".into()
+}
 fn append() -> String {
     "append".into()
 }

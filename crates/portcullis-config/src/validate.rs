@@ -113,6 +113,17 @@ fn check_load_balancer(c: &mut Checker, lb: &LoadBalancer) {
     if !(1..=4000).contains(&lb.idle_timeout_seconds) {
         c.fail("load_balancer.idle_timeout_seconds", "must be 1-4000");
     }
+    match lb.desync_mitigation_mode.as_str() {
+        "defensive" => {}
+        "monitor" | "strictest" => c.fail(
+            "load_balancer.desync_mitigation_mode",
+            "only \"defensive\" is supported: ambiguous framing (Transfer-Encoding with Content-Length) is read as chunked and the connection closed, severe framing errors get 400",
+        ),
+        _ => c.fail(
+            "load_balancer.desync_mitigation_mode",
+            "must be monitor, defensive or strictest (only defensive is supported)",
+        ),
+    }
     if !(1..=604_800).contains(&lb.client_keep_alive_seconds) {
         c.fail(
             "load_balancer.client_keep_alive_seconds",
@@ -1733,6 +1744,28 @@ clients = [{ client_id = "tasks-web", generate_secret = true, allowed_oauth_flow
             &http,
             "listeners[0].rules[0].actions[0]",
             "only on HTTPS listeners",
+        );
+    }
+
+    #[test]
+    fn desync_mode_is_defensive() {
+        let with = |mode: &str| {
+            BASE.replacen(
+                "name = \"demo\"\n",
+                &format!("name = \"demo\"\ndesync_mitigation_mode = \"{mode}\"\n"),
+                1,
+            )
+        };
+        assert!(errors(&with("defensive")).is_empty());
+        assert_error(
+            &with("strictest"),
+            "load_balancer.desync_mitigation_mode",
+            "only \"defensive\"",
+        );
+        assert_error(
+            &with("paranoid"),
+            "load_balancer.desync_mitigation_mode",
+            "must be monitor, defensive or strictest",
         );
     }
 

@@ -143,10 +143,10 @@ impl Http2Targets {
             Some(s) => s,
             None => {
                 let s = self.connect(target, tls).await?;
-                self.conns
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .insert(key, s.clone());
+                let mut conns = self.conns.lock().unwrap_or_else(|p| p.into_inner());
+                // Forget connections that have ended (a target that went away, a GOAWAY).
+                conns.retain(|_, s| !s.is_closed());
+                conns.insert(key, s.clone());
                 s
             }
         };

@@ -3,8 +3,10 @@
 //! (`Connection: close` after the request in progress, or HTTP/2 GOAWAY) when it has lived
 //! `client_keep_alive`, or at shutdown.
 //!
-//! The request future (about 4 KB) is boxed per request: hyper keeps a slot of its size for every
-//! connection, busy or idle, so unboxed it would cost each idle connection 4 KB.
+//! The request future (about 3.6 KB) is boxed per request: hyper keeps a slot of its size for
+//! every connection, busy or idle, so unboxed it would cost each idle connection that much. Rare
+//! or heavy phases (login, logout, authentication, JWT checks, Lambda, HTTP/2 connects) are boxed
+//! where they are awaited, so that they do not grow every request's future.
 
 use crate::{ConnInfo, Shared, TlsInfo, proxy};
 use hyper::service::service_fn;

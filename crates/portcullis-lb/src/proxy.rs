@@ -309,10 +309,7 @@ async fn phases(
         if let Some(l) = log.as_mut() {
             l.actions_executed.push("authenticate");
         }
-        let outcome = shared
-            .auth
-            .callback(&parts, |id| listener.auth_by_rule(id))
-            .await;
+        let outcome = Box::pin(shared.auth.callback(&parts, |id| listener.auth_by_rule(id))).await;
         return respond_outcome(outcome, log);
     }
 
@@ -325,7 +322,7 @@ async fn phases(
         if let Some(l) = log.as_mut() {
             l.actions_executed.push("authenticate");
         }
-        let outcome = shared.auth.logout(action, &parts).await;
+        let outcome = Box::pin(shared.auth.logout(action, &parts)).await;
         return respond_outcome(outcome, log);
     }
 
@@ -350,7 +347,7 @@ async fn phases(
         if let Some(l) = log.as_mut() {
             l.actions_executed.push("authenticate");
         }
-        match shared.auth.authenticate(action, &parts).await {
+        match Box::pin(shared.auth.authenticate(action, &parts)).await {
             Outcome::Forward {
                 headers,
                 set_cookies: c,
@@ -372,7 +369,7 @@ async fn phases(
         if let Some(l) = log.as_mut() {
             l.actions_executed.push("jwt-validation");
         }
-        if let Err(rej) = v.check(&parts.headers).await {
+        if let Err(rej) = Box::pin(v.check(&parts.headers)).await {
             if let Some(l) = log.as_mut() {
                 l.error_reason = rej.reason().into();
             }
@@ -497,7 +494,7 @@ async fn phases(
                     return Err(ProxyError::downstream(ErrorKind::LambdaUpgrade));
                 }
                 let sent = Instant::now();
-                let answer = function.invoke(&parts, body, &tg.arn).await?;
+                let answer = Box::pin(function.invoke(&parts, body, &tg.arn)).await?;
                 if let Some(l) = log.as_mut() {
                     l.target_processing_time = sent.elapsed().as_secs_f64();
                     l.target_status_code = Some(answer.status().as_u16());

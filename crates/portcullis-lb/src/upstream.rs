@@ -72,8 +72,9 @@ impl Upstreams {
         let sent = async {
             match version {
                 ProtocolVersion::HTTP1 => pooled(&self.http1, req).await,
+                // Boxed: its connect path is large and would grow every request's future.
                 ProtocolVersion::HTTP2 | ProtocolVersion::GRPC => {
-                    self.http2.request(target, tls, req).await
+                    Box::pin(self.http2.request(target, tls, req)).await
                 }
             }
         };

@@ -35,7 +35,8 @@ async def client(url, cookie):
     ctx.verify_mode = ssl.CERT_NONE
     headers = {"Cookie": cookie} if cookie else {}
     try:
-        async with websockets.connect(url, ssl=ctx, additional_headers=headers, open_timeout=10) as ws:
+        tls = ctx if url.startswith("wss:") else None
+        async with websockets.connect(url, ssl=tls, additional_headers=headers, open_timeout=10) as ws:
             await ws.send("hello")
             echoed = await ws.recv()
             await ws.send("headers")

@@ -1,6 +1,7 @@
 //! Requests under authentication that are not plain GETs: a WebSocket upgrade (Python `websockets`
 //! as client and server) goes through the rule and the session check, then carries frames both
-//! ways; without a session the handshake is refused. A POST without a session is redirected to
+//! ways; without a session the handshake is refused; on a plain HTTP listener (`ws://`) it works
+//! too. A POST without a session is redirected to
 //! sign in (its body is not kept, as at ALB); with a session it reaches the target whole.
 
 mod kit;
@@ -93,6 +94,21 @@ targets = [{{ id = "127.0.0.1", port = {port} }}]
         line.starts_with("wss "),
         "ALB's type for WebSocket over TLS: {line}"
     );
+
+    // WebSocket on a plain HTTP listener too (`ws`): point its default action at the server.
+    kit.reload_replacing(
+        "default_actions = [{ type = \"forward\", target_group = \"echo\" }]",
+        "default_actions = [{ type = \"forward\", target_group = \"ws\" }]",
+    )
+    .await;
+    let plain_url = format!("ws://127.0.0.1:{}/chat", kit.http_port);
+    let v = tokio::task::spawn_blocking(move || ws_client(&plain_url, ""))
+        .await
+        .unwrap();
+    assert_eq!(v["echo"], "hello", "{v}");
+    assert_eq!(v["headers"]["x-forwarded-proto"], "http", "{v}");
+    let line = kit.log_line(&["/chat", " 101 "]).await;
+    assert!(line.starts_with("ws "), "{line}");
 
     drop(server.stdin.take());
     let _ = server.wait();

@@ -262,7 +262,17 @@ pub fn drop_invalid_header_fields(h: &mut HeaderMap) {
 /// A new trace id segment `1-<8 hex epoch>-<24 hex random>`.
 pub fn new_trace_segment(now: u64) -> String {
     let mut r = [0u8; 12];
-    SystemRandom::new().fill(&mut r).expect("system random");
+    if SystemRandom::new().fill(&mut r).is_err() {
+        // A trace id needs to be unique, not secret: fall back to a counter mixed with the time,
+        // rather than fail the request.
+        static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+        r[..8].copy_from_slice(&n.to_be_bytes());
+        r[8..].copy_from_slice(&nanos.to_be_bytes());
+    }
     format!("1-{:08x}-{}", now as u32, hex::encode(r))
 }
 

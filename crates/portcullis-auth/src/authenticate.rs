@@ -504,16 +504,18 @@ impl Authenticator {
         }
         let c = &action.provider.config;
         let data_exp = now + HEADER_LIFETIME;
+        // A value that is not a valid header, or a signature that fails, is `None`.
+        let value = |v: &str| HeaderValue::from_str(v).ok();
         let mut headers = vec![
-            (ACCESS_TOKEN_HEADER, HeaderValue::from_str(&s.access_token)),
-            (IDENTITY_HEADER, HeaderValue::from_str(&s.sub)),
+            (ACCESS_TOKEN_HEADER, value(&s.access_token)),
+            (IDENTITY_HEADER, value(&s.sub)),
         ];
         let kind = action.session.identity_header;
         if kind != IdentityHeader::Jwt {
             let data = self
                 .signer
                 .sign(&c.issuer, &c.client_id, &s.claims, data_exp);
-            headers.push((DATA_HEADER, HeaderValue::from_str(&data)));
+            headers.push((DATA_HEADER, data.ok().and_then(|d| value(&d))));
         }
         if kind != IdentityHeader::Alb {
             let aud = action
@@ -522,13 +524,13 @@ impl Authenticator {
                 .as_deref()
                 .unwrap_or(&c.client_id);
             let jwt = self.signer.sign_jwt(aud, &s.claims, now, data_exp);
-            headers.push((JWT_HEADER, HeaderValue::from_str(&jwt)));
+            headers.push((JWT_HEADER, jwt.ok().and_then(|j| value(&j))));
         }
         let mut out = Vec::with_capacity(4);
         for (n, v) in headers {
             match v {
-                Ok(v) => out.push((n, v)),
-                Err(_) => return fail(AuthError::Unhandled),
+                Some(v) => out.push((n, v)),
+                None => return fail(AuthError::Unhandled),
             }
         }
         self.cache.insert(
@@ -620,7 +622,10 @@ impl Authenticator {
 
     fn seal(&self, action: &AuthAction, s: &Session) -> Result<(Vec<String>, [u8; 16]), AuthError> {
         let shards = session_cookie::seal(&self.ring, &action.session.session_cookie_name, s)
-            .ok_or(AuthError::UserinfoResponseSizeExceeded)?;
+            .map_err(|e| match e {
+                session_cookie::SealError::TooLarge => AuthError::UserinfoResponseSizeExceeded,
+                session_cookie::SealError::Crypto => AuthError::Unhandled,
+            })?;
         // The cache key is the AEAD tag, the last 16 bytes of the sealed value.
         use base64::Engine;
         let joined: String = shards.concat();
@@ -637,14 +642,18 @@ impl Authenticator {
             return fail(AuthError::MissingHostHeader);
         };
         let c = &action.provider.config;
-        let nonce = state::new_nonce();
-        let st = state::seal(
-            &self.ring,
-            &original_uri(parts),
-            &action.rule_id,
-            &nonce,
-            now,
-        );
+        let Some((nonce, st)) = state::new_nonce().and_then(|nonce| {
+            let st = state::seal(
+                &self.ring,
+                &original_uri(parts),
+                &action.rule_id,
+                &nonce,
+                now,
+            )?;
+            Some((nonce, st))
+        }) else {
+            return fail(AuthError::Unhandled);
+        };
         let redirect_uri = format!("https://{host}{CALLBACK_PATH}");
         let query = {
             let mut q = form_urlencoded::Serializer::new(String::new());

@@ -29,7 +29,13 @@ impl ClaimsSigner {
     }
 
     /// Signs `claims` for `iss` and `client`, expiring at `exp`.
-    pub fn sign(&self, iss: &str, client: &str, claims: &Map<String, Value>, exp: u64) -> String {
+    pub fn sign(
+        &self,
+        iss: &str,
+        client: &str,
+        claims: &Map<String, Value>,
+        exp: u64,
+    ) -> Result<String, aws_lc_rs::error::Unspecified> {
         let header = serde_json::json!({
             "typ": "JWT", "kid": self.key.kid, "alg": "ES256", "iss": iss,
             "client": client, "signer": self.signer_arn, "exp": exp,
@@ -40,20 +46,22 @@ impl ClaimsSigner {
         let mut out = URL_SAFE.encode(header.to_string());
         out.push('.');
         out.push_str(&URL_SAFE.encode(Value::Object(payload).to_string()));
-        let sig = self
-            .key
-            .key
-            .sign(&self.rng, out.as_bytes())
-            .expect("ES256 signing");
+        let sig = self.key.key.sign(&self.rng, out.as_bytes())?;
         out.push('.');
         out.push_str(&URL_SAFE.encode(sig.as_ref()));
-        out
+        Ok(out)
     }
 
     /// A standard RFC 7519 JWT of the same identity: unpadded base64url, `kid` in the header, and
     /// `iss` (this load balancer), `aud`, `sub`, `iat`, `exp` plus the userinfo claims in the
     /// payload, so strict JWT libraries verify it with the JWKS.
-    pub fn sign_jwt(&self, aud: &str, claims: &Map<String, Value>, now: u64, exp: u64) -> String {
+    pub fn sign_jwt(
+        &self,
+        aud: &str,
+        claims: &Map<String, Value>,
+        now: u64,
+        exp: u64,
+    ) -> Result<String, aws_lc_rs::error::Unspecified> {
         use base64::engine::general_purpose::URL_SAFE_NO_PAD;
         let header = serde_json::json!({ "alg": "ES256", "typ": "JWT", "kid": self.key.kid });
         let mut payload = claims.clone();
@@ -64,14 +72,10 @@ impl ClaimsSigner {
         let mut out = URL_SAFE_NO_PAD.encode(header.to_string());
         out.push('.');
         out.push_str(&URL_SAFE_NO_PAD.encode(Value::Object(payload).to_string()));
-        let sig = self
-            .key
-            .key
-            .sign(&self.rng, out.as_bytes())
-            .expect("ES256 signing");
+        let sig = self.key.key.sign(&self.rng, out.as_bytes())?;
         out.push('.');
         out.push_str(&URL_SAFE_NO_PAD.encode(sig.as_ref()));
-        out
+        Ok(out)
     }
 
     /// The JWKS for the standard identity JWT (one EC P-256 key).
@@ -118,7 +122,9 @@ mod tests {
         claims.insert("sub".into(), "u1".into());
         claims.insert("email_verified".into(), "false".into());
         claims.insert("username".into(), "jane".into());
-        let t = s.sign("https://idp/pool", "client1", &claims, 2000);
+        let t = s
+            .sign("https://idp/pool", "client1", &claims, 2000)
+            .unwrap();
         let segs: Vec<&str> = t.split('.').collect();
         assert_eq!(segs.len(), 3);
         let header = String::from_utf8(URL_SAFE.decode(segs[0]).unwrap()).unwrap();

@@ -3,6 +3,7 @@
 
 use aws_lc_rs::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
 use aws_lc_rs::encoding::AsDer;
+use aws_lc_rs::error::Unspecified;
 use aws_lc_rs::rand::{SecureRandom, SystemRandom};
 use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair};
 use base64::Engine;
@@ -51,10 +52,11 @@ impl KeyRing {
     }
 
     /// Seals `plain` bound to `context` (the AAD): version, key id, nonce, ciphertext and tag.
-    pub fn seal(&self, context: &[u8], plain: &[u8]) -> Vec<u8> {
+    /// Fails only if the system random source does.
+    pub fn seal(&self, context: &[u8], plain: &[u8]) -> Result<Vec<u8>, Unspecified> {
         let (id, key) = &self.keys[0];
         let mut nonce = [0u8; NONCE_LEN];
-        self.rng.fill(&mut nonce).expect("system random");
+        self.rng.fill(&mut nonce)?;
         let mut out = Vec::with_capacity(2 + NONCE_LEN + plain.len() + 16);
         out.push(SEAL_VERSION);
         out.push(*id);
@@ -64,10 +66,9 @@ impl KeyRing {
             Nonce::assume_unique_for_key(nonce),
             Aad::from(context),
             &mut body,
-        )
-        .expect("AES-GCM seal");
+        )?;
         out.extend_from_slice(&body);
-        out
+        Ok(out)
     }
 
     /// Opens what `seal` made with the same `context`; `None` when tampered, truncated or foreign.
@@ -397,13 +398,13 @@ mod tests {
     fn seal_open_rotation_and_context_binding() {
         let old = KeyRing::new(vec![(1, [1; 32])]);
         let rotated = KeyRing::new(vec![(2, [2; 32]), (1, [1; 32])]);
-        let sealed = old.seal(b"ctx", b"hello");
+        let sealed = old.seal(b"ctx", b"hello").unwrap();
         assert_eq!(
             rotated.open(b"ctx", &sealed).as_deref(),
             Some(&b"hello"[..])
         );
         assert_eq!(old.open(b"other", &sealed), None);
-        let new = rotated.seal(b"ctx", b"x");
+        let new = rotated.seal(b"ctx", b"x").unwrap();
         assert_eq!(
             old.open(b"ctx", &new),
             None,
@@ -422,7 +423,7 @@ mod tests {
         let b = AuthKeys::load_or_generate(&dir).unwrap();
         assert_eq!(a.claims.kid, b.claims.kid);
         assert_eq!(a.claims.public_pem(), b.claims.public_pem());
-        let sealed = a.ring.seal(b"c", b"v");
+        let sealed = a.ring.seal(b"c", b"v").unwrap();
         assert_eq!(b.ring.open(b"c", &sealed).as_deref(), Some(&b"v"[..]));
         std::fs::remove_dir_all(dir).unwrap();
     }
@@ -431,7 +432,7 @@ mod tests {
     fn rotation_keeps_sessions_and_publishes_the_old_claims_key() {
         let dir = std::env::temp_dir().join(format!("lb-keys-{}", uuid::Uuid::new_v4()));
         let before = AuthKeys::load_or_generate(&dir).unwrap();
-        let sealed = before.ring.seal(b"ctx", b"session");
+        let sealed = before.ring.seal(b"ctx", b"session").unwrap();
         let old_kid = before.claims.kid.clone();
         let done = rotate(&dir, true, true).unwrap();
         assert_eq!(done.len(), 2, "{done:?}");
@@ -440,7 +441,7 @@ mod tests {
             after.ring.open(b"ctx", &sealed).as_deref(),
             Some(&b"session"[..])
         );
-        let fresh = after.ring.seal(b"ctx", b"new");
+        let fresh = after.ring.seal(b"ctx", b"new").unwrap();
         assert_ne!(fresh[1], sealed[1], "a new key id seals");
         assert!(before.ring.open(b"ctx", &fresh).is_none());
         assert_ne!(after.claims.kid, old_kid);

@@ -169,16 +169,31 @@ pub fn open(ring: &KeyRing, base: &str, headers: &HeaderMap) -> Opened {
     }
 }
 
-/// Seals a session into shard values (at most four), or `None` when it would not fit.
-pub fn seal(ring: &KeyRing, base: &str, session: &Session) -> Option<Vec<String>> {
-    let plain = serde_json::to_vec(session).ok()?;
-    let value = STANDARD.encode(ring.seal(base.as_bytes(), &plain));
+/// Why a session could not be sealed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SealError {
+    /// It would take more than four shards (ALB's `AuthUserClaimsSizeExceeded`).
+    TooLarge,
+    /// Serialising or encryption failed (the system random source).
+    Crypto,
+}
+
+/// Seals a session into shard values (at most four).
+pub fn seal(ring: &KeyRing, base: &str, session: &Session) -> Result<Vec<String>, SealError> {
+    let plain = serde_json::to_vec(session).map_err(|_| SealError::Crypto)?;
+    let sealed = ring
+        .seal(base.as_bytes(), &plain)
+        .map_err(|_| SealError::Crypto)?;
+    let value = STANDARD.encode(sealed);
     let shards: Vec<String> = value
         .as_bytes()
         .chunks(SHARD_LEN)
         .map(|c| String::from_utf8_lossy(c).into_owned())
         .collect();
-    (shards.len() <= MAX_SHARDS).then_some(shards)
+    if shards.len() > MAX_SHARDS {
+        return Err(SealError::TooLarge);
+    }
+    Ok(shards)
 }
 
 /// `Set-Cookie` values writing `shards` and expiring any of the `previous` ones now unused.
@@ -313,7 +328,7 @@ mod tests {
             }
         }
         assert!(
-            seal(&ring(), "S", &session(13000)).is_none(),
+            seal(&ring(), "S", &session(13000)) == Err(SealError::TooLarge),
             "more than 16 KB cannot be sealed"
         );
     }

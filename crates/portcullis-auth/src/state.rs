@@ -40,30 +40,34 @@ pub enum StateError {
     NonceMismatch,
 }
 
-/// A 16-character alphanumeric nonce, as ALB's.
-pub fn new_nonce() -> String {
+/// A 16-character alphanumeric nonce, as ALB's; `None` if the system random source fails.
+pub fn new_nonce() -> Option<String> {
     const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
     let mut raw = [0u8; 16];
-    SystemRandom::new().fill(&mut raw).expect("system random");
+    SystemRandom::new().fill(&mut raw).ok()?;
     // 256 % 62 bias is negligible for a 95-bit binding value.
-    raw.iter()
-        .map(|b| ALPHABET[*b as usize % ALPHABET.len()] as char)
-        .collect()
+    Some(
+        raw.iter()
+            .map(|b| ALPHABET[*b as usize % ALPHABET.len()] as char)
+            .collect(),
+    )
 }
 
 fn nonce_hash(nonce: &str) -> String {
     STANDARD.encode(digest(&SHA256, nonce.as_bytes()).as_ref())
 }
 
-/// Seals a new state for `uri` and `rule`, bound to `nonce`.
-pub fn seal(ring: &KeyRing, uri: &str, rule: &str, nonce: &str, now: u64) -> String {
+/// Seals a new state for `uri` and `rule`, bound to `nonce`; `None` if encryption fails (the
+/// system random source).
+pub fn seal(ring: &KeyRing, uri: &str, rule: &str, nonce: &str, now: u64) -> Option<String> {
     let s = LoginState {
         uri: uri.into(),
         iat: now,
         rule: rule.into(),
         nonce_hash: nonce_hash(nonce),
     };
-    STANDARD.encode(ring.seal(CONTEXT, &serde_json::to_vec(&s).expect("state JSON")))
+    let plain = serde_json::to_vec(&s).ok()?;
+    Some(STANDARD.encode(ring.seal(CONTEXT, &plain).ok()?))
 }
 
 /// Opens a state without checking the nonce (to learn the rule).
@@ -130,10 +134,10 @@ mod tests {
     #[test]
     fn state_round_trip_and_checks() {
         let ring = KeyRing::new(vec![(1, [3; 32])]);
-        let n = new_nonce();
+        let n = new_nonce().unwrap();
         assert_eq!(n.len(), 16);
         assert!(n.bytes().all(|b| b.is_ascii_alphanumeric()));
-        let st = seal(&ring, "/tasks?a=1", "8443/10", &n, 1000);
+        let st = seal(&ring, "/tasks?a=1", "8443/10", &n, 1000).unwrap();
         let s = open(&ring, &st, 1000 + LOGIN_TIMEOUT).unwrap();
         assert_eq!(s.uri, "/tasks?a=1");
         assert_eq!(s.rule, "8443/10");

@@ -156,7 +156,7 @@ actions = [
     let now = portcullis_auth::now();
     let sign = |claims: Value, exp: u64| {
         let m: Map<String, Value> = claims.as_object().unwrap().clone();
-        es.sign_jwt("api", &m, now, exp)
+        es.sign_jwt("api", &m, now, exp).unwrap()
     };
     let good = sign(
         json!({"sub": "svc", "groups": ["dev", "ops"], "scope": "read deploy"}),

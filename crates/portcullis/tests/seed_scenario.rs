@@ -472,7 +472,8 @@ async fn tampered_expired_or_missing_state_is_401() {
         "1/10",
         &p.nonce,
         portcullis_auth::now() - 901,
-    );
+    )
+    .unwrap();
     let r = call(format!("code={code}&state={}", enc(&old)))
         .await
         .unwrap();
@@ -484,7 +485,8 @@ async fn tampered_expired_or_missing_state_is_401() {
         "1/10",
         &p.nonce,
         portcullis_auth::now() - 840,
-    );
+    )
+    .unwrap();
 
     // Missing state, missing code.
     let r = call(format!("code={code}")).await.unwrap();

@@ -78,21 +78,23 @@ pub enum AuthOutcome {
     },
 }
 
-/// A six-digit code.
-fn numeric_code() -> String {
+/// A six-digit code; fails (`Internal`) only if the system random source does.
+fn numeric_code() -> Result<String, IdpError> {
     let mut b = [0u8; 4];
-    let _ = SystemRandom::new().fill(&mut b);
-    format!("{:06}", u32::from_le_bytes(b) % 1_000_000)
+    SystemRandom::new()
+        .fill(&mut b)
+        .map_err(|_| IdpError::Internal)?;
+    Ok(format!("{:06}", u32::from_le_bytes(b) % 1_000_000))
 }
 
 /// A temporary password that satisfies any policy Cognito allows (≤ 99 characters).
-fn temporary_password(min: usize) -> String {
-    let body = random_token(12);
+fn temporary_password(min: usize) -> Result<String, IdpError> {
+    let body = random_token(12)?;
     let mut pw = format!("Aa1!{body}");
     while pw.len() < min {
-        pw.push_str(&random_token(6));
+        pw.push_str(&random_token(6)?);
     }
-    pw
+    Ok(pw)
 }
 
 fn delivery_of(user: &UserRecord) -> Option<(Delivery, String)> {
@@ -239,7 +241,7 @@ impl Pool {
                 self.check_password(t)?;
                 t.to_string()
             }
-            None => temporary_password(self.policy.minimum_length),
+            None => temporary_password(self.policy.minimum_length)?,
         };
         let hash = self.hash_pw(&temp).await?;
         let rec = UserRecord {
@@ -420,7 +422,7 @@ impl Pool {
         let Some((delivery, to)) = delivery_of(u) else {
             return Ok(None);
         };
-        let code = numeric_code();
+        let code = numeric_code()?;
         self.store
             .put_ticket(
                 &self.id,
@@ -597,7 +599,7 @@ impl Pool {
         let minutes = self
             .client(client_id)
             .map_or(3, |c| c.client.auth_session_validity) as i64;
-        let session = random_token(48);
+        let session = random_token(48)?;
         let value =
             serde_json::json!({"username": user.username, "client_id": client_id, "kind": kind})
                 .to_string();
@@ -799,7 +801,7 @@ impl Pool {
                 &origin_jti,
             )
             .map_err(|_| IdpError::Internal)?;
-        let refresh = random_token(48);
+        let refresh = random_token(48)?;
         let lifetime = self
             .client(client_id)
             .map_or(crate::pool::REFRESH_LIFETIME, |c| {
@@ -947,9 +949,9 @@ mod tests {
             ..Default::default()
         };
         for _ in 0..20 {
-            assert_eq!(p.problem(&temporary_password(99)), None);
+            assert_eq!(p.problem(&temporary_password(99).unwrap()), None);
         }
-        let code = numeric_code();
+        let code = numeric_code().unwrap();
         assert_eq!(code.len(), 6);
         assert!(code.bytes().all(|b| b.is_ascii_digit()));
     }

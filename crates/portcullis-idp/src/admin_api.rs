@@ -1122,14 +1122,16 @@ fn check_client(pool: &Pool, c: &Client, has_secret: bool) -> Result<(), IdpErro
     Ok(())
 }
 
-fn new_client_id() -> String {
+fn new_client_id() -> Result<String, IdpError> {
     use aws_lc_rs::rand::{SecureRandom, SystemRandom};
     const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
     let mut b = [0u8; 26];
-    let _ = SystemRandom::new().fill(&mut b);
-    b.iter()
+    SystemRandom::new()
+        .fill(&mut b)
+        .map_err(|_| IdpError::Internal)?;
+    Ok(b.iter()
         .map(|x| ALPHABET[*x as usize % 36] as char)
-        .collect()
+        .collect())
 }
 
 fn new_secret(value: Option<&str>) -> Result<ClientSecret, IdpError> {
@@ -1142,7 +1144,7 @@ fn new_secret(value: Option<&str>) -> Result<ClientSecret, IdpError> {
                 "ClientSecret must be 24-64 printable characters".into(),
             ));
         }
-        None => random_token(38),
+        None => random_token(38)?,
     };
     Ok(ClientSecret {
         id: format!("{}--{}", uuid::Uuid::new_v4().simple(), crate::now()),
@@ -1152,7 +1154,7 @@ fn new_secret(value: Option<&str>) -> Result<ClientSecret, IdpError> {
 }
 
 async fn create_client(pool: &Pool, r: &Req<'_>) -> Result<Value, IdpError> {
-    let id = new_client_id();
+    let id = new_client_id()?;
     let client = client_from_request(r, &id)?;
     let given = r.opt("ClientSecret");
     let generate = r.bool("GenerateSecret").unwrap_or(false);
@@ -1576,7 +1578,7 @@ mod tests {
 
     #[test]
     fn client_ids_look_like_cognitos() {
-        let id = new_client_id();
+        let id = new_client_id().unwrap();
         assert_eq!(id.len(), 26);
         assert!(
             id.bytes()

@@ -148,7 +148,9 @@ impl Ctx {
             .as_ref()
             .filter(|c| c.client.css.is_some())
             .map(|c| format!("/static/client/{}.css", c.client.client_id));
-        let csrf = random_token(32);
+        let Ok(csrf) = random_token(32) else {
+            return unavailable();
+        };
         let page = Page {
             title: spec.title,
             app_name: &app,

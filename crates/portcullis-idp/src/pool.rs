@@ -2,6 +2,7 @@
 //! The HTTP layer (`web`) only parses and renders; every decision is made here.
 
 use crate::catalog::{self, Catalog, ClientSecret, StoredClient};
+use crate::error::IdpError;
 use crate::store::{CodeRecord, Put, RefreshRecord, Store, StoreError, UserRecord};
 use crate::tokens::PoolKeys;
 use arc_swap::ArcSwap;
@@ -48,6 +49,15 @@ impl OAuthError {
             error,
             description: description.into(),
             status: 400,
+        }
+    }
+    /// A 500 `server_error` when the system random source fails.
+    fn no_randomness(_: IdpError) -> Self {
+        tracing::error!("the system random source failed");
+        OAuthError {
+            error: "server_error",
+            description: "internal error".into(),
+            status: 500,
         }
     }
     fn server(e: StoreError) -> Self {
@@ -174,11 +184,13 @@ pub fn derived_pool_id(region: &str, name: &str) -> String {
     format!("{region}_{suffix}")
 }
 
-/// Random bytes, base64url.
-pub fn random_token(bytes: usize) -> String {
+/// Random bytes, base64url; fails (`Internal`) only if the system random source does.
+pub fn random_token(bytes: usize) -> Result<String, IdpError> {
     let mut b = vec![0u8; bytes];
-    SystemRandom::new().fill(&mut b).expect("system random");
-    URL_SAFE_NO_PAD.encode(b)
+    SystemRandom::new()
+        .fill(&mut b)
+        .map_err(|_| IdpError::Internal)?;
+    Ok(URL_SAFE_NO_PAD.encode(b))
 }
 
 /// SHA-256 in hex: how codes, tokens and sessions are stored.
@@ -238,7 +250,11 @@ impl Pool {
                 (None, true, _) => vec![ClientSecret {
                     id: "generated".into(),
                     value: store
-                        .client_secret_or_insert(&id, &c.client_id, random_token(38))
+                        .client_secret_or_insert(
+                            &id,
+                            &c.client_id,
+                            random_token(38).map_err(|_| "system random failed")?,
+                        )
                         .await
                         .map_err(err)?,
                     created_at: now,
@@ -769,7 +785,7 @@ impl Pool {
         user: &UserRecord,
         auth_time: i64,
     ) -> Result<String, OAuthError> {
-        let code = random_token(32);
+        let code = random_token(32).map_err(OAuthError::no_randomness)?;
         let rec = CodeRecord {
             client_id: req.client_id.clone(),
             sub: user.sub.clone(),
@@ -866,7 +882,7 @@ impl Pool {
             rec.nonce.as_deref(),
             &origin_jti,
         )?;
-        let refresh = random_token(48);
+        let refresh = random_token(48).map_err(OAuthError::no_randomness)?;
         let r = RefreshRecord {
             client_id: client_id.into(),
             sub: user.sub.clone(),
@@ -1020,7 +1036,7 @@ impl Pool {
             // A new token of the same family (revoking it revokes the family's access tokens); the
             // old one keeps working for the grace period, for clients that retry.
             let now = crate::now() as i64;
-            let next = random_token(48);
+            let next = random_token(48).map_err(OAuthError::no_randomness)?;
             self.store
                 .insert_refresh(&self.id, sha256_hex(&next), rec, now + lifetime as i64)
                 .await
@@ -1255,7 +1271,7 @@ impl Pool {
         user: &UserRecord,
         auth_time: i64,
     ) -> Result<String, OAuthError> {
-        let token = random_token(32);
+        let token = random_token(32).map_err(OAuthError::no_randomness)?;
         self.store
             .insert_session(
                 &self.id,

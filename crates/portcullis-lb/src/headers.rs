@@ -278,9 +278,10 @@ pub fn new_trace_segment(now: u64) -> String {
 
 /// Sets `X-Amzn-Trace-Id`: a new `Root` when absent; with a `Root`, keep it and set `Self`.
 /// Returns the value, for the access log.
-pub fn set_trace_id(h: &mut HeaderMap, now: u64) -> String {
+/// `head_bytes` is the size of the request's headers as received (`header_bytes`).
+pub fn set_trace_id(h: &mut HeaderMap, now: u64, head_bytes: usize) -> String {
     // Over 7 KB of request headers, ALB starts a new trace with just a `Root`.
-    let small = header_bytes(h).0 <= 7 * 1024;
+    let small = head_bytes <= 7 * 1024;
     let existing = h
         .get(&TRACE_ID)
         .and_then(|v| v.to_str().ok())
@@ -313,7 +314,8 @@ mod tests {
             "x-amzn-trace-id",
             HeaderValue::from_static("Root=1-67891233-abcdef012345678912345678;Sampled=1"),
         );
-        let v = set_trace_id(&mut h, 0x6344_1c4a);
+        let head = header_bytes(&h).0;
+        let v = set_trace_id(&mut h, 0x6344_1c4a, head);
         assert!(v.starts_with("Self=1-63441c4a-"), "{v}");
         assert!(
             v.ends_with(";Root=1-67891233-abcdef012345678912345678;Sampled=1"),
@@ -324,7 +326,8 @@ mod tests {
             "x-big",
             HeaderValue::from_str(&"b".repeat(7 * 1024)).unwrap(),
         );
-        let v = set_trace_id(&mut h, 0x6344_1c4a);
+        let head = header_bytes(&h).0;
+        let v = set_trace_id(&mut h, 0x6344_1c4a, head);
         assert!(v.starts_with("Root=1-63441c4a-") && !v.contains(';'), "{v}");
     }
 
@@ -455,7 +458,8 @@ mod tests {
     #[test]
     fn trace_ids() {
         let mut h = HeaderMap::new();
-        let v = set_trace_id(&mut h, 0x5f00_0000);
+        let head = header_bytes(&h).0;
+        let v = set_trace_id(&mut h, 0x5f00_0000, head);
         assert!(
             v.starts_with("Root=1-5f000000-") && v.len() == "Root=1-5f000000-".len() + 24,
             "{v}"
@@ -465,7 +469,8 @@ mod tests {
             TRACE_ID,
             HeaderValue::from_static("Root=1-67891233-abcdef012345678912345678;Self=1-0-0;Foo=bar"),
         );
-        let v = set_trace_id(&mut h, 1);
+        let head = header_bytes(&h).0;
+        let v = set_trace_id(&mut h, 1, head);
         assert!(v.starts_with("Self=1-00000001-"), "{v}");
         assert!(
             v.ends_with(";Root=1-67891233-abcdef012345678912345678;Foo=bar"),

@@ -49,15 +49,17 @@ pub async fn handle(
     };
     // The access-log record also feeds the metrics. If the client goes away first, hyper drops
     // this future and the guard logs the request with ALB's 460.
+    // The request head is measured once: for the log, ALB's limits and the trace id.
+    let head = headers::header_bytes(req.headers());
+    let grpc = upstream::is_grpc(req.version(), req.headers());
     let mut guard = Unanswered {
         shared: &shared,
         entry: (shared.access_log.enabled() || shared.metrics.is_some())
-            .then(|| new_entry(&shared, &conn, &req, created)),
+            .then(|| new_entry(&shared, &conn, &req, created, head.0, grpc)),
     };
     let log = &mut guard.entry;
-    let grpc = upstream::is_grpc(req.version(), req.headers());
     let req_version = req.version();
-    let response = match phases(&shared, &conn, listener, req, log, started).await {
+    let response = match phases(&shared, &conn, listener, req, head, log, started).await {
         Ok(r) => r,
         Err(e) => {
             if let Some(l) = log.as_mut()
@@ -100,9 +102,6 @@ pub async fn handle(
     }
     if let Some(mut l) = guard.entry.take() {
         l.elb_status_code = response.status().as_u16();
-        if shared.access_log.enabled() {
-            l.time = access_log::timestamp(time::OffsetDateTime::now_utc());
-        }
         l.sent_bytes = response
             .headers()
             .get(http::header::CONTENT_LENGTH)
@@ -111,14 +110,22 @@ pub async fn handle(
         if l.target_processing_time >= 0.0 {
             l.response_processing_time = 0.0;
         }
-        if let Some(m) = &shared.metrics {
-            m.observe(&l);
-        }
-        if shared.access_log.enabled() {
-            shared.access_log.write(&l);
-        }
+        record(&shared, l);
     }
     Ok(response)
+}
+
+/// Hands a finished request's record to the metrics and, stamped, to the access log.
+fn record(shared: &Shared, mut l: Entry) {
+    if let Some(m) = &shared.metrics {
+        m.observe(&l);
+    }
+    if shared.access_log.enabled() {
+        if l.time.is_empty() {
+            l.time = access_log::timestamp(time::OffsetDateTime::now_utc());
+        }
+        shared.access_log.write(&l);
+    }
 }
 
 /// Logs, when dropped still holding its entry, a request whose client left before the answer
@@ -130,18 +137,9 @@ struct Unanswered<'a> {
 
 impl Drop for Unanswered<'_> {
     fn drop(&mut self) {
-        let Some(mut l) = self.entry.take() else {
-            return;
-        };
-        l.elb_status_code = 460;
-        if self.shared.access_log.enabled() {
-            l.time = access_log::timestamp(time::OffsetDateTime::now_utc());
-        }
-        if let Some(m) = &self.shared.metrics {
-            m.observe(&l);
-        }
-        if self.shared.access_log.enabled() {
-            self.shared.access_log.write(&l);
+        if let Some(mut l) = self.entry.take() {
+            l.elb_status_code = 460;
+            record(self.shared, l);
         }
     }
 }
@@ -167,8 +165,7 @@ pub fn log_refused(shared: &Shared, conn: &ConnInfo, error: &(dyn std::error::Er
     if !shared.access_log.enabled() && shared.metrics.is_none() {
         return;
     }
-    let now = time::OffsetDateTime::now_utc();
-    let stamp = access_log::timestamp(now);
+    let stamp = access_log::timestamp(time::OffsetDateTime::now_utc());
     let entry = Entry {
         time: stamp.clone(),
         elb_status_code: status,
@@ -181,12 +178,7 @@ pub fn log_refused(shared: &Shared, conn: &ConnInfo, error: &(dyn std::error::Er
             if conn.tls.is_some() { "https" } else { "http" },
         )
     };
-    if let Some(m) = &shared.metrics {
-        m.observe(&entry);
-    }
-    if shared.access_log.enabled() {
-        shared.access_log.write(&entry);
-    }
+    record(shared, entry);
 }
 
 /// The request's log record. Without an access log (metrics only), the text fields that only
@@ -196,15 +188,17 @@ fn new_entry(
     conn: &ConnInfo,
     req: &Request<Incoming>,
     created: time::OffsetDateTime,
+    head_bytes: usize,
+    grpc: bool,
 ) -> Entry {
-    let header_bytes = headers::header_bytes(req.headers()).0 as u64;
+    let header_bytes = head_bytes as u64;
     let body_bytes: u64 = req
         .headers()
         .get(http::header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok()?.parse().ok())
         .unwrap_or(0);
     let tls = conn.tls.is_some();
-    let kind = if upstream::is_grpc(req.version(), req.headers()) {
+    let kind = if grpc {
         "grpcs"
     } else if headers::upgrade_protocol(req.headers(), req.version()).is_some() {
         if tls { "wss" } else { "ws" }
@@ -280,6 +274,7 @@ async fn phases(
     conn: &ConnInfo,
     listener: &Listener,
     req: Request<Incoming>,
+    (head_bytes, largest_header): (usize, usize),
     log: &mut Option<Entry>,
     started: Instant,
 ) -> Result<Response<Body>, ProxyError> {
@@ -293,8 +288,7 @@ async fn phases(
     if line > headers::MAX_REQUEST_LINE {
         return Err(ProxyError::downstream(ErrorKind::UriTooLong));
     }
-    let (all, largest) = headers::header_bytes(req.headers());
-    if largest > headers::MAX_HEADER || all > headers::MAX_HEADERS {
+    if largest_header > headers::MAX_HEADER || head_bytes > headers::MAX_HEADERS {
         return Err(ProxyError::downstream(ErrorKind::BadRequest));
     }
     if headers::xff_count(req.headers()) > headers::MAX_XFF_ADDRESSES {
@@ -434,7 +428,8 @@ async fn phases(
                 return Err(ProxyError::downstream(ErrorKind::ProtocolMismatch));
             }
             set_cookies.extend(group_cookies);
-            let trace = headers::set_trace_id(&mut parts.headers, portcullis_auth::now());
+            let trace =
+                headers::set_trace_id(&mut parts.headers, portcullis_auth::now(), head_bytes);
             // A protocol upgrade (WebSocket) keeps its Upgrade/Connection pair; the client side's
             // upgrade is taken now so it is not sent upstream.
             let upgrade = headers::upgrade_protocol(&parts.headers, parts.version);

@@ -111,16 +111,9 @@ impl TargetHealth {
             _ => g.reason,
         };
         if next != state {
-            match next {
-                HealthState::Healthy => {
-                    g.ramp_from = g.ramp_next.then(Instant::now);
-                    g.ramp_next = true;
-                }
-                _ => {
-                    g.ramp_from = None;
-                    g.ramp_next = true;
-                }
-            }
+            // Becoming healthy starts a slow start, except for the group's first targets.
+            g.ramp_from = (next == HealthState::Healthy && g.ramp_next).then(Instant::now);
+            g.ramp_next = true;
         }
         g.state = next;
         (next != state).then_some(next)
@@ -208,6 +201,9 @@ pub enum Algorithm {
 struct Draining {
     target: Target,
     until: Instant,
+    /// Removed by the reload that made this group (its cutoff timer is still to start); false
+    /// for one carried over from an earlier reload, whose timer runs already.
+    new: bool,
 }
 
 /// A target group at run time.
@@ -390,10 +386,14 @@ impl TargetGroup {
                 let left = p.targets.iter().map(|t| Draining {
                     target: t.clone(),
                     until: now + delay,
+                    new: true,
                 });
                 p.draining
                     .iter()
-                    .cloned()
+                    .map(|d| Draining {
+                        new: false,
+                        ..d.clone()
+                    })
                     .chain(left)
                     .filter(|d| {
                         d.until > now && !targets.iter().any(|t| t.authority == d.target.authority)
@@ -459,9 +459,9 @@ impl TargetGroup {
         &self.targets
     }
 
-    /// Ends the requests of every target this group drains once its delay passes.
+    /// Ends the requests of every target that left with this reload once its delay passes.
     pub fn start_draining(&self) {
-        for d in &self.draining {
+        for d in self.draining.iter().filter(|d| d.new) {
             drain(&d.target, d.until);
         }
     }
@@ -603,14 +603,13 @@ impl TargetGroup {
     /// DescribeTargetHealth).
     pub fn health(&self) -> Vec<(String, HealthState, &'static str, bool)> {
         let rates: Vec<f64> = self.targets.iter().map(|t| t.outcomes.rate()).collect();
-        let detect = self.targets.len() >= 3;
         let now = Instant::now();
         self.targets
             .iter()
             .enumerate()
             .map(|(i, t)| {
                 let (s, r) = t.health.state();
-                (t.authority.clone(), s, r, detect && anomalous(&rates, i))
+                (t.authority.clone(), s, r, anomalous(&rates, i))
             })
             .chain(
                 self.draining

@@ -298,8 +298,8 @@ impl Running {
         Ok(())
     }
 
-    /// The addresses of the listeners being served (they change with reloads), in config order
-    /// of the last config applied.
+    /// The addresses of the listeners being served (they change with reloads), in slot order:
+    /// the first config's listeners, then those reloads added.
     pub async fn listener_addrs(&self) -> Vec<SocketAddr> {
         self.reload
             .slots

@@ -1,7 +1,7 @@
-//! Connections to targets: one pooled client for HTTP/1.1 and one for HTTP/2 (prior knowledge on
-//! plain TCP, ALPN `h2` on TLS), each reaching `http://` and `https://` targets. Target
-//! certificates are not validated, as at ALB. ALB's connect (10 s → 504) and idle (→ 504)
-//! timeouts apply, and 502 for everything else.
+//! Connections to targets: a pooled HTTP/1.1 client, and one multiplexed HTTP/2 connection per
+//! target (prior knowledge on plain TCP, ALPN `h2` on TLS), each reaching `http://` and
+//! `https://` targets. Target certificates are not validated, as at ALB. ALB's connect (10 s →
+//! 504) and idle (→ 504) timeouts apply, and 502 for everything else.
 
 use crate::error::{ErrorKind, ProxyError};
 use bytes::Bytes;
@@ -225,16 +225,20 @@ pub fn connector(h2: bool, keepalive: bool) -> Connector {
 }
 
 /// TLS to targets: any certificate is accepted (ALB does not validate target certificates), but
-/// the handshake's signatures are still checked against the certificate presented.
+/// the handshake's signatures are still checked against the certificate presented. Built once;
+/// every client (requests, health checks, Lambda) takes a copy.
 fn target_tls() -> rustls::ClientConfig {
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let verifier = Arc::new(AnyTargetCertificate(provider.clone()));
-    rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .unwrap_or_else(|_| rustls::ClientConfig::builder())
-        .dangerous()
-        .with_custom_certificate_verifier(verifier)
-        .with_no_client_auth()
+    static CONFIG: std::sync::LazyLock<rustls::ClientConfig> = std::sync::LazyLock::new(|| {
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let verifier = Arc::new(AnyTargetCertificate(provider.clone()));
+        rustls::ClientConfig::builder_with_provider(provider)
+            .with_protocol_versions(rustls::DEFAULT_VERSIONS)
+            .expect("aws-lc-rs offers TLS 1.2 and 1.3")
+            .dangerous()
+            .with_custom_certificate_verifier(verifier)
+            .with_no_client_auth()
+    });
+    CONFIG.clone()
 }
 
 /// Accepts whatever certificate a target presents, as ALB does.

@@ -496,97 +496,19 @@ async fn phases(
                 }
                 from_bytes(answer)
             } else {
-                let (target, sticky) = tg
-                    .pick_for(&parts.headers, https)
-                    .ok_or(ProxyError::internal(ErrorKind::NoTargets))?;
-                set_cookies.extend(sticky.now);
-                let h2 = tg.protocol_version != ProtocolVersion::HTTP1;
-                let scheme = match tg.protocol {
-                    Protocol::HTTPS => "https",
-                    Protocol::HTTP => "http",
-                };
-                let pq = parts.uri.path_and_query().map_or("/", |p| p.as_str());
-                // HTTP/1.1 names the target in the URI (the pool connects to it) and keeps `Host`;
-                // HTTP/2 moves `Host` into `:authority`, as an HTTP/1.1-to-HTTP/2 proxy must.
-                let host = parts
-                    .headers
-                    .get(HOST)
-                    .and_then(|h| h.to_str().ok())
-                    .filter(|h| h2 && h.parse::<http::uri::Authority>().is_ok())
-                    .map(str::to_owned);
-                let authority = host.as_deref().unwrap_or(&target.authority);
-                parts.uri = format!("{scheme}://{authority}{pq}")
-                    .parse()
-                    .map_err(|_| ProxyError::downstream(ErrorKind::BadRequest))?;
-                if h2 {
-                    parts.headers.remove(HOST);
-                    if wants_trailers {
-                        parts
-                            .headers
-                            .insert(http::header::TE, HeaderValue::from_static("trailers"));
-                    }
-                }
-                parts.version = if h2 {
-                    Version::HTTP_2
-                } else {
-                    Version::HTTP_11
-                };
-                if let Some(l) = log.as_mut() {
-                    l.target = target.authority.clone();
-                }
-                let sent = Instant::now();
-                let in_flight = target.begin();
-                let upstream = shared
-                    .upstream
-                    .send(
-                        tg.protocol_version,
-                        tg.protocol == Protocol::HTTPS,
-                        &target.authority,
-                        Request::from_parts(parts, body),
-                        shared.idle_timeout,
-                        &target.cutoff,
-                    )
-                    .await;
-                drop(in_flight);
-                target.outcomes.record(
-                    upstream
-                        .as_ref()
-                        .map_or(true, |r| r.status().is_server_error()),
-                );
-                let mut upstream = upstream?;
-                if let Some(l) = log.as_mut() {
-                    l.target_processing_time = sent.elapsed().as_secs_f64();
-                    l.target_status_code = Some(upstream.status().as_u16());
-                }
-                if headers::header_bytes(upstream.headers()).0 > headers::MAX_RESPONSE_HEADERS {
-                    return Err(ProxyError::upstream(ErrorKind::ResponseHeadersTooLarge));
-                }
-                if let Some((app_cookie, cookies)) = sticky.if_app_sets
-                    && stickiness::sets_cookie(upstream.headers(), &app_cookie)
-                {
-                    set_cookies.extend(cookies);
-                }
-                if upstream.status() == StatusCode::SWITCHING_PROTOCOLS {
-                    let (Some(proto), Some(client_io)) = (upgrade, client_upgrade) else {
-                        // A 101 nobody asked for is a broken target.
-                        return Err(ProxyError::upstream(ErrorKind::BadTargetResponse));
-                    };
-                    let target_io = hyper::upgrade::on(&mut upstream);
-                    tokio::spawn(crate::upgrade::splice(client_io, target_io));
-                    let (mut rparts, _) = upstream.into_parts();
-                    headers::strip_hop_by_hop(&mut rparts.headers);
-                    rparts.headers.insert(
-                        http::header::CONNECTION,
-                        HeaderValue::from_static("upgrade"),
-                    );
-                    rparts.headers.insert(http::header::UPGRADE, proto);
-                    Response::from_parts(rparts, full(Bytes::new()))
-                } else {
-                    let (mut rparts, rbody) = upstream.into_parts();
-                    headers::strip_hop_by_hop(&mut rparts.headers);
-                    let body = upstream::CutBody::new(rbody, target.cutoff.clone());
-                    Response::from_parts(rparts, body.boxed_unsync())
-                }
+                to_target(
+                    shared,
+                    tg,
+                    parts,
+                    body,
+                    https,
+                    upgrade,
+                    client_upgrade,
+                    wants_trailers,
+                    log,
+                    &mut set_cookies,
+                )
+                .await?
             }
         }
     };
@@ -596,6 +518,114 @@ async fn phases(
         }
     }
     Ok(resp)
+}
+
+/// The target half of `forward`: picks the target (stickiness, algorithm), addresses the request
+/// to it in the group's protocol, sends it, and turns the answer into the client's response
+/// (joining the two connections on a 101).
+#[allow(clippy::too_many_arguments)]
+async fn to_target(
+    shared: &Shared,
+    tg: &crate::target_group::TargetGroup,
+    mut parts: http::request::Parts,
+    body: Incoming,
+    https: bool,
+    upgrade: Option<HeaderValue>,
+    client_upgrade: Option<hyper::upgrade::OnUpgrade>,
+    wants_trailers: bool,
+    log: &mut Option<Entry>,
+    set_cookies: &mut Vec<String>,
+) -> Result<Response<Body>, ProxyError> {
+    let (target, sticky) = tg
+        .pick_for(&parts.headers, https)
+        .ok_or(ProxyError::internal(ErrorKind::NoTargets))?;
+    set_cookies.extend(sticky.now);
+    let h2 = tg.protocol_version != ProtocolVersion::HTTP1;
+    let scheme = match tg.protocol {
+        Protocol::HTTPS => "https",
+        Protocol::HTTP => "http",
+    };
+    let pq = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+    // HTTP/1.1 names the target in the URI (the pool connects to it) and keeps `Host`;
+    // HTTP/2 moves `Host` into `:authority`, as an HTTP/1.1-to-HTTP/2 proxy must.
+    let host = h2
+        .then(|| parts.headers.get(HOST).and_then(|h| h.to_str().ok()))
+        .flatten()
+        .filter(|h| h.parse::<http::uri::Authority>().is_ok())
+        .map(str::to_owned);
+    let authority = host.as_deref().unwrap_or(&target.authority);
+    parts.uri = format!("{scheme}://{authority}{pq}")
+        .parse()
+        .map_err(|_| ProxyError::downstream(ErrorKind::BadRequest))?;
+    if h2 {
+        parts.headers.remove(HOST);
+        if wants_trailers {
+            parts
+                .headers
+                .insert(http::header::TE, HeaderValue::from_static("trailers"));
+        }
+    }
+    parts.version = if h2 {
+        Version::HTTP_2
+    } else {
+        Version::HTTP_11
+    };
+    if let Some(l) = log.as_mut() {
+        l.target = target.authority.clone();
+    }
+    let sent = Instant::now();
+    let in_flight = target.begin();
+    let upstream = shared
+        .upstream
+        .send(
+            tg.protocol_version,
+            tg.protocol == Protocol::HTTPS,
+            &target.authority,
+            Request::from_parts(parts, body),
+            shared.idle_timeout,
+            &target.cutoff,
+        )
+        .await;
+    drop(in_flight);
+    target.outcomes.record(
+        upstream
+            .as_ref()
+            .map_or(true, |r| r.status().is_server_error()),
+    );
+    let mut upstream = upstream?;
+    if let Some(l) = log.as_mut() {
+        l.target_processing_time = sent.elapsed().as_secs_f64();
+        l.target_status_code = Some(upstream.status().as_u16());
+    }
+    if headers::header_bytes(upstream.headers()).0 > headers::MAX_RESPONSE_HEADERS {
+        return Err(ProxyError::upstream(ErrorKind::ResponseHeadersTooLarge));
+    }
+    if let Some((app_cookie, cookies)) = sticky.if_app_sets
+        && stickiness::sets_cookie(upstream.headers(), &app_cookie)
+    {
+        set_cookies.extend(cookies);
+    }
+    if upstream.status() == StatusCode::SWITCHING_PROTOCOLS {
+        let (Some(proto), Some(client_io)) = (upgrade, client_upgrade) else {
+            // A 101 nobody asked for is a broken target.
+            return Err(ProxyError::upstream(ErrorKind::BadTargetResponse));
+        };
+        let target_io = hyper::upgrade::on(&mut upstream);
+        tokio::spawn(crate::upgrade::splice(client_io, target_io));
+        let (mut rparts, _) = upstream.into_parts();
+        headers::strip_hop_by_hop(&mut rparts.headers);
+        rparts.headers.insert(
+            http::header::CONNECTION,
+            HeaderValue::from_static("upgrade"),
+        );
+        rparts.headers.insert(http::header::UPGRADE, proto);
+        Ok(Response::from_parts(rparts, full(Bytes::new())))
+    } else {
+        let (mut rparts, rbody) = upstream.into_parts();
+        headers::strip_hop_by_hop(&mut rparts.headers);
+        let body = upstream::CutBody::new(rbody, target.cutoff.clone());
+        Ok(Response::from_parts(rparts, body.boxed_unsync()))
+    }
 }
 
 fn respond_outcome(

@@ -124,11 +124,7 @@ async fn an_http2_connection_gets_goaway_after_client_keep_alive() {
         "client_keep_alive_seconds = 1",
     )
     .await;
-    let client = reqwest::Client::builder()
-        .tls_danger_accept_invalid_certs(true)
-        .http2_prior_knowledge()
-        .build()
-        .unwrap();
+    let client = h2_client();
     let before = new_connections(&kit).await;
     let started = Instant::now();
     let mut answered = 0;
@@ -155,11 +151,7 @@ async fn an_http2_connection_ends_after_ten_thousand_requests() {
         "",
     )
     .await;
-    let client = reqwest::Client::builder()
-        .tls_danger_accept_invalid_certs(true)
-        .http2_prior_knowledge()
-        .build()
-        .unwrap();
+    let client = h2_client();
     let before = new_connections(&kit).await;
     let total = portcullis_lb::proxy::MAX_HTTP2_REQUESTS as usize + 500;
     let mut tasks = Vec::new();

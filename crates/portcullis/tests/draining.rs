@@ -78,14 +78,19 @@ fn group(name: &str, delay: u64, ports: &[u16]) -> String {
     )
 }
 
+/// A kit whose `/d/*` forwards to the group `group_toml` defines (named `d`).
+async fn start_with_group(group_toml: &str) -> Kit {
+    Kit::start(&format!(
+        "[[listeners.rules]]\npriority = 40\nconditions = [{{ field = \"path-pattern\", values = [\"/d/*\"] }}]\nactions = [{{ type = \"forward\", target_group = \"d\" }}]\n\n{group_toml}"
+    ))
+    .await
+}
+
 #[tokio::test]
 async fn a_removed_target_finishes_its_requests_and_gets_no_new_ones() {
     let (old, new) = (slow_target("old").await, slow_target("new").await);
     let before = group("d", 30, &[old]);
-    let rules = format!(
-        "[[listeners.rules]]\npriority = 40\nconditions = [{{ field = \"path-pattern\", values = [\"/d/*\"] }}]\nactions = [{{ type = \"forward\", target_group = \"d\" }}]\n\n{before}"
-    );
-    let kit = Kit::start(&rules).await;
+    let kit = start_with_group(&before).await;
     let c = plain();
     assert_eq!(
         c.get(kit.url("/d/x"))
@@ -140,10 +145,7 @@ async fn a_removed_target_finishes_its_requests_and_gets_no_new_ones() {
 async fn requests_past_the_deregistration_delay_get_502() {
     let (old, new) = (slow_target("old").await, slow_target("new").await);
     let before = group("d", 1, &[old]);
-    let rules = format!(
-        "[[listeners.rules]]\npriority = 40\nconditions = [{{ field = \"path-pattern\", values = [\"/d/*\"] }}]\nactions = [{{ type = \"forward\", target_group = \"d\" }}]\n\n{before}"
-    );
-    let kit = Kit::start(&rules).await;
+    let kit = start_with_group(&before).await;
     let c = plain();
     // One request waits 5 s for its answer; another has its head and is still streaming.
     let waiting = tokio::spawn({
@@ -175,10 +177,7 @@ async fn requests_past_the_deregistration_delay_get_502() {
 async fn a_target_re_added_while_draining_serves_again() {
     let (a, b) = (slow_target("a").await, slow_target("b").await);
     let both = group("d", 1, &[a, b]);
-    let rules = format!(
-        "[[listeners.rules]]\npriority = 40\nconditions = [{{ field = \"path-pattern\", values = [\"/d/*\"] }}]\nactions = [{{ type = \"forward\", target_group = \"d\" }}]\n\n{both}"
-    );
-    let kit = Kit::start(&rules).await;
+    let kit = start_with_group(&both).await;
     let only_b = group("d", 1, &[b]);
     kit.reload_replacing(&both, &only_b).await;
     kit.reload_replacing(&only_b, &both).await;

@@ -11,11 +11,7 @@ use std::time::Duration;
 #[tokio::test]
 async fn http2_clients_are_served_and_logged_as_h2() {
     let kit = Kit::start("").await;
-    let h2 = reqwest::Client::builder()
-        .tls_danger_accept_invalid_certs(true)
-        .http2_prior_knowledge()
-        .build()
-        .unwrap();
+    let h2 = h2_client();
     let r = h2.get(kit.url("/open/h2?x=1")).send().await.unwrap();
     assert_eq!(r.version(), reqwest::Version::HTTP_2);
     assert_eq!(r.status(), 200);

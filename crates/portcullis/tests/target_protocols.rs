@@ -75,14 +75,6 @@ async fn versioned_backend(tls: bool) -> SocketAddr {
     addr
 }
 
-fn h2_client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .tls_danger_accept_invalid_certs(true)
-        .http2_prior_knowledge()
-        .build()
-        .unwrap()
-}
-
 fn h1_client() -> reqwest::Client {
     reqwest::Client::builder()
         .tls_danger_accept_invalid_certs(true)

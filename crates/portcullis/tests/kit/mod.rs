@@ -375,6 +375,15 @@ pub fn browser() -> reqwest::Client {
 }
 
 /// A client without cookies that accepts self-signed certificates and does not follow redirects.
+/// A client that speaks HTTP/2 only (prior knowledge; the balancer's certificate accepted).
+pub fn h2_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .tls_danger_accept_invalid_certs(true)
+        .http2_prior_knowledge()
+        .build()
+        .unwrap()
+}
+
 pub fn plain() -> reqwest::Client {
     reqwest::Client::builder()
         .tls_danger_accept_invalid_certs(true)

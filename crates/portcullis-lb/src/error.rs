@@ -41,15 +41,9 @@ pub enum ErrorKind {
     ProtocolMismatch,
     /// The target was removed and its deregistration delay ended mid-request (502).
     Deregistered,
-    /// A Lambda target failed or was sent too much: the status and ALB's reason.
-    Lambda {
-        /// 413 for a request body over 1 MB, else 502 (504 for a connect timeout).
-        status: u16,
-        /// ALB's `Lambda*` error reason.
-        reason: &'static str,
-    },
-    /// A request that upgrades (WebSocket) to a Lambda target (400).
-    LambdaUpgrade,
+    /// A Lambda target failed, was sent too much, or was asked to upgrade: ALB's `Lambda*` reason.
+    /// 413 for `LambdaRequestTooLarge`, 400 for `LambdaWebsocketNotSupported`, else 502.
+    Lambda(&'static str),
     /// A redirect's URL would exceed 8 KB (500).
     RedirectTooLong,
     /// The authenticate action failed.
@@ -103,8 +97,9 @@ impl ProxyError {
                 502
             }
             ErrorKind::ProtocolMismatch => 464,
-            ErrorKind::Lambda { status, .. } => status,
-            ErrorKind::LambdaUpgrade => 400,
+            ErrorKind::Lambda("LambdaRequestTooLarge") => 413,
+            ErrorKind::Lambda("LambdaWebsocketNotSupported") => 400,
+            ErrorKind::Lambda(_) => 502,
             ErrorKind::ConnectTimeout | ErrorKind::TargetTimeout => 504,
             ErrorKind::RedirectTooLong | ErrorKind::Internal => 500,
             ErrorKind::Auth(a) => a.status(),
@@ -115,8 +110,7 @@ impl ProxyError {
     pub fn reason(&self) -> Option<&'static str> {
         match self.kind {
             ErrorKind::Auth(a) => a.reason(),
-            ErrorKind::Lambda { reason, .. } => Some(reason),
-            ErrorKind::LambdaUpgrade => Some("LambdaWebsocketNotSupported"),
+            ErrorKind::Lambda(reason) => Some(reason),
             _ => None,
         }
     }
@@ -138,6 +132,14 @@ mod tests {
             ProxyError::downstream(ErrorKind::TooManyForwardedFor).status(),
             463
         );
+        for (reason, status) in [
+            ("LambdaRequestTooLarge", 413),
+            ("LambdaWebsocketNotSupported", 400),
+            ("LambdaUnhandled", 502),
+        ] {
+            let e = ProxyError::upstream(ErrorKind::Lambda(reason));
+            assert_eq!((e.status(), e.reason()), (status, Some(reason)));
+        }
         let a = ProxyError::downstream(ErrorKind::Auth(AuthError::InvalidStateParam));
         assert_eq!(
             (a.status(), a.reason()),

@@ -26,8 +26,8 @@ pub struct Function {
     client: Client<crate::upstream::Connector, Full<Bytes>>,
 }
 
-fn lambda_error(status: u16, reason: &'static str) -> ProxyError {
-    ProxyError::upstream(ErrorKind::Lambda { status, reason })
+fn lambda_error(reason: &'static str) -> ProxyError {
+    ProxyError::upstream(ErrorKind::Lambda(reason))
 }
 
 impl Function {
@@ -57,48 +57,48 @@ impl Function {
     ) -> Result<Response<Bytes>, ProxyError> {
         let body = match crate::upstream::collect_limited(body, MAX_PAYLOAD).await {
             Ok((b, _)) => b,
-            Err(()) => return Err(lambda_error(413, "LambdaRequestTooLarge")),
+            Err(()) => return Err(lambda_error("LambdaRequestTooLarge")),
         };
         let event = event(parts, &body, target_group_arn, self.multi_value);
         let req = Request::post(&self.url)
             .header(http::header::CONTENT_TYPE, "application/json")
             .body(Full::new(Bytes::from(event.to_string())))
-            .map_err(|_| lambda_error(502, "LambdaBadRequest"))?;
+            .map_err(|_| lambda_error("LambdaBadRequest"))?;
         let answer = tokio::time::timeout(self.timeout, async {
             let r = self.client.request(req).await.map_err(|e| {
                 if e.is_connect() {
-                    lambda_error(502, "LambdaConnectionError")
+                    lambda_error("LambdaConnectionError")
                 } else {
-                    lambda_error(502, "LambdaServiceException")
+                    lambda_error("LambdaServiceException")
                 }
             })?;
             let status = r.status();
             let unhandled = r.headers().contains_key("x-amz-function-error");
             let bytes = crate::upstream::collect_limited(r.into_body(), MAX_PAYLOAD)
                 .await
-                .map_err(|()| lambda_error(502, "LambdaResponseTooLarge"))?
+                .map_err(|()| lambda_error("LambdaResponseTooLarge"))?
                 .0;
             Ok::<_, ProxyError>((status, unhandled, bytes))
         })
         .await;
         let (status, unhandled, bytes) = match answer {
-            Err(_) => return Err(lambda_error(502, "LambdaUnhandled")),
+            Err(_) => return Err(lambda_error("LambdaUnhandled")),
             Ok(r) => r?,
         };
         match status.as_u16() {
             _ if unhandled || function_failed(&bytes) => {
-                return Err(lambda_error(502, "LambdaUnhandled"));
+                return Err(lambda_error("LambdaUnhandled"));
             }
             200..=299 => {}
-            429 => return Err(lambda_error(502, "LambdaThrottling")),
-            403 => return Err(lambda_error(502, "LambdaAccessDenied")),
-            404 => return Err(lambda_error(502, "LambdaResourceNotFound")),
-            400..=499 => return Err(lambda_error(502, "LambdaBadRequest")),
+            429 => return Err(lambda_error("LambdaThrottling")),
+            403 => return Err(lambda_error("LambdaAccessDenied")),
+            404 => return Err(lambda_error("LambdaResourceNotFound")),
+            400..=499 => return Err(lambda_error("LambdaBadRequest")),
             // The emulator answers 502 when the function's process fails.
-            502 => return Err(lambda_error(502, "LambdaUnhandled")),
-            _ => return Err(lambda_error(502, "LambdaServiceException")),
+            502 => return Err(lambda_error("LambdaUnhandled")),
+            _ => return Err(lambda_error("LambdaServiceException")),
         }
-        response(&bytes, self.multi_value).ok_or(lambda_error(502, "LambdaInvalidResponse"))
+        response(&bytes, self.multi_value).ok_or(lambda_error("LambdaInvalidResponse"))
     }
 }
 

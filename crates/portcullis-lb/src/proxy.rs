@@ -486,7 +486,9 @@ async fn phases(
             }
             if let Some(function) = &tg.lambda {
                 if upgrade.is_some() {
-                    return Err(ProxyError::downstream(ErrorKind::LambdaUpgrade));
+                    return Err(ProxyError::downstream(ErrorKind::Lambda(
+                        "LambdaWebsocketNotSupported",
+                    )));
                 }
                 let sent = Instant::now();
                 let answer = Box::pin(function.invoke(&parts, body, &tg.arn)).await?;

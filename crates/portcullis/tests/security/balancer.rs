@@ -1,0 +1,1 @@
+//! Tests of this class are added here.

@@ -1,0 +1,16 @@
+//! The adversarial suite (issue 10): each module attacks one class of weakness against real
+//! servers on port 0, and each test fails on the code before its fix.
+
+#[path = "../kit/mod.rs"]
+mod kit;
+
+/// Guessing passwords: the lockout under concurrency, load shedding, rate limits, hashing memory.
+mod passwords;
+/// One-time secrets (codes, TOTP), attribute verification and account enumeration.
+mod one_time_secrets;
+/// The balancer: upgrades, reserved headers, credential cookies, stickiness, the relying party.
+mod balancer;
+/// The identity provider's protocol surface: PKCE, implicit nonce, refresh reuse, SigV4.
+mod protocol;
+/// Transport and files: TLS on the pool's domain, `state_dir` permissions.
+mod transport;

@@ -5,6 +5,8 @@ mod kit;
 
 use kit::*;
 use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 async fn named(name: &'static str) -> u16 {
     let app = axum::Router::new().fallback(move || async move { name });
@@ -179,9 +181,34 @@ async fn slow(name: &'static str, delay_ms: u64) -> u16 {
     port
 }
 
+/// A target that holds every request for `/lor/*` until `release` is notified (health checks are
+/// answered at once); `held` counts what it holds.
+async fn holding(name: &'static str) -> (u16, Arc<AtomicUsize>, Arc<tokio::sync::Notify>) {
+    let held = Arc::new(AtomicUsize::new(0));
+    let release = Arc::new(tokio::sync::Notify::new());
+    let (h, r) = (held.clone(), release.clone());
+    let app = axum::Router::new().fallback(move |uri: axum::http::Uri| {
+        let (h, r) = (h.clone(), r.clone());
+        async move {
+            if !uri.path().starts_with("/lor/") {
+                return name;
+            }
+            let released = r.notified();
+            h.fetch_add(1, Ordering::SeqCst);
+            released.await;
+            name
+        }
+    });
+    let tcp = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = tcp.local_addr().unwrap().port();
+    tokio::spawn(async move { axum::serve(tcp, app).await.unwrap() });
+    (port, held, release)
+}
+
 #[tokio::test]
 async fn least_outstanding_requests_avoids_the_busy_target() {
-    let (slow_port, fast_port) = (slow("slow", 400).await, slow("fast", 5).await);
+    let (slow_port, held, release) = holding("slow").await;
+    let fast_port = slow("fast", 0).await;
     let (r1, r2) = (slow("r1", 0).await, slow("r2", 0).await);
     let rules = format!(
         r#"
@@ -208,23 +235,40 @@ targets = [{{ id = "127.0.0.1", port = {r1} }}, {{ id = "127.0.0.1", port = {r2}
     );
     let kit = Kit::start(&rules).await;
     let c = plain();
-    // 20 requests at once, then more while they run: the slow target holds its first request
-    // and gets few others; round robin would give it half.
+    // The busy target holds what it gets. Each request is sent once the one before has settled
+    // (answered by the free target, or held by the busy one), so every choice sees the busy
+    // target's outstanding requests: it gets at most the first (a tie), where round robin would
+    // give it half. No timing is involved.
     let mut tasks = Vec::new();
-    for _ in 0..40 {
-        let (c, url) = (c.clone(), kit.url("/lor/x"));
+    let answered = Arc::new(AtomicUsize::new(0));
+    for i in 0..40 {
+        let (c, url, done) = (c.clone(), kit.url("/lor/x"), answered.clone());
         tasks.push(tokio::spawn(async move {
-            c.get(&url).send().await.unwrap().text().await.unwrap()
+            let body = c.get(&url).send().await.unwrap().text().await.unwrap();
+            done.fetch_add(1, Ordering::SeqCst);
+            body
         }));
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-    }
-    let mut slow_count = 0;
-    for t in tasks {
-        if t.await.unwrap() == "slow" {
-            slow_count += 1;
+        let settled = || answered.load(Ordering::SeqCst) + held.load(Ordering::SeqCst) > i;
+        for _ in 0..5000 {
+            if settled() {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(2)).await;
         }
+        assert!(settled(), "request {i} neither answered nor held");
     }
-    assert!(slow_count <= 6, "the busy target got {slow_count} of 40");
+    let slow_count = held.load(Ordering::SeqCst);
+    release.notify_waiters();
+    let mut bodies = HashMap::new();
+    for t in tasks {
+        *bodies.entry(t.await.unwrap()).or_insert(0) += 1;
+    }
+    assert!(slow_count <= 1, "the busy target got {slow_count} of 40");
+    assert_eq!(
+        bodies.get("fast").copied().unwrap_or(0),
+        40 - slow_count,
+        "{bodies:?}"
+    );
 
     // weighted_random spreads over both targets.
     let mut seen = HashMap::new();

@@ -217,6 +217,34 @@ pub fn rewrite_cookies(h: &mut HeaderMap, owned: &OwnedCookies, host: Option<&st
     }
 }
 
+/// Removes a target's `Set-Cookie` values that would set one of the cookies `owned` names (the
+/// balancer's session shards and nonce, a pool's hosted-UI cookies on its host).
+pub fn strip_owned_set_cookies(h: &mut HeaderMap, owned: &OwnedCookies, host: Option<&str>) {
+    let pool_here = owned.pool_host(host);
+    let theirs = |v: &HeaderValue| {
+        let name = v
+            .as_bytes()
+            .split(|b| *b == b'=')
+            .next()
+            .map(String::from_utf8_lossy)
+            .unwrap_or_default();
+        owned.owns(&name, pool_here)
+    };
+    if !h.get_all(http::header::SET_COOKIE).iter().any(theirs) {
+        return;
+    }
+    let kept: Vec<HeaderValue> = h
+        .get_all(http::header::SET_COOKIE)
+        .iter()
+        .filter(|v| !theirs(v))
+        .cloned()
+        .collect();
+    h.remove(http::header::SET_COOKIE);
+    for v in kept {
+        h.append(http::header::SET_COOKIE, v);
+    }
+}
+
 /// How many addresses the client's `X-Forwarded-For` headers list.
 pub fn xff_count(h: &HeaderMap) -> usize {
     h.get_all(&XFF)
@@ -476,6 +504,31 @@ mod tests {
         h.append("cookie", HeaderValue::from_static("S-0=x; S-+1=y;S-2 =z"));
         rewrite_cookies(&mut h, &owned, None);
         assert!(h.get("cookie").is_none(), "no empty Cookie header");
+    }
+
+    #[test]
+    fn targets_cannot_set_owned_cookies() {
+        let owned = OwnedCookies {
+            shards: vec!["AWSELBAuthSessionCookie".into()],
+            names: vec!["AWSALBAuthNonce".into()],
+            pool_hosts: vec!["localhost".into()],
+        };
+        let mut h = HeaderMap::new();
+        for v in [
+            "app=1; Path=/",
+            "AWSELBAuthSessionCookie-0=fixated; Path=/",
+            " AWSALBAuthNonce=n",
+            "cognito=fixated",
+            "theme=dark",
+        ] {
+            h.append(http::header::SET_COOKIE, HeaderValue::from_static(v));
+        }
+        let mut elsewhere = h.clone();
+        strip_owned_set_cookies(&mut h, &owned, Some("localhost:8443"));
+        let left: Vec<_> = h.get_all("set-cookie").iter().collect();
+        assert_eq!(left, ["app=1; Path=/", "theme=dark"]);
+        strip_owned_set_cookies(&mut elsewhere, &owned, Some("app.example"));
+        assert_eq!(elsewhere.get_all("set-cookie").iter().count(), 3);
     }
 
     #[test]

@@ -489,7 +489,7 @@ async fn phases(
                 l.trace_id = trace;
                 l.request_processing_time = started.elapsed().as_secs_f64();
             }
-            if let Some(function) = &tg.lambda {
+            let mut answer = if let Some(function) = &tg.lambda {
                 if upgrade.is_some() {
                     return Err(ProxyError::downstream(ErrorKind::Lambda(
                         "LambdaWebsocketNotSupported",
@@ -516,7 +516,15 @@ async fn phases(
                     &mut set_cookies,
                 )
                 .await?
-            }
+            };
+            // A target cannot plant the balancer's or a pool's credentials in the browser
+            // (session fixation, login CSRF): those cookies are the balancer's to set.
+            headers::strip_owned_set_cookies(
+                answer.headers_mut(),
+                &listener.owned_cookies,
+                host.as_deref(),
+            );
+            answer
         }
     };
     for c in set_cookies {

@@ -249,6 +249,39 @@ async fn credential_cookies_never_reach_a_target_on_any_listener() {
     assert_eq!(v["headers"]["cookie"], "app=1; theme=dark", "{v}");
 }
 
+/// Item 9, the other direction: a target (another app on the host, or a compromised one) cannot
+/// plant a session, a nonce or the pool's session in the browser (session fixation, login CSRF).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn targets_cannot_set_credential_cookies() {
+    let port = serve_target(axum::Router::new().fallback(|| async {
+        let mut h = axum::http::HeaderMap::new();
+        for v in [
+            "AWSELBAuthSessionCookie-0=fixated; Path=/",
+            "OidcSession-0=fixated",
+            "AWSALBAuthNonce=fixated",
+            "cognito=fixated; Path=/",
+            "app=1; Path=/",
+        ] {
+            h.append("set-cookie", v.parse().unwrap());
+        }
+        (h, "ok")
+    }))
+    .await;
+    let kit = kit_forwarding_to(port).await;
+    let r = plain()
+        .get(format!("http://localhost:{}/x", kit.http_port))
+        .send()
+        .await
+        .unwrap();
+    let set: Vec<_> = r
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_string())
+        .collect();
+    assert_eq!(set, ["app=1; Path=/"]);
+}
+
 async fn named(name: &'static str) -> u16 {
     serve_target(axum::Router::new().fallback(move || async move { name })).await
 }

@@ -724,4 +724,62 @@ mod tests {
                 .is_none()
         );
     }
+
+    #[test]
+    fn group_and_target_stickiness_cookies_are_keyed() {
+        let key = MacKey::new(&[9; 32]);
+        let group = |name: &str| {
+            let cfg: portcullis_config::TargetGroup = toml::from_str(&format!(
+                "name = \"{name}\"\nport = 80\nhealth_check = {{ enabled = false }}\ntargets = [{{ id = \"10.0.0.1\" }}, {{ id = \"10.0.0.2\" }}]\nstickiness = {{ enabled = true, type = \"lb_cookie\", duration_seconds = 60 }}"
+            ))
+            .unwrap();
+            Arc::new(TargetGroup::new(&cfg, format!("arn:{name}"), None))
+        };
+        let fwd = Forward::new(vec![(group("blue"), 50), (group("green"), 50)], Some(60));
+        let with = |c: String| {
+            let mut h = http::HeaderMap::new();
+            h.insert(http::header::COOKIE, c.parse().unwrap());
+            h
+        };
+        // A group cookie made without the key (the old unkeyed SHA-256, or another key) is
+        // ignored: the groups alternate by weight.
+        let forged = with(format!(
+            "AWSALBTG={}",
+            stickiness::token(&MacKey::new(&[1; 32]), &["arn:green"])
+        ));
+        let chosen: std::collections::HashSet<String> = (0..4)
+            .map(|_| fwd.choose(&forged, false, &key).0.arn.clone())
+            .collect();
+        assert_eq!(chosen.len(), 2, "{chosen:?}");
+        // The balancer's own keeps its group.
+        let genuine = with(format!(
+            "AWSALBTG={}",
+            stickiness::token(&key, &["arn:green"])
+        ));
+        for _ in 0..4 {
+            assert_eq!(fwd.choose(&genuine, false, &key).0.arn, "arn:green");
+        }
+        // A target cookie with a MAC under another key, or with a duration beyond the
+        // configured one, is ignored and a fresh one issued.
+        let tg = group("t");
+        let far = portcullis_auth::now() + 10_000;
+        for c in [
+            stickiness::target_value(&MacKey::new(&[1; 32]), "arn:t", "10.0.0.2:80", far - 9_990),
+            stickiness::target_value(&key, "arn:t", "10.0.0.2:80", far),
+        ] {
+            let h = with(format!("AWSALB={c}"));
+            let picks: std::collections::HashSet<String> = (0..4)
+                .map(|_| tg.pick_for(&h, false, &key).unwrap().0.authority.clone())
+                .collect();
+            assert_eq!(picks.len(), 2, "{c}: {picks:?}");
+        }
+        let good = stickiness::target_value(&key, "arn:t", "10.0.0.2:80", far - 9_990);
+        let h = with(format!("AWSALB={good}"));
+        for _ in 0..4 {
+            assert_eq!(
+                tg.pick_for(&h, false, &key).unwrap().0.authority,
+                "10.0.0.2:80"
+            );
+        }
+    }
 }

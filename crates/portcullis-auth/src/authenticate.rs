@@ -4,7 +4,7 @@
 use crate::claims_header::ClaimsSigner;
 use crate::claims_header::HEADER_LIFETIME;
 use crate::error::AuthError;
-use crate::keys::{AuthKeys, KeyRing};
+use crate::keys::{AuthKeys, KeyRing, MacKey};
 use crate::oidc::EndSession;
 use crate::oidc::{Provider, TokenResponse};
 use crate::session_cookie::{self, CookieRead, Opened, Session};
@@ -160,6 +160,8 @@ impl AuthObserver for NoObserver {
 /// Shared state of every authenticate action of a load balancer.
 pub struct Authenticator {
     ring: KeyRing,
+    /// Derives a login's PKCE verifier and OIDC nonce from its nonce cookie.
+    mac: MacKey,
     signer: ClaimsSigner,
     cache: ForwardCache,
     observer: Arc<dyn AuthObserver>,
@@ -173,6 +175,32 @@ pub fn request_host(parts: &Parts) -> Option<&str> {
         .and_then(|h| h.to_str().ok())
         .or_else(|| parts.uri.authority().map(|a| a.as_str()))
         .filter(|h| !h.is_empty() && !h.contains(['/', '@', ' ']))
+}
+
+/// Whether a request comes from the balancer's own origin, by what browsers send: `Sec-Fetch-Site`
+/// `same-origin` or `none` (typed, bookmarked); without it, an `Origin` that is this host. A
+/// request with neither (a non-browser client, or a browser too old for Fetch Metadata sending a
+/// GET) is taken as same-origin: it cannot be told apart.
+pub fn same_origin(parts: &Parts) -> bool {
+    let h = &parts.headers;
+    if let Some(site) = h.get("sec-fetch-site") {
+        return site.to_str().is_ok_and(|s| {
+            s.eq_ignore_ascii_case("same-origin") || s.eq_ignore_ascii_case("none")
+        });
+    }
+    let Some(origin) = h.get(http::header::ORIGIN) else {
+        return true;
+    };
+    let host = request_host(parts);
+    origin
+        .to_str()
+        .ok()
+        .and_then(|o| {
+            o.strip_prefix("https://")
+                .or_else(|| o.strip_prefix("http://"))
+        })
+        .zip(host)
+        .is_some_and(|(o, host)| o.eq_ignore_ascii_case(host))
 }
 
 fn original_uri(parts: &Parts) -> String {
@@ -369,6 +397,7 @@ impl Authenticator {
     pub fn new(keys: AuthKeys, signer_arn: String) -> Self {
         Authenticator {
             ring: keys.ring,
+            mac: keys.mac,
             signer: ClaimsSigner::new(keys.claims, signer_arn),
             cache: ForwardCache {
                 map: Mutex::new(HashMap::new()),
@@ -565,7 +594,16 @@ impl Authenticator {
     ) -> Result<Outcome, AuthError> {
         let started = std::time::Instant::now();
         let tokens = action.provider.refresh(refresh_token).await?;
+        // A refresh continues the same user's session (OIDC Core §12.2): a new ID token is
+        // checked like the first, and it and userinfo must name the session's subject.
+        if let Some(id_token) = tokens.id_token.as_deref() {
+            let id_sub = action.provider.check_id_token(id_token, None).await?;
+            if id_sub != old.sub {
+                return Err(AuthError::InvalidIdToken);
+            }
+        }
         let claims = action.provider.userinfo(&tokens.access_token).await?;
+        crate::oidc::same_subject(&claims, &old.sub)?;
         self.observer.refreshed(started.elapsed());
         let keep = tokens
             .refresh_token
@@ -665,12 +703,12 @@ impl Authenticator {
             if action.session.use_pkce {
                 q.append_pair(
                     "code_challenge",
-                    &state::pkce_challenge(&state::pkce_verifier(&nonce)),
+                    &state::pkce_challenge(&state::pkce_verifier(&self.mac, &nonce)),
                 )
                 .append_pair("code_challenge_method", "S256");
             }
             if action.session.use_nonce {
-                q.append_pair("nonce", &state::oidc_nonce(&nonce));
+                q.append_pair("nonce", &state::oidc_nonce(&self.mac, &nonce));
             }
             for (k, v) in &action.session.authentication_request_extra_params {
                 q.append_pair(k, v);
@@ -711,7 +749,17 @@ impl Authenticator {
     /// Handles a rule's `logout_path`: revokes the session's refresh token at the provider (so a
     /// copied cookie dies at its next refresh), expires every shard, and sends the browser to the
     /// provider's sign-out (Cognito `/logout`, or OIDC `end_session_endpoint` with `id_token_hint`).
+    ///
+    /// Only a same-origin request signs out ([`same_origin`]): a page elsewhere cannot end the
+    /// session by linking or posting here (403, nothing revoked or cleared).
     pub async fn logout(&self, action: &AuthAction, parts: &Parts) -> Outcome {
+        if !same_origin(parts) {
+            tracing::info!(rule = %action.rule_id, "cross-site logout refused");
+            return Outcome::Respond {
+                response: error_page(403),
+                error: Some(AuthError::Forbidden),
+            };
+        }
         let name = &action.session.session_cookie_name;
         let session = match session_cookie::read(&self.ring, name, &parts.headers) {
             CookieRead::Valid { session, .. } if session.binding == action.binding() => {
@@ -846,18 +894,24 @@ impl Authenticator {
     ) -> Result<Vec<String>, AuthError> {
         let p = &action.provider;
         let s = &action.session;
-        let verifier = s.use_pkce.then(|| state::pkce_verifier(browser_nonce));
+        let verifier = s
+            .use_pkce
+            .then(|| state::pkce_verifier(&self.mac, browser_nonce));
         let started = std::time::Instant::now();
         let tokens = p
             .exchange_code(code, redirect_uri, verifier.as_deref())
             .await?;
-        let expected_nonce = s.use_nonce.then(|| state::oidc_nonce(browser_nonce));
-        p.check_id_token(
-            tokens.id_token.as_deref().unwrap_or_default(),
-            expected_nonce.as_deref(),
-        )
-        .await?;
+        let expected_nonce = s
+            .use_nonce
+            .then(|| state::oidc_nonce(&self.mac, browser_nonce));
+        let id_sub = p
+            .check_id_token(
+                tokens.id_token.as_deref().unwrap_or_default(),
+                expected_nonce.as_deref(),
+            )
+            .await?;
         let claims = p.userinfo(&tokens.access_token).await?;
+        crate::oidc::same_subject(&claims, &id_sub)?;
         self.observer.signed_in(started.elapsed());
         let session = self.new_session(
             action,

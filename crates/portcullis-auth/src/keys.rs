@@ -1,5 +1,7 @@
-//! The load balancer's secrets: AEAD keys for cookies and `state` (first seals, all open) and the
-//! ES256 key that signs `x-amzn-oidc-data`. Generated once into the state dir when absent.
+//! The load balancer's secrets: AEAD keys for cookies and `state` (first seals, all open), the
+//! HMAC key for values it derives or hands out in the clear (stickiness cookies, the PKCE verifier
+//! and OIDC nonce of a login) and the ES256 key that signs `x-amzn-oidc-data`. Generated once into
+//! the state dir when absent.
 
 use aws_lc_rs::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
 use aws_lc_rs::encoding::AsDer;
@@ -86,6 +88,31 @@ impl KeyRing {
     }
 }
 
+/// An HMAC-SHA256 key, so that values the balancer hands out in the clear (stickiness cookies) or
+/// derives from a browser's nonce (PKCE verifier, OIDC nonce) cannot be made by anyone else.
+#[derive(Clone)]
+pub struct MacKey(aws_lc_rs::hmac::Key);
+
+impl MacKey {
+    /// From 32 raw bytes.
+    pub fn new(raw: &[u8; 32]) -> MacKey {
+        MacKey(aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, raw))
+    }
+
+    /// The MAC of `parts` under `label` (domain separation); each part is length-prefixed, so
+    /// no two different lists give the same input.
+    pub fn sign(&self, label: &str, parts: &[&[u8]]) -> [u8; 32] {
+        let mut ctx = aws_lc_rs::hmac::Context::with_key(&self.0);
+        for p in std::iter::once(label.as_bytes()).chain(parts.iter().copied()) {
+            ctx.update(&(p.len() as u64).to_be_bytes());
+            ctx.update(p);
+        }
+        let mut out = [0u8; 32];
+        out.copy_from_slice(ctx.sign().as_ref());
+        out
+    }
+}
+
 /// The ES256 key that signs `x-amzn-oidc-data`, with its UUID `kid`.
 pub struct ClaimsKey {
     /// The UUID backends fetch the PEM by.
@@ -106,6 +133,8 @@ impl ClaimsKey {
 pub struct AuthKeys {
     /// Cookie and `state` sealing.
     pub ring: KeyRing,
+    /// Stickiness cookies and the values a login derives from its nonce cookie.
+    pub mac: MacKey,
     /// Claims signing.
     pub claims: ClaimsKey,
     /// Earlier claims-signing keys, still published so headers they signed keep verifying.
@@ -315,6 +344,7 @@ impl AuthKeys {
                 reason: "no keys",
             });
         }
+        let mac = load_or_generate_mac(&dir.join("mac-key"), &rng)?;
         let key_path = dir.join("claims-signing-key.p8");
         let kid_path = dir.join("claims-signing-key.kid");
         if !key_path.exists() {
@@ -349,6 +379,7 @@ impl AuthKeys {
         }
         Ok(AuthKeys {
             ring: KeyRing::new(keys),
+            mac,
             claims: ClaimsKey { kid, key },
             retired: read_retired(dir),
         })
@@ -359,12 +390,15 @@ impl AuthKeys {
         let rng = SystemRandom::new();
         let mut k = [0u8; 32];
         rng.fill(&mut k).expect("system random");
+        let mut m = [0u8; 32];
+        rng.fill(&mut m).expect("system random");
         let doc = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng)
             .expect("EC keygen");
         let key = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, doc.as_ref())
             .expect("EC key");
         AuthKeys {
             ring: KeyRing::new(vec![(1, k)]),
+            mac: MacKey::new(&m),
             claims: ClaimsKey {
                 kid: uuid::Uuid::new_v4().to_string(),
                 key,
@@ -372,6 +406,31 @@ impl AuthKeys {
             retired: Vec::new(),
         }
     }
+}
+
+/// Reads `path` (the base64 of 32 bytes), generating it (mode 0600) when absent.
+fn load_or_generate_mac(path: &Path, rng: &SystemRandom) -> Result<MacKey, KeyError> {
+    if !path.exists() {
+        let mut k = [0u8; 32];
+        rng.fill(&mut k).map_err(|_| KeyError::Invalid {
+            path: path.into(),
+            reason: "no randomness",
+        })?;
+        write_private(path, format!("{}\n", STANDARD.encode(k)).as_bytes())?;
+    }
+    let text = std::fs::read_to_string(path).map_err(|error| KeyError::Io {
+        path: path.into(),
+        error,
+    })?;
+    let raw = STANDARD
+        .decode(text.trim())
+        .ok()
+        .and_then(|r| <[u8; 32]>::try_from(r.as_slice()).ok())
+        .ok_or(KeyError::Invalid {
+            path: path.into(),
+            reason: "must be the base64 of 32 bytes",
+        })?;
+    Ok(MacKey::new(&raw))
 }
 
 /// Writes a file readable only by its owner.
@@ -425,6 +484,22 @@ mod tests {
         assert_eq!(a.claims.public_pem(), b.claims.public_pem());
         let sealed = a.ring.seal(b"c", b"v").unwrap();
         assert_eq!(b.ring.open(b"c", &sealed).as_deref(), Some(&b"v"[..]));
+        assert_eq!(a.mac.sign("l", &[b"x"]), b.mac.sign("l", &[b"x"]));
+        assert_ne!(
+            a.mac.sign("l", &[b"x"]),
+            AuthKeys::ephemeral().mac.sign("l", &[b"x"]),
+            "keyed"
+        );
+        assert_ne!(
+            a.mac.sign("l", &[b"ab", b"c"]),
+            a.mac.sign("l", &[b"a", b"bc"])
+        );
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(dir.join("mac-key"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
         std::fs::remove_dir_all(dir).unwrap();
     }
 

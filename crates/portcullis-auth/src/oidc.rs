@@ -344,43 +344,24 @@ impl Provider {
         }
     }
 
-    /// Checks `iss`, `aud`, `exp`, the `nonce` when one was sent, and, when the provider's JWKS is
-    /// known, the signature.
+    /// Checks an ID token ([`validate_id_claims`], and its signature when the provider's JWKS is
+    /// known); returns its `sub`, which userinfo must repeat.
     pub async fn check_id_token(
         &self,
         id_token: &str,
         nonce: Option<&str>,
-    ) -> Result<(), AuthError> {
+    ) -> Result<String, AuthError> {
         let claims = self.id_token_claims(id_token).await?;
-        match nonce {
-            Some(n) if claims.get("nonce").and_then(Value::as_str) != Some(n) => {
-                Err(AuthError::InvalidIdToken)
-            }
-            _ => Ok(()),
-        }
+        validate_id_claims(&claims, &self.config, nonce, crate::now())
     }
 
+    /// The ID token's claims: signature-checked when the provider's JWKS is known; otherwise
+    /// read as they came from the token endpoint over the back channel (OIDC Core §3.1.3.7 6).
     async fn id_token_claims(&self, id_token: &str) -> Result<Map<String, Value>, AuthError> {
         let c = &self.config;
         let Some(jwks) = &self.jwks else {
-            let claims: Map<String, Value> =
-                jsonwebtoken::dangerous::insecure_decode_claims(id_token)
-                    .map_err(|_| AuthError::InvalidIdToken)?;
-            let aud_ok = match claims.get("aud") {
-                Some(Value::String(a)) => a == &c.client_id,
-                Some(Value::Array(a)) => a.iter().any(|x| x.as_str() == Some(&c.client_id)),
-                _ => false,
-            };
-            let exp_ok = claims
-                .get("exp")
-                .and_then(Value::as_u64)
-                .is_some_and(|e| e + 60 >= crate::now());
-            let iss_ok = claims.get("iss").and_then(Value::as_str) == Some(c.issuer.as_str());
-            return if aud_ok && exp_ok && iss_ok {
-                Ok(claims)
-            } else {
-                Err(AuthError::InvalidIdToken)
-            };
+            return jsonwebtoken::dangerous::insecure_decode_claims(id_token)
+                .map_err(|_| AuthError::InvalidIdToken);
         };
         let header =
             jsonwebtoken::decode_header(id_token).map_err(|_| AuthError::InvalidIdToken)?;
@@ -397,9 +378,228 @@ impl Provider {
         });
         v.set_issuer(&[&c.issuer]);
         v.set_audience(&[&c.client_id]);
-        v.leeway = 60;
+        v.leeway = ID_TOKEN_LEEWAY;
         jsonwebtoken::decode::<Map<String, Value>>(id_token, &key, &v)
             .map(|t| t.claims)
             .map_err(|_| AuthError::InvalidIdToken)
+    }
+}
+
+/// Clock skew allowed on an ID token's `exp` and `iat`, in seconds.
+pub const ID_TOKEN_LEEWAY: u64 = 60;
+
+/// The longest `sub` OIDC Core allows (§2: 255 ASCII characters).
+const MAX_SUB: usize = 255;
+
+/// OIDC Core §3.1.3.7 on an ID token's claims, whether or not its signature could be checked:
+/// `iss` is the provider's; `aud` names this client (and, with several audiences, `azp` is this
+/// client, as it must be whenever present); `exp` is not past and `iat` not in the future (both
+/// required, numeric, with [`ID_TOKEN_LEEWAY`]); `sub` is a non-empty string of at most 255
+/// characters; and the `nonce` is the one sent, when one was. Returns the `sub`.
+pub fn validate_id_claims(
+    claims: &Map<String, Value>,
+    c: &ProviderConfig,
+    nonce: Option<&str>,
+    now: u64,
+) -> Result<String, AuthError> {
+    let bad = |why: &'static str| {
+        tracing::info!(why, issuer = %c.issuer, "ID token refused");
+        AuthError::InvalidIdToken
+    };
+    if claims.get("iss").and_then(Value::as_str) != Some(c.issuer.as_str()) {
+        return Err(bad("iss is not the provider's"));
+    }
+    let audiences: Vec<&str> = match claims.get("aud") {
+        Some(Value::String(a)) => vec![a.as_str()],
+        Some(Value::Array(a)) => a
+            .iter()
+            .map(Value::as_str)
+            .collect::<Option<_>>()
+            .unwrap_or_default(),
+        _ => Vec::new(),
+    };
+    if !audiences.contains(&c.client_id.as_str()) {
+        return Err(bad("aud does not name this client"));
+    }
+    match claims.get("azp") {
+        None if audiences.len() > 1 => return Err(bad("several audiences and no azp")),
+        None => {}
+        Some(a) if a.as_str() == Some(c.client_id.as_str()) => {}
+        Some(_) => return Err(bad("azp is another client")),
+    }
+    let time = |name: &str| {
+        claims.get(name).and_then(|v| {
+            v.as_u64().or_else(|| {
+                v.as_f64()
+                    .filter(|f| f.is_finite() && *f >= 0.0)
+                    .map(|f| f as u64)
+            })
+        })
+    };
+    match time("exp") {
+        Some(exp) if exp.saturating_add(ID_TOKEN_LEEWAY) > now => {}
+        Some(_) => return Err(bad("expired")),
+        None => return Err(bad("no exp")),
+    }
+    match time("iat") {
+        Some(iat) if iat <= now.saturating_add(ID_TOKEN_LEEWAY) => {}
+        Some(_) => return Err(bad("issued in the future")),
+        None => return Err(bad("no iat")),
+    }
+    let sub = match claims.get("sub").and_then(Value::as_str) {
+        Some(s) if !s.is_empty() && s.len() <= MAX_SUB => s.to_string(),
+        _ => return Err(bad("no sub")),
+    };
+    if let Some(n) = nonce {
+        let sent = claims.get("nonce").and_then(Value::as_str).unwrap_or("");
+        if aws_lc_rs::constant_time::verify_slices_are_equal(sent.as_bytes(), n.as_bytes()).is_err()
+        {
+            return Err(bad("nonce is not the one sent"));
+        }
+    }
+    Ok(sub)
+}
+
+/// Whether a userinfo answer is about the ID token's user (OIDC Core §5.3.2: its `sub` must be
+/// the ID token's exactly, or the response is not used).
+pub fn same_subject(userinfo: &Map<String, Value>, id_sub: &str) -> Result<(), AuthError> {
+    let sub = userinfo.get("sub").and_then(Value::as_str).unwrap_or("");
+    if sub.as_bytes() == id_sub.as_bytes() {
+        Ok(())
+    } else {
+        tracing::info!("userinfo is about another subject than the ID token");
+        Err(AuthError::InvalidUserinfoResponse)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn provider() -> ProviderConfig {
+        ProviderConfig {
+            issuer: "https://idp.example".into(),
+            authorization_endpoint: String::new(),
+            token_endpoint: String::new(),
+            user_info_endpoint: String::new(),
+            jwks_uri: None,
+            client_id: "me".into(),
+            client_secret: String::new(),
+            auth_method: ClientAuthMethod::ClientSecretBasic,
+            revocation_endpoint: None,
+            end_session: None,
+        }
+    }
+
+    const NOW: u64 = 1_700_000_000;
+
+    fn good() -> Map<String, Value> {
+        let v = json!({"iss": "https://idp.example", "aud": "me", "exp": NOW + 300, "iat": NOW, "sub": "u-1", "nonce": "n"});
+        v.as_object().unwrap().clone()
+    }
+
+    fn check(edit: impl FnOnce(&mut Map<String, Value>)) -> Result<String, AuthError> {
+        let mut c = good();
+        edit(&mut c);
+        validate_id_claims(&c, &provider(), Some("n"), NOW)
+    }
+
+    #[test]
+    fn id_token_claims_are_all_required() {
+        assert_eq!(check(|_| {}), Ok("u-1".into()));
+        for claim in ["iss", "aud", "exp", "iat", "sub"] {
+            assert_eq!(
+                check(|c| {
+                    c.remove(claim);
+                }),
+                Err(AuthError::InvalidIdToken),
+                "{claim}"
+            );
+        }
+        let bad: [(&str, Value); 9] = [
+            ("iss", json!("https://evil.example")),
+            ("aud", json!("other")),
+            ("aud", json!(["other", 1])),
+            ("exp", json!(NOW - 61)),
+            ("exp", json!("soon")),
+            ("iat", json!(NOW + 61)),
+            ("sub", json!("")),
+            ("sub", json!(7)),
+            ("nonce", json!("m")),
+        ];
+        for (k, v) in bad {
+            assert_eq!(
+                check(|c| {
+                    c.insert(k.into(), v.clone());
+                }),
+                Err(AuthError::InvalidIdToken),
+                "{k}={v}"
+            );
+        }
+        assert_eq!(
+            check(|c| {
+                c.remove("nonce");
+            }),
+            Err(AuthError::InvalidIdToken)
+        );
+        let mut c = good();
+        c.remove("nonce");
+        assert!(
+            validate_id_claims(&c, &provider(), None, NOW).is_ok(),
+            "no nonce asked"
+        );
+    }
+
+    #[test]
+    fn azp_with_several_audiences() {
+        assert!(
+            check(|c| {
+                c.insert("aud".into(), json!(["me"]));
+            })
+            .is_ok()
+        );
+        assert_eq!(
+            check(|c| {
+                c.insert("aud".into(), json!(["me", "other"]));
+            }),
+            Err(AuthError::InvalidIdToken),
+            "several audiences need azp"
+        );
+        assert_eq!(
+            check(|c| {
+                c.insert("aud".into(), json!(["me", "other"]));
+                c.insert("azp".into(), json!("other"));
+            }),
+            Err(AuthError::InvalidIdToken)
+        );
+        assert!(
+            check(|c| {
+                c.insert("aud".into(), json!(["me", "other"]));
+                c.insert("azp".into(), json!("me"));
+            })
+            .is_ok()
+        );
+        assert_eq!(
+            check(|c| {
+                c.insert("azp".into(), json!("other"));
+            }),
+            Err(AuthError::InvalidIdToken),
+            "a present azp must be this client"
+        );
+    }
+
+    #[test]
+    fn userinfo_must_be_about_the_same_subject() {
+        let ui = |sub: &str| json!({"sub": sub}).as_object().unwrap().clone();
+        assert_eq!(same_subject(&ui("u-1"), "u-1"), Ok(()));
+        assert_eq!(
+            same_subject(&ui("u-2"), "u-1"),
+            Err(AuthError::InvalidUserinfoResponse)
+        );
+        assert_eq!(
+            same_subject(&ui("U-1"), "u-1"),
+            Err(AuthError::InvalidUserinfoResponse)
+        );
     }
 }

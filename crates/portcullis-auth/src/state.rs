@@ -1,7 +1,7 @@
 //! The `state` parameter and the `AWSALBAuthNonce` cookie that bind a login to the browser and
 //! rule that started it.
 
-use crate::keys::KeyRing;
+use crate::keys::{KeyRing, MacKey};
 use aws_lc_rs::digest::{SHA256, digest};
 use aws_lc_rs::rand::{SecureRandom, SystemRandom};
 use base64::Engine;
@@ -40,12 +40,17 @@ pub enum StateError {
     NonceMismatch,
 }
 
-/// A 16-character alphanumeric nonce, as ALB's; `None` if the system random source fails.
+/// Characters in a nonce: alphanumeric as ALB's, but twice as many as ALB's 16 (about 95 bits),
+/// so that the value binding a login to its browser, and the PKCE verifier derived from it,
+/// carry well over 128 bits.
+pub const NONCE_LEN: usize = 32;
+
+/// A new [`NONCE_LEN`]-character alphanumeric nonce; `None` if the system random source fails.
 pub fn new_nonce() -> Option<String> {
     const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
-    let mut raw = [0u8; 16];
+    let mut raw = [0u8; NONCE_LEN];
     SystemRandom::new().fill(&mut raw).ok()?;
-    // 256 % 62 bias is negligible for a 95-bit binding value.
+    // The 256 % 62 bias leaves at least log2(256/5) = 5.6 bits a character: over 180 in all.
     Some(
         raw.iter()
             .map(|b| ALPHABET[*b as usize % ALPHABET.len()] as char)
@@ -84,17 +89,18 @@ pub fn open(ring: &KeyRing, state: &str, now: u64) -> Result<LoginState, StateEr
     Ok(s)
 }
 
-fn derive(label: &str, nonce: &str) -> String {
+/// HMAC under the balancer's key: the nonce cookie alone (a stolen or fixated one) gives neither
+/// the verifier nor the OIDC nonce.
+fn derive(key: &MacKey, label: &str, nonce: &str) -> String {
     use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-    let mut input = label.as_bytes().to_vec();
-    input.extend_from_slice(nonce.as_bytes());
-    URL_SAFE_NO_PAD.encode(digest(&SHA256, &input).as_ref())
+    URL_SAFE_NO_PAD.encode(key.sign(label, &[nonce.as_bytes()]))
 }
 
-/// The PKCE verifier of a login (43 characters), derived from the browser's nonce cookie: it lives
-/// on the browser side, never in `state`, and only the browser that started the login has it.
-pub fn pkce_verifier(nonce: &str) -> String {
-    derive("portcullis pkce verifier\0", nonce)
+/// The PKCE verifier of a login (43 characters), derived from the browser's nonce cookie by HMAC
+/// under the balancer's key: it lives on the browser side, never in `state`, and only the browser
+/// that started the login has the cookie it comes from.
+pub fn pkce_verifier(key: &MacKey, nonce: &str) -> String {
+    derive(key, "portcullis pkce verifier v2", nonce)
 }
 
 /// The S256 challenge for a verifier.
@@ -103,9 +109,9 @@ pub fn pkce_challenge(verifier: &str) -> String {
     URL_SAFE_NO_PAD.encode(digest(&SHA256, verifier.as_bytes()).as_ref())
 }
 
-/// The OIDC `nonce` sent to the IdP and required back in the ID token.
-pub fn oidc_nonce(nonce: &str) -> String {
-    derive("portcullis oidc nonce\0", nonce)
+/// The OIDC `nonce` sent to the IdP and required back in the ID token (HMAC of the nonce cookie).
+pub fn oidc_nonce(key: &MacKey, nonce: &str) -> String {
+    derive(key, "portcullis oidc nonce v2", nonce)
 }
 
 /// Checks that the browser's nonce cookie is the one the state was sealed with.
@@ -125,18 +131,42 @@ mod tests {
             pkce_challenge("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"),
             "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
         );
-        let v = pkce_verifier("abcdefghijklmnop");
+        let k = MacKey::new(&[5; 32]);
+        let v = pkce_verifier(&k, "abcdefghijklmnop");
         assert_eq!(v.len(), 43);
-        assert_ne!(v, oidc_nonce("abcdefghijklmnop"));
-        assert_ne!(v, pkce_verifier("abcdefghijklmnoq"));
+        assert_ne!(v, oidc_nonce(&k, "abcdefghijklmnop"));
+        assert_ne!(v, pkce_verifier(&k, "abcdefghijklmnoq"));
+    }
+
+    #[test]
+    fn derivations_are_keyed() {
+        let n = new_nonce().unwrap();
+        let (a, b) = (MacKey::new(&[1; 32]), MacKey::new(&[2; 32]));
+        assert_ne!(pkce_verifier(&a, &n), pkce_verifier(&b, &n));
+        assert_ne!(oidc_nonce(&a, &n), oidc_nonce(&b, &n));
+        // Not the unkeyed SHA-256 of label and nonce that anyone holding the cookie could compute.
+        use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let unkeyed = |label: &str| {
+            URL_SAFE_NO_PAD.encode(digest(&SHA256, format!("{label}{n}").as_bytes()).as_ref())
+        };
+        assert_ne!(pkce_verifier(&a, &n), unkeyed("portcullis pkce verifier\0"));
+        assert_ne!(oidc_nonce(&a, &n), unkeyed("portcullis oidc nonce\0"));
+    }
+
+    #[test]
+    fn nonces_carry_at_least_128_bits() {
+        let n = new_nonce().unwrap();
+        assert_eq!(n.len(), NONCE_LEN);
+        assert!(n.bytes().all(|b| b.is_ascii_alphanumeric()));
+        // Each character carries at least log2(256 / 5) bits (the most likely ones: 5 of 256).
+        assert!(NONCE_LEN as f64 * (256f64 / 5.0).log2() >= 128.0);
+        assert_ne!(n, new_nonce().unwrap());
     }
 
     #[test]
     fn state_round_trip_and_checks() {
         let ring = KeyRing::new(vec![(1, [3; 32])]);
         let n = new_nonce().unwrap();
-        assert_eq!(n.len(), 16);
-        assert!(n.bytes().all(|b| b.is_ascii_alphanumeric()));
         let st = seal(&ring, "/tasks?a=1", "8443/10", &n, 1000).unwrap();
         let s = open(&ring, &st, 1000 + LOGIN_TIMEOUT).unwrap();
         assert_eq!(s.uri, "/tasks?a=1");

@@ -64,55 +64,141 @@ pub fn accepts_trailers(h: &HeaderMap) -> bool {
         .any(|t| t.trim().eq_ignore_ascii_case("trailers"))
 }
 
-/// The protocol an HTTP/1.1 request asks to switch to (`Connection: upgrade` with `Upgrade`).
-pub fn upgrade_protocol(h: &HeaderMap, version: http::Version) -> Option<http::HeaderValue> {
-    if version != http::Version::HTTP_11 {
-        return None;
-    }
-    let asks = h
-        .get_all(http::header::CONNECTION)
+/// The only protocol the balancer tunnels (RFC 6455). Any other `Upgrade` (`h2c`, `TLS/1.x`,
+/// anything) is dropped and the request forwarded as a plain one, so that no bytes after it can
+/// reach a target without passing the rules and the authenticate action.
+pub const WEBSOCKET: &str = "websocket";
+
+/// Whether a header's comma-separated tokens include `token` (case-insensitive).
+fn has_token(h: &HeaderMap, name: HeaderName, token: &str) -> bool {
+    h.get_all(name)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
-        .any(|t| t.trim().eq_ignore_ascii_case("upgrade"));
-    if asks {
-        h.get(http::header::UPGRADE).cloned()
-    } else {
-        None
-    }
+        .any(|t| t.trim().eq_ignore_ascii_case(token))
 }
 
-/// Removes every `x-amzn-oidc-*` and `x-portcullis-*` header a client sent, so only the load
-/// balancer sets them.
+/// The WebSocket upgrade an HTTP/1.1 request asks for (`Connection: upgrade` with
+/// `Upgrade: websocket`), as the value to send on; `None` for anything else, which is then
+/// forwarded without its upgrade.
+pub fn upgrade_protocol(h: &HeaderMap, version: http::Version) -> Option<http::HeaderValue> {
+    if version != http::Version::HTTP_11 || !has_token(h, http::header::CONNECTION, "upgrade") {
+        return None;
+    }
+    let mut values = h.get_all(http::header::UPGRADE).iter();
+    let v = values.next()?;
+    let only = values.next().is_none();
+    (only
+        && v.to_str()
+            .is_ok_and(|p| p.trim().eq_ignore_ascii_case(WEBSOCKET)))
+    .then(|| v.clone())
+}
+
+/// Whether a target's 101 switches to the protocol the client asked for (`Upgrade` names it
+/// alone and `Connection` carries `upgrade`): any other 101 is not tunnelled.
+pub fn switches_to(h: &HeaderMap, asked: &HeaderValue) -> bool {
+    let mut values = h.get_all(http::header::UPGRADE).iter();
+    let same = values.next().is_some_and(|v| {
+        v.to_str().ok().map(str::trim).is_some_and(|p| {
+            asked
+                .to_str()
+                .is_ok_and(|a| p.eq_ignore_ascii_case(a.trim()))
+        })
+    });
+    same && values.next().is_none() && has_token(h, http::header::CONNECTION, "upgrade")
+}
+
+/// Name prefixes the balancer owns: a client's header under one of them never reaches a target.
+const OWNED_PREFIXES: [&str; 4] = [
+    "x-amzn-oidc-",
+    "x-portcullis-",
+    "x-amzn-tls-",
+    "x-amzn-mtls-",
+];
+/// Headers the balancer sets itself and targets trust: a client's spelling of one with `_`
+/// (which CGI, WSGI, PHP and others read as the same header) never reaches a target.
+const OWNED_EXACT: [&str; 4] = [
+    "x-forwarded-for",
+    "x-forwarded-proto",
+    "x-forwarded-port",
+    "x-amzn-trace-id",
+];
+
+/// Whether a client's header `name` is one the balancer owns, compared by its normalised name
+/// (lower case, `_` read as `-`), as many target frameworks compare.
+pub fn is_owned(name: &str) -> bool {
+    let norm: String = name
+        .bytes()
+        .map(|b| match b {
+            b'_' => '-',
+            b => b.to_ascii_lowercase() as char,
+        })
+        .collect();
+    OWNED_PREFIXES.iter().any(|p| norm.starts_with(p))
+        || (norm != name && OWNED_EXACT.contains(&norm.as_str()))
+}
+
+/// Removes every header a client sent under a name the balancer owns (`x-amzn-oidc-*`,
+/// `x-portcullis-*`, `x-amzn-tls-*`, `x-amzn-mtls-*`, and `_` spellings of the forwarding and
+/// trace headers), whatever `drop_invalid_header_fields` says, so only the balancer sets them.
 pub fn strip_oidc_headers(h: &mut HeaderMap) {
-    let ours = |n: &HeaderName| {
-        n.as_str().starts_with("x-amzn-oidc-") || n.as_str().starts_with("x-portcullis-")
-    };
-    if !h.keys().any(ours) {
+    if !h.keys().any(|n| is_owned(n.as_str())) {
         return;
     }
-    let names: Vec<HeaderName> = h.keys().filter(|n| ours(n)).cloned().collect();
+    let names: Vec<HeaderName> = h.keys().filter(|n| is_owned(n.as_str())).cloned().collect();
     for n in names {
         h.remove(n);
     }
 }
 
-/// Joins every `Cookie` header into one (HTTP/2 clients send one per cookie; HTTP/1.1 targets
-/// expect one, RFC 9113 §8.2.3), leaving out the balancer's own cookies: the shards
-/// `<base>-N` of each name in `strip` and, when `strip` is not empty, `AWSALBAuthNonce`.
-pub fn rewrite_cookies(h: &mut HeaderMap, strip: &[String]) {
-    let count = h.get_all(http::header::COOKIE).iter().count();
-    if count == 0 || (count == 1 && strip.is_empty()) {
-        return;
-    }
-    let ours = |name: &str| {
-        name == "AWSALBAuthNonce"
-            || strip.iter().any(|base| {
+/// The hosted-UI cookies of the embedded user pools (`__Host-` on HTTPS): the browser's session
+/// at the pool and its CSRF token. Browsers send them to every port of the pool's host.
+pub const POOL_COOKIES: [&str; 4] = [
+    "cognito",
+    "XSRF-TOKEN",
+    "__Host-cognito",
+    "__Host-XSRF-TOKEN",
+];
+
+/// The cookies that are credentials of the balancer or of its user pools, removed before a
+/// request reaches any target on any listener (a browser sends a host's cookies to every port).
+#[derive(Debug, Clone, Default)]
+pub struct OwnedCookies {
+    /// Session cookie base names (every `session_cookie_name` of the config): their `-N` shards.
+    pub shards: Vec<String>,
+    /// Exact names (`AWSALBAuthNonce`).
+    pub names: Vec<String>,
+    /// Hosts the user pools are served on: requests for them also lose [`POOL_COOKIES`].
+    pub pool_hosts: Vec<String>,
+}
+
+impl OwnedCookies {
+    /// Whether a cookie named `name` (sent to `host`) is one of these.
+    fn owns(&self, name: &str, pool_here: bool) -> bool {
+        let name = name.trim();
+        self.names.iter().any(|n| n == name)
+            || (pool_here && POOL_COOKIES.contains(&name))
+            || self.shards.iter().any(|base| {
                 name.strip_prefix(base.as_str())
                     .and_then(|r| r.strip_prefix('-'))
-                    .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+                    .is_some_and(|n| n.parse::<usize>().is_ok())
             })
-    };
+    }
+
+    /// Whether requests for `host` (a `Host` value, port allowed) carry the pools' cookies.
+    fn pool_host(&self, host: Option<&str>) -> bool {
+        host.map(crate::rules::strip_port)
+            .is_some_and(|h| self.pool_hosts.iter().any(|p| p.eq_ignore_ascii_case(h)))
+    }
+}
+
+/// Joins every `Cookie` header into one (HTTP/2 clients send one per cookie; HTTP/1.1 targets
+/// expect one, RFC 9113 §8.2.3), leaving out the cookies `owned` names; `host` is the request's.
+pub fn rewrite_cookies(h: &mut HeaderMap, owned: &OwnedCookies, host: Option<&str>) {
+    if !h.contains_key(http::header::COOKIE) {
+        return;
+    }
+    let pool_here = owned.pool_host(host);
     let kept: Vec<&str> = h
         .get_all(http::header::COOKIE)
         .iter()
@@ -120,7 +206,7 @@ pub fn rewrite_cookies(h: &mut HeaderMap, strip: &[String]) {
         .flat_map(|v| v.split(';'))
         .map(str::trim)
         .filter(|p| !p.is_empty())
-        .filter(|p| strip.is_empty() || !ours(p.split('=').next().unwrap_or("")))
+        .filter(|p| !owned.owns(p.split('=').next().unwrap_or(""), pool_here))
         .collect();
     let joined = kept.join("; ");
     h.remove(http::header::COOKIE);
@@ -128,6 +214,34 @@ pub fn rewrite_cookies(h: &mut HeaderMap, strip: &[String]) {
         && let Ok(v) = HeaderValue::from_str(&joined)
     {
         h.insert(http::header::COOKIE, v);
+    }
+}
+
+/// Removes a target's `Set-Cookie` values that would set one of the cookies `owned` names (the
+/// balancer's session shards and nonce, a pool's hosted-UI cookies on its host).
+pub fn strip_owned_set_cookies(h: &mut HeaderMap, owned: &OwnedCookies, host: Option<&str>) {
+    let pool_here = owned.pool_host(host);
+    let theirs = |v: &HeaderValue| {
+        let name = v
+            .as_bytes()
+            .split(|b| *b == b'=')
+            .next()
+            .map(String::from_utf8_lossy)
+            .unwrap_or_default();
+        owned.owns(&name, pool_here)
+    };
+    if !h.get_all(http::header::SET_COOKIE).iter().any(theirs) {
+        return;
+    }
+    let kept: Vec<HeaderValue> = h
+        .get_all(http::header::SET_COOKIE)
+        .iter()
+        .filter(|v| !theirs(v))
+        .cloned()
+        .collect();
+    h.remove(http::header::SET_COOKIE);
+    for v in kept {
+        h.append(http::header::SET_COOKIE, v);
     }
 }
 
@@ -349,6 +463,11 @@ mod tests {
 
     #[test]
     fn cookies_are_joined_and_ours_removed() {
+        let owned = OwnedCookies {
+            shards: vec!["AWSELBAuthSessionCookie".into(), "S".into()],
+            names: vec!["AWSALBAuthNonce".into()],
+            pool_hosts: vec!["login.example".into()],
+        };
         let mut h = HeaderMap::new();
         h.append("cookie", HeaderValue::from_static("app=1"));
         h.append(
@@ -360,27 +479,102 @@ mod tests {
         h.append(
             "cookie",
             HeaderValue::from_static(
-                "AWSALBAuthNonce=n; AWSELBAuthSessionCookieX=keep; theme=dark",
+                "AWSALBAuthNonce=n; AWSELBAuthSessionCookieX=keep; theme=dark; cognito=s; XSRF-TOKEN=t",
             ),
         );
-        rewrite_cookies(&mut h, &["AWSELBAuthSessionCookie".into()]);
+        let mut other_host = h.clone();
+        rewrite_cookies(&mut h, &owned, Some("login.example:8443"));
         assert_eq!(h.get_all("cookie").iter().count(), 1);
         assert_eq!(
             h["cookie"],
             "app=1; AWSELBAuthSessionCookieX=keep; theme=dark"
         );
+        rewrite_cookies(&mut other_host, &owned, Some("app.example"));
+        assert_eq!(
+            other_host["cookie"],
+            "app=1; AWSELBAuthSessionCookieX=keep; theme=dark; cognito=s; XSRF-TOKEN=t",
+            "the pool's cookies never reach another host"
+        );
         let mut h = HeaderMap::new();
         h.append("cookie", HeaderValue::from_static("a=1"));
         h.append("cookie", HeaderValue::from_static("AWSALBAuthNonce=n"));
-        rewrite_cookies(&mut h, &[]);
-        assert_eq!(
-            h["cookie"], "a=1; AWSALBAuthNonce=n",
-            "only joined when nothing is stripped"
-        );
+        rewrite_cookies(&mut h, &OwnedCookies::default(), None);
+        assert_eq!(h["cookie"], "a=1; AWSALBAuthNonce=n", "kept when not owned");
         let mut h = HeaderMap::new();
-        h.append("cookie", HeaderValue::from_static("S-0=x"));
-        rewrite_cookies(&mut h, &["S".into()]);
+        h.append("cookie", HeaderValue::from_static("S-0=x; S-+1=y;S-2 =z"));
+        rewrite_cookies(&mut h, &owned, None);
         assert!(h.get("cookie").is_none(), "no empty Cookie header");
+    }
+
+    #[test]
+    fn targets_cannot_set_owned_cookies() {
+        let owned = OwnedCookies {
+            shards: vec!["AWSELBAuthSessionCookie".into()],
+            names: vec!["AWSALBAuthNonce".into()],
+            pool_hosts: vec!["localhost".into()],
+        };
+        let mut h = HeaderMap::new();
+        for v in [
+            "app=1; Path=/",
+            "AWSELBAuthSessionCookie-0=fixated; Path=/",
+            " AWSALBAuthNonce=n",
+            "cognito=fixated",
+            "theme=dark",
+        ] {
+            h.append(http::header::SET_COOKIE, HeaderValue::from_static(v));
+        }
+        let mut elsewhere = h.clone();
+        strip_owned_set_cookies(&mut h, &owned, Some("localhost:8443"));
+        let left: Vec<_> = h.get_all("set-cookie").iter().collect();
+        assert_eq!(left, ["app=1; Path=/", "theme=dark"]);
+        strip_owned_set_cookies(&mut elsewhere, &owned, Some("app.example"));
+        assert_eq!(elsewhere.get_all("set-cookie").iter().count(), 3);
+    }
+
+    #[test]
+    fn owned_headers_by_normalised_name() {
+        for n in [
+            "x_amzn_oidc_identity",
+            "x-amzn-oidc_data",
+            "x_portcullis_jwt",
+            "x_amzn_tls_version",
+            "x-amzn-tls-cipher-suite",
+            "x-amzn-mtls-clientcert",
+            "x_forwarded_for",
+            "x_amzn_trace_id",
+        ] {
+            assert!(is_owned(n), "{n}");
+        }
+        for n in [
+            "x-forwarded-for",
+            "x-amzn-trace-id",
+            "x-amzn-other",
+            "x_custom",
+        ] {
+            assert!(!is_owned(n), "{n}");
+        }
+    }
+
+    #[test]
+    fn only_websocket_upgrades() {
+        let h = |c: &str, u: &str| {
+            let mut h = HeaderMap::new();
+            h.insert("connection", HeaderValue::from_str(c).unwrap());
+            h.insert("upgrade", HeaderValue::from_str(u).unwrap());
+            h
+        };
+        let v11 = http::Version::HTTP_11;
+        assert!(upgrade_protocol(&h("Upgrade", "websocket"), v11).is_some());
+        assert!(upgrade_protocol(&h("keep-alive, upgrade", "WebSocket"), v11).is_some());
+        assert!(upgrade_protocol(&h("upgrade", "h2c"), v11).is_none());
+        assert!(upgrade_protocol(&h("upgrade", "websocket, h2c"), v11).is_none());
+        assert!(upgrade_protocol(&h("close", "websocket"), v11).is_none());
+        assert!(upgrade_protocol(&h("upgrade", "websocket"), http::Version::HTTP_2).is_none());
+        let ws = HeaderValue::from_static("websocket");
+        assert!(switches_to(&h("Upgrade", "websocket"), &ws));
+        assert!(!switches_to(&h("Upgrade", "h2c"), &ws));
+        assert!(!switches_to(&h("close", "websocket"), &ws));
+        assert!(!switches_to(&HeaderMap::new(), &ws));
     }
 
     #[test]

@@ -46,6 +46,8 @@ pub struct Shared {
     pub snapshot: ArcSwap<Snapshot>,
     /// Authenticate actions' keys and signer.
     pub auth: Arc<Authenticator>,
+    /// The key of the stickiness cookies (`state_dir/lb/mac-key`).
+    pub sticky_key: portcullis_auth::keys::MacKey,
     /// Pooled connections to targets.
     pub upstream: upstream::Upstreams,
     /// ALB-format access log.
@@ -408,6 +410,7 @@ pub async fn start(
     let reload_identity = identity.clone();
     let signer_arn = identity.arn();
     let kid = keys.claims.kid.clone();
+    let sticky_key = keys.mac.clone();
     let pem = keys.claims.public_pem();
     let retired = keys.retired.clone();
     let metrics = lb.admin.as_ref().map(|_| Arc::new(metrics::Metrics::new()));
@@ -477,6 +480,7 @@ pub async fn start(
     let shared = Arc::new(Shared {
         snapshot: ArcSwap::from_pointee(snapshot),
         auth,
+        sticky_key,
         upstream: upstream::Upstreams::new(),
         access_log,
         identity,

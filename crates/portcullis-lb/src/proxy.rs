@@ -279,7 +279,9 @@ async fn phases(
     started: Instant,
 ) -> Result<Response<Body>, ProxyError> {
     // Downstream checks.
-    if req.method() == Method::TRACE {
+    // TRACE as ALB; CONNECT because a 2xx to it would turn the connection into a tunnel that
+    // no rule or authenticate action sees (the balancer is no forward proxy).
+    if req.method() == Method::TRACE || req.method() == Method::CONNECT {
         return Err(ProxyError::downstream(ErrorKind::MethodNotAllowed));
     }
     let line = req.method().as_str().len()
@@ -419,7 +421,7 @@ async fn phases(
         }
         Terminal::Forward(fwd) => {
             let https = conn.tls.is_some();
-            let (tg, group_cookies) = fwd.choose(&parts.headers, https);
+            let (tg, group_cookies) = fwd.choose(&parts.headers, https, &shared.sticky_key);
             if let Some(l) = log.as_mut() {
                 l.actions_executed.push("forward");
                 l.target_group_arn = tg.arn.clone();
@@ -430,8 +432,10 @@ async fn phases(
             set_cookies.extend(group_cookies);
             let trace =
                 headers::set_trace_id(&mut parts.headers, portcullis_auth::now(), head_bytes);
-            // A protocol upgrade (WebSocket) keeps its Upgrade/Connection pair; the client side's
-            // upgrade is taken now so it is not sent upstream.
+            // A WebSocket upgrade keeps its Upgrade/Connection pair; the client side's upgrade is
+            // taken now so it is not sent upstream. Any other upgrade loses both (hop-by-hop) and
+            // goes on as a plain request, so the connection stays HTTP and every later request
+            // on it passes the rules and the authenticate action.
             let upgrade = headers::upgrade_protocol(&parts.headers, parts.version);
             let client_upgrade = upgrade
                 .as_ref()
@@ -445,7 +449,8 @@ async fn phases(
                 );
                 parts.headers.insert(http::header::UPGRADE, p.clone());
             }
-            headers::rewrite_cookies(&mut parts.headers, &listener.strip_cookies);
+            let host = request_host(&parts).map(str::to_owned);
+            headers::rewrite_cookies(&mut parts.headers, &listener.owned_cookies, host.as_deref());
             let routing = listener.routing;
             headers::set_forwarded(
                 &mut parts.headers,
@@ -484,7 +489,7 @@ async fn phases(
                 l.trace_id = trace;
                 l.request_processing_time = started.elapsed().as_secs_f64();
             }
-            if let Some(function) = &tg.lambda {
+            let mut answer = if let Some(function) = &tg.lambda {
                 if upgrade.is_some() {
                     return Err(ProxyError::downstream(ErrorKind::Lambda(
                         "LambdaWebsocketNotSupported",
@@ -511,7 +516,15 @@ async fn phases(
                     &mut set_cookies,
                 )
                 .await?
-            }
+            };
+            // A target cannot plant the balancer's or a pool's credentials in the browser
+            // (session fixation, login CSRF): those cookies are the balancer's to set.
+            headers::strip_owned_set_cookies(
+                answer.headers_mut(),
+                &listener.owned_cookies,
+                host.as_deref(),
+            );
+            answer
         }
     };
     for c in set_cookies {
@@ -539,7 +552,7 @@ async fn to_target(
     set_cookies: &mut Vec<String>,
 ) -> Result<Response<Body>, ProxyError> {
     let (target, sticky) = tg
-        .pick_for(&parts.headers, https)
+        .pick_for(&parts.headers, https, &shared.sticky_key)
         .ok_or(ProxyError::internal(ErrorKind::NoTargets))?;
     set_cookies.extend(sticky.now);
     let h2 = tg.protocol_version != ProtocolVersion::HTTP1;
@@ -612,6 +625,10 @@ async fn to_target(
             // A 101 nobody asked for is a broken target.
             return Err(ProxyError::upstream(ErrorKind::BadTargetResponse));
         };
+        if !headers::switches_to(upstream.headers(), &proto) {
+            // A switch to another protocol than the client asked for is never tunnelled.
+            return Err(ProxyError::upstream(ErrorKind::BadTargetResponse));
+        }
         let target_io = hyper::upgrade::on(&mut upstream);
         tokio::spawn(crate::upgrade::splice(client_io, target_io));
         let (mut rparts, _) = upstream.into_parts();

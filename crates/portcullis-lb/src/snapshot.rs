@@ -72,9 +72,8 @@ pub struct Listener {
     pub has_auth: bool,
     /// `logout_path`s of this listener's authenticate actions, answered by the balancer.
     pub logout_paths: Vec<(String, Arc<AuthAction>)>,
-    /// Cookie names removed before forwarding: every session cookie base name of this listener's
-    /// authenticate actions (their `-N` shards) and `AWSALBAuthNonce`; empty to keep them.
-    pub strip_cookies: Vec<String>,
+    /// Cookies removed before forwarding (the same on every listener: browsers ignore ports).
+    pub owned_cookies: Arc<crate::headers::OwnedCookies>,
     /// `routing.http.*` attributes (the same for every listener).
     pub routing: crate::headers::Routing,
 }
@@ -135,6 +134,55 @@ impl Identity {
     }
 }
 
+/// The credential cookies of a config, removed on every listener and rule: the `-N` shards of
+/// every `session_cookie_name` of any authenticate action (and ALB's default name) and
+/// `AWSALBAuthNonce`, unless `forward_auth_cookies` passes them as ALB does; and the user pools'
+/// hosted-UI cookies on requests for a pool's host.
+pub fn owned_cookies(config: &Config) -> crate::headers::OwnedCookies {
+    let mut owned = crate::headers::OwnedCookies::default();
+    if !config.load_balancer.forward_auth_cookies {
+        owned.shards.push("AWSELBAuthSessionCookie".into());
+        for l in &config.listeners {
+            let actions = l
+                .rules
+                .iter()
+                .flat_map(|r| r.actions.iter())
+                .chain(l.default_actions.iter());
+            for a in actions {
+                match a {
+                    Action::AuthenticateCognito(c) => {
+                        owned.shards.push(c.session().session_cookie_name)
+                    }
+                    Action::AuthenticateOidc(o) => {
+                        owned.shards.push(o.session().session_cookie_name)
+                    }
+                    _ => {}
+                }
+            }
+        }
+        owned.shards.sort();
+        owned.shards.dedup();
+        owned
+            .names
+            .push(portcullis_auth::state::NONCE_COOKIE.to_string());
+    }
+    for p in &config.user_pools {
+        let from_url = p
+            .domain
+            .base_url
+            .parse::<http::Uri>()
+            .ok()
+            .and_then(|u| u.host().map(str::to_owned));
+        let listen = crate::rules::strip_port(&p.domain.listen).to_string();
+        for h in from_url.into_iter().chain(std::iter::once(listen)) {
+            if !h.is_empty() && !owned.pool_hosts.contains(&h) {
+                owned.pool_hosts.push(h);
+            }
+        }
+    }
+    owned
+}
+
 /// Compiles a validated config. `placement[i]` is listener `i`'s slot (its index in
 /// `Snapshot::listeners`, stable across reloads) and bound port.
 pub fn compile(
@@ -160,6 +208,7 @@ pub fn compile(
             )
         })
         .collect();
+    let owned_cookies = Arc::new(owned_cookies(config));
     let slots = placement.iter().map(|(s, _)| s + 1).max().unwrap_or(0);
     let mut listeners: Vec<Option<Listener>> = (0..slots).map(|_| None).collect();
     for (i, l) in config.listeners.iter().enumerate() {
@@ -300,22 +349,6 @@ pub fn compile(
             .filter_map(|r| r.auth.as_ref())
             .filter_map(|a| a.session.logout_path.clone().map(|p| (p, a.clone())))
             .collect();
-        let strip_cookies = if config.load_balancer.forward_auth_cookies || !has_auth {
-            Vec::new()
-        } else {
-            let mut names: Vec<String> = rules
-                .iter()
-                .chain(std::iter::once(&default))
-                .filter_map(|r| {
-                    r.auth
-                        .as_ref()
-                        .map(|a| a.session.session_cookie_name.clone())
-                })
-                .collect();
-            names.sort();
-            names.dedup();
-            names
-        };
         if slot >= listeners.len() {
             listeners.resize_with(slot + 1, || None);
         }
@@ -326,7 +359,7 @@ pub fn compile(
             index,
             default,
             has_auth,
-            strip_cookies,
+            owned_cookies: owned_cookies.clone(),
             logout_paths,
             routing: crate::headers::Routing::of(&config.load_balancer),
         });

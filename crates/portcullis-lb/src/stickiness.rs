@@ -2,8 +2,11 @@
 //! `AWSALB` (duration-based) and `AWSALBAPP-N` (application-based) keep it on a target.
 //!
 //! A target cookie's value is `<expiry>-<token>`: the stickiness duration is enforced inside
-//! (the token covers the expiry), while the cookie itself lives 7 days, as at ALB.
+//! (the token covers the expiry), while the cookie itself lives 7 days, as at ALB. Tokens are
+//! HMAC-SHA256 under the balancer's key (`state_dir/lb/mac-key`), so a client can neither pick a
+//! target nor extend a duration by writing its own cookie.
 
+use portcullis_auth::keys::MacKey;
 use std::time::Duration;
 
 /// How long ALB's target stickiness cookies live in the browser (the duration is checked inside).
@@ -30,14 +33,16 @@ pub enum Sticky {
 }
 
 /// A short opaque token naming something of this load balancer (a target group or a target) in
-/// a stickiness cookie: stable across nodes of one balancer, meaningless elsewhere.
-pub fn token(parts: &[&str]) -> String {
-    let mut ctx = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
-    for p in parts {
-        ctx.update(p.as_bytes());
-        ctx.update(b"\0");
-    }
-    hex::encode(&ctx.finish().as_ref()[..12])
+/// a stickiness cookie: a MAC under the balancer's key, so stable across nodes that share the key
+/// and unforgeable without it.
+pub fn token(key: &MacKey, parts: &[&str]) -> String {
+    let parts: Vec<&[u8]> = parts.iter().map(|p| p.as_bytes()).collect();
+    hex::encode(&key.sign("portcullis stickiness v1", &parts)[..16])
+}
+
+/// Whether a client's cookie value is `genuine` (compared in constant time).
+pub fn matches(value: &str, genuine: &str) -> bool {
+    aws_lc_rs::constant_time::verify_slices_are_equal(value.as_bytes(), genuine.as_bytes()).is_ok()
 }
 
 /// The value of cookie `name` in a request.
@@ -71,9 +76,9 @@ pub fn group_cookies(value: &str, seconds: u64, https: bool) -> Vec<String> {
 }
 
 /// A target cookie's value: the expiry (epoch seconds) and a token over the target and expiry.
-pub fn target_value(group_arn: &str, authority: &str, expires: u64) -> String {
+pub fn target_value(key: &MacKey, group_arn: &str, authority: &str, expires: u64) -> String {
     let e = expires.to_string();
-    format!("{e}-{}", token(&[group_arn, authority, &e]))
+    format!("{e}-{}", token(key, &[group_arn, authority, &e]))
 }
 
 /// The expiry of a target cookie value, when it has not passed.
@@ -120,11 +125,18 @@ mod tests {
 
     #[test]
     fn values_expire_and_name_their_target() {
-        let v = target_value("arn:tg", "10.0.0.1:80", 1_000);
+        let k = MacKey::new(&[7; 32]);
+        let v = target_value(&k, "arn:tg", "10.0.0.1:80", 1_000);
         assert_eq!(live_expiry(&v, 999), Some(1_000));
         assert_eq!(live_expiry(&v, 1_000), None);
-        assert_ne!(v, target_value("arn:tg", "10.0.0.2:80", 1_000));
-        assert_ne!(v, target_value("arn:tg", "10.0.0.1:80", 1_001));
+        assert_ne!(v, target_value(&k, "arn:tg", "10.0.0.2:80", 1_000));
+        assert_ne!(v, target_value(&k, "arn:tg", "10.0.0.1:80", 1_001));
+        assert_ne!(
+            v,
+            target_value(&MacKey::new(&[8; 32]), "arn:tg", "10.0.0.1:80", 1_000),
+            "another key, another value"
+        );
+        assert!(matches(&v, &v) && !matches(&v[1..], &v));
         assert_eq!(live_expiry("garbage", 0), None);
         assert_eq!(live_expiry("-abc", 0), None);
     }
@@ -133,7 +145,7 @@ mod tests {
         /// A value carries its expiry, and any cookie text a client sends is read without panic.
         #[test]
         fn expiry_round_trips(e in 0u64..u64::MAX / 2, now in 0u64..u64::MAX / 2, junk in ".{0,64}") {
-            let v = target_value("arn", "10.0.0.1:80", e);
+            let v = target_value(&MacKey::new(&[1; 32]), "arn", "10.0.0.1:80", e);
             proptest::prop_assert_eq!(live_expiry(&v, now), (e > now).then_some(e));
             let _ = live_expiry(&junk, now);
         }

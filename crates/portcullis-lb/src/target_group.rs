@@ -4,6 +4,7 @@
 
 use crate::stickiness::{self, Sticky};
 use crate::upstream::Cutoff;
+use portcullis_auth::keys::MacKey;
 use portcullis_config::{Protocol, ProtocolVersion};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -273,14 +274,19 @@ impl Forward {
 
     /// The group for this request: the one its `AWSALBTG` cookie names, else by weight (exact
     /// proportions: a weighted round robin). Returns the cookies to set.
-    pub fn choose(&self, h: &http::HeaderMap, https: bool) -> (&Arc<TargetGroup>, Vec<String>) {
+    pub fn choose(
+        &self,
+        h: &http::HeaderMap,
+        https: bool,
+        key: &MacKey,
+    ) -> (&Arc<TargetGroup>, Vec<String>) {
         if let Some(secs) = self.sticky
             && let Some(v) =
                 stickiness::cookie(h, "AWSALBTG").or_else(|| stickiness::cookie(h, "AWSALBTGCORS"))
             && let Some((g, _)) = self
                 .groups
                 .iter()
-                .find(|(g, w)| *w > 0 && stickiness::token(&[&g.arn]) == v)
+                .find(|(g, w)| *w > 0 && stickiness::matches(v, &stickiness::token(key, &[&g.arn])))
         {
             return (g, stickiness::group_cookies(v, secs, https));
         }
@@ -303,7 +309,7 @@ impl Forward {
         };
         let cookies = self
             .sticky
-            .map(|secs| stickiness::group_cookies(&stickiness::token(&[&g.arn]), secs, https))
+            .map(|secs| stickiness::group_cookies(&stickiness::token(key, &[&g.arn]), secs, https))
             .unwrap_or_default();
         (g, cookies)
     }
@@ -477,7 +483,12 @@ impl TargetGroup {
     /// The target for a request, with the stickiness cookies its response carries: the one its
     /// stickiness cookie names while that target is routable and the cookie is within its
     /// duration, else the next one.
-    pub fn pick_for(&self, h: &http::HeaderMap, https: bool) -> Option<(&Target, StickyCookies)> {
+    pub fn pick_for(
+        &self,
+        h: &http::HeaderMap,
+        https: bool,
+        key: &MacKey,
+    ) -> Option<(&Target, StickyCookies)> {
         let Some(sticky) = &self.sticky else {
             return self.pick().map(|t| (t, StickyCookies::default()));
         };
@@ -486,13 +497,19 @@ impl TargetGroup {
             Sticky::Lb { seconds } | Sticky::App { seconds, .. } => *seconds,
         };
         let fresh = |t: &Target| {
-            let v = stickiness::target_value(&self.arn, &t.authority, now + seconds);
+            let v = stickiness::target_value(key, &self.arn, &t.authority, now + seconds);
             stickiness::target_cookies(sticky, &v, https, now)
         };
         if let Some(v) = stickiness::target_cookie(sticky, h)
             && let Some(expiry) = stickiness::live_expiry(v, now)
+            // Never longer than the configured duration (which a reload may have shortened).
+            && expiry <= now.saturating_add(seconds)
             && let Some(t) = self.targets.iter().find(|t| {
-                t.routable() && stickiness::target_value(&self.arn, &t.authority, expiry) == v
+                t.routable()
+                    && stickiness::matches(
+                        v,
+                        &stickiness::target_value(key, &self.arn, &t.authority, expiry),
+                    )
             })
         {
             // The duration restarts with every response.
@@ -706,5 +723,63 @@ mod tests {
                 .pick()
                 .is_none()
         );
+    }
+
+    #[test]
+    fn group_and_target_stickiness_cookies_are_keyed() {
+        let key = MacKey::new(&[9; 32]);
+        let group = |name: &str| {
+            let cfg: portcullis_config::TargetGroup = toml::from_str(&format!(
+                "name = \"{name}\"\nport = 80\nhealth_check = {{ enabled = false }}\ntargets = [{{ id = \"10.0.0.1\" }}, {{ id = \"10.0.0.2\" }}]\nstickiness = {{ enabled = true, type = \"lb_cookie\", duration_seconds = 60 }}"
+            ))
+            .unwrap();
+            Arc::new(TargetGroup::new(&cfg, format!("arn:{name}"), None))
+        };
+        let fwd = Forward::new(vec![(group("blue"), 50), (group("green"), 50)], Some(60));
+        let with = |c: String| {
+            let mut h = http::HeaderMap::new();
+            h.insert(http::header::COOKIE, c.parse().unwrap());
+            h
+        };
+        // A group cookie made without the key (the old unkeyed SHA-256, or another key) is
+        // ignored: the groups alternate by weight.
+        let forged = with(format!(
+            "AWSALBTG={}",
+            stickiness::token(&MacKey::new(&[1; 32]), &["arn:green"])
+        ));
+        let chosen: std::collections::HashSet<String> = (0..4)
+            .map(|_| fwd.choose(&forged, false, &key).0.arn.clone())
+            .collect();
+        assert_eq!(chosen.len(), 2, "{chosen:?}");
+        // The balancer's own keeps its group.
+        let genuine = with(format!(
+            "AWSALBTG={}",
+            stickiness::token(&key, &["arn:green"])
+        ));
+        for _ in 0..4 {
+            assert_eq!(fwd.choose(&genuine, false, &key).0.arn, "arn:green");
+        }
+        // A target cookie with a MAC under another key, or with a duration beyond the
+        // configured one, is ignored and a fresh one issued.
+        let tg = group("t");
+        let far = portcullis_auth::now() + 10_000;
+        for c in [
+            stickiness::target_value(&MacKey::new(&[1; 32]), "arn:t", "10.0.0.2:80", far - 9_990),
+            stickiness::target_value(&key, "arn:t", "10.0.0.2:80", far),
+        ] {
+            let h = with(format!("AWSALB={c}"));
+            let picks: std::collections::HashSet<String> = (0..4)
+                .map(|_| tg.pick_for(&h, false, &key).unwrap().0.authority.clone())
+                .collect();
+            assert_eq!(picks.len(), 2, "{c}: {picks:?}");
+        }
+        let good = stickiness::target_value(&key, "arn:t", "10.0.0.2:80", far - 9_990);
+        let h = with(format!("AWSALB={good}"));
+        for _ in 0..4 {
+            assert_eq!(
+                tg.pick_for(&h, false, &key).unwrap().0.authority,
+                "10.0.0.2:80"
+            );
+        }
     }
 }

@@ -448,6 +448,8 @@ pub async fn submit_sign_in(
 pub struct PendingLogin {
     pub callback: String,
     pub nonce: String,
+    /// The PKCE verifier the balancer derives from `nonce` under its key.
+    verifier: String,
 }
 
 impl PendingLogin {
@@ -462,9 +464,10 @@ impl PendingLogin {
             .unwrap()
             .to_string()
     }
-    /// The PKCE verifier the balancer would send (derived from this browser's nonce cookie).
+    /// The PKCE verifier the balancer would send (derived from this browser's nonce cookie under
+    /// the balancer's key).
     pub fn verifier(&self) -> String {
-        portcullis_auth::state::pkce_verifier(&self.nonce)
+        self.verifier.clone()
     }
 }
 
@@ -513,7 +516,13 @@ pub async fn login_until_callback(
         callback.starts_with(&kit.url("/oauth2/idpresponse?code=")),
         "{callback}"
     );
-    PendingLogin { callback, nonce }
+    let keys = portcullis_auth::AuthKeys::load_or_generate(&kit.state_dir.join("lb")).unwrap();
+    let verifier = portcullis_auth::state::pkce_verifier(&keys.mac, &nonce);
+    PendingLogin {
+        callback,
+        nonce,
+        verifier,
+    }
 }
 
 /// A full login; returns the client holding the session.
@@ -572,11 +581,13 @@ pub mod fake_idp {
         let b = |v: serde_json::Value| {
             base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string())
         };
-        let exp = portcullis_auth::now() + 300;
+        let now = portcullis_auth::now();
         format!(
             "{}.{}.c2ln",
             b(serde_json::json!({"alg":"RS256"})),
-            b(serde_json::json!({"iss": ISSUER, "aud": CLIENT, "exp": exp, "sub": "u-1"}))
+            b(
+                serde_json::json!({"iss": ISSUER, "aud": CLIENT, "exp": now + 300, "iat": now, "sub": "u-1"})
+            )
         )
     }
 

@@ -1183,6 +1183,56 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_rotated_refresh_token_reused_after_its_grace_revokes_the_family() {
+        let s = SqliteStore::in_memory().unwrap();
+        let rec = |o: &str| RefreshRecord {
+            client_id: "c".into(),
+            sub: "s".into(),
+            scope: "openid".into(),
+            auth_time: 1,
+            origin_jti: o.into(),
+        };
+        let t = 1_000;
+        s.insert_refresh("p", "r0".into(), rec("fam"), t + 3600)
+            .await
+            .unwrap();
+        let live = |u: &RefreshUse| matches!(u, RefreshUse::Live(_));
+        let use_at = |h: &'static str, at: i64, client: &'static str| {
+            s.use_refresh("p", h.into(), client, at, Some(at + 10))
+        };
+        assert!(
+            matches!(use_at("r0", t, "other").await.unwrap(), RefreshUse::Invalid),
+            "another client's"
+        );
+        assert!(live(&use_at("r0", t, "c").await.unwrap()), "first use rotates");
+        s.insert_refresh("p", "r1".into(), rec("fam"), t + 3600)
+            .await
+            .unwrap();
+        assert!(live(&use_at("r0", t + 9, "c").await.unwrap()), "grace");
+        assert!(matches!(
+            use_at("r0", t + 10, "c").await.unwrap(),
+            RefreshUse::Reused
+        ));
+        assert!(matches!(
+            use_at("r1", t + 10, "c").await.unwrap(),
+            RefreshUse::Invalid
+        ));
+        assert!(s.origin_revoked("p", "fam").await.unwrap());
+        // A token of the family stored after the revocation is born dead.
+        s.insert_refresh("p", "r2".into(), rec("fam"), now() + 3600)
+            .await
+            .unwrap();
+        assert!(s.refresh("p", "r2".into()).await.unwrap().is_none());
+        // A family revoked before it has any token (a replayed code) stays revoked.
+        s.revoke_family("p", "early").await.unwrap();
+        s.insert_refresh("p", "e1".into(), rec("early"), now() + 3600)
+            .await
+            .unwrap();
+        assert!(s.refresh("p", "e1".into()).await.unwrap().is_none());
+        assert!(s.origin_revoked("p", "early").await.unwrap());
+    }
+
+    #[tokio::test]
     async fn lockout_doubles_caps_at_15_minutes_and_resets() {
         let s = SqliteStore::in_memory().unwrap();
         let mut got = Vec::new();

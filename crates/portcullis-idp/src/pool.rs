@@ -221,8 +221,7 @@ fn gives_id_token(scope: &str) -> bool {
 /// Whether `v` is a PKCE verifier as RFC 7636 §4.1 defines it: 43 to 128 unreserved characters.
 fn is_pkce_verifier(v: &str) -> bool {
     (43..=128).contains(&v.len())
-        && v
-            .bytes()
+        && v.bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~'))
 }
 

@@ -1204,7 +1204,10 @@ mod tests {
             matches!(use_at("r0", t, "other").await.unwrap(), RefreshUse::Invalid),
             "another client's"
         );
-        assert!(live(&use_at("r0", t, "c").await.unwrap()), "first use rotates");
+        assert!(
+            live(&use_at("r0", t, "c").await.unwrap()),
+            "first use rotates"
+        );
         s.insert_refresh("p", "r1".into(), rec("fam"), t + 3600)
             .await
             .unwrap();

@@ -149,13 +149,19 @@ async fn pkce_cannot_be_downgraded_or_skipped() {
     // A verifier for a code issued without a challenge: the request was downgraded on the way.
     let code = code_for(&kit, &client, "").await;
     let (status, body) = redeem(&kit, &client, &code, Some(VERIFIER)).await;
-    assert_eq!((status, body["error"].as_str()), (400, Some("invalid_grant")));
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_grant"))
+    );
 
     // A code issued with a challenge needs its verifier, and the right one.
     let pkce = format!("&code_challenge={CHALLENGE}&code_challenge_method=S256");
     let code = code_for(&kit, &client, &pkce).await;
     let (status, body) = redeem(&kit, &client, &code, None).await;
-    assert_eq!((status, body["error"].as_str()), (400, Some("invalid_grant")));
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_grant"))
+    );
     let code = code_for(&kit, &client, &pkce).await;
     let wrong = "x".repeat(43);
     let (status, _) = redeem(&kit, &client, &code, Some(&wrong)).await;
@@ -192,7 +198,10 @@ async fn pkce_cannot_be_downgraded_or_skipped() {
     let code = code_for(&kit, &client, "").await;
     let other = rotating_client(&kit, 0).await;
     let (status, body) = redeem(&kit, &other, &code, None).await;
-    assert_eq!((status, body["error"].as_str()), (400, Some("invalid_grant")));
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_grant"))
+    );
     kit.app.shutdown().await;
 }
 
@@ -205,10 +214,16 @@ async fn a_replayed_code_revokes_the_tokens_of_its_first_use() {
     assert_eq!(status, 200);
     assert_eq!(userinfo(&kit, &s(&first, "access_token")).await, 200);
     let (status, body) = redeem(&kit, &client, &code, None).await;
-    assert_eq!((status, body["error"].as_str()), (400, Some("invalid_grant")));
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_grant"))
+    );
     // Someone else had the code: what its first use gave is dead.
     let (status, _) = refresh(&kit, &client, &s(&first, "refresh_token")).await;
-    assert_eq!(status, 400, "the refresh token of a replayed code is revoked");
+    assert_eq!(
+        status, 400,
+        "the refresh token of a replayed code is revoked"
+    );
     assert_eq!(userinfo(&kit, &s(&first, "access_token")).await, 401);
     kit.app.shutdown().await;
 }
@@ -255,7 +270,10 @@ async fn a_rotated_refresh_token_reused_after_its_grace_revokes_the_family() {
     // After it, the old token is a copy in someone else's hands: the whole family goes.
     clock.fetch_add(6, Ordering::SeqCst);
     let (status, body) = refresh(&kit, &client, &r0).await;
-    assert_eq!((status, body["error"].as_str()), (400, Some("invalid_grant")));
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_grant"))
+    );
     for rt in [&r1, &s(&t2, "refresh_token")] {
         let (status, _) = refresh(&kit, &client, rt).await;
         assert_eq!(status, 400, "a newer token of the family is revoked too");
@@ -365,7 +383,10 @@ async fn refresh_token_auth_reuse_revokes_the_family() {
         (400, Some("NotAuthorizedException"))
     );
     let (status, _) = refresh_auth(r1).await;
-    assert_eq!(status, 400, "the rotated successor is revoked with its family");
+    assert_eq!(
+        status, 400,
+        "the rotated successor is revoked with its family"
+    );
     let (status, body) = api(&kit, "GetUser", json!({"AccessToken": a1})).await;
     assert_eq!(status, 400, "the family's access token is refused: {body}");
     kit.app.shutdown().await;
@@ -413,7 +434,10 @@ fn signed_headers(kit: &Kit, op: &str, body: &str, signed: &[&str]) -> Vec<(Stri
     let host = kit.pool_url.trim_start_matches("http://").to_string();
     let date = amz_date();
     let mut headers = vec![
-        ("content-type".to_string(), "application/x-amz-json-1.1".to_string()),
+        (
+            "content-type".to_string(),
+            "application/x-amz-json-1.1".to_string(),
+        ),
         ("host".to_string(), host),
         ("x-amz-date".to_string(), date.clone()),
         (

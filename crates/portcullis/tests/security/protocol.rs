@@ -650,3 +650,46 @@ async fn postgres_settles_concurrent_refresh_reuse_atomically() {
         .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
         .await;
 }
+
+/// Each token is accepted only where its type belongs: no ID token, refresh token or machine
+/// token passes for a user's access token at userInfo or the token-authorised API.
+#[tokio::test]
+async fn tokens_are_accepted_only_where_their_type_belongs() {
+    let kit = Kit::start("").await;
+    let client = rotating_client(&kit, 0).await;
+    let code = code_for(&kit, &client, "").await;
+    let (_, t) = redeem(&kit, &client, &code, None).await;
+    let secret = kit.pool().client_secret("machine").unwrap();
+    let machine: Value = reqwest::Client::new()
+        .post(format!("{}/oauth2/token", kit.pool_url))
+        .basic_auth("machine", Some(secret))
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    for wrong in [
+        s(&t, "id_token"),
+        s(&t, "refresh_token"),
+        s(&machine, "access_token"),
+    ] {
+        assert_eq!(userinfo(&kit, &wrong).await, 401);
+        let (status, body) = api(&kit, "GetUser", json!({"AccessToken": wrong})).await;
+        assert_eq!(status, 400, "{body}");
+    }
+    // A hosted-UI access token without aws.cognito.signin.user.admin cannot drive the API.
+    let (status, body) = api(
+        &kit,
+        "GetUser",
+        json!({"AccessToken": s(&t, "access_token")}),
+    )
+    .await;
+    assert_eq!(
+        (status, body["__type"].as_str()),
+        (400, Some("NotAuthorizedException"))
+    );
+    assert_eq!(userinfo(&kit, &s(&t, "access_token")).await, 200);
+    kit.app.shutdown().await;
+}

@@ -3,7 +3,7 @@
 
 use crate::catalog::{self, Catalog, ClientSecret, StoredClient};
 use crate::error::IdpError;
-use crate::store::{CodeRecord, Put, RefreshRecord, Store, StoreError, UserRecord};
+use crate::store::{CodeRecord, Put, RefreshRecord, RefreshUse, Store, StoreError, UserRecord};
 use crate::tokens::PoolKeys;
 use arc_swap::ArcSwap;
 use argon2::Argon2;
@@ -171,7 +171,11 @@ pub struct Pool {
     pub(crate) keys: ArcSwap<PoolKeys>,
     hashing: Semaphore,
     dummy_hash: String,
+    clock: std::sync::RwLock<Clock>,
 }
+
+/// Seconds since the epoch as the pool reads them: the system clock, or time a test passes in.
+pub type Clock = Arc<dyn Fn() -> i64 + Send + Sync>;
 
 /// A pool id derived from the pool name when the config gives none (stable across restarts).
 pub fn derived_pool_id(region: &str, name: &str) -> String {
@@ -204,6 +208,21 @@ pub fn hash_password(password: &str) -> Option<String> {
         .hash_password(password.as_bytes())
         .ok()
         .map(|h| h.to_string())
+}
+
+/// Whether tokens for these (space-separated) scopes include an ID token: `openid`, or the API's
+/// `aws.cognito.signin.user.admin`.
+fn gives_id_token(scope: &str) -> bool {
+    scope
+        .split(' ')
+        .any(|s| s == "openid" || s == crate::accounts::ADMIN_SCOPE)
+}
+
+/// Whether `v` is a PKCE verifier as RFC 7636 §4.1 defines it: 43 to 128 unreserved characters.
+fn is_pkce_verifier(v: &str) -> bool {
+    (43..=128).contains(&v.len())
+        && v.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~'))
 }
 
 /// Compares secrets without leaking where they differ.
@@ -321,6 +340,7 @@ impl Pool {
             keys: ArcSwap::from_pointee(keys),
             hashing: Semaphore::new(2),
             dummy_hash,
+            clock: std::sync::RwLock::new(Arc::new(|| crate::now() as i64)),
         };
         Ok(pool)
     }
@@ -413,6 +433,17 @@ impl Pool {
             }
         }
         Ok(json!({"Keys": out}))
+    }
+
+    /// The pool's time: what refresh-token grace periods are measured with.
+    pub fn now(&self) -> i64 {
+        let clock = self.clock.read().unwrap_or_else(|p| p.into_inner()).clone();
+        clock()
+    }
+
+    /// Replaces the pool's clock (tests pass time in instead of sleeping).
+    pub fn set_clock(&self, clock: Clock) {
+        *self.clock.write().unwrap_or_else(|p| p.into_inner()) = clock;
     }
 
     /// Where this pool's codes are written.
@@ -644,14 +675,22 @@ impl Pool {
         if scopes.is_empty() {
             return Err(redirect("invalid_scope"));
         }
+        let implicit = get("response_type").as_deref() == Some("token");
+        let nonce = get("nonce").filter(|n| !n.is_empty());
+        // An ID token handed over in the fragment is only bound to the client's login by its
+        // nonce; without one, an ID token from another response can be injected (OIDC Core
+        // §3.2.2.1: nonce is required in the implicit flow).
+        if implicit && nonce.is_none() && gives_id_token(&scopes.join(" ")) {
+            return Err(redirect("invalid_request"));
+        }
         Ok(AuthorizeRequest {
             client_id,
             redirect_uri,
             state,
             scopes,
-            nonce: get("nonce"),
+            nonce,
             code_challenge,
-            implicit: get("response_type").as_deref() == Some("token"),
+            implicit,
         })
     }
 
@@ -848,12 +887,29 @@ impl Pool {
         if code.is_empty() || code.len() > MAX_PARAM_LEN {
             return Err(OAuthError::bad("invalid_request", "code is missing"));
         }
-        let rec = self
+        let origin_jti = uuid::Uuid::new_v4().to_string();
+        let Some(rec) = self
             .store
-            .take_code(&self.id, sha256_hex(code))
+            .take_code(&self.id, sha256_hex(code), &origin_jti)
             .await
             .map_err(OAuthError::server)?
-            .ok_or_else(|| invalid("the code is unknown, expired or already used"))?;
+        else {
+            // A code presented twice was copied: the tokens its first use gave are revoked
+            // (RFC 6749 §4.1.2, RFC 9700 §4.5).
+            if let Some(family) = self
+                .store
+                .spent_code_family(&self.id, sha256_hex(code))
+                .await
+                .map_err(OAuthError::server)?
+            {
+                tracing::warn!(pool = %self.name, "authorization code replayed; its tokens are revoked");
+                self.store
+                    .revoke_family(&self.id, &family)
+                    .await
+                    .map_err(OAuthError::server)?;
+            }
+            return Err(invalid("the code is unknown, expired or already used"));
+        };
         if rec.client_id != client_id {
             return Err(invalid("the code was issued to another client"));
         }
@@ -862,17 +918,25 @@ impl Pool {
                 "redirect_uri does not match the authorization request",
             ));
         }
-        if let Some(challenge) = &rec.code_challenge {
-            let Some(v) = verifier else {
-                return Err(invalid("code_verifier is missing"));
-            };
-            let computed = URL_SAFE_NO_PAD.encode(digest(&SHA256, v.as_bytes()).as_ref());
-            if !constant_time_eq(&computed, challenge) {
-                return Err(invalid("code_verifier does not match"));
+        // PKCE both ways (RFC 9700 §2.1.1): a code with a challenge needs its verifier, and a
+        // verifier for a code issued without a challenge means the request was downgraded on the
+        // way (an attacker's code injected into a PKCE client's session).
+        match (&rec.code_challenge, verifier) {
+            (None, None) => {}
+            (None, Some(_)) => {
+                return Err(invalid(
+                    "code_verifier given for a code issued without code_challenge",
+                ));
+            }
+            (Some(_), None) => return Err(invalid("code_verifier is missing")),
+            (Some(challenge), Some(v)) => {
+                let computed = URL_SAFE_NO_PAD.encode(digest(&SHA256, v.as_bytes()).as_ref());
+                if !is_pkce_verifier(v) || !constant_time_eq(&computed, challenge) {
+                    return Err(invalid("code_verifier does not match"));
+                }
             }
         }
         let (user, groups) = self.live_user(&rec.sub).await?;
-        let origin_jti = uuid::Uuid::new_v4().to_string();
         let mut tokens = self.mint(
             &user,
             &groups,
@@ -998,23 +1062,42 @@ impl Pool {
                 "refresh_token is missing",
             ));
         }
-        let rec = self
+        let rotation = self.client(client_id).and_then(|c| {
+            c.client
+                .refresh_token_rotation
+                .as_ref()
+                .filter(|r| r.enabled())
+                .map(|r| (r.retry_grace_period_seconds, c.client.refresh_seconds()))
+        });
+        let now = self.now();
+        let invalid = || {
+            OAuthError::bad(
+                "invalid_grant",
+                "the refresh token is invalid, expired or revoked",
+            )
+        };
+        // With rotation the store retires the token as it finds it; the old token keeps working
+        // for the grace period (clients that retry), and after it, presenting it again means a
+        // copy is in other hands: the store has revoked the whole family (RFC 9700 §4.14.2).
+        let rec = match self
             .store
-            .refresh(&self.id, sha256_hex(refresh_token))
+            .use_refresh(
+                &self.id,
+                sha256_hex(refresh_token),
+                client_id,
+                now,
+                rotation.map(|(grace, _)| now + grace as i64),
+            )
             .await
             .map_err(OAuthError::server)?
-            .ok_or_else(|| {
-                OAuthError::bad(
-                    "invalid_grant",
-                    "the refresh token is invalid, expired or revoked",
-                )
-            })?;
-        if rec.client_id != client_id {
-            return Err(OAuthError::bad(
-                "invalid_grant",
-                "the refresh token belongs to another client",
-            ));
-        }
+        {
+            RefreshUse::Live(rec) => rec,
+            RefreshUse::Invalid => return Err(invalid()),
+            RefreshUse::Reused => {
+                tracing::warn!(pool = %self.name, client = %client_id, "rotated refresh token reused after its grace period; its family is revoked");
+                return Err(invalid());
+            }
+        };
         let (user, groups) = self.live_user(&rec.sub).await?;
         let mut tokens = self.mint(
             &user,
@@ -1025,24 +1108,11 @@ impl Pool {
             None,
             &rec.origin_jti,
         )?;
-        let rotation = self.client(client_id).and_then(|c| {
-            c.client
-                .refresh_token_rotation
-                .as_ref()
-                .filter(|r| r.enabled())
-                .map(|r| (r.retry_grace_period_seconds, c.client.refresh_seconds()))
-        });
-        if let Some((grace, lifetime)) = rotation {
-            // A new token of the same family (revoking it revokes the family's access tokens); the
-            // old one keeps working for the grace period, for clients that retry.
-            let now = crate::now() as i64;
+        if let Some((_, lifetime)) = rotation {
+            // A new token of the same family: revoking any of the family revokes it too.
             let next = random_token(48).map_err(OAuthError::no_randomness)?;
             self.store
                 .insert_refresh(&self.id, sha256_hex(&next), rec, now + lifetime as i64)
-                .await
-                .map_err(OAuthError::server)?;
-            self.store
-                .retire_refresh(&self.id, sha256_hex(refresh_token), now + grace as i64)
                 .await
                 .map_err(OAuthError::server)?;
             tokens.refresh_token = Some(next);
@@ -1147,10 +1217,7 @@ impl Pool {
         at.insert("jti".into(), uuid::Uuid::new_v4().to_string().into());
         at.insert("username".into(), user.username.clone().into());
         let access_token = self.keys.load().sign_access(&at).ok_or_else(fail)?;
-        let id_token = if scope
-            .split(' ')
-            .any(|s| s == "openid" || s == crate::accounts::ADMIN_SCOPE)
-        {
+        let id_token = if gives_id_token(scope) {
             let mut id = Map::new();
             id.insert("sub".into(), user.sub.clone().into());
             if !groups.is_empty() {

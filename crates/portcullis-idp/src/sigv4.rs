@@ -1,7 +1,10 @@
 //! AWS Signature Version 4 verification for the admin API: the signature is recomputed from the
 //! request and the configured secret key and compared in constant time. Only what SDKs send to a
-//! JSON 1.1 endpoint is accepted: the `Authorization` header form (no presigned query), SHA-256, and
-//! `host` plus `x-amz-date` among the signed headers.
+//! JSON 1.1 endpoint is accepted: the `Authorization` header form (no presigned query), SHA-256, and,
+//! as AWS requires, `host`, `content-type` and every `x-amz-*` header sent (the operation is
+//! `x-amz-target`) among the signed headers, so a signature covers what the request does. The
+//! payload hash is always computed from the body; an `x-amz-content-sha256` header must equal it.
+//! A signed request can be replayed unchanged within [`MAX_SKEW_SECONDS`], as at AWS.
 
 use aws_lc_rs::digest::{SHA256, digest};
 use aws_lc_rs::hmac;
@@ -25,6 +28,8 @@ pub enum SigV4Error {
     Skewed,
     /// The signature does not match (`InvalidSignatureException`).
     Mismatch,
+    /// `x-amz-content-sha256` is not the SHA-256 of the body (`InvalidSignatureException`).
+    PayloadHash,
 }
 
 impl SigV4Error {
@@ -45,6 +50,10 @@ impl SigV4Error {
                 "InvalidSignatureException",
                 "Signature expired: the request date is more than 15 minutes from the server's time."
                     .into(),
+            ),
+            SigV4Error::PayloadHash => (
+                "InvalidSignatureException",
+                "The provided x-amz-content-sha256 header does not match what was computed.".into(),
             ),
             SigV4Error::Mismatch => (
                 "InvalidSignatureException",
@@ -186,12 +195,21 @@ pub fn verify(
         .to_str()
         .map_err(|_| SigV4Error::Malformed("Authorization header is not ASCII"))?;
     let a = parse_authorization(auth)?;
-    for required in ["host", "x-amz-date"] {
-        if !a.signed_headers.contains(&required) {
-            return Err(SigV4Error::Malformed(
-                "SignedHeaders must include host and x-amz-date",
-            ));
-        }
+    if !a.signed_headers.contains(&"host") {
+        return Err(SigV4Error::Malformed(
+            "'Host' must be a 'SignedHeader' in the AWS Authorization.",
+        ));
+    }
+    // An unsigned header that changes what the request does (the operation, the body's type, any
+    // `x-amz-*`) could be swapped by whoever captured the request.
+    if req
+        .headers
+        .keys()
+        .any(|h| must_be_signed(h.as_str()) && !a.signed_headers.contains(&h.as_str()))
+    {
+        return Err(SigV4Error::Malformed(
+            "SignedHeaders must include host, content-type and every x-amz-* header sent",
+        ));
     }
     let amz_date = req
         .headers
@@ -220,7 +238,33 @@ pub fn verify(
         return Err(SigV4Error::Skewed);
     }
     let secret = secret_of(a.access_key).ok_or(SigV4Error::UnknownKey)?;
+    let payload_hash = hex_sha256(req.body);
+    if let Some(claimed) = req.headers.get("x-amz-content-sha256")
+        && claimed.as_bytes() != payload_hash.as_bytes()
+    {
+        return Err(SigV4Error::PayloadHash);
+    }
+    let canonical = canonical_request(req, &a.signed_headers, &payload_hash)?;
+    let want = signature(&secret, a.date, a.region, a.service, amz_date, &canonical);
+    if aws_lc_rs::constant_time::verify_slices_are_equal(want.as_bytes(), a.signature.as_bytes())
+        .is_err()
+    {
+        return Err(SigV4Error::Mismatch);
+    }
+    Ok(a.access_key.to_string())
+}
 
+/// Whether a header must be among the signed ones when a request carries it (as AWS requires).
+fn must_be_signed(name: &str) -> bool {
+    name == "host" || name == "content-type" || name.starts_with("x-amz-")
+}
+
+/// The canonical request: method, path, sorted query, the signed headers, and the body's hash.
+fn canonical_request(
+    req: &SignedRequest<'_>,
+    signed_headers: &[&str],
+    payload_hash: &str,
+) -> Result<String, SigV4Error> {
     let mut canonical = String::with_capacity(256 + req.body.len().min(64));
     canonical.push_str(req.method);
     canonical.push('\n');
@@ -228,7 +272,7 @@ pub fn verify(
     canonical.push('\n');
     canonical.push_str(&canonical_query(req.query));
     canonical.push('\n');
-    for h in &a.signed_headers {
+    for h in signed_headers {
         let v = canonical_value(req.headers, h)
             .ok_or(SigV4Error::Malformed("a signed header is missing"))?;
         canonical.push_str(h);
@@ -237,26 +281,31 @@ pub fn verify(
         canonical.push('\n');
     }
     canonical.push('\n');
-    canonical.push_str(&a.signed_headers.join(";"));
+    canonical.push_str(&signed_headers.join(";"));
     canonical.push('\n');
-    canonical.push_str(&hex_sha256(req.body));
+    canonical.push_str(payload_hash);
+    Ok(canonical)
+}
 
-    let scope = format!("{}/{}/{}/aws4_request", a.date, a.region, a.service);
+/// The hex signature of a canonical request under the secret's derived signing key.
+fn signature(
+    secret: &str,
+    date: &str,
+    region: &str,
+    service: &str,
+    amz_date: &str,
+    canonical: &str,
+) -> String {
+    let scope = format!("{date}/{region}/{service}/aws4_request");
     let to_sign = format!(
         "AWS4-HMAC-SHA256\n{amz_date}\n{scope}\n{}",
         hex_sha256(canonical.as_bytes())
     );
-    let k_date = hmac_sha256(format!("AWS4{secret}").as_bytes(), a.date.as_bytes());
-    let k_region = hmac_sha256(&k_date, a.region.as_bytes());
-    let k_service = hmac_sha256(&k_region, a.service.as_bytes());
+    let k_date = hmac_sha256(format!("AWS4{secret}").as_bytes(), date.as_bytes());
+    let k_region = hmac_sha256(&k_date, region.as_bytes());
+    let k_service = hmac_sha256(&k_region, service.as_bytes());
     let k_signing = hmac_sha256(&k_service, b"aws4_request");
-    let want = hex::encode(hmac_sha256(&k_signing, to_sign.as_bytes()));
-    if aws_lc_rs::constant_time::verify_slices_are_equal(want.as_bytes(), a.signature.as_bytes())
-        .is_err()
-    {
-        return Err(SigV4Error::Mismatch);
-    }
-    Ok(a.access_key.to_string())
+    hex::encode(hmac_sha256(&k_signing, to_sign.as_bytes()))
 }
 
 #[cfg(test)]
@@ -367,6 +416,86 @@ mod tests {
                 "{bad}"
             );
         }
+    }
+
+    /// Signs `h` and `body` over `signed` (our canonicalisation, which botocore's vector checks).
+    fn sign(h: &mut HeaderMap, body: &[u8], signed: &[&str]) {
+        let req = SignedRequest {
+            method: "POST",
+            path: "/",
+            query: "",
+            headers: h,
+            body,
+        };
+        let canonical = canonical_request(&req, signed, &hex_sha256(body)).unwrap();
+        let sig = signature(
+            SECRET,
+            "20261124",
+            "us-east-1",
+            "cognito-idp",
+            "20261124T010036Z",
+            &canonical,
+        );
+        let auth = format!(
+            "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20261124/us-east-1/cognito-idp/aws4_request, SignedHeaders={}, Signature={sig}",
+            signed.join(";")
+        );
+        h.insert("authorization", auth.parse().unwrap());
+    }
+
+    #[test]
+    fn the_operation_and_every_amz_header_must_be_signed() {
+        let full = ["content-type", "host", "x-amz-date", "x-amz-target"];
+        let mut h = headers("");
+        sign(&mut h, BODY, &full);
+        assert_eq!(check(&h, BODY, NOW).unwrap(), "AKIDEXAMPLE");
+        // A signature over host and date alone would let the operation be swapped.
+        for signed in [
+            &["host", "x-amz-date"][..],
+            &["content-type", "host", "x-amz-date"],
+            &["host", "x-amz-date", "x-amz-target"],
+            &["content-type", "x-amz-date", "x-amz-target"],
+        ] {
+            let mut h = headers("");
+            sign(&mut h, BODY, signed);
+            assert!(
+                matches!(check(&h, BODY, NOW), Err(SigV4Error::Malformed(_))),
+                "{signed:?}"
+            );
+        }
+        // Any other x-amz-* header sent must be signed too.
+        let mut h = headers("");
+        h.insert("x-amz-security-token", "t".parse().unwrap());
+        sign(&mut h, BODY, &full);
+        assert!(matches!(
+            check(&h, BODY, NOW),
+            Err(SigV4Error::Malformed(_))
+        ));
+    }
+
+    #[test]
+    fn a_claimed_payload_hash_must_be_the_bodys() {
+        let signed = [
+            "content-type",
+            "host",
+            "x-amz-content-sha256",
+            "x-amz-date",
+            "x-amz-target",
+        ];
+        let mut h = headers("");
+        h.insert("x-amz-content-sha256", hex_sha256(BODY).parse().unwrap());
+        sign(&mut h, BODY, &signed);
+        assert_eq!(check(&h, BODY, NOW).unwrap(), "AKIDEXAMPLE");
+        let mut h = headers("");
+        h.insert("x-amz-content-sha256", "UNSIGNED-PAYLOAD".parse().unwrap());
+        sign(&mut h, BODY, &signed);
+        assert_eq!(check(&h, BODY, NOW), Err(SigV4Error::PayloadHash));
+        // The body signed is the body checked, whatever the header claims.
+        let mut h = headers("");
+        h.insert("x-amz-content-sha256", hex_sha256(BODY).parse().unwrap());
+        sign(&mut h, BODY, &signed);
+        let other = br#"{"UserPoolId":"us-east-1_Demo12345","Username":"bob"}"#;
+        assert_eq!(check(&h, other, NOW), Err(SigV4Error::PayloadHash));
     }
 
     #[test]

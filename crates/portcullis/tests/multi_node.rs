@@ -247,6 +247,14 @@ async fn two_nodes_on_one_postgres_act_as_one_pool() {
         (status, body["error"].as_str()),
         (400, Some("invalid_grant"))
     );
+    // The replay on A revoked what the code's first use gave on B (RFC 6749 §4.1.2).
+    let replayed = reqwest::Client::new()
+        .get(format!("{}/oauth2/userInfo", b.url))
+        .bearer_auth(tokens["access_token"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(replayed.status(), 401);
 
     // Concurrent redemption of one code across both nodes: exactly one wins.
     let code = code_from(&b).await;
@@ -288,7 +296,9 @@ async fn two_nodes_on_one_postgres_act_as_one_pool() {
     );
 
     // Tokens from B are good on A; a refresh token revoked on B is dead on A, and so are the
-    // access tokens minted from it.
+    // access tokens minted from it. (The race above was a replay too, so fresh tokens.)
+    let (status, tokens) = redeem(&b, &code_from(&a).await).await;
+    assert_eq!(status, 200, "{tokens}");
     let access = tokens["access_token"].as_str().unwrap();
     let refresh = tokens["refresh_token"].as_str().unwrap();
     let userinfo = |node: &Node| {

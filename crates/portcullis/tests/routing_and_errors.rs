@@ -460,7 +460,8 @@ async fn token_endpoint_contract() {
     assert_eq!(r.status(), 200);
     let r2: Value = r.json().await.unwrap();
     assert!(r2["access_token"].is_string());
-    // This client rotates refresh tokens (grace 0): a new one comes back and the old one is dead.
+    // This client rotates refresh tokens (grace 0): a new one comes back, and the old one used
+    // again is a reuse that revokes the whole family, the new one too (RFC 9700 §4.14.2).
     let rotated = r2["refresh_token"]
         .as_str()
         .expect("a new refresh token")
@@ -481,7 +482,7 @@ async fn token_endpoint_contract() {
         .unwrap();
     assert_eq!(old.status(), 400);
     assert_eq!(old.json::<Value>().await.unwrap()["error"], "invalid_grant");
-    assert_eq!(refresh_with(rotated).await.unwrap().status(), 200);
+    assert_eq!(refresh_with(rotated).await.unwrap().status(), 400);
     // Discovery points at the endpoints.
     let d: Value = reqwest::get(format!(
         "{}/us-east-1_Kit12345/.well-known/openid-configuration",

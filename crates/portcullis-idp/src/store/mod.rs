@@ -123,6 +123,19 @@ pub struct RefreshRecord {
     pub origin_jti: String,
 }
 
+/// What presenting a refresh token found; decided by the store atomically, so that of concurrent
+/// presentations of one live token exactly one rotates it.
+#[derive(Debug, Clone)]
+pub enum RefreshUse {
+    /// Unknown, expired, presented by another client, or of a revoked family.
+    Invalid,
+    /// Live (or rotated and still in its retry grace period): its grant.
+    Live(RefreshRecord),
+    /// A rotated token presented after its grace period, so a copy is in other hands: the whole
+    /// family (`origin_jti`), refresh and access tokens alike, has just been revoked.
+    Reused,
+}
+
 /// The operations the user pools need from storage. Every write that several nodes race on is a
 /// single atomic statement (a code is spent by one conditional `UPDATE … RETURNING`).
 pub trait Store: Send + Sync {
@@ -170,12 +183,20 @@ pub trait Store: Send + Sync {
         rec: CodeRecord,
         expires_at: i64,
     ) -> StoreFuture<'a, ()>;
-    /// Marks a code used and returns it, atomically; `None` when unknown, expired or used before.
+    /// Marks a code used by the token family `origin_jti` and returns it, atomically; `None` when
+    /// unknown, expired or used before.
     fn take_code<'a>(
         &'a self,
         pool: &'a str,
         code_hash: String,
+        origin_jti: &'a str,
     ) -> StoreFuture<'a, Option<CodeRecord>>;
+    /// The token family of a code redeemed before (to revoke it when the code is replayed).
+    fn spent_code_family<'a>(
+        &'a self,
+        pool: &'a str,
+        code_hash: String,
+    ) -> StoreFuture<'a, Option<String>>;
     /// Stores a refresh token (by hash).
     fn insert_refresh<'a>(
         &'a self,
@@ -184,26 +205,34 @@ pub trait Store: Send + Sync {
         rec: RefreshRecord,
         expires_at: i64,
     ) -> StoreFuture<'a, ()>;
-    /// A live (unrevoked, unexpired) refresh token's grant.
+    /// A live (unexpired, its family unrevoked) refresh token's grant.
     fn refresh<'a>(
         &'a self,
         pool: &'a str,
         token_hash: String,
     ) -> StoreFuture<'a, Option<RefreshRecord>>;
-    /// Ends a rotated refresh token at `until` (or earlier, if it already ends sooner).
-    fn retire_refresh<'a>(
+    /// Presents a refresh token of `client` at `now` (RFC 9700 §4.14.2). With `retire_until`
+    /// (rotation), a live token not rotated before is retired, usable until then, in the same
+    /// statement that finds it; a retired token presented at or after its end revokes its family.
+    fn use_refresh<'a>(
         &'a self,
         pool: &'a str,
         token_hash: String,
-        until: i64,
-    ) -> StoreFuture<'a, ()>;
-    /// Revokes a refresh token of `client`; returns its `origin_jti` when it existed.
+        client: &'a str,
+        now: i64,
+        retire_until: Option<i64>,
+    ) -> StoreFuture<'a, RefreshUse>;
+    /// Revokes a refresh token of `client` (and so its family); returns its `origin_jti` when it
+    /// existed.
     fn revoke_refresh<'a>(
         &'a self,
         pool: &'a str,
         token_hash: String,
         client: &'a str,
     ) -> StoreFuture<'a, Option<String>>;
+    /// Revokes a token family: its refresh tokens, present and future, and the access tokens
+    /// minted from it.
+    fn revoke_family<'a>(&'a self, pool: &'a str, origin_jti: &'a str) -> StoreFuture<'a, ()>;
     /// Whether the refresh token that minted tokens with this `origin_jti` was revoked.
     fn origin_revoked<'a>(&'a self, pool: &'a str, origin_jti: &'a str) -> StoreFuture<'a, bool>;
     /// Stores a hosted-UI session (by hash of the cookie value).
@@ -374,6 +403,17 @@ CREATE TABLE tickets (
   pool_id TEXT NOT NULL, purpose TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL,
   expires_at BIGINT NOT NULL, attempts BIGINT NOT NULL DEFAULT 0,
   PRIMARY KEY (pool_id, purpose, key));
+"#;
+
+/// The migration both stores add for replay detection: when a rotated refresh token's retry grace
+/// period ends (NULL: not rotated), the token family a redeemed code started (so a replayed code
+/// revokes it), and revoked families (marked even before their first refresh token is stored).
+pub(crate) const REUSE_DETECTION: &str = r#"
+ALTER TABLE refresh_tokens ADD COLUMN retired_until BIGINT;
+ALTER TABLE auth_codes ADD COLUMN origin_jti TEXT;
+CREATE TABLE revoked_families (
+  pool_id TEXT NOT NULL, origin_jti TEXT NOT NULL, revoked_at BIGINT NOT NULL,
+  PRIMARY KEY (pool_id, origin_jti));
 "#;
 
 /// Opens the store a config names: `None` or `"sqlite"` for `<state_dir>/idp.sqlite3`, or a

@@ -2,8 +2,8 @@
 //! nodes is settled by one statement (`UPDATE … RETURNING`, `INSERT … ON CONFLICT`).
 
 use super::{
-    CodeRecord, GroupRecord, KeyRecord, Put, RefreshRecord, StoreError, StoreFuture, UserRecord,
-    now,
+    CodeRecord, GroupRecord, KeyRecord, Put, RefreshRecord, RefreshUse, StoreError, StoreFuture,
+    UserRecord, now,
 };
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use tokio_postgres::types::ToSql;
@@ -55,7 +55,23 @@ CREATE TABLE group_members (
 CREATE INDEX group_members_sub ON group_members (pool_id, sub);
 "#,
     super::OBJECTS_AND_TICKETS,
+    super::REUSE_DETECTION,
 ];
+
+/// True when the family of the `refresh_tokens` row `t` was revoked (any of its tokens, or the
+/// family itself).
+const FAMILY_REVOKED: &str = "(EXISTS (SELECT 1 FROM refresh_tokens f WHERE f.pool_id = t.pool_id AND f.origin_jti = t.origin_jti AND f.revoked)
+  OR EXISTS (SELECT 1 FROM revoked_families r WHERE r.pool_id = t.pool_id AND r.origin_jti = t.origin_jti))";
+
+fn refresh_from_row(r: &Row) -> RefreshRecord {
+    RefreshRecord {
+        client_id: r.get(0),
+        sub: r.get(1),
+        scope: r.get(2),
+        auth_time: r.get(3),
+        origin_jti: r.get(4),
+    }
+}
 
 /// A pool of connections to one PostgreSQL database.
 #[derive(Clone)]
@@ -161,6 +177,26 @@ impl PgStore {
             .query_one(sql, params)
             .await
             .map_err(pg)
+    }
+
+    /// Revokes a token family: the family's mark first (it holds even for tokens stored later),
+    /// then its tokens.
+    async fn revoke_family_at(&self, pool: &str, origin: &str, at: i64) -> Result<(), StoreError> {
+        let mut c = self.client().await?;
+        let tx = c.transaction().await.map_err(pg)?;
+        tx.execute(
+            "INSERT INTO revoked_families (pool_id, origin_jti, revoked_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+            &[&pool, &origin, &at],
+        )
+        .await
+        .map_err(pg)?;
+        tx.execute(
+            "UPDATE refresh_tokens SET revoked = TRUE WHERE pool_id = $1 AND origin_jti = $2",
+            &[&pool, &origin],
+        )
+        .await
+        .map_err(pg)?;
+        tx.commit().await.map_err(pg)
     }
 
     /// Runs one query.
@@ -444,21 +480,6 @@ impl super::Store for PgStore {
             Ok(r.map(|r| r.get(0)))
         })
     }
-    fn retire_refresh<'a>(
-        &'a self,
-        pool: &'a str,
-        token_hash: String,
-        until: i64,
-    ) -> StoreFuture<'a, ()> {
-        Box::pin(async move {
-            self.exec(
-                    "UPDATE refresh_tokens SET expires_at = LEAST(expires_at, $3) WHERE token_hash = $1 AND pool_id = $2",
-                    &[&token_hash, &pool, &until],
-                ).await?;
-            Ok(())
-        })
-    }
-
     fn upsert_group<'a>(
         &'a self,
         pool: &'a str,
@@ -712,13 +733,14 @@ impl super::Store for PgStore {
         &'a self,
         pool: &'a str,
         code_hash: String,
+        origin_jti: &'a str,
     ) -> StoreFuture<'a, Option<CodeRecord>> {
         Box::pin(async move {
             let r = self.opt(
-                    "UPDATE auth_codes SET used = TRUE
+                    "UPDATE auth_codes SET used = TRUE, origin_jti = $4
                      WHERE code_hash = $1 AND pool_id = $2 AND NOT used AND expires_at > $3
                      RETURNING client_id, sub, redirect_uri, scope, nonce, code_challenge, auth_time",
-                    &[&code_hash, &pool, &now()],
+                    &[&code_hash, &pool, &now(), &origin_jti],
                 ).await?;
             Ok(r.map(|r| CodeRecord {
                 client_id: r.get(0),
@@ -729,6 +751,22 @@ impl super::Store for PgStore {
                 code_challenge: r.get(5),
                 auth_time: r.get(6),
             }))
+        })
+    }
+
+    fn spent_code_family<'a>(
+        &'a self,
+        pool: &'a str,
+        code_hash: String,
+    ) -> StoreFuture<'a, Option<String>> {
+        Box::pin(async move {
+            let r = self
+                .opt(
+                    "SELECT origin_jti FROM auth_codes WHERE code_hash = $1 AND pool_id = $2 AND used",
+                    &[&code_hash, &pool],
+                )
+                .await?;
+            Ok(r.and_then(|r| r.get::<_, Option<String>>(0)))
         })
     }
 
@@ -757,19 +795,71 @@ impl super::Store for PgStore {
         Box::pin(async move {
             let r = self
                 .opt(
-                    "SELECT client_id, sub, scope, auth_time, origin_jti FROM refresh_tokens
-                     WHERE token_hash = $1 AND pool_id = $2 AND NOT revoked AND expires_at > $3",
+                    &format!(
+                        "SELECT client_id, sub, scope, auth_time, origin_jti FROM refresh_tokens t
+                         WHERE token_hash = $1 AND pool_id = $2 AND NOT revoked AND expires_at > $3
+                         AND NOT {FAMILY_REVOKED}"
+                    ),
                     &[&token_hash, &pool, &now()],
                 )
                 .await?;
-            Ok(r.map(|r| RefreshRecord {
-                client_id: r.get(0),
-                sub: r.get(1),
-                scope: r.get(2),
-                auth_time: r.get(3),
-                origin_jti: r.get(4),
-            }))
+            Ok(r.as_ref().map(refresh_from_row))
         })
+    }
+
+    fn use_refresh<'a>(
+        &'a self,
+        pool: &'a str,
+        token_hash: String,
+        client: &'a str,
+        at: i64,
+        retire_until: Option<i64>,
+    ) -> StoreFuture<'a, RefreshUse> {
+        Box::pin(async move {
+            // Rotation: one conditional UPDATE retires the token, so of concurrent presentations
+            // (on any node) exactly one finds it unretired.
+            if let Some(until) = retire_until {
+                let claimed = self
+                    .opt(
+                        &format!(
+                            "UPDATE refresh_tokens t SET retired_until = $5
+                             WHERE token_hash = $1 AND pool_id = $2 AND client_id = $3 AND NOT revoked
+                             AND expires_at > $4 AND retired_until IS NULL AND NOT {FAMILY_REVOKED}
+                             RETURNING client_id, sub, scope, auth_time, origin_jti"
+                        ),
+                        &[&token_hash, &pool, &client, &at, &until],
+                    )
+                    .await?;
+                if let Some(r) = claimed {
+                    return Ok(RefreshUse::Live(refresh_from_row(&r)));
+                }
+            }
+            let found = self
+                .opt(
+                    &format!(
+                        "SELECT client_id, sub, scope, auth_time, origin_jti, retired_until FROM refresh_tokens t
+                         WHERE token_hash = $1 AND pool_id = $2 AND client_id = $3 AND NOT revoked
+                         AND expires_at > $4 AND NOT {FAMILY_REVOKED}"
+                    ),
+                    &[&token_hash, &pool, &client, &at],
+                )
+                .await?;
+            let Some(r) = found else {
+                return Ok(RefreshUse::Invalid);
+            };
+            let rec = refresh_from_row(&r);
+            match r.get::<_, Option<i64>>(5) {
+                Some(until) if until <= at => {
+                    self.revoke_family_at(pool, &rec.origin_jti, at).await?;
+                    Ok(RefreshUse::Reused)
+                }
+                _ => Ok(RefreshUse::Live(rec)),
+            }
+        })
+    }
+
+    fn revoke_family<'a>(&'a self, pool: &'a str, origin_jti: &'a str) -> StoreFuture<'a, ()> {
+        Box::pin(self.revoke_family_at(pool, origin_jti, now()))
     }
 
     fn revoke_refresh<'a>(
@@ -790,7 +880,8 @@ impl super::Store for PgStore {
     fn origin_revoked<'a>(&'a self, pool: &'a str, origin_jti: &'a str) -> StoreFuture<'a, bool> {
         Box::pin(async move {
             let r = self.one(
-                    "SELECT EXISTS (SELECT 1 FROM refresh_tokens WHERE pool_id = $1 AND origin_jti = $2 AND revoked)",
+                    "SELECT EXISTS (SELECT 1 FROM refresh_tokens WHERE pool_id = $1 AND origin_jti = $2 AND revoked)
+                         OR EXISTS (SELECT 1 FROM revoked_families WHERE pool_id = $1 AND origin_jti = $2)",
                     &[&pool, &origin_jti],
                 ).await?;
             Ok(r.get(0))

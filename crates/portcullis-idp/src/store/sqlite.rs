@@ -2,7 +2,8 @@
 //! runs on the blocking pool.
 
 use super::{
-    CodeRecord, GroupRecord, KeyRecord, Put, RefreshRecord, StoreError, StoreFuture, UserRecord,
+    CodeRecord, GroupRecord, KeyRecord, Put, RefreshRecord, RefreshUse, StoreError, StoreFuture,
+    UserRecord,
 };
 use rusqlite::{Connection, OptionalExtension, params};
 use std::path::Path;
@@ -60,7 +61,36 @@ CREATE TABLE group_members (
 CREATE INDEX group_members_sub ON group_members (pool_id, sub);
 "#,
     super::OBJECTS_AND_TICKETS,
+    super::REUSE_DETECTION,
 ];
+
+/// True when the family of the `refresh_tokens` row `t` was revoked (any of its tokens, or the
+/// family itself).
+const FAMILY_REVOKED: &str = "(EXISTS (SELECT 1 FROM refresh_tokens f WHERE f.pool_id = t.pool_id AND f.origin_jti = t.origin_jti AND f.revoked = 1)
+  OR EXISTS (SELECT 1 FROM revoked_families r WHERE r.pool_id = t.pool_id AND r.origin_jti = t.origin_jti))";
+
+fn refresh_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RefreshRecord> {
+    Ok(RefreshRecord {
+        client_id: r.get(0)?,
+        sub: r.get(1)?,
+        scope: r.get(2)?,
+        auth_time: r.get(3)?,
+        origin_jti: r.get(4)?,
+    })
+}
+
+/// Revokes a family inside the caller's transaction.
+fn revoke_family_in(c: &Connection, pool: &str, origin: &str, now: i64) -> rusqlite::Result<()> {
+    c.execute(
+        "INSERT INTO revoked_families (pool_id, origin_jti, revoked_at) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING",
+        params![pool, origin, now],
+    )?;
+    c.execute(
+        "UPDATE refresh_tokens SET revoked = 1 WHERE pool_id = ?1 AND origin_jti = ?2",
+        params![pool, origin],
+    )?;
+    Ok(())
+}
 
 use super::now;
 
@@ -250,19 +280,21 @@ impl SqliteStore {
         .await
     }
 
-    /// Marks a code used and returns it, atomically; `None` when unknown, expired or used before.
+    /// Marks a code used by the family `origin_jti` and returns it, atomically; `None` when
+    /// unknown, expired or used before.
     async fn take_code(
         &self,
         pool: &str,
         code_hash: String,
+        origin_jti: &str,
     ) -> Result<Option<CodeRecord>, StoreError> {
-        let pool = pool.to_string();
+        let (pool, origin) = (pool.to_string(), origin_jti.to_string());
         self.run(move |c| {
             c.query_row(
-                "UPDATE auth_codes SET used = 1
+                "UPDATE auth_codes SET used = 1, origin_jti = ?4
                  WHERE code_hash = ?1 AND pool_id = ?2 AND used = 0 AND expires_at > ?3
                  RETURNING client_id, sub, redirect_uri, scope, nonce, code_challenge, auth_time",
-                params![code_hash, pool, now()],
+                params![code_hash, pool, now(), origin],
                 |r| {
                     Ok(CodeRecord {
                         client_id: r.get(0)?,
@@ -276,6 +308,25 @@ impl SqliteStore {
                 },
             )
             .optional()
+        })
+        .await
+    }
+
+    /// The token family of a code redeemed before.
+    async fn spent_code_family(
+        &self,
+        pool: &str,
+        code_hash: String,
+    ) -> Result<Option<String>, StoreError> {
+        let pool = pool.to_string();
+        self.run(move |c| {
+            c.query_row(
+                "SELECT origin_jti FROM auth_codes WHERE code_hash = ?1 AND pool_id = ?2 AND used = 1",
+                params![code_hash, pool],
+                |r| r.get::<_, Option<String>>(0),
+            )
+            .optional()
+            .map(Option::flatten)
         })
         .await
     }
@@ -309,20 +360,72 @@ impl SqliteStore {
         let pool = pool.to_string();
         self.run(move |c| {
             c.query_row(
-                "SELECT client_id, sub, scope, auth_time, origin_jti FROM refresh_tokens
-                 WHERE token_hash = ?1 AND pool_id = ?2 AND revoked = 0 AND expires_at > ?3",
+                &format!(
+                    "SELECT client_id, sub, scope, auth_time, origin_jti FROM refresh_tokens t
+                     WHERE token_hash = ?1 AND pool_id = ?2 AND revoked = 0 AND expires_at > ?3
+                     AND NOT {FAMILY_REVOKED}"
+                ),
                 params![token_hash, pool, now()],
-                |r| {
-                    Ok(RefreshRecord {
-                        client_id: r.get(0)?,
-                        sub: r.get(1)?,
-                        scope: r.get(2)?,
-                        auth_time: r.get(3)?,
-                        origin_jti: r.get(4)?,
-                    })
-                },
+                refresh_from_row,
             )
             .optional()
+        })
+        .await
+    }
+
+    /// Presents a refresh token: finds it, rotates or detects its reuse, in one transaction.
+    async fn use_refresh(
+        &self,
+        pool: &str,
+        token_hash: String,
+        client: &str,
+        at: i64,
+        retire_until: Option<i64>,
+    ) -> Result<RefreshUse, StoreError> {
+        let (pool, client) = (pool.to_string(), client.to_string());
+        self.run(move |c| {
+            let tx = c.transaction()?;
+            let found = tx
+                .query_row(
+                    &format!(
+                        "SELECT client_id, sub, scope, auth_time, origin_jti, retired_until FROM refresh_tokens t
+                         WHERE token_hash = ?1 AND pool_id = ?2 AND client_id = ?3 AND revoked = 0
+                         AND expires_at > ?4 AND NOT {FAMILY_REVOKED}"
+                    ),
+                    params![token_hash, pool, client, at],
+                    |r| Ok((refresh_from_row(r)?, r.get::<_, Option<i64>>(5)?)),
+                )
+                .optional()?;
+            let out = match found {
+                None => RefreshUse::Invalid,
+                Some((rec, Some(until))) if until <= at => {
+                    revoke_family_in(&tx, &pool, &rec.origin_jti, at)?;
+                    RefreshUse::Reused
+                }
+                Some((rec, Some(_))) => RefreshUse::Live(rec),
+                Some((rec, None)) => {
+                    if let Some(until) = retire_until {
+                        tx.execute(
+                            "UPDATE refresh_tokens SET retired_until = ?3 WHERE token_hash = ?1 AND pool_id = ?2",
+                            params![token_hash, pool, until],
+                        )?;
+                    }
+                    RefreshUse::Live(rec)
+                }
+            };
+            tx.commit()?;
+            Ok(out)
+        })
+        .await
+    }
+
+    /// Revokes a token family.
+    async fn revoke_family(&self, pool: &str, origin_jti: &str) -> Result<(), StoreError> {
+        let (pool, origin) = (pool.to_string(), origin_jti.to_string());
+        self.run(move |c| {
+            let tx = c.transaction()?;
+            revoke_family_in(&tx, &pool, &origin, now())?;
+            tx.commit()
         })
         .await
     }
@@ -390,7 +493,8 @@ impl SqliteStore {
         let (pool, origin) = (pool.to_string(), origin_jti.to_string());
         self.run(move |c| {
             c.query_row(
-                "SELECT EXISTS (SELECT 1 FROM refresh_tokens WHERE pool_id = ?1 AND origin_jti = ?2 AND revoked = 1)",
+                "SELECT EXISTS (SELECT 1 FROM refresh_tokens WHERE pool_id = ?1 AND origin_jti = ?2 AND revoked = 1)
+                     OR EXISTS (SELECT 1 FROM revoked_families WHERE pool_id = ?1 AND origin_jti = ?2)",
                 params![pool, origin],
                 |r| r.get(0),
             )
@@ -550,25 +654,6 @@ impl SqliteStore {
             )?;
             let rows = st.query_map(params![pool, sub], |r| r.get(0))?;
             rows.collect()
-        })
-        .await
-    }
-}
-
-impl SqliteStore {
-    async fn retire_refresh(
-        &self,
-        pool: &str,
-        token_hash: String,
-        until: i64,
-    ) -> Result<(), StoreError> {
-        let pool = pool.to_string();
-        self.run(move |c| {
-            c.execute(
-                "UPDATE refresh_tokens SET expires_at = MIN(expires_at, ?3) WHERE token_hash = ?1 AND pool_id = ?2",
-                params![token_hash, pool, until],
-            )
-            .map(|_| ())
         })
         .await
     }
@@ -828,13 +913,25 @@ impl super::Store for SqliteStore {
             .optional()
         }))
     }
-    fn retire_refresh<'a>(
+    fn use_refresh<'a>(
         &'a self,
         pool: &'a str,
         token_hash: String,
-        until: i64,
-    ) -> StoreFuture<'a, ()> {
-        Box::pin(SqliteStore::retire_refresh(self, pool, token_hash, until))
+        client: &'a str,
+        now: i64,
+        retire_until: Option<i64>,
+    ) -> StoreFuture<'a, RefreshUse> {
+        Box::pin(SqliteStore::use_refresh(
+            self,
+            pool,
+            token_hash,
+            client,
+            now,
+            retire_until,
+        ))
+    }
+    fn revoke_family<'a>(&'a self, pool: &'a str, origin_jti: &'a str) -> StoreFuture<'a, ()> {
+        Box::pin(SqliteStore::revoke_family(self, pool, origin_jti))
     }
     fn upsert_group<'a>(
         &'a self,
@@ -968,8 +1065,16 @@ impl super::Store for SqliteStore {
         &'a self,
         pool: &'a str,
         code_hash: String,
+        origin_jti: &'a str,
     ) -> StoreFuture<'a, Option<CodeRecord>> {
-        Box::pin(SqliteStore::take_code(self, pool, code_hash))
+        Box::pin(SqliteStore::take_code(self, pool, code_hash, origin_jti))
+    }
+    fn spent_code_family<'a>(
+        &'a self,
+        pool: &'a str,
+        code_hash: String,
+    ) -> StoreFuture<'a, Option<String>> {
+        Box::pin(SqliteStore::spent_code_family(self, pool, code_hash))
     }
     fn insert_refresh<'a>(
         &'a self,
@@ -1054,13 +1159,13 @@ mod tests {
             .await
             .unwrap();
         assert!(
-            s.take_code("other-pool", "h1".into())
+            s.take_code("other-pool", "h1".into(), "o")
                 .await
                 .unwrap()
                 .is_none()
         );
         assert_eq!(
-            s.take_code("p", "h1".into())
+            s.take_code("p", "h1".into(), "o")
                 .await
                 .unwrap()
                 .unwrap()
@@ -1068,13 +1173,66 @@ mod tests {
             "c"
         );
         assert!(
-            s.take_code("p", "h1".into()).await.unwrap().is_none(),
+            s.take_code("p", "h1".into(), "o").await.unwrap().is_none(),
             "second use"
         );
         assert!(
-            s.take_code("p", "h2".into()).await.unwrap().is_none(),
+            s.take_code("p", "h2".into(), "o").await.unwrap().is_none(),
             "expired"
         );
+    }
+
+    #[tokio::test]
+    async fn a_rotated_refresh_token_reused_after_its_grace_revokes_the_family() {
+        let s = SqliteStore::in_memory().unwrap();
+        let rec = |o: &str| RefreshRecord {
+            client_id: "c".into(),
+            sub: "s".into(),
+            scope: "openid".into(),
+            auth_time: 1,
+            origin_jti: o.into(),
+        };
+        let t = 1_000;
+        s.insert_refresh("p", "r0".into(), rec("fam"), t + 3600)
+            .await
+            .unwrap();
+        let live = |u: &RefreshUse| matches!(u, RefreshUse::Live(_));
+        let use_at = |h: &'static str, at: i64, client: &'static str| {
+            s.use_refresh("p", h.into(), client, at, Some(at + 10))
+        };
+        assert!(
+            matches!(use_at("r0", t, "other").await.unwrap(), RefreshUse::Invalid),
+            "another client's"
+        );
+        assert!(
+            live(&use_at("r0", t, "c").await.unwrap()),
+            "first use rotates"
+        );
+        s.insert_refresh("p", "r1".into(), rec("fam"), t + 3600)
+            .await
+            .unwrap();
+        assert!(live(&use_at("r0", t + 9, "c").await.unwrap()), "grace");
+        assert!(matches!(
+            use_at("r0", t + 10, "c").await.unwrap(),
+            RefreshUse::Reused
+        ));
+        assert!(matches!(
+            use_at("r1", t + 10, "c").await.unwrap(),
+            RefreshUse::Invalid
+        ));
+        assert!(s.origin_revoked("p", "fam").await.unwrap());
+        // A token of the family stored after the revocation is born dead.
+        s.insert_refresh("p", "r2".into(), rec("fam"), now() + 3600)
+            .await
+            .unwrap();
+        assert!(s.refresh("p", "r2".into()).await.unwrap().is_none());
+        // A family revoked before it has any token (a replayed code) stays revoked.
+        s.revoke_family("p", "early").await.unwrap();
+        s.insert_refresh("p", "e1".into(), rec("early"), now() + 3600)
+            .await
+            .unwrap();
+        assert!(s.refresh("p", "e1".into()).await.unwrap().is_none());
+        assert!(s.origin_revoked("p", "early").await.unwrap());
     }
 
     #[tokio::test]

@@ -171,6 +171,8 @@ pub struct Pool {
     pub(crate) keys: ArcSwap<PoolKeys>,
     hashing: Semaphore,
     dummy_hash: String,
+    /// Seconds added to the system clock (tests pass time instead of sleeping).
+    clock_offset: std::sync::atomic::AtomicI64,
 }
 
 /// A pool id derived from the pool name when the config gives none (stable across restarts).
@@ -212,6 +214,18 @@ pub(crate) fn constant_time_eq(a: &str, b: &str) -> bool {
 }
 
 impl Pool {
+    /// Seconds since the epoch as this pool's lockouts and TOTP steps see them: the system clock
+    /// plus what [`Pool::advance_clock`] added.
+    pub fn now(&self) -> i64 {
+        crate::now() as i64 + self.clock_offset.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Moves this pool's clock forward, so tests can end a lockout without sleeping.
+    pub fn advance_clock(&self, seconds: i64) {
+        self.clock_offset
+            .fetch_add(seconds, std::sync::atomic::Ordering::Relaxed);
+    }
+
     /// Opens a pool from config: its clients and resource servers are written to the store and
     /// its keys created once, idempotently (seed users: [`Pool::seed_users`]).
     pub async fn open(
@@ -321,6 +335,7 @@ impl Pool {
             keys: ArcSwap::from_pointee(keys),
             hashing: Semaphore::new(2),
             dummy_hash,
+            clock_offset: std::sync::atomic::AtomicI64::new(0),
         };
         Ok(pool)
     }

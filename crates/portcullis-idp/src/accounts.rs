@@ -431,8 +431,8 @@ impl Pool {
             if u.attributes.get(attr).and_then(Value::as_str) == Some(new) {
                 continue;
             }
-            let admin_verifies = by == Writer::Admin
-                && changes.get(flag).and_then(Value::as_str) == Some("true");
+            let admin_verifies =
+                by == Writer::Admin && changes.get(flag).and_then(Value::as_str) == Some("true");
             if !admin_verifies {
                 u.attributes.insert(flag.into(), "false".into());
                 pending.push((attr, new.to_string()));
@@ -641,7 +641,8 @@ impl Pool {
                 crate::now() as i64 + lifetime,
             )
             .await?;
-        self.sender.send(&self.name, purpose, &u.username, to, &code);
+        self.sender
+            .send(&self.name, purpose, &u.username, to, &code);
         Ok(())
     }
 

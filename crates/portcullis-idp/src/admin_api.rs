@@ -867,9 +867,7 @@ async fn resend(pool: &Pool, r: &Req<'_>) -> Result<Value, IdpError> {
     let client = client_of(pool, r)?;
     let username = r.str("Username")?;
     pool.check_secret_hash(&client.client.client_id, username, r.opt("SecretHash"))?;
-    let d = pool
-        .resend_confirmation(username, reveals(&client))
-        .await?;
+    let d = pool.resend_confirmation(username, reveals(&client)).await?;
     Ok(d.map_or(json!({}), |d| json!({"CodeDeliveryDetails": delivery(&d)})))
 }
 

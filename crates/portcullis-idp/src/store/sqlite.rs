@@ -1167,21 +1167,53 @@ mod tests {
             }
         }
         granted.sort();
-        assert_eq!(granted, [1, 2, 3, 4, 5], "exactly five guesses, each counted once");
+        assert_eq!(
+            granted,
+            [1, 2, 3, 4, 5],
+            "exactly five guesses, each counted once"
+        );
         // The budget: five per window, not restored by a new code, reopened when the window ends.
         for _ in 0..5 {
-            assert!(s.reserve_attempt("p", "b", "u", 5, 100, 1000).await.unwrap());
+            assert!(
+                s.reserve_attempt("p", "b", "u", 5, 100, 1000)
+                    .await
+                    .unwrap()
+            );
         }
         s.put_ticket("p", "reset", "u", "h2".into(), now() + 60)
             .await
             .unwrap();
-        assert!(!s.reserve_attempt("p", "b", "u", 5, 100, 1099).await.unwrap());
-        assert!(s.reserve_attempt("p", "b", "u", 5, 100, 1100).await.unwrap());
+        assert!(
+            !s.reserve_attempt("p", "b", "u", 5, 100, 1099)
+                .await
+                .unwrap()
+        );
+        assert!(
+            s.reserve_attempt("p", "b", "u", 5, 100, 1100)
+                .await
+                .unwrap()
+        );
         // A TOTP step is accepted once, and never an older one.
-        assert!(s.advance_ticket("p", "step", "u", 7, i64::MAX / 4).await.unwrap());
-        assert!(!s.advance_ticket("p", "step", "u", 7, i64::MAX / 4).await.unwrap());
-        assert!(!s.advance_ticket("p", "step", "u", 6, i64::MAX / 4).await.unwrap());
-        assert!(s.advance_ticket("p", "step", "u", 8, i64::MAX / 4).await.unwrap());
+        assert!(
+            s.advance_ticket("p", "step", "u", 7, i64::MAX / 4)
+                .await
+                .unwrap()
+        );
+        assert!(
+            !s.advance_ticket("p", "step", "u", 7, i64::MAX / 4)
+                .await
+                .unwrap()
+        );
+        assert!(
+            !s.advance_ticket("p", "step", "u", 6, i64::MAX / 4)
+                .await
+                .unwrap()
+        );
+        assert!(
+            s.advance_ticket("p", "step", "u", 8, i64::MAX / 4)
+                .await
+                .unwrap()
+        );
     }
 
     #[tokio::test]

@@ -67,9 +67,9 @@ impl Api {
 fn last_code(kit: &Kit, user: &str, purpose: &str) -> String {
     let text = std::fs::read_to_string(kit.pool().outbox_path().unwrap()).unwrap();
     text.lines()
+        .rev()
         .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .filter(|m| m["username"] == user && m["purpose"] == purpose)
-        .last()
+        .find(|m| m["username"] == user && m["purpose"] == purpose)
         .unwrap_or_else(|| panic!("no {purpose} code for {user}"))["code"]
         .as_str()
         .unwrap()
@@ -139,7 +139,9 @@ async fn reset_code_guesses_are_reserved_atomically_and_reissue_keeps_the_budget
     // the code; every other guess was refused before any comparison.
     assert_eq!(
         t.get("CodeMismatchException").copied().unwrap_or(0)
-            + t.get("TooManyFailedAttemptsException").copied().unwrap_or(0),
+            + t.get("TooManyFailedAttemptsException")
+                .copied()
+                .unwrap_or(0),
         MAX_CODE_ATTEMPTS as usize,
         "{t:?}"
     );
@@ -277,8 +279,7 @@ async fn sign_up_code_guesses_through_the_hosted_ui_share_the_apis_budget() {
     let mut refused = 0;
     for g in guesses {
         let page = g.await.unwrap();
-        if page.contains("Invalid verification code") || page.contains("Too many failed attempts")
-        {
+        if page.contains("Invalid verification code") || page.contains("Too many failed attempts") {
             compared += 1;
         } else if page.contains("Attempt limit exceeded") {
             refused += 1;
@@ -525,8 +526,7 @@ write_attributes = ["name"]
         let pool = kit.pool().clone();
         let op = op.to_string();
         async move {
-            portcullis_idp::admin_api::call(&pool, &op, serde_json::from_value(body).unwrap())
-                .await
+            portcullis_idp::admin_api::call(&pool, &op, serde_json::from_value(body).unwrap()).await
         }
     };
     admin(
@@ -634,12 +634,24 @@ async fn unknown_disabled_and_real_users_get_the_same_answers() {
     // dora/dana are disabled, noah/nick have no address, uma is unconfirmed, bob/carl are plain
     // real users (the second of each pair for the hosted pages, with a fresh history).
     for (name, attrs) in [
-        ("dora", json!([{"Name": "email", "Value": "dora@example.com"}])),
-        ("dana", json!([{"Name": "email", "Value": "dana@example.com"}])),
+        (
+            "dora",
+            json!([{"Name": "email", "Value": "dora@example.com"}]),
+        ),
+        (
+            "dana",
+            json!([{"Name": "email", "Value": "dana@example.com"}]),
+        ),
         ("noah", json!([])),
         ("nick", json!([])),
-        ("bob", json!([{"Name": "email", "Value": "bob@example.com"}])),
-        ("carl", json!([{"Name": "email", "Value": "carl@example.com"}])),
+        (
+            "bob",
+            json!([{"Name": "email", "Value": "bob@example.com"}]),
+        ),
+        (
+            "carl",
+            json!([{"Name": "email", "Value": "carl@example.com"}]),
+        ),
     ] {
         admin(
             "AdminCreateUser",
@@ -684,15 +696,25 @@ async fn unknown_disabled_and_real_users_get_the_same_answers() {
                 "Password": "Brand-new-pass-1!"})
         };
         // Before any code: expired. Then a code is "sent"; wrong guesses; the budget ends.
-        step(&mut t, api.raw("ConfirmForgotPassword", confirm_forgot("100000")).await);
         step(
             &mut t,
-            api.raw("ForgotPassword", json!({"ClientId": "api-cli", "Username": who}))
+            api.raw("ConfirmForgotPassword", confirm_forgot("100000"))
                 .await,
+        );
+        step(
+            &mut t,
+            api.raw(
+                "ForgotPassword",
+                json!({"ClientId": "api-cli", "Username": who}),
+            )
+            .await,
         );
         for i in 0..6 {
             let c = format!("{:06}", 100_001 + i);
-            step(&mut t, api.raw("ConfirmForgotPassword", confirm_forgot(&c)).await);
+            step(
+                &mut t,
+                api.raw("ConfirmForgotPassword", confirm_forgot(&c)).await,
+            );
         }
         // Wrong passwords, past the lockout.
         for _ in 0..7 {
@@ -721,10 +743,20 @@ async fn unknown_disabled_and_real_users_get_the_same_answers() {
     let mut sign_up = Vec::new();
     for who in ["uma", "bob", "nobody-else"] {
         let mut t = Vec::new();
-        let confirm = |c: &str| json!({"ClientId": "api-cli", "Username": who, "ConfirmationCode": c});
-        t.push(api.raw("ResendConfirmationCode", json!({"ClientId": "api-cli", "Username": who})).await);
+        let confirm =
+            |c: &str| json!({"ClientId": "api-cli", "Username": who, "ConfirmationCode": c});
+        t.push(
+            api.raw(
+                "ResendConfirmationCode",
+                json!({"ClientId": "api-cli", "Username": who}),
+            )
+            .await,
+        );
         for i in 0..6 {
-            t.push(api.raw("ConfirmSignUp", confirm(&format!("{:06}", 200_000 + i))).await);
+            t.push(
+                api.raw("ConfirmSignUp", confirm(&format!("{:06}", 200_000 + i)))
+                    .await,
+            );
         }
         let t: Vec<String> = t
             .into_iter()
@@ -742,7 +774,10 @@ async fn unknown_disabled_and_real_users_get_the_same_answers() {
         sign_up.push((who, t));
     }
     for (who, t) in &sign_up {
-        assert_eq!(t, &sign_up[2].1, "{who}: sign-up answers differ from an unknown user's");
+        assert_eq!(
+            t, &sign_up[2].1,
+            "{who}: sign-up answers differ from an unknown user's"
+        );
     }
     // Nothing was sent to anyone but real, enabled users with an address.
     let sent = std::fs::read_to_string(kit.pool().outbox_path().unwrap()).unwrap();
@@ -789,7 +824,108 @@ async fn unknown_disabled_and_real_users_get_the_same_answers() {
         pages.push((who, [strip(a), strip(b), strip(c)]));
     }
     for (who, p) in &pages {
-        assert_eq!(p, &pages[3].1, "{who}: hosted pages differ from an unknown user's");
+        assert_eq!(
+            p, &pages[3].1,
+            "{who}: hosted pages differ from an unknown user's"
+        );
     }
     kit.app.shutdown().await;
+}
+
+/// A fresh PostgreSQL database for one test, dropped at the end.
+struct PgDatabase(String);
+
+const PG_ADMIN: &str = "host=127.0.0.1 port=5432 user=root dbname=postgres";
+
+impl PgDatabase {
+    async fn create() -> PgDatabase {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos();
+        let name = format!("portcullis_otp_{}_{nanos}", std::process::id());
+        let (c, conn) = tokio_postgres::connect(PG_ADMIN, tokio_postgres::NoTls)
+            .await
+            .expect("PostgreSQL on 127.0.0.1:5432");
+        tokio::spawn(conn);
+        c.batch_execute(&format!("CREATE DATABASE {name}"))
+            .await
+            .unwrap();
+        PgDatabase(name)
+    }
+    fn url(&self) -> String {
+        format!("postgres://root@127.0.0.1:5432/{}", self.0)
+    }
+    async fn drop_it(self) {
+        let (c, conn) = tokio_postgres::connect(PG_ADMIN, tokio_postgres::NoTls)
+            .await
+            .unwrap();
+        tokio::spawn(conn);
+        let _ = c
+            .batch_execute(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.0))
+            .await;
+    }
+}
+
+#[tokio::test]
+async fn postgres_nodes_reserve_guesses_atomically() {
+    use portcullis_idp::{PgStore, Store};
+    use std::sync::Arc;
+    let db = PgDatabase::create().await;
+    // Two nodes on one database.
+    let a: Arc<dyn Store> = Arc::new(PgStore::connect(&db.url()).await.unwrap());
+    let b: Arc<dyn Store> = Arc::new(PgStore::connect(&db.url()).await.unwrap());
+    let now = portcullis_idp::now() as i64;
+    a.put_ticket("p", "reset", "u", "h".into(), now + 600)
+        .await
+        .unwrap();
+    let mut tasks = Vec::new();
+    for i in 0..100 {
+        let s = if i % 2 == 0 { a.clone() } else { b.clone() };
+        tasks.push(tokio::spawn(async move {
+            (
+                s.spend_ticket_attempt("p", "reset", "u", MAX_CODE_ATTEMPTS)
+                    .await
+                    .unwrap()
+                    .map(|(_, n)| n),
+                s.reserve_attempt("p", "attempts:reset", "u", 5, 3600, now)
+                    .await
+                    .unwrap(),
+                s.advance_ticket("p", "totp_step", "u", 42, i64::MAX / 4)
+                    .await
+                    .unwrap(),
+            )
+        }));
+    }
+    let (mut guesses, mut budget, mut steps) = (Vec::new(), 0, 0);
+    for t in tasks {
+        let (g, r, s) = t.await.unwrap();
+        guesses.extend(g);
+        budget += r as usize;
+        steps += s as usize;
+    }
+    guesses.sort();
+    assert_eq!(
+        guesses,
+        [1, 2, 3, 4, 5],
+        "each guess counted once, five in all"
+    );
+    assert_eq!(budget, 5, "five attempts from the user's budget");
+    assert_eq!(steps, 1, "a TOTP step is accepted once");
+    // A new code does not restore the budget; the end of its window does.
+    a.put_ticket("p", "reset", "u", "h2".into(), now + 600)
+        .await
+        .unwrap();
+    assert!(
+        !b.reserve_attempt("p", "attempts:reset", "u", 5, 3600, now + 3599)
+            .await
+            .unwrap()
+    );
+    assert!(
+        b.reserve_attempt("p", "attempts:reset", "u", 5, 3600, now + 3600)
+            .await
+            .unwrap()
+    );
+    drop((a, b));
+    db.drop_it().await;
 }

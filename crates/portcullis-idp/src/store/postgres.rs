@@ -387,6 +387,9 @@ impl super::Store for PgStore {
         expires_at: i64,
     ) -> StoreFuture<'a, ()> {
         Box::pin(async move {
+            // Expired tickets (codes, decoys, spent budgets) go, so the table stays bounded.
+            self.exec("DELETE FROM tickets WHERE expires_at <= $1", &[&now()])
+                .await?;
             self.exec(
                 "INSERT INTO tickets (pool_id, purpose, key, value, expires_at, attempts) VALUES ($1, $2, $3, $4, $5, 0)
                  ON CONFLICT (pool_id, purpose, key) DO UPDATE SET value = excluded.value, expires_at = excluded.expires_at, attempts = 0",

@@ -770,6 +770,8 @@ impl super::Store for SqliteStore {
     ) -> StoreFuture<'a, ()> {
         let (pool, purpose, key) = (pool.to_string(), purpose.to_string(), key.to_string());
         Box::pin(self.run(move |c| {
+            // Expired tickets (codes, decoys, spent budgets) go, so the table stays bounded.
+            c.execute("DELETE FROM tickets WHERE expires_at <= ?1", params![now()])?;
             c.execute(
                 "INSERT INTO tickets (pool_id, purpose, key, value, expires_at, attempts) VALUES (?1, ?2, ?3, ?4, ?5, 0)
                  ON CONFLICT (pool_id, purpose, key) DO UPDATE SET value = excluded.value, expires_at = excluded.expires_at, attempts = 0",
@@ -1173,23 +1175,20 @@ mod tests {
             "exactly five guesses, each counted once"
         );
         // The budget: five per window, not restored by a new code, reopened when the window ends.
+        let t = now();
         for _ in 0..5 {
-            assert!(
-                s.reserve_attempt("p", "b", "u", 5, 100, 1000)
-                    .await
-                    .unwrap()
-            );
+            assert!(s.reserve_attempt("p", "b", "u", 5, 100, t).await.unwrap());
         }
         s.put_ticket("p", "reset", "u", "h2".into(), now() + 60)
             .await
             .unwrap();
         assert!(
-            !s.reserve_attempt("p", "b", "u", 5, 100, 1099)
+            !s.reserve_attempt("p", "b", "u", 5, 100, t + 99)
                 .await
                 .unwrap()
         );
         assert!(
-            s.reserve_attempt("p", "b", "u", 5, 100, 1100)
+            s.reserve_attempt("p", "b", "u", 5, 100, t + 100)
                 .await
                 .unwrap()
         );

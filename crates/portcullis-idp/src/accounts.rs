@@ -143,6 +143,21 @@ fn temporary_password(min: usize) -> Result<String, IdpError> {
     Ok(pw)
 }
 
+/// Where a reset code may go: only a verified address (as Cognito), so an address a user set (or
+/// an attacker holding the user's session set) cannot receive the keys to the account.
+fn verified_delivery_of(user: &UserRecord) -> Option<(Delivery, String)> {
+    let verified = |flag: &str| user.attributes.get(flag).and_then(Value::as_str) == Some("true");
+    let mut u = user.clone();
+    if !verified("email_verified") {
+        u.attributes.remove("email");
+    }
+    if !verified("phone_number_verified") {
+        u.attributes.remove("phone_number");
+    }
+    delivery_of(&u)
+}
+
+/// Where a confirmation code goes: the address it will verify (email first).
 fn delivery_of(user: &UserRecord) -> Option<(Delivery, String)> {
     let s = |k: &str| {
         user.attributes
@@ -612,7 +627,11 @@ impl Pool {
         lifetime: i64,
         purpose: Purpose,
     ) -> Result<Option<Delivery>, IdpError> {
-        let Some((delivery, to)) = delivery_of(u) else {
+        let to = match purpose {
+            Purpose::ForgotPassword => verified_delivery_of(u),
+            _ => delivery_of(u),
+        };
+        let Some((delivery, to)) = to else {
             return Ok(None);
         };
         self.send_code_to(u, ticket, lifetime, purpose, &to, "")

@@ -459,6 +459,19 @@ async fn a_changed_email_is_unverified_until_its_code_is_given() {
         v["CodeDeliveryDetailsList"][0]["Destination"], "c***@v***",
         "{v}"
     );
+    // A reset code never goes to the unverified address (it would hand over the account).
+    api.ok(
+        "ForgotPassword",
+        json!({"ClientId": "api-cli", "Username": "alice"}),
+    )
+    .await;
+    let sent = std::fs::read_to_string(kit.pool().outbox_path().unwrap()).unwrap();
+    assert!(
+        !sent
+            .lines()
+            .any(|l| l.contains("forgot_password") && l.contains("ceo@victim.test")),
+        "{sent}"
+    );
     // The code went to the new address; guessing is bounded as for every code.
     let code = last_code(&kit, "alice", "verify_attribute");
     let verify = |c: &str| json!({"AccessToken": at, "AttributeName": "email", "Code": c});
@@ -653,6 +666,13 @@ async fn unknown_disabled_and_real_users_get_the_same_answers() {
             json!([{"Name": "email", "Value": "carl@example.com"}]),
         ),
     ] {
+        let mut attrs = attrs;
+        if !attrs.as_array().unwrap().is_empty() {
+            attrs
+                .as_array_mut()
+                .unwrap()
+                .push(json!({"Name": "email_verified", "Value": "true"}));
+        }
         admin(
             "AdminCreateUser",
             json!({"Username": name, "TemporaryPassword": "Temp-password-1!",
@@ -781,6 +801,10 @@ async fn unknown_disabled_and_real_users_get_the_same_answers() {
     }
     // Nothing was sent to anyone but real, enabled users with an address.
     let sent = std::fs::read_to_string(kit.pool().outbox_path().unwrap()).unwrap();
+    assert!(
+        sent.contains("\"username\":\"bob\""),
+        "the real user got a real code"
+    );
     for who in ["dora", "noah", "nobody-at-all", "nobody-else"] {
         assert!(
             !sent.contains(&format!("\"username\":\"{who}\"")),

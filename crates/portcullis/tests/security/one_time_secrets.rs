@@ -845,7 +845,19 @@ async fn unknown_disabled_and_real_users_get_the_same_answers() {
             };
             (s, p, h)
         };
-        pages.push((who, [strip(a), strip(b), strip(c)]));
+        // Wrong passwords on the sign-in page, past the lockout.
+        let mut logins = Vec::new();
+        for _ in 0..7 {
+            logins.push(strip(
+                hosted_post_full(
+                    &kit,
+                    "/login",
+                    &[("username", who), ("password", "Wrong-password-1!")],
+                )
+                .await,
+            ));
+        }
+        pages.push((who, [vec![strip(a), strip(b), strip(c)], logins]));
     }
     for (who, p) in &pages {
         assert_eq!(

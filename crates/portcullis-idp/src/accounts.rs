@@ -17,8 +17,13 @@ pub const ADMIN_SCOPE: &str = "aws.cognito.signin.user.admin";
 pub const SIGN_UP_CODE_LIFETIME: i64 = 24 * 3600;
 /// Forgot-password codes live 1 hour (Cognito).
 pub const RESET_CODE_LIFETIME: i64 = 3600;
-/// Wrong guesses before a code is void.
+/// Guesses a code allows before it is void; also the attempts a user has per kind of code in a
+/// [`CODE_ATTEMPT_WINDOW`], however often the code is re-issued.
 pub const MAX_CODE_ATTEMPTS: i64 = 5;
+/// The window of a user's code-attempt budget (1 hour): re-issuing a code does not restore it.
+pub const CODE_ATTEMPT_WINDOW: i64 = 3600;
+/// Attribute verification codes live 24 hours (Cognito).
+pub const VERIFY_CODE_LIFETIME: i64 = 24 * 3600;
 /// Largest attribute value (Cognito: 2048 bytes).
 pub const MAX_ATTRIBUTE_VALUE: usize = 2048;
 
@@ -26,6 +31,47 @@ const TICKET_SIGN_UP: &str = "sign_up";
 const TICKET_RESET: &str = "reset";
 const TICKET_CHALLENGE: &str = "challenge";
 const TICKET_TEMPORARY: &str = "temporary_password";
+/// The verification code of a changed `email` or `phone_number`.
+const TICKET_VERIFY_EMAIL: &str = "verify:email";
+const TICKET_VERIFY_PHONE: &str = "verify:phone_number";
+/// The document holding the key simulated deliveries are derived from.
+const DECOY_KEY_KIND: &str = "secret";
+const DECOY_KEY_ID: &str = "simulated_delivery";
+
+/// The addresses a user can verify, with their flag and the ticket of their code.
+const VERIFIABLE: [(&str, &str, &str); 2] = [
+    ("email", "email_verified", TICKET_VERIFY_EMAIL),
+    ("phone_number", "phone_number_verified", TICKET_VERIFY_PHONE),
+];
+
+/// The budget row counting a user's attempts at one kind of one-time secret.
+pub(crate) fn attempts_key(ticket: &str) -> String {
+    format!("attempts:{ticket}")
+}
+
+/// Cognito's answer when a user's attempt budget is spent.
+pub(crate) fn attempt_limit() -> IdpError {
+    IdpError::LimitExceeded("Attempt limit exceeded, please try after some time.".into())
+}
+
+/// How a code is stored: its hash, bound to the address it was sent to when there is one.
+fn code_digest(code: &str, bound: &str) -> String {
+    if bound.is_empty() {
+        sha256_hex(code.trim())
+    } else {
+        sha256_hex(&format!("{}\n{bound}", code.trim()))
+    }
+}
+
+/// Who writes attributes: an administrator (may set `*_verified`), or the user through an app
+/// client (never `*_verified`, only the client's `write_attributes`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Writer<'a> {
+    /// `AdminUpdateUserAttributes`, `AdminDeleteUserAttributes`, the CLI.
+    Admin,
+    /// The user, through this app client.
+    User(&'a str),
+}
 
 /// Standard attributes a user may have (OIDC's, as Cognito's schema).
 pub const STANDARD_ATTRIBUTES: [&str; 20] = [
@@ -97,6 +143,21 @@ fn temporary_password(min: usize) -> Result<String, IdpError> {
     Ok(pw)
 }
 
+/// Where a reset code may go: only a verified address (as Cognito), so an address a user set (or
+/// an attacker holding the user's session set) cannot receive the keys to the account.
+fn verified_delivery_of(user: &UserRecord) -> Option<(Delivery, String)> {
+    let verified = |flag: &str| user.attributes.get(flag).and_then(Value::as_str) == Some("true");
+    let mut u = user.clone();
+    if !verified("email_verified") {
+        u.attributes.remove("email");
+    }
+    if !verified("phone_number_verified") {
+        u.attributes.remove("phone_number");
+    }
+    delivery_of(&u)
+}
+
+/// Where a confirmation code goes: the address it will verify (email first).
 fn delivery_of(user: &UserRecord) -> Option<(Delivery, String)> {
     let s = |k: &str| {
         user.attributes
@@ -124,6 +185,20 @@ fn delivery_of(user: &UserRecord) -> Option<(Delivery, String)> {
             p,
         )
     })
+}
+
+/// The current value of an address a user can verify (`email`, `phone_number`).
+fn verifiable_value(u: &UserRecord, attr: &str) -> Result<String, IdpError> {
+    if !VERIFIABLE.iter().any(|(a, _, _)| *a == attr) {
+        return Err(IdpError::InvalidParameter(
+            "Invalid attribute name: only email and phone_number can be verified".into(),
+        ));
+    }
+    u.attributes
+        .get(attr)
+        .and_then(Value::as_str)
+        .map(str::to_string)
+        .ok_or_else(|| IdpError::InvalidParameter(format!("The user has no {attr}")))
 }
 
 /// `SECRET_HASH`: Base64(HMAC-SHA256(client secret, username + client id)).
@@ -193,6 +268,11 @@ impl Pool {
     }
 
     fn check_password(&self, pw: &str) -> Result<(), IdpError> {
+        if pw.len() > crate::pool::MAX_PASSWORD_LEN {
+            return Err(IdpError::InvalidPassword(
+                "Password is longer than 256 characters".into(),
+            ));
+        }
         match self.policy.problem(pw) {
             Some(p) => Err(IdpError::InvalidPassword(p)),
             None => Ok(()),
@@ -323,14 +403,78 @@ impl Pool {
         Ok(())
     }
 
-    /// Replaces (or with `None` values removes) attributes; changing `email` unverifies it.
+    /// Refuses what a user may not write through `client_id`: any `*_verified` flag, and any
+    /// attribute outside the client's `write_attributes` (when it has the list).
+    pub fn check_writable<'k>(
+        &self,
+        client_id: &str,
+        names: impl IntoIterator<Item = &'k String>,
+    ) -> Result<(), IdpError> {
+        let allowed = self
+            .client(client_id)
+            .and_then(|c| c.client.write_attributes.clone());
+        for k in names {
+            if k == "email_verified" || k == "phone_number_verified" {
+                return Err(IdpError::InvalidParameter(
+                    "A user cannot mark their own address verified".into(),
+                ));
+            }
+            if let Some(w) = &allowed
+                && !w.contains(k)
+            {
+                return Err(IdpError::NotAuthorized(format!(
+                    "A client attempted to write unauthorized attribute {k}"
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// Applies attribute changes to `u`: a changed `email` or `phone_number` becomes unverified
+    /// (an administrator may verify it in the same call). Returns the addresses that now need a
+    /// verification code, as `(attribute, value)`.
+    fn apply_attributes(
+        u: &mut UserRecord,
+        changes: Map<String, Value>,
+        by: Writer<'_>,
+    ) -> Vec<(&'static str, String)> {
+        let mut pending = Vec::new();
+        for (attr, flag, _) in VERIFIABLE {
+            let Some(new) = changes.get(attr).and_then(Value::as_str) else {
+                continue;
+            };
+            if u.attributes.get(attr).and_then(Value::as_str) == Some(new) {
+                continue;
+            }
+            let admin_verifies =
+                by == Writer::Admin && changes.get(flag).and_then(Value::as_str) == Some("true");
+            if !admin_verifies {
+                u.attributes.insert(flag.into(), "false".into());
+                pending.push((attr, new.to_string()));
+            }
+        }
+        for (k, v) in changes {
+            if by == Writer::Admin || (k != "email_verified" && k != "phone_number_verified") {
+                u.attributes.insert(k, v);
+            }
+        }
+        pending
+    }
+
+    /// Replaces or removes attributes. A changed `email` or `phone_number` becomes unverified and
+    /// a code goes to the new address (returned); users never write `*_verified` and only write
+    /// what their client's `write_attributes` allows.
     pub async fn update_attributes(
         &self,
         username: &str,
         changes: Map<String, Value>,
         remove: &[String],
-    ) -> Result<(), IdpError> {
+        by: Writer<'_>,
+    ) -> Result<Vec<Delivery>, IdpError> {
         self.check_attributes(&changes, false)?;
+        if let Writer::User(client_id) = by {
+            self.check_writable(client_id, changes.keys().chain(remove.iter()))?;
+        }
         let mut u = self.user(username).await?;
         for k in remove {
             if k == "sub" || k == "email_verified" && u.attributes.contains_key("email") {
@@ -339,16 +483,80 @@ impl Pool {
                 )));
             }
             u.attributes.remove(k);
+            if let Some((_, flag, _)) = VERIFIABLE.iter().find(|(a, _, _)| a == k) {
+                u.attributes.remove(*flag);
+            }
         }
-        let email_changed = changes
-            .get("email")
-            .is_some_and(|e| u.attributes.get("email") != Some(e));
-        for (k, v) in changes {
-            u.attributes.insert(k, v);
+        let pending = Self::apply_attributes(&mut u, changes, by);
+        self.store.save_user(&self.id, u.clone()).await?;
+        let mut out = Vec::new();
+        for (attr, value) in pending {
+            out.push(self.send_verification(&u, attr, &value).await?);
         }
-        if email_changed && !u.attributes.contains_key("email_verified") {
-            u.attributes.insert("email_verified".into(), "false".into());
+        Ok(out)
+    }
+
+    /// Sends a code verifying `value` of `attr` (`email` or `phone_number`); the code verifies
+    /// only that value, so a code sent before a change verifies nothing after it.
+    async fn send_verification(
+        &self,
+        u: &UserRecord,
+        attr: &str,
+        value: &str,
+    ) -> Result<Delivery, IdpError> {
+        let (medium, attribute, ticket) = match attr {
+            "email" => ("EMAIL", "email", TICKET_VERIFY_EMAIL),
+            _ => ("SMS", "phone_number", TICKET_VERIFY_PHONE),
+        };
+        let delivery = Delivery {
+            destination: mask(value),
+            medium,
+            attribute,
+        };
+        self.send_code_to(
+            u,
+            ticket,
+            VERIFY_CODE_LIFETIME,
+            Purpose::VerifyAttribute,
+            value,
+            value,
+        )
+        .await?;
+        Ok(delivery)
+    }
+
+    /// `GetUserAttributeVerificationCode`: a code to the user's current `email` or `phone_number`.
+    pub async fn attribute_verification_code(
+        &self,
+        username: &str,
+        attr: &str,
+    ) -> Result<Delivery, IdpError> {
+        let u = self.user(username).await?;
+        let value = verifiable_value(&u, attr)?;
+        self.send_verification(&u, attr, &value).await
+    }
+
+    /// `VerifyUserAttribute`: the code sent to the current value of `attr` marks it verified.
+    pub async fn verify_attribute(
+        &self,
+        username: &str,
+        attr: &str,
+        code: &str,
+    ) -> Result<(), IdpError> {
+        let u = self.user(username).await?;
+        let value = verifiable_value(&u, attr)?;
+        let (_, flag, ticket) = VERIFIABLE
+            .iter()
+            .find(|(a, _, _)| *a == attr)
+            .copied()
+            .ok_or_else(|| IdpError::InvalidParameter("Invalid attribute name".into()))?;
+        self.spend_code(ticket, username, code, &value).await?;
+        // Read again: the value may have changed while the code was checked.
+        let mut u = self.user(username).await?;
+        if u.attributes.get(attr).and_then(Value::as_str) != Some(value.as_str()) {
+            return Err(IdpError::ExpiredCode);
         }
+        u.attributes.insert(flag.into(), "true".into());
         self.store.save_user(&self.id, u).await?;
         Ok(())
     }
@@ -419,36 +627,144 @@ impl Pool {
         lifetime: i64,
         purpose: Purpose,
     ) -> Result<Option<Delivery>, IdpError> {
-        let Some((delivery, to)) = delivery_of(u) else {
+        let to = match purpose {
+            Purpose::ForgotPassword => verified_delivery_of(u),
+            _ => delivery_of(u),
+        };
+        let Some((delivery, to)) = to else {
             return Ok(None);
         };
+        self.send_code_to(u, ticket, lifetime, purpose, &to, "")
+            .await?;
+        Ok(Some(delivery))
+    }
+
+    /// Issues a code under `(ticket, username)` (replacing an earlier one; the user's attempt
+    /// budget is untouched) and sends it to `to`; `bound` is the address it verifies, if any.
+    async fn send_code_to(
+        &self,
+        u: &UserRecord,
+        ticket: &str,
+        lifetime: i64,
+        purpose: Purpose,
+        to: &str,
+        bound: &str,
+    ) -> Result<(), IdpError> {
         let code = numeric_code()?;
         self.store
             .put_ticket(
                 &self.id,
                 ticket,
                 &u.username,
-                sha256_hex(&code),
+                code_digest(&code, bound),
                 crate::now() as i64 + lifetime,
             )
             .await?;
         self.sender
-            .send(&self.name, purpose, &u.username, &to, &code);
-        Ok(Some(delivery))
+            .send(&self.name, purpose, &u.username, to, &code);
+        Ok(())
     }
 
-    /// Checks a code against the user's ticket: wrong codes count, the fifth voids it; a right
-    /// code is spent.
-    async fn spend_code(&self, ticket: &str, username: &str, code: &str) -> Result<(), IdpError> {
-        let Some((want, attempts)) = self.store.ticket(&self.id, ticket, username).await? else {
-            return Err(IdpError::ExpiredCode);
-        };
-        if attempts >= MAX_CODE_ATTEMPTS {
-            return Err(IdpError::TooManyFailedAttempts);
+    /// What a code-sending operation answers for a user who must not be revealed (unknown,
+    /// disabled, without an address): a decoy code nobody knows is stored exactly where a real
+    /// one would be, so every later answer (wrong code, too many attempts, expired) is the same
+    /// as for a real user; and the delivery is derived from the name, the same at every call.
+    async fn simulate_code(
+        &self,
+        ticket: &str,
+        username: &str,
+        lifetime: i64,
+    ) -> Result<Delivery, IdpError> {
+        if !username.is_empty() && username.len() <= 128 {
+            self.store
+                .put_ticket(
+                    &self.id,
+                    ticket,
+                    username,
+                    sha256_hex(&random_token(32)?),
+                    crate::now() as i64 + lifetime,
+                )
+                .await?;
         }
-        let got = sha256_hex(code.trim());
-        if !constant_time_eq(&want, &got) {
-            let n = self.store.bump_ticket(&self.id, ticket, username).await?;
+        let key = self.decoy_key().await?;
+        let key = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, key.as_bytes());
+        let tag = aws_lc_rs::hmac::sign(&key, username.as_bytes());
+        let letter = |b: u8| (b'a' + b % 26) as char;
+        Ok(Delivery {
+            destination: format!(
+                "{}***@{}***",
+                letter(tag.as_ref()[0]),
+                letter(tag.as_ref()[1])
+            ),
+            medium: "EMAIL",
+            attribute: "email",
+        })
+    }
+
+    /// The pool's key for simulated deliveries, created once and shared by every node.
+    async fn decoy_key(&self) -> Result<String, IdpError> {
+        if let Some(k) = self
+            .store
+            .object(&self.id, DECOY_KEY_KIND, DECOY_KEY_ID)
+            .await?
+        {
+            return Ok(k);
+        }
+        self.store
+            .put_object(
+                &self.id,
+                DECOY_KEY_KIND,
+                DECOY_KEY_ID,
+                random_token(32)?,
+                crate::store::Put::Insert,
+            )
+            .await?;
+        self.store
+            .object(&self.id, DECOY_KEY_KIND, DECOY_KEY_ID)
+            .await?
+            .ok_or(IdpError::Internal)
+    }
+
+    /// Checks a code against the user's ticket. The attempt is reserved before the comparison,
+    /// atomically, twice: from the user's budget for this kind of code (which re-issuing does not
+    /// restore) and from the code's own count (the fifth guess voids it). A right code is spent
+    /// once and clears the budget. Unknown users go through the same steps.
+    async fn spend_code(
+        &self,
+        ticket: &str,
+        username: &str,
+        code: &str,
+        bound: &str,
+    ) -> Result<(), IdpError> {
+        if username.is_empty() || username.len() > 128 {
+            return Err(IdpError::ExpiredCode);
+        }
+        let budget = attempts_key(ticket);
+        if !self
+            .store
+            .reserve_attempt(
+                &self.id,
+                &budget,
+                username,
+                MAX_CODE_ATTEMPTS,
+                CODE_ATTEMPT_WINDOW,
+                self.now(),
+            )
+            .await?
+        {
+            return Err(attempt_limit());
+        }
+        let Some((want, n)) = self
+            .store
+            .spend_ticket_attempt(&self.id, ticket, username, MAX_CODE_ATTEMPTS)
+            .await?
+        else {
+            return Err(match self.store.ticket(&self.id, ticket, username).await? {
+                Some(_) => IdpError::TooManyFailedAttempts,
+                None => IdpError::ExpiredCode,
+            });
+        };
+        if code.len() > 64 || !constant_time_eq(&want, &code_digest(code, bound)) {
             return Err(if n >= MAX_CODE_ATTEMPTS {
                 IdpError::TooManyFailedAttempts
             } else {
@@ -457,7 +773,10 @@ impl Pool {
         }
         // Single use: two concurrent confirmations cannot both win.
         match self.store.take_ticket(&self.id, ticket, username).await? {
-            Some(_) => Ok(()),
+            Some(_) => {
+                self.store.take_ticket(&self.id, &budget, username).await?;
+                Ok(())
+            }
             None => Err(IdpError::ExpiredCode),
         }
     }
@@ -465,6 +784,7 @@ impl Pool {
     /// `SignUp`: an `UNCONFIRMED` user and a confirmation code (24 h) in the outbox.
     pub async fn sign_up(
         &self,
+        client_id: &str,
         username: &str,
         password: &str,
         attrs: Map<String, Value>,
@@ -476,11 +796,7 @@ impl Pool {
         }
         Self::check_username(username)?;
         self.check_attributes(&attrs, true)?;
-        if attrs.contains_key("email_verified") || attrs.contains_key("phone_number_verified") {
-            return Err(IdpError::InvalidParameter(
-                "A user cannot mark their own address verified".into(),
-            ));
-        }
+        self.check_writable(client_id, attrs.keys())?;
         self.check_password(password)?;
         let rec = UserRecord {
             sub: uuid::Uuid::new_v4().to_string(),
@@ -502,16 +818,32 @@ impl Pool {
         Ok((u, d))
     }
 
-    /// `ConfirmSignUp`: the code confirms the user and verifies the address it went to.
-    pub async fn confirm_sign_up(&self, username: &str, code: &str) -> Result<(), IdpError> {
-        let mut u = self.user(username).await?;
-        if u.status != "UNCONFIRMED" {
-            return Err(IdpError::NotAuthorized(format!(
-                "User cannot be confirmed. Current status is {}",
-                u.status
-            )));
+    /// `ConfirmSignUp`: the code confirms the user and verifies the address it went to. Unless
+    /// `reveal` (a `LEGACY` client), unknown and already confirmed users get the answers of a
+    /// user whose code expired (or of the decoy `ResendConfirmationCode` left them).
+    pub async fn confirm_sign_up(
+        &self,
+        username: &str,
+        code: &str,
+        reveal: bool,
+    ) -> Result<(), IdpError> {
+        if reveal {
+            let u = self.user(username).await?;
+            if u.status != "UNCONFIRMED" {
+                return Err(IdpError::NotAuthorized(format!(
+                    "User cannot be confirmed. Current status is {}",
+                    u.status
+                )));
+            }
         }
-        self.spend_code(TICKET_SIGN_UP, username, code).await?;
+        self.spend_code(TICKET_SIGN_UP, username, code, "").await?;
+        let mut u = self
+            .user(username)
+            .await
+            .map_err(|_| IdpError::ExpiredCode)?;
+        if u.status != "UNCONFIRMED" {
+            return Err(IdpError::ExpiredCode);
+        }
         u.status = "CONFIRMED".into();
         let verified = if u.attributes.contains_key("email") {
             "email_verified"
@@ -523,64 +855,91 @@ impl Pool {
         Ok(())
     }
 
-    /// `ResendConfirmationCode`.
-    pub async fn resend_confirmation(&self, username: &str) -> Result<Option<Delivery>, IdpError> {
-        let u = self.user(username).await?;
-        if u.status != "UNCONFIRMED" {
-            return Err(IdpError::InvalidParameter(
+    /// `ResendConfirmationCode`. Unless `reveal`, unknown and confirmed users get a simulated
+    /// delivery, the same as a real one.
+    pub async fn resend_confirmation(
+        &self,
+        username: &str,
+        reveal: bool,
+    ) -> Result<Option<Delivery>, IdpError> {
+        let u = match self.user(username).await {
+            Ok(u) => Some(u),
+            Err(IdpError::UserNotFound) if !reveal => None,
+            Err(e) => return Err(e),
+        };
+        match u {
+            Some(u) if u.status == "UNCONFIRMED" => {
+                match self
+                    .send_code(&u, TICKET_SIGN_UP, SIGN_UP_CODE_LIFETIME, Purpose::SignUp)
+                    .await?
+                {
+                    Some(d) => Ok(Some(d)),
+                    None if reveal => Ok(None),
+                    None => self
+                        .simulate_code(TICKET_SIGN_UP, username, SIGN_UP_CODE_LIFETIME)
+                        .await
+                        .map(Some),
+                }
+            }
+            Some(_) if reveal => Err(IdpError::InvalidParameter(
                 "User is already confirmed.".into(),
-            ));
+            )),
+            _ => self
+                .simulate_code(TICKET_SIGN_UP, username, SIGN_UP_CODE_LIFETIME)
+                .await
+                .map(Some),
         }
-        self.send_code(&u, TICKET_SIGN_UP, SIGN_UP_CODE_LIFETIME, Purpose::SignUp)
-            .await
     }
 
-    /// `ForgotPassword`: a reset code (1 h) for a user with an address. With existence errors
-    /// prevented, an unknown user gets the same answer and nothing is sent.
+    /// `ForgotPassword`: a reset code (1 h) for an enabled user with an address. Unless
+    /// `reveal_unknown` (a `LEGACY` client), unknown and disabled users and users without an
+    /// address get a simulated delivery, the same as a real one, and nothing is sent.
     pub async fn forgot_password(
         &self,
         username: &str,
         reveal_unknown: bool,
     ) -> Result<Delivery, IdpError> {
-        let fake = || Delivery {
-            destination: "u***@e***".into(),
-            medium: "EMAIL",
-            attribute: "email",
-        };
         let u = match self.user(username).await {
-            Ok(u) => u,
-            Err(IdpError::UserNotFound) if !reveal_unknown => return Ok(fake()),
+            Ok(u) => Some(u),
+            Err(IdpError::UserNotFound) if !reveal_unknown => None,
             Err(e) => return Err(e),
         };
-        if !u.enabled {
-            return Err(IdpError::NotAuthorized("User is disabled.".into()));
-        }
-        match self
-            .send_code(&u, TICKET_RESET, RESET_CODE_LIFETIME, Purpose::ForgotPassword)
-            .await?
-        {
-            Some(d) => Ok(d),
-            None => Err(IdpError::InvalidParameter(
-                "Cannot reset password for the user as there is no registered/verified email or phone_number".into(),
-            )),
+        match u {
+            Some(u) if u.enabled => match self
+                .send_code(&u, TICKET_RESET, RESET_CODE_LIFETIME, Purpose::ForgotPassword)
+                .await?
+            {
+                Some(d) => Ok(d),
+                None if reveal_unknown => Err(IdpError::InvalidParameter(
+                    "Cannot reset password for the user as there is no registered/verified email or phone_number".into(),
+                )),
+                None => {
+                    self.simulate_code(TICKET_RESET, username, RESET_CODE_LIFETIME)
+                        .await
+                }
+            },
+            Some(_) if reveal_unknown => Err(IdpError::NotAuthorized("User is disabled.".into())),
+            _ => {
+                self.simulate_code(TICKET_RESET, username, RESET_CODE_LIFETIME)
+                    .await
+            }
         }
     }
 
-    /// `ConfirmForgotPassword`: the code sets a new password and confirms the user.
+    /// `ConfirmForgotPassword`: the code sets a new password and confirms the user. Unknown users
+    /// take the same steps (budget, decoy code), so every answer matches a real user's.
     pub async fn confirm_forgot_password(
         &self,
         username: &str,
         code: &str,
         password: &str,
     ) -> Result<(), IdpError> {
-        let mut u = match self.user(username).await {
-            Ok(u) => u,
-            // Same answer as a wrong code, so the form does not reveal who exists.
-            Err(IdpError::UserNotFound) => return Err(IdpError::CodeMismatch),
-            Err(e) => return Err(e),
-        };
         self.check_password(password)?;
-        self.spend_code(TICKET_RESET, username, code).await?;
+        self.spend_code(TICKET_RESET, username, code, "").await?;
+        let mut u = self
+            .user(username)
+            .await
+            .map_err(|_| IdpError::ExpiredCode)?;
         u.password_hash = self.hash_pw(password).await?;
         u.status = "CONFIRMED".into();
         self.store.save_user(&self.id, u).await?;
@@ -627,6 +986,7 @@ impl Pool {
     ) -> Result<UserRecord, IdpError> {
         self.check_password(password)?;
         self.check_attributes(&attrs, false)?;
+        self.check_writable(client_id, attrs.keys())?;
         let c = self
             .challenge(session, Some(client_id), username, "NEW_PASSWORD_REQUIRED")
             .await?;
@@ -639,10 +999,11 @@ impl Pool {
         }
         u.password_hash = self.hash_pw(password).await?;
         u.status = "CONFIRMED".into();
-        for (k, val) in attrs {
-            u.attributes.insert(k, val);
+        let pending = Self::apply_attributes(&mut u, attrs, Writer::User(client_id));
+        self.store.save_user(&self.id, u.clone()).await?;
+        for (attr, value) in pending {
+            self.send_verification(&u, attr, &value).await?;
         }
-        self.store.save_user(&self.id, u).await?;
         let _ = self
             .store
             .take_ticket(&self.id, TICKET_TEMPORARY, &who)
@@ -693,12 +1054,18 @@ impl Pool {
             .ok_or_else(challenge_expired)
     }
 
-    /// Counts a wrong answer to a challenge; the fifth ends it.
-    pub(crate) async fn fail_challenge(&self, c: &Challenge) -> Result<IdpError, IdpError> {
-        let n = self
-            .store
-            .bump_ticket(&self.id, TICKET_CHALLENGE, &c.key)
-            .await?;
+    /// Reserves one answer to a challenge before it is checked (atomic: concurrent answers never
+    /// exceed [`MAX_CODE_ATTEMPTS`]); returns the count to pass to [`Pool::fail_challenge`].
+    pub(crate) async fn challenge_attempt(&self, c: &Challenge) -> Result<i64, IdpError> {
+        self.store
+            .spend_ticket_attempt(&self.id, TICKET_CHALLENGE, &c.key, MAX_CODE_ATTEMPTS)
+            .await?
+            .map(|(_, n)| n)
+            .ok_or_else(challenge_expired)
+    }
+
+    /// The answer to a wrong code on the `n`th reserved attempt; the fifth ends the challenge.
+    pub(crate) async fn fail_challenge(&self, c: &Challenge, n: i64) -> Result<IdpError, IdpError> {
         if n >= MAX_CODE_ATTEMPTS {
             let _ = self
                 .store
@@ -889,7 +1256,7 @@ impl Pool {
         self.check_password(new)?;
         match self.sign_in(&u.username, old).await {
             Ok(_) => {}
-            Err(e) => return Err(sign_in_error(e, false)),
+            Err(e) => return Err(sign_in_error(e, true)),
         }
         let mut u = self.user(&u.username).await?;
         u.password_hash = self.hash_pw(new).await?;
@@ -911,13 +1278,19 @@ fn challenge_expired() -> IdpError {
     IdpError::NotAuthorized("Invalid session for the user, session is expired.".into())
 }
 
-/// The API's answer to a failed password sign-in.
+/// The API's answer to a failed password sign-in; `reveal_unknown` for `LEGACY` clients (and
+/// callers who already know the user).
 pub fn sign_in_error(e: SignInError, reveal_unknown: bool) -> IdpError {
     match e {
         SignInError::NotAuthorized => IdpError::bad_credentials(),
         SignInError::UnknownUser if reveal_unknown => IdpError::UserNotFound,
         SignInError::UnknownUser => IdpError::bad_credentials(),
-        SignInError::Locked => IdpError::NotAuthorized("Password attempts exceeded".into()),
+        // With existence errors prevented, a lockout (which only real users reach) looks like a
+        // wrong password.
+        SignInError::Locked if reveal_unknown => {
+            IdpError::NotAuthorized("Password attempts exceeded".into())
+        }
+        SignInError::Locked => IdpError::bad_credentials(),
         SignInError::Disabled => IdpError::NotAuthorized("User is disabled.".into()),
         SignInError::NotConfirmed => IdpError::UserNotConfirmed,
         SignInError::ResetRequired => IdpError::PasswordResetRequired,

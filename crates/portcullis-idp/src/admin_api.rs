@@ -2,7 +2,7 @@
 //! at the pool's base URL works unchanged. Admin operations need a SigV4 signature by one of the
 //! pool's access keys; public operations (`InitiateAuth`, `SignUp`, ...) need none, as at Cognito.
 
-use crate::accounts::{AuthOutcome, Delivery};
+use crate::accounts::{AuthOutcome, Delivery, Writer};
 use crate::catalog::{self, ClientSecret, StoredClient};
 use crate::error::IdpError;
 use crate::mfa;
@@ -38,6 +38,9 @@ const PUBLIC_OPERATIONS: &[&str] = &[
     "GlobalSignOut",
     "RevokeToken",
     "UpdateUserAttributes",
+    "DeleteUserAttributes",
+    "GetUserAttributeVerificationCode",
+    "VerifyUserAttribute",
     "DeleteUser",
     "AssociateSoftwareToken",
     "VerifySoftwareToken",
@@ -179,6 +182,21 @@ async fn dispatch(pool: &Pool, op: &str, r: &Req<'_>) -> Result<Value, IdpError>
         "GlobalSignOut" => global_sign_out(pool, r).await,
         "RevokeToken" => revoke_token(pool, r).await,
         "UpdateUserAttributes" => update_own_attributes(pool, r).await,
+        "DeleteUserAttributes" => delete_own_attributes(pool, r).await,
+        "GetUserAttributeVerificationCode" => {
+            let (u, _) = pool.user_of_access_token(r.str("AccessToken")?).await?;
+            let d = pool
+                .attribute_verification_code(&u.username, r.str("AttributeName")?)
+                .await?;
+            Ok(json!({"CodeDeliveryDetails": delivery(&d)}))
+        }
+        "VerifyUserAttribute" => {
+            let (u, _) = pool.user_of_access_token(r.str("AccessToken")?).await?;
+            unit(
+                pool.verify_attribute(&u.username, r.str("AttributeName")?, r.str("Code")?)
+                    .await,
+            )
+        }
         "DeleteUser" => delete_self(pool, r).await,
         "AssociateSoftwareToken" => associate_software_token(pool, r).await,
         "VerifySoftwareToken" => verify_software_token(pool, r).await,
@@ -229,18 +247,24 @@ async fn dispatch(pool: &Pool, op: &str, r: &Req<'_>) -> Result<Value, IdpError>
             )
             .await,
         ),
-        "AdminUpdateUserAttributes" => unit(
-            pool.update_attributes(r.str("Username")?, r.attributes("UserAttributes")?, &[])
-                .await,
-        ),
-        "AdminDeleteUserAttributes" => unit(
-            pool.update_attributes(
+        "AdminUpdateUserAttributes" => pool
+            .update_attributes(
+                r.str("Username")?,
+                r.attributes("UserAttributes")?,
+                &[],
+                Writer::Admin,
+            )
+            .await
+            .map(|_| json!({})),
+        "AdminDeleteUserAttributes" => pool
+            .update_attributes(
                 r.str("Username")?,
                 Map::new(),
                 &r.strings("UserAttributeNames"),
+                Writer::Admin,
             )
-            .await,
-        ),
+            .await
+            .map(|_| json!({})),
         "AdminDisableUser" => unit(pool.set_enabled(r.str("Username")?, false).await),
         "AdminEnableUser" => unit(pool.set_enabled(r.str("Username")?, true).await),
         "AdminConfirmSignUp" => unit(pool.admin_confirm(r.str("Username")?).await),
@@ -816,6 +840,7 @@ async fn sign_up(pool: &Pool, r: &Req<'_>) -> Result<Value, IdpError> {
     pool.check_secret_hash(&client.client.client_id, username, r.opt("SecretHash"))?;
     let (u, d) = pool
         .sign_up(
+            &client.client.client_id,
             username,
             r.str("Password")?,
             r.attributes("UserAttributes")?,
@@ -833,7 +858,7 @@ async fn confirm_sign_up(pool: &Pool, r: &Req<'_>) -> Result<Value, IdpError> {
     let username = r.str("Username")?;
     pool.check_secret_hash(&client.client.client_id, username, r.opt("SecretHash"))?;
     unit(
-        pool.confirm_sign_up(username, r.str("ConfirmationCode")?)
+        pool.confirm_sign_up(username, r.str("ConfirmationCode")?, reveals(&client))
             .await,
     )
 }
@@ -842,7 +867,7 @@ async fn resend(pool: &Pool, r: &Req<'_>) -> Result<Value, IdpError> {
     let client = client_of(pool, r)?;
     let username = r.str("Username")?;
     pool.check_secret_hash(&client.client.client_id, username, r.opt("SecretHash"))?;
-    let d = pool.resend_confirmation(username).await?;
+    let d = pool.resend_confirmation(username, reveals(&client)).await?;
     Ok(d.map_or(json!({}), |d| json!({"CodeDeliveryDetails": delivery(&d)})))
 }
 
@@ -850,8 +875,7 @@ async fn forgot_password(pool: &Pool, r: &Req<'_>) -> Result<Value, IdpError> {
     let client = client_of(pool, r)?;
     let username = r.str("Username")?;
     pool.check_secret_hash(&client.client.client_id, username, r.opt("SecretHash"))?;
-    let legacy = client.client.prevent_user_existence_errors == "LEGACY";
-    let d = pool.forgot_password(username, legacy).await?;
+    let d = pool.forgot_password(username, reveals(&client)).await?;
     Ok(json!({"CodeDeliveryDetails": delivery(&d)}))
 }
 
@@ -892,24 +916,34 @@ async fn global_sign_out(pool: &Pool, r: &Req<'_>) -> Result<Value, IdpError> {
     unit(pool.global_sign_out(&u.sub).await)
 }
 
+/// Whether a client reveals which users exist (`PreventUserExistenceErrors = LEGACY`).
+fn reveals(client: &StoredClient) -> bool {
+    client.client.prevent_user_existence_errors == "LEGACY"
+}
+
+/// `UpdateUserAttributes`: the user's own change, within the client's `write_attributes`; a
+/// changed email or phone becomes unverified and gets a code.
 async fn update_own_attributes(pool: &Pool, r: &Req<'_>) -> Result<Value, IdpError> {
     let (u, client_id) = pool.user_of_access_token(r.str("AccessToken")?).await?;
     let attrs = r.attributes("UserAttributes")?;
-    if attrs.contains_key("email_verified") || attrs.contains_key("phone_number_verified") {
-        return Err(IdpError::InvalidParameter(
-            "A user cannot mark their own address verified".into(),
-        ));
-    }
-    if let Some(c) = pool.client(&client_id)
-        && let Some(w) = &c.client.write_attributes
-        && let Some(k) = attrs.keys().find(|k| !w.contains(k))
-    {
-        return Err(IdpError::NotAuthorized(format!(
-            "A client attempted to write unauthorized attribute {k}"
-        )));
-    }
-    pool.update_attributes(&u.username, attrs, &[]).await?;
-    Ok(json!({"CodeDeliveryDetailsList": []}))
+    let sent = pool
+        .update_attributes(&u.username, attrs, &[], Writer::User(&client_id))
+        .await?;
+    let list: Vec<Value> = sent.iter().map(delivery).collect();
+    Ok(json!({"CodeDeliveryDetailsList": list}))
+}
+
+/// `DeleteUserAttributes`: the user's own, within the client's `write_attributes`.
+async fn delete_own_attributes(pool: &Pool, r: &Req<'_>) -> Result<Value, IdpError> {
+    let (u, client_id) = pool.user_of_access_token(r.str("AccessToken")?).await?;
+    pool.update_attributes(
+        &u.username,
+        Map::new(),
+        &r.strings("UserAttributeNames"),
+        Writer::User(&client_id),
+    )
+    .await?;
+    Ok(json!({}))
 }
 
 async fn delete_self(pool: &Pool, r: &Req<'_>) -> Result<Value, IdpError> {

@@ -136,6 +136,13 @@ fn context(pool: Arc<Pool>, raw: Option<&str>) -> Result<Ctx, Box<Response>> {
 }
 
 impl Ctx {
+    /// Whether the client reveals which users exist (`prevent_user_existence_errors = LEGACY`).
+    fn reveal(&self) -> bool {
+        self.pool
+            .client(&self.req.client_id)
+            .is_some_and(|cl| cl.client.prevent_user_existence_errors == "LEGACY")
+    }
+
     fn link(&self, path: &str) -> String {
         format!("{path}?{}", self.query)
     }
@@ -506,7 +513,13 @@ pub async fn login_submit(
         ),
         Err(SignInError::Internal) => unavailable(),
         Err(e) => {
-            let message = crate::accounts::sign_in_error(e, false).message();
+            // Unknown users get the wrong-password message even from LEGACY clients: the page
+            // never shows "User does not exist".
+            let message = match crate::accounts::sign_in_error(e, c.reveal()) {
+                IdpError::UserNotFound => IdpError::bad_credentials(),
+                e => e,
+            }
+            .message();
             c.login(StatusCode::UNAUTHORIZED, &username, None, Some(&message))
         }
     }
@@ -607,11 +620,15 @@ pub async fn mfa_submit(
             Ok(s) => s.unwrap_or_default(),
             Err(_) => return unavailable(),
         };
+        let n = match c.pool.challenge_attempt(&ch).await {
+            Ok(n) => n,
+            Err(e) => return retry_or_restart(&c, e, None),
+        };
         if let Err(e) = c.pool.verify_token(&ch.username, code).await {
             let e = match e {
                 IdpError::CodeMismatch => c
                     .pool
-                    .fail_challenge(&ch)
+                    .fail_challenge(&ch, n)
                     .await
                     .unwrap_or(IdpError::Internal),
                 e => e,
@@ -687,7 +704,11 @@ pub async fn sign_up_submit(
     let email = f.get("email").trim().to_string();
     let mut attrs = Map::new();
     attrs.insert("email".into(), email.clone().into());
-    match c.pool.sign_up(&username, f.get("password"), attrs).await {
+    match c
+        .pool
+        .sign_up(&c.req.client_id, &username, f.get("password"), attrs)
+        .await
+    {
         Ok((_, delivery)) => {
             let notice = match delivery {
                 Some(d) => format!(
@@ -730,7 +751,7 @@ pub async fn confirm_submit(
     let f = posted!(headers, body);
     let username = f.username();
     if f.get("action") == "resend" {
-        return match c.pool.resend_confirmation(&username).await {
+        return match c.pool.resend_confirmation(&username, c.reveal()).await {
             Ok(_) | Err(IdpError::UserNotFound) => c.confirm(
                 StatusCode::OK,
                 &username,
@@ -741,7 +762,11 @@ pub async fn confirm_submit(
             Err(e) => c.confirm(StatusCode::BAD_REQUEST, &username, None, Some(&e.message())),
         };
     }
-    match c.pool.confirm_sign_up(&username, f.get("code")).await {
+    match c
+        .pool
+        .confirm_sign_up(&username, f.get("code"), c.reveal())
+        .await
+    {
         Ok(()) => c.login(
             StatusCode::OK,
             &username,
@@ -798,11 +823,7 @@ pub async fn forgot_submit(
             Some("Enter your user name."),
         );
     }
-    let legacy = c
-        .pool
-        .client(&c.req.client_id)
-        .is_some_and(|cl| cl.client.prevent_user_existence_errors == "LEGACY");
-    match c.pool.forgot_password(&username, legacy).await {
+    match c.pool.forgot_password(&username, c.reveal()).await {
         Ok(d) => {
             let notice = format!(
                 "If {username} has an account, we sent a code to {}. Enter it below.",

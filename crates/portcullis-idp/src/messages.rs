@@ -18,6 +18,8 @@ pub enum Purpose {
     ForgotPassword,
     /// Admin-created account with a temporary password.
     Invitation,
+    /// A changed email or phone number to verify (`GetUserAttributeVerificationCode`).
+    VerifyAttribute,
 }
 
 impl Purpose {
@@ -26,6 +28,7 @@ impl Purpose {
             Purpose::SignUp => "Your verification code",
             Purpose::ForgotPassword => "Your password reset code",
             Purpose::Invitation => "Your temporary password",
+            Purpose::VerifyAttribute => "Your verification code",
         }
     }
 
@@ -34,6 +37,7 @@ impl Purpose {
             Purpose::SignUp => "sign_up",
             Purpose::ForgotPassword => "forgot_password",
             Purpose::Invitation => "invitation",
+            Purpose::VerifyAttribute => "verify_attribute",
         }
     }
 }
@@ -297,6 +301,9 @@ impl SmtpRelay {
             Purpose::Invitation => format!(
                 "An account was created for you in {pool}. Your temporary password is {code}"
             ),
+            Purpose::VerifyAttribute => {
+                format!("Your verification code for {pool} is {code}. It is valid for 24 hours.")
+            }
         };
         let message = format!(
             "From: {from}\r\nTo: {to}\r\nSubject: {subject}\r\nDate: {date}\r\nMessage-ID: <{id}@portcullis>\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n{body}\r\n.",

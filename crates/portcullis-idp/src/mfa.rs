@@ -18,6 +18,12 @@ const TICKET_SECRET: &str = "totp_secret";
 const TICKET_PENDING: &str = "totp_pending";
 const TICKET_LAST_STEP: &str = "totp_step";
 const FOREVER: i64 = i64::MAX / 4;
+/// TOTP codes a user may try (across sign-ins, setups and sessions) in an [`MFA_LOCKOUT`] window.
+pub const MAX_MFA_ATTEMPTS: i64 = 5;
+/// How long a spent TOTP budget locks the second factor (15 minutes, as the password lockout).
+pub const MFA_LOCKOUT: i64 = 15 * 60;
+/// The budget row of a user's TOTP attempts.
+const BUDGET_MFA: &str = "attempts:totp";
 
 /// The challenge after a right password for a user with TOTP.
 pub const SOFTWARE_TOKEN_MFA: &str = "SOFTWARE_TOKEN_MFA";
@@ -153,34 +159,43 @@ impl Pool {
         Ok(Step::Done(Box::new(user)))
     }
 
-    /// Checks a code against the user's secret and records its step, so it cannot be used again.
+    /// Checks a code against the user's secret. The attempt is first reserved from the user's
+    /// TOTP budget (atomic; spent budgets refuse even the right code until [`MFA_LOCKOUT`] ends);
+    /// a right code's step is then recorded atomically, so it is accepted once, even under races,
+    /// and the budget is cleared.
     async fn accept_code(
         &self,
         username: &str,
         secret: &[u8],
         code: &str,
     ) -> Result<bool, IdpError> {
-        let Some(step) = matching_step(secret, code, crate::now()) else {
+        if !self
+            .store
+            .reserve_attempt(
+                &self.id,
+                BUDGET_MFA,
+                username,
+                MAX_MFA_ATTEMPTS,
+                MFA_LOCKOUT,
+                self.now(),
+            )
+            .await?
+        {
+            return Err(IdpError::TooManyFailedAttempts);
+        }
+        let Some(step) = matching_step(secret, code, self.now().max(0) as u64) else {
             return Ok(false);
         };
-        let last = self
+        let fresh = self
             .store
-            .ticket(&self.id, TICKET_LAST_STEP, username)
-            .await?
-            .and_then(|(v, _)| v.parse::<u64>().ok());
-        if last.is_some_and(|l| step <= l) {
-            return Ok(false);
-        }
-        self.store
-            .put_ticket(
-                &self.id,
-                TICKET_LAST_STEP,
-                username,
-                step.to_string(),
-                FOREVER,
-            )
+            .advance_ticket(&self.id, TICKET_LAST_STEP, username, step as i64, FOREVER)
             .await?;
-        Ok(true)
+        if fresh {
+            self.store
+                .take_ticket(&self.id, BUDGET_MFA, username)
+                .await?;
+        }
+        Ok(fresh)
     }
 
     async fn secret_of(&self, username: &str, pending: bool) -> Result<Option<Vec<u8>>, IdpError> {
@@ -211,8 +226,9 @@ impl Pool {
             .secret_of(&c.username, false)
             .await?
             .ok_or_else(|| IdpError::NotAuthorized("MFA is not set up for this user".into()))?;
+        let n = self.challenge_attempt(&c).await?;
         if !self.accept_code(&c.username, &secret, code).await? {
-            return Err(self.fail_challenge(&c).await?);
+            return Err(self.fail_challenge(&c, n).await?);
         }
         self.end_challenge(&c).await?;
         self.user(&c.username).await

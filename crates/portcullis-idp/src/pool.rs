@@ -435,7 +435,8 @@ impl Pool {
         Ok(json!({"Keys": out}))
     }
 
-    /// The pool's time: what refresh-token grace periods are measured with.
+    /// The pool's time, in seconds since the epoch: what lockouts, TOTP steps, attempt windows and
+    /// refresh-token grace periods are measured with.
     pub fn now(&self) -> i64 {
         let clock = self.clock.read().unwrap_or_else(|p| p.into_inner()).clone();
         clock()
@@ -444,6 +445,13 @@ impl Pool {
     /// Replaces the pool's clock (tests pass time in instead of sleeping).
     pub fn set_clock(&self, clock: Clock) {
         *self.clock.write().unwrap_or_else(|p| p.into_inner()) = clock;
+    }
+
+    /// Moves the pool's clock forward, so tests can end a lockout without sleeping.
+    pub fn advance_clock(&self, seconds: i64) {
+        let mut clock = self.clock.write().unwrap_or_else(|p| p.into_inner());
+        let before = clock.clone();
+        *clock = Arc::new(move || before() + seconds);
     }
 
     /// Where this pool's codes are written.

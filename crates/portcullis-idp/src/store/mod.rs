@@ -377,13 +377,38 @@ pub trait Store: Send + Sync {
         purpose: &'a str,
         key: &'a str,
     ) -> StoreFuture<'a, Option<(String, i64)>>;
-    /// Counts a wrong guess; returns the new count.
-    fn bump_ticket<'a>(
+    /// Reserves one guess at a live ticket BEFORE its value is compared: counts it and returns the
+    /// value with the new count, in one atomic statement; `None` when the ticket is unknown,
+    /// expired, or has had `max` guesses (so concurrent guesses can never exceed `max`).
+    fn spend_ticket_attempt<'a>(
         &'a self,
         pool: &'a str,
         purpose: &'a str,
         key: &'a str,
-    ) -> StoreFuture<'a, i64>;
+        max: i64,
+    ) -> StoreFuture<'a, Option<(String, i64)>>;
+    /// Reserves one attempt from a budget of `max` attempts per `window` seconds kept under
+    /// `(purpose, key)` (the window starts at its first attempt), in one atomic statement; `false`
+    /// when the budget is spent. Re-issuing a code does not touch it; `take_ticket` clears it.
+    fn reserve_attempt<'a>(
+        &'a self,
+        pool: &'a str,
+        purpose: &'a str,
+        key: &'a str,
+        max: i64,
+        window: i64,
+        now: i64,
+    ) -> StoreFuture<'a, bool>;
+    /// Stores the number `value` under `(purpose, key)` only when no larger or equal number is
+    /// stored (a TOTP step is spent once, even under races); returns whether it did.
+    fn advance_ticket<'a>(
+        &'a self,
+        pool: &'a str,
+        purpose: &'a str,
+        key: &'a str,
+        value: i64,
+        expires_at: i64,
+    ) -> StoreFuture<'a, bool>;
     /// Deletes a ticket and returns its value when it was live (single use, atomic).
     fn take_ticket<'a>(
         &'a self,

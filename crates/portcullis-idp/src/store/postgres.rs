@@ -423,6 +423,9 @@ impl super::Store for PgStore {
         expires_at: i64,
     ) -> StoreFuture<'a, ()> {
         Box::pin(async move {
+            // Expired tickets (codes, decoys, spent budgets) go, so the table stays bounded.
+            self.exec("DELETE FROM tickets WHERE expires_at <= $1", &[&now()])
+                .await?;
             self.exec(
                 "INSERT INTO tickets (pool_id, purpose, key, value, expires_at, attempts) VALUES ($1, $2, $3, $4, $5, 0)
                  ON CONFLICT (pool_id, purpose, key) DO UPDATE SET value = excluded.value, expires_at = excluded.expires_at, attempts = 0",
@@ -448,20 +451,69 @@ impl super::Store for PgStore {
             Ok(r.map(|r| (r.get(0), r.get(1))))
         })
     }
-    fn bump_ticket<'a>(
+    fn spend_ticket_attempt<'a>(
         &'a self,
         pool: &'a str,
         purpose: &'a str,
         key: &'a str,
-    ) -> StoreFuture<'a, i64> {
+        max: i64,
+    ) -> StoreFuture<'a, Option<(String, i64)>> {
         Box::pin(async move {
             let r = self
                 .opt(
-                    "UPDATE tickets SET attempts = attempts + 1 WHERE pool_id = $1 AND purpose = $2 AND key = $3 RETURNING attempts",
-                    &[&pool, &purpose, &key],
+                    "UPDATE tickets SET attempts = attempts + 1
+                     WHERE pool_id = $1 AND purpose = $2 AND key = $3 AND expires_at > $4 AND attempts < $5
+                     RETURNING value, attempts",
+                    &[&pool, &purpose, &key, &now(), &max],
                 )
                 .await?;
-            Ok(r.map_or(i64::MAX, |r| r.get(0)))
+            Ok(r.map(|r| (r.get(0), r.get(1))))
+        })
+    }
+    fn reserve_attempt<'a>(
+        &'a self,
+        pool: &'a str,
+        purpose: &'a str,
+        key: &'a str,
+        max: i64,
+        window: i64,
+        now: i64,
+    ) -> StoreFuture<'a, bool> {
+        Box::pin(async move {
+            let r = self
+                .opt(
+                    "INSERT INTO tickets (pool_id, purpose, key, value, expires_at, attempts) VALUES ($1, $2, $3, '', $4::bigint + $5::bigint, 1)
+                     ON CONFLICT (pool_id, purpose, key) DO UPDATE SET
+                       attempts = CASE WHEN tickets.expires_at <= $4 THEN 1 ELSE tickets.attempts + 1 END,
+                       expires_at = CASE WHEN tickets.expires_at <= $4 THEN $4::bigint + $5::bigint ELSE tickets.expires_at END
+                     WHERE tickets.expires_at <= $4::bigint OR tickets.attempts < $6::bigint
+                     RETURNING attempts",
+                    &[&pool, &purpose, &key, &now, &window, &max],
+                )
+                .await?;
+            Ok(r.is_some())
+        })
+    }
+    fn advance_ticket<'a>(
+        &'a self,
+        pool: &'a str,
+        purpose: &'a str,
+        key: &'a str,
+        value: i64,
+        expires_at: i64,
+    ) -> StoreFuture<'a, bool> {
+        Box::pin(async move {
+            let value = value.to_string();
+            let r = self
+                .opt(
+                    "INSERT INTO tickets (pool_id, purpose, key, value, expires_at, attempts) VALUES ($1, $2, $3, $4, $5, 0)
+                     ON CONFLICT (pool_id, purpose, key) DO UPDATE SET value = excluded.value, expires_at = excluded.expires_at
+                     WHERE tickets.value::bigint < excluded.value::bigint
+                     RETURNING value",
+                    &[&pool, &purpose, &key, &value, &expires_at],
+                )
+                .await?;
+            Ok(r.is_some())
         })
     }
     fn take_ticket<'a>(

@@ -855,6 +855,8 @@ impl super::Store for SqliteStore {
     ) -> StoreFuture<'a, ()> {
         let (pool, purpose, key) = (pool.to_string(), purpose.to_string(), key.to_string());
         Box::pin(self.run(move |c| {
+            // Expired tickets (codes, decoys, spent budgets) go, so the table stays bounded.
+            c.execute("DELETE FROM tickets WHERE expires_at <= ?1", params![now()])?;
             c.execute(
                 "INSERT INTO tickets (pool_id, purpose, key, value, expires_at, attempts) VALUES (?1, ?2, ?3, ?4, ?5, 0)
                  ON CONFLICT (pool_id, purpose, key) DO UPDATE SET value = excluded.value, expires_at = excluded.expires_at, attempts = 0",
@@ -879,22 +881,70 @@ impl super::Store for SqliteStore {
             .optional()
         }))
     }
-    fn bump_ticket<'a>(
+    fn spend_ticket_attempt<'a>(
         &'a self,
         pool: &'a str,
         purpose: &'a str,
         key: &'a str,
-    ) -> StoreFuture<'a, i64> {
+        max: i64,
+    ) -> StoreFuture<'a, Option<(String, i64)>> {
         let (pool, purpose, key) = (pool.to_string(), purpose.to_string(), key.to_string());
         Box::pin(self.run(move |c| {
-            Ok(c
-                .query_row(
-                    "UPDATE tickets SET attempts = attempts + 1 WHERE pool_id = ?1 AND purpose = ?2 AND key = ?3 RETURNING attempts",
-                    params![pool, purpose, key],
-                    |r| r.get(0),
-                )
-                .optional()?
-                .unwrap_or(i64::MAX))
+            c.query_row(
+                "UPDATE tickets SET attempts = attempts + 1
+                 WHERE pool_id = ?1 AND purpose = ?2 AND key = ?3 AND expires_at > ?4 AND attempts < ?5
+                 RETURNING value, attempts",
+                params![pool, purpose, key, now(), max],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()
+        }))
+    }
+    fn reserve_attempt<'a>(
+        &'a self,
+        pool: &'a str,
+        purpose: &'a str,
+        key: &'a str,
+        max: i64,
+        window: i64,
+        now: i64,
+    ) -> StoreFuture<'a, bool> {
+        let (pool, purpose, key) = (pool.to_string(), purpose.to_string(), key.to_string());
+        Box::pin(self.run(move |c| {
+            Ok(c.query_row(
+                "INSERT INTO tickets (pool_id, purpose, key, value, expires_at, attempts) VALUES (?1, ?2, ?3, '', ?4 + ?5, 1)
+                 ON CONFLICT (pool_id, purpose, key) DO UPDATE SET
+                   attempts = CASE WHEN tickets.expires_at <= ?4 THEN 1 ELSE tickets.attempts + 1 END,
+                   expires_at = CASE WHEN tickets.expires_at <= ?4 THEN ?4 + ?5 ELSE tickets.expires_at END
+                 WHERE tickets.expires_at <= ?4 OR tickets.attempts < ?6
+                 RETURNING attempts",
+                params![pool, purpose, key, now, window, max],
+                |r| r.get::<_, i64>(0),
+            )
+            .optional()?
+            .is_some())
+        }))
+    }
+    fn advance_ticket<'a>(
+        &'a self,
+        pool: &'a str,
+        purpose: &'a str,
+        key: &'a str,
+        value: i64,
+        expires_at: i64,
+    ) -> StoreFuture<'a, bool> {
+        let (pool, purpose, key) = (pool.to_string(), purpose.to_string(), key.to_string());
+        Box::pin(self.run(move |c| {
+            Ok(c.query_row(
+                "INSERT INTO tickets (pool_id, purpose, key, value, expires_at, attempts) VALUES (?1, ?2, ?3, ?4, ?5, 0)
+                 ON CONFLICT (pool_id, purpose, key) DO UPDATE SET value = excluded.value, expires_at = excluded.expires_at
+                 WHERE CAST(tickets.value AS INTEGER) < CAST(excluded.value AS INTEGER)
+                 RETURNING value",
+                params![pool, purpose, key, value.to_string(), expires_at],
+                |r| r.get::<_, String>(0),
+            )
+            .optional()?
+            .is_some())
         }))
     }
     fn take_ticket<'a>(
@@ -1254,6 +1304,73 @@ mod tests {
         );
         s.clear_failures("p", "u").await.unwrap();
         assert_eq!(s.locked_until("p", "u").await.unwrap(), 0);
+    }
+
+    #[tokio::test]
+    async fn ticket_attempts_are_reserved_atomically_and_budgets_survive_reissue() {
+        use crate::store::Store;
+        let s = SqliteStore::in_memory().unwrap();
+        s.put_ticket("p", "reset", "u", "h".into(), now() + 60)
+            .await
+            .unwrap();
+        let tries: Vec<_> = (0..50)
+            .map(|_| {
+                let s = s.clone();
+                tokio::spawn(async move { s.spend_ticket_attempt("p", "reset", "u", 5).await })
+            })
+            .collect();
+        let mut granted = Vec::new();
+        for t in tries {
+            if let Some((v, n)) = t.await.unwrap().unwrap() {
+                assert_eq!(v, "h");
+                granted.push(n);
+            }
+        }
+        granted.sort();
+        assert_eq!(
+            granted,
+            [1, 2, 3, 4, 5],
+            "exactly five guesses, each counted once"
+        );
+        // The budget: five per window, not restored by a new code, reopened when the window ends.
+        let t = now();
+        for _ in 0..5 {
+            assert!(s.reserve_attempt("p", "b", "u", 5, 100, t).await.unwrap());
+        }
+        s.put_ticket("p", "reset", "u", "h2".into(), now() + 60)
+            .await
+            .unwrap();
+        assert!(
+            !s.reserve_attempt("p", "b", "u", 5, 100, t + 99)
+                .await
+                .unwrap()
+        );
+        assert!(
+            s.reserve_attempt("p", "b", "u", 5, 100, t + 100)
+                .await
+                .unwrap()
+        );
+        // A TOTP step is accepted once, and never an older one.
+        assert!(
+            s.advance_ticket("p", "step", "u", 7, i64::MAX / 4)
+                .await
+                .unwrap()
+        );
+        assert!(
+            !s.advance_ticket("p", "step", "u", 7, i64::MAX / 4)
+                .await
+                .unwrap()
+        );
+        assert!(
+            !s.advance_ticket("p", "step", "u", 6, i64::MAX / 4)
+                .await
+                .unwrap()
+        );
+        assert!(
+            s.advance_ticket("p", "step", "u", 8, i64::MAX / 4)
+                .await
+                .unwrap()
+        );
     }
 
     #[tokio::test]

@@ -1239,6 +1239,31 @@ fn check_user_pools(c: &mut Checker, pools: &[UserPool]) {
                 c.fail(format!("{kat}.secret_access_key"), "at least 16 characters");
             }
         }
+        let rl = &p.rate_limits;
+        for (name, b) in [
+            ("per_ip", rl.per_ip),
+            ("per_user", rl.per_user),
+            ("failed_client_auth", rl.failed_client_auth),
+        ] {
+            if !(1..=10_000).contains(&b.burst) {
+                c.fail(format!("{at}.rate_limits.{name}.burst"), "must be 1-10000");
+            }
+            if !(1..=60_000).contains(&b.per_minute) {
+                c.fail(
+                    format!("{at}.rate_limits.{name}.per_minute"),
+                    "must be 1-60000",
+                );
+            }
+        }
+        if rl.hash_queue > 10_000 {
+            c.fail(format!("{at}.rate_limits.hash_queue"), "must be 0-10000");
+        }
+        if !(1..=64).contains(&rl.hash_workers) {
+            c.fail(
+                format!("{at}.rate_limits.hash_workers"),
+                "must be 1-64 (each worker holds 19 MiB while it hashes)",
+            );
+        }
         let pp = &p.password_policy;
         if !(6..=99).contains(&pp.minimum_length) {
             c.fail(

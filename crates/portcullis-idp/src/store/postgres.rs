@@ -545,12 +545,12 @@ impl super::Store for PgStore {
         Box::pin(async move {
             let granted = self.opt(
                     "INSERT INTO sign_in_failures AS f (pool_id, username, failures, last_failure, locked_until, busy_until)
-                     VALUES ($1, $2, 1, $3, 0, $3 + $6)
+                     VALUES ($1, $2, 1, $3::BIGINT, 0, $3::BIGINT + $6::BIGINT)
                      ON CONFLICT (pool_id, username) DO UPDATE SET
-                       failures = CASE WHEN $3 - f.last_failure > $4 THEN 1 ELSE f.failures + 1 END,
+                       failures = CASE WHEN $3 - f.last_failure > $4::BIGINT THEN 1 ELSE f.failures + 1 END,
                        locked_until = CASE
                          WHEN $3 - f.last_failure > $4 OR f.failures + 1 < 5 THEN 0
-                         ELSE $3 + LEAST($5, (1::BIGINT << LEAST(f.failures + 1 - 5, 20)::INT)) END,
+                         ELSE $3 + LEAST($5::BIGINT, (1::BIGINT << LEAST(f.failures + 1 - 5, 20)::INT)) END,
                        last_failure = $3,
                        busy_until = $3 + $6
                      WHERE f.locked_until <= $3 AND f.busy_until <= $3
@@ -591,9 +591,9 @@ impl super::Store for PgStore {
         Box::pin(async move {
             let r = self
                 .opt(
-                    "INSERT INTO rate_buckets AS b (pool_id, key, tat) VALUES ($1, $2, $3 + $4)
+                    "INSERT INTO rate_buckets AS b (pool_id, key, tat) VALUES ($1, $2, $3::BIGINT + $4::BIGINT)
                      ON CONFLICT (pool_id, key) DO UPDATE SET tat = GREATEST(b.tat, $3) + $4
-                     WHERE GREATEST(b.tat, $3) + $4 - $3 <= $5 * $4
+                     WHERE GREATEST(b.tat, $3) + $4 - $3 <= $5::BIGINT * $4
                      RETURNING tat",
                     &[&pool, &key, &now_ms, &interval_ms, &burst],
                 )
@@ -628,7 +628,7 @@ impl super::Store for PgStore {
             )
             .await?;
             self.exec(
-                "DELETE FROM sign_in_failures WHERE pool_id = $1 AND last_failure < $2 - $3
+                "DELETE FROM sign_in_failures WHERE pool_id = $1 AND last_failure < $2::BIGINT - $3::BIGINT
                  AND locked_until <= $2 AND busy_until <= $2",
                 &[&pool, &now, &reset_after],
             )

@@ -2025,6 +2025,20 @@ clients = [{ client_id = "tasks-web", generate_secret = true, allowed_oauth_flow
     }
 
     #[test]
+    fn rate_limits_are_bounded() {
+        let t = format!(
+            "{BASE}\n[user_pools.rate_limits]\nper_user = {{ burst = 0, per_minute = 10 }}\nhash_workers = 0\nhash_queue = 20000\n"
+        );
+        assert_error(&t, "user_pools[0].rate_limits.per_user.burst", "1-10000");
+        assert_error(&t, "user_pools[0].rate_limits.hash_workers", "1-64");
+        assert_error(&t, "user_pools[0].rate_limits.hash_queue", "0-10000");
+        let ok = format!(
+            "{BASE}\n[user_pools.rate_limits]\nper_ip = {{ burst = 5, per_minute = 60 }}\ntrusted_proxies = [\"10.0.0.0/8\"]\n"
+        );
+        assert_eq!(errors(&ok), Vec::<String>::new());
+    }
+
+    #[test]
     fn users_name_existing_groups() {
         let t = format!(
             "{BASE}\n[[user_pools.users]]\nusername = \"u\"\npassword = \"p\"\ngroups = [\"ghosts\"]\n"

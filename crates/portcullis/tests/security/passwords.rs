@@ -510,3 +510,36 @@ async fn failed_client_secrets_and_signatures_are_rate_limited() {
     );
     assert_eq!(types[3], "TooManyRequestsException");
 }
+
+#[tokio::test]
+async fn a_forged_forwarded_for_does_not_buy_new_buckets_unless_the_proxy_is_trusted() {
+    for (trusted, second_allowed) in [("", false), (", trusted_proxies = [\"127.0.0.0/8\"]", true)]
+    {
+        let kit = Kit::start_full(
+            "",
+            "",
+            &format!("rate_limits = {{ per_ip = {{ burst = 1, per_minute = 1 }}{trusted} }}"),
+        )
+        .await;
+        kit.pool().clock().set_ms(Some(now_ms()));
+        let http = reqwest::Client::new();
+        let mut answers = Vec::new();
+        for (i, from) in ["203.0.113.1", "203.0.113.2"].into_iter().enumerate() {
+            let r = http
+                .post(format!("{}/", kit.pool_url))
+                .header("content-type", "application/x-amz-json-1.1")
+                .header(
+                    "x-amz-target",
+                    "AWSCognitoIdentityProviderService.InitiateAuth",
+                )
+                .header("x-forwarded-for", format!("198.51.100.7, {from}"))
+                .body(password_auth(&format!("user-{i}"), "Wrong-pass-1!").to_string())
+                .send()
+                .await
+                .unwrap();
+            let v: Value = r.json().await.unwrap();
+            answers.push(v["__type"] != "TooManyRequestsException");
+        }
+        assert_eq!(answers, [true, second_allowed], "trusted: {trusted:?}");
+    }
+}

@@ -397,6 +397,19 @@ mod tests {
     }
 
     #[test]
+    fn added_sources_are_served_before_the_end() {
+        let m = Metrics::new();
+        m.add_source(std::sync::Arc::new(|out: &mut String| {
+            out.push_str("# TYPE other counter\nother_total 3\n");
+            Ok(())
+        }));
+        let text = m.render();
+        let other = text.find("other_total 3").expect("the source is served");
+        assert!(other < text.find("# EOF").unwrap(), "{text}");
+        assert_eq!(text.matches("# EOF").count(), 1, "{text}");
+    }
+
+    #[test]
     fn entries_without_log_text_still_count() {
         // Metrics-only entries leave the log-only fields empty: an empty priority is no rule.
         let m = Metrics::new();

@@ -890,6 +890,86 @@ pub struct UserPool {
     /// users set TOTP up at their next sign-in).
     #[serde(default = "mfa_off")]
     pub mfa_configuration: String,
+    /// Load shedding and rate limits of every endpoint that checks a secret.
+    #[serde(default)]
+    pub rate_limits: RateLimits,
+}
+
+/// A token bucket: up to `burst` requests at once, refilled at `per_minute`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Bucket {
+    /// Requests allowed at once (1–10000).
+    pub burst: u32,
+    /// Requests regained per minute (1–60000).
+    pub per_minute: u32,
+}
+
+/// Why the pool sheds and throttles: guessing and flooding must cost the attacker, not the users.
+/// Buckets live in the store, so nodes sharing PostgreSQL share them.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimits {
+    /// Secret checks (passwords, codes, client secrets, challenge answers) from one client address.
+    #[serde(default = "default_per_ip")]
+    pub per_ip: Bucket,
+    /// Secret checks naming one user (or one app client at the token endpoint).
+    #[serde(default = "default_per_user")]
+    pub per_user: Bucket,
+    /// Failed client authentications (client secrets at `/oauth2/token` and `/oauth2/revoke`,
+    /// admin API signatures), per client address and per client or access key; checked before
+    /// each comparison, spent by each failure.
+    #[serde(default = "default_failed_client_auth")]
+    pub failed_client_auth: Bucket,
+    /// Password hashes that may wait for a hashing worker; beyond them requests are refused at
+    /// once (503, `TooManyRequestsException`). 0–10000.
+    #[serde(default = "default_hash_queue")]
+    pub hash_queue: usize,
+    /// Password hashes computed at once (each holds argon2's 19 MiB); 1–64.
+    #[serde(default = "default_hash_workers")]
+    pub hash_workers: usize,
+    /// Proxies whose `X-Forwarded-For` is believed (CIDRs); otherwise the client address is the
+    /// TCP peer of the pool's listener.
+    #[serde(default)]
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+}
+
+fn default_per_ip() -> Bucket {
+    Bucket {
+        burst: 100,
+        per_minute: 120,
+    }
+}
+fn default_per_user() -> Bucket {
+    Bucket {
+        burst: 30,
+        per_minute: 30,
+    }
+}
+fn default_failed_client_auth() -> Bucket {
+    Bucket {
+        burst: 20,
+        per_minute: 10,
+    }
+}
+fn default_hash_queue() -> usize {
+    32
+}
+fn default_hash_workers() -> usize {
+    2
+}
+
+impl Default for RateLimits {
+    fn default() -> Self {
+        RateLimits {
+            per_ip: default_per_ip(),
+            per_user: default_per_user(),
+            failed_client_auth: default_failed_client_auth(),
+            hash_queue: default_hash_queue(),
+            hash_workers: default_hash_workers(),
+            trusted_proxies: Vec::new(),
+        }
+    }
 }
 
 fn mfa_off() -> String {

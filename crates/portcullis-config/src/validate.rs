@@ -1239,6 +1239,31 @@ fn check_user_pools(c: &mut Checker, pools: &[UserPool]) {
                 c.fail(format!("{kat}.secret_access_key"), "at least 16 characters");
             }
         }
+        let rl = &p.rate_limits;
+        for (name, b) in [
+            ("per_ip", rl.per_ip),
+            ("per_user", rl.per_user),
+            ("failed_client_auth", rl.failed_client_auth),
+        ] {
+            if !(1..=10_000).contains(&b.burst) {
+                c.fail(format!("{at}.rate_limits.{name}.burst"), "must be 1-10000");
+            }
+            if !(1..=60_000).contains(&b.per_minute) {
+                c.fail(
+                    format!("{at}.rate_limits.{name}.per_minute"),
+                    "must be 1-60000",
+                );
+            }
+        }
+        if rl.hash_queue > 10_000 {
+            c.fail(format!("{at}.rate_limits.hash_queue"), "must be 0-10000");
+        }
+        if !(1..=64).contains(&rl.hash_workers) {
+            c.fail(
+                format!("{at}.rate_limits.hash_workers"),
+                "must be 1-64 (each worker holds 19 MiB while it hashes)",
+            );
+        }
         let pp = &p.password_policy;
         if !(6..=99).contains(&pp.minimum_length) {
             c.fail(
@@ -1997,6 +2022,20 @@ clients = [{ client_id = "tasks-web", generate_secret = true, allowed_oauth_flow
             "listeners[0].rules[0].conditions[0].field",
             "unknown condition `path-patern`",
         );
+    }
+
+    #[test]
+    fn rate_limits_are_bounded() {
+        let t = format!(
+            "{BASE}\n[user_pools.rate_limits]\nper_user = {{ burst = 0, per_minute = 10 }}\nhash_workers = 0\nhash_queue = 20000\n"
+        );
+        assert_error(&t, "user_pools[0].rate_limits.per_user.burst", "1-10000");
+        assert_error(&t, "user_pools[0].rate_limits.hash_workers", "1-64");
+        assert_error(&t, "user_pools[0].rate_limits.hash_queue", "0-10000");
+        let ok = format!(
+            "{BASE}\n[user_pools.rate_limits]\nper_ip = {{ burst = 5, per_minute = 60 }}\ntrusted_proxies = [\"10.0.0.0/8\"]\n"
+        );
+        assert_eq!(errors(&ok), Vec::<String>::new());
     }
 
     #[test]

@@ -376,7 +376,10 @@ impl Pool {
                 "Password is longer than 256 characters".into(),
             ));
         }
-        self.hash(pw).await.ok_or(IdpError::Internal)
+        self.hash(pw).await.map_err(|e| match e {
+            crate::hashing::HashError::Busy => IdpError::TooManyRequests,
+            crate::hashing::HashError::Failed => IdpError::Internal,
+        })
     }
 
     /// `AdminSetUserPassword`: permanent → `CONFIRMED`, else `FORCE_CHANGE_PASSWORD`.
@@ -1298,6 +1301,7 @@ pub fn sign_in_error(e: SignInError, reveal_unknown: bool) -> IdpError {
             "Temporary password has expired and must be reset by an administrator.".into(),
         ),
         SignInError::NewPasswordRequired(_) => IdpError::bad_credentials(),
+        SignInError::Busy => IdpError::TooManyRequests,
         SignInError::Internal => IdpError::Internal,
     }
 }

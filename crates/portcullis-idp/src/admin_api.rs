@@ -7,6 +7,7 @@ use crate::catalog::{self, ClientSecret, StoredClient};
 use crate::error::IdpError;
 use crate::mfa;
 use crate::pool::{Pool, Tokens, random_token};
+use crate::rate_limit::ClientIp;
 use crate::sigv4;
 use crate::store::{GroupRecord, Put, UserRecord};
 use axum::body::Bytes;
@@ -70,12 +71,70 @@ fn fail(status: u16, exception: &str, message: &str) -> Response {
     r
 }
 
+/// Public operations that check a secret (password, code, `SECRET_HASH`, challenge answer) or send
+/// a code: each is admitted by the pool's rate limits first.
+const LIMITED_OPERATIONS: &[&str] = &[
+    "InitiateAuth",
+    "RespondToAuthChallenge",
+    "SignUp",
+    "ConfirmSignUp",
+    "ResendConfirmationCode",
+    "ForgotPassword",
+    "ConfirmForgotPassword",
+    "ChangePassword",
+    "VerifySoftwareToken",
+    "GetUserAttributeVerificationCode",
+    "VerifyUserAttribute",
+];
+
+/// Signed operations that check a user's password or challenge answer (limited per user).
+const ADMIN_LIMITED_OPERATIONS: &[&str] = &["AdminInitiateAuth", "AdminRespondToAuthChallenge"];
+
+/// The user a rate-limited request names: its user name, or the `sub` of a valid access token.
+fn limited_subject(pool: &Pool, req: &Map<String, Value>) -> Option<String> {
+    let s = |v: Option<&Value>| v.and_then(Value::as_str).map(str::to_string);
+    s(req.get("Username"))
+        .or_else(|| s(req.get("AuthParameters").and_then(|p| p.get("USERNAME"))))
+        .or_else(|| {
+            s(req
+                .get("ChallengeResponses")
+                .and_then(|p| p.get("USERNAME")))
+        })
+        .or_else(|| {
+            let token = req.get("AccessToken").and_then(Value::as_str)?;
+            let claims = pool.keys.load().verify_access(token, &pool.issuer)?;
+            s(claims.get("sub")).map(|sub| format!("sub:{sub}"))
+        })
+}
+
+/// The access key id of a SigV4 `Authorization` header (for its failure bucket).
+fn access_key_of(headers: &HeaderMap) -> String {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split_once("Credential="))
+        .and_then(|(_, rest)| rest.split('/').next())
+        .unwrap_or("")
+        .chars()
+        .take(128)
+        .collect()
+}
+
+fn throttled() -> Response {
+    idp_fail(IdpError::TooManyRequests)
+}
+
 fn idp_fail(e: IdpError) -> Response {
     fail(e.status(), e.exception(), &e.message())
 }
 
 /// `POST /`: dispatches on `X-Amz-Target`.
-pub async fn handle(State(pool): State<Arc<Pool>>, headers: HeaderMap, body: Bytes) -> Response {
+pub async fn handle(
+    State(pool): State<Arc<Pool>>,
+    ClientIp(ip): ClientIp,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let Some(op) = headers
         .get("x-amz-target")
         .and_then(|v| v.to_str().ok())
@@ -103,7 +162,20 @@ pub async fn handle(State(pool): State<Arc<Pool>>, headers: HeaderMap, body: Byt
         );
     };
     let public = PUBLIC_OPERATIONS.contains(&op.as_str());
+    if public
+        && LIMITED_OPERATIONS.contains(&op.as_str())
+        && pool
+            .admit(Some(ip), limited_subject(&pool, &req).as_deref())
+            .await
+            .is_err()
+    {
+        return throttled();
+    }
     if !public {
+        let key = access_key_of(&headers);
+        if !pool.client_auth_allowed(ip, &key).await {
+            return throttled();
+        }
         let signed = sigv4::SignedRequest {
             method: "POST",
             path: "/",
@@ -118,6 +190,7 @@ pub async fn handle(State(pool): State<Arc<Pool>>, headers: HeaderMap, body: Byt
             crate::now() as i64,
             |k| pool.access_keys.get(k).cloned(),
         ) {
+            pool.client_auth_failed(ip, &key).await;
             let (exception, message) = e.exception();
             tracing::info!(pool = %pool.name, operation = %op, exception, "admin API request refused");
             let status = if matches!(e, sigv4::SigV4Error::UnknownKey) {
@@ -143,6 +216,14 @@ pub async fn handle(State(pool): State<Arc<Pool>>, headers: HeaderMap, body: Byt
                 return fail(400, "InvalidParameterException", "UserPoolId is required");
             }
         }
+    }
+    if ADMIN_LIMITED_OPERATIONS.contains(&op.as_str())
+        && pool
+            .admit(None, limited_subject(&pool, &req).as_deref())
+            .await
+            .is_err()
+    {
+        return throttled();
     }
     match dispatch(&pool, &op, &Req(&req)).await {
         Ok(v) => reply(200, v),

@@ -55,6 +55,10 @@ pub enum IdpError {
     /// The access token is not valid for this call.
     #[error("{0}")]
     InvalidToken(String),
+    /// Refused before any secret was checked: a rate limit, a full hashing queue, or another
+    /// check of the same user in flight (Cognito's `TooManyRequestsException`, HTTP 400).
+    #[error("Too many requests. Try again shortly.")]
+    TooManyRequests,
     /// The operation exists in Cognito but not here.
     #[error("{0}")]
     Unsupported(String),
@@ -83,6 +87,7 @@ impl IdpError {
             IdpError::UserNotConfirmed => "UserNotConfirmedException",
             IdpError::PasswordResetRequired => "PasswordResetRequiredException",
             IdpError::Unsupported(_) => "UnsupportedOperationException",
+            IdpError::TooManyRequests => "TooManyRequestsException",
             IdpError::Internal => "InternalErrorException",
         }
     }

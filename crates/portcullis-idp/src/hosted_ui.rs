@@ -7,6 +7,7 @@
 use crate::error::IdpError;
 use crate::mfa::{self, Step};
 use crate::pool::{AuthorizeRequest, Pool, SignInError, random_token};
+use crate::rate_limit::ClientIp;
 use crate::store::UserRecord;
 use crate::web::{
     cookie, error_page, html_with, origin_of, parse_query, problem, redirect, session_cookie,
@@ -443,6 +444,30 @@ fn form(headers: &HeaderMap, body: &Bytes) -> Result<Form, Box<Response>> {
     }
 }
 
+/// 503 with `Retry-After`: the hashing queue is full or the user's previous attempt is running.
+fn busy() -> Response {
+    let mut r = error_page(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "busy",
+        "We are busy right now. Try again in a few seconds.",
+    );
+    r.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+    r
+}
+
+/// 429 with `Retry-After`: this address or user tried too often.
+fn too_many() -> Response {
+    let mut r = error_page(
+        StatusCode::TOO_MANY_REQUESTS,
+        "too_many_requests",
+        "Too many attempts. Wait a minute, then try again.",
+    );
+    r.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from_static("60"));
+    r
+}
+
 fn unavailable() -> Response {
     error_page(
         StatusCode::INTERNAL_SERVER_ERROR,
@@ -456,6 +481,15 @@ macro_rules! ctx {
         match context($pool, $raw.as_deref()) {
             Ok(c) => c,
             Err(r) => return *r,
+        }
+    };
+}
+
+/// Admits a form that checks a secret (or sends a code) through the pool's rate limits.
+macro_rules! admitted {
+    ($pool:expr, $ip:expr, $user:expr) => {
+        if $pool.admit(Some($ip), $user).await.is_err() {
+            return too_many();
         }
     };
 }
@@ -480,6 +514,7 @@ pub async fn login_page(State(pool): State<Arc<Pool>>, RawQuery(raw): RawQuery) 
 /// status requires (new password, confirmation, reset).
 pub async fn login_submit(
     State(pool): State<Arc<Pool>>,
+    ClientIp(ip): ClientIp,
     RawQuery(raw): RawQuery,
     headers: HeaderMap,
     body: Bytes,
@@ -487,6 +522,7 @@ pub async fn login_submit(
     let c = ctx!(pool, raw);
     let f = posted!(headers, body);
     let username = f.username();
+    admitted!(c.pool, ip, Some(&username));
     match c.pool.sign_in(&username, f.get("password")).await {
         Ok(user) => c.after_password(user).await,
         Err(SignInError::NewPasswordRequired(user)) => {
@@ -512,6 +548,7 @@ pub async fn login_submit(
             None,
         ),
         Err(SignInError::Internal) => unavailable(),
+        Err(SignInError::Busy) => busy(),
         Err(e) => {
             // Unknown users get the wrong-password message even from LEGACY clients: the page
             // never shows "User does not exist".
@@ -528,12 +565,14 @@ pub async fn login_submit(
 /// `POST /forceChangePassword`: the new password of an admin-created user.
 pub async fn new_password_submit(
     State(pool): State<Arc<Pool>>,
+    ClientIp(ip): ClientIp,
     RawQuery(raw): RawQuery,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
     let c = ctx!(pool, raw);
     let f = posted!(headers, body);
+    admitted!(c.pool, ip, None);
     let session = f.get("session");
     if f.get("password") != f.get("confirm") {
         return c.new_password(
@@ -554,6 +593,7 @@ pub async fn new_password_submit(
         .await
     {
         Ok(user) => c.after_password(user).await,
+        Err(IdpError::TooManyRequests) => busy(),
         Err(e @ IdpError::InvalidPassword(_)) => {
             c.new_password(StatusCode::BAD_REQUEST, session, Some(&e.message()))
         }
@@ -580,12 +620,14 @@ fn grouped(secret: &str) -> String {
 /// `POST /mfa`: the code of a sign-in with TOTP, or the first code of a new authenticator.
 pub async fn mfa_submit(
     State(pool): State<Arc<Pool>>,
+    ClientIp(ip): ClientIp,
     RawQuery(raw): RawQuery,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
     let c = ctx!(pool, raw);
     let f = posted!(headers, body);
+    admitted!(c.pool, ip, None);
     let session = f.get("session");
     let code = f.get("code");
     let retry_or_restart = |c: &Ctx, e: IdpError, setup: Option<(&str, &str)>| match e {
@@ -694,6 +736,7 @@ fn sign_up_form(
 /// `POST /signup`: creates an unconfirmed user and sends a code.
 pub async fn sign_up_submit(
     State(pool): State<Arc<Pool>>,
+    ClientIp(ip): ClientIp,
     RawQuery(raw): RawQuery,
     headers: HeaderMap,
     body: Bytes,
@@ -701,6 +744,7 @@ pub async fn sign_up_submit(
     let c = ctx!(pool, raw);
     let f = posted!(headers, body);
     let username = f.username();
+    admitted!(c.pool, ip, Some(&username));
     let email = f.get("email").trim().to_string();
     let mut attrs = Map::new();
     attrs.insert("email".into(), email.clone().into());
@@ -720,6 +764,7 @@ pub async fn sign_up_submit(
             c.confirm(StatusCode::OK, &username, Some(&notice), None)
         }
         Err(IdpError::Internal) => unavailable(),
+        Err(IdpError::TooManyRequests) => busy(),
         Err(IdpError::NotAuthorized(m)) => {
             error_page(StatusCode::FORBIDDEN, "sign_up_disabled", &m)
         }
@@ -743,6 +788,7 @@ pub async fn confirm_page(State(pool): State<Arc<Pool>>, RawQuery(raw): RawQuery
 /// `POST /confirmUser`: confirms with the code, or sends a new one.
 pub async fn confirm_submit(
     State(pool): State<Arc<Pool>>,
+    ClientIp(ip): ClientIp,
     RawQuery(raw): RawQuery,
     headers: HeaderMap,
     body: Bytes,
@@ -750,6 +796,7 @@ pub async fn confirm_submit(
     let c = ctx!(pool, raw);
     let f = posted!(headers, body);
     let username = f.username();
+    admitted!(c.pool, ip, Some(&username));
     if f.get("action") == "resend" {
         return match c.pool.resend_confirmation(&username, c.reveal()).await {
             Ok(_) | Err(IdpError::UserNotFound) => c.confirm(
@@ -808,6 +855,7 @@ fn forgot_form(c: &Ctx, status: StatusCode, username: &str, error: Option<&str>)
 /// `POST /forgotPassword`: sends a reset code (the answer is the same for unknown users).
 pub async fn forgot_submit(
     State(pool): State<Arc<Pool>>,
+    ClientIp(ip): ClientIp,
     RawQuery(raw): RawQuery,
     headers: HeaderMap,
     body: Bytes,
@@ -815,6 +863,7 @@ pub async fn forgot_submit(
     let c = ctx!(pool, raw);
     let f = posted!(headers, body);
     let username = f.username();
+    admitted!(c.pool, ip, Some(&username));
     if username.is_empty() {
         return forgot_form(
             &c,
@@ -846,6 +895,7 @@ pub async fn reset_page(State(pool): State<Arc<Pool>>, RawQuery(raw): RawQuery) 
 /// `POST /confirmForgotPassword`: the code and a new password.
 pub async fn reset_submit(
     State(pool): State<Arc<Pool>>,
+    ClientIp(ip): ClientIp,
     RawQuery(raw): RawQuery,
     headers: HeaderMap,
     body: Bytes,
@@ -853,6 +903,7 @@ pub async fn reset_submit(
     let c = ctx!(pool, raw);
     let f = posted!(headers, body);
     let username = f.username();
+    admitted!(c.pool, ip, Some(&username));
     if f.get("password") != f.get("confirm") {
         return c.reset(
             StatusCode::BAD_REQUEST,
@@ -873,6 +924,7 @@ pub async fn reset_submit(
             None,
         ),
         Err(IdpError::Internal) => unavailable(),
+        Err(IdpError::TooManyRequests) => busy(),
         Err(e) => c.reset(StatusCode::BAD_REQUEST, &username, None, Some(&e.message())),
     }
 }

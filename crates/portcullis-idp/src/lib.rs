@@ -5,11 +5,15 @@
 pub mod accounts;
 pub mod admin_api;
 pub mod catalog;
+pub mod clock;
 pub mod error;
+pub mod hashing;
 pub mod hosted_ui;
 pub mod messages;
+pub mod metrics;
 pub mod mfa;
 pub mod pool;
+pub mod rate_limit;
 pub mod sigv4;
 pub mod store;
 pub mod tokens;
@@ -48,7 +52,9 @@ pub async fn serve(
             }
         }
     });
-    let r = axum::serve(listener, web::router(pool))
+    // Connection info gives the rate limits their client address (`rate_limit::ClientIp`).
+    let app = web::router(pool).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    let r = axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await;
     reloader.abort();

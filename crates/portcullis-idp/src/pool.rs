@@ -2,21 +2,26 @@
 //! The HTTP layer (`web`) only parses and renders; every decision is made here.
 
 use crate::catalog::{self, Catalog, ClientSecret, StoredClient};
+use crate::clock::Clock;
 use crate::error::IdpError;
-use crate::store::{CodeRecord, Put, RefreshRecord, RefreshUse, Store, StoreError, UserRecord};
+use crate::hashing::{HashError, Hasher};
+use crate::metrics::IdpMetrics;
+use crate::rate_limit::Limiter;
+use crate::store::{
+    CodeRecord, Put, RefreshRecord, RefreshUse, Reservation, Store, StoreError, UserRecord,
+};
 use crate::tokens::PoolKeys;
 use arc_swap::ArcSwap;
 use argon2::Argon2;
-use argon2::password_hash::{PasswordHasher, PasswordVerifier};
+use argon2::password_hash::PasswordHasher;
 use aws_lc_rs::digest::{SHA256, digest};
 use aws_lc_rs::rand::{SecureRandom, SystemRandom};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use portcullis_config::{PasswordPolicy, RESERVED_SCOPES, UserPool};
 use serde_json::{Map, Value, json};
-use std::collections::{BTreeSet, HashMap};
-use std::sync::Arc;
-use tokio::sync::Semaphore;
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::sync::{Arc, Mutex};
 
 /// Failures older than this are forgotten (Cognito: 15 minutes without attempts).
 pub const LOCKOUT_RESET: i64 = 15 * 60;
@@ -30,6 +35,9 @@ pub const REFRESH_LIFETIME: i64 = 30 * 86400;
 pub const MAX_PARAM_LEN: usize = 2048;
 /// Longest accepted password (Cognito: 256).
 pub const MAX_PASSWORD_LEN: usize = 256;
+/// How long a password check holds its user's in-flight mark in the store (seconds): it is
+/// released when the check ends, so this only matters when a node dies mid-check.
+pub const CHECK_LEASE: i64 = 60;
 
 /// An OAuth error as JSON or as a redirect parameter.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -124,6 +132,9 @@ pub enum SignInError {
     NewPasswordRequired(Box<UserRecord>),
     /// The temporary password is older than the policy allows.
     TemporaryPasswordExpired,
+    /// Refused without checking: the hashing queue is full, or another check of this user is in
+    /// flight (503 / `TooManyRequestsException`).
+    Busy,
     /// Storage failed.
     Internal,
 }
@@ -169,13 +180,47 @@ pub struct Pool {
     /// Whether a second factor is asked.
     pub mfa: crate::mfa::MfaMode,
     pub(crate) keys: ArcSwap<PoolKeys>,
-    hashing: Semaphore,
+    /// argon2id workers, their memory and their bounded queue.
+    pub hasher: Hasher,
+    /// Rate limits and the clock lockouts read.
+    pub(crate) limits: Limiter,
+    /// Counters served at `<admin>/metrics`.
+    pub(crate) metrics: Arc<IdpMetrics>,
+    /// Users whose password is being checked on this node (at most one check each).
+    checking: Mutex<HashSet<String>>,
     dummy_hash: String,
-    clock: std::sync::RwLock<Clock>,
+    /// The pool's time (tests pass time in instead of sleeping).
+    clock: Arc<Clock>,
 }
 
-/// Seconds since the epoch as the pool reads them: the system clock, or time a test passes in.
-pub type Clock = Arc<dyn Fn() -> i64 + Send + Sync>;
+/// A user's mark in [`Pool::checking`], removed when the check ends.
+struct Checking<'a> {
+    set: &'a Mutex<HashSet<String>>,
+    username: String,
+}
+
+impl<'a> Checking<'a> {
+    /// Marks `username`, unless a check of theirs is in flight already.
+    fn enter(set: &'a Mutex<HashSet<String>>, username: &str) -> Option<Checking<'a>> {
+        let fresh = set
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(username.to_string());
+        fresh.then(|| Checking {
+            set,
+            username: username.to_string(),
+        })
+    }
+}
+
+impl Drop for Checking<'_> {
+    fn drop(&mut self) {
+        self.set
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&self.username);
+    }
+}
 
 /// A pool id derived from the pool name when the config gives none (stable across restarts).
 pub fn derived_pool_id(region: &str, name: &str) -> String {
@@ -239,6 +284,19 @@ impl Pool {
         store: Arc<dyn Store>,
         access_keys: HashMap<String, String>,
         state_dir: &std::path::Path,
+    ) -> Result<Pool, String> {
+        let metrics = Arc::new(IdpMetrics::new());
+        Pool::open_with(cfg, region, store, access_keys, state_dir, metrics).await
+    }
+
+    /// As [`Pool::open`], counting into the process's shared `metrics`.
+    pub async fn open_with(
+        cfg: &UserPool,
+        region: &str,
+        store: Arc<dyn Store>,
+        access_keys: HashMap<String, String>,
+        state_dir: &std::path::Path,
+        metrics: Arc<IdpMetrics>,
     ) -> Result<Pool, String> {
         let id = cfg
             .id
@@ -318,6 +376,7 @@ impl Pool {
             .ok()
             .flatten()
             .ok_or("argon2 failed")?;
+        let clock = Arc::new(Clock::default());
         let pool = Pool {
             name: cfg.name.clone(),
             issuer: format!("{base_url}/{id}"),
@@ -338,9 +397,17 @@ impl Pool {
             sender,
             mfa: crate::mfa::MfaMode::parse(&cfg.mfa_configuration),
             keys: ArcSwap::from_pointee(keys),
-            hashing: Semaphore::new(2),
+            hasher: Hasher::new(
+                cfg.rate_limits.hash_workers,
+                cfg.rate_limits.hash_queue,
+                metrics.shed(&cfg.name),
+                metrics.verifications(&cfg.name),
+            ),
+            limits: Limiter::new(cfg.rate_limits.clone(), clock.clone()),
+            metrics,
+            checking: Mutex::new(HashSet::new()),
             dummy_hash,
-            clock: std::sync::RwLock::new(Arc::new(|| crate::now() as i64)),
+            clock,
         };
         Ok(pool)
     }
@@ -435,23 +502,20 @@ impl Pool {
         Ok(json!({"Keys": out}))
     }
 
-    /// The pool's time, in seconds since the epoch: what lockouts, TOTP steps, attempt windows and
-    /// refresh-token grace periods are measured with.
+    /// The pool's time, in seconds since the epoch: what lockouts, TOTP steps, attempt windows,
+    /// rate limits and refresh-token grace periods are measured with.
     pub fn now(&self) -> i64 {
-        let clock = self.clock.read().unwrap_or_else(|p| p.into_inner()).clone();
-        clock()
+        self.clock.now()
     }
 
-    /// Replaces the pool's clock (tests pass time in instead of sleeping).
-    pub fn set_clock(&self, clock: Clock) {
-        *self.clock.write().unwrap_or_else(|p| p.into_inner()) = clock;
+    /// The pool's clock, which tests stop and move instead of sleeping.
+    pub fn clock(&self) -> &Clock {
+        &self.clock
     }
 
     /// Moves the pool's clock forward, so tests can end a lockout without sleeping.
     pub fn advance_clock(&self, seconds: i64) {
-        let mut clock = self.clock.write().unwrap_or_else(|p| p.into_inner());
-        let before = clock.clone();
-        *clock = Arc::new(move || before() + seconds);
+        self.clock.advance_ms(seconds * 1000);
     }
 
     /// Where this pool's codes are written.
@@ -536,7 +600,7 @@ impl Pool {
         {
             return Ok(false);
         }
-        let hash = self.hash(password).await.ok_or(StoreError::Join)?;
+        let hash = self.hash(password).await.map_err(|_| StoreError::Join)?;
         let mut attrs: Map<String, Value> = attributes
             .iter()
             .map(|(k, v)| (k.clone(), v.clone().into()))
@@ -559,19 +623,15 @@ impl Pool {
 
     /// Sets a permanent password (`CONFIRMED`).
     pub async fn set_password(&self, username: &str, password: &str) -> Result<bool, StoreError> {
-        let hash = self.hash(password).await.ok_or(StoreError::Join)?;
+        let hash = self.hash(password).await.map_err(|_| StoreError::Join)?;
         self.store
             .set_password(&self.id, username, hash, "CONFIRMED")
             .await
     }
 
-    pub(crate) async fn hash(&self, password: &str) -> Option<String> {
-        let _permit = self.hashing.acquire().await.ok()?;
-        let pw = password.to_string();
-        tokio::task::spawn_blocking(move || hash_password(&pw))
-            .await
-            .ok()
-            .flatten()
+    /// Hashes a new password on the pool's workers (`Busy` when the queue is full).
+    pub(crate) async fn hash(&self, password: &str) -> Result<String, HashError> {
+        self.hasher.hash(password).await
     }
 
     /// Checks an authorization request (`/oauth2/authorize` and `/login` share it).
@@ -749,50 +809,47 @@ impl Pool {
             .unwrap_or_else(|| client_id.to_string())
     }
 
-    /// Checks a user name and password; the same work is done for unknown users.
+    /// Checks a user name and password; the same work is done for unknown users. The attempt is
+    /// reserved before the password is hashed: one check per user at a time (on this node and,
+    /// through the store, on every node), counted before it runs, and none while the user is
+    /// locked, whatever the concurrency. A full hashing queue refuses at once (`Busy`).
     pub async fn sign_in(&self, username: &str, password: &str) -> Result<UserRecord, SignInError> {
         if username.is_empty() || username.len() > 128 || password.len() > MAX_PASSWORD_LEN {
             return Err(SignInError::NotAuthorized);
         }
-        let user = self
+        // A shed request touches nothing else (no reservation, no failure counted).
+        let admission = self.hasher.admit().map_err(|_| SignInError::Busy)?;
+        let Some(_checking) = Checking::enter(&self.checking, username) else {
+            return Err(SignInError::Busy);
+        };
+        let now = self.clock().now();
+        // Known and unknown user names alike, so the answers reveal nobody.
+        match self
             .store
-            .user_by_username(&self.id, username)
+            .reserve_sign_in(
+                &self.id,
+                username,
+                now,
+                LOCKOUT_RESET,
+                LOCKOUT_MAX,
+                CHECK_LEASE,
+            )
             .await
-            .map_err(|_| SignInError::Internal)?;
-        let now = crate::now() as i64;
-        // A locked user is refused before the password is checked, and the lock is not extended.
-        if user.is_some()
-            && self
-                .store
-                .locked_until(&self.id, username)
-                .await
-                .map_err(|_| SignInError::Internal)?
-                > now
+            .map_err(|_| SignInError::Internal)?
         {
-            return Err(SignInError::Locked);
+            Reservation::Granted => {}
+            Reservation::Locked => return Err(SignInError::Locked),
+            Reservation::Busy => return Err(SignInError::Busy),
         }
-        let hash = user
-            .as_ref()
-            .map_or(self.dummy_hash.clone(), |u| u.password_hash.clone());
-        let _permit = self
-            .hashing
-            .acquire()
-            .await
-            .map_err(|_| SignInError::Internal)?;
-        let pw = password.to_string();
-        let ok = tokio::task::spawn_blocking(move || {
-            Argon2::default()
-                .verify_password(pw.as_bytes(), hash.as_str())
-                .is_ok()
-        })
-        .await
-        .map_err(|_| SignInError::Internal)?;
+        let checked = self.check_reserved(admission, username, password).await;
+        let release = match &checked {
+            Ok((Some(_), true)) => self.store.clear_failures(&self.id, username).await,
+            _ => self.store.release_sign_in(&self.id, username).await,
+        };
+        release.map_err(|_| SignInError::Internal)?;
+        let (user, ok) = checked?;
         match user {
             Some(u) if ok => {
-                self.store
-                    .clear_failures(&self.id, username)
-                    .await
-                    .map_err(|_| SignInError::Internal)?;
                 if !u.enabled {
                     return Err(SignInError::Disabled);
                 }
@@ -810,19 +867,36 @@ impl Pool {
                     _ => Err(SignInError::NotAuthorized),
                 }
             }
-            Some(_) if !ok => {
-                let (failures, locked_until) = self
-                    .store
-                    .record_failure(&self.id, username, now, LOCKOUT_RESET, LOCKOUT_MAX)
-                    .await
-                    .map_err(|_| SignInError::Internal)?;
-                if locked_until > now {
-                    tracing::info!(pool = %self.name, failures, seconds = locked_until - now, "user locked after failed sign-ins");
-                }
-                Err(SignInError::NotAuthorized)
-            }
-            _ => Err(SignInError::UnknownUser),
+            Some(_) => Err(SignInError::NotAuthorized),
+            None => Err(SignInError::UnknownUser),
         }
+    }
+
+    /// The reserved check itself: the user (if any) and whether the password matched (unknown
+    /// users are checked against a dummy hash of the same cost).
+    async fn check_reserved(
+        &self,
+        admission: crate::hashing::Admission<'_>,
+        username: &str,
+        password: &str,
+    ) -> Result<(Option<UserRecord>, bool), SignInError> {
+        let user = self
+            .store
+            .user_by_username(&self.id, username)
+            .await
+            .map_err(|_| SignInError::Internal)?;
+        let hash = user
+            .as_ref()
+            .map_or(self.dummy_hash.as_str(), |u| u.password_hash.as_str());
+        let ok = admission
+            .verify(password, hash)
+            .await
+            .map_err(|e| match e {
+                HashError::Busy => SignInError::Busy,
+                HashError::Failed => SignInError::Internal,
+            })?;
+        let known = user.is_some();
+        Ok((user, ok && known))
     }
 
     /// Issues a single-use code and returns the URL to send the browser to.

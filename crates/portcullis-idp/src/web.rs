@@ -2,6 +2,7 @@
 //! sign-in page `/login`, `/oauth2/token` and `/oauth2/userInfo`. Parsing and rendering only.
 
 use crate::pool::{AuthorizeProblem, OAuthError, Pool};
+use crate::rate_limit::ClientIp;
 use askama::Template;
 use axum::Router;
 use axum::body::Bytes;
@@ -374,10 +375,22 @@ fn basic_credentials(headers: &HeaderMap) -> Option<Result<(String, String), ()>
 /// A client-authenticated form: the client id and the form's fields.
 type ClientForm = (String, Vec<(String, String)>);
 
+/// 429 for a client whose failed authentications used up their rate limit.
+fn too_many_failures() -> Response {
+    let mut r = json_response(
+        429,
+        json!({ "error": "invalid_client", "error_description": "too many failed client authentications; try again later" }),
+    );
+    r.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from_static("60"));
+    r
+}
+
 /// Parses a form body and authenticates the client (Basic or post), as the token and revocation
-/// endpoints both need.
-fn client_form(
+/// endpoints both need. Failed client authentications are rate-limited per address and client.
+async fn client_form(
     pool: &Pool,
+    ip: std::net::IpAddr,
     headers: &HeaderMap,
     body: &Bytes,
 ) -> Result<ClientForm, Box<Response>> {
@@ -441,14 +454,24 @@ fn client_form(
             "client_id does not match the credentials",
         )));
     }
-    pool.authenticate_client(&client_id, secret.as_deref())
-        .map_err(fail)?;
+    if !pool.client_auth_allowed(ip, &client_id).await {
+        return Err(Box::new(too_many_failures()));
+    }
+    if let Err(e) = pool.authenticate_client(&client_id, secret.as_deref()) {
+        pool.client_auth_failed(ip, &client_id).await;
+        return Err(fail(e));
+    }
     Ok((client_id, form))
 }
 
 /// `POST /oauth2/revoke`.
-async fn revoke(State(pool): State<Arc<Pool>>, headers: HeaderMap, body: Bytes) -> Response {
-    let (client_id, form) = match client_form(&pool, &headers, &body) {
+async fn revoke(
+    State(pool): State<Arc<Pool>>,
+    ClientIp(ip): ClientIp,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let (client_id, form) = match client_form(&pool, ip, &headers, &body).await {
         Ok(x) => x,
         Err(r) => return *r,
     };
@@ -468,8 +491,13 @@ async fn revoke(State(pool): State<Arc<Pool>>, headers: HeaderMap, body: Bytes) 
 }
 
 /// `POST /oauth2/token`.
-async fn token(State(pool): State<Arc<Pool>>, headers: HeaderMap, body: Bytes) -> Response {
-    let (client_id, form) = match client_form(&pool, &headers, &body) {
+async fn token(
+    State(pool): State<Arc<Pool>>,
+    ClientIp(ip): ClientIp,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let (client_id, form) = match client_form(&pool, ip, &headers, &body).await {
         Ok(x) => x,
         Err(r) => return *r,
     };

@@ -57,9 +57,14 @@ fn latency_histogram() -> Histogram {
     Histogram::new(exponential_buckets(0.001, 2.0, 16))
 }
 
+/// Another component's metrics (the identity provider's), appended in the text format without
+/// `# EOF`.
+pub type MetricSource = std::sync::Arc<dyn Fn(&mut String) -> std::fmt::Result + Send + Sync>;
+
 /// Every metric the balancer keeps.
 pub struct Metrics {
     registry: Registry,
+    extra: std::sync::Mutex<Vec<MetricSource>>,
     requests: Counter,
     elb_responses: Family<CodeLabels, Counter>,
     target_responses: Family<TargetCodeLabels, Counter>,
@@ -99,6 +104,7 @@ impl Metrics {
         let mut registry = Registry::default();
         let m = Metrics {
             registry: Registry::default(),
+            extra: std::sync::Mutex::new(Vec::new()),
             requests: Counter::default(),
             elb_responses: Family::default(),
             target_responses: Family::default(),
@@ -340,10 +346,23 @@ impl Metrics {
         }
     }
 
+    /// Serves `source`'s metrics after the balancer's.
+    pub fn add_source(&self, source: MetricSource) {
+        self.extra
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(source);
+    }
+
     /// The text exposition format.
     pub fn render(&self) -> String {
+        use prometheus_client::encoding::text::{encode_eof, encode_registry};
         let mut out = String::new();
-        if prometheus_client::encoding::text::encode(&mut out, &self.registry).is_err() {
+        let extra = self.extra.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let ok = encode_registry(&mut out, &self.registry).is_ok()
+            && extra.iter().all(|s| s(&mut out).is_ok())
+            && encode_eof(&mut out).is_ok();
+        if !ok {
             out.clear();
         }
         out
@@ -375,6 +394,19 @@ mod tests {
             actions_executed: vec!["forward"],
             ..Entry::blank("http")
         }
+    }
+
+    #[test]
+    fn added_sources_are_served_before_the_end() {
+        let m = Metrics::new();
+        m.add_source(std::sync::Arc::new(|out: &mut String| {
+            out.push_str("# TYPE other counter\nother_total 3\n");
+            Ok(())
+        }));
+        let text = m.render();
+        let other = text.find("other_total 3").expect("the source is served");
+        assert!(other < text.find("# EOF").unwrap(), "{text}");
+        assert_eq!(text.matches("# EOF").count(), 1, "{text}");
     }
 
     #[test]

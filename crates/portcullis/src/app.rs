@@ -103,6 +103,7 @@ pub async fn start(config: &Config, mut prebound: Prebound) -> Result<App> {
     let (tx, rx) = watch::channel(false);
     let mut pools = Vec::new();
     let mut idp_tasks = Vec::new();
+    let idp_metrics = Arc::new(portcullis_idp::metrics::IdpMetrics::new());
     if !config.user_pools.is_empty() {
         let state_dir = &config.load_balancer.state_dir;
         let store = portcullis_idp::store::open(config.store.as_deref(), state_dir)
@@ -123,12 +124,13 @@ pub async fn start(config: &Config, mut prebound: Prebound) -> Result<App> {
                 })?;
                 keys.insert(k.access_key_id.clone(), secret);
             }
-            let pool = Pool::open(
+            let pool = Pool::open_with(
                 p,
                 &config.load_balancer.region,
                 store.clone(),
                 keys,
                 state_dir,
+                idp_metrics.clone(),
             )
             .await
             .map_err(|e| anyhow!("user_pools[{i}]: {e}"))?;
@@ -170,6 +172,9 @@ pub async fn start(config: &Config, mut prebound: Prebound) -> Result<App> {
         cognito_provider(pool, &a.user_pool_client_id)
     };
     let lb = portcullis_lb::start(config, Arc::new(resolver), prebound.listeners).await?;
+    if let Some(m) = &lb.shared.metrics {
+        m.add_source(Arc::new(move |out: &mut String| idp_metrics.encode(out)));
+    }
     Ok(App {
         lb,
         pools,

@@ -89,6 +89,21 @@ pub enum Put {
     Update,
 }
 
+/// The answer of [`Store::reserve_sign_in`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reservation {
+    /// The check may run; it is counted already.
+    Granted,
+    /// Locked after repeated failures: the password must not be checked.
+    Locked,
+    /// Another check of this user is in flight (on this node or another).
+    Busy,
+}
+
+/// The migration both stores add for password checks in flight.
+pub(crate) const SIGN_IN_IN_FLIGHT: &str =
+    "ALTER TABLE sign_in_failures ADD COLUMN busy_until BIGINT NOT NULL DEFAULT 0;";
+
 /// A redeemed authorization code.
 #[derive(Debug, Clone)]
 pub struct CodeRecord {
@@ -263,6 +278,41 @@ pub trait Store: Send + Sync {
         reset_after: i64,
         max_lock: i64,
     ) -> StoreFuture<'a, (i64, i64)>;
+    /// Reserves a password check of `username` (known or not) before it is made, atomically and
+    /// for every node: refused while the user is locked or another check of theirs is in flight;
+    /// otherwise the attempt is counted as a failure now (from the fifth on it locks as
+    /// [`Store::record_failure`] does) and marked in flight for `lease` seconds. The caller ends
+    /// it with [`Store::clear_failures`] (right password) or [`Store::release_sign_in`] (wrong).
+    fn reserve_sign_in<'a>(
+        &'a self,
+        pool: &'a str,
+        username: &'a str,
+        now: i64,
+        reset_after: i64,
+        max_lock: i64,
+        lease: i64,
+    ) -> StoreFuture<'a, Reservation>;
+    /// Ends the in-flight mark of a password check that failed (its failure stays counted).
+    fn release_sign_in<'a>(&'a self, pool: &'a str, username: &'a str) -> StoreFuture<'a, ()>;
+    /// Takes one token from the bucket `key` (GCRA: `interval_ms` per token, `burst` at most),
+    /// atomically and for every node sharing the store; returns whether one was there.
+    fn take_token<'a>(
+        &'a self,
+        pool: &'a str,
+        key: &'a str,
+        now_ms: i64,
+        interval_ms: i64,
+        burst: i64,
+    ) -> StoreFuture<'a, bool>;
+    /// The bucket's theoretical arrival time (ms), when it is not full.
+    fn bucket_tat<'a>(&'a self, pool: &'a str, key: &'a str) -> StoreFuture<'a, Option<i64>>;
+    /// Forgets full buckets and sign-in failures that no longer matter (older than `reset_after`).
+    fn sweep_limits<'a>(
+        &'a self,
+        pool: &'a str,
+        now_ms: i64,
+        reset_after: i64,
+    ) -> StoreFuture<'a, ()>;
     /// When the user's lockout ends (0 when not locked or unknown).
     fn locked_until<'a>(&'a self, pool: &'a str, username: &'a str) -> StoreFuture<'a, i64>;
     /// Forgets failures after a successful sign-in.

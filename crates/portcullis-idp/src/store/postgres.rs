@@ -2,8 +2,8 @@
 //! nodes is settled by one statement (`UPDATE … RETURNING`, `INSERT … ON CONFLICT`).
 
 use super::{
-    CodeRecord, GroupRecord, KeyRecord, Put, RefreshRecord, RefreshUse, StoreError, StoreFuture,
-    UserRecord, now,
+    CodeRecord, GroupRecord, KeyRecord, Put, RefreshRecord, RefreshUse, Reservation, StoreError,
+    StoreFuture, UserRecord, now,
 };
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use tokio_postgres::types::ToSql;
@@ -56,6 +56,12 @@ CREATE INDEX group_members_sub ON group_members (pool_id, sub);
 "#,
     super::OBJECTS_AND_TICKETS,
     super::REUSE_DETECTION,
+    r#"
+ALTER TABLE sign_in_failures ADD COLUMN busy_until BIGINT NOT NULL DEFAULT 0;
+CREATE TABLE rate_buckets (
+  pool_id TEXT NOT NULL, key TEXT NOT NULL, tat BIGINT NOT NULL,
+  PRIMARY KEY (pool_id, key));
+"#,
 ];
 
 /// True when the family of the `refresh_tokens` row `t` was revoked (any of its tokens, or the
@@ -597,6 +603,110 @@ impl super::Store for PgStore {
                     &[&pool, &username, &now, &reset_after, &max_lock],
                 ).await?;
             Ok((r.get(0), r.get(1)))
+        })
+    }
+
+    fn reserve_sign_in<'a>(
+        &'a self,
+        pool: &'a str,
+        username: &'a str,
+        now: i64,
+        reset_after: i64,
+        max_lock: i64,
+        lease: i64,
+    ) -> StoreFuture<'a, Reservation> {
+        Box::pin(async move {
+            let granted = self.opt(
+                    "INSERT INTO sign_in_failures AS f (pool_id, username, failures, last_failure, locked_until, busy_until)
+                     VALUES ($1, $2, 1, $3::BIGINT, 0, $3::BIGINT + $6::BIGINT)
+                     ON CONFLICT (pool_id, username) DO UPDATE SET
+                       failures = CASE WHEN $3 - f.last_failure > $4::BIGINT THEN 1 ELSE f.failures + 1 END,
+                       locked_until = CASE
+                         WHEN $3 - f.last_failure > $4 OR f.failures + 1 < 5 THEN 0
+                         ELSE $3 + LEAST($5::BIGINT, (1::BIGINT << LEAST(f.failures + 1 - 5, 20)::INT)) END,
+                       last_failure = $3,
+                       busy_until = $3 + $6
+                     WHERE f.locked_until <= $3 AND f.busy_until <= $3
+                     RETURNING failures",
+                    &[&pool, &username, &now, &reset_after, &max_lock, &lease],
+                ).await?;
+            if granted.is_some() {
+                return Ok(Reservation::Granted);
+            }
+            let locked = self.locked_until(pool, username).await? > now;
+            Ok(if locked {
+                Reservation::Locked
+            } else {
+                Reservation::Busy
+            })
+        })
+    }
+
+    fn release_sign_in<'a>(&'a self, pool: &'a str, username: &'a str) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            self.exec(
+                "UPDATE sign_in_failures SET busy_until = 0 WHERE pool_id = $1 AND username = $2",
+                &[&pool, &username],
+            )
+            .await?;
+            Ok(())
+        })
+    }
+
+    fn take_token<'a>(
+        &'a self,
+        pool: &'a str,
+        key: &'a str,
+        now_ms: i64,
+        interval_ms: i64,
+        burst: i64,
+    ) -> StoreFuture<'a, bool> {
+        Box::pin(async move {
+            let r = self
+                .opt(
+                    "INSERT INTO rate_buckets AS b (pool_id, key, tat) VALUES ($1, $2, $3::BIGINT + $4::BIGINT)
+                     ON CONFLICT (pool_id, key) DO UPDATE SET tat = GREATEST(b.tat, $3) + $4
+                     WHERE GREATEST(b.tat, $3) + $4 - $3 <= $5::BIGINT * $4
+                     RETURNING tat",
+                    &[&pool, &key, &now_ms, &interval_ms, &burst],
+                )
+                .await?;
+            Ok(r.is_some())
+        })
+    }
+
+    fn bucket_tat<'a>(&'a self, pool: &'a str, key: &'a str) -> StoreFuture<'a, Option<i64>> {
+        Box::pin(async move {
+            let r = self
+                .opt(
+                    "SELECT tat FROM rate_buckets WHERE pool_id = $1 AND key = $2",
+                    &[&pool, &key],
+                )
+                .await?;
+            Ok(r.map(|r| r.get(0)))
+        })
+    }
+
+    fn sweep_limits<'a>(
+        &'a self,
+        pool: &'a str,
+        now_ms: i64,
+        reset_after: i64,
+    ) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            let now = now_ms / 1000;
+            self.exec(
+                "DELETE FROM rate_buckets WHERE pool_id = $1 AND tat < $2",
+                &[&pool, &now_ms],
+            )
+            .await?;
+            self.exec(
+                "DELETE FROM sign_in_failures WHERE pool_id = $1 AND last_failure < $2::BIGINT - $3::BIGINT
+                 AND locked_until <= $2 AND busy_until <= $2",
+                &[&pool, &now, &reset_after],
+            )
+            .await?;
+            Ok(())
         })
     }
 

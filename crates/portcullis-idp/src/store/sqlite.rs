@@ -2,10 +2,11 @@
 //! runs on the blocking pool.
 
 use super::{
-    CodeRecord, GroupRecord, KeyRecord, Put, RefreshRecord, RefreshUse, StoreError, StoreFuture,
-    UserRecord,
+    CodeRecord, GroupRecord, KeyRecord, Put, RefreshRecord, RefreshUse, Reservation, StoreError,
+    StoreFuture, UserRecord,
 };
 use rusqlite::{Connection, OptionalExtension, params};
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
@@ -13,6 +14,10 @@ use std::sync::{Arc, Mutex};
 #[derive(Clone)]
 pub struct SqliteStore {
     conn: Arc<Mutex<Connection>>,
+    /// Rate-limit buckets `(pool, key) → theoretical arrival time (ms)`. A SQLite store serves one
+    /// process, so they live in memory: no disk write (and fsync) per request; a restart refills
+    /// them.
+    buckets: Arc<Mutex<HashMap<(String, String), i64>>>,
 }
 
 /// Migrations in order; `PRAGMA user_version` records how many have run.
@@ -62,6 +67,7 @@ CREATE INDEX group_members_sub ON group_members (pool_id, sub);
 "#,
     super::OBJECTS_AND_TICKETS,
     super::REUSE_DETECTION,
+    super::SIGN_IN_IN_FLIGHT,
 ];
 
 /// True when the family of the `refresh_tokens` row `t` was revoked (any of its tokens, or the
@@ -120,6 +126,7 @@ impl SqliteStore {
         }
         Ok(SqliteStore {
             conn: Arc::new(Mutex::new(conn)),
+            buckets: Arc::new(Mutex::new(HashMap::new())),
         })
     }
 
@@ -582,6 +589,102 @@ impl SqliteStore {
         .await
     }
 
+    async fn reserve_sign_in(
+        &self,
+        pool: &str,
+        username: &str,
+        now: i64,
+        reset_after: i64,
+        max_lock: i64,
+        lease: i64,
+    ) -> Result<Reservation, StoreError> {
+        let (pool, username) = (pool.to_string(), username.to_string());
+        self.run(move |c| {
+            let tx = c.transaction()?;
+            let granted = tx
+                .query_row(
+                    "INSERT INTO sign_in_failures (pool_id, username, failures, last_failure, locked_until, busy_until)
+                     VALUES (?1, ?2, 1, ?3, 0, ?3 + ?6)
+                     ON CONFLICT (pool_id, username) DO UPDATE SET
+                       failures = CASE WHEN ?3 - last_failure > ?4 THEN 1 ELSE failures + 1 END,
+                       locked_until = CASE
+                         WHEN ?3 - last_failure > ?4 OR failures + 1 < 5 THEN 0
+                         ELSE ?3 + MIN(?5, 1 << MIN(failures + 1 - 5, 20)) END,
+                       last_failure = ?3,
+                       busy_until = ?3 + ?6
+                     WHERE locked_until <= ?3 AND busy_until <= ?3
+                     RETURNING failures",
+                    params![pool, username, now, reset_after, max_lock, lease],
+                    |r| r.get::<_, i64>(0),
+                )
+                .optional()?;
+            let answer = if granted.is_some() {
+                Reservation::Granted
+            } else {
+                let locked: i64 = tx.query_row(
+                    "SELECT locked_until FROM sign_in_failures WHERE pool_id = ?1 AND username = ?2",
+                    params![pool, username],
+                    |r| r.get(0),
+                )?;
+                if locked > now {
+                    Reservation::Locked
+                } else {
+                    Reservation::Busy
+                }
+            };
+            tx.commit()?;
+            Ok(answer)
+        })
+        .await
+    }
+
+    async fn release_sign_in(&self, pool: &str, username: &str) -> Result<(), StoreError> {
+        let (pool, username) = (pool.to_string(), username.to_string());
+        self.run(move |c| {
+            c.execute(
+                "UPDATE sign_in_failures SET busy_until = 0 WHERE pool_id = ?1 AND username = ?2",
+                params![pool, username],
+            )
+            .map(|_| ())
+        })
+        .await
+    }
+
+    /// GCRA on the in-memory buckets (see the field).
+    fn take_token(&self, pool: &str, key: &str, now_ms: i64, interval_ms: i64, burst: i64) -> bool {
+        let mut b = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
+        let k = (pool.to_string(), key.to_string());
+        let tat = b.get(&k).copied().unwrap_or(now_ms).max(now_ms) + interval_ms;
+        if tat - now_ms > burst.saturating_mul(interval_ms) {
+            return false;
+        }
+        b.insert(k, tat);
+        true
+    }
+
+    async fn sweep_limits(
+        &self,
+        pool: &str,
+        now_ms: i64,
+        reset_after: i64,
+    ) -> Result<(), StoreError> {
+        self.buckets
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|(p, _), tat| p != pool || *tat >= now_ms);
+        let pool = pool.to_string();
+        let now = now_ms / 1000;
+        self.run(move |c| {
+            c.execute(
+                "DELETE FROM sign_in_failures WHERE pool_id = ?1 AND last_failure < ?2 - ?3
+                 AND locked_until <= ?2 AND busy_until <= ?2",
+                params![pool, now, reset_after],
+            )
+            .map(|_| ())
+        })
+        .await
+    }
+
     async fn locked_until(&self, pool: &str, username: &str) -> Result<i64, StoreError> {
         let (pool, username) = (pool.to_string(), username.to_string());
         self.run(move |c| {
@@ -1026,6 +1129,56 @@ impl super::Store for SqliteStore {
             max_lock,
         ))
     }
+    fn reserve_sign_in<'a>(
+        &'a self,
+        pool: &'a str,
+        username: &'a str,
+        now: i64,
+        reset_after: i64,
+        max_lock: i64,
+        lease: i64,
+    ) -> StoreFuture<'a, Reservation> {
+        Box::pin(SqliteStore::reserve_sign_in(
+            self,
+            pool,
+            username,
+            now,
+            reset_after,
+            max_lock,
+            lease,
+        ))
+    }
+    fn release_sign_in<'a>(&'a self, pool: &'a str, username: &'a str) -> StoreFuture<'a, ()> {
+        Box::pin(SqliteStore::release_sign_in(self, pool, username))
+    }
+    fn take_token<'a>(
+        &'a self,
+        pool: &'a str,
+        key: &'a str,
+        now_ms: i64,
+        interval_ms: i64,
+        burst: i64,
+    ) -> StoreFuture<'a, bool> {
+        let taken = SqliteStore::take_token(self, pool, key, now_ms, interval_ms, burst);
+        Box::pin(async move { Ok(taken) })
+    }
+    fn bucket_tat<'a>(&'a self, pool: &'a str, key: &'a str) -> StoreFuture<'a, Option<i64>> {
+        let tat = self
+            .buckets
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&(pool.to_string(), key.to_string()))
+            .copied();
+        Box::pin(async move { Ok(tat) })
+    }
+    fn sweep_limits<'a>(
+        &'a self,
+        pool: &'a str,
+        now_ms: i64,
+        reset_after: i64,
+    ) -> StoreFuture<'a, ()> {
+        Box::pin(SqliteStore::sweep_limits(self, pool, now_ms, reset_after))
+    }
     fn locked_until<'a>(&'a self, pool: &'a str, username: &'a str) -> StoreFuture<'a, i64> {
         Box::pin(SqliteStore::locked_until(self, pool, username))
     }
@@ -1370,6 +1523,88 @@ mod tests {
             s.advance_ticket("p", "step", "u", 8, i64::MAX / 4)
                 .await
                 .unwrap()
+        );
+    }
+
+    #[tokio::test]
+    async fn a_reservation_is_counted_before_the_check_and_excludes_others() {
+        use super::Reservation::*;
+        let s = SqliteStore::in_memory().unwrap();
+        assert_eq!(
+            s.reserve_sign_in("p", "u", 1000, 900, 900, 60)
+                .await
+                .unwrap(),
+            Granted
+        );
+        // While it runs, no other check of the same user (until the lease ends).
+        assert_eq!(
+            s.reserve_sign_in("p", "u", 1000, 900, 900, 60)
+                .await
+                .unwrap(),
+            Busy
+        );
+        assert_eq!(
+            s.reserve_sign_in("p", "v", 1000, 900, 900, 60)
+                .await
+                .unwrap(),
+            Granted
+        );
+        assert_eq!(
+            s.reserve_sign_in("p", "u", 1061, 900, 900, 60)
+                .await
+                .unwrap(),
+            Granted
+        );
+        for _ in 0..3 {
+            s.release_sign_in("p", "u").await.unwrap();
+            assert_eq!(
+                s.reserve_sign_in("p", "u", 1061, 900, 900, 60)
+                    .await
+                    .unwrap(),
+                Granted
+            );
+        }
+        // The fifth reservation locked (1 s), and the lock holds even once released.
+        s.release_sign_in("p", "u").await.unwrap();
+        assert_eq!(s.locked_until("p", "u").await.unwrap(), 1062);
+        assert_eq!(
+            s.reserve_sign_in("p", "u", 1061, 900, 900, 60)
+                .await
+                .unwrap(),
+            Locked
+        );
+        assert_eq!(
+            s.reserve_sign_in("p", "u", 1062, 900, 900, 60)
+                .await
+                .unwrap(),
+            Granted
+        );
+        assert_eq!(
+            s.locked_until("p", "u").await.unwrap(),
+            1064,
+            "the sixth doubles it"
+        );
+        s.clear_failures("p", "u").await.unwrap();
+        assert_eq!(
+            s.reserve_sign_in("p", "u", 1062, 900, 900, 60)
+                .await
+                .unwrap(),
+            Granted
+        );
+    }
+
+    #[tokio::test]
+    async fn buckets_allow_their_burst_then_their_rate() {
+        let s = SqliteStore::in_memory().unwrap();
+        let take = |now| SqliteStore::take_token(&s, "p", "k", now, 1000, 3);
+        assert!(take(0) && take(0) && take(0));
+        assert!(!take(0) && !take(999));
+        assert!(take(1000) && !take(1000));
+        assert!(take(10_000) && take(10_000) && take(10_000) && !take(10_000));
+        s.sweep_limits("p", 20_000, 900).await.unwrap();
+        assert!(
+            s.buckets.lock().unwrap().is_empty(),
+            "full buckets are forgotten"
         );
     }
 

@@ -5,17 +5,15 @@
 use crate::kit::{Kit, PASSWORD, browser, csrf, location};
 use serde_json::{Value, json};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, Ordering};
 
 const CALLBACK: &str = "https://app.test/cb";
 
-/// Sets the pool's clock to a fixed time that the returned handle moves.
-fn fixed_clock(kit: &Kit) -> Arc<AtomicI64> {
-    let t = Arc::new(AtomicI64::new(portcullis_idp::now() as i64));
-    let read = t.clone();
-    kit.pool()
-        .set_clock(Arc::new(move || read.load(Ordering::SeqCst)));
-    t
+/// Stops the pool's clock at the current time; the test moves it with `advance_clock`.
+fn fixed_clock(kit: &Kit) -> &portcullis_idp::Pool {
+    let pool = kit.pool();
+    pool.clock()
+        .set_ms(Some(portcullis_idp::now() as i64 * 1000));
+    pool
 }
 
 /// Creates a public app client with the code flow, API sign-in and refresh-token rotation with
@@ -262,13 +260,13 @@ async fn a_rotated_refresh_token_reused_after_its_grace_revokes_the_family() {
     let r1 = s(&t1, "refresh_token");
     assert_ne!(r0, r1, "rotated");
     // Within the grace period the old token still works (a client retrying).
-    clock.fetch_add(5, Ordering::SeqCst);
+    clock.advance_clock(5);
     let (status, t2) = refresh(&kit, &client, &r0).await;
     assert_eq!(status, 200);
     assert_eq!(userinfo(&kit, &s(&t2, "access_token")).await, 200);
 
     // After it, the old token is a copy in someone else's hands: the whole family goes.
-    clock.fetch_add(6, Ordering::SeqCst);
+    clock.advance_clock(6);
     let (status, body) = refresh(&kit, &client, &r0).await;
     assert_eq!(
         (status, body["error"].as_str()),
@@ -376,7 +374,7 @@ async fn refresh_token_auth_reuse_revokes_the_family() {
     let (status, _) = api(&kit, "GetUser", json!({"AccessToken": a1})).await;
     assert_eq!(status, 200);
 
-    clock.fetch_add(11, Ordering::SeqCst);
+    clock.advance_clock(11);
     let (status, body) = refresh_auth(r0).await;
     assert_eq!(
         (status, body["__type"].as_str()),

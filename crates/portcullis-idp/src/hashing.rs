@@ -1,0 +1,263 @@
+//! Password hashing at a bounded cost. A fixed number of argon2id workers each own one memory
+//! block, reused for every hash, behind an admission queue of bounded depth: beyond it a hash is
+//! refused at once ([`HashError::Busy`]) instead of waiting without bound. A flood of sign-ins then
+//! costs neither memory (at most `workers` blocks of 19 MiB, whatever the load) nor the latency
+//! of everyone else's sign-in.
+
+use argon2::password_hash::phc::{Output, ParamsString, Salt};
+use argon2::{Algorithm, Argon2, Block, Params, PasswordHash, Version};
+use aws_lc_rs::rand::{SecureRandom, SystemRandom};
+use prometheus_client::metrics::counter::Counter;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use tokio::sync::Semaphore;
+
+/// Why a hash was not computed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HashError {
+    /// Every worker is busy and the queue is full: shed the request (503 / `TooManyRequests`).
+    Busy,
+    /// argon2 or the random source failed, or the stored hash is unreadable.
+    Failed,
+}
+
+/// The pool's hashing workers, their memory and their queue.
+pub struct Hasher {
+    /// Workers plus queue: a hash that cannot take one is refused at once.
+    admission: Semaphore,
+    /// One per worker; a holder owns one memory block.
+    workers: Semaphore,
+    /// Free memory blocks (one per idle worker).
+    blocks: Mutex<Vec<Vec<Block>>>,
+    /// Memory blocks ever allocated (equals the worker count once all have run).
+    allocated: AtomicUsize,
+    /// Password verifications run (argon2 computations against a stored hash).
+    verifications: Counter,
+    /// Hashes refused because the queue was full.
+    shed: Counter,
+    params: Params,
+}
+
+/// Blocks of one argon2id computation at the parameters the pool hashes with.
+fn block_count() -> usize {
+    Params::DEFAULT.block_count()
+}
+
+impl Hasher {
+    /// `workers` hashes at once, `queue` more waiting; no memory until the first hash. The
+    /// counters are the pool's metrics.
+    pub fn new(workers: usize, queue: usize, shed: Counter, verifications: Counter) -> Hasher {
+        let workers = workers.max(1);
+        Hasher {
+            admission: Semaphore::new(workers + queue),
+            workers: Semaphore::new(workers),
+            blocks: Mutex::new(Vec::new()),
+            allocated: AtomicUsize::new(0),
+            verifications,
+            shed,
+            params: Params::DEFAULT,
+        }
+    }
+
+    /// Memory blocks allocated so far (never more than the workers).
+    pub fn allocated_blocks(&self) -> usize {
+        self.allocated.load(Ordering::Relaxed)
+    }
+
+    /// Password verifications computed so far.
+    pub fn verifications(&self) -> u64 {
+        self.verifications.get()
+    }
+
+    /// Hashes refused because the queue was full.
+    pub fn shed(&self) -> u64 {
+        self.shed.get()
+    }
+
+    /// A place in the queue, taken at once or refused (`Busy`): callers take it before any
+    /// other work (a lockout reservation), so a shed request costs nothing else.
+    pub fn admit(&self) -> Result<Admission<'_>, HashError> {
+        match self.admission.try_acquire() {
+            Ok(permit) => Ok(Admission {
+                hasher: self,
+                _permit: permit,
+            }),
+            Err(_) => {
+                self.shed.inc();
+                Err(HashError::Busy)
+            }
+        }
+    }
+
+    /// Hashes a new password (see [`Admission::hash`]), shedding when the queue is full.
+    pub async fn hash(&self, password: &str) -> Result<String, HashError> {
+        self.admit()?.hash(password).await
+    }
+
+    /// Checks a password (see [`Admission::verify`]), shedding when the queue is full.
+    pub async fn verify(&self, password: &str, stored: &str) -> Result<bool, HashError> {
+        self.admit()?.verify(password, stored).await
+    }
+
+    /// A free block, or a new one when every existing one is held (only while fewer blocks than
+    /// workers exist: a caller holds a worker permit, so at most `workers` are out at once).
+    fn take_block(&self) -> Vec<Block> {
+        if let Some(b) = self.blocks.lock().unwrap_or_else(|p| p.into_inner()).pop() {
+            return b;
+        }
+        self.allocated.fetch_add(1, Ordering::Relaxed);
+        vec![Block::new(); block_count()]
+    }
+}
+
+/// A place in the hashing queue.
+pub struct Admission<'a> {
+    hasher: &'a Hasher,
+    _permit: tokio::sync::SemaphorePermit<'a>,
+}
+
+impl Admission<'_> {
+    /// Hashes a new password (argon2id, m=19456 KiB, t=2, p=1, 16-byte salt) into a PHC string.
+    pub async fn hash(self, password: &str) -> Result<String, HashError> {
+        let mut salt = [0u8; 16];
+        SystemRandom::new()
+            .fill(&mut salt)
+            .map_err(|_| HashError::Failed)?;
+        let pw = password.as_bytes().to_vec();
+        let params = self.hasher.params.clone();
+        self.run(move |mem| {
+            let salt = Salt::new(&salt).map_err(|_| HashError::Failed)?;
+            let mut out = [0u8; Params::DEFAULT_OUTPUT_LEN];
+            Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone())
+                .hash_password_into_with_memory(&pw, salt.as_ref(), &mut out, mem)
+                .map_err(|_| HashError::Failed)?;
+            let phc = PasswordHash {
+                algorithm: Algorithm::Argon2id.ident(),
+                version: Some(Version::V0x13.into()),
+                params: ParamsString::try_from(&params).map_err(|_| HashError::Failed)?,
+                salt: Some(salt),
+                hash: Some(Output::new(&out).map_err(|_| HashError::Failed)?),
+            };
+            Ok(phc.to_string())
+        })
+        .await
+    }
+
+    /// Whether `password` matches the PHC string `stored` (compared in constant time).
+    pub async fn verify(self, password: &str, stored: &str) -> Result<bool, HashError> {
+        let hasher = self.hasher;
+        let pw = password.as_bytes().to_vec();
+        let stored = stored.to_string();
+        let limit = block_count();
+        let result = self
+            .run(move |mem| {
+                let phc = PasswordHash::new(&stored).map_err(|_| HashError::Failed)?;
+                let (Some(salt), Some(expected)) = (&phc.salt, &phc.hash) else {
+                    return Err(HashError::Failed);
+                };
+                let algorithm =
+                    Algorithm::try_from(phc.algorithm.as_str()).map_err(|_| HashError::Failed)?;
+                let version = match phc.version {
+                    Some(v) => Version::try_from(v).map_err(|_| HashError::Failed)?,
+                    None => Version::default(),
+                };
+                let params = Params::try_from(&phc).map_err(|_| HashError::Failed)?;
+                // A hash needing more memory than a worker owns is refused, never allocated.
+                if params.block_count() > limit {
+                    tracing::error!("a stored password hash needs more memory than allowed");
+                    return Err(HashError::Failed);
+                }
+                let mut out = vec![0u8; expected.len()];
+                Argon2::new(algorithm, version, params)
+                    .hash_password_into_with_memory(&pw, salt.as_ref(), &mut out, mem)
+                    .map_err(|_| HashError::Failed)?;
+                Ok(
+                    aws_lc_rs::constant_time::verify_slices_are_equal(&out, expected.as_ref())
+                        .is_ok(),
+                )
+            })
+            .await;
+        if result.is_ok() {
+            hasher.verifications.inc();
+        }
+        result
+    }
+
+    /// Runs `f` on a blocking thread with a worker's memory block, after waiting for a worker.
+    async fn run<T, F>(self, f: F) -> Result<T, HashError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut [Block]) -> Result<T, HashError> + Send + 'static,
+    {
+        let h = self.hasher;
+        let _worker = h.workers.acquire().await.map_err(|_| HashError::Failed)?;
+        let mut block = h.take_block();
+        let (block, result) = tokio::task::spawn_blocking(move || {
+            let r = f(&mut block);
+            (block, r)
+        })
+        .await
+        .map_err(|_| {
+            // The block is lost with the task; the next hash allocates another.
+            h.allocated.fetch_sub(1, Ordering::Relaxed);
+            HashError::Failed
+        })?;
+        h.blocks
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(block);
+        result
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use argon2::PasswordVerifier;
+
+    #[tokio::test]
+    async fn hashes_verify_both_ways_with_the_argon2_crate() {
+        let h = Hasher::new(1, 0, Counter::default(), Counter::default());
+        let phc = h.hash("Correct-horse-9!").await.unwrap();
+        assert!(phc.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{phc}");
+        assert!(
+            Argon2::default()
+                .verify_password(b"Correct-horse-9!", phc.as_str())
+                .is_ok()
+        );
+        assert_eq!(h.verify("Correct-horse-9!", &phc).await, Ok(true));
+        assert_eq!(h.verify("wrong", &phc).await, Ok(false));
+        let old = crate::pool::hash_password("legacy-1").unwrap();
+        assert_eq!(h.verify("legacy-1", &old).await, Ok(true));
+        assert_eq!(h.verify("x", "not a hash").await, Err(HashError::Failed));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_flood_is_shed_and_memory_stays_one_block_per_worker() {
+        let h = std::sync::Arc::new(Hasher::new(2, 3, Counter::default(), Counter::default()));
+        let phc = h.hash("pw").await.unwrap();
+        let tasks: Vec<_> = (0..40)
+            .map(|_| {
+                let (h, phc) = (h.clone(), phc.clone());
+                tokio::spawn(async move { h.verify("guess", &phc).await })
+            })
+            .collect();
+        let mut busy = 0u64;
+        let mut checked = 0u64;
+        for t in tasks {
+            match t.await.unwrap() {
+                Err(HashError::Busy) => busy += 1,
+                Ok(false) => checked += 1,
+                other => panic!("{other:?}"),
+            }
+        }
+        // Beyond the 2 workers and 3 waiting places, requests were refused without waiting.
+        assert!(
+            busy > 0 && checked + busy == 40,
+            "checked {checked}, busy {busy}"
+        );
+        assert_eq!(h.shed(), busy);
+        assert!(h.allocated_blocks() <= 2, "{}", h.allocated_blocks());
+        assert_eq!(h.verify("pw", &phc).await, Ok(true));
+    }
+}

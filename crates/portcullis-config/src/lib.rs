@@ -3,6 +3,7 @@
 #![forbid(unsafe_code)]
 
 pub mod model;
+pub mod state_dir;
 pub mod validate;
 
 pub use model::*;

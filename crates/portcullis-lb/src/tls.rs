@@ -65,7 +65,7 @@ impl Cert {
             dir.join(format!("{slug}.key")),
         );
         if !cert_file.exists() || !key_file.exists() {
-            std::fs::create_dir_all(&dir).map_err(|e| CertError {
+            portcullis_config::state_dir::create_dir_all(&dir).map_err(|e| CertError {
                 path: dir.clone(),
                 reason: e.to_string(),
             })?;
@@ -73,7 +73,9 @@ impl Cert {
                 path: cert_file.clone(),
                 reason: format!("cannot generate: {e}"),
             })?;
-            std::fs::write(&cert_file, ck.cert.pem()).map_err(|e| CertError {
+            let _ = std::fs::remove_file(&cert_file);
+            let _ = std::fs::remove_file(&key_file);
+            portcullis_config::state_dir::write_new(&cert_file, ck.cert.pem().as_bytes()).map_err(|e| CertError {
                 path: cert_file.clone(),
                 reason: e.to_string(),
             })?;

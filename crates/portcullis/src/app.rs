@@ -100,6 +100,8 @@ pub fn cognito_provider(pool: &Pool, client_id: &str) -> Result<ProviderConfig, 
 
 /// Starts the pools, then the load balancer.
 pub async fn start(config: &Config, mut prebound: Prebound) -> Result<App> {
+    // Keys and the user store live there: refuse a directory others may write, keep it private.
+    portcullis_config::state_dir::secure(&config.load_balancer.state_dir)?;
     let (tx, rx) = watch::channel(false);
     let mut pools = Vec::new();
     let mut idp_tasks = Vec::new();

@@ -243,9 +243,11 @@ pub fn rotate(dir: &Path, cookie: bool, claims: bool) -> Result<Vec<String>, Key
     }
     if claims {
         let retired_dir = dir.join(RETIRED_DIR);
-        portcullis_config::state_dir::create_dir_all(&retired_dir).map_err(|error| KeyError::Io {
-            path: retired_dir.clone(),
-            error,
+        portcullis_config::state_dir::create_dir_all(&retired_dir).map_err(|error| {
+            KeyError::Io {
+                path: retired_dir.clone(),
+                error,
+            }
         })?;
         let old = &current.claims;
         let old_path = retired_dir.join(format!("{}.pem", old.kid));

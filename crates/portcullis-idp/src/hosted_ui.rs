@@ -9,7 +9,7 @@ use crate::mfa::{self, Step};
 use crate::pool::{AuthorizeRequest, Pool, SignInError, random_token};
 use crate::store::UserRecord;
 use crate::web::{
-    cookie, error_page, html_with, origin_of, parse_query, problem, redirect, session_cookie,
+    HostedCookie, error_page, html_with, origin_of, parse_query, problem, redirect, session_cookie,
 };
 use askama::Template;
 use axum::body::Bytes;
@@ -18,8 +18,6 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::Map;
 use std::sync::Arc;
-
-const CSRF_COOKIE: &str = "XSRF-TOKEN";
 
 /// One input of a form.
 struct Field {
@@ -184,14 +182,7 @@ impl Ctx {
             origin_of(&self.req.redirect_uri).as_deref(),
             img_origin.as_deref(),
         );
-        let secure = if self.pool.base_url.starts_with("https://") {
-            "; Secure"
-        } else {
-            ""
-        };
-        if let Ok(v) = HeaderValue::from_str(&format!(
-            "{CSRF_COOKIE}={csrf}; Path=/; HttpOnly; SameSite=Lax{secure}"
-        )) {
+        if let Some(v) = HostedCookie::Csrf.set(&self.pool, &csrf, None) {
             r.headers_mut().append(header::SET_COOKIE, v);
         }
         r
@@ -372,7 +363,7 @@ impl Ctx {
         if let Some(v) = session_cookie(&self.pool, &session, crate::pool::SESSION_LIFETIME) {
             r.headers_mut().append(header::SET_COOKIE, v);
         }
-        if let Ok(v) = HeaderValue::from_str(&format!("{CSRF_COOKIE}=; Path=/; Max-Age=0")) {
+        if let Some(v) = HostedCookie::Csrf.set(&self.pool, "", Some(0)) {
             r.headers_mut().append(header::SET_COOKIE, v);
         }
         r
@@ -418,12 +409,13 @@ impl Form {
     }
 }
 
-fn form(headers: &HeaderMap, body: &Bytes) -> Result<Form, Box<Response>> {
+fn form(pool: &Pool, headers: &HeaderMap, body: &Bytes) -> Result<Form, Box<Response>> {
     let fields: Vec<(String, String)> =
         form_urlencoded::parse(body).into_owned().take(16).collect();
     let f = Form(fields);
     let sent = f.get("_csrf");
-    let valid = cookie(headers, CSRF_COOKIE)
+    let valid = HostedCookie::Csrf
+        .read(pool, headers)
         .is_some_and(|c| !c.is_empty() && crate::pool::constant_time_eq(c, sent));
     if valid {
         Ok(f)
@@ -454,8 +446,8 @@ macro_rules! ctx {
 }
 
 macro_rules! posted {
-    ($headers:expr, $body:expr) => {
-        match form(&$headers, &$body) {
+    ($pool:expr, $headers:expr, $body:expr) => {
+        match form(&$pool, &$headers, &$body) {
             Ok(f) => f,
             Err(r) => return *r,
         }
@@ -478,7 +470,7 @@ pub async fn login_submit(
     body: Bytes,
 ) -> Response {
     let c = ctx!(pool, raw);
-    let f = posted!(headers, body);
+    let f = posted!(c.pool, headers, body);
     let username = f.username();
     match c.pool.sign_in(&username, f.get("password")).await {
         Ok(user) => c.after_password(user).await,
@@ -520,7 +512,7 @@ pub async fn new_password_submit(
     body: Bytes,
 ) -> Response {
     let c = ctx!(pool, raw);
-    let f = posted!(headers, body);
+    let f = posted!(c.pool, headers, body);
     let session = f.get("session");
     if f.get("password") != f.get("confirm") {
         return c.new_password(
@@ -572,7 +564,7 @@ pub async fn mfa_submit(
     body: Bytes,
 ) -> Response {
     let c = ctx!(pool, raw);
-    let f = posted!(headers, body);
+    let f = posted!(c.pool, headers, body);
     let session = f.get("session");
     let code = f.get("code");
     let retry_or_restart = |c: &Ctx, e: IdpError, setup: Option<(&str, &str)>| match e {
@@ -682,7 +674,7 @@ pub async fn sign_up_submit(
     body: Bytes,
 ) -> Response {
     let c = ctx!(pool, raw);
-    let f = posted!(headers, body);
+    let f = posted!(c.pool, headers, body);
     let username = f.username();
     let email = f.get("email").trim().to_string();
     let mut attrs = Map::new();
@@ -727,7 +719,7 @@ pub async fn confirm_submit(
     body: Bytes,
 ) -> Response {
     let c = ctx!(pool, raw);
-    let f = posted!(headers, body);
+    let f = posted!(c.pool, headers, body);
     let username = f.username();
     if f.get("action") == "resend" {
         return match c.pool.resend_confirmation(&username).await {
@@ -788,7 +780,7 @@ pub async fn forgot_submit(
     body: Bytes,
 ) -> Response {
     let c = ctx!(pool, raw);
-    let f = posted!(headers, body);
+    let f = posted!(c.pool, headers, body);
     let username = f.username();
     if username.is_empty() {
         return forgot_form(
@@ -830,7 +822,7 @@ pub async fn reset_submit(
     body: Bytes,
 ) -> Response {
     let c = ctx!(pool, raw);
-    let f = posted!(headers, body);
+    let f = posted!(c.pool, headers, body);
     let username = f.username();
     if f.get("password") != f.get("confirm") {
         return c.reset(

@@ -12,6 +12,7 @@ pub mod mfa;
 pub mod pool;
 pub mod sigv4;
 pub mod store;
+pub mod tls_listener;
 pub mod tokens;
 pub mod web;
 
@@ -29,10 +30,12 @@ pub fn now() -> u64 {
         .unwrap_or(0)
 }
 
-/// Serves one pool on `listener` until `shutdown` resolves.
+/// Serves one pool on `listener` until `shutdown` resolves: HTTPS with `tls` (its certificates,
+/// SNI and reload are the caller's), else plain HTTP.
 pub async fn serve(
     listener: TcpListener,
     pool: Arc<Pool>,
+    tls: Option<Arc<rustls::ServerConfig>>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     // Clients and resource servers changed by other nodes are picked up within RELOAD_INTERVAL.
@@ -48,9 +51,19 @@ pub async fn serve(
             }
         }
     });
-    let r = axum::serve(listener, web::router(pool))
-        .with_graceful_shutdown(shutdown)
-        .await;
+    let app = web::router(pool);
+    let r = match tls {
+        Some(config) => {
+            axum::serve(tls_listener::TlsListener::new(listener, config)?, app)
+                .with_graceful_shutdown(shutdown)
+                .await
+        }
+        None => {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(shutdown)
+                .await
+        }
+    };
     reloader.abort();
     r
 }

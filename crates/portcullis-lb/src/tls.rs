@@ -1,5 +1,7 @@
 //! Server certificates: from PEM files or self-signed (generated once into the state dir), chosen
-//! by SNI with the first as default, served with ALPN h2 and http/1.1.
+//! by SNI with the first as default, served with ALPN h2 and http/1.1. The one owner of server
+//! certificates: HTTPS listeners use it, and so does the binary for the user pools' domains (the
+//! identity provider is handed the resulting rustls config and does not load certificates).
 
 use rustls::crypto::aws_lc_rs::default_provider;
 use rustls::server::{ClientHello, ResolvesServerCert};
@@ -75,10 +77,12 @@ impl Cert {
             })?;
             let _ = std::fs::remove_file(&cert_file);
             let _ = std::fs::remove_file(&key_file);
-            portcullis_config::state_dir::write_new(&cert_file, ck.cert.pem().as_bytes()).map_err(|e| CertError {
-                path: cert_file.clone(),
-                reason: e.to_string(),
-            })?;
+            portcullis_config::state_dir::write_new(&cert_file, ck.cert.pem().as_bytes()).map_err(
+                |e| CertError {
+                    path: cert_file.clone(),
+                    reason: e.to_string(),
+                },
+            )?;
             portcullis_auth::keys::write_private(
                 &key_file,
                 ck.signing_key.serialize_pem().as_bytes(),
@@ -89,6 +93,11 @@ impl Cert {
             })?;
         }
         Cert::from_files(&cert_file, &key_file)
+    }
+
+    /// The chain served (leaf first): what a client of this server may trust explicitly.
+    pub fn chain(&self) -> &[CertificateDer<'static>] {
+        &self.key.cert
     }
 
     fn valid_for(&self, name: &str) -> bool {
@@ -126,6 +135,27 @@ impl SniResolver {
     /// Serves `certs` from the next handshake on.
     pub fn replace(&self, certs: Vec<Cert>) {
         self.certs.store(Arc::new(certs));
+    }
+
+    /// Serves `certs` from the next handshake on and returns the ones served until now (to
+    /// restore them with [`SniResolver::restore`] if what goes with the change fails).
+    pub fn swap(&self, certs: Vec<Cert>) -> Arc<Vec<Cert>> {
+        self.certs.swap(Arc::new(certs))
+    }
+
+    /// Serves again what [`SniResolver::swap`] returned.
+    pub fn restore(&self, certs: Arc<Vec<Cert>>) {
+        self.certs.store(certs);
+    }
+
+    /// Every certificate of every chain served: the trust anchors a client that talks to this
+    /// server only (such as the balancer calling an embedded pool) can pin, self-signed included.
+    pub fn trust_anchors(&self) -> Vec<CertificateDer<'static>> {
+        self.certs
+            .load()
+            .iter()
+            .flat_map(|c| c.chain().iter().cloned())
+            .collect()
     }
 }
 
@@ -165,14 +195,28 @@ pub fn load_listener_certs(
     l: &portcullis_config::Listener,
     index: usize,
 ) -> Result<Vec<Cert>, String> {
+    load_certs(
+        state_dir,
+        &l.certificates,
+        &format!("listeners[{index}].certificates"),
+    )
+}
+
+/// The certificates a config field `at` (a listener's or a pool domain's) names, loaded or
+/// generated; errors name `at[j]`.
+pub fn load_certs(
+    state_dir: &Path,
+    sources: &[portcullis_config::Certificate],
+    at: &str,
+) -> Result<Vec<Cert>, String> {
     let mut certs = Vec::new();
-    for c in &l.certificates {
+    for (j, c) in sources.iter().enumerate() {
         let cert = match (&c.self_signed, &c.cert_file, &c.key_file) {
             (Some(names), _, _) => Cert::self_signed(state_dir, names),
             (None, Some(cf), Some(kf)) => Cert::from_files(cf, kf),
-            _ => return Err(format!("listeners[{index}].certificates: incomplete")),
+            _ => return Err(format!("{at}[{j}]: incomplete")),
         };
-        certs.push(cert.map_err(|e| format!("listeners[{index}].certificates: {e}"))?);
+        certs.push(cert.map_err(|e| format!("{at}[{j}]: {e}"))?);
     }
     Ok(certs)
 }

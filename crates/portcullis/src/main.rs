@@ -123,8 +123,13 @@ async fn serve(config: PathBuf) -> Result<()> {
         tracing::info!("listener {i}: {proto}://{a}");
     }
     for (p, a) in &running.pools {
+        let tls = cfg
+            .user_pools
+            .iter()
+            .any(|c| c.name == p.name && !c.domain.certificates.is_empty());
+        let scheme = if tls { "https" } else { "http" };
         tracing::info!(
-            "user pool {} ({}) on http://{a}, issuer {}",
+            "user pool {} ({}) on {scheme}://{a}, issuer {}",
             p.name,
             p.id,
             p.issuer

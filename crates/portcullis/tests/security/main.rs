@@ -4,12 +4,12 @@
 #[path = "../kit/mod.rs"]
 mod kit;
 
-/// Guessing passwords: the lockout under concurrency, load shedding, rate limits, hashing memory.
-mod passwords;
-/// One-time secrets (codes, TOTP), attribute verification and account enumeration.
-mod one_time_secrets;
 /// The balancer: upgrades, reserved headers, credential cookies, stickiness, the relying party.
 mod balancer;
+/// One-time secrets (codes, TOTP), attribute verification and account enumeration.
+mod one_time_secrets;
+/// Guessing passwords: the lockout under concurrency, load shedding, rate limits, hashing memory.
+mod passwords;
 /// The identity provider's protocol surface: PKCE, implicit nonce, refresh reuse, SigV4.
 mod protocol;
 /// Transport and files: TLS on the pool's domain, `state_dir` permissions.

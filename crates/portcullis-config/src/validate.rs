@@ -1301,6 +1301,15 @@ fn check_user_pools(c: &mut Checker, pools: &[UserPool]) {
             }
             if !["starttls", "tls", "none"].contains(&smtp.security.as_str()) {
                 c.fail(format!("{sat}.security"), "must be starttls, tls or none");
+            } else if smtp.security == "none"
+                && smtp.username.is_some()
+                && !is_loopback_host(smtp.host.trim_start_matches('[').trim_end_matches(']'))
+                && smtp.host.parse::<std::net::Ipv6Addr>().map_or(true, |ip| !ip.is_loopback())
+            {
+                c.fail(
+                    format!("{sat}.security"),
+                    "AUTH over a plain connection to another machine would send the SMTP password in clear text: use starttls or tls",
+                );
             }
             if !smtp.from.contains('@') || smtp.from.contains(['\r', '\n', '<', '>']) {
                 c.fail(
@@ -1720,6 +1729,36 @@ clients = [{ client_id = "tasks-web", generate_secret = true, allowed_oauth_flow
     #[test]
     fn base_config_is_valid() {
         assert_eq!(errors(BASE), Vec::<String>::new());
+    }
+
+    #[test]
+    fn smtp_password_never_crosses_a_network_in_clear() {
+        let smtp = |host: &str, security: &str| {
+            BASE.replace(
+                "resource_servers = [",
+                &format!(
+                    r#"messages = {{ smtp = {{ host = "{host}", security = "{security}", from = "a@b.c", username = "u", password = "p" }} }}
+resource_servers = ["#
+                ),
+            )
+        };
+        assert_error(
+            &smtp("smtp.example.com", "none"),
+            "user_pools[0].messages.smtp.security",
+            "in clear text",
+        );
+        for (host, security) in [
+            ("127.0.0.1", "none"),
+            ("localhost", "none"),
+            ("::1", "none"),
+            ("smtp.example.com", "starttls"),
+        ] {
+            assert_eq!(
+                errors(&smtp(host, security)),
+                Vec::<String>::new(),
+                "{host}"
+            );
+        }
     }
 
     #[test]

@@ -1304,7 +1304,10 @@ fn check_user_pools(c: &mut Checker, pools: &[UserPool]) {
             } else if smtp.security == "none"
                 && smtp.username.is_some()
                 && !is_loopback_host(smtp.host.trim_start_matches('[').trim_end_matches(']'))
-                && smtp.host.parse::<std::net::Ipv6Addr>().map_or(true, |ip| !ip.is_loopback())
+                && smtp
+                    .host
+                    .parse::<std::net::Ipv6Addr>()
+                    .map_or(true, |ip| !ip.is_loopback())
             {
                 c.fail(
                     format!("{sat}.security"),

@@ -116,6 +116,9 @@ impl Cert {
 /// replaced while serving (a reload); handshakes in progress keep the one they resolved.
 pub struct SniResolver {
     certs: arc_swap::ArcSwap<Vec<Cert>>,
+    /// Certificates loaded by a reload in progress: trusted (see [`SniResolver::trust_anchors`])
+    /// before they are served, so that clients rebuilt by the reload accept old and new.
+    staged: arc_swap::ArcSwapOption<Vec<Cert>>,
 }
 
 impl std::fmt::Debug for SniResolver {
@@ -129,6 +132,7 @@ impl SniResolver {
     pub fn new(certs: Vec<Cert>) -> SniResolver {
         SniResolver {
             certs: arc_swap::ArcSwap::from_pointee(certs),
+            staged: arc_swap::ArcSwapOption::empty(),
         }
     }
 
@@ -137,23 +141,32 @@ impl SniResolver {
         self.certs.store(Arc::new(certs));
     }
 
-    /// Serves `certs` from the next handshake on and returns the ones served until now (to
-    /// restore them with [`SniResolver::restore`] if what goes with the change fails).
-    pub fn swap(&self, certs: Vec<Cert>) -> Arc<Vec<Cert>> {
-        self.certs.swap(Arc::new(certs))
+    /// Holds `certs` to be served by [`SniResolver::commit`]; until then they are trusted, not
+    /// served. [`SniResolver::unstage`] drops them.
+    pub fn stage(&self, certs: Vec<Cert>) {
+        self.staged.store(Some(Arc::new(certs)));
     }
 
-    /// Serves again what [`SniResolver::swap`] returned.
-    pub fn restore(&self, certs: Arc<Vec<Cert>>) {
-        self.certs.store(certs);
+    /// Serves the staged certificates from the next handshake on (nothing staged: no change).
+    pub fn commit(&self) {
+        if let Some(certs) = self.staged.swap(None) {
+            self.certs.store(certs);
+        }
     }
 
-    /// Every certificate of every chain served: the trust anchors a client that talks to this
-    /// server only (such as the balancer calling an embedded pool) can pin, self-signed included.
+    /// Forgets staged certificates (the reload they belonged to failed).
+    pub fn unstage(&self) {
+        self.staged.store(None);
+    }
+
+    /// Every certificate of every chain served or staged: the trust anchors a client that talks
+    /// to this server only (the balancer calling an embedded pool) can pin, self-signed included.
     pub fn trust_anchors(&self) -> Vec<CertificateDer<'static>> {
-        self.certs
-            .load()
+        let served = self.certs.load_full();
+        let staged = self.staged.load_full();
+        served
             .iter()
+            .chain(staged.iter().flat_map(|s| s.iter()))
             .flat_map(|c| c.chain().iter().cloned())
             .collect()
     }

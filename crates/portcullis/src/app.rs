@@ -44,7 +44,9 @@ impl App {
     /// [`portcullis_lb::Running::reload`]) and the certificates of pools served over HTTPS; the
     /// rest of the user pools is read at start only. Nothing changes when any of it fails.
     pub async fn reload(&self, config: &Config) -> Result<(), String> {
-        let mut previous: Vec<(&Arc<SniResolver>, Arc<Vec<tls::Cert>>)> = Vec::new();
+        // New pool certificates are staged: the balancer's clients rebuilt below trust old and
+        // new, then the pools serve the new ones; a failure anywhere changes nothing.
+        let mut staged: Vec<&Arc<SniResolver>> = Vec::new();
         for (i, p) in config.user_pools.iter().enumerate() {
             let Some(resolver) = self.pool_certs.get(&p.name) else {
                 if !p.domain.certificates.is_empty() {
@@ -62,19 +64,19 @@ impl App {
                 {
                     Ok(c) => c,
                     Err(e) => {
-                        for (r, old) in previous {
-                            r.restore(old);
-                        }
+                        staged.iter().for_each(|r| r.unstage());
                         return Err(e);
                     }
                 };
-            previous.push((resolver, resolver.swap(certs)));
+            resolver.stage(certs);
+            staged.push(resolver);
         }
-        // The balancer's clients for these pools are rebuilt now, trusting the new certificates.
         let r = self.lb.reload(config).await;
-        if r.is_err() {
-            for (r, old) in previous {
-                r.restore(old);
+        for resolver in staged {
+            if r.is_ok() {
+                resolver.commit();
+            } else {
+                resolver.unstage();
             }
         }
         r

@@ -10,7 +10,6 @@ use aws_lc_rs::rand::{SecureRandom, SystemRandom};
 use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 /// Why keys could not be loaded.
@@ -273,9 +272,11 @@ pub fn rotate(dir: &Path, cookie: bool, claims: bool) -> Result<Vec<String>, Key
     }
     if claims {
         let retired_dir = dir.join(RETIRED_DIR);
-        std::fs::create_dir_all(&retired_dir).map_err(|error| KeyError::Io {
-            path: retired_dir.clone(),
-            error,
+        portcullis_config::state_dir::create_dir_all(&retired_dir).map_err(|error| {
+            KeyError::Io {
+                path: retired_dir.clone(),
+                error,
+            }
         })?;
         let old = &current.claims;
         let old_path = retired_dir.join(format!("{}.pem", old.kid));
@@ -305,7 +306,7 @@ pub fn rotate(dir: &Path, cookie: bool, claims: bool) -> Result<Vec<String>, Key
 impl AuthKeys {
     /// Loads `<dir>/cookie-keys` and `<dir>/claims-signing-key.p8`, generating either when absent.
     pub fn load_or_generate(dir: &Path) -> Result<AuthKeys, KeyError> {
-        std::fs::create_dir_all(dir).map_err(|error| KeyError::Io {
+        portcullis_config::state_dir::create_dir_all(dir).map_err(|error| KeyError::Io {
             path: dir.into(),
             error,
         })?;
@@ -433,20 +434,12 @@ fn load_or_generate_mac(path: &Path, rng: &SystemRandom) -> Result<MacKey, KeyEr
     Ok(MacKey::new(&raw))
 }
 
-/// Writes a file readable only by its owner.
+/// Writes a new file readable only by its owner (see [`portcullis_config::state_dir`]).
 pub fn write_private(path: &Path, bytes: &[u8]) -> Result<(), KeyError> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let io = |error| KeyError::Io {
+    portcullis_config::state_dir::write_new(path, bytes).map_err(|error| KeyError::Io {
         path: path.into(),
         error,
-    };
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)
-        .map_err(io)?;
-    f.write_all(bytes).map_err(io)
+    })
 }
 
 #[cfg(test)]

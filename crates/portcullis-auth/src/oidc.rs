@@ -11,6 +11,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use portcullis_config::ClientAuthMethod;
+use rustls_pki_types::CertificateDer;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 use std::sync::Arc;
@@ -71,6 +72,32 @@ pub enum EndSession {
 
 /// The HTTP client all providers share.
 pub type HttpClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>;
+
+/// A client for one provider that serves its own certificates (an embedded pool on HTTPS): it
+/// trusts `anchors` (that pool's certificates, self-signed ones included) besides the public
+/// roots, and speaks HTTPS only.
+pub fn http_client_trusting(anchors: Vec<CertificateDer<'static>>) -> Result<HttpClient, String> {
+    let mut roots = rustls::RootCertStore {
+        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+    };
+    let (added, _) = roots.add_parsable_certificates(anchors);
+    if added == 0 {
+        return Err("none of the pool's certificates can be trusted".into());
+    }
+    let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::aws_lc_rs::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(|e| e.to_string())?
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let https = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(tls)
+        .https_only()
+        .enable_http1()
+        .build();
+    Ok(Client::builder(TokioExecutor::new()).build(https))
+}
 
 /// Builds the shared client (webpki roots; plain http allowed for loopback providers).
 pub fn http_client() -> HttpClient {

@@ -3,6 +3,7 @@
 #![forbid(unsafe_code)]
 
 pub mod model;
+pub mod state_dir;
 pub mod validate;
 
 pub use model::*;
@@ -137,14 +138,22 @@ fn resolve_paths(config: &mut Config, base: &Path) {
         }
     };
     fix(&mut config.load_balancer.state_dir);
-    for l in &mut config.listeners {
-        for c in &mut l.certificates {
-            if let Some(p) = c.cert_file.as_mut() {
-                fix(p);
-            }
-            if let Some(p) = c.key_file.as_mut() {
-                fix(p);
-            }
+    let certs = config
+        .listeners
+        .iter_mut()
+        .flat_map(|l| l.certificates.iter_mut())
+        .chain(
+            config
+                .user_pools
+                .iter_mut()
+                .flat_map(|p| p.domain.certificates.iter_mut()),
+        );
+    for c in certs {
+        if let Some(p) = c.cert_file.as_mut() {
+            fix(p);
+        }
+        if let Some(p) = c.key_file.as_mut() {
+            fix(p);
         }
     }
 }

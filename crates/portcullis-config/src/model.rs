@@ -1135,6 +1135,13 @@ pub struct Domain {
     pub listen: String,
     /// The URL browsers and the load balancer use.
     pub base_url: String,
+    /// Serve HTTPS with these (as an HTTPS listener's); needs an `https` base URL.
+    #[serde(default)]
+    pub certificates: Vec<Certificate>,
+    /// Accept serving plain HTTP beyond loopback (an `http` base URL off this machine, or a
+    /// listener without certificates on a non-loopback address): passwords and codes in clear.
+    #[serde(default)]
+    pub allow_insecure_http: bool,
 }
 
 /// A resource server.

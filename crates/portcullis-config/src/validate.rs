@@ -406,6 +406,75 @@ fn check_target_groups(c: &mut Checker, tgs: &[TargetGroup]) -> HashSet<String> 
     names
 }
 
+/// Certificate sources, for listeners and user pool domains alike.
+fn check_certificates(c: &mut Checker, at: &str, certs: &[Certificate]) {
+    for (j, cert) in certs.iter().enumerate() {
+        let f = format!("{at}[{j}]");
+        match (&cert.self_signed, &cert.cert_file, &cert.key_file) {
+            (Some(names), None, None) => {
+                if names.is_empty() || names.iter().any(|n| n.is_empty()) {
+                    c.fail(
+                        format!("{f}.self_signed"),
+                        "list at least one non-empty name",
+                    );
+                }
+            }
+            (None, Some(_), Some(_)) => {}
+            _ => c.fail(
+                f,
+                "give either self_signed = [names] or both cert_file and key_file",
+            ),
+        }
+    }
+}
+
+/// A pool's domain: where it listens and whether secrets could cross a network in clear text.
+fn check_domain(c: &mut Checker, at: &str, d: &Domain) {
+    let listen: Option<std::net::SocketAddr> = d.listen.parse().ok();
+    if listen.is_none() {
+        c.fail(
+            format!("{at}.listen"),
+            "must be an address and port, e.g. 127.0.0.1:9000",
+        );
+    }
+    let scheme = match parse_url(&d.base_url) {
+        Some((scheme, host, path))
+            if (scheme == "http" || scheme == "https") && (path.is_empty() || path == "/") =>
+        {
+            if scheme == "http" && !is_loopback_host(&host) && !d.allow_insecure_http {
+                c.fail(
+                    format!("{at}.base_url"),
+                    "plain http off this machine would carry passwords, codes and tokens in clear text: use an https base_url (with certificates, or behind a TLS proxy), or set allow_insecure_http = true to accept that",
+                );
+            }
+            Some(scheme)
+        }
+        _ => {
+            c.fail(
+                format!("{at}.base_url"),
+                "must be an http(s) URL without a path, e.g. http://localhost:9000",
+            );
+            None
+        }
+    };
+    if !d.certificates.is_empty() && scheme.as_deref() == Some("http") {
+        c.fail(
+            format!("{at}.certificates"),
+            "the pool serves HTTPS with certificates: its base_url must be https",
+        );
+    }
+    if d.certificates.is_empty()
+        && !d.allow_insecure_http
+        && listen.is_some_and(|a| !a.ip().is_loopback())
+    {
+        c.fail(
+            format!("{at}.listen"),
+            "plain HTTP on a non-loopback address would carry passwords and codes in clear text: set certificates to serve HTTPS, listen on a loopback address behind a TLS proxy, or set allow_insecure_http = true",
+        );
+    }
+    check_certificates(c, &format!("{at}.certificates"), &d.certificates);
+}
+
 fn check_listener(c: &mut Checker, at: &str, l: &Listener, config: &Config, tgs: &HashSet<String>) {
     if l.address.parse::<std::net::IpAddr>().is_err() {
         c.fail(
@@ -423,24 +492,7 @@ fn check_listener(c: &mut Checker, at: &str, l: &Listener, config: &Config, tgs:
         }
         _ => {}
     }
-    for (j, cert) in l.certificates.iter().enumerate() {
-        let f = format!("{at}.certificates[{j}]");
-        match (&cert.self_signed, &cert.cert_file, &cert.key_file) {
-            (Some(names), None, None) => {
-                if names.is_empty() || names.iter().any(|n| n.is_empty()) {
-                    c.fail(
-                        format!("{f}.self_signed"),
-                        "list at least one non-empty name",
-                    );
-                }
-            }
-            (None, Some(_), Some(_)) => {}
-            _ => c.fail(
-                f,
-                "give either self_signed = [names] or both cert_file and key_file",
-            ),
-        }
-    }
+    check_certificates(c, &format!("{at}.certificates"), &l.certificates);
     check_actions(
         c,
         &format!("{at}.default_actions"),
@@ -1141,24 +1193,14 @@ fn check_user_pools(c: &mut Checker, pools: &[UserPool]) {
                 "must look like <region>_<letters and digits>, e.g. us-east-1_Demo12345",
             );
         }
-        if p.domain.listen.parse::<std::net::SocketAddr>().is_err() {
-            c.fail(
-                format!("{at}.domain.listen"),
-                "must be an address and port, e.g. 127.0.0.1:9000",
-            );
-        } else if let Some(other) = listens.insert(p.domain.listen.clone(), i) {
+        check_domain(c, &format!("{at}.domain"), &p.domain);
+        if p.domain.listen.parse::<std::net::SocketAddr>().is_ok()
+            && let Some(other) = listens.insert(p.domain.listen.clone(), i)
+        {
             c.fail(
                 format!("{at}.domain.listen"),
                 format!("also used by user_pools[{other}]"),
             );
-        }
-        match parse_url(&p.domain.base_url) {
-            Some((scheme, _, path))
-                if (scheme == "http" || scheme == "https") && (path.is_empty() || path == "/") => {}
-            _ => c.fail(
-                format!("{at}.domain.base_url"),
-                "must be an http(s) URL without a path, e.g. http://localhost:9000",
-            ),
         }
         if !(300..=86400).contains(&p.token_validity_seconds) {
             c.fail(
@@ -1284,6 +1326,18 @@ fn check_user_pools(c: &mut Checker, pools: &[UserPool]) {
             }
             if !["starttls", "tls", "none"].contains(&smtp.security.as_str()) {
                 c.fail(format!("{sat}.security"), "must be starttls, tls or none");
+            } else if smtp.security == "none"
+                && smtp.username.is_some()
+                && !is_loopback_host(smtp.host.trim_start_matches('[').trim_end_matches(']'))
+                && smtp
+                    .host
+                    .parse::<std::net::Ipv6Addr>()
+                    .map_or(true, |ip| !ip.is_loopback())
+            {
+                c.fail(
+                    format!("{sat}.security"),
+                    "AUTH over a plain connection to another machine would send the SMTP password in clear text: use starttls or tls",
+                );
             }
             if !smtp.from.contains('@') || smtp.from.contains(['\r', '\n', '<', '>']) {
                 c.fail(
@@ -1703,6 +1757,80 @@ clients = [{ client_id = "tasks-web", generate_secret = true, allowed_oauth_flow
     #[test]
     fn base_config_is_valid() {
         assert_eq!(errors(BASE), Vec::<String>::new());
+    }
+
+    #[test]
+    fn smtp_password_never_crosses_a_network_in_clear() {
+        let smtp = |host: &str, security: &str| {
+            BASE.replace(
+                "resource_servers = [",
+                &format!(
+                    r#"messages = {{ smtp = {{ host = "{host}", security = "{security}", from = "a@b.c", username = "u", password = "p" }} }}
+resource_servers = ["#
+                ),
+            )
+        };
+        assert_error(
+            &smtp("smtp.example.com", "none"),
+            "user_pools[0].messages.smtp.security",
+            "in clear text",
+        );
+        for (host, security) in [
+            ("127.0.0.1", "none"),
+            ("localhost", "none"),
+            ("::1", "none"),
+            ("smtp.example.com", "starttls"),
+        ] {
+            assert_eq!(
+                errors(&smtp(host, security)),
+                Vec::<String>::new(),
+                "{host}"
+            );
+        }
+    }
+
+    #[test]
+    fn pool_domain_refuses_plain_http_off_loopback_unless_opted_in() {
+        let domain = |d: &str| {
+            BASE.replace(
+                r#"domain = { listen = "127.0.0.1:9000", base_url = "http://localhost:9000" }"#,
+                &format!("domain = {{ {d} }}"),
+            )
+        };
+        let insecure = domain(r#"listen = "127.0.0.1:9000", base_url = "http://example.com""#);
+        assert_error(
+            &insecure,
+            "user_pools[0].domain.base_url",
+            "allow_insecure_http = true",
+        );
+        assert_error(
+            &domain(r#"listen = "0.0.0.0:9000", base_url = "https://auth.example.com""#),
+            "user_pools[0].domain.listen",
+            "plain HTTP on a non-loopback address",
+        );
+        assert_error(
+            &domain(
+                r#"listen = "127.0.0.1:9000", base_url = "http://localhost:9000", certificates = [{ self_signed = ["localhost"] }]"#,
+            ),
+            "user_pools[0].domain.certificates",
+            "must be https",
+        );
+        assert_error(
+            &domain(
+                r#"listen = "127.0.0.1:9000", base_url = "https://localhost:9000", certificates = [{ cert_file = "a.pem" }]"#,
+            ),
+            "user_pools[0].domain.certificates[0]",
+            "cert_file and key_file",
+        );
+        for ok in [
+            r#"listen = "127.0.0.1:9000", base_url = "http://127.0.0.5:9000""#,
+            r#"listen = "[::1]:9000", base_url = "http://[::1]:9000""#,
+            r#"listen = "127.0.0.1:9000", base_url = "https://auth.example.com""#,
+            r#"listen = "0.0.0.0:9443", base_url = "https://auth.example.com", certificates = [{ self_signed = ["auth.example.com"] }]"#,
+            r#"listen = "0.0.0.0:9000", base_url = "http://example.com", allow_insecure_http = true"#,
+        ] {
+            assert_eq!(errors(&domain(ok)), Vec::<String>::new(), "{ok}");
+        }
     }
 
     #[test]

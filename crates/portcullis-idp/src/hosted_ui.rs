@@ -10,7 +10,7 @@ use crate::pool::{AuthorizeRequest, Pool, SignInError, random_token};
 use crate::rate_limit::ClientIp;
 use crate::store::UserRecord;
 use crate::web::{
-    cookie, error_page, html_with, origin_of, parse_query, problem, redirect, session_cookie,
+    HostedCookie, error_page, html_with, origin_of, parse_query, problem, redirect, session_cookie,
 };
 use askama::Template;
 use axum::body::Bytes;
@@ -19,8 +19,6 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::Map;
 use std::sync::Arc;
-
-const CSRF_COOKIE: &str = "XSRF-TOKEN";
 
 /// One input of a form.
 struct Field {
@@ -192,14 +190,7 @@ impl Ctx {
             origin_of(&self.req.redirect_uri).as_deref(),
             img_origin.as_deref(),
         );
-        let secure = if self.pool.base_url.starts_with("https://") {
-            "; Secure"
-        } else {
-            ""
-        };
-        if let Ok(v) = HeaderValue::from_str(&format!(
-            "{CSRF_COOKIE}={csrf}; Path=/; HttpOnly; SameSite=Lax{secure}"
-        )) {
+        if let Some(v) = HostedCookie::Csrf.set(&self.pool, &csrf, None) {
             r.headers_mut().append(header::SET_COOKIE, v);
         }
         r
@@ -380,7 +371,7 @@ impl Ctx {
         if let Some(v) = session_cookie(&self.pool, &session, crate::pool::SESSION_LIFETIME) {
             r.headers_mut().append(header::SET_COOKIE, v);
         }
-        if let Ok(v) = HeaderValue::from_str(&format!("{CSRF_COOKIE}=; Path=/; Max-Age=0")) {
+        if let Some(v) = HostedCookie::Csrf.set(&self.pool, "", Some(0)) {
             r.headers_mut().append(header::SET_COOKIE, v);
         }
         r
@@ -426,12 +417,13 @@ impl Form {
     }
 }
 
-fn form(headers: &HeaderMap, body: &Bytes) -> Result<Form, Box<Response>> {
+fn form(pool: &Pool, headers: &HeaderMap, body: &Bytes) -> Result<Form, Box<Response>> {
     let fields: Vec<(String, String)> =
         form_urlencoded::parse(body).into_owned().take(16).collect();
     let f = Form(fields);
     let sent = f.get("_csrf");
-    let valid = cookie(headers, CSRF_COOKIE)
+    let valid = HostedCookie::Csrf
+        .read(pool, headers)
         .is_some_and(|c| !c.is_empty() && crate::pool::constant_time_eq(c, sent));
     if valid {
         Ok(f)
@@ -495,8 +487,8 @@ macro_rules! admitted {
 }
 
 macro_rules! posted {
-    ($headers:expr, $body:expr) => {
-        match form(&$headers, &$body) {
+    ($pool:expr, $headers:expr, $body:expr) => {
+        match form(&$pool, &$headers, &$body) {
             Ok(f) => f,
             Err(r) => return *r,
         }
@@ -520,7 +512,7 @@ pub async fn login_submit(
     body: Bytes,
 ) -> Response {
     let c = ctx!(pool, raw);
-    let f = posted!(headers, body);
+    let f = posted!(c.pool, headers, body);
     let username = f.username();
     admitted!(c.pool, ip, Some(&username));
     match c.pool.sign_in(&username, f.get("password")).await {
@@ -571,7 +563,7 @@ pub async fn new_password_submit(
     body: Bytes,
 ) -> Response {
     let c = ctx!(pool, raw);
-    let f = posted!(headers, body);
+    let f = posted!(c.pool, headers, body);
     admitted!(c.pool, ip, None);
     let session = f.get("session");
     if f.get("password") != f.get("confirm") {
@@ -626,7 +618,7 @@ pub async fn mfa_submit(
     body: Bytes,
 ) -> Response {
     let c = ctx!(pool, raw);
-    let f = posted!(headers, body);
+    let f = posted!(c.pool, headers, body);
     admitted!(c.pool, ip, None);
     let session = f.get("session");
     let code = f.get("code");
@@ -742,7 +734,7 @@ pub async fn sign_up_submit(
     body: Bytes,
 ) -> Response {
     let c = ctx!(pool, raw);
-    let f = posted!(headers, body);
+    let f = posted!(c.pool, headers, body);
     let username = f.username();
     admitted!(c.pool, ip, Some(&username));
     let email = f.get("email").trim().to_string();
@@ -794,7 +786,7 @@ pub async fn confirm_submit(
     body: Bytes,
 ) -> Response {
     let c = ctx!(pool, raw);
-    let f = posted!(headers, body);
+    let f = posted!(c.pool, headers, body);
     let username = f.username();
     admitted!(c.pool, ip, Some(&username));
     if f.get("action") == "resend" {
@@ -861,7 +853,7 @@ pub async fn forgot_submit(
     body: Bytes,
 ) -> Response {
     let c = ctx!(pool, raw);
-    let f = posted!(headers, body);
+    let f = posted!(c.pool, headers, body);
     let username = f.username();
     admitted!(c.pool, ip, Some(&username));
     if username.is_empty() {
@@ -901,7 +893,7 @@ pub async fn reset_submit(
     body: Bytes,
 ) -> Response {
     let c = ctx!(pool, raw);
-    let f = posted!(headers, body);
+    let f = posted!(c.pool, headers, body);
     let username = f.username();
     admitted!(c.pool, ip, Some(&username));
     if f.get("password") != f.get("confirm") {

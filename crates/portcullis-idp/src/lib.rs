@@ -16,6 +16,7 @@ pub mod pool;
 pub mod rate_limit;
 pub mod sigv4;
 pub mod store;
+pub mod tls_listener;
 pub mod tokens;
 pub mod web;
 
@@ -33,10 +34,12 @@ pub fn now() -> u64 {
         .unwrap_or(0)
 }
 
-/// Serves one pool on `listener` until `shutdown` resolves.
+/// Serves one pool on `listener` until `shutdown` resolves: HTTPS with `tls` (its certificates,
+/// SNI and reload are the caller's), else plain HTTP.
 pub async fn serve(
     listener: TcpListener,
     pool: Arc<Pool>,
+    tls: Option<Arc<rustls::ServerConfig>>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     // Clients and resource servers changed by other nodes are picked up within RELOAD_INTERVAL.
@@ -54,9 +57,19 @@ pub async fn serve(
     });
     // Connection info gives the rate limits their client address (`rate_limit::ClientIp`).
     let app = web::router(pool).into_make_service_with_connect_info::<std::net::SocketAddr>();
-    let r = axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await;
+    let r = match tls {
+        Some(config) => {
+            // `tap_io` makes axum hand the TLS listener's peer address to `ConnectInfo`.
+            use axum::serve::ListenerExt;
+            let tls = tls_listener::TlsListener::new(listener, config)?.tap_io(|_| ());
+            axum::serve(tls, app).with_graceful_shutdown(shutdown).await
+        }
+        None => {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(shutdown)
+                .await
+        }
+    };
     reloader.abort();
     r
 }

@@ -82,13 +82,8 @@ impl Outbox {
         });
         let _guard = self.lock.lock().unwrap_or_else(|p| p.into_inner());
         let result = (|| -> std::io::Result<()> {
-            if let Some(dir) = self.path.parent() {
-                std::fs::create_dir_all(dir)?;
-            }
-            let mut f = std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(&self.path)?;
+            // Codes are secrets: the file is 0600 and a directory made for it 0700.
+            let mut f = portcullis_config::state_dir::open_append(&self.path)?;
             writeln!(f, "{line}")
         })();
         match result {

@@ -18,7 +18,52 @@ pub const MAX_BODY: usize = 16 * 1024;
 /// Longest query string accepted.
 pub const MAX_QUERY: usize = 8 * 1024;
 /// The hosted UI's session cookie (Cognito's name).
-pub(crate) const SESSION_COOKIE: &str = "cognito";
+/// The hosted UI's cookies. Over HTTPS they carry the `__Host-` prefix, so that browsers
+/// enforce `Secure`, `Path=/` and no `Domain`: no sibling host and no plain-HTTP page can plant
+/// or overwrite them. On plain HTTP (loopback development) browsers refuse the prefix, so the
+/// names stay plain there.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum HostedCookie {
+    /// The hosted-UI session (`cognito`).
+    Session,
+    /// The CSRF token of the forms (`XSRF-TOKEN`).
+    Csrf,
+}
+
+impl HostedCookie {
+    /// Its name for `pool`.
+    pub(crate) fn name(self, pool: &Pool) -> &'static str {
+        match (self, pool.base_url.starts_with("https://")) {
+            (HostedCookie::Session, true) => "__Host-cognito",
+            (HostedCookie::Session, false) => "cognito",
+            (HostedCookie::Csrf, true) => "__Host-XSRF-TOKEN",
+            (HostedCookie::Csrf, false) => "XSRF-TOKEN",
+        }
+    }
+
+    /// Its value in a request.
+    pub(crate) fn read<'a>(self, pool: &Pool, headers: &'a HeaderMap) -> Option<&'a str> {
+        cookie(headers, self.name(pool))
+    }
+
+    /// A `Set-Cookie` value (HttpOnly, SameSite=Lax, Path=/, Secure on HTTPS); `max_age` `None`
+    /// for a cookie that ends with the browser session.
+    pub(crate) fn set(self, pool: &Pool, value: &str, max_age: Option<i64>) -> Option<HeaderValue> {
+        let secure = if pool.base_url.starts_with("https://") {
+            "; Secure"
+        } else {
+            ""
+        };
+        let age = max_age
+            .map(|a| format!("; Max-Age={a}"))
+            .unwrap_or_default();
+        HeaderValue::from_str(&format!(
+            "{}={value}; Path=/{age}; HttpOnly; SameSite=Lax{secure}",
+            self.name(pool)
+        ))
+        .ok()
+    }
+}
 
 #[derive(Template)]
 #[template(path = "error.html")]
@@ -288,7 +333,7 @@ async fn authorize(
         .iter()
         .any(|(k, v)| k == "prompt" && v.split(' ').any(|p| p == "login"));
     if !forced
-        && let Some(cookie) = cookie(&headers, SESSION_COOKIE)
+        && let Some(cookie) = HostedCookie::Session.read(&pool, &headers)
         && let Some((user, auth_time)) = pool.session_user(cookie).await
     {
         return match pool.complete_authorization(&req, &user, auth_time).await {
@@ -299,16 +344,9 @@ async fn authorize(
     redirect(&format!("/login?{}", raw.unwrap_or_default()))
 }
 
+/// The hosted-UI session cookie's `Set-Cookie` value.
 pub(crate) fn session_cookie(pool: &Pool, value: &str, max_age: i64) -> Option<HeaderValue> {
-    let secure = if pool.base_url.starts_with("https://") {
-        "; Secure"
-    } else {
-        ""
-    };
-    HeaderValue::from_str(&format!(
-        "{SESSION_COOKIE}={value}; Path=/; Max-Age={max_age}; HttpOnly; SameSite=Lax{secure}"
-    ))
-    .ok()
+    HostedCookie::Session.set(pool, value, Some(max_age))
 }
 
 /// `GET /logout`: ends the hosted-UI session, then goes to a registered `logout_uri` or back to
@@ -326,7 +364,7 @@ async fn logout(
         Ok(t) => t,
         Err(p) => return problem(p),
     };
-    if let Some(c) = cookie(&headers, SESSION_COOKIE) {
+    if let Some(c) = HostedCookie::Session.read(&pool, &headers) {
         pool.end_session(c).await;
     }
     let mut r = match target {

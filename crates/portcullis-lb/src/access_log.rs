@@ -176,12 +176,10 @@ impl AccessLog {
         let mut out: Box<dyn Write + Send> = if target == "stdout" {
             Box::new(std::io::stdout())
         } else {
-            Box::new(
-                std::fs::OpenOptions::new()
-                    .create(true)
-                    .append(true)
-                    .open(target)?,
-            )
+            // Request lines can carry one-time codes (`/oauth2/idpresponse?code=`): owner only.
+            Box::new(portcullis_config::state_dir::open_append(
+                std::path::Path::new(target),
+            )?)
         };
         let (tx, mut rx) = mpsc::channel::<String>(QUEUE);
         std::thread::Builder::new()

@@ -389,9 +389,9 @@ fn load_id(state_dir: &std::path::Path, configured: Option<&str>) -> Result<Stri
         .fill(&mut raw)
         .map_err(|_| StartError::State("system random failed".into()))?;
     let id = hex::encode(raw);
-    std::fs::create_dir_all(state_dir.join("lb"))
+    portcullis_config::state_dir::create_dir_all(&state_dir.join("lb"))
         .map_err(|e| StartError::State(format!("{}: {e}", state_dir.display())))?;
-    std::fs::write(&path, &id)
+    portcullis_config::state_dir::write_new(&path, id.as_bytes())
         .map_err(|e| StartError::State(format!("{}: {e}", path.display())))?;
     Ok(id)
 }

@@ -14,7 +14,16 @@ use std::sync::Arc;
 
 /// Resolves `authenticate-cognito` to provider settings (the embedded pool's endpoints and secret).
 pub type CognitoResolver =
-    dyn Fn(&AuthenticateCognito) -> Result<ProviderConfig, String> + Send + Sync;
+    dyn Fn(&AuthenticateCognito) -> Result<CognitoProvider, String> + Send + Sync;
+
+/// An embedded pool as the provider of `authenticate-cognito`.
+pub struct CognitoProvider {
+    /// Its endpoints and the app client's secret.
+    pub config: ProviderConfig,
+    /// A client that trusts the certificates the pool serves itself (self-signed ones included),
+    /// for a pool on HTTPS; `None` uses the shared client (public roots).
+    pub http: Option<HttpClient>,
+}
 
 /// What a rule ends with.
 pub enum Terminal {
@@ -229,9 +238,10 @@ pub fn compile(
                     Action::AuthenticateCognito(c) => {
                         let provider =
                             cognito(c).map_err(|e| format!("listeners[{i}] rule {id}: {e}"))?;
+                        let client = provider.http.unwrap_or_else(|| http.clone());
                         auth = Some(Arc::new(AuthAction::new(
                             id.clone(),
-                            Arc::new(Provider::new(provider, http.clone())),
+                            Arc::new(Provider::new(provider.config, client)),
                             c.session(),
                         )));
                     }

@@ -1,5 +1,7 @@
 //! Server certificates: from PEM files or self-signed (generated once into the state dir), chosen
-//! by SNI with the first as default, served with ALPN h2 and http/1.1.
+//! by SNI with the first as default, served with ALPN h2 and http/1.1. The one owner of server
+//! certificates: HTTPS listeners use it, and so does the binary for the user pools' domains (the
+//! identity provider is handed the resulting rustls config and does not load certificates).
 
 use rustls::crypto::aws_lc_rs::default_provider;
 use rustls::server::{ClientHello, ResolvesServerCert};
@@ -65,7 +67,7 @@ impl Cert {
             dir.join(format!("{slug}.key")),
         );
         if !cert_file.exists() || !key_file.exists() {
-            std::fs::create_dir_all(&dir).map_err(|e| CertError {
+            portcullis_config::state_dir::create_dir_all(&dir).map_err(|e| CertError {
                 path: dir.clone(),
                 reason: e.to_string(),
             })?;
@@ -73,10 +75,14 @@ impl Cert {
                 path: cert_file.clone(),
                 reason: format!("cannot generate: {e}"),
             })?;
-            std::fs::write(&cert_file, ck.cert.pem()).map_err(|e| CertError {
-                path: cert_file.clone(),
-                reason: e.to_string(),
-            })?;
+            let _ = std::fs::remove_file(&cert_file);
+            let _ = std::fs::remove_file(&key_file);
+            portcullis_config::state_dir::write_new(&cert_file, ck.cert.pem().as_bytes()).map_err(
+                |e| CertError {
+                    path: cert_file.clone(),
+                    reason: e.to_string(),
+                },
+            )?;
             portcullis_auth::keys::write_private(
                 &key_file,
                 ck.signing_key.serialize_pem().as_bytes(),
@@ -87,6 +93,11 @@ impl Cert {
             })?;
         }
         Cert::from_files(&cert_file, &key_file)
+    }
+
+    /// The chain served (leaf first): what a client of this server may trust explicitly.
+    pub fn chain(&self) -> &[CertificateDer<'static>] {
+        &self.key.cert
     }
 
     fn valid_for(&self, name: &str) -> bool {
@@ -105,6 +116,9 @@ impl Cert {
 /// replaced while serving (a reload); handshakes in progress keep the one they resolved.
 pub struct SniResolver {
     certs: arc_swap::ArcSwap<Vec<Cert>>,
+    /// Certificates loaded by a reload in progress: trusted (see [`SniResolver::trust_anchors`])
+    /// before they are served, so that clients rebuilt by the reload accept old and new.
+    staged: arc_swap::ArcSwapOption<Vec<Cert>>,
 }
 
 impl std::fmt::Debug for SniResolver {
@@ -118,12 +132,43 @@ impl SniResolver {
     pub fn new(certs: Vec<Cert>) -> SniResolver {
         SniResolver {
             certs: arc_swap::ArcSwap::from_pointee(certs),
+            staged: arc_swap::ArcSwapOption::empty(),
         }
     }
 
     /// Serves `certs` from the next handshake on.
     pub fn replace(&self, certs: Vec<Cert>) {
         self.certs.store(Arc::new(certs));
+    }
+
+    /// Holds `certs` to be served by [`SniResolver::commit`]; until then they are trusted, not
+    /// served. [`SniResolver::unstage`] drops them.
+    pub fn stage(&self, certs: Vec<Cert>) {
+        self.staged.store(Some(Arc::new(certs)));
+    }
+
+    /// Serves the staged certificates from the next handshake on (nothing staged: no change).
+    pub fn commit(&self) {
+        if let Some(certs) = self.staged.swap(None) {
+            self.certs.store(certs);
+        }
+    }
+
+    /// Forgets staged certificates (the reload they belonged to failed).
+    pub fn unstage(&self) {
+        self.staged.store(None);
+    }
+
+    /// Every certificate of every chain served or staged: the trust anchors a client that talks
+    /// to this server only (the balancer calling an embedded pool) can pin, self-signed included.
+    pub fn trust_anchors(&self) -> Vec<CertificateDer<'static>> {
+        let served = self.certs.load_full();
+        let staged = self.staged.load_full();
+        served
+            .iter()
+            .chain(staged.iter().flat_map(|s| s.iter()))
+            .flat_map(|c| c.chain().iter().cloned())
+            .collect()
     }
 }
 
@@ -163,14 +208,28 @@ pub fn load_listener_certs(
     l: &portcullis_config::Listener,
     index: usize,
 ) -> Result<Vec<Cert>, String> {
+    load_certs(
+        state_dir,
+        &l.certificates,
+        &format!("listeners[{index}].certificates"),
+    )
+}
+
+/// The certificates a config field `at` (a listener's or a pool domain's) names, loaded or
+/// generated; errors name `at[j]`.
+pub fn load_certs(
+    state_dir: &Path,
+    sources: &[portcullis_config::Certificate],
+    at: &str,
+) -> Result<Vec<Cert>, String> {
     let mut certs = Vec::new();
-    for c in &l.certificates {
+    for (j, c) in sources.iter().enumerate() {
         let cert = match (&c.self_signed, &c.cert_file, &c.key_file) {
             (Some(names), _, _) => Cert::self_signed(state_dir, names),
             (None, Some(cf), Some(kf)) => Cert::from_files(cf, kf),
-            _ => return Err(format!("listeners[{index}].certificates: incomplete")),
+            _ => return Err(format!("{at}[{j}]: incomplete")),
         };
-        certs.push(cert.map_err(|e| format!("listeners[{index}].certificates: {e}"))?);
+        certs.push(cert.map_err(|e| format!("{at}[{j}]: {e}"))?);
     }
     Ok(certs)
 }

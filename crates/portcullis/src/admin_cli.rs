@@ -245,6 +245,8 @@ async fn open(args: &PoolArgs) -> Result<Pool> {
         },
     };
     let state_dir = &config.load_balancer.state_dir;
+    portcullis_config::state_dir::secure(state_dir)
+        .with_context(|| args.config.display().to_string())?;
     let store = portcullis_idp::store::open(config.store.as_deref(), state_dir)
         .await
         .context("opening the user pool store")?;

@@ -5,6 +5,8 @@ use anyhow::{Context, Result, anyhow};
 use portcullis_auth::ProviderConfig;
 use portcullis_config::{ClientAuthMethod, Config};
 use portcullis_idp::Pool;
+use portcullis_lb::snapshot::CognitoProvider;
+use portcullis_lb::tls::{self, SniResolver};
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -26,6 +28,8 @@ pub struct App {
     pub lb: portcullis_lb::Running,
     /// Pools with their bound addresses.
     pub pools: Vec<(Arc<Pool>, SocketAddr)>,
+    /// The certificates of pools served over HTTPS, by pool name (replaced on reload).
+    pool_certs: Arc<HashMap<String, Arc<SniResolver>>>,
     shutdown: watch::Sender<bool>,
     idp_tasks: Vec<tokio::task::JoinHandle<()>>,
 }
@@ -37,9 +41,45 @@ impl App {
     }
 
     /// Applies a new config's load-balancer rules, actions and target groups (see
-    /// [`portcullis_lb::Running::reload`]); user pools are read at start only.
+    /// [`portcullis_lb::Running::reload`]) and the certificates of pools served over HTTPS; the
+    /// rest of the user pools is read at start only. Nothing changes when any of it fails.
     pub async fn reload(&self, config: &Config) -> Result<(), String> {
-        self.lb.reload(config).await
+        // New pool certificates are staged: the balancer's clients rebuilt below trust old and
+        // new, then the pools serve the new ones; a failure anywhere changes nothing.
+        let mut staged: Vec<&Arc<SniResolver>> = Vec::new();
+        for (i, p) in config.user_pools.iter().enumerate() {
+            let Some(resolver) = self.pool_certs.get(&p.name) else {
+                if !p.domain.certificates.is_empty() {
+                    tracing::warn!(pool = %p.name, "user_pools[{i}].domain.certificates: the pool serves plain HTTP until the next start");
+                }
+                continue;
+            };
+            if p.domain.certificates.is_empty() {
+                tracing::warn!(pool = %p.name, "user_pools[{i}].domain.certificates: removed; the pool serves HTTPS until the next start");
+                continue;
+            }
+            let at = format!("user_pools[{i}].domain.certificates");
+            let certs =
+                match tls::load_certs(&config.load_balancer.state_dir, &p.domain.certificates, &at)
+                {
+                    Ok(c) => c,
+                    Err(e) => {
+                        staged.iter().for_each(|r| r.unstage());
+                        return Err(e);
+                    }
+                };
+            resolver.stage(certs);
+            staged.push(resolver);
+        }
+        let r = self.lb.reload(config).await;
+        for resolver in staged {
+            if r.is_ok() {
+                resolver.commit();
+            } else {
+                resolver.unstage();
+            }
+        }
+        r
     }
 
     /// Stops everything, draining in-flight requests.
@@ -73,8 +113,29 @@ pub fn value_or_env(value: Option<&String>, env: Option<&String>) -> Result<Stri
     }
 }
 
-/// Provider settings for `authenticate-cognito` against an embedded pool.
-pub fn cognito_provider(pool: &Pool, client_id: &str) -> Result<ProviderConfig, String> {
+/// Provider settings for `authenticate-cognito` against an embedded pool, with a client that
+/// trusts the pool's own certificates when it serves HTTPS (`certs`): the balancer calls the
+/// pool at its `base_url` like any provider, and a self-signed pool certificate is trusted
+/// explicitly, by this in-process relying party only.
+pub fn cognito_provider(
+    pool: &Pool,
+    certs: Option<&SniResolver>,
+    client_id: &str,
+) -> Result<CognitoProvider, String> {
+    let http = match certs {
+        Some(c) => Some(
+            portcullis_auth::oidc::http_client_trusting(c.trust_anchors())
+                .map_err(|e| format!("user pool `{}`: {e}", pool.name))?,
+        ),
+        None => None,
+    };
+    Ok(CognitoProvider {
+        config: cognito_provider_config(pool, client_id)?,
+        http,
+    })
+}
+
+fn cognito_provider_config(pool: &Pool, client_id: &str) -> Result<ProviderConfig, String> {
     let secret = pool.client_secret(client_id).ok_or_else(|| {
         format!(
             "client `{client_id}` of user pool `{}` has no secret",
@@ -100,8 +161,11 @@ pub fn cognito_provider(pool: &Pool, client_id: &str) -> Result<ProviderConfig, 
 
 /// Starts the pools, then the load balancer.
 pub async fn start(config: &Config, mut prebound: Prebound) -> Result<App> {
+    // Keys and the user store live there: refuse a directory others may write, keep it private.
+    portcullis_config::state_dir::secure(&config.load_balancer.state_dir)?;
     let (tx, rx) = watch::channel(false);
     let mut pools = Vec::new();
+    let mut pool_certs = HashMap::new();
     let mut idp_tasks = Vec::new();
     let idp_metrics = Arc::new(portcullis_idp::metrics::IdpMetrics::new());
     if !config.user_pools.is_empty() {
@@ -138,6 +202,18 @@ pub async fn start(config: &Config, mut prebound: Prebound) -> Result<App> {
                 .await
                 .map_err(|e| anyhow!("user_pools[{i}]: {e}"))?;
             let pool = Arc::new(pool);
+            let tls = if p.domain.certificates.is_empty() {
+                None
+            } else {
+                let at = format!("user_pools[{i}].domain.certificates");
+                let certs = tls::load_certs(state_dir, &p.domain.certificates, &at)
+                    .map_err(|e| anyhow!(e))?;
+                // HTTP/1.1 only: the pool's pages and API need nothing more.
+                let (cfg, resolver) =
+                    tls::server_config(certs, false).map_err(|e| anyhow!("{at}: {e}"))?;
+                pool_certs.insert(p.name.clone(), resolver);
+                Some(cfg)
+            };
             let tcp = match prebound.pools.remove(&p.name) {
                 Some(t) => t,
                 None => TcpListener::bind(&p.domain.listen).await.with_context(|| {
@@ -154,7 +230,7 @@ pub async fn start(config: &Config, mut prebound: Prebound) -> Result<App> {
             };
             let serving = pool.clone();
             idp_tasks.push(tokio::spawn(async move {
-                if let Err(e) = portcullis_idp::serve(tcp, serving, shutdown).await {
+                if let Err(e) = portcullis_idp::serve(tcp, serving, tls, shutdown).await {
                     tracing::error!(error = %e, "user pool listener failed");
                 }
             }));
@@ -165,11 +241,17 @@ pub async fn start(config: &Config, mut prebound: Prebound) -> Result<App> {
         .iter()
         .map(|(p, _)| (p.name.clone(), p.clone()))
         .collect();
+    let pool_certs = Arc::new(pool_certs);
+    let certs = pool_certs.clone();
     let resolver = move |a: &portcullis_config::AuthenticateCognito| {
         let pool = by_name
             .get(&a.user_pool)
             .ok_or_else(|| format!("unknown user pool `{}`", a.user_pool))?;
-        cognito_provider(pool, &a.user_pool_client_id)
+        cognito_provider(
+            pool,
+            certs.get(&a.user_pool).map(|r| &**r),
+            &a.user_pool_client_id,
+        )
     };
     let lb = portcullis_lb::start(config, Arc::new(resolver), prebound.listeners).await?;
     if let Some(m) = &lb.shared.metrics {
@@ -178,6 +260,7 @@ pub async fn start(config: &Config, mut prebound: Prebound) -> Result<App> {
     Ok(App {
         lb,
         pools,
+        pool_certs,
         shutdown: tx,
         idp_tasks,
     })

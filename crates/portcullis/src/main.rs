@@ -111,7 +111,9 @@ fn load(file: &std::path::Path) -> Result<portcullis_config::Config> {
 
 async fn serve(config: PathBuf) -> Result<()> {
     let cfg = load(&config)?;
-    let running = app::start(&cfg, app::Prebound::default()).await?;
+    let running = app::start(&cfg, app::Prebound::default())
+        .await
+        .with_context(|| config.display().to_string())?;
     for (i, a) in running.lb.listeners.iter().enumerate() {
         let proto = if cfg.listeners[i].protocol == portcullis_config::Protocol::HTTPS {
             "https"
@@ -121,8 +123,13 @@ async fn serve(config: PathBuf) -> Result<()> {
         tracing::info!("listener {i}: {proto}://{a}");
     }
     for (p, a) in &running.pools {
+        let tls = cfg
+            .user_pools
+            .iter()
+            .any(|c| c.name == p.name && !c.domain.certificates.is_empty());
+        let scheme = if tls { "https" } else { "http" };
         tracing::info!(
-            "user pool {} ({}) on http://{a}, issuer {}",
+            "user pool {} ({}) on {scheme}://{a}, issuer {}",
             p.name,
             p.id,
             p.issuer
@@ -301,6 +308,8 @@ fn main() -> ExitCode {
                     },
             } => {
                 let cfg = load(&config)?;
+                portcullis_config::state_dir::secure(&cfg.load_balancer.state_dir)
+                    .with_context(|| config.display().to_string())?;
                 let dir = cfg.load_balancer.state_dir.join("lb");
                 let done = portcullis_auth::keys::rotate(&dir, !claims_only, !cookie_only)?;
                 for line in done {

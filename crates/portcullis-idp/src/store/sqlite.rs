@@ -101,10 +101,21 @@ fn revoke_family_in(c: &Connection, pool: &str, origin: &str, now: i64) -> rusql
 use super::now;
 
 impl SqliteStore {
-    /// Opens (creating and migrating) `<dir>/idp.sqlite3`.
+    /// Opens (creating and migrating) `<dir>/idp.sqlite3`. The file holds signing keys and
+    /// secrets: it is created `0600` before SQLite opens it (SQLite gives its `-wal` and `-shm`
+    /// files the database file's mode), and any of the three left wider by an older version is
+    /// narrowed.
     pub fn open(dir: &Path) -> Result<SqliteStore, StoreError> {
-        std::fs::create_dir_all(dir)?;
-        let conn = Connection::open(dir.join("idp.sqlite3"))?;
+        use portcullis_config::state_dir;
+        state_dir::create_dir_all(dir)?;
+        let db = dir.join("idp.sqlite3");
+        state_dir::ensure_file(&db)?;
+        for suffix in ["-wal", "-shm", "-journal"] {
+            let mut side = db.clone().into_os_string();
+            side.push(suffix);
+            state_dir::restrict_path(Path::new(&side))?;
+        }
+        let conn = Connection::open(&db)?;
         Self::init(conn)
     }
 

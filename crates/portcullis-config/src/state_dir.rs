@@ -1,0 +1,243 @@
+//! The state directory (`load_balancer.state_dir`) holds secrets: the user store (token-signing
+//! keys, client and TOTP secrets), the balancer's keys, TLS keys and the outbox of codes. It is
+//! private to the user running Portcullis: the directory and every directory in it `0700`, every
+//! file `0600`. Everything that creates a file or directory there (or a file holding secrets
+//! elsewhere, such as an outbox or access log) does it through this module, with the mode given at
+//! creation, so that no file is ever readable by others, not even for a moment; [`secure`] checks
+//! the directory at start and tightens what older versions left readable.
+
+use std::fs::{DirBuilder, File, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+/// The mode of the state directory and the directories in it.
+pub const DIR_MODE: u32 = 0o700;
+/// The mode of every file in the state directory.
+pub const FILE_MODE: u32 = 0o600;
+/// How deep [`secure`] walks (the tree Portcullis creates is two levels deep).
+const MAX_DEPTH: usize = 8;
+
+/// Why the state directory cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum StateDirError {
+    /// Others could plant or swap files in it (keys, the store): refused, never repaired silently.
+    #[error(
+        "load_balancer.state_dir: {path}: is writable by {who} (mode {mode:03o}); it holds keys and secrets: make it private (chmod 700 {path}) or choose another directory"
+    )]
+    Writable {
+        /// The directory.
+        path: PathBuf,
+        /// "group", "others" or "group and others".
+        who: &'static str,
+        /// Its permission bits.
+        mode: u32,
+    },
+    /// Not a directory.
+    #[error("load_balancer.state_dir: {path}: is not a directory")]
+    NotADirectory {
+        /// The path.
+        path: PathBuf,
+    },
+    /// A file system call failed.
+    #[error("load_balancer.state_dir: {path}: {error}")]
+    Io {
+        /// The path involved.
+        path: PathBuf,
+        /// What failed.
+        error: std::io::Error,
+    },
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> StateDirError + '_ {
+    move |error| StateDirError::Io {
+        path: path.into(),
+        error,
+    }
+}
+
+/// Prepares `dir` for use at start: creates it `0700` when absent; refuses it when it exists and
+/// is writable by group or others; otherwise makes it and everything in it private (directories
+/// `0700`, files `0600`; symbolic links are left alone and not followed).
+pub fn secure(dir: &Path) -> Result<(), StateDirError> {
+    match std::fs::metadata(dir) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return create_dir_all(dir).map_err(io(dir));
+        }
+        Err(e) => return Err(io(dir)(e)),
+        Ok(m) if !m.is_dir() => {
+            return Err(StateDirError::NotADirectory { path: dir.into() });
+        }
+        Ok(m) => {
+            let mode = m.permissions().mode() & 0o7777;
+            let who = match (mode & 0o020 != 0, mode & 0o002 != 0) {
+                (true, true) => Some("group and others"),
+                (true, false) => Some("group"),
+                (false, true) => Some("others"),
+                (false, false) => None,
+            };
+            if let Some(who) = who {
+                return Err(StateDirError::Writable {
+                    path: dir.into(),
+                    who,
+                    mode,
+                });
+            }
+        }
+    }
+    tighten(dir, 0)
+}
+
+/// Sets `path` (not followed if a link) and, for a directory, what it holds to the private modes.
+fn tighten(path: &Path, depth: usize) -> Result<(), StateDirError> {
+    let m = std::fs::symlink_metadata(path).map_err(io(path))?;
+    if m.file_type().is_symlink() {
+        return Ok(());
+    }
+    let want = if m.is_dir() { DIR_MODE } else { FILE_MODE };
+    if m.permissions().mode() & 0o777 & !want != 0 {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(want)).map_err(io(path))?;
+    }
+    if m.is_dir() && depth < MAX_DEPTH {
+        for entry in std::fs::read_dir(path).map_err(io(path))? {
+            let entry = entry.map_err(io(path))?;
+            tighten(&entry.path(), depth + 1)?;
+        }
+    }
+    Ok(())
+}
+
+/// Creates `dir` and any missing parents with mode `0700` (existing ones keep theirs).
+pub fn create_dir_all(dir: &Path) -> std::io::Result<()> {
+    DirBuilder::new().recursive(true).mode(DIR_MODE).create(dir)
+}
+
+/// Opens `path` for appending, creating it `0600` (and its missing parents `0700`); an existing
+/// file readable by others is made `0600` first.
+pub fn open_append(path: &Path) -> std::io::Result<File> {
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        create_dir_all(parent)?;
+    }
+    let f = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(FILE_MODE)
+        .open(path)?;
+    restrict(&f)?;
+    Ok(f)
+}
+
+/// Creates `path` with `bytes`, mode `0600`; fails if it exists.
+pub fn write_new(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let mut f = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(FILE_MODE)
+        .open(path)?;
+    f.write_all(bytes)?;
+    f.sync_all()
+}
+
+/// Makes sure `path` exists as a `0600` file (created empty, or narrowed if wider), so that a
+/// library opening it afterwards (SQLite, which gives its `-wal` and `-shm` files the database
+/// file's mode) never creates it with the default mode.
+pub fn ensure_file(path: &Path) -> std::io::Result<()> {
+    let f = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(FILE_MODE)
+        .open(path)?;
+    restrict(&f)
+}
+
+/// Narrows an existing file `path` to `0600` if it is wider; absent is fine.
+pub fn restrict_path(path: &Path) -> std::io::Result<()> {
+    match std::fs::symlink_metadata(path) {
+        Ok(m) if m.is_file() && m.permissions().mode() & 0o077 != 0 => {
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(FILE_MODE))
+        }
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+fn restrict(f: &File) -> std::io::Result<()> {
+    if f.metadata()?.permissions().mode() & 0o077 != 0 {
+        f.set_permissions(std::fs::Permissions::from_mode(FILE_MODE))?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mode(p: &Path) -> u32 {
+        std::fs::metadata(p).unwrap().permissions().mode() & 0o777
+    }
+
+    fn temp() -> PathBuf {
+        let d = std::env::temp_dir().join(format!(
+            "pc-state-{}-{:?}",
+            std::process::id(),
+            std::time::SystemTime::now()
+        ));
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    #[test]
+    fn creates_private_and_tightens_what_older_versions_left() {
+        let base = temp();
+        let dir = base.join("state");
+        secure(&dir).unwrap();
+        assert_eq!(mode(&dir), 0o700);
+        // As an older version left them: 0755 directories, 0644 files.
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+        std::fs::create_dir(dir.join("lb")).unwrap();
+        std::fs::set_permissions(dir.join("lb"), std::fs::Permissions::from_mode(0o755)).unwrap();
+        std::fs::write(dir.join("lb/id"), "x").unwrap();
+        std::fs::set_permissions(dir.join("lb/id"), std::fs::Permissions::from_mode(0o644))
+            .unwrap();
+        secure(&dir).unwrap();
+        assert_eq!(
+            (mode(&dir), mode(&dir.join("lb")), mode(&dir.join("lb/id"))),
+            (0o700, 0o700, 0o600)
+        );
+        std::fs::remove_dir_all(base).unwrap();
+    }
+
+    #[test]
+    fn refuses_a_directory_others_can_write() {
+        let base = temp();
+        for m in [0o777, 0o770, 0o703] {
+            std::fs::set_permissions(&base, std::fs::Permissions::from_mode(m)).unwrap();
+            let e = secure(&base).unwrap_err().to_string();
+            assert!(
+                e.starts_with("load_balancer.state_dir: ") && e.contains("writable by"),
+                "{e}"
+            );
+            assert_eq!(mode(&base), m, "refused, not repaired");
+        }
+        std::fs::remove_dir_all(base).unwrap();
+    }
+
+    #[test]
+    fn files_are_created_private() {
+        let base = temp();
+        let f = base.join("sub/outbox.jsonl");
+        open_append(&f).unwrap();
+        assert_eq!((mode(&base.join("sub")), mode(&f)), (0o700, 0o600));
+        std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o644)).unwrap();
+        open_append(&f).unwrap();
+        assert_eq!(mode(&f), 0o600);
+        write_new(&base.join("k"), b"x").unwrap();
+        assert_eq!(mode(&base.join("k")), 0o600);
+        ensure_file(&base.join("db")).unwrap();
+        assert_eq!(mode(&base.join("db")), 0o600);
+        std::fs::remove_dir_all(base).unwrap();
+    }
+}

@@ -1288,12 +1288,9 @@ pub fn sign_in_error(e: SignInError, reveal_unknown: bool) -> IdpError {
         SignInError::NotAuthorized => IdpError::bad_credentials(),
         SignInError::UnknownUser if reveal_unknown => IdpError::UserNotFound,
         SignInError::UnknownUser => IdpError::bad_credentials(),
-        // With existence errors prevented, a lockout (which only real users reach) looks like a
-        // wrong password.
-        SignInError::Locked if reveal_unknown => {
-            IdpError::NotAuthorized("Password attempts exceeded".into())
-        }
-        SignInError::Locked => IdpError::bad_credentials(),
+        // Unknown names are counted and locked exactly like real ones, so Cognito's message
+        // reveals nobody.
+        SignInError::Locked => IdpError::NotAuthorized("Password attempts exceeded".into()),
         SignInError::Disabled => IdpError::NotAuthorized("User is disabled.".into()),
         SignInError::NotConfirmed => IdpError::UserNotConfirmed,
         SignInError::ResetRequired => IdpError::PasswordResetRequired,

@@ -76,7 +76,9 @@ actions = [{ type = "fixed-response", status_code = 403, content_type = "text/pl
 /// target was sent both, and servers that read the last one (or a joined value) served the
 /// admin host; a `Host` that is no valid authority (`admin.example/x`, `a@admin.example`) matched
 /// no host rule at all yet still reached the target. RFC 9112 §3.2: a request with more than one
-/// `Host`, or an invalid one, is answered 400.
+/// `Host`, or an invalid one, is answered 400. And `admin.example.` (trailing dot, the same host
+/// to DNS and to nginx or Apache behind) matched no rule for `admin.example`; rules now read the
+/// host without it.
 #[tokio::test]
 async fn host_rules_cannot_be_bypassed_by_duplicate_or_invalid_host_fields() {
     let kit = Kit::start("").await;
@@ -103,6 +105,8 @@ actions = [{ type = "fixed-response", status_code = 403, content_type = "text/pl
         "Host: admin.example/x",
         "Host: public.example@admin.example",
         "Host: public.example, admin.example",
+        "Host: admin.example.",
+        "Host: ADMIN.example.:8080",
     ] {
         let answer = raw(
             kit.http_port,

@@ -619,7 +619,7 @@ async fn to_target(
             tg.protocol_version,
             tg.protocol == Protocol::HTTPS,
             &target.authority,
-            Request::from_parts(parts, body),
+            Request::from_parts(parts, upstream::ClientBody::new(body)),
             shared.idle_timeout,
             &target.cutoff,
         )

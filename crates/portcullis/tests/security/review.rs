@@ -198,3 +198,102 @@ async fn forwarded_host_headers_from_clients_do_not_reach_targets() {
         );
     }
 }
+
+/// A request body with trailers, for HTTP/2 clients.
+struct WithTrailers {
+    data: Option<bytes::Bytes>,
+    trailers: Option<http::HeaderMap>,
+}
+
+impl hyper::body::Body for WithTrailers {
+    type Data = bytes::Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<bytes::Bytes>, Self::Error>>> {
+        if let Some(d) = self.data.take() {
+            return std::task::Poll::Ready(Some(Ok(hyper::body::Frame::data(d))));
+        }
+        std::task::Poll::Ready(
+            self.trailers
+                .take()
+                .map(|t| Ok(hyper::body::Frame::trailers(t))),
+        )
+    }
+}
+
+/// Identity headers sent as request trailers by an HTTP/2 client reached an HTTP/2 target group
+/// (`x-amzn-oidc-identity=admin` arrived at the target): the balancer stripped owned names from
+/// the header block only and passed the body, trailers included, as it came. Now the trailers
+/// lose the same names the header block does.
+#[tokio::test]
+async fn owned_headers_in_request_trailers_do_not_reach_targets() {
+    use http_body_util::BodyExt;
+    use hyper_util::rt::{TokioExecutor, TokioIo};
+    let tcp = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = tcp.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        while let Ok((s, _)) = tcp.accept().await {
+            tokio::spawn(async move {
+                let svc = hyper::service::service_fn(
+                    |req: http::Request<hyper::body::Incoming>| async move {
+                        let trailers = req
+                            .into_body()
+                            .collect()
+                            .await
+                            .ok()
+                            .and_then(|c| c.trailers().cloned())
+                            .unwrap_or_default();
+                        let seen: Vec<String> = trailers
+                            .iter()
+                            .map(|(k, v)| format!("{k}={}", v.to_str().unwrap_or("?")))
+                            .collect();
+                        Ok::<_, std::convert::Infallible>(http::Response::new(
+                            http_body_util::Full::new(bytes::Bytes::from(seen.join(";"))),
+                        ))
+                    },
+                );
+                let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                    .serve_connection(TokioIo::new(s), svc)
+                    .await;
+            });
+        }
+    });
+    let kit = Kit::start(&format!(
+        r#"
+[[listeners.rules]]
+priority = 60
+conditions = [{{ field = "path-pattern", values = ["/h2t/*"] }}]
+actions = [{{ type = "forward", target_group = "h2t" }}]
+
+[[target_groups]]
+name = "h2t"
+protocol_version = "HTTP2"
+health_check = {{ enabled = false }}
+targets = [{{ id = "127.0.0.1", port = {port} }}]
+"#
+    ))
+    .await;
+    let mut trailers = http::HeaderMap::new();
+    trailers.insert("x-amzn-oidc-identity", "admin".parse().unwrap());
+    trailers.insert("x-amzn-oidc-data", "forged".parse().unwrap());
+    trailers.insert("x-checksum", "1".parse().unwrap());
+    let r = h2_client()
+        .post(kit.url("/h2t/x"))
+        .body(reqwest::Body::wrap(WithTrailers {
+            data: Some(bytes::Bytes::from_static(b"hello")),
+            trailers: Some(trailers),
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let seen = r.text().await.unwrap();
+    assert!(
+        !seen.contains("x-amzn-oidc"),
+        "the target read identity trailers the client forged: {seen}"
+    );
+    kit.app.shutdown().await;
+}

@@ -210,8 +210,12 @@ fn original_uri(parts: &Parts) -> String {
         .map_or_else(|| "/".to_string(), |pq| pq.as_str().to_string())
 }
 
+/// Whether a request is cross-origin (CORS), for which ALB writes the session with
+/// `SameSite=None`. A browser also sends `Origin` on its own origin's POSTs and fetches; those
+/// keep `SameSite=Lax`, or any form post on the site that happened to refresh the session would
+/// give up the cookie's cross-site protection for the rest of the session.
 fn is_cors(parts: &Parts) -> bool {
-    parts.headers.contains_key(http::header::ORIGIN)
+    parts.headers.contains_key(http::header::ORIGIN) && !same_origin(parts)
 }
 
 /// Scopes (`scope` string or `scp` list) and groups (`cognito:groups` or `groups`) of an access

@@ -245,6 +245,48 @@ pub fn strip_owned_set_cookies(h: &mut HeaderMap, owned: &OwnedCookies, host: Op
     }
 }
 
+/// Whether a request's `Host` can be routed by: at most one field, its value a host name (letters,
+/// digits, `-`, `.`, `_`) or a bracketed IPv6 address, with an optional numeric port. Anything
+/// else is answered 400 (RFC 9112 §3.2), never routed by one reading and served by another (a
+/// target that reads the last of two `Host` fields, or parses a malformed one). When `Host` is
+/// sent, it alone is what the rules read and what the target is sent (the URI's authority, from
+/// HTTP/2 `:authority` or an absolute-form target, is replaced by the target's own).
+pub fn host_is_sound(h: &HeaderMap) -> bool {
+    let mut hosts = h.get_all(http::header::HOST).iter();
+    let Some(host) = hosts.next() else {
+        return true;
+    };
+    if hosts.next().is_some() {
+        return false;
+    }
+    let Ok(host) = host.to_str() else {
+        return false;
+    };
+    if host.is_empty() {
+        return true;
+    }
+    let (name, port) = match host.strip_prefix('[') {
+        Some(rest) => match rest.split_once(']') {
+            Some((v6, port)) if v6.parse::<std::net::Ipv6Addr>().is_ok() => (None, port),
+            _ => return false,
+        },
+        None => {
+            let at = host.find(':').unwrap_or(host.len());
+            (Some(&host[..at]), &host[at..])
+        }
+    };
+    let port_ok = port.is_empty()
+        || port.strip_prefix(':').is_some_and(|p| {
+            !p.is_empty() && p.len() <= 5 && p.bytes().all(|b| b.is_ascii_digit())
+        });
+    let name_ok = name.is_none_or(|n| {
+        !n.is_empty()
+            && n.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_'))
+    });
+    port_ok && name_ok
+}
+
 /// How many addresses the client's `X-Forwarded-For` headers list.
 pub fn xff_count(h: &HeaderMap) -> usize {
     h.get_all(&XFF)
@@ -258,8 +300,21 @@ pub fn xff_count(h: &HeaderMap) -> usize {
         .sum()
 }
 
+/// Client-sent headers that name another host or origin for the request than the one the rules
+/// routed by (`X-Forwarded-Host`, RFC 7239 `Forwarded` and its `host=`/`proto=`): frameworks
+/// behind a proxy read them in place of `Host` (Express, Django, Spring, ASP.NET), so a request
+/// routed by a `host-header` rule for one host would be served as another, and absolute links
+/// (password-reset mails) poisoned. The balancer does not set them, so it removes them, unless
+/// `X-Forwarded-For` is in `preserve` mode (a trusted proxy in front sets them).
+const CLIENT_FORWARDING: [&str; 2] = ["x-forwarded-host", "forwarded"];
+
 /// Appends the client to `X-Forwarded-For` and sets `-Proto` and `-Port` (ALB's `append` mode).
 pub fn set_forwarded(h: &mut HeaderMap, client: SocketAddr, https: bool, port: u16, r: &Routing) {
+    if r.xff_mode != XffMode::Preserve {
+        for n in CLIENT_FORWARDING {
+            h.remove(n);
+        }
+    }
     match r.xff_mode {
         XffMode::Append => {
             let ip = client.ip().to_canonical();
@@ -419,6 +474,30 @@ pub fn set_trace_id(h: &mut HeaderMap, now: u64, head_bytes: usize) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn only_one_valid_host_is_routed() {
+        let ok = |hosts: &[&str], _: &str| {
+            let mut h = HeaderMap::new();
+            for v in hosts {
+                h.append(http::header::HOST, HeaderValue::from_str(v).unwrap());
+            }
+            super::host_is_sound(&h)
+        };
+        assert!(ok(&[], "/"));
+        assert!(ok(&["a.example"], "/"));
+        assert!(ok(&["a.example:8443"], "/"));
+        assert!(ok(&["[::1]:8443"], "/"));
+        assert!(ok(&["10.0.0.1"], "/"));
+        assert!(ok(&["a.example:80"], "http://a.example:80/x"));
+        assert!(!ok(&["a.example", "b.example"], "/"));
+        assert!(!ok(&["a.example/x"], "/"));
+        assert!(!ok(&["u@a.example"], "/"));
+        assert!(!ok(&["a.example, b.example"], "/"));
+        assert!(!ok(&["a.example:80:81"], "/"));
+        assert!(!ok(&["a.example:"], "/"));
+        assert!(!ok(&["[::1"], "/"));
+    }
+
     use super::*;
 
     #[test]

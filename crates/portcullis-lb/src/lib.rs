@@ -10,6 +10,7 @@ pub mod health_check;
 pub mod lambda;
 pub mod listener;
 pub mod metrics;
+pub mod path;
 pub mod proxy;
 pub mod redirect;
 pub mod rules;

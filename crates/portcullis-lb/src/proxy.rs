@@ -296,9 +296,32 @@ async fn phases(
     if headers::xff_count(req.headers()) > headers::MAX_XFF_ADDRESSES {
         return Err(ProxyError::downstream(ErrorKind::TooManyForwardedFor));
     }
+    // At most one `Host`, and a valid one (RFC 9112 §3.2): rules route by the host the target
+    // will read.
+    if !headers::host_is_sound(req.headers()) {
+        return Err(ProxyError::downstream(ErrorKind::BadRequest));
+    }
 
     let (mut parts, body) = req.into_parts();
     headers::strip_oidc_headers(&mut parts.headers);
+    // Rules, the callback, logout paths and the target all see one normalised path.
+    match crate::path::normalise(parts.uri.path()) {
+        Ok(None) => {}
+        Ok(Some(path)) => {
+            let pq = match parts.uri.query() {
+                Some(q) => format!("{path}?{q}"),
+                None => path,
+            };
+            let mut uri = std::mem::take(&mut parts.uri).into_parts();
+            uri.path_and_query = Some(
+                pq.parse()
+                    .map_err(|_| ProxyError::downstream(ErrorKind::BadRequest))?,
+            );
+            parts.uri = http::Uri::from_parts(uri)
+                .map_err(|_| ProxyError::downstream(ErrorKind::BadRequest))?;
+        }
+        Err(crate::path::Refused) => return Err(ProxyError::downstream(ErrorKind::BadRequest)),
+    }
 
     // The login callback belongs to the load balancer, never to a target.
     if listener.has_auth && parts.uri.path() == CALLBACK_PATH {
@@ -596,7 +619,7 @@ async fn to_target(
             tg.protocol_version,
             tg.protocol == Protocol::HTTPS,
             &target.authority,
-            Request::from_parts(parts, body),
+            Request::from_parts(parts, upstream::ClientBody::new(body)),
             shared.idle_timeout,
             &target.cutoff,
         )

@@ -117,7 +117,11 @@ impl<'a> RequestView<'a> {
     /// From request parts and the connection's peer.
     pub fn of(parts: &'a Parts, peer: std::net::IpAddr) -> RequestView<'a> {
         RequestView {
-            host: portcullis_auth::authenticate::request_host(parts).map(strip_port),
+            // `admin.example.` is the same host as `admin.example` to DNS and to the servers
+            // behind (nginx and Apache drop the trailing dot), so rules see it without.
+            host: portcullis_auth::authenticate::request_host(parts)
+                .map(strip_port)
+                .map(|h| h.strip_suffix('.').unwrap_or(h)),
             path: parts.uri.path(),
             method: parts.method.as_str(),
             query: parts.uri.query(),

@@ -22,6 +22,53 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+/// A client's request body on its way to a target, as it streams in, except that trailers the
+/// client sent under a name the balancer owns (`x-amzn-oidc-*` and the rest of
+/// [`crate::headers::is_owned`]) are dropped: the header block loses them before any rule runs,
+/// and HTTP/2 targets (gRPC among them) would otherwise read the same names from the trailers.
+pub struct ClientBody {
+    inner: Incoming,
+}
+
+impl ClientBody {
+    /// Wraps a client's body.
+    pub fn new(inner: Incoming) -> ClientBody {
+        ClientBody { inner }
+    }
+}
+
+impl hyper::body::Body for ClientBody {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        let this = self.get_mut();
+        match std::pin::Pin::new(&mut this.inner).poll_frame(cx) {
+            std::task::Poll::Ready(Some(Ok(frame))) => {
+                std::task::Poll::Ready(Some(Ok(match frame.into_trailers() {
+                    Ok(mut trailers) => {
+                        crate::headers::strip_oidc_headers(&mut trailers);
+                        Frame::trailers(trailers)
+                    }
+                    Err(frame) => frame,
+                })))
+            }
+            other => other,
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.inner.size_hint()
+    }
+}
+
 /// ALB's fixed connect timeout.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -29,7 +76,7 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 pub type Connector = hyper_rustls::HttpsConnector<HttpConnector>;
 
 /// A pooled client whose requests carry the client's body as it streams in.
-pub type UpstreamClient = Client<Connector, Incoming>;
+pub type UpstreamClient = Client<Connector, ClientBody>;
 
 /// How the balancer reaches targets: a pooled HTTP/1.1 client, and HTTP/2 connections made by
 /// hand (one per target, multiplexed) so that `:authority` can be the client's host while the
@@ -65,7 +112,7 @@ impl Upstreams {
         version: ProtocolVersion,
         tls: bool,
         target: &str,
-        req: Request<Incoming>,
+        req: Request<ClientBody>,
         idle_timeout: Duration,
         cutoff: &Cutoff,
     ) -> Result<Response<Incoming>, ProxyError> {
@@ -90,7 +137,7 @@ impl Upstreams {
 /// One HTTP/1.1 request through the pool, its errors mapped to ALB's.
 async fn pooled(
     client: &UpstreamClient,
-    req: Request<Incoming>,
+    req: Request<ClientBody>,
 ) -> Result<Response<Incoming>, ProxyError> {
     client.request(req).await.map_err(|e| {
         if e.is_connect() {
@@ -106,7 +153,7 @@ async fn pooled(
     })
 }
 
-type Http2Sender = hyper::client::conn::http2::SendRequest<Incoming>;
+type Http2Sender = hyper::client::conn::http2::SendRequest<ClientBody>;
 
 /// HTTP/2 connections to targets, one per target and scheme, shared by every request to it.
 struct Http2Targets {
@@ -130,7 +177,7 @@ impl Http2Targets {
         &self,
         target: &str,
         tls: bool,
-        req: Request<Incoming>,
+        req: Request<ClientBody>,
     ) -> Result<Response<Incoming>, ProxyError> {
         let key = (target.to_string(), tls);
         let cached = self

@@ -12,5 +12,7 @@ mod one_time_secrets;
 mod passwords;
 /// The identity provider's protocol surface: PKCE, implicit nonce, refresh reuse, SigV4.
 mod protocol;
+/// Findings of an outside review (path normalisation against path-pattern rules, ...).
+mod review;
 /// Transport and files: TLS on the pool's domain, `state_dir` permissions.
 mod transport;

@@ -164,11 +164,10 @@ async fn five_failures_lock_the_user_and_success_resets_the_count() {
         body.contains("Incorrect username or password."),
         "the sixth failure is counted"
     );
-    // Locked: the right password is refused too, with the wrong-password message (existence
-    // errors are prevented: only real users can be locked, so the lock is not announced).
+    // Locked: the right password is refused too (unknown names lock alike, so this reveals nobody).
     let (status, body) = attempt(PASSWORD).await;
     assert_eq!(status, 401);
-    assert!(body.contains("Incorrect username or password."), "{body}");
+    assert!(body.contains("Password attempts exceeded"), "{body}");
     tokio::time::sleep(std::time::Duration::from_millis(3100)).await;
     let (status, _) = attempt(PASSWORD).await;
     assert_eq!(status, 302, "the lock ends and the right password works");

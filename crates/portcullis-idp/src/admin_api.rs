@@ -85,6 +85,8 @@ const LIMITED_OPERATIONS: &[&str] = &[
     "VerifySoftwareToken",
     "GetUserAttributeVerificationCode",
     "VerifyUserAttribute",
+    // Sends a code to the new address of a changed email or phone number.
+    "UpdateUserAttributes",
 ];
 
 /// Signed operations that check a user's password or challenge answer (limited per user).
@@ -217,6 +219,20 @@ pub async fn handle(
             }
         }
     }
+    // `RevokeToken` checks a client secret: its failures are counted as at `/oauth2/revoke`.
+    let revoking: Option<String> = (op == "RevokeToken").then(|| {
+        req.get("ClientId")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .chars()
+            .take(128)
+            .collect()
+    });
+    if let Some(client_id) = &revoking
+        && !pool.client_auth_allowed(ip, client_id).await
+    {
+        return throttled();
+    }
     if ADMIN_LIMITED_OPERATIONS.contains(&op.as_str())
         && pool
             .admit(None, limited_subject(&pool, &req).as_deref())
@@ -230,6 +246,11 @@ pub async fn handle(
         Err(e) => {
             if e == IdpError::Internal {
                 tracing::error!(pool = %pool.name, operation = %op, "admin API operation failed");
+            }
+            if let Some(client_id) = &revoking
+                && e == client_auth_failed()
+            {
+                pool.client_auth_failed(ip, client_id).await;
             }
             idp_fail(e)
         }
@@ -1032,6 +1053,11 @@ async fn delete_self(pool: &Pool, r: &Req<'_>) -> Result<Value, IdpError> {
     unit(pool.delete_user(&u.username).await)
 }
 
+/// `RevokeToken`'s answer to a wrong or missing client secret (counted by [`handle`]).
+fn client_auth_failed() -> IdpError {
+    IdpError::NotAuthorized("Client authentication failed".into())
+}
+
 async fn revoke_token(pool: &Pool, r: &Req<'_>) -> Result<Value, IdpError> {
     let client = client_of(pool, r)?;
     let client_id = client.client.client_id.as_str();
@@ -1041,7 +1067,7 @@ async fn revoke_token(pool: &Pool, r: &Req<'_>) -> Result<Value, IdpError> {
         ));
     }
     pool.authenticate_client(client_id, r.opt("ClientSecret"))
-        .map_err(|_| IdpError::NotAuthorized("Client authentication failed".into()))?;
+        .map_err(|_| client_auth_failed())?;
     match pool.revoke(client_id, r.str("Token")?).await {
         Ok(()) => Ok(json!({})),
         Err(e) if e.error == "unsupported_token_type" => Err(IdpError::InvalidParameter(

@@ -14,5 +14,7 @@ mod passwords;
 mod protocol;
 /// Findings of an outside review (path normalisation against path-pattern rules, ...).
 mod review;
+/// Findings of an outside review of the identity provider (enumeration, code sending, ...).
+mod review_idp;
 /// Transport and files: TLS on the pool's domain, `state_dir` permissions.
 mod transport;

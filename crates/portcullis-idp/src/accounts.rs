@@ -553,7 +553,8 @@ impl Pool {
             .find(|(a, _, _)| *a == attr)
             .copied()
             .ok_or_else(|| IdpError::InvalidParameter("Invalid attribute name".into()))?;
-        self.spend_code(ticket, username, code, &value).await?;
+        self.spend_code(ticket, username, code, &value, None)
+            .await?;
         // Read again: the value may have changed while the code was checked.
         let mut u = self.user(username).await?;
         if u.attributes.get(attr).and_then(Value::as_str) != Some(value.as_str()) {
@@ -738,6 +739,7 @@ impl Pool {
         username: &str,
         code: &str,
         bound: &str,
+        decoy: Option<i64>,
     ) -> Result<(), IdpError> {
         if username.is_empty() || username.len() > 128 {
             return Err(IdpError::ExpiredCode);
@@ -757,11 +759,35 @@ impl Pool {
         {
             return Err(attempt_limit());
         }
-        let Some((want, n)) = self
+        let mut spent = self
             .store
             .spend_ticket_attempt(&self.id, ticket, username, MAX_CODE_ATTEMPTS)
-            .await?
-        else {
+            .await?;
+        // With `decoy` (the code's lifetime), a name without any code gets a decoy nobody knows,
+        // so it answers as a name with a pending code would: no answer tells them apart. (A real
+        // code sent in the same instant may be replaced; its owner asks for a new one.)
+        if let (None, Some(lifetime)) = (&spent, decoy)
+            && self
+                .store
+                .ticket(&self.id, ticket, username)
+                .await?
+                .is_none()
+        {
+            self.store
+                .put_ticket(
+                    &self.id,
+                    ticket,
+                    username,
+                    sha256_hex(&random_token(32)?),
+                    crate::now() as i64 + lifetime,
+                )
+                .await?;
+            spent = self
+                .store
+                .spend_ticket_attempt(&self.id, ticket, username, MAX_CODE_ATTEMPTS)
+                .await?;
+        }
+        let Some((want, n)) = spent else {
             return Err(match self.store.ticket(&self.id, ticket, username).await? {
                 Some(_) => IdpError::TooManyFailedAttempts,
                 None => IdpError::ExpiredCode,
@@ -839,7 +865,9 @@ impl Pool {
                 )));
             }
         }
-        self.spend_code(TICKET_SIGN_UP, username, code, "").await?;
+        let decoy = (!reveal).then_some(SIGN_UP_CODE_LIFETIME);
+        self.spend_code(TICKET_SIGN_UP, username, code, "", decoy)
+            .await?;
         let mut u = self
             .user(username)
             .await
@@ -938,7 +966,8 @@ impl Pool {
         password: &str,
     ) -> Result<(), IdpError> {
         self.check_password(password)?;
-        self.spend_code(TICKET_RESET, username, code, "").await?;
+        self.spend_code(TICKET_RESET, username, code, "", Some(RESET_CODE_LIFETIME))
+            .await?;
         let mut u = self
             .user(username)
             .await

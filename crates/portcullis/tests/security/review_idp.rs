@@ -208,13 +208,13 @@ async fn forgot_password_destinations_do_not_tell_real_users_from_unknown_ones()
 }
 
 /// SECURITY.md: "unknown, disabled and existing users get the same answers on every path". Without
-/// a prior `ResendConfirmationCode` (which plants a decoy), `ConfirmSignUp` with any wrong code
-/// answers `CodeMismatchException` for a real unconfirmed user (a live code exists) but
-/// `ExpiredCodeException` for an unknown name: the users who signed up and have not confirmed yet
-/// are enumerable. (`ConfirmForgotPassword` does the same for users with a pending reset.)
+/// a prior `ResendConfirmationCode` (which plants a decoy), `ConfirmSignUp` with a wrong code
+/// answered `CodeMismatchException` for a real unconfirmed user (a live code exists) but
+/// `ExpiredCodeException` for an unknown name, so users who had signed up and not confirmed were
+/// enumerable; `ConfirmForgotPassword` did the same for users with a pending reset. Now a name
+/// without a code gets a decoy at its first guess, and the whole sequence of answers (mismatch,
+/// too many attempts, limit) is the same.
 #[tokio::test]
-#[ignore = "finding: ConfirmSignUp answers CodeMismatch for unconfirmed users, ExpiredCode for \
-            unknown ones (enumeration under prevent_user_existence_errors = ENABLED)"]
 async fn confirm_sign_up_does_not_tell_unconfirmed_users_from_unknown_ones() {
     let kit = Kit::start_full(
         "",
@@ -230,21 +230,37 @@ async fn confirm_sign_up_does_not_tell_unconfirmed_users_from_unknown_ones() {
             "UserAttributes": [{"Name": "email", "Value": "uma@example.com"}]}),
     )
     .await;
-    let answer = |name: &'static str| {
+    // alice has a pending reset; nobody asked one for "ulrich".
+    api.ok(
+        "ForgotPassword",
+        json!({"ClientId": "api-cli", "Username": "alice"}),
+    )
+    .await;
+    let answers = |op: &'static str, name: &'static str| {
         let api = api.clone();
         async move {
-            let (s, v) = api
-                .call(
-                    "ConfirmSignUp",
-                    json!({"ClientId": "api-cli", "Username": name, "ConfirmationCode": "000000"}),
-                )
-                .await;
-            (s, v["__type"].clone())
+            let mut seen = Vec::new();
+            for i in 0..7 {
+                let (s, v) = api
+                    .call(
+                        op,
+                        json!({"ClientId": "api-cli", "Username": name,
+                            "ConfirmationCode": format!("{:06}", 1000 + i),
+                            "Password": "Brand-new-pass-1!"}),
+                    )
+                    .await;
+                seen.push((s, v["__type"].clone()));
+            }
+            seen
         }
     };
-    let real = answer("uma").await;
-    let unknown = answer("ursula").await;
+    let real = answers("ConfirmSignUp", "uma").await;
+    let unknown = answers("ConfirmSignUp", "ursula").await;
     assert_eq!(real, unknown, "uma (unconfirmed) vs ursula (unknown)");
+    assert_eq!(real[0].1, "CodeMismatchException", "{real:?}");
+    let real = answers("ConfirmForgotPassword", "alice").await;
+    let unknown = answers("ConfirmForgotPassword", "ulrich").await;
+    assert_eq!(real, unknown, "alice (pending reset) vs ulrich (unknown)");
     kit.app.shutdown().await;
 }
 

@@ -267,21 +267,11 @@ pub trait Store: Send + Sync {
     ) -> StoreFuture<'a, Option<(String, i64)>>;
     /// Ends a hosted-UI session.
     fn delete_session<'a>(&'a self, pool: &'a str, id_hash: String) -> StoreFuture<'a, ()>;
-    /// Records a failed sign-in of an existing user atomically and returns `(failures, locked_until)`.
-    /// The count restarts when the last failure is older than `reset_after` seconds; from the
-    /// fifth failure on, the user is locked for 2^(failures−5) s, at most `max_lock` s.
-    fn record_failure<'a>(
-        &'a self,
-        pool: &'a str,
-        username: &'a str,
-        now: i64,
-        reset_after: i64,
-        max_lock: i64,
-    ) -> StoreFuture<'a, (i64, i64)>;
     /// Reserves a password check of `username` (known or not) before it is made, atomically and
     /// for every node: refused while the user is locked or another check of theirs is in flight;
-    /// otherwise the attempt is counted as a failure now (from the fifth on it locks as
-    /// [`Store::record_failure`] does) and marked in flight for `lease` seconds. The caller ends
+    /// otherwise the attempt is counted as a failure now (the count restarts when the last failure
+    /// is older than `reset_after` s; from the fifth on the user is locked for 2^(failures−5) s, at
+    /// most `max_lock` s) and marked in flight for `lease` seconds. The caller ends
     /// it with [`Store::clear_failures`] (right password) or [`Store::release_sign_in`] (wrong).
     fn reserve_sign_in<'a>(
         &'a self,

@@ -581,31 +581,6 @@ impl super::Store for PgStore {
         })
     }
 
-    fn record_failure<'a>(
-        &'a self,
-        pool: &'a str,
-        username: &'a str,
-        now: i64,
-        reset_after: i64,
-        max_lock: i64,
-    ) -> StoreFuture<'a, (i64, i64)> {
-        Box::pin(async move {
-            let r = self.one(
-                    "INSERT INTO sign_in_failures AS f (pool_id, username, failures, last_failure, locked_until)
-                     VALUES ($1, $2, 1, $3, 0)
-                     ON CONFLICT (pool_id, username) DO UPDATE SET
-                       failures = CASE WHEN $3 - f.last_failure > $4 THEN 1 ELSE f.failures + 1 END,
-                       locked_until = CASE
-                         WHEN $3 - f.last_failure > $4 OR f.failures + 1 < 5 THEN 0
-                         ELSE $3 + LEAST($5, (1::BIGINT << LEAST(f.failures + 1 - 5, 20)::INT)) END,
-                       last_failure = $3
-                     RETURNING failures, locked_until",
-                    &[&pool, &username, &now, &reset_after, &max_lock],
-                ).await?;
-            Ok((r.get(0), r.get(1)))
-        })
-    }
-
     fn reserve_sign_in<'a>(
         &'a self,
         pool: &'a str,

@@ -573,6 +573,8 @@ impl SqliteStore {
 }
 
 impl SqliteStore {
+    /// The lockout schedule alone (what [`Store::reserve_sign_in`] counts), kept for its unit test.
+    #[cfg(test)]
     async fn record_failure(
         &self,
         pool: &str,
@@ -1122,23 +1124,6 @@ impl super::Store for SqliteStore {
     }
     fn groups_of<'a>(&'a self, pool: &'a str, sub: &'a str) -> StoreFuture<'a, Vec<String>> {
         Box::pin(SqliteStore::groups_of(self, pool, sub))
-    }
-    fn record_failure<'a>(
-        &'a self,
-        pool: &'a str,
-        username: &'a str,
-        now: i64,
-        reset_after: i64,
-        max_lock: i64,
-    ) -> StoreFuture<'a, (i64, i64)> {
-        Box::pin(SqliteStore::record_failure(
-            self,
-            pool,
-            username,
-            now,
-            reset_after,
-            max_lock,
-        ))
     }
     fn reserve_sign_in<'a>(
         &'a self,

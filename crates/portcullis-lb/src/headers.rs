@@ -124,28 +124,49 @@ const OWNED_EXACT: [&str; 4] = [
     "x-amzn-trace-id",
 ];
 
+/// Whether `name`, normalised (lower case, `_` read as `-`), starts with `prefix` (lower case).
+/// Compares byte by byte: nothing is allocated per header.
+fn normalised_starts_with(name: &str, prefix: &str) -> bool {
+    name.len() >= prefix.len()
+        && name.bytes().zip(prefix.bytes()).all(|(n, p)| {
+            let n = if n == b'_' {
+                b'-'
+            } else {
+                n.to_ascii_lowercase()
+            };
+            n == p
+        })
+}
+
+/// Whether `name`, normalised, is `target` (lower case).
+fn normalised_eq(name: &str, target: &str) -> bool {
+    name.len() == target.len() && normalised_starts_with(name, target)
+}
+
 /// Whether a client's header `name` is one the balancer owns, compared by its normalised name
 /// (lower case, `_` read as `-`), as many target frameworks compare.
 pub fn is_owned(name: &str) -> bool {
-    let norm: String = name
-        .bytes()
-        .map(|b| match b {
-            b'_' => '-',
-            b => b.to_ascii_lowercase() as char,
-        })
-        .collect();
-    OWNED_PREFIXES.iter().any(|p| norm.starts_with(p))
-        || (norm != name && OWNED_EXACT.contains(&norm.as_str()))
+    OWNED_PREFIXES
+        .iter()
+        .any(|p| normalised_starts_with(name, p))
+        || (name.contains('_') && OWNED_EXACT.iter().any(|e| normalised_eq(name, e)))
 }
 
 /// Removes every header a client sent under a name the balancer owns (`x-amzn-oidc-*`,
 /// `x-portcullis-*`, `x-amzn-tls-*`, `x-amzn-mtls-*`, and `_` spellings of the forwarding and
 /// trace headers), whatever `drop_invalid_header_fields` says, so only the balancer sets them.
 pub fn strip_oidc_headers(h: &mut HeaderMap) {
-    if !h.keys().any(|n| is_owned(n.as_str())) {
-        return;
+    remove_where(h, is_owned);
+}
+
+/// Removes every header whose name `hit` picks; allocates only when one is found.
+fn remove_where(h: &mut HeaderMap, hit: impl Fn(&str) -> bool) {
+    let mut names: Vec<HeaderName> = Vec::new();
+    for n in h.keys() {
+        if hit(n.as_str()) {
+            names.push(n.clone());
+        }
     }
-    let names: Vec<HeaderName> = h.keys().filter(|n| is_owned(n.as_str())).cloned().collect();
     for n in names {
         h.remove(n);
     }
@@ -311,9 +332,8 @@ const CLIENT_FORWARDING: [&str; 2] = ["x-forwarded-host", "forwarded"];
 /// Appends the client to `X-Forwarded-For` and sets `-Proto` and `-Port` (ALB's `append` mode).
 pub fn set_forwarded(h: &mut HeaderMap, client: SocketAddr, https: bool, port: u16, r: &Routing) {
     if r.xff_mode != XffMode::Preserve {
-        for n in CLIENT_FORWARDING {
-            h.remove(n);
-        }
+        // By normalised name: `X_Forwarded_Host` reaches CGI-style targets as the same header.
+        remove_where(h, |n| CLIENT_FORWARDING.iter().any(|f| normalised_eq(n, f)));
     }
     match r.xff_mode {
         XffMode::Append => {
@@ -707,6 +727,49 @@ mod tests {
         set_forwarded(&mut rm, client, false, 80, &r);
         assert!(rm.get("x-forwarded-for").is_none());
         assert_eq!(rm["x-forwarded-proto"], "http");
+    }
+
+    #[test]
+    fn client_forwarding_headers_go_by_normalised_name() {
+        let mut r = Routing {
+            xff_mode: XffMode::Append,
+            xff_client_port: false,
+            preserve_host: false,
+            drop_invalid_header_fields: false,
+            tls_headers: false,
+        };
+        let client: SocketAddr = "10.0.0.9:5555".parse().unwrap();
+        let mut h = HeaderMap::new();
+        for n in [
+            "x-forwarded-host",
+            "x_forwarded_host",
+            "forwarded",
+            "x-forwarded-hostile",
+        ] {
+            h.insert(
+                HeaderName::from_static(n),
+                HeaderValue::from_static("admin.example"),
+            );
+        }
+        let mut a = h.clone();
+        set_forwarded(&mut a, client, true, 443, &r);
+        let left: Vec<&str> = a
+            .keys()
+            .map(|n| n.as_str())
+            .filter(|n| n.contains("host") || *n == "forwarded")
+            .collect();
+        assert_eq!(
+            left,
+            ["x-forwarded-hostile"],
+            "only an unrelated name is left"
+        );
+        r.xff_mode = XffMode::Preserve;
+        let mut p = h.clone();
+        set_forwarded(&mut p, client, true, 443, &r);
+        assert!(
+            p.contains_key("x_forwarded_host"),
+            "a trusted proxy's are kept"
+        );
     }
 
     #[test]

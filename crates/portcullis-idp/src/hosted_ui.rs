@@ -544,11 +544,7 @@ pub async fn login_submit(
         Err(e) => {
             // Unknown users get the wrong-password message even from LEGACY clients: the page
             // never shows "User does not exist".
-            let message = match crate::accounts::sign_in_error(e, c.reveal()) {
-                IdpError::UserNotFound => IdpError::bad_credentials(),
-                e => e,
-            }
-            .message();
+            let message = crate::accounts::sign_in_error(e, false).message();
             c.login(StatusCode::UNAUTHORIZED, &username, None, Some(&message))
         }
     }

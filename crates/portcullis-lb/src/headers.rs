@@ -208,7 +208,7 @@ impl OwnedCookies {
 
     /// Whether requests for `host` (a `Host` value, port allowed) carry the pools' cookies.
     fn pool_host(&self, host: Option<&str>) -> bool {
-        host.map(crate::rules::strip_port)
+        host.map(crate::rules::host_name)
             .is_some_and(|h| self.pool_hosts.iter().any(|p| p.eq_ignore_ascii_case(h)))
     }
 }
@@ -582,6 +582,12 @@ mod tests {
             ),
         );
         let mut other_host = h.clone();
+        let mut trailing_dot = h.clone();
+        rewrite_cookies(&mut trailing_dot, &owned, Some("login.example.:8443"));
+        assert_eq!(
+            trailing_dot["cookie"], "app=1; AWSELBAuthSessionCookieX=keep; theme=dark",
+            "a trailing dot names the same host"
+        );
         rewrite_cookies(&mut h, &owned, Some("login.example:8443"));
         assert_eq!(h.get_all("cookie").iter().count(), 1);
         assert_eq!(

@@ -117,11 +117,7 @@ impl<'a> RequestView<'a> {
     /// From request parts and the connection's peer.
     pub fn of(parts: &'a Parts, peer: std::net::IpAddr) -> RequestView<'a> {
         RequestView {
-            // `admin.example.` is the same host as `admin.example` to DNS and to the servers
-            // behind (nginx and Apache drop the trailing dot), so rules see it without.
-            host: portcullis_auth::authenticate::request_host(parts)
-                .map(strip_port)
-                .map(|h| h.strip_suffix('.').unwrap_or(h)),
+            host: portcullis_auth::authenticate::request_host(parts).map(host_name),
             path: parts.uri.path(),
             method: parts.method.as_str(),
             query: parts.uri.query(),
@@ -141,6 +137,13 @@ impl<'a> RequestView<'a> {
             peer: None,
         }
     }
+}
+
+/// The host a `Host` value names, as rules and cookie decisions compare it: without the port, and
+/// without a trailing dot (`admin.example.` is `admin.example` to DNS and to nginx and Apache).
+pub fn host_name(host: &str) -> &str {
+    let h = strip_port(host);
+    h.strip_suffix('.').unwrap_or(h)
 }
 
 /// A host without its port (`[::1]:8443` → `[::1]`).

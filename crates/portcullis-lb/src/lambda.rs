@@ -9,7 +9,6 @@ use base64::engine::general_purpose::STANDARD as B64;
 use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue, Request, Response, StatusCode};
 use http_body_util::Full;
-use hyper::body::Incoming;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use serde_json::{Map, Value, json};
@@ -52,7 +51,7 @@ impl Function {
     pub async fn invoke(
         &self,
         parts: &http::request::Parts,
-        body: Incoming,
+        body: crate::h1::body::RequestBody,
         target_group_arn: &str,
     ) -> Result<Response<Bytes>, ProxyError> {
         let body = match crate::upstream::collect_limited(body, MAX_PAYLOAD).await {

@@ -5,6 +5,7 @@
 pub mod access_log;
 pub mod admin;
 pub mod error;
+pub mod h1;
 pub mod headers;
 pub mod health_check;
 pub mod lambda;

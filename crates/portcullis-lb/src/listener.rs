@@ -1,5 +1,5 @@
-//! Listeners: accept TCP, complete TLS (with SNI and ALPN), and serve HTTP/1.1 and HTTP/2 through
-//! hyper, until shutdown; then drain in-flight requests. A connection is closed gracefully
+//! Listeners: accept TCP, complete TLS (with SNI and ALPN), and serve HTTP/1.1 with the
+//! balancer's own codec (`h1::server`) and HTTP/2 through hyper, until shutdown; then drain in-flight requests. A connection is closed gracefully
 //! (`Connection: close` after the request in progress, or HTTP/2 GOAWAY) when it has lived
 //! `client_keep_alive`, or at shutdown.
 //!
@@ -56,7 +56,13 @@ macro_rules! serve_connection {
         let (shared, info) = ($shared, $info);
         let svc = {
             let (shared, info) = (shared.clone(), info.clone());
-            service_fn(move |req| Box::pin(proxy::handle(shared.clone(), info.clone(), req)))
+            service_fn(move |req: http::Request<hyper::body::Incoming>| {
+                Box::pin(proxy::handle(
+                    shared.clone(),
+                    info.clone(),
+                    req.map(crate::h1::body::RequestBody::Hyper),
+                ))
+            })
         };
         let conn = $builder.serve_connection_with_upgrades(TokioIo::new($io), svc);
         tokio::pin!(conn);
@@ -141,8 +147,7 @@ pub async fn run(
             };
             match tls {
                 None => {
-                    let info = info(None);
-                    serve_connection!(builder, stream, shared, info, closing, keep_alive, false);
+                    crate::h1::server::serve(stream, shared, info(None), closing).await;
                 }
                 Some(acceptor) => {
                     let Ok(Ok(tls_stream)) =
@@ -160,7 +165,13 @@ pub async fn run(
                         protocol: c.protocol_version().map_or("-", crate::tls::protocol_name),
                         sni: c.server_name().map(str::to_owned),
                     }));
-                    serve_connection!(builder, tls_stream, shared, info, closing, keep_alive, h2);
+                    if h2 {
+                        serve_connection!(
+                            builder, tls_stream, shared, info, closing, keep_alive, h2
+                        );
+                    } else {
+                        crate::h1::server::serve(tls_stream, shared, info, closing).await;
+                    }
                 }
             }
         });

@@ -70,6 +70,8 @@ pub struct Metrics {
     target_responses: Family<TargetCodeLabels, Counter>,
     target_response_time: HistogramFamily,
     target_connection_errors: Counter,
+    /// Requests sent to a second target because the first refused the connection.
+    pub target_retries: Counter,
     fixed_responses: Counter,
     redirects: Counter,
     rule_evaluations: Counter,
@@ -110,6 +112,7 @@ impl Metrics {
             target_responses: Family::default(),
             target_response_time: Family::new_with_constructor(latency_histogram),
             target_connection_errors: Counter::default(),
+            target_retries: Counter::default(),
             fixed_responses: Counter::default(),
             redirects: Counter::default(),
             rule_evaluations: Counter::default(),
@@ -154,6 +157,11 @@ impl Metrics {
             "portcullis_target_connection_errors",
             "Requests whose target could not be reached or answered badly (TargetConnectionErrorCount)",
             m.target_connection_errors.clone(),
+        );
+        r.register(
+            "portcullis_target_retries",
+            "Requests tried on a second target because the first could not be connected to (no byte of the request had left)",
+            m.target_retries.clone(),
         );
         r.register(
             "portcullis_fixed_responses",

@@ -4,6 +4,7 @@
 
 use crate::access_log::{self, Entry};
 use crate::error::{ErrorKind, ProxyError};
+use crate::h1::body::RequestBody;
 use crate::headers;
 use crate::rules::RequestView;
 use crate::snapshot::{Listener, Rule, Terminal};
@@ -12,14 +13,14 @@ use bytes::Bytes;
 use http::header::{CONTENT_TYPE, HOST, LOCATION, SET_COOKIE, USER_AGENT};
 use http::{HeaderValue, Method, Request, Response, StatusCode, Version};
 use http_body_util::{BodyExt, Full};
-use hyper::body::Incoming;
 use portcullis_auth::Outcome;
 use portcullis_auth::authenticate::{CALLBACK_PATH, error_page, request_host};
 use portcullis_config::{Protocol, ProtocolVersion};
 use std::sync::Arc;
 use std::time::Instant;
 
-fn full(b: Bytes) -> Body {
+/// A body of bytes already in hand.
+pub(crate) fn full(b: Bytes) -> Body {
     Full::new(b).map_err(|never| match never {}).boxed_unsync()
 }
 
@@ -34,7 +35,7 @@ pub const MAX_HTTP2_REQUESTS: u32 = 10_000;
 pub async fn handle(
     shared: Arc<Shared>,
     conn: Arc<ConnInfo>,
-    req: Request<Incoming>,
+    req: Request<RequestBody>,
 ) -> Result<Response<Body>, std::convert::Infallible> {
     let started = Instant::now();
     let created = time::OffsetDateTime::now_utc();
@@ -162,6 +163,11 @@ pub fn log_refused(shared: &Shared, conn: &ConnInfo, error: &(dyn std::error::Er
     } else {
         return;
     };
+    log_refused_status(shared, conn, status);
+}
+
+/// Logs a request head the HTTP/1 codec refused, with the status it answered.
+pub fn log_refused_status(shared: &Shared, conn: &ConnInfo, status: u16) {
     if !shared.access_log.enabled() && shared.metrics.is_none() {
         return;
     }
@@ -186,7 +192,7 @@ pub fn log_refused(shared: &Shared, conn: &ConnInfo, error: &(dyn std::error::Er
 fn new_entry(
     shared: &Shared,
     conn: &ConnInfo,
-    req: &Request<Incoming>,
+    req: &Request<RequestBody>,
     created: time::OffsetDateTime,
     head_bytes: usize,
     grpc: bool,
@@ -273,7 +279,7 @@ async fn phases(
     shared: &Shared,
     conn: &ConnInfo,
     listener: &Listener,
-    req: Request<Incoming>,
+    req: Request<RequestBody>,
     (head_bytes, largest_header): (usize, usize),
     log: &mut Option<Entry>,
     started: Instant,
@@ -460,9 +466,6 @@ async fn phases(
             // goes on as a plain request, so the connection stays HTTP and every later request
             // on it passes the rules and the authenticate action.
             let upgrade = headers::upgrade_protocol(&parts.headers, parts.version);
-            let client_upgrade = upgrade
-                .as_ref()
-                .and_then(|_| parts.extensions.remove::<hyper::upgrade::OnUpgrade>());
             let wants_trailers = headers::accepts_trailers(&parts.headers);
             headers::strip_hop_by_hop(&mut parts.headers);
             if let Some(p) = &upgrade {
@@ -533,7 +536,6 @@ async fn phases(
                     body,
                     https,
                     upgrade,
-                    client_upgrade,
                     wants_trailers,
                     log,
                     &mut set_cookies,
@@ -566,15 +568,14 @@ async fn to_target(
     shared: &Shared,
     tg: &crate::target_group::TargetGroup,
     mut parts: http::request::Parts,
-    body: Incoming,
+    body: RequestBody,
     https: bool,
     upgrade: Option<HeaderValue>,
-    client_upgrade: Option<hyper::upgrade::OnUpgrade>,
     wants_trailers: bool,
     log: &mut Option<Entry>,
     set_cookies: &mut Vec<String>,
 ) -> Result<Response<Body>, ProxyError> {
-    let (target, sticky) = tg
+    let (mut target, sticky) = tg
         .pick_for(&parts.headers, https, &shared.sticky_key)
         .ok_or(ProxyError::internal(ErrorKind::NoTargets))?;
     set_cookies.extend(sticky.now);
@@ -583,19 +584,45 @@ async fn to_target(
         Protocol::HTTPS => "https",
         Protocol::HTTP => "http",
     };
-    let pq = parts.uri.path_and_query().map_or("/", |p| p.as_str());
-    // HTTP/1.1 names the target in the URI (the pool connects to it) and keeps `Host`;
-    // HTTP/2 moves `Host` into `:authority`, as an HTTP/1.1-to-HTTP/2 proxy must.
-    let host = h2
-        .then(|| parts.headers.get(HOST).and_then(|h| h.to_str().ok()))
-        .flatten()
-        .filter(|h| h.parse::<http::uri::Authority>().is_ok())
-        .map(str::to_owned);
-    let authority = host.as_deref().unwrap_or(&target.authority);
-    parts.uri = format!("{scheme}://{authority}{pq}")
-        .parse()
-        .map_err(|_| ProxyError::downstream(ErrorKind::BadRequest))?;
+    let tls = tg.protocol == Protocol::HTTPS;
+    // A target that refuses the connection has seen no byte of the request: the next routable
+    // target gets it, once (nginx's `proxy_next_upstream error`).
+    let conn = match shared
+        .upstream
+        .connect(tg.protocol_version, tls, target)
+        .await
+    {
+        Ok(c) => c,
+        Err(e) if e.kind == ErrorKind::ConnectFailed => {
+            target.outcomes.record(true);
+            let Some(next) = tg.pick_other(&target.authority) else {
+                return Err(e);
+            };
+            if let Some(m) = &shared.metrics {
+                m.target_retries.inc();
+            }
+            tracing::debug!(failed = %target.authority, next = %next.authority, "connection refused; trying the next target");
+            target = next;
+            shared
+                .upstream
+                .connect(tg.protocol_version, tls, target)
+                .await?
+        }
+        Err(e) => return Err(e),
+    };
     if h2 {
+        // HTTP/2 moves `Host` into `:authority`, as an HTTP/1.1-to-HTTP/2 proxy must. (HTTP/1.1
+        // keeps `Host` and sends the origin-form path; the connection names the target.)
+        let pq = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+        let host = parts
+            .headers
+            .get(HOST)
+            .and_then(|h| h.to_str().ok())
+            .filter(|h| h.parse::<http::uri::Authority>().is_ok());
+        let authority = host.unwrap_or(&target.authority);
+        parts.uri = format!("{scheme}://{authority}{pq}")
+            .parse()
+            .map_err(|_| ProxyError::downstream(ErrorKind::BadRequest))?;
         parts.headers.remove(HOST);
         if wants_trailers {
             parts
@@ -616,21 +643,20 @@ async fn to_target(
     let upstream = shared
         .upstream
         .send(
-            tg.protocol_version,
-            tg.protocol == Protocol::HTTPS,
-            &target.authority,
+            conn,
+            tls,
+            target,
             Request::from_parts(parts, upstream::ClientBody::new(body)),
             shared.idle_timeout,
-            &target.cutoff,
         )
         .await;
     drop(in_flight);
     target.outcomes.record(
         upstream
             .as_ref()
-            .map_or(true, |r| r.status().is_server_error()),
+            .map_or(true, |(r, _)| r.status().is_server_error()),
     );
-    let mut upstream = upstream?;
+    let (mut upstream, target_side) = upstream?;
     if let Some(l) = log.as_mut() {
         l.target_processing_time = sent.elapsed().as_secs_f64();
         l.target_status_code = Some(upstream.status().as_u16());
@@ -644,7 +670,7 @@ async fn to_target(
         set_cookies.extend(cookies);
     }
     if upstream.status() == StatusCode::SWITCHING_PROTOCOLS {
-        let (Some(proto), Some(client_io)) = (upgrade, client_upgrade) else {
+        let (Some(proto), Some(target_side)) = (upgrade, target_side) else {
             // A 101 nobody asked for is a broken target.
             return Err(ProxyError::upstream(ErrorKind::BadTargetResponse));
         };
@@ -652,8 +678,8 @@ async fn to_target(
             // A switch to another protocol than the client asked for is never tunnelled.
             return Err(ProxyError::upstream(ErrorKind::BadTargetResponse));
         }
-        let target_io = hyper::upgrade::on(&mut upstream);
-        tokio::spawn(crate::upgrade::splice(client_io, target_io));
+        // The client's connection loop joins the two connections once it has sent the 101.
+        upstream.extensions_mut().insert(target_side);
         let (mut rparts, _) = upstream.into_parts();
         headers::strip_hop_by_hop(&mut rparts.headers);
         rparts.headers.insert(

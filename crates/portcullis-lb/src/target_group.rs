@@ -160,6 +160,8 @@ pub struct Target {
     pub cutoff: Arc<Cutoff>,
     /// Its recent error rate (for anomaly mitigation).
     pub outcomes: Arc<Outcomes>,
+    /// Its idle HTTP/1.1 connections.
+    pub pool: Arc<crate::h1::client::Pool>,
 }
 
 /// Counts a request as outstanding on its target until dropped (when the response head arrives).
@@ -375,6 +377,7 @@ impl TargetGroup {
                         outstanding: old.outstanding,
                         cutoff: old.cutoff,
                         outcomes: old.outcomes,
+                        pool: old.pool,
                     },
                     None => Target {
                         authority,
@@ -382,6 +385,7 @@ impl TargetGroup {
                         outstanding: Arc::new(AtomicUsize::new(0)),
                         cutoff: Arc::new(Cutoff::default()),
                         outcomes: Arc::new(Outcomes::default()),
+                        pool: Arc::default(),
                     },
                 }
             })
@@ -537,6 +541,12 @@ impl TargetGroup {
                 },
             },
         ))
+    }
+
+    /// Another target than `failed` (whose connection was refused) by the group's algorithm;
+    /// `None` when there is no other.
+    pub fn pick_other(&self, failed: &str) -> Option<&Target> {
+        (0..self.targets.len()).find_map(|_| self.pick().filter(|t| t.authority != failed))
     }
 
     /// The next target by the group's algorithm, among the routable ones, or among all when none

@@ -1,14 +1,21 @@
-//! Connections to targets: a pooled HTTP/1.1 client, and one multiplexed HTTP/2 connection per
-//! target (prior knowledge on plain TCP, ALPN `h2` on TLS), each reaching `http://` and
-//! `https://` targets. Target certificates are not validated, as at ALB. ALB's connect (10 s →
-//! 504) and idle (→ 504) timeouts apply, and 502 for everything else.
+//! Connections to targets: HTTP/1.1 through the balancer's own pool (`h1::client`, one per
+//! target), and one multiplexed HTTP/2 connection per target through hyper (prior knowledge on
+//! plain TCP, ALPN `h2` on TLS), each reaching `http://` and `https://` targets. Target
+//! certificates are not validated, as at ALB. ALB's connect (10 s → 504) and idle (→ 504)
+//! timeouts apply, and 502 for everything else.
+//!
+//! A request is sent in two steps, [`Upstreams::connect`] then [`Upstreams::send`], so that a
+//! target that refuses the connection (no byte of the request has left) can be swapped for
+//! another.
 
 use crate::error::{ErrorKind, ProxyError};
+use crate::h1::body::{RequestBody, UpstreamBody};
+use crate::h1::client::{self, Destination};
+use crate::target_group::Target;
 use bytes::Bytes;
 use http::{Request, Response};
 use http_body_util::BodyExt;
-use hyper::body::{Frame, Incoming};
-use hyper_util::client::legacy::Client;
+use hyper::body::Frame;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use portcullis_config::ProtocolVersion;
@@ -27,35 +34,33 @@ use std::time::Duration;
 /// [`crate::headers::is_owned`]) are dropped: the header block loses them before any rule runs,
 /// and HTTP/2 targets (gRPC among them) would otherwise read the same names from the trailers.
 pub struct ClientBody {
-    inner: Incoming,
+    inner: RequestBody,
 }
 
 impl ClientBody {
     /// Wraps a client's body.
-    pub fn new(inner: Incoming) -> ClientBody {
+    pub fn new(inner: RequestBody) -> ClientBody {
         ClientBody { inner }
     }
 }
 
 impl hyper::body::Body for ClientBody {
     type Data = Bytes;
-    type Error = hyper::Error;
+    type Error = crate::BoxError;
 
     fn poll_frame(
-        self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, crate::BoxError>>> {
         let this = self.get_mut();
-        match std::pin::Pin::new(&mut this.inner).poll_frame(cx) {
-            std::task::Poll::Ready(Some(Ok(frame))) => {
-                std::task::Poll::Ready(Some(Ok(match frame.into_trailers() {
-                    Ok(mut trailers) => {
-                        crate::headers::strip_oidc_headers(&mut trailers);
-                        Frame::trailers(trailers)
-                    }
-                    Err(frame) => frame,
-                })))
-            }
+        match Pin::new(&mut this.inner).poll_frame(cx) {
+            Poll::Ready(Some(Ok(frame))) => Poll::Ready(Some(Ok(match frame.into_trailers() {
+                Ok(mut trailers) => {
+                    crate::headers::strip_oidc_headers(&mut trailers);
+                    Frame::trailers(trailers)
+                }
+                Err(frame) => frame,
+            }))),
             other => other,
         }
     }
@@ -72,56 +77,94 @@ impl hyper::body::Body for ClientBody {
 /// ALB's fixed connect timeout.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// TCP, then TLS for `https://` targets.
+/// TCP, then TLS for `https://` targets (health checks and Lambda).
 pub type Connector = hyper_rustls::HttpsConnector<HttpConnector>;
 
-/// A pooled client whose requests carry the client's body as it streams in.
-pub type UpstreamClient = Client<Connector, ClientBody>;
-
-/// How the balancer reaches targets: a pooled HTTP/1.1 client, and HTTP/2 connections made by
-/// hand (one per target, multiplexed) so that `:authority` can be the client's host while the
-/// connection goes to the target's address.
+/// How the balancer reaches targets: the HTTP/1.1 pools (one per target, in [`Target`]) and
+/// HTTP/2 connections made by hand (one per target, multiplexed) so that `:authority` can be
+/// the client's host while the connection goes to the target's address.
+#[derive(Default)]
 pub struct Upstreams {
-    http1: UpstreamClient,
     http2: Http2Targets,
 }
 
-impl Default for Upstreams {
-    fn default() -> Self {
-        Self::new()
-    }
+/// A connection ready for one request.
+pub enum Connection {
+    /// HTTP/1.1, and whether it came from the pool.
+    Http1(client::UpstreamIo, bool),
+    /// A stream on the target's HTTP/2 connection.
+    Http2(Http2Sender),
 }
 
+/// A target's answer, and its connection when it switched protocols (101).
+pub type Answer = (Response<UpstreamBody>, Option<crate::upgrade::TargetSide>);
+
 impl Upstreams {
-    /// The HTTP/1.1 pool and an empty set of HTTP/2 connections.
+    /// No HTTP/2 connections yet.
     pub fn new() -> Upstreams {
-        Upstreams {
-            http1: Client::builder(TokioExecutor::new())
-                .pool_idle_timeout(Duration::from_secs(55))
-                .pool_max_idle_per_host(1024)
-                .build(connector(false, true)),
-            http2: Http2Targets::default(),
-        }
+        Upstreams::default()
     }
 
-    /// Sends a request to `target` (`host:port`), waiting at most `idle_timeout` for the response
-    /// head, and no longer than the target's deregistration cutoff. HTTP/1 requests carry the
-    /// target in their URI; HTTP/2 ones carry the client's authority there.
-    pub async fn send(
+    /// A connection to `target`; an error here means no byte of the request has left.
+    pub async fn connect(
         &self,
         version: ProtocolVersion,
         tls: bool,
-        target: &str,
+        target: &Target,
+    ) -> Result<Connection, ProxyError> {
+        match version {
+            ProtocolVersion::HTTP1 => {
+                let dest = Destination {
+                    authority: &target.authority,
+                    tls,
+                    pool: &target.pool,
+                };
+                let (io, reused) = client::checkout(&dest).await?;
+                Ok(Connection::Http1(io, reused))
+            }
+            // Boxed: its connect path is large and would grow every request's future.
+            ProtocolVersion::HTTP2 | ProtocolVersion::GRPC => Ok(Connection::Http2(
+                Box::pin(self.http2.sender(&target.authority, tls)).await?,
+            )),
+        }
+    }
+
+    /// Sends a request on `conn`, waiting at most `idle_timeout` for the response head, and no
+    /// longer than the target's deregistration cutoff. HTTP/1 requests carry the target in
+    /// their URI; HTTP/2 ones carry the client's authority there.
+    pub async fn send(
+        &self,
+        conn: Connection,
+        tls: bool,
+        target: &Target,
         req: Request<ClientBody>,
         idle_timeout: Duration,
-        cutoff: &Cutoff,
-    ) -> Result<Response<Incoming>, ProxyError> {
+    ) -> Result<Answer, ProxyError> {
         let sent = async {
-            match version {
-                ProtocolVersion::HTTP1 => pooled(&self.http1, req).await,
-                // Boxed: its connect path is large and would grow every request's future.
-                ProtocolVersion::HTTP2 | ProtocolVersion::GRPC => {
-                    Box::pin(self.http2.request(target, tls, req)).await
+            match conn {
+                Connection::Http1(io, reused) => {
+                    let dest = Destination {
+                        authority: &target.authority,
+                        tls,
+                        pool: &target.pool,
+                    };
+                    let (parts, body) = req.into_parts();
+                    let a = client::send(&dest, io, reused, parts, body.inner).await?;
+                    Ok((
+                        a.response,
+                        a.upgraded
+                            .map(|(io, rest)| crate::upgrade::TargetSide::new(io, rest)),
+                    ))
+                }
+                Connection::Http2(mut sender) => {
+                    if sender.ready().await.is_err() {
+                        return Err(ProxyError::upstream(ErrorKind::BadTargetResponse));
+                    }
+                    let r = sender.send_request(req).await.map_err(|e| {
+                        tracing::debug!(error = %e, "target failed");
+                        ProxyError::upstream(ErrorKind::BadTargetResponse)
+                    })?;
+                    Ok((r.map(UpstreamBody::Hyper), None))
                 }
             }
         };
@@ -129,31 +172,24 @@ impl Upstreams {
             r = tokio::time::timeout(idle_timeout, sent) => {
                 r.unwrap_or(Err(ProxyError::upstream(ErrorKind::TargetTimeout)))
             }
-            () = cutoff.reached() => Err(ProxyError::upstream(ErrorKind::Deregistered)),
+            () = target.cutoff.reached() => Err(ProxyError::upstream(ErrorKind::Deregistered)),
         }
     }
 }
 
-/// One HTTP/1.1 request through the pool, its errors mapped to ALB's.
-async fn pooled(
-    client: &UpstreamClient,
-    req: Request<ClientBody>,
-) -> Result<Response<Incoming>, ProxyError> {
-    client.request(req).await.map_err(|e| {
-        if e.is_connect() {
-            ProxyError::upstream(if is_timeout(&e) {
-                ErrorKind::ConnectTimeout
-            } else {
-                ErrorKind::ConnectFailed
-            })
-        } else {
-            tracing::debug!(error = %e, "target failed");
-            ProxyError::upstream(ErrorKind::BadTargetResponse)
-        }
-    })
+/// TLS to HTTP/1.1 targets (ALPN `http/1.1`), built once.
+pub fn http1_tls() -> tokio_rustls::TlsConnector {
+    static CONNECTOR: std::sync::LazyLock<tokio_rustls::TlsConnector> =
+        std::sync::LazyLock::new(|| {
+            let mut cfg = target_tls();
+            cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
+            tokio_rustls::TlsConnector::from(Arc::new(cfg))
+        });
+    CONNECTOR.clone()
 }
 
-type Http2Sender = hyper::client::conn::http2::SendRequest<ClientBody>;
+/// A handle for requests on a target's HTTP/2 connection.
+pub type Http2Sender = hyper::client::conn::http2::SendRequest<ClientBody>;
 
 /// HTTP/2 connections to targets, one per target and scheme, shared by every request to it.
 struct Http2Targets {
@@ -173,12 +209,8 @@ impl Default for Http2Targets {
 }
 
 impl Http2Targets {
-    async fn request(
-        &self,
-        target: &str,
-        tls: bool,
-        req: Request<ClientBody>,
-    ) -> Result<Response<Incoming>, ProxyError> {
+    /// The target's shared HTTP/2 connection, made when there is none or it ended.
+    async fn sender(&self, target: &str, tls: bool) -> Result<Http2Sender, ProxyError> {
         let key = (target.to_string(), tls);
         let cached = self
             .conns
@@ -187,24 +219,17 @@ impl Http2Targets {
             .get(&key)
             .filter(|s| !s.is_closed())
             .cloned();
-        let mut sender = match cached {
-            Some(s) => s,
+        match cached {
+            Some(s) => Ok(s),
             None => {
                 let s = self.connect(target, tls).await?;
                 let mut conns = self.conns.lock().unwrap_or_else(|p| p.into_inner());
                 // Forget connections that have ended (a target that went away, a GOAWAY).
                 conns.retain(|_, s| !s.is_closed());
                 conns.insert(key, s.clone());
-                s
+                Ok(s)
             }
-        };
-        if sender.ready().await.is_err() {
-            return Err(ProxyError::upstream(ErrorKind::BadTargetResponse));
         }
-        sender.send_request(req).await.map_err(|e| {
-            tracing::debug!(error = %e, "target failed");
-            ProxyError::upstream(ErrorKind::BadTargetResponse)
-        })
     }
 
     async fn connect(&self, target: &str, tls: bool) -> Result<Http2Sender, ProxyError> {
@@ -367,28 +392,15 @@ impl Cutoff {
     }
 }
 
-fn is_timeout(e: &(dyn std::error::Error + 'static)) -> bool {
-    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
-    while let Some(err) = cur {
-        if let Some(io) = err.downcast_ref::<std::io::Error>()
-            && io.kind() == std::io::ErrorKind::TimedOut
-        {
-            return true;
-        }
-        cur = err.source();
-    }
-    false
-}
-
 /// A target's response body that stops with an error when the target's cutoff fires.
 pub struct CutBody {
-    inner: Incoming,
+    inner: UpstreamBody,
     cut: Pin<Box<dyn Future<Output = ()> + Send>>,
 }
 
 impl CutBody {
     /// Wraps a target's body.
-    pub fn new(inner: Incoming, cutoff: Arc<Cutoff>) -> CutBody {
+    pub fn new(inner: UpstreamBody, cutoff: Arc<Cutoff>) -> CutBody {
         CutBody {
             inner,
             cut: Box::pin(async move { cutoff.reached().await }),
@@ -412,9 +424,7 @@ impl hyper::body::Body for CutBody {
         if self.cut.as_mut().poll(cx).is_ready() {
             return Poll::Ready(Some(Err(Box::new(DeregistrationElapsed))));
         }
-        Pin::new(&mut self.inner)
-            .poll_frame(cx)
-            .map_err(|e| Box::new(e) as crate::BoxError)
+        Pin::new(&mut self.inner).poll_frame(cx)
     }
 
     fn is_end_stream(&self) -> bool {

@@ -1,0 +1,608 @@
+//! HTTP/1.1 to targets: a keep-alive pool per target (a locked stack of idle connections, no
+//! channels and no connection tasks), one `write` per request head, and response heads parsed
+//! in place. A body that arrived with its head is handed out whole and its connection goes
+//! back to the pool at once.
+
+use super::body::{RequestBody, UpstreamBody};
+use super::{CodecError, Decoded, Decoder, Framing};
+use crate::BoxError;
+use crate::error::{ErrorKind, ProxyError};
+use bytes::{Bytes, BytesMut};
+use http::{HeaderMap, Method, StatusCode, Version};
+use hyper::body::{Body, Frame, SizeHint};
+use std::collections::VecDeque;
+use std::io;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::net::TcpStream;
+
+/// How long an idle connection to a target is kept.
+pub const POOL_IDLE: Duration = Duration::from_secs(55);
+/// The most idle connections kept per target.
+pub const POOL_MAX_IDLE: usize = 1024;
+/// The most bytes of a target's response head read (ALB's 32 KB limit is checked after).
+const MAX_RESPONSE_HEAD: usize = 64 * 1024;
+/// Bodies up to this size that arrived with the head are handed out whole.
+const WHOLE_BODY: usize = 64 * 1024;
+
+/// A connection to a target: plain TCP or TLS.
+pub enum UpstreamIo {
+    /// `http://` targets.
+    Tcp(TcpStream),
+    /// `https://` targets.
+    Tls(Box<tokio_rustls::client::TlsStream<TcpStream>>),
+}
+
+impl UpstreamIo {
+    fn tcp(&self) -> &TcpStream {
+        match self {
+            UpstreamIo::Tcp(t) => t,
+            UpstreamIo::Tls(t) => t.get_ref().0,
+        }
+    }
+
+    /// Whether an idle connection can carry another request: the target has not closed it and
+    /// sent nothing unasked.
+    fn is_reusable(&self) -> bool {
+        let mut probe = [0u8; 1];
+        let mut rb = ReadBuf::new(&mut probe);
+        let mut cx = Context::from_waker(std::task::Waker::noop());
+        matches!(self.tcp().poll_peek(&mut cx, &mut rb), Poll::Pending)
+    }
+}
+
+impl AsyncRead for UpstreamIo {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            UpstreamIo::Tcp(t) => Pin::new(t).poll_read(cx, buf),
+            UpstreamIo::Tls(t) => Pin::new(t.as_mut()).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for UpstreamIo {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, b: &[u8]) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            UpstreamIo::Tcp(t) => Pin::new(t).poll_write(cx, b),
+            UpstreamIo::Tls(t) => Pin::new(t.as_mut()).poll_write(cx, b),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            UpstreamIo::Tcp(t) => Pin::new(t).poll_flush(cx),
+            UpstreamIo::Tls(t) => Pin::new(t.as_mut()).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            UpstreamIo::Tcp(t) => Pin::new(t).poll_shutdown(cx),
+            UpstreamIo::Tls(t) => Pin::new(t.as_mut()).poll_shutdown(cx),
+        }
+    }
+}
+
+struct Idle {
+    io: UpstreamIo,
+    since: Instant,
+}
+
+/// The idle connections to one target.
+#[derive(Default)]
+pub struct Pool {
+    idle: Mutex<VecDeque<Idle>>,
+}
+
+impl std::fmt::Debug for Pool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Pool({} idle)", self.idle())
+    }
+}
+
+impl Pool {
+    /// An idle connection that is still open, newest first.
+    fn take(&self) -> Option<UpstreamIo> {
+        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+        let now = Instant::now();
+        while idle.front().is_some_and(|c| now - c.since > POOL_IDLE) {
+            idle.pop_front();
+        }
+        while let Some(c) = idle.pop_back() {
+            if c.io.is_reusable() {
+                return Some(c.io);
+            }
+        }
+        None
+    }
+
+    fn put(&self, io: UpstreamIo) {
+        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+        if idle.len() >= POOL_MAX_IDLE {
+            idle.pop_front();
+        }
+        idle.push_back(Idle {
+            io,
+            since: Instant::now(),
+        });
+    }
+
+    /// Idle connections held (for tests and metrics).
+    pub fn idle(&self) -> usize {
+        self.idle.lock().map_or(0, |i| i.len())
+    }
+}
+
+/// Where a request goes.
+pub struct Destination<'a> {
+    /// `host:port`.
+    pub authority: &'a str,
+    /// `https://` target.
+    pub tls: bool,
+    /// Its pool.
+    pub pool: &'a Arc<Pool>,
+}
+
+/// A connection for a request: from the pool, or new. A failure here means no byte of the
+/// request left: the caller may try another target.
+pub async fn checkout(dest: &Destination<'_>) -> Result<(UpstreamIo, bool), ProxyError> {
+    if let Some(io) = dest.pool.take() {
+        return Ok((io, true));
+    }
+    connect(dest).await.map(|io| (io, false))
+}
+
+async fn connect(dest: &Destination<'_>) -> Result<UpstreamIo, ProxyError> {
+    let failed = || ProxyError::upstream(ErrorKind::ConnectFailed);
+    let timeout = || ProxyError::upstream(ErrorKind::ConnectTimeout);
+    let tcp = tokio::time::timeout(
+        crate::upstream::CONNECT_TIMEOUT,
+        TcpStream::connect(dest.authority),
+    )
+    .await
+    .map_err(|_| timeout())?
+    .map_err(|_| failed())?;
+    let _ = tcp.set_nodelay(true);
+    if !dest.tls {
+        return Ok(UpstreamIo::Tcp(tcp));
+    }
+    let host = dest
+        .authority
+        .rsplit_once(':')
+        .map_or(dest.authority, |(h, _)| h)
+        .trim_start_matches('[')
+        .trim_end_matches(']');
+    let name = rustls::pki_types::ServerName::try_from(host.to_string()).map_err(|_| failed())?;
+    let tls = tokio::time::timeout(
+        crate::upstream::CONNECT_TIMEOUT,
+        crate::upstream::http1_tls().connect(name, tcp),
+    )
+    .await
+    .map_err(|_| timeout())?
+    .map_err(|_| failed())?;
+    Ok(UpstreamIo::Tls(Box::new(tls)))
+}
+
+/// The request head, written once: `parts` must already carry the headers the target gets.
+fn encode_head(parts: &http::request::Parts, body: &RequestBody) -> (Vec<u8>, Framing) {
+    let pq = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+    let mut out = Vec::with_capacity(256 + parts.headers.len() * 48);
+    out.extend_from_slice(parts.method.as_str().as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(pq.as_bytes());
+    out.extend_from_slice(b" HTTP/1.1\r\n");
+    let length = parts
+        .headers
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| {
+            std::str::from_utf8(v.as_bytes())
+                .ok()?
+                .trim()
+                .parse::<u64>()
+                .ok()
+        });
+    let framing = match (body.is_empty(), length, body.size_hint().exact()) {
+        (true, _, _) => Framing::Empty,
+        (false, Some(n), _) => Framing::Length(n),
+        (false, None, Some(n)) => {
+            out.extend_from_slice(b"content-length: ");
+            super::write_u64(&mut out, n);
+            out.extend_from_slice(b"\r\n");
+            Framing::Length(n)
+        }
+        (false, None, None) => {
+            out.extend_from_slice(b"transfer-encoding: chunked\r\n");
+            Framing::Chunked
+        }
+    };
+    super::write_headers(&mut out, &parts.headers);
+    out.extend_from_slice(b"\r\n");
+    (out, framing)
+}
+
+/// A target's answer, with the connection for an upgrade (101).
+pub struct Answer {
+    /// Status, headers and body.
+    pub response: http::Response<UpstreamBody>,
+    /// The target's connection after a 101, and what it sent after the head.
+    pub upgraded: Option<(UpstreamIo, Bytes)>,
+}
+
+/// Sends one request on `io` (from [`checkout`]) and reads the answer's head. A pooled
+/// connection the target closed before answering a request without a body is retried once on
+/// a new connection (the keep-alive race).
+pub async fn send(
+    dest: &Destination<'_>,
+    io: UpstreamIo,
+    reused: bool,
+    parts: http::request::Parts,
+    mut body: RequestBody,
+) -> Result<Answer, ProxyError> {
+    let (head, framing) = encode_head(&parts, &body);
+    let head_request = parts.method == Method::HEAD;
+    let mut io = io;
+    let mut reused = reused;
+    loop {
+        match exchange(&mut io, &head, framing, &mut body).await {
+            Ok(()) => {}
+            Err(e) if reused && framing == Framing::Empty && e.nothing_read => {
+                tracing::debug!(error = %e.error, "pooled connection closed; retrying on a new one");
+                io = connect(dest).await?;
+                reused = false;
+                continue;
+            }
+            Err(e) => {
+                tracing::debug!(error = %e.error, "target failed");
+                return Err(ProxyError::upstream(ErrorKind::BadTargetResponse));
+            }
+        }
+        match read_answer(io, dest.pool.clone(), head_request).await {
+            Ok(a) => return Ok(a),
+            Err((e, nothing_read, io_back)) => {
+                if reused && framing == Framing::Empty && nothing_read {
+                    tracing::debug!(error = %e, "pooled connection closed; retrying on a new one");
+                    drop(io_back);
+                    io = connect(dest).await?;
+                    reused = false;
+                    continue;
+                }
+                tracing::debug!(error = %e, "target failed");
+                return Err(ProxyError::upstream(match e {
+                    AnswerError::TooLarge => ErrorKind::ResponseHeadersTooLarge,
+                    _ => ErrorKind::BadTargetResponse,
+                }));
+            }
+        }
+    }
+}
+
+struct WriteFailed {
+    error: io::Error,
+    nothing_read: bool,
+}
+
+/// Writes the head and the body.
+async fn exchange(
+    io: &mut UpstreamIo,
+    head: &[u8],
+    framing: Framing,
+    body: &mut RequestBody,
+) -> Result<(), WriteFailed> {
+    let first = |error| WriteFailed {
+        error,
+        nothing_read: true,
+    };
+    let later = |error| WriteFailed {
+        error,
+        nothing_read: false,
+    };
+    if framing == Framing::Empty {
+        io.write_all(head).await.map_err(first)?;
+        return io.flush().await.map_err(first);
+    }
+    let mut out = Vec::with_capacity(head.len() + 64);
+    out.extend_from_slice(head);
+    let mut pending = Some(out);
+    let mut sent: u64 = 0;
+    let mut body = Pin::new(body);
+    loop {
+        let frame = std::future::poll_fn(|cx| body.as_mut().poll_frame(cx)).await;
+        let mut out = pending.take().unwrap_or_default();
+        match frame {
+            Some(Ok(f)) => match f.into_data() {
+                Ok(data) => {
+                    if data.is_empty() {
+                        pending = Some(out);
+                        continue;
+                    }
+                    sent += data.len() as u64;
+                    if framing == Framing::Chunked {
+                        super::write_chunk_size(&mut out, data.len());
+                    }
+                    if !out.is_empty() {
+                        io.write_all(&out).await.map_err(later)?;
+                    }
+                    io.write_all(&data).await.map_err(later)?;
+                    if framing == Framing::Chunked {
+                        io.write_all(b"\r\n").await.map_err(later)?;
+                    }
+                }
+                Err(f) => {
+                    if let (Ok(t), Framing::Chunked) = (f.into_trailers(), framing) {
+                        super::write_last_chunk(&mut out, Some(&t));
+                        io.write_all(&out).await.map_err(later)?;
+                        return io.flush().await.map_err(later);
+                    }
+                    pending = Some(out);
+                }
+            },
+            Some(Err(e)) => {
+                return Err(later(io::Error::other(e)));
+            }
+            None => {
+                if framing == Framing::Chunked {
+                    super::write_last_chunk(&mut out, None);
+                }
+                if let Framing::Length(n) = framing
+                    && n != sent
+                {
+                    return Err(later(io::Error::other(
+                        "request body shorter than its length",
+                    )));
+                }
+                if !out.is_empty() {
+                    io.write_all(&out).await.map_err(later)?;
+                }
+                return io.flush().await.map_err(later);
+            }
+        }
+    }
+}
+
+/// Why an answer could not be read.
+#[derive(Debug, thiserror::Error)]
+enum AnswerError {
+    #[error("{0}")]
+    Io(#[from] io::Error),
+    #[error("the target closed the connection")]
+    Closed,
+    #[error("malformed response")]
+    Malformed,
+    #[error("response head too large")]
+    TooLarge,
+}
+
+type ReadFailure = (AnswerError, bool, Option<UpstreamIo>);
+
+/// Reads the final response head (skipping 1xx other than 101) and sets up its body.
+async fn read_answer(
+    mut io: UpstreamIo,
+    pool: Arc<Pool>,
+    head_request: bool,
+) -> Result<Answer, ReadFailure> {
+    let mut buf = BytesMut::with_capacity(4096);
+    let mut any = false;
+    loop {
+        // Parse what is there first: a 100 Continue may have come with the final head.
+        if !buf.is_empty() {
+            let mut headers = [httparse::EMPTY_HEADER; 128];
+            let mut r = httparse::Response::new(&mut headers);
+            match r.parse(&buf) {
+                Ok(httparse::Status::Complete(len)) => {
+                    let code = r.code.unwrap_or(0);
+                    if (100..200).contains(&code) && code != 101 {
+                        let _ = buf.split_to(len);
+                        continue;
+                    }
+                    let version = if r.version == Some(0) {
+                        Version::HTTP_10
+                    } else {
+                        Version::HTTP_11
+                    };
+                    let names: Vec<(usize, usize, usize, usize)> = {
+                        let base = buf.as_ptr() as usize;
+                        r.headers
+                            .iter()
+                            .map(|h| {
+                                (
+                                    h.name.as_ptr() as usize - base,
+                                    h.name.len(),
+                                    h.value.as_ptr() as usize - base,
+                                    h.value.len(),
+                                )
+                            })
+                            .collect()
+                    };
+                    let head = buf.split_to(len).freeze();
+                    let headers = rebuild(&head, &names)
+                        .map_err(|_| (AnswerError::Malformed, false, None))?;
+                    let status = StatusCode::from_u16(code)
+                        .map_err(|_| (AnswerError::Malformed, false, None))?;
+                    return Ok(
+                        finish(io, buf, pool, status, version, headers, head_request)
+                            .map_err(|e| (e, false, None))?,
+                    );
+                }
+                Ok(httparse::Status::Partial) => {
+                    if buf.len() >= MAX_RESPONSE_HEAD {
+                        return Err((AnswerError::TooLarge, false, None));
+                    }
+                }
+                Err(httparse::Error::TooManyHeaders) => {
+                    return Err((AnswerError::TooLarge, false, None));
+                }
+                Err(_) => return Err((AnswerError::Malformed, false, None)),
+            }
+        }
+        match super::fill(&mut io, &mut buf).await {
+            Ok(0) => return Err((AnswerError::Closed, !any, Some(io))),
+            Ok(_) => any = true,
+            Err(e) => return Err((AnswerError::Io(e), !any, Some(io))),
+        }
+    }
+}
+
+/// Headers from the offsets of parsed names and values in `head`.
+fn rebuild(head: &Bytes, at: &[(usize, usize, usize, usize)]) -> Result<HeaderMap, CodecError> {
+    let mut map = HeaderMap::with_capacity(at.len());
+    for &(n, nl, v, vl) in at {
+        let name =
+            http::HeaderName::from_bytes(&head[n..n + nl]).map_err(|_| CodecError::Malformed)?;
+        let value = http::HeaderValue::from_maybe_shared(head.slice(v..v + vl))
+            .map_err(|_| CodecError::Malformed)?;
+        map.append(name, value);
+    }
+    Ok(map)
+}
+
+fn finish(
+    io: UpstreamIo,
+    mut buf: BytesMut,
+    pool: Arc<Pool>,
+    status: StatusCode,
+    version: Version,
+    headers: HeaderMap,
+    head_request: bool,
+) -> Result<Answer, AnswerError> {
+    let mut response = http::Response::new(UpstreamBody::Full(None));
+    *response.status_mut() = status;
+    *response.version_mut() = version;
+    if status == StatusCode::SWITCHING_PROTOCOLS {
+        *response.headers_mut() = headers;
+        return Ok(Answer {
+            response,
+            upgraded: Some((io, buf.freeze())),
+        });
+    }
+    let keep_alive = version == Version::HTTP_11
+        && !super::has_token(&headers, &http::header::CONNECTION, "close");
+    let framing =
+        if head_request || status == StatusCode::NO_CONTENT || status == StatusCode::NOT_MODIFIED {
+            Framing::Empty
+        } else {
+            match super::framing(&headers).map_err(|_| AnswerError::Malformed)? {
+                (Framing::Empty, _) => Framing::UntilClose,
+                (f, _) => f,
+            }
+        };
+    *response.headers_mut() = headers;
+    let decoder = Decoder::new(framing);
+    // The whole body is already here: hand it out and give the connection back.
+    if let Some(n) = decoder.remaining()
+        && n as usize <= buf.len()
+        && n as usize <= WHOLE_BODY
+    {
+        let body = buf.split_to(n as usize).freeze();
+        if keep_alive && buf.is_empty() {
+            pool.put(io);
+        }
+        *response.body_mut() = UpstreamBody::Full((!body.is_empty()).then_some(body));
+        return Ok(Answer {
+            response,
+            upgraded: None,
+        });
+    }
+    *response.body_mut() = UpstreamBody::Streaming(Box::new(Streaming {
+        io: Some(io),
+        buf,
+        decoder,
+        pool,
+        keep_alive: keep_alive && framing != Framing::UntilClose,
+    }));
+    Ok(Answer {
+        response,
+        upgraded: None,
+    })
+}
+
+/// A response body still arriving; its connection returns to the pool when it ends cleanly.
+pub struct Streaming {
+    io: Option<UpstreamIo>,
+    buf: BytesMut,
+    decoder: Decoder,
+    pool: Arc<Pool>,
+    keep_alive: bool,
+}
+
+impl Streaming {
+    /// The next frame.
+    pub fn poll_frame(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        loop {
+            match self.decoder.decode(&mut self.buf) {
+                Ok(Decoded::Data(b)) => {
+                    if self.decoder.is_done() {
+                        self.release();
+                    }
+                    return Poll::Ready(Some(Ok(Frame::data(b))));
+                }
+                Ok(Decoded::Trailers(t)) => {
+                    self.release();
+                    return Poll::Ready(Some(Ok(Frame::trailers(t))));
+                }
+                Ok(Decoded::Done) => {
+                    self.release();
+                    return Poll::Ready(None);
+                }
+                Ok(Decoded::NeedMore) => {}
+                Err(e) => {
+                    self.io = None;
+                    return Poll::Ready(Some(Err(Box::new(e))));
+                }
+            }
+            let Some(io) = self.io.as_mut() else {
+                return Poll::Ready(None);
+            };
+            match super::poll_fill(io, &mut self.buf, cx, super::READ_CHUNK) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Ok(0)) => match self.decoder.eof() {
+                    Ok(_) => {
+                        self.io = None;
+                        return Poll::Ready(None);
+                    }
+                    Err(e) => {
+                        self.io = None;
+                        return Poll::Ready(Some(Err(Box::new(e))));
+                    }
+                },
+                Poll::Ready(Ok(_)) => {}
+                Poll::Ready(Err(e)) => {
+                    self.io = None;
+                    return Poll::Ready(Some(Err(Box::new(e))));
+                }
+            }
+        }
+    }
+
+    /// The body ended: a clean connection goes back to the pool.
+    fn release(&mut self) {
+        if let Some(io) = self.io.take()
+            && self.keep_alive
+            && self.buf.is_empty()
+        {
+            self.pool.put(io);
+        }
+    }
+
+    /// Whether the body has ended.
+    pub fn is_end_stream(&self) -> bool {
+        self.decoder.is_done()
+    }
+
+    /// The bytes left, when known.
+    pub fn size_hint(&self) -> SizeHint {
+        match self.decoder.remaining() {
+            Some(n) => SizeHint::with_exact(n),
+            None => SizeHint::default(),
+        }
+    }
+}

@@ -2,7 +2,6 @@
 
 use aws_lc_rs::rand::{SecureRandom, SystemRandom};
 use http::{HeaderMap, HeaderName, HeaderValue};
-use std::net::SocketAddr;
 
 /// ALB refuses more addresses than this in `X-Forwarded-For` (463).
 pub const MAX_XFF_ADDRESSES: usize = 30;
@@ -38,8 +37,13 @@ const HOP_BY_HOP: [&str; 8] = [
     "proxy-authenticate",
 ];
 
-/// Removes hop-by-hop headers, including those named in `Connection`.
+/// Removes hop-by-hop headers, including those named in `Connection`. One pass over the names
+/// finds them; nothing is allocated when there are none (the usual case).
 pub fn strip_hop_by_hop(h: &mut HeaderMap) {
+    let any = h.keys().any(|n| HOP_BY_HOP.contains(&n.as_str()));
+    if !any {
+        return;
+    }
     let named: Vec<HeaderName> = h
         .get_all(http::header::CONNECTION)
         .iter()
@@ -330,32 +334,34 @@ pub fn xff_count(h: &HeaderMap) -> usize {
 const CLIENT_FORWARDING: [&str; 2] = ["x-forwarded-host", "forwarded"];
 
 /// Appends the client to `X-Forwarded-For` and sets `-Proto` and `-Port` (ALB's `append` mode).
-pub fn set_forwarded(h: &mut HeaderMap, client: SocketAddr, https: bool, port: u16, r: &Routing) {
+pub fn set_forwarded(
+    h: &mut HeaderMap,
+    client: &crate::ConnInfo,
+    https: bool,
+    port: u16,
+    r: &Routing,
+) {
     if r.xff_mode != XffMode::Preserve {
         // By normalised name: `X_Forwarded_Host` reaches CGI-style targets as the same header.
         remove_where(h, |n| CLIENT_FORWARDING.iter().any(|f| normalised_eq(n, f)));
     }
     match r.xff_mode {
         XffMode::Append => {
-            let ip = client.ip().to_canonical();
-            let me = match (r.xff_client_port, ip) {
-                (false, ip) => ip.to_string(),
-                (true, std::net::IpAddr::V6(v6)) => format!("[{v6}]:{}", client.port()),
-                (true, ip) => format!("{ip}:{}", client.port()),
-            };
-            let prior: Vec<String> = h
-                .get_all(&XFF)
-                .iter()
-                .filter_map(|v| v.to_str().ok())
-                .map(|s| s.trim().to_string())
-                .collect();
-            let value = if prior.is_empty() {
-                me
+            let me = client.forwarded_for(r.xff_client_port);
+            if !h.contains_key(&XFF) {
+                h.insert(XFF, me.clone());
             } else {
-                format!("{}, {me}", prior.join(", "))
-            };
-            if let Ok(v) = HeaderValue::from_str(&value) {
-                h.insert(XFF, v);
+                let prior: Vec<String> = h
+                    .get_all(&XFF)
+                    .iter()
+                    .filter_map(|v| v.to_str().ok())
+                    .map(|s| s.trim().to_string())
+                    .collect();
+                let me = me.to_str().unwrap_or("-");
+                let value = format!("{}, {me}", prior.join(", "));
+                if let Ok(v) = HeaderValue::from_str(&value) {
+                    h.insert(XFF, v);
+                }
             }
         }
         XffMode::Preserve => {}
@@ -494,6 +500,20 @@ pub fn set_trace_id(h: &mut HeaderMap, now: u64, head_bytes: usize) -> String {
 
 #[cfg(test)]
 mod tests {
+    fn conn(peer: &str) -> crate::ConnInfo {
+        crate::ConnInfo {
+            id: 1,
+            listener: 0,
+            port: 80,
+            peer: peer.parse().unwrap(),
+            tls: None,
+            close_after: std::time::Instant::now(),
+            requests: Default::default(),
+            goaway: Default::default(),
+            forwarded_for: Default::default(),
+        }
+    }
+
     #[test]
     fn only_one_valid_host_is_routed() {
         let ok = |hosts: &[&str], _: &str| {
@@ -698,7 +718,7 @@ mod tests {
             drop_invalid_header_fields: false,
             tls_headers: false,
         };
-        let client: SocketAddr = "[::ffff:10.0.0.9]:5555".parse().unwrap();
+        let client = &conn("[::ffff:10.0.0.9]:5555");
         let mut a = h.clone();
         set_forwarded(&mut a, client, true, 8443, &r);
         assert_eq!(
@@ -712,13 +732,7 @@ mod tests {
         set_forwarded(&mut b, client, false, 80, &r);
         assert_eq!(b["x-forwarded-for"], "10.0.0.9:5555");
         let mut v6 = HeaderMap::new();
-        set_forwarded(
-            &mut v6,
-            "[2001:db8::1]:4444".parse().unwrap(),
-            false,
-            80,
-            &r,
-        );
+        set_forwarded(&mut v6, &conn("[2001:db8::1]:4444"), false, 80, &r);
         assert_eq!(v6["x-forwarded-for"], "[2001:db8::1]:4444");
         r.xff_mode = XffMode::Preserve;
         let mut p = h.clone();
@@ -744,7 +758,7 @@ mod tests {
             drop_invalid_header_fields: false,
             tls_headers: false,
         };
-        let client: SocketAddr = "10.0.0.9:5555".parse().unwrap();
+        let client = &conn("10.0.0.9:5555");
         let mut h = HeaderMap::new();
         for n in [
             "x-forwarded-host",

@@ -96,6 +96,24 @@ pub struct ConnInfo {
     pub requests: std::sync::atomic::AtomicU32,
     /// Asks the connection to close gracefully (HTTP/2: GOAWAY).
     pub goaway: tokio::sync::Notify,
+    /// The client's address as `X-Forwarded-For` lists it (without and with its port), made
+    /// once per connection.
+    pub forwarded_for: [std::sync::OnceLock<http::HeaderValue>; 2],
+}
+
+impl ConnInfo {
+    /// The client as `X-Forwarded-For` names it: `ip`, or `ip:port` (`[v6]:port`).
+    pub fn forwarded_for(&self, with_port: bool) -> &http::HeaderValue {
+        self.forwarded_for[usize::from(with_port)].get_or_init(|| {
+            let ip = self.peer.ip().to_canonical();
+            let text = match (with_port, ip) {
+                (false, ip) => ip.to_string(),
+                (true, std::net::IpAddr::V6(v6)) => format!("[{v6}]:{}", self.peer.port()),
+                (true, ip) => format!("{ip}:{}", self.peer.port()),
+            };
+            http::HeaderValue::from_str(&text).unwrap_or(http::HeaderValue::from_static("-"))
+        })
+    }
 }
 
 /// Why the load balancer could not start.

@@ -143,6 +143,7 @@ pub async fn run(
                     close_after,
                     requests: std::sync::atomic::AtomicU32::new(0),
                     goaway: tokio::sync::Notify::new(),
+                    forwarded_for: Default::default(),
                 })
             };
             match tls {

@@ -38,7 +38,6 @@ pub async fn handle(
     req: Request<RequestBody>,
 ) -> Result<Response<Body>, std::convert::Infallible> {
     let started = Instant::now();
-    let created = time::OffsetDateTime::now_utc();
     let snapshot = shared.snapshot.load_full();
     let Some(listener) = snapshot
         .listeners
@@ -56,7 +55,7 @@ pub async fn handle(
     let mut guard = Unanswered {
         shared: &shared,
         entry: (shared.access_log.enabled() || shared.metrics.is_some())
-            .then(|| new_entry(&shared, &conn, &req, created, head.0, grpc)),
+            .then(|| new_entry(&shared, &conn, &req, head.0, grpc)),
     };
     let log = &mut guard.entry;
     let req_version = req.version();
@@ -193,7 +192,6 @@ fn new_entry(
     shared: &Shared,
     conn: &ConnInfo,
     req: &Request<RequestBody>,
-    created: time::OffsetDateTime,
     head_bytes: usize,
     grpc: bool,
 ) -> Entry {
@@ -248,7 +246,7 @@ fn new_entry(
             .and_then(|v| v.to_str().ok())
             .unwrap_or("-")
             .to_string(),
-        request_creation_time: access_log::timestamp(created),
+        request_creation_time: access_log::timestamp(time::OffsetDateTime::now_utc()),
         ..connection_entry(shared, conn, kind)
     }
 }
@@ -480,7 +478,7 @@ async fn phases(
             let routing = listener.routing;
             headers::set_forwarded(
                 &mut parts.headers,
-                conn.peer,
+                conn,
                 conn.tls.is_some(),
                 conn.port,
                 &routing,
@@ -691,8 +689,12 @@ async fn to_target(
     } else {
         let (mut rparts, rbody) = upstream.into_parts();
         headers::strip_hop_by_hop(&mut rparts.headers);
-        let body = upstream::CutBody::new(rbody, target.cutoff.clone());
-        Ok(Response::from_parts(rparts, body.boxed_unsync()))
+        // A body already read whole needs no watch on the target's deregistration.
+        let body = match rbody {
+            crate::h1::body::UpstreamBody::Full(b) => full(b.unwrap_or_default()),
+            rbody => upstream::CutBody::new(rbody, target.cutoff.clone()).boxed_unsync(),
+        };
+        Ok(Response::from_parts(rparts, body))
     }
 }
 

@@ -91,7 +91,7 @@ pub struct Upstreams {
 /// A connection ready for one request.
 pub enum Connection {
     /// HTTP/1.1, and whether it came from the pool.
-    Http1(client::UpstreamIo, bool),
+    Http1(client::Conn, bool),
     /// A stream on the target's HTTP/2 connection.
     Http2(Http2Sender),
 }

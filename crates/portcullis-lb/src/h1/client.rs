@@ -91,8 +91,29 @@ impl AsyncWrite for UpstreamIo {
 }
 
 struct Idle {
-    io: UpstreamIo,
+    conn: Conn,
     since: Instant,
+}
+
+/// A connection to a target with its read buffer (kept with it in the pool, so that a request
+/// reuses the allocation once the last answer's bytes are dropped).
+pub struct Conn {
+    io: UpstreamIo,
+    buf: BytesMut,
+}
+
+impl Conn {
+    fn new(io: UpstreamIo) -> Conn {
+        Conn {
+            io,
+            buf: BytesMut::new(),
+        }
+    }
+
+    /// The connection, for an upgrade.
+    pub fn into_io(self) -> UpstreamIo {
+        self.io
+    }
 }
 
 /// The idle connections to one target.
@@ -109,27 +130,27 @@ impl std::fmt::Debug for Pool {
 
 impl Pool {
     /// An idle connection that is still open, newest first.
-    fn take(&self) -> Option<UpstreamIo> {
+    fn take(&self) -> Option<Conn> {
         let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
         let now = Instant::now();
         while idle.front().is_some_and(|c| now - c.since > POOL_IDLE) {
             idle.pop_front();
         }
         while let Some(c) = idle.pop_back() {
-            if c.io.is_reusable() {
-                return Some(c.io);
+            if c.conn.io.is_reusable() {
+                return Some(c.conn);
             }
         }
         None
     }
 
-    fn put(&self, io: UpstreamIo) {
+    fn put(&self, conn: Conn) {
         let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
         if idle.len() >= POOL_MAX_IDLE {
             idle.pop_front();
         }
         idle.push_back(Idle {
-            io,
+            conn,
             since: Instant::now(),
         });
     }
@@ -152,11 +173,11 @@ pub struct Destination<'a> {
 
 /// A connection for a request: from the pool, or new. A failure here means no byte of the
 /// request left: the caller may try another target.
-pub async fn checkout(dest: &Destination<'_>) -> Result<(UpstreamIo, bool), ProxyError> {
-    if let Some(io) = dest.pool.take() {
-        return Ok((io, true));
+pub async fn checkout(dest: &Destination<'_>) -> Result<(Conn, bool), ProxyError> {
+    if let Some(c) = dest.pool.take() {
+        return Ok((c, true));
     }
-    connect(dest).await.map(|io| (io, false))
+    connect(dest).await.map(|io| (Conn::new(io), false))
 }
 
 async fn connect(dest: &Destination<'_>) -> Result<UpstreamIo, ProxyError> {
@@ -240,21 +261,21 @@ pub struct Answer {
 /// a new connection (the keep-alive race).
 pub async fn send(
     dest: &Destination<'_>,
-    io: UpstreamIo,
+    conn: Conn,
     reused: bool,
     parts: http::request::Parts,
     mut body: RequestBody,
 ) -> Result<Answer, ProxyError> {
     let (head, framing) = encode_head(&parts, &body);
     let head_request = parts.method == Method::HEAD;
-    let mut io = io;
+    let mut conn = conn;
     let mut reused = reused;
     loop {
-        match exchange(&mut io, &head, framing, &mut body).await {
+        match exchange(&mut conn.io, &head, framing, &mut body).await {
             Ok(()) => {}
             Err(e) if reused && framing == Framing::Empty && e.nothing_read => {
                 tracing::debug!(error = %e.error, "pooled connection closed; retrying on a new one");
-                io = connect(dest).await?;
+                conn = Conn::new(connect(dest).await?);
                 reused = false;
                 continue;
             }
@@ -263,13 +284,13 @@ pub async fn send(
                 return Err(ProxyError::upstream(ErrorKind::BadTargetResponse));
             }
         }
-        match read_answer(io, dest.pool.clone(), head_request).await {
+        match read_answer(conn, dest.pool.clone(), head_request).await {
             Ok(a) => return Ok(a),
             Err((e, nothing_read, io_back)) => {
                 if reused && framing == Framing::Empty && nothing_read {
                     tracing::debug!(error = %e, "pooled connection closed; retrying on a new one");
                     drop(io_back);
-                    io = connect(dest).await?;
+                    conn = Conn::new(connect(dest).await?);
                     reused = false;
                     continue;
                 }
@@ -379,15 +400,17 @@ enum AnswerError {
     TooLarge,
 }
 
-type ReadFailure = (AnswerError, bool, Option<UpstreamIo>);
+type ReadFailure = (AnswerError, bool, Option<Conn>);
 
 /// Reads the final response head (skipping 1xx other than 101) and sets up its body.
 async fn read_answer(
-    mut io: UpstreamIo,
+    conn: Conn,
     pool: Arc<Pool>,
     head_request: bool,
 ) -> Result<Answer, ReadFailure> {
-    let mut buf = BytesMut::with_capacity(4096);
+    let Conn { mut io, mut buf } = conn;
+    buf.clear();
+    buf.reserve(super::buffers::SIZE);
     let mut any = false;
     loop {
         // Parse what is there first: a 100 Continue may have come with the final head.
@@ -442,9 +465,9 @@ async fn read_answer(
             }
         }
         match super::fill(&mut io, &mut buf).await {
-            Ok(0) => return Err((AnswerError::Closed, !any, Some(io))),
+            Ok(0) => return Err((AnswerError::Closed, !any, Some(Conn { io, buf }))),
             Ok(_) => any = true,
-            Err(e) => return Err((AnswerError::Io(e), !any, Some(io))),
+            Err(e) => return Err((AnswerError::Io(e), !any, Some(Conn { io, buf }))),
         }
     }
 }
@@ -501,7 +524,7 @@ fn finish(
     {
         let body = buf.split_to(n as usize).freeze();
         if keep_alive && buf.is_empty() {
-            pool.put(io);
+            pool.put(Conn { io, buf });
         }
         *response.body_mut() = UpstreamBody::Full((!body.is_empty()).then_some(body));
         return Ok(Answer {
@@ -589,7 +612,10 @@ impl Streaming {
             && self.keep_alive
             && self.buf.is_empty()
         {
-            self.pool.put(io);
+            self.pool.put(Conn {
+                io,
+                buf: std::mem::take(&mut self.buf),
+            });
         }
     }
 

@@ -15,7 +15,7 @@ use http::{HeaderMap, HeaderName, HeaderValue};
 use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll};
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 
 /// How much a read asks for at a time.
@@ -52,23 +52,18 @@ impl Transport for tokio_rustls::server::TlsStream<TcpStream> {
     }
 }
 
-/// Reads once into `buf`, asking for `want` more bytes: `Ok(0)` is the end of the stream.
+/// Reads once into `buf`, with room for at least `want` more bytes: `Ok(0)` is the end of the
+/// stream.
 pub fn poll_fill<T: AsyncRead + Unpin + ?Sized>(
     io: &mut T,
     buf: &mut BytesMut,
     cx: &mut Context<'_>,
     want: usize,
 ) -> Poll<io::Result<usize>> {
-    let len = buf.len();
-    buf.resize(len + want, 0);
-    let mut rb = ReadBuf::new(&mut buf[len..]);
-    let r = Pin::new(io).poll_read(cx, &mut rb);
-    let n = match &r {
-        Poll::Ready(Ok(())) => rb.filled().len(),
-        _ => 0,
-    };
-    buf.truncate(len + n);
-    r.map_ok(|()| n)
+    if buf.capacity() - buf.len() < want {
+        buf.reserve(want);
+    }
+    tokio_util::io::poll_read_buf(Pin::new(io), cx, buf)
 }
 
 /// Reads once into `buf` (see [`poll_fill`]).
@@ -76,7 +71,43 @@ pub async fn fill<T: AsyncRead + Unpin + ?Sized>(
     io: &mut T,
     buf: &mut BytesMut,
 ) -> io::Result<usize> {
-    std::future::poll_fn(|cx| poll_fill(io, buf, cx, READ_CHUNK)).await
+    std::future::poll_fn(|cx| poll_fill(io, buf, cx, 1024)).await
+}
+
+/// Read buffers kept per thread, so that a request does not allocate one: a connection takes a
+/// buffer when bytes arrive and gives it back when it goes idle, once nothing refers to its
+/// bytes any more.
+pub mod buffers {
+    use bytes::BytesMut;
+    use std::cell::RefCell;
+
+    /// The size of a buffer.
+    pub const SIZE: usize = 8 * 1024;
+    /// Buffers kept per thread.
+    const KEEP: usize = 128;
+
+    thread_local! {
+        static FREE: RefCell<Vec<BytesMut>> = const { RefCell::new(Vec::new()) };
+    }
+
+    /// A buffer, from the thread's free list or new.
+    pub fn take() -> BytesMut {
+        FREE.with(|f| f.borrow_mut().pop())
+            .unwrap_or_else(|| BytesMut::with_capacity(SIZE))
+    }
+
+    /// Gives an empty buffer back, when its whole allocation can be reused.
+    pub fn give(mut b: BytesMut) {
+        if !b.is_empty() || b.capacity() > 4 * SIZE || !b.try_reclaim(SIZE) {
+            return;
+        }
+        FREE.with(|f| {
+            let mut f = f.borrow_mut();
+            if f.len() < KEEP {
+                f.push(b);
+            }
+        });
+    }
 }
 
 /// How a message's body is delimited.

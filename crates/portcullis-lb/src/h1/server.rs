@@ -191,7 +191,7 @@ async fn read_head<T: Transport>(io: &mut T, buf: &mut BytesMut, idle: Duration)
                 }
             } else {
                 if buf.capacity() > 0 {
-                    *buf = BytesMut::new();
+                    super::buffers::give(std::mem::take(buf));
                 }
                 if std::future::poll_fn(|cx| io.poll_idle_ready(cx))
                     .await
@@ -199,10 +199,13 @@ async fn read_head<T: Transport>(io: &mut T, buf: &mut BytesMut, idle: Duration)
                 {
                     return Next::Closed;
                 }
+                *buf = super::buffers::take();
             }
+            // Room for the rest of a long head in few reads, never much past the limit.
             let want = buf
                 .len()
-                .clamp(4096, MAX_HEAD - buf.len().min(MAX_HEAD - 1024));
+                .max(1024)
+                .min(MAX_HEAD.saturating_sub(buf.len()).max(1024));
             let got = std::future::poll_fn(|cx| match super::poll_fill(io, buf, cx, want) {
                 // A wake-up without data: wait again without the buffer.
                 std::task::Poll::Pending if buf.is_empty() => std::task::Poll::Ready(None),
@@ -210,7 +213,7 @@ async fn read_head<T: Transport>(io: &mut T, buf: &mut BytesMut, idle: Duration)
             })
             .await;
             match got {
-                None => *buf = BytesMut::new(),
+                None => super::buffers::give(std::mem::take(buf)),
                 Some(Ok(0)) | Some(Err(_)) => return Next::Closed,
                 Some(Ok(_)) => {}
             }
@@ -282,7 +285,8 @@ fn parse_with<const N: usize>(buf: &mut BytesMut) -> Result<Option<Head>, Refusa
     let head = buf.split_to(len).freeze();
     let uri = Uri::from_maybe_shared(head.slice(path_at.0..path_at.0 + path_at.1))
         .map_err(|_| Refusal::Status(400))?;
-    let mut map = http::HeaderMap::with_capacity(at.len());
+    // Room for what the balancer adds (forwarding, trace id, identity) without growing.
+    let mut map = http::HeaderMap::with_capacity(at.len() + 8);
     for (n, nl, v, vl) in at {
         let name =
             http::HeaderName::from_bytes(&head[n..n + nl]).map_err(|_| Refusal::Status(400))?;

@@ -77,7 +77,7 @@ macro_rules! serve_connection {
             tokio::select! {
                 r = conn.as_mut() => {
                     if let Err(e) = r {
-                        proxy::log_refused(&shared, &info, &*e);
+                        proxy::log_refused_by_hyper(&shared, &info, &*e);
                     }
                     break;
                 }

@@ -172,3 +172,196 @@ async fn an_http2_connection_ends_after_ten_thousand_requests() {
     assert_eq!(new_connections(&kit).await - before, 2);
     kit.app.shutdown().await;
 }
+
+/// Reads one whole response: the head (lower case) and a `Content-Length` or chunked body.
+async fn read_full(s: &mut TcpStream, buf: &mut Vec<u8>) -> Option<(String, Vec<u8>)> {
+    let mut byte = [0u8; 8192];
+    loop {
+        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
+            let rest = &buf[end + 4..];
+            if head.starts_with("http/1.1 101") || head.starts_with("head") {
+                buf.drain(..end + 4);
+                return Some((head, Vec::new()));
+            }
+            if let Some(len) = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:"))
+                .map(|v| v.trim().parse::<usize>().unwrap())
+            {
+                if rest.len() >= len {
+                    let body = rest[..len].to_vec();
+                    buf.drain(..end + 4 + len);
+                    return Some((head, body));
+                }
+            } else if head.contains("transfer-encoding: chunked") {
+                if let Some(z) = rest.windows(5).position(|w| w == b"0\r\n\r\n") {
+                    let body = rest[..z].to_vec();
+                    buf.drain(..end + 4 + z + 5);
+                    return Some((head, body));
+                }
+            } else {
+                return Some((head, Vec::new()));
+            }
+        }
+        let n = s.read(&mut byte).await.unwrap_or(0);
+        if n == 0 {
+            return None;
+        }
+        buf.extend_from_slice(&byte[..n]);
+    }
+}
+
+/// The balancer's own HTTP/1.1 codec: pipelined requests are answered in order on one
+/// connection, HTTP/1.0 closes unless it asks for keep-alive, HEAD gets no body, and a chunked
+/// request body with a trailer reaches the target.
+#[tokio::test]
+async fn http1_pipelining_http10_head_and_chunked_bodies() {
+    let kit = Kit::start("").await;
+    let port = kit.http_port;
+    let mut s = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    s.write_all(
+        b"GET /open/first HTTP/1.1\r\nHost: a\r\n\r\nGET /open/second HTTP/1.1\r\nHost: a\r\n\r\n",
+    )
+    .await
+    .unwrap();
+    let mut buf = Vec::new();
+    let (h1, b1) = read_full(&mut s, &mut buf).await.unwrap();
+    let (h2, b2) = read_full(&mut s, &mut buf).await.unwrap();
+    assert!(
+        h1.starts_with("http/1.1 200") && h2.starts_with("http/1.1 200"),
+        "{h1}\n{h2}"
+    );
+    assert!(String::from_utf8_lossy(&b1).contains("/open/first"));
+    assert!(String::from_utf8_lossy(&b2).contains("/open/second"));
+
+    // HEAD: the length of the GET, no body; the connection goes on.
+    s.write_all(
+        b"HEAD /open/h HTTP/1.1\r\nHost: a\r\n\r\nGET /open/after HTTP/1.1\r\nHost: a\r\n\r\n",
+    )
+    .await
+    .unwrap();
+    let mut raw = Vec::new();
+    let mut byte = [0u8; 8192];
+    while raw.windows(11).filter(|w| w == b"/open/after").count() == 0 {
+        let n = s.read(&mut byte).await.unwrap();
+        assert!(n > 0, "closed early: {}", String::from_utf8_lossy(&raw));
+        raw.extend_from_slice(&byte[..n]);
+    }
+    let text = String::from_utf8_lossy(&raw);
+    let first = text.find("HTTP/1.1 200").unwrap();
+    let second = text[first + 1..].find("HTTP/1.1 200").unwrap() + first + 1;
+    assert!(
+        !text[first..second].contains("/open/h"),
+        "HEAD got a body: {text}"
+    );
+
+    // HTTP/1.0 without keep-alive: answered, then closed.
+    let mut s = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    s.write_all(b"GET /open/old HTTP/1.0\r\nHost: a\r\n\r\n")
+        .await
+        .unwrap();
+    let mut buf = Vec::new();
+    let (h, _) = read_full(&mut s, &mut buf).await.unwrap();
+    assert!(
+        h.starts_with("http/1.1 200") && h.contains("connection: close"),
+        "{h}"
+    );
+    assert!(closed(&mut s).await);
+    // With keep-alive it stays open.
+    let mut s = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    s.write_all(b"GET /open/old HTTP/1.0\r\nHost: a\r\nConnection: keep-alive\r\n\r\n")
+        .await
+        .unwrap();
+    let mut buf = Vec::new();
+    let (h, _) = read_full(&mut s, &mut buf).await.unwrap();
+    assert!(h.contains("connection: keep-alive"), "{h}");
+    s.write_all(b"GET /open/again HTTP/1.0\r\nHost: a\r\n\r\n")
+        .await
+        .unwrap();
+    let (h, b) = read_full(&mut s, &mut buf).await.unwrap();
+    assert!(h.starts_with("http/1.1 200"), "{h}");
+    assert!(String::from_utf8_lossy(&b).contains("/open/again"));
+
+    // A chunked body (with a trailer) is forwarded; the target reads a body, not chunk sizes.
+    let mut s = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    s.write_all(b"POST /open/chunked HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nExpect: 100-continue\r\n\r\n")
+        .await
+        .unwrap();
+    let mut buf = Vec::new();
+    let mut got = Vec::new();
+    // The balancer asks for the body before the target answers.
+    while !got.windows(12).any(|w| w == b"100 Continue") {
+        let n = s.read(&mut byte).await.unwrap();
+        assert!(n > 0);
+        got.extend_from_slice(&byte[..n]);
+    }
+    s.write_all(b"5\r\nhello\r\n6\r\n world\r\n0\r\nx-t: 1\r\n\r\n")
+        .await
+        .unwrap();
+    let rest = got.split(|_| false).next().unwrap().to_vec();
+    let after = rest
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map_or(Vec::new(), |p| rest[p + 4..].to_vec());
+    buf.extend_from_slice(&after);
+    let (h, b) = read_full(&mut s, &mut buf).await.unwrap();
+    assert!(h.starts_with("http/1.1 200"), "{h}");
+    let echoed: serde_json::Value = serde_json::from_slice(&b).unwrap();
+    assert_eq!(echoed["method"], "POST");
+    kit.app.shutdown().await;
+}
+
+/// Bodies stream both ways through the HTTP/1 codec: a 3 MiB request body (sent chunked, with
+/// no length) reaches the target whole, and the target's 3 MiB answer (by length, and chunked)
+/// reaches the client whole.
+#[tokio::test]
+async fn large_bodies_stream_both_ways() {
+    let app = axum::Router::new()
+        .route(
+            "/big/echo",
+            axum::routing::post(|body: axum::body::Bytes| async move { body }),
+        )
+        .layer(axum::extract::DefaultBodyLimit::disable())
+        .route(
+            "/big/chunked",
+            axum::routing::get(|| async {
+                let chunks = (0..48).map(|i| {
+                    Ok::<_, std::io::Error>(axum::body::Bytes::from(vec![
+                        b'a' + (i % 26) as u8;
+                        65536
+                    ]))
+                });
+                axum::body::Body::from_stream(futures_util::stream::iter(chunks))
+            }),
+        );
+    let port = serve_target(app).await;
+    let rules = format!(
+        "[[listeners.rules]]\npriority = 40\nconditions = [{{ field = \"path-pattern\", values = [\"/big/*\"] }}]\nactions = [{{ type = \"forward\", target_group = \"big\" }}]\n\n[[target_groups]]\nname = \"big\"\ntargets = [{{ id = \"127.0.0.1\", port = {port} }}]\n"
+    );
+    let kit = Kit::start(&rules).await;
+    let c = plain();
+    let sent: Vec<u8> = (0..3 * 1024 * 1024u32).map(|i| (i % 251) as u8).collect();
+    let pieces: Vec<Result<Vec<u8>, std::io::Error>> =
+        sent.chunks(100_000).map(|c| Ok(c.to_vec())).collect();
+    let r = c
+        .post(kit.url("/big/echo"))
+        .body(reqwest::Body::wrap_stream(futures_util::stream::iter(
+            pieces,
+        )))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let back = r.bytes().await.unwrap();
+    assert_eq!(back.len(), sent.len());
+    assert!(back[..] == sent[..], "the body came back changed");
+    let r = c.get(kit.url("/big/chunked")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let got = r.bytes().await.unwrap();
+    assert_eq!(got.len(), 48 * 65536);
+    assert!(
+        got[..65536].iter().all(|&b| b == b'a') && got[65536..131072].iter().all(|&b| b == b'b')
+    );
+    kit.app.shutdown().await;
+}

@@ -284,3 +284,98 @@ anomaly_mitigation = true
     }
     kit.app.shutdown().await;
 }
+
+/// A target that refuses connections (it died; health checks have not noticed yet) costs no
+/// request a 502: no byte reached it, so the next routable target gets the request, once, and
+/// the metric counts it. A target that closes its kept-alive connections after every answer
+/// (without saying so) costs none either: the pooled connection's close is seen, or the request
+/// is sent again on a new connection.
+#[tokio::test]
+async fn a_refused_connection_is_tried_on_the_next_target() {
+    let live = named("live").await;
+    // A port that was bound and released: connecting to it is refused.
+    let dead = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    // A target that answers one request per connection and closes it, keep-alive or not.
+    let closer = {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = l.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            use tokio::io::{AsyncReadExt, AsyncWriteExt};
+            loop {
+                let Ok((mut s, _)) = l.accept().await else {
+                    return;
+                };
+                tokio::spawn(async move {
+                    let mut buf = vec![0u8; 8192];
+                    let mut got = Vec::new();
+                    while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+                        match s.read(&mut buf).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => got.extend_from_slice(&buf[..n]),
+                        }
+                    }
+                    let _ = s
+                        .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 6\r\n\r\ncloser")
+                        .await;
+                });
+            }
+        });
+        port
+    };
+    let rules = format!(
+        r#"
+[[listeners.rules]]
+priority = 40
+conditions = [{{ field = "path-pattern", values = ["/sel/*"] }}]
+actions = [{{ type = "forward", target_group = "two" }}]
+
+[[listeners.rules]]
+priority = 41
+conditions = [{{ field = "path-pattern", values = ["/closer/*"] }}]
+actions = [{{ type = "forward", target_group = "closer" }}]
+
+[[target_groups]]
+name = "two"
+{}
+health_check = {{ enabled = false }}
+
+[[target_groups]]
+name = "closer"
+{}
+health_check = {{ enabled = false }}
+"#,
+        targets(&[dead, live]),
+        targets(&[closer]),
+    );
+    let kit = Kit::start(&rules).await;
+    let c = plain();
+    for i in 0..20 {
+        let r = c.get(kit.url(&format!("/sel/{i}"))).send().await.unwrap();
+        assert_eq!(r.status(), 200, "request {i}");
+        assert_eq!(r.text().await.unwrap(), "live");
+    }
+    let metrics = kit.metrics().await;
+    let retries: f64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("portcullis_target_retries_total "))
+        .expect("the retry counter")
+        .parse()
+        .unwrap();
+    assert!(
+        retries >= 9.0,
+        "round robin sent half to the dead target: {retries}"
+    );
+    for i in 0..20 {
+        let r = c
+            .get(kit.url(&format!("/closer/{i}")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "request {i}");
+        assert_eq!(r.text().await.unwrap(), "closer");
+    }
+    kit.app.shutdown().await;
+}

@@ -280,11 +280,16 @@ pub async fn send(
                 continue;
             }
             Err(e) => {
-                tracing::debug!(error = %e.error, "target failed");
-                return Err(ProxyError::upstream(ErrorKind::BadTargetResponse));
+                // A target may answer before it has read the whole body (413, 401) and close:
+                // its answer stands.
+                tracing::debug!(error = %e.error, "sending to the target failed; reading its answer");
+                // The request was not sent whole: the connection is never reused.
+                return read_answer(conn, dest.pool.clone(), head_request, false)
+                    .await
+                    .map_err(|_| ProxyError::upstream(ErrorKind::BadTargetResponse));
             }
         }
-        match read_answer(conn, dest.pool.clone(), head_request).await {
+        match read_answer(conn, dest.pool.clone(), head_request, true).await {
             Ok(a) => return Ok(a),
             Err((e, nothing_read, io_back)) => {
                 if reused && framing == Framing::Empty && nothing_read {
@@ -407,6 +412,7 @@ async fn read_answer(
     conn: Conn,
     pool: Arc<Pool>,
     head_request: bool,
+    reusable: bool,
 ) -> Result<Answer, ReadFailure> {
     let Conn { mut io, mut buf } = conn;
     buf.clear();
@@ -448,10 +454,17 @@ async fn read_answer(
                         .map_err(|_| (AnswerError::Malformed, false, None))?;
                     let status = StatusCode::from_u16(code)
                         .map_err(|_| (AnswerError::Malformed, false, None))?;
-                    return Ok(
-                        finish(io, buf, pool, status, version, headers, head_request)
-                            .map_err(|e| (e, false, None))?,
-                    );
+                    return finish(
+                        io,
+                        buf,
+                        pool,
+                        status,
+                        version,
+                        headers,
+                        head_request,
+                        reusable,
+                    )
+                    .map_err(|e| (e, false, None));
                 }
                 Ok(httparse::Status::Partial) => {
                     if buf.len() >= MAX_RESPONSE_HEAD {
@@ -493,6 +506,7 @@ fn finish(
     version: Version,
     headers: HeaderMap,
     head_request: bool,
+    reusable: bool,
 ) -> Result<Answer, AnswerError> {
     let mut response = http::Response::new(UpstreamBody::Full(None));
     *response.status_mut() = status;
@@ -504,7 +518,8 @@ fn finish(
             upgraded: Some((io, buf.freeze())),
         });
     }
-    let keep_alive = version == Version::HTTP_11
+    let keep_alive = reusable
+        && version == Version::HTTP_11
         && !super::has_token(&headers, &http::header::CONNECTION, "close");
     let framing =
         if head_request || status == StatusCode::NO_CONTENT || status == StatusCode::NOT_MODIFIED {

@@ -444,7 +444,7 @@ pub fn framing(h: &HeaderMap) -> Result<(Framing, bool), CodecError> {
 pub fn date() -> HeaderValue {
     thread_local! {
         static DATE: std::cell::RefCell<(u64, HeaderValue)> =
-            std::cell::RefCell::new((u64::MAX, HeaderValue::from_static("")));
+            const { std::cell::RefCell::new((u64::MAX, HeaderValue::from_static(""))) };
     }
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

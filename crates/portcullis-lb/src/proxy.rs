@@ -14,7 +14,7 @@ use http::{HeaderValue, Method, Request, Response, StatusCode, Version};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use portcullis_auth::Outcome;
-use portcullis_auth::authenticate::{CALLBACK_PATH, error_page, request_host};
+use portcullis_auth::authenticate::{CALLBACK_PATH, request_host};
 use portcullis_config::{Protocol, ProtocolVersion};
 use std::sync::Arc;
 use std::time::Instant;
@@ -45,7 +45,7 @@ pub async fn handle(
         .and_then(Option::as_ref)
     else {
         // A listener a reload just removed; its connections are closing.
-        return Ok(from_bytes(error_page(503)));
+        return Ok(from_bytes(crate::error::page(503)));
     };
     // The access-log record also feeds the metrics. If the client goes away first, hyper drops
     // this future and the guard logs the request with ALB's 460.
@@ -70,7 +70,7 @@ pub async fn handle(
             if e.source != crate::error::Source::Downstream {
                 tracing::debug!(?e, "request failed");
             }
-            let mut page = from_bytes(error_page(e.status()));
+            let mut page = from_bytes(crate::error::page(e.status()));
             if grpc {
                 // gRPC clients read the outcome from `grpc-status` (14: unavailable), as ALB
                 // sends, in a headers-only answer.
@@ -360,7 +360,7 @@ async fn phases(
     }
 
     // Authenticate.
-    let mut auth_headers = Vec::new();
+    let mut auth_headers = portcullis_auth::authenticate::ClaimHeaders::default();
     let mut set_cookies = Vec::new();
     if let Some(action) = &rule.auth {
         if let Some(l) = log.as_mut() {
@@ -505,8 +505,8 @@ async fn phases(
             {
                 parts.headers.insert(HOST, h);
             }
-            for (n, v) in auth_headers {
-                parts.headers.insert(n, v);
+            for (n, v) in auth_headers.iter() {
+                parts.headers.insert(n.clone(), v.clone());
             }
             if let Some(l) = log.as_mut() {
                 l.trace_id = trace;
@@ -674,20 +674,24 @@ fn respond_outcome(
     outcome: Outcome,
     log: &mut Option<Entry>,
 ) -> Result<Response<Body>, ProxyError> {
-    match outcome {
-        Outcome::Respond { response, error } => {
-            if let (Some(l), Some(r)) = (log.as_mut(), error.and_then(|e| e.reason())) {
-                l.error_reason = r.into();
-            }
-            if let Some(e) = error {
-                tracing::debug!(
-                    reason = e.reason().unwrap_or("-"),
-                    status = e.status(),
-                    "authentication stopped the request"
-                );
-            }
-            Ok(from_bytes(response))
-        }
-        Outcome::Forward { .. } => Err(ProxyError::internal(ErrorKind::Internal)),
+    let (response, error) = match outcome {
+        Outcome::Respond { response, error } => (response, error),
+        Outcome::Error {
+            status,
+            error,
+            set_cookies,
+        } => (crate::error::page_with_cookies(status, set_cookies), error),
+        Outcome::Forward { .. } => return Err(ProxyError::internal(ErrorKind::Internal)),
+    };
+    if let (Some(l), Some(r)) = (log.as_mut(), error.and_then(|e| e.reason())) {
+        l.error_reason = r.into();
     }
+    if let Some(e) = error {
+        tracing::debug!(
+            reason = e.reason().unwrap_or("-"),
+            status = e.status(),
+            "authentication stopped the request"
+        );
+    }
+    Ok(from_bytes(response))
 }

@@ -69,12 +69,17 @@ pub fn cookie_pairs_bytes(headers: &HeaderMap) -> impl Iterator<Item = (&[u8], &
         .iter()
         .map(HeaderValue::as_bytes)
         .filter(|v| v.is_ascii())
-        .flat_map(|v| Pieces { rest: Some(v) })
+        .flat_map(cookie_pieces)
         .filter_map(|p| {
-            let p = trim(p);
             let eq = memchr::memchr(b'=', p)?;
             Some((&p[..eq], &p[eq + 1..]))
         })
+}
+
+/// The `;`-separated pieces of one Cookie header value, each trimmed as `str::trim` trims
+/// ASCII, empty ones included; the separators are found with `memchr`.
+pub fn cookie_pieces(value: &[u8]) -> impl Iterator<Item = &[u8]> {
+    Pieces { rest: Some(value) }.map(trim)
 }
 
 /// The `;`-separated pieces of a header value.
@@ -124,9 +129,9 @@ fn shard_index(name: &[u8], base: &str) -> Option<usize> {
 
 /// Finds one cookie's value.
 pub fn cookie_value<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
-    cookie_pairs(headers)
-        .find(|(n, _)| *n == name)
-        .map(|(_, v)| v)
+    cookie_pairs_bytes(headers)
+        .find(|(n, _)| *n == name.as_bytes())
+        .and_then(|(_, v)| std::str::from_utf8(v).ok())
 }
 
 /// How many shards of `base` the request has (for expiring stale ones).

@@ -4,18 +4,18 @@
 use crate::claims_header::ClaimsSigner;
 use crate::claims_header::HEADER_LIFETIME;
 use crate::error::AuthError;
+use crate::forward_cache::{self, ForwardCache, Hit};
 use crate::keys::{AuthKeys, KeyRing, MacKey};
 use crate::oidc::EndSession;
 use crate::oidc::{Provider, TokenResponse};
-use crate::session_cookie::{self, CookieRead, Opened, Session};
+use crate::session_cookie::{self, Collected, CookieRead, Opened, Session, Shards};
 use crate::state::{self, NONCE_COOKIE};
+use aws_lc_rs::rand::{SecureRandom, SystemRandom};
 use bytes::Bytes;
 use http::header::{CACHE_CONTROL, CONTENT_TYPE, LOCATION, SET_COOKIE};
 use http::{HeaderName, HeaderValue, Response, StatusCode, request::Parts};
 use portcullis_config::{ApiRequests, IdentityHeader, OnUnauthenticated, SessionSettings};
-use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::Mutex;
 
 /// The callback path ALB intercepts.
 pub const CALLBACK_PATH: &str = "/oauth2/idpresponse";
@@ -42,18 +42,18 @@ pub struct AuthAction {
     binding: String,
     /// What cached forward headers depend on: the binding and how this rule presents the identity
     /// (rules sharing a session may ask for different headers).
-    cache_key: String,
+    cache_key: Arc<str>,
 }
 
 impl AuthAction {
     /// Resolves an action once, when its rule is compiled, so the request path builds no keys.
     pub fn new(rule_id: String, provider: Arc<Provider>, session: SessionSettings) -> AuthAction {
         let binding = format!("{}|{}", provider.config.issuer, provider.config.client_id);
-        let cache_key = format!(
+        let cache_key = Arc::from(format!(
             "{binding}|{:?}|{}",
             session.identity_header,
             session.jwt_audience.as_deref().unwrap_or("")
-        );
+        ));
         AuthAction {
             rule_id,
             provider,
@@ -66,11 +66,11 @@ impl AuthAction {
     fn binding(&self) -> &str {
         &self.binding
     }
-
-    fn cache_key(&self) -> &str {
-        &self.cache_key
-    }
 }
+
+/// The identity headers added for a target: one allocation per session, shared by its requests
+/// (`Arc::default()`, empty, allocates nothing).
+pub type ClaimHeaders = Arc<[(HeaderName, HeaderValue)]>;
 
 /// What to do with the request.
 #[derive(Debug)]
@@ -78,7 +78,7 @@ pub enum Outcome {
     /// Continue to the terminal action.
     Forward {
         /// Headers to add to the upstream request (claims, or none for `allow`).
-        headers: Vec<(HeaderName, HeaderValue)>,
+        headers: ClaimHeaders,
         /// `Set-Cookie` values for the response (refreshed or cleared session).
         set_cookies: Vec<String>,
         /// Logged as `error_reason` (an invalid cookie under `allow`).
@@ -93,51 +93,43 @@ pub enum Outcome {
         /// Logged as `error_reason`.
         error: Option<AuthError>,
     },
+    /// Answer with the balancer's own error page for `status` (the load balancer renders it).
+    Error {
+        /// 401, 403, 500 or 561.
+        status: u16,
+        /// Logged as `error_reason`.
+        error: Option<AuthError>,
+        /// `Set-Cookie` values for the answer (shards of an unusable session cleared).
+        set_cookies: Vec<String>,
+    },
 }
 
 /// A signed `x-amzn-oidc-data` is re-signed when fewer seconds than this remain of its lifetime.
 pub const RESIGN_MARGIN: u64 = 60;
-const CACHE_MAX: usize = 100_000;
 
-/// The claim headers added for a target.
-type ForwardHeaders = Vec<(HeaderName, HeaderValue)>;
-
-struct CachedForward {
-    headers: Vec<(HeaderName, HeaderValue)>,
-    /// What authorization looks at: scopes, groups, claims.
-    grants: Arc<Grants>,
-    binding: String,
-    /// Until when these headers may be reused: access token, session and signature all valid.
-    valid_until: u64,
+/// How far [`Authenticator::signed_in`] got without awaiting.
+enum Step {
+    /// The answer.
+    Done(Outcome),
+    /// A valid session whose access token has expired and that has a refresh token.
+    Refresh {
+        session: Box<Session>,
+        shards: usize,
+    },
+    /// No usable session: `on_unauthenticated_request` decides.
+    NoSession {
+        expired: bool,
+        error: Option<AuthError>,
+        stale_shards: usize,
+    },
 }
 
-/// The headers for a session, keyed by the AEAD tag of its sealed cookie (authenticated by the
-/// open that precedes every lookup), so a signed-in request needs no JSON parse and no signature.
-struct ForwardCache {
-    map: Mutex<HashMap<[u8; 16], CachedForward>>,
-}
-
-impl ForwardCache {
-    fn get(
-        &self,
-        tag: &[u8; 16],
-        binding: &str,
-        now: u64,
-    ) -> Option<(ForwardHeaders, Arc<Grants>)> {
-        let map = self.map.lock().ok()?;
-        let c = map.get(tag)?;
-        (c.binding == binding && now < c.valid_until).then(|| (c.headers.clone(), c.grants.clone()))
-    }
-
-    fn insert(&self, tag: [u8; 16], entry: CachedForward, now: u64) {
-        if let Ok(mut map) = self.map.lock() {
-            if map.len() >= CACHE_MAX {
-                map.retain(|_, c| c.valid_until > now);
-                if map.len() >= CACHE_MAX {
-                    map.clear();
-                }
-            }
-            map.insert(tag, entry);
+impl Step {
+    fn no_session(expired: bool, stale_shards: usize) -> Step {
+        Step::NoSession {
+            expired,
+            error: None,
+            stale_shards,
         }
     }
 }
@@ -163,6 +155,7 @@ pub struct Authenticator {
     /// Derives a login's PKCE verifier and OIDC nonce from its nonce cookie.
     mac: MacKey,
     signer: ClaimsSigner,
+    /// Ready headers per session cookie, checked before the cookie is decoded.
     cache: ForwardCache,
     observer: Arc<dyn AuthObserver>,
 }
@@ -337,18 +330,21 @@ fn api_unauthorized(parts: &Parts) -> Response<Bytes> {
 /// 403 for a signed-in user the rule does not admit: JSON for API clients, a page for browsers.
 fn forbidden(parts: &Parts, why: &str, set_cookies: Vec<String>) -> Outcome {
     tracing::debug!(why, "authorization denied");
-    let mut response = if is_api_request(parts) {
-        let body = serde_json::json!({ "error": "forbidden", "message": why }).to_string();
-        Response::builder()
-            .status(StatusCode::FORBIDDEN)
-            .header(CONTENT_TYPE, "application/json")
-            .header(http::header::SERVER, "awselb/2.0")
-            .header(CACHE_CONTROL, "no-store")
-            .body(Bytes::from(body))
-            .unwrap_or_default()
-    } else {
-        error_page(403)
-    };
+    if !is_api_request(parts) {
+        return Outcome::Error {
+            status: 403,
+            error: Some(AuthError::Forbidden),
+            set_cookies,
+        };
+    }
+    let body = serde_json::json!({ "error": "forbidden", "message": why }).to_string();
+    let mut response = Response::builder()
+        .status(StatusCode::FORBIDDEN)
+        .header(CONTENT_TYPE, "application/json")
+        .header(http::header::SERVER, "awselb/2.0")
+        .header(CACHE_CONTROL, "no-store")
+        .body(Bytes::from(body))
+        .unwrap_or_default();
     add_cookies(&mut response, &set_cookies);
     Outcome::Respond {
         response,
@@ -356,35 +352,11 @@ fn forbidden(parts: &Parts, why: &str, set_cookies: Vec<String>) -> Outcome {
     }
 }
 
-/// A small HTML page like ALB's own error pages.
-pub fn error_page(status: u16) -> Response<Bytes> {
-    let title = match status {
-        401 => "401 Authorization Required".to_string(),
-        561 => "561 Unauthorized".to_string(),
-        s => {
-            let reason = StatusCode::from_u16(s)
-                .ok()
-                .and_then(|c| c.canonical_reason())
-                .unwrap_or("Error");
-            format!("{s} {reason}")
-        }
-    };
-    let body = format!(
-        "<html>\r\n<head><title>{title}</title></head>\r\n<body>\r\n<center><h1>{title}</h1></center>\r\n</body>\r\n</html>\r\n"
-    );
-    Response::builder()
-        .status(StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR))
-        .header(CONTENT_TYPE, "text/html")
-        .header(http::header::SERVER, "awselb/2.0")
-        .header(CACHE_CONTROL, "no-store")
-        .body(Bytes::from(body))
-        .unwrap_or_default()
-}
-
 fn fail(e: AuthError) -> Outcome {
-    Outcome::Respond {
-        response: error_page(e.status()),
+    Outcome::Error {
+        status: e.status(),
         error: Some(e),
+        set_cookies: Vec::new(),
     }
 }
 
@@ -399,13 +371,17 @@ fn add_cookies(resp: &mut Response<Bytes>, cookies: &[String]) {
 impl Authenticator {
     /// From the load balancer's keys and its ARN (the `signer`).
     pub fn new(keys: AuthKeys, signer_arn: String) -> Self {
+        // The cache's MAC key lives only in memory; derived from the MAC key if the system
+        // random source fails (it stays secret either way).
+        let mut cache_key = [0u8; 32];
+        if SystemRandom::new().fill(&mut cache_key).is_err() {
+            cache_key = keys.mac.sign("forward-cache", &[]);
+        }
         Authenticator {
             ring: keys.ring,
             mac: keys.mac,
             signer: ClaimsSigner::new(keys.claims, signer_arn),
-            cache: ForwardCache {
-                map: Mutex::new(HashMap::new()),
-            },
+            cache: ForwardCache::new(&cache_key),
             observer: Arc::new(NoObserver),
         }
     }
@@ -424,58 +400,87 @@ impl Authenticator {
     /// Runs the authenticate action for a request that matched its rule.
     pub async fn authenticate(&self, action: &AuthAction, parts: &Parts) -> Outcome {
         let now = crate::now();
-        let name = &action.session.session_cookie_name;
-        let (expired, error, stale_shards) =
-            match session_cookie::open(&self.ring, name, &parts.headers) {
-                Opened::Absent => (false, None, 0),
-                Opened::Invalid(why) => {
-                    tracing::debug!(why, cookie = %name, "invalid session cookie");
-                    (
-                        false,
-                        Some(AuthError::InvalidCookie),
-                        session_cookie::shard_count(&parts.headers, name),
-                    )
-                }
-                Opened::Sealed { plain, tag, shards } => {
-                    // The fast path: this exact sealed session was seen and its headers are ready.
-                    if let Some((headers, grants)) = self.cache.get(&tag, action.cache_key(), now) {
-                        if let Err(why) = authorize(&action.session, &grants) {
-                            return forbidden(parts, &why, Vec::new());
-                        }
-                        return Outcome::Forward {
-                            headers,
-                            set_cookies: Vec::new(),
-                            error: None,
-                            authenticated: true,
-                        };
-                    }
-                    let Some(session) = session_cookie::parse(&plain) else {
-                        return self.unauthenticated(
-                            action,
-                            parts,
-                            false,
-                            Some(AuthError::InvalidCookie),
-                            shards,
-                            now,
-                        );
-                    };
-                    if session.binding != action.binding() {
-                        (false, None, 0)
-                    } else if now >= session.session_exp {
-                        (true, None, shards)
-                    } else if now < session.access_exp {
-                        return self.forward(action, &session, tag, Vec::new(), now, parts);
-                    } else if let Some(rt) = session.refresh_token.as_deref() {
-                        match self.refresh(action, &session, rt, parts, shards, now).await {
-                            Ok(outcome) => return outcome,
-                            Err(e) => (true, Some(e), shards),
-                        }
-                    } else {
-                        (true, None, shards)
-                    }
-                }
-            };
+        let (expired, error, stale_shards) = match self.signed_in(action, parts, now) {
+            Step::Done(outcome) => return outcome,
+            Step::Refresh { session, shards } => match session.refresh_token.as_deref() {
+                Some(rt) => match self.refresh(action, &session, rt, parts, shards, now).await {
+                    Ok(outcome) => return outcome,
+                    Err(e) => (true, Some(e), shards),
+                },
+                None => (true, None, shards),
+            },
+            Step::NoSession {
+                expired,
+                error,
+                stale_shards,
+            } => (expired, error, stale_shards),
+        };
         self.unauthenticated(action, parts, expired, error, stale_shards, now)
+    }
+
+    /// Everything up to a refresh, without awaiting: the cache first, keyed by the cookie as
+    /// received; on a miss, open, parse and check the session, then sign and cache its headers.
+    fn signed_in(&self, action: &AuthAction, parts: &Parts, now: u64) -> Step {
+        let name = &action.session.session_cookie_name;
+        let invalid = |why: &str| {
+            tracing::debug!(why, cookie = %name, "invalid session cookie");
+            Step::NoSession {
+                expired: false,
+                error: Some(AuthError::InvalidCookie),
+                stale_shards: session_cookie::shard_count(&parts.headers, name),
+            }
+        };
+        let shards = match session_cookie::collect(name, &parts.headers) {
+            Collected::Absent => return Step::no_session(false, 0),
+            Collected::Invalid(why) => return invalid(why),
+            Collected::Found(shards) => shards,
+        };
+        forward_cache::with_frame(name, &shards, |frame| {
+            // The fast path: this exact cookie was opened before and its headers are ready.
+            if let Some(Hit { headers, grants }) =
+                frame.and_then(|f| self.cache.get(f, &action.cache_key, now))
+            {
+                if let Err(why) = authorize(&action.session, &grants) {
+                    return Step::Done(forbidden(parts, &why, Vec::new()));
+                }
+                return Step::Done(Outcome::Forward {
+                    headers,
+                    set_cookies: Vec::new(),
+                    error: None,
+                    authenticated: true,
+                });
+            }
+            let plain = match session_cookie::open_shards(&self.ring, name, &shards) {
+                Opened::Sealed { plain, .. } => plain,
+                Opened::Invalid(why) => return invalid(why),
+                Opened::Absent => return Step::no_session(false, 0),
+            };
+            let count = shards.count();
+            let Some(session) = session_cookie::parse(&plain) else {
+                return Step::Done(self.unauthenticated(
+                    action,
+                    parts,
+                    false,
+                    Some(AuthError::InvalidCookie),
+                    count,
+                    now,
+                ));
+            };
+            if session.binding != action.binding() {
+                Step::no_session(false, 0)
+            } else if now >= session.session_exp {
+                Step::no_session(true, count)
+            } else if now < session.access_exp {
+                Step::Done(self.forward(action, &session, frame, Vec::new(), now, parts))
+            } else if session.refresh_token.is_some() {
+                Step::Refresh {
+                    session: Box::new(session),
+                    shards: count,
+                }
+            } else {
+                Step::no_session(true, count)
+            }
+        })
     }
 
     /// Applies `on_unauthenticated_request`; `expired` says a session existed but ended.
@@ -491,16 +496,16 @@ impl Authenticator {
         let clear = session_cookie::clear_values(&action.session.session_cookie_name, stale_shards);
         match (action.session.on_unauthenticated_request, expired) {
             (OnUnauthenticated::Allow, _) => Outcome::Forward {
-                headers: Vec::new(),
+                headers: ClaimHeaders::default(),
                 set_cookies: clear,
                 error,
                 authenticated: false,
             },
-            (OnUnauthenticated::Deny, false) => {
-                let mut response = error_page(401);
-                add_cookies(&mut response, &clear);
-                Outcome::Respond { response, error }
-            }
+            (OnUnauthenticated::Deny, false) => Outcome::Error {
+                status: 401,
+                error,
+                set_cookies: clear,
+            },
             (OnUnauthenticated::Authenticate, _) | (OnUnauthenticated::Deny, true)
                 if action.session.unauthenticated_api_requests == ApiRequests::Deny
                     && is_api_request(parts) =>
@@ -511,22 +516,37 @@ impl Authenticator {
             }
             (OnUnauthenticated::Authenticate, _) | (OnUnauthenticated::Deny, true) => {
                 let mut outcome = self.redirect_to_idp(action, parts, now);
-                if let Outcome::Respond { response, error: e } = &mut outcome {
-                    add_cookies(response, &clear);
-                    if e.is_none() {
-                        *e = error;
+                match &mut outcome {
+                    Outcome::Respond { response, error: e } => {
+                        add_cookies(response, &clear);
+                        if e.is_none() {
+                            *e = error;
+                        }
                     }
+                    Outcome::Error {
+                        error: e,
+                        set_cookies,
+                        ..
+                    } => {
+                        set_cookies.extend(clear);
+                        if e.is_none() {
+                            *e = error;
+                        }
+                    }
+                    Outcome::Forward { .. } => {}
                 }
                 outcome
             }
         }
     }
 
+    /// Signs the identity headers for a session and caches them under `frame`, the session cookie
+    /// as the browser sends it (`None`: not cached).
     fn forward(
         &self,
         action: &AuthAction,
         s: &Session,
-        tag: [u8; 16],
+        frame: Option<&[u8]>,
         set_cookies: Vec<String>,
         now: u64,
         parts: &Parts,
@@ -566,21 +586,21 @@ impl Authenticator {
                 None => return fail(AuthError::Unhandled),
             }
         }
-        self.cache.insert(
-            tag,
-            CachedForward {
-                headers: out.clone(),
+        let headers = ClaimHeaders::from(out);
+        if let Some(frame) = frame {
+            let hit = Hit {
+                headers: headers.clone(),
                 grants: Arc::new(grants),
-                binding: action.cache_key().to_string(),
-                valid_until: s
-                    .access_exp
-                    .min(s.session_exp)
-                    .min(data_exp - RESIGN_MARGIN),
-            },
-            now,
-        );
+            };
+            let valid_until = s
+                .access_exp
+                .min(s.session_exp)
+                .min(data_exp - RESIGN_MARGIN);
+            self.cache
+                .insert(frame, action.cache_key.clone(), hit, valid_until, now);
+        }
         Outcome::Forward {
-            headers: out,
+            headers,
             set_cookies,
             error: None,
             authenticated: true,
@@ -617,15 +637,17 @@ impl Authenticator {
         if session.id_token.is_none() {
             session.id_token = old.id_token.clone();
         }
-        let (sealed, tag) = self.seal(action, &session)?;
-        let cookies = session_cookie::set_cookie_values(
-            &action.session.session_cookie_name,
-            &sealed,
-            shards,
-            is_cors(parts),
-        );
+        let sealed = self.seal(action, &session)?;
+        let name = &action.session.session_cookie_name;
+        let cookies = session_cookie::set_cookie_values(name, &sealed, shards, is_cors(parts));
         tracing::debug!(sub = %session.sub, "session refreshed");
-        Ok(self.forward(action, &session, tag, cookies, now, parts))
+        // Cached under the new cookie, as the browser will send it back.
+        Ok(match Shards::of(&sealed) {
+            Some(new) => forward_cache::with_frame(name, &new, |frame| {
+                self.forward(action, &session, frame, cookies, now, parts)
+            }),
+            None => self.forward(action, &session, None, cookies, now, parts),
+        })
     }
 
     fn new_session(
@@ -662,21 +684,13 @@ impl Authenticator {
         })
     }
 
-    fn seal(&self, action: &AuthAction, s: &Session) -> Result<(Vec<String>, [u8; 16]), AuthError> {
-        let shards = session_cookie::seal(&self.ring, &action.session.session_cookie_name, s)
-            .map_err(|e| match e {
+    fn seal(&self, action: &AuthAction, s: &Session) -> Result<Vec<String>, AuthError> {
+        session_cookie::seal(&self.ring, &action.session.session_cookie_name, s).map_err(
+            |e| match e {
                 session_cookie::SealError::TooLarge => AuthError::UserinfoResponseSizeExceeded,
                 session_cookie::SealError::Crypto => AuthError::Unhandled,
-            })?;
-        // The cache key is the AEAD tag, the last 16 bytes of the sealed value.
-        use base64::Engine;
-        let joined: String = shards.concat();
-        let raw = base64::engine::general_purpose::STANDARD
-            .decode(joined)
-            .map_err(|_| AuthError::Unhandled)?;
-        let mut tag = [0u8; 16];
-        tag.copy_from_slice(&raw[raw.len() - 16..]);
-        Ok((shards, tag))
+            },
+        )
     }
 
     fn redirect_to_idp(&self, action: &AuthAction, parts: &Parts, now: u64) -> Outcome {
@@ -759,9 +773,10 @@ impl Authenticator {
     pub async fn logout(&self, action: &AuthAction, parts: &Parts) -> Outcome {
         if !same_origin(parts) {
             tracing::info!(rule = %action.rule_id, "cross-site logout refused");
-            return Outcome::Respond {
-                response: error_page(403),
+            return Outcome::Error {
+                status: 403,
                 error: Some(AuthError::Forbidden),
+                set_cookies: Vec::new(),
             };
         }
         let name = &action.session.session_cookie_name;
@@ -925,7 +940,7 @@ impl Authenticator {
             None,
             now,
         )?;
-        let (sealed, _) = self.seal(action, &session)?;
+        let sealed = self.seal(action, &session)?;
         let previous =
             session_cookie::shard_count(&parts.headers, &action.session.session_cookie_name);
         tracing::info!(sub = %session.sub, rule = %action.rule_id, "signed in");
@@ -1059,6 +1074,125 @@ mod tests {
         assert_eq!(token_scopes_and_groups("opaque"), (vec![], vec![]));
     }
 
+    /// A signed-in session for `action`, sealed with the authenticator's keys, as shard values.
+    fn sealed_session(auth: &Authenticator, action: &AuthAction, claims_len: usize) -> Vec<String> {
+        let now = crate::now();
+        let mut claims = serde_json::Map::new();
+        claims.insert("sub".into(), "u1".into());
+        claims.insert("pad".into(), "x".repeat(claims_len).into());
+        let session = Session {
+            sub: "u1".into(),
+            claims,
+            access_token: "at".into(),
+            access_exp: now + 3600,
+            refresh_token: None,
+            session_exp: now + 86_400,
+            binding: action.binding().to_string(),
+            id_token: None,
+        };
+        session_cookie::seal(&auth.ring, &action.session.session_cookie_name, &session).unwrap()
+    }
+
+    fn with_cookie(name: &str, shards: &[String]) -> Parts {
+        let cookie = shards
+            .iter()
+            .enumerate()
+            .map(|(i, v)| format!("{name}-{i}={v}"))
+            .collect::<Vec<_>>()
+            .join("; ");
+        let mut p = parts("/tasks", Some("app.example"));
+        p.headers.insert(
+            http::header::COOKIE,
+            HeaderValue::from_str(&cookie).unwrap(),
+        );
+        p
+    }
+
+    fn forwarded(o: &Outcome) -> Option<&ClaimHeaders> {
+        match o {
+            Outcome::Forward {
+                headers,
+                authenticated: true,
+                ..
+            } => Some(headers),
+            _ => None,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_tampered_cookie_never_hits_the_cache() {
+        let auth = Authenticator::new(AuthKeys::ephemeral(), "arn".into());
+        let action = action(OnUnauthenticated::Authenticate);
+        let name = action.session.session_cookie_name.clone();
+        let shards = sealed_session(&auth, &action, 9000);
+        assert_eq!(shards.len(), 4);
+        let first = auth
+            .authenticate(&action, &with_cookie(&name, &shards))
+            .await;
+        let first = forwarded(&first).expect("signed in").clone();
+        assert_eq!(first.len(), 3);
+        // The second request is served from the cache: the very same headers.
+        let again = auth
+            .authenticate(&action, &with_cookie(&name, &shards))
+            .await;
+        assert!(Arc::ptr_eq(&first, forwarded(&again).unwrap()));
+        let now = crate::now();
+        let frame = |shards: &[String]| {
+            let s = Shards::of(shards).unwrap();
+            forward_cache::with_frame(&name, &s, |f| f.unwrap().to_vec())
+        };
+        assert!(
+            auth.cache
+                .get(&frame(&shards), &action.cache_key, now)
+                .is_some()
+        );
+        // One byte changed in any shard, at its start, middle or end: no hit, and the request is
+        // treated as carrying an invalid cookie.
+        for i in 0..shards.len() {
+            let len = shards[i].len();
+            for at in [0, 1, len / 2, len - 3, len - 2, len - 1] {
+                let mut t = shards.clone();
+                let b = t[i].as_bytes()[at];
+                let flip = if b == b'A' { "B" } else { "A" };
+                t[i].replace_range(at..at + 1, flip);
+                assert!(
+                    auth.cache.get(&frame(&t), &action.cache_key, now).is_none(),
+                    "shard {i} byte {at}"
+                );
+                match auth.authenticate(&action, &with_cookie(&name, &t)).await {
+                    Outcome::Respond { error, .. } => {
+                        assert_eq!(error, Some(AuthError::InvalidCookie), "shard {i} byte {at}")
+                    }
+                    other => panic!("shard {i} byte {at}: {other:?}"),
+                }
+            }
+        }
+        // The same values under another cookie name (another action on the same provider and
+        // client): the name is the seal's associated data, and it is part of what the cache
+        // checks.
+        let mut other = self::action(OnUnauthenticated::Authenticate);
+        other.session.session_cookie_name = "Other".into();
+        let o = auth
+            .authenticate(&other, &with_cookie("Other", &shards))
+            .await;
+        assert!(forwarded(&o).is_none(), "{o:?}");
+        // The shards' values in one shard fewer (the same bytes cut elsewhere) do not hit either.
+        let mut recut = shards.clone();
+        let last = recut.pop().unwrap();
+        recut[2].push_str(&last);
+        assert!(
+            auth.cache
+                .get(&frame(&recut), &action.cache_key, now)
+                .is_none()
+        );
+        assert_eq!(auth.cache.len(), 1);
+        // The untouched cookie still hits.
+        let again = auth
+            .authenticate(&action, &with_cookie(&name, &shards))
+            .await;
+        assert!(Arc::ptr_eq(&first, forwarded(&again).unwrap()));
+    }
+
     #[tokio::test]
     async fn redirect_is_shaped_like_albs() {
         let auth = Authenticator::new(AuthKeys::ephemeral(), "arn".into());
@@ -1096,8 +1230,8 @@ mod tests {
             )
             .await
         {
-            Outcome::Respond { response, error } => {
-                assert_eq!(response.status(), 401);
+            Outcome::Error { status, error, .. } => {
+                assert_eq!(status, 401);
                 assert_eq!(error, Some(AuthError::MissingHostHeader));
                 assert_eq!(
                     error.and_then(AuthError::reason),
@@ -1113,9 +1247,7 @@ mod tests {
             )
             .await
         {
-            Outcome::Respond { response, error } => {
-                assert_eq!((response.status().as_u16(), error), (401, None))
-            }
+            Outcome::Error { status, error, .. } => assert_eq!((status, error), (401, None)),
             other => panic!("{other:?}"),
         }
         match auth

@@ -85,6 +85,21 @@ impl KeyRing {
             .ok()?;
         Some(plain.to_vec())
     }
+
+    /// [`KeyRing::open`] decrypting in place: the buffer `sealed` came in becomes the plaintext.
+    pub fn open_owned(&self, context: &[u8], mut sealed: Vec<u8>) -> Option<Vec<u8>> {
+        if sealed.len() < 2 + NONCE_LEN + 16 || sealed[0] != SEAL_VERSION {
+            return None;
+        }
+        let key = &self.keys.iter().find(|(id, _)| *id == sealed[1])?.1;
+        let nonce = Nonce::try_assume_unique_for_key(&sealed[2..2 + NONCE_LEN]).ok()?;
+        let len = key
+            .open_within(nonce, Aad::from(context), &mut sealed, 2 + NONCE_LEN..)
+            .ok()?
+            .len();
+        sealed.truncate(len);
+        Some(sealed)
+    }
 }
 
 /// An HMAC-SHA256 key, so that values the balancer hands out in the clear (stickiness cookies) or

@@ -6,6 +6,7 @@
 pub mod authenticate;
 pub mod claims_header;
 pub mod error;
+mod forward_cache;
 pub mod jwks;
 pub mod jwt_validation;
 pub mod keys;

@@ -4,7 +4,7 @@
 use crate::keys::KeyRing;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use http::HeaderMap;
+use http::{HeaderMap, HeaderValue};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
@@ -43,12 +43,10 @@ pub enum CookieRead {
     Absent,
     /// Present but unusable: tampered, truncated, foreign, too many shards.
     Invalid(&'static str),
-    /// Opened; `tag` identifies this exact sealed value (cache key).
+    /// Opened.
     Valid {
         /// The session.
         session: Box<Session>,
-        /// The AEAD tag of the sealed value.
-        tag: [u8; 16],
         /// How many shards the request carried.
         shards: usize,
     },
@@ -56,51 +54,160 @@ pub enum CookieRead {
 
 /// Iterates `name=value` pairs of every Cookie header.
 pub fn cookie_pairs(headers: &HeaderMap) -> impl Iterator<Item = (&str, &str)> {
+    // The pieces of an ASCII value are ASCII, so they are always UTF-8.
+    cookie_pairs_bytes(headers)
+        .filter_map(|(n, v)| Some((std::str::from_utf8(n).ok()?, std::str::from_utf8(v).ok()?)))
+}
+
+/// [`cookie_pairs`] as bytes, read in place: each Cookie header that is ASCII (what
+/// `HeaderValue::to_str` accepts, since a header value holds no control character but tab)
+/// split at `;`, each piece trimmed and split at its first `=`; pieces without `=` are skipped.
+/// The separators are found with `memchr`, so a 16 KB session cookie is not walked byte by byte.
+pub fn cookie_pairs_bytes(headers: &HeaderMap) -> impl Iterator<Item = (&[u8], &[u8])> {
     headers
         .get_all(http::header::COOKIE)
         .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|p| p.trim().split_once('='))
+        .map(HeaderValue::as_bytes)
+        .filter(|v| v.is_ascii())
+        .flat_map(cookie_pieces)
+        .filter_map(|p| {
+            let eq = memchr::memchr(b'=', p)?;
+            Some((&p[..eq], &p[eq + 1..]))
+        })
+}
+
+/// The `;`-separated pieces of one Cookie header value, each trimmed as `str::trim` trims
+/// ASCII, empty ones included; the separators are found with `memchr`.
+pub fn cookie_pieces(value: &[u8]) -> impl Iterator<Item = &[u8]> {
+    Pieces { rest: Some(value) }.map(trim)
+}
+
+/// The `;`-separated pieces of a header value.
+struct Pieces<'a> {
+    rest: Option<&'a [u8]>,
+}
+
+impl<'a> Iterator for Pieces<'a> {
+    type Item = &'a [u8];
+
+    fn next(&mut self) -> Option<&'a [u8]> {
+        let rest = self.rest?;
+        match memchr::memchr(b';', rest) {
+            Some(i) => {
+                self.rest = Some(&rest[i + 1..]);
+                Some(&rest[..i])
+            }
+            None => {
+                self.rest = None;
+                Some(rest)
+            }
+        }
+    }
+}
+
+/// `str::trim` for ASCII: the ASCII characters Unicode calls white space.
+fn trim(mut p: &[u8]) -> &[u8] {
+    let space = |b: &u8| matches!(b, b' ' | b'\t' | b'\n' | b'\x0b' | b'\x0c' | b'\r');
+    while let [first, rest @ ..] = p
+        && space(first)
+    {
+        p = rest;
+    }
+    while let [rest @ .., last] = p
+        && space(last)
+    {
+        p = rest;
+    }
+    p
+}
+
+/// The shard index in a cookie name `<base>-<n>`, read as `str::parse::<usize>` reads `n`.
+fn shard_index(name: &[u8], base: &str) -> Option<usize> {
+    let n = name.strip_prefix(base.as_bytes())?.strip_prefix(b"-")?;
+    std::str::from_utf8(n).ok()?.parse().ok()
 }
 
 /// Finds one cookie's value.
 pub fn cookie_value<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
-    cookie_pairs(headers)
-        .find(|(n, _)| *n == name)
-        .map(|(_, v)| v)
+    cookie_pairs_bytes(headers)
+        .find(|(n, _)| *n == name.as_bytes())
+        .and_then(|(_, v)| std::str::from_utf8(v).ok())
 }
 
 /// How many shards of `base` the request has (for expiring stale ones).
 pub fn shard_count(headers: &HeaderMap, base: &str) -> usize {
-    cookie_pairs(headers)
-        .filter_map(|(n, _)| {
-            n.strip_prefix(base)?
-                .strip_prefix('-')?
-                .parse::<usize>()
-                .ok()
-        })
+    cookie_pairs_bytes(headers)
+        .filter_map(|(n, _)| shard_index(n, base))
         .map(|i| i + 1)
         .max()
         .unwrap_or(0)
 }
 
-/// The session cookie decrypted but not yet parsed (parsing is skipped on a cache hit).
+/// The session cookie decrypted but not yet parsed.
 #[derive(Debug)]
 pub enum Opened {
     /// No shard of this name.
     Absent,
     /// Present but unusable.
     Invalid(&'static str),
-    /// Authentic plaintext and the AEAD tag that identifies it.
+    /// Authentic plaintext.
     Sealed {
         /// The decrypted session JSON.
         plain: Vec<u8>,
-        /// The AEAD tag of the sealed value (authenticated by the open).
-        tag: [u8; 16],
         /// How many shards the request carried.
         shards: usize,
     },
+}
+
+/// The shard values of one session cookie as received, in order `-0..`, borrowed from the
+/// request's `Cookie` headers: at most four, each at most 4000 bytes, none twice, no gap.
+#[derive(Debug, Clone, Copy)]
+pub struct Shards<'a> {
+    values: [&'a [u8]; MAX_SHARDS],
+    count: usize,
+}
+
+impl<'a> Shards<'a> {
+    /// Shard values as sealed (what the browser will send back); `None` for more than four.
+    pub fn of(values: &'a [String]) -> Option<Shards<'a>> {
+        if values.is_empty() || values.len() > MAX_SHARDS {
+            return None;
+        }
+        let mut v: [&[u8]; MAX_SHARDS] = [&[]; MAX_SHARDS];
+        for (slot, s) in v.iter_mut().zip(values) {
+            *slot = s.as_bytes();
+        }
+        Some(Shards {
+            values: v,
+            count: values.len(),
+        })
+    }
+
+    /// The values, `-0` first.
+    pub fn values(&self) -> &[&'a [u8]] {
+        &self.values[..self.count]
+    }
+
+    /// How many shards there are (1 to 4).
+    pub fn count(&self) -> usize {
+        self.count
+    }
+
+    /// The sum of the values' lengths.
+    pub fn total_len(&self) -> usize {
+        self.values().iter().map(|v| v.len()).sum()
+    }
+}
+
+/// What the request's cookies hold under one session cookie name, before any decoding.
+#[derive(Debug)]
+pub enum Collected<'a> {
+    /// No shard of this name.
+    Absent,
+    /// Shards that can never open: too many, too long, repeated, or not contiguous from `-0`.
+    Invalid(&'static str),
+    /// The shards to open.
+    Found(Shards<'a>),
 }
 
 /// Parses an opened session.
@@ -113,10 +220,9 @@ pub fn read(ring: &KeyRing, base: &str, headers: &HeaderMap) -> CookieRead {
     match open(ring, base, headers) {
         Opened::Absent => CookieRead::Absent,
         Opened::Invalid(why) => CookieRead::Invalid(why),
-        Opened::Sealed { plain, tag, shards } => match parse(&plain) {
+        Opened::Sealed { plain, shards } => match parse(&plain) {
             Some(session) => CookieRead::Valid {
                 session: Box::new(session),
-                tag,
                 shards,
             },
             None => CookieRead::Invalid("unexpected contents"),
@@ -126,46 +232,63 @@ pub fn read(ring: &KeyRing, base: &str, headers: &HeaderMap) -> CookieRead {
 
 /// Collects and decrypts the shards of `base`, refusing more than four before decrypting.
 pub fn open(ring: &KeyRing, base: &str, headers: &HeaderMap) -> Opened {
-    let mut shards: [Option<&str>; MAX_SHARDS] = [None; MAX_SHARDS];
+    match collect(base, headers) {
+        Collected::Absent => Opened::Absent,
+        Collected::Invalid(why) => Opened::Invalid(why),
+        Collected::Found(shards) => open_shards(ring, base, &shards),
+    }
+}
+
+/// Finds the shards of `base` in the request's cookies without copying them, refusing more than
+/// four, one over 4000 bytes, a repeated one or a gap.
+pub fn collect<'a>(base: &str, headers: &'a HeaderMap) -> Collected<'a> {
+    let mut shards: [Option<&[u8]>; MAX_SHARDS] = [None; MAX_SHARDS];
     let mut any = false;
-    for (name, value) in cookie_pairs(headers) {
-        let Some(index) = name.strip_prefix(base).and_then(|r| r.strip_prefix('-')) else {
-            continue;
-        };
-        let Ok(index) = index.parse::<usize>() else {
+    for (name, value) in cookie_pairs_bytes(headers) {
+        let Some(index) = shard_index(name, base) else {
             continue;
         };
         any = true;
         if index >= MAX_SHARDS {
-            return Opened::Invalid("more than 4 shards");
+            return Collected::Invalid("more than 4 shards");
         }
         if value.len() > SHARD_LEN {
-            return Opened::Invalid("shard larger than 4000 bytes");
+            return Collected::Invalid("shard larger than 4000 bytes");
         }
         if shards[index].replace(value).is_some() {
-            return Opened::Invalid("shard sent twice");
+            return Collected::Invalid("shard sent twice");
         }
     }
     if !any {
-        return Opened::Absent;
+        return Collected::Absent;
     }
     let count = shards.iter().take_while(|s| s.is_some()).count();
     if shards[count..].iter().any(Option::is_some) || count == 0 {
-        return Opened::Invalid("shards are not contiguous from -0");
+        return Collected::Invalid("shards are not contiguous from -0");
     }
-    let joined: String = shards[..count].iter().flatten().copied().collect();
-    let Ok(sealed) = STANDARD.decode(joined.as_bytes()) else {
+    let mut values: [&[u8]; MAX_SHARDS] = [&[]; MAX_SHARDS];
+    for (v, s) in values.iter_mut().zip(shards.into_iter().flatten()) {
+        *v = s;
+    }
+    Collected::Found(Shards { values, count })
+}
+
+/// Base64-decodes and decrypts collected shards: one buffer for the joined text and one for the
+/// sealed bytes, decrypted in place.
+pub fn open_shards(ring: &KeyRing, base: &str, shards: &Shards<'_>) -> Opened {
+    let mut joined = Vec::with_capacity(shards.total_len());
+    for v in shards.values() {
+        joined.extend_from_slice(v);
+    }
+    let Ok(sealed) = STANDARD.decode(&joined) else {
         return Opened::Invalid("not base64");
     };
-    let Some(plain) = ring.open(base.as_bytes(), &sealed) else {
+    let Some(plain) = ring.open_owned(base.as_bytes(), sealed) else {
         return Opened::Invalid("does not decrypt");
     };
-    let mut tag = [0u8; 16];
-    tag.copy_from_slice(&sealed[sealed.len() - 16..]);
     Opened::Sealed {
         plain,
-        tag,
-        shards: count,
+        shards: shards.count,
     }
 }
 
@@ -398,6 +521,33 @@ mod tests {
                 h.insert(http::header::COOKIE, v);
                 let _ = read(&ring(), "S", &h);
             }
+        }
+
+        #[test]
+        fn cookie_pairs_read_as_str_split_did(
+            values in proptest::collection::vec("[\t -~\u{80}-\u{ff}]{0,80}", 0..3)
+        ) {
+            // The reference: the parse before it moved to bytes.
+            let reference = |h: &HeaderMap| -> Vec<(String, String)> {
+                h.get_all(http::header::COOKIE)
+                    .iter()
+                    .filter_map(|v| v.to_str().ok())
+                    .flat_map(|v| v.split(';'))
+                    .filter_map(|p| p.trim().split_once('='))
+                    .map(|(n, v)| (n.to_string(), v.to_string()))
+                    .collect()
+            };
+            let mut h = HeaderMap::new();
+            for v in &values {
+                let bytes: Vec<u8> = v.chars().map(|c| c as u32 as u8).collect();
+                if let Ok(v) = HeaderValue::from_bytes(&bytes) {
+                    h.append(http::header::COOKIE, v);
+                }
+            }
+            let got: Vec<(String, String)> = cookie_pairs(&h)
+                .map(|(n, v)| (n.to_string(), v.to_string()))
+                .collect();
+            proptest::prop_assert_eq!(got, reference(&h));
         }
 
         #[test]

@@ -1,7 +1,84 @@
 //! One error type for the request path. Its `source` says who caused it (the client, a target, or
 //! us); its kind decides the status code and the access-log reason, in one place.
 
+use bytes::Bytes;
+use http::header::{CACHE_CONTROL, CONTENT_TYPE, SERVER, SET_COOKIE};
+use http::{HeaderValue, Response, StatusCode};
 use portcullis_auth::AuthError;
+
+/// One of ALB's HTML error pages, with `title` (such as `502 Bad Gateway`) as a literal.
+macro_rules! alb_page {
+    ($title:literal) => {
+        concat!(
+            "<html>\r\n<head><title>",
+            $title,
+            "</title></head>\r\n<body>\r\n<center><h1>",
+            $title,
+            "</h1></center>\r\n</body>\r\n</html>\r\n"
+        )
+    };
+}
+
+/// The page for each status the balancer answers with itself, as ALB words it.
+fn static_page(status: u16) -> Option<&'static str> {
+    Some(match status {
+        400 => alb_page!("400 Bad Request"),
+        401 => alb_page!("401 Authorization Required"),
+        403 => alb_page!("403 Forbidden"),
+        405 => alb_page!("405 Method Not Allowed"),
+        413 => alb_page!("413 Payload Too Large"),
+        414 => alb_page!("414 URI Too Long"),
+        463 => alb_page!("463 Error"),
+        464 => alb_page!("464 Error"),
+        500 => alb_page!("500 Internal Server Error"),
+        502 => alb_page!("502 Bad Gateway"),
+        503 => alb_page!("503 Service Unavailable"),
+        504 => alb_page!("504 Gateway Timeout"),
+        561 => alb_page!("561 Unauthorized"),
+        _ => return None,
+    })
+}
+
+/// The page for a status the balancer never sends itself (kept for completeness: built per call).
+fn rendered_page(status: u16) -> String {
+    let reason = StatusCode::from_u16(status)
+        .ok()
+        .and_then(|c| c.canonical_reason())
+        .unwrap_or("Error");
+    let title = format!("{status} {reason}");
+    format!(
+        "<html>\r\n<head><title>{title}</title></head>\r\n<body>\r\n<center><h1>{title}</h1></center>\r\n</body>\r\n</html>\r\n"
+    )
+}
+
+/// The balancer's own answer for `status`: ALB's small HTML page, `Server: awselb/2.0`, not
+/// cached. The pages are static bytes; nothing is formatted per request.
+pub fn page(status: u16) -> Response<Bytes> {
+    let body = match static_page(status) {
+        Some(p) => Bytes::from_static(p.as_bytes()),
+        None => Bytes::from(rendered_page(status)),
+    };
+    let mut response = Response::new(body);
+    *response.status_mut() =
+        StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let h = response.headers_mut();
+    h.insert(CONTENT_TYPE, HeaderValue::from_static("text/html"));
+    h.insert(SERVER, HeaderValue::from_static("awselb/2.0"));
+    h.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+/// [`page`] with `Set-Cookie` values (an authenticate action's error that clears the session);
+/// a value that is not a valid header is left out.
+pub fn page_with_cookies(status: u16, set_cookies: Vec<String>) -> Response<Bytes> {
+    let mut response = page(status);
+    for c in set_cookies {
+        if let Ok(v) = HeaderValue::try_from(c) {
+            response.headers_mut().append(SET_COOKIE, v);
+        }
+    }
+    response
+}
 
 /// Who caused an error (decides blame in logs and, later, retries).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -119,6 +196,83 @@ impl ProxyError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The pages as `portcullis_auth::authenticate::error_page` built them before they moved here.
+    fn reference_page(status: u16) -> String {
+        let title = match status {
+            401 => "401 Authorization Required".to_string(),
+            561 => "561 Unauthorized".to_string(),
+            s => {
+                let reason = StatusCode::from_u16(s)
+                    .ok()
+                    .and_then(|c| c.canonical_reason())
+                    .unwrap_or("Error");
+                format!("{s} {reason}")
+            }
+        };
+        format!(
+            "<html>\r\n<head><title>{title}</title></head>\r\n<body>\r\n<center><h1>{title}</h1></center>\r\n</body>\r\n</html>\r\n"
+        )
+    }
+
+    #[test]
+    fn pages_are_albs_byte_for_byte() {
+        for status in (100..1000).chain([0, 99, 1000, 65535]) {
+            let p = page(status);
+            assert_eq!(p.body(), reference_page(status).as_bytes(), "{status}");
+            let expected =
+                StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            assert_eq!(p.status(), expected);
+            let headers: Vec<_> = p
+                .headers()
+                .iter()
+                .map(|(n, v)| (n.as_str(), v.to_str().unwrap()))
+                .collect();
+            assert_eq!(
+                headers,
+                [
+                    ("content-type", "text/html"),
+                    ("server", "awselb/2.0"),
+                    ("cache-control", "no-store")
+                ]
+            );
+        }
+        // Every status the balancer sends itself is a static page.
+        let own = [
+            400, 401, 403, 405, 413, 414, 463, 464, 500, 502, 503, 504, 561,
+        ];
+        assert!(own.iter().all(|s| static_page(*s).is_some()));
+        let kinds = [
+            ErrorKind::MethodNotAllowed,
+            ErrorKind::TooManyForwardedFor,
+            ErrorKind::BadRequest,
+            ErrorKind::UriTooLong,
+            ErrorKind::ResponseHeadersTooLarge,
+            ErrorKind::NoTargets,
+            ErrorKind::ConnectFailed,
+            ErrorKind::ConnectTimeout,
+            ErrorKind::TargetTimeout,
+            ErrorKind::BadTargetResponse,
+            ErrorKind::ProtocolMismatch,
+            ErrorKind::Deregistered,
+            ErrorKind::Lambda("LambdaRequestTooLarge"),
+            ErrorKind::Lambda("LambdaWebsocketNotSupported"),
+            ErrorKind::Lambda("LambdaUnhandled"),
+            ErrorKind::RedirectTooLong,
+            ErrorKind::Internal,
+            ErrorKind::Auth(AuthError::Forbidden),
+            ErrorKind::Auth(AuthError::InvalidGrant),
+            ErrorKind::Auth(AuthError::Unhandled),
+            ErrorKind::Auth(AuthError::InvalidCookie),
+        ];
+        for k in kinds {
+            let status = ProxyError::internal(k).status();
+            assert!(static_page(status).is_some(), "{k:?}: {status}");
+        }
+        let p = page_with_cookies(401, vec!["a=; Max-Age=0".into(), "bad\nvalue".into()]);
+        let cookies: Vec<_> = p.headers().get_all(SET_COOKIE).iter().collect();
+        assert_eq!(cookies, ["a=; Max-Age=0"]);
+    }
 
     #[test]
     fn statuses() {

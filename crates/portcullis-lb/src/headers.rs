@@ -224,22 +224,40 @@ pub fn rewrite_cookies(h: &mut HeaderMap, owned: &OwnedCookies, host: Option<&st
         return;
     }
     let pool_here = owned.pool_host(host);
-    let kept: Vec<&str> = h
+    // Read as bytes, split with memchr: a 16 KB session cookie is not walked char by char. A
+    // value is read only if it is ASCII (what `to_str` accepts: a header value holds no control
+    // character but tab), so every piece is UTF-8.
+    let mut joined: Vec<u8> = Vec::new();
+    for value in h
         .get_all(http::header::COOKIE)
         .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .map(str::trim)
-        .filter(|p| !p.is_empty())
-        .filter(|p| !owned.owns(p.split('=').next().unwrap_or(""), pool_here))
-        .collect();
-    let joined = kept.join("; ");
+        .map(HeaderValue::as_bytes)
+        .filter(|v| v.is_ascii())
+    {
+        for piece in portcullis_auth::session_cookie::cookie_pieces(value) {
+            let name = &piece[..name_end(piece)];
+            if piece.is_empty()
+                || owned.owns(std::str::from_utf8(name).unwrap_or_default(), pool_here)
+            {
+                continue;
+            }
+            if !joined.is_empty() {
+                joined.extend_from_slice(b"; ");
+            }
+            joined.extend_from_slice(piece);
+        }
+    }
     h.remove(http::header::COOKIE);
     if !joined.is_empty()
-        && let Ok(v) = HeaderValue::from_str(&joined)
+        && let Ok(v) = HeaderValue::from_maybe_shared(bytes::Bytes::from(joined))
     {
         h.insert(http::header::COOKIE, v);
     }
+}
+
+/// Where a cookie piece's name ends: its first `=`, or its end.
+fn name_end(piece: &[u8]) -> usize {
+    piece.iter().position(|b| *b == b'=').unwrap_or(piece.len())
 }
 
 /// Removes a target's `Set-Cookie` values that would set one of the cookies `owned` names (the
@@ -454,21 +472,112 @@ pub fn drop_invalid_header_fields(h: &mut HeaderMap) {
     }
 }
 
-/// A new trace id segment `1-<8 hex epoch>-<24 hex random>`.
-pub fn new_trace_segment(now: u64) -> String {
-    let mut r = [0u8; 12];
-    if SystemRandom::new().fill(&mut r).is_err() {
-        // A trace id needs to be unique, not secret: fall back to a counter mixed with the time,
-        // rather than fail the request.
-        static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-        let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.subsec_nanos());
-        r[..8].copy_from_slice(&n.to_be_bytes());
-        r[8..].copy_from_slice(&nanos.to_be_bytes());
+/// Bytes in a trace id segment: `1-` and 8 hex digits of the epoch, `-` and 24 random hex digits.
+pub const TRACE_SEGMENT_LEN: usize = 35;
+
+const HEX: &[u8; 16] = b"0123456789abcdef";
+
+/// xoshiro256++ (Blackman and Vigna), one state per thread: fast and well distributed, not
+/// cryptographic. Trace ids are not secrets (targets and logs see them; nothing is authorised by
+/// one), so they need to be unique, not unpredictable.
+struct Xoshiro256pp([u64; 4]);
+
+impl Xoshiro256pp {
+    /// Seeded from the operating system (aws-lc's `SystemRandom`). Should that fail, from the
+    /// time, a process-wide counter and the thread, spread by SplitMix64: still unique per
+    /// thread, which is all a trace id needs.
+    fn from_os() -> Self {
+        let mut seed = [0u8; 32];
+        let mut s = [0u64; 4];
+        if SystemRandom::new().fill(&mut seed).is_ok() {
+            for (w, chunk) in s.iter_mut().zip(seed.chunks_exact(8)) {
+                let mut b = [0u8; 8];
+                b.copy_from_slice(chunk);
+                *w = u64::from_le_bytes(b);
+            }
+        }
+        if s == [0; 4] {
+            static SEEDED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+            let n = SEEDED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let nanos = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos() as u64);
+            let mut x = nanos ^ n.rotate_left(32) ^ (&seed as *const _ as u64);
+            for w in &mut s {
+                // SplitMix64: never yields four zero words in a row.
+                x = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
+                let mut z = x;
+                z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+                z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+                *w = z ^ (z >> 31);
+            }
+        }
+        Xoshiro256pp(s)
     }
-    format!("1-{:08x}-{}", now as u32, hex::encode(r))
+
+    fn next_u64(&mut self) -> u64 {
+        let s = &mut self.0;
+        let result = s[0].wrapping_add(s[3]).rotate_left(23).wrapping_add(s[0]);
+        let t = s[1] << 17;
+        s[2] ^= s[0];
+        s[3] ^= s[1];
+        s[1] ^= s[2];
+        s[0] ^= s[3];
+        s[2] ^= t;
+        s[3] = s[3].rotate_left(45);
+        result
+    }
+}
+
+thread_local! {
+    /// This thread's generator; all zero until first used (xoshiro's state is never all zero).
+    static TRACE_RNG: std::cell::Cell<[u64; 4]> = const { std::cell::Cell::new([0; 4]) };
+}
+
+/// 96 random bits from this thread's generator.
+fn trace_random() -> [u8; 12] {
+    let draw = |rng: &mut Xoshiro256pp| {
+        let mut r = [0u8; 12];
+        r[..8].copy_from_slice(&rng.next_u64().to_be_bytes());
+        r[8..].copy_from_slice(&rng.next_u64().to_be_bytes()[..4]);
+        r
+    };
+    TRACE_RNG
+        .try_with(|cell| {
+            let mut rng = match cell.get() {
+                [0, 0, 0, 0] => Xoshiro256pp::from_os(),
+                s => Xoshiro256pp(s),
+            };
+            let r = draw(&mut rng);
+            cell.set(rng.0);
+            r
+        })
+        // Only while the thread is being torn down.
+        .unwrap_or_else(|_| draw(&mut Xoshiro256pp::from_os()))
+}
+
+/// A new trace id segment `1-<8 hex epoch>-<24 hex random>`, as bytes: written with a hex table
+/// into a fixed buffer, the random part from a per-thread xoshiro256++ seeded from the OS. Trace
+/// ids are not secrets; they only need to differ.
+pub fn trace_segment(now: u64) -> [u8; TRACE_SEGMENT_LEN] {
+    let mut out = [0u8; TRACE_SEGMENT_LEN];
+    out[0] = b'1';
+    out[1] = b'-';
+    let epoch = now as u32;
+    for (i, d) in out[2..10].iter_mut().enumerate() {
+        *d = HEX[(epoch >> (28 - 4 * i)) as usize & 0xf];
+    }
+    out[10] = b'-';
+    for (pair, byte) in out[11..].chunks_exact_mut(2).zip(trace_random()) {
+        pair[0] = HEX[usize::from(byte >> 4)];
+        pair[1] = HEX[usize::from(byte & 0xf)];
+    }
+    out
+}
+
+/// [`trace_segment`] as a `String`.
+pub fn new_trace_segment(now: u64) -> String {
+    String::from_utf8(trace_segment(now).to_vec()).unwrap_or_default()
 }
 
 /// Sets `X-Amzn-Trace-Id`: a new `Root` when absent; with a `Root`, keep it and set `Self`.
@@ -481,16 +590,29 @@ pub fn set_trace_id(h: &mut HeaderMap, now: u64, head_bytes: usize) -> String {
         .get(&TRACE_ID)
         .and_then(|v| v.to_str().ok())
         .filter(|v| small && v.len() <= 1024);
+    let segment = trace_segment(now);
+    let segment = std::str::from_utf8(&segment).unwrap_or_default();
     let value = match existing {
         Some(v) if v.split(';').any(|kv| kv.trim().starts_with("Root=")) => {
-            let others: Vec<&str> = v
+            let mut value = String::with_capacity(5 + TRACE_SEGMENT_LEN + v.len() + 1);
+            value.push_str("Self=");
+            value.push_str(segment);
+            for kv in v
                 .split(';')
                 .map(str::trim)
                 .filter(|kv| !kv.starts_with("Self=") && !kv.is_empty())
-                .collect();
-            format!("Self={};{}", new_trace_segment(now), others.join(";"))
+            {
+                value.push(';');
+                value.push_str(kv);
+            }
+            value
         }
-        _ => format!("Root={}", new_trace_segment(now)),
+        _ => {
+            let mut value = String::with_capacity(5 + TRACE_SEGMENT_LEN);
+            value.push_str("Root=");
+            value.push_str(segment);
+            value
+        }
     };
     if let Ok(v) = HeaderValue::from_str(&value) {
         h.insert(TRACE_ID, v);
@@ -564,6 +686,38 @@ mod tests {
         assert!(v.starts_with("Root=1-63441c4a-") && !v.contains(';'), "{v}");
     }
 
+    /// The segment as it was built before: `format!` over `hex::encode`.
+    fn reference_segment(now: u64, random: &str) -> String {
+        format!("1-{:08x}-{random}", now as u32)
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn trace_segments_have_albs_format_and_differ(now in proptest::num::u64::ANY) {
+            let a = trace_segment(now);
+            let b = trace_segment(now);
+            proptest::prop_assert_ne!(a, b);
+            for seg in [a, b] {
+                let s = std::str::from_utf8(&seg).unwrap();
+                proptest::prop_assert_eq!(s.len(), 35);
+                proptest::prop_assert!(s[11..].bytes().all(|c| HEX.contains(&c)), "{}", s);
+                proptest::prop_assert_eq!(s, reference_segment(now, &s[11..]));
+            }
+            let v = set_trace_id(&mut HeaderMap::new(), now, 0);
+            proptest::prop_assert!(v.starts_with("Root=1-") && v.len() == 40, "{}", v);
+        }
+    }
+
+    #[test]
+    fn trace_randomness_differs_between_threads() {
+        let here = trace_segment(1);
+        let there = std::thread::spawn(|| trace_segment(1)).join().unwrap();
+        assert_ne!(here[11..], there[11..]);
+        let mut rng = Xoshiro256pp::from_os();
+        assert_ne!(rng.0, [0; 4]);
+        assert_ne!(rng.next_u64(), rng.next_u64());
+    }
+
     #[test]
     fn strips_client_oidc_and_hop_by_hop() {
         let mut h = HeaderMap::new();
@@ -578,6 +732,69 @@ mod tests {
         strip_hop_by_hop(&mut h);
         assert_eq!(h.len(), 1);
         assert!(h.contains_key("accept"));
+    }
+
+    /// `rewrite_cookies` as it was before it read bytes.
+    fn reference_rewrite(h: &mut HeaderMap, owned: &OwnedCookies, host: Option<&str>) {
+        if !h.contains_key(http::header::COOKIE) {
+            return;
+        }
+        let pool_here = owned.pool_host(host);
+        let kept: Vec<&str> = h
+            .get_all(http::header::COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(';'))
+            .map(str::trim)
+            .filter(|p| !p.is_empty())
+            .filter(|p| !owned.owns(p.split('=').next().unwrap_or(""), pool_here))
+            .collect();
+        let joined = kept.join("; ");
+        h.remove(http::header::COOKIE);
+        if !joined.is_empty()
+            && let Ok(v) = HeaderValue::from_str(&joined)
+        {
+            h.insert(http::header::COOKIE, v);
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn cookie_rewrite_matches_the_str_version(
+            values in proptest::collection::vec(
+                proptest::collection::vec(
+                    proptest::prop_oneof![
+                        proptest::strategy::Just("S-0=abc".to_string()),
+                        proptest::strategy::Just(" S-+1=y".to_string()),
+                        proptest::strategy::Just("AWSALBAuthNonce=n ".to_string()),
+                        proptest::strategy::Just("cognito=s".to_string()),
+                        proptest::strategy::Just("S-2 =z".to_string()),
+                        "[\t -:<-~\u{80}-\u{ff}]{0,12}",
+                    ],
+                    0..5,
+                ),
+                0..3,
+            ),
+            pool in proptest::bool::ANY,
+        ) {
+            let owned = OwnedCookies {
+                shards: vec!["S".into()],
+                names: vec!["AWSALBAuthNonce".into()],
+                pool_hosts: vec!["login.example".into()],
+            };
+            let host = Some(if pool { "login.example" } else { "app.example" });
+            let mut h = HeaderMap::new();
+            for pieces in &values {
+                let bytes: Vec<u8> = pieces.join(";").chars().map(|c| c as u32 as u8).collect();
+                if let Ok(v) = HeaderValue::from_bytes(&bytes) {
+                    h.append(http::header::COOKIE, v);
+                }
+            }
+            let mut expected = h.clone();
+            reference_rewrite(&mut expected, &owned, host);
+            rewrite_cookies(&mut h, &owned, host);
+            proptest::prop_assert_eq!(h, expected);
+        }
     }
 
     #[test]

@@ -47,13 +47,7 @@ pub fn matches(value: &str, genuine: &str) -> bool {
 
 /// The value of cookie `name` in a request.
 pub fn cookie<'a>(h: &'a http::HeaderMap, name: &str) -> Option<&'a str> {
-    h.get_all(http::header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|p| p.trim().split_once('='))
-        .find(|(n, _)| *n == name)
-        .map(|(_, v)| v)
+    portcullis_auth::session_cookie::cookie_value(h, name)
 }
 
 /// Whether a response sets cookie `name`.

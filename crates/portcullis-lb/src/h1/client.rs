@@ -454,17 +454,12 @@ async fn read_answer(
                         .map_err(|_| (AnswerError::Malformed, false, None))?;
                     let status = StatusCode::from_u16(code)
                         .map_err(|_| (AnswerError::Malformed, false, None))?;
-                    return finish(
-                        io,
-                        buf,
-                        pool,
-                        status,
-                        version,
-                        headers,
-                        head_request,
-                        reusable,
-                    )
-                    .map_err(|e| (e, false, None));
+                    let mut response = http::Response::new(UpstreamBody::Full(None));
+                    *response.status_mut() = status;
+                    *response.version_mut() = version;
+                    *response.headers_mut() = headers;
+                    return finish(io, buf, pool, response, head_request, reusable)
+                        .map_err(|e| (e, false, None));
                 }
                 Ok(httparse::Status::Partial) => {
                     if buf.len() >= MAX_RESPONSE_HEAD {
@@ -502,17 +497,12 @@ fn finish(
     io: UpstreamIo,
     mut buf: BytesMut,
     pool: Arc<Pool>,
-    status: StatusCode,
-    version: Version,
-    headers: HeaderMap,
+    mut response: http::Response<UpstreamBody>,
     head_request: bool,
     reusable: bool,
 ) -> Result<Answer, AnswerError> {
-    let mut response = http::Response::new(UpstreamBody::Full(None));
-    *response.status_mut() = status;
-    *response.version_mut() = version;
+    let (status, version) = (response.status(), response.version());
     if status == StatusCode::SWITCHING_PROTOCOLS {
-        *response.headers_mut() = headers;
         return Ok(Answer {
             response,
             upgraded: Some((io, buf.freeze())),
@@ -520,17 +510,16 @@ fn finish(
     }
     let keep_alive = reusable
         && version == Version::HTTP_11
-        && !super::has_token(&headers, &http::header::CONNECTION, "close");
+        && !super::has_token(response.headers(), &http::header::CONNECTION, "close");
     let framing =
         if head_request || status == StatusCode::NO_CONTENT || status == StatusCode::NOT_MODIFIED {
             Framing::Empty
         } else {
-            match super::framing(&headers).map_err(|_| AnswerError::Malformed)? {
+            match super::framing(response.headers()).map_err(|_| AnswerError::Malformed)? {
                 (Framing::Empty, _) => Framing::UntilClose,
                 (f, _) => f,
             }
         };
-    *response.headers_mut() = headers;
     let decoder = Decoder::new(framing);
     // The whole body is already here: hand it out and give the connection back.
     if let Some(n) = decoder.remaining()

@@ -72,7 +72,7 @@ pub async fn serve<T: Transport>(
             Next::Closed => return,
             Next::Refused(status) => {
                 proxy::log_refused(&shared, &info, status);
-                let page = portcullis_auth::authenticate::error_page(status).map(proxy::full);
+                let page = crate::error::page(status).map(proxy::full);
                 let _ = write_response(&mut io, page, &Version::HTTP_11, false, false, true).await;
                 let _ = io.shutdown().await;
                 return;

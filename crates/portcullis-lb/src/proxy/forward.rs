@@ -10,9 +10,9 @@ use crate::upgrade::TargetSide;
 use crate::{Body, headers, stickiness, upstream};
 use bytes::Bytes;
 use http::header::HOST;
-use http::{HeaderName, HeaderValue, Request, Response, StatusCode, Version};
+use http::{HeaderValue, Request, Response, StatusCode, Version};
 use http_body_util::BodyExt;
-use portcullis_auth::authenticate::request_host;
+use portcullis_auth::authenticate::{ClaimHeaders, request_host};
 use portcullis_config::{Protocol, ProtocolVersion};
 use std::time::Instant;
 
@@ -32,7 +32,7 @@ pub(super) async fn forward(
     fwd: &Forward,
     mut parts: http::request::Parts,
     body: RequestBody,
-    claims: Vec<(HeaderName, HeaderValue)>,
+    claims: ClaimHeaders,
 ) -> Result<Response<Body>, ProxyError> {
     let https = ctx.conn.tls.is_some();
     let (tg, group_cookies) = fwd.choose(&parts.headers, https, &ctx.shared.sticky_key);
@@ -77,7 +77,7 @@ pub(super) async fn forward(
 fn upstream_request(
     ctx: &mut Ctx<'_>,
     parts: &mut http::request::Parts,
-    claims: Vec<(HeaderName, HeaderValue)>,
+    claims: ClaimHeaders,
 ) -> Prepared {
     let (conn, listener) = (ctx.conn, ctx.listener);
     let h = &mut parts.headers;
@@ -123,8 +123,8 @@ fn upstream_request(
     {
         h.insert(HOST, v);
     }
-    for (n, v) in claims {
-        h.insert(n, v);
+    for (n, v) in claims.iter() {
+        h.insert(n.clone(), v.clone());
     }
     let started = ctx.started;
     ctx.log(|l| {

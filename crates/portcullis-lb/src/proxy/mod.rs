@@ -17,6 +17,7 @@ mod forward;
 
 pub use context::{Ctx, log_refused, log_refused_by_hyper};
 
+use crate::error::page as error_page;
 use crate::error::{ErrorKind, ProxyError};
 use crate::h1::body::RequestBody;
 use crate::headers;
@@ -28,7 +29,7 @@ use http::header::{CONTENT_TYPE, LOCATION};
 use http::{HeaderValue, Method, Request, Response, StatusCode, Version};
 use http_body_util::{BodyExt, Full};
 use portcullis_auth::Outcome;
-use portcullis_auth::authenticate::{CALLBACK_PATH, error_page};
+use portcullis_auth::authenticate::{CALLBACK_PATH, ClaimHeaders};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -196,8 +197,8 @@ async fn authorize(
     ctx: &mut Ctx<'_>,
     rule: &Rule,
     parts: &http::request::Parts,
-) -> Result<Step<Vec<(http::HeaderName, HeaderValue)>>, ProxyError> {
-    let mut claims = Vec::new();
+) -> Result<Step<ClaimHeaders>, ProxyError> {
+    let mut claims = ClaimHeaders::default();
     if let Some(action) = &rule.auth {
         ctx.log(|l| l.actions_executed.push("authenticate"));
         match Box::pin(ctx.shared.auth.authenticate(action, parts)).await {
@@ -243,7 +244,7 @@ async fn terminal(
     rule: &Rule,
     parts: http::request::Parts,
     body: RequestBody,
-    claims: Vec<(http::HeaderName, HeaderValue)>,
+    claims: ClaimHeaders,
 ) -> Result<Response<Body>, ProxyError> {
     let internal = |_| ProxyError::internal(ErrorKind::Internal);
     match &rule.terminal {
@@ -283,22 +284,26 @@ async fn terminal(
 
 /// An `authenticate-*` outcome that answers the client itself.
 fn respond_outcome(ctx: &mut Ctx<'_>, outcome: Outcome) -> Result<Response<Body>, ProxyError> {
-    match outcome {
-        Outcome::Respond { response, error } => {
-            if let Some(e) = error {
-                if let Some(r) = e.reason() {
-                    ctx.log(|l| l.error_reason = r.into());
-                }
-                tracing::debug!(
-                    reason = e.reason().unwrap_or("-"),
-                    status = e.status(),
-                    "authentication stopped the request"
-                );
-            }
-            Ok(from_bytes(response))
+    let (response, error) = match outcome {
+        Outcome::Respond { response, error } => (response, error),
+        Outcome::Error {
+            status,
+            error,
+            set_cookies,
+        } => (crate::error::page_with_cookies(status, set_cookies), error),
+        Outcome::Forward { .. } => return Err(ProxyError::internal(ErrorKind::Internal)),
+    };
+    if let Some(e) = error {
+        if let Some(r) = e.reason() {
+            ctx.log(|l| l.error_reason = r.into());
         }
-        Outcome::Forward { .. } => Err(ProxyError::internal(ErrorKind::Internal)),
+        tracing::debug!(
+            reason = e.reason().unwrap_or("-"),
+            status = e.status(),
+            "authentication stopped the request"
+        );
     }
+    Ok(from_bytes(response))
 }
 
 /// ALB's page for an error (for gRPC, a headers-only answer with `grpc-status` 14).

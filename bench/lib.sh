@@ -1,0 +1,55 @@
+# Shared setup of bench/run.sh and bench/profile.sh: tools, ports, a work directory cleaned up on
+# exit, the backend, and Portcullis. Source it from the repository root after `set -euo pipefail`.
+
+# need COMMAND DEBIAN_PACKAGE: installs the package when the command is missing.
+need() {
+  command -v "$1" >/dev/null 2>&1 && return 0
+  echo "installing $2" >&2
+  apt-get install -y -qq "$2" >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq "$2" >/dev/null; }
+}
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
+wait_port() { for _ in $(seq 1 100); do (echo >/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return 0; sleep 0.1; done; echo "port $1 never opened" >&2; exit 1; }
+
+# bench_workdir: $WORK, and the $PIDS that are killed (and $WORK removed) when the script exits.
+bench_workdir() {
+  WORK="$(mktemp -d /tmp/portcullis-bench.XXXXXX)"
+  PIDS=()
+  trap bench_cleanup EXIT
+}
+bench_cleanup() {
+  local p
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$WORK"
+}
+
+# start_backend: nginx answering 200 "ok" from memory on $BACKEND, pinned to CPU 0.
+start_backend() {
+  BACKEND=$(free_port)
+  mkdir -p "$WORK/backend"
+  cat > "$WORK/backend/nginx.conf" <<CONF
+worker_processes 1;
+user root;
+error_log $WORK/backend/error.log warn;
+pid $WORK/backend/nginx.pid;
+events { worker_connections 20000; }
+http {
+  access_log off;
+  keepalive_requests 10000000;
+  large_client_header_buffers 4 64k;   # the identity headers of large claims
+  server { listen 127.0.0.1:$BACKEND; location / { return 200 "ok\n"; } }
+}
+CONF
+  taskset -c 0 nginx -p "$WORK/backend" -c "$WORK/backend/nginx.conf" -g 'daemon off;' &
+  PIDS+=($!)
+  wait_port "$BACKEND"
+}
+
+# start_portcullis BINARY CONFIG PORT: `serve` pinned to CPU 0 ($PC_PID), once PORT answers.
+start_portcullis() {
+  RUST_LOG=warn taskset -c 0 "$1" serve --config "$2" &
+  PC_PID=$!
+  PIDS+=("$PC_PID")
+  wait_port "$3"
+}

@@ -26,35 +26,43 @@ const XFF: HeaderName = HeaderName::from_static("x-forwarded-for");
 const XFP: HeaderName = HeaderName::from_static("x-forwarded-proto");
 const XFPORT: HeaderName = HeaderName::from_static("x-forwarded-port");
 
-const HOP_BY_HOP: [&str; 8] = [
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "te",
-    "trailer",
-    "transfer-encoding",
-    "upgrade",
-    "proxy-authenticate",
-];
+/// Whether `n` is a hop-by-hop header (RFC 9110 §7.6.1, plus `keep-alive` and
+/// `proxy-connection`).
+fn is_hop_by_hop(n: &HeaderName) -> bool {
+    use http::header::{CONNECTION, PROXY_AUTHENTICATE, TE, TRAILER, TRANSFER_ENCODING, UPGRADE};
+    n == CONNECTION
+        || n == TRANSFER_ENCODING
+        || n == TE
+        || n == TRAILER
+        || n == UPGRADE
+        || n == PROXY_AUTHENTICATE
+        || n.as_str() == "keep-alive"
+        || n.as_str() == "proxy-connection"
+}
 
-/// Removes hop-by-hop headers, including those named in `Connection`. One pass over the names
-/// finds them; nothing is allocated when there are none (the usual case).
+/// Removes hop-by-hop headers, including those named in `Connection`. Only the ones present are
+/// removed, and nothing is allocated unless `Connection` names another header.
 pub fn strip_hop_by_hop(h: &mut HeaderMap) {
-    let any = h.keys().any(|n| HOP_BY_HOP.contains(&n.as_str()));
-    if !any {
+    if !h.keys().any(is_hop_by_hop) {
         return;
     }
     let named: Vec<HeaderName> = h
         .get_all(http::header::CONNECTION)
         .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|n| HeaderName::from_bytes(n.trim().as_bytes()).ok())
+        .flat_map(|v| v.as_bytes().split(|&b| b == b','))
+        .map(<[u8]>::trim_ascii)
+        .filter(|t| {
+            !t.is_empty()
+                && !t.eq_ignore_ascii_case(b"close")
+                && !t.eq_ignore_ascii_case(b"keep-alive")
+                && !t.eq_ignore_ascii_case(b"upgrade")
+        })
+        .filter_map(|t| HeaderName::from_bytes(t).ok())
         .collect();
     for n in named {
         h.remove(n);
     }
-    for n in HOP_BY_HOP {
+    while let Some(n) = h.keys().find(|n| is_hop_by_hop(n)).cloned() {
         h.remove(n);
     }
 }

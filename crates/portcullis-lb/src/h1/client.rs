@@ -399,13 +399,17 @@ async fn exchange(
 
 /// Why an answer could not be read.
 #[derive(Debug, thiserror::Error)]
-enum AnswerError {
+pub enum AnswerError {
+    /// The connection failed.
     #[error("{0}")]
     Io(#[from] io::Error),
+    /// The target closed the connection before a whole head.
     #[error("the target closed the connection")]
     Closed,
+    /// Not an HTTP/1.1 response.
     #[error("malformed response")]
     Malformed,
+    /// A head over the limit.
     #[error("response head too large")]
     TooLarge,
 }
@@ -426,55 +430,13 @@ async fn read_answer(
     loop {
         // Parse what is there first: a 100 Continue may have come with the final head.
         if !buf.is_empty() {
-            let mut headers = [httparse::EMPTY_HEADER; 128];
-            let mut r = httparse::Response::new(&mut headers);
-            match r.parse(&buf) {
-                Ok(httparse::Status::Complete(len)) => {
-                    let code = r.code.unwrap_or(0);
-                    if (100..200).contains(&code) && code != 101 {
-                        let _ = buf.split_to(len);
-                        continue;
-                    }
-                    let version = if r.version == Some(0) {
-                        Version::HTTP_10
-                    } else {
-                        Version::HTTP_11
-                    };
-                    let names: Vec<(usize, usize, usize, usize)> = {
-                        let base = buf.as_ptr() as usize;
-                        r.headers
-                            .iter()
-                            .map(|h| {
-                                (
-                                    h.name.as_ptr() as usize - base,
-                                    h.name.len(),
-                                    h.value.as_ptr() as usize - base,
-                                    h.value.len(),
-                                )
-                            })
-                            .collect()
-                    };
-                    let head = buf.split_to(len).freeze();
-                    let headers = rebuild(&head, &names)
-                        .map_err(|_| (AnswerError::Malformed, false, None))?;
-                    let status = StatusCode::from_u16(code)
-                        .map_err(|_| (AnswerError::Malformed, false, None))?;
-                    let mut response = http::Response::new(UpstreamBody::Full(None));
-                    *response.status_mut() = status;
-                    *response.version_mut() = version;
-                    *response.headers_mut() = headers;
+            match parse_response_head(&mut buf) {
+                Ok(Some(response)) => {
                     return finish(io, buf, pool, response, head_request, reusable)
                         .map_err(|e| (e, false, None));
                 }
-                Ok(httparse::Status::Partial) => {
-                    if buf.len() >= MAX_RESPONSE_HEAD {
-                        return Err((AnswerError::TooLarge, false, None));
-                    }
-                }
-                Err(httparse::Error::TooManyHeaders) => {
-                    return Err((AnswerError::TooLarge, false, None));
-                }
-                Err(_) => return Err((AnswerError::Malformed, false, None)),
+                Ok(None) => {}
+                Err(e) => return Err((e, false, None)),
             }
         }
         match super::fill(&mut io, &mut buf).await {
@@ -482,6 +444,61 @@ async fn read_answer(
             Ok(_) => any = true,
             Err(e) => return Err((AnswerError::Io(e), !any, Some(Conn { io, buf }))),
         }
+    }
+}
+
+/// Parses a target's final response head off the front of `buf` (1xx other than 101 are
+/// skipped): `Ok(None)` while it is incomplete. Header values are slices of the bytes read.
+/// Public for the fuzz target.
+pub fn parse_response_head(
+    buf: &mut BytesMut,
+) -> Result<Option<http::Response<UpstreamBody>>, AnswerError> {
+    loop {
+        let mut headers = [httparse::EMPTY_HEADER; 128];
+        let mut r = httparse::Response::new(&mut headers);
+        let len = match r.parse(buf) {
+            Ok(httparse::Status::Complete(len)) => len,
+            Ok(httparse::Status::Partial) if buf.len() >= MAX_RESPONSE_HEAD => {
+                return Err(AnswerError::TooLarge);
+            }
+            Ok(httparse::Status::Partial) => return Ok(None),
+            Err(httparse::Error::TooManyHeaders) => return Err(AnswerError::TooLarge),
+            Err(_) => return Err(AnswerError::Malformed),
+        };
+        let code = r.code.unwrap_or(0);
+        if (100..200).contains(&code) && code != 101 {
+            let _ = buf.split_to(len);
+            if buf.is_empty() {
+                return Ok(None);
+            }
+            continue;
+        }
+        let version = if r.version == Some(0) {
+            Version::HTTP_10
+        } else {
+            Version::HTTP_11
+        };
+        let base = buf.as_ptr() as usize;
+        let names: Vec<(usize, usize, usize, usize)> = r
+            .headers
+            .iter()
+            .map(|h| {
+                (
+                    h.name.as_ptr() as usize - base,
+                    h.name.len(),
+                    h.value.as_ptr() as usize - base,
+                    h.value.len(),
+                )
+            })
+            .collect();
+        let head = buf.split_to(len).freeze();
+        let headers = rebuild(&head, &names).map_err(|_| AnswerError::Malformed)?;
+        let status = StatusCode::from_u16(code).map_err(|_| AnswerError::Malformed)?;
+        let mut response = http::Response::new(UpstreamBody::Full(None));
+        *response.status_mut() = status;
+        *response.version_mut() = version;
+        *response.headers_mut() = headers;
+        return Ok(Some(response));
     }
 }
 

@@ -224,6 +224,15 @@ async fn read_head<T: Transport>(io: &mut T, buf: &mut BytesMut, idle: Duration)
         .unwrap_or(Next::Closed)
 }
 
+/// Parses a client's request head off the front of `buf` as the connection loop does: its
+/// parts and body framing, `Ok(None)` while incomplete, the status answered when refused.
+/// Public for the fuzz target.
+pub fn parse_request_head(
+    buf: &mut BytesMut,
+) -> Result<Option<(http::request::Parts, Framing)>, u16> {
+    parse(buf).map(|h| h.map(|h| (h.parts, h.framing)))
+}
+
 /// Parses a complete head off the front of `buf`; `Ok(None)` while it is incomplete, the status
 /// to answer when it is refused.
 fn parse(buf: &mut BytesMut) -> Result<Option<Head>, u16> {

@@ -184,7 +184,7 @@ async fn to_target(
         let authority = target.authority.clone();
         ctx.log(|l| l.target = authority);
     }
-    let sent = Instant::now();
+    let sent = ctx.logging().then(Instant::now);
     let in_flight = target.begin();
     let answer = shared
         .upstream
@@ -203,9 +203,10 @@ async fn to_target(
             .map_or(true, |(r, _)| r.status().is_server_error()),
     );
     let (answer, target_side) = answer?;
+    let status = answer.status().as_u16();
     ctx.log(|l| {
-        l.target_processing_time = sent.elapsed().as_secs_f64();
-        l.target_status_code = Some(answer.status().as_u16());
+        l.target_processing_time = sent.map_or(0.0, |s| s.elapsed().as_secs_f64());
+        l.target_status_code = Some(status);
     });
     upstream_response(
         ctx,

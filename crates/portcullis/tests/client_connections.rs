@@ -365,3 +365,67 @@ async fn large_bodies_stream_both_ways() {
     );
     kit.app.shutdown().await;
 }
+
+/// A raw target that answers every request on a connection with `answer`.
+async fn raw_target(answer: &'static [u8]) -> u16 {
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = l.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut s, _)) = l.accept().await else {
+                return;
+            };
+            tokio::spawn(async move {
+                let mut buf = [0u8; 8192];
+                let mut got = Vec::new();
+                loop {
+                    match s.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => got.extend_from_slice(&buf[..n]),
+                    }
+                    while let Some(end) = got.windows(4).position(|w| w == b"\r\n\r\n") {
+                        got.drain(..end + 4);
+                        if s.write_all(answer).await.is_err() {
+                            return;
+                        }
+                    }
+                }
+            });
+        }
+    });
+    port
+}
+
+/// A target's framing mistakes stay with that answer: a length with chunked is read as chunked
+/// and the length is not passed on; bytes past a length are not sent to the client (which
+/// would read them as its next answer), and the next request still gets its own answer.
+#[tokio::test]
+async fn a_targets_framing_mistakes_do_not_reach_the_next_answer() {
+    let both = raw_target(b"HTTP/1.1 200 OK\r\nContent-Length: 50\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n").await;
+    let extra = raw_target(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nabHTTP/1.1 200 OK\r\nContent-Length: 8\r\n\r\nsmuggled").await;
+    let rules = format!(
+        "[[listeners.rules]]\npriority = 40\nconditions = [{{ field = \"path-pattern\", values = [\"/both/*\"] }}]\nactions = [{{ type = \"forward\", target_group = \"both\" }}]\n\n\
+         [[listeners.rules]]\npriority = 41\nconditions = [{{ field = \"path-pattern\", values = [\"/extra/*\"] }}]\nactions = [{{ type = \"forward\", target_group = \"extra\" }}]\n\n\
+         [[target_groups]]\nname = \"both\"\ntargets = [{{ id = \"127.0.0.1\", port = {both} }}]\nhealth_check = {{ enabled = false }}\n\n\
+         [[target_groups]]\nname = \"extra\"\ntargets = [{{ id = \"127.0.0.1\", port = {extra} }}]\nhealth_check = {{ enabled = false }}\n"
+    );
+    let kit = Kit::start(&rules).await;
+    let c = plain();
+    for _ in 0..3 {
+        let r = c.get(kit.url("/both/x")).send().await.unwrap();
+        assert_eq!(r.status(), 200);
+        assert_ne!(
+            r.headers()
+                .get("content-length")
+                .map(|v| v.to_str().unwrap()),
+            Some("50")
+        );
+        assert_eq!(r.text().await.unwrap(), "abc");
+    }
+    for _ in 0..3 {
+        let r = c.get(kit.url("/extra/x")).send().await.unwrap();
+        assert_eq!(r.status(), 200);
+        assert_eq!(r.text().await.unwrap(), "ab", "only the answer's own bytes");
+    }
+    kit.app.shutdown().await;
+}

@@ -453,8 +453,19 @@ async fn read_answer(
 pub fn parse_response_head(
     buf: &mut BytesMut,
 ) -> Result<Option<http::Response<UpstreamBody>>, AnswerError> {
+    match parse_response_with::<64>(buf) {
+        Err(AnswerError::TooLarge) if buf.len() < MAX_RESPONSE_HEAD => {
+            parse_response_with::<1024>(buf)
+        }
+        other => other,
+    }
+}
+
+fn parse_response_with<const N: usize>(
+    buf: &mut BytesMut,
+) -> Result<Option<http::Response<UpstreamBody>>, AnswerError> {
     loop {
-        let mut headers = [httparse::EMPTY_HEADER; 128];
+        let mut headers = [httparse::EMPTY_HEADER; N];
         let mut r = httparse::Response::new(&mut headers);
         let len = match r.parse(buf) {
             Ok(httparse::Status::Complete(len)) => len,
@@ -530,18 +541,28 @@ fn finish(
             upgraded: Some((io, buf.freeze())),
         });
     }
+    let bodiless =
+        head_request || status == StatusCode::NO_CONTENT || status == StatusCode::NOT_MODIFIED;
+    // After an answer without a body, a target that sends one anyway would have it read as the
+    // next request's answer: such a connection is not reused.
     let keep_alive = reusable
+        && !bodiless
         && version == Version::HTTP_11
         && !super::has_token(response.headers(), &http::header::CONNECTION, "close");
-    let framing =
-        if head_request || status == StatusCode::NO_CONTENT || status == StatusCode::NOT_MODIFIED {
-            Framing::Empty
-        } else {
-            match super::framing(response.headers()).map_err(|_| AnswerError::Malformed)? {
-                (Framing::Empty, _) => Framing::UntilClose,
-                (f, _) => f,
+    let framing = if bodiless {
+        Framing::Empty
+    } else {
+        match super::framing(response.headers()).map_err(|_| AnswerError::Malformed)? {
+            (Framing::Empty, _) => Framing::UntilClose,
+            (f, ambiguous) => {
+                if ambiguous {
+                    // Chunked wins (RFC 9112 §6.3); the length must not reach the client.
+                    response.headers_mut().remove(http::header::CONTENT_LENGTH);
+                }
+                f
             }
-        };
+        }
+    };
     let decoder = Decoder::new(framing);
     // The whole body is already here: hand it out and give the connection back.
     if let Some(n) = decoder.remaining()

@@ -309,6 +309,14 @@ fn parse_with<const N: usize>(buf: &mut BytesMut) -> Result<Option<Head>, Refusa
     }
     if ambiguous {
         map.remove(CONTENT_LENGTH);
+    } else if let Framing::Length(n) = framing
+        && (map.get_all(CONTENT_LENGTH).iter().count() > 1
+            || map
+                .get(CONTENT_LENGTH)
+                .is_some_and(|v| v.as_bytes().contains(&b',')))
+    {
+        // `5, 5` or two equal fields: the target gets one plain length.
+        map.insert(CONTENT_LENGTH, HeaderValue::from(n));
     }
     let keep_alive = if version == Version::HTTP_10 {
         super::has_token(&map, &CONNECTION, "keep-alive")
@@ -519,9 +527,20 @@ async fn write_response<T: Transport>(
         let frame = std::future::poll_fn(|cx| body.as_mut().poll_frame(cx)).await;
         match frame {
             Some(Ok(f)) => match f.into_data() {
-                Ok(data) => {
+                Ok(mut data) => {
                     if data.is_empty() {
                         continue;
+                    }
+                    if let Framing::Length(n) = framing
+                        && sent + data.len() as u64 > n
+                    {
+                        // Never more than the length said: the rest would read as another
+                        // answer. The connection closes after what fits.
+                        data.truncate((n - sent) as usize);
+                        close = true;
+                        if data.is_empty() {
+                            break;
+                        }
                     }
                     sent += data.len() as u64;
                     if framing == Framing::Chunked {

@@ -214,7 +214,10 @@ async fn read_head<T: Transport>(io: &mut T, buf: &mut BytesMut, idle: Duration)
             .await;
             match got {
                 None => super::buffers::give(std::mem::take(buf)),
-                Some(Ok(0)) | Some(Err(_)) => return Next::Closed,
+                Some(Ok(0)) | Some(Err(_)) => {
+                    super::buffers::give(std::mem::take(buf));
+                    return Next::Closed;
+                }
                 Some(Ok(_)) => {}
             }
         }

@@ -4,7 +4,7 @@
 # rendered as a flame graph with inferno. Prints the 20 symbols with the most self time.
 #
 # usage: bench/profile.sh [name, default "profile"] [seconds recorded, default 10] [connections, default 50]
-# writes bench/flamegraphs/<name>.svg
+# writes bench/flamegraphs/<name>.svg; PORTCULLIS_BIN=path profiles that binary instead
 #
 # Portcullis is built in release mode with line tables (CARGO_PROFILE_RELEASE_DEBUG=line-tables-only:
 # the same optimised code, with names, files and lines) into a target dir of its own,
@@ -34,8 +34,13 @@ command -v inferno-collapse-perf >/dev/null 2>&1 || { echo "installing inferno (
   || echo "could not lower kernel.perf_event_paranoid; perf may refuse" >&2
 [ "$(cat /proc/sys/kernel/kptr_restrict)" = 0 ] || sysctl -qw kernel.kptr_restrict=0 2>/dev/null || true
 
-CARGO_PROFILE_RELEASE_DEBUG=line-tables-only cargo build --release --quiet -p portcullis
-BIN="$CARGO_TARGET_DIR/release/portcullis"
+# PORTCULLIS_BIN profiles another build instead (an earlier commit's: function names, no lines).
+if [ -n "${PORTCULLIS_BIN:-}" ]; then
+  BIN="$PORTCULLIS_BIN"
+else
+  CARGO_PROFILE_RELEASE_DEBUG=line-tables-only cargo build --release --quiet -p portcullis
+  BIN="$CARGO_TARGET_DIR/release/portcullis"
+fi
 bench_workdir
 start_backend
 PC_HTTP=$(free_port)

@@ -6,6 +6,9 @@ mod kit;
 
 /// The balancer: upgrades, reserved headers, credential cookies, stickiness, the relying party.
 mod balancer;
+/// The balancer's own HTTP/1.1 codec (issue 11) attacked from outside: smuggling, response
+/// desync, exhaustion, upgrades.
+mod codec;
 /// One-time secrets (codes, TOTP), attribute verification and account enumeration.
 mod one_time_secrets;
 /// Guessing passwords: the lockout under concurrency, load shedding, rate limits, hashing memory.

@@ -58,6 +58,8 @@ pub fn strip_hop_by_hop(h: &mut HeaderMap) {
                 && !t.eq_ignore_ascii_case(b"upgrade")
         })
         .filter_map(|t| HeaderName::from_bytes(t).ok())
+        // `Host` says where the request goes; it is never hop-by-hop.
+        .filter(|n| n != http::header::HOST)
         .collect();
     for n in named {
         h.remove(n);

@@ -284,6 +284,10 @@ pub async fn send(
                 reused = false;
                 continue;
             }
+            Err(e) if e.client_body => {
+                tracing::debug!(error = %e.error, "the client's body failed");
+                return Err(ProxyError::downstream(ErrorKind::BadRequest));
+            }
             Err(e) => {
                 // A target may answer before it has read the whole body (413, 401) and close:
                 // its answer stands.
@@ -317,6 +321,8 @@ pub async fn send(
 struct WriteFailed {
     error: io::Error,
     nothing_read: bool,
+    /// The client's body failed (malformed, cut): the client's error, not the target's.
+    client_body: bool,
 }
 
 /// Writes the head and the body.
@@ -329,10 +335,12 @@ async fn exchange(
     let first = |error| WriteFailed {
         error,
         nothing_read: true,
+        client_body: false,
     };
     let later = |error| WriteFailed {
         error,
         nothing_read: false,
+        client_body: false,
     };
     if framing == Framing::Empty {
         io.write_all(head).await.map_err(first)?;
@@ -357,16 +365,27 @@ async fn exchange(
                     if framing == Framing::Chunked {
                         super::write_chunk_size(&mut out, data.len());
                     }
-                    if !out.is_empty() {
+                    if data.len() <= 16 * 1024 {
+                        // Small pieces leave in one write with their framing.
+                        out.extend_from_slice(&data);
+                        if framing == Framing::Chunked {
+                            out.extend_from_slice(b"\r\n");
+                        }
                         io.write_all(&out).await.map_err(later)?;
-                    }
-                    io.write_all(&data).await.map_err(later)?;
-                    if framing == Framing::Chunked {
-                        io.write_all(b"\r\n").await.map_err(later)?;
+                    } else {
+                        if !out.is_empty() {
+                            io.write_all(&out).await.map_err(later)?;
+                        }
+                        io.write_all(&data).await.map_err(later)?;
+                        if framing == Framing::Chunked {
+                            io.write_all(b"\r\n").await.map_err(later)?;
+                        }
                     }
                 }
                 Err(f) => {
-                    if let (Ok(t), Framing::Chunked) = (f.into_trailers(), framing) {
+                    if let (Ok(mut t), Framing::Chunked) = (f.into_trailers(), framing) {
+                        // Names the balancer owns never reach a target, in trailers either.
+                        crate::headers::strip_oidc_headers(&mut t);
                         super::write_last_chunk(&mut out, Some(&t));
                         io.write_all(&out).await.map_err(later)?;
                         return io.flush().await.map_err(later);
@@ -375,7 +394,11 @@ async fn exchange(
                 }
             },
             Some(Err(e)) => {
-                return Err(later(io::Error::other(e)));
+                return Err(WriteFailed {
+                    error: io::Error::other(e),
+                    nothing_read: false,
+                    client_body: true,
+                });
             }
             None => {
                 if framing == Framing::Chunked {

@@ -373,6 +373,10 @@ async fn client_side<T: Transport>(
     idle: Duration,
 ) -> Side {
     let Some(p) = pump else {
+        if !buf.is_empty() {
+            // The next request is already here: no more is read until this one is answered.
+            return Side::Pipelined;
+        }
         if std::future::poll_fn(|cx| io.poll_idle_ready(cx))
             .await
             .is_err()

@@ -180,7 +180,9 @@ fn new_entry(
     let tls = conn.tls.is_some();
     let kind = if grpc {
         "grpcs"
-    } else if headers::upgrade_protocol(req.headers(), req.version()).is_some() {
+    } else if req.method() == http::Method::GET
+        && headers::upgrade_protocol(req.headers(), req.version()).is_some()
+    {
         if tls { "wss" } else { "ws" }
     } else {
         match (req.version(), tls) {

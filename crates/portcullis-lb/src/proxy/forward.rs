@@ -80,14 +80,20 @@ fn upstream_request(
     claims: ClaimHeaders,
 ) -> Prepared {
     let (conn, listener) = (ctx.conn, ctx.listener);
+    // The host the rules routed by, read before anything is removed.
+    let host = request_host(parts).map(str::to_owned);
+    // Only a GET may become a WebSocket (RFC 6455). Any other upgrade loses both headers
+    // (hop-by-hop) and goes on as a plain request, so the connection stays HTTP and every later
+    // request on it passes the rules and the authenticate action.
+    let upgrade = (parts.method == http::Method::GET)
+        .then(|| headers::upgrade_protocol(&parts.headers, parts.version))
+        .flatten();
     let h = &mut parts.headers;
-    let trace = headers::set_trace_id(h, portcullis_auth::now(), ctx.head_bytes.0);
-    // Any upgrade but WebSocket loses both headers (hop-by-hop) and goes on as a plain request,
-    // so the connection stays HTTP and every later request on it passes the rules and the
-    // authenticate action.
-    let upgrade = headers::upgrade_protocol(h, parts.version);
     let wants_trailers = headers::accepts_trailers(h);
+    // Hop-by-hop headers out first (a client's `Connection` may name any header), then the
+    // balancer's own.
     headers::strip_hop_by_hop(h);
+    let trace = headers::set_trace_id(h, portcullis_auth::now(), ctx.head_bytes.0);
     if let Some(p) = &upgrade {
         h.insert(
             http::header::CONNECTION,
@@ -95,7 +101,6 @@ fn upstream_request(
         );
         h.insert(http::header::UPGRADE, p.clone());
     }
-    let host = request_host(parts).map(str::to_owned);
     let h = &mut parts.headers;
     headers::rewrite_cookies(h, &listener.owned_cookies, host.as_deref());
     let routing = listener.routing;
@@ -197,11 +202,11 @@ async fn to_target(
         )
         .await;
     drop(in_flight);
-    target.outcomes.record(
-        answer
-            .as_ref()
-            .map_or(true, |(r, _)| r.status().is_server_error()),
-    );
+    // Only the target's own failures count against it (a client's broken body does not).
+    target.outcomes.record(match &answer {
+        Ok((r, _)) => r.status().is_server_error(),
+        Err(e) => e.source == crate::error::Source::Upstream,
+    });
     let (answer, target_side) = answer?;
     let status = answer.status().as_u16();
     ctx.log(|l| {

@@ -4,7 +4,7 @@
 //! forwards to a raw target written here, a strict HTTP/1.1 reader that records every request
 //! exactly as it arrived on the wire.
 //!
-//! Tests named `finding_*` show a defect and fail until it is fixed; the others pin a defence
+//! The tests from line "Found and fixed" on showed a defect found by an outside review of the codec and failed before its fix; the others pin a defence
 //! that holds.
 
 use crate::kit::*;
@@ -360,17 +360,17 @@ fn text(b: &[u8]) -> String {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Findings.
+// Found and fixed (each failed before its fix).
 // ---------------------------------------------------------------------------------------------
 
-/// Finding: trailers of a chunked request reach HTTP/1 targets with names the balancer owns.
+/// Fixed: trailers of a chunked request reach HTTP/1 targets with names the balancer owns.
 /// `upstream::ClientBody` strips `x-amzn-oidc-*` (and the rest of `headers::is_owned`) from
 /// trailers, but `Upstreams::send` hands `body.inner` to `h1::client::send`, so for HTTP/1
 /// targets the stripping wrapper is bypassed and `h1::client::exchange` writes the client's
 /// trailers verbatim. A target (or framework) that merges trailers into headers reads a forged
 /// identity.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn finding_trailers_carry_owned_headers_to_http1_targets() {
+async fn owned_trailers_never_reach_http1_targets() {
     let (port, log) = raw_target(plain_target()).await;
     let kit = kit_forwarding_to(port).await;
     let got = exchange(
@@ -402,7 +402,7 @@ async fn finding_trailers_carry_owned_headers_to_http1_targets() {
     kit.app.shutdown().await;
 }
 
-/// Finding: a target's answer with both `Content-Length` and `Transfer-Encoding: chunked`
+/// Fixed: a target's answer with both `Content-Length` and `Transfer-Encoding: chunked`
 /// reaches the client with the target's `Content-Length` and the de-chunked body, whatever its
 /// length. `h1::client::finish` reads the body as chunked (right) but leaves `Content-Length`
 /// in the headers; `upstream_response` strips `Transfer-Encoding` as hop-by-hop; then
@@ -412,7 +412,7 @@ async fn finding_trailers_carry_owned_headers_to_http1_targets() {
 /// response splitting under a target's control. RFC 9112 §6.3: the length must be removed (and
 /// the target connection closed).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn finding_an_answer_with_length_and_chunked_splits_the_clients_responses() {
+async fn an_answer_with_length_and_chunked_cannot_split_the_clients_responses() {
     const FAKE: &str = "HTTP/1.1 200 OK\r\nContent-Length: 8\r\n\r\nsmuggled";
     let respond: Responder = Arc::new(|r: &Received| {
         if r.path() == "/first" {
@@ -446,7 +446,7 @@ async fn finding_an_answer_with_length_and_chunked_splits_the_clients_responses(
     kit.app.shutdown().await;
 }
 
-/// Finding: a `Connection` header can name headers the balancer sets before it strips
+/// Fixed: a `Connection` header can name headers the balancer sets before it strips
 /// hop-by-hop ones: `Host` (which the rules routed on) and `X-Amzn-Trace-Id`.
 /// `proxy::forward::upstream_request` calls `headers::set_trace_id` and reads nothing of `Host`
 /// until after `headers::strip_hop_by_hop`, which removes every header `Connection` names. The
@@ -454,7 +454,7 @@ async fn finding_an_answer_with_length_and_chunked_splits_the_clients_responses(
 /// default host) and no trace id. The balancer's own headers should be set after the strip, or
 /// be immune to it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn finding_connection_removes_host_and_trace_id_the_balancer_routed_on() {
+async fn connection_cannot_remove_host_or_the_trace_id() {
     let (port, log) = raw_target(plain_target()).await;
     let kit = kit_forwarding_to(port).await;
     let got = exchange(
@@ -480,7 +480,7 @@ async fn finding_connection_removes_host_and_trace_id_the_balancer_routed_on() {
     kit.app.shutdown().await;
 }
 
-/// Finding: a pipelining client that does not read its answers makes the balancer buffer
+/// Fixed: a pipelining client that does not read its answers makes the balancer buffer
 /// everything it sends, without bound. While a request is at the target, `h1::server::serve`
 /// polls `client_side`, which (with no body to pump) reads once more into the connection's
 /// buffer to notice a departing client (`Side::Pipelined`) even when that buffer already holds
@@ -490,7 +490,7 @@ async fn finding_connection_removes_host_and_trace_id_the_balancer_routed_on() {
 /// connection is measured here: what the client has written, minus what reached the target,
 /// minus what the kernel still queues on both ends, is what the balancer holds.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn finding_a_pipelined_flood_grows_the_read_buffer_without_bound() {
+async fn a_pipelined_flood_does_not_grow_the_read_buffer() {
     use std::sync::atomic::{AtomicUsize, Ordering};
     // Counts requests without keeping them.
     let served = Arc::new(AtomicUsize::new(0));
@@ -851,7 +851,7 @@ async fn odd_framings_are_refused_or_forwarded_unambiguously() {
     kit.app.shutdown().await;
 }
 
-/// Finding (RFC 9110 §8.6 / RFC 7230 §3.3.2): a request whose length is a list of one value
+/// Fixed (RFC 9110 §8.6 / RFC 7230 §3.3.2): a request whose length is a list of one value
 /// (`Content-Length: 5, 5`) or a repeated field is accepted, but not normalised before it is
 /// forwarded: the target gets `content-length: 5` written by `h1::client::encode_head` (which
 /// could not parse `5, 5` and took the body's size) and the client's `content-length: 5, 5`
@@ -859,7 +859,7 @@ async fn odd_framings_are_refused_or_forwarded_unambiguously() {
 /// it replaces it with a single field before forwarding; targets on llhttp (Node) refuse
 /// duplicated lengths, so a request the balancer accepted becomes a 400/502.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn finding_a_length_list_is_forwarded_as_several_lengths() {
+async fn a_length_list_reaches_the_target_as_one_length() {
     let (port, log) = raw_target(plain_target()).await;
     let kit = kit_forwarding_to(port).await;
     for lines in [
@@ -1024,7 +1024,7 @@ async fn interim_answers_are_skipped_and_an_unasked_101_is_refused() {
     kit.app.shutdown().await;
 }
 
-/// Finding: a malformed chunked request body (the client's fault) is answered 504 after the
+/// Fixed: a malformed chunked request body (the client's fault) is answered 504 after the
 /// whole idle timeout (60 s by default), blamed on the target and counted against it. On a
 /// decoding error `h1::server::client_side` hands the proxy an error frame;
 /// `h1::client::exchange` fails (`later`) and `h1::client::send` then waits in `read_answer`
@@ -1036,7 +1036,7 @@ async fn interim_answers_are_skipped_and_an_unasked_101_is_refused() {
 /// connection per request. Expected: 400 at once (ALB's answer to a malformed body), the
 /// target connection dropped, nothing counted against the target.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn finding_a_malformed_chunked_body_is_a_504_blamed_on_the_target() {
+async fn a_malformed_chunked_body_is_the_clients_400_not_the_targets_fault() {
     let (port, _log) = raw_target(plain_target()).await;
     // A short idle timeout keeps the test short; the default is 60 s.
     let kit = kit_forwarding_to_with(port, "idle_timeout_seconds = 2").await;
@@ -1059,13 +1059,13 @@ async fn finding_a_malformed_chunked_body_is_a_504_blamed_on_the_target() {
     kit.app.shutdown().await;
 }
 
-/// Finding (low): an `Upgrade: websocket` on a method other than GET is forwarded with its
+/// Fixed (low): an `Upgrade: websocket` on a method other than GET is forwarded with its
 /// upgrade, and a 101 to it is tunnelled. RFC 6455 §4.1 allows only GET, and
 /// `headers::upgrade_protocol` (which names RFC 6455 as the only protocol tunnelled) checks the
 /// version and the headers but not the method. With a target that switches whenever it is
 /// asked, the bytes after a POST's 101 reach it raw, past every rule.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn finding_an_upgrade_on_post_is_tunnelled() {
+async fn only_a_get_is_upgraded() {
     // Switches to whatever it is asked for; the bytes after that are read as requests, so a
     // tunnelled one shows up as a head the balancer did not write.
     let respond: Responder = Arc::new(|r: &Received| {

@@ -4,8 +4,8 @@
 //! forwards to a raw target written here, a strict HTTP/1.1 reader that records every request
 //! exactly as it arrived on the wire.
 //!
-//! The tests from line "Found and fixed" on showed a defect found by an outside review of the codec and failed before its fix; the others pin a defence
-//! that holds.
+//! The tests after "Found and fixed" each showed a defect an outside review found, and failed
+//! before its fix; the others pin a defence that holds.
 
 use crate::kit::*;
 use std::sync::{Arc, Mutex};

@@ -371,12 +371,19 @@ impl Pool {
         let keys = PoolKeys::load_or_generate(store.as_ref(), &id)
             .await
             .map_err(err)?;
-        let dummy_hash = tokio::task::spawn_blocking(|| hash_password("portcullis-dummy"))
-            .await
-            .ok()
-            .flatten()
-            .ok_or("argon2 failed")?;
         let clock = Arc::new(Clock::default());
+        let hasher = Hasher::new(
+            cfg.rate_limits.hash_workers,
+            cfg.rate_limits.hash_queue,
+            metrics.shed(&cfg.name),
+            metrics.verifications(&cfg.name),
+            clock.clone(),
+        );
+        // Through the workers, so that its memory is theirs (and released with theirs).
+        let dummy_hash = hasher
+            .hash("portcullis-dummy")
+            .await
+            .map_err(|_| "argon2 failed")?;
         let pool = Pool {
             name: cfg.name.clone(),
             issuer: format!("{base_url}/{id}"),
@@ -397,12 +404,7 @@ impl Pool {
             sender,
             mfa: crate::mfa::MfaMode::parse(&cfg.mfa_configuration),
             keys: ArcSwap::from_pointee(keys),
-            hasher: Hasher::new(
-                cfg.rate_limits.hash_workers,
-                cfg.rate_limits.hash_queue,
-                metrics.shed(&cfg.name),
-                metrics.verifications(&cfg.name),
-            ),
+            hasher,
             limits: Limiter::new(cfg.rate_limits.clone(), clock.clone()),
             metrics,
             checking: Mutex::new(HashSet::new()),

@@ -191,6 +191,8 @@ pub struct Pool {
     dummy_hash: String,
     /// The pool's time (tests pass time in instead of sleeping).
     clock: Arc<Clock>,
+    /// Held by one catalog reload at a time (see [`Pool::reload_catalog`]).
+    reloading: tokio::sync::Mutex<()>,
 }
 
 /// A user's mark in [`Pool::checking`], removed when the check ends.
@@ -410,6 +412,7 @@ impl Pool {
             checking: Mutex::new(HashSet::new()),
             dummy_hash,
             clock,
+            reloading: tokio::sync::Mutex::new(()),
         };
         Ok(pool)
     }
@@ -546,6 +549,9 @@ impl Pool {
     /// Reads clients and resource servers again (after a write, and periodically for writes made
     /// by other nodes).
     pub async fn reload_catalog(&self) -> Result<(), StoreError> {
+        // One at a time: a periodic reload that read the store before a local write must not
+        // store its older catalog after the write's own reload stored the new one.
+        let _one = self.reloading.lock().await;
         let c = Catalog::load(self.store.as_ref(), &self.id).await?;
         self.catalog.store(Arc::new(c));
         // Keys rotated elsewhere (another node, `portcullis keys rotate`) are picked up too.

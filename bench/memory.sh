@@ -4,13 +4,15 @@
 # while, holding 10,000 idle keep-alive connections, and after they have closed.
 #
 # The server and its backend (nginx answering 200 "ok") are pinned to CPU 0, this script and its
-# clients (curl, python, wrk) to CPU 1, as in bench/run.sh. Each point also prints the anonymous memory (/proc/PID/smaps_rollup) and,
-# for glibc's malloc, where it sits: the main arena (brk), the thread arenas (64 MiB heaps) and
-# other anonymous mappings (mmapped chunks, thread stacks).
+# clients (curl, python, wrk) to CPU 1, as in bench/run.sh. Each point also prints the anonymous
+# memory (/proc/PID/smaps_rollup), the threads and, for a build on glibc's malloc, where the heap
+# sits: the main arena (brk), the thread arenas (64 MiB heaps) and other anonymous mappings
+# (mmapped chunks such as argon2 blocks, thread stacks). The allocator is read from the binary.
 #
-# usage: bench/memory.sh [idle seconds, default 35] [connections, default 10000]
-# (the idle while covers the hashing workers' release of unused argon2 memory: 30 s of idling,
-# checked every 2 s)
+# usage: bench/memory.sh [idle seconds, default 60] [connections, default 10000]
+# (the idle while covers the release of unused argon2 memory, 30 s after its last use and checked
+# every 2 s, then jemalloc's return of freed pages, which decays over about 10 s; with a longer
+# while the RSS is printed at 35 s too)
 # environment:
 #   BIN=path          run this binary instead of building the release one (to compare builds)
 #   WRK_SECONDS=n     at the end, also measure throughput: wrk -t1 -c50 for n seconds on the
@@ -18,7 +20,7 @@
 #   SIGN_INS=n        sign-ins through the hosted UI, n at once (default 4, at most 8)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-IDLE="${1:-35}"
+IDLE="${1:-60}"
 CONNS="${2:-10000}"
 SIGN_INS="${SIGN_INS:-4}"
 [ "$SIGN_INS" -ge 1 ] && [ "$SIGN_INS" -le 8 ] || { echo "SIGN_INS must be 1-8" >&2; exit 2; }
@@ -194,7 +196,13 @@ FAILED=0
 for _ in $(seq 1 "$SIGN_INS"); do wait -n || FAILED=$((FAILED + 1)); done
 [ "$FAILED" = 0 ] || { echo "$FAILED sign-ins failed" >&2; exit 1; }
 point "after $SIGN_INS sign-ins"
-sleep "$IDLE"
+if [ "$IDLE" -gt 35 ]; then
+  sleep 35
+  point "after 35 s idle"
+  sleep $((IDLE - 35))
+else
+  sleep "$IDLE"
+fi
 point "after ${IDLE} s idle"
 
 # Idle keep-alive connections: one request each, then silence until told to close.

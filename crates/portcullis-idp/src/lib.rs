@@ -42,7 +42,8 @@ pub async fn serve(
     tls: Option<Arc<rustls::ServerConfig>>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    // Clients and resource servers changed by other nodes are picked up within RELOAD_INTERVAL.
+    // Clients and resource servers changed by other nodes are picked up within RELOAD_INTERVAL;
+    // argon2 memory unused for hashing::IDLE_RELEASE_MS is freed on the same tick.
     let weak = Arc::downgrade(&pool);
     let reloader = tokio::spawn(async move {
         let mut tick = tokio::time::interval(catalog::RELOAD_INTERVAL);
@@ -50,6 +51,7 @@ pub async fn serve(
         loop {
             tick.tick().await;
             let Some(pool) = weak.upgrade() else { break };
+            pool.hasher.release_idle();
             if let Err(e) = pool.reload_catalog().await {
                 tracing::warn!(pool = %pool.name, error = %e, "cannot reload clients; serving the last ones read");
             }

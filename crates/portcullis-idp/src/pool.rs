@@ -191,6 +191,8 @@ pub struct Pool {
     dummy_hash: String,
     /// The pool's time (tests pass time in instead of sleeping).
     clock: Arc<Clock>,
+    /// Held by one catalog reload at a time (see [`Pool::reload_catalog`]).
+    reloading: tokio::sync::Mutex<()>,
 }
 
 /// A user's mark in [`Pool::checking`], removed when the check ends.
@@ -371,12 +373,19 @@ impl Pool {
         let keys = PoolKeys::load_or_generate(store.as_ref(), &id)
             .await
             .map_err(err)?;
-        let dummy_hash = tokio::task::spawn_blocking(|| hash_password("portcullis-dummy"))
-            .await
-            .ok()
-            .flatten()
-            .ok_or("argon2 failed")?;
         let clock = Arc::new(Clock::default());
+        let hasher = Hasher::new(
+            cfg.rate_limits.hash_workers,
+            cfg.rate_limits.hash_queue,
+            metrics.shed(&cfg.name),
+            metrics.verifications(&cfg.name),
+            clock.clone(),
+        );
+        // Through the workers, so that its memory is theirs (and released with theirs).
+        let dummy_hash = hasher
+            .hash("portcullis-dummy")
+            .await
+            .map_err(|_| "argon2 failed")?;
         let pool = Pool {
             name: cfg.name.clone(),
             issuer: format!("{base_url}/{id}"),
@@ -397,17 +406,13 @@ impl Pool {
             sender,
             mfa: crate::mfa::MfaMode::parse(&cfg.mfa_configuration),
             keys: ArcSwap::from_pointee(keys),
-            hasher: Hasher::new(
-                cfg.rate_limits.hash_workers,
-                cfg.rate_limits.hash_queue,
-                metrics.shed(&cfg.name),
-                metrics.verifications(&cfg.name),
-            ),
+            hasher,
             limits: Limiter::new(cfg.rate_limits.clone(), clock.clone()),
             metrics,
             checking: Mutex::new(HashSet::new()),
             dummy_hash,
             clock,
+            reloading: tokio::sync::Mutex::new(()),
         };
         Ok(pool)
     }
@@ -544,6 +549,9 @@ impl Pool {
     /// Reads clients and resource servers again (after a write, and periodically for writes made
     /// by other nodes).
     pub async fn reload_catalog(&self) -> Result<(), StoreError> {
+        // One at a time: a periodic reload that read the store before a local write must not
+        // store its older catalog after the write's own reload stored the new one.
+        let _one = self.reloading.lock().await;
         let c = Catalog::load(self.store.as_ref(), &self.id).await?;
         self.catalog.store(Arc::new(c));
         // Keys rotated elsewhere (another node, `portcullis keys rotate`) are picked up too.

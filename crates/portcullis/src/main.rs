@@ -10,6 +10,12 @@ use portcullis::{app, demo, tasks_app};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+/// jemalloc, whose background thread gives freed memory back to the system (closed connections,
+/// idle argon2 blocks); glibc's malloc kept it (bench/README.md, "Memory").
+#[cfg(not(target_env = "msvc"))]
+#[global_allocator]
+static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 /// An authenticating application load balancer and a Cognito-shaped identity provider.
 #[derive(Parser)]
 #[command(version, about)]

@@ -265,10 +265,15 @@ rss() { # KB, the process and its children (nginx's workers)
   for p in "$1" $(pgrep -P "$1"); do total=$((total + $(awk '/VmRSS/ {print $2}' "/proc/$p/status"))); done
   echo "$total"
 }
+# Memory is read once the connections have been idle SETTLE seconds (default 12), and again SETTLE
+# seconds after they closed: an allocator that gives memory back does so over a few seconds
+# (jemalloc's decay is 10 s), and the goal is what idle connections cost, not the peak of the
+# burst that opened them.
+SETTLE="${SETTLE:-12}"
 idle() { # name port pid -> name|before|with the connections|after they closed (KB)
-  local before with closed
+  local before with closed ready="$WORK/idle-ready-$1"
   before=$(rss "$3")
-  python3 - "$2" <<'PY' &
+  python3 - "$2" "$ready" <<'PY' &
 import socket, sys, time
 port = int(sys.argv[1]); conns = []
 for _ in range(10000):
@@ -277,20 +282,21 @@ for _ in range(10000):
     conns.append(s)
 for s in conns:
     s.recv(65536)
-time.sleep(3)
+open(sys.argv[2], "w").close()
+time.sleep(3600)
 PY
   local holder=$!
-  sleep 2.5
-  while kill -0 "$holder" 2>/dev/null && [ "$(ls /proc/$holder/fd | wc -l)" -lt 10000 ]; do sleep 0.5; done
+  for _ in $(seq 1 240); do [ -e "$ready" ] && break; sleep 0.5; done
+  sleep "$SETTLE"
   with=$(rss "$3")
-  wait "$holder" || true
+  kill "$holder" 2>/dev/null; wait "$holder" 2>/dev/null || true
   # The holder has exited, so the kernel closed its 10,000 sockets: wait (at most 10 s) until the
-  # server has closed its ends too (none left established or in CLOSE-WAIT), then a little longer.
+  # server has closed its ends too (none left established or in CLOSE-WAIT), then SETTLE seconds.
   for _ in $(seq 1 20); do
     [ "$(ss -Htn "( sport = :$2 )" | wc -l)" -lt 100 ] && break
     sleep 0.5
   done
-  sleep 1
+  sleep "$SETTLE"
   closed=$(rss "$3")
   echo "$1|$before|$with|$closed"
 }

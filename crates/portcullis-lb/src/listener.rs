@@ -130,7 +130,7 @@ pub async fn run(
         let tls = tls.clone();
         let (drained_tx, closing) = (drained_tx.clone(), shutdown.clone());
         let close_after = std::time::Instant::now() + keep_alive;
-        tokio::spawn(async move {
+        let task = async move {
             let _drained = drained_tx;
             let _open = shared.metrics.clone().map(OpenConnection::new);
             let info = |tls: Option<TlsInfo>| {
@@ -150,32 +150,38 @@ pub async fn run(
                 None => {
                     crate::h1::server::serve(stream, shared, info(None), closing).await;
                 }
+                // Boxed: the handshake and hyper's HTTP/2 connection are large, and an unboxed
+                // branch would size every plain connection's task too.
                 Some(acceptor) => {
-                    let Ok(Ok(tls_stream)) =
-                        tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await
-                    else {
-                        tracing::debug!(%peer, "TLS handshake failed");
-                        return;
-                    };
-                    let (_, c) = tls_stream.get_ref();
-                    let h2 = c.alpn_protocol() == Some(b"h2");
-                    let info = info(Some(TlsInfo {
-                        cipher: c
-                            .negotiated_cipher_suite()
-                            .map_or("-".into(), crate::tls::cipher_name),
-                        protocol: c.protocol_version().map_or("-", crate::tls::protocol_name),
-                        sni: c.server_name().map(str::to_owned),
-                    }));
-                    if h2 {
-                        serve_connection!(
-                            builder, tls_stream, shared, info, closing, keep_alive, h2
-                        );
-                    } else {
-                        crate::h1::server::serve(tls_stream, shared, info, closing).await;
-                    }
+                    Box::pin(async move {
+                        let Ok(Ok(tls_stream)) =
+                            tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await
+                        else {
+                            tracing::debug!(%peer, "TLS handshake failed");
+                            return;
+                        };
+                        let (_, c) = tls_stream.get_ref();
+                        let h2 = c.alpn_protocol() == Some(b"h2");
+                        let info = info(Some(TlsInfo {
+                            cipher: c
+                                .negotiated_cipher_suite()
+                                .map_or("-".into(), crate::tls::cipher_name),
+                            protocol: c.protocol_version().map_or("-", crate::tls::protocol_name),
+                            sni: c.server_name().map(str::to_owned),
+                        }));
+                        if h2 {
+                            serve_connection!(
+                                builder, tls_stream, shared, info, closing, keep_alive, h2
+                            );
+                        } else {
+                            crate::h1::server::serve(tls_stream, shared, info, closing).await;
+                        }
+                    })
+                    .await
                 }
             }
-        });
+        };
+        tokio::spawn(task);
     }
     drop(tcp);
     drop(drained_tx);

@@ -123,7 +123,7 @@ pub async fn serve<T: Transport>(
             tokio::select! {
                 biased;
                 r = &mut handler => break r,
-                side = client_side(&mut io, &mut buf, &mut pump, shared.idle_timeout), if pump.is_some() || watching => {
+                side = Box::pin(client_side(&mut io, &mut buf, &mut pump, shared.idle_timeout)), if pump.is_some() || watching => {
                     match side {
                         Side::Continue => {}
                         Side::BodyDone => pump = None,
@@ -147,20 +147,28 @@ pub async fn serve<T: Transport>(
             || *shutdown.borrow()
             || super::has_token(response.headers(), &CONNECTION, "close");
         drop(pump);
-        match write_response(
+        // Boxed, as are the body pump and the splice: what a connection holds while it is idle
+        // is the size of this loop's future, so only the idle wait is kept inline.
+        match Box::pin(write_response(
             &mut io,
             response,
             &version,
             head_request,
             wants_trailers,
             close,
-        )
+        ))
         .await
         {
             Ok(Written::Done) if !close => {}
             Ok(Written::Upgrade(target, leftover)) => {
                 let client_leftover = buf.split().freeze();
-                crate::upgrade::splice(io, client_leftover, target, leftover).await;
+                Box::pin(crate::upgrade::splice(
+                    io,
+                    client_leftover,
+                    target,
+                    leftover,
+                ))
+                .await;
                 return;
             }
             _ => {

@@ -1,4 +1,4 @@
-# Shared setup of bench/run.sh and bench/profile.sh: tools, ports, a work directory cleaned up on
+# Shared setup of bench/run.sh, bench/profile.sh and bench/memory.sh: tools, ports, a work directory cleaned up on
 # exit, the backend, and Portcullis. Source it from the repository root after `set -euo pipefail`.
 
 # need COMMAND DEBIAN_PACKAGE: installs the package when the command is missing.
@@ -52,4 +52,23 @@ start_portcullis() {
   PC_PID=$!
   PIDS+=("$PC_PID")
   wait_port "$3"
+}
+
+# login USER: a real sign-in through the hosted UI with curl's cookie jar ($PC_HTTPS's `/auth/*`
+# rule, $PASSWORD); prints the Cookie header value of the session, checked to work.
+login() {
+  local JAR="$WORK/jar-$1"
+  step() { curl -sk -c "$JAR" -b "$JAR" -o "$WORK/body-$1" -w '%{redirect_url}' "${@:2}"; }
+  local AUTHZ LOGIN CSRF CALLBACK COOKIE STATUS
+  AUTHZ=$(step "$1" "https://localhost:$PC_HTTPS/auth/x")
+  LOGIN=$(step "$1" "$AUTHZ")
+  curl -s -c "$JAR" -b "$JAR" -o "$WORK/login-$1.html" "$LOGIN"
+  CSRF=$(sed -n 's/.*name="_csrf" value="\([^"]*\)".*/\1/p' "$WORK/login-$1.html")
+  CALLBACK=$(step "$1" --data-urlencode "_csrf=$CSRF" --data-urlencode "username=$1" --data-urlencode "password=$PASSWORD" "$LOGIN")
+  step "$1" "$CALLBACK" >/dev/null
+  COOKIE=$(awk '$6 ~ /^AWSELBAuthSessionCookie-/ {printf "%s=%s; ", $6, $7}' "$JAR")
+  [ -n "$COOKIE" ] || { echo "login of $1 failed: no session cookie" >&2; return 1; }
+  STATUS=$(curl -sk -o /dev/null -w '%{http_code}' -H "Cookie: $COOKIE" "https://localhost:$PC_HTTPS/auth/x")
+  [ "$STATUS" = 200 ] || { echo "session cookie of $1 does not work: $STATUS" >&2; return 1; }
+  echo "$COOKIE"
 }

@@ -26,7 +26,7 @@ SIGN_INS="${SIGN_INS:-4}"
 [ "$SIGN_INS" -ge 1 ] && [ "$SIGN_INS" -le 8 ] || { echo "SIGN_INS must be 1-8" >&2; exit 2; }
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/portcullis-target}"
 
-need() { command -v "$1" >/dev/null 2>&1 || { echo "installing $2"; apt-get install -y -qq "$2" >/dev/null; }; }
+. bench/lib.sh
 need nginx nginx-light
 need curl curl
 need taskset util-linux
@@ -39,33 +39,10 @@ if [ -z "${BIN:-}" ]; then
   BIN="$CARGO_TARGET_DIR/release/portcullis"
 fi
 taskset -cp 1 $$ >/dev/null   # this script and its clients on CPU 1; the servers go to CPU 0
-WORK="$(mktemp -d /tmp/portcullis-memory.XXXXXX)"
-PIDS=()
-cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$WORK"; }
-trap cleanup EXIT
-
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
-BACKEND=$(free_port); PC_HTTP=$(free_port); PC_HTTPS=$(free_port); POOL=$(free_port); ADMIN=$(free_port)
+bench_workdir
+PC_HTTP=$(free_port); PC_HTTPS=$(free_port); POOL=$(free_port); ADMIN=$(free_port)
 PASSWORD='Bench-pass-1!'
-wait_port() { for _ in $(seq 1 100); do (echo >/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return 0; sleep 0.1; done; echo "port $1 never opened" >&2; exit 1; }
-
-# The backend: nginx answering 200 "ok" from memory.
-mkdir -p "$WORK/backend"
-cat > "$WORK/backend/nginx.conf" <<CONF
-worker_processes 1;
-user root;
-error_log $WORK/backend/error.log warn;
-pid $WORK/backend/nginx.pid;
-events { worker_connections 20000; }
-http {
-  access_log off;
-  keepalive_requests 10000000;
-  server { listen 127.0.0.1:$BACKEND; location / { return 200 "ok\n"; } }
-}
-CONF
-taskset -c 0 nginx -p "$WORK/backend" -c "$WORK/backend/nginx.conf" -g 'daemon off;' &
-PIDS+=($!)
-wait_port "$BACKEND"
+start_backend
 
 # Portcullis: a forward listener on HTTP, an authenticated rule on HTTPS, one user pool.
 USERS=$(for i in $(seq 1 "$SIGN_INS"); do printf '  { username = "user%s", password = "%s", attributes = { email = "user%s@example.com" } },\n' "$i" "$PASSWORD" "$i"; done)
@@ -113,25 +90,6 @@ RUST_LOG=warn taskset -c 0 "$BIN" serve --config "$WORK/portcullis.toml" 2>"$WOR
 PC_PID=$!
 PIDS+=($PC_PID)
 wait_port "$PC_HTTP"; wait_port "$PC_HTTPS"; wait_port "$POOL"
-
-# A real login with curl's cookie jar. Copied from bench/run.sh's `login` (keep the two alike);
-# not shared through a library file so that the two scripts can change independently.
-login() { # user -> prints the Cookie header value
-  local JAR="$WORK/jar-$1"
-  step() { curl -sk -c "$JAR" -b "$JAR" -o "$WORK/body-$1" -w '%{redirect_url}' "${@:2}"; }
-  local AUTHZ LOGIN CSRF CALLBACK COOKIE STATUS
-  AUTHZ=$(step "$1" "https://localhost:$PC_HTTPS/auth/x")
-  LOGIN=$(step "$1" "$AUTHZ")
-  curl -s -c "$JAR" -b "$JAR" -o "$WORK/login-$1.html" "$LOGIN"
-  CSRF=$(sed -n 's/.*name="_csrf" value="\([^"]*\)".*/\1/p' "$WORK/login-$1.html")
-  CALLBACK=$(step "$1" --data-urlencode "_csrf=$CSRF" --data-urlencode "username=$1" --data-urlencode "password=$PASSWORD" "$LOGIN")
-  step "$1" "$CALLBACK" >/dev/null
-  COOKIE=$(awk '$6 ~ /^AWSELBAuthSessionCookie-/ {printf "%s=%s; ", $6, $7}' "$JAR")
-  [ -n "$COOKIE" ] || { echo "login of $1 failed: no session cookie" >&2; return 1; }
-  STATUS=$(curl -sk -o /dev/null -w '%{http_code}' -H "Cookie: $COOKIE" "https://localhost:$PC_HTTPS/auth/x")
-  [ "$STATUS" = 200 ] || { echo "session cookie of $1 does not work: $STATUS" >&2; return 1; }
-  echo "$COOKIE"
-}
 
 # One line per point: VmRSS, anonymous memory, threads, and where the heap memory sits.
 ALLOCATOR=glibc

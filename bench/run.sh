@@ -172,23 +172,7 @@ PIDS+=($!)
 ENVOY_PID=$!
 wait_port "$ENV_HTTP"
 
-# A real login with curl's cookie jar, for a valid session cookie of each user.
-login() { # user -> prints the Cookie header value
-  local JAR="$WORK/jar-$1"
-  step() { curl -sk -c "$JAR" -b "$JAR" -o "$WORK/body" -w '%{redirect_url}' "$@"; }
-  local AUTHZ LOGIN CSRF CALLBACK COOKIE STATUS
-  AUTHZ=$(step "https://localhost:$PC_HTTPS/auth/x")
-  LOGIN=$(step "$AUTHZ")
-  curl -s -c "$JAR" -b "$JAR" -o "$WORK/login.html" "$LOGIN"
-  CSRF=$(sed -n 's/.*name="_csrf" value="\([^"]*\)".*/\1/p' "$WORK/login.html")
-  CALLBACK=$(step --data-urlencode "_csrf=$CSRF" --data-urlencode "username=$1" --data-urlencode "password=$PASSWORD" "$LOGIN")
-  step "$CALLBACK" >/dev/null
-  COOKIE=$(awk '$6 ~ /^AWSELBAuthSessionCookie-/ {printf "%s=%s; ", $6, $7}' "$JAR")
-  [ -n "$COOKIE" ] || { echo "login of $1 failed: no session cookie" >&2; exit 1; }
-  STATUS=$(curl -sk -o /dev/null -w '%{http_code}' -H "Cookie: $COOKIE" "https://localhost:$PC_HTTPS/auth/x")
-  [ "$STATUS" = 200 ] || { echo "session cookie of $1 does not work: $STATUS" >&2; exit 1; }
-  echo "$COOKIE"
-}
+# A real login of each user, for a valid session cookie (`login` in bench/lib.sh).
 COOKIE=$(login bench)
 COOKIE4K=$(login claims4k)
 COOKIE11K=$(login claims11k)

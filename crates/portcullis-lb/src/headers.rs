@@ -84,19 +84,19 @@ pub fn accepts_trailers(h: &HeaderMap) -> bool {
 pub const WEBSOCKET: &str = "websocket";
 
 /// Whether a header's comma-separated tokens include `token` (case-insensitive).
-fn has_token(h: &HeaderMap, name: HeaderName, token: &str) -> bool {
-    h.get_all(name)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .any(|t| t.trim().eq_ignore_ascii_case(token))
+pub fn has_token(h: &HeaderMap, name: &HeaderName, token: &str) -> bool {
+    h.get_all(name).iter().any(|v| {
+        v.as_bytes()
+            .split(|&b| b == b',')
+            .any(|t| t.trim_ascii().eq_ignore_ascii_case(token.as_bytes()))
+    })
 }
 
 /// The WebSocket upgrade an HTTP/1.1 request asks for (`Connection: upgrade` with
 /// `Upgrade: websocket`), as the value to send on; `None` for anything else, which is then
 /// forwarded without its upgrade.
 pub fn upgrade_protocol(h: &HeaderMap, version: http::Version) -> Option<http::HeaderValue> {
-    if version != http::Version::HTTP_11 || !has_token(h, http::header::CONNECTION, "upgrade") {
+    if version != http::Version::HTTP_11 || !has_token(h, &http::header::CONNECTION, "upgrade") {
         return None;
     }
     let mut values = h.get_all(http::header::UPGRADE).iter();
@@ -119,7 +119,7 @@ pub fn switches_to(h: &HeaderMap, asked: &HeaderValue) -> bool {
                 .is_ok_and(|a| p.eq_ignore_ascii_case(a.trim()))
         })
     });
-    same && values.next().is_none() && has_token(h, http::header::CONNECTION, "upgrade")
+    same && values.next().is_none() && has_token(h, &http::header::CONNECTION, "upgrade")
 }
 
 /// Name prefixes the balancer owns: a client's header under one of them never reaches a target.

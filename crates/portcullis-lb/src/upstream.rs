@@ -233,46 +233,14 @@ impl Http2Targets {
     }
 
     async fn connect(&self, target: &str, tls: bool) -> Result<Http2Sender, ProxyError> {
-        let failed = || ProxyError::upstream(ErrorKind::ConnectFailed);
-        let tcp =
-            match tokio::time::timeout(CONNECT_TIMEOUT, tokio::net::TcpStream::connect(target))
-                .await
-            {
-                Err(_) => return Err(ProxyError::upstream(ErrorKind::ConnectTimeout)),
-                Ok(Err(_)) => return Err(failed()),
-                Ok(Ok(t)) => t,
-            };
-        let _ = tcp.set_nodelay(true);
-        let builder = {
-            let mut b = hyper::client::conn::http2::Builder::new(TokioExecutor::new());
-            b.timer(hyper_util::rt::TokioTimer::new());
-            b
-        };
-        let sender = if tls {
-            let host = target
-                .rsplit_once(':')
-                .map_or(target, |(h, _)| h)
-                .trim_start_matches('[')
-                .trim_end_matches(']');
-            let name = ServerName::try_from(host.to_string()).map_err(|_| failed())?;
-            let stream = tokio::time::timeout(CONNECT_TIMEOUT, self.tls.connect(name, tcp))
-                .await
-                .map_err(|_| ProxyError::upstream(ErrorKind::ConnectTimeout))?
-                .map_err(|_| failed())?;
-            let (sender, conn) = builder
-                .handshake(hyper_util::rt::TokioIo::new(stream))
-                .await
-                .map_err(|_| failed())?;
-            tokio::spawn(conn);
-            sender
-        } else {
-            let (sender, conn) = builder
-                .handshake(hyper_util::rt::TokioIo::new(tcp))
-                .await
-                .map_err(|_| failed())?;
-            tokio::spawn(conn);
-            sender
-        };
+        let io = client::dial(target, tls.then_some(&self.tls)).await?;
+        let mut builder = hyper::client::conn::http2::Builder::new(TokioExecutor::new());
+        builder.timer(hyper_util::rt::TokioTimer::new());
+        let (sender, conn) = builder
+            .handshake(hyper_util::rt::TokioIo::new(io))
+            .await
+            .map_err(|_| ProxyError::upstream(ErrorKind::ConnectFailed))?;
+        tokio::spawn(conn);
         Ok(sender)
     }
 }

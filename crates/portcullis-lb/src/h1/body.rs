@@ -19,17 +19,6 @@ pub enum RequestBody {
     H1(ChannelBody),
 }
 
-impl RequestBody {
-    /// Whether the body is known to be empty before any read.
-    pub fn is_empty(&self) -> bool {
-        match self {
-            RequestBody::Empty => true,
-            RequestBody::Hyper(b) => b.is_end_stream(),
-            RequestBody::H1(b) => b.length == Some(0),
-        }
-    }
-}
-
 /// An HTTP/1 request body fed by the connection loop; its first poll asks the loop to start
 /// reading (so `100 Continue` is sent only when the body is wanted).
 pub struct ChannelBody {

@@ -4,11 +4,11 @@
 //! back to the pool at once.
 
 use super::body::{RequestBody, UpstreamBody};
-use super::{CodecError, Decoded, Decoder, Framing};
+use super::{Decoded, Decoder, Framing};
 use crate::BoxError;
 use crate::error::{ErrorKind, ProxyError};
 use bytes::{Bytes, BytesMut};
-use http::{HeaderMap, Method, StatusCode, Version};
+use http::{Method, StatusCode, Version};
 use hyper::body::{Body, Frame, SizeHint};
 use std::collections::VecDeque;
 use std::io;
@@ -186,33 +186,39 @@ pub async fn checkout(dest: &Destination<'_>) -> Result<(Conn, bool), ProxyError
 }
 
 async fn connect(dest: &Destination<'_>) -> Result<UpstreamIo, ProxyError> {
+    let tls = dest.tls.then(crate::upstream::http1_tls);
+    dial(dest.authority, tls.as_ref()).await
+}
+
+/// A connection to a target (`host:port`): TCP within ALB's connect timeout, without Nagle,
+/// then TLS with `tls` for `https://` targets (its certificate is not validated, as at ALB).
+pub async fn dial(
+    authority: &str,
+    tls: Option<&tokio_rustls::TlsConnector>,
+) -> Result<UpstreamIo, ProxyError> {
     let failed = || ProxyError::upstream(ErrorKind::ConnectFailed);
     let timeout = || ProxyError::upstream(ErrorKind::ConnectTimeout);
     let tcp = tokio::time::timeout(
         crate::upstream::CONNECT_TIMEOUT,
-        TcpStream::connect(dest.authority),
+        TcpStream::connect(authority),
     )
     .await
     .map_err(|_| timeout())?
     .map_err(|_| failed())?;
     let _ = tcp.set_nodelay(true);
-    if !dest.tls {
+    let Some(tls) = tls else {
         return Ok(UpstreamIo::Tcp(tcp));
-    }
-    let host = dest
-        .authority
+    };
+    let host = authority
         .rsplit_once(':')
-        .map_or(dest.authority, |(h, _)| h)
+        .map_or(authority, |(h, _)| h)
         .trim_start_matches('[')
         .trim_end_matches(']');
     let name = rustls::pki_types::ServerName::try_from(host.to_string()).map_err(|_| failed())?;
-    let tls = tokio::time::timeout(
-        crate::upstream::CONNECT_TIMEOUT,
-        crate::upstream::http1_tls().connect(name, tcp),
-    )
-    .await
-    .map_err(|_| timeout())?
-    .map_err(|_| failed())?;
+    let tls = tokio::time::timeout(crate::upstream::CONNECT_TIMEOUT, tls.connect(name, tcp))
+        .await
+        .map_err(|_| timeout())?
+        .map_err(|_| failed())?;
     Ok(UpstreamIo::Tls(Box::new(tls)))
 }
 
@@ -234,7 +240,7 @@ fn encode_head(parts: &http::request::Parts, body: &RequestBody) -> (Vec<u8>, Fr
                 .parse::<u64>()
                 .ok()
         });
-    let framing = match (body.is_empty(), length, body.size_hint().exact()) {
+    let framing = match (body.is_end_stream(), length, body.size_hint().exact()) {
         (true, _, _) => Framing::Empty,
         (false, Some(n), _) => Framing::Length(n),
         (false, None, Some(n)) => {
@@ -512,21 +518,9 @@ fn parse_response_with<const N: usize>(
         } else {
             Version::HTTP_11
         };
-        let base = buf.as_ptr() as usize;
-        let names: Vec<(usize, usize, usize, usize)> = r
-            .headers
-            .iter()
-            .map(|h| {
-                (
-                    h.name.as_ptr() as usize - base,
-                    h.name.len(),
-                    h.value.as_ptr() as usize - base,
-                    h.value.len(),
-                )
-            })
-            .collect();
+        let at = super::spans(buf, r.headers);
         let head = buf.split_to(len).freeze();
-        let headers = rebuild(&head, &names).map_err(|_| AnswerError::Malformed)?;
+        let headers = super::header_map(&head, &at, 0).map_err(|_| AnswerError::Malformed)?;
         let status = StatusCode::from_u16(code).map_err(|_| AnswerError::Malformed)?;
         let mut response = http::Response::new(UpstreamBody::Full(None));
         *response.status_mut() = status;
@@ -534,19 +528,6 @@ fn parse_response_with<const N: usize>(
         *response.headers_mut() = headers;
         return Ok(Some(response));
     }
-}
-
-/// Headers from the offsets of parsed names and values in `head`.
-fn rebuild(head: &Bytes, at: &[(usize, usize, usize, usize)]) -> Result<HeaderMap, CodecError> {
-    let mut map = HeaderMap::with_capacity(at.len());
-    for &(n, nl, v, vl) in at {
-        let name =
-            http::HeaderName::from_bytes(&head[n..n + nl]).map_err(|_| CodecError::Malformed)?;
-        let value = http::HeaderValue::from_maybe_shared(head.slice(v..v + vl))
-            .map_err(|_| CodecError::Malformed)?;
-        map.append(name, value);
-    }
-    Ok(map)
 }
 
 fn finish(
@@ -571,7 +552,7 @@ fn finish(
     let keep_alive = reusable
         && !bodiless
         && version == Version::HTTP_11
-        && !super::has_token(response.headers(), &http::header::CONNECTION, "close");
+        && !crate::headers::has_token(response.headers(), &http::header::CONNECTION, "close");
     let framing = if bodiless {
         Framing::Empty
     } else {

@@ -372,33 +372,36 @@ pub fn write_last_chunk(out: &mut Vec<u8>, trailers: Option<&HeaderMap>) {
     out.extend_from_slice(b"\r\n");
 }
 
-/// Builds a header map from parsed headers whose values are slices of `head`, without copying
-/// them.
-pub fn header_map(head: &Bytes, parsed: &[httparse::Header<'_>]) -> Result<HeaderMap, CodecError> {
-    let mut map = HeaderMap::with_capacity(parsed.len());
-    let base = head.as_ptr() as usize;
-    for h in parsed {
-        let name = HeaderName::from_bytes(h.name.as_bytes()).map_err(|_| CodecError::Malformed)?;
-        let start = (h.value.as_ptr() as usize).wrapping_sub(base);
-        let value = match head.get(start..start + h.value.len()) {
-            Some(s) if s.as_ptr() == h.value.as_ptr() => {
-                HeaderValue::from_maybe_shared(head.slice(start..start + h.value.len()))
-            }
-            _ => HeaderValue::from_bytes(h.value),
-        }
-        .map_err(|_| CodecError::Malformed)?;
+/// Where a parsed header's name and value sit in the buffer it was parsed from.
+pub type Span = (usize, usize, usize, usize);
+
+/// The spans of parsed headers in `buf` (taken while `httparse` borrows it, so that the head can
+/// then be split off and frozen).
+pub fn spans(buf: &[u8], parsed: &[httparse::Header<'_>]) -> Vec<Span> {
+    let base = buf.as_ptr() as usize;
+    parsed
+        .iter()
+        .map(|h| {
+            (
+                h.name.as_ptr() as usize - base,
+                h.name.len(),
+                h.value.as_ptr() as usize - base,
+                h.value.len(),
+            )
+        })
+        .collect()
+}
+
+/// A header map whose values are slices of `head` (no copy), with room for `extra` more.
+pub fn header_map(head: &Bytes, at: &[Span], extra: usize) -> Result<HeaderMap, CodecError> {
+    let mut map = HeaderMap::with_capacity(at.len() + extra);
+    for &(n, nl, v, vl) in at {
+        let name = HeaderName::from_bytes(&head[n..n + nl]).map_err(|_| CodecError::Malformed)?;
+        let value = HeaderValue::from_maybe_shared(head.slice(v..v + vl))
+            .map_err(|_| CodecError::Malformed)?;
         map.append(name, value);
     }
     Ok(map)
-}
-
-/// Whether a comma-separated header holds `token` (case-insensitive).
-pub fn has_token(h: &HeaderMap, name: &HeaderName, token: &str) -> bool {
-    h.get_all(name).iter().any(|v| {
-        v.as_bytes()
-            .split(|&b| b == b',')
-            .any(|t| t.trim_ascii().eq_ignore_ascii_case(token.as_bytes()))
-    })
 }
 
 /// The body framing a message's headers give, under RFC 9112 §6.3, refusing what is ambiguous:

@@ -145,7 +145,7 @@ pub async fn serve<T: Transport>(
             || body_broken
             || pump.is_some()
             || *shutdown.borrow()
-            || super::has_token(response.headers(), &CONNECTION, "close");
+            || crate::headers::has_token(response.headers(), &CONNECTION, "close");
         drop(pump);
         // Boxed, as are the body pump and the splice: what a connection holds while it is idle
         // is the size of this loop's future, so only the idle wait is kept inline.
@@ -181,9 +181,25 @@ pub async fn serve<T: Transport>(
 
 /// Reads the next request head; an idle connection holds no buffer while it waits.
 async fn read_head<T: Transport>(io: &mut T, buf: &mut BytesMut, idle: Duration) -> Next {
+    // How far `buf` has been searched for the head's end: each byte is looked at once, and the
+    // head is parsed once, when it is whole (not again on every read of a slow one).
+    let mut searched: usize = 0;
     let read = async {
         loop {
-            if !buf.is_empty() {
+            let whole = head_ends(&buf[searched.saturating_sub(2)..]);
+            searched = buf.len();
+            if buf.is_empty() {
+                if buf.capacity() > 0 {
+                    super::buffers::give(std::mem::take(buf));
+                }
+                if std::future::poll_fn(|cx| io.poll_idle_ready(cx))
+                    .await
+                    .is_err()
+                {
+                    return Next::Closed;
+                }
+                *buf = super::buffers::take();
+            } else if whole || buf.len() >= MAX_HEAD {
                 match parse(buf) {
                     Ok(Some(head)) => return Next::Request(Box::new(head)),
                     Ok(None) if buf.len() >= MAX_HEAD => {
@@ -197,17 +213,6 @@ async fn read_head<T: Transport>(io: &mut T, buf: &mut BytesMut, idle: Duration)
                     Ok(None) => {}
                     Err(status) => return Next::Refused(status),
                 }
-            } else {
-                if buf.capacity() > 0 {
-                    super::buffers::give(std::mem::take(buf));
-                }
-                if std::future::poll_fn(|cx| io.poll_idle_ready(cx))
-                    .await
-                    .is_err()
-                {
-                    return Next::Closed;
-                }
-                *buf = super::buffers::take();
             }
             // Room for the rest of a long head in few reads, never much past the limit.
             let want = buf
@@ -233,6 +238,11 @@ async fn read_head<T: Transport>(io: &mut T, buf: &mut BytesMut, idle: Duration)
     tokio::time::timeout(idle, read)
         .await
         .unwrap_or(Next::Closed)
+}
+
+/// Whether `b` holds the blank line that ends a head (`\r\n\r\n`, or bare `\n` as `httparse` allows).
+fn head_ends(b: &[u8]) -> bool {
+    b.windows(2).any(|w| w == b"\n\n") || b.windows(3).any(|w| w == b"\n\r\n")
 }
 
 /// Parses a client's request head off the front of `buf` as the connection loop does: its
@@ -290,30 +300,12 @@ fn parse_with<const N: usize>(buf: &mut BytesMut) -> Result<Option<Head>, Refusa
     } else {
         Version::HTTP_11
     };
-    let at: Vec<(usize, usize, usize, usize)> = req
-        .headers
-        .iter()
-        .map(|h| {
-            (
-                offset(h.name.as_bytes()),
-                h.name.len(),
-                offset(h.value),
-                h.value.len(),
-            )
-        })
-        .collect();
+    let at = super::spans(buf, req.headers);
     let head = buf.split_to(len).freeze();
     let uri = Uri::from_maybe_shared(head.slice(path_at.0..path_at.0 + path_at.1))
         .map_err(|_| Refusal::Status(400))?;
     // Room for what the balancer adds (forwarding, trace id, identity) without growing.
-    let mut map = http::HeaderMap::with_capacity(at.len() + 8);
-    for (n, nl, v, vl) in at {
-        let name =
-            http::HeaderName::from_bytes(&head[n..n + nl]).map_err(|_| Refusal::Status(400))?;
-        let value = HeaderValue::from_maybe_shared(head.slice(v..v + vl))
-            .map_err(|_| Refusal::Status(400))?;
-        map.append(name, value);
-    }
+    let mut map = super::header_map(&head, &at, 8).map_err(|_| Refusal::Status(400))?;
     let (framing, ambiguous) = super::framing(&map).map_err(|_| Refusal::Status(400))?;
     if framing == Framing::Chunked && version == Version::HTTP_10 {
         return Err(Refusal::Status(400));
@@ -330,9 +322,9 @@ fn parse_with<const N: usize>(buf: &mut BytesMut) -> Result<Option<Head>, Refusa
         map.insert(CONTENT_LENGTH, HeaderValue::from(n));
     }
     let keep_alive = if version == Version::HTTP_10 {
-        super::has_token(&map, &CONNECTION, "keep-alive")
+        crate::headers::has_token(&map, &CONNECTION, "keep-alive")
     } else {
-        !super::has_token(&map, &CONNECTION, "close")
+        !crate::headers::has_token(&map, &CONNECTION, "close")
     };
     let expect_continue = version == Version::HTTP_11
         && map
@@ -442,6 +434,13 @@ async fn client_side<T: Transport>(
     }
 }
 
+impl Written {
+    /// `Close` when the connection must end after this answer.
+    fn after(close: bool) -> Written {
+        if close { Written::Close } else { Written::Done }
+    }
+}
+
 /// What writing an answer left.
 enum Written {
     /// The connection may carry another request.
@@ -517,7 +516,7 @@ async fn write_response<T: Transport>(
     }
     if upgrade.is_none() {
         if close {
-            if !super::has_token(h, &CONNECTION, "close") {
+            if !crate::headers::has_token(h, &CONNECTION, "close") {
                 h.insert(CONNECTION, HeaderValue::from_static("close"));
             }
         } else if *version == Version::HTTP_10 {
@@ -534,7 +533,7 @@ async fn write_response<T: Transport>(
     if framing == Framing::Empty {
         io.write_all(&out).await?;
         io.flush().await?;
-        return Ok(if close { Written::Close } else { Written::Done });
+        return Ok(Written::after(close));
     }
     let mut sent: u64 = 0;
     let mut body = Pin::new(&mut body);
@@ -580,7 +579,7 @@ async fn write_response<T: Transport>(
                         super::write_last_chunk(&mut out, wants_trailers.then_some(&t));
                         io.write_all(&out).await?;
                         io.flush().await?;
-                        return Ok(if close { Written::Close } else { Written::Done });
+                        return Ok(Written::after(close));
                     }
                 }
             },
@@ -603,5 +602,5 @@ async fn write_response<T: Transport>(
     {
         return Err(std::io::Error::other("body shorter than its length"));
     }
-    Ok(if close { Written::Close } else { Written::Done })
+    Ok(Written::after(close))
 }

@@ -14,6 +14,7 @@ pub mod metrics;
 pub mod mfa;
 pub mod pool;
 pub mod rate_limit;
+pub mod revocation;
 pub mod sigv4;
 pub mod store;
 pub mod tls_listener;

@@ -193,6 +193,8 @@ pub struct Pool {
     clock: Arc<Clock>,
     /// Held by one catalog reload at a time (see [`Pool::reload_catalog`]).
     reloading: tokio::sync::Mutex<()>,
+    /// Ended sign-in sessions, for load balancers in this process.
+    session_ends: crate::revocation::Feed,
 }
 
 /// A user's mark in [`Pool::checking`], removed when the check ends.
@@ -413,6 +415,7 @@ impl Pool {
             dummy_hash,
             clock,
             reloading: tokio::sync::Mutex::new(()),
+            session_ends: crate::revocation::Feed::default(),
         };
         Ok(pool)
     }
@@ -1416,6 +1419,23 @@ pub enum LogoutTarget {
     Uri(String),
     /// Sign in again: `/login` with these authorization parameters.
     Login(String),
+}
+
+impl Pool {
+    /// Every [`SessionEnded`](crate::revocation::SessionEnded) from now on, including those
+    /// that other nodes on the same store publish.
+    pub fn subscribe_session_ends(
+        &self,
+    ) -> tokio::sync::broadcast::Receiver<crate::revocation::SessionEnded> {
+        self.session_ends.subscribe()
+    }
+
+    /// Sessions ended recently enough that their tokens may still be alive (for a load balancer
+    /// that starts after them).
+    pub async fn ended_sessions(&self) -> Result<Vec<crate::revocation::SessionEnded>, StoreError> {
+        // Filled in by the sign-in sessions work (issue 13).
+        Ok(Vec::new())
+    }
 }
 
 /// How long the hosted UI remembers a sign-in (Cognito: 1 hour, fixed).

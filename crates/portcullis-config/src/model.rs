@@ -163,20 +163,71 @@ pub struct Rule {
 
 /// A rule condition, as ELBv2's `RuleCondition`.
 #[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(from = "RawCondition")]
 pub struct Condition {
     /// `host-header`, `path-pattern`, `http-header`, `http-request-method`, `query-string` or
     /// `source-ip`.
     pub field: String,
     /// Any one matching suffices (patterns, methods or CIDRs; not for `query-string`).
-    #[serde(default)]
     pub values: Vec<String>,
     /// The header an `http-header` condition looks at.
-    #[serde(default)]
     pub http_header_name: Option<String>,
     /// `query-string` pairs: `{ key = "version", value = "v1*" }`, or `{ value = "*beta*" }` for any key.
-    #[serde(default)]
     pub query: Vec<QueryMatch>,
+    /// `query-string` pairs given as ELBv2's `QueryStringConfig.Values`: `values = [{ key, value }]`.
+    pub value_pairs: Vec<QueryMatch>,
+}
+
+impl Condition {
+    /// The `query-string` pairs, from `query` or from `values` (validation refuses both at once).
+    pub fn query_pairs(&self) -> &[QueryMatch] {
+        if self.query.is_empty() {
+            &self.value_pairs
+        } else {
+            &self.query
+        }
+    }
+}
+
+/// A condition as written: `values` holds strings, or `{ key, value }` tables (ELBv2's
+/// `QueryStringConfig.Values`).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCondition {
+    field: String,
+    #[serde(default)]
+    values: Vec<ConditionValue>,
+    #[serde(default)]
+    http_header_name: Option<String>,
+    #[serde(default)]
+    query: Vec<QueryMatch>,
+}
+
+/// One entry of a condition's `values`.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum ConditionValue {
+    Text(String),
+    Pair(QueryMatch),
+}
+
+impl From<RawCondition> for Condition {
+    fn from(raw: RawCondition) -> Condition {
+        let (mut values, mut value_pairs) = (Vec::new(), Vec::new());
+        for v in raw.values {
+            match v {
+                ConditionValue::Text(t) => values.push(t),
+                ConditionValue::Pair(p) => value_pairs.push(p),
+            }
+        }
+        Condition {
+            field: raw.field,
+            values,
+            http_header_name: raw.http_header_name,
+            query: raw.query,
+            value_pairs,
+        }
+    }
 }
 
 /// One `query-string` pair of a condition (wildcards `*` and `?`; `\` escapes them).

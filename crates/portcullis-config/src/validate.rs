@@ -561,23 +561,34 @@ fn check_conditions(c: &mut Checker, at: &str, conditions: &[Condition]) {
             if !cond.values.is_empty() {
                 c.fail(
                     format!("{cat}.values"),
-                    "query-string takes `query = [{ key, value }]`",
+                    "query-string takes `{ key, value }` pairs (`values = [{ key, value }]` or `query = [...]`), not strings",
                 );
             }
-            if cond.query.is_empty() {
+            // ELBv2's `values = [{ key, value }]` and our `query = [...]` say the same thing.
+            let written_as = if cond.query.is_empty() {
+                "values"
+            } else {
+                "query"
+            };
+            if !cond.query.is_empty() && !cond.value_pairs.is_empty() {
                 c.fail(
-                    format!("{cat}.query"),
+                    format!("{cat}.values"),
+                    "give the pairs once: `values = [{ key, value }]` or `query = [...]`, not both",
+                );
+            } else if cond.query_pairs().is_empty() && cond.values.is_empty() {
+                c.fail(
+                    format!("{cat}.values"),
                     "list at least one { key, value } pair",
                 );
             }
-            values += cond.query.len();
-            for (q, m) in cond.query.iter().enumerate() {
+            values += cond.query_pairs().len();
+            for (q, m) in cond.query_pairs().iter().enumerate() {
                 for (what, text) in [("key", m.key.as_deref()), ("value", Some(m.value.as_str()))] {
                     if let Some(t) = text {
                         wildcards += count_wild(t);
                         if t.is_empty() || t.len() > 128 {
                             c.fail(
-                                format!("{cat}.query[{q}].{what}"),
+                                format!("{cat}.{written_as}[{q}].{what}"),
                                 "must be 1-128 characters",
                             );
                         }
@@ -588,6 +599,12 @@ fn check_conditions(c: &mut Checker, at: &str, conditions: &[Condition]) {
         }
         if !cond.query.is_empty() {
             c.fail(format!("{cat}.query"), "only for query-string conditions");
+        }
+        if !cond.value_pairs.is_empty() {
+            c.fail(
+                format!("{cat}.values"),
+                "`{ key, value }` pairs are only for query-string conditions; list strings",
+            );
         }
         if cond.values.is_empty() {
             c.fail(format!("{cat}.values"), "list at least one value");
@@ -2150,6 +2167,111 @@ resource_servers = ["#
             "listeners[0].rules[0].conditions[0].field",
             "unknown condition `path-patern`",
         );
+    }
+
+    /// BASE with its rule's condition replaced by `cond`.
+    fn with_condition(cond: &str) -> String {
+        BASE.replace(
+            r#"{ field = "path-pattern", values = ["/tasks", "/tasks/*"] }"#,
+            cond,
+        )
+    }
+
+    fn first_condition(text: &str) -> crate::Condition {
+        let cfg = load_str(text, Path::new("lb.toml"), Path::new(".")).unwrap();
+        cfg.config.listeners[0].rules[0].conditions[0].clone()
+    }
+
+    #[test]
+    fn query_string_takes_elbv2_values_or_query() {
+        let elb = with_condition(
+            r#"{ field = "query-string", values = [{ key = "version", value = "v2*" }, { value = "*beta*" }] }"#,
+        );
+        let ours = with_condition(
+            r#"{ field = "query-string", query = [{ key = "version", value = "v2*" }, { value = "*beta*" }] }"#,
+        );
+        for t in [&elb, &ours] {
+            assert_eq!(errors(t), Vec::<String>::new());
+            let pairs: Vec<_> = first_condition(t)
+                .query_pairs()
+                .iter()
+                .map(|p| (p.key.clone(), p.value.clone()))
+                .collect();
+            assert_eq!(
+                pairs,
+                [
+                    (Some("version".to_string()), "v2*".to_string()),
+                    (None, "*beta*".to_string())
+                ]
+            );
+        }
+        let both = with_condition(
+            r#"{ field = "query-string", values = [{ key = "a", value = "1" }], query = [{ key = "b", value = "2" }] }"#,
+        );
+        assert_error(
+            &both,
+            "listeners[0].rules[0].conditions[0].values",
+            "not both",
+        );
+        let strings = with_condition(r#"{ field = "query-string", values = ["a=1"] }"#);
+        assert_error(
+            &strings,
+            "listeners[0].rules[0].conditions[0].values",
+            "not strings",
+        );
+        let empty = with_condition(r#"{ field = "query-string" }"#);
+        assert_error(
+            &empty,
+            "listeners[0].rules[0].conditions[0].values",
+            "at least one",
+        );
+        let long = with_condition(&format!(
+            r#"{{ field = "query-string", values = [{{ value = "{}" }}] }}"#,
+            "x".repeat(129)
+        ));
+        assert_error(
+            &long,
+            "listeners[0].rules[0].conditions[0].values[0].value",
+            "1-128",
+        );
+        let pairs_elsewhere =
+            with_condition(r#"{ field = "path-pattern", values = [{ key = "a", value = "1" }] }"#);
+        assert_error(
+            &pairs_elsewhere,
+            "listeners[0].rules[0].conditions[0].values",
+            "only for query-string",
+        );
+    }
+
+    proptest::proptest! {
+        /// Whatever mix of strings and pairs `values` holds, each lands in its list, in order.
+        #[test]
+        fn condition_values_split_strings_from_pairs(
+            items in proptest::collection::vec(
+                (proptest::bool::ANY, proptest::option::of("[a-z*?]{1,8}"), "[a-z0-9*?]{1,8}"),
+                0..8,
+            )
+        ) {
+            let rendered: Vec<String> = items
+                .iter()
+                .map(|(pair, key, value)| match (pair, key) {
+                    (false, _) => format!("{value:?}"),
+                    (true, Some(k)) => format!("{{ key = {k:?}, value = {value:?} }}"),
+                    (true, None) => format!("{{ value = {value:?} }}"),
+                })
+                .collect();
+            let text = format!("field = \"query-string\"\nvalues = [{}]\n", rendered.join(", "));
+            let c: crate::Condition = toml::from_str(&text).unwrap();
+            let strings: Vec<String> = items.iter().filter(|i| !i.0).map(|i| i.2.clone()).collect();
+            let pairs: Vec<(Option<String>, String)> = items
+                .iter()
+                .filter(|i| i.0)
+                .map(|i| (i.1.clone(), i.2.clone()))
+                .collect();
+            proptest::prop_assert_eq!(&c.values, &strings);
+            let got: Vec<_> = c.query_pairs().iter().map(|p| (p.key.clone(), p.value.clone())).collect();
+            proptest::prop_assert_eq!(got, pairs);
+        }
     }
 
     #[test]

@@ -33,7 +33,7 @@ impl Condition {
             ),
             "http-request-method" => Condition::Method(c.values.clone()),
             "query-string" => Condition::Query(
-                c.query
+                c.query_pairs()
                     .iter()
                     .map(|q| {
                         (
@@ -325,6 +325,11 @@ query = [{ value = "\\*beta\\*" }]"#);
 query = [{ value = "\\*gamma\\*" }]"#);
         no(r#"field = "query-string"
 query = [{ key = "tag", value = "\\*b?ta" }]"#);
+        // ELBv2's spelling, `QueryStringConfig.Values`, means the same.
+        yes(r#"field = "query-string"
+values = [{ key = "version", value = "v1.*" }]"#);
+        no(r#"field = "query-string"
+values = [{ key = "version", value = "v2.*" }]"#);
         yes(r#"field = "source-ip"
 values = ["10.0.0.0/8"]"#);
         no(r#"field = "source-ip"

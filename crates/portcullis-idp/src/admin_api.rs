@@ -9,6 +9,7 @@ use crate::mfa;
 use crate::pool::{Pool, Tokens, random_token};
 use crate::rate_limit::ClientIp;
 use crate::sigv4;
+use crate::{directory, pool_description};
 use crate::store::{GroupRecord, Put, UserRecord};
 use axum::body::Bytes;
 use axum::extract::State;
@@ -89,6 +90,10 @@ const LIMITED_OPERATIONS: &[&str] = &[
     "UpdateUserAttributes",
 ];
 
+/// Signed operations about the account rather than one pool (no `UserPoolId`): they see every
+/// pool of this process the signing key may manage (`directory`).
+const ACCOUNT_OPERATIONS: &[&str] = &["ListUserPools", "DescribeUserPoolDomain"];
+
 /// Signed operations that check a user's password or challenge answer (limited per user).
 const ADMIN_LIMITED_OPERATIONS: &[&str] = &["AdminInitiateAuth", "AdminRespondToAuthChallenge"];
 
@@ -132,7 +137,7 @@ fn idp_fail(e: IdpError) -> Response {
 
 /// `POST /`: dispatches on `X-Amz-Target`.
 pub async fn handle(
-    State(pool): State<Arc<Pool>>,
+    State(mut pool): State<Arc<Pool>>,
     ClientIp(ip): ClientIp,
     headers: HeaderMap,
     body: Bytes,
@@ -202,19 +207,37 @@ pub async fn handle(
             };
             return fail(status, exception, &message);
         }
-        match req.get("UserPoolId").and_then(Value::as_str) {
-            Some(id) if id == pool.id => {}
-            Some(id) => {
-                return fail(
-                    400,
-                    "ResourceNotFoundException",
-                    &format!(
-                        "User pool {} does not exist.",
-                        id.chars().take(64).collect::<String>()
-                    ),
-                );
+        // As at Cognito's regional endpoint, a request may name any pool the key may manage.
+        match (
+            ACCOUNT_OPERATIONS.contains(&op.as_str()),
+            req.get("UserPoolId").and_then(Value::as_str),
+        ) {
+            (true, _) => {
+                let visible = directory::visible(&pool, &key);
+                let visible: Vec<&Pool> = visible.iter().map(|p| &**p).collect();
+                let answer = match op.as_str() {
+                    "ListUserPools" => pool_description::list(&visible, &req).await,
+                    _ => pool_description::describe_domain(&visible, &req),
+                };
+                return match answer {
+                    Ok(v) => reply(200, v),
+                    Err(e) => idp_fail(e),
+                };
             }
-            None => {
+            (false, Some(id)) => match directory::find(&pool, &key, id) {
+                Some(named) => pool = named,
+                None => {
+                    return fail(
+                        400,
+                        "ResourceNotFoundException",
+                        &format!(
+                            "User pool {} does not exist.",
+                            id.chars().take(64).collect::<String>()
+                        ),
+                    );
+                }
+            },
+            (false, None) => {
                 return fail(400, "InvalidParameterException", "UserPoolId is required");
             }
         }
@@ -311,7 +334,12 @@ async fn dispatch(pool: &Pool, op: &str, r: &Req<'_>) -> Result<Value, IdpError>
             set_mfa_preference(pool, r, &u.username).await
         }
         // Admin: the pool.
-        "DescribeUserPool" => Ok(describe_pool(pool).await),
+        "DescribeUserPool" => pool_description::describe(pool).await,
+        "GetUserPoolMfaConfig" => Ok(pool_description::mfa_config(pool)),
+        "GetSigningCertificate" => pool_description::signing_certificate(pool).await,
+        // A local caller (the CLI) sees its own pool only.
+        "ListUserPools" => pool_description::list(&[pool], r.0).await,
+        "DescribeUserPoolDomain" => pool_description::describe_domain(&[pool], r.0),
         // Admin: clients.
         "CreateUserPoolClient" => create_client(pool, r).await,
         "DescribeUserPoolClient" => describe_client(pool, r),
@@ -1078,25 +1106,6 @@ async fn revoke_token(pool: &Pool, r: &Req<'_>) -> Result<Value, IdpError> {
 }
 
 // ---- the pool ----
-
-async fn describe_pool(pool: &Pool) -> Value {
-    let p = &pool.policy;
-    json!({"UserPool": {
-        "Id": pool.id,
-        "Name": pool.name,
-        "Arn": format!("arn:aws:cognito-idp:{}:000000000000:userpool/{}", pool.region, pool.id),
-        "Policies": {"PasswordPolicy": {
-            "MinimumLength": p.minimum_length,
-            "RequireUppercase": p.require_uppercase,
-            "RequireLowercase": p.require_lowercase,
-            "RequireNumbers": p.require_numbers,
-            "RequireSymbols": p.require_symbols,
-            "TemporaryPasswordValidityDays": p.temporary_password_validity_days,
-        }},
-        "AdminCreateUserConfig": {"AllowAdminCreateUserOnly": !pool.allow_self_sign_up},
-        "SchemaAttributes": pool.custom_attributes.iter().map(|(n, m)| json!({"Name": n, "Mutable": m})).collect::<Vec<_>>(),
-    }})
-}
 
 // ---- clients ----
 

@@ -195,6 +195,8 @@ pub struct Pool {
     reloading: tokio::sync::Mutex<()>,
     /// Ended sign-in sessions, for load balancers in this process.
     session_ends: crate::revocation::Feed,
+    /// What `DescribeUserPool` reads of the config, and the pool's siblings in this process.
+    pub(crate) about: crate::pool_description::About,
 }
 
 /// A user's mark in [`Pool::checking`], removed when the check ends.
@@ -416,7 +418,9 @@ impl Pool {
             clock,
             reloading: tokio::sync::Mutex::new(()),
             session_ends: crate::revocation::Feed::default(),
+            about: crate::pool_description::About::of(cfg),
         };
+        crate::pool_description::record(&pool).await.map_err(err)?;
         Ok(pool)
     }
 

@@ -168,6 +168,8 @@ pub async fn start(config: &Config, mut prebound: Prebound) -> Result<App> {
     let mut pool_certs = HashMap::new();
     let mut idp_tasks = Vec::new();
     let idp_metrics = Arc::new(portcullis_idp::metrics::IdpMetrics::new());
+    // Each pool's API endpoint answers for its siblings (`ListUserPools`), as Cognito's regional one.
+    let directory = portcullis_idp::directory::Directory::new();
     if !config.user_pools.is_empty() {
         let state_dir = &config.load_balancer.state_dir;
         let store = portcullis_idp::store::open(config.store.as_deref(), state_dir)
@@ -202,6 +204,7 @@ pub async fn start(config: &Config, mut prebound: Prebound) -> Result<App> {
                 .await
                 .map_err(|e| anyhow!("user_pools[{i}]: {e}"))?;
             let pool = Arc::new(pool);
+            directory.register(&pool);
             let tls = if p.domain.certificates.is_empty() {
                 None
             } else {

@@ -456,6 +456,8 @@ pub trait Store: Send + Sync {
         purpose: &'a str,
         key: &'a str,
     ) -> StoreFuture<'a, Option<String>>;
+    /// How many users a pool has (`DescribeUserPool`'s `EstimatedNumberOfUsers`).
+    fn count_users<'a>(&'a self, pool: &'a str) -> StoreFuture<'a, i64>;
 }
 
 /// The migration both stores add for the admin API: documents and one-time tickets.

@@ -685,6 +685,15 @@ impl super::Store for PgStore {
         })
     }
 
+    fn count_users<'a>(&'a self, pool: &'a str) -> StoreFuture<'a, i64> {
+        Box::pin(async move {
+            let r = self
+                .one("SELECT COUNT(*) FROM users WHERE pool_id = $1", &[&pool])
+                .await?;
+            Ok(r.get(0))
+        })
+    }
+
     fn locked_until<'a>(&'a self, pool: &'a str, username: &'a str) -> StoreFuture<'a, i64> {
         Box::pin(async move {
             let r = self.opt("SELECT locked_until FROM sign_in_failures WHERE pool_id = $1 AND username = $2", &[&pool, &username]).await?;

@@ -902,6 +902,16 @@ impl super::Store for SqliteStore {
             )? as u64)
         }))
     }
+    fn count_users<'a>(&'a self, pool: &'a str) -> StoreFuture<'a, i64> {
+        let pool = pool.to_string();
+        Box::pin(self.run(move |c| {
+            c.query_row(
+                "SELECT COUNT(*) FROM users WHERE pool_id = ?1",
+                params![pool],
+                |r| r.get(0),
+            )
+        }))
+    }
     fn groups<'a>(&'a self, pool: &'a str) -> StoreFuture<'a, Vec<GroupRecord>> {
         let pool = pool.to_string();
         Box::pin(self.run(move |c| {

@@ -48,15 +48,15 @@ impl Directory {
 /// its siblings (see the module comment), ordered by id.
 pub fn visible(pool: &Arc<Pool>, access_key: &str) -> Vec<Arc<Pool>> {
     let mut out = vec![pool.clone()];
-    if let (Some(dir), Some(secret)) = (pool.about.directory.get(), pool.access_keys.get(access_key))
+    if let (Some(dir), Some(secret)) =
+        (pool.about.directory.get(), pool.access_keys.get(access_key))
     {
         for other in dir.live() {
             if other.id != pool.id
                 && other.region == pool.region
-                && other
-                    .access_keys
-                    .get(access_key)
-                    .is_some_and(|s| verify_slices_are_equal(s.as_bytes(), secret.as_bytes()).is_ok())
+                && other.access_keys.get(access_key).is_some_and(|s| {
+                    verify_slices_are_equal(s.as_bytes(), secret.as_bytes()).is_ok()
+                })
             {
                 out.push(other);
             }

@@ -139,9 +139,11 @@ fn mfa_name(m: MfaMode) -> &'static str {
     }
 }
 
-/// Cognito's standard schema, as the pool enforces it: `(name, type, mutable, required,
-/// string length bounds)`.
-const STANDARD_SCHEMA: [(&str, &str, bool, bool, Option<(u32, u32)>); 20] = [
+/// One standard attribute: `(name, type, mutable, required, string length bounds)`.
+type StandardAttribute = (&'static str, &'static str, bool, bool, Option<(u32, u32)>);
+
+/// Cognito's standard schema, as the pool enforces it.
+const STANDARD_SCHEMA: [StandardAttribute; 20] = [
     ("sub", "String", false, true, Some((1, 2048))),
     ("name", "String", true, false, Some((0, 2048))),
     ("given_name", "String", true, false, Some((0, 2048))),
@@ -300,15 +302,11 @@ pub(crate) async fn list(
 ) -> Result<Value, IdpError> {
     let max = match request.get("MaxResults") {
         None | Some(Value::Null) => {
-            return Err(constraint(
-                "maxResults",
-                "null",
-                "Member must not be null",
-            ));
+            return Err(constraint("maxResults", "null", "Member must not be null"));
         }
-        Some(v) => v.as_i64().ok_or_else(|| {
-            IdpError::InvalidParameter("MaxResults must be an integer".into())
-        })?,
+        Some(v) => v
+            .as_i64()
+            .ok_or_else(|| IdpError::InvalidParameter("MaxResults must be an integer".into()))?,
     };
     if max < 1 {
         return Err(constraint(
@@ -326,7 +324,9 @@ pub(crate) async fn list(
     }
     let after = match request.get("NextToken") {
         None | Some(Value::Null) => None,
-        Some(Value::String(t)) if !t.is_empty() && t.len() <= 128 && !t.contains(char::is_whitespace) => {
+        Some(Value::String(t))
+            if !t.is_empty() && t.len() <= 128 && !t.contains(char::is_whitespace) =>
+        {
             Some(t.as_str())
         }
         Some(_) => {
@@ -459,6 +459,51 @@ fn certificate(pool_id: &str, kid: &str, pkcs8: &[u8], start: i64) -> Option<Vec
 mod tests {
     use super::*;
 
+    fn request(v: Value) -> Map<String, Value> {
+        v.as_object().cloned().unwrap()
+    }
+
+    #[tokio::test]
+    async fn list_checks_its_members_as_cognito() {
+        for (req, wanted) in [
+            (json!({}), "Value null at 'maxResults'"),
+            (json!({"MaxResults": 0}), "greater than or equal to 1"),
+            (json!({"MaxResults": 61}), "less than or equal to 60"),
+            (json!({"MaxResults": "ten"}), "integer"),
+            (json!({"MaxResults": 5, "NextToken": ""}), "nextToken"),
+            (json!({"MaxResults": 5, "NextToken": "a b"}), "nextToken"),
+        ] {
+            match list(&[], &request(req)).await {
+                Err(IdpError::InvalidParameter(m)) => assert!(m.contains(wanted), "{m}"),
+                other => panic!("{other:?}"),
+            }
+        }
+        assert_eq!(
+            list(&[], &request(json!({"MaxResults": 60})))
+                .await
+                .unwrap(),
+            json!({"UserPools": []})
+        );
+    }
+
+    #[test]
+    fn an_unknown_domain_has_an_empty_description() {
+        assert_eq!(
+            describe_domain(&[], &request(json!({"Domain": "nope"}))).unwrap(),
+            json!({"DomainDescription": {}})
+        );
+        for bad in [
+            json!({}),
+            json!({"Domain": ""}),
+            json!({"Domain": "a".repeat(64)}),
+        ] {
+            assert!(matches!(
+                describe_domain(&[], &request(bad)),
+                Err(IdpError::InvalidParameter(_))
+            ));
+        }
+    }
+
     #[test]
     fn a_certificate_is_the_same_each_time_and_holds_the_key() {
         let kp = aws_lc_rs::rsa::KeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048).unwrap();
@@ -470,8 +515,9 @@ mod tests {
         let b = certificate("us-east-1_abc", "kid", &pkcs8, 1_700_000_000).unwrap();
         assert_eq!(a, b);
         let spki = aws_lc_rs::signature::KeyPair::public_key(&kp);
-        let spki_der = aws_lc_rs::encoding::AsDer::<aws_lc_rs::encoding::PublicKeyX509Der>::as_der(spki)
-            .unwrap();
+        let spki_der =
+            aws_lc_rs::encoding::AsDer::<aws_lc_rs::encoding::PublicKeyX509Der>::as_der(spki)
+                .unwrap();
         assert!(
             a.windows(spki_der.as_ref().len())
                 .any(|w| w == spki_der.as_ref()),

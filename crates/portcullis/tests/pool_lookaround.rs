@@ -84,9 +84,8 @@ access_keys = [{{ access_key_id = "{KEY_ID}", secret_access_key = "another-secre
     .expect("python3 runs");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
-    let seen: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!("{e}: {}{stderr}", String::from_utf8_lossy(&out.stdout))
-    });
+    let seen: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}{stderr}", String::from_utf8_lossy(&out.stdout)));
 
     // Both pools of the key, by id, one page each; never the pool with another secret.
     let ids: Vec<&str> = seen["pools"]
@@ -109,9 +108,15 @@ access_keys = [{{ access_key_id = "{KEY_ID}", secret_access_key = "another-secre
     assert_eq!(d["Policies"]["PasswordPolicy"]["RequireSymbols"], false);
     assert_eq!(d["MfaConfiguration"], "OPTIONAL");
     assert_eq!(d["EstimatedNumberOfUsers"], 2);
-    assert_eq!(d["AdminCreateUserConfig"]["AllowAdminCreateUserOnly"], false);
+    assert_eq!(
+        d["AdminCreateUserConfig"]["AllowAdminCreateUserOnly"],
+        false
+    );
     assert_eq!(d["UsernameConfiguration"]["CaseSensitive"], true);
-    assert_eq!(d["AutoVerifiedAttributes"], serde_json::json!(["email", "phone_number"]));
+    assert_eq!(
+        d["AutoVerifiedAttributes"],
+        serde_json::json!(["email", "phone_number"])
+    );
     let domain = format!("localhost:{}", ports["alpha"]);
     assert_eq!(d["Domain"], domain.as_str());
     assert_eq!(d["CustomDomain"], domain.as_str());
@@ -119,7 +124,10 @@ access_keys = [{{ access_key_id = "{KEY_ID}", secret_access_key = "another-secre
     let attr = |name: &str| schema.iter().find(|a| a["Name"] == name).cloned();
     assert_eq!(attr("sub").unwrap()["Mutable"], false);
     assert_eq!(attr("email").unwrap()["AttributeDataType"], "String");
-    assert_eq!(attr("email_verified").unwrap()["AttributeDataType"], "Boolean");
+    assert_eq!(
+        attr("email_verified").unwrap()["AttributeDataType"],
+        "Boolean"
+    );
     assert_eq!(attr("custom:team").unwrap()["Mutable"], true);
     let level = attr("custom:level").unwrap();
     assert_eq!(level["AttributeDataType"], "Number");
@@ -127,7 +135,10 @@ access_keys = [{{ access_key_id = "{KEY_ID}", secret_access_key = "another-secre
     assert_eq!(alpha["domain"]["Domain"], domain.as_str());
     assert_eq!(alpha["domain"]["AWSAccountId"], "000000000000");
     assert_eq!(alpha["mfa"]["MfaConfiguration"], "OPTIONAL");
-    assert_eq!(alpha["mfa"]["SoftwareTokenMfaConfiguration"]["Enabled"], true);
+    assert_eq!(
+        alpha["mfa"]["SoftwareTokenMfaConfiguration"]["Enabled"],
+        true
+    );
     assert!(
         alpha["certificate_subject"]
             .as_str()
@@ -143,7 +154,10 @@ access_keys = [{{ access_key_id = "{KEY_ID}", secret_access_key = "another-secre
         beta["described"]["AdminCreateUserConfig"]["AllowAdminCreateUserOnly"],
         true
     );
-    assert_eq!(beta["mfa"]["SoftwareTokenMfaConfiguration"]["Enabled"], false);
+    assert_eq!(
+        beta["mfa"]["SoftwareTokenMfaConfiguration"]["Enabled"],
+        false
+    );
 
     // Cognito's validation messages, and its empty description of an unknown domain.
     let e = &seen["errors"];

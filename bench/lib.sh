@@ -8,7 +8,40 @@ need() {
   apt-get install -y -qq "$2" >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq "$2" >/dev/null; }
 }
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
+# free_port: a port nothing listens on, never the same twice in one script, and outside the
+# kernel's ephemeral range, so neither an earlier free_port nor a client connection's local port
+# (wrk, h2load and loadgen open thousands) can hold it when the server binds. (Binding port 0 and
+# closing it raced: the kernel hands the same port out again.) The ports given out are listed in
+# a file named after the calling script's PID ($$ is the same in the $(free_port) subshell).
+free_port() {
+  python3 - "${TMPDIR:-/tmp}/portcullis-bench-ports.$$" <<'PY'
+import random, socket, sys
+used_file = sys.argv[1]
+try:
+    used = set(open(used_file).read().split())
+except FileNotFoundError:
+    used = set()
+lo, hi = map(int, open("/proc/sys/net/ipv4/ip_local_port_range").read().split())
+candidates = list(range(10000, lo)) if lo > 11000 else list(range(hi + 1, 65536))
+random.shuffle(candidates)
+for port in candidates:
+    if str(port) in used:
+        continue
+    s = socket.socket()
+    try:
+        s.bind(("127.0.0.1", port))
+    except OSError:
+        continue
+    finally:
+        s.close()
+    with open(used_file, "a") as f:
+        f.write(f"{port}\n")
+    print(port)
+    break
+else:
+    sys.exit("free_port: no free port outside the ephemeral range")
+PY
+}
 wait_port() { for _ in $(seq 1 300); do (echo >/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return 0; sleep 0.1; done; echo "port $1 never opened" >&2; exit 1; }
 
 # bench_workdir: $WORK, and the $PIDS that are killed (and $WORK removed) when the script exits.
@@ -21,7 +54,7 @@ bench_cleanup() {
   local p
   for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
   wait 2>/dev/null || true
-  rm -rf "$WORK"
+  rm -rf "$WORK" "${TMPDIR:-/tmp}/portcullis-bench-ports.$$"
 }
 
 # start_backend: nginx answering 200 "ok" from memory on $BACKEND, pinned to CPU 0.

@@ -73,6 +73,29 @@ async fn alb_size_limits_and_460() {
     assert_eq!(many.send().await.unwrap().status(), 400);
     kit.log_line(&["/lim/all", " 400 - "]).await;
 
+    // Over HTTP/1.1, a refused oversized request ends its connection (ALB and nginx close too).
+    let h1 = reqwest::Client::builder()
+        .tls_danger_accept_invalid_certs(true)
+        .http1_only()
+        .build()
+        .unwrap();
+    for (path, header) in [
+        (format!("/lim/h1?{}", "a".repeat(17 * 1024)), 0),
+        ("/lim/h1".to_string(), 17 * 1024),
+    ] {
+        let mut r = h1.get(kit.url(&path));
+        if header > 0 {
+            r = r.header("x-one", "b".repeat(header));
+        }
+        let r = r.send().await.unwrap();
+        assert!(r.status() == 414 || r.status() == 400, "{}", r.status());
+        assert_eq!(r.headers()["connection"], "close", "{path}");
+    }
+    // A good request still keeps its connection.
+    let r = h1.get(kit.url("/lim/q")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(r.headers().get("connection").is_none_or(|v| v != "close"));
+
     // A target whose answer has 35 KB of headers: 502.
     let r = c.get(kit.url("/lim/big-headers")).send().await.unwrap();
     assert_eq!(r.status(), 502);

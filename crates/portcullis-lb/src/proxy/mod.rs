@@ -80,7 +80,19 @@ pub async fn handle(
     let mut ctx = Ctx::new(&shared, &conn, listener, &req);
     let mut response = match phases(&mut ctx, req).await {
         Ok(r) => r,
-        Err(e) => error_response(&mut ctx, e),
+        Err(e) => {
+            // A malformed or oversized request ends its HTTP/1 connection, as at ALB and nginx:
+            // what the client sends next cannot be trusted to start a request.
+            let close = version != Version::HTTP_2
+                && e.source == crate::error::Source::Downstream
+                && matches!(e.status(), 400 | 414);
+            let mut page = error_response(&mut ctx, e);
+            if close {
+                page.headers_mut()
+                    .insert(http::header::CONNECTION, HeaderValue::from_static("close"));
+            }
+            page
+        }
     };
     connection_limits(&conn, version, &mut response);
     ctx.finish(&response);

@@ -156,15 +156,19 @@ impl Upstreams {
                             .map(|(io, rest)| crate::upgrade::TargetSide::new(io, rest)),
                     ))
                 }
+                // Boxed, as in `connect`: hyper's request future is large.
                 Connection::Http2(mut sender) => {
-                    if sender.ready().await.is_err() {
-                        return Err(ProxyError::upstream(ErrorKind::BadTargetResponse));
-                    }
-                    let r = sender.send_request(req).await.map_err(|e| {
-                        tracing::debug!(error = %e, "target failed");
-                        ProxyError::upstream(ErrorKind::BadTargetResponse)
-                    })?;
-                    Ok((r.map(UpstreamBody::Hyper), None))
+                    Box::pin(async move {
+                        if sender.ready().await.is_err() {
+                            return Err(ProxyError::upstream(ErrorKind::BadTargetResponse));
+                        }
+                        let r = sender.send_request(req).await.map_err(|e| {
+                            tracing::debug!(error = %e, "target failed");
+                            ProxyError::upstream(ErrorKind::BadTargetResponse)
+                        })?;
+                        Ok((r.map(UpstreamBody::Hyper), None))
+                    })
+                    .await
                 }
             }
         };

@@ -187,7 +187,9 @@ pub async fn checkout(dest: &Destination<'_>) -> Result<(Conn, bool), ProxyError
 
 async fn connect(dest: &Destination<'_>) -> Result<UpstreamIo, ProxyError> {
     let tls = dest.tls.then(crate::upstream::http1_tls);
-    dial(dest.authority, tls.as_ref()).await
+    // Boxed: dialling is rare on a warm pool, and inline it would grow every request's future
+    // (and the bytes copied when it moves) by its size.
+    Box::pin(dial(dest.authority, tls.as_ref())).await
 }
 
 /// A connection to a target (`host:port`): TCP within ALB's connect timeout, without Nagle,

@@ -1250,6 +1250,7 @@ fn check_user_pools(c: &mut Checker, pools: &[UserPool]) {
                 &mut client_ids,
             );
         }
+        check_identity_providers(c, &at, p);
         let mut group_names = HashSet::new();
         for (j, g) in p.groups.iter().enumerate() {
             if g.name.is_empty() || g.name.len() > 128 || g.name.chars().any(char::is_control) {
@@ -1424,6 +1425,52 @@ fn check_user_pools(c: &mut Checker, pools: &[UserPool]) {
                         format!("declare it first: custom_attributes = [{{ name = \"{name}\" }}]"),
                     );
                 }
+            }
+        }
+    }
+}
+
+/// A pool's external providers, and the clients' `supported_identity_providers` naming them.
+fn check_identity_providers(c: &mut Checker, at: &str, p: &UserPool) {
+    let custom: BTreeSet<String> = p
+        .custom_attributes
+        .iter()
+        .map(|a| format!("custom:{}", a.name))
+        .collect();
+    if p.identity_providers.len() > crate::identity_provider::MAX_IDENTITY_PROVIDERS {
+        c.fail(format!("{at}.identity_providers"), "at most 50");
+    }
+    let mut names = HashSet::new();
+    let mut identifiers = HashMap::new();
+    for (j, ip) in p.identity_providers.iter().enumerate() {
+        let pat = format!("{at}.identity_providers[{j}]");
+        for (field, reason) in crate::identity_provider_problems(ip, &custom) {
+            c.fail(format!("{pat}.{field}"), reason);
+        }
+        if !names.insert(ip.name.clone()) {
+            c.fail(format!("{pat}.name"), "defined twice");
+        }
+        for (k, id) in ip.idp_identifiers.iter().enumerate() {
+            if let Some(other) = identifiers.insert(id.to_ascii_lowercase(), ip.name.clone())
+                && other != ip.name
+            {
+                c.fail(
+                    format!("{pat}.idp_identifiers[{k}]"),
+                    format!("also an identifier of provider `{other}`"),
+                );
+            }
+        }
+    }
+    for (j, cl) in p.clients.iter().enumerate() {
+        let Some(list) = &cl.supported_identity_providers else {
+            continue;
+        };
+        for (k, name) in list.iter().enumerate() {
+            if name != crate::COGNITO_PROVIDER && !names.contains(name) {
+                c.fail(
+                    format!("{at}.clients[{j}].supported_identity_providers[{k}]"),
+                    format!("`{name}` is neither COGNITO nor a provider in identity_providers"),
+                );
             }
         }
     }

@@ -7,6 +7,7 @@ pub mod admin_api;
 pub mod catalog;
 pub mod clock;
 pub mod error;
+pub mod federation;
 pub mod hashing;
 pub mod hosted_ui;
 pub mod messages;

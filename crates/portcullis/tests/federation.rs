@@ -33,12 +33,8 @@ async fn boto3(kit: &Kit, op: &str, params: Value) -> Value {
         .unwrap()
         .expect("python3 runs");
     let text = String::from_utf8_lossy(&out.stdout);
-    serde_json::from_str(text.trim()).unwrap_or_else(|_| {
-        panic!(
-            "{op}: {text}{}",
-            String::from_utf8_lossy(&out.stderr)
-        )
-    })
+    serde_json::from_str(text.trim())
+        .unwrap_or_else(|_| panic!("{op}: {text}{}", String::from_utf8_lossy(&out.stderr)))
 }
 
 /// An `oidc-provider` process playing an external provider; ended when dropped.
@@ -128,7 +124,12 @@ actions = [
     let o = boto3(
         &kit,
         "CreateIdentityProvider",
-        provider_request("Other", &other.url, "other-client-secret-0123456789", "POST"),
+        provider_request(
+            "Other",
+            &other.url,
+            "other-client-secret-0123456789",
+            "POST",
+        ),
     )
     .await;
     assert_eq!(o["IdentityProvider"]["ProviderName"], "Other", "{o}");
@@ -249,7 +250,10 @@ actions = [
     let r = plain()
         .post(format!("{}/", kit.pool_url))
         .header("content-type", "application/x-amz-json-1.1")
-        .header("x-amz-target", "AWSCognitoIdentityProviderService.InitiateAuth")
+        .header(
+            "x-amz-target",
+            "AWSCognitoIdentityProviderService.InitiateAuth",
+        )
         .body(
             json!({"AuthFlow": "USER_PASSWORD_AUTH", "ClientId": "api-cli",
                    "AuthParameters": {"USERNAME": "Partner_ann", "PASSWORD": "portcullis-dummy"}})
@@ -274,7 +278,10 @@ async fn identity_provider_operations_answer_as_cognito() {
     let ip = &created["IdentityProvider"];
     assert_eq!(ip["ProviderType"], "OIDC", "{created}");
     assert_eq!(ip["ProviderDetails"]["client_secret"], "acme-secret");
-    assert_eq!(ip["ProviderDetails"]["oidc_issuer"], "https://idp.acme.example");
+    assert_eq!(
+        ip["ProviderDetails"]["oidc_issuer"],
+        "https://idp.acme.example"
+    );
     assert_eq!(ip["AttributeMapping"]["username"], "sub");
     assert_eq!(ip["IdpIdentifiers"], json!(["acme.example", "acme-corp"]));
     // The same name again; another provider claiming an identifier already used.
@@ -293,11 +300,23 @@ async fn identity_provider_operations_answer_as_cognito() {
         (json!({"ProviderName": "Has_Underscore"}), "name"),
         (json!({"ProviderName": "COGNITO"}), "reserved"),
         (json!({"ProviderType": "SAML"}), "type"),
-        (json!({"ProviderDetails": {"client_id": "x", "client_secret": "y", "oidc_issuer": "http://evil.example"}}), "http issuer"),
-        (json!({"ProviderDetails": {"client_id": "x", "client_secret": "y", "oidc_issuer": "https://a.example", "authorize_scopes": "email"}}), "no openid"),
-        (json!({"ProviderDetails": {"client_id": "x", "client_secret": "y", "oidc_issuer": "https://a.example", "surprise": "1"}}), "unknown key"),
+        (
+            json!({"ProviderDetails": {"client_id": "x", "client_secret": "y", "oidc_issuer": "http://evil.example"}}),
+            "http issuer",
+        ),
+        (
+            json!({"ProviderDetails": {"client_id": "x", "client_secret": "y", "oidc_issuer": "https://a.example", "authorize_scopes": "email"}}),
+            "no openid",
+        ),
+        (
+            json!({"ProviderDetails": {"client_id": "x", "client_secret": "y", "oidc_issuer": "https://a.example", "surprise": "1"}}),
+            "unknown key",
+        ),
         (json!({"AttributeMapping": {"sub": "sub"}}), "sub mapped"),
-        (json!({"AttributeMapping": {"custom:nope": "x"}}), "undeclared custom"),
+        (
+            json!({"AttributeMapping": {"custom:nope": "x"}}),
+            "undeclared custom",
+        ),
     ] {
         let mut r = provider_request("Gamma", "https://idp.gamma.example", "s", "GET");
         for (k, v) in edit.as_object().unwrap() {
@@ -365,7 +384,10 @@ async fn identity_provider_operations_answer_as_cognito() {
     let ip = &up["IdentityProvider"];
     assert_eq!(ip["ProviderDetails"]["client_id"], "pool-2", "{up}");
     assert_eq!(ip["ProviderDetails"]["client_secret"], "acme-secret");
-    assert_eq!(ip["AttributeMapping"], json!({"name": "name", "username": "sub"}));
+    assert_eq!(
+        ip["AttributeMapping"],
+        json!({"name": "name", "username": "sub"})
+    );
     assert_eq!(ip["IdpIdentifiers"], json!(["acme.example", "acme-corp"]));
     // Clients may name only providers that exist.
     let bad_client = boto3(
@@ -404,7 +426,12 @@ async fn identity_provider_operations_answer_as_cognito() {
     .await;
     for op in ["DescribeIdentityProvider", "DeleteIdentityProvider"] {
         assert_eq!(
-            boto3(&kit, op, json!({"UserPoolId": pool, "ProviderName": "Acme"})).await["error"],
+            boto3(
+                &kit,
+                op,
+                json!({"UserPoolId": pool, "ProviderName": "Acme"})
+            )
+            .await["error"],
             "ResourceNotFoundException",
             "{op}"
         );
@@ -483,7 +510,11 @@ async fn hostile_token(State(h): State<Shared>) -> axum::response::Response {
     if claims.get("nonce").is_none() {
         claims["nonce"] = lies.nonce.clone().into();
     }
-    let key = if lies.signed { &h.pkcs8 } else { &h.other_pkcs8 };
+    let key = if lies.signed {
+        &h.pkcs8
+    } else {
+        &h.other_pkcs8
+    };
     let id_token = sign(key, &lies.header, &claims);
     axum::Json(json!({"access_token": "at-1", "token_type": "Bearer", "id_token": id_token}))
         .into_response()
@@ -527,7 +558,10 @@ async fn start_login(kit: &Kit, browser: &reqwest::Client, client_id: &str) -> (
     let url = reqwest::Url::parse(&loc).unwrap();
     let q: std::collections::HashMap<String, String> = url.query_pairs().into_owned().collect();
     assert_eq!(q["code_challenge_method"], "S256");
-    assert_eq!(q["redirect_uri"], format!("{}/oauth2/idpresponse", kit.pool_url));
+    assert_eq!(
+        q["redirect_uri"],
+        format!("{}/oauth2/idpresponse", kit.pool_url)
+    );
     (q["state"].clone(), q["nonce"].clone())
 }
 
@@ -585,9 +619,7 @@ async fn a_hostile_provider_cannot_mint_users_or_attributes() {
     let pool = kit.pool();
     let call = |op: &'static str, v: Value| {
         let pool = pool.clone();
-        async move {
-            portcullis_idp::admin_api::call(&pool, op, v.as_object().unwrap().clone()).await
-        }
+        async move { portcullis_idp::admin_api::call(&pool, op, v.as_object().unwrap().clone()).await }
     };
     // Only email is mapped: the provider cannot vouch for it, nor set custom:team.
     call(
@@ -612,7 +644,10 @@ async fn a_hostile_provider_cannot_mint_users_or_attributes() {
         )
         .await
         .unwrap();
-        let id = c["UserPoolClient"]["ClientId"].as_str().unwrap().to_string();
+        let id = c["UserPoolClient"]["ClientId"]
+            .as_str()
+            .unwrap()
+            .to_string();
         ids.insert(name, id);
     }
     let fed = ids["fed-web"].clone();
@@ -641,39 +676,80 @@ async fn a_hostile_provider_cannot_mint_users_or_attributes() {
     // Every lie in the ID token is refused, back to the app as an error.
     let now = portcullis_auth::now();
     let lies: Vec<(&str, Box<dyn Fn(&mut Lies)>)> = vec![
-        ("wrong iss", Box::new(|l| l.claims["iss"] = "https://other.example".into())),
-        ("wrong aud", Box::new(|l| l.claims["aud"] = "someone-else".into())),
-        ("azp another client", Box::new(|l| {
-            l.claims["aud"] = json!(["pool", "x"]);
-            l.claims["azp"] = "x".into();
-        })),
-        ("expired", Box::new(move |l| l.claims["exp"] = (now - 3600).into())),
-        ("issued in the future", Box::new(move |l| l.claims["iat"] = (now + 3600).into())),
-        ("wrong nonce", Box::new(|l| l.claims["nonce"] = "guess".into())),
-        ("alg none", Box::new(|l| l.header = json!({"alg": "none", "kid": "k1"}))),
-        ("HS256 with the public key", Box::new(|l| l.header = json!({"alg": "HS256", "kid": "k1"}))),
+        (
+            "wrong iss",
+            Box::new(|l| l.claims["iss"] = "https://other.example".into()),
+        ),
+        (
+            "wrong aud",
+            Box::new(|l| l.claims["aud"] = "someone-else".into()),
+        ),
+        (
+            "azp another client",
+            Box::new(|l| {
+                l.claims["aud"] = json!(["pool", "x"]);
+                l.claims["azp"] = "x".into();
+            }),
+        ),
+        (
+            "expired",
+            Box::new(move |l| l.claims["exp"] = (now - 3600).into()),
+        ),
+        (
+            "issued in the future",
+            Box::new(move |l| l.claims["iat"] = (now + 3600).into()),
+        ),
+        (
+            "wrong nonce",
+            Box::new(|l| l.claims["nonce"] = "guess".into()),
+        ),
+        (
+            "alg none",
+            Box::new(|l| l.header = json!({"alg": "none", "kid": "k1"})),
+        ),
+        (
+            "HS256 with the public key",
+            Box::new(|l| l.header = json!({"alg": "HS256", "kid": "k1"})),
+        ),
         ("unpublished key", Box::new(|l| l.signed = false)),
-        ("10 KB sub", Box::new(|l| {
-            let s = "a".repeat(10 * 1024);
-            l.claims["sub"] = s.clone().into();
-            l.userinfo["sub"] = s.into();
-        })),
-        ("sub with spaces", Box::new(|l| {
-            l.claims["sub"] = "eve admin".into();
-            l.userinfo["sub"] = "eve admin".into();
-        })),
-        ("sub with a newline", Box::new(|l| {
-            l.claims["sub"] = "eve\nx".into();
-            l.userinfo["sub"] = "eve\nx".into();
-        })),
-        ("userinfo about someone else", Box::new(|l| l.userinfo["sub"] = "mallory".into())),
+        (
+            "10 KB sub",
+            Box::new(|l| {
+                let s = "a".repeat(10 * 1024);
+                l.claims["sub"] = s.clone().into();
+                l.userinfo["sub"] = s.into();
+            }),
+        ),
+        (
+            "sub with spaces",
+            Box::new(|l| {
+                l.claims["sub"] = "eve admin".into();
+                l.userinfo["sub"] = "eve admin".into();
+            }),
+        ),
+        (
+            "sub with a newline",
+            Box::new(|l| {
+                l.claims["sub"] = "eve\nx".into();
+                l.userinfo["sub"] = "eve\nx".into();
+            }),
+        ),
+        (
+            "userinfo about someone else",
+            Box::new(|l| l.userinfo["sub"] = "mallory".into()),
+        ),
         ("huge userinfo", Box::new(|l| l.pad = 100 * 1024)),
     ];
     for (why, lie) in lies {
         let mut l = honest(&issuer, "eve");
         lie(&mut l);
         let r = login_with(&kit, &h, &fed, l).await;
-        assert!(refused(&r), "{why}: {:?} {:?}", r.status(), r.headers().get("location"));
+        assert!(
+            refused(&r),
+            "{why}: {:?} {:?}",
+            r.status(),
+            r.headers().get("location")
+        );
     }
 
     // A provider's user named like a local user never takes that account over.
@@ -717,10 +793,17 @@ async fn a_hostile_provider_cannot_mint_users_or_attributes() {
     };
     let r = again(&attacker).await.unwrap();
     assert!(location(&r).contains("?code="));
-    assert_eq!(again(&attacker).await.unwrap().status(), 400, "replayed state");
+    assert_eq!(
+        again(&attacker).await.unwrap().status(),
+        400,
+        "replayed state"
+    );
     // An unknown state, none at all.
     let r = attacker
-        .get(format!("{}/oauth2/idpresponse?code=c&state=nope", kit.pool_url))
+        .get(format!(
+            "{}/oauth2/idpresponse?code=c&state=nope",
+            kit.pool_url
+        ))
         .send()
         .await
         .unwrap();

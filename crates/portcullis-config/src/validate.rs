@@ -1802,6 +1802,69 @@ clients = [{ client_id = "tasks-web", generate_secret = true, allowed_oauth_flow
     }
 
     #[test]
+    fn identity_providers_are_checked_and_clients_name_only_existing_ones() {
+        let with = |providers: &str, supported: &str| {
+            BASE.replace(
+                "allowed_oauth_flows = [\"code\"],",
+                &format!(
+                    "allowed_oauth_flows = [\"code\"], supported_identity_providers = {supported},"
+                ),
+            ) + providers
+        };
+        let partner = r#"
+[[user_pools.identity_providers]]
+name = "Partner"
+type = "OIDC"
+client_id = "pool"
+client_secret = "s"
+oidc_issuer = "https://idp.partner.example"
+idp_identifiers = ["partner.example"]
+"#;
+        assert_eq!(
+            errors(&with(partner, r#"["COGNITO", "Partner"]"#)),
+            Vec::<String>::new()
+        );
+        assert_error(
+            &with(partner, r#"["Nobody"]"#),
+            "user_pools[0].clients[0].supported_identity_providers[0]",
+            "neither COGNITO nor a provider",
+        );
+        assert_error(
+            &with(&partner.replace("Partner", "Part_ner"), "[\"COGNITO\"]"),
+            "user_pools[0].identity_providers[0].name",
+            "no '_'",
+        );
+        assert_error(
+            &with(
+                &partner.replace("https://idp", "http://idp"),
+                "[\"COGNITO\"]",
+            ),
+            "user_pools[0].identity_providers[0].oidc_issuer",
+            "https",
+        );
+        let twice = format!(
+            "{partner}{}",
+            partner.replace("name = \"Partner\"", "name = \"Other\"")
+        );
+        assert_error(
+            &with(&twice, "[\"COGNITO\"]"),
+            "user_pools[0].identity_providers[1].idp_identifiers[0]",
+            "also an identifier of provider `Partner`",
+        );
+        assert_error(
+            &with(
+                &partner.replace(
+                    "idp_identifiers",
+                    "attribute_mapping = { \"custom:x\" = \"x\" }\nidp_identifiers",
+                ),
+                "[\"COGNITO\"]",
+            ),
+            "user_pools[0].identity_providers[0].attribute_mapping.custom:x",
+            "custom attribute",
+        );
+    }
+
+    #[test]
     fn base_config_is_valid() {
         assert_eq!(errors(BASE), Vec::<String>::new());
     }

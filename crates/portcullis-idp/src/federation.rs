@@ -145,7 +145,8 @@ pub enum FederationError {
 /// provider changes; a failed discovery is retried at the next login.
 pub struct Federation {
     http: HttpClient,
-    resolved: Mutex<HashMap<String, (i64, Arc<Provider>)>>,
+    /// By name: the settings it was made from, and the relying party.
+    resolved: Mutex<HashMap<String, (IdentityProvider, Arc<Provider>)>>,
 }
 
 impl Default for Federation {
@@ -164,12 +165,12 @@ impl Federation {
         p: &StoredProvider,
     ) -> Result<Arc<Provider>, FederationError> {
         let name = &p.provider.name;
-        if let Some((at, rp)) = self
+        if let Some((made_from, rp)) = self
             .resolved
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .get(name)
-            && *at == p.updated_at
+            && *made_from == p.provider
         {
             return Ok(rp.clone());
         }
@@ -213,7 +214,7 @@ impl Federation {
         self.resolved
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .insert(name.clone(), (p.updated_at, rp.clone()));
+            .insert(name.clone(), (p.provider.clone(), rp.clone()));
         Ok(rp)
     }
 
@@ -851,6 +852,24 @@ mod tests {
         assert_eq!(attribute_value(&json!(null)), None);
         assert_eq!(attribute_value(&json!("x".repeat(2049))), None);
         assert_eq!(attribute_value(&json!("a\u{0}")), None);
+    }
+
+    proptest::proptest! {
+        /// `<ProviderName>_<user id>` names one (provider, user) pair: however a user name is split
+        /// at an `_`, only one split gives a valid provider name (with a valid id), so two
+        /// providers' users never share a name, whatever ids the providers choose.
+        #[test]
+        fn federated_user_names_never_collide(a in "[A-Za-z0-9.-]{1,8}", x in "[a-z_.A-Z0-9é-]{1,12}") {
+            proptest::prop_assume!(portcullis_config::is_provider_name(&a) && is_subject(&x));
+            let name = format!("{a}_{x}");
+            for (k, _) in name.match_indices('_') {
+                let (b, y) = (&name[..k], &name[k + 1..]);
+                if portcullis_config::is_provider_name(b) && is_subject(y) {
+                    proptest::prop_assert_eq!(b, a.as_str());
+                    proptest::prop_assert_eq!(y, x.as_str());
+                }
+            }
+        }
     }
 
     #[test]

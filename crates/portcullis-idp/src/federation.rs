@@ -197,6 +197,16 @@ impl Federation {
                 )
             }
         };
+        // Discovered endpoints obey the config's rule: the secret and codes never cross a
+        // network in clear text.
+        for u in [&authorize, &token, &userinfo, &jwks] {
+            if !is_safe_url(u) {
+                return Err(FederationError::Unreachable(format!(
+                    "the discovery document names `{}`: an https URL (http only for loopback) is required",
+                    u.chars().take(200).collect::<String>()
+                )));
+            }
+        }
         let config = ProviderConfig {
             issuer: c.oidc_issuer.clone(),
             authorization_endpoint: authorize,
@@ -271,6 +281,13 @@ pub enum Finished {
 
 fn sha256_b64(s: &str) -> String {
     URL_SAFE_NO_PAD.encode(digest(&SHA256, s.as_bytes()).as_ref())
+}
+
+/// Whether `u` is `https`, or `http` to this machine.
+fn is_safe_url(u: &str) -> bool {
+    portcullis_config::parse_url(u).is_some_and(|(scheme, host, _)| {
+        scheme == "https" || (scheme == "http" && portcullis_config::is_loopback_host(&host))
+    })
 }
 
 /// Whether a binding cookie value is one this pool could have made (43 base64url characters).
@@ -842,6 +859,16 @@ mod tests {
         assert!(is_subject(&"x".repeat(255)));
         assert!(!is_subject(&"x".repeat(256)));
         assert!(!is_subject(&"x".repeat(10 * 1024)));
+    }
+
+    #[test]
+    fn discovered_endpoints_must_be_https_or_loopback() {
+        assert!(is_safe_url("https://idp.example/token"));
+        assert!(is_safe_url("http://127.0.0.1:8080/token"));
+        assert!(is_safe_url("http://localhost/token"));
+        assert!(!is_safe_url("http://idp.example/token"));
+        assert!(!is_safe_url("ftp://idp.example/token"));
+        assert!(!is_safe_url("/token"));
     }
 
     #[test]

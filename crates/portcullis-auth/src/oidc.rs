@@ -348,7 +348,17 @@ impl Provider {
 
     /// Fetches userinfo and enforces the 11 KB claims + token bound.
     pub async fn userinfo(&self, access_token: &str) -> Result<Map<String, Value>, AuthError> {
+        self.userinfo_by(access_token, Method::GET).await
+    }
+
+    /// As [`Provider::userinfo`], with `GET` or `POST` (a user pool's `attributes_request_method`).
+    pub async fn userinfo_by(
+        &self,
+        access_token: &str,
+        method: Method,
+    ) -> Result<Map<String, Value>, AuthError> {
         let req = Request::builder()
+            .method(method)
             .uri(&self.config.user_info_endpoint)
             .header(header::AUTHORIZATION, format!("Bearer {access_token}"))
             .header(header::ACCEPT, "application/json")
@@ -378,8 +388,26 @@ impl Provider {
         id_token: &str,
         nonce: Option<&str>,
     ) -> Result<String, AuthError> {
+        self.verified_id_claims(id_token, nonce)
+            .await
+            .map(|(sub, _)| sub)
+    }
+
+    /// As [`Provider::check_id_token`], returning the claims too (a user pool maps them onto its
+    /// users' attributes).
+    pub async fn verified_id_claims(
+        &self,
+        id_token: &str,
+        nonce: Option<&str>,
+    ) -> Result<(String, Map<String, Value>), AuthError> {
         let claims = self.id_token_claims(id_token).await?;
-        validate_id_claims(&claims, &self.config, nonce, crate::now())
+        let sub = validate_id_claims(&claims, &self.config, nonce, crate::now())?;
+        Ok((sub, claims))
+    }
+
+    /// Whether ID-token signatures are checked against a JWKS (a user pool requires it).
+    pub fn checks_signatures(&self) -> bool {
+        self.jwks.is_some()
     }
 
     /// The ID token's claims: signature-checked when the provider's JWKS is known; otherwise

@@ -2,10 +2,15 @@
 //! validation (`validate`) that names the file, the field and the reason.
 #![forbid(unsafe_code)]
 
+pub mod identity_provider;
 pub mod model;
 pub mod state_dir;
 pub mod validate;
 
+pub use identity_provider::{
+    COGNITO_PROVIDER, IdentityProvider, identity_provider_problems, is_idp_identifier,
+    is_provider_name,
+};
 pub use model::*;
 pub use validate::{
     ConfigError, EXPLICIT_AUTH_FLOWS, RESERVED_SCOPES, callback_url_problem, client_problems,

@@ -944,6 +944,9 @@ pub struct UserPool {
     /// Load shedding and rate limits of every endpoint that checks a secret.
     #[serde(default)]
     pub rate_limits: RateLimits,
+    /// External OIDC providers whose users may sign in (federation, as Cognito's).
+    #[serde(default)]
+    pub identity_providers: Vec<crate::IdentityProvider>,
 }
 
 /// A token bucket: up to `burst` requests at once, refilled at `per_minute`.
@@ -1295,6 +1298,26 @@ pub struct Client {
     /// `DefaultRedirectURI` (one of `callback_urls`).
     #[serde(default)]
     pub default_redirect_uri: Option<String>,
+    /// `SupportedIdentityProviders`: `COGNITO` (the pool's own users) and provider names; the
+    /// hosted UI offers these. `["COGNITO"]` when absent.
+    #[serde(default)]
+    pub supported_identity_providers: Option<Vec<String>>,
+}
+
+impl Client {
+    /// The providers the client's users may sign in with (`["COGNITO"]` when not set).
+    pub fn identity_providers(&self) -> Vec<String> {
+        self.supported_identity_providers
+            .clone()
+            .unwrap_or_else(|| vec![crate::COGNITO_PROVIDER.to_string()])
+    }
+
+    /// Whether the client offers the pool's own sign-in (user name and password).
+    pub fn supports_cognito(&self) -> bool {
+        self.supported_identity_providers
+            .as_ref()
+            .is_none_or(|l| l.iter().any(|p| p == crate::COGNITO_PROVIDER))
+    }
 }
 
 fn enabled_str() -> String {

@@ -1267,6 +1267,7 @@ fn check_user_pools(c: &mut Checker, pools: &[UserPool]) {
                 &mut client_ids,
             );
         }
+        check_identity_providers(c, &at, p);
         let mut group_names = HashSet::new();
         for (j, g) in p.groups.iter().enumerate() {
             if g.name.is_empty() || g.name.len() > 128 || g.name.chars().any(char::is_control) {
@@ -1441,6 +1442,52 @@ fn check_user_pools(c: &mut Checker, pools: &[UserPool]) {
                         format!("declare it first: custom_attributes = [{{ name = \"{name}\" }}]"),
                     );
                 }
+            }
+        }
+    }
+}
+
+/// A pool's external providers, and the clients' `supported_identity_providers` naming them.
+fn check_identity_providers(c: &mut Checker, at: &str, p: &UserPool) {
+    let custom: BTreeSet<String> = p
+        .custom_attributes
+        .iter()
+        .map(|a| format!("custom:{}", a.name))
+        .collect();
+    if p.identity_providers.len() > crate::identity_provider::MAX_IDENTITY_PROVIDERS {
+        c.fail(format!("{at}.identity_providers"), "at most 50");
+    }
+    let mut names = HashSet::new();
+    let mut identifiers = HashMap::new();
+    for (j, ip) in p.identity_providers.iter().enumerate() {
+        let pat = format!("{at}.identity_providers[{j}]");
+        for (field, reason) in crate::identity_provider_problems(ip, &custom) {
+            c.fail(format!("{pat}.{field}"), reason);
+        }
+        if !names.insert(ip.name.clone()) {
+            c.fail(format!("{pat}.name"), "defined twice");
+        }
+        for (k, id) in ip.idp_identifiers.iter().enumerate() {
+            if let Some(other) = identifiers.insert(id.to_ascii_lowercase(), ip.name.clone())
+                && other != ip.name
+            {
+                c.fail(
+                    format!("{pat}.idp_identifiers[{k}]"),
+                    format!("also an identifier of provider `{other}`"),
+                );
+            }
+        }
+    }
+    for (j, cl) in p.clients.iter().enumerate() {
+        let Some(list) = &cl.supported_identity_providers else {
+            continue;
+        };
+        for (k, name) in list.iter().enumerate() {
+            if name != crate::COGNITO_PROVIDER && !names.contains(name) {
+                c.fail(
+                    format!("{at}.clients[{j}].supported_identity_providers[{k}]"),
+                    format!("`{name}` is neither COGNITO nor a provider in identity_providers"),
+                );
             }
         }
     }
@@ -1768,6 +1815,69 @@ clients = [{ client_id = "tasks-web", generate_secret = true, allowed_oauth_flow
             es.iter()
                 .any(|e| e.starts_with(&format!("lb.toml: {field}: ")) && e.contains(reason_part)),
             "wanted {field}: ..{reason_part}.. in {es:#?}"
+        );
+    }
+
+    #[test]
+    fn identity_providers_are_checked_and_clients_name_only_existing_ones() {
+        let with = |providers: &str, supported: &str| {
+            BASE.replace(
+                "allowed_oauth_flows = [\"code\"],",
+                &format!(
+                    "allowed_oauth_flows = [\"code\"], supported_identity_providers = {supported},"
+                ),
+            ) + providers
+        };
+        let partner = r#"
+[[user_pools.identity_providers]]
+name = "Partner"
+type = "OIDC"
+client_id = "pool"
+client_secret = "s"
+oidc_issuer = "https://idp.partner.example"
+idp_identifiers = ["partner.example"]
+"#;
+        assert_eq!(
+            errors(&with(partner, r#"["COGNITO", "Partner"]"#)),
+            Vec::<String>::new()
+        );
+        assert_error(
+            &with(partner, r#"["Nobody"]"#),
+            "user_pools[0].clients[0].supported_identity_providers[0]",
+            "neither COGNITO nor a provider",
+        );
+        assert_error(
+            &with(&partner.replace("Partner", "Part_ner"), "[\"COGNITO\"]"),
+            "user_pools[0].identity_providers[0].name",
+            "no '_'",
+        );
+        assert_error(
+            &with(
+                &partner.replace("https://idp", "http://idp"),
+                "[\"COGNITO\"]",
+            ),
+            "user_pools[0].identity_providers[0].oidc_issuer",
+            "https",
+        );
+        let twice = format!(
+            "{partner}{}",
+            partner.replace("name = \"Partner\"", "name = \"Other\"")
+        );
+        assert_error(
+            &with(&twice, "[\"COGNITO\"]"),
+            "user_pools[0].identity_providers[1].idp_identifiers[0]",
+            "also an identifier of provider `Partner`",
+        );
+        assert_error(
+            &with(
+                &partner.replace(
+                    "idp_identifiers",
+                    "attribute_mapping = { \"custom:x\" = \"x\" }\nidp_identifiers",
+                ),
+                "[\"COGNITO\"]",
+            ),
+            "user_pools[0].identity_providers[0].attribute_mapping.custom:x",
+            "custom attribute",
         );
     }
 

@@ -21,6 +21,8 @@ use portcullis_config::{
 use serde_json::{Map, Value, json};
 use std::sync::Arc;
 
+mod identity_providers;
+
 /// Largest API request body.
 pub const MAX_API_BODY: usize = 128 * 1024;
 const TARGET_PREFIX: &str = "AWSCognitoIdentityProviderService.";
@@ -406,6 +408,13 @@ async fn dispatch(pool: &Pool, op: &str, r: &Req<'_>) -> Result<Value, IdpError>
         "AdminInitiateAuth" => initiate_auth(pool, r, true).await,
         "AdminRespondToAuthChallenge" => respond_to_challenge(pool, r).await,
         "ListUsers" => list_users(pool, r).await,
+        // Admin: identity providers (federation).
+        "CreateIdentityProvider"
+        | "DescribeIdentityProvider"
+        | "ListIdentityProviders"
+        | "UpdateIdentityProvider"
+        | "DeleteIdentityProvider"
+        | "GetIdentityProviderByIdentifier" => identity_providers::dispatch(pool, op, r).await,
         other => Err(IdpError::Unsupported(format!(
             "Operation {} is not supported by Portcullis",
             other.chars().take(64).collect::<String>()
@@ -1149,7 +1158,7 @@ fn client_type(pool: &Pool, c: &StoredClient, with_secret: bool) -> Value {
             "RefreshToken": unit_name(u.refresh_token),
         },
         "ExplicitAuthFlows": cl.explicit_auth_flows.clone().unwrap_or_else(|| portcullis_config::DEFAULT_EXPLICIT_AUTH_FLOWS.iter().map(|s| s.to_string()).collect()),
-        "SupportedIdentityProviders": ["COGNITO"],
+        "SupportedIdentityProviders": cl.identity_providers(),
         "CallbackURLs": cl.callback_urls,
         "LogoutURLs": cl.logout_urls,
         "AllowedOAuthFlows": cl.allowed_oauth_flows,
@@ -1244,10 +1253,15 @@ fn client_from_request(r: &Req<'_>, client_id: &str) -> Result<Client, IdpError>
             r.bool("AllowedOAuthFlowsUserPoolClient").unwrap_or(false),
         ),
         default_redirect_uri: r.opt("DefaultRedirectURI").map(str::to_string),
+        supported_identity_providers: r
+            .0
+            .get("SupportedIdentityProviders")
+            .map(|_| r.strings("SupportedIdentityProviders")),
     })
 }
 
 fn check_client(pool: &Pool, c: &Client, has_secret: bool) -> Result<(), IdpError> {
+    identity_providers::check_supported(pool, c)?;
     let mut c = c.clone();
     // The secret is handled apart; the shared rules need to know whether there is one.
     c.generate_secret = has_secret;

@@ -67,6 +67,8 @@ pub struct Catalog {
     pub clients: HashMap<String, Arc<StoredClient>>,
     /// By identifier.
     pub resource_servers: Vec<ResourceServer>,
+    /// External identity providers, by name.
+    pub identity_providers: HashMap<String, Arc<crate::federation::StoredProvider>>,
 }
 
 impl Catalog {
@@ -105,9 +107,11 @@ impl Catalog {
                 }
             }
         }
+        let identity_providers = crate::federation::load_providers(store, pool).await?;
         Ok(Catalog {
             clients,
             resource_servers,
+            identity_providers,
         })
     }
 }

@@ -59,6 +59,9 @@ pub enum IdpError {
     /// check of the same user in flight (Cognito's `TooManyRequestsException`, HTTP 400).
     #[error("Too many requests. Try again shortly.")]
     TooManyRequests,
+    /// An identity provider of that name (or with that identifier) exists already.
+    #[error("{0}")]
+    DuplicateProvider(String),
     /// The operation exists in Cognito but not here.
     #[error("{0}")]
     Unsupported(String),
@@ -86,6 +89,7 @@ impl IdpError {
             IdpError::TooManyFailedAttempts => "TooManyFailedAttemptsException",
             IdpError::UserNotConfirmed => "UserNotConfirmedException",
             IdpError::PasswordResetRequired => "PasswordResetRequiredException",
+            IdpError::DuplicateProvider(_) => "DuplicateProviderException",
             IdpError::Unsupported(_) => "UnsupportedOperationException",
             IdpError::TooManyRequests => "TooManyRequestsException",
             IdpError::Internal => "InternalErrorException",

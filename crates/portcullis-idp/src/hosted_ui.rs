@@ -74,6 +74,9 @@ struct Page<'a> {
     submit: &'a str,
     secondary: Option<(&'static str, &'static str, &'static str)>,
     links: Vec<(String, &'static str)>,
+    /// "Sign in with …" buttons: (href, provider name).
+    providers: Vec<(String, String)>,
+    show_form: bool,
 }
 
 /// What a page shows besides the common frame.
@@ -87,6 +90,8 @@ struct Spec<'a> {
     submit: &'a str,
     secondary: Option<(&'static str, &'static str, &'static str)>,
     links: Vec<(String, &'static str)>,
+    providers: Vec<(String, String)>,
+    show_form: bool,
 }
 
 impl<'a> Spec<'a> {
@@ -101,6 +106,8 @@ impl<'a> Spec<'a> {
             submit,
             secondary: None,
             links: Vec::new(),
+            providers: Vec::new(),
+            show_form: true,
         }
     }
 }
@@ -172,6 +179,8 @@ impl Ctx {
             submit: spec.submit,
             secondary: spec.secondary,
             links: spec.links,
+            providers: spec.providers,
+            show_form: spec.show_form,
         };
         let Ok(body) = page.render() else {
             return error_page(
@@ -212,13 +221,46 @@ impl Ctx {
                 .focus(),
             Field::new("Password", "password", "password", "current-password"),
         ];
-        spec.links
-            .push((self.link("/forgotPassword"), "Forgot your password?"));
-        if self.pool.allow_self_sign_up {
+        let client = self.pool.client(&self.req.client_id);
+        let cognito = client.as_ref().is_none_or(|c| c.client.supports_cognito());
+        spec.providers = self.provider_buttons();
+        spec.show_form = cognito;
+        if cognito {
             spec.links
-                .push((self.link("/signup"), "Need an account? Sign up"));
+                .push((self.link("/forgotPassword"), "Forgot your password?"));
+            if self.pool.allow_self_sign_up {
+                spec.links
+                    .push((self.link("/signup"), "Need an account? Sign up"));
+            }
         }
         self.render(status, spec)
+    }
+
+    /// A button per external provider the client supports, each to `/oauth2/authorize` with the
+    /// same request and `identity_provider=<name>`.
+    fn provider_buttons(&self) -> Vec<(String, String)> {
+        let Some(client) = self.pool.client(&self.req.client_id) else {
+            return Vec::new();
+        };
+        let catalog = self.pool.catalog();
+        let base: Vec<(String, String)> = form_urlencoded::parse(self.query.as_bytes())
+            .into_owned()
+            .filter(|(k, _)| k != "identity_provider" && k != "idp_identifier")
+            .collect();
+        client
+            .client
+            .identity_providers()
+            .into_iter()
+            .filter(|p| catalog.identity_providers.contains_key(p))
+            .map(|p| {
+                let mut ser = form_urlencoded::Serializer::new(String::new());
+                for (k, v) in &base {
+                    ser.append_pair(k, v);
+                }
+                ser.append_pair("identity_provider", &p);
+                (format!("/oauth2/authorize?{}", ser.finish()), p)
+            })
+            .collect()
     }
 
     fn confirm(
@@ -498,6 +540,9 @@ macro_rules! posted {
 /// `GET /login`: the sign-in form.
 pub async fn login_page(State(pool): State<Arc<Pool>>, RawQuery(raw): RawQuery) -> Response {
     let c = ctx!(pool, raw);
+    if c.req.federate.is_some() {
+        return redirect(&format!("/oauth2/authorize?{}", raw.unwrap_or_default()));
+    }
     let user = c.username.clone().unwrap_or_default();
     c.login(StatusCode::OK, &user, None, None)
 }
@@ -512,6 +557,17 @@ pub async fn login_submit(
     body: Bytes,
 ) -> Response {
     let c = ctx!(pool, raw);
+    // A client without `COGNITO` has no password sign-in, whatever is posted.
+    if c.pool
+        .client(&c.req.client_id)
+        .is_some_and(|cl| !cl.client.supports_cognito())
+    {
+        return error_page(
+            StatusCode::FORBIDDEN,
+            "unauthorized_client",
+            "This app does not allow signing in with a user name and password.",
+        );
+    }
     let f = posted!(c.pool, headers, body);
     let username = f.username();
     admitted!(c.pool, ip, Some(&username));

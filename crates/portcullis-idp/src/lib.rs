@@ -8,6 +8,7 @@ pub mod catalog;
 pub mod clock;
 pub mod directory;
 pub mod error;
+pub mod federation;
 pub mod hashing;
 pub mod hosted_ui;
 pub mod messages;

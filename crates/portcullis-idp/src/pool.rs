@@ -111,6 +111,8 @@ pub struct AuthorizeRequest {
     pub code_challenge: Option<String>,
     /// `response_type=token`: tokens in the fragment instead of a code.
     pub implicit: bool,
+    /// The external provider `identity_provider=` or `idp_identifier=` chose (federation).
+    pub federate: Option<String>,
 }
 
 /// Why a sign-in failed (the page shows one generic message for all of them).
@@ -188,7 +190,7 @@ pub struct Pool {
     pub(crate) metrics: Arc<IdpMetrics>,
     /// Users whose password is being checked on this node (at most one check each).
     checking: Mutex<HashSet<String>>,
-    dummy_hash: String,
+    pub(crate) dummy_hash: String,
     /// The pool's time (tests pass time in instead of sleeping).
     clock: Arc<Clock>,
     /// Held by one catalog reload at a time (see [`Pool::reload_catalog`]).
@@ -197,6 +199,8 @@ pub struct Pool {
     session_ends: crate::revocation::Feed,
     /// What `DescribeUserPool` reads of the config, and the pool's siblings in this process.
     pub(crate) about: crate::pool_description::About,
+    /// Relying parties of the pool's external identity providers.
+    pub(crate) federation: crate::federation::Federation,
 }
 
 /// A user's mark in [`Pool::checking`], removed when the check ends.
@@ -354,6 +358,7 @@ impl Pool {
                 .await
                 .map_err(err)?;
         }
+        crate::federation::seed_providers(cfg, store.as_ref(), &id).await?;
         let loaded = Catalog::load(store.as_ref(), &id).await.map_err(err)?;
         let sender = match &cfg.messages.smtp {
             Some(smtp) => {
@@ -419,6 +424,7 @@ impl Pool {
             reloading: tokio::sync::Mutex::new(()),
             session_ends: crate::revocation::Feed::default(),
             about: crate::pool_description::About::of(cfg),
+            federation: crate::federation::Federation::default(),
         };
         crate::pool_description::record(&pool).await.map_err(err)?;
         Ok(pool)
@@ -728,12 +734,14 @@ impl Pool {
             Some("code") | Some("token") => return Err(redirect("unauthorized_client")),
             Some(_) => return Err(redirect("unsupported_response_type")),
         }
-        // Only the pool's own users: `identity_provider=COGNITO` (or none); federation is not offered.
-        if get("identity_provider").is_some_and(|p| p != "COGNITO")
-            || get("idp_identifier").is_some()
-        {
+        // `identity_provider=` / `idp_identifier=`: only a provider the client supports.
+        let Ok(federate) = self.federated_provider(
+            &client.client,
+            get("identity_provider").as_deref(),
+            get("idp_identifier").as_deref(),
+        ) else {
             return Err(redirect("invalid_request"));
-        }
+        };
         let code_challenge = match (
             get("code_challenge_method").as_deref(),
             get("code_challenge"),
@@ -774,6 +782,7 @@ impl Pool {
             nonce,
             code_challenge,
             implicit,
+            federate,
         })
     }
 
@@ -1329,6 +1338,10 @@ impl Pool {
                 let v = match (k.as_str(), v.as_str()) {
                     ("email_verified" | "phone_number_verified", Some(s)) => {
                         Value::Bool(s == "true")
+                    }
+                    // A federated user's `identities` is a JSON array in tokens, as Cognito's.
+                    ("identities", Some(s)) => {
+                        serde_json::from_str(s).unwrap_or_else(|_| v.clone())
                     }
                     _ => v.clone(),
                 };

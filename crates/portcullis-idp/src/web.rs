@@ -84,6 +84,7 @@ pub fn router(pool: Arc<Pool>) -> Router {
         )
         .route("/{pool_id}/.well-known/jwks.json", get(jwks_for))
         .route("/oauth2/authorize", get(authorize))
+        .route("/oauth2/idpresponse", get(crate::federation::idp_response))
         .route(
             "/login",
             get(crate::hosted_ui::login_page).post(crate::hosted_ui::login_submit),
@@ -318,6 +319,7 @@ async fn not_found() -> Response {
 /// With a live hosted-UI session (and no `prompt=login`) a code is issued without a password.
 async fn authorize(
     State(pool): State<Arc<Pool>>,
+    ClientIp(ip): ClientIp,
     RawQuery(raw): RawQuery,
     headers: HeaderMap,
 ) -> Response {
@@ -329,6 +331,10 @@ async fn authorize(
         Ok(req) => req,
         Err(p) => return problem(p),
     };
+    // `identity_provider=` / `idp_identifier=`: straight to the external provider.
+    if let Some(provider) = &req.federate {
+        return crate::federation::redirect_to_provider(&pool, ip, provider, &q, &headers).await;
+    }
     let forced = q
         .iter()
         .any(|(k, v)| k == "prompt" && v.split(' ').any(|p| p == "login"));

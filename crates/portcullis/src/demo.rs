@@ -138,6 +138,35 @@ pub fn tasks_app_for(
     )))
 }
 
+/// The first pool's external providers that the demo itself serves (another pool of the config),
+/// each with a user to sign in as there: `(provider, user, that pool's sign-in page)`.
+pub fn federation_hints(config: &Config, running: &app::App) -> Vec<(String, String, String)> {
+    let Some(first) = config.user_pools.first() else {
+        return Vec::new();
+    };
+    first
+        .identity_providers
+        .iter()
+        .filter_map(|ip| {
+            let (pool, _) = running
+                .pools
+                .iter()
+                .find(|(p, _)| p.issuer == ip.oidc_issuer)?;
+            let user = config
+                .user_pools
+                .iter()
+                .find(|p| p.name == pool.name)?
+                .users
+                .first()?;
+            Some((
+                ip.name.clone(),
+                user.username.clone(),
+                pool.base_url.clone(),
+            ))
+        })
+        .collect()
+}
+
 /// Runs the demo until Ctrl-C.
 pub async fn run() -> Result<()> {
     let (password, generated) = match std::env::var(PASSWORD_ENV) {
@@ -222,6 +251,14 @@ pub async fn run() -> Result<()> {
     );
     if let Some(outbox) = pool.outbox_path() {
         println!("  Sign-up and reset codes         {}", outbox.display());
+    }
+    for (name, user, at) in federation_hints(&config, &running) {
+        println!(
+            "  Or sign in with {name:<15} choose \"Sign in with {name}\" on the sign-in page, then {user} / {password} at {at}"
+        );
+        println!(
+            "                                  (an external OIDC provider; you come back as user {name}_<sub>, status EXTERNAL_PROVIDER)"
+        );
     }
     println!();
     println!(

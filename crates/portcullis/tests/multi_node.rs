@@ -527,3 +527,108 @@ async fn admin_changes_on_one_node_reach_the_other() {
     drop((a, b));
     db.drop_it().await;
 }
+
+#[tokio::test]
+async fn an_identity_provider_created_on_one_node_serves_logins_on_the_other() {
+    let db = Database::create().await;
+    let dir = tempfile::tempdir().unwrap();
+    let base = free_port();
+    let url = db.url();
+    let (a, b) = tokio::join!(
+        start(dir.path(), "a", &url, base),
+        start(dir.path(), "b", &url, base)
+    );
+    // Explicit endpoints: nothing to discover, so no provider needs to run.
+    let idp = "https://idp.partner.example";
+    let created = boto3(
+        &a,
+        "CreateIdentityProvider",
+        serde_json::json!({"UserPoolId": POOL_ID, "ProviderName": "Partner", "ProviderType": "OIDC",
+            "ProviderDetails": {"client_id": "pool", "client_secret": "partner-secret", "oidc_issuer": idp,
+                "authorize_url": format!("{idp}/authorize"), "token_url": format!("{idp}/token"),
+                "attributes_url": format!("{idp}/userinfo"), "jwks_uri": format!("{idp}/jwks")}}),
+    )
+    .await;
+    assert!(created["IdentityProvider"].is_object(), "{created}");
+    let client = boto3(
+        &a,
+        "CreateUserPoolClient",
+        serde_json::json!({"UserPoolId": POOL_ID, "ClientName": "fed", "AllowedOAuthFlows": ["code"],
+            "AllowedOAuthScopes": ["openid"], "AllowedOAuthFlowsUserPoolClient": true,
+            "CallbackURLs": ["http://localhost/cb"], "SupportedIdentityProviders": ["Partner"]}),
+    )
+    .await;
+    let client_id = client["UserPoolClient"]["ClientId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // Node B knows the provider once it reloads (≤ 2 s).
+    eventually(
+        || {
+            boto3(
+                &b,
+                "DescribeIdentityProvider",
+                serde_json::json!({"UserPoolId": POOL_ID, "ProviderName": "Partner"}),
+            )
+        },
+        |v| v["IdentityProvider"]["ProviderDetails"]["client_id"] == "pool",
+    )
+    .await;
+    // A login started on B ...
+    let browser = reqwest::Client::builder()
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let authorize = format!(
+        "{}/oauth2/authorize?client_id={client_id}&response_type=code&scope=openid&redirect_uri=http://localhost/cb&state=app&identity_provider=Partner",
+        b.url
+    );
+    let mut location = String::new();
+    for _ in 0..60 {
+        let r = browser.get(&authorize).send().await.unwrap();
+        if let Some(l) = r.headers().get("location") {
+            location = l.to_str().unwrap().to_string();
+            if location.starts_with(idp) {
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        location.starts_with(&format!("{idp}/authorize?")),
+        "{location}"
+    );
+    let state = reqwest::Url::parse(&location)
+        .unwrap()
+        .query_pairs()
+        .find(|(k, _)| k == "state")
+        .unwrap()
+        .1
+        .into_owned();
+    // ... finishes on A (the pending login is in the store): the provider's refusal reaches the app.
+    let r = browser
+        .get(format!(
+            "{}/oauth2/idpresponse?error=access_denied&state={state}",
+            a.url
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.headers().get("location").unwrap(),
+        "http://localhost/cb?error=access_denied&state=app"
+    );
+    // Spent once for every node.
+    let r = browser
+        .get(format!(
+            "{}/oauth2/idpresponse?error=access_denied&state={state}",
+            b.url
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    drop((a, b));
+    db.drop_it().await;
+}

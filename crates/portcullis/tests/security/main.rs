@@ -9,6 +9,9 @@ mod balancer;
 /// The balancer's own HTTP/1.1 codec (issue 11) attacked from outside: smuggling, response
 /// desync, exhaustion, upgrades.
 mod codec;
+/// A hostile external identity provider (federation): forged ID tokens, odd subjects, account
+/// takeover by name, unmapped attributes, login CSRF and replayed state.
+mod federation;
 /// One-time secrets (codes, TOTP), attribute verification and account enumeration.
 mod one_time_secrets;
 /// Guessing passwords: the lockout under concurrency, load shedding, rate limits, hashing memory.

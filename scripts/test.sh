@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test: Rust unit, property and integration tests (real servers on port 0), the interop
-# checks (Python cryptography and Authlib) and the browser tests (Chromium driven by Playwright).
-# Installs what a fresh machine lacks.
+# checks (Python cryptography and Authlib), the browser tests (Chromium driven by Playwright) and
+# the check of the benchmark scripts' helpers. Installs what a fresh machine lacks.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -41,3 +41,5 @@ else
 fi
 # Doc examples (nextest does not run them).
 cargo test --workspace --doc --quiet
+# The benchmark scripts' shared helpers (bench/lib.sh's free_port; a few seconds, no benchmark).
+bash bench/test_lib.sh

@@ -32,6 +32,15 @@ pub enum Sticky {
     },
 }
 
+impl Sticky {
+    /// The stickiness duration, in seconds.
+    pub fn seconds(&self) -> u64 {
+        match self {
+            Sticky::Lb { seconds } | Sticky::App { seconds, .. } => *seconds,
+        }
+    }
+}
+
 /// A short opaque token naming something of this load balancer (a target group or a target) in
 /// a stickiness cookie: a MAC under the balancer's key, so stable across nodes that share the key
 /// and unforgeable without it.

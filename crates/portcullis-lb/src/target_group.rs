@@ -317,6 +317,15 @@ impl Forward {
     }
 }
 
+/// A target chosen for a request, and whether the request's stickiness cookie named it.
+#[derive(Debug, Clone, Copy)]
+pub struct Choice<'a> {
+    /// The target.
+    pub target: &'a Target,
+    /// The client's stickiness cookie named it (the client is stuck to it).
+    pub stuck: bool,
+}
+
 /// What a target choice asks of the response: cookies to set now, and for application-cookie
 /// stickiness, cookies to set only if the target's response sets its cookie.
 #[derive(Debug, Default)]
@@ -484,69 +493,75 @@ impl TargetGroup {
         }
     }
 
-    /// The target for a request, with the stickiness cookies its response carries: the one its
-    /// stickiness cookie names while that target is routable and the cookie is within its
-    /// duration, else the next one.
-    pub fn pick_for(
-        &self,
-        h: &http::HeaderMap,
-        https: bool,
-        key: &MacKey,
-    ) -> Option<(&Target, StickyCookies)> {
-        let Some(sticky) = &self.sticky else {
-            return self.pick().map(|t| (t, StickyCookies::default()));
-        };
-        let now = portcullis_auth::now();
-        let seconds = match sticky {
-            Sticky::Lb { seconds } | Sticky::App { seconds, .. } => *seconds,
-        };
-        let fresh = |t: &Target| {
-            let v = stickiness::target_value(key, &self.arn, &t.authority, now + seconds);
-            stickiness::target_cookies(sticky, &v, https, now)
-        };
-        if let Some(v) = stickiness::target_cookie(sticky, h)
-            && let Some(expiry) = stickiness::live_expiry(v, now)
-            // Never longer than the configured duration (which a reload may have shortened).
-            && expiry <= now.saturating_add(seconds)
-            && let Some(t) = self.targets.iter().find(|t| {
-                t.routable()
-                    && stickiness::matches(
-                        v,
-                        &stickiness::target_value(key, &self.arn, &t.authority, expiry),
-                    )
-            })
+    /// The target for a request: the one its stickiness cookie names while that target is
+    /// routable and the cookie is within its duration, else the next one.
+    pub fn pick_for(&self, h: &http::HeaderMap, key: &MacKey) -> Option<Choice<'_>> {
+        if let Some(sticky) = &self.sticky
+            && let Some(v) = stickiness::target_cookie(sticky, h)
         {
-            // The duration restarts with every response.
-            let cookies = fresh(t);
-            return Some((
-                t,
-                StickyCookies {
-                    now: cookies,
-                    if_app_sets: None,
-                },
-            ));
+            let now = portcullis_auth::now();
+            if let Some(expiry) = stickiness::live_expiry(v, now)
+                // Never longer than the configured duration (which a reload may have shortened).
+                && expiry <= now.saturating_add(sticky.seconds())
+                && let Some(t) = self.targets.iter().find(|t| {
+                    t.routable()
+                        && stickiness::matches(
+                            v,
+                            &stickiness::target_value(key, &self.arn, &t.authority, expiry),
+                        )
+                })
+            {
+                return Some(Choice {
+                    target: t,
+                    stuck: true,
+                });
+            }
         }
-        let t = self.pick()?;
-        let cookies = fresh(t);
-        Some((
-            t,
-            match sticky {
-                Sticky::Lb { .. } => StickyCookies {
-                    now: cookies,
-                    if_app_sets: None,
-                },
-                Sticky::App { cookie, .. } => StickyCookies {
-                    now: Vec::new(),
-                    if_app_sets: Some((cookie.clone(), cookies)),
-                },
-            },
-        ))
+        self.pick().map(|target| Choice {
+            target,
+            stuck: false,
+        })
     }
 
-    /// Another target than `failed` (whose connection was refused) by the group's algorithm;
-    /// `None` when there is no other.
-    pub fn pick_other(&self, failed: &str) -> Option<&Target> {
-        (0..self.targets.len()).find_map(|_| self.pick().filter(|t| t.authority != failed))
+    /// The stickiness cookies the response from `choice` carries, naming its target: every
+    /// response of a client stuck to it renews them (the duration restarts); a new choice gets
+    /// them now (`lb_cookie`) or once the target sets the application's cookie (`app_cookie`).
+    pub fn sticky_cookies(&self, choice: Choice<'_>, https: bool, key: &MacKey) -> StickyCookies {
+        let Some(sticky) = &self.sticky else {
+            return StickyCookies::default();
+        };
+        let now = portcullis_auth::now();
+        let value = stickiness::target_value(
+            key,
+            &self.arn,
+            &choice.target.authority,
+            now + sticky.seconds(),
+        );
+        let cookies = stickiness::target_cookies(sticky, &value, https, now);
+        match sticky {
+            Sticky::App { cookie, .. } if !choice.stuck => StickyCookies {
+                now: Vec::new(),
+                if_app_sets: Some((cookie.clone(), cookies)),
+            },
+            _ => StickyCookies {
+                now: cookies,
+                if_app_sets: None,
+            },
+        }
+    }
+
+    /// Another target than `failed`'s (whose connection was refused) by the group's algorithm;
+    /// `None` when there is no other. A client stuck to the failed target is stuck to this one
+    /// from now on, as at ALB.
+    pub fn pick_other(&self, failed: Choice<'_>) -> Option<Choice<'_>> {
+        let other = (0..self.targets.len()).find_map(|_| {
+            self.pick()
+                .filter(|t| t.authority != failed.target.authority)
+        })?;
+        Some(Choice {
+            target: other,
+            stuck: failed.stuck,
+        })
     }
 
     /// The next target by the group's algorithm, among the routable ones, or among all when none
@@ -779,7 +794,7 @@ mod tests {
         ] {
             let h = with(format!("AWSALB={c}"));
             let picks: std::collections::HashSet<String> = (0..4)
-                .map(|_| tg.pick_for(&h, false, &key).unwrap().0.authority.clone())
+                .map(|_| tg.pick_for(&h, &key).unwrap().target.authority.clone())
                 .collect();
             assert_eq!(picks.len(), 2, "{c}: {picks:?}");
         }
@@ -787,9 +802,52 @@ mod tests {
         let h = with(format!("AWSALB={good}"));
         for _ in 0..4 {
             assert_eq!(
-                tg.pick_for(&h, false, &key).unwrap().0.authority,
+                tg.pick_for(&h, &key).unwrap().target.authority,
                 "10.0.0.2:80"
             );
         }
+    }
+    /// A retry keeps the client's stickiness and names the new target: a stuck client's cookies
+    /// go out now, a fresh `app_cookie` choice's only once the application sets its cookie.
+    #[test]
+    fn a_retry_moves_stickiness_to_the_other_target() {
+        let key = MacKey::new(&[9; 32]);
+        let cfg: portcullis_config::TargetGroup = toml::from_str(
+            "name = \"a\"\nport = 80\nhealth_check = { enabled = false }\ntargets = [{ id = \"10.0.0.1\" }, { id = \"10.0.0.2\" }]\nstickiness = { enabled = true, type = \"app_cookie\", cookie_name = \"S\", duration_seconds = 60 }",
+        )
+        .unwrap();
+        let tg = TargetGroup::new(&cfg, "arn:a".into(), None);
+        let (first, second) = (&tg.targets[0], &tg.targets[1]);
+        let value =
+            stickiness::target_value(&key, "arn:a", &first.authority, portcullis_auth::now() + 30);
+        let mut h = http::HeaderMap::new();
+        h.insert(
+            http::header::COOKIE,
+            format!("AWSALBAPP-0={value}").parse().unwrap(),
+        );
+        let stuck = tg.pick_for(&h, &key).unwrap();
+        assert!(stuck.stuck && std::ptr::eq(stuck.target, first));
+        let moved = tg.pick_other(stuck).unwrap();
+        assert!(moved.stuck && std::ptr::eq(moved.target, second));
+        let cookies = tg.sticky_cookies(moved, false, &key);
+        assert!(cookies.if_app_sets.is_none());
+        let app0 = cookies.now[0].strip_prefix("AWSALBAPP-0=").unwrap();
+        let app0 = app0.split(';').next().unwrap();
+        let expiry = stickiness::live_expiry(app0, portcullis_auth::now()).unwrap();
+        assert_eq!(
+            app0,
+            stickiness::target_value(&key, "arn:a", &second.authority, expiry)
+        );
+        // A fresh choice moved by a retry stays fresh.
+        let fresh = tg
+            .pick_other(Choice {
+                target: first,
+                stuck: false,
+            })
+            .unwrap();
+        assert!(!fresh.stuck && std::ptr::eq(fresh.target, second));
+        let cookies = tg.sticky_cookies(fresh, false, &key);
+        assert!(cookies.now.is_empty());
+        assert_eq!(cookies.if_app_sets.unwrap().0, "S");
     }
 }

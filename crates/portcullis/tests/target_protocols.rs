@@ -1,7 +1,8 @@
 //! What the balancer speaks to targets: HTTPS targets (self-signed, not validated, as at ALB),
 //! HTTP/2 target groups (h2c and h2 over TLS), gRPC pass-through with a real `grpcio` client and
-//! server (unary, both streaming modes, status and trailers, ALB's gRPC health check), and 464
-//! for requests that do not fit a group's protocol version.
+//! server (unary, both streaming modes, status and trailers, ALB's gRPC health check), 464
+//! for requests that do not fit a group's protocol version, and pooled HTTPS connections that
+//! hold a `close_notify` or stray bytes inside rustls (not reused).
 
 mod kit;
 
@@ -301,5 +302,176 @@ health_check = {{ enabled = false }}
         .await
         .unwrap();
     assert_eq!(r.status(), 464);
+    kit.app.shutdown().await;
+}
+
+/// An HTTPS target that speaks HTTP/1.1 by hand, so that it can misbehave after an answer, in
+/// the same TCP write: `/notify/*` is answered with a `close_notify` (the TCP connection stays
+/// open, unanswered), `/stray/*` with an answer of exactly `STRAY_FILL` bytes and then a stray
+/// response. Other paths answer `conn-<n>`, the connection's number.
+async fn misbehaving_tls_target() -> u16 {
+    use std::io::Write as _;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let tcp = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = tcp.local_addr().unwrap().port();
+    let key = rcgen::generate_simple_self_signed(vec!["target.internal".into()]).unwrap();
+    let cfg = rustls::ServerConfig::builder()
+        .with_no_client_auth()
+        .with_single_cert(
+            vec![key.cert.der().clone()],
+            rustls::pki_types::PrivateKeyDer::Pkcs8(key.signing_key.serialize_der().into()),
+        )
+        .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(cfg));
+    let conns = Arc::new(AtomicUsize::new(0));
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = tcp.accept().await else {
+                return;
+            };
+            let (acceptor, n) = (acceptor.clone(), conns.fetch_add(1, Ordering::Relaxed));
+            tokio::spawn(async move {
+                let Ok(mut s) = acceptor.accept(stream).await else {
+                    return;
+                };
+                let mut got = Vec::new();
+                let mut buf = vec![0u8; 16 * 1024];
+                loop {
+                    // One request: its head, then a `content-length` body.
+                    let head_end = loop {
+                        if let Some(i) = got.windows(4).position(|w| w == b"\r\n\r\n") {
+                            break i + 4;
+                        }
+                        match s.read(&mut buf).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(k) => got.extend_from_slice(&buf[..k]),
+                        }
+                    };
+                    let head = String::from_utf8_lossy(&got[..head_end]).to_ascii_lowercase();
+                    let length: usize = head
+                        .lines()
+                        .find_map(|l| l.strip_prefix("content-length:"))
+                        .map_or(0, |v| v.trim().parse().unwrap());
+                    while got.len() < head_end + length {
+                        match s.read(&mut buf).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(k) => got.extend_from_slice(&buf[..k]),
+                        }
+                    }
+                    got.drain(..head_end + length);
+                    let path = head.split(' ').nth(1).unwrap_or("/").to_string();
+                    let (tcp, tls) = s.get_mut();
+                    if path.contains("/stray/") {
+                        let prefix = "HTTP/1.1 200 OK\r\ncontent-length: ";
+                        let body_len = STRAY_FILL - prefix.len() - 4 - 4;
+                        let answer =
+                            format!("{prefix}{body_len:04}\r\n\r\n{}", "s".repeat(body_len));
+                        assert_eq!(answer.len(), STRAY_FILL);
+                        tls.writer().write_all(answer.as_bytes()).unwrap();
+                        tls.writer()
+                            .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nstray")
+                            .unwrap();
+                    } else {
+                        let body = format!("conn-{n}");
+                        let answer = format!(
+                            "HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n{body}",
+                            body.len()
+                        );
+                        tls.writer().write_all(answer.as_bytes()).unwrap();
+                        if path.contains("/notify/") {
+                            tls.send_close_notify();
+                        }
+                    }
+                    // Every record of the answer leaves in one TCP write, so the balancer's
+                    // TLS layer reads them together.
+                    let mut wire = Vec::new();
+                    while tls.wants_write() {
+                        tls.write_tls(&mut wire).unwrap();
+                    }
+                    if tcp.write_all(&wire).await.is_err() {
+                        return;
+                    }
+                    if path.contains("/notify/") {
+                        // TLS is closed; TCP stays open, and whatever comes is not answered.
+                        while matches!(tcp.read(&mut buf).await, Ok(k) if k > 0) {}
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    port
+}
+
+/// The size of the `/stray/*` answer: the balancer's read buffer (8 KB), so that the stray
+/// response stays decrypted inside rustls rather than in that buffer.
+const STRAY_FILL: usize = 8 * 1024;
+
+/// A pooled HTTPS connection is reused only if rustls holds nothing past the last answer: a
+/// target's `close_notify` or stray response read along with the answer leaves the TCP socket
+/// quiet, but such a connection is dropped and the next request goes on a new one (a POST,
+/// which is never sent twice, would otherwise get a 502; a GET, the stray response).
+#[tokio::test]
+async fn tls_target_connections_holding_a_close_or_stray_bytes_are_not_reused() {
+    let target = misbehaving_tls_target().await;
+    let rules = format!(
+        r#"
+[[listeners.rules]]
+priority = 40
+conditions = [{{ field = "path-pattern", values = ["/mis/*"] }}]
+actions = [{{ type = "forward", target_group = "mis" }}]
+
+[[target_groups]]
+name = "mis"
+protocol = "HTTPS"
+targets = [{{ id = "127.0.0.1", port = {target} }}]
+health_check = {{ enabled = false }}
+"#
+    );
+    let kit = Kit::start(&rules).await;
+    let c = h1_client();
+    for i in 0..3 {
+        let r = c
+            .get(kit.url(&format!("/mis/notify/{i}")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "notify {i}");
+        assert!(r.text().await.unwrap().starts_with("conn-"));
+        let r = c
+            .post(kit.url(&format!("/mis/post/{i}")))
+            .body("a body, never sent twice")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "a POST after a close_notify ({i})");
+        assert!(r.text().await.unwrap().starts_with("conn-"));
+    }
+    for i in 0..3 {
+        let r = c
+            .get(kit.url(&format!("/mis/stray/{i}")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "stray {i}");
+        let body = r.text().await.unwrap();
+        assert!(
+            body.len() > 8000 && body.bytes().all(|b| b == b's'),
+            "stray {i}: {} bytes",
+            body.len()
+        );
+        let r = c
+            .get(kit.url(&format!("/mis/after/{i}")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "after a stray response ({i})");
+        let body = r.text().await.unwrap();
+        assert!(
+            body.starts_with("conn-"),
+            "the stray response was read as the answer: {body}"
+        );
+    }
     kit.app.shutdown().await;
 }

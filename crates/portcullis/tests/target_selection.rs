@@ -1,6 +1,7 @@
 //! How a target is chosen beyond round robin: application-cookie stickiness (`AWSALBAPP-N`),
-//! slow start for a target added by a reload, and anomaly mitigation under `weighted_random`,
-//! each with real targets.
+//! slow start for a target added by a reload, anomaly mitigation under `weighted_random`, and
+//! the next target when one refuses the connection (with the stickiness cookies naming the
+//! target that answered), each with real targets.
 
 mod kit;
 
@@ -377,5 +378,159 @@ health_check = {{ enabled = false }}
         assert_eq!(r.status(), 200, "request {i}");
         assert_eq!(r.text().await.unwrap(), "closer");
     }
+    kit.app.shutdown().await;
+}
+
+/// The balancer's count of requests sent to a second target.
+async fn retries(kit: &Kit) -> f64 {
+    kit.metrics()
+        .await
+        .lines()
+        .find_map(|l| l.strip_prefix("portcullis_target_retries_total "))
+        .map_or(0.0, |v| v.parse().unwrap())
+}
+
+/// The value of the cookie `name` that a response sets.
+fn cookie_set(r: &reqwest::Response, name: &str) -> Option<String> {
+    set_cookies(r).iter().find_map(|c| {
+        let v = c.strip_prefix(name)?.strip_prefix('=')?;
+        Some(v.split(';').next().unwrap_or_default().to_string())
+    })
+}
+
+/// A target that answers `kill` (and sets the application's cookie on `*/login`), one request
+/// per connection, until its task is aborted: then its port refuses connections.
+async fn killable() -> (u16, tokio::task::JoinHandle<()>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = l.local_addr().unwrap().port();
+    let task = tokio::spawn(async move {
+        loop {
+            let Ok((mut s, _)) = l.accept().await else {
+                return;
+            };
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 8192];
+                let mut got = Vec::new();
+                while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match s.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => got.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let line = String::from_utf8_lossy(&got);
+                let cookie = if line.lines().next().unwrap_or("").contains("/login ") {
+                    "set-cookie: APPSESSION=k1; Path=/\r\n"
+                } else {
+                    ""
+                };
+                let answer = format!(
+                    "HTTP/1.1 200 OK\r\nconnection: close\r\n{cookie}content-length: 4\r\n\r\nkill"
+                );
+                let _ = s.write_all(answer.as_bytes()).await;
+            });
+        }
+    });
+    (port, task)
+}
+
+/// After a refused connection sends a request to the next target, the stickiness cookie names
+/// the target that answered, not the one that refused: sent back, it keeps the client there
+/// with no further retry. `lb_cookie` sets it on every fresh choice; a client stuck with
+/// `app_cookie` to a target that died is stuck to the new one from that response on, as at ALB.
+#[tokio::test]
+async fn after_a_retry_the_stickiness_cookie_names_the_target_that_answered() {
+    let (live, other) = (named("live").await, named("other").await);
+    let dead = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let (kill, killer) = killable().await;
+    let rules = format!(
+        r#"
+[[listeners.rules]]
+priority = 40
+conditions = [{{ field = "path-pattern", values = ["/lbs/*"] }}]
+actions = [{{ type = "forward", target_group = "lbs" }}]
+
+[[listeners.rules]]
+priority = 41
+conditions = [{{ field = "path-pattern", values = ["/apps/*"] }}]
+actions = [{{ type = "forward", target_group = "apps" }}]
+
+[[target_groups]]
+name = "lbs"
+{}
+health_check = {{ enabled = false }}
+stickiness = {{ enabled = true, type = "lb_cookie", duration_seconds = 600 }}
+
+[[target_groups]]
+name = "apps"
+{}
+health_check = {{ enabled = false }}
+stickiness = {{ enabled = true, type = "app_cookie", cookie_name = "APPSESSION", duration_seconds = 600 }}
+"#,
+        targets(&[dead, live]),
+        targets(&[kill, other]),
+    );
+    let kit = Kit::start(&rules).await;
+    let c = plain();
+
+    // lb_cookie: round robin sends every other fresh request to the dead target first.
+    for i in 0..4 {
+        let r = c.get(kit.url(&format!("/lbs/{i}"))).send().await.unwrap();
+        let awsalb = cookie_set(&r, "AWSALB").unwrap_or_else(|| panic!("{:?}", set_cookies(&r)));
+        assert_eq!(r.text().await.unwrap(), "live", "request {i}");
+        let before = retries(&kit).await;
+        for j in 0..3 {
+            let r = c
+                .get(kit.url(&format!("/lbs/{i}/{j}")))
+                .header("cookie", format!("AWSALB={awsalb}"))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.text().await.unwrap(), "live");
+        }
+        assert_eq!(
+            retries(&kit).await,
+            before,
+            "the cookie of request {i} names the target that refused"
+        );
+    }
+    assert!(retries(&kit).await >= 2.0, "no request was retried");
+
+    // app_cookie: a client stuck to `kill`, which then dies.
+    let stuck = loop {
+        let r = c.get(kit.url("/apps/login")).send().await.unwrap();
+        let app = cookie_set(&r, "AWSALBAPP-0");
+        if r.text().await.unwrap() == "kill" {
+            break app.expect("AWSALBAPP-0 once the application sets its cookie");
+        }
+    };
+    let page = |cookie: String| {
+        c.get(kit.url("/apps/page"))
+            .header("cookie", format!("APPSESSION=k1; AWSALBAPP-0={cookie}"))
+            .send()
+    };
+    assert_eq!(
+        page(stuck.clone()).await.unwrap().text().await.unwrap(),
+        "kill"
+    );
+    killer.abort();
+    let _ = killer.await;
+    let before = retries(&kit).await;
+    let r = page(stuck).await.unwrap();
+    let moved = cookie_set(&r, "AWSALBAPP-0").expect("the stuck client's cookie, renewed");
+    assert_eq!(r.text().await.unwrap(), "other");
+    assert_eq!(retries(&kit).await, before + 1.0);
+    for _ in 0..3 {
+        let r = page(moved.clone()).await.unwrap();
+        assert_eq!(r.text().await.unwrap(), "other");
+    }
+    assert_eq!(
+        retries(&kit).await,
+        before + 1.0,
+        "the renewed cookie names the target that refused"
+    );
     kit.app.shutdown().await;
 }

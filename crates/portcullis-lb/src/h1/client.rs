@@ -37,25 +37,30 @@ pub enum UpstreamIo {
 }
 
 impl UpstreamIo {
-    fn tcp(&self) -> &TcpStream {
-        match self {
-            UpstreamIo::Tcp(t) => t,
-            UpstreamIo::Tls(t) => t.get_ref().0,
-        }
-    }
-
     /// Whether an idle connection can carry another request: the target has not closed it and
-    /// sent nothing unasked. The event loop's readiness answers without a system call in the
-    /// usual case (nothing happened on the connection since its last answer was read whole);
-    /// only a connection with news is peeked at.
-    fn is_reusable(&self) -> bool {
+    /// sent nothing unasked. A TLS connection is asked first what rustls already holds: records
+    /// it decrypted past the last answer (a stray response) or a `close_notify` leave the TCP
+    /// socket quiet, yet the next request would read them. The event loop's readiness answers
+    /// without a system call in the usual case (nothing happened on the connection since its
+    /// last answer was read whole); only a connection with news is peeked at.
+    fn is_reusable(&mut self) -> bool {
+        let tcp = match self {
+            UpstreamIo::Tcp(t) => &*t,
+            UpstreamIo::Tls(t) => {
+                let (tcp, tls) = t.get_mut();
+                match tls.process_new_packets() {
+                    Ok(s) if s.plaintext_bytes_to_read() == 0 && !s.peer_has_closed() => &*tcp,
+                    _ => return false,
+                }
+            }
+        };
         let mut cx = Context::from_waker(std::task::Waker::noop());
-        if self.tcp().poll_read_ready(&mut cx).is_pending() {
+        if tcp.poll_read_ready(&mut cx).is_pending() {
             return true;
         }
         let mut probe = [0u8; 1];
         let mut rb = ReadBuf::new(&mut probe);
-        matches!(self.tcp().poll_peek(&mut cx, &mut rb), Poll::Pending)
+        matches!(tcp.poll_peek(&mut cx, &mut rb), Poll::Pending)
     }
 }
 
@@ -141,7 +146,7 @@ impl Pool {
         while idle.front().is_some_and(|c| now - c.since > POOL_IDLE) {
             idle.pop_front();
         }
-        while let Some(c) = idle.pop_back() {
+        while let Some(mut c) = idle.pop_back() {
             if c.conn.io.is_reusable() {
                 return Some(c.conn);
             }

@@ -145,8 +145,9 @@ fn upstream_request(
 
 /// Picks the target (stickiness, algorithm), connects (a refused connection, which no byte of
 /// the request has reached, is tried once on the next routable target, as nginx's
-/// `proxy_next_upstream error`), addresses the request in the group's protocol, sends it, and
-/// reads the answer's head.
+/// `proxy_next_upstream error`), sets the stickiness cookies for the target that took the
+/// connection, addresses the request in the group's protocol, sends it, and reads the answer's
+/// head.
 async fn to_target(
     ctx: &mut Ctx<'_>,
     tg: &TargetGroup,
@@ -155,35 +156,37 @@ async fn to_target(
     prepared: &Prepared,
 ) -> Result<Response<Body>, ProxyError> {
     let shared = ctx.shared;
-    let https = ctx.conn.tls.is_some();
-    let (mut target, sticky) = tg
-        .pick_for(&parts.headers, https, &shared.sticky_key)
+    let mut choice = tg
+        .pick_for(&parts.headers, &shared.sticky_key)
         .ok_or(ProxyError::internal(ErrorKind::NoTargets))?;
-    ctx.set_cookies.extend(sticky.now);
     let tls = tg.protocol == Protocol::HTTPS;
     let conn = match shared
         .upstream
-        .connect(tg.protocol_version, tls, target)
+        .connect(tg.protocol_version, tls, choice.target)
         .await
     {
         Ok(c) => c,
         Err(e) if e.kind == ErrorKind::ConnectFailed => {
-            target.outcomes.record(true);
-            let Some(next) = tg.pick_other(&target.authority) else {
+            choice.target.outcomes.record(true);
+            let Some(next) = tg.pick_other(choice) else {
                 return Err(e);
             };
             if let Some(m) = &shared.metrics {
                 m.target_retries.inc();
             }
-            tracing::debug!(failed = %target.authority, next = %next.authority, "connection refused; trying the next target");
-            target = next;
+            tracing::debug!(failed = %choice.target.authority, next = %next.target.authority, "connection refused; trying the next target");
+            choice = next;
             shared
                 .upstream
-                .connect(tg.protocol_version, tls, target)
+                .connect(tg.protocol_version, tls, choice.target)
                 .await?
         }
         Err(e) => return Err(e),
     };
+    // The stickiness cookies name the target that took the connection, not one that refused it.
+    let target = choice.target;
+    let sticky = tg.sticky_cookies(choice, ctx.conn.tls.is_some(), &shared.sticky_key);
+    ctx.set_cookies.extend(sticky.now);
     address(tg, target, &mut parts, prepared.wants_trailers)?;
     if ctx.logging() {
         let authority = target.authority.clone();

@@ -1244,6 +1244,13 @@ pub struct Client {
     /// `DefaultRedirectURI` (one of `callback_urls`).
     #[serde(default)]
     pub default_redirect_uri: Option<String>,
+    /// Ours, not Cognito's: where the pool POSTs an OIDC Back-Channel Logout token when a
+    /// sign-in session that gave this client tokens ends.
+    #[serde(default)]
+    pub backchannel_logout_uri: Option<String>,
+    /// Ours: the client needs `sid` in logout tokens (they always carry it).
+    #[serde(default)]
+    pub backchannel_logout_session_required: bool,
 }
 
 fn enabled_str() -> String {

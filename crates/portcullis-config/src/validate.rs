@@ -1609,6 +1609,14 @@ fn check_client(
             c.fail(format!("{at}.logout_urls[{k}]"), reason);
         }
     }
+    if let Some(u) = &cl.backchannel_logout_uri
+        && (!is_https_or_loopback(u) || u.contains('#') || u.len() > 1024)
+    {
+        c.fail(
+            format!("{at}.backchannel_logout_uri"),
+            "must be an https URL (http only for localhost, 127.0.0.1 and [::1]) without a fragment, at most 1024 bytes",
+        );
+    }
 }
 
 /// Cognito's `ExplicitAuthFlows` values.

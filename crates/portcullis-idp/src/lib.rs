@@ -4,6 +4,7 @@
 
 pub mod accounts;
 pub mod admin_api;
+pub mod backchannel;
 pub mod catalog;
 pub mod clock;
 pub mod error;
@@ -15,6 +16,7 @@ pub mod mfa;
 pub mod pool;
 pub mod rate_limit;
 pub mod revocation;
+pub mod sessions;
 pub mod sigv4;
 pub mod store;
 pub mod tls_listener;

@@ -541,6 +541,49 @@ async fn ended_sessions_lists_ends_until_their_tokens_expire() {
     assert!(s.pool.ended_sessions().await.unwrap().is_empty());
 }
 
+#[tokio::test]
+async fn only_the_sessions_own_credentials_end_it() {
+    let s = serve(None, "").await;
+    let b = browser();
+    let code = hosted_sign_in(&s, &b, "web-a", "alice").await;
+    let t = redeem(&s, "web-a", &code).await;
+    let refresh = t["refresh_token"].as_str().unwrap();
+    let sid = sid_of(t["id_token"].as_str().unwrap());
+    // Another client presenting the token, a made-up token, another browser's /logout, and a
+    // sign-out with a forged access token end nothing.
+    for (token, client) in [(refresh, "web-b"), ("made-up-refresh-token", "web-a")] {
+        let r = reqwest::Client::new()
+            .post(format!("{}/oauth2/revoke", s.url))
+            .form(&[("token", token), ("client_id", client)])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            r.status(),
+            200,
+            "unknown tokens succeed silently, as Cognito"
+        );
+    }
+    let r = browser()
+        .get(format!(
+            "{}/logout?client_id=web-a&logout_uri=http://localhost/bye",
+            s.url
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 302);
+    let access = t["access_token"].as_str().unwrap();
+    let forged = format!("{}x", &access[..access.len() - 1]);
+    let (status, _) = api(&s, "GlobalSignOut", json!({"AccessToken": forged})).await;
+    assert_eq!(status, 400);
+    let rec = s.pool.sign_in_session(&sid).await.unwrap().unwrap();
+    assert!(rec.ended_at.is_none(), "still live");
+    let (status, body) = refresh_status(&s, "web-a", refresh).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(s.pool.ended_sessions().await.unwrap().is_empty());
+}
+
 /// A relying party's back-channel logout endpoint on port 0: hands each POST over.
 async fn logout_receiver() -> (String, mpsc::Receiver<(String, String, String)>) {
     let (tx, rx) = mpsc::channel(16);
@@ -736,7 +779,11 @@ async fn ends_cross_nodes_on_postgres_even_while_a_listener_was_down() {
     // allowed), the missed one must come.
     let deadline = Instant::now() + limit;
     loop {
-        let e = next_event(&mut feed_b, deadline.saturating_duration_since(Instant::now())).await;
+        let e = next_event(
+            &mut feed_b,
+            deadline.saturating_duration_since(Instant::now()),
+        )
+        .await;
         if e.sid.is_none() {
             assert_eq!(e.sub, sub, "caught up after reconnecting");
             break;

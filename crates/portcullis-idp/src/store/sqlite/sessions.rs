@@ -267,3 +267,140 @@ impl SessionStore for SqliteStore {
         }))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{RefreshRecord, RefreshUse};
+
+    fn session(sid: &str, sub: &str, expires_at: i64) -> SignInRecord {
+        SignInRecord {
+            sid: sid.into(),
+            sub: sub.into(),
+            started_at: 100,
+            expires_at,
+            ended_at: None,
+            clients: Vec::new(),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_session_ends_once_and_takes_its_families_and_later_grants_with_it() {
+        let s = SqliteStore::in_memory().unwrap();
+        let now = 1_000;
+        s.start_sign_in("p", &session("sid1", "u", now + 60), now)
+            .await
+            .unwrap();
+        assert!(
+            s.add_sign_in_grant("p", "sid1", "web-b", "fam-b", now + 3600, now)
+                .await
+                .unwrap()
+        );
+        assert!(
+            s.add_sign_in_grant("p", "sid1", "web-a", "fam-a", now + 600, now)
+                .await
+                .unwrap()
+        );
+        let rec = RefreshRecord {
+            client_id: "web-a".into(),
+            sub: "u".into(),
+            scope: "openid".into(),
+            auth_time: 100,
+            origin_jti: "fam-a".into(),
+        };
+        s.insert_refresh("p", "r".into(), rec, now + 600)
+            .await
+            .unwrap();
+        let live = s.sign_in_session("p", "sid1", now).await.unwrap().unwrap();
+        assert_eq!(live.expires_at, now + 3600, "extended by its longest grant");
+        assert_eq!(live.clients, ["web-a", "web-b"]);
+        assert_eq!(
+            s.sid_of_family("p", "fam-b").await.unwrap().as_deref(),
+            Some("sid1")
+        );
+        assert!(
+            s.end_sign_in("other-pool", "sid1", now)
+                .await
+                .unwrap()
+                .is_none()
+        );
+        let ended = s.end_sign_in("p", "sid1", now + 1).await.unwrap().unwrap();
+        assert_eq!(ended.ended_at, Some(now + 1));
+        assert!(
+            s.end_sign_in("p", "sid1", now + 2).await.unwrap().is_none(),
+            "once"
+        );
+        assert!(s.origin_revoked("p", "fam-a").await.unwrap());
+        assert!(s.origin_revoked("p", "fam-b").await.unwrap());
+        assert!(matches!(
+            s.use_refresh("p", "r".into(), "web-a", now + 2, None)
+                .await
+                .unwrap(),
+            RefreshUse::Invalid
+        ));
+        assert!(
+            !s.add_sign_in_grant("p", "sid1", "web-a", "fam-c", now + 600, now + 2)
+                .await
+                .unwrap(),
+            "no tokens from an ended session"
+        );
+        let log = s.ended_sign_ins("p", now + 2).await.unwrap();
+        assert_eq!(
+            log,
+            [EndRecord {
+                sid: Some("sid1".into()),
+                sub: "u".into(),
+                at: now + 1
+            }]
+        );
+        // The end is forgotten with the session's tokens.
+        assert!(s.ended_sign_ins("p", now + 3600).await.unwrap().is_empty());
+        assert!(
+            s.sign_in_session("p", "sid1", now + 3600)
+                .await
+                .unwrap()
+                .is_none()
+        );
+    }
+
+    #[tokio::test]
+    async fn a_user_wide_end_ends_only_that_users_live_sessions_and_logs_once() {
+        let s = SqliteStore::in_memory().unwrap();
+        let now = 1_000;
+        for (sid, sub) in [("a1", "u"), ("a2", "u"), ("b1", "v")] {
+            s.start_sign_in("p", &session(sid, sub, now + 60), now)
+                .await
+                .unwrap();
+        }
+        s.end_sign_in("p", "a2", now).await.unwrap();
+        let ended = s
+            .end_user_sign_ins("p", "u", now + 1, now + 500)
+            .await
+            .unwrap();
+        assert_eq!(
+            ended.iter().map(|r| r.sid.as_str()).collect::<Vec<_>>(),
+            ["a1"]
+        );
+        assert!(
+            s.sign_in_session("p", "b1", now + 1)
+                .await
+                .unwrap()
+                .unwrap()
+                .ended_at
+                .is_none()
+        );
+        let log = s.ended_sign_ins("p", now + 1).await.unwrap();
+        assert_eq!(log.len(), 2);
+        assert_eq!(
+            log[1],
+            EndRecord {
+                sid: None,
+                sub: "u".into(),
+                at: now + 1
+            }
+        );
+        // Kept until `keep_until`, past the sessions' own expiry.
+        assert_eq!(s.ended_sign_ins("p", now + 100).await.unwrap().len(), 1);
+        assert!(s.ended_sign_ins("p", now + 500).await.unwrap().is_empty());
+    }
+}

@@ -2209,6 +2209,33 @@ resource_servers = ["#
     }
 
     #[test]
+    fn backchannel_logout_uri_is_https_or_loopback_without_fragment() {
+        for bad in [
+            "http://shop.example/bcl",
+            "https://shop.example/bcl#x",
+            "myapp://bcl",
+            "not a url",
+        ] {
+            let t = BASE.replace(
+                "generate_secret = true,",
+                &format!("generate_secret = true, backchannel_logout_uri = \"{bad}\","),
+            );
+            assert_error(
+                &t,
+                "user_pools[0].clients[0].backchannel_logout_uri",
+                "must be an https URL",
+            );
+        }
+        for good in ["https://shop.example/bcl", "http://127.0.0.1:9/bcl"] {
+            let t = BASE.replace(
+                "generate_secret = true,",
+                &format!("generate_secret = true, backchannel_logout_uri = \"{good}\", backchannel_logout_session_required = true,"),
+            );
+            assert_eq!(errors(&t), Vec::<String>::new());
+        }
+    }
+
+    #[test]
     fn cognito_logout_needs_a_registered_logout_uri() {
         let t = BASE.replace(
             "scope = \"openid tasks/read\"",

@@ -697,6 +697,48 @@ async fn back_channel_logout_tokens_are_signed_and_complete() {
     }
     seen.sort();
     assert_eq!(seen, ["web-a", "web-b"], "each client of the session once");
+    // The client field through the API: ours, named as such, validated as in the config.
+    let created = portcullis_idp::admin_api::call(
+        &s.pool,
+        "CreateUserPoolClient",
+        json!({"ClientName": "rp", "PortcullisBackchannelLogoutURI": "https://rp.example/bcl",
+            "PortcullisBackchannelLogoutSessionRequired": true})
+        .as_object()
+        .unwrap()
+        .clone(),
+    )
+    .await
+    .unwrap();
+    let c = &created["UserPoolClient"];
+    assert_eq!(
+        c["PortcullisBackchannelLogoutURI"],
+        "https://rp.example/bcl"
+    );
+    assert_eq!(c["PortcullisBackchannelLogoutSessionRequired"], true);
+    let described = portcullis_idp::admin_api::call(
+        &s.pool,
+        "DescribeUserPoolClient",
+        json!({"ClientId": c["ClientId"]})
+            .as_object()
+            .unwrap()
+            .clone(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        described["UserPoolClient"]["PortcullisBackchannelLogoutURI"],
+        "https://rp.example/bcl"
+    );
+    let refused = portcullis_idp::admin_api::call(
+        &s.pool,
+        "CreateUserPoolClient",
+        json!({"ClientName": "rp2", "PortcullisBackchannelLogoutURI": "http://rp.example/bcl"})
+            .as_object()
+            .unwrap()
+            .clone(),
+    )
+    .await;
+    assert!(refused.is_err(), "plain http off loopback is refused");
 }
 
 // ---- several nodes on one PostgreSQL ----

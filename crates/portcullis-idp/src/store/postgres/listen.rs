@@ -49,9 +49,12 @@ pub struct ListenerState {
     pub caught_up: u64,
 }
 
+/// Pool id → the issuer and feed of each pool of this process on it.
+type Feeds = HashMap<String, Vec<(String, Weak<Feed>)>>;
+
 /// The feeds of the pools on this store, and the state of the task that feeds them.
 pub struct Listener {
-    feeds: Mutex<HashMap<String, Vec<(String, Weak<Feed>)>>>,
+    feeds: Mutex<Feeds>,
     started: AtomicBool,
     hold: watch::Sender<bool>,
     connected: AtomicBool,

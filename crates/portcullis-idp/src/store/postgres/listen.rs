@@ -5,7 +5,7 @@
 
 use crate::revocation::{Feed, SessionEnded};
 use crate::store::sessions::NOTIFY_CHANNEL;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
@@ -28,14 +28,32 @@ const QUEUE: usize = 1024;
 const IDLE_CHECK: Duration = Duration::from_secs(5);
 
 /// What an end's `NOTIFY` payload and log row say.
-#[derive(Debug, Deserialize)]
-struct Announced {
-    pool: String,
-    sid: Option<String>,
-    sub: String,
-    at: i64,
-    node: String,
-    noted_ms: i64,
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(super) struct Announced {
+    /// The pool's id.
+    pub pool: String,
+    /// The ended session, or `None` for every session of `sub`.
+    pub sid: Option<String>,
+    /// The user.
+    pub sub: String,
+    /// When it ended (the ending pool's clock).
+    pub at: i64,
+    /// The node that ended it (it published the end itself).
+    pub node: String,
+    /// The database's time when it was logged (ms).
+    pub noted_ms: i64,
+}
+
+impl Announced {
+    /// The `NOTIFY` payload (JSON; far below PostgreSQL's 8000-byte limit for ids this long).
+    pub(super) fn payload(&self) -> String {
+        serde_json::to_string(self).unwrap_or_default()
+    }
+
+    /// Reads a payload; `None` for anything else.
+    fn parse(payload: &str) -> Option<Announced> {
+        serde_json::from_str(payload).ok()
+    }
 }
 
 /// The listener's state, for tests and operators.
@@ -248,12 +266,9 @@ async fn listen(
             tokio::select! {
                 m = rx.recv() => {
                     let Some(payload) = m else { return Ok(Done::Lost) };
-                    let a = match serde_json::from_str::<Announced>(&payload) {
-                        Ok(a) => a,
-                        Err(e) => {
-                            tracing::warn!(error = %e, "unreadable session-end notification ignored");
-                            continue;
-                        }
+                    let Some(a) = Announced::parse(&payload) else {
+                        tracing::warn!("unreadable session-end notification ignored");
+                        continue;
                     };
                     *cursor = Some(cursor.map_or(a.noted_ms, |c| c.max(a.noted_ms)));
                     if a.node == node {
@@ -273,4 +288,25 @@ async fn listen(
     .await;
     driver.abort();
     result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Announced;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn payloads_round_trip(pool in "[ -~]{0,40}", sid in proptest::option::of("[A-Za-z0-9_-]{0,64}"),
+                               sub in ".{0,40}", at in any::<i64>(), node in "[A-Za-z0-9_-]{0,12}",
+                               noted_ms in any::<i64>()) {
+            let a = Announced { pool, sid, sub, at, node, noted_ms };
+            prop_assert_eq!(Announced::parse(&a.payload()), Some(a));
+        }
+
+        #[test]
+        fn any_payload_is_read_or_refused_without_panicking(s in ".{0,200}") {
+            let _ = Announced::parse(&s);
+        }
+    }
 }

@@ -93,10 +93,15 @@ impl PgStore {
             .await
             .map_err(pg)?
             .get(0);
-        let payload = serde_json::json!({
-            "pool": pool, "sid": sid, "sub": sub, "at": at, "node": self.node, "noted_ms": noted,
-        })
-        .to_string();
+        let payload = super::listen::Announced {
+            pool: pool.to_string(),
+            sid: sid.map(str::to_string),
+            sub: sub.to_string(),
+            at,
+            node: self.node.clone(),
+            noted_ms: noted,
+        }
+        .payload();
         tx.execute("SELECT pg_notify($1, $2)", &[&NOTIFY_CHANNEL, &payload])
             .await
             .map_err(pg)?;

@@ -741,6 +741,52 @@ async fn back_channel_logout_tokens_are_signed_and_complete() {
     assert!(refused.is_err(), "plain http off loopback is refused");
 }
 
+#[tokio::test]
+async fn a_failing_back_channel_client_gets_the_same_token_again() {
+    // The relying party answers 503 to the first attempt, then 200.
+    let (tx, mut rx) = mpsc::channel::<String>(16);
+    let seen = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let app = axum::Router::new().route(
+        "/{client}",
+        axum::routing::post(move |body: String| {
+            let (tx, seen) = (tx.clone(), seen.clone());
+            async move {
+                let _ = tx.send(body).await;
+                if seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0 {
+                    axum::http::StatusCode::SERVICE_UNAVAILABLE
+                } else {
+                    axum::http::StatusCode::OK
+                }
+            }
+        }),
+    );
+    let tcp = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let receiver = format!("http://127.0.0.1:{}", tcp.local_addr().unwrap().port());
+    tokio::spawn(async move { axum::serve(tcp, app).await.unwrap() });
+    let s = serve(None, &receiver).await;
+    let t = api_sign_in(&s, "alice").await;
+    admin(&s, "AdminUserGlobalSignOut", json!({"Username": "alice"})).await;
+    let mut got = Vec::new();
+    for _ in 0..2 {
+        got.push(
+            tokio::time::timeout(Duration::from_secs(10), rx.recv())
+                .await
+                .expect("a delivery attempt in time")
+                .unwrap(),
+        );
+    }
+    assert_eq!(got[0], got[1], "the same logout token, retried");
+    let jwt = form_urlencoded::parse(got[0].as_bytes())
+        .find(|(k, _)| k == "logout_token")
+        .unwrap()
+        .1
+        .into_owned();
+    assert_eq!(
+        claims(&jwt)["sid"],
+        sid_of(t["IdToken"].as_str().unwrap()).as_str()
+    );
+}
+
 // ---- several nodes on one PostgreSQL ----
 
 const PG_ADMIN: &str = "postgres://root@127.0.0.1:5432/postgres";
@@ -840,6 +886,108 @@ async fn ends_cross_nodes_on_postgres_even_while_a_listener_was_down() {
     assert_eq!(b.pool.ended_sessions().await.unwrap().len(), 2);
 
     drop((a, b, store_a, store_b));
+    let _ = admin_db
+        .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        .await;
+}
+
+#[tokio::test]
+async fn tokens_racing_an_end_on_another_node_are_refused_or_revoked() {
+    let admin_db = pg_admin().await;
+    let name = format!(
+        "portcullis_race_{}_{}",
+        std::process::id(),
+        portcullis_idp::now()
+    );
+    admin_db
+        .batch_execute(&format!("CREATE DATABASE {name}"))
+        .await
+        .unwrap();
+    let url = format!("postgres://root@127.0.0.1:5432/{name}");
+    let a = serve(
+        Some(Arc::new(
+            portcullis_idp::PgStore::connect(&url).await.unwrap(),
+        )),
+        "",
+    )
+    .await;
+    let b = serve(
+        Some(Arc::new(
+            portcullis_idp::PgStore::connect(&url).await.unwrap(),
+        )),
+        "",
+    )
+    .await;
+    let a = Arc::new(a);
+    let b = Arc::new(b);
+    let browser_a = browser();
+    let first = hosted_sign_in(&a, &browser_a, "web-a", "alice").await;
+    let sid = sid_of(
+        redeem(&a, "web-a", &first).await["id_token"]
+            .as_str()
+            .unwrap(),
+    );
+    let mut codes = Vec::new();
+    for i in 0..20 {
+        let client = if i % 2 == 0 { "web-a" } else { "web-b" };
+        codes.push((client, silent_code(&a, &browser_a, client).await));
+    }
+    // The first codes are redeemed before the end; the rest race it, half on A and half on B,
+    // while B ends the session.
+    let mut tasks = Vec::new();
+    for (i, (client, code)) in codes.into_iter().enumerate() {
+        let node = if i % 2 == 0 { a.clone() } else { b.clone() };
+        if i < 4 {
+            let body = redeem(&node, client, &code).await;
+            tasks.push(tokio::spawn(async move { (client, 200, body) }));
+            continue;
+        }
+        tasks.push(tokio::spawn(async move {
+            let (status, body) = token(
+                &node,
+                &[
+                    ("grant_type", "authorization_code"),
+                    ("client_id", client),
+                    ("code", &code),
+                    ("redirect_uri", CB),
+                ],
+            )
+            .await;
+            (client, status, body)
+        }));
+        if i == 6 {
+            let (b, sid) = (b.clone(), sid.clone());
+            tasks.push(tokio::spawn(async move {
+                assert!(b.pool.end_sign_in(&sid).await.unwrap());
+                ("end", 200, Value::Null)
+            }));
+        }
+    }
+    let (mut given, mut refused) = (0, 0);
+    for t in tasks {
+        let (client, status, body) = t.await.unwrap();
+        if client == "end" {
+            continue;
+        }
+        if status == 200 {
+            given += 1;
+            let refresh = body["refresh_token"].as_str().unwrap();
+            for node in [&a, &b] {
+                let (status, r) = refresh_status(node, client, refresh).await;
+                assert_eq!(
+                    status, 400,
+                    "tokens given in an ended session are revoked: {r}"
+                );
+            }
+        } else {
+            refused += 1;
+            assert_eq!(body["error"], "invalid_grant", "{body}");
+        }
+    }
+    println!("{given} codes gave tokens before the end, {refused} were refused after it");
+    assert_eq!(given + refused, 20);
+    assert!(given >= 4 && refused >= 1);
+    drop((a, b));
     let _ = admin_db
         .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
         .await;

@@ -1302,6 +1302,13 @@ pub struct Client {
     /// hosted UI offers these. `["COGNITO"]` when absent.
     #[serde(default)]
     pub supported_identity_providers: Option<Vec<String>>,
+    /// Ours, not Cognito's: where the pool POSTs an OIDC Back-Channel Logout token when a
+    /// sign-in session that gave this client tokens ends.
+    #[serde(default)]
+    pub backchannel_logout_uri: Option<String>,
+    /// Ours: the client needs `sid` in logout tokens (they always carry it).
+    #[serde(default)]
+    pub backchannel_logout_session_required: bool,
 }
 
 impl Client {

@@ -1673,6 +1673,14 @@ fn check_client(
             c.fail(format!("{at}.logout_urls[{k}]"), reason);
         }
     }
+    if let Some(u) = &cl.backchannel_logout_uri
+        && (!is_https_or_loopback(u) || u.contains('#') || u.len() > 1024)
+    {
+        c.fail(
+            format!("{at}.backchannel_logout_uri"),
+            "must be an https URL (http only for localhost, 127.0.0.1 and [::1]) without a fragment, at most 1024 bytes",
+        );
+    }
 }
 
 /// Cognito's `ExplicitAuthFlows` values.
@@ -2430,6 +2438,33 @@ resource_servers = ["#
         );
         let t = BASE.replace("generate_secret = true,", "generate_secret = true, access_token_validity = 5, token_validity_units = { access_token = \"minutes\" }, refresh_token_validity = 0,");
         assert_eq!(errors(&t), Vec::<String>::new());
+    }
+
+    #[test]
+    fn backchannel_logout_uri_is_https_or_loopback_without_fragment() {
+        for bad in [
+            "http://shop.example/bcl",
+            "https://shop.example/bcl#x",
+            "myapp://bcl",
+            "not a url",
+        ] {
+            let t = BASE.replace(
+                "generate_secret = true,",
+                &format!("generate_secret = true, backchannel_logout_uri = \"{bad}\","),
+            );
+            assert_error(
+                &t,
+                "user_pools[0].clients[0].backchannel_logout_uri",
+                "must be an https URL",
+            );
+        }
+        for good in ["https://shop.example/bcl", "http://127.0.0.1:9/bcl"] {
+            let t = BASE.replace(
+                "generate_secret = true,",
+                &format!("generate_secret = true, backchannel_logout_uri = \"{good}\", backchannel_logout_session_required = true,"),
+            );
+            assert_eq!(errors(&t), Vec::<String>::new());
+        }
     }
 
     #[test]

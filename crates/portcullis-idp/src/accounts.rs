@@ -401,9 +401,10 @@ impl Pool {
         if !permanent {
             self.mark_temporary(username).await?;
         }
+        let sub = u.sub.clone();
         self.store.save_user(&self.id, u).await?;
         self.store.clear_failures(&self.id, username).await?;
-        Ok(())
+        self.password_changed(&sub).await
     }
 
     /// Refuses what a user may not write through `client_id`: any `*_verified` flag, and any
@@ -573,6 +574,7 @@ impl Pool {
         self.store.save_user(&self.id, u).await?;
         if !enabled {
             self.store.revoke_user_tokens(&self.id, &sub).await?;
+            self.end_user_sessions(&sub).await?;
         }
         Ok(())
     }
@@ -580,6 +582,7 @@ impl Pool {
     /// `AdminDeleteUser`.
     pub async fn delete_user(&self, username: &str) -> Result<(), IdpError> {
         let u = self.user(username).await?;
+        self.end_user_sessions(&u.sub).await?;
         self.store.delete_user(&self.id, &u.sub).await?;
         Ok(())
     }
@@ -606,6 +609,7 @@ impl Pool {
     /// the user ends, and the access tokens minted from them stop working at userInfo and GetUser.
     pub async fn global_sign_out(&self, sub: &str) -> Result<(), IdpError> {
         self.store.revoke_user_tokens(&self.id, sub).await?;
+        self.end_user_sessions(sub).await?;
         Ok(())
     }
 
@@ -614,6 +618,9 @@ impl Pool {
         let mut u = self.user(username).await?;
         u.status = "RESET_REQUIRED".into();
         self.store.save_user(&self.id, u.clone()).await?;
+        // Ours (Cognito keeps the tokens): a reset ends every session of the user.
+        self.store.revoke_user_tokens(&self.id, &u.sub).await?;
+        self.end_user_sessions(&u.sub).await?;
         self.send_code(
             &u,
             TICKET_RESET,
@@ -974,9 +981,10 @@ impl Pool {
             .map_err(|_| IdpError::ExpiredCode)?;
         u.password_hash = self.hash_pw(password).await?;
         u.status = "CONFIRMED".into();
+        let sub = u.sub.clone();
         self.store.save_user(&self.id, u).await?;
         self.store.clear_failures(&self.id, username).await?;
-        Ok(())
+        self.password_changed(&sub).await
     }
 
     /// Starts a challenge (`NEW_PASSWORD_REQUIRED`, `SOFTWARE_TOKEN_MFA`, `MFA_SETUP`) for
@@ -1189,6 +1197,11 @@ impl Pool {
         let now = crate::now() as i64;
         let groups = self.store.groups_of(&self.id, &user.sub).await?;
         let origin_jti = uuid::Uuid::new_v4().to_string();
+        // Each API sign-in is a sign-in session of its own.
+        let sid = self.begin_sign_in(&user.sub, now, None).await?;
+        if !self.grant_in_session(&sid, client_id, &origin_jti).await? {
+            return Err(IdpError::Internal);
+        }
         let mut t = self
             .mint(
                 user,
@@ -1198,6 +1211,7 @@ impl Pool {
                 now,
                 None,
                 &origin_jti,
+                Some(&sid),
             )
             .map_err(|_| IdpError::Internal)?;
         let refresh = random_token(48)?;
@@ -1292,7 +1306,17 @@ impl Pool {
         }
         let mut u = self.user(&u.username).await?;
         u.password_hash = self.hash_pw(new).await?;
+        let sub = u.sub.clone();
         self.store.save_user(&self.id, u).await?;
+        self.password_changed(&sub).await
+    }
+
+    /// After a password change (`ChangePassword`, `ConfirmForgotPassword`,
+    /// `AdminSetUserPassword`): every session of the user ends, the caller's included. Ours:
+    /// Cognito keeps tokens across all three; a changed password usually means a leaked one.
+    async fn password_changed(&self, sub: &str) -> Result<(), IdpError> {
+        self.store.revoke_user_tokens(&self.id, sub).await?;
+        self.end_user_sessions(sub).await?;
         Ok(())
     }
 }

@@ -1171,6 +1171,11 @@ fn client_type(pool: &Pool, c: &StoredClient, with_secret: bool) -> Value {
     if let Some(d) = &cl.default_redirect_uri {
         v["DefaultRedirectURI"] = d.clone().into();
     }
+    // Ours, not Cognito's (see BACKCHANNEL_LOGOUT_URI).
+    if let Some(u) = &cl.backchannel_logout_uri {
+        v[BACKCHANNEL_LOGOUT_URI] = u.clone().into();
+        v[BACKCHANNEL_LOGOUT_SESSION_REQUIRED] = cl.backchannel_logout_session_required.into();
+    }
     if let Some(ra) = &cl.read_attributes {
         v["ReadAttributes"] = ra.clone().into();
     }
@@ -1185,6 +1190,12 @@ fn client_type(pool: &Pool, c: &StoredClient, with_secret: bool) -> Value {
     }
     v
 }
+
+/// Our extension field of `Create/Update/DescribeUserPoolClient` (Cognito has none): the
+/// client's OIDC Back-Channel Logout URI.
+pub const BACKCHANNEL_LOGOUT_URI: &str = "PortcullisBackchannelLogoutURI";
+/// Our extension field: the client needs `sid` in logout tokens (they always carry it).
+pub const BACKCHANNEL_LOGOUT_SESSION_REQUIRED: &str = "PortcullisBackchannelLogoutSessionRequired";
 
 /// Builds a client from a create/update request (`base` holds the current settings on update;
 /// Cognito's update replaces every setting not given with its default, and so does this).
@@ -1257,6 +1268,10 @@ fn client_from_request(r: &Req<'_>, client_id: &str) -> Result<Client, IdpError>
             .0
             .get("SupportedIdentityProviders")
             .map(|_| r.strings("SupportedIdentityProviders")),
+        backchannel_logout_uri: r.opt(BACKCHANNEL_LOGOUT_URI).map(str::to_string),
+        backchannel_logout_session_required: r
+            .bool(BACKCHANNEL_LOGOUT_SESSION_REQUIRED)
+            .unwrap_or(false),
     })
 }
 

@@ -776,7 +776,9 @@ pub(crate) async fn idp_response(
                     return error_page(StatusCode::INTERNAL_SERVER_ERROR, e.error, &e.description);
                 }
             };
-            let location = match pool.complete_authorization(&req, &user, now).await {
+            // The browser session's `sid`, so that signing out of it ends this sign-in too.
+            let sid = pool.browser_sid(&session);
+            let location = match pool.complete_authorization_in(&req, &user, now, &sid).await {
                 Ok(l) => l,
                 Err(e) => {
                     return error_page(StatusCode::INTERNAL_SERVER_ERROR, e.error, &e.description);

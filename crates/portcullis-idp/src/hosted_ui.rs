@@ -403,7 +403,12 @@ impl Ctx {
                 return error_page(StatusCode::INTERNAL_SERVER_ERROR, e.error, &e.description);
             }
         };
-        let location = match self.pool.complete_authorization(&self.req, user, now).await {
+        let sid = self.pool.browser_sid(&session);
+        let location = match self
+            .pool
+            .complete_authorization_in(&self.req, user, now, &sid)
+            .await
+        {
             Ok(l) => l,
             Err(e) => {
                 return error_page(StatusCode::INTERNAL_SERVER_ERROR, e.error, &e.description);

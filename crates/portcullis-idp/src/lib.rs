@@ -4,6 +4,7 @@
 
 pub mod accounts;
 pub mod admin_api;
+pub mod backchannel;
 pub mod catalog;
 pub mod clock;
 pub mod directory;
@@ -18,6 +19,7 @@ pub mod pool;
 pub mod pool_description;
 pub mod rate_limit;
 pub mod revocation;
+pub mod sessions;
 pub mod sigv4;
 pub mod store;
 pub mod tls_listener;
@@ -38,6 +40,9 @@ pub fn now() -> u64 {
         .unwrap_or(0)
 }
 
+/// Catalog ticks between sweeps of expired sign-in sessions (150 × 2 s = 5 minutes).
+const SESSION_SWEEP_TICKS: u64 = 150;
+
 /// Serves one pool on `listener` until `shutdown` resolves: HTTPS with `tls` (its certificates,
 /// SNI and reload are the caller's), else plain HTTP.
 pub async fn serve(
@@ -52,10 +57,18 @@ pub async fn serve(
     let reloader = tokio::spawn(async move {
         let mut tick = tokio::time::interval(catalog::RELOAD_INTERVAL);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut ticks: u64 = 0;
         loop {
             tick.tick().await;
             let Some(pool) = weak.upgrade() else { break };
             pool.hasher.release_idle();
+            // Every 5 minutes: forget expired sign-in sessions and the ends nobody needs.
+            ticks += 1;
+            if ticks.is_multiple_of(SESSION_SWEEP_TICKS)
+                && let Err(e) = pool.ended_sessions().await
+            {
+                tracing::warn!(pool = %pool.name, error = %e, "cannot sweep ended sessions");
+            }
             if let Err(e) = pool.reload_catalog().await {
                 tracing::warn!(pool = %pool.name, error = %e, "cannot reload clients; serving the last ones read");
             }

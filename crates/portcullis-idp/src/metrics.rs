@@ -28,6 +28,7 @@ pub struct IdpMetrics {
     shed: Family<PoolLabels, Counter>,
     limited: Family<LimitLabels, Counter>,
     verifications: Family<PoolLabels, Counter>,
+    backchannel: [Family<PoolLabels, Counter>; 3],
 }
 
 impl Default for IdpMetrics {
@@ -58,8 +59,26 @@ impl IdpMetrics {
             "Passwords checked against a stored argon2id hash",
             verifications.clone(),
         );
+        let backchannel: [Family<PoolLabels, Counter>; 3] = Default::default();
+        for (f, (name, help)) in backchannel.iter().zip([
+            (
+                "portcullis_idp_backchannel_logout_sent",
+                "Logout tokens a client accepted (2xx)",
+            ),
+            (
+                "portcullis_idp_backchannel_logout_failed",
+                "Logout tokens given up after every attempt",
+            ),
+            (
+                "portcullis_idp_backchannel_logout_dropped",
+                "Logout tokens dropped because the sending queue was full",
+            ),
+        ]) {
+            registry.register(name, help, f.clone());
+        }
         IdpMetrics {
             registry,
+            backchannel,
             shed,
             limited,
             verifications,
@@ -78,6 +97,20 @@ impl IdpMetrics {
         self.verifications
             .get_or_create(&PoolLabels { pool: pool.into() })
             .clone()
+    }
+
+    /// The back-channel logout counters of a pool.
+    pub fn backchannel(&self, pool: &str) -> crate::backchannel::Counters {
+        let get = |i: usize| {
+            self.backchannel[i]
+                .get_or_create(&PoolLabels { pool: pool.into() })
+                .clone()
+        };
+        crate::backchannel::Counters {
+            sent: get(0),
+            failed: get(1),
+            dropped: get(2),
+        }
     }
 
     /// Counts a request refused by `limit`.

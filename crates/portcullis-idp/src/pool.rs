@@ -27,6 +27,8 @@ use std::sync::{Arc, Mutex};
 pub const LOCKOUT_RESET: i64 = 15 * 60;
 /// The longest lockout (Cognito: about 15 minutes).
 pub const LOCKOUT_MAX: i64 = 15 * 60;
+/// The ticket purpose that keeps an authorization code's sign-in session.
+const CODE_SESSION: &str = "code_sid";
 /// Codes live 5 minutes, as Cognito's.
 pub const CODE_LIFETIME: i64 = 300;
 /// Refresh tokens live 30 days unless the client says otherwise (Cognito's default).
@@ -165,7 +167,7 @@ pub struct Pool {
     /// Where it is served.
     pub base_url: String,
     catalog: ArcSwap<Catalog>,
-    token_validity: u64,
+    pub(crate) token_validity: u64,
     pub(crate) store: Arc<dyn Store>,
     /// Admin API keys: access key id → secret.
     pub(crate) access_keys: HashMap<String, String>,
@@ -195,12 +197,14 @@ pub struct Pool {
     clock: Arc<Clock>,
     /// Held by one catalog reload at a time (see [`Pool::reload_catalog`]).
     reloading: tokio::sync::Mutex<()>,
-    /// Ended sign-in sessions, for load balancers in this process.
-    session_ends: crate::revocation::Feed,
     /// What `DescribeUserPool` reads of the config, and the pool's siblings in this process.
     pub(crate) about: crate::pool_description::About,
     /// Relying parties of the pool's external identity providers.
     pub(crate) federation: crate::federation::Federation,
+    /// Ended sign-in sessions, for load balancers in this process (and, on PostgreSQL, others).
+    pub(crate) session_ends: Arc<crate::revocation::Feed>,
+    /// Back-channel logout tokens on their way to clients.
+    pub(crate) backchannel: crate::backchannel::Sender,
 }
 
 /// A user's mark in [`Pool::checking`], removed when the check ends.
@@ -395,6 +399,15 @@ impl Pool {
             .hash("portcullis-dummy")
             .await
             .map_err(|_| "argon2 failed")?;
+        let session_ends = Arc::new(crate::revocation::Feed::default());
+        // Sessions other nodes end reach this process's feed through the store.
+        store.watch_session_ends(
+            &id,
+            &format!("{base_url}/{id}"),
+            Arc::downgrade(&session_ends),
+        );
+        let backchannel =
+            crate::backchannel::Sender::start(&cfg.name, metrics.backchannel(&cfg.name));
         let pool = Pool {
             name: cfg.name.clone(),
             issuer: format!("{base_url}/{id}"),
@@ -422,9 +435,10 @@ impl Pool {
             dummy_hash,
             clock,
             reloading: tokio::sync::Mutex::new(()),
-            session_ends: crate::revocation::Feed::default(),
             about: crate::pool_description::About::of(cfg),
             federation: crate::federation::Federation::default(),
+            session_ends,
+            backchannel,
         };
         crate::pool_description::record(&pool).await.map_err(err)?;
         Ok(pool)
@@ -603,6 +617,8 @@ impl Pool {
             "userinfo_endpoint": format!("{b}/oauth2/userInfo"),
             "end_session_endpoint": format!("{b}/logout"),
             "revocation_endpoint": format!("{b}/oauth2/revoke"),
+            "backchannel_logout_supported": true,
+            "backchannel_logout_session_supported": true,
         })
     }
 
@@ -786,16 +802,34 @@ impl Pool {
         })
     }
 
-    /// Ends a successful authorization: a code, or for the implicit flow the tokens themselves in
-    /// the URL fragment (`access_token`, `id_token` with `openid`, never a refresh token).
+    /// Ends a successful authorization outside a browser session: a sign-in session of its own,
+    /// then as [`Pool::complete_authorization_in`].
     pub async fn complete_authorization(
         &self,
         req: &AuthorizeRequest,
         user: &UserRecord,
         auth_time: i64,
     ) -> Result<String, OAuthError> {
+        let sid = self
+            .begin_sign_in(&user.sub, auth_time, None)
+            .await
+            .map_err(OAuthError::server)?;
+        self.complete_authorization_in(req, user, auth_time, &sid)
+            .await
+    }
+
+    /// Ends a successful authorization in sign-in session `sid`: a code, or for the implicit flow
+    /// the tokens themselves in the URL fragment (`access_token`, `id_token` with `openid`, never
+    /// a refresh token).
+    pub async fn complete_authorization_in(
+        &self,
+        req: &AuthorizeRequest,
+        user: &UserRecord,
+        auth_time: i64,
+        sid: &str,
+    ) -> Result<String, OAuthError> {
         if !req.implicit {
-            return self.issue_code(req, user, auth_time).await;
+            return self.issue_code(req, user, auth_time, sid).await;
         }
         let groups = self
             .store
@@ -803,6 +837,8 @@ impl Pool {
             .await
             .map_err(OAuthError::server)?;
         let origin_jti = uuid::Uuid::new_v4().to_string();
+        self.grant_or_refuse(sid, &req.client_id, &origin_jti)
+            .await?;
         let scope = req.scopes.join(" ");
         let t = self.mint(
             user,
@@ -812,6 +848,7 @@ impl Pool {
             auth_time,
             req.nonce.as_deref(),
             &origin_jti,
+            Some(sid),
         )?;
         let mut f = form_urlencoded::Serializer::new(String::new());
         if let Some(id) = &t.id_token {
@@ -923,14 +960,49 @@ impl Pool {
         Ok((user, ok && known))
     }
 
-    /// Issues a single-use code and returns the URL to send the browser to.
+    /// Records a token family in sign-in session `sid`; `invalid_grant` when the session ended.
+    pub(crate) async fn grant_or_refuse(
+        &self,
+        sid: &str,
+        client_id: &str,
+        origin_jti: &str,
+    ) -> Result<(), OAuthError> {
+        if self
+            .grant_in_session(sid, client_id, origin_jti)
+            .await
+            .map_err(OAuthError::server)?
+        {
+            Ok(())
+        } else {
+            Err(OAuthError::bad(
+                "invalid_grant",
+                "the sign-in session has ended",
+            ))
+        }
+    }
+
+    /// Issues a single-use code in sign-in session `sid` and returns the URL to send the browser
+    /// to.
     pub async fn issue_code(
         &self,
         req: &AuthorizeRequest,
         user: &UserRecord,
         auth_time: i64,
+        sid: &str,
     ) -> Result<String, OAuthError> {
         let code = random_token(32).map_err(OAuthError::no_randomness)?;
+        let expires_at = crate::now() as i64 + CODE_LIFETIME;
+        // The code's session, kept beside it (spent with it) so the code row needs no column.
+        self.store
+            .put_ticket(
+                &self.id,
+                CODE_SESSION,
+                &sha256_hex(&code),
+                sid.to_string(),
+                expires_at,
+            )
+            .await
+            .map_err(OAuthError::server)?;
         let rec = CodeRecord {
             client_id: req.client_id.clone(),
             sub: user.sub.clone(),
@@ -941,12 +1013,7 @@ impl Pool {
             auth_time,
         };
         self.store
-            .insert_code(
-                &self.id,
-                sha256_hex(&code),
-                rec,
-                crate::now() as i64 + CODE_LIFETIME,
-            )
+            .insert_code(&self.id, sha256_hex(&code), rec, expires_at)
             .await
             .map_err(OAuthError::server)?;
         let mut q = form_urlencoded::Serializer::new(String::new());
@@ -1043,6 +1110,14 @@ impl Pool {
             }
         }
         let (user, groups) = self.live_user(&rec.sub).await?;
+        let sid = self
+            .store
+            .take_ticket(&self.id, CODE_SESSION, &sha256_hex(code))
+            .await
+            .map_err(OAuthError::server)?;
+        if let Some(sid) = &sid {
+            self.grant_or_refuse(sid, client_id, &origin_jti).await?;
+        }
         let mut tokens = self.mint(
             &user,
             &groups,
@@ -1051,6 +1126,7 @@ impl Pool {
             rec.auth_time,
             rec.nonce.as_deref(),
             &origin_jti,
+            sid.as_deref(),
         )?;
         let refresh = random_token(48).map_err(OAuthError::no_randomness)?;
         let r = RefreshRecord {
@@ -1205,6 +1281,11 @@ impl Pool {
             }
         };
         let (user, groups) = self.live_user(&rec.sub).await?;
+        // The session's `sid` stays in refreshed tokens (ending it revoked the family already).
+        let sid = self
+            .sid_of_family(&rec.origin_jti)
+            .await
+            .map_err(OAuthError::server)?;
         let mut tokens = self.mint(
             &user,
             &groups,
@@ -1213,6 +1294,7 @@ impl Pool {
             rec.auth_time,
             None,
             &rec.origin_jti,
+            sid.as_deref(),
         )?;
         if let Some((_, lifetime)) = rotation {
             // A new token of the same family: revoking any of the family revokes it too.
@@ -1238,10 +1320,20 @@ impl Pool {
                 "only refresh tokens can be revoked",
             ));
         }
-        self.store
+        let origin = self
+            .store
             .revoke_refresh(&self.id, sha256_hex(token), client_id)
             .await
             .map_err(OAuthError::server)?;
+        // Revoking a refresh token ends the sign-in session it was given in.
+        if let Some(origin) = origin
+            && let Some(sid) = self
+                .sid_of_family(&origin)
+                .await
+                .map_err(OAuthError::server)?
+        {
+            self.end_sign_in(&sid).await.map_err(OAuthError::server)?;
+        }
         Ok(())
     }
 
@@ -1290,6 +1382,7 @@ impl Pool {
         auth_time: i64,
         nonce: Option<&str>,
         origin_jti: &str,
+        sid: Option<&str>,
     ) -> Result<Tokens, OAuthError> {
         let now = crate::now();
         let client = self.client(client_id);
@@ -1322,6 +1415,11 @@ impl Pool {
         at.insert("iat".into(), now.into());
         at.insert("jti".into(), uuid::Uuid::new_v4().to_string().into());
         at.insert("username".into(), user.username.clone().into());
+        // Ours: the sign-in session, so a resource server or the balancer's `jwt-validation`
+        // can refuse an ended session's access token without asking the pool.
+        if let Some(sid) = sid {
+            at.insert("sid".into(), sid.into());
+        }
         let access_token = self.keys.load().sign_access(&at).ok_or_else(fail)?;
         let id_token = if gives_id_token(scope) {
             let mut id = Map::new();
@@ -1360,6 +1458,10 @@ impl Pool {
             id.insert("iat".into(), now.into());
             id.insert("jti".into(), uuid::Uuid::new_v4().to_string().into());
             id.insert("origin_jti".into(), origin_jti.into());
+            // OIDC Front-/Back-Channel Logout: the session the token was given in.
+            if let Some(sid) = sid {
+                id.insert("sid".into(), sid.into());
+            }
             Some(self.keys.load().sign_id(&id).ok_or_else(fail)?)
         } else {
             None
@@ -1450,8 +1552,7 @@ impl Pool {
     /// Sessions ended recently enough that their tokens may still be alive (for a load balancer
     /// that starts after them).
     pub async fn ended_sessions(&self) -> Result<Vec<crate::revocation::SessionEnded>, StoreError> {
-        // Filled in by the sign-in sessions work (issue 13).
-        Ok(Vec::new())
+        self.ended_sign_ins().await
     }
 }
 
@@ -1466,6 +1567,14 @@ impl Pool {
         auth_time: i64,
     ) -> Result<String, OAuthError> {
         let token = random_token(32).map_err(OAuthError::no_randomness)?;
+        // The browser session is one sign-in session; its `sid` derives from the cookie.
+        self.begin_sign_in(
+            &user.sub,
+            auth_time,
+            Some(crate::sessions::browser_sid(&token)),
+        )
+        .await
+        .map_err(OAuthError::server)?;
         self.store
             .insert_session(
                 &self.id,
@@ -1490,17 +1599,36 @@ impl Pool {
             .await
             .ok()??;
         let user = self.store.user_by_sub(&self.id, &sub).await.ok()??;
+        // A browser session whose sign-in session ended (a revoked refresh token) is over too.
+        if !self
+            .sign_in_live(&crate::sessions::browser_sid(cookie))
+            .await
+            .ok()?
+        {
+            return None;
+        }
         (user.enabled && user.status == "CONFIRMED").then_some((user, auth_time))
     }
 
-    /// Ends a session (unknown values are ignored).
+    /// Ends a browser session and its sign-in session (unknown values are ignored).
     pub async fn end_session(&self, cookie: &str) {
         if !cookie.is_empty() && cookie.len() <= 128 {
             let _ = self
                 .store
                 .delete_session(&self.id, sha256_hex(cookie))
                 .await;
+            if let Err(e) = self
+                .end_sign_in(&crate::sessions::browser_sid(cookie))
+                .await
+            {
+                tracing::error!(pool = %self.name, error = %e, "cannot end the sign-in session");
+            }
         }
+    }
+
+    /// The `sid` of a hosted-UI session cookie.
+    pub fn browser_sid(&self, cookie: &str) -> String {
+        crate::sessions::browser_sid(cookie)
     }
 
     /// Checks a `/logout` request: `client_id` with a registered `logout_uri`, or `client_id` with

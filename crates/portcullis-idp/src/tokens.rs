@@ -62,7 +62,11 @@ impl SigningKey {
     }
 
     fn sign(&self, claims: &Map<String, Value>) -> Option<String> {
-        let mut out = self.header_b64.clone();
+        self.sign_with(&self.header_b64, claims)
+    }
+
+    fn sign_with(&self, header_b64: &str, claims: &Map<String, Value>) -> Option<String> {
+        let mut out = header_b64.to_string();
         out.push('.');
         out.push_str(&URL_SAFE_NO_PAD.encode(serde_json::to_vec(claims).ok()?));
         let mut sig = vec![0u8; self.key_pair.public_modulus_len()];
@@ -253,6 +257,14 @@ impl PoolKeys {
     pub fn sign_id(&self, claims: &Map<String, Value>) -> Option<String> {
         let i = self.id.signer(crate::now() as i64)?;
         self.id.keys[i].0.sign(claims)
+    }
+
+    /// Signs an OIDC Back-Channel Logout token with the current ID key, typed `logout+jwt`.
+    pub fn sign_logout(&self, claims: &Map<String, Value>) -> Option<String> {
+        let i = self.id.signer(crate::now() as i64)?;
+        let key = &self.id.keys[i].0;
+        let header = json!({ "kid": key.kid, "alg": "RS256", "typ": "logout+jwt" });
+        key.sign_with(&URL_SAFE_NO_PAD.encode(header.to_string()), claims)
     }
 
     /// Signs an access token with the current access key.

@@ -342,7 +342,11 @@ async fn authorize(
         && let Some(cookie) = HostedCookie::Session.read(&pool, &headers)
         && let Some((user, auth_time)) = pool.session_user(cookie).await
     {
-        return match pool.complete_authorization(&req, &user, auth_time).await {
+        let sid = pool.browser_sid(cookie);
+        return match pool
+            .complete_authorization_in(&req, &user, auth_time, &sid)
+            .await
+        {
             Ok(location) => redirect(&location),
             Err(e) => error_page(StatusCode::INTERNAL_SERVER_ERROR, e.error, &e.description),
         };

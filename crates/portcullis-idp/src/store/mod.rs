@@ -3,9 +3,11 @@
 //! that must be shared between nodes lives anywhere else.
 
 pub mod postgres;
+pub mod sessions;
 pub mod sqlite;
 
 pub use postgres::PgStore;
+pub use sessions::{EndRecord, SessionStore, SignInRecord};
 pub use sqlite::SqliteStore;
 
 use std::future::Future;
@@ -153,7 +155,7 @@ pub enum RefreshUse {
 
 /// The operations the user pools need from storage. Every write that several nodes race on is a
 /// single atomic statement (a code is spent by one conditional `UPDATE … RETURNING`).
-pub trait Store: Send + Sync {
+pub trait Store: SessionStore + Send + Sync {
     /// The client's secret, creating it from `make` when absent (idempotent seeding).
     fn client_secret_or_insert<'a>(
         &'a self,

@@ -9,6 +9,11 @@ use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{NoTls, Row};
 
+mod listen;
+mod sessions;
+
+pub use listen::ListenerState;
+
 /// Migrations in order; `portcullis_schema` records how many have run.
 const MIGRATIONS: &[&str] = &[
     r#"
@@ -62,6 +67,7 @@ CREATE TABLE rate_buckets (
   pool_id TEXT NOT NULL, key TEXT NOT NULL, tat BIGINT NOT NULL,
   PRIMARY KEY (pool_id, key));
 "#,
+    super::sessions::sign_in_sessions_migration!("BIGSERIAL PRIMARY KEY"),
 ];
 
 /// True when the family of the `refresh_tokens` row `t` was revoked (any of its tokens, or the
@@ -83,6 +89,12 @@ fn refresh_from_row(r: &Row) -> RefreshRecord {
 #[derive(Clone)]
 pub struct PgStore {
     pool: Pool,
+    /// Where the dedicated `LISTEN` connection for ended sessions connects.
+    config: tokio_postgres::Config,
+    /// This store's id in the session-end log and notifications (random per process).
+    node: String,
+    /// Publishes other nodes' session ends on this process's feeds.
+    listener: std::sync::Arc<listen::Listener>,
 }
 
 fn pg(e: impl std::fmt::Display) -> StoreError {
@@ -116,7 +128,13 @@ impl PgStore {
             },
         );
         let pool = Pool::builder(mgr).max_size(16).build().map_err(pg)?;
-        let store = PgStore { pool };
+        let store = PgStore {
+            pool,
+            config: url.parse().map_err(|e| pg(format!("store URL: {e}")))?,
+            node: crate::pool::random_token(9)
+                .map_err(|_| pg("the system random source failed"))?,
+            listener: Default::default(),
+        };
         store.migrate().await?;
         Ok(store)
     }
@@ -152,6 +170,22 @@ impl PgStore {
                 .map_err(pg)?;
         }
         tx.commit().await.map_err(pg)
+    }
+
+    /// This process's node id in the session-end log.
+    pub fn node_id(&self) -> &str {
+        &self.node
+    }
+
+    /// The state of the `LISTEN` connection for other nodes' session ends.
+    pub fn session_listener(&self) -> ListenerState {
+        self.listener.state()
+    }
+
+    /// While `hold`, a lost `LISTEN` connection is not re-established (tests end sessions while a
+    /// node is deaf, then let it catch up).
+    pub fn hold_session_listener(&self, hold: bool) {
+        self.listener.hold(hold);
     }
 
     async fn client(&self) -> Result<deadpool_postgres::Object, StoreError> {

@@ -10,6 +10,8 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
+mod sessions;
+
 /// The SQLite store shared by every pool of a process.
 #[derive(Clone)]
 pub struct SqliteStore {
@@ -68,6 +70,7 @@ CREATE INDEX group_members_sub ON group_members (pool_id, sub);
     super::OBJECTS_AND_TICKETS,
     super::REUSE_DETECTION,
     super::SIGN_IN_IN_FLIGHT,
+    super::sessions::sign_in_sessions_migration!("INTEGER PRIMARY KEY AUTOINCREMENT"),
 ];
 
 /// True when the family of the `refresh_tokens` row `t` was revoked (any of its tokens, or the

@@ -1,0 +1,330 @@
+//! Sign-in sessions in PostgreSQL. Ending a session and recording a grant both update the
+//! session's row, so they are serialised by its row lock; an end is logged and `NOTIFY`d in the
+//! transaction that makes it (PostgreSQL delivers the notification at commit).
+
+use super::{PgStore, pg};
+use crate::store::sessions::{EndRecord, NOTIFY_CHANNEL, SessionStore, SignInRecord};
+use crate::store::{StoreError, StoreFuture};
+use std::sync::Weak;
+use tokio_postgres::{Row, Transaction};
+
+/// The database's clock in milliseconds: `noted_ms` orders the log for nodes catching up.
+const DB_NOW_MS: &str = "(extract(epoch from clock_timestamp()) * 1000)::bigint";
+
+fn session_row(r: &Row) -> (String, String, i64, i64, Option<i64>) {
+    (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4))
+}
+
+async fn clients_of(
+    tx: &Transaction<'_>,
+    pool: &str,
+    sid: &str,
+) -> Result<Vec<String>, StoreError> {
+    let rows = tx
+        .query(
+            "SELECT DISTINCT client_id FROM sign_in_grants WHERE pool_id = $1 AND sid = $2 ORDER BY client_id",
+            &[&pool, &sid],
+        )
+        .await
+        .map_err(pg)?;
+    Ok(rows.iter().map(|r| r.get(0)).collect())
+}
+
+async fn record(
+    tx: &Transaction<'_>,
+    pool: &str,
+    (sid, sub, started_at, expires_at, ended_at): (String, String, i64, i64, Option<i64>),
+) -> Result<SignInRecord, StoreError> {
+    let clients = clients_of(tx, pool, &sid).await?;
+    Ok(SignInRecord {
+        sid,
+        sub,
+        started_at,
+        expires_at,
+        ended_at,
+        clients,
+    })
+}
+
+/// Revokes the token families given in `sid` (the family mark holds for tokens stored later).
+async fn revoke_families(
+    tx: &Transaction<'_>,
+    pool: &str,
+    sid: &str,
+    now: i64,
+) -> Result<(), StoreError> {
+    tx.execute(
+        "INSERT INTO revoked_families (pool_id, origin_jti, revoked_at)
+         SELECT pool_id, origin_jti, $3 FROM sign_in_grants WHERE pool_id = $1 AND sid = $2
+         ON CONFLICT DO NOTHING",
+        &[&pool, &sid, &now],
+    )
+    .await
+    .map_err(pg)?;
+    tx.execute(
+        "UPDATE refresh_tokens SET revoked = TRUE WHERE pool_id = $1 AND origin_jti IN
+         (SELECT origin_jti FROM sign_in_grants WHERE pool_id = $1 AND sid = $2)",
+        &[&pool, &sid],
+    )
+    .await
+    .map_err(pg)?;
+    Ok(())
+}
+
+impl PgStore {
+    /// Logs an end and announces it to every node, inside the ending transaction.
+    async fn log_end(
+        &self,
+        tx: &Transaction<'_>,
+        pool: &str,
+        sid: Option<&str>,
+        sub: &str,
+        at: i64,
+        keep_until: i64,
+    ) -> Result<(), StoreError> {
+        let noted: i64 = tx
+            .query_one(
+                &format!(
+                    "INSERT INTO session_ends (pool_id, sid, sub, ended_at, keep_until, node, noted_ms)
+                     VALUES ($1, $2, $3, $4, $5, $6, {DB_NOW_MS}) RETURNING noted_ms"
+                ),
+                &[&pool, &sid, &sub, &at, &keep_until, &self.node],
+            )
+            .await
+            .map_err(pg)?
+            .get(0);
+        let payload = super::listen::Announced {
+            pool: pool.to_string(),
+            sid: sid.map(str::to_string),
+            sub: sub.to_string(),
+            at,
+            node: self.node.clone(),
+            noted_ms: noted,
+        }
+        .payload();
+        tx.execute("SELECT pg_notify($1, $2)", &[&NOTIFY_CHANNEL, &payload])
+            .await
+            .map_err(pg)?;
+        Ok(())
+    }
+}
+
+impl SessionStore for PgStore {
+    fn start_sign_in<'a>(
+        &'a self,
+        pool: &'a str,
+        rec: &'a SignInRecord,
+        now: i64,
+    ) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            let mut c = self.client().await?;
+            let tx = c.transaction().await.map_err(pg)?;
+            tx.execute(
+                "DELETE FROM sign_in_grants WHERE pool_id = $1 AND sid IN
+                 (SELECT sid FROM sign_in_sessions WHERE pool_id = $1 AND sub = $2 AND expires_at <= $3)",
+                &[&pool, &rec.sub, &now],
+            )
+            .await
+            .map_err(pg)?;
+            tx.execute(
+                "DELETE FROM sign_in_sessions WHERE pool_id = $1 AND sub = $2 AND expires_at <= $3",
+                &[&pool, &rec.sub, &now],
+            )
+            .await
+            .map_err(pg)?;
+            tx.execute(
+                "INSERT INTO sign_in_sessions (pool_id, sid, sub, started_at, expires_at) VALUES ($1, $2, $3, $4, $5)",
+                &[&pool, &rec.sid, &rec.sub, &rec.started_at, &rec.expires_at],
+            )
+            .await
+            .map_err(pg)?;
+            tx.commit().await.map_err(pg)
+        })
+    }
+
+    fn add_sign_in_grant<'a>(
+        &'a self,
+        pool: &'a str,
+        sid: &'a str,
+        client: &'a str,
+        origin_jti: &'a str,
+        expires_at: i64,
+        now: i64,
+    ) -> StoreFuture<'a, bool> {
+        Box::pin(async move {
+            let mut c = self.client().await?;
+            let tx = c.transaction().await.map_err(pg)?;
+            // The row lock this takes is held until commit: an end waits for the grant (and
+            // then revokes it), or the grant waits for the end (and finds the session ended).
+            let live = tx
+                .execute(
+                    "UPDATE sign_in_sessions SET expires_at = GREATEST(expires_at, $3)
+                     WHERE pool_id = $1 AND sid = $2 AND ended_at IS NULL AND expires_at > $4",
+                    &[&pool, &sid, &expires_at, &now],
+                )
+                .await
+                .map_err(pg)?
+                == 1;
+            if live {
+                tx.execute(
+                    "INSERT INTO sign_in_grants (pool_id, origin_jti, sid, client_id) VALUES ($1, $2, $3, $4)
+                     ON CONFLICT DO NOTHING",
+                    &[&pool, &origin_jti, &sid, &client],
+                )
+                .await
+                .map_err(pg)?;
+            }
+            tx.commit().await.map_err(pg)?;
+            Ok(live)
+        })
+    }
+
+    fn sign_in_session<'a>(
+        &'a self,
+        pool: &'a str,
+        sid: &'a str,
+        now: i64,
+    ) -> StoreFuture<'a, Option<SignInRecord>> {
+        Box::pin(async move {
+            let mut c = self.client().await?;
+            let tx = c.transaction().await.map_err(pg)?;
+            let row = tx
+                .query_opt(
+                    "SELECT sid, sub, started_at, expires_at, ended_at FROM sign_in_sessions
+                     WHERE pool_id = $1 AND sid = $2 AND expires_at > $3",
+                    &[&pool, &sid, &now],
+                )
+                .await
+                .map_err(pg)?;
+            let out = match row {
+                Some(r) => Some(record(&tx, pool, session_row(&r)).await?),
+                None => None,
+            };
+            tx.commit().await.map_err(pg)?;
+            Ok(out)
+        })
+    }
+
+    fn sid_of_family<'a>(
+        &'a self,
+        pool: &'a str,
+        origin_jti: &'a str,
+    ) -> StoreFuture<'a, Option<String>> {
+        Box::pin(async move {
+            Ok(self
+                .opt(
+                    "SELECT sid FROM sign_in_grants WHERE pool_id = $1 AND origin_jti = $2",
+                    &[&pool, &origin_jti],
+                )
+                .await?
+                .map(|r| r.get(0)))
+        })
+    }
+
+    fn end_sign_in<'a>(
+        &'a self,
+        pool: &'a str,
+        sid: &'a str,
+        now: i64,
+    ) -> StoreFuture<'a, Option<SignInRecord>> {
+        Box::pin(async move {
+            let mut c = self.client().await?;
+            let tx = c.transaction().await.map_err(pg)?;
+            let row = tx
+                .query_opt(
+                    "UPDATE sign_in_sessions SET ended_at = $3
+                     WHERE pool_id = $1 AND sid = $2 AND ended_at IS NULL AND expires_at > $3
+                     RETURNING sid, sub, started_at, expires_at, ended_at",
+                    &[&pool, &sid, &now],
+                )
+                .await
+                .map_err(pg)?;
+            let Some(row) = row else {
+                return Ok(None);
+            };
+            revoke_families(&tx, pool, sid, now).await?;
+            let rec = record(&tx, pool, session_row(&row)).await?;
+            self.log_end(&tx, pool, Some(sid), &rec.sub, now, rec.expires_at)
+                .await?;
+            tx.commit().await.map_err(pg)?;
+            Ok(Some(rec))
+        })
+    }
+
+    fn end_user_sign_ins<'a>(
+        &'a self,
+        pool: &'a str,
+        sub: &'a str,
+        now: i64,
+        keep_until: i64,
+    ) -> StoreFuture<'a, Vec<SignInRecord>> {
+        Box::pin(async move {
+            let mut c = self.client().await?;
+            let tx = c.transaction().await.map_err(pg)?;
+            let rows = tx
+                .query(
+                    "UPDATE sign_in_sessions SET ended_at = $3
+                     WHERE pool_id = $1 AND sub = $2 AND ended_at IS NULL AND expires_at > $3
+                     RETURNING sid, sub, started_at, expires_at, ended_at",
+                    &[&pool, &sub, &now],
+                )
+                .await
+                .map_err(pg)?;
+            let mut ended = Vec::new();
+            for r in &rows {
+                let row = session_row(r);
+                revoke_families(&tx, pool, &row.0, now).await?;
+                ended.push(record(&tx, pool, row).await?);
+            }
+            let keep = ended
+                .iter()
+                .map(|r| r.expires_at)
+                .fold(keep_until, i64::max);
+            self.log_end(&tx, pool, None, sub, now, keep).await?;
+            tx.commit().await.map_err(pg)?;
+            Ok(ended)
+        })
+    }
+
+    fn ended_sign_ins<'a>(&'a self, pool: &'a str, now: i64) -> StoreFuture<'a, Vec<EndRecord>> {
+        Box::pin(async move {
+            let mut c = self.client().await?;
+            let tx = c.transaction().await.map_err(pg)?;
+            for sql in [
+                "DELETE FROM session_ends WHERE pool_id = $1 AND keep_until <= $2",
+                "DELETE FROM sign_in_grants WHERE pool_id = $1 AND sid IN
+                 (SELECT sid FROM sign_in_sessions WHERE pool_id = $1 AND expires_at <= $2)",
+                "DELETE FROM sign_in_sessions WHERE pool_id = $1 AND expires_at <= $2",
+            ] {
+                tx.execute(sql, &[&pool, &now]).await.map_err(pg)?;
+            }
+            let rows = tx
+                .query(
+                    "SELECT sid, sub, ended_at FROM session_ends WHERE pool_id = $1 ORDER BY seq",
+                    &[&pool],
+                )
+                .await
+                .map_err(pg)?;
+            tx.commit().await.map_err(pg)?;
+            Ok(rows
+                .iter()
+                .map(|r| EndRecord {
+                    sid: r.get(0),
+                    sub: r.get(1),
+                    at: r.get(2),
+                })
+                .collect())
+        })
+    }
+
+    fn watch_session_ends(&self, pool: &str, issuer: &str, feed: Weak<crate::revocation::Feed>) {
+        super::listen::Listener::watch(
+            &self.listener,
+            &self.config,
+            &self.node,
+            pool,
+            issuer,
+            feed,
+        );
+    }
+}

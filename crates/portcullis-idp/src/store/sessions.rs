@@ -1,0 +1,130 @@
+//! Sign-in sessions in the store: each sign-in's `sid`, the token families (and so the clients)
+//! it gave tokens to, when it ended, and a log of ended sessions that other nodes and late
+//! subscribers read.
+
+use super::StoreFuture;
+use crate::revocation::Feed;
+use std::sync::Weak;
+
+/// One sign-in session as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignInRecord {
+    /// The `sid` claim (random, 192 bits).
+    pub sid: String,
+    /// The user.
+    pub sub: String,
+    /// When the user authenticated (`auth_time`).
+    pub started_at: i64,
+    /// When the last token it gave stops living (its longest refresh-token validity).
+    pub expires_at: i64,
+    /// When it ended, if it did.
+    pub ended_at: Option<i64>,
+    /// The clients that received tokens in it (sorted, distinct).
+    pub clients: Vec<String>,
+}
+
+/// One entry of the log of ended sessions: one session (`sid`), or every session of `sub` that
+/// began at or before `at` (`sid: None`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EndRecord {
+    /// The ended session, or `None` for all of the user's.
+    pub sid: Option<String>,
+    /// The user.
+    pub sub: String,
+    /// When it ended (pool clock).
+    pub at: i64,
+}
+
+/// How the store keeps sign-in sessions. Ending is atomic and happens once: of concurrent ends of
+/// one session exactly one returns it (and so publishes it and sends back-channel logouts).
+pub trait SessionStore: Send + Sync {
+    /// Records a new sign-in session (and forgets this user's expired ones).
+    fn start_sign_in<'a>(
+        &'a self,
+        pool: &'a str,
+        rec: &'a SignInRecord,
+        now: i64,
+    ) -> StoreFuture<'a, ()>;
+    /// Records that the token family `origin_jti` was given to `client` in session `sid`, and
+    /// extends the session to `expires_at` when that is later; `false` (nothing recorded) when the
+    /// session is unknown, ended or expired. Serialised with [`SessionStore::end_sign_in`], so a
+    /// family recorded is always revoked by a later end.
+    fn add_sign_in_grant<'a>(
+        &'a self,
+        pool: &'a str,
+        sid: &'a str,
+        client: &'a str,
+        origin_jti: &'a str,
+        expires_at: i64,
+        now: i64,
+    ) -> StoreFuture<'a, bool>;
+    /// A session, ended or not (`None` when unknown or expired at `now`).
+    fn sign_in_session<'a>(
+        &'a self,
+        pool: &'a str,
+        sid: &'a str,
+        now: i64,
+    ) -> StoreFuture<'a, Option<SignInRecord>>;
+    /// The session a token family was given in.
+    fn sid_of_family<'a>(
+        &'a self,
+        pool: &'a str,
+        origin_jti: &'a str,
+    ) -> StoreFuture<'a, Option<String>>;
+    /// Ends a live session at `now`: marks it, revokes every token family given in it, logs the
+    /// end (kept until the session's expiry) and tells other nodes. Returns the session when this
+    /// call ended it; `None` when it was unknown, expired or ended already.
+    fn end_sign_in<'a>(
+        &'a self,
+        pool: &'a str,
+        sid: &'a str,
+        now: i64,
+    ) -> StoreFuture<'a, Option<SignInRecord>>;
+    /// Ends every live session of `sub` at `now` as [`SessionStore::end_sign_in`] does, and logs
+    /// one user-wide end (`sid: None`) kept until `keep_until` (tokens given before sessions
+    /// were recorded have no `sid`). Returns the sessions this call ended.
+    fn end_user_sign_ins<'a>(
+        &'a self,
+        pool: &'a str,
+        sub: &'a str,
+        now: i64,
+        keep_until: i64,
+    ) -> StoreFuture<'a, Vec<SignInRecord>>;
+    /// The ends logged whose tokens may still live at `now`, oldest first; forgets the others,
+    /// and sessions expired at `now`.
+    fn ended_sign_ins<'a>(&'a self, pool: &'a str, now: i64) -> StoreFuture<'a, Vec<EndRecord>>;
+    /// Publishes on `feed` the ends other nodes log for `pool` (PostgreSQL: `LISTEN`; a store
+    /// that serves one process has nothing to do: the pool publishes its own ends).
+    fn watch_session_ends(&self, _pool: &str, _issuer: &str, _feed: Weak<Feed>) {}
+}
+
+/// Where PostgreSQL announces ended sessions (`NOTIFY`), for every node's `LISTEN`.
+pub const NOTIFY_CHANNEL: &str = "portcullis_session_ends";
+
+/// The sign-in-session tables both stores add (the log's sequence column is each store's own).
+macro_rules! sign_in_sessions_migration {
+    ($serial:literal) => {
+        concat!(
+            r#"
+CREATE TABLE sign_in_sessions (
+  pool_id TEXT NOT NULL, sid TEXT NOT NULL, sub TEXT NOT NULL, started_at BIGINT NOT NULL,
+  expires_at BIGINT NOT NULL, ended_at BIGINT,
+  PRIMARY KEY (pool_id, sid));
+CREATE INDEX sign_in_sessions_sub ON sign_in_sessions (pool_id, sub);
+CREATE INDEX sign_in_sessions_expiry ON sign_in_sessions (pool_id, expires_at);
+CREATE TABLE sign_in_grants (
+  pool_id TEXT NOT NULL, origin_jti TEXT NOT NULL, sid TEXT NOT NULL, client_id TEXT NOT NULL,
+  PRIMARY KEY (pool_id, origin_jti));
+CREATE INDEX sign_in_grants_sid ON sign_in_grants (pool_id, sid);
+CREATE TABLE session_ends (
+  seq "#,
+            $serial,
+            r#", pool_id TEXT NOT NULL, sid TEXT, sub TEXT NOT NULL, ended_at BIGINT NOT NULL,
+  keep_until BIGINT NOT NULL, node TEXT NOT NULL, noted_ms BIGINT NOT NULL);
+CREATE INDEX session_ends_keep ON session_ends (pool_id, keep_until);
+CREATE INDEX session_ends_noted ON session_ends (noted_ms);
+"#
+        )
+    };
+}
+pub(crate) use sign_in_sessions_migration;

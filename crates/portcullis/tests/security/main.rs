@@ -22,5 +22,8 @@ mod protocol;
 mod review;
 /// Findings of an outside review of the identity provider (enumeration, code sending, ...).
 mod review_idp;
+/// Findings of an outside review of federation: federated users and passwords, the admin's
+/// reach, the mix-up defence, stale verification, name squatting.
+mod review_federation;
 /// Transport and files: TLS on the pool's domain, `state_dir` permissions.
 mod transport;

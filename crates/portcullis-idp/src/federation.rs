@@ -948,6 +948,35 @@ mod tests {
         }
     }
 
+    /// The check is applied where relying parties are made, to configured endpoints too.
+    #[tokio::test]
+    async fn a_relying_party_for_a_remote_issuer_never_calls_this_machine() {
+        let provider = |token: &str| StoredProvider {
+            provider: IdentityProvider {
+                name: "Remote".into(),
+                provider_type: "OIDC".into(),
+                client_id: "pool".into(),
+                client_secret: Some("s".into()),
+                client_secret_env: None,
+                authorize_scopes: "openid".into(),
+                oidc_issuer: "https://idp.example".into(),
+                authorize_url: Some("https://idp.example/authorize".into()),
+                token_url: Some(token.into()),
+                attributes_url: Some("https://idp.example/userinfo".into()),
+                jwks_uri: Some("https://idp.example/jwks".into()),
+                attributes_request_method: "GET".into(),
+                attribute_mapping: Default::default(),
+                idp_identifiers: Vec::new(),
+            },
+            created_at: 0,
+            updated_at: 0,
+        };
+        let f = Federation::default();
+        assert!(f.relying_party(&provider("https://idp.example/token")).await.is_ok());
+        let local = f.relying_party(&provider("http://127.0.0.1:9100/token")).await;
+        assert!(matches!(local, Err(FederationError::Unreachable(_))));
+    }
+
     #[test]
     fn attribute_values_are_strings_and_bounded() {
         assert_eq!(attribute_value(&json!("a")), Some("a".into()));

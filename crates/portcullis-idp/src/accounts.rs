@@ -496,7 +496,11 @@ impl Pool {
         }
         let mut u = self.user(username).await?;
         for k in remove {
-            if k == "sub" || k == "email_verified" && u.attributes.contains_key("email") {
+            // `identities` is the pool's record of a federated user's provider, never the user's.
+            if k == "sub"
+                || k == "identities"
+                || k == "email_verified" && u.attributes.contains_key("email")
+            {
                 return Err(IdpError::InvalidParameter(format!(
                     "Cannot delete the attribute {k}"
                 )));

@@ -286,3 +286,89 @@ async fn a_sign_up_cannot_take_a_federated_users_name() {
     assert_eq!(status, 200, "{v}");
     kit.app.shutdown().await;
 }
+
+/// Low. A federated user could delete its own `identities` (`DeleteUserAttributes`): its ID
+/// tokens then looked like a local user's to an app that tells them apart by that claim.
+#[tokio::test]
+async fn a_federated_user_cannot_drop_its_identities() {
+    let kit = Kit::start_full("", "", NO_RATE_LIMITS).await;
+    let (h, issuer, _) = evil_provider(&kit, json!({"email": "email"})).await;
+    let c = admin(
+        &kit,
+        "CreateUserPoolClient",
+        json!({"ClientName": "fed-admin", "AllowedOAuthFlows": ["code"],
+               "AllowedOAuthScopes": ["openid", "email", "aws.cognito.signin.user.admin"],
+               "AllowedOAuthFlowsUserPoolClient": true, "CallbackURLs": ["http://127.0.0.1:9/cb"],
+               "SupportedIdentityProviders": ["Evil"]}),
+    )
+    .await
+    .unwrap();
+    let client = c["UserPoolClient"]["ClientId"].as_str().unwrap().to_string();
+    // A login asking for the scope of the user's own API (`start_login` asks for less).
+    let b = browser();
+    let r = b
+        .get(format!(
+            "{}/oauth2/authorize?client_id={client}&response_type=code&redirect_uri=http://127.0.0.1:9/cb&identity_provider=Evil&scope=openid+aws.cognito.signin.user.admin",
+            kit.pool_url
+        ))
+        .send()
+        .await
+        .unwrap();
+    let at_provider = reqwest::Url::parse(&location(&r)).unwrap();
+    let q: std::collections::HashMap<String, String> =
+        at_provider.query_pairs().into_owned().collect();
+    *h.lies.lock().unwrap() = Lies {
+        nonce: q["nonce"].clone(),
+        ..honest(&issuer, "eve")
+    };
+    let r = b
+        .get(format!(
+            "{}/oauth2/idpresponse?code=c-1&state={}",
+            kit.pool_url, q["state"]
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert!(signed_in(&r), "{}", location(&r));
+    let callback = reqwest::Url::parse(&location(&r)).unwrap();
+    let code = callback
+        .query_pairs()
+        .find(|(k, _)| k == "code")
+        .unwrap()
+        .1
+        .to_string();
+    let tokens: Value = reqwest::Client::new()
+        .post(format!("{}/oauth2/token", kit.pool_url))
+        .form(&[
+            ("grant_type", "authorization_code"),
+            ("client_id", client.as_str()),
+            ("code", code.as_str()),
+            ("redirect_uri", "http://127.0.0.1:9/cb"),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let access = tokens["access_token"].as_str().unwrap();
+    let (status, v) = api(
+        &kit,
+        "DeleteUserAttributes",
+        json!({"AccessToken": access, "UserAttributeNames": ["identities"]}),
+    )
+    .await;
+    assert_eq!(status, 400, "{v}");
+    assert_eq!(v["__type"], "InvalidParameterException", "{v}");
+    let eve = kit.pool().user("Evil_eve").await.unwrap();
+    assert!(eve.attributes.contains_key("identities"));
+    // Its other attributes are still its own.
+    let (status, v) = api(
+        &kit,
+        "DeleteUserAttributes",
+        json!({"AccessToken": access, "UserAttributeNames": ["email"]}),
+    )
+    .await;
+    assert_eq!(status, 200, "{v}");
+    kit.app.shutdown().await;
+}

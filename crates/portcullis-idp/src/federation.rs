@@ -944,7 +944,10 @@ mod tests {
             "https://[::ffff:127.0.0.1]/token",
         ] {
             assert!(!is_endpoint_of(remote, local), "{local}");
-            assert!(is_endpoint_of("http://127.0.0.1:9001/pool", local), "{local}");
+            assert!(
+                is_endpoint_of("http://127.0.0.1:9001/pool", local),
+                "{local}"
+            );
         }
     }
 
@@ -972,8 +975,14 @@ mod tests {
             updated_at: 0,
         };
         let f = Federation::default();
-        assert!(f.relying_party(&provider("https://idp.example/token")).await.is_ok());
-        let local = f.relying_party(&provider("http://127.0.0.1:9100/token")).await;
+        assert!(
+            f.relying_party(&provider("https://idp.example/token"))
+                .await
+                .is_ok()
+        );
+        let local = f
+            .relying_party(&provider("http://127.0.0.1:9100/token"))
+            .await;
         assert!(matches!(local, Err(FederationError::Unreachable(_))));
     }
 

@@ -116,7 +116,11 @@ pub(crate) fn honest(issuer: &str, sub: &str) -> Lies {
 
 /// Starts a login at the hostile provider from `client` (a browser with cookies): the provider's
 /// `state` and `nonce`.
-pub(crate) async fn start_login(kit: &Kit, browser: &reqwest::Client, client_id: &str) -> (String, String) {
+pub(crate) async fn start_login(
+    kit: &Kit,
+    browser: &reqwest::Client,
+    client_id: &str,
+) -> (String, String) {
     let r = browser
         .get(format!(
             "{}/oauth2/authorize?client_id={client_id}&response_type=code&scope=openid+email&redirect_uri=http://127.0.0.1:9/cb&state=app&identity_provider=Evil",
@@ -138,7 +142,12 @@ pub(crate) async fn start_login(kit: &Kit, browser: &reqwest::Client, client_id:
 }
 
 /// One whole login with these lies; the pool's answer to `/oauth2/idpresponse`.
-pub(crate) async fn login_with(kit: &Kit, h: &Shared, client_id: &str, lies: Lies) -> reqwest::Response {
+pub(crate) async fn login_with(
+    kit: &Kit,
+    h: &Shared,
+    client_id: &str,
+    lies: Lies,
+) -> reqwest::Response {
     let browser = browser();
     let (state, nonce) = start_login(kit, &browser, client_id).await;
     *h.lies.lock().unwrap() = Lies { nonce, ..lies };

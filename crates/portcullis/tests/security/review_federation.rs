@@ -69,7 +69,10 @@ async fn evil_provider(kit: &Kit, mapping: Value) -> (Shared, String, String) {
     )
     .await
     .unwrap();
-    let id = c["UserPoolClient"]["ClientId"].as_str().unwrap().to_string();
+    let id = c["UserPoolClient"]["ClientId"]
+        .as_str()
+        .unwrap()
+        .to_string();
     (h, issuer, id)
 }
 
@@ -196,7 +199,12 @@ async fn every_federated_user_is_within_the_admins_reach() {
         assert!(refused(&r), "{len}: disabled");
     }
     // The longest name that fits still signs in.
-    assert!(kit.pool().user(&format!("Evil_{}", "s".repeat(123))).await.is_ok());
+    assert!(
+        kit.pool()
+            .user(&format!("Evil_{}", "s".repeat(123)))
+            .await
+            .is_ok()
+    );
     kit.app.shutdown().await;
 }
 
@@ -303,7 +311,10 @@ async fn a_federated_user_cannot_drop_its_identities() {
     )
     .await
     .unwrap();
-    let client = c["UserPoolClient"]["ClientId"].as_str().unwrap().to_string();
+    let client = c["UserPoolClient"]["ClientId"]
+        .as_str()
+        .unwrap()
+        .to_string();
     // A login asking for the scope of the user's own API (`start_login` asks for less).
     let b = browser();
     let r = b

@@ -4,6 +4,7 @@
 //! hosted UI; every rule (policy, statuses, code expiry and attempts) is enforced here.
 
 use crate::error::IdpError;
+use crate::federation::EXTERNAL_PROVIDER;
 use crate::messages::{Purpose, mask};
 use crate::pool::{Pool, SignInError, Tokens, constant_time_eq, random_token, sha256_hex};
 use crate::store::{RefreshRecord, UserRecord};
@@ -293,6 +294,20 @@ impl Pool {
         Ok(())
     }
 
+    /// Refuses a self-chosen name `<ProviderName>_...` of one of the pool's identity providers:
+    /// that name belongs to the provider's user, who would be refused sign-in once it is taken.
+    fn refuse_provider_prefix(&self, username: &str) -> Result<(), IdpError> {
+        let taken = username
+            .split_once('_')
+            .is_some_and(|(p, _)| self.catalog().identity_providers.contains_key(p));
+        if taken {
+            return Err(IdpError::InvalidParameter(
+                "Username cannot start with the name of an identity provider of this pool".into(),
+            ));
+        }
+        Ok(())
+    }
+
     /// A user by name, or `UserNotFoundException`.
     pub async fn user(&self, username: &str) -> Result<UserRecord, IdpError> {
         if username.is_empty() || username.len() > 128 {
@@ -390,6 +405,7 @@ impl Pool {
         permanent: bool,
     ) -> Result<(), IdpError> {
         let mut u = self.user(username).await?;
+        refuse_federated(&u)?;
         self.check_password(password)?;
         u.password_hash = self.hash_pw(password).await?;
         u.status = if permanent {
@@ -481,7 +497,11 @@ impl Pool {
         }
         let mut u = self.user(username).await?;
         for k in remove {
-            if k == "sub" || k == "email_verified" && u.attributes.contains_key("email") {
+            // `identities` is the pool's record of a federated user's provider, never the user's.
+            if k == "sub"
+                || k == "identities"
+                || k == "email_verified" && u.attributes.contains_key("email")
+            {
                 return Err(IdpError::InvalidParameter(format!(
                     "Cannot delete the attribute {k}"
                 )));
@@ -616,6 +636,7 @@ impl Pool {
     /// `AdminResetUserPassword`: `RESET_REQUIRED` and a reset code in the outbox.
     pub async fn admin_reset_password(&self, username: &str) -> Result<(), IdpError> {
         let mut u = self.user(username).await?;
+        refuse_federated(&u)?;
         u.status = "RESET_REQUIRED".into();
         self.store.save_user(&self.id, u.clone()).await?;
         // Ours (Cognito keeps the tokens): a reset ends every session of the user.
@@ -831,6 +852,7 @@ impl Pool {
             ));
         }
         Self::check_username(username)?;
+        self.refuse_provider_prefix(username)?;
         self.check_attributes(&attrs, true)?;
         self.check_writable(client_id, attrs.keys())?;
         self.check_password(password)?;
@@ -943,7 +965,11 @@ impl Pool {
             Err(e) => return Err(e),
         };
         match u {
-            Some(u) if u.enabled => match self
+            Some(u) if u.enabled && u.status == EXTERNAL_PROVIDER && reveal_unknown => {
+                Err(federated_password())
+            }
+            // A federated user has no password to reset: answered as a user without an address.
+            Some(u) if u.enabled && u.status != EXTERNAL_PROVIDER => match self
                 .send_code(&u, TICKET_RESET, RESET_CODE_LIFETIME, Purpose::ForgotPassword)
                 .await?
             {
@@ -956,7 +982,9 @@ impl Pool {
                         .await
                 }
             },
-            Some(_) if reveal_unknown => Err(IdpError::NotAuthorized("User is disabled.".into())),
+            Some(u) if reveal_unknown && !u.enabled => {
+                Err(IdpError::NotAuthorized("User is disabled.".into()))
+            }
             _ => {
                 self.simulate_code(TICKET_RESET, username, RESET_CODE_LIFETIME)
                     .await
@@ -979,6 +1007,7 @@ impl Pool {
             .user(username)
             .await
             .map_err(|_| IdpError::ExpiredCode)?;
+        refuse_federated(&u)?;
         u.password_hash = self.hash_pw(password).await?;
         u.status = "CONFIRMED".into();
         let sub = u.sub.clone();
@@ -1319,6 +1348,21 @@ impl Pool {
         self.end_user_sessions(sub).await?;
         Ok(())
     }
+}
+
+/// The refusal of a password operation on a federated user.
+fn federated_password() -> IdpError {
+    IdpError::InvalidParameter(
+        "The user signs in at its identity provider (EXTERNAL_PROVIDER) and has no password".into(),
+    )
+}
+
+/// Federated users never get a password (they would sign in without their provider).
+fn refuse_federated(u: &UserRecord) -> Result<(), IdpError> {
+    if u.status == EXTERNAL_PROVIDER {
+        return Err(federated_password());
+    }
+    Ok(())
 }
 
 /// A live challenge session.

@@ -31,6 +31,9 @@ pub const EXTERNAL_PROVIDER: &str = "EXTERNAL_PROVIDER";
 pub const MAX_ATTRIBUTE_VALUE: usize = 2048;
 /// Longest user id (`sub`, or the claim `username` maps to) taken from a provider (OIDC Core).
 pub const MAX_SUBJECT: usize = 255;
+/// Longest federated user name `<ProviderName>_<id>`: Cognito's limit on user names, which every
+/// admin operation enforces, so an admin can always reach (disable, delete) a federated user.
+pub const MAX_USER_NAME: usize = 128;
 
 /// An identity provider as stored (its secret resolved).
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -124,7 +127,8 @@ pub enum FederationError {
     /// The relying party refused the provider's answer.
     #[error("the identity provider's answer was refused ({0:?})")]
     Refused(AuthError),
-    /// The user id is empty, too long or has control or space characters.
+    /// The user id is empty, too long (alone, or in the user name) or has control or space
+    /// characters.
     #[error("the identity provider sent an unusable user id")]
     BadSubject,
     /// A user of that name exists and is not this provider's.
@@ -198,9 +202,10 @@ impl Federation {
             }
         };
         // Discovered endpoints obey the config's rule: the secret and codes never cross a
-        // network in clear text.
+        // network in clear text; and a provider off this machine cannot aim the pool's calls
+        // (its secret, codes, bearer tokens) at a service of this machine.
         for u in [&authorize, &token, &userinfo, &jwks] {
-            if !is_safe_url(u) {
+            if !is_safe_url(u) || !is_endpoint_of(&c.oidc_issuer, u) {
                 return Err(FederationError::Unreachable(format!(
                     "the discovery document names `{}`: an https URL (http only for loopback) is required",
                     u.chars().take(200).collect::<String>()
@@ -288,6 +293,36 @@ fn is_safe_url(u: &str) -> bool {
     portcullis_config::parse_url(u).is_some_and(|(scheme, host, _)| {
         scheme == "https" || (scheme == "http" && portcullis_config::is_loopback_host(&host))
     })
+}
+
+/// Whether `u` may be an endpoint of a provider whose issuer is `issuer`: on this machine (a
+/// loopback host) only when the issuer is too.
+fn is_endpoint_of(issuer: &str, u: &str) -> bool {
+    !is_on_this_machine(u) || is_on_this_machine(issuer)
+}
+
+/// Whether a URL's host is this machine: a loopback or unspecified address (`0.0.0.0` reaches
+/// local services on Linux), or a `localhost` name (with or without a trailing dot).
+fn is_on_this_machine(url: &str) -> bool {
+    let Some((_, host, _)) = portcullis_config::parse_url(url) else {
+        return false;
+    };
+    let name = host.trim_end_matches('.').to_ascii_lowercase();
+    if name == "localhost" || name.ends_with(".localhost") {
+        return true;
+    }
+    let bare = name.trim_start_matches('[').trim_end_matches(']');
+    match bare.parse::<std::net::IpAddr>() {
+        Ok(std::net::IpAddr::V4(ip)) => ip.is_loopback() || ip.is_unspecified(),
+        Ok(std::net::IpAddr::V6(ip)) => {
+            ip.is_loopback()
+                || ip.is_unspecified()
+                || ip
+                    .to_ipv4_mapped()
+                    .is_some_and(|v4| v4.is_loopback() || v4.is_unspecified())
+        }
+        Err(_) => false,
+    }
 }
 
 /// Whether a binding cookie value is one this pool could have made (43 base64url characters).
@@ -486,6 +521,22 @@ impl Pool {
             description,
             state: req.state.clone(),
         };
+        // Mix-up defence (RFC 9207): a provider that names itself must be the one this login
+        // went to, so another provider's answer is never taken for this one's.
+        if let Some(iss) = get("iss") {
+            let expected = self
+                .catalog()
+                .identity_providers
+                .get(&pending.provider)
+                .map(|p| p.provider.oidc_issuer.clone());
+            if expected.as_deref() != Some(iss) {
+                tracing::info!(pool = %self.name, provider = %pending.provider, "external sign-in refused: the answer names another issuer");
+                return back(
+                    "invalid_request",
+                    "the answer came from another identity provider".into(),
+                );
+            }
+        }
         if let Some(error) = get("error") {
             // The provider's refusal goes to the app, as Cognito forwards it.
             let error = if !error.is_empty()
@@ -587,6 +638,9 @@ impl Pool {
             return Err(FederationError::BadSubject);
         }
         let username = format!("{}_{user_id}", p.name);
+        if username.len() > MAX_USER_NAME {
+            return Err(FederationError::BadSubject);
+        }
         let existing = self.store.user_by_username(&self.id, &username).await?;
         let now_ms = crate::now() as i64 * 1000;
         let date_created = match &existing {
@@ -624,12 +678,17 @@ impl Pool {
                 _ => v,
             };
             let changed = attrs.get(attr).and_then(Value::as_str) != Some(v.as_str());
-            // An address the admin did not let the provider vouch for is unverified.
+            // A changed address is unverified unless the provider vouches for it in this very
+            // answer (the admin mapped the flag, and the provider sent it).
             for (a, verified) in [
                 ("email", "email_verified"),
                 ("phone_number", "phone_number_verified"),
             ] {
-                if attr == a && changed && !p.attribute_mapping.contains_key(verified) {
+                let vouched = p
+                    .attribute_mapping
+                    .get(verified)
+                    .is_some_and(|c| claims.get(c).and_then(attribute_value).is_some());
+                if attr == a && changed && !vouched {
                     attrs.insert(verified.into(), "false".into());
                 }
             }
@@ -871,6 +930,62 @@ mod tests {
         assert!(!is_safe_url("http://idp.example/token"));
         assert!(!is_safe_url("ftp://idp.example/token"));
         assert!(!is_safe_url("/token"));
+    }
+
+    #[test]
+    fn a_remote_provider_cannot_name_endpoints_on_this_machine() {
+        let remote = "https://idp.example";
+        assert!(is_endpoint_of(remote, "https://keys.idp.example/jwks"));
+        for local in [
+            "http://127.0.0.1:9100/metrics",
+            "http://localhost:5432/",
+            "https://localhost/token",
+            "http://[::1]:8080/userinfo",
+            "https://0.0.0.0:9100/",
+            "https://localhost./jwks",
+            "https://[::ffff:127.0.0.1]/token",
+        ] {
+            assert!(!is_endpoint_of(remote, local), "{local}");
+            assert!(
+                is_endpoint_of("http://127.0.0.1:9001/pool", local),
+                "{local}"
+            );
+        }
+    }
+
+    /// The check is applied where relying parties are made, to configured endpoints too.
+    #[tokio::test]
+    async fn a_relying_party_for_a_remote_issuer_never_calls_this_machine() {
+        let provider = |token: &str| StoredProvider {
+            provider: IdentityProvider {
+                name: "Remote".into(),
+                provider_type: "OIDC".into(),
+                client_id: "pool".into(),
+                client_secret: Some("s".into()),
+                client_secret_env: None,
+                authorize_scopes: "openid".into(),
+                oidc_issuer: "https://idp.example".into(),
+                authorize_url: Some("https://idp.example/authorize".into()),
+                token_url: Some(token.into()),
+                attributes_url: Some("https://idp.example/userinfo".into()),
+                jwks_uri: Some("https://idp.example/jwks".into()),
+                attributes_request_method: "GET".into(),
+                attribute_mapping: Default::default(),
+                idp_identifiers: Vec::new(),
+            },
+            created_at: 0,
+            updated_at: 0,
+        };
+        let f = Federation::default();
+        assert!(
+            f.relying_party(&provider("https://idp.example/token"))
+                .await
+                .is_ok()
+        );
+        let local = f
+            .relying_party(&provider("http://127.0.0.1:9100/token"))
+            .await;
+        assert!(matches!(local, Err(FederationError::Unreachable(_))));
     }
 
     #[test]

@@ -13,29 +13,29 @@ use std::sync::{Arc, Mutex};
 
 /// What the hostile provider does at its token and userinfo endpoints.
 #[derive(Clone)]
-struct Lies {
+pub(crate) struct Lies {
     /// Claims of the ID token (the nonce is filled in from the login unless set).
-    claims: Value,
+    pub(crate) claims: Value,
     /// JOSE header.
-    header: Value,
+    pub(crate) header: Value,
     /// Sign with the published key (false: a key nobody published).
-    signed: bool,
+    pub(crate) signed: bool,
     /// The userinfo answer.
-    userinfo: Value,
+    pub(crate) userinfo: Value,
     /// Userinfo padding in bytes.
-    pad: usize,
-    nonce: String,
+    pub(crate) pad: usize,
+    pub(crate) nonce: String,
 }
 
-struct Hostile {
-    key: aws_lc_rs::signature::EcdsaKeyPair,
-    pkcs8: Vec<u8>,
-    other_pkcs8: Vec<u8>,
-    issuer: String,
-    lies: Mutex<Lies>,
+pub(crate) struct Hostile {
+    pub(crate) key: aws_lc_rs::signature::EcdsaKeyPair,
+    pub(crate) pkcs8: Vec<u8>,
+    pub(crate) other_pkcs8: Vec<u8>,
+    pub(crate) issuer: String,
+    pub(crate) lies: Mutex<Lies>,
 }
 
-type Shared = Arc<Hostile>;
+pub(crate) type Shared = Arc<Hostile>;
 /// One way to lie.
 type Lie = Box<dyn Fn(&mut Lies)>;
 
@@ -56,7 +56,7 @@ fn sign(pkcs8: &[u8], header: &Value, claims: &Value) -> String {
     format!("{input}.{}", URL_SAFE_NO_PAD.encode(sig.as_ref()))
 }
 
-async fn hostile_discovery(State(h): State<Shared>) -> axum::response::Response {
+pub(crate) async fn hostile_discovery(State(h): State<Shared>) -> axum::response::Response {
     let i = &h.issuer;
     axum::Json(json!({
         "issuer": i, "authorization_endpoint": format!("{i}/authorize"),
@@ -66,7 +66,7 @@ async fn hostile_discovery(State(h): State<Shared>) -> axum::response::Response 
     .into_response()
 }
 
-async fn hostile_jwks(State(h): State<Shared>) -> axum::response::Response {
+pub(crate) async fn hostile_jwks(State(h): State<Shared>) -> axum::response::Response {
     use aws_lc_rs::signature::KeyPair;
     let public = h.key.public_key().as_ref();
     axum::Json(json!({"keys": [{
@@ -76,7 +76,7 @@ async fn hostile_jwks(State(h): State<Shared>) -> axum::response::Response {
     .into_response()
 }
 
-async fn hostile_token(State(h): State<Shared>) -> axum::response::Response {
+pub(crate) async fn hostile_token(State(h): State<Shared>) -> axum::response::Response {
     let lies = h.lies.lock().unwrap().clone();
     let mut claims = lies.claims.clone();
     if claims.get("nonce").is_none() {
@@ -92,7 +92,7 @@ async fn hostile_token(State(h): State<Shared>) -> axum::response::Response {
         .into_response()
 }
 
-async fn hostile_userinfo(State(h): State<Shared>) -> axum::response::Response {
+pub(crate) async fn hostile_userinfo(State(h): State<Shared>) -> axum::response::Response {
     let lies = h.lies.lock().unwrap().clone();
     let mut v = lies.userinfo.clone();
     if lies.pad > 0 {
@@ -101,7 +101,7 @@ async fn hostile_userinfo(State(h): State<Shared>) -> axum::response::Response {
     axum::Json(v).into_response()
 }
 
-fn honest(issuer: &str, sub: &str) -> Lies {
+pub(crate) fn honest(issuer: &str, sub: &str) -> Lies {
     let now = portcullis_auth::now();
     Lies {
         claims: json!({"iss": issuer, "aud": "pool", "sub": sub, "iat": now, "exp": now + 300,
@@ -116,7 +116,11 @@ fn honest(issuer: &str, sub: &str) -> Lies {
 
 /// Starts a login at the hostile provider from `client` (a browser with cookies): the provider's
 /// `state` and `nonce`.
-async fn start_login(kit: &Kit, browser: &reqwest::Client, client_id: &str) -> (String, String) {
+pub(crate) async fn start_login(
+    kit: &Kit,
+    browser: &reqwest::Client,
+    client_id: &str,
+) -> (String, String) {
     let r = browser
         .get(format!(
             "{}/oauth2/authorize?client_id={client_id}&response_type=code&scope=openid+email&redirect_uri=http://127.0.0.1:9/cb&state=app&identity_provider=Evil",
@@ -138,7 +142,12 @@ async fn start_login(kit: &Kit, browser: &reqwest::Client, client_id: &str) -> (
 }
 
 /// One whole login with these lies; the pool's answer to `/oauth2/idpresponse`.
-async fn login_with(kit: &Kit, h: &Shared, client_id: &str, lies: Lies) -> reqwest::Response {
+pub(crate) async fn login_with(
+    kit: &Kit,
+    h: &Shared,
+    client_id: &str,
+    lies: Lies,
+) -> reqwest::Response {
     let browser = browser();
     let (state, nonce) = start_login(kit, &browser, client_id).await;
     *h.lies.lock().unwrap() = Lies { nonce, ..lies };
@@ -152,7 +161,7 @@ async fn login_with(kit: &Kit, h: &Shared, client_id: &str, lies: Lies) -> reqwe
         .unwrap()
 }
 
-fn refused(r: &reqwest::Response) -> bool {
+pub(crate) fn refused(r: &reqwest::Response) -> bool {
     r.status() == 302 && location(r).starts_with("http://127.0.0.1:9/cb?error=")
 }
 

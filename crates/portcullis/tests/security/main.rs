@@ -20,6 +20,9 @@ mod passwords;
 mod protocol;
 /// Findings of an outside review (path normalisation against path-pattern rules, ...).
 mod review;
+/// Findings of an outside review of federation: federated users and passwords, the admin's
+/// reach, the mix-up defence, stale verification, name squatting.
+mod review_federation;
 /// Findings of an outside review of the identity provider (enumeration, code sending, ...).
 mod review_idp;
 /// Transport and files: TLS on the pool's domain, `state_dir` permissions.

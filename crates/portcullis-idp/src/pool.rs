@@ -394,11 +394,10 @@ impl Pool {
             metrics.verifications(&cfg.name),
             clock.clone(),
         );
-        // Through the workers, so that its memory is theirs (and released with theirs).
-        let dummy_hash = hasher
-            .hash("portcullis-dummy")
-            .await
-            .map_err(|_| "argon2 failed")?;
+        // Through the workers, so that its memory is theirs (and released with theirs). Of a
+        // random secret: it is also the password hash of federated users, which nothing may match.
+        let secret = random_token(32).map_err(|_| "no randomness for the dummy hash")?;
+        let dummy_hash = hasher.hash(&secret).await.map_err(|_| "argon2 failed")?;
         let session_ends = Arc::new(crate::revocation::Feed::default());
         // Sessions other nodes end reach this process's feed through the store.
         store.watch_session_ends(

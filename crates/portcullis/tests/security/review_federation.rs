@@ -177,6 +177,29 @@ async fn a_federated_user_never_gains_a_password() {
     kit.app.shutdown().await;
 }
 
+/// Low (found by the lead). A federated user's stored password hash was the pool's dummy hash of
+/// the known string `portcullis-dummy`: only its status kept that string from being its password.
+/// The dummy hash is now of a random secret.
+#[tokio::test]
+async fn a_federated_users_password_hash_matches_no_known_string() {
+    let kit = Kit::start_full("", "", NO_RATE_LIMITS).await;
+    let (h, issuer, client) = evil_provider(&kit, json!({})).await;
+    let r = login_with(&kit, &h, &client, honest(&issuer, "eve")).await;
+    assert!(signed_in(&r), "{}", location(&r));
+    let eve = kit.pool().user("Evil_eve").await.unwrap();
+    for guess in ["portcullis-dummy", "", PASSWORD] {
+        assert!(
+            !kit.pool()
+                .hasher
+                .verify(guess, &eve.password_hash)
+                .await
+                .unwrap_or(false),
+            "a federated user's password hash matches {guess:?}"
+        );
+    }
+    kit.app.shutdown().await;
+}
+
 /// Low. A provider's user id of up to 255 characters made a user name `Evil_<id>` longer than the
 /// 128 characters every admin operation accepts: an admin could not disable or delete that user
 /// (`UserNotFoundException`), while it kept signing in.

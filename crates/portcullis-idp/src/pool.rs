@@ -1436,6 +1436,13 @@ impl Pool {
         // Filled in by the sign-in sessions work (issue 13).
         Ok(Vec::new())
     }
+
+    /// Publishes `event` on this pool's feed as if a sign-out had happened (tests of
+    /// subscribers).
+    #[doc(hidden)]
+    pub fn publish_session_end(&self, event: crate::revocation::SessionEnded) {
+        self.session_ends.publish(event);
+    }
 }
 
 /// How long the hosted UI remembers a sign-in (Cognito: 1 hour, fixed).

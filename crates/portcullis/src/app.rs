@@ -161,6 +161,34 @@ fn cognito_provider_config(pool: &Pool, client_id: &str) -> Result<ProviderConfi
     })
 }
 
+/// For `bench/run.sh` only: this many revoked sessions that match no real one are put in the set
+/// at start, to measure what a full set costs each authenticated request.
+pub const BENCH_REVOKED_ENV: &str = "PORTCULLIS_BENCH_REVOKED_SESSIONS";
+
+/// Fills the set per [`BENCH_REVOKED_ENV`] (half single sessions, half whole users), under each
+/// pool's issuer. They can only refuse more, never admit anything.
+fn synthetic_revocations(set: &RevocationSet, pools: &[(Arc<Pool>, SocketAddr)]) {
+    let Some(n) = std::env::var(BENCH_REVOKED_ENV)
+        .ok()
+        .and_then(|v| v.parse::<u32>().ok())
+    else {
+        return;
+    };
+    let now = portcullis_auth::now();
+    for (pool, _) in pools {
+        for i in 0..n {
+            let sid = format!("bench-revoked-session-{i:08}");
+            let sub = format!("bench-revoked-user-{i:08}");
+            let sid = (i % 2 == 0).then_some(sid.as_str());
+            set.end(&pool.issuer, sid, &sub, now, now);
+        }
+    }
+    tracing::warn!(
+        sessions = n,
+        "{BENCH_REVOKED_ENV}: synthetic revocations added (benchmarks only)"
+    );
+}
+
 /// Puts ended sessions into the balancer's revocation set.
 fn record_ended(set: &RevocationSet, ended: &[SessionEnded]) {
     let now = portcullis_auth::now();
@@ -315,6 +343,7 @@ pub async fn start(config: &Config, mut prebound: Prebound) -> Result<App> {
     };
     let lb = portcullis_lb::start(config, Arc::new(resolver), prebound.listeners).await?;
     let revocations = lb.shared.auth.revocations().clone();
+    synthetic_revocations(&revocations, &pools);
     for (pool, feed, backlog) in feeds {
         record_ended(&revocations, &backlog);
         idp_tasks.push(tokio::spawn(follow_session_ends(

@@ -193,7 +193,10 @@ fn main() {
         began: portcullis_auth::now() - 60,
     };
     let empty = portcullis_auth::revocation::RevocationSet::default();
-    for (label, set) in [("empty set", &empty), ("100k revoked", &**auth.revocations())] {
+    for (label, set) in [
+        ("empty set", &empty),
+        ("100k revoked", &**auth.revocations()),
+    ] {
         let t = Instant::now();
         for _ in 0..iterations {
             black_box(set.is_revoked(black_box(&probe)));

@@ -1375,8 +1375,7 @@ mod tests {
                 sid: sid.map(str::to_owned),
                 began,
             };
-            let shards =
-                session_cookie::seal(&auth.ring, &name, &session).unwrap();
+            let shards = session_cookie::seal(&auth.ring, &name, &session).unwrap();
             with_cookie(&name, &shards)
         };
         // A cookie sealed before sessions carried sid and began works, until its user's

@@ -272,7 +272,8 @@ fn refusal(r: LogoutRefusal) -> Outcome {
     } else {
         StatusCode::BAD_REQUEST
     };
-    let body = serde_json::json!({ "error": "invalid_request", "error_description": r.to_string() });
+    let body =
+        serde_json::json!({ "error": "invalid_request", "error_description": r.to_string() });
     let mut response = answer(status, Bytes::from(body.to_string()), true);
     if r == LogoutRefusal::Method {
         response
@@ -424,11 +425,38 @@ mod tests {
                 jti: "j-1".into()
             })
         );
-        assert!(check(|c| { c.remove("sid"); }).is_ok(), "sub alone");
-        assert!(check(|c| { c.remove("sub"); }).is_ok(), "sid alone");
-        assert!(check(|c| { c.insert("aud".into(), json!(["x", "client1"])); }).is_ok());
-        assert!(check(|c| { c.insert("exp".into(), json!(NOW + 120)); }).is_ok());
-        assert!(check(|c| { c.insert("iat".into(), json!(NOW - MAX_LOGOUT_AGE)); }).is_ok());
+        assert!(
+            check(|c| {
+                c.remove("sid");
+            })
+            .is_ok(),
+            "sub alone"
+        );
+        assert!(
+            check(|c| {
+                c.remove("sub");
+            })
+            .is_ok(),
+            "sid alone"
+        );
+        assert!(
+            check(|c| {
+                c.insert("aud".into(), json!(["x", "client1"]));
+            })
+            .is_ok()
+        );
+        assert!(
+            check(|c| {
+                c.insert("exp".into(), json!(NOW + 120));
+            })
+            .is_ok()
+        );
+        assert!(
+            check(|c| {
+                c.insert("iat".into(), json!(NOW - MAX_LOGOUT_AGE));
+            })
+            .is_ok()
+        );
     }
 
     #[test]
@@ -441,14 +469,22 @@ mod tests {
             ("aud", Some(json!(["other"])), R::Audience),
             ("aud", None, R::Audience),
             ("iat", None, R::IssuedAt),
-            ("iat", Some(json!(NOW - MAX_LOGOUT_AGE - LOGOUT_LEEWAY - 1)), R::IssuedAt),
+            (
+                "iat",
+                Some(json!(NOW - MAX_LOGOUT_AGE - LOGOUT_LEEWAY - 1)),
+                R::IssuedAt,
+            ),
             ("iat", Some(json!(NOW + LOGOUT_LEEWAY + 1)), R::IssuedAt),
             ("iat", Some(json!("now")), R::IssuedAt),
             ("exp", Some(json!(NOW - LOGOUT_LEEWAY)), R::Expired),
             ("exp", Some(json!("later")), R::Expired),
             ("events", None, R::Events),
             ("events", Some(json!({})), R::Events),
-            ("events", Some(json!({ BACKCHANNEL_EVENT: "yes" })), R::Events),
+            (
+                "events",
+                Some(json!({ BACKCHANNEL_EVENT: "yes" })),
+                R::Events,
+            ),
             ("events", Some(json!([BACKCHANNEL_EVENT])), R::Events),
             ("nonce", Some(json!("n")), R::Nonce),
             ("jti", None, R::Jti),
@@ -505,8 +541,15 @@ mod tests {
     fn replay_cache_refuses_a_second_use_and_stays_bounded() {
         let c = ReplayCache::with_cap(2);
         assert_eq!(c.first_use(ISS, "a", NOW, NOW), Ok(()));
-        assert_eq!(c.first_use(ISS, "a", NOW, NOW), Err(LogoutRefusal::Replayed));
-        assert_eq!(c.first_use("https://other", "a", NOW, NOW), Ok(()), "per issuer");
+        assert_eq!(
+            c.first_use(ISS, "a", NOW, NOW),
+            Err(LogoutRefusal::Replayed)
+        );
+        assert_eq!(
+            c.first_use("https://other", "a", NOW, NOW),
+            Ok(()),
+            "per issuer"
+        );
         assert_eq!(c.first_use(ISS, "b", NOW, NOW), Err(LogoutRefusal::Busy));
         // Once the first ones are too old to be accepted anyway, room is made.
         let later = NOW + MAX_LOGOUT_AGE + 2 * LOGOUT_LEEWAY;

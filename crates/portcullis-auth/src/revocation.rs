@@ -206,8 +206,7 @@ impl RevocationSet {
         let mut floors = self.floors.write().unwrap_or_else(|p| p.into_inner());
         let before = floors.len();
         floors.retain(|_, f| alive(*f));
-        self.len
-            .fetch_sub(before - floors.len(), Ordering::AcqRel);
+        self.len.fetch_sub(before - floors.len(), Ordering::AcqRel);
     }
 
     /// Removes the entries `drop` selects; returns them as (issuer, at).
@@ -307,7 +306,10 @@ mod tests {
         let set = RevocationSet::default();
         assert!(set.end(ISS, Some("sid-1"), "u", 1000, 1000));
         assert!(set.is_revoked(&s(Some("sid-1"), "u", 900)));
-        assert!(set.is_revoked(&s(Some("sid-1"), "other", 2000)), "by sid alone");
+        assert!(
+            set.is_revoked(&s(Some("sid-1"), "other", 2000)),
+            "by sid alone"
+        );
         assert!(!set.is_revoked(&s(Some("sid-2"), "u", 900)));
         assert!(!set.is_revoked(&s(None, "u", 900)), "a cookie without sid");
         let other = SessionRef {
@@ -337,7 +339,10 @@ mod tests {
     #[test]
     fn entries_expire_after_retention() {
         let set = RevocationSet::with_limits(100, 50);
-        assert!(!set.end(ISS, Some("old"), "u", 10, 100), "too old to matter");
+        assert!(
+            !set.end(ISS, Some("old"), "u", 10, 100),
+            "too old to matter"
+        );
         set.end(ISS, Some("a"), "u", 100, 100);
         set.end(ISS, None, "v", 100, 100);
         assert_eq!(set.len(), 2);
@@ -359,7 +364,10 @@ mod tests {
         assert!(set.len() <= 10);
         // Every revoked session is still refused: by its entry or by the floor.
         for i in 0..=10u64 {
-            assert!(set.is_revoked(&s(Some(&format!("sid-{i}")), "u", 100 + i)), "{i}");
+            assert!(
+                set.is_revoked(&s(Some(&format!("sid-{i}")), "u", 100 + i)),
+                "{i}"
+            );
         }
         // The floor also refuses other sessions of the issuer that began before it...
         assert!(set.is_revoked(&s(Some("never-revoked"), "w", 100)));

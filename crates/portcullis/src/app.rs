@@ -3,16 +3,16 @@
 
 use anyhow::{Context, Result, anyhow};
 use portcullis_auth::ProviderConfig;
+use portcullis_auth::revocation::RevocationSet;
 use portcullis_config::{ClientAuthMethod, Config};
 use portcullis_idp::Pool;
+use portcullis_idp::revocation::SessionEnded;
 use portcullis_lb::snapshot::CognitoProvider;
 use portcullis_lb::tls::{self, SniResolver};
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::net::TcpListener;
-use portcullis_auth::revocation::RevocationSet;
-use portcullis_idp::revocation::SessionEnded;
 use tokio::sync::{broadcast, watch};
 
 /// Listeners bound before start (tests bind port 0 and write the ports into the config).

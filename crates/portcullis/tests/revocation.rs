@@ -133,8 +133,11 @@ async fn revocations_and_the_feed_outlive_a_config_reload() {
     assert_eq!(identity(&b, &kit.url("/api/x")).await, sub);
     end_sessions_of(&kit, &sub).await;
     assert_eq!(a.get(kit.url("/api/x")).send().await.unwrap().status(), 401);
-    kit.reload_replacing(r#"values = ["/open/*"]"#, r#"values = ["/open/*", "/open2/*"]"#)
-        .await;
+    kit.reload_replacing(
+        r#"values = ["/open/*"]"#,
+        r#"values = ["/open/*", "/open2/*"]"#,
+    )
+    .await;
     // Known before the reload: still refused after it.
     assert_eq!(b.get(kit.url("/api/x")).send().await.unwrap().status(), 401);
     // Published after it: the subscription is still there.
@@ -175,7 +178,9 @@ async fn admin_user_global_sign_out_is_refused_within_a_second() {
         String::from_utf8_lossy(&out.stderr)
     );
     let (r, took) = until_refused(&client, &kit.url("/api/x"), answered).await;
-    println!("AdminUserGlobalSignOut: first refused request {took:?} after the API answered (goal: <= 1 s)");
+    println!(
+        "AdminUserGlobalSignOut: first refused request {took:?} after the API answered (goal: <= 1 s)"
+    );
     assert_eq!(r.status(), 401);
     assert!(took <= Duration::from_secs(1), "{took:?}");
     kit.app.shutdown().await;

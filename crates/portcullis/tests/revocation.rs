@@ -5,6 +5,7 @@
 mod kit;
 
 use kit::*;
+use portcullis_auth::session_cookie::{self, CookieRead, Session};
 use portcullis_idp::revocation::SessionEnded;
 use std::io::BufRead;
 use std::process::{Command, Stdio};
@@ -45,26 +46,64 @@ async fn identity(client: &reqwest::Client, url: &str) -> String {
         .to_string()
 }
 
-/// Ends every session of `sub` that began up to the pool's now, on the pool's feed, and waits
-/// until the balancer's set holds it.
-async fn end_sessions_of(kit: &Kit, sub: &str) -> Instant {
+/// Publishes an ended session on the pool's feed and waits until the balancer's set holds it.
+async fn publish(kit: &Kit, sid: Option<&str>, sub: &str, at: i64) -> Instant {
     let pool = kit.pool();
     let set = kit.app.lb.shared.auth.revocations().clone();
     let before = set.len();
     let published = Instant::now();
     pool.publish_session_end(SessionEnded {
         issuer: pool.issuer.clone(),
-        sid: None,
+        sid: sid.map(str::to_owned),
         sub: sub.to_string(),
-        at: pool.now(),
+        at,
     });
-    for _ in 0..500 {
+    for _ in 0..2000 {
         if set.len() > before {
             break;
         }
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
     published
+}
+
+/// A signed-in session's cookie (`AWSELBAuthSessionCookie-N=...` pairs).
+async fn session_cookie(kit: &Kit) -> String {
+    let client = browser();
+    let p = login_until_callback(kit, &client, "/tasks", PASSWORD).await;
+    let r = client.get(&p.callback).send().await.unwrap();
+    assert_eq!(r.status(), 302);
+    session_cookie_of(&r)
+}
+
+/// The same session resealed with the balancer's keys after `edit` (its sid, or when it began):
+/// times are set, not waited for.
+fn reseal(kit: &Kit, cookie: &str, edit: impl FnOnce(&mut Session)) -> String {
+    let keys = portcullis_auth::AuthKeys::load_or_generate(&kit.state_dir.join("lb")).unwrap();
+    let mut headers = http::HeaderMap::new();
+    headers.insert("cookie", cookie.parse().unwrap());
+    let CookieRead::Valid { mut session, .. } =
+        session_cookie::read(&keys.ring, "AWSELBAuthSessionCookie", &headers)
+    else {
+        panic!("the session cookie opens")
+    };
+    edit(&mut session);
+    session_cookie::seal(&keys.ring, "AWSELBAuthSessionCookie", &session)
+        .unwrap()
+        .iter()
+        .enumerate()
+        .map(|(i, v)| format!("AWSELBAuthSessionCookie-{i}={v}"))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+async fn get(kit: &Kit, cookie: &str, path: &str) -> reqwest::Response {
+    plain()
+        .get(kit.url(path))
+        .header("cookie", cookie)
+        .send()
+        .await
+        .unwrap()
 }
 
 #[tokio::test]
@@ -75,22 +114,25 @@ async fn an_ended_session_on_the_pool_feed_is_refused_on_its_next_request() {
     // Served from the session cache from now on: the check must run there too.
     assert_eq!(identity(&client, &kit.url("/tasks")).await, sub);
     assert_eq!(identity(&client, &kit.url("/api/x")).await, sub);
+    let now = kit.pool().now();
     // Another user's sign-out changes nothing.
-    end_sessions_of(&kit, "someone-else").await;
+    publish(&kit, None, "someone-else", now).await;
     assert_eq!(identity(&client, &kit.url("/api/x")).await, sub);
 
     // on_unauthenticated_request = deny: 401, and the shards are cleared.
-    let published = end_sessions_of(&kit, &sub).await;
+    let published = publish(&kit, None, &sub, now).await;
     let (r, took) = until_refused(&client, &kit.url("/api/x"), published).await;
     println!("pool feed: first refused request {took:?} after the event was published");
     assert_eq!(r.status(), 401);
     assert!(clears_session(&r), "{:?}", r.headers());
 
-    // `authenticate`: a new login. (Each new session is ended in turn: it may have begun in the
-    // same second as the previous sign-out.)
-    let c2 = login(&kit, "/tasks").await;
-    end_sessions_of(&kit, &sub).await;
-    let r = c2.get(kit.url("/tasks")).send().await.unwrap();
+    // Sessions with set start times: one that began before that user-wide sign-out, one after.
+    let cookie = session_cookie(&kit).await;
+    let now = now as u64;
+    let before = reseal(&kit, &cookie, |s| s.began = now - 200);
+    let after = reseal(&kit, &cookie, |s| s.began = now + 50);
+    // `authenticate`: a new login.
+    let r = get(&kit, &before, "/tasks").await;
     assert_eq!(r.status(), 302);
     assert!(
         location(&r).contains("/oauth2/authorize?"),
@@ -99,18 +141,28 @@ async fn an_ended_session_on_the_pool_feed_is_refused_on_its_next_request() {
     );
     assert!(clears_session(&r));
     // `allow`: forwarded without identity.
-    let c3 = login(&kit, "/tasks").await;
-    end_sessions_of(&kit, &sub).await;
-    let r = c3.get(kit.url("/allow/x")).send().await.unwrap();
+    let r = get(&kit, &before, "/allow/x").await;
     assert_eq!(r.status(), 200);
     assert!(clears_session(&r));
     let v: serde_json::Value = r.json().await.unwrap();
     assert!(v["headers"]["x-amzn-oidc-identity"].is_null(), "{v}");
+    // The session that began after the sign-out is served.
+    let r = get(&kit, &after, "/tasks").await;
+    assert_eq!(r.status(), 200);
 
-    // A session that began after the sign-out is not refused.
-    kit.pool().advance_clock(5);
-    let later = login(&kit, "/tasks").await;
-    assert_eq!(identity(&later, &kit.url("/tasks")).await, sub);
+    // One session by its sid: the others of the user are served.
+    let one = reseal(&kit, &cookie, |s| {
+        s.sid = Some("sid-one".into());
+        s.began = now + 1000;
+    });
+    let other = reseal(&kit, &cookie, |s| {
+        s.sid = Some("sid-other".into());
+        s.began = now + 1000;
+    });
+    assert_eq!(get(&kit, &one, "/api/x").await.status(), 200);
+    publish(&kit, Some("sid-one"), &sub, now as i64).await;
+    assert_eq!(get(&kit, &one, "/api/x").await.status(), 401);
+    assert_eq!(get(&kit, &other, "/api/x").await.status(), 200);
 
     let line = kit.log_line(&["AuthSessionRevoked"]).await;
     assert!(line.contains("/api/x"), "{line}");
@@ -128,24 +180,33 @@ async fn an_ended_session_on_the_pool_feed_is_refused_on_its_next_request() {
 async fn revocations_and_the_feed_outlive_a_config_reload() {
     let kit = Kit::start("").await;
     let a = login(&kit, "/tasks").await;
-    let b = login(&kit, "/tasks").await;
     let sub = identity(&a, &kit.url("/api/x")).await;
-    assert_eq!(identity(&b, &kit.url("/api/x")).await, sub);
-    end_sessions_of(&kit, &sub).await;
-    assert_eq!(a.get(kit.url("/api/x")).send().await.unwrap().status(), 401);
+    let cookie = session_cookie(&kit).await;
+    let now = kit.pool().now();
+    let b = reseal(&kit, &cookie, |s| s.sid = Some("sid-b".into()));
+    let c = reseal(&kit, &cookie, |s| {
+        s.sid = Some("sid-c".into());
+        s.began = now as u64 + 1000;
+    });
+    assert_eq!(get(&kit, &b, "/api/x").await.status(), 200);
+    publish(&kit, Some("sid-b"), &sub, now).await;
+    assert_eq!(get(&kit, &b, "/api/x").await.status(), 401);
     kit.reload_replacing(
         r#"values = ["/open/*"]"#,
         r#"values = ["/open/*", "/open2/*"]"#,
     )
     .await;
     // Known before the reload: still refused after it.
-    assert_eq!(b.get(kit.url("/api/x")).send().await.unwrap().status(), 401);
+    assert_eq!(get(&kit, &b, "/api/x").await.status(), 401);
     // Published after it: the subscription is still there.
-    kit.pool().advance_clock(5);
-    let c = login(&kit, "/tasks").await;
-    assert_eq!(identity(&c, &kit.url("/api/x")).await, sub);
-    end_sessions_of(&kit, &sub).await;
-    assert_eq!(c.get(kit.url("/api/x")).send().await.unwrap().status(), 401);
+    assert_eq!(get(&kit, &c, "/api/x").await.status(), 200);
+    publish(&kit, Some("sid-c"), &sub, now).await;
+    assert_eq!(get(&kit, &c, "/api/x").await.status(), 401);
+    assert_eq!(
+        identity(&a, &kit.url("/api/x")).await,
+        sub,
+        "other sessions live on"
+    );
     kit.app.shutdown().await;
 }
 

@@ -3,7 +3,9 @@
 # keep-alive and new connections over HTTP/1.1, HTTPS, HTTP/2 over TLS (h2load), authenticated
 # requests by claims size, 10 against 1,000 rules; p50/p99 latency at a fixed rate (half of nginx's
 # maximum, bench/loadgen); and the memory each proxy holds for 10,000 idle keep-alive connections
-# and keeps after they close. It ends with issue 11's goals, each "met" or "not met".
+# and keeps after they close; and the cost of the revocation check (issue 13): authenticated HTTPS
+# with the revocation set empty against 100,000 revoked sessions. It ends with issue 11's and
+# issue 13's goals, each "met" or "not met".
 #
 # Servers (backend, nginx, Portcullis) are pinned to CPU 0, the load generators (wrk, h2load,
 # portcullis-loadgen) to CPU 1, so the proxies and the backend share one core and the load
@@ -289,9 +291,20 @@ IDLE+=("$(idle nginx "$NGX_HTTP" "$NGX_PID")")
 IDLE+=("$(idle envoy "$ENV_HTTP" "$ENVOY_PID")")
 IDLE+=("$(idle portcullis "$PC_HTTP" "$PC_PID")")
 
-python3 - "$RATE" "${RESULTS[@]}" "--" "${LATENCY[@]}" "--" "${IDLE[@]}" <<'PY'
+# The revocation check (issue 13): the same authenticated case with the set empty, then after a
+# restart with 100,000 revoked sessions that match no real one (the session cookie outlives the
+# restart: its keys are in the state directory). Back to back, so the two share the machine's state.
+REVOKED="${REVOKED:-100000}"
+RESULTS+=("$(run auth-revocations-empty "https://localhost:$PC_HTTPS/auth/x" "Cookie: $COOKIE")")
+kill "$PC_PID"; wait "$PC_PID" 2>/dev/null || true
+PORTCULLIS_BENCH_REVOKED_SESSIONS="$REVOKED" start_portcullis "$BIN" "$WORK/portcullis.toml" "$PC_HTTPS"
+STATUS=$(curl -sk -o /dev/null -w '%{http_code}' -H "Cookie: $COOKIE" "https://localhost:$PC_HTTPS/auth/x")
+[ "$STATUS" = 200 ] || { echo "after the restart the session answers $STATUS" >&2; exit 1; }
+RESULTS+=("$(run auth-revocations-full "https://localhost:$PC_HTTPS/auth/x" "Cookie: $COOKIE")")
+
+python3 - "$RATE" "$REVOKED" "${RESULTS[@]}" "--" "${LATENCY[@]}" "--" "${IDLE[@]}" <<'PY'
 import sys
-rate, args = sys.argv[1], sys.argv[2:]
+rate, revoked, args = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
 cut1 = args.index("--")
 cut2 = args.index("--", cut1 + 1)
 rows = [r.split("|") for r in args[:cut1]]
@@ -317,8 +330,8 @@ def ratio(a, b):
 print(f"{'case':<26}{'req/s':>11}{'latency':>10}{'÷ direct':>10}{'÷ nginx':>9}  notes")
 for name, r, latency, errs in rows:
     base = name.replace("portcullis", "nginx").replace("envoy", "nginx")
-    if "rules" in name or "auth" in name:
-        base = "nginx-https" if "auth" in name else "nginx-http"
+    if "rules" in name or "auth" in name or "revocations" in name:
+        base = "nginx-https" if "auth" in name or "revocations" in name else "nginx-http"
     direct = "direct-newconn" if "newconn" in name else "direct"
     vs_direct = "" if name.endswith("-h2") else f"{ratio(name, direct):.2f}"
     vs_nginx = "" if name.startswith(("nginx", "direct")) else f"{ratio(name, base):.2f}"
@@ -377,6 +390,17 @@ goal("added p99 at half nginx's max (p99 − direct's)", f"{added:+d} µs", f"�
      added <= nginx_added, [], "nginx's added p99 is the goal", ["direct", "nginx-http", "portcullis-http"])
 print()
 print(f"{'Goals (issue 11)':<50}{'measured':>12}  {'goal':<14}{'':<9}notes")
+for label, value, target, verdict, note in goals:
+    print(f"{label:<50}{value:>12}  {target:<14}{verdict:<9}{note}")
+
+# Issue 13's goal: the revocation check costs at most 2 % of authenticated throughput.
+goals.clear()
+full, empty = "auth-revocations-full", "auth-revocations-empty"
+cost = (1 - ratio(full, empty)) * 100 if rps.get(empty) else 100.0
+goal(f"revocation check, {revoked:,} revoked ÷ empty set", f"{ratio(full, empty):.3f}", "≥ 0.980",
+     ratio(full, empty) >= 0.98, [full, empty], f"throughput cost {cost:+.1f} %")
+print()
+print(f"{'Goals (issue 13)':<50}{'measured':>12}  {'goal':<14}{'':<9}notes")
 for label, value, target, verdict, note in goals:
     print(f"{label:<50}{value:>12}  {target:<14}{verdict:<9}{note}")
 PY

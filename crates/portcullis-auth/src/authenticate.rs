@@ -7,7 +7,8 @@ use crate::error::AuthError;
 use crate::forward_cache::{self, ForwardCache, Hit};
 use crate::keys::{AuthKeys, KeyRing, MacKey};
 use crate::oidc::EndSession;
-use crate::oidc::{Provider, TokenResponse};
+use crate::oidc::{IdTokenFacts, Provider, TokenResponse};
+use crate::revocation::{RevocationSet, SessionRef};
 use crate::session_cookie::{self, Collected, CookieRead, Opened, Session, Shards};
 use crate::state::{self, NONCE_COOKIE};
 use aws_lc_rs::rand::{SecureRandom, SystemRandom};
@@ -140,6 +141,10 @@ pub trait AuthObserver: Send + Sync {
     fn signed_in(&self, idp_time: std::time::Duration);
     /// A session was refreshed with its refresh token (`ELBAuthRefreshTokenSuccess`).
     fn refreshed(&self, idp_time: std::time::Duration);
+    /// A request carried a session the provider has ended; it was treated as signed out.
+    fn session_revoked(&self) {}
+    /// A back-channel logout token was accepted (`true`) or refused.
+    fn logout_token(&self, _accepted: bool) {}
 }
 
 struct NoObserver;
@@ -158,6 +163,10 @@ pub struct Authenticator {
     /// Ready headers per session cookie, checked before the cookie is decoded.
     cache: ForwardCache,
     observer: Arc<dyn AuthObserver>,
+    /// Sessions the providers have ended; checked on every authenticated request.
+    revocations: Arc<RevocationSet>,
+    /// `jti`s of accepted back-channel logout tokens.
+    pub(crate) logout_replay: crate::backchannel::ReplayCache,
 }
 
 /// The host the browser used, from `Host` or the HTTP/2 `:authority`.
@@ -241,7 +250,8 @@ pub fn token_scopes_and_groups(access_token: &str) -> (Vec<String>, Vec<String>)
 }
 
 /// What authorization looks at, derived from a session when it is parsed (not stored in the
-/// cookie): the userinfo claims, and the scopes and groups of the access token.
+/// cookie): the userinfo claims, and the scopes and groups of the access token; and what the
+/// revocation check looks at, so a cached session is checked on every request too.
 #[derive(Debug)]
 pub struct Grants {
     /// Userinfo claims.
@@ -250,6 +260,12 @@ pub struct Grants {
     pub scopes: Vec<String>,
     /// The user's groups.
     pub groups: Vec<String>,
+    /// The session's `sub`.
+    pub sub: String,
+    /// The provider's session id, if any.
+    pub sid: Option<String>,
+    /// When the session began (provider clock; 0 if unknown).
+    pub began: u64,
 }
 
 impl Grants {
@@ -260,6 +276,19 @@ impl Grants {
             claims: s.claims.clone(),
             scopes,
             groups,
+            sub: s.sub.clone(),
+            sid: s.sid.clone(),
+            began: s.began,
+        }
+    }
+
+    /// The session as the revocation check names it.
+    fn session_ref<'a>(&'a self, issuer: &'a str) -> SessionRef<'a> {
+        SessionRef {
+            issuer,
+            sid: self.sid.as_deref(),
+            sub: &self.sub,
+            began: self.began,
         }
     }
 }
@@ -383,6 +412,32 @@ impl Authenticator {
             signer: ClaimsSigner::new(keys.claims, signer_arn),
             cache: ForwardCache::new(&cache_key),
             observer: Arc::new(NoObserver),
+            revocations: Arc::new(RevocationSet::default()),
+            logout_replay: crate::backchannel::ReplayCache::default(),
+        }
+    }
+
+    /// The sessions ended at the providers (fed by the embedded pools and by back-channel
+    /// logout); it lives as long as the balancer, across config reloads.
+    pub fn revocations(&self) -> &Arc<RevocationSet> {
+        &self.revocations
+    }
+
+    /// Whether the provider has ended this session.
+    fn revoked(&self, action: &AuthAction, grants: &Grants) -> bool {
+        self.revocations
+            .is_revoked(&grants.session_ref(&action.provider.config.issuer))
+    }
+
+    /// A revoked session is treated as signed out: its shards are cleared and
+    /// `on_unauthenticated_request` applies.
+    fn refuse_revoked(&self, action: &AuthAction, sub: &str, shards: usize) -> Step {
+        tracing::info!(sub, rule = %action.rule_id, "session ended at the provider: refused");
+        self.observer.session_revoked();
+        Step::NoSession {
+            expired: false,
+            error: Some(AuthError::SessionRevoked),
+            stale_shards: shards,
         }
     }
 
@@ -390,6 +445,11 @@ impl Authenticator {
     pub fn with_observer(mut self, observer: Arc<dyn AuthObserver>) -> Self {
         self.observer = observer;
         self
+    }
+
+    /// Where logins, refreshes and revocations are reported.
+    pub(crate) fn observer(&self) -> &dyn AuthObserver {
+        &*self.observer
     }
 
     /// The claims signer (for the public-key endpoint).
@@ -440,6 +500,9 @@ impl Authenticator {
             if let Some(Hit { headers, grants }) =
                 frame.and_then(|f| self.cache.get(f, &action.cache_key, now))
             {
+                if self.revoked(action, &grants) {
+                    return self.refuse_revoked(action, &grants.sub, shards.count());
+                }
                 if let Err(why) = authorize(&action.session, &grants) {
                     return Step::Done(forbidden(parts, &why, Vec::new()));
                 }
@@ -468,6 +531,13 @@ impl Authenticator {
             };
             if session.binding != action.binding() {
                 Step::no_session(false, 0)
+            } else if self.revocations.is_revoked(&SessionRef {
+                issuer: &action.provider.config.issuer,
+                sid: session.sid.as_deref(),
+                sub: &session.sub,
+                began: session.began,
+            }) {
+                self.refuse_revoked(action, &session.sub, count)
             } else if now >= session.session_exp {
                 Step::no_session(true, count)
             } else if now < session.access_exp {
@@ -621,8 +691,8 @@ impl Authenticator {
         // A refresh continues the same user's session (OIDC Core §12.2): a new ID token is
         // checked like the first, and it and userinfo must name the session's subject.
         if let Some(id_token) = tokens.id_token.as_deref() {
-            let id_sub = action.provider.check_id_token(id_token, None).await?;
-            if id_sub != old.sub {
+            let facts = action.provider.check_id_token(id_token, None).await?;
+            if facts.sub != old.sub {
                 return Err(AuthError::InvalidIdToken);
             }
         }
@@ -633,7 +703,14 @@ impl Authenticator {
             .refresh_token
             .is_none()
             .then(|| refresh_token.to_string());
-        let mut session = self.new_session(action, tokens, claims, old.session_exp, keep, now)?;
+        // The same provider session: its sid and start carry over.
+        let began = IdTokenFacts {
+            sub: old.sub.clone(),
+            sid: old.sid.clone(),
+            iat: old.began,
+        };
+        let mut session =
+            self.new_session(action, tokens, claims, old.session_exp, keep, &began, now)?;
         if session.id_token.is_none() {
             session.id_token = old.id_token.clone();
         }
@@ -650,6 +727,7 @@ impl Authenticator {
         })
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn new_session(
         &self,
         action: &AuthAction,
@@ -657,6 +735,7 @@ impl Authenticator {
         claims: serde_json::Map<String, serde_json::Value>,
         session_exp: u64,
         keep_refresh: Option<String>,
+        id: &IdTokenFacts,
         now: u64,
     ) -> Result<Session, AuthError> {
         let sub = claims
@@ -681,6 +760,8 @@ impl Authenticator {
             refresh_token: tokens.refresh_token.or(keep_refresh),
             session_exp,
             binding: action.binding().to_string(),
+            sid: id.sid.clone(),
+            began: id.iat,
         })
     }
 
@@ -923,21 +1004,25 @@ impl Authenticator {
         let expected_nonce = s
             .use_nonce
             .then(|| state::oidc_nonce(&self.mac, browser_nonce));
-        let id_sub = p
+        let mut id = p
             .check_id_token(
                 tokens.id_token.as_deref().unwrap_or_default(),
                 expected_nonce.as_deref(),
             )
             .await?;
         let claims = p.userinfo(&tokens.access_token).await?;
-        crate::oidc::same_subject(&claims, &id_sub)?;
+        crate::oidc::same_subject(&claims, &id.sub)?;
         self.observer.signed_in(started.elapsed());
+        if id.iat == 0 {
+            id.iat = now;
+        }
         let session = self.new_session(
             action,
             tokens,
             claims,
             now + action.session.session_timeout,
             None,
+            &id,
             now,
         )?;
         let sealed = self.seal(action, &session)?;
@@ -1016,6 +1101,9 @@ mod tests {
             claims,
             scopes: vec!["openid".into(), "tasks/read".into()],
             groups: vec!["readers".into()],
+            sub: "u1".into(),
+            sid: None,
+            began: 0,
         };
         assert_eq!(authorize(&settings, &s), Ok(()));
         settings.require_scopes = vec!["tasks/read".into()];
@@ -1089,6 +1177,8 @@ mod tests {
             session_exp: now + 86_400,
             binding: action.binding().to_string(),
             id_token: None,
+            sid: Some("sid-1".into()),
+            began: now - 10,
         };
         session_cookie::seal(&auth.ring, &action.session.session_cookie_name, &session).unwrap()
     }
@@ -1191,6 +1281,116 @@ mod tests {
             .authenticate(&action, &with_cookie(&name, &shards))
             .await;
         assert!(Arc::ptr_eq(&first, forwarded(&again).unwrap()));
+    }
+
+    /// Whether an outcome clears every shard of `name` (`count` of them).
+    fn clears(o: &Outcome, name: &str, count: usize) -> bool {
+        let cookies: Vec<String> = match o {
+            Outcome::Forward { set_cookies, .. } | Outcome::Error { set_cookies, .. } => {
+                set_cookies.clone()
+            }
+            Outcome::Respond { response, .. } => response
+                .headers()
+                .get_all(SET_COOKIE)
+                .iter()
+                .map(|v| v.to_str().unwrap().to_string())
+                .collect(),
+        };
+        (0..count).all(|i| {
+            cookies
+                .iter()
+                .any(|c| c.starts_with(&format!("{name}-{i}=;")))
+        })
+    }
+
+    #[tokio::test]
+    async fn a_revoked_session_is_signed_out_on_the_cached_path_too() {
+        const ISS: &str = "https://idp.example/pool";
+        for on in [
+            OnUnauthenticated::Authenticate,
+            OnUnauthenticated::Deny,
+            OnUnauthenticated::Allow,
+        ] {
+            let auth = Authenticator::new(AuthKeys::ephemeral(), "arn".into());
+            let action = action(on);
+            let name = action.session.session_cookie_name.clone();
+            let shards = sealed_session(&auth, &action, 5000);
+            let req = with_cookie(&name, &shards);
+            assert!(forwarded(&auth.authenticate(&action, &req).await).is_some());
+            // Cached now; another session's revocation changes nothing.
+            let now = crate::now();
+            auth.revocations().end(ISS, Some("sid-2"), "u1", now, now);
+            assert!(forwarded(&auth.authenticate(&action, &req).await).is_some());
+            auth.revocations().end(ISS, Some("sid-1"), "u1", now, now);
+            let o = auth.authenticate(&action, &req).await;
+            assert!(clears(&o, &name, shards.len()), "{on:?}: {o:?}");
+            match (on, &o) {
+                (OnUnauthenticated::Authenticate, Outcome::Respond { response, error }) => {
+                    assert_eq!(response.status(), 302);
+                    assert_eq!(*error, Some(AuthError::SessionRevoked));
+                }
+                (OnUnauthenticated::Deny, Outcome::Error { status, error, .. }) => {
+                    assert_eq!((*status, *error), (401, Some(AuthError::SessionRevoked)));
+                }
+                (
+                    OnUnauthenticated::Allow,
+                    Outcome::Forward {
+                        headers,
+                        authenticated: false,
+                        error,
+                        ..
+                    },
+                ) => {
+                    assert!(headers.is_empty());
+                    assert_eq!(*error, Some(AuthError::SessionRevoked));
+                }
+                other => panic!("{other:?}"),
+            }
+            assert_eq!(
+                AuthError::SessionRevoked.reason(),
+                Some("AuthSessionRevoked")
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn a_user_wide_revocation_spares_later_sessions_and_old_cookies_keep_working() {
+        const ISS: &str = "https://idp.example/pool";
+        let auth = Authenticator::new(AuthKeys::ephemeral(), "arn".into());
+        let action = action(OnUnauthenticated::Deny);
+        let name = action.session.session_cookie_name.clone();
+        let now = crate::now();
+        let seal = |sid: Option<&str>, began: u64| {
+            let mut claims = serde_json::Map::new();
+            claims.insert("sub".into(), "u1".into());
+            let session = Session {
+                sub: "u1".into(),
+                claims,
+                access_token: "at".into(),
+                access_exp: now + 3600,
+                refresh_token: None,
+                session_exp: now + 86_400,
+                binding: action.binding().to_string(),
+                id_token: None,
+                sid: sid.map(str::to_owned),
+                began,
+            };
+            let shards = session_cookie::seal(&auth.ring, &name, &session).unwrap();
+            with_cookie(&name, &shards)
+        };
+        // A cookie sealed before sessions carried sid and began works, until its user's
+        // sessions are ended: it began before any revocation.
+        let old = seal(None, 0);
+        let before = seal(Some("a"), now - 100);
+        let after = seal(Some("b"), now - 10);
+        for r in [&old, &before, &after] {
+            assert!(forwarded(&auth.authenticate(&action, r).await).is_some());
+        }
+        auth.revocations().end(ISS, None, "u1", now - 50, now);
+        for (r, alive) in [(&old, false), (&before, false), (&after, true)] {
+            let o = auth.authenticate(&action, r).await;
+            assert_eq!(forwarded(&o).is_some(), alive, "{o:?}");
+        }
     }
 
     #[tokio::test]

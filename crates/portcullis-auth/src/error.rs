@@ -51,6 +51,11 @@ pub enum AuthError {
     UserinfoResponseSizeExceeded,
     /// Signed in, but the rule's `require_*` settings do not admit the user (403).
     Forbidden,
+    /// The session was ended at the provider (sign-out, disable, back-channel logout): treated
+    /// as no session.
+    SessionRevoked,
+    /// A back-channel logout token was refused (400).
+    InvalidLogoutToken,
     /// Anything else.
     Unhandled,
 }
@@ -68,6 +73,8 @@ impl AuthError {
             MissingCodeParam => "AuthMissingCodeParam",
             IdpDenied | Forbidden => return None,
             InvalidCookie => "AuthInvalidCookie",
+            SessionRevoked => "AuthSessionRevoked",
+            InvalidLogoutToken => "AuthInvalidLogoutToken",
             TokenEpRequestTimeout => "AuthTokenEpRequestTimeout",
             TokenEpRequestFailed => "AuthTokenEpRequestFailed",
             InvalidGrant => "AuthInvalidGrantError",
@@ -93,10 +100,12 @@ impl AuthError {
             | MissingCodeParam
             | IdpDenied
             | InvalidCookie
+            | SessionRevoked
             | InvalidTokenResponse
             | InvalidIdToken
             | InvalidUserinfoResponse => 401,
             Forbidden => 403,
+            InvalidLogoutToken => 400,
             TokenEpRequestFailed | InvalidGrant | UserinfoEpRequestFailed => 561,
             TokenEpRequestTimeout
             | UserinfoEpRequestTimeout

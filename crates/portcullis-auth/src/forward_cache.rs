@@ -185,6 +185,9 @@ mod tests {
             claims: Default::default(),
             scopes: Vec::new(),
             groups: Vec::new(),
+            sub: "u".into(),
+            sid: None,
+            began: 0,
         })
     }
 

@@ -4,6 +4,7 @@
 #![forbid(unsafe_code)]
 
 pub mod authenticate;
+pub mod backchannel;
 pub mod claims_header;
 pub mod error;
 mod forward_cache;
@@ -11,6 +12,7 @@ pub mod jwks;
 pub mod jwt_validation;
 pub mod keys;
 pub mod oidc;
+pub mod revocation;
 pub mod session_cookie;
 pub mod state;
 

@@ -382,15 +382,23 @@ impl Provider {
     }
 
     /// Checks an ID token ([`validate_id_claims`], and its signature when the provider's JWKS is
-    /// known); returns its `sub`, which userinfo must repeat.
+    /// known); returns its `sub` (which userinfo must repeat), `sid` and `iat`.
     pub async fn check_id_token(
         &self,
         id_token: &str,
         nonce: Option<&str>,
-    ) -> Result<String, AuthError> {
-        self.verified_id_claims(id_token, nonce)
-            .await
-            .map(|(sub, _)| sub)
+    ) -> Result<IdTokenFacts, AuthError> {
+        let (sub, claims) = self.verified_id_claims(id_token, nonce).await?;
+        let sid = match claims.get("sid") {
+            None => None,
+            Some(Value::String(s)) if !s.is_empty() && s.len() <= MAX_SID => Some(s.clone()),
+            Some(_) => {
+                tracing::info!(issuer = %self.config.issuer, "ID token refused: sid is not a string of 1 to 255 bytes");
+                return Err(AuthError::InvalidIdToken);
+            }
+        };
+        let iat = claims.get("iat").and_then(Value::as_u64).unwrap_or(0);
+        Ok(IdTokenFacts { sub, sid, iat })
     }
 
     /// As [`Provider::check_id_token`], returning the claims too (a user pool maps them onto its
@@ -408,6 +416,11 @@ impl Provider {
     /// Whether ID-token signatures are checked against a JWKS (a user pool requires it).
     pub fn checks_signatures(&self) -> bool {
         self.jwks.is_some()
+    }
+
+    /// The provider's key set, when its `jwks_uri` is known (back-channel logout tokens).
+    pub fn jwks(&self) -> Option<&JwksCache> {
+        self.jwks.as_ref()
     }
 
     /// The ID token's claims: signature-checked when the provider's JWKS is known; otherwise
@@ -439,6 +452,20 @@ impl Provider {
             .map_err(|_| AuthError::InvalidIdToken)
     }
 }
+
+/// What a checked ID token says about its session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdTokenFacts {
+    /// The user, which userinfo must repeat.
+    pub sub: String,
+    /// The provider's session id, by which revocations name the session.
+    pub sid: Option<String>,
+    /// When it was issued (the provider's clock): when a new session began.
+    pub iat: u64,
+}
+
+/// The longest `sid` accepted (OIDC does not bound it; session ids are short).
+pub const MAX_SID: usize = 255;
 
 /// Clock skew allowed on an ID token's `exp` and `iat`, in seconds.
 pub const ID_TOKEN_LEEWAY: u64 = 60;

@@ -34,6 +34,19 @@ pub struct Session {
     /// The ID token, kept only when the provider's logout needs it as `id_token_hint`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub id_token: Option<String>,
+    /// The provider's session id (the ID token's `sid`), by which a revocation names it; `None`
+    /// when the provider gives none (and in cookies sealed before this field existed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sid: Option<String>,
+    /// When the session began: the first ID token's `iat` (the provider's clock), kept across
+    /// refreshes; 0 in cookies sealed before this field existed (so a user-wide revocation
+    /// refuses them: they began before it).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub began: u64,
+}
+
+fn is_zero(v: &u64) -> bool {
+    *v == 0
 }
 
 /// What the request's cookies say.
@@ -412,6 +425,8 @@ mod tests {
             session_exp: 20,
             binding: "iss|client".into(),
             id_token: None,
+            sid: Some("sid-1".into()),
+            began: 5,
         }
     }
 

@@ -1553,6 +1553,13 @@ impl Pool {
     pub async fn ended_sessions(&self) -> Result<Vec<crate::revocation::SessionEnded>, StoreError> {
         self.ended_sign_ins().await
     }
+
+    /// Publishes `event` on this pool's feed as if a sign-out had happened (tests of
+    /// subscribers).
+    #[doc(hidden)]
+    pub fn publish_session_end(&self, event: crate::revocation::SessionEnded) {
+        self.session_ends.publish(event);
+    }
 }
 
 /// How long the hosted UI remembers a sign-in (Cognito: 1 hour, fixed).

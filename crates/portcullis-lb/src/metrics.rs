@@ -19,6 +19,13 @@ pub struct CodeLabels {
     pub code: String,
 }
 
+/// `result` of a back-channel logout token: `accepted` or `refused`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ResultLabels {
+    /// `accepted` or `refused`.
+    pub result: String,
+}
+
 /// A target group's responses by class.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct TargetCodeLabels {
@@ -84,6 +91,8 @@ pub struct Metrics {
     auth_failure: Counter,
     auth_error: Counter,
     auth_claims_exceeded: Counter,
+    auth_session_revoked: Counter,
+    logout_tokens: Family<ResultLabels, Counter>,
     lambda_user_errors: Counter,
     lambda_internal_errors: Counter,
     grpc_requests: Counter,
@@ -123,6 +132,8 @@ impl Metrics {
             auth_failure: Counter::default(),
             auth_error: Counter::default(),
             auth_claims_exceeded: Counter::default(),
+            auth_session_revoked: Counter::default(),
+            logout_tokens: Family::default(),
             lambda_user_errors: Counter::default(),
             lambda_internal_errors: Counter::default(),
             grpc_requests: Counter::default(),
@@ -212,6 +223,16 @@ impl Metrics {
             "portcullis_auth_user_claims_size_exceeded",
             "Logins whose claims and token exceeded 11 KB (ELBAuthUserClaimsSizeExceeded)",
             m.auth_claims_exceeded.clone(),
+        );
+        r.register(
+            "portcullis_auth_session_revoked",
+            "Requests whose session the provider had ended, treated as signed out",
+            m.auth_session_revoked.clone(),
+        );
+        r.register(
+            "portcullis_auth_logout_tokens",
+            "Back-channel logout tokens received, by result",
+            m.logout_tokens.clone(),
         );
         r.register(
             "portcullis_auth_latency_seconds",
@@ -385,6 +406,17 @@ impl AuthObserver for Metrics {
     fn refreshed(&self, idp_time: Duration) {
         self.auth_refresh.inc();
         self.auth_latency.observe(idp_time.as_secs_f64());
+    }
+    fn session_revoked(&self) {
+        self.auth_session_revoked.inc();
+    }
+    fn logout_token(&self, accepted: bool) {
+        let result = if accepted { "accepted" } else { "refused" };
+        self.logout_tokens
+            .get_or_create(&ResultLabels {
+                result: result.into(),
+            })
+            .inc();
     }
 }
 

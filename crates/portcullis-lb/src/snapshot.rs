@@ -81,6 +81,9 @@ pub struct Listener {
     pub has_auth: bool,
     /// `logout_path`s of this listener's authenticate actions, answered by the balancer.
     pub logout_paths: Vec<(String, Arc<AuthAction>)>,
+    /// Every authenticate action of the listener: a back-channel logout token is checked
+    /// against the one whose provider issued it.
+    pub auth_actions: Vec<Arc<AuthAction>>,
     /// Cookies removed before forwarding (the same on every listener: browsers ignore ports).
     pub owned_cookies: Arc<crate::headers::OwnedCookies>,
     /// `routing.http.*` attributes (the same for every listener).
@@ -359,6 +362,11 @@ pub fn compile(
             .filter_map(|r| r.auth.as_ref())
             .filter_map(|a| a.session.logout_path.clone().map(|p| (p, a.clone())))
             .collect();
+        let auth_actions: Vec<Arc<AuthAction>> = rules
+            .iter()
+            .chain(std::iter::once(&default))
+            .filter_map(|r| r.auth.clone())
+            .collect();
         if slot >= listeners.len() {
             listeners.resize_with(slot + 1, || None);
         }
@@ -371,6 +379,7 @@ pub fn compile(
             has_auth,
             owned_cookies: owned_cookies.clone(),
             logout_paths,
+            auth_actions,
             routing: crate::headers::Routing::of(&config.load_balancer),
         });
     }

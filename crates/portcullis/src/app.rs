@@ -3,15 +3,17 @@
 
 use anyhow::{Context, Result, anyhow};
 use portcullis_auth::ProviderConfig;
+use portcullis_auth::revocation::RevocationSet;
 use portcullis_config::{ClientAuthMethod, Config};
 use portcullis_idp::Pool;
+use portcullis_idp::revocation::SessionEnded;
 use portcullis_lb::snapshot::CognitoProvider;
 use portcullis_lb::tls::{self, SniResolver};
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::net::TcpListener;
-use tokio::sync::watch;
+use tokio::sync::{broadcast, watch};
 
 /// Listeners bound before start (tests bind port 0 and write the ports into the config).
 #[derive(Default)]
@@ -159,6 +161,82 @@ fn cognito_provider_config(pool: &Pool, client_id: &str) -> Result<ProviderConfi
     })
 }
 
+/// For `bench/run.sh` only: this many revoked sessions that match no real one are put in the set
+/// at start, to measure what a full set costs each authenticated request.
+pub const BENCH_REVOKED_ENV: &str = "PORTCULLIS_BENCH_REVOKED_SESSIONS";
+
+/// Fills the set per [`BENCH_REVOKED_ENV`] (half single sessions, half whole users), under each
+/// pool's issuer. They can only refuse more, never admit anything.
+fn synthetic_revocations(set: &RevocationSet, pools: &[(Arc<Pool>, SocketAddr)]) {
+    let Some(n) = std::env::var(BENCH_REVOKED_ENV)
+        .ok()
+        .and_then(|v| v.parse::<u32>().ok())
+    else {
+        return;
+    };
+    let now = portcullis_auth::now();
+    for (pool, _) in pools {
+        for i in 0..n {
+            let sid = format!("bench-revoked-session-{i:08}");
+            let sub = format!("bench-revoked-user-{i:08}");
+            let sid = (i % 2 == 0).then_some(sid.as_str());
+            set.end(&pool.issuer, sid, &sub, now, now);
+        }
+    }
+    tracing::warn!(
+        sessions = n,
+        "{BENCH_REVOKED_ENV}: synthetic revocations added (benchmarks only)"
+    );
+}
+
+/// Puts ended sessions into the balancer's revocation set.
+fn record_ended(set: &RevocationSet, ended: &[SessionEnded]) {
+    let now = portcullis_auth::now();
+    for e in ended {
+        let at = u64::try_from(e.at).unwrap_or(0);
+        set.end(&e.issuer, e.sid.as_deref(), &e.sub, at, now);
+    }
+}
+
+/// Feeds one embedded pool's ended sessions to the balancer until shutdown. A receiver that
+/// fell behind (`Lagged`) missed events: the pool's list of ended sessions is read again, so
+/// no revocation is lost.
+async fn follow_session_ends(
+    pool: Arc<Pool>,
+    mut feed: broadcast::Receiver<SessionEnded>,
+    set: Arc<RevocationSet>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    loop {
+        let event = tokio::select! {
+            _ = shutdown.changed() => return,
+            e = feed.recv() => e,
+        };
+        match event {
+            Ok(e) => record_ended(&set, std::slice::from_ref(&e)),
+            Err(broadcast::error::RecvError::Closed) => return,
+            Err(broadcast::error::RecvError::Lagged(missed)) => {
+                tracing::warn!(pool = %pool.name, missed, "session-end feed lagged; reading the pool's ended sessions again");
+                loop {
+                    match pool.ended_sessions().await {
+                        Ok(all) => {
+                            record_ended(&set, &all);
+                            break;
+                        }
+                        Err(e) => {
+                            tracing::error!(pool = %pool.name, error = %e, "cannot read ended sessions; retrying");
+                            tokio::select! {
+                                _ = shutdown.changed() => return,
+                                _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
 /// Starts the pools, then the load balancer.
 pub async fn start(config: &Config, mut prebound: Prebound) -> Result<App> {
     // Keys and the user store live there: refuse a directory others may write, keep it private.
@@ -244,6 +322,16 @@ pub async fn start(config: &Config, mut prebound: Prebound) -> Result<App> {
         .iter()
         .map(|(p, _)| (p.name.clone(), p.clone()))
         .collect();
+    // Subscribed before the backlog is read, so no ended session falls between the two.
+    let mut feeds = Vec::new();
+    for (pool, _) in &pools {
+        let rx = pool.subscribe_session_ends();
+        let backlog = pool
+            .ended_sessions()
+            .await
+            .map_err(|e| anyhow!("user pool `{}`: cannot read ended sessions: {e}", pool.name))?;
+        feeds.push((pool.clone(), rx, backlog));
+    }
     let pool_certs = Arc::new(pool_certs);
     let certs = pool_certs.clone();
     let resolver = move |a: &portcullis_config::AuthenticateCognito| {
@@ -257,6 +345,17 @@ pub async fn start(config: &Config, mut prebound: Prebound) -> Result<App> {
         )
     };
     let lb = portcullis_lb::start(config, Arc::new(resolver), prebound.listeners).await?;
+    let revocations = lb.shared.auth.revocations().clone();
+    synthetic_revocations(&revocations, &pools);
+    for (pool, feed, backlog) in feeds {
+        record_ended(&revocations, &backlog);
+        idp_tasks.push(tokio::spawn(follow_session_ends(
+            pool,
+            feed,
+            revocations.clone(),
+            rx.clone(),
+        )));
+    }
     if let Some(m) = &lb.shared.metrics {
         m.add_source(Arc::new(move |out: &mut String| idp_metrics.encode(out)));
     }

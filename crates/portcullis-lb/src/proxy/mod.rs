@@ -30,6 +30,7 @@ use http::{HeaderValue, Method, Request, Response, StatusCode, Version};
 use http_body_util::{BodyExt, Full};
 use portcullis_auth::Outcome;
 use portcullis_auth::authenticate::{CALLBACK_PATH, ClaimHeaders};
+use portcullis_auth::backchannel::{BACKCHANNEL_LOGOUT_PATH, MAX_LOGOUT_BODY};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -107,7 +108,7 @@ async fn phases(
     downstream_checks(ctx, &req)?;
     let (mut parts, body) = req.into_parts();
     normalise(&mut parts)?;
-    next!(intercept(ctx, &parts).await);
+    let body = next!(intercept(ctx, &parts, body).await);
     let rule = route(ctx, &parts);
     let claims = next!(authorize(ctx, rule, &parts).await);
     let mut response = terminal(ctx, rule, parts, body, claims).await?;
@@ -166,11 +167,16 @@ fn normalise(parts: &mut http::request::Parts) -> Result<(), ProxyError> {
     }
 }
 
-/// The login callback and the logout paths belong to the balancer, never to a target.
+/// How long a back-channel logout request may take to send its body.
+const LOGOUT_BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// The login callback, the back-channel logout path and the logout paths belong to the balancer,
+/// never to a target.
 async fn intercept(
     ctx: &mut Ctx<'_>,
     parts: &http::request::Parts,
-) -> Result<Step<()>, ProxyError> {
+    body: RequestBody,
+) -> Result<Step<RequestBody>, ProxyError> {
     let (shared, listener) = (ctx.shared, ctx.listener);
     let outcome = if listener.has_auth && parts.uri.path() == CALLBACK_PATH {
         ctx.log(|l| l.actions_executed.push("authenticate"));
@@ -182,8 +188,23 @@ async fn intercept(
     {
         ctx.log(|l| l.actions_executed.push("authenticate"));
         Box::pin(shared.auth.logout(action, parts)).await
+    } else if listener.has_auth && parts.uri.path() == BACKCHANNEL_LOGOUT_PATH {
+        ctx.log(|l| l.actions_executed.push("authenticate"));
+        // At most 16 KiB, within 10 s; anything else is refused as unreadable.
+        let read = crate::upstream::collect_limited(body, MAX_LOGOUT_BODY);
+        let bytes = match tokio::time::timeout(LOGOUT_BODY_TIMEOUT, read).await {
+            Ok(Ok((bytes, _))) => Some(bytes),
+            _ => None,
+        };
+        let actions = &listener.auth_actions;
+        Box::pin(
+            shared
+                .auth
+                .backchannel_logout(actions, parts, bytes.as_deref()),
+        )
+        .await
     } else {
-        return Ok(Step::Next(()));
+        return Ok(Step::Next(body));
     };
     respond_outcome(ctx, outcome).map(Step::Answer)
 }

@@ -176,7 +176,7 @@ async fn a_global_sign_out_on_node_a_is_refused_at_node_b() {
     let set_a = a.app.lb.shared.auth.revocations().clone();
     let set_b = b.app.lb.shared.auth.revocations().clone();
     a.pool().end_user_sessions("probe-nobody").await.unwrap();
-    until("node B hears node A's ends", || set_b.len() > 0).await;
+    until("node B hears node A's ends", || !set_b.is_empty()).await;
     let set_a_len = set_a.len();
 
     // Signed in through A's balancer; the same cookie works at B's.

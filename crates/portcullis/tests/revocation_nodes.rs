@@ -205,3 +205,77 @@ async fn a_global_sign_out_on_node_a_is_refused_at_node_b() {
     b.app.shutdown().await;
     db.drop_it().await;
 }
+
+/// A back-channel logout token for `sub`, signed with the pool's own ID key (as the pool signs
+/// the ones it sends) and addressed to the balancer's client.
+async fn logout_token(db: &Database, kit: &Kit, sub: &str, jti: &str) -> String {
+    let store = portcullis_idp::PgStore::connect(&db.url()).await.unwrap();
+    let keys = portcullis_idp::tokens::PoolKeys::load(&store, "us-east-1_Kit12345")
+        .await
+        .unwrap();
+    let claims = serde_json::json!({
+        "iss": kit.pool().issuer,
+        "aud": "tasks-web",
+        "iat": portcullis_idp::now(),
+        "jti": jti,
+        "sub": sub,
+        "events": { "http://schemas.openid.net/event/backchannel-logout": {} },
+    });
+    keys.sign_logout(claims.as_object().unwrap()).unwrap()
+}
+
+#[tokio::test]
+async fn a_logout_token_accepted_by_node_a_is_refused_at_node_b() {
+    let db = Database::create().await;
+    let a = Kit::start_node(&db.url(), None).await;
+    let b = Kit::start_node(&db.url(), Some(&a)).await;
+    let set_b = b.app.lb.shared.auth.revocations().clone();
+    a.pool().end_user_sessions("probe-nobody").await.unwrap();
+    until("node B hears node A's ends", || !set_b.is_empty()).await;
+
+    let cookie = session_at(&a, "alice").await;
+    let sub = identity(&a, &cookie).await;
+    assert_eq!(identity(&b, &cookie).await, sub);
+    let before = set_b.len();
+
+    // A forged token (another user's key would do the same) is refused by A and never shared.
+    let token = logout_token(&db, &a, &sub, "jti-1").await;
+    let mut forged = token.clone();
+    forged.pop();
+    forged.push(if token.ends_with('A') { 'B' } else { 'A' });
+    let r = plain()
+        .post(a.url("/oauth2/backchannel-logout"))
+        .form(&[("logout_token", forged.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    assert_eq!(identity(&b, &cookie).await, sub);
+
+    // Accepted by A: refused at A at once, and at B once the store has told it.
+    let r = plain()
+        .post(a.url("/oauth2/backchannel-logout"))
+        .form(&[("logout_token", token.as_str())])
+        .send()
+        .await
+        .unwrap();
+    let answered = Instant::now();
+    assert_eq!(r.status(), 200);
+    assert_eq!(get(&a, &cookie, "/api/x").await.status(), 401);
+    let (r, took) = until_refused(&b, &cookie, answered).await;
+    println!(
+        "logout token posted to node A: refused at node B {:.1} ms after A's answer (goal: <= 1 s)",
+        took.as_secs_f64() * 1000.0
+    );
+    assert_eq!(r.status(), 401);
+    assert!(set_b.len() > before);
+
+    // A node started later learns it from the store's log.
+    let c = Kit::start_node(&db.url(), Some(&a)).await;
+    assert_eq!(get(&c, &cookie, "/api/x").await.status(), 401);
+
+    a.app.shutdown().await;
+    b.app.shutdown().await;
+    c.app.shutdown().await;
+    db.drop_it().await;
+}

@@ -379,7 +379,7 @@ impl Authenticator {
             .first_use(&c.issuer, &facts.jti, facts.iat, now)?;
         let sub = facts.sub.as_deref().unwrap_or("");
         self.revocations()
-            .end(&c.issuer, facts.sid.as_deref(), sub, facts.iat, now);
+            .end_and_share(&c.issuer, facts.sid.as_deref(), sub, facts.iat, now);
         tracing::info!(
             issuer = %c.issuer,
             sid = facts.sid.as_deref().unwrap_or("-"),

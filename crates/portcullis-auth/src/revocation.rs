@@ -73,7 +73,13 @@ pub struct RevocationSet {
     cap: usize,
     retention: u64,
     collapses: AtomicU64,
+    /// Where ends learned here (not from the store) are shared; `None`: one node.
+    sharer: RwLock<Option<Sharer>>,
 }
+
+/// Tells the other nodes of a session this node ended on a logout token it validated:
+/// `(issuer, sid, sub, at)`. Installed by the process when it has a shared store.
+pub type Sharer = Arc<dyn Fn(&str, Option<&str>, &str, u64) + Send + Sync>;
 
 /// Writer-side state.
 #[derive(Default)]
@@ -102,12 +108,42 @@ impl RevocationSet {
             cap: cap.max(2),
             retention,
             collapses: AtomicU64::new(0),
+            sharer: RwLock::new(None),
         }
     }
 
     fn shard(&self, key: &str) -> &Shard {
         // SHARDS is a power of two; the low bits of a keyed SipHash are uniform.
         &self.shards[(self.hasher.hash_one(key) as usize) & (SHARDS - 1)]
+    }
+
+    /// Shares from now on what [`RevocationSet::end_and_share`] records (several nodes).
+    pub fn set_sharer(&self, sharer: Sharer) {
+        *self.sharer.write().unwrap_or_else(|p| p.into_inner()) = Some(sharer);
+    }
+
+    /// As [`RevocationSet::end`], and when recorded, tells the other nodes through the sharer
+    /// (for ends only this node learned: validated back-channel logout tokens).
+    pub fn end_and_share(
+        &self,
+        issuer: &str,
+        sid: Option<&str>,
+        sub: &str,
+        at: u64,
+        now: u64,
+    ) -> bool {
+        let recorded = self.end(issuer, sid, sub, at, now);
+        if recorded {
+            let sharer = self
+                .sharer
+                .read()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone();
+            if let Some(share) = sharer {
+                share(issuer, sid, sub, at);
+            }
+        }
+        recorded
     }
 
     /// Whether `s` has been ended. No I/O; one atomic load when nothing is revoked.

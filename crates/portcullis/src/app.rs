@@ -237,6 +237,67 @@ async fn follow_session_ends(
     }
 }
 
+/// Shares the logout tokens this node's balancer accepts with the other nodes on `store`, and
+/// puts theirs in this node's set: logged and announced there, heard by every node's listener.
+/// Only the node that received a token validates it; the others trust the store.
+async fn share_logout_ends(
+    store: Arc<dyn portcullis_idp::Store>,
+    set: &Arc<RevocationSet>,
+    tasks: &mut Vec<tokio::task::JoinHandle<()>>,
+    mut shutdown: watch::Receiver<bool>,
+) -> Result<()> {
+    let feed = Arc::new(portcullis_idp::revocation::Feed::default());
+    let mut events = feed.subscribe();
+    store.watch_logout_ends(Arc::downgrade(&feed));
+    let backlog = store
+        .logout_ends(portcullis_idp::now() as i64)
+        .await
+        .map_err(|e| anyhow!("store: cannot read shared logout-token ends: {e}"))?;
+    record_ended(set, &backlog);
+    let writer = store.clone();
+    set.set_sharer(Arc::new(move |issuer, sid, sub, at| {
+        let end = SessionEnded {
+            issuer: issuer.to_string(),
+            sid: sid.map(str::to_owned),
+            sub: sub.to_string(),
+            at: i64::try_from(at).unwrap_or(i64::MAX),
+        };
+        let keep_until = end
+            .at
+            .saturating_add(portcullis_auth::revocation::RETENTION as i64);
+        let store = writer.clone();
+        tokio::spawn(async move {
+            if let Err(e) = store.log_logout_end(&end, keep_until).await {
+                tracing::error!(error = %e, issuer = %end.issuer, "cannot share a logout-token end with the other nodes");
+            }
+        });
+    }));
+    let set = set.clone();
+    tasks.push(tokio::spawn(async move {
+        let _feed = feed; // the listener holds it weakly
+        loop {
+            let event = tokio::select! {
+                _ = shutdown.changed() => return,
+                e = events.recv() => e,
+            };
+            match event {
+                Ok(e) => record_ended(&set, std::slice::from_ref(&e)),
+                Err(broadcast::error::RecvError::Closed) => return,
+                Err(broadcast::error::RecvError::Lagged(missed)) => {
+                    tracing::warn!(missed, "logout-token feed lagged; reading the store again");
+                    match store.logout_ends(portcullis_idp::now() as i64).await {
+                        Ok(all) => record_ended(&set, &all),
+                        Err(e) => {
+                            tracing::error!(error = %e, "cannot read shared logout-token ends")
+                        }
+                    }
+                }
+            }
+        }
+    }));
+    Ok(())
+}
+
 /// Starts the pools, then the load balancer.
 pub async fn start(config: &Config, mut prebound: Prebound) -> Result<App> {
     // Keys and the user store live there: refuse a directory others may write, keep it private.
@@ -248,6 +309,8 @@ pub async fn start(config: &Config, mut prebound: Prebound) -> Result<App> {
     let idp_metrics = Arc::new(portcullis_idp::metrics::IdpMetrics::new());
     // Each pool's API endpoint answers for its siblings (`ListUserPools`), as Cognito's regional one.
     let directory = portcullis_idp::directory::Directory::new();
+    // The PostgreSQL store, through which nodes share the logout tokens each one accepts.
+    let mut shared_store: Option<Arc<dyn portcullis_idp::Store>> = None;
     if !config.user_pools.is_empty() {
         let state_dir = &config.load_balancer.state_dir;
         let store = portcullis_idp::store::open(config.store.as_deref(), state_dir)
@@ -256,6 +319,9 @@ pub async fn start(config: &Config, mut prebound: Prebound) -> Result<App> {
                 Some(s) if s != "sqlite" => "store: cannot open the PostgreSQL store".to_string(),
                 _ => format!("{}: cannot open the user pool store", state_dir.display()),
             })?;
+        if config.store.as_deref().is_some_and(|s| s != "sqlite") {
+            shared_store = Some(store.clone());
+        }
         for (i, p) in config.user_pools.iter().enumerate() {
             let mut keys = HashMap::new();
             for (j, k) in p.access_keys.iter().enumerate() {
@@ -355,6 +421,9 @@ pub async fn start(config: &Config, mut prebound: Prebound) -> Result<App> {
             revocations.clone(),
             rx.clone(),
         )));
+    }
+    if let Some(store) = shared_store {
+        share_logout_ends(store, &revocations, &mut idp_tasks, rx.clone()).await?;
     }
     if let Some(m) = &lb.shared.metrics {
         m.add_source(Arc::new(move |out: &mut String| idp_metrics.encode(out)));

@@ -3,7 +3,7 @@
 //! subscribers read.
 
 use super::StoreFuture;
-use crate::revocation::Feed;
+use crate::revocation::{Feed, SessionEnded};
 use std::sync::Weak;
 
 /// One sign-in session as stored.
@@ -96,7 +96,26 @@ pub trait SessionStore: Send + Sync {
     /// Publishes on `feed` the ends other nodes log for `pool` (PostgreSQL: `LISTEN`; a store
     /// that serves one process has nothing to do: the pool publishes its own ends).
     fn watch_session_ends(&self, _pool: &str, _issuer: &str, _feed: Weak<Feed>) {}
+    /// Logs a session a load balancer ended on a back-channel logout token it validated, kept
+    /// until `keep_until`, and tells other nodes (PostgreSQL; a one-process store has no others).
+    fn log_logout_end<'a>(
+        &'a self,
+        _end: &'a SessionEnded,
+        _keep_until: i64,
+    ) -> StoreFuture<'a, ()> {
+        Box::pin(async { Ok(()) })
+    }
+    /// The logout-token ends logged by any node that are kept at `now`.
+    fn logout_ends<'a>(&'a self, _now: i64) -> StoreFuture<'a, Vec<SessionEnded>> {
+        Box::pin(async { Ok(Vec::new()) })
+    }
+    /// Publishes on `feed` the logout-token ends other nodes log (PostgreSQL: `LISTEN`).
+    fn watch_logout_ends(&self, _feed: Weak<Feed>) {}
 }
+
+/// The `pool_id` prefix of logout-token ends in the end log (a space: no pool id has one); the
+/// issuer follows it.
+pub const LOGOUT_END_PREFIX: &str = "logout-token ";
 
 /// Where PostgreSQL announces ended sessions (`NOTIFY`), for every node's `LISTEN`.
 pub const NOTIFY_CHANNEL: &str = "portcullis_session_ends";

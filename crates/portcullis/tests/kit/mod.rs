@@ -20,6 +20,8 @@ pub struct Kit {
     pub lb_port: u16,
     pub http_port: u16,
     pub pool_url: String,
+    /// The pool's `base_url` (its issuer's prefix): `pool_url`, or the first node's for a peer.
+    pub pool_url_base: String,
     pub admin: SocketAddr,
     pub state_dir: PathBuf,
     pub access_log: PathBuf,
@@ -27,6 +29,22 @@ pub struct Kit {
     /// The config file the kit runs (for CLI commands against the same store).
     pub config_file: PathBuf,
     _dir: tempfile::TempDir,
+}
+
+/// What makes a kit one node of several (see [`Kit::start_node`]).
+struct NodeOf<'a> {
+    store: &'a str,
+    peer: Option<&'a Kit>,
+}
+
+/// Copies the files of `from` into `to` (one level; modes kept by `fs::copy`).
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        if e.file_type().unwrap().is_file() {
+            std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+        }
+    }
 }
 
 /// A backend that answers every request with what it received, as JSON.
@@ -69,6 +87,25 @@ impl Kit {
         lb_extra: &str,
         pool_extra: &str,
     ) -> Kit {
+        Kit::start_inner(lb, extra_rules, lb_extra, pool_extra, None).await
+    }
+
+    /// One node of several on the PostgreSQL `store` (a throwaway database): the user pool is
+    /// shared there, and with `peer` this node joins it as the docs say several nodes must: the
+    /// same pool `base_url` (so the same issuer), and a copy of the peer's `lb/` keys
+    /// (`cookie-keys`, `mac-key`, the claims key, `id`). Also seeds user `bob`.
+    pub async fn start_node(store: &str, peer: Option<&Kit>) -> Kit {
+        let lb = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        Kit::start_inner(lb, "", "", "", Some(NodeOf { store, peer })).await
+    }
+
+    async fn start_inner(
+        lb: TcpListener,
+        extra_rules: &str,
+        lb_extra: &str,
+        pool_extra: &str,
+        node: Option<NodeOf<'_>>,
+    ) -> Kit {
         let dir = tempfile::tempdir().unwrap();
         let http = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let pool = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -76,13 +113,50 @@ impl Kit {
         let http_port = http.local_addr().unwrap().port();
         let pool_port = pool.local_addr().unwrap().port();
         let backend = echo_backend().await;
+        let own_pool_url = format!("http://localhost:{pool_port}");
+        let peer = node.as_ref().and_then(|n| n.peer);
+        // The pool's public address: the first node's, shared by the others.
+        let pool_base = peer.map_or(own_pool_url.clone(), |p| p.pool_url_base.clone());
+        let mut callbacks = vec![format!("https://localhost:{lb_port}")];
+        callbacks.extend(peer.map(|p| format!("https://localhost:{}", p.lb_port)));
+        let callback_urls = callbacks
+            .iter()
+            .map(|c| format!(r#""{c}/oauth2/idpresponse""#))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let logout_urls = callbacks
+            .iter()
+            .map(|c| format!(r#""{c}/signed-out""#))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let store_line = node
+            .as_ref()
+            .map_or(String::new(), |n| format!("store = \"{}\"", n.store));
+        let users_tail = if node.is_some() {
+            format!(
+                r#"
+[[user_pools.users]]
+username = "bob"
+password = "{PASSWORD}"
+attributes = {{ email = "bob@example.com" }}
+"#
+            )
+        } else {
+            String::new()
+        };
+        if let Some(p) = peer {
+            let lb_dir = dir.path().join("state").join("lb");
+            std::fs::create_dir_all(&lb_dir).unwrap();
+            copy_dir(&p.state_dir.join("lb"), &lb_dir);
+        }
         let access_log = dir.path().join("access.log");
         // Extra rules may name the pool's URL before its port is known.
         let extra_rules = extra_rules
-            .replace("$POOL_URL", &format!("http://localhost:{pool_port}"))
+            .replace("$POOL_URL", &pool_base)
             .replace("$LB_URL", &format!("https://localhost:{lb_port}"));
         let config = format!(
             r#"
+{store_line}
 [load_balancer]
 name = "test"
 state_dir = "{state}"
@@ -137,10 +211,10 @@ actions = [
 priority = 32
 conditions = [{{ field = "path-pattern", values = ["/oidc/*"] }}]
 actions = [
-  {{ type = "authenticate-oidc", issuer = "http://localhost:{pool_port}/us-east-1_Kit12345",
-     authorization_endpoint = "http://localhost:{pool_port}/oauth2/authorize",
-     token_endpoint = "http://localhost:{pool_port}/oauth2/token",
-     user_info_endpoint = "http://localhost:{pool_port}/oauth2/userInfo",
+  {{ type = "authenticate-oidc", issuer = "{pool_base}/us-east-1_Kit12345",
+     authorization_endpoint = "{pool_base}/oauth2/authorize",
+     token_endpoint = "{pool_base}/oauth2/token",
+     user_info_endpoint = "{pool_base}/oauth2/userInfo",
      client_id = "oidc-web", client_secret = "{OIDC_SECRET}", token_endpoint_auth_method = "client_secret_post",
      session_cookie_name = "OidcSession", scope = "openid email" }},
   {{ type = "forward", target_group = "echo" }},
@@ -150,7 +224,7 @@ actions = [
 priority = 33
 conditions = [{{ field = "path-pattern", values = ["/disc/*"] }}]
 actions = [
-  {{ type = "authenticate-oidc", issuer = "http://localhost:{pool_port}/us-east-1_Kit12345",
+  {{ type = "authenticate-oidc", issuer = "{pool_base}/us-east-1_Kit12345",
      client_id = "oidc-web", client_secret = "{OIDC_SECRET}", session_cookie_name = "DiscSession", scope = "openid email" }},
   {{ type = "forward", target_group = "echo" }},
 ]
@@ -165,7 +239,7 @@ targets = [{{ id = "127.0.0.1", port = {backend_port} }}]
 name = "test"
 id = "us-east-1_Kit12345"
 groups = [{{ name = "zeta" }}, {{ name = "readers", precedence = 5 }}, {{ name = "admins", precedence = 1, description = "Admins" }}]
-domain = {{ listen = "127.0.0.1:{pool_port}", base_url = "http://localhost:{pool_port}" }}
+domain = {{ listen = "127.0.0.1:{pool_port}", base_url = "{pool_base}" }}
 resource_servers = [{{ identifier = "tasks", scopes = [{{ name = "read" }}, {{ name = "write" }}] }}]
 access_keys = [{{ access_key_id = "{ACCESS_KEY_ID}", secret_access_key = "{ACCESS_SECRET}" }}]
 allow_self_sign_up = true
@@ -180,8 +254,8 @@ logo_url = "data:image/svg+xml,%3Csvg xmlns='http://www.w3.org/2000/svg' width='
 css = ".card {{ border-top: 6px solid rgb(200, 0, 0); }}"
 allowed_oauth_flows = ["code"]
 allowed_oauth_scopes = ["openid", "email", "tasks/read"]
-callback_urls = ["https://localhost:{lb_port}/oauth2/idpresponse"]
-logout_urls = ["https://localhost:{lb_port}/signed-out"]
+callback_urls = [{callback_urls}]
+logout_urls = [{logout_urls}]
 
 [[user_pools.clients]]
 client_id = "oidc-web"
@@ -193,7 +267,7 @@ read_attributes = ["email", "email_verified"]
 refresh_token_rotation = {{ feature = "ENABLED", retry_grace_period_seconds = 0 }}
 allowed_oauth_flows = ["code"]
 allowed_oauth_scopes = ["openid", "email"]
-callback_urls = ["https://localhost:{lb_port}/oauth2/idpresponse"]
+callback_urls = [{callback_urls}]
 
 [[user_pools.clients]]
 client_id = "api-cli"
@@ -216,7 +290,7 @@ username = "alice"
 password = "{PASSWORD}"
 attributes = {{ email = "alice@example.com", "custom:team" = "blue" }}
 groups = ["readers", "zeta", "admins"]
-"#,
+{users_tail}"#,
             state = dir.path().join("state").display(),
             log = access_log.display(),
             backend_port = backend.port(),
@@ -240,7 +314,8 @@ groups = ["readers", "zeta", "admins"]
             app,
             lb_port,
             http_port,
-            pool_url: format!("http://localhost:{pool_port}"),
+            pool_url: own_pool_url,
+            pool_url_base: pool_base,
             admin,
             state_dir: dir.path().join("state"),
             access_log,
@@ -478,6 +553,17 @@ pub async fn login_until_callback(
     path: &str,
     password: &str,
 ) -> PendingLogin {
+    login_until_callback_as(kit, client, path, "alice", password).await
+}
+
+/// As [`login_until_callback`], for `username`.
+pub async fn login_until_callback_as(
+    kit: &Kit,
+    client: &reqwest::Client,
+    path: &str,
+    username: &str,
+    password: &str,
+) -> PendingLogin {
     let r = client.get(kit.url(path)).send().await.unwrap();
     assert_eq!(r.status(), 302, "protected URL redirects to the IdP");
     let nonce = r
@@ -504,7 +590,7 @@ pub async fn login_until_callback(
         .post(&login)
         .form(&[
             ("_csrf", csrf(&html).as_str()),
-            ("username", "alice"),
+            ("username", username),
             ("password", password),
         ])
         .send()
@@ -527,8 +613,13 @@ pub async fn login_until_callback(
 
 /// A full login; returns the client holding the session.
 pub async fn login(kit: &Kit, path: &str) -> reqwest::Client {
+    login_as(kit, path, "alice").await
+}
+
+/// A full login of `username` (password [`PASSWORD`]); returns the client holding the session.
+pub async fn login_as(kit: &Kit, path: &str, username: &str) -> reqwest::Client {
     let client = browser();
-    let p = login_until_callback(kit, &client, path, PASSWORD).await;
+    let p = login_until_callback_as(kit, &client, path, username, PASSWORD).await;
     let r = client.get(&p.callback).send().await.unwrap();
     assert_eq!(
         r.status(),

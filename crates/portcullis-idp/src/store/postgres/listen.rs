@@ -4,7 +4,7 @@
 //! so no end is lost (one may arrive twice).
 
 use crate::revocation::{Feed, SessionEnded};
-use crate::store::sessions::NOTIFY_CHANNEL;
+use crate::store::sessions::{LOGOUT_END_PREFIX, NOTIFY_CHANNEL};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -137,14 +137,19 @@ impl Listener {
     }
 
     fn publish(&self, a: &Announced) {
+        // A logout-token end names its issuer after the prefix; its feed is kept under the prefix.
+        let (key, named) = match a.pool.strip_prefix(LOGOUT_END_PREFIX) {
+            Some(issuer) => (LOGOUT_END_PREFIX, Some(issuer)),
+            None => (a.pool.as_str(), None),
+        };
         let mut feeds = self.feeds.lock().unwrap_or_else(|p| p.into_inner());
-        let Some(list) = feeds.get_mut(&a.pool) else {
+        let Some(list) = feeds.get_mut(key) else {
             return;
         };
         list.retain(|(issuer, feed)| match feed.upgrade() {
             Some(f) => {
                 f.publish(SessionEnded {
-                    issuer: issuer.clone(),
+                    issuer: named.unwrap_or(issuer).to_string(),
                     sid: a.sid.clone(),
                     sub: a.sub.clone(),
                     at: a.at,

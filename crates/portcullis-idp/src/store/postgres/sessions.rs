@@ -3,7 +3,10 @@
 //! transaction that makes it (PostgreSQL delivers the notification at commit).
 
 use super::{PgStore, pg};
-use crate::store::sessions::{EndRecord, NOTIFY_CHANNEL, SessionStore, SignInRecord};
+use crate::revocation::SessionEnded;
+use crate::store::sessions::{
+    EndRecord, LOGOUT_END_PREFIX, NOTIFY_CHANNEL, SessionStore, SignInRecord,
+};
 use crate::store::{StoreError, StoreFuture};
 use std::sync::Weak;
 use tokio_postgres::{Row, Transaction};
@@ -315,6 +318,60 @@ impl SessionStore for PgStore {
                 })
                 .collect())
         })
+    }
+
+    fn log_logout_end<'a>(&'a self, end: &'a SessionEnded, keep_until: i64) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            let mut c = self.client().await?;
+            let tx = c.transaction().await.map_err(pg)?;
+            let pool = format!("{LOGOUT_END_PREFIX}{}", end.issuer);
+            self.log_end(&tx, &pool, end.sid.as_deref(), &end.sub, end.at, keep_until)
+                .await?;
+            tx.commit().await.map_err(pg)
+        })
+    }
+
+    fn logout_ends<'a>(&'a self, now: i64) -> StoreFuture<'a, Vec<SessionEnded>> {
+        Box::pin(async move {
+            let c = self.client().await?;
+            c.execute(
+                "DELETE FROM session_ends WHERE starts_with(pool_id, $1) AND keep_until <= $2",
+                &[&LOGOUT_END_PREFIX, &now],
+            )
+            .await
+            .map_err(pg)?;
+            let rows = c
+                .query(
+                    "SELECT pool_id, sid, sub, ended_at FROM session_ends
+                     WHERE starts_with(pool_id, $1) AND keep_until > $2 ORDER BY seq",
+                    &[&LOGOUT_END_PREFIX, &now],
+                )
+                .await
+                .map_err(pg)?;
+            Ok(rows
+                .iter()
+                .filter_map(|r| {
+                    let pool: String = r.get(0);
+                    Some(SessionEnded {
+                        issuer: pool.strip_prefix(LOGOUT_END_PREFIX)?.to_string(),
+                        sid: r.get(1),
+                        sub: r.get(2),
+                        at: r.get(3),
+                    })
+                })
+                .collect())
+        })
+    }
+
+    fn watch_logout_ends(&self, feed: Weak<crate::revocation::Feed>) {
+        super::listen::Listener::watch(
+            &self.listener,
+            &self.config,
+            &self.node,
+            LOGOUT_END_PREFIX,
+            "",
+            feed,
+        );
     }
 
     fn watch_session_ends(&self, pool: &str, issuer: &str, feed: Weak<crate::revocation::Feed>) {

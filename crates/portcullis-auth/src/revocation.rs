@@ -11,7 +11,9 @@
 //! ones are swept as new ones arrive, and at the cap the older half collapses into a per-issuer
 //! floor: every session of that issuer that began at or before the newest collapsed moment is
 //! refused. That over-revokes (those users sign in again) rather than forgetting a revocation:
-//! the set fails closed, logs a warning and counts it ([`RevocationSet::collapses`]).
+//! the set fails closed, logs a warning and counts it ([`RevocationSet::collapses`]). One user
+//! holds at most [`MAX_SIDS_PER_SUB`] single-session entries (further ends of theirs become one
+//! user-wide entry), so the cap takes many accounts to reach, not one signing in and out.
 
 use std::collections::HashMap;
 use std::collections::hash_map::RandomState;
@@ -27,6 +29,13 @@ pub const MAX_REVOKED: usize = 500_000;
 const SHARDS: usize = 16;
 /// The least time between two sweeps of expired entries.
 const SWEEP_EVERY: u64 = 60;
+/// Most single-session revocations kept per user: beyond them that user's further ones become
+/// one user-wide revocation, so one account signing in and out cannot fill the set (and force
+/// the floor on everyone).
+pub const MAX_SIDS_PER_SUB: usize = 32;
+/// How far ahead of the balancer's clock a revocation's moment may lie (clock skew); a later one
+/// is recorded at this bound, so a bogus far-future moment cannot shut a user out for good.
+pub const MAX_FUTURE: u64 = 300;
 
 /// What kind of revocation an entry is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,6 +52,8 @@ struct Entry {
     kind: Kind,
     /// When the session(s) ended (epoch seconds, the provider's clock).
     at: u64,
+    /// A `Sid` entry's user, when known (counted in [`Writer::sids_of`]).
+    sub: Option<Box<str>>,
 }
 
 /// One session as the check sees it.
@@ -82,6 +93,8 @@ struct Writer {
     issuers: Vec<Arc<str>>,
     next_sweep: u64,
     entries: usize,
+    /// Per (issuer, sub): how many `Sid` entries name that user.
+    sids_of: HashMap<(Arc<str>, Box<str>), usize>,
 }
 
 impl Default for RevocationSet {
@@ -140,6 +153,7 @@ impl RevocationSet {
         if at.saturating_add(self.retention) <= now {
             return false;
         }
+        let at = at.min(now.saturating_add(MAX_FUTURE));
         let mut w = self.writer.lock().unwrap_or_else(|p| p.into_inner());
         if now >= w.next_sweep {
             self.sweep_locked(&mut w, now);
@@ -162,10 +176,20 @@ impl RevocationSet {
                 i
             }
         };
+        let counted = |w: &Writer| {
+            w.sids_of
+                .get(&(issuer.clone(), Box::from(sub)))
+                .copied()
+                .unwrap_or(0)
+        };
         let (kind, key) = match sid {
+            // A user with many ended sessions: this end covers every session of theirs that
+            // began before it (over-revokes that user only; fails closed).
+            Some(_) if !sub.is_empty() && counted(&w) >= MAX_SIDS_PER_SUB => (Kind::Sub, sub),
             Some(sid) => (Kind::Sid, sid),
             None => (Kind::Sub, sub),
         };
+        let entry_sub = (kind == Kind::Sid && !sub.is_empty()).then(|| Box::<str>::from(sub));
         let added = {
             let mut g = self.shard(key).write().unwrap_or_else(|p| p.into_inner());
             let list = g.entry(Box::from(key)).or_default();
@@ -178,12 +202,20 @@ impl RevocationSet {
                     false
                 }
                 None => {
-                    list.push(Entry { issuer, kind, at });
+                    list.push(Entry {
+                        issuer: issuer.clone(),
+                        kind,
+                        at,
+                        sub: entry_sub.clone(),
+                    });
                     true
                 }
             }
         };
         if added {
+            if let Some(sub) = entry_sub {
+                *w.sids_of.entry((issuer, sub)).or_default() += 1;
+            }
             w.entries += 1;
             self.len.fetch_add(1, Ordering::Release);
             if w.entries > self.cap {
@@ -212,12 +244,16 @@ impl RevocationSet {
     /// Removes the entries `drop` selects; returns them as (issuer, at).
     fn remove_where(&self, w: &mut Writer, drop: impl Fn(&Entry) -> bool) -> Vec<(Arc<str>, u64)> {
         let mut removed = Vec::new();
+        let mut uncounted = Vec::new();
         for shard in self.shards.iter() {
             let mut g = shard.write().unwrap_or_else(|p| p.into_inner());
             g.retain(|_, list| {
-                list.retain(|e| {
+                list.retain_mut(|e| {
                     if drop(e) {
                         removed.push((e.issuer.clone(), e.at));
+                        if let Some(sub) = e.sub.take() {
+                            uncounted.push((e.issuer.clone(), sub));
+                        }
                         false
                     } else {
                         true
@@ -225,6 +261,14 @@ impl RevocationSet {
                 });
                 !list.is_empty()
             });
+        }
+        for key in uncounted {
+            if let Some(n) = w.sids_of.get_mut(&key) {
+                *n -= 1;
+                if *n == 0 {
+                    w.sids_of.remove(&key);
+                }
+            }
         }
         w.entries -= removed.len();
         self.len.fetch_sub(removed.len(), Ordering::AcqRel);
@@ -380,6 +424,40 @@ mod tests {
         assert!(!set.is_revoked(&other));
         // A revocation the floor covers is not stored again.
         assert!(!set.end(ISS, Some("older"), "u", 101, 100));
+    }
+
+    /// Review finding: one account signing in and out (each sign-out a new `sid`) filled the
+    /// set and forced the floor that signs every user of the issuer out.
+    #[test]
+    fn one_user_signing_in_and_out_cannot_force_the_floor() {
+        let set = RevocationSet::with_limits(100, 1_000_000);
+        for i in 0..1000u64 {
+            set.end(ISS, Some(&format!("sid-{i}")), "attacker", 100 + i, 100 + i);
+        }
+        assert_eq!(set.collapses(), 0, "no floor");
+        assert!(set.len() <= MAX_SIDS_PER_SUB + 1, "{}", set.len());
+        for i in 0..1000u64 {
+            assert!(set.is_revoked(&s(Some(&format!("sid-{i}")), "attacker", 100 + i)));
+        }
+        // Another user's session, begun long before, is untouched.
+        assert!(!set.is_revoked(&s(Some("victim-sid"), "victim", 50)));
+        // The count follows expiry: once swept, the user gets single-session ends again.
+        set.sweep(100 + 1000 + 1_000_000);
+        assert!(set.is_empty());
+        set.end(ISS, Some("late"), "attacker", 2_000_000, 2_000_000);
+        assert!(!set.is_revoked(&s(Some("other"), "attacker", 1_999_999)));
+    }
+
+    /// Review finding: a revocation dated far in the future (a forged or skewed feed) refused its
+    /// user's every later sign-in and was never swept.
+    #[test]
+    fn a_far_future_moment_is_bounded() {
+        let set = RevocationSet::with_limits(100, 1000);
+        set.end(ISS, None, "u", i64::MAX as u64, 100);
+        assert!(set.is_revoked(&s(None, "u", 100 + MAX_FUTURE)));
+        assert!(!set.is_revoked(&s(None, "u", 100 + MAX_FUTURE + 1)));
+        set.sweep(100 + MAX_FUTURE + 1000);
+        assert!(set.is_empty());
     }
 
     proptest::proptest! {

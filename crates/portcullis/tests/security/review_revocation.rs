@@ -114,3 +114,108 @@ async fn a_forged_notify_ends_nothing_and_does_not_blind_the_catch_up() {
         .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
         .await;
 }
+
+/// A provider whose discovery works and whose JWKS endpoint fails (counted).
+async fn provider_without_keys() -> (String, Arc<std::sync::atomic::AtomicUsize>) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let tcp = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://127.0.0.1:{}", tcp.local_addr().unwrap().port());
+    let hits = Arc::new(AtomicUsize::new(0));
+    let discovery = serde_json::json!({
+        "issuer": base,
+        "authorization_endpoint": format!("{base}/authorize"),
+        "token_endpoint": format!("{base}/token"),
+        "userinfo_endpoint": format!("{base}/userinfo"),
+        "jwks_uri": format!("{base}/jwks"),
+    });
+    let counted = hits.clone();
+    let app = axum::Router::new()
+        .route(
+            "/.well-known/openid-configuration",
+            axum::routing::get(move || async move { axum::Json(discovery) }),
+        )
+        .route(
+            "/jwks",
+            axum::routing::get(move || async move {
+                counted.fetch_add(1, Ordering::SeqCst);
+                (axum::http::StatusCode::SERVICE_UNAVAILABLE, "down")
+            }),
+        );
+    tokio::spawn(async move { axum::serve(tcp, app).await.unwrap() });
+    (base, hits)
+}
+
+/// A logout token signed by nobody, naming `kid`.
+fn forged_logout_token(issuer: &str, kid: &str) -> String {
+    use base64::Engine;
+    let b = |v: serde_json::Value| {
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string())
+    };
+    let now = portcullis_auth::now();
+    format!(
+        "{}.{}.c2ln",
+        b(serde_json::json!({"alg": "RS256", "kid": kid, "typ": "logout+jwt"})),
+        b(serde_json::json!({
+            "iss": issuer, "aud": "rev-client", "iat": now, "jti": kid, "sub": "someone",
+            "events": { "http://schemas.openid.net/event/backchannel-logout": {} },
+        }))
+    )
+}
+
+/// `POST /oauth2/backchannel-logout` needs no credentials. While a provider's JWKS was
+/// unavailable, every forged logout token (any `kid`) made the balancer fetch it again, all at
+/// once: an outsider could make it hammer the provider. Now one fetch at a time, none for a
+/// while after a failure.
+#[tokio::test]
+async fn forged_logout_tokens_do_not_make_the_balancer_hammer_a_failing_jwks() {
+    use std::sync::atomic::Ordering;
+    let (issuer, hits) = provider_without_keys().await;
+    let rules = format!(
+        r#"
+[[listeners.rules]]
+priority = 60
+conditions = [{{ field = "path-pattern", values = ["/rev/*"] }}]
+actions = [
+  {{ type = "authenticate-oidc", issuer = "{issuer}", client_id = "rev-client",
+     client_secret = "rev-secret-0123456789", session_cookie_name = "RevSession" }},
+  {{ type = "forward", target_group = "echo" }},
+]
+"#
+    );
+    let kit = crate::kit::Kit::start(&rules).await;
+    let client = crate::kit::plain();
+    let url = kit.url("/oauth2/backchannel-logout");
+    let sends: Vec<_> = (0..40)
+        .map(|i| {
+            let (client, url, issuer) = (client.clone(), url.clone(), issuer.clone());
+            tokio::spawn(async move {
+                let body = form_urlencoded::Serializer::new(String::new())
+                    .append_pair(
+                        "logout_token",
+                        &forged_logout_token(&issuer, &format!("k{i}")),
+                    )
+                    .finish();
+                client
+                    .post(&url)
+                    .header("content-type", "application/x-www-form-urlencoded")
+                    .body(body)
+                    .send()
+                    .await
+                    .unwrap()
+                    .status()
+                    .as_u16()
+            })
+        })
+        .collect();
+    let mut statuses = Vec::new();
+    for s in sends {
+        statuses.push(s.await.unwrap());
+    }
+    assert!(statuses.iter().all(|s| *s == 400), "{statuses:?}");
+    let fetched = hits.load(Ordering::SeqCst);
+    assert!(
+        fetched <= 2,
+        "40 forged tokens fetched the JWKS {fetched} times"
+    );
+    kit.app.shutdown().await;
+}

@@ -44,6 +44,10 @@ enum Kind {
     Sid,
     /// Every session of a `sub` that began at or before `at`.
     Sub,
+    /// Every session of a `sub` without a `sid` (an older cookie, a provider that puts no `sid`
+    /// in ID tokens) that began at or before `at`: one of its sessions was ended by `sid`, and
+    /// a session without one cannot be told apart from it.
+    Unsided,
 }
 
 #[derive(Debug)]
@@ -138,7 +142,9 @@ impl RevocationSet {
             return true;
         }
         if hit(s.sub, &|e| {
-            e.kind == Kind::Sub && *e.issuer == *s.issuer && s.began <= e.at
+            (e.kind == Kind::Sub || (e.kind == Kind::Unsided && s.sid.is_none()))
+                && *e.issuer == *s.issuer
+                && s.began <= e.at
         }) {
             return true;
         }
@@ -190,12 +196,32 @@ impl RevocationSet {
             None => (Kind::Sub, sub),
         };
         let entry_sub = (kind == Kind::Sid && !sub.is_empty()).then(|| Box::<str>::from(sub));
+        let mut added = self.put(&mut w, &issuer, kind, key, at, entry_sub);
+        if kind == Kind::Sid && !sub.is_empty() {
+            added |= self.put(&mut w, &issuer, Kind::Unsided, sub, at, None);
+        }
+        if added && w.entries > self.cap {
+            self.collapse_locked(&mut w, now);
+        }
+        true
+    }
+
+    /// Adds an entry, or moves an existing one's moment forward; returns whether it was added.
+    fn put(
+        &self,
+        w: &mut Writer,
+        issuer: &Arc<str>,
+        kind: Kind,
+        key: &str,
+        at: u64,
+        entry_sub: Option<Box<str>>,
+    ) -> bool {
         let added = {
             let mut g = self.shard(key).write().unwrap_or_else(|p| p.into_inner());
             let list = g.entry(Box::from(key)).or_default();
             match list
                 .iter_mut()
-                .find(|e| e.kind == kind && e.issuer == issuer)
+                .find(|e| e.kind == kind && e.issuer == *issuer)
             {
                 Some(e) => {
                     e.at = e.at.max(at);
@@ -214,15 +240,12 @@ impl RevocationSet {
         };
         if added {
             if let Some(sub) = entry_sub {
-                *w.sids_of.entry((issuer, sub)).or_default() += 1;
+                *w.sids_of.entry((issuer.clone(), sub)).or_default() += 1;
             }
             w.entries += 1;
             self.len.fetch_add(1, Ordering::Release);
-            if w.entries > self.cap {
-                self.collapse_locked(&mut w, now);
-            }
         }
-        true
+        added
     }
 
     /// Drops entries and floors whose sessions can no longer be alive.
@@ -355,13 +378,39 @@ mod tests {
             "by sid alone"
         );
         assert!(!set.is_revoked(&s(Some("sid-2"), "u", 900)));
-        assert!(!set.is_revoked(&s(None, "u", 900)), "a cookie without sid");
+        assert!(
+            !set.is_revoked(&s(None, "u", 1001)),
+            "a cookie without sid, begun after"
+        );
         let other = SessionRef {
             issuer: "https://other.example",
             ..s(Some("sid-1"), "u", 900)
         };
         assert!(!set.is_revoked(&other), "another issuer's sid");
-        assert_eq!(set.len(), 1);
+        assert_eq!(set.len(), 2, "the sid and its user's sessions without sid");
+    }
+
+    /// Review finding: a session without `sid` (a cookie sealed before sessions carried one, or
+    /// a provider whose ID tokens lack it) outlived every single-session end of its user, so a
+    /// logout token naming `sid` and `sub` ended nothing of it.
+    #[test]
+    fn a_session_without_sid_ends_with_its_users_sessions() {
+        let set = RevocationSet::default();
+        set.end(ISS, Some("sid-1"), "u", 1000, 1000);
+        assert!(set.is_revoked(&s(None, "u", 900)), "began before: refused");
+        assert!(
+            set.is_revoked(&s(None, "u", 0)),
+            "a cookie older than began"
+        );
+        assert!(!set.is_revoked(&s(None, "u", 1001)), "began after");
+        assert!(!set.is_revoked(&s(None, "v", 900)), "another user");
+        assert!(
+            !set.is_revoked(&s(Some("sid-2"), "u", 900)),
+            "a session with its own sid"
+        );
+        // A sid-only end (no sub) cannot name the user.
+        set.end(ISS, Some("sid-3"), "", 2000, 2000);
+        assert!(!set.is_revoked(&s(None, "w", 1500)));
     }
 
     #[test]
@@ -389,9 +438,9 @@ mod tests {
         );
         set.end(ISS, Some("a"), "u", 100, 100);
         set.end(ISS, None, "v", 100, 100);
-        assert_eq!(set.len(), 2);
+        assert_eq!(set.len(), 3, "a, u's sessions without sid, v");
         set.sweep(149);
-        assert_eq!(set.len(), 2);
+        assert_eq!(set.len(), 3);
         set.sweep(150);
         assert_eq!(set.len(), 0);
         assert!(set.is_empty());
@@ -435,7 +484,7 @@ mod tests {
             set.end(ISS, Some(&format!("sid-{i}")), "attacker", 100 + i, 100 + i);
         }
         assert_eq!(set.collapses(), 0, "no floor");
-        assert!(set.len() <= MAX_SIDS_PER_SUB + 1, "{}", set.len());
+        assert!(set.len() <= MAX_SIDS_PER_SUB + 2, "{}", set.len());
         for i in 0..1000u64 {
             assert!(set.is_revoked(&s(Some(&format!("sid-{i}")), "attacker", 100 + i)));
         }
@@ -471,11 +520,14 @@ mod tests {
             let set = RevocationSet::default();
             let mut sids = std::collections::HashSet::new();
             let mut subs: HashMap<(u8, u8), u64> = HashMap::new();
+            let mut unsided: HashMap<(u8, u8), u64> = HashMap::new();
             let iss = |i: u8| format!("iss-{i}");
             for (i, sid, sub, at) in &ops {
                 if *sid < 3 {
                     set.end(&iss(*i), Some(&format!("s{sid}")), &format!("u{sub}"), *at, 0);
                     sids.insert((*i, *sid));
+                    let e = unsided.entry((*i, *sub)).or_insert(*at);
+                    *e = (*e).max(*at);
                 } else {
                     set.end(&iss(*i), None, &format!("u{sub}"), *at, 0);
                     let e = subs.entry((*i, *sub)).or_insert(*at);
@@ -486,9 +538,11 @@ mod tests {
                 let issuer = iss(*i);
                 let sid_s = format!("s{sid}");
                 let sub_s = format!("u{sub}");
-                let r = SessionRef { issuer: &issuer, sid: Some(&sid_s), sub: &sub_s, began: *began };
-                let want = sids.contains(&(*i, *sid))
-                    || subs.get(&(*i, *sub)).is_some_and(|at| *began <= *at);
+                // Probe sid 5: a session without sid.
+                let r = SessionRef { issuer: &issuer, sid: (*sid < 5).then_some(sid_s.as_str()), sub: &sub_s, began: *began };
+                let before = |m: &HashMap<(u8, u8), u64>| m.get(&(*i, *sub)).is_some_and(|at| *began <= *at);
+                let want = if *sid < 5 { sids.contains(&(*i, *sid)) } else { before(&unsided) }
+                    || before(&subs);
                 proptest::prop_assert_eq!(set.is_revoked(&r), want);
             }
         }

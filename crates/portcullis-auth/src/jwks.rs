@@ -1,6 +1,9 @@
 //! A provider's JSON Web Key Set, fetched over HTTP(S) and cached: refreshed after [`JWKS_TTL`],
 //! and at once (at most every [`FORCED_REFRESH_GAP`]) when a token names a key the cached set
 //! lacks, so key rotation at the provider needs no restart and forged kids cannot flood it.
+//! One fetch at a time per set (callers waiting for it share its outcome), and none for
+//! [`FORCED_REFRESH_GAP`] after a failed one, so unauthenticated requests (back-channel logout
+//! tokens, bearer tokens) cannot make the balancer hammer a provider whose keys are unavailable.
 
 use crate::oidc::{HttpClient, IDP_TIMEOUT};
 use bytes::Bytes;
@@ -30,6 +33,8 @@ pub enum JwksError {
 struct Cached {
     set: Option<(Arc<JwkSet>, Instant)>,
     last_forced: Option<Instant>,
+    /// When the last fetch failed.
+    last_failed: Option<Instant>,
 }
 
 /// The cached key set of one JWKS URL.
@@ -38,6 +43,8 @@ pub struct JwksCache {
     http: HttpClient,
     max_keys: usize,
     state: Mutex<Cached>,
+    /// Held while fetching: one fetch at a time.
+    fetching: tokio::sync::Mutex<()>,
 }
 
 impl JwksCache {
@@ -48,11 +55,13 @@ impl JwksCache {
             http,
             max_keys,
             state: Mutex::new(Cached::default()),
+            fetching: tokio::sync::Mutex::new(()),
         }
     }
 
     /// The key `kid`, fetching the set when it is stale or lacks the kid.
     pub async fn find(&self, kid: &str) -> Result<Jwk, JwksError> {
+        let asked = Instant::now();
         let (cached, may_force) = {
             let g = self.state.lock().unwrap_or_else(|p| p.into_inner());
             let fresh = g
@@ -73,14 +82,41 @@ impl JwksCache {
         if cached.is_some() && !may_force {
             return Err(JwksError::UnknownKey);
         }
-        let set = self.fetch().await?;
+        let _fetching = self.fetching.lock().await;
         {
-            let mut g = self.state.lock().unwrap_or_else(|p| p.into_inner());
-            if cached.is_some() {
-                g.last_forced = Some(Instant::now());
+            // A fetch that ended while this call waited answers it too.
+            let g = self.state.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some((set, at)) = &g.set
+                && *at >= asked
+            {
+                return set.find(kid).cloned().ok_or(JwksError::UnknownKey);
             }
-            g.set = Some((set.clone(), Instant::now()));
+            if g.last_failed.is_some_and(|t| t >= asked) {
+                return Err(JwksError::Unavailable);
+            }
+            if g.last_failed
+                .is_some_and(|t| t.elapsed() < FORCED_REFRESH_GAP)
+            {
+                return Err(match cached {
+                    Some(_) => JwksError::UnknownKey,
+                    None => JwksError::Unavailable,
+                });
+            }
         }
+        let fetched = self.fetch().await;
+        let mut g = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let set = match fetched {
+            Ok(set) => set,
+            Err(e) => {
+                g.last_failed = Some(Instant::now());
+                return Err(e);
+            }
+        };
+        if cached.is_some() {
+            g.last_forced = Some(Instant::now());
+        }
+        g.last_failed = None;
+        g.set = Some((set.clone(), Instant::now()));
         set.find(kid).cloned().ok_or(JwksError::UnknownKey)
     }
 

@@ -11,7 +11,9 @@
 //! ones are swept as new ones arrive, and at the cap the older half collapses into a per-issuer
 //! floor: every session of that issuer that began at or before the newest collapsed moment is
 //! refused. That over-revokes (those users sign in again) rather than forgetting a revocation:
-//! the set fails closed, logs a warning and counts it ([`RevocationSet::collapses`]).
+//! the set fails closed, logs a warning and counts it ([`RevocationSet::collapses`]). One user
+//! holds at most [`MAX_SIDS_PER_SUB`] single-session entries (further ends of theirs become one
+//! user-wide entry), so the cap takes many accounts to reach, not one signing in and out.
 
 use std::collections::HashMap;
 use std::collections::hash_map::RandomState;
@@ -27,6 +29,13 @@ pub const MAX_REVOKED: usize = 500_000;
 const SHARDS: usize = 16;
 /// The least time between two sweeps of expired entries.
 const SWEEP_EVERY: u64 = 60;
+/// Most single-session revocations kept per user: beyond them that user's further ones become
+/// one user-wide revocation, so one account signing in and out cannot fill the set (and force
+/// the floor on everyone).
+pub const MAX_SIDS_PER_SUB: usize = 32;
+/// How far ahead of the balancer's clock a revocation's moment may lie (clock skew); a later one
+/// is recorded at this bound, so a bogus far-future moment cannot shut a user out for good.
+pub const MAX_FUTURE: u64 = 300;
 
 /// What kind of revocation an entry is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,6 +44,10 @@ enum Kind {
     Sid,
     /// Every session of a `sub` that began at or before `at`.
     Sub,
+    /// Every session of a `sub` without a `sid` (an older cookie, a provider that puts no `sid`
+    /// in ID tokens) that began at or before `at`: one of its sessions was ended by `sid`, and
+    /// a session without one cannot be told apart from it.
+    Unsided,
 }
 
 #[derive(Debug)]
@@ -43,6 +56,8 @@ struct Entry {
     kind: Kind,
     /// When the session(s) ended (epoch seconds, the provider's clock).
     at: u64,
+    /// A `Sid` entry's user, when known (counted in [`Writer::sids_of`]).
+    sub: Option<Box<str>>,
 }
 
 /// One session as the check sees it.
@@ -88,6 +103,8 @@ struct Writer {
     issuers: Vec<Arc<str>>,
     next_sweep: u64,
     entries: usize,
+    /// Per (issuer, sub): how many `Sid` entries name that user.
+    sids_of: HashMap<(Arc<str>, Box<str>), usize>,
 }
 
 impl Default for RevocationSet {
@@ -161,7 +178,9 @@ impl RevocationSet {
             return true;
         }
         if hit(s.sub, &|e| {
-            e.kind == Kind::Sub && *e.issuer == *s.issuer && s.began <= e.at
+            (e.kind == Kind::Sub || (e.kind == Kind::Unsided && s.sid.is_none()))
+                && *e.issuer == *s.issuer
+                && s.began <= e.at
         }) {
             return true;
         }
@@ -176,6 +195,7 @@ impl RevocationSet {
         if at.saturating_add(self.retention) <= now {
             return false;
         }
+        let at = at.min(now.saturating_add(MAX_FUTURE));
         let mut w = self.writer.lock().unwrap_or_else(|p| p.into_inner());
         if now >= w.next_sweep {
             self.sweep_locked(&mut w, now);
@@ -198,35 +218,70 @@ impl RevocationSet {
                 i
             }
         };
+        let counted = |w: &Writer| {
+            w.sids_of
+                .get(&(issuer.clone(), Box::from(sub)))
+                .copied()
+                .unwrap_or(0)
+        };
         let (kind, key) = match sid {
+            // A user with many ended sessions: this end covers every session of theirs that
+            // began before it (over-revokes that user only; fails closed).
+            Some(_) if !sub.is_empty() && counted(&w) >= MAX_SIDS_PER_SUB => (Kind::Sub, sub),
             Some(sid) => (Kind::Sid, sid),
             None => (Kind::Sub, sub),
         };
+        let entry_sub = (kind == Kind::Sid && !sub.is_empty()).then(|| Box::<str>::from(sub));
+        let mut added = self.put(&mut w, &issuer, kind, key, at, entry_sub);
+        if kind == Kind::Sid && !sub.is_empty() {
+            added |= self.put(&mut w, &issuer, Kind::Unsided, sub, at, None);
+        }
+        if added && w.entries > self.cap {
+            self.collapse_locked(&mut w, now);
+        }
+        true
+    }
+
+    /// Adds an entry, or moves an existing one's moment forward; returns whether it was added.
+    fn put(
+        &self,
+        w: &mut Writer,
+        issuer: &Arc<str>,
+        kind: Kind,
+        key: &str,
+        at: u64,
+        entry_sub: Option<Box<str>>,
+    ) -> bool {
         let added = {
             let mut g = self.shard(key).write().unwrap_or_else(|p| p.into_inner());
             let list = g.entry(Box::from(key)).or_default();
             match list
                 .iter_mut()
-                .find(|e| e.kind == kind && e.issuer == issuer)
+                .find(|e| e.kind == kind && e.issuer == *issuer)
             {
                 Some(e) => {
                     e.at = e.at.max(at);
                     false
                 }
                 None => {
-                    list.push(Entry { issuer, kind, at });
+                    list.push(Entry {
+                        issuer: issuer.clone(),
+                        kind,
+                        at,
+                        sub: entry_sub.clone(),
+                    });
                     true
                 }
             }
         };
         if added {
+            if let Some(sub) = entry_sub {
+                *w.sids_of.entry((issuer.clone(), sub)).or_default() += 1;
+            }
             w.entries += 1;
             self.len.fetch_add(1, Ordering::Release);
-            if w.entries > self.cap {
-                self.collapse_locked(&mut w, now);
-            }
         }
-        true
+        added
     }
 
     /// Drops entries and floors whose sessions can no longer be alive.
@@ -248,12 +303,16 @@ impl RevocationSet {
     /// Removes the entries `drop` selects; returns them as (issuer, at).
     fn remove_where(&self, w: &mut Writer, drop: impl Fn(&Entry) -> bool) -> Vec<(Arc<str>, u64)> {
         let mut removed = Vec::new();
+        let mut uncounted = Vec::new();
         for shard in self.shards.iter() {
             let mut g = shard.write().unwrap_or_else(|p| p.into_inner());
             g.retain(|_, list| {
-                list.retain(|e| {
+                list.retain_mut(|e| {
                     if drop(e) {
                         removed.push((e.issuer.clone(), e.at));
+                        if let Some(sub) = e.sub.take() {
+                            uncounted.push((e.issuer.clone(), sub));
+                        }
                         false
                     } else {
                         true
@@ -261,6 +320,14 @@ impl RevocationSet {
                 });
                 !list.is_empty()
             });
+        }
+        for key in uncounted {
+            if let Some(n) = w.sids_of.get_mut(&key) {
+                *n -= 1;
+                if *n == 0 {
+                    w.sids_of.remove(&key);
+                }
+            }
         }
         w.entries -= removed.len();
         self.len.fetch_sub(removed.len(), Ordering::AcqRel);
@@ -347,13 +414,39 @@ mod tests {
             "by sid alone"
         );
         assert!(!set.is_revoked(&s(Some("sid-2"), "u", 900)));
-        assert!(!set.is_revoked(&s(None, "u", 900)), "a cookie without sid");
+        assert!(
+            !set.is_revoked(&s(None, "u", 1001)),
+            "a cookie without sid, begun after"
+        );
         let other = SessionRef {
             issuer: "https://other.example",
             ..s(Some("sid-1"), "u", 900)
         };
         assert!(!set.is_revoked(&other), "another issuer's sid");
-        assert_eq!(set.len(), 1);
+        assert_eq!(set.len(), 2, "the sid and its user's sessions without sid");
+    }
+
+    /// Review finding: a session without `sid` (a cookie sealed before sessions carried one, or
+    /// a provider whose ID tokens lack it) outlived every single-session end of its user, so a
+    /// logout token naming `sid` and `sub` ended nothing of it.
+    #[test]
+    fn a_session_without_sid_ends_with_its_users_sessions() {
+        let set = RevocationSet::default();
+        set.end(ISS, Some("sid-1"), "u", 1000, 1000);
+        assert!(set.is_revoked(&s(None, "u", 900)), "began before: refused");
+        assert!(
+            set.is_revoked(&s(None, "u", 0)),
+            "a cookie older than began"
+        );
+        assert!(!set.is_revoked(&s(None, "u", 1001)), "began after");
+        assert!(!set.is_revoked(&s(None, "v", 900)), "another user");
+        assert!(
+            !set.is_revoked(&s(Some("sid-2"), "u", 900)),
+            "a session with its own sid"
+        );
+        // A sid-only end (no sub) cannot name the user.
+        set.end(ISS, Some("sid-3"), "", 2000, 2000);
+        assert!(!set.is_revoked(&s(None, "w", 1500)));
     }
 
     #[test]
@@ -381,9 +474,9 @@ mod tests {
         );
         set.end(ISS, Some("a"), "u", 100, 100);
         set.end(ISS, None, "v", 100, 100);
-        assert_eq!(set.len(), 2);
+        assert_eq!(set.len(), 3, "a, u's sessions without sid, v");
         set.sweep(149);
-        assert_eq!(set.len(), 2);
+        assert_eq!(set.len(), 3);
         set.sweep(150);
         assert_eq!(set.len(), 0);
         assert!(set.is_empty());
@@ -418,6 +511,40 @@ mod tests {
         assert!(!set.end(ISS, Some("older"), "u", 101, 100));
     }
 
+    /// Review finding: one account signing in and out (each sign-out a new `sid`) filled the
+    /// set and forced the floor that signs every user of the issuer out.
+    #[test]
+    fn one_user_signing_in_and_out_cannot_force_the_floor() {
+        let set = RevocationSet::with_limits(100, 1_000_000);
+        for i in 0..1000u64 {
+            set.end(ISS, Some(&format!("sid-{i}")), "attacker", 100 + i, 100 + i);
+        }
+        assert_eq!(set.collapses(), 0, "no floor");
+        assert!(set.len() <= MAX_SIDS_PER_SUB + 2, "{}", set.len());
+        for i in 0..1000u64 {
+            assert!(set.is_revoked(&s(Some(&format!("sid-{i}")), "attacker", 100 + i)));
+        }
+        // Another user's session, begun long before, is untouched.
+        assert!(!set.is_revoked(&s(Some("victim-sid"), "victim", 50)));
+        // The count follows expiry: once swept, the user gets single-session ends again.
+        set.sweep(100 + 1000 + 1_000_000);
+        assert!(set.is_empty());
+        set.end(ISS, Some("late"), "attacker", 2_000_000, 2_000_000);
+        assert!(!set.is_revoked(&s(Some("other"), "attacker", 1_999_999)));
+    }
+
+    /// Review finding: a revocation dated far in the future (a forged or skewed feed) refused its
+    /// user's every later sign-in and was never swept.
+    #[test]
+    fn a_far_future_moment_is_bounded() {
+        let set = RevocationSet::with_limits(100, 1000);
+        set.end(ISS, None, "u", i64::MAX as u64, 100);
+        assert!(set.is_revoked(&s(None, "u", 100 + MAX_FUTURE)));
+        assert!(!set.is_revoked(&s(None, "u", 100 + MAX_FUTURE + 1)));
+        set.sweep(100 + MAX_FUTURE + 1000);
+        assert!(set.is_empty());
+    }
+
     proptest::proptest! {
         /// Against a plain model: every recorded revocation is refused, nothing else is (below
         /// the cap and within retention).
@@ -429,11 +556,14 @@ mod tests {
             let set = RevocationSet::default();
             let mut sids = std::collections::HashSet::new();
             let mut subs: HashMap<(u8, u8), u64> = HashMap::new();
+            let mut unsided: HashMap<(u8, u8), u64> = HashMap::new();
             let iss = |i: u8| format!("iss-{i}");
             for (i, sid, sub, at) in &ops {
                 if *sid < 3 {
                     set.end(&iss(*i), Some(&format!("s{sid}")), &format!("u{sub}"), *at, 0);
                     sids.insert((*i, *sid));
+                    let e = unsided.entry((*i, *sub)).or_insert(*at);
+                    *e = (*e).max(*at);
                 } else {
                     set.end(&iss(*i), None, &format!("u{sub}"), *at, 0);
                     let e = subs.entry((*i, *sub)).or_insert(*at);
@@ -444,9 +574,11 @@ mod tests {
                 let issuer = iss(*i);
                 let sid_s = format!("s{sid}");
                 let sub_s = format!("u{sub}");
-                let r = SessionRef { issuer: &issuer, sid: Some(&sid_s), sub: &sub_s, began: *began };
-                let want = sids.contains(&(*i, *sid))
-                    || subs.get(&(*i, *sub)).is_some_and(|at| *began <= *at);
+                // Probe sid 5: a session without sid.
+                let r = SessionRef { issuer: &issuer, sid: (*sid < 5).then_some(sid_s.as_str()), sub: &sub_s, began: *began };
+                let before = |m: &HashMap<(u8, u8), u64>| m.get(&(*i, *sub)).is_some_and(|at| *began <= *at);
+                let want = if *sid < 5 { sids.contains(&(*i, *sid)) } else { before(&unsided) }
+                    || before(&subs);
                 proptest::prop_assert_eq!(set.is_revoked(&r), want);
             }
         }

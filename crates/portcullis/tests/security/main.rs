@@ -25,5 +25,8 @@ mod review;
 mod review_federation;
 /// Findings of an outside review of the identity provider (enumeration, code sending, ...).
 mod review_idp;
+/// Findings of an outside review of sign-in sessions and instant revocation: forged `NOTIFY`
+/// ends, the revocation set's cap, back-channel logout.
+mod review_revocation;
 /// Transport and files: TLS on the pool's domain, `state_dir` permissions.
 mod transport;

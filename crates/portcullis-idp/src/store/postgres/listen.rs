@@ -1,7 +1,8 @@
 //! Every node's `LISTEN` for sessions other nodes end: one dedicated connection per store, its
 //! notifications published on the matching pool's feed. After a dropped connection it reconnects
 //! with backoff and re-reads the log from a little before the last moment it knew it was current,
-//! so no end is lost (one may arrive twice).
+//! so no end is lost (one may arrive twice). A notification is a hint: it is published only when
+//! the log has its row (any database user can `NOTIFY`; writing the log takes the store's role).
 
 use crate::revocation::{Feed, SessionEnded};
 use crate::store::sessions::{LOGOUT_END_PREFIX, NOTIFY_CHANNEL};
@@ -275,10 +276,15 @@ async fn listen(
                         tracing::warn!("unreadable session-end notification ignored");
                         continue;
                     };
-                    *cursor = Some(cursor.map_or(a.noted_ms, |c| c.max(a.noted_ms)));
                     if a.node == node {
                         continue; // this node published it when it ended it
                     }
+                    // Any database user may NOTIFY: only an end the log holds is believed.
+                    if !logged(&client, &a).await? {
+                        tracing::warn!("session-end notification not in the log ignored");
+                        continue;
+                    }
+                    *cursor = Some(cursor.map_or(a.noted_ms, |c| c.max(a.noted_ms)));
                     let Some(l) = me.upgrade() else { return Ok(Done::StoreGone) };
                     l.publish(&a);
                 }
@@ -293,6 +299,22 @@ async fn listen(
     .await;
     driver.abort();
     result
+}
+
+/// Whether the log has the end a notification announces (its transaction has committed by the
+/// time the notification arrives).
+async fn logged(
+    client: &tokio_postgres::Client,
+    a: &Announced,
+) -> Result<bool, tokio_postgres::Error> {
+    Ok(client
+        .query_opt(
+            "SELECT 1 FROM session_ends WHERE noted_ms = $1 AND pool_id = $2 AND node = $3
+             AND sub = $4 AND sid IS NOT DISTINCT FROM $5 AND ended_at = $6 LIMIT 1",
+            &[&a.noted_ms, &a.pool, &a.node, &a.sub, &a.sid, &a.at],
+        )
+        .await?
+        .is_some())
 }
 
 #[cfg(test)]

@@ -20,6 +20,7 @@ pub fn ordered_actions(actions: &[Action]) -> Vec<&Action> {
     v
 }
 
+/// A rule's actions: their order, then each action by its type.
 pub(super) fn check_actions(
     c: &mut Checker,
     at: &str,
@@ -35,6 +36,32 @@ pub(super) fn check_actions(
         );
         return;
     }
+    check_action_order(c, at, actions);
+    let ordered = ordered_actions(actions);
+    let index_of = |a: &Action| actions.iter().position(|x| std::ptr::eq(x, a)).unwrap_or(0);
+    for a in &ordered {
+        let aat = format!("{at}[{}]", index_of(a));
+        match a {
+            Action::Forward(f) => check_forward(c, &aat, f, actions, l, config, tgs),
+            Action::FixedResponse(f) => check_fixed_response(c, &aat, f),
+            Action::Redirect(r) => check_redirect(c, &aat, r, l.protocol),
+            Action::AuthenticateCognito(a) => {
+                check_authenticate_listener(c, &aat, l);
+                check_session(c, &aat, &a.session());
+                check_cognito(c, &aat, a, config);
+            }
+            Action::JwtValidation(j) => check_jwt_validation(c, &aat, j, l),
+            Action::AuthenticateOidc(a) => {
+                check_authenticate_listener(c, &aat, l);
+                check_session(c, &aat, &a.session());
+                check_oidc(c, &aat, a);
+            }
+        }
+    }
+}
+
+/// The actions' `order` values and that exactly one terminal action runs, last.
+fn check_action_order(c: &mut Checker, at: &str, actions: &[Action]) {
     let with_order = actions.iter().filter(|a| a.order().is_some()).count();
     if with_order != 0 && with_order != actions.len() {
         c.fail(at, "give `order` on every action or on none");
@@ -83,217 +110,211 @@ pub(super) fn check_actions(
             "at most one authenticate or jwt-validation action per rule",
         );
     }
-    for a in &ordered {
-        let i = index_of(a);
-        let aat = format!("{at}[{i}]");
-        match a {
-            Action::Forward(f) => {
-                if f.target_group.is_some() != f.target_groups.is_empty() {
-                    c.fail(
-                        aat.clone(),
-                        "give target_group, or target_groups with weights",
-                    );
-                }
-                if f.target_groups.len() > 5 {
-                    c.fail(format!("{aat}.target_groups"), "at most 5 target groups");
-                }
-                if let Some(g) = &f.target_group
-                    && !tgs.contains(g)
-                {
-                    c.fail(
-                        format!("{aat}.target_group"),
-                        format!("unknown target group `{g}`"),
-                    );
-                }
-                let h2_groups = f
-                    .target_group
-                    .iter()
-                    .chain(f.target_groups.iter().map(|w| &w.name))
-                    .filter_map(|g| config.target_groups.iter().find(|t| &t.name == g))
-                    .filter(|t| t.protocol_version != ProtocolVersion::HTTP1)
-                    .map(|t| t.name.clone())
-                    .collect::<Vec<_>>();
-                if let Some(g) = h2_groups.first() {
-                    if l.protocol != Protocol::HTTPS {
-                        c.fail(
-                            aat.clone(),
-                            format!("target group `{g}` speaks HTTP/2 or gRPC: it needs an HTTPS listener (clients reach HTTP/2 by ALPN)"),
-                        );
-                    }
-                    if actions.iter().any(|a| {
-                        matches!(
-                            a,
-                            Action::AuthenticateCognito(_) | Action::AuthenticateOidc(_)
-                        )
-                    }) {
-                        c.fail(
-                            aat.clone(),
-                            format!("target group `{g}` speaks HTTP/2 or gRPC: browser login (authenticate-*) does not apply; use jwt-validation"),
-                        );
-                    }
-                }
-                let mut names = HashSet::new();
-                for (k, w) in f.target_groups.iter().enumerate() {
-                    if !tgs.contains(&w.name) {
-                        c.fail(
-                            format!("{aat}.target_groups[{k}].name"),
-                            format!("unknown target group `{}`", w.name),
-                        );
-                    }
-                    if !names.insert(&w.name) {
-                        c.fail(format!("{aat}.target_groups[{k}].name"), "listed twice");
-                    }
-                    if w.weight > 999 {
-                        c.fail(format!("{aat}.target_groups[{k}].weight"), "must be 0-999");
-                    }
-                }
-                if !f.target_groups.is_empty() && f.target_groups.iter().all(|w| w.weight == 0) {
-                    c.fail(
-                        format!("{aat}.target_groups"),
-                        "at least one weight above 0",
-                    );
-                }
-                if let Some(s) = &f.stickiness
-                    && !(1..=604_800).contains(&s.duration_seconds)
-                {
-                    c.fail(
-                        format!("{aat}.stickiness.duration_seconds"),
-                        "must be 1-604800",
-                    );
-                }
-            }
-            Action::FixedResponse(f) => {
-                if !matches!(f.status_code / 100, 2 | 4 | 5) || f.status_code > 599 {
-                    c.fail(format!("{aat}.status_code"), "must be 2XX, 4XX or 5XX");
-                }
-                if let Some(ct) = &f.content_type
-                    && !FIXED_RESPONSE_CONTENT_TYPES.contains(&ct.as_str())
-                {
-                    c.fail(
-                        format!("{aat}.content_type"),
-                        format!("must be one of {}", FIXED_RESPONSE_CONTENT_TYPES.join(", ")),
-                    );
-                }
-                if f.message_body
-                    .as_ref()
-                    .is_some_and(|b| b.chars().count() > 1024)
-                {
-                    c.fail(format!("{aat}.message_body"), "at most 1024 characters");
-                }
-            }
-            Action::Redirect(r) => check_redirect(c, &aat, r, l.protocol),
-            Action::AuthenticateCognito(a) => {
-                if l.protocol != Protocol::HTTPS {
-                    c.fail(
-                        aat.clone(),
-                        "authenticate actions are allowed only on HTTPS listeners",
-                    );
-                }
-                check_session(c, &aat, &a.session());
-                check_cognito(c, &aat, a, config);
-            }
-            Action::JwtValidation(j) => {
-                if l.protocol != Protocol::HTTPS {
-                    c.fail(
-                        aat.clone(),
-                        "jwt-validation is allowed only on HTTPS listeners",
-                    );
-                }
-                if j.jwks_endpoint.len() > 256 || !is_https_or_loopback(&j.jwks_endpoint) {
-                    c.fail(
-                        format!("{aat}.jwks_endpoint"),
-                        "an https URL of at most 256 characters (http only for loopback hosts)",
-                    );
-                }
-                if j.issuer.is_empty() || j.issuer.len() > 256 {
-                    c.fail(format!("{aat}.issuer"), "1-256 characters");
-                }
-                if j.additional_claims.len() > 10 {
-                    c.fail(format!("{aat}.additional_claims"), "at most 10");
-                }
-                for (k, cl) in j.additional_claims.iter().enumerate() {
-                    let cat = format!("{aat}.additional_claims[{k}]");
-                    if !["single-string", "string-array", "space-separated-values"]
-                        .contains(&cl.format.as_str())
-                    {
-                        c.fail(
-                            format!("{cat}.format"),
-                            "must be single-string, string-array or space-separated-values",
-                        );
-                    }
-                    if ["exp", "iss", "nbf", "iat"].contains(&cl.name.as_str())
-                        || cl.name.is_empty()
-                    {
-                        c.fail(
-                            format!("{cat}.name"),
-                            "exp, iss, nbf and iat are always checked and cannot be listed",
-                        );
-                    }
-                    if cl.values.is_empty() || cl.values.len() > 10 {
-                        c.fail(format!("{cat}.values"), "1-10 values");
-                    }
-                    for (v, val) in cl.values.iter().enumerate() {
-                        if val.is_empty()
-                            || val.len() > 256
-                            || (cl.format == "space-separated-values" && val.contains(' '))
-                        {
-                            c.fail(
-                                format!("{cat}.values[{v}]"),
-                                "1-256 characters (no spaces for space-separated-values)",
-                            );
-                        }
-                    }
-                }
-            }
-            Action::AuthenticateOidc(a) => {
-                if l.protocol != Protocol::HTTPS {
-                    c.fail(
-                        aat.clone(),
-                        "authenticate actions are allowed only on HTTPS listeners",
-                    );
-                }
-                check_session(c, &aat, &a.session());
-                let endpoints = [
-                    &a.authorization_endpoint,
-                    &a.token_endpoint,
-                    &a.user_info_endpoint,
-                ];
-                let given = endpoints.iter().filter(|e| e.is_some()).count();
-                if given != 0 && given != 3 {
-                    c.fail(
-                        aat.clone(),
-                        "give authorization_endpoint, token_endpoint and user_info_endpoint together, or none to discover them from the issuer",
-                    );
-                }
-                for (name, url) in [
-                    ("issuer", Some(&a.issuer)),
-                    ("authorization_endpoint", a.authorization_endpoint.as_ref()),
-                    ("token_endpoint", a.token_endpoint.as_ref()),
-                    ("user_info_endpoint", a.user_info_endpoint.as_ref()),
-                    ("revocation_endpoint", a.revocation_endpoint.as_ref()),
-                    ("end_session_endpoint", a.end_session_endpoint.as_ref()),
-                ] {
-                    if let Some(url) = url
-                        && !is_https_or_loopback(url)
-                    {
-                        c.fail(
-                            format!("{aat}.{name}"),
-                            "must be an https URL (http only for loopback hosts)",
-                        );
-                    }
-                }
-                if a.client_id.is_empty() {
-                    c.fail(format!("{aat}.client_id"), "must not be empty");
-                }
-                match (&a.client_secret, &a.client_secret_env) {
-                    (Some(_), None) | (None, Some(_)) => {}
-                    _ => c.fail(
-                        aat.clone(),
-                        "give exactly one of client_secret and client_secret_env",
-                    ),
-                }
+}
+
+/// A forward action: its target groups exist, their weights, and what HTTP/2 groups need.
+fn check_forward(
+    c: &mut Checker,
+    aat: &str,
+    f: &ForwardAction,
+    actions: &[Action],
+    l: &Listener,
+    config: &Config,
+    tgs: &HashSet<String>,
+) {
+    if f.target_group.is_some() != f.target_groups.is_empty() {
+        c.fail(aat, "give target_group, or target_groups with weights");
+    }
+    if f.target_groups.len() > 5 {
+        c.fail(format!("{aat}.target_groups"), "at most 5 target groups");
+    }
+    if let Some(g) = &f.target_group
+        && !tgs.contains(g)
+    {
+        c.fail(
+            format!("{aat}.target_group"),
+            format!("unknown target group `{g}`"),
+        );
+    }
+    let h2_groups = f
+        .target_group
+        .iter()
+        .chain(f.target_groups.iter().map(|w| &w.name))
+        .filter_map(|g| config.target_groups.iter().find(|t| &t.name == g))
+        .filter(|t| t.protocol_version != ProtocolVersion::HTTP1)
+        .map(|t| t.name.clone())
+        .collect::<Vec<_>>();
+    if let Some(g) = h2_groups.first() {
+        if l.protocol != Protocol::HTTPS {
+            c.fail(
+                    aat,
+                    format!("target group `{g}` speaks HTTP/2 or gRPC: it needs an HTTPS listener (clients reach HTTP/2 by ALPN)"),
+                );
+        }
+        if actions.iter().any(|a| {
+            matches!(
+                a,
+                Action::AuthenticateCognito(_) | Action::AuthenticateOidc(_)
+            )
+        }) {
+            c.fail(
+                    aat,
+                    format!("target group `{g}` speaks HTTP/2 or gRPC: browser login (authenticate-*) does not apply; use jwt-validation"),
+                );
+        }
+    }
+    let mut names = HashSet::new();
+    for (k, w) in f.target_groups.iter().enumerate() {
+        if !tgs.contains(&w.name) {
+            c.fail(
+                format!("{aat}.target_groups[{k}].name"),
+                format!("unknown target group `{}`", w.name),
+            );
+        }
+        if !names.insert(&w.name) {
+            c.fail(format!("{aat}.target_groups[{k}].name"), "listed twice");
+        }
+        if w.weight > 999 {
+            c.fail(format!("{aat}.target_groups[{k}].weight"), "must be 0-999");
+        }
+    }
+    if !f.target_groups.is_empty() && f.target_groups.iter().all(|w| w.weight == 0) {
+        c.fail(
+            format!("{aat}.target_groups"),
+            "at least one weight above 0",
+        );
+    }
+    if let Some(s) = &f.stickiness
+        && !(1..=604_800).contains(&s.duration_seconds)
+    {
+        c.fail(
+            format!("{aat}.stickiness.duration_seconds"),
+            "must be 1-604800",
+        );
+    }
+}
+
+/// A fixed-response action: status code, content type and body size.
+fn check_fixed_response(c: &mut Checker, aat: &str, f: &FixedResponseAction) {
+    if !matches!(f.status_code / 100, 2 | 4 | 5) || f.status_code > 599 {
+        c.fail(format!("{aat}.status_code"), "must be 2XX, 4XX or 5XX");
+    }
+    if let Some(ct) = &f.content_type
+        && !FIXED_RESPONSE_CONTENT_TYPES.contains(&ct.as_str())
+    {
+        c.fail(
+            format!("{aat}.content_type"),
+            format!("must be one of {}", FIXED_RESPONSE_CONTENT_TYPES.join(", ")),
+        );
+    }
+    if f.message_body
+        .as_ref()
+        .is_some_and(|b| b.chars().count() > 1024)
+    {
+        c.fail(format!("{aat}.message_body"), "at most 1024 characters");
+    }
+}
+
+/// Authenticate actions run only on HTTPS listeners.
+fn check_authenticate_listener(c: &mut Checker, aat: &str, l: &Listener) {
+    if l.protocol != Protocol::HTTPS {
+        c.fail(
+            aat,
+            "authenticate actions are allowed only on HTTPS listeners",
+        );
+    }
+}
+
+/// A jwt-validation action: HTTPS listener, JWKS endpoint, issuer and additional claims.
+fn check_jwt_validation(c: &mut Checker, aat: &str, j: &JwtValidation, l: &Listener) {
+    if l.protocol != Protocol::HTTPS {
+        c.fail(aat, "jwt-validation is allowed only on HTTPS listeners");
+    }
+    if j.jwks_endpoint.len() > 256 || !is_https_or_loopback(&j.jwks_endpoint) {
+        c.fail(
+            format!("{aat}.jwks_endpoint"),
+            "an https URL of at most 256 characters (http only for loopback hosts)",
+        );
+    }
+    if j.issuer.is_empty() || j.issuer.len() > 256 {
+        c.fail(format!("{aat}.issuer"), "1-256 characters");
+    }
+    if j.additional_claims.len() > 10 {
+        c.fail(format!("{aat}.additional_claims"), "at most 10");
+    }
+    for (k, cl) in j.additional_claims.iter().enumerate() {
+        let cat = format!("{aat}.additional_claims[{k}]");
+        if !["single-string", "string-array", "space-separated-values"]
+            .contains(&cl.format.as_str())
+        {
+            c.fail(
+                format!("{cat}.format"),
+                "must be single-string, string-array or space-separated-values",
+            );
+        }
+        if ["exp", "iss", "nbf", "iat"].contains(&cl.name.as_str()) || cl.name.is_empty() {
+            c.fail(
+                format!("{cat}.name"),
+                "exp, iss, nbf and iat are always checked and cannot be listed",
+            );
+        }
+        if cl.values.is_empty() || cl.values.len() > 10 {
+            c.fail(format!("{cat}.values"), "1-10 values");
+        }
+        for (v, val) in cl.values.iter().enumerate() {
+            if val.is_empty()
+                || val.len() > 256
+                || (cl.format == "space-separated-values" && val.contains(' '))
+            {
+                c.fail(
+                    format!("{cat}.values[{v}]"),
+                    "1-256 characters (no spaces for space-separated-values)",
+                );
             }
         }
+    }
+}
+
+/// An authenticate-oidc action's own fields: endpoints, client id and secret.
+fn check_oidc(c: &mut Checker, aat: &str, a: &AuthenticateOidc) {
+    let endpoints = [
+        &a.authorization_endpoint,
+        &a.token_endpoint,
+        &a.user_info_endpoint,
+    ];
+    let given = endpoints.iter().filter(|e| e.is_some()).count();
+    if given != 0 && given != 3 {
+        c.fail(
+                aat,
+                "give authorization_endpoint, token_endpoint and user_info_endpoint together, or none to discover them from the issuer",
+            );
+    }
+    for (name, url) in [
+        ("issuer", Some(&a.issuer)),
+        ("authorization_endpoint", a.authorization_endpoint.as_ref()),
+        ("token_endpoint", a.token_endpoint.as_ref()),
+        ("user_info_endpoint", a.user_info_endpoint.as_ref()),
+        ("revocation_endpoint", a.revocation_endpoint.as_ref()),
+        ("end_session_endpoint", a.end_session_endpoint.as_ref()),
+    ] {
+        if let Some(url) = url
+            && !is_https_or_loopback(url)
+        {
+            c.fail(
+                format!("{aat}.{name}"),
+                "must be an https URL (http only for loopback hosts)",
+            );
+        }
+    }
+    if a.client_id.is_empty() {
+        c.fail(format!("{aat}.client_id"), "must not be empty");
+    }
+    match (&a.client_secret, &a.client_secret_env) {
+        (Some(_), None) | (None, Some(_)) => {}
+        _ => c.fail(
+            aat,
+            "give exactly one of client_secret and client_secret_env",
+        ),
     }
 }
 

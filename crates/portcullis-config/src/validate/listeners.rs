@@ -24,7 +24,13 @@ pub(super) fn check_certificates(c: &mut Checker, at: &str, certs: &[Certificate
     }
 }
 
-pub(super) fn check_listener(c: &mut Checker, at: &str, l: &Listener, config: &Config, tgs: &HashSet<String>) {
+pub(super) fn check_listener(
+    c: &mut Checker,
+    at: &str,
+    l: &Listener,
+    config: &Config,
+    tgs: &HashSet<String>,
+) {
     if l.address.parse::<std::net::IpAddr>().is_err() {
         c.fail(
             format!("{at}.address"),

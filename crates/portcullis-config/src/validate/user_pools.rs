@@ -80,38 +80,7 @@ pub(super) fn check_user_pools(c: &mut Checker, pools: &[UserPool]) {
                 "must be 300-86400 (5 minutes to 1 day)",
             );
         }
-        let mut custom = BTreeSet::new();
-        let mut ids = HashSet::new();
-        for (j, rs) in p.resource_servers.iter().enumerate() {
-            let rat = format!("{at}.resource_servers[{j}]");
-            if rs.identifier.is_empty() || rs.identifier.len() > 256 || rs.identifier.contains(' ')
-            {
-                c.fail(
-                    format!("{rat}.identifier"),
-                    "1-256 characters without spaces",
-                );
-            }
-            if !ids.insert(rs.identifier.clone()) {
-                c.fail(format!("{rat}.identifier"), "defined twice");
-            }
-            if rs.scopes.len() > 100 {
-                c.fail(
-                    format!("{rat}.scopes"),
-                    "at most 100 scopes per resource server",
-                );
-            }
-            for (k, s) in rs.scopes.iter().enumerate() {
-                if s.name.is_empty() || s.name.len() > 256 || s.name.contains([' ', '/']) {
-                    c.fail(
-                        format!("{rat}.scopes[{k}].name"),
-                        "1-256 characters without spaces or '/'",
-                    );
-                }
-                if !custom.insert(format!("{}/{}", rs.identifier, s.name)) {
-                    c.fail(format!("{rat}.scopes[{k}].name"), "defined twice");
-                }
-            }
-        }
+        let custom = check_resource_servers(c, &at, p);
         let mut client_ids = HashSet::new();
         for (j, cl) in p.clients.iter().enumerate() {
             check_client(
@@ -123,180 +92,248 @@ pub(super) fn check_user_pools(c: &mut Checker, pools: &[UserPool]) {
             );
         }
         check_identity_providers(c, &at, p);
-        let mut group_names = HashSet::new();
-        for (j, g) in p.groups.iter().enumerate() {
-            if g.name.is_empty() || g.name.len() > 128 || g.name.chars().any(char::is_control) {
-                c.fail(format!("{at}.groups[{j}].name"), "1-128 characters");
-            } else if !group_names.insert(g.name.clone()) {
-                c.fail(format!("{at}.groups[{j}].name"), "defined twice");
-            }
-            if g.description.as_ref().is_some_and(|d| d.len() > 2048) {
-                c.fail(
-                    format!("{at}.groups[{j}].description"),
-                    "at most 2048 characters",
-                );
-            }
-        }
-        for (j, k) in p.access_keys.iter().enumerate() {
-            let kat = format!("{at}.access_keys[{j}]");
-            if !(16..=128).contains(&k.access_key_id.len())
-                || !k.access_key_id.bytes().all(|b| b.is_ascii_alphanumeric())
-            {
-                c.fail(format!("{kat}.access_key_id"), "16-128 letters and digits");
-            }
-            if k.secret_access_key.is_some() == k.secret_access_key_env.is_some() {
-                c.fail(
-                    kat.clone(),
-                    "give exactly one of secret_access_key and secret_access_key_env",
-                );
-            }
-            if k.secret_access_key.as_ref().is_some_and(|s| s.len() < 16) {
-                c.fail(format!("{kat}.secret_access_key"), "at least 16 characters");
-            }
-        }
-        let rl = &p.rate_limits;
-        for (name, b) in [
-            ("per_ip", rl.per_ip),
-            ("per_user", rl.per_user),
-            ("failed_client_auth", rl.failed_client_auth),
-        ] {
-            if !(1..=10_000).contains(&b.burst) {
-                c.fail(format!("{at}.rate_limits.{name}.burst"), "must be 1-10000");
-            }
-            if !(1..=60_000).contains(&b.per_minute) {
-                c.fail(
-                    format!("{at}.rate_limits.{name}.per_minute"),
-                    "must be 1-60000",
-                );
-            }
-        }
-        if rl.hash_queue > 10_000 {
-            c.fail(format!("{at}.rate_limits.hash_queue"), "must be 0-10000");
-        }
-        if !(1..=64).contains(&rl.hash_workers) {
-            c.fail(
-                format!("{at}.rate_limits.hash_workers"),
-                "must be 1-64 (each worker holds 19 MiB while it hashes)",
-            );
-        }
-        let pp = &p.password_policy;
-        if !(6..=99).contains(&pp.minimum_length) {
-            c.fail(
-                format!("{at}.password_policy.minimum_length"),
-                "must be 6-99",
-            );
-        }
-        if pp.temporary_password_validity_days > 365 {
-            c.fail(
-                format!("{at}.password_policy.temporary_password_validity_days"),
-                "must be 0-365",
-            );
-        }
-        if let Some(smtp) = &p.messages.smtp {
-            let sat = format!("{at}.messages.smtp");
-            if smtp.host.is_empty() || smtp.host.contains(char::is_whitespace) {
-                c.fail(format!("{sat}.host"), "a host name or address");
-            }
-            if !["starttls", "tls", "none"].contains(&smtp.security.as_str()) {
-                c.fail(format!("{sat}.security"), "must be starttls, tls or none");
-            } else if smtp.security == "none"
-                && smtp.username.is_some()
-                && !is_loopback_host(smtp.host.trim_start_matches('[').trim_end_matches(']'))
-                && smtp
-                    .host
-                    .parse::<std::net::Ipv6Addr>()
-                    .map_or(true, |ip| !ip.is_loopback())
-            {
-                c.fail(
-                    format!("{sat}.security"),
-                    "AUTH over a plain connection to another machine would send the SMTP password in clear text: use starttls or tls",
-                );
-            }
-            if !smtp.from.contains('@') || smtp.from.contains(['\r', '\n', '<', '>']) {
-                c.fail(
-                    format!("{sat}.from"),
-                    "an email address such as no-reply@example.com",
-                );
-            }
-            let passwords =
-                usize::from(smtp.password_env.is_some()) + usize::from(smtp.password.is_some());
-            if smtp.username.is_some() != (passwords == 1) || passwords > 1 {
-                c.fail(
-                    sat.clone(),
-                    "give username with one of password_env and password, or none of them",
-                );
-            }
-            if p.messages.outbox.is_some() {
-                c.fail(format!("{at}.messages"), "give outbox or smtp, not both");
-            }
-        }
+        let group_names = check_groups(c, &at, p);
+        check_access_keys(c, &at, p);
+        check_rate_limits(c, &at, &p.rate_limits);
+        check_password_policy(c, &at, &p.password_policy);
+        check_messages(c, &at, p);
         if !["OFF", "OPTIONAL", "ON"].contains(&p.mfa_configuration.as_str()) {
             c.fail(
                 format!("{at}.mfa_configuration"),
                 "must be OFF, OPTIONAL or ON",
             );
         }
-        if p.custom_attributes.len() > 50 {
-            c.fail(format!("{at}.custom_attributes"), "at most 50");
+        check_custom_attributes(c, &at, p);
+        check_users(c, &at, p, &group_names);
+    }
+}
+
+/// A pool's resource servers and their scopes; returns the custom scopes (`identifier/name`).
+fn check_resource_servers(c: &mut Checker, at: &str, p: &UserPool) -> BTreeSet<String> {
+    let mut custom = BTreeSet::new();
+    let mut ids = HashSet::new();
+    for (j, rs) in p.resource_servers.iter().enumerate() {
+        let rat = format!("{at}.resource_servers[{j}]");
+        if rs.identifier.is_empty() || rs.identifier.len() > 256 || rs.identifier.contains(' ') {
+            c.fail(
+                format!("{rat}.identifier"),
+                "1-256 characters without spaces",
+            );
         }
-        for (j, a) in p.custom_attributes.iter().enumerate() {
-            if a.name.is_empty()
-                || a.name.len() > 20
-                || !a
-                    .name
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b"_-".contains(&b))
-            {
+        if !ids.insert(rs.identifier.clone()) {
+            c.fail(format!("{rat}.identifier"), "defined twice");
+        }
+        if rs.scopes.len() > 100 {
+            c.fail(
+                format!("{rat}.scopes"),
+                "at most 100 scopes per resource server",
+            );
+        }
+        for (k, s) in rs.scopes.iter().enumerate() {
+            if s.name.is_empty() || s.name.len() > 256 || s.name.contains([' ', '/']) {
                 c.fail(
-                    format!("{at}.custom_attributes[{j}].name"),
-                    "1-20 letters, digits, '_' or '-' (without the custom: prefix)",
+                    format!("{rat}.scopes[{k}].name"),
+                    "1-256 characters without spaces or '/'",
                 );
             }
-            if !["String", "Number", "Boolean", "DateTime"]
-                .contains(&a.attribute_data_type.as_str())
-            {
-                c.fail(
-                    format!("{at}.custom_attributes[{j}].attribute_data_type"),
-                    "must be String, Number, Boolean or DateTime",
-                );
+            if !custom.insert(format!("{}/{}", rs.identifier, s.name)) {
+                c.fail(format!("{rat}.scopes[{k}].name"), "defined twice");
             }
         }
-        let mut users = HashSet::new();
-        for (j, u) in p.users.iter().enumerate() {
-            let uat = format!("{at}.users[{j}]");
-            if u.username.is_empty()
-                || u.username.len() > 128
-                || u.username.chars().any(char::is_whitespace)
+    }
+    custom
+}
+
+/// A pool's groups; returns their names.
+fn check_groups(c: &mut Checker, at: &str, p: &UserPool) -> HashSet<String> {
+    let mut group_names = HashSet::new();
+    for (j, g) in p.groups.iter().enumerate() {
+        if g.name.is_empty() || g.name.len() > 128 || g.name.chars().any(char::is_control) {
+            c.fail(format!("{at}.groups[{j}].name"), "1-128 characters");
+        } else if !group_names.insert(g.name.clone()) {
+            c.fail(format!("{at}.groups[{j}].name"), "defined twice");
+        }
+        if g.description.as_ref().is_some_and(|d| d.len() > 2048) {
+            c.fail(
+                format!("{at}.groups[{j}].description"),
+                "at most 2048 characters",
+            );
+        }
+    }
+    group_names
+}
+
+/// A pool's access keys for the admin API.
+fn check_access_keys(c: &mut Checker, at: &str, p: &UserPool) {
+    for (j, k) in p.access_keys.iter().enumerate() {
+        let kat = format!("{at}.access_keys[{j}]");
+        if !(16..=128).contains(&k.access_key_id.len())
+            || !k.access_key_id.bytes().all(|b| b.is_ascii_alphanumeric())
+        {
+            c.fail(format!("{kat}.access_key_id"), "16-128 letters and digits");
+        }
+        if k.secret_access_key.is_some() == k.secret_access_key_env.is_some() {
+            c.fail(
+                kat.clone(),
+                "give exactly one of secret_access_key and secret_access_key_env",
+            );
+        }
+        if k.secret_access_key.as_ref().is_some_and(|s| s.len() < 16) {
+            c.fail(format!("{kat}.secret_access_key"), "at least 16 characters");
+        }
+    }
+}
+
+/// A pool's rate limits and password-hashing capacity.
+fn check_rate_limits(c: &mut Checker, at: &str, rl: &RateLimits) {
+    for (name, b) in [
+        ("per_ip", rl.per_ip),
+        ("per_user", rl.per_user),
+        ("failed_client_auth", rl.failed_client_auth),
+    ] {
+        if !(1..=10_000).contains(&b.burst) {
+            c.fail(format!("{at}.rate_limits.{name}.burst"), "must be 1-10000");
+        }
+        if !(1..=60_000).contains(&b.per_minute) {
+            c.fail(
+                format!("{at}.rate_limits.{name}.per_minute"),
+                "must be 1-60000",
+            );
+        }
+    }
+    if rl.hash_queue > 10_000 {
+        c.fail(format!("{at}.rate_limits.hash_queue"), "must be 0-10000");
+    }
+    if !(1..=64).contains(&rl.hash_workers) {
+        c.fail(
+            format!("{at}.rate_limits.hash_workers"),
+            "must be 1-64 (each worker holds 19 MiB while it hashes)",
+        );
+    }
+}
+
+/// A pool's password policy.
+fn check_password_policy(c: &mut Checker, at: &str, pp: &PasswordPolicy) {
+    if !(6..=99).contains(&pp.minimum_length) {
+        c.fail(
+            format!("{at}.password_policy.minimum_length"),
+            "must be 6-99",
+        );
+    }
+    if pp.temporary_password_validity_days > 365 {
+        c.fail(
+            format!("{at}.password_policy.temporary_password_validity_days"),
+            "must be 0-365",
+        );
+    }
+}
+
+/// A pool's outgoing mail: SMTP settings, and never secrets in clear text to another machine.
+fn check_messages(c: &mut Checker, at: &str, p: &UserPool) {
+    if let Some(smtp) = &p.messages.smtp {
+        let sat = format!("{at}.messages.smtp");
+        if smtp.host.is_empty() || smtp.host.contains(char::is_whitespace) {
+            c.fail(format!("{sat}.host"), "a host name or address");
+        }
+        if !["starttls", "tls", "none"].contains(&smtp.security.as_str()) {
+            c.fail(format!("{sat}.security"), "must be starttls, tls or none");
+        } else if smtp.security == "none"
+            && smtp.username.is_some()
+            && !is_loopback_host(smtp.host.trim_start_matches('[').trim_end_matches(']'))
+            && smtp
+                .host
+                .parse::<std::net::Ipv6Addr>()
+                .map_or(true, |ip| !ip.is_loopback())
+        {
+            c.fail(
+                format!("{sat}.security"),
+                "AUTH over a plain connection to another machine would send the SMTP password in clear text: use starttls or tls",
+            );
+        }
+        if !smtp.from.contains('@') || smtp.from.contains(['\r', '\n', '<', '>']) {
+            c.fail(
+                format!("{sat}.from"),
+                "an email address such as no-reply@example.com",
+            );
+        }
+        let passwords =
+            usize::from(smtp.password_env.is_some()) + usize::from(smtp.password.is_some());
+        if smtp.username.is_some() != (passwords == 1) || passwords > 1 {
+            c.fail(
+                sat.clone(),
+                "give username with one of password_env and password, or none of them",
+            );
+        }
+        if p.messages.outbox.is_some() {
+            c.fail(format!("{at}.messages"), "give outbox or smtp, not both");
+        }
+    }
+}
+
+/// A pool's custom attributes.
+fn check_custom_attributes(c: &mut Checker, at: &str, p: &UserPool) {
+    if p.custom_attributes.len() > 50 {
+        c.fail(format!("{at}.custom_attributes"), "at most 50");
+    }
+    for (j, a) in p.custom_attributes.iter().enumerate() {
+        if a.name.is_empty()
+            || a.name.len() > 20
+            || !a
+                .name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"_-".contains(&b))
+        {
+            c.fail(
+                format!("{at}.custom_attributes[{j}].name"),
+                "1-20 letters, digits, '_' or '-' (without the custom: prefix)",
+            );
+        }
+        if !["String", "Number", "Boolean", "DateTime"].contains(&a.attribute_data_type.as_str()) {
+            c.fail(
+                format!("{at}.custom_attributes[{j}].attribute_data_type"),
+                "must be String, Number, Boolean or DateTime",
+            );
+        }
+    }
+}
+
+/// A pool's seed users: names, passwords, groups and attributes.
+fn check_users(c: &mut Checker, at: &str, p: &UserPool, group_names: &HashSet<String>) {
+    let mut users = HashSet::new();
+    for (j, u) in p.users.iter().enumerate() {
+        let uat = format!("{at}.users[{j}]");
+        if u.username.is_empty()
+            || u.username.len() > 128
+            || u.username.chars().any(char::is_whitespace)
+        {
+            c.fail(format!("{uat}.username"), "1-128 characters without spaces");
+        } else if !users.insert(u.username.clone()) {
+            c.fail(format!("{uat}.username"), "defined twice");
+        }
+        if u.password.is_some() == u.password_env.is_some() {
+            c.fail(uat.clone(), "give exactly one of password and password_env");
+        }
+        if u.groups.len() > 100 {
+            c.fail(format!("{uat}.groups"), "a user is in at most 100 groups");
+        }
+        for (k, g) in u.groups.iter().enumerate() {
+            if !group_names.contains(g) {
+                c.fail(format!("{uat}.groups[{k}]"), format!("unknown group `{g}`"));
+            }
+        }
+        for k in u.attributes.keys() {
+            if k == "sub" {
+                c.fail(
+                    format!("{uat}.attributes.sub"),
+                    "sub is assigned by the pool",
+                );
+            } else if let Some(name) = k.strip_prefix("custom:")
+                && !p.custom_attributes.iter().any(|a| a.name == name)
             {
-                c.fail(format!("{uat}.username"), "1-128 characters without spaces");
-            } else if !users.insert(u.username.clone()) {
-                c.fail(format!("{uat}.username"), "defined twice");
-            }
-            if u.password.is_some() == u.password_env.is_some() {
-                c.fail(uat.clone(), "give exactly one of password and password_env");
-            }
-            if u.groups.len() > 100 {
-                c.fail(format!("{uat}.groups"), "a user is in at most 100 groups");
-            }
-            for (k, g) in u.groups.iter().enumerate() {
-                if !group_names.contains(g) {
-                    c.fail(format!("{uat}.groups[{k}]"), format!("unknown group `{g}`"));
-                }
-            }
-            for k in u.attributes.keys() {
-                if k == "sub" {
-                    c.fail(
-                        format!("{uat}.attributes.sub"),
-                        "sub is assigned by the pool",
-                    );
-                } else if let Some(name) = k.strip_prefix("custom:")
-                    && !p.custom_attributes.iter().any(|a| a.name == name)
-                {
-                    c.fail(
-                        format!("{uat}.attributes.{k}"),
-                        format!("declare it first: custom_attributes = [{{ name = \"{name}\" }}]"),
-                    );
-                }
+                c.fail(
+                    format!("{uat}.attributes.{k}"),
+                    format!("declare it first: custom_attributes = [{{ name = \"{name}\" }}]"),
+                );
             }
         }
     }

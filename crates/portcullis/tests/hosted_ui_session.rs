@@ -295,7 +295,11 @@ async fn balancer_logout_ends_everything_and_a_copied_cookie_dies_at_once() {
             .send()
             .await
             .unwrap();
-        assert_eq!(r.status(), 302, "a copied cookie, access token {what}, no longer works");
+        assert_eq!(
+            r.status(),
+            302,
+            "a copied cookie, access token {what}, no longer works"
+        );
         assert!(location(&r).contains("/oauth2/authorize?"));
     }
     kit.log_line(&["\"AuthSessionRevoked\""]).await;

@@ -357,3 +357,67 @@ default_actions = [{{ type = "fixed-response", status_code = 200, message_body =
         .collect();
     assert_eq!(kids, [new.as_str(), old.as_str()]);
 }
+
+#[test]
+fn serve_with_log_format_json_writes_json_lines_on_stderr() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().unwrap();
+    let (http, admin) = (free_port(), free_port());
+    let file = dir.path().join("lb.toml");
+    std::fs::write(
+        &file,
+        format!(
+            r#"
+[load_balancer]
+name = "logs"
+state_dir = "{}"
+admin = {{ listen = "127.0.0.1:{admin}" }}
+
+[[listeners]]
+protocol = "HTTP"
+port = {http}
+address = "127.0.0.1"
+default_actions = [{{ type = "fixed-response", status_code = 200, message_body = "ok" }}]
+"#,
+            dir.path().join("state").display()
+        ),
+    )
+    .unwrap();
+    let mut child = Serve(
+        Command::new(env!("CARGO_BIN_EXE_portcullis"))
+            .args(["serve", "--log-format", "json", "--config"])
+            .arg(&file)
+            .env("RUST_LOG", "info")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let stderr = std::io::BufReader::new(child.0.stderr.take().unwrap());
+    // Every line is one JSON event; the startup log names the listener. Stderr closes if serve dies.
+    let mut listener_logged = false;
+    for line in stderr.lines().take(50) {
+        let line = line.unwrap();
+        let event: serde_json::Value =
+            serde_json::from_str(&line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+        assert!(event["timestamp"].is_string(), "{line}");
+        assert!(event["level"].is_string(), "{line}");
+        let message = event["fields"]["message"].as_str().unwrap_or_default();
+        if message.starts_with("listener 0: http://127.0.0.1:") {
+            assert_eq!(event["level"], "INFO", "{line}");
+            listener_logged = true;
+            break;
+        }
+    }
+    assert!(listener_logged, "serve logged no listener line");
+}
+
+#[test]
+fn log_format_rejects_an_unknown_format() {
+    let (code, _, err) = portcullis(&["serve", "--log-format", "xml", "--config", "x.toml"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("--log-format") && err.contains("json"),
+        "{err}"
+    );
+}

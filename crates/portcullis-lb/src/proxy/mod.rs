@@ -1,11 +1,11 @@
 //! The request path, as named phases over one request context ([`Ctx`]), in the order they run:
 //!
-//! 1. [`downstream_checks`]: ALB's limits and refusals, before anything reads the request;
-//! 2. [`normalise`]: owned headers stripped, one normalised path;
-//! 3. [`intercept`]: the login callback and logout paths, which belong to the balancer;
-//! 4. [`route`]: the first matching rule, or the default;
-//! 5. [`authorize`]: `authenticate-*` and JWT validation;
-//! 6. [`terminal`]: fixed response, redirect, or forward ([`forward`]: upstream request, target,
+//! 1. `downstream_checks`: ALB's limits and refusals, before anything reads the request;
+//! 2. `normalise`: owned headers stripped, one normalised path;
+//! 3. `intercept`: the login callback and logout paths, which belong to the balancer;
+//! 4. `route`: the first matching rule, or the default;
+//! 5. `authorize`: `authenticate-*` and JWT validation;
+//! 6. `terminal`: fixed response, redirect, or forward (`forward`: upstream request, target,
 //!    upstream response);
 //! 7. logging ([`Ctx::finish`]), which the context owns.
 //!

@@ -1,6 +1,5 @@
 //! The Portcullis configuration: the model (`model`), loading with precise parse errors, and
 //! validation (`validate`) that names the file, the field and the reason.
-#![forbid(unsafe_code)]
 
 pub mod identity_provider;
 pub mod model;

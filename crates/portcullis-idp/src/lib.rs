@@ -1,6 +1,5 @@
 //! A Cognito-user-pool-shaped OpenID Connect identity provider: pools from config, a SQLite store,
 //! the hosted sign-in page and the OAuth endpoints at Cognito's paths.
-#![forbid(unsafe_code)]
 
 pub mod accounts;
 pub mod admin_api;

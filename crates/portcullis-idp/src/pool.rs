@@ -874,6 +874,27 @@ impl Pool {
     /// through the store, on every node), counted before it runs, and none while the user is
     /// locked, whatever the concurrency. A full hashing queue refuses at once (`Busy`).
     pub async fn sign_in(&self, username: &str, password: &str) -> Result<UserRecord, SignInError> {
+        // One span per sign-in, so its log lines belong together; none unless a subscriber wants it.
+        let span = if tracing::enabled!(tracing::Level::INFO) {
+            // The name is the client's input: bounded, and written escaped (`?`).
+            let user = if username.len() <= 128 {
+                username
+            } else {
+                "(too long)"
+            };
+            tracing::info_span!("sign_in", pool = %self.id, username = ?user)
+        } else {
+            tracing::Span::none()
+        };
+        tracing::Instrument::instrument(self.sign_in_unspanned(username, password), span).await
+    }
+
+    /// [`Pool::sign_in`] without its span.
+    async fn sign_in_unspanned(
+        &self,
+        username: &str,
+        password: &str,
+    ) -> Result<UserRecord, SignInError> {
         if username.is_empty() || username.len() > 128 || password.len() > MAX_PASSWORD_LEN {
             return Err(SignInError::NotAuthorized);
         }

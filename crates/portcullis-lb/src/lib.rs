@@ -1,6 +1,5 @@
 //! The load balancer data plane: listeners, rules, target groups, forwarding, ALB headers, status
 //! codes and access logs. The request path (`proxy`) reads an immutable `snapshot` of the config.
-#![forbid(unsafe_code)]
 
 pub mod access_log;
 pub mod admin;

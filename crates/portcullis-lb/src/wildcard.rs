@@ -42,7 +42,7 @@ enum Token {
 }
 
 /// A pattern in which `\` escapes the next character (so `\*` is a literal `*`), as ALB's
-/// `query-string` values; compiled once, matched with the same greedy algorithm as [`matches`].
+/// `query-string` values; compiled once, matched with the same greedy algorithm as [`matches()`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Pattern(Vec<Token>);
 

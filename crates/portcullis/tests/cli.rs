@@ -357,3 +357,113 @@ default_actions = [{{ type = "fixed-response", status_code = 200, message_body =
         .collect();
     assert_eq!(kids, [new.as_str(), old.as_str()]);
 }
+
+/// `serve --log-format json` on a config with one HTTP listener whose default actions are
+/// `actions`; its stderr as JSON events (panics on a line that is not JSON).
+fn serve_json_logs(
+    dir: &std::path::Path,
+    http: u16,
+    actions: &str,
+    extra: &str,
+    rust_log: &str,
+) -> (Serve, impl Iterator<Item = serde_json::Value>) {
+    use std::io::BufRead;
+    let file = dir.join("lb.toml");
+    std::fs::write(
+        &file,
+        format!(
+            r#"
+[load_balancer]
+name = "logs"
+state_dir = "{}"
+
+[[listeners]]
+protocol = "HTTP"
+port = {http}
+address = "127.0.0.1"
+default_actions = [{actions}]
+{extra}
+"#,
+            dir.join("state").display()
+        ),
+    )
+    .unwrap();
+    let mut child = Serve(
+        Command::new(env!("CARGO_BIN_EXE_portcullis"))
+            .args(["serve", "--log-format", "json", "--config"])
+            .arg(&file)
+            .env("RUST_LOG", rust_log)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let stderr = std::io::BufReader::new(child.0.stderr.take().unwrap());
+    // Stderr closes if serve dies, which ends the iterator.
+    let events = stderr.lines().map(|line| {
+        let line = line.unwrap();
+        let event: serde_json::Value =
+            serde_json::from_str(&line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+        assert!(event["timestamp"].is_string(), "{line}");
+        assert!(event["level"].is_string(), "{line}");
+        event
+    });
+    (child, events)
+}
+
+#[test]
+fn serve_with_log_format_json_writes_json_lines_on_stderr() {
+    let dir = tempfile::tempdir().unwrap();
+    let fixed = r#"{ type = "fixed-response", status_code = 200, message_body = "ok" }"#;
+    let (_serve, events) = serve_json_logs(dir.path(), free_port(), fixed, "", "info");
+    // The startup log names the listener.
+    let listener = events
+        .take(50)
+        .find(|e| {
+            e["fields"]["message"]
+                .as_str()
+                .is_some_and(|m| m.starts_with("listener 0: http://127.0.0.1:"))
+        })
+        .expect("serve logged no listener line");
+    assert_eq!(listener["level"], "INFO", "{listener}");
+}
+
+#[test]
+fn a_request_log_line_carries_the_request_span_and_its_trace_id() {
+    let dir = tempfile::tempdir().unwrap();
+    let (http, closed) = (free_port(), free_port());
+    let forward = r#"{ type = "forward", target_group = "refused" }"#;
+    let group = format!(
+        "[[target_groups]]\nname = \"refused\"\ntargets = [{{ id = \"127.0.0.1\", port = {closed} }}]"
+    );
+    let (_serve, events) =
+        serve_json_logs(dir.path(), http, forward, &group, "portcullis_lb=debug");
+    let mut events = events.take(200);
+    // Started once the listener accepts; the request's target refuses, which is logged at debug.
+    for _ in 0..200 {
+        if std::net::TcpStream::connect(("127.0.0.1", http)).is_ok() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert_eq!(http_get(http, "/orders?id=1").0, 502);
+    let failed = events
+        .find(|e| e["fields"]["message"] == "request failed")
+        .expect("no `request failed` line");
+    let span = &failed["span"];
+    assert_eq!(span["name"], "request", "{failed}");
+    assert_eq!(span["method"], "GET", "{failed}");
+    assert_eq!(span["path"], "/orders", "{failed}");
+    let trace = span["trace_id"].as_str().unwrap_or_default();
+    assert!(trace.starts_with("Root=1-"), "{failed}");
+}
+
+#[test]
+fn log_format_rejects_an_unknown_format() {
+    let (code, _, err) = portcullis(&["serve", "--log-format", "xml", "--config", "x.toml"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("--log-format") && err.contains("json"),
+        "{err}"
+    );
+}

@@ -94,6 +94,10 @@ fn upstream_request(
     // balancer's own.
     headers::strip_hop_by_hop(h);
     let trace = headers::set_trace_id(h, portcullis_auth::now(), ctx.head_bytes.0);
+    let span = tracing::Span::current();
+    if !span.is_disabled() {
+        span.record("trace_id", trace.as_str());
+    }
     if let Some(p) = &upgrade {
         h.insert(
             http::header::CONNECTION,

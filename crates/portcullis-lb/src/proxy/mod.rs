@@ -1,11 +1,11 @@
 //! The request path, as named phases over one request context ([`Ctx`]), in the order they run:
 //!
-//! 1. [`downstream_checks`]: ALB's limits and refusals, before anything reads the request;
-//! 2. [`normalise`]: owned headers stripped, one normalised path;
-//! 3. [`intercept`]: the login callback and logout paths, which belong to the balancer;
-//! 4. [`route`]: the first matching rule, or the default;
-//! 5. [`authorize`]: `authenticate-*` and JWT validation;
-//! 6. [`terminal`]: fixed response, redirect, or forward ([`forward`]: upstream request, target,
+//! 1. `downstream_checks`: ALB's limits and refusals, before anything reads the request;
+//! 2. `normalise`: owned headers stripped, one normalised path;
+//! 3. `intercept`: the login callback and logout paths, which belong to the balancer;
+//! 4. `route`: the first matching rule, or the default;
+//! 5. `authorize`: `authenticate-*` and JWT validation;
+//! 6. `terminal`: fixed response, redirect, or forward (`forward`: upstream request, target,
 //!    upstream response);
 //! 7. logging ([`Ctx::finish`]), which the context owns.
 //!
@@ -33,6 +33,7 @@ use portcullis_auth::authenticate::{CALLBACK_PATH, ClaimHeaders};
 use portcullis_auth::backchannel::{BACKCHANNEL_LOGOUT_PATH, MAX_LOGOUT_BODY};
 use std::sync::Arc;
 use std::time::Instant;
+use tracing::Instrument;
 
 /// A body of bytes already in hand.
 pub(crate) fn full(b: Bytes) -> Body {
@@ -78,10 +79,12 @@ pub async fn handle(
         return Ok(from_bytes(error_page(503)));
     };
     let version = req.version();
+    let span = request_span(&req);
     let mut ctx = Ctx::new(&shared, &conn, listener, &req);
-    let mut response = match phases(&mut ctx, req).await {
+    let mut response = match phases(&mut ctx, req).instrument(span.clone()).await {
         Ok(r) => r,
         Err(e) => {
+            let _in_request = span.enter();
             // A malformed or oversized request ends its HTTP/1 connection, as at ALB and nginx:
             // what the client sends next cannot be trusted to start a request.
             let close = version != Version::HTTP_2
@@ -98,6 +101,21 @@ pub async fn handle(
     connection_limits(&conn, version, &mut response);
     ctx.finish(&response);
     Ok(response)
+}
+
+/// The span every log line of one request belongs to; `trace_id` is filled in when the request is
+/// forwarded. Built only when a subscriber wants it, so it costs nothing with `info` off.
+fn request_span(req: &Request<RequestBody>) -> tracing::Span {
+    if tracing::enabled!(tracing::Level::INFO) {
+        tracing::info_span!(
+            "request",
+            method = %req.method(),
+            path = %req.uri().path(),
+            trace_id = tracing::field::Empty,
+        )
+    } else {
+        tracing::Span::none()
+    }
 }
 
 /// The phases in order.

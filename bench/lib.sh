@@ -81,7 +81,9 @@ CONF
 
 # start_portcullis BINARY CONFIG PORT: `serve` pinned to CPU 0 ($PC_PID), once PORT answers.
 start_portcullis() {
-  RUST_LOG=warn taskset -c 0 "$1" serve --config "$2" &
+  # The default log level (info, as users run it: the per-request span is built), its lines kept
+  # out of the results.
+  env -u RUST_LOG taskset -c 0 "$1" serve --config "$2" 2>>"$WORK/portcullis.log" &
   PC_PID=$!
   PIDS+=("$PC_PID")
   wait_port "$3"

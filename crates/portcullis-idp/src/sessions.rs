@@ -7,6 +7,7 @@ use crate::Pool;
 use crate::backchannel::{Delivery, LOGOUT_EVENT, LOGOUT_TOKEN_LIFETIME};
 use crate::pool::{REFRESH_LIFETIME, SESSION_LIFETIME, random_token};
 use crate::revocation::SessionEnded;
+use crate::store::sessions::user_wide_at;
 use crate::store::{SignInRecord, StoreError};
 use aws_lc_rs::digest::{SHA256, digest};
 use base64::Engine;
@@ -142,8 +143,10 @@ impl Pool {
     }
 
     /// Ends every sign-in session of `sub` (sign-out everywhere, disable, delete, password
-    /// change): one user-wide event (`sid: None`), since tokens given before sessions were
-    /// recorded carry no `sid`, and logout tokens for each session that ended.
+    /// change): first one user-wide event (`sid: None`, for tokens given before sessions were
+    /// recorded), dated a second early ([`user_wide_at`]) so that a sign-in later in the same
+    /// second survives; then one event per session it ended, which covers sessions begun in that
+    /// second; and logout tokens for each.
     pub async fn end_user_sessions(&self, sub: &str) -> Result<(), StoreError> {
         let now = self.now();
         let keep_until = now + self.longest_token_life(None);
@@ -155,8 +158,16 @@ impl Pool {
             issuer: self.issuer.clone(),
             sid: None,
             sub: sub.to_string(),
-            at: now,
+            at: user_wide_at(now),
         });
+        for rec in &ended {
+            self.session_ends.publish(SessionEnded {
+                issuer: self.issuer.clone(),
+                sid: Some(rec.sid.clone()),
+                sub: rec.sub.clone(),
+                at: now,
+            });
+        }
         for rec in &ended {
             self.send_logouts(rec, now);
         }

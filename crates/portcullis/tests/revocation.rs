@@ -318,3 +318,31 @@ actions = [
     assert!(line.contains("/oauth2/backchannel-logout"), "{line}");
     kit.app.shutdown().await;
 }
+
+/// A sign-in right after "sign out everywhere" (or a password reset) works, even in the same
+/// second: tokens say when a session began only to the second, so the user-wide end is dated a
+/// second early and the sessions begun in its own second are ended by their `sid`. Before, the
+/// balancer refused the new session too (the hosted UI's reset-then-sign-in flow looped).
+#[tokio::test]
+async fn a_sign_in_right_after_a_global_sign_out_is_served() {
+    let kit = Kit::start("").await;
+    let old = login(&kit, "/tasks").await;
+    let sub = identity(&old, &kit.url("/tasks")).await;
+    // Start just after a second begins, so that the end and the next sign-in share that second
+    // (this only aligns the test with the clock's second; nothing is timed).
+    let ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_millis();
+    tokio::time::sleep(Duration::from_millis(u64::from(1000 - ms) + 5)).await;
+    kit.pool().end_user_sessions(&sub).await.unwrap();
+    let (r, _) = until_refused(&old, &kit.url("/api/x"), Instant::now()).await;
+    assert_eq!(r.status(), 401, "the old session is refused");
+    let new = login(&kit, "/tasks").await;
+    assert_eq!(
+        identity(&new, &kit.url("/tasks")).await,
+        sub,
+        "the new session is served"
+    );
+    kit.app.shutdown().await;
+}

@@ -452,6 +452,16 @@ async fn every_trigger_ends_sessions_publishes_and_stops_refresh() {
         assert_eq!(e.issuer, s.pool.issuer, "{op}");
         assert_eq!(e.sub, sub, "{op}");
         assert_eq!(e.sid, None, "{op} ends every session of the user");
+        // Then each live session by its sid (those begun in the end's own second included).
+        let mut by_sid = Vec::new();
+        while let Ok(e) = feed.try_recv() {
+            assert_eq!(e.sub, sub, "{op}");
+            by_sid.push(e.sid.expect("after the user-wide event, sid events"));
+        }
+        assert!(
+            by_sid.contains(&sid),
+            "{op}: the session's own end is published"
+        );
         let (status, body) = api_refresh(&s, &refresh).await;
         assert_eq!(status, 400, "{op}: refresh after it must fail: {body}");
         let rec = s.pool.sign_in_session(&sid).await.unwrap();
@@ -882,8 +892,11 @@ async fn ends_cross_nodes_on_postgres_even_while_a_listener_was_down() {
         state.connected && state.reconnects >= 1 && state.caught_up >= 1,
         "{state:?}"
     );
-    // A late subscriber on B sees both ends from the store.
-    assert_eq!(b.pool.ended_sessions().await.unwrap().len(), 2);
+    // A late subscriber on B sees the ends from the store: the first session's, the user-wide
+    // one, and the second session's own.
+    let ends = b.pool.ended_sessions().await.unwrap();
+    assert_eq!(ends.len(), 3, "{ends:?}");
+    assert_eq!(ends.iter().filter(|e| e.sid.is_none()).count(), 1);
 
     drop((a, b, store_a, store_b));
     let _ = admin_db

@@ -6,6 +6,14 @@ use super::StoreFuture;
 use crate::revocation::{Feed, SessionEnded};
 use std::sync::Weak;
 
+/// The moment recorded for a user-wide end made at `now` (seconds): one second earlier. Tokens say
+/// when a session began only to the second, so a user-wide end at `now` would also refuse a
+/// session begun later in that same second (a sign-in right after a password reset). Sessions
+/// begun in that second before the end are ended by their own `sid` rows, written beside it.
+pub fn user_wide_at(now: i64) -> i64 {
+    now.saturating_sub(1)
+}
+
 /// One sign-in session as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SignInRecord {

@@ -277,13 +277,24 @@ impl SessionStore for PgStore {
             for r in &rows {
                 let row = session_row(r);
                 revoke_families(&tx, pool, &row.0, now).await?;
-                ended.push(record(&tx, pool, row).await?);
+                let rec = record(&tx, pool, row).await?;
+                self.log_end(&tx, pool, Some(&rec.sid), sub, now, rec.expires_at)
+                    .await?;
+                ended.push(rec);
             }
             let keep = ended
                 .iter()
                 .map(|r| r.expires_at)
                 .fold(keep_until, i64::max);
-            self.log_end(&tx, pool, None, sub, now, keep).await?;
+            self.log_end(
+                &tx,
+                pool,
+                None,
+                sub,
+                crate::store::sessions::user_wide_at(now),
+                keep,
+            )
+            .await?;
             tx.commit().await.map_err(pg)?;
             Ok(ended)
         })

@@ -3,7 +3,7 @@
 
 use super::{SqliteStore, revoke_family_in};
 use crate::store::StoreFuture;
-use crate::store::sessions::{EndRecord, SessionStore, SignInRecord};
+use crate::store::sessions::{EndRecord, SessionStore, SignInRecord, user_wide_at};
 use rusqlite::{Connection, OptionalExtension, params};
 
 /// What a SQLite store writes as the ending node: it serves one process.
@@ -221,13 +221,13 @@ impl SessionStore for SqliteStore {
                 .collect::<rusqlite::Result<_>>()?;
             let mut ended = Vec::new();
             for sid in &sids {
-                ended.extend(end_in(&tx, &pool, sid, now, false)?);
+                ended.extend(end_in(&tx, &pool, sid, now, true)?);
             }
             let keep = ended
                 .iter()
                 .map(|r| r.expires_at)
                 .fold(keep_until, i64::max);
-            log_end(&tx, &pool, None, &sub, now, keep)?;
+            log_end(&tx, &pool, None, &sub, user_wide_at(now), keep)?;
             tx.commit()?;
             Ok(ended)
         }))
@@ -364,7 +364,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_user_wide_end_ends_only_that_users_live_sessions_and_logs_once() {
+    async fn a_user_wide_end_ends_only_that_users_live_sessions_and_logs_each() {
         let s = SqliteStore::in_memory().unwrap();
         let now = 1_000;
         for (sid, sub) in [("a1", "u"), ("a2", "u"), ("b1", "v")] {
@@ -390,15 +390,18 @@ mod tests {
                 .is_none()
         );
         let log = s.ended_sign_ins("p", now + 1).await.unwrap();
-        assert_eq!(log.len(), 2);
-        assert_eq!(
-            log[1],
-            EndRecord {
-                sid: None,
-                sub: "u".into(),
-                at: now + 1
-            }
-        );
+        assert_eq!(log.len(), 3, "{log:?}");
+        // The user-wide end is dated a second early; the session it ended has its own row.
+        assert!(log.contains(&EndRecord {
+            sid: None,
+            sub: "u".into(),
+            at: now
+        }));
+        assert!(log.contains(&EndRecord {
+            sid: Some("a1".into()),
+            sub: "u".into(),
+            at: now + 1
+        }));
         // Kept until `keep_until`, past the sessions' own expiry.
         assert_eq!(s.ended_sign_ins("p", now + 100).await.unwrap().len(), 1);
         assert!(s.ended_sign_ins("p", now + 500).await.unwrap().is_empty());

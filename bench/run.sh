@@ -291,16 +291,24 @@ IDLE+=("$(idle nginx "$NGX_HTTP" "$NGX_PID")")
 IDLE+=("$(idle envoy "$ENV_HTTP" "$ENVOY_PID")")
 IDLE+=("$(idle portcullis "$PC_HTTP" "$PC_PID")")
 
-# The revocation check (issue 13): the same authenticated case with the set empty, then after a
-# restart with 100,000 revoked sessions that match no real one (the session cookie outlives the
-# restart: its keys are in the state directory). Back to back, so the two share the machine's state.
+# The revocation check (issue 13): the same authenticated case with the set empty and with
+# 100,000 revoked sessions that match no real one, each on a fresh start of Portcullis (the
+# session cookie outlives restarts: its keys are in the state directory), twice in turn (empty,
+# full, empty, full); the goal compares the better run of each, since this VM moves by ±20 %.
 REVOKED="${REVOKED:-100000}"
-RESULTS+=("$(run auth-revocations-empty "https://localhost:$PC_HTTPS/auth/x" "Cookie: $COOKIE")")
-kill "$PC_PID"; wait "$PC_PID" 2>/dev/null || true
-PORTCULLIS_BENCH_REVOKED_SESSIONS="$REVOKED" start_portcullis "$BIN" "$WORK/portcullis.toml" "$PC_HTTPS"
-STATUS=$(curl -sk -o /dev/null -w '%{http_code}' -H "Cookie: $COOKIE" "https://localhost:$PC_HTTPS/auth/x")
-[ "$STATUS" = 200 ] || { echo "after the restart the session answers $STATUS" >&2; exit 1; }
-RESULTS+=("$(run auth-revocations-full "https://localhost:$PC_HTTPS/auth/x" "Cookie: $COOKIE")")
+revocation_round() { # NAME REVOKED
+  kill "$PC_PID"; wait "$PC_PID" 2>/dev/null || true
+  PORTCULLIS_BENCH_REVOKED_SESSIONS="$2" start_portcullis "$BIN" "$WORK/portcullis.toml" "$PC_HTTPS"
+  local status
+  status=$(curl -sk -o /dev/null -w '%{http_code}' -H "Cookie: $COOKIE" "https://localhost:$PC_HTTPS/auth/x")
+  [ "$status" = 200 ] || { echo "after the restart the session answers $status" >&2; exit 1; }
+  RESULTS+=("$(run "$1" "https://localhost:$PC_HTTPS/auth/x" "Cookie: $COOKIE")")
+}
+# Not in `$(...)`: the restarted server must be this shell's child (and keep no pipe open).
+revocation_round auth-revocations-empty 0
+revocation_round auth-revocations-full "$REVOKED"
+revocation_round auth-revocations-empty-2 0
+revocation_round auth-revocations-full-2 "$REVOKED"
 
 python3 - "$RATE" "$REVOKED" "${RESULTS[@]}" "--" "${LATENCY[@]}" "--" "${IDLE[@]}" <<'PY'
 import sys
@@ -396,9 +404,12 @@ for label, value, target, verdict, note in goals:
 # Issue 13's goal: the revocation check costs at most 2 % of authenticated throughput.
 goals.clear()
 full, empty = "auth-revocations-full", "auth-revocations-empty"
-cost = (1 - ratio(full, empty)) * 100 if rps.get(empty) else 100.0
-goal(f"revocation check, {revoked:,} revoked ÷ empty set", f"{ratio(full, empty):.3f}", "≥ 0.980",
-     ratio(full, empty) >= 0.98, [full, empty], f"throughput cost {cost:+.1f} %")
+best_full = max(rps.get(full, 0.0), rps.get(full + "-2", 0.0))
+best_empty = max(rps.get(empty, 0.0), rps.get(empty + "-2", 0.0))
+r = best_full / best_empty if best_empty else 0.0
+cost = (1 - r) * 100 if best_empty else 100.0
+goal(f"revocation check, {revoked:,} revoked ÷ empty set", f"{r:.3f}", "≥ 0.980",
+     r >= 0.98, [full, empty, full + "-2", empty + "-2"], f"throughput cost {cost:+.1f} % (better of two runs each)")
 print()
 print(f"{'Goals (issue 13)':<50}{'measured':>12}  {'goal':<14}{'':<9}notes")
 for label, value, target, verdict, note in goals:

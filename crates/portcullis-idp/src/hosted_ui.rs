@@ -562,16 +562,8 @@ pub async fn login_submit(
     body: Bytes,
 ) -> Response {
     let c = ctx!(pool, raw);
-    // A client without `COGNITO` has no password sign-in, whatever is posted.
-    if c.pool
-        .client(&c.req.client_id)
-        .is_some_and(|cl| !cl.client.supports_cognito())
-    {
-        return error_page(
-            StatusCode::FORBIDDEN,
-            "unauthorized_client",
-            "This app does not allow signing in with a user name and password.",
-        );
+    if let Some(refused) = without_cognito(&c) {
+        return refused;
     }
     let f = posted!(c.pool, headers, body);
     let username = f.username();
@@ -748,9 +740,27 @@ pub async fn mfa_submit(
     }
 }
 
+/// The 403 for a client without `COGNITO`: it has no password sign-in, sign-up or reset, whatever
+/// is asked (its users come from external providers).
+fn without_cognito(c: &Ctx) -> Option<Response> {
+    c.pool
+        .client(&c.req.client_id)
+        .is_some_and(|cl| !cl.client.supports_cognito())
+        .then(|| {
+            error_page(
+                StatusCode::FORBIDDEN,
+                "unauthorized_client",
+                "This app does not allow signing in with a user name and password.",
+            )
+        })
+}
+
 /// `GET /signup`.
 pub async fn sign_up_page(State(pool): State<Arc<Pool>>, RawQuery(raw): RawQuery) -> Response {
     let c = ctx!(pool, raw);
+    if let Some(refused) = without_cognito(&c) {
+        return refused;
+    }
     if !c.pool.allow_self_sign_up {
         return error_page(
             StatusCode::FORBIDDEN,
@@ -791,6 +801,9 @@ pub async fn sign_up_submit(
     body: Bytes,
 ) -> Response {
     let c = ctx!(pool, raw);
+    if let Some(refused) = without_cognito(&c) {
+        return refused;
+    }
     let f = posted!(c.pool, headers, body);
     let username = f.username();
     admitted!(c.pool, ip, Some(&username));
@@ -884,6 +897,9 @@ pub async fn confirm_submit(
 /// `GET /forgotPassword`.
 pub async fn forgot_page(State(pool): State<Arc<Pool>>, RawQuery(raw): RawQuery) -> Response {
     let c = ctx!(pool, raw);
+    if let Some(refused) = without_cognito(&c) {
+        return refused;
+    }
     let user = c.username.clone().unwrap_or_default();
     forgot_form(&c, StatusCode::OK, &user, None)
 }
@@ -910,6 +926,9 @@ pub async fn forgot_submit(
     body: Bytes,
 ) -> Response {
     let c = ctx!(pool, raw);
+    if let Some(refused) = without_cognito(&c) {
+        return refused;
+    }
     let f = posted!(c.pool, headers, body);
     let username = f.username();
     admitted!(c.pool, ip, Some(&username));

@@ -448,5 +448,25 @@ async fn a_hostile_provider_cannot_mint_users_or_attributes() {
         .await
         .unwrap();
     assert_eq!(r.status(), 403);
+    // Nor can it sign anyone up or reset a password through the hosted UI.
+    for path in ["/signup", "/forgotPassword"] {
+        let url = format!("{}{path}?{query}", kit.pool_url);
+        assert_eq!(
+            b.get(&url).send().await.unwrap().status(),
+            403,
+            "GET {path}"
+        );
+        let r = b
+            .post(&url)
+            .form(&[
+                ("username", "mallory"),
+                ("email", "m@example.com"),
+                ("password", PASSWORD),
+            ])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 403, "POST {path}");
+    }
     kit.app.shutdown().await;
 }

@@ -5,9 +5,7 @@
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
+use portcullis_auth::oidc::{HttpClient, http_client};
 use prometheus_client::metrics::counter::Counter;
 use std::sync::Arc;
 use std::time::Duration;
@@ -29,8 +27,6 @@ const TIMEOUT: Duration = Duration::from_secs(5);
 const RETRY_AFTER: Duration = Duration::from_millis(500);
 /// Longest answer body read (and then ignored).
 const MAX_ANSWER: usize = 4096;
-
-type HttpClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>;
 
 /// One logout token for one client.
 #[derive(Debug)]
@@ -88,22 +84,9 @@ impl Sender {
     }
 }
 
-fn http_client() -> Option<HttpClient> {
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let https = hyper_rustls::HttpsConnectorBuilder::new()
-        .with_provider_and_webpki_roots(provider)
-        .ok()?
-        .https_or_http()
-        .enable_http1()
-        .build();
-    Some(Client::builder(TokioExecutor::new()).build(https))
-}
-
 async fn run(pool: String, mut rx: mpsc::Receiver<Delivery>, counters: Counters) {
-    let Some(client) = http_client() else {
-        tracing::error!(pool = %pool, "no TLS provider: back-channel logout disabled");
-        return;
-    };
+    // The relying party's client (webpki roots; plain http for loopback URIs).
+    let client = http_client();
     let slots = Arc::new(Semaphore::new(IN_FLIGHT));
     while let Some(d) = rx.recv().await {
         let Ok(slot) = slots.clone().acquire_owned().await else {

@@ -750,7 +750,7 @@ fn without_cognito(c: &Ctx) -> Option<Response> {
             error_page(
                 StatusCode::FORBIDDEN,
                 "unauthorized_client",
-                "This app does not allow signing in with a user name and password.",
+                "This app signs users in only through its identity providers, not with a user name and password: go back to the sign-in page and choose one.",
             )
         })
 }

@@ -5,7 +5,7 @@
 use argon2::Argon2;
 use argon2::password_hash::PasswordVerifier;
 use portcullis_idp::SqliteStore;
-use portcullis_idp::tokens::PoolKeys;
+use portcullis_idp::domain::tokens::PoolKeys;
 use serde_json::{Map, Value};
 use std::time::{Duration, Instant};
 
@@ -46,7 +46,7 @@ fn main() {
         },
         Duration::from_secs(2),
     );
-    let hash = portcullis_idp::pool::hash_password("Bench-pass-1!").unwrap();
+    let hash = portcullis_idp::domain::pool::hash_password("Bench-pass-1!").unwrap();
     let argon = Argon2::default();
     let verify = rate(
         || {

@@ -2,15 +2,14 @@
 //! at the pool's base URL works unchanged. Admin operations need a SigV4 signature by one of the
 //! pool's access keys; public operations (`InitiateAuth`, `SignUp`, ...) need none, as at Cognito.
 
-use crate::accounts::{AuthOutcome, Delivery, Writer};
-use crate::catalog::{self, ClientSecret, StoredClient};
+use crate::domain::accounts::{AuthOutcome, Delivery, Writer};
+use crate::domain::catalog::{self, ClientSecret, StoredClient};
+use crate::domain::mfa;
+use crate::domain::pool::{Pool, Tokens, random_token};
+use crate::domain::rate_limit::ClientIp;
+use crate::domain::{directory, pool_description};
 use crate::error::IdpError;
-use crate::mfa;
-use crate::pool::{Pool, Tokens, random_token};
-use crate::rate_limit::ClientIp;
-use crate::sigv4;
 use crate::store::{GroupRecord, Put, UserRecord};
-use crate::{directory, pool_description};
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -22,6 +21,7 @@ use serde_json::{Map, Value, json};
 use std::sync::Arc;
 
 mod identity_providers;
+pub mod sigv4;
 
 /// Largest API request body.
 pub const MAX_API_BODY: usize = 128 * 1024;
@@ -926,7 +926,7 @@ async fn associate_software_token(pool: &Pool, r: &Req<'_>) -> Result<Value, Idp
 async fn setup_session(
     pool: &Pool,
     session: &str,
-) -> Result<(crate::accounts::Challenge, String), IdpError> {
+) -> Result<(crate::domain::accounts::Challenge, String), IdpError> {
     // The session names its client.
     let c = pool.setup_challenge(session, None).await?;
     let client_id = c.client_id.clone();

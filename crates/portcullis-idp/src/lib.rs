@@ -1,31 +1,15 @@
 //! A Cognito-user-pool-shaped OpenID Connect identity provider: pools from config, a SQLite store,
 //! the hosted sign-in page and the OAuth endpoints at Cognito's paths.
 
-pub mod accounts;
 pub mod admin_api;
-pub mod backchannel;
-pub mod catalog;
 pub mod clock;
-pub mod directory;
+pub mod domain;
 pub mod error;
-pub mod federation;
-pub mod hashing;
-pub mod hosted_ui;
-pub mod messages;
+pub mod http;
 pub mod metrics;
-pub mod mfa;
-pub mod pool;
-pub mod pool_description;
-pub mod rate_limit;
-pub mod revocation;
-pub mod sessions;
-pub mod sigv4;
 pub mod store;
-pub mod tls_listener;
-pub mod tokens;
-pub mod web;
 
-pub use pool::Pool;
+pub use domain::pool::Pool;
 pub use store::{PgStore, SqliteStore, Store};
 
 use std::sync::Arc;
@@ -54,7 +38,7 @@ pub async fn serve(
     // argon2 memory unused for hashing::IDLE_RELEASE_MS is freed on the same tick.
     let weak = Arc::downgrade(&pool);
     let reloader = tokio::spawn(async move {
-        let mut tick = tokio::time::interval(catalog::RELOAD_INTERVAL);
+        let mut tick = tokio::time::interval(domain::catalog::RELOAD_INTERVAL);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut ticks: u64 = 0;
         loop {
@@ -74,12 +58,12 @@ pub async fn serve(
         }
     });
     // Connection info gives the rate limits their client address (`rate_limit::ClientIp`).
-    let app = web::router(pool).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    let app = http::router(pool).into_make_service_with_connect_info::<std::net::SocketAddr>();
     let r = match tls {
         Some(config) => {
             // `tap_io` makes axum hand the TLS listener's peer address to `ConnectInfo`.
             use axum::serve::ListenerExt;
-            let tls = tls_listener::TlsListener::new(listener, config)?.tap_io(|_| ());
+            let tls = http::tls_listener::TlsListener::new(listener, config)?.tap_io(|_| ());
             axum::serve(tls, app).with_graceful_shutdown(shutdown).await
         }
         None => {

@@ -100,13 +100,13 @@ impl IdpMetrics {
     }
 
     /// The back-channel logout counters of a pool.
-    pub fn backchannel(&self, pool: &str) -> crate::backchannel::Counters {
+    pub fn backchannel(&self, pool: &str) -> crate::domain::backchannel::Counters {
         let get = |i: usize| {
             self.backchannel[i]
                 .get_or_create(&PoolLabels { pool: pool.into() })
                 .clone()
         };
-        crate::backchannel::Counters {
+        crate::domain::backchannel::Counters {
             sent: get(0),
             failed: get(1),
             dropped: get(2),

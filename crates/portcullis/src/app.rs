@@ -6,7 +6,7 @@ use portcullis_auth::ProviderConfig;
 use portcullis_auth::revocation::RevocationSet;
 use portcullis_config::{ClientAuthMethod, Config};
 use portcullis_idp::Pool;
-use portcullis_idp::revocation::SessionEnded;
+use portcullis_idp::domain::revocation::SessionEnded;
 use portcullis_lb::snapshot::CognitoProvider;
 use portcullis_lb::tls::{self, SniResolver};
 use std::collections::HashMap;
@@ -246,7 +246,7 @@ async fn share_logout_ends(
     tasks: &mut Vec<tokio::task::JoinHandle<()>>,
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<()> {
-    let feed = Arc::new(portcullis_idp::revocation::Feed::default());
+    let feed = Arc::new(portcullis_idp::domain::revocation::Feed::default());
     let mut events = feed.subscribe();
     store.watch_logout_ends(Arc::downgrade(&feed));
     let backlog = store
@@ -308,7 +308,7 @@ pub async fn start(config: &Config, mut prebound: Prebound) -> Result<App> {
     let mut idp_tasks = Vec::new();
     let idp_metrics = Arc::new(portcullis_idp::metrics::IdpMetrics::new());
     // Each pool's API endpoint answers for its siblings (`ListUserPools`), as Cognito's regional one.
-    let directory = portcullis_idp::directory::Directory::new();
+    let directory = portcullis_idp::domain::directory::Directory::new();
     // The PostgreSQL store, through which nodes share the logout tokens each one accepts.
     let mut shared_store: Option<Arc<dyn portcullis_idp::Store>> = None;
     if !config.user_pools.is_empty() {

@@ -202,7 +202,7 @@ async fn run_tasks_app(config: PathBuf, listen: Option<String>) -> Result<()> {
         .find(|p| p.name == pool_name)
         .ok_or_else(|| anyhow!("no user pool {pool_name}"))?;
     let pool_id = pool.id.clone().unwrap_or_else(|| {
-        portcullis_idp::pool::derived_pool_id(&cfg.load_balancer.region, &pool.name)
+        portcullis_idp::domain::pool::derived_pool_id(&cfg.load_balancer.region, &pool.name)
     });
     let issuer = format!("{}/{pool_id}", pool.domain.base_url.trim_end_matches('/'));
     let admin = cfg

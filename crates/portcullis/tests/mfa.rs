@@ -5,7 +5,7 @@
 mod kit;
 
 use kit::*;
-use portcullis_idp::mfa::{STEP_SECONDS, base32_decode, totp};
+use portcullis_idp::domain::mfa::{STEP_SECONDS, base32_decode, totp};
 use serde_json::{Value, json};
 
 struct Api {

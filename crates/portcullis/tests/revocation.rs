@@ -6,7 +6,7 @@ mod kit;
 
 use kit::*;
 use portcullis_auth::session_cookie::{self, CookieRead, Session};
-use portcullis_idp::revocation::SessionEnded;
+use portcullis_idp::domain::revocation::SessionEnded;
 use std::io::BufRead;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};

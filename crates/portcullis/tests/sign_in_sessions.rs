@@ -6,7 +6,7 @@
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use portcullis_idp::Pool;
-use portcullis_idp::revocation::SessionEnded;
+use portcullis_idp::domain::revocation::SessionEnded;
 use serde_json::{Value, json};
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -3,9 +3,9 @@
 //! `GetIdentityProviderByIdentifier`, with Cognito's shapes and exceptions.
 
 use super::Req;
+use crate::domain::federation::{self, StoredProvider};
+use crate::domain::pool::Pool;
 use crate::error::IdpError;
-use crate::federation::{self, StoredProvider};
-use crate::pool::Pool;
 use crate::store::Put;
 use portcullis_config::{COGNITO_PROVIDER, Client, IdentityProvider};
 use serde_json::{Map, Value, json};

@@ -3,7 +3,7 @@
 //! subscribers read.
 
 use super::StoreFuture;
-use crate::revocation::{Feed, SessionEnded};
+use crate::domain::revocation::{Feed, SessionEnded};
 use std::sync::Weak;
 
 /// The moment recorded for a user-wide end made at `now` (seconds): one second earlier. Tokens say

@@ -3,8 +3,8 @@
 
 use crate::kit::*;
 use base64::Engine;
-use portcullis_idp::accounts::{CODE_ATTEMPT_WINDOW, MAX_CODE_ATTEMPTS};
-use portcullis_idp::mfa::{MFA_LOCKOUT, STEP_SECONDS, base32_decode, totp};
+use portcullis_idp::domain::accounts::{CODE_ATTEMPT_WINDOW, MAX_CODE_ATTEMPTS};
+use portcullis_idp::domain::mfa::{MFA_LOCKOUT, STEP_SECONDS, base32_decode, totp};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 

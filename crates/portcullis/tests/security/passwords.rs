@@ -4,7 +4,7 @@
 //! one block per worker. Time is the pool's clock, stopped and moved by the tests.
 
 use crate::kit::{self, Kit, PASSWORD};
-use portcullis_idp::pool::SignInError;
+use portcullis_idp::domain::pool::SignInError;
 use serde_json::{Value, json};
 use std::sync::Arc;
 
@@ -423,7 +423,7 @@ async fn hashing_memory_is_one_block_per_worker_whatever_the_load() {
     // Unused for the idle time, the blocks go back to the operating system (each is a mapping of
     // its own, whatever glibc's malloc did with the blocks freed before it).
     let blocks = pool.hasher.allocated_blocks() as u64;
-    pool.advance_clock(portcullis_idp::hashing::IDLE_RELEASE_MS / 1000);
+    pool.advance_clock(portcullis_idp::domain::hashing::IDLE_RELEASE_MS / 1000);
     pool.hasher.release_idle();
     assert_eq!(pool.hasher.allocated_blocks(), 0);
     let freed = held.saturating_sub(rss_kib()) / 1024;

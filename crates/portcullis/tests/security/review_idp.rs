@@ -2,7 +2,7 @@
 //! test attacks a claim of SECURITY.md ("The user pool") through the real API.
 
 use crate::kit::*;
-use portcullis_idp::messages::mask;
+use portcullis_idp::domain::messages::mask;
 use serde_json::{Value, json};
 
 /// The user-pool API as an SDK calls it (public operations, no signature).

@@ -1,7 +1,7 @@
 //! Findings of an outside review of sign-in sessions and instant revocation: the PostgreSQL
 //! feed of ended sessions, the balancer's revocation set and back-channel logout.
 
-use portcullis_idp::revocation::{Feed, SessionEnded};
+use portcullis_idp::domain::revocation::{Feed, SessionEnded};
 use portcullis_idp::store::SessionStore;
 use portcullis_idp::store::sessions::NOTIFY_CHANNEL;
 use std::sync::Arc;

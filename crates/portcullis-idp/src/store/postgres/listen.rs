@@ -4,7 +4,7 @@
 //! so no end is lost (one may arrive twice). A notification is a hint: it is published only when
 //! the log has its row (any database user can `NOTIFY`; writing the log takes the store's role).
 
-use crate::revocation::{Feed, SessionEnded};
+use crate::domain::revocation::{Feed, SessionEnded};
 use crate::store::sessions::{LOGOUT_END_PREFIX, NOTIFY_CHANNEL};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;

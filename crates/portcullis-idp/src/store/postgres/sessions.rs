@@ -3,7 +3,7 @@
 //! transaction that makes it (PostgreSQL delivers the notification at commit).
 
 use super::{PgStore, pg};
-use crate::revocation::SessionEnded;
+use crate::domain::revocation::SessionEnded;
 use crate::store::sessions::{
     EndRecord, LOGOUT_END_PREFIX, NOTIFY_CHANNEL, SessionStore, SignInRecord,
 };
@@ -374,7 +374,7 @@ impl SessionStore for PgStore {
         })
     }
 
-    fn watch_logout_ends(&self, feed: Weak<crate::revocation::Feed>) {
+    fn watch_logout_ends(&self, feed: Weak<crate::domain::revocation::Feed>) {
         super::listen::Listener::watch(
             &self.listener,
             &self.config,
@@ -385,7 +385,12 @@ impl SessionStore for PgStore {
         );
     }
 
-    fn watch_session_ends(&self, pool: &str, issuer: &str, feed: Weak<crate::revocation::Feed>) {
+    fn watch_session_ends(
+        &self,
+        pool: &str,
+        issuer: &str,
+        feed: Weak<crate::domain::revocation::Feed>,
+    ) {
         super::listen::Listener::watch(
             &self.listener,
             &self.config,

@@ -1,8 +1,11 @@
 //! The pool's HTTP endpoints at Cognito's paths: discovery, JWKS, `/oauth2/authorize`, the hosted
 //! sign-in page `/login`, `/oauth2/token` and `/oauth2/userInfo`. Parsing and rendering only.
 
-use crate::pool::{AuthorizeProblem, OAuthError, Pool};
-use crate::rate_limit::ClientIp;
+pub mod hosted_ui;
+pub mod tls_listener;
+
+use crate::domain::pool::{AuthorizeProblem, OAuthError, Pool};
+use crate::domain::rate_limit::ClientIp;
 use askama::Template;
 use axum::Router;
 use axum::body::Bytes;
@@ -84,33 +87,42 @@ pub fn router(pool: Arc<Pool>) -> Router {
         )
         .route("/{pool_id}/.well-known/jwks.json", get(jwks_for))
         .route("/oauth2/authorize", get(authorize))
-        .route("/oauth2/idpresponse", get(crate::federation::idp_response))
+        .route(
+            "/oauth2/idpresponse",
+            get(crate::domain::federation::idp_response),
+        )
         .route(
             "/login",
-            get(crate::hosted_ui::login_page).post(crate::hosted_ui::login_submit),
+            get(crate::http::hosted_ui::login_page).post(crate::http::hosted_ui::login_submit),
         )
         .route(
             "/signup",
-            get(crate::hosted_ui::sign_up_page).post(crate::hosted_ui::sign_up_submit),
+            get(crate::http::hosted_ui::sign_up_page).post(crate::http::hosted_ui::sign_up_submit),
         )
         .route(
             "/confirmUser",
-            get(crate::hosted_ui::confirm_page).post(crate::hosted_ui::confirm_submit),
+            get(crate::http::hosted_ui::confirm_page).post(crate::http::hosted_ui::confirm_submit),
         )
         .route(
             "/forgotPassword",
-            get(crate::hosted_ui::forgot_page).post(crate::hosted_ui::forgot_submit),
+            get(crate::http::hosted_ui::forgot_page).post(crate::http::hosted_ui::forgot_submit),
         )
         .route(
             "/confirmForgotPassword",
-            get(crate::hosted_ui::reset_page).post(crate::hosted_ui::reset_submit),
+            get(crate::http::hosted_ui::reset_page).post(crate::http::hosted_ui::reset_submit),
         )
         .route(
             "/forceChangePassword",
-            axum::routing::post(crate::hosted_ui::new_password_submit),
+            axum::routing::post(crate::http::hosted_ui::new_password_submit),
         )
-        .route("/mfa", axum::routing::post(crate::hosted_ui::mfa_submit))
-        .route("/static/client/{file}", get(crate::hosted_ui::client_css))
+        .route(
+            "/mfa",
+            axum::routing::post(crate::http::hosted_ui::mfa_submit),
+        )
+        .route(
+            "/static/client/{file}",
+            get(crate::http::hosted_ui::client_css),
+        )
         .route("/oauth2/token", axum::routing::post(token))
         .route("/oauth2/userInfo", get(userinfo).post(userinfo))
         .route("/oauth2/revoke", axum::routing::post(revoke))
@@ -333,7 +345,8 @@ async fn authorize(
     };
     // `identity_provider=` / `idp_identifier=`: straight to the external provider.
     if let Some(provider) = &req.federate {
-        return crate::federation::redirect_to_provider(&pool, ip, provider, &q, &headers).await;
+        return crate::domain::federation::redirect_to_provider(&pool, ip, provider, &q, &headers)
+            .await;
     }
     let forced = q
         .iter()
@@ -378,8 +391,8 @@ async fn logout(
         pool.end_session(c).await;
     }
     let mut r = match target {
-        crate::pool::LogoutTarget::Uri(uri) => redirect(&uri),
-        crate::pool::LogoutTarget::Login(query) => redirect(&format!("/login?{query}")),
+        crate::domain::pool::LogoutTarget::Uri(uri) => redirect(&uri),
+        crate::domain::pool::LogoutTarget::Login(query) => redirect(&format!("/login?{query}")),
     };
     if let Some(v) = session_cookie(&pool, "", 0) {
         r.headers_mut().append(header::SET_COOKIE, v);

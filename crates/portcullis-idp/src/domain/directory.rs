@@ -6,7 +6,7 @@
 //! secret: the key that signed the request could have signed it for that pool too, so nothing is
 //! shown to a caller that could not ask the other pool directly.
 
-use crate::pool::Pool;
+use crate::domain::pool::Pool;
 use aws_lc_rs::constant_time::verify_slices_are_equal;
 use std::sync::{Arc, RwLock, Weak};
 

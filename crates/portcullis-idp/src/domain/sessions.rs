@@ -4,9 +4,9 @@
 //! back-channel logout tokens to the clients it gave tokens to.
 
 use crate::Pool;
-use crate::backchannel::{Delivery, LOGOUT_EVENT, LOGOUT_TOKEN_LIFETIME};
-use crate::pool::{REFRESH_LIFETIME, SESSION_LIFETIME, random_token};
-use crate::revocation::SessionEnded;
+use crate::domain::backchannel::{Delivery, LOGOUT_EVENT, LOGOUT_TOKEN_LIFETIME};
+use crate::domain::pool::{REFRESH_LIFETIME, SESSION_LIFETIME, random_token};
+use crate::domain::revocation::SessionEnded;
 use crate::store::sessions::user_wide_at;
 use crate::store::{SignInRecord, StoreError};
 use aws_lc_rs::digest::{SHA256, digest};
@@ -245,6 +245,6 @@ mod tests {
         assert_eq!(a, browser_sid("cookie-a"));
         assert_ne!(a, browser_sid("cookie-b"));
         assert_eq!(a.len(), 32);
-        assert!(!crate::pool::sha256_hex("cookie-a").contains(&a));
+        assert!(!crate::domain::pool::sha256_hex("cookie-a").contains(&a));
     }
 }

@@ -6,7 +6,7 @@
 //! signatures (high-entropy secrets: only failures are counted, so busy clients are not throttled).
 
 use crate::clock::Clock;
-use crate::pool::Pool;
+use crate::domain::pool::Pool;
 use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::request::Parts;
 use portcullis_config::{Bucket, RateLimits};
@@ -183,7 +183,7 @@ impl Pool {
                 .is_ok()
             && let Err(e) = self
                 .store
-                .sweep_limits(&self.id, now, crate::pool::LOCKOUT_RESET)
+                .sweep_limits(&self.id, now, crate::domain::pool::LOCKOUT_RESET)
                 .await
         {
             tracing::warn!(error = %e, "cannot sweep rate limits");

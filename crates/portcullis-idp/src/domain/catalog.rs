@@ -47,7 +47,7 @@ impl StoredClient {
     pub fn secret_matches(&self, got: &str) -> bool {
         let mut ok = false;
         for s in &self.secrets {
-            ok |= crate::pool::constant_time_eq(&s.value, got);
+            ok |= crate::domain::pool::constant_time_eq(&s.value, got);
         }
         ok
     }
@@ -68,7 +68,7 @@ pub struct Catalog {
     /// By identifier.
     pub resource_servers: Vec<ResourceServer>,
     /// External identity providers, by name.
-    pub identity_providers: HashMap<String, Arc<crate::federation::StoredProvider>>,
+    pub identity_providers: HashMap<String, Arc<crate::domain::federation::StoredProvider>>,
 }
 
 impl Catalog {
@@ -107,7 +107,7 @@ impl Catalog {
                 }
             }
         }
-        let identity_providers = crate::federation::load_providers(store, pool).await?;
+        let identity_providers = crate::domain::federation::load_providers(store, pool).await?;
         Ok(Catalog {
             clients,
             resource_servers,

@@ -2,10 +2,10 @@
 //! `DescribeUserPool`, `DescribeUserPoolDomain`, `GetUserPoolMfaConfig` and
 //! `GetSigningCertificate`, in Cognito's shapes, with only what the pool truly does.
 
-use crate::directory::Directory;
+use crate::domain::directory::Directory;
+use crate::domain::mfa::MfaMode;
+use crate::domain::pool::Pool;
 use crate::error::IdpError;
-use crate::mfa::MfaMode;
-use crate::pool::Pool;
 use crate::store::{Put, StoreError};
 use aws_lc_rs::digest::{SHA256, digest};
 use base64::Engine;

@@ -3,9 +3,9 @@
 //! hosted UI's setup page), then a code after every password sign-in. A code is accepted one step
 //! early or late, and never twice.
 
-use crate::accounts::Challenge;
+use crate::domain::accounts::Challenge;
+use crate::domain::pool::Pool;
 use crate::error::IdpError;
-use crate::pool::Pool;
 use crate::store::UserRecord;
 use aws_lc_rs::hmac;
 use aws_lc_rs::rand::{SecureRandom, SystemRandom};
@@ -125,7 +125,7 @@ fn matching_step(secret: &[u8], code: &str, now: u64) -> Option<u64> {
     let step = now / STEP_SECONDS;
     [step.saturating_sub(1), step, step + 1]
         .into_iter()
-        .find(|s| crate::pool::constant_time_eq(&totp(secret, *s), code))
+        .find(|s| crate::domain::pool::constant_time_eq(&totp(secret, *s), code))
 }
 
 impl Pool {

@@ -3,10 +3,10 @@
 //! API sign-ins (`USER_PASSWORD_AUTH`, `REFRESH_TOKEN_AUTH`). Shared by the admin API and the
 //! hosted UI; every rule (policy, statuses, code expiry and attempts) is enforced here.
 
+use crate::domain::federation::EXTERNAL_PROVIDER;
+use crate::domain::messages::{Purpose, mask};
+use crate::domain::pool::{Pool, SignInError, Tokens, constant_time_eq, random_token, sha256_hex};
 use crate::error::IdpError;
-use crate::federation::EXTERNAL_PROVIDER;
-use crate::messages::{Purpose, mask};
-use crate::pool::{Pool, SignInError, Tokens, constant_time_eq, random_token, sha256_hex};
 use crate::store::{RefreshRecord, UserRecord};
 use aws_lc_rs::rand::{SecureRandom, SystemRandom};
 use base64::Engine;
@@ -269,7 +269,7 @@ impl Pool {
     }
 
     fn check_password(&self, pw: &str) -> Result<(), IdpError> {
-        if pw.len() > crate::pool::MAX_PASSWORD_LEN {
+        if pw.len() > crate::domain::pool::MAX_PASSWORD_LEN {
             return Err(IdpError::InvalidPassword(
                 "Password is longer than 256 characters".into(),
             ));
@@ -386,14 +386,14 @@ impl Pool {
     }
 
     async fn hash_pw(&self, pw: &str) -> Result<String, IdpError> {
-        if pw.len() > crate::pool::MAX_PASSWORD_LEN {
+        if pw.len() > crate::domain::pool::MAX_PASSWORD_LEN {
             return Err(IdpError::InvalidPassword(
                 "Password is longer than 256 characters".into(),
             ));
         }
         self.hash(pw).await.map_err(|e| match e {
-            crate::hashing::HashError::Busy => IdpError::TooManyRequests,
-            crate::hashing::HashError::Failed => IdpError::Internal,
+            crate::domain::hashing::HashError::Busy => IdpError::TooManyRequests,
+            crate::domain::hashing::HashError::Failed => IdpError::Internal,
         })
     }
 
@@ -1209,10 +1209,10 @@ impl Pool {
         client_id: &str,
     ) -> Result<AuthOutcome, IdpError> {
         match self.next_step(user.clone(), client_id).await? {
-            crate::mfa::Step::Done(u) => {
+            crate::domain::mfa::Step::Done(u) => {
                 Ok(AuthOutcome::Tokens(self.api_tokens(&u, client_id).await?))
             }
-            crate::mfa::Step::Challenge { name, session } => Ok(AuthOutcome::Challenge {
+            crate::domain::mfa::Step::Challenge { name, session } => Ok(AuthOutcome::Challenge {
                 name,
                 session,
                 user: Box::new(user),
@@ -1246,7 +1246,7 @@ impl Pool {
         let refresh = random_token(48)?;
         let lifetime = self
             .client(client_id)
-            .map_or(crate::pool::REFRESH_LIFETIME, |c| {
+            .map_or(crate::domain::pool::REFRESH_LIFETIME, |c| {
                 c.client.refresh_seconds() as i64
             });
         self.store
@@ -1314,7 +1314,7 @@ impl Pool {
 
     /// The user a live refresh token belongs to.
     pub async fn refresh_owner(&self, token: &str) -> Option<UserRecord> {
-        if token.is_empty() || token.len() > crate::pool::MAX_PARAM_LEN {
+        if token.is_empty() || token.len() > crate::domain::pool::MAX_PARAM_LEN {
             return None;
         }
         let rec = self

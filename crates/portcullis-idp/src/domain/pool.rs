@@ -1,16 +1,16 @@
 //! One running user pool: its clients, scopes, keys and store, and the OAuth operations on them.
 //! The HTTP layer (`web`) only parses and renders; every decision is made here.
 
-use crate::catalog::{self, Catalog, ClientSecret, StoredClient};
 use crate::clock::Clock;
+use crate::domain::catalog::{self, Catalog, ClientSecret, StoredClient};
+use crate::domain::hashing::{HashError, Hasher};
+use crate::domain::rate_limit::Limiter;
+use crate::domain::tokens::PoolKeys;
 use crate::error::IdpError;
-use crate::hashing::{HashError, Hasher};
 use crate::metrics::IdpMetrics;
-use crate::rate_limit::Limiter;
 use crate::store::{
     CodeRecord, Put, RefreshRecord, RefreshUse, Reservation, Store, StoreError, UserRecord,
 };
-use crate::tokens::PoolKeys;
 use arc_swap::ArcSwap;
 use argon2::Argon2;
 use argon2::password_hash::PasswordHasher;
@@ -180,9 +180,9 @@ pub struct Pool {
     /// `custom:` attribute names and whether each is mutable.
     pub(crate) custom_attributes: HashMap<String, bool>,
     /// Where codes are delivered.
-    pub(crate) sender: crate::messages::Sender,
+    pub(crate) sender: crate::domain::messages::Sender,
     /// Whether a second factor is asked.
-    pub mfa: crate::mfa::MfaMode,
+    pub mfa: crate::domain::mfa::MfaMode,
     pub(crate) keys: ArcSwap<PoolKeys>,
     /// argon2id workers, their memory and their bounded queue.
     pub hasher: Hasher,
@@ -198,13 +198,13 @@ pub struct Pool {
     /// Held by one catalog reload at a time (see [`Pool::reload_catalog`]).
     reloading: tokio::sync::Mutex<()>,
     /// What `DescribeUserPool` reads of the config, and the pool's siblings in this process.
-    pub(crate) about: crate::pool_description::About,
+    pub(crate) about: crate::domain::pool_description::About,
     /// Relying parties of the pool's external identity providers.
-    pub(crate) federation: crate::federation::Federation,
+    pub(crate) federation: crate::domain::federation::Federation,
     /// Ended sign-in sessions, for load balancers in this process (and, on PostgreSQL, others).
-    pub(crate) session_ends: Arc<crate::revocation::Feed>,
+    pub(crate) session_ends: Arc<crate::domain::revocation::Feed>,
     /// Back-channel logout tokens on their way to clients.
-    pub(crate) backchannel: crate::backchannel::Sender,
+    pub(crate) backchannel: crate::domain::backchannel::Sender,
 }
 
 /// A user's mark in [`Pool::checking`], removed when the check ends.
@@ -274,7 +274,7 @@ pub fn hash_password(password: &str) -> Option<String> {
 fn gives_id_token(scope: &str) -> bool {
     scope
         .split(' ')
-        .any(|s| s == "openid" || s == crate::accounts::ADMIN_SCOPE)
+        .any(|s| s == "openid" || s == crate::domain::accounts::ADMIN_SCOPE)
 }
 
 /// Whether `v` is a PKCE verifier as RFC 7636 §4.1 defines it: 43 to 128 unreserved characters.
@@ -362,7 +362,7 @@ impl Pool {
                 .await
                 .map_err(err)?;
         }
-        crate::federation::seed_providers(cfg, store.as_ref(), &id).await?;
+        crate::domain::federation::seed_providers(cfg, store.as_ref(), &id).await?;
         let loaded = Catalog::load(store.as_ref(), &id).await.map_err(err)?;
         let sender = match &cfg.messages.smtp {
             Some(smtp) => {
@@ -372,12 +372,11 @@ impl Pool {
                     })?),
                     (None, p) => p.clone(),
                 };
-                crate::messages::Sender::Smtp(Arc::new(crate::messages::SmtpRelay::new(
-                    smtp.clone(),
-                    password,
-                )))
+                crate::domain::messages::Sender::Smtp(Arc::new(
+                    crate::domain::messages::SmtpRelay::new(smtp.clone(), password),
+                ))
             }
-            None => crate::messages::Sender::Outbox(crate::messages::Outbox::new(
+            None => crate::domain::messages::Sender::Outbox(crate::domain::messages::Outbox::new(
                 cfg.messages.outbox.clone().unwrap_or_else(|| {
                     state_dir.join("outbox").join(format!("{}.jsonl", cfg.name))
                 }),
@@ -398,7 +397,7 @@ impl Pool {
         // random secret: it is also the password hash of federated users, which nothing may match.
         let secret = random_token(32).map_err(|_| "no randomness for the dummy hash")?;
         let dummy_hash = hasher.hash(&secret).await.map_err(|_| "argon2 failed")?;
-        let session_ends = Arc::new(crate::revocation::Feed::default());
+        let session_ends = Arc::new(crate::domain::revocation::Feed::default());
         // Sessions other nodes end reach this process's feed through the store.
         store.watch_session_ends(
             &id,
@@ -406,7 +405,7 @@ impl Pool {
             Arc::downgrade(&session_ends),
         );
         let backchannel =
-            crate::backchannel::Sender::start(&cfg.name, metrics.backchannel(&cfg.name));
+            crate::domain::backchannel::Sender::start(&cfg.name, metrics.backchannel(&cfg.name));
         let pool = Pool {
             name: cfg.name.clone(),
             issuer: format!("{base_url}/{id}"),
@@ -425,7 +424,7 @@ impl Pool {
                 .map(|a| (format!("custom:{}", a.name), a.mutable))
                 .collect(),
             sender,
-            mfa: crate::mfa::MfaMode::parse(&cfg.mfa_configuration),
+            mfa: crate::domain::mfa::MfaMode::parse(&cfg.mfa_configuration),
             keys: ArcSwap::from_pointee(keys),
             hasher,
             limits: Limiter::new(cfg.rate_limits.clone(), clock.clone()),
@@ -434,12 +433,14 @@ impl Pool {
             dummy_hash,
             clock,
             reloading: tokio::sync::Mutex::new(()),
-            about: crate::pool_description::About::of(cfg),
-            federation: crate::federation::Federation::default(),
+            about: crate::domain::pool_description::About::of(cfg),
+            federation: crate::domain::federation::Federation::default(),
             session_ends,
             backchannel,
         };
-        crate::pool_description::record(&pool).await.map_err(err)?;
+        crate::domain::pool_description::record(&pool)
+            .await
+            .map_err(err)?;
         Ok(pool)
     }
 
@@ -581,7 +582,7 @@ impl Pool {
         let c = Catalog::load(self.store.as_ref(), &self.id).await?;
         self.catalog.store(Arc::new(c));
         // Keys rotated elsewhere (another node, `portcullis keys rotate`) are picked up too.
-        let stored = crate::tokens::key_fingerprint(self.store.as_ref(), &self.id).await?;
+        let stored = crate::domain::tokens::key_fingerprint(self.store.as_ref(), &self.id).await?;
         if stored != self.keys.load().fingerprint() {
             let k = PoolKeys::load(self.store.as_ref(), &self.id).await?;
             self.keys.store(Arc::new(k));
@@ -957,7 +958,7 @@ impl Pool {
     /// users are checked against a dummy hash of the same cost).
     async fn check_reserved(
         &self,
-        admission: crate::hashing::Admission<'_>,
+        admission: crate::domain::hashing::Admission<'_>,
         username: &str,
         password: &str,
     ) -> Result<(Option<UserRecord>, bool), SignInError> {
@@ -1561,24 +1562,26 @@ pub enum LogoutTarget {
 }
 
 impl Pool {
-    /// Every [`SessionEnded`](crate::revocation::SessionEnded) from now on, including those
+    /// Every [`SessionEnded`](crate::domain::revocation::SessionEnded) from now on, including those
     /// that other nodes on the same store publish.
     pub fn subscribe_session_ends(
         &self,
-    ) -> tokio::sync::broadcast::Receiver<crate::revocation::SessionEnded> {
+    ) -> tokio::sync::broadcast::Receiver<crate::domain::revocation::SessionEnded> {
         self.session_ends.subscribe()
     }
 
     /// Sessions ended recently enough that their tokens may still be alive (for a load balancer
     /// that starts after them).
-    pub async fn ended_sessions(&self) -> Result<Vec<crate::revocation::SessionEnded>, StoreError> {
+    pub async fn ended_sessions(
+        &self,
+    ) -> Result<Vec<crate::domain::revocation::SessionEnded>, StoreError> {
         self.ended_sign_ins().await
     }
 
     /// Publishes `event` on this pool's feed as if a sign-out had happened (tests of
     /// subscribers).
     #[doc(hidden)]
-    pub fn publish_session_end(&self, event: crate::revocation::SessionEnded) {
+    pub fn publish_session_end(&self, event: crate::domain::revocation::SessionEnded) {
         self.session_ends.publish(event);
     }
 }
@@ -1598,7 +1601,7 @@ impl Pool {
         self.begin_sign_in(
             &user.sub,
             auth_time,
-            Some(crate::sessions::browser_sid(&token)),
+            Some(crate::domain::sessions::browser_sid(&token)),
         )
         .await
         .map_err(OAuthError::server)?;
@@ -1628,7 +1631,7 @@ impl Pool {
         let user = self.store.user_by_sub(&self.id, &sub).await.ok()??;
         // A browser session whose sign-in session ended (a revoked refresh token) is over too.
         if !self
-            .sign_in_live(&crate::sessions::browser_sid(cookie))
+            .sign_in_live(&crate::domain::sessions::browser_sid(cookie))
             .await
             .ok()?
         {
@@ -1645,7 +1648,7 @@ impl Pool {
                 .delete_session(&self.id, sha256_hex(cookie))
                 .await;
             if let Err(e) = self
-                .end_sign_in(&crate::sessions::browser_sid(cookie))
+                .end_sign_in(&crate::domain::sessions::browser_sid(cookie))
                 .await
             {
                 tracing::error!(pool = %self.name, error = %e, "cannot end the sign-in session");
@@ -1655,7 +1658,7 @@ impl Pool {
 
     /// The `sid` of a hosted-UI session cookie.
     pub fn browser_sid(&self, cookie: &str) -> String {
-        crate::sessions::browser_sid(cookie)
+        crate::domain::sessions::browser_sid(cookie)
     }
 
     /// Checks a `/logout` request: `client_id` with a registered `logout_uri`, or `client_id` with

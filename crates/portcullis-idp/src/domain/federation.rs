@@ -6,7 +6,9 @@
 //! `<ProviderName>_<sub>` (status `EXTERNAL_PROVIDER`, an `identities` attribute, mapped attributes
 //! updated at each sign-in) and continues the client's authorization as a password sign-in would.
 
-use crate::pool::{AuthorizeProblem, AuthorizeRequest, Pool, constant_time_eq, random_token};
+use crate::domain::pool::{
+    AuthorizeProblem, AuthorizeRequest, Pool, constant_time_eq, random_token,
+};
 use crate::store::{Put, Store, StoreError, UserRecord};
 use aws_lc_rs::digest::{SHA256, digest};
 use base64::Engine;
@@ -772,7 +774,7 @@ pub(crate) async fn redirect_to_provider(
     query: &[(String, String)],
     headers: &axum::http::HeaderMap,
 ) -> axum::response::Response {
-    use crate::web::{cookie, error_page, redirect};
+    use crate::http::{cookie, error_page, redirect};
     use axum::http::{StatusCode, header};
     if pool.admit(Some(ip), None).await.is_err() {
         return error_page(
@@ -806,11 +808,11 @@ pub(crate) async fn redirect_to_provider(
 /// `GET /oauth2/idpresponse`: the provider sends the browser back here.
 pub(crate) async fn idp_response(
     axum::extract::State(pool): axum::extract::State<Arc<Pool>>,
-    crate::rate_limit::ClientIp(ip): crate::rate_limit::ClientIp,
+    crate::domain::rate_limit::ClientIp(ip): crate::domain::rate_limit::ClientIp,
     axum::extract::RawQuery(raw): axum::extract::RawQuery,
     headers: axum::http::HeaderMap,
 ) -> axum::response::Response {
-    use crate::web::{HostedCookie, cookie, error_page, parse_query, redirect, session_cookie};
+    use crate::http::{HostedCookie, cookie, error_page, parse_query, redirect, session_cookie};
     use axum::http::{StatusCode, header};
     if pool.admit(Some(ip), None).await.is_err() {
         return error_page(
@@ -844,7 +846,8 @@ pub(crate) async fn idp_response(
                 }
             };
             let mut r = redirect(&location);
-            if let Some(v) = session_cookie(&pool, &session, crate::pool::SESSION_LIFETIME) {
+            if let Some(v) = session_cookie(&pool, &session, crate::domain::pool::SESSION_LIFETIME)
+            {
                 r.headers_mut().append(header::SET_COOKIE, v);
             }
             if let Some(v) = HostedCookie::Csrf.set(&pool, "", Some(0)) {

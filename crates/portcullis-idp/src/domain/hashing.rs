@@ -291,7 +291,7 @@ mod tests {
         );
         assert_eq!(h.verify("Correct-horse-9!", &phc).await, Ok(true));
         assert_eq!(h.verify("wrong", &phc).await, Ok(false));
-        let old = crate::pool::hash_password("legacy-1").unwrap();
+        let old = crate::domain::pool::hash_password("legacy-1").unwrap();
         assert_eq!(h.verify("legacy-1", &old).await, Ok(true));
         assert_eq!(h.verify("x", "not a hash").await, Err(HashError::Failed));
     }

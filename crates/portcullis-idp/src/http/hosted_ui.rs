@@ -4,14 +4,14 @@
 //! the authorization request it serves in its query, every form a CSRF token bound to a cookie, and
 //! each works without JavaScript. Decisions are made in `accounts` and `pool`; this renders.
 
+use crate::domain::mfa::{self, Step};
+use crate::domain::pool::{AuthorizeRequest, Pool, SignInError, random_token};
+use crate::domain::rate_limit::ClientIp;
 use crate::error::IdpError;
-use crate::mfa::{self, Step};
-use crate::pool::{AuthorizeRequest, Pool, SignInError, random_token};
-use crate::rate_limit::ClientIp;
-use crate::store::UserRecord;
-use crate::web::{
+use crate::http::{
     HostedCookie, error_page, html_with, origin_of, parse_query, problem, redirect, session_cookie,
 };
+use crate::store::UserRecord;
 use askama::Template;
 use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
@@ -415,7 +415,8 @@ impl Ctx {
             }
         };
         let mut r = redirect(&location);
-        if let Some(v) = session_cookie(&self.pool, &session, crate::pool::SESSION_LIFETIME) {
+        if let Some(v) = session_cookie(&self.pool, &session, crate::domain::pool::SESSION_LIFETIME)
+        {
             r.headers_mut().append(header::SET_COOKIE, v);
         }
         if let Some(v) = HostedCookie::Csrf.set(&self.pool, "", Some(0)) {
@@ -471,7 +472,7 @@ fn form(pool: &Pool, headers: &HeaderMap, body: &Bytes) -> Result<Form, Box<Resp
     let sent = f.get("_csrf");
     let valid = HostedCookie::Csrf
         .read(pool, headers)
-        .is_some_and(|c| !c.is_empty() && crate::pool::constant_time_eq(c, sent));
+        .is_some_and(|c| !c.is_empty() && crate::domain::pool::constant_time_eq(c, sent));
     if valid {
         Ok(f)
     } else {
@@ -597,7 +598,7 @@ pub async fn login_submit(
         Err(e) => {
             // Unknown users get the wrong-password message even from LEGACY clients: the page
             // never shows "User does not exist".
-            let message = crate::accounts::sign_in_error(e, false).message();
+            let message = crate::domain::accounts::sign_in_error(e, false).message();
             c.login(StatusCode::UNAUTHORIZED, &username, None, Some(&message))
         }
     }

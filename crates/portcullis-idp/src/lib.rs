@@ -2,7 +2,6 @@
 //! the hosted sign-in page and the OAuth endpoints at Cognito's paths.
 
 pub mod admin_api;
-pub mod clock;
 pub mod domain;
 pub mod error;
 pub mod http;

@@ -6,10 +6,10 @@
 //! operating system ([`Hasher::release_idle`]), so a pool that served sign-ins returns to its
 //! baseline.
 
-use crate::clock::Clock;
 use argon2::password_hash::phc::{Output, ParamsString, Salt};
 use argon2::{Algorithm, Argon2, Block, Params, PasswordHash, Version};
 use aws_lc_rs::rand::{SecureRandom, SystemRandom};
+use portcullis_core::Clock;
 use prometheus_client::metrics::counter::Counter;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};

@@ -1,7 +1,6 @@
 //! One running user pool: its clients, scopes, keys and store, and the OAuth operations on them.
 //! The HTTP layer (`web`) only parses and renders; every decision is made here.
 
-use crate::clock::Clock;
 use crate::domain::catalog::{self, Catalog, ClientSecret, StoredClient};
 use crate::domain::hashing::{HashError, Hasher};
 use crate::domain::rate_limit::Limiter;
@@ -19,6 +18,7 @@ use aws_lc_rs::rand::{SecureRandom, SystemRandom};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use portcullis_config::{PasswordPolicy, RESERVED_SCOPES, UserPool};
+use portcullis_core::Clock;
 use serde_json::{Map, Value, json};
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::{Arc, Mutex};

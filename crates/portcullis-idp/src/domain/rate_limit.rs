@@ -5,11 +5,11 @@
 //! [`Pool::client_auth_allowed`] / [`Pool::client_auth_failed`] around client secrets and admin
 //! signatures (high-entropy secrets: only failures are counted, so busy clients are not throttled).
 
-use crate::clock::Clock;
 use crate::domain::pool::Pool;
 use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::request::Parts;
 use portcullis_config::{Bucket, RateLimits};
+use portcullis_core::Clock;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};

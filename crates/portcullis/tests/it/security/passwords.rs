@@ -375,7 +375,7 @@ async fn hashing_memory_is_one_block_per_worker_whatever_the_load() {
     // RSS is the whole process's: measured in a test process of its own, so that the servers other
     // tests start meanwhile are not counted.
     if std::env::var_os("PORTCULLIS_RSS_ALONE").is_none() {
-        let name = "passwords::hashing_memory_is_one_block_per_worker_whatever_the_load";
+        let name = "security::passwords::hashing_memory_is_one_block_per_worker_whatever_the_load";
         let out = tokio::task::spawn_blocking(move || {
             std::process::Command::new(std::env::current_exe().unwrap())
                 .args(["--exact", name, "--test-threads=1"])

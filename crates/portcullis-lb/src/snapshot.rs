@@ -201,6 +201,7 @@ pub fn compile(
     config: &Config,
     placement: &[(usize, u16)],
     identity: &Identity,
+    clock: &Arc<portcullis_core::Clock>,
     cognito: &CognitoResolver,
     http: &HttpClient,
     discovered: &HashMap<String, Discovery>,
@@ -216,6 +217,7 @@ pub fn compile(
                     tg,
                     identity.target_group_arn(&tg.name),
                     previous.and_then(|p| p.target_groups.get(&tg.name).map(Arc::as_ref)),
+                    clock.clone(),
                 )),
             )
         })

@@ -838,6 +838,89 @@ mod tests {
             );
         }
     }
+    /// Slow start and draining read the balancer's clock: moving it ramps a new target up and
+    /// ends a removed target's delay, with no sleep.
+    #[tokio::test]
+    async fn slow_start_and_draining_follow_the_clock() {
+        let clock = Arc::new(Clock::default());
+        let cfg = |targets: &str| -> portcullis_config::TargetGroup {
+            toml::from_str(&format!(
+                "name = \"s\"\nport = 80\nslow_start_seconds = 30\nderegistration_delay_seconds = 60\nhealth_check = {{ enabled = true }}\ntargets = [{targets}]"
+            ))
+            .unwrap()
+        };
+        let one = cfg("{ id = \"10.0.0.1\" }");
+        let two = cfg("{ id = \"10.0.0.1\" }, { id = \"10.0.0.2\" }");
+        let hc = one.health_check.clone();
+        let first = TargetGroup::new(&one, "arn".into(), None, clock.clone());
+        first.targets[0].health.record(true, "", &hc, clock.instant());
+        let grown = TargetGroup::new(&two, "arn".into(), Some(&first), clock.clone());
+        grown.targets[1].health.record(true, "", &hc, clock.instant());
+        let share = |t: &Target| t.health.ramp(grown.slow_start, clock.instant());
+        assert_eq!(share(&grown.targets[0]), None, "the first target does not ramp");
+        assert!(share(&grown.targets[1]).unwrap() < 0.05);
+        clock.advance_ms(15_000);
+        let half = share(&grown.targets[1]).unwrap();
+        assert!((0.5..0.55).contains(&half), "{half}");
+        clock.advance_ms(15_000);
+        assert_eq!(share(&grown.targets[1]), None, "the ramp is over");
+
+        // A reload back to one target drains the other for 60 s of the clock.
+        let shrunk = TargetGroup::new(&one, "arn".into(), Some(&grown), clock.clone());
+        shrunk.start_draining();
+        let draining = |tg: &TargetGroup| {
+            tg.health()
+                .iter()
+                .filter(|h| h.1 == HealthState::Draining)
+                .count()
+        };
+        let cutoff = shrunk.draining[0].target.cutoff.clone();
+        assert_eq!(draining(&shrunk), 1);
+        clock.advance_ms(59_000);
+        tokio::task::yield_now().await;
+        assert!(!cutoff.fired(), "59 s into a 60 s delay");
+        assert_eq!(draining(&shrunk), 1);
+        clock.advance_ms(1_000);
+        tokio::time::timeout(Duration::from_secs(5), cutoff.reached())
+            .await
+            .expect("the delay is over on the clock");
+        assert_eq!(draining(&shrunk), 0);
+    }
+
+    /// A stickiness duration runs on the balancer's clock.
+    #[test]
+    fn stickiness_durations_follow_the_clock() {
+        let key = MacKey::new(&[9; 32]);
+        let clock = Arc::new(Clock::default());
+        let cfg: portcullis_config::TargetGroup = toml::from_str(
+            "name = \"a\"\nport = 80\nhealth_check = { enabled = false }\ntargets = [{ id = \"10.0.0.1\" }, { id = \"10.0.0.2\" }]\nstickiness = { enabled = true, type = \"lb_cookie\", duration_seconds = 60 }",
+        )
+        .unwrap();
+        let tg = TargetGroup::new(&cfg, "arn:a".into(), None, clock.clone());
+        let cookies = tg.sticky_cookies(
+            Choice {
+                target: &tg.targets[1],
+                stuck: false,
+            },
+            false,
+            &key,
+        );
+        let value = cookies.now[0].strip_prefix("AWSALB=").unwrap();
+        let mut h = http::HeaderMap::new();
+        h.insert(
+            http::header::COOKIE,
+            format!("AWSALB={}", value.split(';').next().unwrap())
+                .parse()
+                .unwrap(),
+        );
+        let stuck = |tg: &TargetGroup| tg.pick_for(&h, &key).unwrap().stuck;
+        assert!(stuck(&tg));
+        clock.advance_ms(50_000);
+        assert!(stuck(&tg), "50 s into 60");
+        clock.advance_ms(10_000);
+        assert!(!stuck(&tg), "the duration is over on the clock");
+    }
+
     /// A retry keeps the client's stickiness and names the new target: a stuck client's cookies
     /// go out now, a fresh `app_cookie` choice's only once the application sets its cookie.
     #[test]

@@ -196,7 +196,9 @@ pub fn owned_cookies(config: &Config) -> crate::headers::OwnedCookies {
 }
 
 /// Compiles a validated config. `placement[i]` is listener `i`'s slot (its index in
-/// `Snapshot::listeners`, stable across reloads) and bound port.
+/// `Snapshot::listeners`, stable across reloads) and bound port. Target groups get `clock`, the
+/// balancer's.
+#[allow(clippy::too_many_arguments)] // The running balancer's parts, each one a reload keeps.
 pub fn compile(
     config: &Config,
     placement: &[(usize, u16)],

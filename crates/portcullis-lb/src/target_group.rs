@@ -789,7 +789,12 @@ mod tests {
                 "name = \"{name}\"\nport = 80\nhealth_check = {{ enabled = false }}\ntargets = [{{ id = \"10.0.0.1\" }}, {{ id = \"10.0.0.2\" }}]\nstickiness = {{ enabled = true, type = \"lb_cookie\", duration_seconds = 60 }}"
             ))
             .unwrap();
-            Arc::new(TargetGroup::new(&cfg, format!("arn:{name}"), None, Arc::default()))
+            Arc::new(TargetGroup::new(
+                &cfg,
+                format!("arn:{name}"),
+                None,
+                Arc::default(),
+            ))
         };
         let fwd = Forward::new(vec![(group("blue"), 50), (group("green"), 50)], Some(60));
         let with = |c: String| {
@@ -853,11 +858,19 @@ mod tests {
         let two = cfg("{ id = \"10.0.0.1\" }, { id = \"10.0.0.2\" }");
         let hc = one.health_check.clone();
         let first = TargetGroup::new(&one, "arn".into(), None, clock.clone());
-        first.targets[0].health.record(true, "", &hc, clock.instant());
+        first.targets[0]
+            .health
+            .record(true, "", &hc, clock.instant());
         let grown = TargetGroup::new(&two, "arn".into(), Some(&first), clock.clone());
-        grown.targets[1].health.record(true, "", &hc, clock.instant());
+        grown.targets[1]
+            .health
+            .record(true, "", &hc, clock.instant());
         let share = |t: &Target| t.health.ramp(grown.slow_start, clock.instant());
-        assert_eq!(share(&grown.targets[0]), None, "the first target does not ramp");
+        assert_eq!(
+            share(&grown.targets[0]),
+            None,
+            "the first target does not ramp"
+        );
         assert!(share(&grown.targets[1]).unwrap() < 0.05);
         clock.advance_ms(15_000);
         let half = share(&grown.targets[1]).unwrap();

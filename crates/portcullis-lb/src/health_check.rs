@@ -1,6 +1,9 @@
 //! Health checks, as ALB runs them: every target of a group checked each interval on a fresh
 //! connection (`GET <path>` with `User-Agent: ELB-HealthChecker/2.0`, or a gRPC call for gRPC
 //! groups), over HTTP or HTTPS, HTTP/1.1 or HTTP/2 as the group speaks.
+//!
+//! The interval is measured on the balancer's clock: a test that moves the clock by an interval
+//! gets the next round at once, and waits for it with [`TargetGroup::health_rounds`].
 
 use crate::target_group::{Target, TargetGroup};
 use bytes::Bytes;
@@ -17,13 +20,15 @@ type HealthClient = Client<crate::upstream::Connector, Full<Bytes>>;
 /// The default path of a gRPC group's check (ALB's), used when the config keeps `/`.
 const GRPC_HEALTH_PATH: &str = "/AWS.ALB/healthcheck";
 
-/// Starts a group's health checks; they stop when the group is dropped (a reload). Lambda groups
-/// and groups with checks off are not checked.
+/// Starts a group's health checks: a round at once, then one per interval of the group's clock;
+/// they stop when the group is dropped (a reload). Lambda groups and groups with checks off are
+/// not checked.
 pub fn start(tg: &Arc<TargetGroup>) {
     if !tg.health_check.enabled || tg.lambda.is_some() || tg.targets().is_empty() {
         return;
     }
     let weak = Arc::downgrade(tg);
+    let clock = tg.clock().clone();
     let h2 = tg.protocol_version != ProtocolVersion::HTTP1;
     tokio::spawn(async move {
         let client: HealthClient = Client::builder(TokioExecutor::new())
@@ -47,14 +52,16 @@ pub fn start(tg: &Arc<TargetGroup>) {
             while let Some(Ok((i, r))) = set.join_next().await {
                 results[i] = r;
             }
+            let now = clock.instant();
             for (t, (pass, why)) in tg.targets().iter().zip(results) {
-                if let Some(state) = t.health.record(pass, why, &hc) {
+                if let Some(state) = t.health.record(pass, why, &hc, now) {
                     tracing::info!(target_group = %tg.name, target = %t.authority, ?state, reason = why, "target health changed");
                 }
             }
+            tg.round_done();
             let interval = Duration::from_secs(hc.interval_seconds);
             drop(tg);
-            tokio::time::sleep(interval).await;
+            clock.sleep(interval).await;
         }
     });
 }

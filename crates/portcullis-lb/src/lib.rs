@@ -63,6 +63,9 @@ pub struct Shared {
     pub http2: bool,
     /// ALB's metrics, when an admin listener serves them.
     pub metrics: Option<Arc<metrics::Metrics>>,
+    /// The balancer's clock (slow start, draining, stickiness, health-check intervals): the
+    /// system clock, which tests move instead of sleeping.
+    pub clock: Arc<portcullis_core::Clock>,
 }
 
 /// TLS details of a connection, for the access log.
@@ -268,6 +271,7 @@ impl Running {
             config,
             &placement,
             &c.identity,
+            &self.shared.clock,
             c.cognito.as_ref(),
             &c.http,
             &discovered,
@@ -478,10 +482,12 @@ pub async fn start(
     let discovered = discover_all(config, &http)
         .await
         .map_err(StartError::Config)?;
+    let clock = Arc::new(portcullis_core::Clock::default());
     let snapshot = snapshot::compile(
         config,
         &placement,
         &identity,
+        &clock,
         cognito.as_ref(),
         &http,
         &discovered,
@@ -507,6 +513,7 @@ pub async fn start(
         client_keep_alive: Duration::from_secs(lb.client_keep_alive_seconds),
         http2: lb.http2_enabled,
         metrics: metrics.clone(),
+        clock,
     });
     let (tx, rx) = watch::channel(false);
     let mut tasks = JoinSet::new();

@@ -196,11 +196,14 @@ pub fn owned_cookies(config: &Config) -> crate::headers::OwnedCookies {
 }
 
 /// Compiles a validated config. `placement[i]` is listener `i`'s slot (its index in
-/// `Snapshot::listeners`, stable across reloads) and bound port.
+/// `Snapshot::listeners`, stable across reloads) and bound port. Target groups get `clock`, the
+/// balancer's.
+#[allow(clippy::too_many_arguments)] // The running balancer's parts, each one a reload keeps.
 pub fn compile(
     config: &Config,
     placement: &[(usize, u16)],
     identity: &Identity,
+    clock: &Arc<portcullis_core::Clock>,
     cognito: &CognitoResolver,
     http: &HttpClient,
     discovered: &HashMap<String, Discovery>,
@@ -216,6 +219,7 @@ pub fn compile(
                     tg,
                     identity.target_group_arn(&tg.name),
                     previous.and_then(|p| p.target_groups.get(&tg.name).map(Arc::as_ref)),
+                    clock.clone(),
                 )),
             )
         })

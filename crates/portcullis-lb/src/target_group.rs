@@ -6,6 +6,7 @@ use crate::stickiness::{self, Sticky};
 use crate::upstream::Cutoff;
 use portcullis_auth::keys::MacKey;
 use portcullis_config::{Protocol, ProtocolVersion};
+use portcullis_core::Clock;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -77,12 +78,13 @@ impl TargetHealth {
         (since < slow_start).then(|| (since.as_secs_f64() / slow_start.as_secs_f64()).max(0.02))
     }
 
-    /// Counts one check; returns the new state when it changed.
+    /// Counts one check made at `now` (the group's clock); returns the new state when it changed.
     pub fn record(
         &self,
         pass: bool,
         why: &'static str,
         hc: &portcullis_config::HealthCheck,
+        now: Instant,
     ) -> Option<HealthState> {
         let mut g = self.lock();
         let state = g.state;
@@ -113,7 +115,7 @@ impl TargetHealth {
         };
         if next != state {
             // Becoming healthy starts a slow start, except for the group's first targets.
-            g.ramp_from = (next == HealthState::Healthy && g.ramp_next).then(Instant::now);
+            g.ramp_from = (next == HealthState::Healthy && g.ramp_next).then_some(now);
             g.ramp_next = true;
         }
         g.state = next;
@@ -235,6 +237,10 @@ pub struct TargetGroup {
     minimum_healthy: u32,
     /// A share (percent) of the targets under which to fail open.
     minimum_healthy_percent: Option<u32>,
+    /// The balancer's clock, which slow start, draining, stickiness and health checks read.
+    clock: Arc<Clock>,
+    /// Health-check rounds finished (see [`TargetGroup::health_rounds`]).
+    rounds: tokio::sync::watch::Sender<u64>,
 }
 
 /// A cheap per-process pseudo-random number (xorshift), for `weighted_random` and slow start.
@@ -337,17 +343,19 @@ pub struct StickyCookies {
 }
 
 impl TargetGroup {
-    /// From config (validated), with this load balancer's ARN prefix. Targets also in `previous`
-    /// (the group of the config being replaced) keep their health; targets that left it drain.
+    /// From config (validated), with this load balancer's ARN prefix and clock. Targets also in
+    /// `previous` (the group of the config being replaced) keep their health; targets that left
+    /// it drain.
     pub fn new(
         cfg: &portcullis_config::TargetGroup,
         arn: String,
         previous: Option<&TargetGroup>,
+        clock: Arc<Clock>,
     ) -> TargetGroup {
         let enabled = cfg.health_check.enabled && cfg.lambda.is_none();
         // The first targets of a group do not slow-start; later ones do.
         let ramp_next = previous.is_some_and(|p| !p.targets.is_empty());
-        let now = Instant::now();
+        let now = clock.instant();
         // A target still in the group keeps its records; one coming back from draining keeps
         // its health but not its cutoff, which ends only the requests sent before it left.
         let known = |authority: &str| {
@@ -454,7 +462,25 @@ impl TargetGroup {
             deregistration_delay: delay,
             minimum_healthy: cfg.minimum_healthy_targets_count,
             minimum_healthy_percent: cfg.minimum_healthy_targets_percentage,
+            clock,
+            rounds: tokio::sync::watch::Sender::new(0),
         }
+    }
+
+    /// The balancer's clock, which the group's time-based decisions read.
+    pub fn clock(&self) -> &Arc<Clock> {
+        &self.clock
+    }
+
+    /// The number of health-check rounds finished so far, and a way to wait for the next: tests
+    /// move the clock by an interval and wait for the round instead of sleeping.
+    pub fn health_rounds(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.rounds.subscribe()
+    }
+
+    /// Counts a finished health-check round.
+    pub(crate) fn round_done(&self) {
+        self.rounds.send_modify(|n| *n += 1);
     }
 
     /// Whether `routable` targets are fewer than the group's minimum (count or percentage), so
@@ -473,6 +499,11 @@ impl TargetGroup {
         self.anomaly_mitigation && self.algorithm == Algorithm::WeightedRandom
     }
 
+    /// Seconds since the epoch by the group's clock, for stickiness durations.
+    fn wall_secs(&self) -> u64 {
+        u64::try_from(self.clock.now()).unwrap_or(0)
+    }
+
     /// The targets to health-check.
     pub fn targets(&self) -> &[Target] {
         &self.targets
@@ -481,15 +512,15 @@ impl TargetGroup {
     /// Ends the requests of every target that left with this reload once its delay passes.
     pub fn start_draining(&self) {
         for d in self.draining.iter().filter(|d| d.new) {
-            drain(&d.target, d.until);
+            drain(&d.target, d.until, &self.clock);
         }
     }
 
     /// Drains every target of a group that a reload removed whole.
     pub fn drain_all(&self) {
-        let until = Instant::now() + self.deregistration_delay;
+        let until = self.clock.instant() + self.deregistration_delay;
         for t in &self.targets {
-            drain(t, until);
+            drain(t, until, &self.clock);
         }
     }
 
@@ -499,7 +530,7 @@ impl TargetGroup {
         if let Some(sticky) = &self.sticky
             && let Some(v) = stickiness::target_cookie(sticky, h)
         {
-            let now = portcullis_auth::now();
+            let now = self.wall_secs();
             if let Some(expiry) = stickiness::live_expiry(v, now)
                 // Never longer than the configured duration (which a reload may have shortened).
                 && expiry <= now.saturating_add(sticky.seconds())
@@ -530,7 +561,7 @@ impl TargetGroup {
         let Some(sticky) = &self.sticky else {
             return StickyCookies::default();
         };
-        let now = portcullis_auth::now();
+        let now = self.wall_secs();
         let value = stickiness::target_value(
             key,
             &self.arn,
@@ -583,7 +614,7 @@ impl TargetGroup {
         };
         let nth = |k: usize| self.targets.iter().filter(in_pool).nth(k);
         // A target in slow start takes only its share of the turns that come to it.
-        let now = (!self.slow_start.is_zero()).then(Instant::now);
+        let now = (!self.slow_start.is_zero()).then(|| self.clock.instant());
         let accepts = |t: &Target| {
             now.and_then(|now| t.health.ramp(self.slow_start, now))
                 .is_none_or(|share| random_unit() < share)
@@ -645,7 +676,7 @@ impl TargetGroup {
     /// DescribeTargetHealth).
     pub fn health(&self) -> Vec<(String, HealthState, &'static str, bool)> {
         let rates: Vec<f64> = self.targets.iter().map(|t| t.outcomes.rate()).collect();
-        let now = Instant::now();
+        let now = self.clock.instant();
         self.targets
             .iter()
             .enumerate()
@@ -670,11 +701,11 @@ impl TargetGroup {
     }
 }
 
-/// Fires a removed target's cutoff at `until`.
-fn drain(t: &Target, until: Instant) {
-    let cutoff = t.cutoff.clone();
+/// Fires a removed target's cutoff when `clock` reaches `until`.
+fn drain(t: &Target, until: Instant, clock: &Arc<Clock>) {
+    let (cutoff, clock) = (t.cutoff.clone(), clock.clone());
     tokio::spawn(async move {
-        tokio::time::sleep_until(until.into()).await;
+        clock.sleep_until(until).await;
         cutoff.fire();
     });
 }
@@ -699,7 +730,7 @@ mod tests {
             "name = \"a\"\nport = 80\ntargets = [{ id = \"10.0.0.1\" }, { id = \"::1\", port = 81 }]",
         )
         .unwrap();
-        let tg = TargetGroup::new(&cfg, "arn".into(), None);
+        let tg = TargetGroup::new(&cfg, "arn".into(), None, Arc::default());
         let picks: Vec<String> = (0..4)
             .map(|_| tg.pick().unwrap().authority.clone())
             .collect();
@@ -713,7 +744,7 @@ mod tests {
                 "name = \"a\"\nport = 80\nload_balancing_algorithm = \"{algorithm}\"\ntargets = [{{ id = \"10.0.0.1\" }}, {{ id = \"10.0.0.2\" }}, {{ id = \"10.0.0.3\" }}]"
             ))
             .unwrap();
-            let tg = TargetGroup::new(&cfg, "arn".into(), None);
+            let tg = TargetGroup::new(&cfg, "arn".into(), None, Arc::default());
             let seen: std::collections::HashSet<String> = (0..60)
                 .map(|_| tg.pick().unwrap().authority.clone())
                 .collect();
@@ -729,22 +760,22 @@ mod tests {
             "name = \"m\"\nport = 80\nminimum_healthy_targets_percentage = 50\nhealth_check = { enabled = true }\ntargets = [{ id = \"10.0.0.1\" }, { id = \"10.0.0.2\" }, { id = \"10.0.0.3\" }]",
         )
         .unwrap();
-        let tg = TargetGroup::new(&cfg, "arn".into(), None);
+        let tg = TargetGroup::new(&cfg, "arn".into(), None, Arc::default());
         let hc = cfg.health_check.clone();
-        tg.targets[0].health.record(true, "", &hc);
+        tg.targets[0].health.record(true, "", &hc, Instant::now());
         assert!(tg.below_minimum(1));
         let seen: std::collections::HashSet<String> = (0..6)
             .map(|_| tg.pick().unwrap().authority.clone())
             .collect();
         assert_eq!(seen.len(), 3, "1 of 3 healthy is under 50%: fail open");
-        tg.targets[1].health.record(true, "", &hc);
+        tg.targets[1].health.record(true, "", &hc, Instant::now());
         let seen: std::collections::HashSet<String> = (0..6)
             .map(|_| tg.pick().unwrap().authority.clone())
             .collect();
         assert_eq!(seen.len(), 2, "2 of 3 healthy: only those");
         let empty: portcullis_config::TargetGroup = toml::from_str("name = \"e\"").unwrap();
         assert!(
-            TargetGroup::new(&empty, "arn".into(), None)
+            TargetGroup::new(&empty, "arn".into(), None, Arc::default())
                 .pick()
                 .is_none()
         );
@@ -758,7 +789,12 @@ mod tests {
                 "name = \"{name}\"\nport = 80\nhealth_check = {{ enabled = false }}\ntargets = [{{ id = \"10.0.0.1\" }}, {{ id = \"10.0.0.2\" }}]\nstickiness = {{ enabled = true, type = \"lb_cookie\", duration_seconds = 60 }}"
             ))
             .unwrap();
-            Arc::new(TargetGroup::new(&cfg, format!("arn:{name}"), None))
+            Arc::new(TargetGroup::new(
+                &cfg,
+                format!("arn:{name}"),
+                None,
+                Arc::default(),
+            ))
         };
         let fwd = Forward::new(vec![(group("blue"), 50), (group("green"), 50)], Some(60));
         let with = |c: String| {
@@ -807,6 +843,97 @@ mod tests {
             );
         }
     }
+    /// Slow start and draining read the balancer's clock: moving it ramps a new target up and
+    /// ends a removed target's delay, with no sleep.
+    #[tokio::test]
+    async fn slow_start_and_draining_follow_the_clock() {
+        let clock = Arc::new(Clock::default());
+        let cfg = |targets: &str| -> portcullis_config::TargetGroup {
+            toml::from_str(&format!(
+                "name = \"s\"\nport = 80\nslow_start_seconds = 30\nderegistration_delay_seconds = 60\nhealth_check = {{ enabled = true }}\ntargets = [{targets}]"
+            ))
+            .unwrap()
+        };
+        let one = cfg("{ id = \"10.0.0.1\" }");
+        let two = cfg("{ id = \"10.0.0.1\" }, { id = \"10.0.0.2\" }");
+        let hc = one.health_check.clone();
+        let first = TargetGroup::new(&one, "arn".into(), None, clock.clone());
+        first.targets[0]
+            .health
+            .record(true, "", &hc, clock.instant());
+        let grown = TargetGroup::new(&two, "arn".into(), Some(&first), clock.clone());
+        grown.targets[1]
+            .health
+            .record(true, "", &hc, clock.instant());
+        let share = |t: &Target| t.health.ramp(grown.slow_start, clock.instant());
+        assert_eq!(
+            share(&grown.targets[0]),
+            None,
+            "the first target does not ramp"
+        );
+        assert!(share(&grown.targets[1]).unwrap() < 0.05);
+        clock.advance_ms(15_000);
+        let half = share(&grown.targets[1]).unwrap();
+        assert!((0.5..0.55).contains(&half), "{half}");
+        clock.advance_ms(15_000);
+        assert_eq!(share(&grown.targets[1]), None, "the ramp is over");
+
+        // A reload back to one target drains the other for 60 s of the clock.
+        let shrunk = TargetGroup::new(&one, "arn".into(), Some(&grown), clock.clone());
+        shrunk.start_draining();
+        let draining = |tg: &TargetGroup| {
+            tg.health()
+                .iter()
+                .filter(|h| h.1 == HealthState::Draining)
+                .count()
+        };
+        let cutoff = shrunk.draining[0].target.cutoff.clone();
+        assert_eq!(draining(&shrunk), 1);
+        clock.advance_ms(59_000);
+        tokio::task::yield_now().await;
+        assert!(!cutoff.fired(), "59 s into a 60 s delay");
+        assert_eq!(draining(&shrunk), 1);
+        clock.advance_ms(1_000);
+        tokio::time::timeout(Duration::from_secs(5), cutoff.reached())
+            .await
+            .expect("the delay is over on the clock");
+        assert_eq!(draining(&shrunk), 0);
+    }
+
+    /// A stickiness duration runs on the balancer's clock.
+    #[test]
+    fn stickiness_durations_follow_the_clock() {
+        let key = MacKey::new(&[9; 32]);
+        let clock = Arc::new(Clock::default());
+        let cfg: portcullis_config::TargetGroup = toml::from_str(
+            "name = \"a\"\nport = 80\nhealth_check = { enabled = false }\ntargets = [{ id = \"10.0.0.1\" }, { id = \"10.0.0.2\" }]\nstickiness = { enabled = true, type = \"lb_cookie\", duration_seconds = 60 }",
+        )
+        .unwrap();
+        let tg = TargetGroup::new(&cfg, "arn:a".into(), None, clock.clone());
+        let cookies = tg.sticky_cookies(
+            Choice {
+                target: &tg.targets[1],
+                stuck: false,
+            },
+            false,
+            &key,
+        );
+        let value = cookies.now[0].strip_prefix("AWSALB=").unwrap();
+        let mut h = http::HeaderMap::new();
+        h.insert(
+            http::header::COOKIE,
+            format!("AWSALB={}", value.split(';').next().unwrap())
+                .parse()
+                .unwrap(),
+        );
+        let stuck = |tg: &TargetGroup| tg.pick_for(&h, &key).unwrap().stuck;
+        assert!(stuck(&tg));
+        clock.advance_ms(50_000);
+        assert!(stuck(&tg), "50 s into 60");
+        clock.advance_ms(10_000);
+        assert!(!stuck(&tg), "the duration is over on the clock");
+    }
+
     /// A retry keeps the client's stickiness and names the new target: a stuck client's cookies
     /// go out now, a fresh `app_cookie` choice's only once the application sets its cookie.
     #[test]
@@ -816,7 +943,7 @@ mod tests {
             "name = \"a\"\nport = 80\nhealth_check = { enabled = false }\ntargets = [{ id = \"10.0.0.1\" }, { id = \"10.0.0.2\" }]\nstickiness = { enabled = true, type = \"app_cookie\", cookie_name = \"S\", duration_seconds = 60 }",
         )
         .unwrap();
-        let tg = TargetGroup::new(&cfg, "arn:a".into(), None);
+        let tg = TargetGroup::new(&cfg, "arn:a".into(), None, Arc::default());
         let (first, second) = (&tg.targets[0], &tg.targets[1]);
         let value =
             stickiness::target_value(&key, "arn:a", &first.authority, portcullis_auth::now() + 30);

@@ -1,7 +1,7 @@
 //! Deregistration on reload: a target that a new config drops gets no new requests, shows as
 //! `draining` (`Target.DeregistrationInProgress`), and finishes what it has within
 //! `deregistration_delay_seconds`; a request still running when the delay ends gets 502, and a
-//! response still streaming is cut.
+//! response still streaming is cut. The delay passes by moving the balancer's clock.
 
 use crate::kit;
 
@@ -144,7 +144,7 @@ async fn a_removed_target_finishes_its_requests_and_gets_no_new_ones() {
 #[tokio::test]
 async fn requests_past_the_deregistration_delay_get_502() {
     let (old, new) = (slow_target("old").await, slow_target("new").await);
-    let before = group("d", 1, &[old]);
+    let before = group("d", 60, &[old]);
     let kit = start_with_group(&before).await;
     let c = plain();
     // One request waits 5 s for its answer; another has its head and is still streaming.
@@ -156,9 +156,11 @@ async fn requests_past_the_deregistration_delay_get_502() {
     assert_eq!(streaming.status(), 200);
     tokio::time::sleep(Duration::from_millis(300)).await;
     let t0 = std::time::Instant::now();
-    kit.reload_replacing(&before, &group("d", 1, &[new])).await;
+    kit.reload_replacing(&before, &group("d", 60, &[new])).await;
 
-    // The 1 s delay ends both long before the target would have finished.
+    // The 60 s delay, passed on the balancer's clock, ends both long before the target would
+    // have finished (in real time only the clock's move can end them this soon).
+    kit.app.lb.shared.clock.advance_ms(60_000);
     assert_eq!(waiting.await.unwrap(), 502);
     let body = streaming.text().await;
     assert!(
@@ -176,13 +178,14 @@ async fn requests_past_the_deregistration_delay_get_502() {
 #[tokio::test]
 async fn a_target_re_added_while_draining_serves_again() {
     let (a, b) = (slow_target("a").await, slow_target("b").await);
-    let both = group("d", 1, &[a, b]);
+    let both = group("d", 60, &[a, b]);
     let kit = start_with_group(&both).await;
-    let only_b = group("d", 1, &[b]);
+    let only_b = group("d", 60, &[b]);
     kit.reload_replacing(&both, &only_b).await;
     kit.reload_replacing(&only_b, &both).await;
-    // Past the first removal's delay, a request to the re-added target is not cut.
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // Past the first removal's delay (the clock moved; its cutoff fires at the latest while the
+    // first request runs), a request to the re-added target is not cut.
+    kit.app.lb.shared.clock.advance_ms(60_000);
     let c = plain();
     let mut seen = std::collections::HashMap::new();
     for _ in 0..6 {

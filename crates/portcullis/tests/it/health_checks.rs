@@ -1,6 +1,7 @@
 //! Health checks with real targets: a target that starts failing is taken out after
 //! unhealthy-threshold × interval and no client sees its 5xx after that; it comes back after the
-//! healthy threshold; when every target is unhealthy the group fails open.
+//! healthy threshold; when every target is unhealthy the group fails open. The balancer's clock
+//! is moved one interval per round instead of sleeping.
 
 use crate::kit;
 
@@ -31,6 +32,27 @@ async fn target(name: &'static str) -> (SocketAddr, Arc<AtomicBool>) {
     (addr, failing)
 }
 
+/// The group's check interval: long, so that only the test's moves of the clock start rounds.
+const INTERVAL_SECONDS: i64 = 300;
+
+/// Waits for the health-check rounds of group `name` to reach `n`.
+async fn rounds_reach(kit: &Kit, name: &str, n: u64) {
+    let tg = kit.app.lb.shared.snapshot.load().target_groups[name].clone();
+    let mut rounds = tg.health_rounds();
+    tokio::time::timeout(Duration::from_secs(10), rounds.wait_for(|r| *r >= n))
+        .await
+        .unwrap_or_else(|_| panic!("{name}: no health-check round {n}"))
+        .unwrap();
+}
+
+/// Moves the balancer's clock one interval and waits for the round of checks that starts.
+async fn next_round(kit: &Kit, name: &str) {
+    let tg = kit.app.lb.shared.snapshot.load().target_groups[name].clone();
+    let done = *tg.health_rounds().borrow();
+    tg.clock().advance_ms(INTERVAL_SECONDS * 1000);
+    rounds_reach(kit, name, done + 1).await;
+}
+
 async fn tally(kit: &Kit, n: usize) -> HashMap<String, usize> {
     let c = plain();
     let mut seen = HashMap::new();
@@ -56,20 +78,25 @@ actions = [{{ type = "forward", target_group = "pair" }}]
 [[target_groups]]
 name = "pair"
 targets = [{{ id = "127.0.0.1", port = {} }}, {{ id = "127.0.0.1", port = {} }}]
-health_check = {{ path = "/health", interval_seconds = 1, timeout_seconds = 1, healthy_threshold_count = 2, unhealthy_threshold_count = 2, matcher = "200-299" }}
+health_check = {{ path = "/health", interval_seconds = {INTERVAL_SECONDS}, timeout_seconds = 1, healthy_threshold_count = 2, unhealthy_threshold_count = 2, matcher = "200-299" }}
 "#,
         a.port(),
         b.port()
     );
     let kit = Kit::start(&rules).await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // The first round runs at start.
+    rounds_reach(&kit, "pair", 1).await;
     let both = tally(&kit, 20).await;
     assert_eq!(both.get("200 a"), Some(&10), "{both:?}");
     assert_eq!(both.get("200 b"), Some(&10), "{both:?}");
 
-    // a fails: after 2 failed checks 1 s apart (plus slack for a loaded machine), no client sees it.
+    // a fails: one failed check is under the threshold, so a still takes its turns.
     a_fail.store(true, Ordering::Relaxed);
-    tokio::time::sleep(Duration::from_millis(4500)).await;
+    next_round(&kit, "pair").await;
+    let one_failure = tally(&kit, 20).await;
+    assert_eq!(one_failure.get("500 broken"), Some(&10), "{one_failure:?}");
+    // After 2 failed checks an interval apart, no client sees it.
+    next_round(&kit, "pair").await;
     let only_b = tally(&kit, 30).await;
     assert_eq!(only_b.get("200 b"), Some(&30), "a is out: {only_b:?}");
     // The admin listener reports it, as DescribeTargetHealth and HealthyHostCount would.
@@ -107,16 +134,20 @@ health_check = {{ path = "/health", interval_seconds = 1, timeout_seconds = 1, h
         "{metrics}"
     );
 
-    // a recovers: back after 2 passing checks.
+    // a recovers: still out after 1 passing check, back after 2.
     a_fail.store(false, Ordering::Relaxed);
-    tokio::time::sleep(Duration::from_millis(4500)).await;
+    next_round(&kit, "pair").await;
+    let one_pass = tally(&kit, 10).await;
+    assert_eq!(one_pass.get("200 b"), Some(&10), "{one_pass:?}");
+    next_round(&kit, "pair").await;
     let again = tally(&kit, 20).await;
     assert_eq!(again.get("200 a"), Some(&10), "a is back: {again:?}");
 
     // Both fail: every target unhealthy, so the group fails open and requests reach both.
     a_fail.store(true, Ordering::Relaxed);
     b_fail.store(true, Ordering::Relaxed);
-    tokio::time::sleep(Duration::from_millis(4500)).await;
+    next_round(&kit, "pair").await;
+    next_round(&kit, "pair").await;
     let open = tally(&kit, 10).await;
     assert_eq!(
         open.get("500 broken"),

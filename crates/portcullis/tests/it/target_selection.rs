@@ -7,7 +7,6 @@ use crate::kit;
 
 use kit::*;
 use std::collections::HashMap;
-use std::time::Duration;
 
 /// A target that answers its name; `/sel/login` also sets the application's cookie, and
 /// `/sel/fail` answers 500 from a target named `bad*`.
@@ -208,8 +207,9 @@ name = "unramped"
         .await;
     wait_healthy(&kit, "ramped", 2).await;
     wait_healthy(&kit, "unramped", 2).await;
-    // Two seconds into a 30 s ramp, the new target takes about 7% of its turns.
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    // Two seconds into a 30 s ramp (the balancer's clock moved, not slept), the new target
+    // takes about 7% of its turns.
+    kit.app.lb.shared.clock.advance_ms(2_000);
     let ramped = tally(&c, &kit.url("/slow/x"), 400).await;
     let plain_split = tally(&c, &kit.url("/plain/x"), 400).await;
     // Without slow start the new target takes half at once; with it, a small share, not none.
@@ -217,6 +217,10 @@ name = "unramped"
     let new = *ramped.get("new").unwrap_or(&0);
     assert!((2..60).contains(&new), "slow start: {ramped:?}");
     assert_eq!(ramped.values().sum::<usize>(), 400);
+    // Past the 30 s ramp the new target takes its full half.
+    kit.app.lb.shared.clock.advance_ms(28_000);
+    let ramped_up = tally(&c, &kit.url("/slow/x"), 400).await;
+    assert_eq!(ramped_up.get("new"), Some(&200), "{ramped_up:?}");
     kit.app.shutdown().await;
 }
 

@@ -5,48 +5,31 @@
 use super::{PgStore, pg};
 use crate::domain::revocation::SessionEnded;
 use crate::store::sessions::{
-    EndRecord, LOGOUT_END_PREFIX, NOTIFY_CHANNEL, SessionStore, SignInRecord,
+    EndRecord, LOGOUT_END_PREFIX, NOTIFY_CHANNEL, SessionRow, SessionStore, SignInRecord,
 };
-use crate::store::{StoreError, StoreFuture};
+use crate::store::{StoreError, StoreFuture, sql};
 use std::sync::Weak;
 use tokio_postgres::{Row, Transaction};
 
 /// The database's clock in milliseconds: `noted_ms` orders the log for nodes catching up.
 const DB_NOW_MS: &str = "(extract(epoch from clock_timestamp()) * 1000)::bigint";
 
-fn session_row(r: &Row) -> (String, String, i64, i64, Option<i64>) {
+fn session_row(r: &Row) -> SessionRow {
     (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4))
 }
 
-async fn clients_of(
-    tx: &Transaction<'_>,
-    pool: &str,
-    sid: &str,
-) -> Result<Vec<String>, StoreError> {
-    let rows = tx
-        .query(
-            "SELECT DISTINCT client_id FROM sign_in_grants WHERE pool_id = $1 AND sid = $2 ORDER BY client_id",
-            &[&pool, &sid],
-        )
-        .await
-        .map_err(pg)?;
-    Ok(rows.iter().map(|r| r.get(0)).collect())
-}
-
+/// A session with the clients given tokens in it.
 async fn record(
     tx: &Transaction<'_>,
     pool: &str,
-    (sid, sub, started_at, expires_at, ended_at): (String, String, i64, i64, Option<i64>),
+    row: SessionRow,
 ) -> Result<SignInRecord, StoreError> {
-    let clients = clients_of(tx, pool, &sid).await?;
-    Ok(SignInRecord {
-        sid,
-        sub,
-        started_at,
-        expires_at,
-        ended_at,
-        clients,
-    })
+    let rows = tx
+        .query(sql::SIGN_IN_CLIENTS, &[&pool, &row.0])
+        .await
+        .map_err(pg)?;
+    let clients = rows.iter().map(|r| r.get(0)).collect();
+    Ok(SignInRecord::from_row(row, clients))
 }
 
 /// Revokes the token families given in `sid` (the family mark holds for tokens stored later).
@@ -122,21 +105,16 @@ impl SessionStore for PgStore {
         Box::pin(async move {
             let mut c = self.client().await?;
             let tx = c.transaction().await.map_err(pg)?;
+            for sql in [
+                sql::EXPIRED_GRANTS_OF_USER_DELETE,
+                sql::EXPIRED_SIGN_INS_OF_USER_DELETE,
+            ] {
+                tx.execute(sql, &[&pool, &rec.sub, &now])
+                    .await
+                    .map_err(pg)?;
+            }
             tx.execute(
-                "DELETE FROM sign_in_grants WHERE pool_id = $1 AND sid IN
-                 (SELECT sid FROM sign_in_sessions WHERE pool_id = $1 AND sub = $2 AND expires_at <= $3)",
-                &[&pool, &rec.sub, &now],
-            )
-            .await
-            .map_err(pg)?;
-            tx.execute(
-                "DELETE FROM sign_in_sessions WHERE pool_id = $1 AND sub = $2 AND expires_at <= $3",
-                &[&pool, &rec.sub, &now],
-            )
-            .await
-            .map_err(pg)?;
-            tx.execute(
-                "INSERT INTO sign_in_sessions (pool_id, sid, sub, started_at, expires_at) VALUES ($1, $2, $3, $4, $5)",
+                sql::SIGN_IN_INSERT,
                 &[&pool, &rec.sid, &rec.sub, &rec.started_at, &rec.expires_at],
             )
             .await
@@ -170,8 +148,7 @@ impl SessionStore for PgStore {
                 == 1;
             if live {
                 tx.execute(
-                    "INSERT INTO sign_in_grants (pool_id, origin_jti, sid, client_id) VALUES ($1, $2, $3, $4)
-                     ON CONFLICT DO NOTHING",
+                    sql::SIGN_IN_GRANT_INSERT,
                     &[&pool, &origin_jti, &sid, &client],
                 )
                 .await
@@ -192,11 +169,7 @@ impl SessionStore for PgStore {
             let mut c = self.client().await?;
             let tx = c.transaction().await.map_err(pg)?;
             let row = tx
-                .query_opt(
-                    "SELECT sid, sub, started_at, expires_at, ended_at FROM sign_in_sessions
-                     WHERE pool_id = $1 AND sid = $2 AND expires_at > $3",
-                    &[&pool, &sid, &now],
-                )
+                .query_opt(sql::SIGN_IN, &[&pool, &sid, &now])
                 .await
                 .map_err(pg)?;
             let out = match row {
@@ -215,10 +188,7 @@ impl SessionStore for PgStore {
     ) -> StoreFuture<'a, Option<String>> {
         Box::pin(async move {
             Ok(self
-                .opt(
-                    "SELECT sid FROM sign_in_grants WHERE pool_id = $1 AND origin_jti = $2",
-                    &[&pool, &origin_jti],
-                )
+                .opt(sql::SID_OF_FAMILY, &[&pool, &origin_jti])
                 .await?
                 .map(|r| r.get(0)))
         })
@@ -234,12 +204,7 @@ impl SessionStore for PgStore {
             let mut c = self.client().await?;
             let tx = c.transaction().await.map_err(pg)?;
             let row = tx
-                .query_opt(
-                    "UPDATE sign_in_sessions SET ended_at = $3
-                     WHERE pool_id = $1 AND sid = $2 AND ended_at IS NULL AND expires_at > $3
-                     RETURNING sid, sub, started_at, expires_at, ended_at",
-                    &[&pool, &sid, &now],
-                )
+                .query_opt(sql::SIGN_IN_END, &[&pool, &sid, &now])
                 .await
                 .map_err(pg)?;
             let Some(row) = row else {
@@ -265,12 +230,7 @@ impl SessionStore for PgStore {
             let mut c = self.client().await?;
             let tx = c.transaction().await.map_err(pg)?;
             let rows = tx
-                .query(
-                    "UPDATE sign_in_sessions SET ended_at = $3
-                     WHERE pool_id = $1 AND sub = $2 AND ended_at IS NULL AND expires_at > $3
-                     RETURNING sid, sub, started_at, expires_at, ended_at",
-                    &[&pool, &sub, &now],
-                )
+                .query(sql::SIGN_INS_OF_USER_END, &[&pool, &sub, &now])
                 .await
                 .map_err(pg)?;
             let mut ended = Vec::new();
@@ -304,21 +264,10 @@ impl SessionStore for PgStore {
         Box::pin(async move {
             let mut c = self.client().await?;
             let tx = c.transaction().await.map_err(pg)?;
-            for sql in [
-                "DELETE FROM session_ends WHERE pool_id = $1 AND keep_until <= $2",
-                "DELETE FROM sign_in_grants WHERE pool_id = $1 AND sid IN
-                 (SELECT sid FROM sign_in_sessions WHERE pool_id = $1 AND expires_at <= $2)",
-                "DELETE FROM sign_in_sessions WHERE pool_id = $1 AND expires_at <= $2",
-            ] {
+            for sql in sql::ENDS_SWEEP {
                 tx.execute(sql, &[&pool, &now]).await.map_err(pg)?;
             }
-            let rows = tx
-                .query(
-                    "SELECT sid, sub, ended_at FROM session_ends WHERE pool_id = $1 ORDER BY seq",
-                    &[&pool],
-                )
-                .await
-                .map_err(pg)?;
+            let rows = tx.query(sql::ENDS, &[&pool]).await.map_err(pg)?;
             tx.commit().await.map_err(pg)?;
             Ok(rows
                 .iter()

@@ -266,8 +266,7 @@ impl Store for SqliteStore {
         group: &'a str,
         sub: &'a str,
     ) -> StoreFuture<'a, ()> {
-        let [pool, group, sub] = owned([pool, group, sub]);
-        self.run(move |c| groups::add_member(c, pool, group, sub))
+        self.set_member(pool, group, sub, true)
     }
     fn groups_of<'a>(&'a self, pool: &'a str, sub: &'a str) -> StoreFuture<'a, Vec<String>> {
         let [pool, sub] = owned([pool, sub]);
@@ -291,8 +290,7 @@ impl Store for SqliteStore {
         group: &'a str,
         sub: &'a str,
     ) -> StoreFuture<'a, ()> {
-        let [pool, group, sub] = owned([pool, group, sub]);
-        self.run(move |c| groups::remove_member(c, pool, group, sub))
+        self.set_member(pool, group, sub, false)
     }
     fn group_members<'a>(&'a self, pool: &'a str, group: &'a str) -> StoreFuture<'a, Vec<String>> {
         let [pool, group] = owned([pool, group]);

@@ -32,6 +32,21 @@ async fn record(
     Ok(SignInRecord::from_row(row, clients))
 }
 
+/// The session the statement `sql` `($1 pool, $2 sid, $3 now)` returns, with its clients.
+async fn session_in(
+    tx: &Transaction<'_>,
+    sql: &str,
+    pool: &str,
+    sid: &str,
+    now: i64,
+) -> Result<Option<SignInRecord>, StoreError> {
+    let row = tx.query_opt(sql, &[&pool, &sid, &now]).await.map_err(pg)?;
+    match row {
+        Some(r) => Ok(Some(record(tx, pool, session_row(&r)).await?)),
+        None => Ok(None),
+    }
+}
+
 /// Revokes the token families given in `sid` (the family mark holds for tokens stored later).
 async fn revoke_families(
     tx: &Transaction<'_>,
@@ -58,6 +73,20 @@ async fn revoke_families(
 }
 
 impl PgStore {
+    /// A session (ended or not) unexpired at `now`, read in one transaction.
+    async fn read_sign_in(
+        &self,
+        pool: &str,
+        sid: &str,
+        now: i64,
+    ) -> Result<Option<SignInRecord>, StoreError> {
+        let mut c = self.client().await?;
+        let tx = c.transaction().await.map_err(pg)?;
+        let out = session_in(&tx, sql::SIGN_IN, pool, sid, now).await?;
+        tx.commit().await.map_err(pg)?;
+        Ok(out)
+    }
+
     /// Logs an end and announces it to every node, inside the ending transaction.
     async fn log_end(
         &self,
@@ -165,20 +194,7 @@ impl SessionStore for PgStore {
         sid: &'a str,
         now: i64,
     ) -> StoreFuture<'a, Option<SignInRecord>> {
-        Box::pin(async move {
-            let mut c = self.client().await?;
-            let tx = c.transaction().await.map_err(pg)?;
-            let row = tx
-                .query_opt(sql::SIGN_IN, &[&pool, &sid, &now])
-                .await
-                .map_err(pg)?;
-            let out = match row {
-                Some(r) => Some(record(&tx, pool, session_row(&r)).await?),
-                None => None,
-            };
-            tx.commit().await.map_err(pg)?;
-            Ok(out)
-        })
+        Box::pin(self.read_sign_in(pool, sid, now))
     }
 
     fn sid_of_family<'a>(
@@ -203,15 +219,10 @@ impl SessionStore for PgStore {
         Box::pin(async move {
             let mut c = self.client().await?;
             let tx = c.transaction().await.map_err(pg)?;
-            let row = tx
-                .query_opt(sql::SIGN_IN_END, &[&pool, &sid, &now])
-                .await
-                .map_err(pg)?;
-            let Some(row) = row else {
+            let Some(rec) = session_in(&tx, sql::SIGN_IN_END, pool, sid, now).await? else {
                 return Ok(None);
             };
             revoke_families(&tx, pool, sid, now).await?;
-            let rec = record(&tx, pool, session_row(&row)).await?;
             self.log_end(&tx, pool, Some(sid), &rec.sub, now, rec.expires_at)
                 .await?;
             tx.commit().await.map_err(pg)?;

@@ -1,8 +1,26 @@
 //! Groups and their members in SQLite.
 
-use super::lite;
-use crate::store::{GroupRecord, sql};
+use super::{SqliteStore, lite, owned};
+use crate::store::{GroupRecord, StoreFuture, sql};
 use rusqlite::{Connection, params};
+
+impl SqliteStore {
+    /// Adds `sub` to `group` (`add`) or removes them, idempotently: a membership is one row.
+    pub(super) fn set_member(
+        &self,
+        pool: &str,
+        group: &str,
+        sub: &str,
+        add: bool,
+    ) -> StoreFuture<'static, ()> {
+        let [pool, group, sub] = owned([pool, group, sub]);
+        let sql = match add {
+            true => sql::GROUP_MEMBER_ADD,
+            false => sql::GROUP_MEMBER_REMOVE,
+        };
+        self.run(move |c| c.execute(&lite(sql), params![pool, group, sub]).map(|_| ()))
+    }
+}
 
 /// Creates or updates a group.
 pub(super) fn upsert(
@@ -17,17 +35,6 @@ pub(super) fn upsert(
         params![pool, name, precedence, description],
     )
     .map(|_| ())
-}
-
-/// Adds a member (idempotent).
-pub(super) fn add_member(
-    c: &Connection,
-    pool: String,
-    group: String,
-    sub: String,
-) -> rusqlite::Result<()> {
-    c.execute(&lite(sql::GROUP_MEMBER_ADD), params![pool, group, sub])
-        .map(|_| ())
 }
 
 /// A user's groups, by precedence then name.
@@ -67,17 +74,6 @@ pub(super) fn delete(c: &mut Connection, pool: String, name: String) -> rusqlite
     let n = tx.execute(&lite(sql::GROUP_DELETE), params![pool, name])?;
     tx.commit()?;
     Ok(n == 1)
-}
-
-/// Removes a member (idempotent).
-pub(super) fn remove_member(
-    c: &Connection,
-    pool: String,
-    group: String,
-    sub: String,
-) -> rusqlite::Result<()> {
-    c.execute(&lite(sql::GROUP_MEMBER_REMOVE), params![pool, group, sub])
-        .map(|_| ())
 }
 
 /// A group's members.

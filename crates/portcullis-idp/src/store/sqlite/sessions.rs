@@ -23,6 +23,14 @@ fn record(c: &Connection, pool: &str, row: SessionRow) -> rusqlite::Result<SignI
     Ok(SignInRecord::from_row(row, clients))
 }
 
+/// A session (ended or not) unexpired at `now`.
+fn read(c: &Connection, pool: &str, sid: &str, now: i64) -> rusqlite::Result<Option<SignInRecord>> {
+    let row = c
+        .query_row(&lite(sql::SIGN_IN), params![pool, sid, now], session_row)
+        .optional()?;
+    row.map(|row| record(c, pool, row)).transpose()
+}
+
 /// Ends one live session inside the caller's transaction: revokes its families, and logs the end.
 fn end_in(
     c: &Connection,
@@ -72,6 +80,23 @@ fn log_end(
         ],
     )?;
     Ok(())
+}
+
+impl SqliteStore {
+    /// Runs `f` on the session `(pool, sid)`, in one transaction.
+    fn on_sign_in<R, F>(&self, pool: &str, sid: &str, f: F) -> StoreFuture<'static, R>
+    where
+        R: Send + 'static,
+        F: FnOnce(&Connection, &str, &str) -> rusqlite::Result<R> + Send + 'static,
+    {
+        let [pool, sid] = super::owned([pool, sid]);
+        self.run(move |c| {
+            let tx = c.transaction()?;
+            let out = f(&tx, &pool, &sid)?;
+            tx.commit()?;
+            Ok(out)
+        })
+    }
 }
 
 impl SessionStore for SqliteStore {
@@ -132,13 +157,7 @@ impl SessionStore for SqliteStore {
         sid: &'a str,
         now: i64,
     ) -> StoreFuture<'a, Option<SignInRecord>> {
-        let [pool, sid] = super::owned([pool, sid]);
-        self.run(move |c| {
-            let row = c
-                .query_row(&lite(sql::SIGN_IN), params![pool, sid, now], session_row)
-                .optional()?;
-            row.map(|row| record(c, &pool, row)).transpose()
-        })
+        self.on_sign_in(pool, sid, move |c, pool, sid| read(c, pool, sid, now))
     }
 
     fn sid_of_family<'a>(
@@ -161,13 +180,7 @@ impl SessionStore for SqliteStore {
         sid: &'a str,
         now: i64,
     ) -> StoreFuture<'a, Option<SignInRecord>> {
-        let [pool, sid] = super::owned([pool, sid]);
-        self.run(move |c| {
-            let tx = c.transaction()?;
-            let out = end_in(&tx, &pool, &sid, now)?;
-            tx.commit()?;
-            Ok(out)
-        })
+        self.on_sign_in(pool, sid, move |c, pool, sid| end_in(c, pool, sid, now))
     }
 
     fn end_user_sign_ins<'a>(

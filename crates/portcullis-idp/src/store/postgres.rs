@@ -2,11 +2,14 @@
 //! nodes is settled by one statement (`UPDATE … RETURNING`, `INSERT … ON CONFLICT`). The [`Store`]
 //! methods below only name the module of their domain, which runs the statements.
 
+use super::sessions::{EndRecord, LOGOUT_END_PREFIX, SessionStore, SignInRecord};
 use super::{
     CodeRecord, GroupRecord, KeyRecord, Put, RefreshRecord, RefreshUse, Reservation, Store,
     StoreError, StoreFuture, UserRecord, now,
 };
+use crate::domain::revocation::{Feed, SessionEnded};
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+use std::sync::Weak;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{NoTls, Row};
 
@@ -550,5 +553,83 @@ impl Store for PgStore {
         key: &'a str,
     ) -> StoreFuture<'a, Option<String>> {
         Box::pin(tickets::take(self, pool, purpose, key))
+    }
+}
+
+impl SessionStore for PgStore {
+    fn start_sign_in<'a>(
+        &'a self,
+        pool: &'a str,
+        rec: &'a SignInRecord,
+        now: i64,
+    ) -> StoreFuture<'a, ()> {
+        Box::pin(sessions::start(self, pool, rec, now))
+    }
+    fn add_sign_in_grant<'a>(
+        &'a self,
+        pool: &'a str,
+        sid: &'a str,
+        client: &'a str,
+        origin_jti: &'a str,
+        expires_at: i64,
+        now: i64,
+    ) -> StoreFuture<'a, bool> {
+        Box::pin(sessions::add_grant(
+            self, pool, sid, client, origin_jti, expires_at, now,
+        ))
+    }
+    fn sign_in_session<'a>(
+        &'a self,
+        pool: &'a str,
+        sid: &'a str,
+        now: i64,
+    ) -> StoreFuture<'a, Option<SignInRecord>> {
+        Box::pin(sessions::read(self, pool, sid, now))
+    }
+    fn sid_of_family<'a>(
+        &'a self,
+        pool: &'a str,
+        origin_jti: &'a str,
+    ) -> StoreFuture<'a, Option<String>> {
+        Box::pin(sessions::sid_of_family(self, pool, origin_jti))
+    }
+    fn end_sign_in<'a>(
+        &'a self,
+        pool: &'a str,
+        sid: &'a str,
+        now: i64,
+    ) -> StoreFuture<'a, Option<SignInRecord>> {
+        Box::pin(sessions::end(self, pool, sid, now))
+    }
+    fn end_user_sign_ins<'a>(
+        &'a self,
+        pool: &'a str,
+        sub: &'a str,
+        now: i64,
+        keep_until: i64,
+    ) -> StoreFuture<'a, Vec<SignInRecord>> {
+        Box::pin(sessions::end_user(self, pool, sub, now, keep_until))
+    }
+    fn ended_sign_ins<'a>(&'a self, pool: &'a str, now: i64) -> StoreFuture<'a, Vec<EndRecord>> {
+        Box::pin(sessions::ended(self, pool, now))
+    }
+    fn log_logout_end<'a>(&'a self, end: &'a SessionEnded, keep_until: i64) -> StoreFuture<'a, ()> {
+        Box::pin(sessions::log_logout_end(self, end, keep_until))
+    }
+    fn logout_ends<'a>(&'a self, now: i64) -> StoreFuture<'a, Vec<SessionEnded>> {
+        Box::pin(sessions::logout_ends(self, now))
+    }
+    fn watch_logout_ends(&self, feed: Weak<Feed>) {
+        listen::Listener::watch(
+            &self.listener,
+            &self.config,
+            &self.node,
+            LOGOUT_END_PREFIX,
+            "",
+            feed,
+        );
+    }
+    fn watch_session_ends(&self, pool: &str, issuer: &str, feed: Weak<Feed>) {
+        listen::Listener::watch(&self.listener, &self.config, &self.node, pool, issuer, feed);
     }
 }

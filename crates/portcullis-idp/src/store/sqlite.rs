@@ -2,6 +2,7 @@
 //! runs on the blocking pool. The [`Store`] methods below only move their arguments there; the
 //! statements live in a module per domain.
 
+use super::sessions::{EndRecord, SessionStore, SignInRecord};
 use super::{
     CodeRecord, GroupRecord, KeyRecord, Put, RefreshRecord, RefreshUse, Reservation, Store,
     StoreError, StoreFuture, UserRecord,
@@ -517,6 +518,69 @@ impl Store for SqliteStore {
     ) -> StoreFuture<'a, Option<String>> {
         let [pool, purpose, key] = owned([pool, purpose, key]);
         self.run(move |c| tickets::take(c, pool, purpose, key))
+    }
+}
+
+impl SessionStore for SqliteStore {
+    fn start_sign_in<'a>(
+        &'a self,
+        pool: &'a str,
+        rec: &'a SignInRecord,
+        now: i64,
+    ) -> StoreFuture<'a, ()> {
+        let (pool, rec) = (pool.to_string(), rec.clone());
+        self.run(move |c| sessions::start(c, pool, rec, now))
+    }
+    fn add_sign_in_grant<'a>(
+        &'a self,
+        pool: &'a str,
+        sid: &'a str,
+        client: &'a str,
+        origin_jti: &'a str,
+        expires_at: i64,
+        now: i64,
+    ) -> StoreFuture<'a, bool> {
+        let [pool, sid, client, origin] = owned([pool, sid, client, origin_jti]);
+        self.run(move |c| sessions::add_grant(c, pool, sid, client, origin, expires_at, now))
+    }
+    fn sign_in_session<'a>(
+        &'a self,
+        pool: &'a str,
+        sid: &'a str,
+        now: i64,
+    ) -> StoreFuture<'a, Option<SignInRecord>> {
+        let [pool, sid] = owned([pool, sid]);
+        self.run(move |c| sessions::session_in(c, super::sql::SIGN_IN, &pool, &sid, now))
+    }
+    fn sid_of_family<'a>(
+        &'a self,
+        pool: &'a str,
+        origin_jti: &'a str,
+    ) -> StoreFuture<'a, Option<String>> {
+        let [pool, origin] = owned([pool, origin_jti]);
+        self.run(move |c| sessions::sid_of_family(c, pool, origin))
+    }
+    fn end_sign_in<'a>(
+        &'a self,
+        pool: &'a str,
+        sid: &'a str,
+        now: i64,
+    ) -> StoreFuture<'a, Option<SignInRecord>> {
+        self.end_session(pool, sid, now)
+    }
+    fn end_user_sign_ins<'a>(
+        &'a self,
+        pool: &'a str,
+        sub: &'a str,
+        now: i64,
+        keep_until: i64,
+    ) -> StoreFuture<'a, Vec<SignInRecord>> {
+        let [pool, sub] = owned([pool, sub]);
+        self.run(move |c| sessions::end_user(c, pool, sub, now, keep_until))
+    }
+    fn ended_sign_ins<'a>(&'a self, pool: &'a str, now: i64) -> StoreFuture<'a, Vec<EndRecord>> {
+        let pool = pool.to_string();
+        self.run(move |c| sessions::ended(c, pool, now))
     }
 }
 

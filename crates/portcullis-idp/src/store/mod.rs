@@ -3,7 +3,9 @@
 //! that must be shared between nodes lives anywhere else.
 
 pub mod postgres;
+mod schema;
 pub mod sessions;
+mod sql;
 pub mod sqlite;
 
 pub use postgres::PgStore;
@@ -101,10 +103,6 @@ pub enum Reservation {
     /// Another check of this user is in flight (on this node or another).
     Busy,
 }
-
-/// The migration both stores add for password checks in flight.
-pub(crate) const SIGN_IN_IN_FLIGHT: &str =
-    "ALTER TABLE sign_in_failures ADD COLUMN busy_until BIGINT NOT NULL DEFAULT 0;";
 
 /// A redeemed authorization code.
 #[derive(Debug, Clone)]
@@ -462,29 +460,6 @@ pub trait Store: SessionStore + Send + Sync {
     fn count_users<'a>(&'a self, pool: &'a str) -> StoreFuture<'a, i64>;
 }
 
-/// The migration both stores add for the admin API: documents and one-time tickets.
-pub(crate) const OBJECTS_AND_TICKETS: &str = r#"
-CREATE TABLE pool_objects (
-  pool_id TEXT NOT NULL, kind TEXT NOT NULL, id TEXT NOT NULL, body TEXT NOT NULL,
-  created_at BIGINT NOT NULL, updated_at BIGINT NOT NULL,
-  PRIMARY KEY (pool_id, kind, id));
-CREATE TABLE tickets (
-  pool_id TEXT NOT NULL, purpose TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL,
-  expires_at BIGINT NOT NULL, attempts BIGINT NOT NULL DEFAULT 0,
-  PRIMARY KEY (pool_id, purpose, key));
-"#;
-
-/// The migration both stores add for replay detection: when a rotated refresh token's retry grace
-/// period ends (NULL: not rotated), the token family a redeemed code started (so a replayed code
-/// revokes it), and revoked families (marked even before their first refresh token is stored).
-pub(crate) const REUSE_DETECTION: &str = r#"
-ALTER TABLE refresh_tokens ADD COLUMN retired_until BIGINT;
-ALTER TABLE auth_codes ADD COLUMN origin_jti TEXT;
-CREATE TABLE revoked_families (
-  pool_id TEXT NOT NULL, origin_jti TEXT NOT NULL, revoked_at BIGINT NOT NULL,
-  PRIMARY KEY (pool_id, origin_jti));
-"#;
-
 /// Opens the store a config names: `None` or `"sqlite"` for `<state_dir>/idp.sqlite3`, or a
 /// `postgres://` URL.
 pub async fn open(spec: Option<&str>, state_dir: &Path) -> Result<Arc<dyn Store>, StoreError> {
@@ -505,3 +480,6 @@ pub(crate) fn now() -> i64 {
         .map(|d| d.as_secs() as i64)
         .unwrap_or(0)
 }
+
+#[cfg(test)]
+mod tests;

@@ -31,6 +31,25 @@ pub struct SignInRecord {
     pub clients: Vec<String>,
 }
 
+/// A `sign_in_sessions` row as both stores read it: `sid`, `sub`, `started_at`, `expires_at`,
+/// `ended_at`.
+pub(crate) type SessionRow = (String, String, i64, i64, Option<i64>);
+
+impl SignInRecord {
+    /// The record of a session row and the clients given tokens in it.
+    pub(crate) fn from_row(row: SessionRow, clients: Vec<String>) -> SignInRecord {
+        let (sid, sub, started_at, expires_at, ended_at) = row;
+        SignInRecord {
+            sid,
+            sub,
+            started_at,
+            expires_at,
+            ended_at,
+            clients,
+        }
+    }
+}
+
 /// One entry of the log of ended sessions: one session (`sid`), or every session of `sub` that
 /// began at or before `at` (`sid: None`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -127,31 +146,3 @@ pub const LOGOUT_END_PREFIX: &str = "logout-token ";
 
 /// Where PostgreSQL announces ended sessions (`NOTIFY`), for every node's `LISTEN`.
 pub const NOTIFY_CHANNEL: &str = "portcullis_session_ends";
-
-/// The sign-in-session tables both stores add (the log's sequence column is each store's own).
-macro_rules! sign_in_sessions_migration {
-    ($serial:literal) => {
-        concat!(
-            r#"
-CREATE TABLE sign_in_sessions (
-  pool_id TEXT NOT NULL, sid TEXT NOT NULL, sub TEXT NOT NULL, started_at BIGINT NOT NULL,
-  expires_at BIGINT NOT NULL, ended_at BIGINT,
-  PRIMARY KEY (pool_id, sid));
-CREATE INDEX sign_in_sessions_sub ON sign_in_sessions (pool_id, sub);
-CREATE INDEX sign_in_sessions_expiry ON sign_in_sessions (pool_id, expires_at);
-CREATE TABLE sign_in_grants (
-  pool_id TEXT NOT NULL, origin_jti TEXT NOT NULL, sid TEXT NOT NULL, client_id TEXT NOT NULL,
-  PRIMARY KEY (pool_id, origin_jti));
-CREATE INDEX sign_in_grants_sid ON sign_in_grants (pool_id, sid);
-CREATE TABLE session_ends (
-  seq "#,
-            $serial,
-            r#", pool_id TEXT NOT NULL, sid TEXT, sub TEXT NOT NULL, ended_at BIGINT NOT NULL,
-  keep_until BIGINT NOT NULL, node TEXT NOT NULL, noted_ms BIGINT NOT NULL);
-CREATE INDEX session_ends_keep ON session_ends (pool_id, keep_until);
-CREATE INDEX session_ends_noted ON session_ends (noted_ms);
-"#
-        )
-    };
-}
-pub(crate) use sign_in_sessions_migration;

@@ -5,48 +5,46 @@
 use super::{PgStore, pg};
 use crate::domain::revocation::SessionEnded;
 use crate::store::sessions::{
-    EndRecord, LOGOUT_END_PREFIX, NOTIFY_CHANNEL, SessionStore, SignInRecord,
+    EndRecord, LOGOUT_END_PREFIX, NOTIFY_CHANNEL, SessionRow, SignInRecord,
 };
-use crate::store::{StoreError, StoreFuture};
-use std::sync::Weak;
+use crate::store::{StoreError, sql};
+use deadpool_postgres::GenericClient;
 use tokio_postgres::{Row, Transaction};
 
 /// The database's clock in milliseconds: `noted_ms` orders the log for nodes catching up.
 const DB_NOW_MS: &str = "(extract(epoch from clock_timestamp()) * 1000)::bigint";
 
-fn session_row(r: &Row) -> (String, String, i64, i64, Option<i64>) {
+fn session_row(r: &Row) -> SessionRow {
     (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4))
 }
 
-async fn clients_of(
-    tx: &Transaction<'_>,
+/// A session with the clients given tokens in it.
+async fn record(
+    c: &impl GenericClient,
     pool: &str,
-    sid: &str,
-) -> Result<Vec<String>, StoreError> {
-    let rows = tx
-        .query(
-            "SELECT DISTINCT client_id FROM sign_in_grants WHERE pool_id = $1 AND sid = $2 ORDER BY client_id",
-            &[&pool, &sid],
-        )
+    row: SessionRow,
+) -> Result<SignInRecord, StoreError> {
+    let rows = c
+        .query(sql::SIGN_IN_CLIENTS, &[&pool, &row.0])
         .await
         .map_err(pg)?;
-    Ok(rows.iter().map(|r| r.get(0)).collect())
+    let clients = rows.iter().map(|r| r.get(0)).collect();
+    Ok(SignInRecord::from_row(row, clients))
 }
 
-async fn record(
-    tx: &Transaction<'_>,
+/// The session the statement `sql` `($1 pool, $2 sid, $3 now)` returns, with its clients.
+async fn session_in(
+    c: &impl GenericClient,
+    sql: &str,
     pool: &str,
-    (sid, sub, started_at, expires_at, ended_at): (String, String, i64, i64, Option<i64>),
-) -> Result<SignInRecord, StoreError> {
-    let clients = clients_of(tx, pool, &sid).await?;
-    Ok(SignInRecord {
-        sid,
-        sub,
-        started_at,
-        expires_at,
-        ended_at,
-        clients,
-    })
+    sid: &str,
+    now: i64,
+) -> Result<Option<SignInRecord>, StoreError> {
+    let row = c.query_opt(sql, &[&pool, &sid, &now]).await.map_err(pg)?;
+    match row {
+        Some(r) => Ok(Some(record(c, pool, session_row(&r)).await?)),
+        None => Ok(None),
+    }
 }
 
 /// Revokes the token families given in `sid` (the family mark holds for tokens stored later).
@@ -112,292 +110,210 @@ impl PgStore {
     }
 }
 
-impl SessionStore for PgStore {
-    fn start_sign_in<'a>(
-        &'a self,
-        pool: &'a str,
-        rec: &'a SignInRecord,
-        now: i64,
-    ) -> StoreFuture<'a, ()> {
-        Box::pin(async move {
-            let mut c = self.client().await?;
-            let tx = c.transaction().await.map_err(pg)?;
-            tx.execute(
-                "DELETE FROM sign_in_grants WHERE pool_id = $1 AND sid IN
-                 (SELECT sid FROM sign_in_sessions WHERE pool_id = $1 AND sub = $2 AND expires_at <= $3)",
-                &[&pool, &rec.sub, &now],
-            )
+/// A session (ended or not) unexpired at `now`.
+pub(super) async fn read(
+    s: &PgStore,
+    pool: &str,
+    sid: &str,
+    now: i64,
+) -> Result<Option<SignInRecord>, StoreError> {
+    let c = s.client().await?;
+    session_in(&c, sql::SIGN_IN, pool, sid, now).await
+}
+
+/// Records a new session (and forgets this user's expired ones).
+pub(super) async fn start(
+    s: &PgStore,
+    pool: &str,
+    rec: &SignInRecord,
+    now: i64,
+) -> Result<(), StoreError> {
+    let mut c = s.client().await?;
+    let tx = c.transaction().await.map_err(pg)?;
+    for sql in [
+        sql::EXPIRED_GRANTS_OF_USER_DELETE,
+        sql::EXPIRED_SIGN_INS_OF_USER_DELETE,
+    ] {
+        tx.execute(sql, &[&pool, &rec.sub, &now])
             .await
             .map_err(pg)?;
-            tx.execute(
-                "DELETE FROM sign_in_sessions WHERE pool_id = $1 AND sub = $2 AND expires_at <= $3",
-                &[&pool, &rec.sub, &now],
-            )
-            .await
-            .map_err(pg)?;
-            tx.execute(
-                "INSERT INTO sign_in_sessions (pool_id, sid, sub, started_at, expires_at) VALUES ($1, $2, $3, $4, $5)",
-                &[&pool, &rec.sid, &rec.sub, &rec.started_at, &rec.expires_at],
-            )
-            .await
-            .map_err(pg)?;
-            tx.commit().await.map_err(pg)
-        })
     }
+    tx.execute(
+        sql::SIGN_IN_INSERT,
+        &[&pool, &rec.sid, &rec.sub, &rec.started_at, &rec.expires_at],
+    )
+    .await
+    .map_err(pg)?;
+    tx.commit().await.map_err(pg)
+}
 
-    fn add_sign_in_grant<'a>(
-        &'a self,
-        pool: &'a str,
-        sid: &'a str,
-        client: &'a str,
-        origin_jti: &'a str,
-        expires_at: i64,
-        now: i64,
-    ) -> StoreFuture<'a, bool> {
-        Box::pin(async move {
-            let mut c = self.client().await?;
-            let tx = c.transaction().await.map_err(pg)?;
-            // The row lock this takes is held until commit: an end waits for the grant (and
-            // then revokes it), or the grant waits for the end (and finds the session ended).
-            let live = tx
-                .execute(
-                    "UPDATE sign_in_sessions SET expires_at = GREATEST(expires_at, $3)
-                     WHERE pool_id = $1 AND sid = $2 AND ended_at IS NULL AND expires_at > $4",
-                    &[&pool, &sid, &expires_at, &now],
-                )
-                .await
-                .map_err(pg)?
-                == 1;
-            if live {
-                tx.execute(
-                    "INSERT INTO sign_in_grants (pool_id, origin_jti, sid, client_id) VALUES ($1, $2, $3, $4)
-                     ON CONFLICT DO NOTHING",
-                    &[&pool, &origin_jti, &sid, &client],
-                )
-                .await
-                .map_err(pg)?;
-            }
-            tx.commit().await.map_err(pg)?;
-            Ok(live)
-        })
+/// Records a family given in a live session and extends the session; whether it was live.
+pub(super) async fn add_grant(
+    s: &PgStore,
+    pool: &str,
+    sid: &str,
+    client: &str,
+    origin_jti: &str,
+    expires_at: i64,
+    now: i64,
+) -> Result<bool, StoreError> {
+    let mut c = s.client().await?;
+    let tx = c.transaction().await.map_err(pg)?;
+    // The row lock this takes is held until commit: an end waits for the grant (and
+    // then revokes it), or the grant waits for the end (and finds the session ended).
+    let live = tx
+        .execute(
+            "UPDATE sign_in_sessions SET expires_at = GREATEST(expires_at, $3)
+             WHERE pool_id = $1 AND sid = $2 AND ended_at IS NULL AND expires_at > $4",
+            &[&pool, &sid, &expires_at, &now],
+        )
+        .await
+        .map_err(pg)?
+        == 1;
+    if live {
+        tx.execute(
+            sql::SIGN_IN_GRANT_INSERT,
+            &[&pool, &origin_jti, &sid, &client],
+        )
+        .await
+        .map_err(pg)?;
     }
+    tx.commit().await.map_err(pg)?;
+    Ok(live)
+}
 
-    fn sign_in_session<'a>(
-        &'a self,
-        pool: &'a str,
-        sid: &'a str,
-        now: i64,
-    ) -> StoreFuture<'a, Option<SignInRecord>> {
-        Box::pin(async move {
-            let mut c = self.client().await?;
-            let tx = c.transaction().await.map_err(pg)?;
-            let row = tx
-                .query_opt(
-                    "SELECT sid, sub, started_at, expires_at, ended_at FROM sign_in_sessions
-                     WHERE pool_id = $1 AND sid = $2 AND expires_at > $3",
-                    &[&pool, &sid, &now],
-                )
-                .await
-                .map_err(pg)?;
-            let out = match row {
-                Some(r) => Some(record(&tx, pool, session_row(&r)).await?),
-                None => None,
-            };
-            tx.commit().await.map_err(pg)?;
-            Ok(out)
-        })
-    }
+/// The session a family was given in.
+pub(super) async fn sid_of_family(
+    s: &PgStore,
+    pool: &str,
+    origin_jti: &str,
+) -> Result<Option<String>, StoreError> {
+    Ok(s.opt(sql::SID_OF_FAMILY, &[&pool, &origin_jti])
+        .await?
+        .map(|r| r.get(0)))
+}
 
-    fn sid_of_family<'a>(
-        &'a self,
-        pool: &'a str,
-        origin_jti: &'a str,
-    ) -> StoreFuture<'a, Option<String>> {
-        Box::pin(async move {
-            Ok(self
-                .opt(
-                    "SELECT sid FROM sign_in_grants WHERE pool_id = $1 AND origin_jti = $2",
-                    &[&pool, &origin_jti],
-                )
-                .await?
-                .map(|r| r.get(0)))
-        })
-    }
+/// Ends a live session: marks it, revokes its families, and logs and announces the end.
+pub(super) async fn end(
+    s: &PgStore,
+    pool: &str,
+    sid: &str,
+    now: i64,
+) -> Result<Option<SignInRecord>, StoreError> {
+    let mut c = s.client().await?;
+    let tx = c.transaction().await.map_err(pg)?;
+    let Some(rec) = session_in(&tx, sql::SIGN_IN_END, pool, sid, now).await? else {
+        return Ok(None);
+    };
+    revoke_families(&tx, pool, sid, now).await?;
+    s.log_end(&tx, pool, Some(sid), &rec.sub, now, rec.expires_at)
+        .await?;
+    tx.commit().await.map_err(pg)?;
+    Ok(Some(rec))
+}
 
-    fn end_sign_in<'a>(
-        &'a self,
-        pool: &'a str,
-        sid: &'a str,
-        now: i64,
-    ) -> StoreFuture<'a, Option<SignInRecord>> {
-        Box::pin(async move {
-            let mut c = self.client().await?;
-            let tx = c.transaction().await.map_err(pg)?;
-            let row = tx
-                .query_opt(
-                    "UPDATE sign_in_sessions SET ended_at = $3
-                     WHERE pool_id = $1 AND sid = $2 AND ended_at IS NULL AND expires_at > $3
-                     RETURNING sid, sub, started_at, expires_at, ended_at",
-                    &[&pool, &sid, &now],
-                )
-                .await
-                .map_err(pg)?;
-            let Some(row) = row else {
-                return Ok(None);
-            };
-            revoke_families(&tx, pool, sid, now).await?;
-            let rec = record(&tx, pool, session_row(&row)).await?;
-            self.log_end(&tx, pool, Some(sid), &rec.sub, now, rec.expires_at)
-                .await?;
-            tx.commit().await.map_err(pg)?;
-            Ok(Some(rec))
-        })
-    }
-
-    fn end_user_sign_ins<'a>(
-        &'a self,
-        pool: &'a str,
-        sub: &'a str,
-        now: i64,
-        keep_until: i64,
-    ) -> StoreFuture<'a, Vec<SignInRecord>> {
-        Box::pin(async move {
-            let mut c = self.client().await?;
-            let tx = c.transaction().await.map_err(pg)?;
-            let rows = tx
-                .query(
-                    "UPDATE sign_in_sessions SET ended_at = $3
-                     WHERE pool_id = $1 AND sub = $2 AND ended_at IS NULL AND expires_at > $3
-                     RETURNING sid, sub, started_at, expires_at, ended_at",
-                    &[&pool, &sub, &now],
-                )
-                .await
-                .map_err(pg)?;
-            let mut ended = Vec::new();
-            for r in &rows {
-                let row = session_row(r);
-                revoke_families(&tx, pool, &row.0, now).await?;
-                let rec = record(&tx, pool, row).await?;
-                self.log_end(&tx, pool, Some(&rec.sid), sub, now, rec.expires_at)
-                    .await?;
-                ended.push(rec);
-            }
-            let keep = ended
-                .iter()
-                .map(|r| r.expires_at)
-                .fold(keep_until, i64::max);
-            self.log_end(
-                &tx,
-                pool,
-                None,
-                sub,
-                crate::store::sessions::user_wide_at(now),
-                keep,
-            )
+/// Ends every live session of `sub`, and logs one user-wide end kept until `keep_until` (or the
+/// latest expiry of the sessions ended).
+pub(super) async fn end_user(
+    s: &PgStore,
+    pool: &str,
+    sub: &str,
+    now: i64,
+    keep_until: i64,
+) -> Result<Vec<SignInRecord>, StoreError> {
+    let mut c = s.client().await?;
+    let tx = c.transaction().await.map_err(pg)?;
+    let rows = tx
+        .query(sql::SIGN_INS_OF_USER_END, &[&pool, &sub, &now])
+        .await
+        .map_err(pg)?;
+    let mut ended = Vec::new();
+    for r in &rows {
+        let row = session_row(r);
+        revoke_families(&tx, pool, &row.0, now).await?;
+        let rec = record(&tx, pool, row).await?;
+        s.log_end(&tx, pool, Some(&rec.sid), sub, now, rec.expires_at)
             .await?;
-            tx.commit().await.map_err(pg)?;
-            Ok(ended)
+        ended.push(rec);
+    }
+    let keep = ended
+        .iter()
+        .map(|r| r.expires_at)
+        .fold(keep_until, i64::max);
+    s.log_end(
+        &tx,
+        pool,
+        None,
+        sub,
+        crate::store::sessions::user_wide_at(now),
+        keep,
+    )
+    .await?;
+    tx.commit().await.map_err(pg)?;
+    Ok(ended)
+}
+
+/// The ends logged that are kept at `now`, oldest first (forgetting the others and expired
+/// sessions).
+pub(super) async fn ended(s: &PgStore, pool: &str, now: i64) -> Result<Vec<EndRecord>, StoreError> {
+    let mut c = s.client().await?;
+    let tx = c.transaction().await.map_err(pg)?;
+    for sql in sql::ENDS_SWEEP {
+        tx.execute(sql, &[&pool, &now]).await.map_err(pg)?;
+    }
+    let rows = tx.query(sql::ENDS, &[&pool]).await.map_err(pg)?;
+    tx.commit().await.map_err(pg)?;
+    Ok(rows
+        .iter()
+        .map(|r| EndRecord {
+            sid: r.get(0),
+            sub: r.get(1),
+            at: r.get(2),
         })
-    }
+        .collect())
+}
 
-    fn ended_sign_ins<'a>(&'a self, pool: &'a str, now: i64) -> StoreFuture<'a, Vec<EndRecord>> {
-        Box::pin(async move {
-            let mut c = self.client().await?;
-            let tx = c.transaction().await.map_err(pg)?;
-            for sql in [
-                "DELETE FROM session_ends WHERE pool_id = $1 AND keep_until <= $2",
-                "DELETE FROM sign_in_grants WHERE pool_id = $1 AND sid IN
-                 (SELECT sid FROM sign_in_sessions WHERE pool_id = $1 AND expires_at <= $2)",
-                "DELETE FROM sign_in_sessions WHERE pool_id = $1 AND expires_at <= $2",
-            ] {
-                tx.execute(sql, &[&pool, &now]).await.map_err(pg)?;
-            }
-            let rows = tx
-                .query(
-                    "SELECT sid, sub, ended_at FROM session_ends WHERE pool_id = $1 ORDER BY seq",
-                    &[&pool],
-                )
-                .await
-                .map_err(pg)?;
-            tx.commit().await.map_err(pg)?;
-            Ok(rows
-                .iter()
-                .map(|r| EndRecord {
-                    sid: r.get(0),
-                    sub: r.get(1),
-                    at: r.get(2),
-                })
-                .collect())
+/// Logs a logout-token end (under the issuer's prefix) and announces it.
+pub(super) async fn log_logout_end(
+    s: &PgStore,
+    end: &SessionEnded,
+    keep_until: i64,
+) -> Result<(), StoreError> {
+    let mut c = s.client().await?;
+    let tx = c.transaction().await.map_err(pg)?;
+    let pool = format!("{LOGOUT_END_PREFIX}{}", end.issuer);
+    s.log_end(&tx, &pool, end.sid.as_deref(), &end.sub, end.at, keep_until)
+        .await?;
+    tx.commit().await.map_err(pg)
+}
+
+/// The logout-token ends kept at `now`.
+pub(super) async fn logout_ends(s: &PgStore, now: i64) -> Result<Vec<SessionEnded>, StoreError> {
+    let c = s.client().await?;
+    c.execute(
+        "DELETE FROM session_ends WHERE starts_with(pool_id, $1) AND keep_until <= $2",
+        &[&LOGOUT_END_PREFIX, &now],
+    )
+    .await
+    .map_err(pg)?;
+    let rows = c
+        .query(
+            "SELECT pool_id, sid, sub, ended_at FROM session_ends
+             WHERE starts_with(pool_id, $1) AND keep_until > $2 ORDER BY seq",
+            &[&LOGOUT_END_PREFIX, &now],
+        )
+        .await
+        .map_err(pg)?;
+    Ok(rows
+        .iter()
+        .filter_map(|r| {
+            let pool: String = r.get(0);
+            Some(SessionEnded {
+                issuer: pool.strip_prefix(LOGOUT_END_PREFIX)?.to_string(),
+                sid: r.get(1),
+                sub: r.get(2),
+                at: r.get(3),
+            })
         })
-    }
-
-    fn log_logout_end<'a>(&'a self, end: &'a SessionEnded, keep_until: i64) -> StoreFuture<'a, ()> {
-        Box::pin(async move {
-            let mut c = self.client().await?;
-            let tx = c.transaction().await.map_err(pg)?;
-            let pool = format!("{LOGOUT_END_PREFIX}{}", end.issuer);
-            self.log_end(&tx, &pool, end.sid.as_deref(), &end.sub, end.at, keep_until)
-                .await?;
-            tx.commit().await.map_err(pg)
-        })
-    }
-
-    fn logout_ends<'a>(&'a self, now: i64) -> StoreFuture<'a, Vec<SessionEnded>> {
-        Box::pin(async move {
-            let c = self.client().await?;
-            c.execute(
-                "DELETE FROM session_ends WHERE starts_with(pool_id, $1) AND keep_until <= $2",
-                &[&LOGOUT_END_PREFIX, &now],
-            )
-            .await
-            .map_err(pg)?;
-            let rows = c
-                .query(
-                    "SELECT pool_id, sid, sub, ended_at FROM session_ends
-                     WHERE starts_with(pool_id, $1) AND keep_until > $2 ORDER BY seq",
-                    &[&LOGOUT_END_PREFIX, &now],
-                )
-                .await
-                .map_err(pg)?;
-            Ok(rows
-                .iter()
-                .filter_map(|r| {
-                    let pool: String = r.get(0);
-                    Some(SessionEnded {
-                        issuer: pool.strip_prefix(LOGOUT_END_PREFIX)?.to_string(),
-                        sid: r.get(1),
-                        sub: r.get(2),
-                        at: r.get(3),
-                    })
-                })
-                .collect())
-        })
-    }
-
-    fn watch_logout_ends(&self, feed: Weak<crate::domain::revocation::Feed>) {
-        super::listen::Listener::watch(
-            &self.listener,
-            &self.config,
-            &self.node,
-            LOGOUT_END_PREFIX,
-            "",
-            feed,
-        );
-    }
-
-    fn watch_session_ends(
-        &self,
-        pool: &str,
-        issuer: &str,
-        feed: Weak<crate::domain::revocation::Feed>,
-    ) {
-        super::listen::Listener::watch(
-            &self.listener,
-            &self.config,
-            &self.node,
-            pool,
-            issuer,
-            feed,
-        );
-    }
+        .collect())
 }

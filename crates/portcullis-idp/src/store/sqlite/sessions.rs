@@ -1,68 +1,60 @@
 //! Sign-in sessions in SQLite: one connection under a lock, so every operation is one
 //! transaction that no other can interleave with.
 
-use super::{SqliteStore, revoke_family_in};
-use crate::store::StoreFuture;
-use crate::store::sessions::{EndRecord, SessionStore, SignInRecord, user_wide_at};
-use rusqlite::{Connection, OptionalExtension, params};
+use super::grants::revoke_family_in;
+use super::{SqliteStore, lite};
+use crate::store::sessions::{EndRecord, SessionRow, SignInRecord, user_wide_at};
+use crate::store::{StoreFuture, sql};
+use rusqlite::{Connection, OptionalExtension, Row, params};
 
 /// What a SQLite store writes as the ending node: it serves one process.
 const NODE: &str = "sqlite";
 
-fn clients_of(c: &Connection, pool: &str, sid: &str) -> rusqlite::Result<Vec<String>> {
-    let mut st = c.prepare(
-        "SELECT DISTINCT client_id FROM sign_in_grants WHERE pool_id = ?1 AND sid = ?2 ORDER BY client_id",
-    )?;
-    st.query_map(params![pool, sid], |r| r.get(0))?.collect()
+fn session_row(r: &Row<'_>) -> rusqlite::Result<SessionRow> {
+    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
 }
 
-fn record(
+/// A session with the clients given tokens in it.
+fn record(c: &Connection, pool: &str, row: SessionRow) -> rusqlite::Result<SignInRecord> {
+    let clients = c
+        .prepare(&lite(sql::SIGN_IN_CLIENTS))?
+        .query_map(params![pool, row.0], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    Ok(SignInRecord::from_row(row, clients))
+}
+
+/// The session the statement `sql` `($1 pool, $2 sid, $3 now)` returns, with its clients.
+pub(super) fn session_in(
     c: &Connection,
+    sql: &str,
     pool: &str,
-    row: (String, String, i64, i64, Option<i64>),
-) -> rusqlite::Result<SignInRecord> {
-    let (sid, sub, started_at, expires_at, ended_at) = row;
-    let clients = clients_of(c, pool, &sid)?;
-    Ok(SignInRecord {
-        sid,
-        sub,
-        started_at,
-        expires_at,
-        ended_at,
-        clients,
-    })
+    sid: &str,
+    now: i64,
+) -> rusqlite::Result<Option<SignInRecord>> {
+    let row = c
+        .query_row(&lite(sql), params![pool, sid, now], session_row)
+        .optional()?;
+    row.map(|row| record(c, pool, row)).transpose()
 }
 
-/// Ends one live session inside the caller's transaction: revokes its families, and logs the end
-/// when `log` (a user-wide end logs once for all).
-fn end_in(
+/// Ends one live session inside the caller's transaction: revokes its families, and logs the end.
+pub(super) fn end_in(
     c: &Connection,
     pool: &str,
     sid: &str,
     now: i64,
-    log: bool,
 ) -> rusqlite::Result<Option<SignInRecord>> {
-    let row = c
-        .query_row(
-            "UPDATE sign_in_sessions SET ended_at = ?3
-             WHERE pool_id = ?1 AND sid = ?2 AND ended_at IS NULL AND expires_at > ?3
-             RETURNING sid, sub, started_at, expires_at, ended_at",
-            params![pool, sid, now],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
-        )
-        .optional()?;
-    let Some(row) = row else { return Ok(None) };
+    let Some(rec) = session_in(c, sql::SIGN_IN_END, pool, sid, now)? else {
+        return Ok(None);
+    };
     let families: Vec<String> = c
-        .prepare("SELECT origin_jti FROM sign_in_grants WHERE pool_id = ?1 AND sid = ?2")?
+        .prepare(&lite(sql::SIGN_IN_FAMILIES))?
         .query_map(params![pool, sid], |r| r.get(0))?
         .collect::<rusqlite::Result<_>>()?;
     for f in &families {
         revoke_family_in(c, pool, f, now)?;
     }
-    let rec = record(c, pool, row)?;
-    if log {
-        log_end(c, pool, Some(sid), &rec.sub, now, rec.expires_at)?;
-    }
+    log_end(c, pool, Some(sid), &rec.sub, now, rec.expires_at)?;
     Ok(Some(rec))
 }
 
@@ -90,320 +82,134 @@ fn log_end(
     Ok(())
 }
 
-impl SessionStore for SqliteStore {
-    fn start_sign_in<'a>(
-        &'a self,
-        pool: &'a str,
-        rec: &'a SignInRecord,
+impl SqliteStore {
+    /// Ends the live session `(pool, sid)` at `now`, in one transaction.
+    pub(super) fn end_session(
+        &self,
+        pool: &str,
+        sid: &str,
         now: i64,
-    ) -> StoreFuture<'a, ()> {
-        let (pool, rec) = (pool.to_string(), rec.clone());
-        Box::pin(self.run(move |c| {
+    ) -> StoreFuture<'static, Option<SignInRecord>> {
+        let [pool, sid] = super::owned([pool, sid]);
+        self.run(move |c| {
             let tx = c.transaction()?;
-            tx.execute(
-                "DELETE FROM sign_in_grants WHERE pool_id = ?1 AND sid IN
-                 (SELECT sid FROM sign_in_sessions WHERE pool_id = ?1 AND sub = ?2 AND expires_at <= ?3)",
-                params![pool, rec.sub, now],
-            )?;
-            tx.execute(
-                "DELETE FROM sign_in_sessions WHERE pool_id = ?1 AND sub = ?2 AND expires_at <= ?3",
-                params![pool, rec.sub, now],
-            )?;
-            tx.execute(
-                "INSERT INTO sign_in_sessions (pool_id, sid, sub, started_at, expires_at) VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![pool, rec.sid, rec.sub, rec.started_at, rec.expires_at],
-            )?;
-            tx.commit()
-        }))
-    }
-
-    fn add_sign_in_grant<'a>(
-        &'a self,
-        pool: &'a str,
-        sid: &'a str,
-        client: &'a str,
-        origin_jti: &'a str,
-        expires_at: i64,
-        now: i64,
-    ) -> StoreFuture<'a, bool> {
-        let (pool, sid, client, origin) = (
-            pool.to_string(),
-            sid.to_string(),
-            client.to_string(),
-            origin_jti.to_string(),
-        );
-        Box::pin(self.run(move |c| {
-            let tx = c.transaction()?;
-            let live = tx.execute(
-                "UPDATE sign_in_sessions SET expires_at = MAX(expires_at, ?3)
-                 WHERE pool_id = ?1 AND sid = ?2 AND ended_at IS NULL AND expires_at > ?4",
-                params![pool, sid, expires_at, now],
-            )? == 1;
-            if live {
-                tx.execute(
-                    "INSERT INTO sign_in_grants (pool_id, origin_jti, sid, client_id) VALUES (?1, ?2, ?3, ?4)
-                     ON CONFLICT DO NOTHING",
-                    params![pool, origin, sid, client],
-                )?;
-            }
-            tx.commit()?;
-            Ok(live)
-        }))
-    }
-
-    fn sign_in_session<'a>(
-        &'a self,
-        pool: &'a str,
-        sid: &'a str,
-        now: i64,
-    ) -> StoreFuture<'a, Option<SignInRecord>> {
-        let (pool, sid) = (pool.to_string(), sid.to_string());
-        Box::pin(self.run(move |c| {
-            let row = c
-                .query_row(
-                    "SELECT sid, sub, started_at, expires_at, ended_at FROM sign_in_sessions
-                     WHERE pool_id = ?1 AND sid = ?2 AND expires_at > ?3",
-                    params![pool, sid, now],
-                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
-                )
-                .optional()?;
-            row.map(|row| record(c, &pool, row)).transpose()
-        }))
-    }
-
-    fn sid_of_family<'a>(
-        &'a self,
-        pool: &'a str,
-        origin_jti: &'a str,
-    ) -> StoreFuture<'a, Option<String>> {
-        let (pool, origin) = (pool.to_string(), origin_jti.to_string());
-        Box::pin(self.run(move |c| {
-            c.query_row(
-                "SELECT sid FROM sign_in_grants WHERE pool_id = ?1 AND origin_jti = ?2",
-                params![pool, origin],
-                |r| r.get(0),
-            )
-            .optional()
-        }))
-    }
-
-    fn end_sign_in<'a>(
-        &'a self,
-        pool: &'a str,
-        sid: &'a str,
-        now: i64,
-    ) -> StoreFuture<'a, Option<SignInRecord>> {
-        let (pool, sid) = (pool.to_string(), sid.to_string());
-        Box::pin(self.run(move |c| {
-            let tx = c.transaction()?;
-            let out = end_in(&tx, &pool, &sid, now, true)?;
+            let out = end_in(&tx, &pool, &sid, now)?;
             tx.commit()?;
             Ok(out)
-        }))
-    }
-
-    fn end_user_sign_ins<'a>(
-        &'a self,
-        pool: &'a str,
-        sub: &'a str,
-        now: i64,
-        keep_until: i64,
-    ) -> StoreFuture<'a, Vec<SignInRecord>> {
-        let (pool, sub) = (pool.to_string(), sub.to_string());
-        Box::pin(self.run(move |c| {
-            let tx = c.transaction()?;
-            let sids: Vec<String> = tx
-                .prepare(
-                    "SELECT sid FROM sign_in_sessions
-                     WHERE pool_id = ?1 AND sub = ?2 AND ended_at IS NULL AND expires_at > ?3",
-                )?
-                .query_map(params![pool, sub, now], |r| r.get(0))?
-                .collect::<rusqlite::Result<_>>()?;
-            let mut ended = Vec::new();
-            for sid in &sids {
-                ended.extend(end_in(&tx, &pool, sid, now, true)?);
-            }
-            let keep = ended
-                .iter()
-                .map(|r| r.expires_at)
-                .fold(keep_until, i64::max);
-            log_end(&tx, &pool, None, &sub, user_wide_at(now), keep)?;
-            tx.commit()?;
-            Ok(ended)
-        }))
-    }
-
-    fn ended_sign_ins<'a>(&'a self, pool: &'a str, now: i64) -> StoreFuture<'a, Vec<EndRecord>> {
-        let pool = pool.to_string();
-        Box::pin(self.run(move |c| {
-            let tx = c.transaction()?;
-            tx.execute(
-                "DELETE FROM session_ends WHERE pool_id = ?1 AND keep_until <= ?2",
-                params![pool, now],
-            )?;
-            tx.execute(
-                "DELETE FROM sign_in_grants WHERE pool_id = ?1 AND sid IN
-                 (SELECT sid FROM sign_in_sessions WHERE pool_id = ?1 AND expires_at <= ?2)",
-                params![pool, now],
-            )?;
-            tx.execute(
-                "DELETE FROM sign_in_sessions WHERE pool_id = ?1 AND expires_at <= ?2",
-                params![pool, now],
-            )?;
-            let out = tx
-                .prepare(
-                    "SELECT sid, sub, ended_at FROM session_ends WHERE pool_id = ?1 ORDER BY seq",
-                )?
-                .query_map(params![pool], |r| {
-                    Ok(EndRecord {
-                        sid: r.get(0)?,
-                        sub: r.get(1)?,
-                        at: r.get(2)?,
-                    })
-                })?
-                .collect::<rusqlite::Result<Vec<_>>>()?;
-            tx.commit()?;
-            Ok(out)
-        }))
+        })
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::store::{RefreshRecord, RefreshUse};
-
-    fn session(sid: &str, sub: &str, expires_at: i64) -> SignInRecord {
-        SignInRecord {
-            sid: sid.into(),
-            sub: sub.into(),
-            started_at: 100,
-            expires_at,
-            ended_at: None,
-            clients: Vec::new(),
-        }
+/// Records a new session (and forgets this user's expired ones).
+pub(super) fn start(
+    c: &mut Connection,
+    pool: String,
+    rec: SignInRecord,
+    now: i64,
+) -> rusqlite::Result<()> {
+    let tx = c.transaction()?;
+    for sql in [
+        sql::EXPIRED_GRANTS_OF_USER_DELETE,
+        sql::EXPIRED_SIGN_INS_OF_USER_DELETE,
+    ] {
+        tx.execute(&lite(sql), params![pool, rec.sub, now])?;
     }
+    tx.execute(
+        &lite(sql::SIGN_IN_INSERT),
+        params![pool, rec.sid, rec.sub, rec.started_at, rec.expires_at],
+    )?;
+    tx.commit()
+}
 
-    #[tokio::test]
-    async fn a_session_ends_once_and_takes_its_families_and_later_grants_with_it() {
-        let s = SqliteStore::in_memory().unwrap();
-        let now = 1_000;
-        s.start_sign_in("p", &session("sid1", "u", now + 60), now)
-            .await
-            .unwrap();
-        assert!(
-            s.add_sign_in_grant("p", "sid1", "web-b", "fam-b", now + 3600, now)
-                .await
-                .unwrap()
-        );
-        assert!(
-            s.add_sign_in_grant("p", "sid1", "web-a", "fam-a", now + 600, now)
-                .await
-                .unwrap()
-        );
-        let rec = RefreshRecord {
-            client_id: "web-a".into(),
-            sub: "u".into(),
-            scope: "openid".into(),
-            auth_time: 100,
-            origin_jti: "fam-a".into(),
-        };
-        s.insert_refresh("p", "r".into(), rec, now + 600)
-            .await
-            .unwrap();
-        let live = s.sign_in_session("p", "sid1", now).await.unwrap().unwrap();
-        assert_eq!(live.expires_at, now + 3600, "extended by its longest grant");
-        assert_eq!(live.clients, ["web-a", "web-b"]);
-        assert_eq!(
-            s.sid_of_family("p", "fam-b").await.unwrap().as_deref(),
-            Some("sid1")
-        );
-        assert!(
-            s.end_sign_in("other-pool", "sid1", now)
-                .await
-                .unwrap()
-                .is_none()
-        );
-        let ended = s.end_sign_in("p", "sid1", now + 1).await.unwrap().unwrap();
-        assert_eq!(ended.ended_at, Some(now + 1));
-        assert!(
-            s.end_sign_in("p", "sid1", now + 2).await.unwrap().is_none(),
-            "once"
-        );
-        assert!(s.origin_revoked("p", "fam-a").await.unwrap());
-        assert!(s.origin_revoked("p", "fam-b").await.unwrap());
-        assert!(matches!(
-            s.use_refresh("p", "r".into(), "web-a", now + 2, None)
-                .await
-                .unwrap(),
-            RefreshUse::Invalid
-        ));
-        assert!(
-            !s.add_sign_in_grant("p", "sid1", "web-a", "fam-c", now + 600, now + 2)
-                .await
-                .unwrap(),
-            "no tokens from an ended session"
-        );
-        let log = s.ended_sign_ins("p", now + 2).await.unwrap();
-        assert_eq!(
-            log,
-            [EndRecord {
-                sid: Some("sid1".into()),
-                sub: "u".into(),
-                at: now + 1
-            }]
-        );
-        // The end is forgotten with the session's tokens.
-        assert!(s.ended_sign_ins("p", now + 3600).await.unwrap().is_empty());
-        assert!(
-            s.sign_in_session("p", "sid1", now + 3600)
-                .await
-                .unwrap()
-                .is_none()
-        );
+/// Records a family given in a live session and extends the session; whether it was live.
+pub(super) fn add_grant(
+    c: &mut Connection,
+    pool: String,
+    sid: String,
+    client: String,
+    origin: String,
+    expires_at: i64,
+    now: i64,
+) -> rusqlite::Result<bool> {
+    let tx = c.transaction()?;
+    let live = tx.execute(
+        "UPDATE sign_in_sessions SET expires_at = MAX(expires_at, ?3)
+         WHERE pool_id = ?1 AND sid = ?2 AND ended_at IS NULL AND expires_at > ?4",
+        params![pool, sid, expires_at, now],
+    )? == 1;
+    if live {
+        tx.execute(
+            &lite(sql::SIGN_IN_GRANT_INSERT),
+            params![pool, origin, sid, client],
+        )?;
     }
+    tx.commit()?;
+    Ok(live)
+}
 
-    #[tokio::test]
-    async fn a_user_wide_end_ends_only_that_users_live_sessions_and_logs_each() {
-        let s = SqliteStore::in_memory().unwrap();
-        let now = 1_000;
-        for (sid, sub) in [("a1", "u"), ("a2", "u"), ("b1", "v")] {
-            s.start_sign_in("p", &session(sid, sub, now + 60), now)
-                .await
-                .unwrap();
-        }
-        s.end_sign_in("p", "a2", now).await.unwrap();
-        let ended = s
-            .end_user_sign_ins("p", "u", now + 1, now + 500)
-            .await
-            .unwrap();
-        assert_eq!(
-            ended.iter().map(|r| r.sid.as_str()).collect::<Vec<_>>(),
-            ["a1"]
-        );
-        assert!(
-            s.sign_in_session("p", "b1", now + 1)
-                .await
-                .unwrap()
-                .unwrap()
-                .ended_at
-                .is_none()
-        );
-        let log = s.ended_sign_ins("p", now + 1).await.unwrap();
-        assert_eq!(log.len(), 3, "{log:?}");
-        // The user-wide end is dated a second early; the session it ended has its own row.
-        assert!(log.contains(&EndRecord {
-            sid: None,
-            sub: "u".into(),
-            at: now
-        }));
-        assert!(log.contains(&EndRecord {
-            sid: Some("a1".into()),
-            sub: "u".into(),
-            at: now + 1
-        }));
-        // Kept until `keep_until`, past the sessions' own expiry.
-        assert_eq!(s.ended_sign_ins("p", now + 100).await.unwrap().len(), 1);
-        assert!(s.ended_sign_ins("p", now + 500).await.unwrap().is_empty());
+/// The session a family was given in.
+pub(super) fn sid_of_family(
+    c: &Connection,
+    pool: String,
+    origin: String,
+) -> rusqlite::Result<Option<String>> {
+    c.query_row(&lite(sql::SID_OF_FAMILY), params![pool, origin], |r| {
+        r.get(0)
+    })
+    .optional()
+}
+
+/// Ends every live session of `sub` and logs one user-wide end kept until `keep_until` (or the
+/// latest expiry of the sessions ended).
+pub(super) fn end_user(
+    c: &mut Connection,
+    pool: String,
+    sub: String,
+    now: i64,
+    keep_until: i64,
+) -> rusqlite::Result<Vec<SignInRecord>> {
+    let tx = c.transaction()?;
+    let sids: Vec<String> = tx
+        .prepare(
+            "SELECT sid FROM sign_in_sessions
+             WHERE pool_id = ?1 AND sub = ?2 AND ended_at IS NULL AND expires_at > ?3",
+        )?
+        .query_map(params![pool, sub, now], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    let mut ended = Vec::new();
+    for sid in &sids {
+        ended.extend(end_in(&tx, &pool, sid, now)?);
     }
+    let keep = ended
+        .iter()
+        .map(|r| r.expires_at)
+        .fold(keep_until, i64::max);
+    log_end(&tx, &pool, None, &sub, user_wide_at(now), keep)?;
+    tx.commit()?;
+    Ok(ended)
+}
+
+/// The ends logged that are kept at `now`, oldest first (forgetting the others and expired
+/// sessions).
+pub(super) fn ended(
+    c: &mut Connection,
+    pool: String,
+    now: i64,
+) -> rusqlite::Result<Vec<EndRecord>> {
+    let tx = c.transaction()?;
+    for sql in sql::ENDS_SWEEP {
+        tx.execute(&lite(sql), params![pool, now])?;
+    }
+    let out = tx
+        .prepare(&lite(sql::ENDS))?
+        .query_map(params![pool], |r| {
+            Ok(EndRecord {
+                sid: r.get(0)?,
+                sub: r.get(1)?,
+                at: r.get(2)?,
+            })
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    tx.commit()?;
+    Ok(out)
 }

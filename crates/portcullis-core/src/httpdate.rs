@@ -30,3 +30,15 @@ pub fn httpdate(epoch: u64) -> String {
         secs % 60
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn httpdate_known_values() {
+        assert_eq!(httpdate(0), "Thu, 01 Jan 1970 00:00:00 GMT");
+        assert_eq!(httpdate(784_111_777), "Sun, 06 Nov 1994 08:49:37 GMT");
+        assert_eq!(httpdate(1_709_251_199), "Thu, 29 Feb 2024 23:59:59 GMT");
+    }
+}

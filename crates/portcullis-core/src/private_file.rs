@@ -108,7 +108,10 @@ mod tests {
         assert_eq!(mode(&f), 0o600);
         write_new(&base.join("k"), b"x").unwrap();
         assert_eq!(mode(&base.join("k")), 0o600);
-        assert!(write_new(&base.join("k"), b"y").is_err(), "never overwrites");
+        assert!(
+            write_new(&base.join("k"), b"y").is_err(),
+            "never overwrites"
+        );
         ensure_file(&base.join("db")).unwrap();
         assert_eq!(mode(&base.join("db")), 0o600);
         std::fs::set_permissions(base.join("db"), std::fs::Permissions::from_mode(0o644)).unwrap();

@@ -28,7 +28,10 @@ mod tests {
 
     #[test]
     fn host_from_header_or_authority() {
-        assert_eq!(host(&parts("/", Some("a.example:8080"))), Some("a.example:8080"));
+        assert_eq!(
+            host(&parts("/", Some("a.example:8080"))),
+            Some("a.example:8080")
+        );
         assert_eq!(host(&parts("https://b.example/x", None)), Some("b.example"));
         assert_eq!(host(&parts("/", None)), None);
         assert_eq!(host(&parts("/", Some("a@b"))), None);

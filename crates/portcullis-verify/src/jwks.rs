@@ -77,7 +77,9 @@ impl JwksCache {
     pub async fn decoding_key(&self, kid: &str) -> Result<Arc<DecodingKey>, JwksError> {
         {
             let g = self.state.lock().unwrap_or_else(|p| p.into_inner());
-            if g.set.as_ref().is_some_and(|(_, at)| at.elapsed() < JWKS_TTL)
+            if g.set
+                .as_ref()
+                .is_some_and(|(_, at)| at.elapsed() < JWKS_TTL)
                 && let Some(k) = g.parsed.get(kid)
             {
                 return Ok(k.clone());
@@ -87,7 +89,10 @@ impl JwksCache {
         let key = Arc::new(DecodingKey::from_jwk(&jwk).map_err(|_| JwksError::UnusableKey)?);
         let mut g = self.state.lock().unwrap_or_else(|p| p.into_inner());
         // Only kids of the current set are kept, so the map stays as small as the set.
-        if g.set.as_ref().is_some_and(|(s, _)| s.find(kid) == Some(&jwk)) {
+        if g.set
+            .as_ref()
+            .is_some_and(|(s, _)| s.find(kid) == Some(&jwk))
+        {
             g.parsed.insert(kid.to_string(), key.clone());
         }
         Ok(key)

@@ -368,7 +368,7 @@ impl Authenticator {
         v.validate_exp = false;
         v.validate_nbf = false;
         v.validate_aud = false;
-        let claims = jsonwebtoken::decode::<Map<String, Value>>(&token, &*key, &v)
+        let claims = jsonwebtoken::decode::<Map<String, Value>>(&token, &key, &v)
             .map_err(|_| R::Signature)?
             .claims;
         let now = self.now();

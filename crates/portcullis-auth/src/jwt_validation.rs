@@ -120,7 +120,7 @@ impl JwtValidator {
         v.validate_aud = false;
         v.validate_nbf = true;
         v.leeway = LEEWAY_SECONDS;
-        let claims = jsonwebtoken::decode::<Map<String, Value>>(token, &*key, &v)
+        let claims = jsonwebtoken::decode::<Map<String, Value>>(token, &key, &v)
             .map_err(|e| {
                 use jsonwebtoken::errors::ErrorKind as K;
                 JwtRejection::Invalid(match e.kind() {

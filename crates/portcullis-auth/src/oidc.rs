@@ -478,7 +478,7 @@ impl Provider {
         v.set_issuer(&[&c.issuer]);
         v.set_audience(&[&c.client_id]);
         v.leeway = ID_TOKEN_LEEWAY;
-        jsonwebtoken::decode::<Map<String, Value>>(id_token, &*key, &v)
+        jsonwebtoken::decode::<Map<String, Value>>(id_token, &key, &v)
             .map(|t| t.claims)
             .map_err(|_| AuthError::InvalidIdToken)
     }

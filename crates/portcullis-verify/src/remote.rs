@@ -97,7 +97,7 @@ impl JwtSource {
             None => v.validate_aud = false,
         }
         v.leeway = 5;
-        jsonwebtoken::decode::<Map<String, Value>>(token, &*key, &v)
+        jsonwebtoken::decode::<Map<String, Value>>(token, &key, &v)
             .map(|t| t.claims)
             .map_err(|e| match e.kind() {
                 jsonwebtoken::errors::ErrorKind::ExpiredSignature => VerifyError::Expired {

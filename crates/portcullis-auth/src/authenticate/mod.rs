@@ -618,7 +618,7 @@ mod tests {
 
     /// A signed-in session for `action`, sealed with the authenticator's keys, as shard values.
     fn sealed_session(auth: &Authenticator, action: &AuthAction, claims_len: usize) -> Vec<String> {
-        let now = portcullis_core::now();
+        let now = auth.now();
         let mut claims = serde_json::Map::new();
         claims.insert("sub".into(), "u1".into());
         claims.insert("pad".into(), "x".repeat(claims_len).into());
@@ -871,6 +871,74 @@ mod tests {
         assert!(
             nonce.starts_with("AWSALBAuthNonce=") && nonce.contains("Secure; HttpOnly"),
             "{nonce}"
+        );
+    }
+
+    #[tokio::test]
+    async fn sessions_expire_by_the_authenticators_clock() {
+        let clock = Arc::new(Clock::default());
+        clock.set_ms(Some(portcullis_core::now() as i64 * 1000));
+        let auth =
+            Authenticator::new(AuthKeys::ephemeral(), "arn".into()).with_clock(clock.clone());
+        let action = action(OnUnauthenticated::Authenticate);
+        let name = action.session.session_cookie_name.clone();
+        let shards = sealed_session(&auth, &action, 10);
+        let cookie = with_cookie(&name, &shards);
+        assert!(forwarded(&auth.authenticate(&action, &cookie).await).is_some());
+        // An hour on, the access token has expired and there is no refresh token: a new login,
+        // though the cached headers of the same cookie were fresh an hour ago.
+        clock.advance_ms(3_601_000);
+        match auth.authenticate(&action, &cookie).await {
+            Outcome::Respond { response, .. } => assert_eq!(response.status(), 302),
+            other => panic!("expected a redirect to the provider, got {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn the_login_state_expires_by_the_authenticators_clock() {
+        let clock = Arc::new(Clock::default());
+        clock.set_ms(Some(portcullis_core::now() as i64 * 1000));
+        let auth =
+            Authenticator::new(AuthKeys::ephemeral(), "arn".into()).with_clock(clock.clone());
+        let action = Arc::new(action(OnUnauthenticated::Authenticate));
+        let Outcome::Respond { response, .. } = auth
+            .authenticate(&action, &parts("/tasks", Some("app.example")))
+            .await
+        else {
+            panic!("expected a redirect")
+        };
+        let loc = response.headers()["location"].to_str().unwrap();
+        let state = form_urlencoded::parse(loc.split_once('?').unwrap().1.as_bytes())
+            .find(|(k, _)| k == "state")
+            .unwrap()
+            .1
+            .into_owned();
+        let nonce = response.headers()["set-cookie"].to_str().unwrap();
+        let nonce = nonce.split(';').next().unwrap().to_string();
+        let callback = || {
+            let q = form_urlencoded::Serializer::new(String::new())
+                .append_pair("state", &state)
+                .append_pair("error", "access_denied")
+                .finish();
+            let mut p = parts(&format!("{CALLBACK_PATH}?{q}"), Some("app.example"));
+            p.headers
+                .insert(http::header::COOKIE, HeaderValue::from_str(&nonce).unwrap());
+            p
+        };
+        let error_of = |o: Outcome| match o {
+            Outcome::Error { error, .. } => error,
+            other => panic!("expected an error, got {other:?}"),
+        };
+        // Within the login's lifetime, state and nonce pass (the provider's error is reported).
+        let found = |_: &str| Some(action.clone());
+        assert_eq!(
+            error_of(auth.callback(&callback(), found).await),
+            Some(AuthError::IdpDenied)
+        );
+        clock.advance_ms((crate::state::LOGIN_TIMEOUT as i64 + 1) * 1000);
+        assert_eq!(
+            error_of(auth.callback(&callback(), found).await),
+            Some(AuthError::InvalidStateParam)
         );
     }
 

@@ -13,6 +13,7 @@ use http::{Response, StatusCode, request::Parts};
 use std::sync::Arc;
 
 impl Authenticator {
+    /// The 302 to the provider's authorization endpoint, with the nonce cookie that binds the login.
     pub(super) fn redirect_to_idp(&self, action: &AuthAction, parts: &Parts, now: u64) -> Outcome {
         let Some(host) = portcullis_core::request::host(parts) else {
             return fail(AuthError::MissingHostHeader);
@@ -153,6 +154,7 @@ impl Authenticator {
         }
     }
 
+    /// Exchanges the code, checks the ID token and userinfo, and seals the new session.
     async fn complete_login(
         &self,
         action: &AuthAction,

@@ -9,6 +9,7 @@ use crate::session_cookie::{self, Session, Shards};
 use http::request::Parts;
 
 impl Authenticator {
+    /// Refreshes an expired access token, re-checks the subject, and forwards with the new session.
     pub(super) async fn refresh(
         &self,
         action: &AuthAction,
@@ -59,6 +60,7 @@ impl Authenticator {
         })
     }
 
+    /// A session from the provider's answers, expiring at `session_exp`.
     #[allow(clippy::too_many_arguments)]
     pub(super) fn new_session(
         &self,
@@ -97,6 +99,7 @@ impl Authenticator {
         })
     }
 
+    /// The session sealed into cookie shards (too large: the userinfo size error, as ALB).
     pub(super) fn seal(&self, action: &AuthAction, s: &Session) -> Result<Vec<String>, AuthError> {
         session_cookie::seal(&self.ring, &action.session.session_cookie_name, s).map_err(
             |e| match e {

@@ -5,10 +5,10 @@
 //! `cargo bench -p portcullis-auth --bench authenticate [-- <iterations>]`
 
 use portcullis_auth::keys::{AuthKeys, KeyRing, MacKey};
-use portcullis_auth::oidc::http_client;
 use portcullis_auth::session_cookie::{self, Session};
 use portcullis_auth::{AuthAction, Authenticator, Outcome, Provider, ProviderConfig};
 use portcullis_config::{ApiRequests, IdentityHeader, OnUnauthenticated, SessionSettings};
+use portcullis_verify::client::http_client;
 use std::future::Future;
 use std::hint::black_box;
 use std::sync::Arc;
@@ -66,7 +66,7 @@ fn session(extra: &[(usize, char)]) -> Session {
             fill.to_string().repeat(*len).into(),
         );
     }
-    let now = portcullis_auth::now();
+    let now = portcullis_core::now();
     Session {
         sub: "5f3a1c2e-8b7d-4e6f-9a0b-1c2d3e4f5a6b".into(),
         claims,
@@ -134,7 +134,7 @@ fn main() {
         .enumerate()
     {
         if round == 2 {
-            let now = portcullis_auth::now();
+            let now = portcullis_core::now();
             for i in 0..revoked {
                 let sid = format!("revoked-session-{i:08}");
                 let sub = format!("revoked-user-{i:08}");
@@ -190,7 +190,7 @@ fn main() {
         issuer: "https://idp.example/pool",
         sid: Some("2d1c8a7e-0b5f-4c3d-9e8f-7a6b5c4d3e2f"),
         sub: "5f3a1c2e-8b7d-4e6f-9a0b-1c2d3e4f5a6b",
-        began: portcullis_auth::now() - 60,
+        began: portcullis_core::now() - 60,
     };
     let empty = portcullis_auth::revocation::RevocationSet::default();
     for (label, set) in [

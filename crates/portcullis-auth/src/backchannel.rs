@@ -10,11 +10,11 @@
 
 use crate::authenticate::{AuthAction, Authenticator, Outcome};
 use crate::error::AuthError;
-use crate::jwks::JwksError;
 use bytes::Bytes;
 use http::header::{CACHE_CONTROL, CONTENT_TYPE};
 use http::{Method, Response, StatusCode, request::Parts};
-use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use jsonwebtoken::{Algorithm, Validation};
+use portcullis_verify::jwks::JwksError;
 use serde_json::{Map, Value};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -359,11 +359,10 @@ impl Authenticator {
         let provider = &action.provider;
         let jwks = provider.jwks().ok_or(R::NoKeys)?;
         let kid = header.kid.as_deref().ok_or(R::UnknownKey)?;
-        let jwk = jwks.find(kid).await.map_err(|e| match e {
+        let key = jwks.decoding_key(kid).await.map_err(|e| match e {
             JwksError::Unavailable => R::KeysUnavailable,
-            JwksError::UnknownKey => R::UnknownKey,
+            JwksError::UnknownKey | JwksError::UnusableKey => R::UnknownKey,
         })?;
-        let key = DecodingKey::from_jwk(&jwk).map_err(|_| R::UnknownKey)?;
         let mut v = Validation::new(header.alg);
         v.required_spec_claims.clear();
         v.validate_exp = false;
@@ -372,7 +371,7 @@ impl Authenticator {
         let claims = jsonwebtoken::decode::<Map<String, Value>>(&token, &key, &v)
             .map_err(|_| R::Signature)?
             .claims;
-        let now = crate::now();
+        let now = self.now();
         let c = &provider.config;
         let facts = validate_logout_claims(&claims, &c.issuer, &c.client_id, now)?;
         self.logout_replay

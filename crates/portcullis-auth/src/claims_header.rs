@@ -1,11 +1,11 @@
-//! `x-amzn-oidc-data` exactly as ALB makes it: base64url with `=` padding on every segment, ES256
-//! raw `r‖s` over the padded input, `typ, kid, alg, iss, client, signer, exp` in the header, and
-//! the userinfo claims plus `exp` and `iss` in the payload.
+//! The load balancer's signer of `x-amzn-oidc-data` (the format, both ways, is
+//! `portcullis_verify`'s: [`portcullis_verify::encode::alb_header`]) and of the standard identity
+//! JWT with its JWKS.
 
 use crate::keys::ClaimsKey;
 use aws_lc_rs::rand::SystemRandom;
 use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE;
+use portcullis_verify::encode::{AlbFields, alb_header};
 use serde_json::{Map, Value};
 
 /// Lifetime of a signed header (ALB's samples show about two minutes).
@@ -36,20 +36,14 @@ impl ClaimsSigner {
         claims: &Map<String, Value>,
         exp: u64,
     ) -> Result<String, aws_lc_rs::error::Unspecified> {
-        let header = serde_json::json!({
-            "typ": "JWT", "kid": self.key.kid, "alg": "ES256", "iss": iss,
-            "client": client, "signer": self.signer_arn, "exp": exp,
-        });
-        let mut payload = claims.clone();
-        payload.insert("exp".into(), exp.into());
-        payload.insert("iss".into(), iss.into());
-        let mut out = URL_SAFE.encode(header.to_string());
-        out.push('.');
-        out.push_str(&URL_SAFE.encode(Value::Object(payload).to_string()));
-        let sig = self.key.key.sign(&self.rng, out.as_bytes())?;
-        out.push('.');
-        out.push_str(&URL_SAFE.encode(sig.as_ref()));
-        Ok(out)
+        let fields = AlbFields {
+            kid: &self.key.kid,
+            iss,
+            client,
+            signer: &self.signer_arn,
+            exp,
+        };
+        alb_header(&fields, claims, &self.key.key, &self.rng)
     }
 
     /// A standard RFC 7519 JWT of the same identity: unpadded base64url, `kid` in the header, and
@@ -109,7 +103,7 @@ pub fn jwk(kid: &str, point: &[u8]) -> Value {
 mod tests {
     use super::*;
     use crate::keys::AuthKeys;
-    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use base64::engine::general_purpose::{URL_SAFE, URL_SAFE_NO_PAD};
 
     #[test]
     fn header_is_alb_shaped_and_verifies() {

@@ -3,11 +3,11 @@
 //! `nbf`/`iat` when present, then up to 10 more claims; with `require_scopes` the same scope rule as
 //! the cookie sessions applies. No state, no cookies: each request carries its proof.
 
-use crate::jwks::{JwksCache, JwksError};
-use crate::oidc::HttpClient;
 use http::HeaderMap;
-use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use jsonwebtoken::{Algorithm, Validation};
 use portcullis_config::{AdditionalClaim, JwtValidation};
+use portcullis_verify::client::HttpClient;
+use portcullis_verify::jwks::{JwksCache, JwksError};
 use serde_json::{Map, Value};
 
 /// ALB reads at most 10 keys from a JWKS.
@@ -108,11 +108,12 @@ impl JwtValidator {
             _ => return Err(JwtRejection::Invalid("unsupported algorithm")),
         };
         let kid = header.kid.ok_or(JwtRejection::Invalid("no kid"))?;
-        let jwk = self.jwks.find(&kid).await.map_err(|e| match e {
+        // Parsed once per fetched key set, not per request.
+        let key = self.jwks.decoding_key(&kid).await.map_err(|e| match e {
             JwksError::Unavailable => JwtRejection::KeysUnavailable,
             JwksError::UnknownKey => JwtRejection::Invalid("unknown key"),
+            JwksError::UnusableKey => JwtRejection::Invalid("unusable key"),
         })?;
-        let key = DecodingKey::from_jwk(&jwk).map_err(|_| JwtRejection::Invalid("unusable key"))?;
         let mut v = Validation::new(alg);
         v.set_issuer(&[&self.issuer]);
         v.set_required_spec_claims(&["exp", "iss"]);
@@ -135,7 +136,7 @@ impl JwtValidator {
         if claims
             .get("iat")
             .and_then(Value::as_u64)
-            .is_some_and(|iat| iat > crate::now() + LEEWAY_SECONDS)
+            .is_some_and(|iat| iat > portcullis_core::now() + LEEWAY_SECONDS)
         {
             return Err(JwtRejection::Invalid("issued in the future"));
         }

@@ -287,7 +287,7 @@ pub fn rotate(dir: &Path, cookie: bool, claims: bool) -> Result<Vec<String>, Key
     }
     if claims {
         let retired_dir = dir.join(RETIRED_DIR);
-        portcullis_config::state_dir::create_dir_all(&retired_dir).map_err(|error| {
+        portcullis_core::private_file::create_dir_all(&retired_dir).map_err(|error| {
             KeyError::Io {
                 path: retired_dir.clone(),
                 error,
@@ -321,7 +321,7 @@ pub fn rotate(dir: &Path, cookie: bool, claims: bool) -> Result<Vec<String>, Key
 impl AuthKeys {
     /// Loads `<dir>/cookie-keys` and `<dir>/claims-signing-key.p8`, generating either when absent.
     pub fn load_or_generate(dir: &Path) -> Result<AuthKeys, KeyError> {
-        portcullis_config::state_dir::create_dir_all(dir).map_err(|error| KeyError::Io {
+        portcullis_core::private_file::create_dir_all(dir).map_err(|error| KeyError::Io {
             path: dir.into(),
             error,
         })?;
@@ -449,9 +449,9 @@ fn load_or_generate_mac(path: &Path, rng: &SystemRandom) -> Result<MacKey, KeyEr
     Ok(MacKey::new(&raw))
 }
 
-/// Writes a new file readable only by its owner (see [`portcullis_config::state_dir`]).
-pub fn write_private(path: &Path, bytes: &[u8]) -> Result<(), KeyError> {
-    portcullis_config::state_dir::write_new(path, bytes).map_err(|error| KeyError::Io {
+/// Writes a new key file readable only by its owner (`portcullis_core::private_file`).
+fn write_private(path: &Path, bytes: &[u8]) -> Result<(), KeyError> {
+    portcullis_core::private_file::write_new(path, bytes).map_err(|error| KeyError::Io {
         path: path.into(),
         error,
     })

@@ -7,7 +7,6 @@ pub mod backchannel;
 pub mod claims_header;
 pub mod error;
 mod forward_cache;
-pub mod jwks;
 pub mod jwt_validation;
 pub mod keys;
 pub mod oidc;
@@ -19,11 +18,3 @@ pub use authenticate::{AuthAction, AuthObserver, Authenticator, Outcome};
 pub use error::{AuthError, AuthMetric};
 pub use keys::AuthKeys;
 pub use oidc::{Provider, ProviderConfig};
-
-/// Seconds since the Unix epoch.
-pub fn now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
-}

@@ -2,19 +2,15 @@
 //! checks against one provider, server to server, with timeouts and size bounds.
 
 use crate::error::AuthError;
-use crate::jwks::JwksCache;
 use bytes::Bytes;
 use http::{Method, Request, StatusCode, header};
 use http_body_util::{BodyExt, Full, Limited};
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
-use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use jsonwebtoken::{Algorithm, Validation};
 use portcullis_config::ClientAuthMethod;
-use rustls_pki_types::CertificateDer;
+use portcullis_verify::client::HttpClient;
+use portcullis_verify::jwks::JwksCache;
 use serde::Deserialize;
 use serde_json::{Map, Value};
-use std::sync::Arc;
 use std::time::Duration;
 
 /// Longest time a call to the IdP may take.
@@ -70,47 +66,6 @@ pub enum EndSession {
     Oidc(String),
 }
 
-/// The HTTP client all providers share.
-pub type HttpClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>;
-
-/// A client for one provider that serves its own certificates (an embedded pool on HTTPS): it
-/// trusts `anchors` (that pool's certificates, self-signed ones included) besides the public
-/// roots, and speaks HTTPS only.
-pub fn http_client_trusting(anchors: Vec<CertificateDer<'static>>) -> Result<HttpClient, String> {
-    let mut roots = rustls::RootCertStore {
-        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
-    };
-    let (added, _) = roots.add_parsable_certificates(anchors);
-    if added == 0 {
-        return Err("none of the pool's certificates can be trusted".into());
-    }
-    let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::aws_lc_rs::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .map_err(|e| e.to_string())?
-    .with_root_certificates(roots)
-    .with_no_client_auth();
-    let https = hyper_rustls::HttpsConnectorBuilder::new()
-        .with_tls_config(tls)
-        .https_only()
-        .enable_http1()
-        .build();
-    Ok(Client::builder(TokioExecutor::new()).build(https))
-}
-
-/// Builds the shared client (webpki roots; plain http allowed for loopback providers).
-pub fn http_client() -> HttpClient {
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let https = hyper_rustls::HttpsConnectorBuilder::new()
-        .with_provider_and_webpki_roots(provider)
-        .expect("TLS versions supported by the provider")
-        .https_or_http()
-        .enable_http1()
-        .build();
-    Client::builder(TokioExecutor::new()).build(https)
-}
-
 /// The parts of a provider's discovery document the relying party uses.
 #[derive(Debug, Clone, Deserialize)]
 pub struct Discovery {
@@ -133,9 +88,71 @@ pub struct Discovery {
     pub end_session_endpoint: Option<String>,
 }
 
+/// Why a provider's discovery document could not be used; each names the URL.
+#[derive(Debug, thiserror::Error)]
+pub enum DiscoveryError {
+    /// The request could not be built from the issuer.
+    #[error("{url}: {source}")]
+    BadUrl {
+        /// The discovery URL.
+        url: String,
+        /// Why.
+        #[source]
+        source: http::Error,
+    },
+    /// The provider could not be reached.
+    #[error("{url}: {source}")]
+    Unreachable {
+        /// The discovery URL.
+        url: String,
+        /// Why.
+        #[source]
+        source: hyper_util::client::legacy::Error,
+    },
+    /// The provider answered with an error status.
+    #[error("{url}: HTTP {status}")]
+    Status {
+        /// The discovery URL.
+        url: String,
+        /// What it answered.
+        status: StatusCode,
+    },
+    /// The body was too large or could not be read.
+    #[error("{url}: body larger than 64 KiB or unreadable")]
+    Body {
+        /// The discovery URL.
+        url: String,
+    },
+    /// The body is not a discovery document.
+    #[error("{url}: not a discovery document: {source}")]
+    NotADocument {
+        /// The discovery URL.
+        url: String,
+        /// Why.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// No answer within [`IDP_TIMEOUT`].
+    #[error("{url}: timed out")]
+    Timeout {
+        /// The discovery URL.
+        url: String,
+    },
+    /// The document names another issuer (OpenID Connect Discovery §4.3).
+    #[error("{url}: the document's issuer `{found}` is not `{expected}`")]
+    OtherIssuer {
+        /// The discovery URL.
+        url: String,
+        /// The issuer the document names.
+        found: String,
+        /// The configured issuer.
+        expected: String,
+    },
+}
+
 /// Fetches `<issuer>/.well-known/openid-configuration` (at start, not per request) and checks
 /// that it names the same issuer (OpenID Connect Discovery §4.3).
-pub async fn discover(http: &HttpClient, issuer: &str) -> Result<Discovery, String> {
+pub async fn discover(http: &HttpClient, issuer: &str) -> Result<Discovery, DiscoveryError> {
     let url = format!(
         "{}/.well-known/openid-configuration",
         issuer.trim_end_matches('/')
@@ -143,28 +160,43 @@ pub async fn discover(http: &HttpClient, issuer: &str) -> Result<Discovery, Stri
     let req = Request::builder()
         .uri(&url)
         .body(Full::new(Bytes::new()))
-        .map_err(|e| format!("{url}: {e}"))?;
+        .map_err(|source| DiscoveryError::BadUrl {
+            url: url.clone(),
+            source,
+        })?;
     let fetch = async {
-        let resp = http.request(req).await.map_err(|e| format!("{url}: {e}"))?;
+        let resp = http
+            .request(req)
+            .await
+            .map_err(|source| DiscoveryError::Unreachable {
+                url: url.clone(),
+                source,
+            })?;
         if !resp.status().is_success() {
-            return Err(format!("{url}: HTTP {}", resp.status()));
+            return Err(DiscoveryError::Status {
+                url: url.clone(),
+                status: resp.status(),
+            });
         }
         let body = Limited::new(resp.into_body(), MAX_IDP_BODY)
             .collect()
             .await
-            .map_err(|_| format!("{url}: body larger than 64 KiB or unreadable"))?
+            .map_err(|_| DiscoveryError::Body { url: url.clone() })?
             .to_bytes();
-        serde_json::from_slice::<Discovery>(&body)
-            .map_err(|e| format!("{url}: not a discovery document: {e}"))
+        serde_json::from_slice::<Discovery>(&body).map_err(|source| DiscoveryError::NotADocument {
+            url: url.clone(),
+            source,
+        })
     };
     let doc = tokio::time::timeout(IDP_TIMEOUT, fetch)
         .await
-        .map_err(|_| format!("{url}: timed out"))??;
+        .map_err(|_| DiscoveryError::Timeout { url: url.clone() })??;
     if doc.issuer != issuer {
-        return Err(format!(
-            "{url}: the document's issuer `{}` is not `{issuer}`",
-            doc.issuer
-        ));
+        return Err(DiscoveryError::OtherIssuer {
+            url,
+            found: doc.issuer,
+            expected: issuer.to_string(),
+        });
     }
     Ok(doc)
 }
@@ -409,7 +441,7 @@ impl Provider {
         nonce: Option<&str>,
     ) -> Result<(String, Map<String, Value>), AuthError> {
         let claims = self.id_token_claims(id_token).await?;
-        let sub = validate_id_claims(&claims, &self.config, nonce, crate::now())?;
+        let sub = validate_id_claims(&claims, &self.config, nonce, portcullis_core::now())?;
         Ok((sub, claims))
     }
 
@@ -434,11 +466,10 @@ impl Provider {
         let header =
             jsonwebtoken::decode_header(id_token).map_err(|_| AuthError::InvalidIdToken)?;
         let kid = header.kid.ok_or(AuthError::InvalidIdToken)?;
-        let jwk = jwks
-            .find(&kid)
+        let key = jwks
+            .decoding_key(&kid)
             .await
             .map_err(|_| AuthError::InvalidIdToken)?;
-        let key = DecodingKey::from_jwk(&jwk).map_err(|_| AuthError::InvalidIdToken)?;
         let mut v = Validation::new(if header.alg == Algorithm::ES256 {
             Algorithm::ES256
         } else {

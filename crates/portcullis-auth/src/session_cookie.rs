@@ -5,6 +5,7 @@ use crate::keys::KeyRing;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use http::{HeaderMap, HeaderValue};
+use portcullis_core::httpdate;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
@@ -370,37 +371,7 @@ pub fn expire_value(name: &str) -> String {
 
 /// An IMF-fixdate `seconds` from now.
 pub fn httpdate_in(seconds: u64) -> String {
-    httpdate(crate::now() + seconds)
-}
-
-/// Formats epoch seconds as an IMF-fixdate (`Sun, 06 Nov 1994 08:49:37 GMT`).
-pub fn httpdate(epoch: u64) -> String {
-    const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
-    const MONTHS: [&str; 12] = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ];
-    let days = epoch / 86400;
-    let secs = epoch % 86400;
-    // Civil-from-days (Howard Hinnant's algorithm).
-    let z = days as i64 + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{}, {:02} {} {} {:02}:{:02}:{:02} GMT",
-        DAYS[(days % 7) as usize],
-        d,
-        MONTHS[(m - 1) as usize],
-        y,
-        secs / 3600,
-        secs / 60 % 60,
-        secs % 60
-    )
+    httpdate(portcullis_core::now() + seconds)
 }
 
 #[cfg(test)]
@@ -519,13 +490,6 @@ mod tests {
         );
         assert!(v[1].starts_with("S-1=; Expires=Thu, 01 Jan 1970"));
         assert!(v[2].starts_with("S-2=;"));
-    }
-
-    #[test]
-    fn httpdate_known_values() {
-        assert_eq!(httpdate(0), "Thu, 01 Jan 1970 00:00:00 GMT");
-        assert_eq!(httpdate(784_111_777), "Sun, 06 Nov 1994 08:49:37 GMT");
-        assert_eq!(httpdate(1_709_251_199), "Thu, 29 Feb 2024 23:59:59 GMT");
     }
 
     proptest::proptest! {

@@ -2,19 +2,20 @@
 //! keys, client and TOTP secrets), the balancer's keys, TLS keys and the outbox of codes. It is
 //! private to the user running Portcullis: the directory and every directory in it `0700`, every
 //! file `0600`. Everything that creates a file or directory there (or a file holding secrets
-//! elsewhere, such as an outbox or access log) does it through this module, with the mode given at
-//! creation, so that no file is ever readable by others, not even for a moment; [`secure`] checks
-//! the directory at start and tightens what older versions left readable.
+//! elsewhere, such as an outbox or access log) does it through `portcullis_core::private_file`
+//! (re-exported here), with the mode given at creation, so that no file is ever readable by
+//! others, not even for a moment; [`secure`] checks the directory at start and tightens what older
+//! versions left readable.
 
-use std::fs::{DirBuilder, File, OpenOptions};
-use std::io::Write;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-/// The mode of the state directory and the directories in it.
-pub const DIR_MODE: u32 = 0o700;
-/// The mode of every file in the state directory.
-pub const FILE_MODE: u32 = 0o600;
+/// The creation of private files and directories has one owner, `portcullis_core::private_file`;
+/// the state directory's callers reach it here too.
+pub use portcullis_core::private_file::{
+    DIR_MODE, FILE_MODE, create_dir_all, ensure_file, open_append, restrict_path, write_new,
+};
+
 /// How deep [`secure`] walks (the tree Portcullis creates is two levels deep).
 const MAX_DEPTH: usize = 8;
 
@@ -103,70 +104,6 @@ fn tighten(path: &Path, depth: usize) -> Result<(), StateDirError> {
             let entry = entry.map_err(io(path))?;
             tighten(&entry.path(), depth + 1)?;
         }
-    }
-    Ok(())
-}
-
-/// Creates `dir` and any missing parents with mode `0700` (existing ones keep theirs).
-pub fn create_dir_all(dir: &Path) -> std::io::Result<()> {
-    DirBuilder::new().recursive(true).mode(DIR_MODE).create(dir)
-}
-
-/// Opens `path` for appending, creating it `0600` (and its missing parents `0700`); an existing
-/// file readable by others is made `0600` first.
-pub fn open_append(path: &Path) -> std::io::Result<File> {
-    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        create_dir_all(parent)?;
-    }
-    let f = OpenOptions::new()
-        .create(true)
-        .append(true)
-        .mode(FILE_MODE)
-        .open(path)?;
-    restrict(&f)?;
-    Ok(f)
-}
-
-/// Creates `path` with `bytes`, mode `0600`; fails if it exists.
-pub fn write_new(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let mut f = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(FILE_MODE)
-        .open(path)?;
-    f.write_all(bytes)?;
-    f.sync_all()
-}
-
-/// Makes sure `path` exists as a `0600` file (created empty, or narrowed if wider), so that a
-/// library opening it afterwards (SQLite, which gives its `-wal` and `-shm` files the database
-/// file's mode) never creates it with the default mode.
-pub fn ensure_file(path: &Path) -> std::io::Result<()> {
-    let f = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .mode(FILE_MODE)
-        .open(path)?;
-    restrict(&f)
-}
-
-/// Narrows an existing file `path` to `0600` if it is wider; absent is fine.
-pub fn restrict_path(path: &Path) -> std::io::Result<()> {
-    match std::fs::symlink_metadata(path) {
-        Ok(m) if m.is_file() && m.permissions().mode() & 0o077 != 0 => {
-            std::fs::set_permissions(path, std::fs::Permissions::from_mode(FILE_MODE))
-        }
-        Ok(_) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(e),
-    }
-}
-
-fn restrict(f: &File) -> std::io::Result<()> {
-    if f.metadata()?.permissions().mode() & 0o077 != 0 {
-        f.set_permissions(std::fs::Permissions::from_mode(FILE_MODE))?;
     }
     Ok(())
 }

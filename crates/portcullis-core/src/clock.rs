@@ -5,7 +5,7 @@
 //! It has two readings. The wall clock ([`Clock::now_ms`]) is what a pool stamps and compares;
 //! tests stop it or move it. The monotonic one ([`Clock::instant`]) is what a load balancer
 //! measures durations with: the system's `Instant` plus every advance, so it never stops and
-//! never goes back; its timers ([`Clock::sleep_until`]) wake early when a test moves it.
+//! never goes back; its timers (`Clock::sleep_until`, feature `timers`) wake early when a test moves it.
 
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -19,7 +19,8 @@ pub struct Clock {
     offset_ms: AtomicI64,
     /// Milliseconds every forward move added to the monotonic reading.
     advanced_ms: AtomicU64,
-    /// Wakes the timers of [`Clock::sleep_until`] when the clock moves.
+    /// Wakes the timers of `Clock::sleep_until` when the clock moves.
+    #[cfg(feature = "timers")]
     moved: tokio::sync::Notify,
 }
 
@@ -58,6 +59,7 @@ impl Clock {
         }
         if let Ok(forward) = u64::try_from(ms) {
             self.advanced_ms.fetch_add(forward, Ordering::Relaxed);
+            #[cfg(feature = "timers")]
             self.moved.notify_waiters();
         }
     }
@@ -70,6 +72,7 @@ impl Clock {
 
     /// Waits until [`Clock::instant`] reaches `deadline`, by real time passing or by a test
     /// moving the clock.
+    #[cfg(feature = "timers")]
     pub async fn sleep_until(&self, deadline: Instant) {
         loop {
             // Registered before reading the time, so a move in between is not missed.
@@ -88,6 +91,7 @@ impl Clock {
     }
 
     /// Waits `d` by [`Clock::instant`] (see [`Clock::sleep_until`]).
+    #[cfg(feature = "timers")]
     pub async fn sleep(&self, d: Duration) {
         self.sleep_until(self.instant() + d).await;
     }
@@ -124,6 +128,7 @@ mod tests {
         assert!(c.instant() >= t + Duration::from_secs(60));
     }
 
+    #[cfg(feature = "timers")]
     #[tokio::test]
     async fn timers_wake_when_the_clock_moves() {
         let c = std::sync::Arc::new(Clock::default());

@@ -1,9 +1,18 @@
 //! The foundation under every Portcullis crate: plumbing that would otherwise be written once per
-//! crate (the clock first). It depends on nothing of ours, so any crate may use it.
+//! crate. It depends on nothing of ours, so any crate may use it: the clock and `now()`, HTTP
+//! dates, files private to their owner, secrets given literally or by environment variable, and
+//! (feature `http`) the host a request names.
 
 pub mod clock;
+pub mod httpdate;
+pub mod private_file;
+#[cfg(feature = "http")]
+pub mod request;
+pub mod secret;
 
 pub use clock::Clock;
+pub use httpdate::httpdate;
+pub use secret::{SecretError, literal_or_env};
 
 /// Seconds since the Unix epoch by the system clock (0 before 1970); logic that tests move in
 /// time reads a [`Clock`] instead.

@@ -134,9 +134,97 @@ pub enum StartError {
     /// Keys or state could not be read or written.
     #[error("{0}")]
     State(String),
+    /// A listener's certificates could not be loaded.
+    #[error(transparent)]
+    Certificates(#[from] tls::CertsError),
+    /// A listener's TLS configuration was refused.
+    #[error("listeners[{index}]: {source}")]
+    Tls {
+        /// The listener's index.
+        index: usize,
+        /// Why.
+        #[source]
+        source: rustls::Error,
+    },
+    /// A provider's discovery document could not be used.
+    #[error(transparent)]
+    Discovery(#[from] DiscoveryFailed),
     /// The config could not be compiled.
-    #[error("{0}")]
-    Config(String),
+    #[error(transparent)]
+    Compile(#[from] snapshot::CompileError),
+}
+
+/// Why a reload was refused (the running config stays); the binary logs it.
+#[derive(Debug, thiserror::Error)]
+pub enum ReloadError {
+    /// A running listener's protocol cannot change.
+    #[error(
+        "listeners[{index}]: changing the protocol of {address}:{port} needs a restart (or a new port)"
+    )]
+    Protocol {
+        /// The listener's index.
+        index: usize,
+        /// Its address.
+        address: String,
+        /// Its port.
+        port: u16,
+    },
+    /// A new listener could not bind.
+    #[error("listeners[{index}]: cannot listen on {addr}: {source}")]
+    Bind {
+        /// The listener's index.
+        index: usize,
+        /// `address:port`.
+        addr: String,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A new listener's bound address could not be read.
+    #[error("listeners[{index}]: {addr}: {source}")]
+    LocalAddr {
+        /// The listener's index.
+        index: usize,
+        /// `address:port`.
+        addr: String,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Certificates (a listener's, or a user pool domain's) could not be loaded.
+    #[error(transparent)]
+    Certificates(#[from] tls::CertsError),
+    /// A new listener's TLS configuration was refused.
+    #[error("listeners[{index}]: {source}")]
+    Tls {
+        /// The listener's index.
+        index: usize,
+        /// Why.
+        #[source]
+        source: rustls::Error,
+    },
+    /// A provider's discovery document could not be used.
+    #[error(transparent)]
+    Discovery(#[from] DiscoveryFailed),
+    /// The new config could not be compiled.
+    #[error(transparent)]
+    Compile(#[from] snapshot::CompileError),
+}
+
+/// An `authenticate-oidc` action's discovery failed, at start or reload.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "listeners[{index}]: authenticate-oidc discovery for issuer {issuer} failed: {source}. Check the issuer URL, \
+     or give authorization_endpoint, token_endpoint and user_info_endpoint to skip discovery"
+)]
+pub struct DiscoveryFailed {
+    /// The listener's index.
+    pub index: usize,
+    /// The configured issuer.
+    pub issuer: String,
+    /// Why.
+    #[source]
+    pub source: portcullis_auth::oidc::DiscoveryError,
 }
 
 /// A started load balancer.
@@ -163,7 +251,7 @@ pub struct Running {
 struct ReloadContext {
     identity: Identity,
     cognito: Arc<CognitoResolver>,
-    http: portcullis_auth::oidc::HttpClient,
+    http: portcullis_verify::client::HttpClient,
     state_dir: std::path::PathBuf,
     /// The listeners being served, by slot (a removed listener leaves `None`, so the slots of
     /// the others, which connections and login states name, never move).
@@ -212,7 +300,7 @@ impl Running {
     /// config or the new one, never a mix. Listeners are matched by address and port: new ones
     /// are bound before the swap, removed ones stop after it (their connections close
     /// gracefully), certificates are replaced. On any error the running config stays.
-    pub async fn reload(&self, config: &Config) -> Result<(), String> {
+    pub async fn reload(&self, config: &Config) -> Result<(), ReloadError> {
         let c = &self.reload;
         let mut slots = c.slots.lock().await;
         // Place each listener of the new config: its running slot, or a new one bound now.
@@ -228,22 +316,37 @@ impl Running {
             match found.and_then(|j| slots[j].as_ref().map(|s| (j, s))) {
                 Some((j, s)) => {
                     if s.protocol != l.protocol {
-                        return Err(format!(
-                            "listeners[{i}]: changing the protocol of {}:{} needs a restart (or a new port)",
-                            l.address, l.port
-                        ));
+                        return Err(ReloadError::Protocol {
+                            index: i,
+                            address: l.address.clone(),
+                            port: l.port,
+                        });
                     }
                     kept[j] = true;
                     placement.push((j, s.bound.port()));
                 }
                 None => {
                     let addr = format!("{}:{}", l.address, l.port);
-                    let tcp = TcpListener::bind(&addr)
-                        .await
-                        .map_err(|e| format!("listeners[{i}]: cannot listen on {addr}: {e}"))?;
-                    let bound = tcp
-                        .local_addr()
-                        .map_err(|e| format!("listeners[{i}]: {addr}: {e}"))?;
+                    let tcp = match TcpListener::bind(&addr).await {
+                        Ok(t) => t,
+                        Err(source) => {
+                            return Err(ReloadError::Bind {
+                                index: i,
+                                addr,
+                                source,
+                            });
+                        }
+                    };
+                    let bound = match tcp.local_addr() {
+                        Ok(b) => b,
+                        Err(source) => {
+                            return Err(ReloadError::LocalAddr {
+                                index: i,
+                                addr,
+                                source,
+                            });
+                        }
+                    };
                     let slot = slots.len() + fresh.len();
                     placement.push((slot, bound.port()));
                     fresh.push((i, slot, tcp, bound));
@@ -262,7 +365,7 @@ impl Running {
         for (i, _, _, _) in &fresh {
             if let Some(set) = certs[*i].take() {
                 let (cfg, resolver) = tls::server_config(set, self.shared.http2)
-                    .map_err(|e| format!("listeners[{i}]: {e}"))?;
+                    .map_err(|source| ReloadError::Tls { index: *i, source })?;
                 acceptors.insert(*i, (tokio_rustls::TlsAcceptor::from(cfg), resolver));
             }
         }
@@ -349,8 +452,8 @@ impl Running {
 /// Reads the discovery documents of `authenticate-oidc` actions that give no endpoints.
 async fn discover_all(
     config: &Config,
-    http: &portcullis_auth::oidc::HttpClient,
-) -> Result<std::collections::HashMap<String, portcullis_auth::oidc::Discovery>, String> {
+    http: &portcullis_verify::client::HttpClient,
+) -> Result<std::collections::HashMap<String, portcullis_auth::oidc::Discovery>, DiscoveryFailed> {
     let mut discovered = std::collections::HashMap::new();
     for (i, l) in config.listeners.iter().enumerate() {
         for a in l
@@ -365,12 +468,10 @@ async fn discover_all(
             {
                 let d = portcullis_auth::oidc::discover(http, &o.issuer)
                     .await
-                    .map_err(|e| {
-                        format!(
-                            "listeners[{i}]: authenticate-oidc discovery for issuer {} failed: {e}. Check the issuer URL, \
-                             or give authorization_endpoint, token_endpoint and user_info_endpoint to skip discovery",
-                            o.issuer
-                        )
+                    .map_err(|source| DiscoveryFailed {
+                        index: i,
+                        issuer: o.issuer.clone(),
+                        source,
                     })?;
                 discovered.insert(o.issuer.clone(), d);
             }
@@ -461,10 +562,9 @@ pub async fn start(
             .local_addr()
             .map_err(|error| StartError::Bind { index, addr, error })?;
         let tls = if l.protocol == Protocol::HTTPS {
-            let certs =
-                tls::load_listener_certs(&lb.state_dir, l, index).map_err(StartError::Config)?;
+            let certs = tls::load_listener_certs(&lb.state_dir, l, index)?;
             let (cfg, resolver) = tls::server_config(certs, lb.http2_enabled)
-                .map_err(|e| StartError::Config(format!("listeners[{index}]: {e}")))?;
+                .map_err(|source| StartError::Tls { index, source })?;
             resolvers.push(Some(resolver));
             Some(tokio_rustls::TlsAcceptor::from(cfg))
         } else {
@@ -478,10 +578,8 @@ pub async fn start(
         .enumerate()
         .map(|(i, (_, a, _))| (i, a.port()))
         .collect();
-    let http = portcullis_auth::oidc::http_client();
-    let discovered = discover_all(config, &http)
-        .await
-        .map_err(StartError::Config)?;
+    let http = portcullis_verify::client::http_client();
+    let discovered = discover_all(config, &http).await?;
     let clock = Arc::new(portcullis_core::Clock::default());
     let snapshot = snapshot::compile(
         config,
@@ -492,8 +590,7 @@ pub async fn start(
         &http,
         &discovered,
         None,
-    )
-    .map_err(StartError::Config)?;
+    )?;
     for tg in snapshot.target_groups.values() {
         health_check::start(tg);
     }

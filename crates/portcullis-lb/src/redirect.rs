@@ -16,7 +16,7 @@ pub fn location(
     port: u16,
 ) -> Result<String, ProxyError> {
     let protocol = if https { "https" } else { "http" };
-    let host_header = portcullis_auth::authenticate::request_host(parts).unwrap_or("");
+    let host_header = portcullis_core::request::host(parts).unwrap_or("");
     let host = crate::rules::strip_port(host_header);
     let path = parts.uri.path().trim_start_matches('/');
     let query = parts.uri.query().unwrap_or("");

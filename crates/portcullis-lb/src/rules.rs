@@ -117,7 +117,7 @@ impl<'a> RequestView<'a> {
     /// From request parts and the connection's peer.
     pub fn of(parts: &'a Parts, peer: std::net::IpAddr) -> RequestView<'a> {
         RequestView {
-            host: portcullis_auth::authenticate::request_host(parts).map(host_name),
+            host: portcullis_core::request::host(parts).map(host_name),
             path: parts.uri.path(),
             method: parts.method.as_str(),
             query: parts.uri.query(),

@@ -4,17 +4,92 @@
 use crate::rules::Condition;
 use crate::target_group::TargetGroup;
 use bytes::Bytes;
-use portcullis_auth::oidc::{Discovery, HttpClient};
+use portcullis_auth::oidc::Discovery;
 use portcullis_auth::{AuthAction, Provider, ProviderConfig};
 use portcullis_config::{
     Action, AuthenticateCognito, Config, Protocol, RedirectAction, ordered_actions,
 };
+use portcullis_core::SecretError;
+use portcullis_verify::client::{HttpClient, TrustError};
 use std::collections::HashMap;
 use std::sync::Arc;
 
 /// Resolves `authenticate-cognito` to provider settings (the embedded pool's endpoints and secret).
 pub type CognitoResolver =
-    dyn Fn(&AuthenticateCognito) -> Result<CognitoProvider, String> + Send + Sync;
+    dyn Fn(&AuthenticateCognito) -> Result<CognitoProvider, CognitoError> + Send + Sync;
+
+/// Why an `authenticate-cognito` action could not be resolved against the embedded pools.
+#[derive(Debug, thiserror::Error)]
+pub enum CognitoError {
+    /// No embedded pool has this name.
+    #[error("unknown user pool `{0}`")]
+    UnknownPool(String),
+    /// The app client has no secret (the balancer authenticates to the pool with it).
+    #[error("client `{client}` of user pool `{pool}` has no secret")]
+    NoSecret {
+        /// The pool.
+        pool: String,
+        /// The app client id.
+        client: String,
+    },
+    /// The pool's own certificates cannot be trusted by the balancer's client.
+    #[error("user pool `{pool}`: {source}")]
+    Trust {
+        /// The pool.
+        pool: String,
+        /// Why.
+        #[source]
+        source: TrustError,
+    },
+}
+
+/// Why a config could not be compiled into a [`Snapshot`]; names the listener and rule.
+#[derive(Debug, thiserror::Error)]
+pub enum CompileError {
+    /// `authenticate-cognito` could not be resolved.
+    #[error("listeners[{listener}] rule {rule}: {source}")]
+    Cognito {
+        /// The listener's index.
+        listener: usize,
+        /// The rule (`<slot>/<priority|default>`).
+        rule: String,
+        /// Why.
+        #[source]
+        source: CognitoError,
+    },
+    /// `authenticate-oidc`'s client secret could not be read.
+    #[error("listeners[{listener}] rule {rule}: {source}")]
+    ClientSecret {
+        /// The listener's index.
+        listener: usize,
+        /// The rule.
+        rule: String,
+        /// Why.
+        #[source]
+        source: SecretError,
+    },
+    /// An endpoint is neither configured nor discovered.
+    #[error("listeners[{listener}] rule {rule}: no {endpoint} and no discovery")]
+    NoEndpoint {
+        /// The listener's index.
+        listener: usize,
+        /// The rule.
+        rule: String,
+        /// The endpoint's setting (`token_endpoint`).
+        endpoint: &'static str,
+    },
+    /// A forward names a group the config lacks.
+    #[error("unknown target group {0}")]
+    UnknownTargetGroup(String),
+    /// A rule has no forward, fixed-response or redirect.
+    #[error("listeners[{listener}] rule {rule}: no terminal action")]
+    NoTerminal {
+        /// The listener's index.
+        listener: usize,
+        /// The rule.
+        rule: String,
+    },
+}
 
 /// An embedded pool as the provider of `authenticate-cognito`.
 pub struct CognitoProvider {
@@ -208,7 +283,7 @@ pub fn compile(
     http: &HttpClient,
     discovered: &HashMap<String, Discovery>,
     previous: Option<&Snapshot>,
-) -> Result<Snapshot, String> {
+) -> Result<Snapshot, CompileError> {
     let groups: HashMap<String, Arc<TargetGroup>> = config
         .target_groups
         .iter()
@@ -243,8 +318,11 @@ pub fn compile(
             for a in ordered_actions(actions) {
                 match a {
                     Action::AuthenticateCognito(c) => {
-                        let provider =
-                            cognito(c).map_err(|e| format!("listeners[{i}] rule {id}: {e}"))?;
+                        let provider = cognito(c).map_err(|source| CompileError::Cognito {
+                            listener: i,
+                            rule: id.clone(),
+                            source,
+                        })?;
                         let client = provider.http.unwrap_or_else(|| http.clone());
                         auth = Some(Arc::new(AuthAction::new(
                             id.clone(),
@@ -253,20 +331,29 @@ pub fn compile(
                         )));
                     }
                     Action::AuthenticateOidc(o) => {
-                        let secret = match (&o.client_secret, &o.client_secret_env) {
-                            (Some(s), _) => s.clone(),
-                            (None, Some(var)) => std::env::var(var).map_err(|_| {
-                                format!("listeners[{i}] rule {id}: environment variable {var} (client_secret_env) is not set")
-                            })?,
-                            (None, None) => return Err(format!("listeners[{i}] rule {id}: no client secret")),
-                        };
+                        let secret = portcullis_core::secret::required(
+                            o.client_secret.as_deref(),
+                            o.client_secret_env.as_deref(),
+                            "client_secret_env",
+                        )
+                        .map_err(|source| CompileError::ClientSecret {
+                            listener: i,
+                            rule: id.clone(),
+                            source,
+                        })?;
                         // Explicit endpoints (as ALB), else the issuer's discovery document.
                         let d = discovered.get(&o.issuer);
                         let endpoint =
-                            |given: &Option<String>, found: Option<&String>, name: &str| {
-                                given.clone().or_else(|| found.cloned()).ok_or(format!(
-                                    "listeners[{i}] rule {id}: no {name} and no discovery"
-                                ))
+                            |given: &Option<String>,
+                             found: Option<&String>,
+                             endpoint: &'static str| {
+                                given.clone().or_else(|| found.cloned()).ok_or_else(|| {
+                                    CompileError::NoEndpoint {
+                                        listener: i,
+                                        rule: id.clone(),
+                                        endpoint,
+                                    }
+                                })
                             };
                         let provider = ProviderConfig {
                             issuer: o.issuer.clone(),
@@ -315,7 +402,7 @@ pub fn compile(
                         for (name, weight) in f.groups() {
                             let tg = groups
                                 .get(&name)
-                                .ok_or(format!("unknown target group {name}"))?;
+                                .ok_or_else(|| CompileError::UnknownTargetGroup(name.clone()))?;
                             weighted.push((tg.clone(), weight));
                         }
                         let sticky = f
@@ -340,10 +427,12 @@ pub fn compile(
                     Action::Redirect(r) => terminal = Some(Terminal::Redirect(r.clone())),
                 }
             }
-            let terminal =
-                terminal.ok_or(format!("listeners[{i}] rule {id}: no terminal action"))?;
+            let terminal = terminal.ok_or_else(|| CompileError::NoTerminal {
+                listener: i,
+                rule: id.clone(),
+            })?;
             let conditions = conditions.iter().filter_map(Condition::compile).collect();
-            Ok::<Rule, String>(Rule {
+            Ok::<Rule, CompileError>(Rule {
                 id,
                 priority,
                 conditions,

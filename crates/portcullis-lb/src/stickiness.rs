@@ -94,7 +94,7 @@ pub fn live_expiry(value: &str, now: u64) -> Option<u64> {
 /// `Set-Cookie` values that keep a client on a target: `AWSALB`/`AWSALBCORS`, or the
 /// `AWSALBAPP-0..3` shards (the unused ones cleared with `_remove_`, as ALB does).
 pub fn target_cookies(sticky: &Sticky, value: &str, https: bool, now: u64) -> Vec<String> {
-    let expires = portcullis_auth::session_cookie::httpdate(now + COOKIE_LIFETIME.as_secs());
+    let expires = portcullis_core::httpdate(now + COOKIE_LIFETIME.as_secs());
     match sticky {
         Sticky::Lb { .. } => {
             let mut v = vec![format!("AWSALB={value}; Expires={expires}; Path=/")];

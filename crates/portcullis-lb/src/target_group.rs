@@ -823,7 +823,7 @@ mod tests {
         // A target cookie with a MAC under another key, or with a duration beyond the
         // configured one, is ignored and a fresh one issued.
         let tg = group("t");
-        let far = portcullis_auth::now() + 10_000;
+        let far = portcullis_core::now() + 10_000;
         for c in [
             stickiness::target_value(&MacKey::new(&[1; 32]), "arn:t", "10.0.0.2:80", far - 9_990),
             stickiness::target_value(&key, "arn:t", "10.0.0.2:80", far),
@@ -946,7 +946,7 @@ mod tests {
         let tg = TargetGroup::new(&cfg, "arn:a".into(), None, Arc::default());
         let (first, second) = (&tg.targets[0], &tg.targets[1]);
         let value =
-            stickiness::target_value(&key, "arn:a", &first.authority, portcullis_auth::now() + 30);
+            stickiness::target_value(&key, "arn:a", &first.authority, portcullis_core::now() + 30);
         let mut h = http::HeaderMap::new();
         h.insert(
             http::header::COOKIE,
@@ -960,7 +960,7 @@ mod tests {
         assert!(cookies.if_app_sets.is_none());
         let app0 = cookies.now[0].strip_prefix("AWSALBAPP-0=").unwrap();
         let app0 = app0.split(';').next().unwrap();
-        let expiry = stickiness::live_expiry(app0, portcullis_auth::now()).unwrap();
+        let expiry = stickiness::live_expiry(app0, portcullis_core::now()).unwrap();
         assert_eq!(
             app0,
             stickiness::target_value(&key, "arn:a", &second.authority, expiry)

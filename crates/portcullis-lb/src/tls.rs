@@ -67,7 +67,7 @@ impl Cert {
             dir.join(format!("{slug}.key")),
         );
         if !cert_file.exists() || !key_file.exists() {
-            portcullis_config::state_dir::create_dir_all(&dir).map_err(|e| CertError {
+            portcullis_core::private_file::create_dir_all(&dir).map_err(|e| CertError {
                 path: dir.clone(),
                 reason: e.to_string(),
             })?;
@@ -77,13 +77,12 @@ impl Cert {
             })?;
             let _ = std::fs::remove_file(&cert_file);
             let _ = std::fs::remove_file(&key_file);
-            portcullis_config::state_dir::write_new(&cert_file, ck.cert.pem().as_bytes()).map_err(
-                |e| CertError {
+            portcullis_core::private_file::write_new(&cert_file, ck.cert.pem().as_bytes())
+                .map_err(|e| CertError {
                     path: cert_file.clone(),
                     reason: e.to_string(),
-                },
-            )?;
-            portcullis_auth::keys::write_private(
+                })?;
+            portcullis_core::private_file::write_new(
                 &key_file,
                 ck.signing_key.serialize_pem().as_bytes(),
             )
@@ -202,12 +201,36 @@ pub fn server_config(
     Ok((Arc::new(cfg), resolver))
 }
 
+/// Why the certificates a config field names could not be loaded; names the field (`at[j]`).
+#[derive(Debug, thiserror::Error)]
+pub enum CertsError {
+    /// Neither `self_signed` nor both files.
+    #[error("{at}[{index}]: incomplete")]
+    Incomplete {
+        /// The config field (`listeners[0].certificates`).
+        at: String,
+        /// Which certificate of it.
+        index: usize,
+    },
+    /// A certificate could not be read or generated.
+    #[error("{at}[{index}]: {source}")]
+    Cert {
+        /// The config field (`listeners[0].certificates`).
+        at: String,
+        /// Which certificate of it.
+        index: usize,
+        /// What is wrong.
+        #[source]
+        source: CertError,
+    },
+}
+
 /// The certificates a listener names, loaded or generated.
 pub fn load_listener_certs(
     state_dir: &Path,
     l: &portcullis_config::Listener,
     index: usize,
-) -> Result<Vec<Cert>, String> {
+) -> Result<Vec<Cert>, CertsError> {
     load_certs(
         state_dir,
         &l.certificates,
@@ -221,15 +244,24 @@ pub fn load_certs(
     state_dir: &Path,
     sources: &[portcullis_config::Certificate],
     at: &str,
-) -> Result<Vec<Cert>, String> {
+) -> Result<Vec<Cert>, CertsError> {
     let mut certs = Vec::new();
-    for (j, c) in sources.iter().enumerate() {
+    for (index, c) in sources.iter().enumerate() {
         let cert = match (&c.self_signed, &c.cert_file, &c.key_file) {
             (Some(names), _, _) => Cert::self_signed(state_dir, names),
             (None, Some(cf), Some(kf)) => Cert::from_files(cf, kf),
-            _ => return Err(format!("{at}[{j}]: incomplete")),
+            _ => {
+                return Err(CertsError::Incomplete {
+                    at: at.to_string(),
+                    index,
+                });
+            }
         };
-        certs.push(cert.map_err(|e| format!("{at}[{j}]: {e}"))?);
+        certs.push(cert.map_err(|source| CertsError::Cert {
+            at: at.to_string(),
+            index,
+            source,
+        })?);
     }
     Ok(certs)
 }

@@ -10,6 +10,8 @@
 //! standard identity JWT against their JWKS, and returns an [`Identity`] with scope and group
 //! helpers. With `axum`, `Identity` is a handler argument (see `examples/axum_backend.rs`).
 //!
+//! The signing side of the same format is [`encode::alb_header`] (the load balancer uses it).
+//!
 //! Without them, verification is synchronous and the caller supplies the key:
 //!
 //! ```
@@ -33,7 +35,10 @@ use rustls_pki_types::pem::PemObject;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-/// base64url that accepts segments with or without `=` padding, as ALB emits them.
+pub mod encode;
+
+/// base64url that accepts segments with or without `=` padding, and writes them padded, as ALB
+/// does.
 const B64: GeneralPurpose = GeneralPurpose::new(
     &base64::alphabet::URL_SAFE,
     GeneralPurposeConfig::new()
@@ -258,19 +263,19 @@ impl AlbVerifier {
 }
 
 #[cfg(feature = "fetch")]
+pub mod client;
+#[cfg(feature = "fetch")]
+pub mod jwks;
+#[cfg(feature = "fetch")]
 mod remote;
 #[cfg(feature = "axum")]
 pub use remote::Rejection;
 #[cfg(feature = "fetch")]
 pub use remote::{Identity, KeySource, Verifier};
 
-/// Seconds since the Unix epoch.
-pub fn now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
-}
+/// Seconds since the Unix epoch, the `now` that [`AlbVerifier::verify`] takes (re-exported from
+/// `portcullis-core`, so that backends need not depend on it).
+pub use portcullis_core::now;
 
 /// The regional URL where AWS serves ALB public keys, for verifying a real ALB's header.
 pub fn aws_public_key_url(region: &str, kid: &str) -> String {

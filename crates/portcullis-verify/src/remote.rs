@@ -3,42 +3,25 @@
 //! standard identity JWT and for Cognito/Portcullis access tokens, and one call that turns a
 //! request's headers into a verified [`Identity`] with scope and group helpers.
 
+use crate::client::{HttpClient, http_client};
+use crate::jwks::{JwksCache, JwksError, MAX_JWKS_BODY};
 use crate::{AlbClaims, AlbVerifier, PublicKey, VerifyError, peek_header};
 use bytes::Bytes;
 use http::HeaderMap;
 use http_body_util::{BodyExt, Full, Limited};
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
-use jsonwebtoken::jwk::JwkSet;
-use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use jsonwebtoken::{Algorithm, Validation};
 use serde_json::{Map, Value};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-/// Largest key or JWKS document read.
-const MAX_DOC: usize = 150 * 1024;
+/// Largest key document read (as a JWKS).
+const MAX_DOC: usize = MAX_JWKS_BODY;
 /// Public keys kept (a `kid` names one key forever, so they never go stale).
 const MAX_CACHED_KEYS: usize = 64;
-/// JWKS documents are fetched again after this long, or at once for an unknown `kid` (at most
-/// every [`FORCED_GAP`]).
-const JWKS_TTL: Duration = Duration::from_secs(600);
-const FORCED_GAP: Duration = Duration::from_secs(10);
+/// More keys than any issuer publishes; a larger JWKS is refused.
+const MAX_JWKS_KEYS: usize = 100;
 const FETCH_TIMEOUT: Duration = Duration::from_secs(5);
-
-type HttpClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>;
-
-fn http_client() -> HttpClient {
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let https = hyper_rustls::HttpsConnectorBuilder::new()
-        .with_provider_and_webpki_roots(provider)
-        .expect("TLS versions supported by the provider")
-        .https_or_http()
-        .enable_http1()
-        .build();
-    Client::builder(TokioExecutor::new()).build(https)
-}
 
 async fn get(http: &HttpClient, url: &str) -> Result<Bytes, VerifyError> {
     let req = http::Request::get(url)
@@ -83,24 +66,16 @@ impl KeySource {
     }
 }
 
-/// A fetched JWKS and when; and when an unknown kid last forced a fetch.
-type JwksState = (Option<(Arc<JwkSet>, Instant)>, Option<Instant>);
-
 /// A JWKS with its expected issuer (and audience), cached.
 struct JwtSource {
-    jwks_url: String,
+    jwks: JwksCache,
     issuer: String,
     audience: Option<String>,
     alg: Algorithm,
-    cached: Mutex<JwksState>,
 }
 
 impl JwtSource {
-    async fn verify(
-        &self,
-        http: &HttpClient,
-        token: &str,
-    ) -> Result<Map<String, Value>, VerifyError> {
+    async fn verify(&self, token: &str) -> Result<Map<String, Value>, VerifyError> {
         if token.len() > crate::MAX_TOKEN_LEN {
             return Err(VerifyError::Malformed("token too long"));
         }
@@ -110,34 +85,11 @@ impl JwtSource {
             return Err(VerifyError::UnsupportedAlg(format!("{:?}", header.alg)));
         }
         let kid = header.kid.ok_or(VerifyError::Malformed("no kid"))?;
-        let (fresh, may_force) = {
-            let g = self.cached.lock().unwrap_or_else(|p| p.into_inner());
-            (
-                g.0.as_ref()
-                    .filter(|(_, at)| at.elapsed() < JWKS_TTL)
-                    .map(|(s, _)| s.clone()),
-                g.1.is_none_or(|t| t.elapsed() >= FORCED_GAP),
-            )
-        };
-        let set = match fresh {
-            Some(s) if s.find(&kid).is_some() => s,
-            Some(_) if !may_force => return Err(VerifyError::UnknownKey(kid)),
-            had => {
-                let s: Arc<JwkSet> = Arc::new(
-                    serde_json::from_slice(&get(http, &self.jwks_url).await?)
-                        .map_err(|_| VerifyError::KeyUnavailable)?,
-                );
-                let mut g = self.cached.lock().unwrap_or_else(|p| p.into_inner());
-                g.0 = Some((s.clone(), Instant::now()));
-                if had.is_some() {
-                    g.1 = Some(Instant::now());
-                }
-                s
-            }
-        };
-        let jwk = set.find(&kid).ok_or(VerifyError::UnknownKey(kid))?;
-        let key =
-            DecodingKey::from_jwk(jwk).map_err(|_| VerifyError::InvalidKey("unusable JWK"))?;
+        let key = self.jwks.decoding_key(&kid).await.map_err(|e| match e {
+            JwksError::Unavailable => VerifyError::KeyUnavailable,
+            JwksError::UnknownKey => VerifyError::UnknownKey(kid),
+            JwksError::UnusableKey => VerifyError::InvalidKey("unusable JWK"),
+        })?;
         let mut v = Validation::new(self.alg);
         v.set_issuer(&[&self.issuer]);
         match &self.audience {
@@ -150,7 +102,7 @@ impl JwtSource {
             .map_err(|e| match e.kind() {
                 jsonwebtoken::errors::ErrorKind::ExpiredSignature => VerifyError::Expired {
                     exp: 0,
-                    now: crate::now(),
+                    now: portcullis_core::now(),
                 },
                 jsonwebtoken::errors::ErrorKind::InvalidIssuer => {
                     VerifyError::WrongIssuer("(see token)".into())
@@ -205,11 +157,10 @@ impl Verifier {
     /// issuer; [`Identity::scopes`] and [`Identity::groups`] then come from it.
     pub fn with_access_tokens(mut self, jwks_url: &str, issuer: &str) -> Verifier {
         self.access = Some(JwtSource {
-            jwks_url: jwks_url.into(),
+            jwks: JwksCache::new(jwks_url.into(), self.http.clone(), MAX_JWKS_KEYS),
             issuer: issuer.into(),
             audience: None,
             alg: Algorithm::RS256,
-            cached: Mutex::new((None, None)),
         });
         self
     }
@@ -218,11 +169,10 @@ impl Verifier {
     /// (`<admin>/.well-known/jwks.json`), issuer (the load balancer ARN) and audience.
     pub fn with_identity_jwt(mut self, jwks_url: &str, issuer: &str, audience: &str) -> Verifier {
         self.identity_jwt = Some(JwtSource {
-            jwks_url: jwks_url.into(),
+            jwks: JwksCache::new(jwks_url.into(), self.http.clone(), MAX_JWKS_KEYS),
             issuer: issuer.into(),
             audience: Some(audience.into()),
             alg: Algorithm::ES256,
-            cached: Mutex::new((None, None)),
         });
         self
     }
@@ -255,7 +205,7 @@ impl Verifier {
     pub async fn verify_alb(&self, header: &str) -> Result<AlbClaims, VerifyError> {
         let kid = peek_header(header)?.kid;
         let key = self.key(&kid).await?;
-        self.alb.verify(header, &key, crate::now())
+        self.alb.verify(header, &key, portcullis_core::now())
     }
 
     /// Verifies an access token (needs [`Verifier::with_access_tokens`]).
@@ -267,7 +217,7 @@ impl Verifier {
             .access
             .as_ref()
             .ok_or(VerifyError::NotConfigured("access tokens"))?;
-        let claims = src.verify(&self.http, token).await?;
+        let claims = src.verify(token).await?;
         if claims
             .get("token_use")
             .and_then(Value::as_str)
@@ -287,7 +237,7 @@ impl Verifier {
             .identity_jwt
             .as_ref()
             .ok_or(VerifyError::NotConfigured("identity JWTs"))?;
-        src.verify(&self.http, token).await
+        src.verify(token).await
     }
 
     /// The verified identity of a request: `x-amzn-oidc-data` (or, when configured and that is

@@ -5,9 +5,11 @@ use anyhow::{Context, Result, anyhow};
 use portcullis_auth::ProviderConfig;
 use portcullis_auth::revocation::RevocationSet;
 use portcullis_config::{ClientAuthMethod, Config};
+use portcullis_core::SecretError;
 use portcullis_idp::Pool;
 use portcullis_idp::domain::revocation::SessionEnded;
-use portcullis_lb::snapshot::CognitoProvider;
+use portcullis_lb::ReloadError;
+use portcullis_lb::snapshot::{CognitoError, CognitoProvider};
 use portcullis_lb::tls::{self, SniResolver};
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -45,7 +47,7 @@ impl App {
     /// Applies a new config's load-balancer rules, actions and target groups (see
     /// [`portcullis_lb::Running::reload`]) and the certificates of pools served over HTTPS; the
     /// rest of the user pools is read at start only. Nothing changes when any of it fails.
-    pub async fn reload(&self, config: &Config) -> Result<(), String> {
+    pub async fn reload(&self, config: &Config) -> Result<(), ReloadError> {
         // New pool certificates are staged: the balancer's clients rebuilt below trust old and
         // new, then the pools serve the new ones; a failure anywhere changes nothing.
         let mut staged: Vec<&Arc<SniResolver>> = Vec::new();
@@ -67,7 +69,7 @@ impl App {
                     Ok(c) => c,
                     Err(e) => {
                         staged.iter().for_each(|r| r.unstage());
-                        return Err(e);
+                        return Err(e.into());
                     }
                 };
             resolver.stage(certs);
@@ -95,24 +97,12 @@ impl App {
 }
 
 /// The password a seed user gets: from the file, or from the named environment variable.
-pub fn seed_password(u: &portcullis_config::SeedUser) -> Result<String, String> {
-    match (&u.password, &u.password_env) {
-        (Some(p), _) => Ok(p.clone()),
-        (None, Some(var)) => std::env::var(var)
-            .map_err(|_| format!("password_env: environment variable {var} is not set")),
-        (None, None) => Err("no password".into()),
-    }
-}
-
-/// A secret from the file or from the named environment variable.
-pub fn value_or_env(value: Option<&String>, env: Option<&String>) -> Result<String, String> {
-    match (value, env) {
-        (Some(v), _) => Ok(v.clone()),
-        (None, Some(var)) => {
-            std::env::var(var).map_err(|_| format!("environment variable {var} is not set"))
-        }
-        (None, None) => Err("no value".into()),
-    }
+pub fn seed_password(u: &portcullis_config::SeedUser) -> Result<String, SecretError> {
+    portcullis_core::secret::required(
+        u.password.as_deref(),
+        u.password_env.as_deref(),
+        "password_env",
+    )
 }
 
 /// Provider settings for `authenticate-cognito` against an embedded pool, with a client that
@@ -123,11 +113,15 @@ pub fn cognito_provider(
     pool: &Pool,
     certs: Option<&SniResolver>,
     client_id: &str,
-) -> Result<CognitoProvider, String> {
+) -> Result<CognitoProvider, CognitoError> {
     let http = match certs {
         Some(c) => Some(
-            portcullis_auth::oidc::http_client_trusting(c.trust_anchors())
-                .map_err(|e| format!("user pool `{}`: {e}", pool.name))?,
+            portcullis_verify::client::http_client_trusting(c.trust_anchors()).map_err(
+                |source| CognitoError::Trust {
+                    pool: pool.name.clone(),
+                    source,
+                },
+            )?,
         ),
         None => None,
     };
@@ -137,13 +131,13 @@ pub fn cognito_provider(
     })
 }
 
-fn cognito_provider_config(pool: &Pool, client_id: &str) -> Result<ProviderConfig, String> {
-    let secret = pool.client_secret(client_id).ok_or_else(|| {
-        format!(
-            "client `{client_id}` of user pool `{}` has no secret",
-            pool.name
-        )
-    })?;
+fn cognito_provider_config(pool: &Pool, client_id: &str) -> Result<ProviderConfig, CognitoError> {
+    let secret = pool
+        .client_secret(client_id)
+        .ok_or_else(|| CognitoError::NoSecret {
+            pool: pool.name.clone(),
+            client: client_id.to_string(),
+        })?;
     let b = &pool.base_url;
     Ok(ProviderConfig {
         issuer: pool.issuer.clone(),
@@ -174,7 +168,7 @@ fn synthetic_revocations(set: &RevocationSet, pools: &[(Arc<Pool>, SocketAddr)])
     else {
         return;
     };
-    let now = portcullis_auth::now();
+    let now = portcullis_core::now();
     for (pool, _) in pools {
         for i in 0..n {
             let sid = format!("bench-revoked-session-{i:08}");
@@ -191,7 +185,7 @@ fn synthetic_revocations(set: &RevocationSet, pools: &[(Arc<Pool>, SocketAddr)])
 
 /// Puts ended sessions into the balancer's revocation set.
 fn record_ended(set: &RevocationSet, ended: &[SessionEnded]) {
-    let now = portcullis_auth::now();
+    let now = portcullis_core::now();
     for e in ended {
         let at = u64::try_from(e.at).unwrap_or(0);
         set.end(&e.issuer, e.sid.as_deref(), &e.sub, at, now);
@@ -325,13 +319,11 @@ pub async fn start(config: &Config, mut prebound: Prebound) -> Result<App> {
         for (i, p) in config.user_pools.iter().enumerate() {
             let mut keys = HashMap::new();
             for (j, k) in p.access_keys.iter().enumerate() {
-                let secret = value_or_env(
-                    k.secret_access_key.as_ref(),
-                    k.secret_access_key_env.as_ref(),
-                )
-                .map_err(|e| {
-                    anyhow!("user_pools[{i}].access_keys[{j}].secret_access_key_env: {e}")
-                })?;
+                let secret = portcullis_core::secret::required(
+                    k.secret_access_key.as_deref(),
+                    k.secret_access_key_env.as_deref(),
+                    &format!("user_pools[{i}].access_keys[{j}].secret_access_key_env"),
+                )?;
                 keys.insert(k.access_key_id.clone(), secret);
             }
             let pool = Pool::open_with(
@@ -344,7 +336,8 @@ pub async fn start(config: &Config, mut prebound: Prebound) -> Result<App> {
             )
             .await
             .map_err(|e| anyhow!("user_pools[{i}]: {e}"))?;
-            pool.seed_users(p, seed_password)
+            // The pool takes a `String` error today; the typed one is kept once it takes any.
+            pool.seed_users(p, |u| seed_password(u).map_err(|e| e.to_string()))
                 .await
                 .map_err(|e| anyhow!("user_pools[{i}]: {e}"))?;
             let pool = Arc::new(pool);
@@ -353,8 +346,7 @@ pub async fn start(config: &Config, mut prebound: Prebound) -> Result<App> {
                 None
             } else {
                 let at = format!("user_pools[{i}].domain.certificates");
-                let certs = tls::load_certs(state_dir, &p.domain.certificates, &at)
-                    .map_err(|e| anyhow!(e))?;
+                let certs = tls::load_certs(state_dir, &p.domain.certificates, &at)?;
                 // HTTP/1.1 only: the pool's pages and API need nothing more.
                 let (cfg, resolver) =
                     tls::server_config(certs, false).map_err(|e| anyhow!("{at}: {e}"))?;
@@ -403,7 +395,7 @@ pub async fn start(config: &Config, mut prebound: Prebound) -> Result<App> {
     let resolver = move |a: &portcullis_config::AuthenticateCognito| {
         let pool = by_name
             .get(&a.user_pool)
-            .ok_or_else(|| format!("unknown user pool `{}`", a.user_pool))?;
+            .ok_or_else(|| CognitoError::UnknownPool(a.user_pool.clone()))?;
         cognito_provider(
             pool,
             certs.get(&a.user_pool).map(|r| &**r),

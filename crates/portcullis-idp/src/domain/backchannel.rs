@@ -5,7 +5,7 @@
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
-use portcullis_auth::oidc::{HttpClient, http_client};
+use portcullis_verify::client::{HttpClient, http_client};
 use prometheus_client::metrics::counter::Counter;
 use std::sync::Arc;
 use std::time::Duration;

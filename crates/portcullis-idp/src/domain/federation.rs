@@ -13,9 +13,10 @@ use crate::store::{Put, Store, StoreError, UserRecord};
 use aws_lc_rs::digest::{SHA256, digest};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use portcullis_auth::oidc::{self, HttpClient, ProviderConfig};
+use portcullis_auth::oidc::{self, ProviderConfig};
 use portcullis_auth::{AuthError, Provider};
 use portcullis_config::{ClientAuthMethod, IdentityProvider};
+use portcullis_verify::client::{HttpClient, http_client};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 use std::collections::HashMap;
@@ -158,7 +159,7 @@ pub struct Federation {
 impl Default for Federation {
     fn default() -> Self {
         Federation {
-            http: oidc::http_client(),
+            http: http_client(),
             resolved: Mutex::new(HashMap::new()),
         }
     }
@@ -191,7 +192,7 @@ impl Federation {
             _ => {
                 let d = oidc::discover(&self.http, &c.oidc_issuer)
                     .await
-                    .map_err(FederationError::Unreachable)?;
+                    .map_err(|e| FederationError::Unreachable(e.to_string()))?;
                 let jwks = d.jwks_uri.ok_or_else(|| {
                     FederationError::Unreachable("the discovery document names no jwks_uri".into())
                 })?;

@@ -12,7 +12,7 @@ use bytes::Bytes;
 use http::header::HOST;
 use http::{HeaderValue, Request, Response, StatusCode, Version};
 use http_body_util::BodyExt;
-use portcullis_auth::authenticate::{ClaimHeaders, request_host};
+use portcullis_auth::authenticate::ClaimHeaders;
 use portcullis_config::{Protocol, ProtocolVersion};
 use std::time::Instant;
 
@@ -81,7 +81,7 @@ fn upstream_request(
 ) -> Prepared {
     let (conn, listener) = (ctx.conn, ctx.listener);
     // The host the rules routed by, read before anything is removed.
-    let host = request_host(parts).map(str::to_owned);
+    let host = portcullis_core::request::host(parts).map(str::to_owned);
     // Only a GET may become a WebSocket (RFC 6455). Any other upgrade loses both headers
     // (hop-by-hop) and goes on as a plain request, so the connection stays HTTP and every later
     // request on it passes the rules and the authenticate action.
@@ -93,7 +93,7 @@ fn upstream_request(
     // Hop-by-hop headers out first (a client's `Connection` may name any header), then the
     // balancer's own.
     headers::strip_hop_by_hop(h);
-    let trace = headers::set_trace_id(h, portcullis_auth::now(), ctx.head_bytes.0);
+    let trace = headers::set_trace_id(h, portcullis_core::now(), ctx.head_bytes.0);
     let span = tracing::Span::current();
     if !span.is_disabled() {
         span.record("trace_id", trace.as_str());

@@ -343,6 +343,6 @@ async fn an_expired_access_token_is_refreshed_and_the_session_rewritten() {
     );
     let at: serde_json::Map<String, Value> =
         jsonwebtoken::dangerous::insecure_decode_claims(new_access).unwrap();
-    assert!(at["exp"].as_u64().unwrap() > portcullis_auth::now());
+    assert!(at["exp"].as_u64().unwrap() > portcullis_core::now());
     kit.app.shutdown().await;
 }

@@ -153,7 +153,7 @@ actions = [
     kit.log_line(&["/machine/d", "JwtInvalid"]).await;
 
     // ES256 from another issuer, with ALB's string-array and space-separated formats.
-    let now = portcullis_auth::now();
+    let now = portcullis_core::now();
     let sign = |claims: Value, exp: u64| {
         let m: Map<String, Value> = claims.as_object().unwrap().clone();
         es.sign_jwt("api", &m, now, exp).unwrap()

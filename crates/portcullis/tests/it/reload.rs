@@ -241,7 +241,7 @@ async fn certificates_are_replaced_by_a_reload() {
         portcullis_config::load_str(&broken, &kit.config_file, kit.config_file.parent().unwrap())
             .unwrap()
             .config;
-    let err = kit.app.reload(&cfg).await.unwrap_err();
+    let err = kit.app.reload(&cfg).await.unwrap_err().to_string();
     assert!(err.contains("nonexistent"), "{err}");
     let names = tokio::task::spawn_blocking(move || served_names(port))
         .await
@@ -296,13 +296,18 @@ async fn listeners_are_added_and_removed_by_a_reload() {
         1,
     );
     assert_ne!(flipped, added);
-    let err = kit.app.reload(&load(&flipped)).await.unwrap_err();
+    let err = kit
+        .app
+        .reload(&load(&flipped))
+        .await
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("protocol"), "{err}");
     // A new listener on a port that is taken is refused; nothing changes.
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let taken_port = taken.local_addr().unwrap().port();
     let clash = added.replace(&format!("port = {port}"), &format!("port = {taken_port}"));
-    let err = kit.app.reload(&load(&clash)).await.unwrap_err();
+    let err = kit.app.reload(&load(&clash)).await.unwrap_err().to_string();
     assert!(err.contains("cannot listen"), "{err}");
     let r = client.get(&url).send().await.unwrap();
     assert_eq!(r.text().await.unwrap(), "new listener");

@@ -81,7 +81,7 @@ async fn login_and_verified_headers_reach_the_target() {
     assert!(pem.starts_with("-----BEGIN PUBLIC KEY-----"));
     let key = portcullis_verify::PublicKey::from_pem(&pem).unwrap();
     let pool = kit.pool();
-    let now = portcullis_auth::now();
+    let now = portcullis_core::now();
     let claims = portcullis_verify::AlbVerifier::new(&kit.app.lb.signer_arn)
         .expect_client("tasks-web")
         .expect_issuer(pool.issuer.clone())
@@ -471,7 +471,7 @@ async fn tampered_expired_or_missing_state_is_401() {
         "/tasks",
         "1/10",
         &p.nonce,
-        portcullis_auth::now() - 901,
+        portcullis_core::now() - 901,
     )
     .unwrap();
     let r = call(format!("code={code}&state={}", enc(&old)))
@@ -484,7 +484,7 @@ async fn tampered_expired_or_missing_state_is_401() {
         "/tasks",
         "1/10",
         &p.nonce,
-        portcullis_auth::now() - 840,
+        portcullis_core::now() - 840,
     )
     .unwrap();
 

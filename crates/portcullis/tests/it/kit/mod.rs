@@ -671,7 +671,7 @@ pub mod fake_idp {
         let b = |v: serde_json::Value| {
             base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string())
         };
-        let now = portcullis_auth::now();
+        let now = portcullis_core::now();
         format!(
             "{}.{}.c2ln",
             b(serde_json::json!({"alg":"RS256"})),

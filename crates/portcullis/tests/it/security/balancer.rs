@@ -415,7 +415,7 @@ mod hostile_idp {
         let b = |v: serde_json::Value| {
             base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string())
         };
-        let now = portcullis_auth::now();
+        let now = portcullis_core::now();
         let mut claims = serde_json::json!({"iss": ISSUER, "aud": CLIENT, "exp": now + 300, "iat": now, "sub": "victim"});
         let c = claims.as_object_mut().unwrap();
         match mode {

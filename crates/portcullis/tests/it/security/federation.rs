@@ -102,7 +102,7 @@ pub(crate) async fn hostile_userinfo(State(h): State<Shared>) -> axum::response:
 }
 
 pub(crate) fn honest(issuer: &str, sub: &str) -> Lies {
-    let now = portcullis_auth::now();
+    let now = portcullis_core::now();
     Lies {
         claims: json!({"iss": issuer, "aud": "pool", "sub": sub, "iat": now, "exp": now + 300,
                        "email": "eve@evil.example", "email_verified": true, "custom:team": "red"}),
@@ -255,7 +255,7 @@ async fn a_hostile_provider_cannot_mint_users_or_attributes() {
     );
 
     // Every lie in the ID token is refused, back to the app as an error.
-    let now = portcullis_auth::now();
+    let now = portcullis_core::now();
     let lies: Vec<(&str, Lie)> = vec![
         (
             "wrong iss",

@@ -151,7 +151,7 @@ fn forged_logout_token(issuer: &str, kid: &str) -> String {
     let b = |v: serde_json::Value| {
         base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string())
     };
-    let now = portcullis_auth::now();
+    let now = portcullis_core::now();
     format!(
         "{}.{}.c2ln",
         b(serde_json::json!({"alg": "RS256", "kid": kid, "typ": "logout+jwt"})),

@@ -1,21 +1,33 @@
 //! The authenticate action as a function of request parts: it either says "forward with these
-//! headers" or "answer with this response". It knows nothing of sockets.
+//! headers" or "answer with this response". It knows nothing of sockets. This module holds the
+//! action, its outcome and the request path of a signed-in user; the login (redirect and
+//! callback), the session (refresh and sealing), the logout, authorization and the answers live in
+//! the modules below. Time is read from the [`Authenticator`]'s [`Clock`], so tests move it.
+
+mod authorization;
+mod login;
+mod logout;
+mod request;
+mod responses;
+mod session;
+
+pub use authorization::{Denied, Grants, authorize, token_scopes_and_groups};
+pub use request::{is_api_request, same_origin};
 
 use crate::claims_header::ClaimsSigner;
 use crate::claims_header::HEADER_LIFETIME;
 use crate::error::AuthError;
 use crate::forward_cache::{self, ForwardCache, Hit};
 use crate::keys::{AuthKeys, KeyRing, MacKey};
-use crate::oidc::EndSession;
-use crate::oidc::{IdTokenFacts, Provider, TokenResponse};
+use crate::oidc::Provider;
 use crate::revocation::{RevocationSet, SessionRef};
-use crate::session_cookie::{self, Collected, CookieRead, Opened, Session, Shards};
-use crate::state::{self, NONCE_COOKIE};
+use crate::session_cookie::{self, Collected, Opened, Session};
 use aws_lc_rs::rand::{SecureRandom, SystemRandom};
 use bytes::Bytes;
-use http::header::{CACHE_CONTROL, CONTENT_TYPE, LOCATION, SET_COOKIE};
-use http::{HeaderName, HeaderValue, Response, StatusCode, request::Parts};
+use http::{HeaderName, HeaderValue, Response, request::Parts};
 use portcullis_config::{ApiRequests, IdentityHeader, OnUnauthenticated, SessionSettings};
+use portcullis_core::Clock;
+use responses::{add_cookies, api_unauthorized, fail, forbidden};
 use std::sync::Arc;
 
 /// The callback path ALB intercepts.
@@ -167,234 +179,8 @@ pub struct Authenticator {
     revocations: Arc<RevocationSet>,
     /// `jti`s of accepted back-channel logout tokens.
     pub(crate) logout_replay: crate::backchannel::ReplayCache,
-}
-
-/// The host the browser used, from `Host` or the HTTP/2 `:authority`.
-pub fn request_host(parts: &Parts) -> Option<&str> {
-    parts
-        .headers
-        .get(http::header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .or_else(|| parts.uri.authority().map(|a| a.as_str()))
-        .filter(|h| !h.is_empty() && !h.contains(['/', '@', ' ']))
-}
-
-/// Whether a request comes from the balancer's own origin, by what browsers send: `Sec-Fetch-Site`
-/// `same-origin` or `none` (typed, bookmarked); without it, an `Origin` that is this host. A
-/// request with neither (a non-browser client, or a browser too old for Fetch Metadata sending a
-/// GET) is taken as same-origin: it cannot be told apart.
-pub fn same_origin(parts: &Parts) -> bool {
-    let h = &parts.headers;
-    if let Some(site) = h.get("sec-fetch-site") {
-        return site.to_str().is_ok_and(|s| {
-            s.eq_ignore_ascii_case("same-origin") || s.eq_ignore_ascii_case("none")
-        });
-    }
-    let Some(origin) = h.get(http::header::ORIGIN) else {
-        return true;
-    };
-    let host = request_host(parts);
-    origin
-        .to_str()
-        .ok()
-        .and_then(|o| {
-            o.strip_prefix("https://")
-                .or_else(|| o.strip_prefix("http://"))
-        })
-        .zip(host)
-        .is_some_and(|(o, host)| o.eq_ignore_ascii_case(host))
-}
-
-fn original_uri(parts: &Parts) -> String {
-    parts
-        .uri
-        .path_and_query()
-        .map_or_else(|| "/".to_string(), |pq| pq.as_str().to_string())
-}
-
-/// Whether a request is cross-origin (CORS), for which ALB writes the session with
-/// `SameSite=None`. A browser also sends `Origin` on its own origin's POSTs and fetches; those
-/// keep `SameSite=Lax`, or any form post on the site that happened to refresh the session would
-/// give up the cookie's cross-site protection for the rest of the session.
-fn is_cors(parts: &Parts) -> bool {
-    parts.headers.contains_key(http::header::ORIGIN) && !same_origin(parts)
-}
-
-/// Scopes (`scope` string or `scp` list) and groups (`cognito:groups` or `groups`) of an access
-/// token. It came from the token endpoint over TLS, so its payload is read, not re-verified; a token
-/// that is not a JWT has none.
-pub fn token_scopes_and_groups(access_token: &str) -> (Vec<String>, Vec<String>) {
-    let claims: serde_json::Map<String, serde_json::Value> =
-        jsonwebtoken::dangerous::insecure_decode_claims(access_token).unwrap_or_default();
-    let list = |v: Option<&serde_json::Value>| -> Vec<String> {
-        match v {
-            Some(serde_json::Value::String(s)) => s
-                .split(' ')
-                .filter(|x| !x.is_empty())
-                .map(str::to_owned)
-                .collect(),
-            Some(serde_json::Value::Array(a)) => a
-                .iter()
-                .filter_map(|x| x.as_str().map(str::to_owned))
-                .collect(),
-            _ => Vec::new(),
-        }
-    };
-    let scopes = list(claims.get("scope").or_else(|| claims.get("scp")));
-    let groups = list(
-        claims
-            .get("cognito:groups")
-            .or_else(|| claims.get("groups")),
-    );
-    (scopes, groups)
-}
-
-/// What authorization looks at, derived from a session when it is parsed (not stored in the
-/// cookie): the userinfo claims, and the scopes and groups of the access token; and what the
-/// revocation check looks at, so a cached session is checked on every request too.
-#[derive(Debug)]
-pub struct Grants {
-    /// Userinfo claims.
-    pub claims: serde_json::Map<String, serde_json::Value>,
-    /// Access-token scopes.
-    pub scopes: Vec<String>,
-    /// The user's groups.
-    pub groups: Vec<String>,
-    /// The session's `sub`.
-    pub sub: String,
-    /// The provider's session id, if any.
-    pub sid: Option<String>,
-    /// When the session began (provider clock; 0 if unknown).
-    pub began: u64,
-}
-
-impl Grants {
-    /// From a parsed session.
-    pub fn of(s: &Session) -> Grants {
-        let (scopes, groups) = token_scopes_and_groups(&s.access_token);
-        Grants {
-            claims: s.claims.clone(),
-            scopes,
-            groups,
-            sub: s.sub.clone(),
-            sid: s.sid.clone(),
-            began: s.began,
-        }
-    }
-
-    /// The session as the revocation check names it.
-    fn session_ref<'a>(&'a self, issuer: &'a str) -> SessionRef<'a> {
-        SessionRef {
-            issuer,
-            sid: self.sid.as_deref(),
-            sub: &self.sub,
-            began: self.began,
-        }
-    }
-}
-
-/// Whether the grants meet the rule's `require_*` settings; the reason when they do not.
-pub fn authorize(settings: &SessionSettings, s: &Grants) -> Result<(), String> {
-    if let Some(missing) = settings
-        .require_scopes
-        .iter()
-        .find(|r| !s.scopes.contains(r))
-    {
-        return Err(format!("the access token lacks scope {missing}"));
-    }
-    if !settings.require_groups.is_empty()
-        && !settings.require_groups.iter().any(|g| s.groups.contains(g))
-    {
-        return Err(format!(
-            "the user is in none of the groups {}",
-            settings.require_groups.join(", ")
-        ));
-    }
-    for (claim, accepted) in &settings.require_claims {
-        let ok = match s.claims.get(claim) {
-            Some(serde_json::Value::String(v)) => accepted.contains(v),
-            Some(serde_json::Value::Array(vs)) => vs
-                .iter()
-                .any(|v| v.as_str().is_some_and(|v| accepted.iter().any(|a| a == v))),
-            Some(v) => accepted.contains(&v.to_string()),
-            None => false,
-        };
-        if !ok {
-            return Err(format!("claim {claim} has none of the accepted values"));
-        }
-    }
-    Ok(())
-}
-
-/// Whether a request comes from script (fetch/XHR) or an API client rather than a page navigation.
-pub fn is_api_request(parts: &Parts) -> bool {
-    let h = &parts.headers;
-    let has = |name: &str, needle: &str| {
-        h.get(name)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| v.to_ascii_lowercase().contains(needle))
-    };
-    has("sec-fetch-mode", "cors")
-        || has("accept", "application/json")
-        || h.contains_key("x-requested-with")
-}
-
-/// 401 for a script or API client without a session: JSON naming the URL that starts a login (a
-/// page navigation there redirects to the IdP), and a `WWW-Authenticate` challenge.
-fn api_unauthorized(parts: &Parts) -> Response<Bytes> {
-    let host = request_host(parts).unwrap_or("");
-    let login = format!("https://{host}{}", original_uri(parts));
-    let body = serde_json::json!({ "error": "unauthenticated", "message": "sign in first: navigate to login", "login": login });
-    let challenge = format!("Portcullis realm=\"{}\"", host.replace('"', ""));
-    Response::builder()
-        .status(StatusCode::UNAUTHORIZED)
-        .header(CONTENT_TYPE, "application/json")
-        .header(http::header::WWW_AUTHENTICATE, challenge)
-        .header(http::header::SERVER, "awselb/2.0")
-        .header(CACHE_CONTROL, "no-store")
-        .body(Bytes::from(body.to_string()))
-        .unwrap_or_default()
-}
-
-/// 403 for a signed-in user the rule does not admit: JSON for API clients, a page for browsers.
-fn forbidden(parts: &Parts, why: &str, set_cookies: Vec<String>) -> Outcome {
-    tracing::debug!(why, "authorization denied");
-    if !is_api_request(parts) {
-        return Outcome::Error {
-            status: 403,
-            error: Some(AuthError::Forbidden),
-            set_cookies,
-        };
-    }
-    let body = serde_json::json!({ "error": "forbidden", "message": why }).to_string();
-    let mut response = Response::builder()
-        .status(StatusCode::FORBIDDEN)
-        .header(CONTENT_TYPE, "application/json")
-        .header(http::header::SERVER, "awselb/2.0")
-        .header(CACHE_CONTROL, "no-store")
-        .body(Bytes::from(body))
-        .unwrap_or_default();
-    add_cookies(&mut response, &set_cookies);
-    Outcome::Respond {
-        response,
-        error: Some(AuthError::Forbidden),
-    }
-}
-
-fn fail(e: AuthError) -> Outcome {
-    Outcome::Error {
-        status: e.status(),
-        error: Some(e),
-        set_cookies: Vec::new(),
-    }
-}
-
-fn add_cookies(resp: &mut Response<Bytes>, cookies: &[String]) {
-    for c in cookies {
-        if let Ok(v) = HeaderValue::from_str(c) {
-            resp.headers_mut().append(SET_COOKIE, v);
-        }
-    }
+    /// What session expiry, refresh and the login state's lifetime are measured against.
+    clock: Arc<Clock>,
 }
 
 impl Authenticator {
@@ -414,7 +200,24 @@ impl Authenticator {
             observer: Arc::new(NoObserver),
             revocations: Arc::new(RevocationSet::default()),
             logout_replay: crate::backchannel::ReplayCache::default(),
+            clock: Arc::new(Clock::default()),
         }
+    }
+
+    /// Reads time from `clock` instead of the system clock (tests stop and move it).
+    pub fn with_clock(mut self, clock: Arc<Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// The clock sessions and logins are timed by.
+    pub fn clock(&self) -> &Arc<Clock> {
+        &self.clock
+    }
+
+    /// Seconds since the epoch by [`Authenticator::clock`].
+    pub(crate) fn now(&self) -> u64 {
+        u64::try_from(self.clock.now()).unwrap_or(0)
     }
 
     /// The sessions ended at the providers (fed by the embedded pools and by back-channel
@@ -459,7 +262,7 @@ impl Authenticator {
 
     /// Runs the authenticate action for a request that matched its rule.
     pub async fn authenticate(&self, action: &AuthAction, parts: &Parts) -> Outcome {
-        let now = crate::now();
+        let now = self.now();
         let (expired, error, stale_shards) = match self.signed_in(action, parts, now) {
             Step::Done(outcome) => return outcome,
             Step::Refresh { session, shards } => match session.refresh_token.as_deref() {
@@ -676,372 +479,15 @@ impl Authenticator {
             authenticated: true,
         }
     }
-
-    async fn refresh(
-        &self,
-        action: &AuthAction,
-        old: &Session,
-        refresh_token: &str,
-        parts: &Parts,
-        shards: usize,
-        now: u64,
-    ) -> Result<Outcome, AuthError> {
-        let started = std::time::Instant::now();
-        let tokens = action.provider.refresh(refresh_token).await?;
-        // A refresh continues the same user's session (OIDC Core §12.2): a new ID token is
-        // checked like the first, and it and userinfo must name the session's subject.
-        if let Some(id_token) = tokens.id_token.as_deref() {
-            let facts = action.provider.check_id_token(id_token, None).await?;
-            if facts.sub != old.sub {
-                return Err(AuthError::InvalidIdToken);
-            }
-        }
-        let claims = action.provider.userinfo(&tokens.access_token).await?;
-        crate::oidc::same_subject(&claims, &old.sub)?;
-        self.observer.refreshed(started.elapsed());
-        let keep = tokens
-            .refresh_token
-            .is_none()
-            .then(|| refresh_token.to_string());
-        // The same provider session: its sid and start carry over.
-        let began = IdTokenFacts {
-            sub: old.sub.clone(),
-            sid: old.sid.clone(),
-            iat: old.began,
-        };
-        let mut session =
-            self.new_session(action, tokens, claims, old.session_exp, keep, &began, now)?;
-        if session.id_token.is_none() {
-            session.id_token = old.id_token.clone();
-        }
-        let sealed = self.seal(action, &session)?;
-        let name = &action.session.session_cookie_name;
-        let cookies = session_cookie::set_cookie_values(name, &sealed, shards, is_cors(parts));
-        tracing::debug!(sub = %session.sub, "session refreshed");
-        // Cached under the new cookie, as the browser will send it back.
-        Ok(match Shards::of(&sealed) {
-            Some(new) => forward_cache::with_frame(name, &new, |frame| {
-                self.forward(action, &session, frame, cookies, now, parts)
-            }),
-            None => self.forward(action, &session, None, cookies, now, parts),
-        })
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    fn new_session(
-        &self,
-        action: &AuthAction,
-        tokens: TokenResponse,
-        claims: serde_json::Map<String, serde_json::Value>,
-        session_exp: u64,
-        keep_refresh: Option<String>,
-        id: &IdTokenFacts,
-        now: u64,
-    ) -> Result<Session, AuthError> {
-        let sub = claims
-            .get("sub")
-            .and_then(|s| s.as_str())
-            .ok_or(AuthError::InvalidUserinfoResponse)?
-            .to_string();
-        let keep_id_token = matches!(
-            action.provider.config.end_session,
-            Some(crate::oidc::EndSession::Oidc(_))
-        );
-        Ok(Session {
-            sub,
-            claims,
-            id_token: if keep_id_token {
-                tokens.id_token.clone()
-            } else {
-                None
-            },
-            access_exp: now + tokens.expires_in.unwrap_or(DEFAULT_ACCESS_LIFETIME).max(1),
-            access_token: tokens.access_token,
-            refresh_token: tokens.refresh_token.or(keep_refresh),
-            session_exp,
-            binding: action.binding().to_string(),
-            sid: id.sid.clone(),
-            began: id.iat,
-        })
-    }
-
-    fn seal(&self, action: &AuthAction, s: &Session) -> Result<Vec<String>, AuthError> {
-        session_cookie::seal(&self.ring, &action.session.session_cookie_name, s).map_err(
-            |e| match e {
-                session_cookie::SealError::TooLarge => AuthError::UserinfoResponseSizeExceeded,
-                session_cookie::SealError::Crypto => AuthError::Unhandled,
-            },
-        )
-    }
-
-    fn redirect_to_idp(&self, action: &AuthAction, parts: &Parts, now: u64) -> Outcome {
-        let Some(host) = request_host(parts) else {
-            return fail(AuthError::MissingHostHeader);
-        };
-        let c = &action.provider.config;
-        let Some((nonce, st)) = state::new_nonce().and_then(|nonce| {
-            let st = state::seal(
-                &self.ring,
-                &original_uri(parts),
-                &action.rule_id,
-                &nonce,
-                now,
-            )?;
-            Some((nonce, st))
-        }) else {
-            return fail(AuthError::Unhandled);
-        };
-        let redirect_uri = format!("https://{host}{CALLBACK_PATH}");
-        let query = {
-            let mut q = form_urlencoded::Serializer::new(String::new());
-            q.append_pair("client_id", &c.client_id)
-                .append_pair("redirect_uri", &redirect_uri)
-                .append_pair("response_type", "code")
-                .append_pair("scope", &action.session.scope)
-                .append_pair("state", &st);
-            if action.session.use_pkce {
-                q.append_pair(
-                    "code_challenge",
-                    &state::pkce_challenge(&state::pkce_verifier(&self.mac, &nonce)),
-                )
-                .append_pair("code_challenge_method", "S256");
-            }
-            if action.session.use_nonce {
-                q.append_pair("nonce", &state::oidc_nonce(&self.mac, &nonce));
-            }
-            for (k, v) in &action.session.authentication_request_extra_params {
-                q.append_pair(k, v);
-            }
-            q.finish()
-        };
-        let sep = if c.authorization_endpoint.contains('?') {
-            '&'
-        } else {
-            '?'
-        };
-        // form_urlencoded writes spaces as '+'; ALB sends %20.
-        let location = format!(
-            "{}{sep}{}",
-            c.authorization_endpoint,
-            query.replace('+', "%20")
-        );
-        let nonce_cookie = format!(
-            "{NONCE_COOKIE}={nonce}; Max-Age={}; Path=/; Secure; HttpOnly; SameSite=Lax",
-            state::LOGIN_TIMEOUT
-        );
-        let response = Response::builder()
-            .status(StatusCode::FOUND)
-            .header(LOCATION, location)
-            .header(SET_COOKIE, nonce_cookie)
-            .header(CACHE_CONTROL, "no-store")
-            .header(http::header::SERVER, "awselb/2.0")
-            .body(Bytes::new());
-        match response {
-            Ok(response) => Outcome::Respond {
-                response,
-                error: None,
-            },
-            Err(_) => fail(AuthError::Unhandled),
-        }
-    }
-
-    /// Handles a rule's `logout_path`: revokes the session's refresh token at the provider (so a
-    /// copied cookie dies at its next refresh), expires every shard, and sends the browser to the
-    /// provider's sign-out (Cognito `/logout`, or OIDC `end_session_endpoint` with `id_token_hint`).
-    ///
-    /// Only a same-origin request signs out ([`same_origin`]): a page elsewhere cannot end the
-    /// session by linking or posting here (403, nothing revoked or cleared).
-    pub async fn logout(&self, action: &AuthAction, parts: &Parts) -> Outcome {
-        if !same_origin(parts) {
-            tracing::info!(rule = %action.rule_id, "cross-site logout refused");
-            return Outcome::Error {
-                status: 403,
-                error: Some(AuthError::Forbidden),
-                set_cookies: Vec::new(),
-            };
-        }
-        let name = &action.session.session_cookie_name;
-        let session = match session_cookie::read(&self.ring, name, &parts.headers) {
-            CookieRead::Valid { session, .. } if session.binding == action.binding() => {
-                Some(session)
-            }
-            _ => None,
-        };
-        if let Some(rt) = session.as_ref().and_then(|s| s.refresh_token.as_deref()) {
-            action.provider.revoke(rt).await;
-        }
-        let c = &action.provider.config;
-        let back = action.session.logout_redirect_uri.as_deref();
-        let enc = |s: &str| form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
-        let sep = |url: &str| if url.contains('?') { '&' } else { '?' };
-        let location = match (&c.end_session, back) {
-            (Some(EndSession::Cognito(url)), Some(back)) => {
-                format!(
-                    "{url}{}client_id={}&logout_uri={}",
-                    sep(url),
-                    enc(&c.client_id),
-                    enc(back)
-                )
-            }
-            (Some(EndSession::Oidc(url)), _) => {
-                let mut q = format!("client_id={}", enc(&c.client_id));
-                if let Some(t) = session.as_ref().and_then(|s| s.id_token.as_deref()) {
-                    q.push_str(&format!("&id_token_hint={}", enc(t)));
-                }
-                if let Some(back) = back {
-                    q.push_str(&format!("&post_logout_redirect_uri={}", enc(back)));
-                }
-                format!("{url}{}{q}", sep(url))
-            }
-            (_, Some(back)) => back.to_string(),
-            _ => "/".to_string(),
-        };
-        tracing::info!(sub = session.as_ref().map_or("-", |s| s.sub.as_str()), rule = %action.rule_id, "signed out");
-        let mut response = Response::builder()
-            .status(StatusCode::FOUND)
-            .header(LOCATION, location)
-            .header(CACHE_CONTROL, "no-store")
-            .header(http::header::SERVER, "awselb/2.0")
-            .body(Bytes::new())
-            .unwrap_or_default();
-        add_cookies(
-            &mut response,
-            &session_cookie::clear_values(name, session_cookie::MAX_SHARDS),
-        );
-        Outcome::Respond {
-            response,
-            error: None,
-        }
-    }
-
-    /// Handles `GET /oauth2/idpresponse`: checks nonce and state before the code is spent, then
-    /// exchanges it, fetches userinfo, sets the session and sends the browser back.
-    pub async fn callback(
-        &self,
-        parts: &Parts,
-        find: impl Fn(&str) -> Option<Arc<AuthAction>>,
-    ) -> Outcome {
-        let now = crate::now();
-        let query: Vec<(String, String)> =
-            form_urlencoded::parse(parts.uri.query().unwrap_or("").as_bytes())
-                .into_owned()
-                .take(32)
-                .collect();
-        let param = |k: &str| query.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
-        let Some(nonce) = session_cookie::cookie_value(&parts.headers, NONCE_COOKIE) else {
-            return fail(AuthError::MissingNonce);
-        };
-        let Some(st) = param("state") else {
-            return fail(AuthError::MissingStateParam);
-        };
-        let Ok(login) = state::open(&self.ring, st, now) else {
-            return fail(AuthError::InvalidStateParam);
-        };
-        let Some(action) = find(&login.rule) else {
-            return fail(AuthError::InvalidStateParam);
-        };
-        if state::check_nonce(&login, nonce).is_err() {
-            return fail(AuthError::InvalidNonce);
-        }
-        if let Some(e) = param("error") {
-            tracing::info!(error = e, "identity provider denied access");
-            return fail(AuthError::IdpDenied);
-        }
-        let Some(code) = param("code") else {
-            return fail(AuthError::MissingCodeParam);
-        };
-        let Some(host) = request_host(parts) else {
-            return fail(AuthError::MissingHostHeader);
-        };
-        let redirect_uri = format!("https://{host}{CALLBACK_PATH}");
-        match self
-            .complete_login(&action, code, &redirect_uri, nonce, parts, now)
-            .await
-        {
-            Ok(mut cookies) => {
-                cookies.push(session_cookie::expire_value(NONCE_COOKIE));
-                // `uri` was sealed by us from a request path; refuse anything else all the same.
-                let back = if login.uri.starts_with('/') && !login.uri.starts_with("//") {
-                    login.uri
-                } else {
-                    "/".into()
-                };
-                let mut response = Response::builder()
-                    .status(StatusCode::FOUND)
-                    .header(LOCATION, back)
-                    .header(CACHE_CONTROL, "no-store")
-                    .header(http::header::SERVER, "awselb/2.0")
-                    .body(Bytes::new())
-                    .unwrap_or_default();
-                add_cookies(&mut response, &cookies);
-                Outcome::Respond {
-                    response,
-                    error: None,
-                }
-            }
-            Err(e) => fail(e),
-        }
-    }
-
-    async fn complete_login(
-        &self,
-        action: &AuthAction,
-        code: &str,
-        redirect_uri: &str,
-        browser_nonce: &str,
-        parts: &Parts,
-        now: u64,
-    ) -> Result<Vec<String>, AuthError> {
-        let p = &action.provider;
-        let s = &action.session;
-        let verifier = s
-            .use_pkce
-            .then(|| state::pkce_verifier(&self.mac, browser_nonce));
-        let started = std::time::Instant::now();
-        let tokens = p
-            .exchange_code(code, redirect_uri, verifier.as_deref())
-            .await?;
-        let expected_nonce = s
-            .use_nonce
-            .then(|| state::oidc_nonce(&self.mac, browser_nonce));
-        let mut id = p
-            .check_id_token(
-                tokens.id_token.as_deref().unwrap_or_default(),
-                expected_nonce.as_deref(),
-            )
-            .await?;
-        let claims = p.userinfo(&tokens.access_token).await?;
-        crate::oidc::same_subject(&claims, &id.sub)?;
-        self.observer.signed_in(started.elapsed());
-        if id.iat == 0 {
-            id.iat = now;
-        }
-        let session = self.new_session(
-            action,
-            tokens,
-            claims,
-            now + action.session.session_timeout,
-            None,
-            &id,
-            now,
-        )?;
-        let sealed = self.seal(action, &session)?;
-        let previous =
-            session_cookie::shard_count(&parts.headers, &action.session.session_cookie_name);
-        tracing::info!(sub = %session.sub, rule = %action.rule_id, "signed in");
-        Ok(session_cookie::set_cookie_values(
-            &action.session.session_cookie_name,
-            &sealed,
-            previous,
-            is_cors(parts),
-        ))
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::oidc::{ProviderConfig, http_client};
+    use crate::oidc::ProviderConfig;
+    use crate::session_cookie::Shards;
+    use http::header::SET_COOKIE;
+    use portcullis_verify::client::http_client;
 
     fn action(on: OnUnauthenticated) -> AuthAction {
         let provider = ProviderConfig {
@@ -1111,13 +557,21 @@ mod tests {
         settings.require_scopes.push("tasks/write".into());
         assert_eq!(
             authorize(&settings, &s),
-            Err("the access token lacks scope tasks/write".into())
+            Err(Denied::MissingScope("tasks/write".into()))
+        );
+        assert_eq!(
+            authorize(&settings, &s).unwrap_err().to_string(),
+            "the access token lacks scope tasks/write"
         );
         settings.require_scopes.pop();
         settings.require_groups = vec!["admins".into(), "readers".into()];
         assert_eq!(authorize(&settings, &s), Ok(()), "any one group suffices");
         settings.require_groups = vec!["admins".into()];
         assert!(authorize(&settings, &s).is_err());
+        assert_eq!(
+            authorize(&settings, &s).unwrap_err().to_string(),
+            "the user is in none of the groups admins"
+        );
         settings.require_groups.clear();
         settings
             .require_claims
@@ -1164,7 +618,7 @@ mod tests {
 
     /// A signed-in session for `action`, sealed with the authenticator's keys, as shard values.
     fn sealed_session(auth: &Authenticator, action: &AuthAction, claims_len: usize) -> Vec<String> {
-        let now = crate::now();
+        let now = auth.now();
         let mut claims = serde_json::Map::new();
         claims.insert("sub".into(), "u1".into());
         claims.insert("pad".into(), "x".repeat(claims_len).into());
@@ -1226,7 +680,7 @@ mod tests {
             .authenticate(&action, &with_cookie(&name, &shards))
             .await;
         assert!(Arc::ptr_eq(&first, forwarded(&again).unwrap()));
-        let now = crate::now();
+        let now = portcullis_core::now();
         let frame = |shards: &[String]| {
             let s = Shards::of(shards).unwrap();
             forward_cache::with_frame(&name, &s, |f| f.unwrap().to_vec())
@@ -1318,7 +772,7 @@ mod tests {
             let req = with_cookie(&name, &shards);
             assert!(forwarded(&auth.authenticate(&action, &req).await).is_some());
             // Cached now; another session's revocation changes nothing.
-            let now = crate::now();
+            let now = portcullis_core::now();
             auth.revocations().end(ISS, Some("sid-2"), "u1", now, now);
             assert!(forwarded(&auth.authenticate(&action, &req).await).is_some());
             auth.revocations().end(ISS, Some("sid-1"), "u1", now, now);
@@ -1359,7 +813,7 @@ mod tests {
         let auth = Authenticator::new(AuthKeys::ephemeral(), "arn".into());
         let action = action(OnUnauthenticated::Deny);
         let name = action.session.session_cookie_name.clone();
-        let now = crate::now();
+        let now = portcullis_core::now();
         let seal = |sid: Option<&str>, began: u64| {
             let mut claims = serde_json::Map::new();
             claims.insert("sub".into(), "u1".into());
@@ -1417,6 +871,74 @@ mod tests {
         assert!(
             nonce.starts_with("AWSALBAuthNonce=") && nonce.contains("Secure; HttpOnly"),
             "{nonce}"
+        );
+    }
+
+    #[tokio::test]
+    async fn sessions_expire_by_the_authenticators_clock() {
+        let clock = Arc::new(Clock::default());
+        clock.set_ms(Some(portcullis_core::now() as i64 * 1000));
+        let auth =
+            Authenticator::new(AuthKeys::ephemeral(), "arn".into()).with_clock(clock.clone());
+        let action = action(OnUnauthenticated::Authenticate);
+        let name = action.session.session_cookie_name.clone();
+        let shards = sealed_session(&auth, &action, 10);
+        let cookie = with_cookie(&name, &shards);
+        assert!(forwarded(&auth.authenticate(&action, &cookie).await).is_some());
+        // An hour on, the access token has expired and there is no refresh token: a new login,
+        // though the cached headers of the same cookie were fresh an hour ago.
+        clock.advance_ms(3_601_000);
+        match auth.authenticate(&action, &cookie).await {
+            Outcome::Respond { response, .. } => assert_eq!(response.status(), 302),
+            other => panic!("expected a redirect to the provider, got {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn the_login_state_expires_by_the_authenticators_clock() {
+        let clock = Arc::new(Clock::default());
+        clock.set_ms(Some(portcullis_core::now() as i64 * 1000));
+        let auth =
+            Authenticator::new(AuthKeys::ephemeral(), "arn".into()).with_clock(clock.clone());
+        let action = Arc::new(action(OnUnauthenticated::Authenticate));
+        let Outcome::Respond { response, .. } = auth
+            .authenticate(&action, &parts("/tasks", Some("app.example")))
+            .await
+        else {
+            panic!("expected a redirect")
+        };
+        let loc = response.headers()["location"].to_str().unwrap();
+        let state = form_urlencoded::parse(loc.split_once('?').unwrap().1.as_bytes())
+            .find(|(k, _)| k == "state")
+            .unwrap()
+            .1
+            .into_owned();
+        let nonce = response.headers()["set-cookie"].to_str().unwrap();
+        let nonce = nonce.split(';').next().unwrap().to_string();
+        let callback = || {
+            let q = form_urlencoded::Serializer::new(String::new())
+                .append_pair("state", &state)
+                .append_pair("error", "access_denied")
+                .finish();
+            let mut p = parts(&format!("{CALLBACK_PATH}?{q}"), Some("app.example"));
+            p.headers
+                .insert(http::header::COOKIE, HeaderValue::from_str(&nonce).unwrap());
+            p
+        };
+        let error_of = |o: Outcome| match o {
+            Outcome::Error { error, .. } => error,
+            other => panic!("expected an error, got {other:?}"),
+        };
+        // Within the login's lifetime, state and nonce pass (the provider's error is reported).
+        let found = |_: &str| Some(action.clone());
+        assert_eq!(
+            error_of(auth.callback(&callback(), found).await),
+            Some(AuthError::IdpDenied)
+        );
+        clock.advance_ms((crate::state::LOGIN_TIMEOUT as i64 + 1) * 1000);
+        assert_eq!(
+            error_of(auth.callback(&callback(), found).await),
+            Some(AuthError::InvalidStateParam)
         );
     }
 

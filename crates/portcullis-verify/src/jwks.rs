@@ -4,12 +4,16 @@
 //! One fetch at a time per set (callers waiting for it share its outcome), and none for
 //! [`FORCED_REFRESH_GAP`] after a failed one, so unauthenticated requests (back-channel logout
 //! tokens, bearer tokens) cannot make the balancer hammer a provider whose keys are unavailable.
+//! Keys are parsed once into [`DecodingKey`]s ([`JwksCache::decoding_key`]) and kept with the set.
+//! (Feature `fetch`; the balancer's relying party and a backend's [`crate::Verifier`] share it.)
 
-use crate::oidc::{HttpClient, IDP_TIMEOUT};
+use crate::client::HttpClient;
 use bytes::Bytes;
 use http::Request;
 use http_body_util::{BodyExt, Full, Limited};
+use jsonwebtoken::DecodingKey;
 use jsonwebtoken::jwk::{Jwk, JwkSet};
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -19,19 +23,28 @@ pub const JWKS_TTL: Duration = Duration::from_secs(600);
 pub const FORCED_REFRESH_GAP: Duration = Duration::from_secs(10);
 /// Largest JWKS document accepted (ALB's limit).
 pub const MAX_JWKS_BODY: usize = 150 * 1024;
+/// Longest time a JWKS fetch may take.
+pub const JWKS_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Why no key was found.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum JwksError {
     /// The endpoint failed, timed out, or sent something that is not a usable key set.
+    #[error("the key set is unavailable")]
     Unavailable,
     /// The set has no key with that kid.
+    #[error("no key with this kid")]
     UnknownKey,
+    /// The key with that kid cannot verify signatures (an unsupported key type or bad encoding).
+    #[error("the key is not usable")]
+    UnusableKey,
 }
 
 #[derive(Default)]
 struct Cached {
     set: Option<(Arc<JwkSet>, Instant)>,
+    /// Keys of `set` parsed so far, by kid (emptied when the set is replaced).
+    parsed: HashMap<String, Arc<DecodingKey>>,
     last_forced: Option<Instant>,
     /// When the last fetch failed.
     last_failed: Option<Instant>,
@@ -57,6 +70,32 @@ impl JwksCache {
             state: Mutex::new(Cached::default()),
             fetching: tokio::sync::Mutex::new(()),
         }
+    }
+
+    /// The parsed key `kid`, for `jsonwebtoken::decode`: as [`JwksCache::find`], parsed once
+    /// per fetched set.
+    pub async fn decoding_key(&self, kid: &str) -> Result<Arc<DecodingKey>, JwksError> {
+        {
+            let g = self.state.lock().unwrap_or_else(|p| p.into_inner());
+            if g.set
+                .as_ref()
+                .is_some_and(|(_, at)| at.elapsed() < JWKS_TTL)
+                && let Some(k) = g.parsed.get(kid)
+            {
+                return Ok(k.clone());
+            }
+        }
+        let jwk = self.find(kid).await?;
+        let key = Arc::new(DecodingKey::from_jwk(&jwk).map_err(|_| JwksError::UnusableKey)?);
+        let mut g = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        // Only kids of the current set are kept, so the map stays as small as the set.
+        if g.set
+            .as_ref()
+            .is_some_and(|(s, _)| s.find(kid) == Some(&jwk))
+        {
+            g.parsed.insert(kid.to_string(), key.clone());
+        }
+        Ok(key)
     }
 
     /// The key `kid`, fetching the set when it is stale or lacks the kid.
@@ -117,6 +156,7 @@ impl JwksCache {
         }
         g.last_failed = None;
         g.set = Some((set.clone(), Instant::now()));
+        g.parsed.clear();
         set.find(kid).cloned().ok_or(JwksError::UnknownKey)
     }
 
@@ -141,7 +181,7 @@ impl JwksCache {
                 .map(|b| b.to_bytes())
                 .map_err(|_| JwksError::Unavailable)
         };
-        let body = tokio::time::timeout(IDP_TIMEOUT, fut)
+        let body = tokio::time::timeout(JWKS_TIMEOUT, fut)
             .await
             .map_err(|_| JwksError::Unavailable)??;
         let set: JwkSet = serde_json::from_slice(&body).map_err(|_| JwksError::Unavailable)?;

@@ -4,7 +4,7 @@
 //! share (reading queries and forms; pages, errors, cookies) and import neither;
 //! `tls_listener` completes HTTPS handshakes.
 
-pub mod hosted_ui;
+pub(crate) mod hosted_ui;
 pub(crate) mod oauth;
 pub(crate) mod request;
 pub(crate) mod responses;

@@ -197,62 +197,10 @@ pub async fn handle(
         return throttled();
     }
     if public.is_none() {
-        let key = access_key_of(&headers);
-        if !pool.client_auth_allowed(ip, &key).await {
-            return throttled();
-        }
-        let signed = sigv4::SignedRequest::api_post(&headers, &body);
-        if let Err(e) = sigv4::verify(
-            &signed,
-            &pool.region,
-            "cognito-idp",
-            crate::now() as i64,
-            |k| pool.access_keys.get(k).cloned(),
-        ) {
-            pool.client_auth_failed(ip, &key).await;
-            let (exception, message) = e.exception();
-            tracing::info!(pool = %pool.name, operation = %op, exception, "admin API request refused");
-            let status = if matches!(e, sigv4::SigV4Error::UnknownKey) {
-                400
-            } else {
-                403
-            };
-            return fail(status, exception, &message);
-        }
-        // As at Cognito's regional endpoint, a request may name any pool the key may manage.
-        match (
-            ACCOUNT_OPERATIONS.contains(&op.as_str()),
-            req.get("UserPoolId").and_then(Value::as_str),
-        ) {
-            (true, _) => {
-                let visible = directory::visible(&pool, &key);
-                let visible: Vec<&Pool> = visible.iter().map(|p| &**p).collect();
-                let answer = match op.as_str() {
-                    "ListUserPools" => pool_description::list(&visible, &req).await,
-                    _ => pool_description::describe_domain(&visible, &req),
-                };
-                return match answer {
-                    Ok(v) => reply(200, v),
-                    Err(e) => idp_fail(e),
-                };
-            }
-            (false, Some(id)) => match directory::find(&pool, &key, id) {
-                Some(named) => pool = named,
-                None => {
-                    return fail(
-                        400,
-                        "ResourceNotFoundException",
-                        &format!(
-                            "User pool {} does not exist.",
-                            id.chars().take(64).collect::<String>()
-                        ),
-                    );
-                }
-            },
-            (false, None) => {
-                return fail(400, "InvalidParameterException", "UserPoolId is required");
-            }
-        }
+        pool = match signed_pool(pool, ip, &op, &headers, &body, &req).await {
+            Ok(named) => named,
+            Err(answer) => return *answer,
+        };
     }
     // `RevokeToken` checks a client secret: its failures are counted as at `/oauth2/revoke`.
     let revoking: Option<String> = (op == "RevokeToken").then(|| {
@@ -289,6 +237,74 @@ pub async fn handle(
             }
             idp_fail(e)
         }
+    }
+}
+
+/// The pool a signed request acts on: the SigV4 signature checked (its failures counted per
+/// access key), then, as at Cognito's regional endpoint, the pool it names among those the key
+/// may manage. `Err` is the answer instead: a refusal, or an account operation's result.
+async fn signed_pool(
+    pool: Arc<Pool>,
+    ip: std::net::IpAddr,
+    op: &str,
+    headers: &HeaderMap,
+    body: &Bytes,
+    req: &Map<String, Value>,
+) -> Result<Arc<Pool>, Box<Response>> {
+    let key = access_key_of(headers);
+    if !pool.client_auth_allowed(ip, &key).await {
+        return Err(Box::new(throttled()));
+    }
+    let signed = sigv4::SignedRequest::api_post(headers, body);
+    if let Err(e) = sigv4::verify(
+        &signed,
+        &pool.region,
+        "cognito-idp",
+        crate::now() as i64,
+        |k| pool.access_keys.get(k).cloned(),
+    ) {
+        pool.client_auth_failed(ip, &key).await;
+        let (exception, message) = e.exception();
+        tracing::info!(pool = %pool.name, operation = %op, exception, "admin API request refused");
+        let status = if matches!(e, sigv4::SigV4Error::UnknownKey) {
+            400
+        } else {
+            403
+        };
+        return Err(Box::new(fail(status, exception, &message)));
+    }
+    // As at Cognito's regional endpoint, a request may name any pool the key may manage.
+    match (
+        ACCOUNT_OPERATIONS.contains(&op),
+        req.get("UserPoolId").and_then(Value::as_str),
+    ) {
+        (true, _) => {
+            let visible = directory::visible(&pool, &key);
+            let visible: Vec<&Pool> = visible.iter().map(|p| &**p).collect();
+            let answer = match op {
+                "ListUserPools" => pool_description::list(&visible, req).await,
+                _ => pool_description::describe_domain(&visible, req),
+            };
+            Err(Box::new(match answer {
+                Ok(v) => reply(200, v),
+                Err(e) => idp_fail(e),
+            }))
+        }
+        (false, Some(id)) => directory::find(&pool, &key, id).ok_or_else(|| {
+            Box::new(fail(
+                400,
+                "ResourceNotFoundException",
+                &format!(
+                    "User pool {} does not exist.",
+                    id.chars().take(64).collect::<String>()
+                ),
+            ))
+        }),
+        (false, None) => Err(Box::new(fail(
+            400,
+            "InvalidParameterException",
+            "UserPoolId is required",
+        ))),
     }
 }
 

@@ -2,7 +2,7 @@
 //! `ListIdentityProviders`, `UpdateIdentityProvider`, `DeleteIdentityProvider` and
 //! `GetIdentityProviderByIdentifier`, with Cognito's shapes and exceptions.
 
-use super::Req;
+use super::request::Req;
 use crate::domain::federation::{self, StoredProvider};
 use crate::domain::pool::Pool;
 use crate::error::IdpError;

@@ -78,6 +78,19 @@ pub struct SignedRequest<'a> {
     pub body: &'a [u8],
 }
 
+impl<'a> SignedRequest<'a> {
+    /// `POST /` without a query: every API request.
+    pub fn api_post(headers: &'a HeaderMap, body: &'a [u8]) -> SignedRequest<'a> {
+        SignedRequest {
+            method: "POST",
+            path: "/",
+            query: "",
+            headers,
+            body,
+        }
+    }
+}
+
 struct AuthHeader<'a> {
     access_key: &'a str,
     date: &'a str,
@@ -336,13 +349,7 @@ mod tests {
     }
 
     fn check(h: &HeaderMap, body: &[u8], now: i64) -> Result<String, SigV4Error> {
-        let req = SignedRequest {
-            method: "POST",
-            path: "/",
-            query: "",
-            headers: h,
-            body,
-        };
+        let req = SignedRequest::api_post(h, body);
         verify(&req, "us-east-1", "cognito-idp", now, |k| {
             (k == "AKIDEXAMPLE").then(|| SECRET.to_string())
         })
@@ -420,13 +427,7 @@ mod tests {
 
     /// Signs `h` and `body` over `signed` (our canonicalisation, which botocore's vector checks).
     fn sign(h: &mut HeaderMap, body: &[u8], signed: &[&str]) {
-        let req = SignedRequest {
-            method: "POST",
-            path: "/",
-            query: "",
-            headers: h,
-            body,
-        };
+        let req = SignedRequest::api_post(h, body);
         let canonical = canonical_request(&req, signed, &hex_sha256(body)).unwrap();
         let sig = signature(
             SECRET,

@@ -4,11 +4,13 @@
 
 use crate::domain::accounts::{AuthOutcome, Delivery, Writer};
 use crate::domain::catalog::{self, ClientSecret, StoredClient};
+use crate::domain::grants::Tokens;
 use crate::domain::mfa;
-use crate::domain::pool::{Pool, Tokens, random_token};
-use crate::domain::rate_limit::ClientIp;
+use crate::domain::pool::Pool;
+use crate::domain::secrets::random_token;
 use crate::domain::{directory, pool_description};
 use crate::error::IdpError;
+use crate::http::client_ip::ClientIp;
 use crate::store::{GroupRecord, Put, UserRecord};
 use axum::body::Bytes;
 use axum::extract::State;

@@ -1,11 +1,15 @@
 //! The pool's HTTP endpoints at Cognito's paths: discovery, JWKS, `/oauth2/authorize`, the hosted
 //! sign-in page `/login`, `/oauth2/token` and `/oauth2/userInfo`. Parsing and rendering only.
 
+pub mod client_ip;
+pub mod federation;
 pub mod hosted_ui;
 pub mod tls_listener;
 
-use crate::domain::pool::{AuthorizeProblem, OAuthError, Pool};
-use crate::domain::rate_limit::ClientIp;
+use crate::domain::authorize::AuthorizeProblem;
+use crate::domain::grants::OAuthError;
+use crate::domain::pool::Pool;
+use crate::http::client_ip::ClientIp;
 use askama::Template;
 use axum::Router;
 use axum::body::Bytes;
@@ -89,7 +93,7 @@ pub fn router(pool: Arc<Pool>) -> Router {
         .route("/oauth2/authorize", get(authorize))
         .route(
             "/oauth2/idpresponse",
-            get(crate::domain::federation::idp_response),
+            get(crate::http::federation::idp_response),
         )
         .route(
             "/login",
@@ -345,7 +349,7 @@ async fn authorize(
     };
     // `identity_provider=` / `idp_identifier=`: straight to the external provider.
     if let Some(provider) = &req.federate {
-        return crate::domain::federation::redirect_to_provider(&pool, ip, provider, &q, &headers)
+        return crate::http::federation::redirect_to_provider(&pool, ip, provider, &q, &headers)
             .await;
     }
     let forced = q
@@ -391,8 +395,10 @@ async fn logout(
         pool.end_session(c).await;
     }
     let mut r = match target {
-        crate::domain::pool::LogoutTarget::Uri(uri) => redirect(&uri),
-        crate::domain::pool::LogoutTarget::Login(query) => redirect(&format!("/login?{query}")),
+        crate::domain::authorize::LogoutTarget::Uri(uri) => redirect(&uri),
+        crate::domain::authorize::LogoutTarget::Login(query) => {
+            redirect(&format!("/login?{query}"))
+        }
     };
     if let Some(v) = session_cookie(&pool, "", 0) {
         r.headers_mut().append(header::SET_COOKIE, v);

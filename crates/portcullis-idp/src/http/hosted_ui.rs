@@ -4,10 +4,13 @@
 //! the authorization request it serves in its query, every form a CSRF token bound to a cookie, and
 //! each works without JavaScript. Decisions are made in `accounts` and `pool`; this renders.
 
+use crate::domain::accounts::SignInError;
+use crate::domain::authorize::AuthorizeRequest;
 use crate::domain::mfa::{self, Step};
-use crate::domain::pool::{AuthorizeRequest, Pool, SignInError, random_token};
-use crate::domain::rate_limit::ClientIp;
+use crate::domain::pool::Pool;
+use crate::domain::secrets::random_token;
 use crate::error::IdpError;
+use crate::http::client_ip::ClientIp;
 use crate::http::{
     HostedCookie, error_page, html_with, origin_of, parse_query, problem, redirect, session_cookie,
 };
@@ -415,8 +418,11 @@ impl Ctx {
             }
         };
         let mut r = redirect(&location);
-        if let Some(v) = session_cookie(&self.pool, &session, crate::domain::pool::SESSION_LIFETIME)
-        {
+        if let Some(v) = session_cookie(
+            &self.pool,
+            &session,
+            crate::domain::sessions::SESSION_LIFETIME,
+        ) {
             r.headers_mut().append(header::SET_COOKIE, v);
         }
         if let Some(v) = HostedCookie::Csrf.set(&self.pool, "", Some(0)) {
@@ -472,7 +478,7 @@ fn form(pool: &Pool, headers: &HeaderMap, body: &Bytes) -> Result<Form, Box<Resp
     let sent = f.get("_csrf");
     let valid = HostedCookie::Csrf
         .read(pool, headers)
-        .is_some_and(|c| !c.is_empty() && crate::domain::pool::constant_time_eq(c, sent));
+        .is_some_and(|c| !c.is_empty() && crate::domain::secrets::constant_time_eq(c, sent));
     if valid {
         Ok(f)
     } else {

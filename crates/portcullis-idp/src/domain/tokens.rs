@@ -384,6 +384,41 @@ mod tests {
         assert!(k.verify_access(&t, "https://i").is_some());
     }
 
+    #[tokio::test]
+    async fn keys_and_expiry_follow_the_pool_clock() {
+        let store = SqliteStore::in_memory().unwrap();
+        let clock = Arc::new(Clock::default());
+        clock.set_ms(Some(1_700_000_000_000));
+        PoolKeys::load_or_generate(&store, "p", clock.clone())
+            .await
+            .unwrap();
+        let kids = PoolKeys::rotate(&store, "p", 3600, clock.now())
+            .await
+            .unwrap();
+        let k = PoolKeys::load(&store, "p", clock.clone()).await.unwrap();
+        let mut c = Map::new();
+        c.insert("iss".into(), "https://i".into());
+        c.insert("exp".into(), (clock.now() + 7200).into());
+        c.insert("token_use".into(), "access".into());
+        let kid = |t: &str| jsonwebtoken::decode_header(t).unwrap().kid.unwrap();
+        let before = k.sign_access(&c).unwrap();
+        assert!(
+            !kids.contains(&kid(&before)),
+            "pending until the pool's hour has passed"
+        );
+        // The pool's clock reaches the activation: the new key signs, without a reload or a sleep.
+        clock.advance_ms(3600 * 1000);
+        let after = k.sign_access(&c).unwrap();
+        assert!(kids.contains(&kid(&after)));
+        assert!(k.verify_access(&after, "https://i").is_some());
+        // And the token's `exp` is read on the same clock.
+        clock.advance_ms(3601 * 1000);
+        assert!(
+            k.verify_access(&after, "https://i").is_none(),
+            "expired by the pool's clock"
+        );
+    }
+
     #[test]
     fn key_selection_over_time() {
         let (_, pk) = generate();

@@ -26,7 +26,11 @@ fn main() {
         .unwrap();
     let store = SqliteStore::in_memory().unwrap();
     let keys = rt
-        .block_on(PoolKeys::load_or_generate(&store, "bench"))
+        .block_on(PoolKeys::load_or_generate(
+            &store,
+            "bench",
+            Default::default(),
+        ))
         .unwrap();
     let mut claims = Map::new();
     for (k, v) in [
@@ -46,7 +50,7 @@ fn main() {
         },
         Duration::from_secs(2),
     );
-    let hash = portcullis_idp::domain::pool::hash_password("Bench-pass-1!").unwrap();
+    let hash = portcullis_idp::domain::hashing::hash_password("Bench-pass-1!").unwrap();
     let argon = Argon2::default();
     let verify = rate(
         || {

@@ -9,7 +9,7 @@
 //! `ListUsers` filter language and `sigv4` the signature check.
 
 use crate::domain::pool::Pool;
-use crate::domain::rate_limit::ClientIp;
+use crate::http::client_ip::ClientIp;
 use crate::domain::{directory, pool_description};
 use crate::error::IdpError;
 use crate::store::Put;

@@ -3,10 +3,15 @@
 //! call into it.
 
 pub mod accounts;
+pub mod admission;
+pub mod authorize;
 pub mod backchannel;
 pub mod catalog;
+pub mod claims;
 pub mod directory;
+pub mod external_sign_in;
 pub mod federation;
+pub mod grants;
 pub mod hashing;
 pub mod messages;
 pub mod mfa;
@@ -14,5 +19,7 @@ pub mod pool;
 pub mod pool_description;
 pub mod rate_limit;
 pub mod revocation;
+pub mod scopes;
+pub mod secrets;
 pub mod sessions;
 pub mod tokens;

@@ -4,15 +4,13 @@
 //! share (reading queries and forms; pages, errors, cookies) and import neither;
 //! `tls_listener` completes HTTPS handshakes.
 
+pub mod client_ip;
+pub(crate) mod federation;
 pub(crate) mod hosted_ui;
 pub(crate) mod oauth;
 pub(crate) mod request;
 pub(crate) mod responses;
 pub mod tls_listener;
-
-// `domain::federation`'s callback reads and renders with these.
-pub(crate) use request::parse_query;
-pub(crate) use responses::{HostedCookie, cookie, error_page, redirect, session_cookie};
 
 use crate::domain::pool::Pool;
 use axum::Router;
@@ -38,7 +36,7 @@ pub fn router(pool: Arc<Pool>) -> Router {
         .route("/oauth2/authorize", get(oauth::authorize))
         .route(
             "/oauth2/idpresponse",
-            get(crate::domain::federation::idp_response),
+            get(crate::http::federation::idp_response),
         )
         .route(
             "/login",

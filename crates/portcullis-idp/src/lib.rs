@@ -56,7 +56,7 @@ pub async fn serve(
             }
         }
     });
-    // Connection info gives the rate limits their client address (`rate_limit::ClientIp`).
+    // Connection info gives the rate limits their client address (`http::client_ip::ClientIp`).
     let app = http::router(pool).into_make_service_with_connect_info::<std::net::SocketAddr>();
     let r = match tls {
         Some(config) => {

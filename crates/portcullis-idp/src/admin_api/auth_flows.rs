@@ -8,7 +8,8 @@ use super::users::delivery;
 use crate::domain::accounts::AuthOutcome;
 use crate::domain::catalog::StoredClient;
 use crate::domain::mfa;
-use crate::domain::pool::{Pool, Tokens};
+use crate::domain::grants::Tokens;
+use crate::domain::pool::Pool;
 use crate::error::IdpError;
 use serde_json::{Map, Value, json};
 

@@ -5,7 +5,8 @@
 use super::identity_providers;
 use super::request::{Req, client_of};
 use crate::domain::catalog::{self, ClientSecret, StoredClient};
-use crate::domain::pool::{Pool, random_token};
+use crate::domain::pool::Pool;
+use crate::domain::secrets::random_token;
 use crate::error::IdpError;
 use crate::store::Put;
 use portcullis_config::{Client, RefreshTokenRotation, TimeUnit, TokenValidityUnits};

@@ -114,7 +114,7 @@ async fn deliver(client: &HttpClient, pool: &str, d: &Delivery, counters: &Count
                 return;
             }
             Ok(Ok(status)) => format!("answered {status}"),
-            Ok(Err(e)) => e,
+            Ok(Err(e)) => e.to_string(),
             Err(_) => "timed out".to_string(),
         };
         tracing::warn!(pool = %pool, client = %d.client_id, attempt, problem = %problem, "back-channel logout failed");
@@ -126,7 +126,18 @@ async fn deliver(client: &HttpClient, pool: &str, d: &Delivery, counters: &Count
     counters.failed.inc();
 }
 
-async fn post(client: &HttpClient, uri: &str, body: String) -> Result<u16, String> {
+/// Why a logout token could not be posted.
+#[derive(Debug, thiserror::Error)]
+enum PostError {
+    /// The request could not be built from the registered URI.
+    #[error("invalid URI")]
+    Request(#[source] http::Error),
+    /// Connecting or sending failed.
+    #[error("{0}")]
+    Send(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+async fn post(client: &HttpClient, uri: &str, body: String) -> Result<u16, PostError> {
     let req = http::Request::post(uri)
         .header(
             http::header::CONTENT_TYPE,
@@ -134,8 +145,11 @@ async fn post(client: &HttpClient, uri: &str, body: String) -> Result<u16, Strin
         )
         .header(http::header::CACHE_CONTROL, "no-store")
         .body(Full::new(Bytes::from(body)))
-        .map_err(|_| "invalid URI".to_string())?;
-    let resp = client.request(req).await.map_err(|e| e.to_string())?;
+        .map_err(PostError::Request)?;
+    let resp = client
+        .request(req)
+        .await
+        .map_err(|e| PostError::Send(Box::new(e)))?;
     let status = resp.status().as_u16();
     // Read a little of the answer so the connection can be reused; its content is ignored.
     let mut body = resp.into_body();

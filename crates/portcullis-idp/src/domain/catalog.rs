@@ -47,7 +47,7 @@ impl StoredClient {
     pub fn secret_matches(&self, got: &str) -> bool {
         let mut ok = false;
         for s in &self.secrets {
-            ok |= crate::domain::pool::constant_time_eq(&s.value, got);
+            ok |= crate::domain::secrets::constant_time_eq(&s.value, got);
         }
         ok
     }

@@ -6,43 +6,11 @@
 //! secret: the key that signed the request could have signed it for that pool too, so nothing is
 //! shown to a caller that could not ask the other pool directly.
 
+pub use crate::domain::pool::Directory;
+
 use crate::domain::pool::Pool;
 use aws_lc_rs::constant_time::verify_slices_are_equal;
-use std::sync::{Arc, RwLock, Weak};
-
-/// The pools of one process, registered as they start (held weakly: a pool lives as long as its
-/// server).
-#[derive(Default)]
-pub struct Directory {
-    pools: RwLock<Vec<Weak<Pool>>>,
-}
-
-impl Directory {
-    /// An empty directory to register a process's pools in.
-    pub fn new() -> Arc<Directory> {
-        Arc::new(Directory::default())
-    }
-
-    /// Adds `pool` and tells it where its siblings are (a pool joins one directory, once).
-    pub fn register(self: &Arc<Self>, pool: &Arc<Pool>) {
-        if pool.about.directory.set(self.clone()).is_err() {
-            return;
-        }
-        self.pools
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .push(Arc::downgrade(pool));
-    }
-
-    fn live(&self) -> Vec<Arc<Pool>> {
-        self.pools
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .iter()
-            .filter_map(Weak::upgrade)
-            .collect()
-    }
-}
+use std::sync::Arc;
 
 /// The pools a request signed by `access_key` at `pool`'s endpoint may see: `pool` itself and
 /// its siblings (see the module comment), ordered by id.

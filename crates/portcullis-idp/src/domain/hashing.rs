@@ -25,11 +25,13 @@ pub const IDLE_RELEASE_MS: i64 = 30_000;
 const MAPPED_CAPACITY: usize = (33 << 20) / Block::SIZE;
 
 /// Why a hash was not computed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum HashError {
     /// Every worker is busy and the queue is full: shed the request (503 / `TooManyRequests`).
+    #[error("every hashing worker is busy and the queue is full")]
     Busy,
     /// argon2 or the random source failed, or the stored hash is unreadable.
+    #[error("argon2 failed")]
     Failed,
 }
 
@@ -274,6 +276,15 @@ impl Admission<'_> {
     }
 }
 
+/// Hashes a password with argon2id at the OWASP defaults (m=19456 KiB, t=2, p=1).
+pub fn hash_password(password: &str) -> Option<String> {
+    use argon2::password_hash::PasswordHasher;
+    argon2::Argon2::default()
+        .hash_password(password.as_bytes())
+        .ok()
+        .map(|h| h.to_string())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -291,7 +302,7 @@ mod tests {
         );
         assert_eq!(h.verify("Correct-horse-9!", &phc).await, Ok(true));
         assert_eq!(h.verify("wrong", &phc).await, Ok(false));
-        let old = crate::domain::pool::hash_password("legacy-1").unwrap();
+        let old = super::hash_password("legacy-1").unwrap();
         assert_eq!(h.verify("legacy-1", &old).await, Ok(true));
         assert_eq!(h.verify("x", "not a hash").await, Err(HashError::Failed));
     }

@@ -2,7 +2,6 @@
 //! `DescribeUserPool`, `DescribeUserPoolDomain`, `GetUserPoolMfaConfig` and
 //! `GetSigningCertificate`, in Cognito's shapes, with only what the pool truly does.
 
-use crate::domain::directory::Directory;
 use crate::domain::mfa::MfaMode;
 use crate::domain::pool::Pool;
 use crate::error::IdpError;
@@ -10,10 +9,8 @@ use crate::store::{Put, StoreError};
 use aws_lc_rs::digest::{SHA256, digest};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use portcullis_config::{CustomAttribute, UserPool};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
-use std::sync::{Arc, OnceLock};
 
 /// The account id in ARNs and domain descriptions (there is no AWS account behind a pool).
 pub const ACCOUNT_ID: &str = "000000000000";
@@ -22,29 +19,6 @@ const RECORD_KIND: &str = "pool";
 const RECORD_ID: &str = "description";
 /// How long a signing certificate is valid, as Cognito's (10 years).
 const CERTIFICATE_DAYS: i64 = 3650;
-
-/// The settings of a pool's config that only its description reads, and the directory of its
-/// siblings.
-#[derive(Default)]
-pub struct About {
-    /// `custom:` attributes with their types, in config order.
-    pub(crate) custom_attributes: Vec<CustomAttribute>,
-    /// The sender address when email goes through the pool's own SMTP relay.
-    pub(crate) email_from: Option<String>,
-    /// The pools of this process (set once at start; none for a pool used alone).
-    pub(crate) directory: OnceLock<Arc<Directory>>,
-}
-
-impl About {
-    /// What `cfg` says that the description needs.
-    pub fn of(cfg: &UserPool) -> About {
-        About {
-            custom_attributes: cfg.custom_attributes.clone(),
-            email_from: cfg.messages.smtp.as_ref().map(|s| s.from.clone()),
-            directory: OnceLock::new(),
-        }
-    }
-}
 
 /// When a pool was first served and when what it describes last changed.
 #[derive(Debug, Deserialize)]
@@ -57,7 +31,7 @@ struct Record {
 
 /// Records the pool's creation, or a change of its settings since the last start (another node
 /// starting at the same moment may win the insert; its dates are as good).
-pub(crate) async fn record(pool: &Pool) -> Result<(), StoreError> {
+async fn record(pool: &Pool) -> Result<(), StoreError> {
     let settings = Value::Object(settings(pool)).to_string();
     let digest = hex::encode(digest(&SHA256, settings.as_bytes()));
     let now = pool.now();
@@ -453,6 +427,13 @@ fn certificate(pool_id: &str, kid: &str, pkcs8: &[u8], start: i64) -> Option<Vec
     serial[0] |= 0x01;
     params.serial_number = Some(serial.into());
     params.self_signed(&key).ok().map(|c| c.der().to_vec())
+}
+
+impl Pool {
+    /// Records the pool's creation, or a change of its settings since the last start (at open).
+    pub(crate) async fn record_description(&self) -> Result<(), StoreError> {
+        record(self).await
+    }
 }
 
 #[cfg(test)]

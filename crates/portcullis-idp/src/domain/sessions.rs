@@ -3,10 +3,12 @@
 //! publishes a [`SessionEnded`] for load balancers (on every node through the store) and sends
 //! back-channel logout tokens to the clients it gave tokens to.
 
-use crate::Pool;
 use crate::domain::backchannel::{Delivery, LOGOUT_EVENT, LOGOUT_TOKEN_LIFETIME};
-use crate::domain::pool::{REFRESH_LIFETIME, SESSION_LIFETIME, random_token};
+use crate::domain::grants::{OAuthError, REFRESH_LIFETIME};
+use crate::domain::pool::Pool;
 use crate::domain::revocation::SessionEnded;
+use crate::domain::secrets::{random_token, sha256_hex};
+use crate::store::UserRecord;
 use crate::store::sessions::user_wide_at;
 use crate::store::{SignInRecord, StoreError};
 use aws_lc_rs::digest::{SHA256, digest};
@@ -235,6 +237,107 @@ impl Pool {
     }
 }
 
+/// How long the hosted UI remembers a sign-in (Cognito: 1 hour, fixed).
+pub const SESSION_LIFETIME: i64 = 3600;
+
+impl Pool {
+    /// Every [`SessionEnded`] from now on, including those
+    /// that other nodes on the same store publish.
+    pub fn subscribe_session_ends(
+        &self,
+    ) -> tokio::sync::broadcast::Receiver<crate::domain::revocation::SessionEnded> {
+        self.session_ends.subscribe()
+    }
+
+    /// Sessions ended recently enough that their tokens may still be alive (for a load balancer
+    /// that starts after them).
+    pub async fn ended_sessions(
+        &self,
+    ) -> Result<Vec<crate::domain::revocation::SessionEnded>, StoreError> {
+        self.ended_sign_ins().await
+    }
+
+    /// Publishes `event` on this pool's feed as if a sign-out had happened (tests of
+    /// subscribers).
+    #[doc(hidden)]
+    pub fn publish_session_end(&self, event: crate::domain::revocation::SessionEnded) {
+        self.session_ends.publish(event);
+    }
+}
+
+impl Pool {
+    /// Starts a hosted-UI session for `user`; returns the cookie value.
+    pub async fn start_session(
+        &self,
+        user: &UserRecord,
+        auth_time: i64,
+    ) -> Result<String, OAuthError> {
+        let token = random_token(32).map_err(OAuthError::no_randomness)?;
+        // The browser session is one sign-in session; its `sid` derives from the cookie.
+        self.begin_sign_in(
+            &user.sub,
+            auth_time,
+            Some(crate::domain::sessions::browser_sid(&token)),
+        )
+        .await
+        .map_err(OAuthError::server)?;
+        self.store
+            .insert_session(
+                &self.id,
+                sha256_hex(&token),
+                &user.sub,
+                auth_time,
+                self.now() + SESSION_LIFETIME,
+            )
+            .await
+            .map_err(OAuthError::server)?;
+        Ok(token)
+    }
+
+    /// The signed-in user of a session cookie, with the original authentication time.
+    pub async fn session_user(&self, cookie: &str) -> Option<(UserRecord, i64)> {
+        if cookie.is_empty() || cookie.len() > 128 {
+            return None;
+        }
+        let (sub, auth_time) = self
+            .store
+            .session(&self.id, sha256_hex(cookie))
+            .await
+            .ok()??;
+        let user = self.store.user_by_sub(&self.id, &sub).await.ok()??;
+        // A browser session whose sign-in session ended (a revoked refresh token) is over too.
+        if !self
+            .sign_in_live(&crate::domain::sessions::browser_sid(cookie))
+            .await
+            .ok()?
+        {
+            return None;
+        }
+        (user.enabled && user.status == "CONFIRMED").then_some((user, auth_time))
+    }
+
+    /// Ends a browser session and its sign-in session (unknown values are ignored).
+    pub async fn end_session(&self, cookie: &str) {
+        if !cookie.is_empty() && cookie.len() <= 128 {
+            let _ = self
+                .store
+                .delete_session(&self.id, sha256_hex(cookie))
+                .await;
+            if let Err(e) = self
+                .end_sign_in(&crate::domain::sessions::browser_sid(cookie))
+                .await
+            {
+                tracing::error!(pool = %self.name, error = %e, "cannot end the sign-in session");
+            }
+        }
+    }
+
+    /// The `sid` of a hosted-UI session cookie.
+    pub fn browser_sid(&self, cookie: &str) -> String {
+        crate::domain::sessions::browser_sid(cookie)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -245,6 +348,6 @@ mod tests {
         assert_eq!(a, browser_sid("cookie-a"));
         assert_ne!(a, browser_sid("cookie-b"));
         assert_eq!(a.len(), 32);
-        assert!(!crate::domain::pool::sha256_hex("cookie-a").contains(&a));
+        assert!(!crate::domain::secrets::sha256_hex("cookie-a").contains(&a));
     }
 }

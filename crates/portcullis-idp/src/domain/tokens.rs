@@ -13,7 +13,9 @@ use aws_lc_rs::signature::RSA_PKCS1_SHA256;
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use portcullis_core::Clock;
 use serde_json::{Map, Value, json};
+use std::sync::Arc;
 
 /// One RSA key with everything needed to sign, verify and publish it.
 pub struct SigningKey {
@@ -138,6 +140,8 @@ pub struct PoolKeys {
     access: KeySet,
     /// `(kid, activates_at)` of every key, to notice changes cheaply.
     fingerprint: Vec<(String, i64)>,
+    /// The pool's clock: which key signs, which are published and whether a token expired.
+    clock: Arc<Clock>,
 }
 
 fn generate() -> (String, Vec<u8>) {
@@ -171,6 +175,7 @@ impl PoolKeys {
     pub async fn load_or_generate(
         store: &dyn Store,
         pool_id: &str,
+        clock: Arc<Clock>,
     ) -> Result<PoolKeys, StoreError> {
         for purpose in PURPOSES {
             if store.signing_keys(pool_id, purpose).await?.is_empty() {
@@ -183,11 +188,15 @@ impl PoolKeys {
                     .await?;
             }
         }
-        Self::load(store, pool_id).await
+        Self::load(store, pool_id, clock).await
     }
 
-    /// Loads the pool's keys as stored.
-    pub async fn load(store: &dyn Store, pool_id: &str) -> Result<PoolKeys, StoreError> {
+    /// Loads the pool's keys as stored, on the pool's `clock`.
+    pub async fn load(
+        store: &dyn Store,
+        pool_id: &str,
+        clock: Arc<Clock>,
+    ) -> Result<PoolKeys, StoreError> {
         let mut sets = Vec::new();
         let mut fingerprint = Vec::new();
         for purpose in PURPOSES {
@@ -211,15 +220,17 @@ impl PoolKeys {
             id,
             access,
             fingerprint,
+            clock,
         })
     }
 
-    /// Adds a new ID key and a new access key that start signing `activate_in` seconds from now
+    /// Adds a new ID key and a new access key that start signing `activate_in` seconds after `now`
     /// (published at once, so verifiers that cache the JWKS learn them first). Returns their kids.
     pub async fn rotate(
         store: &dyn Store,
         pool_id: &str,
         activate_in: i64,
+        now: i64,
     ) -> Result<Vec<String>, StoreError> {
         let mut kids = Vec::new();
         for purpose in PURPOSES {
@@ -231,7 +242,7 @@ impl PoolKeys {
             let (kid, pkcs8) = tokio::task::spawn_blocking(generate)
                 .await
                 .map_err(|_| StoreError::Join)?;
-            let at = crate::now() as i64 + activate_in.max(0);
+            let at = now + activate_in.max(0);
             if store
                 .insert_signing_key(pool_id, purpose, next, kid.clone(), pkcs8, at)
                 .await?
@@ -249,19 +260,19 @@ impl PoolKeys {
 
     /// The JWKS document (published ID keys and access keys).
     pub fn jwks(&self) -> Value {
-        let now = crate::now() as i64;
+        let now = self.clock.now();
         json!({ "keys": self.id.live(now).chain(self.access.live(now)).map(SigningKey::jwk).collect::<Vec<_>>() })
     }
 
     /// Signs an ID token with the current ID key.
     pub fn sign_id(&self, claims: &Map<String, Value>) -> Option<String> {
-        let i = self.id.signer(crate::now() as i64)?;
+        let i = self.id.signer(self.clock.now())?;
         self.id.keys[i].0.sign(claims)
     }
 
     /// Signs an OIDC Back-Channel Logout token with the current ID key, typed `logout+jwt`.
     pub fn sign_logout(&self, claims: &Map<String, Value>) -> Option<String> {
-        let i = self.id.signer(crate::now() as i64)?;
+        let i = self.id.signer(self.clock.now())?;
         let key = &self.id.keys[i].0;
         let header = json!({ "kid": key.kid, "alg": "RS256", "typ": "logout+jwt" });
         key.sign_with(&URL_SAFE_NO_PAD.encode(header.to_string()), claims)
@@ -269,26 +280,31 @@ impl PoolKeys {
 
     /// Signs an access token with the current access key.
     pub fn sign_access(&self, claims: &Map<String, Value>) -> Option<String> {
-        let i = self.access.signer(crate::now() as i64)?;
+        let i = self.access.signer(self.clock.now())?;
         self.access.keys[i].0.sign(claims)
     }
 
-    /// Verifies an access token of this pool (signature by a published key, `iss`, `exp`,
-    /// `token_use`).
+    /// Verifies an access token of this pool (signature by a published key, `iss`, `exp` on the
+    /// pool's clock, `token_use`).
     pub fn verify_access(&self, token: &str, issuer: &str) -> Option<Map<String, Value>> {
+        let now = self.clock.now();
         let kid = jsonwebtoken::decode_header(token).ok()?.kid?;
-        let key = self
-            .access
-            .live(crate::now() as i64)
-            .find(|k| k.kid == kid)?;
+        let key = self.access.live(now).find(|k| k.kid == kid)?;
         let mut v = Validation::new(Algorithm::RS256);
         v.set_issuer(&[issuer]);
         v.validate_aud = false;
+        // `exp` is required (and must be a number) but compared here, with the pool's clock.
+        v.validate_exp = false;
         v.leeway = 0;
         let claims = jsonwebtoken::decode::<Map<String, Value>>(token, &key.decoding, &v)
             .ok()?
             .claims;
-        (claims.get("token_use").and_then(Value::as_str) == Some("access")).then_some(claims)
+        let live = claims
+            .get("exp")
+            .and_then(Value::as_i64)
+            .is_some_and(|exp| exp >= now);
+        (live && claims.get("token_use").and_then(Value::as_str) == Some("access"))
+            .then_some(claims)
     }
 }
 
@@ -299,8 +315,12 @@ mod tests {
     #[tokio::test]
     async fn keys_persist_and_tokens_verify() {
         let store = SqliteStore::in_memory().unwrap();
-        let a = PoolKeys::load_or_generate(&store, "p").await.unwrap();
-        let b = PoolKeys::load_or_generate(&store, "p").await.unwrap();
+        let a = PoolKeys::load_or_generate(&store, "p", Arc::default())
+            .await
+            .unwrap();
+        let b = PoolKeys::load_or_generate(&store, "p", Arc::default())
+            .await
+            .unwrap();
         assert_eq!(a.jwks(), b.jwks());
         let jwks = a.jwks();
         assert_eq!(jwks["keys"].as_array().unwrap().len(), 2);
@@ -325,7 +345,9 @@ mod tests {
     #[tokio::test]
     async fn rotation_publishes_first_and_retires_after_the_longest_token() {
         let store = SqliteStore::in_memory().unwrap();
-        let before = PoolKeys::load_or_generate(&store, "p").await.unwrap();
+        let before = PoolKeys::load_or_generate(&store, "p", Arc::default())
+            .await
+            .unwrap();
         let mut c = Map::new();
         c.insert("iss".into(), "https://i".into());
         c.insert("exp".into(), (crate::now() + 3600).into());
@@ -333,9 +355,11 @@ mod tests {
         let old_token = before.sign_access(&c).unwrap();
 
         // Activating in an hour: published now, not signing yet.
-        let kids = PoolKeys::rotate(&store, "p", 3600).await.unwrap();
+        let kids = PoolKeys::rotate(&store, "p", 3600, crate::now() as i64)
+            .await
+            .unwrap();
         assert_eq!(kids.len(), 2);
-        let k = PoolKeys::load(&store, "p").await.unwrap();
+        let k = PoolKeys::load(&store, "p", Arc::default()).await.unwrap();
         assert_eq!(k.jwks()["keys"].as_array().unwrap().len(), 4);
         let t = k.sign_access(&c).unwrap();
         assert_eq!(
@@ -344,8 +368,10 @@ mod tests {
         );
 
         // Activating now: the new key signs, the old one still verifies the tokens it signed.
-        let now_kids = PoolKeys::rotate(&store, "p", 0).await.unwrap();
-        let k = PoolKeys::load(&store, "p").await.unwrap();
+        let now_kids = PoolKeys::rotate(&store, "p", 0, crate::now() as i64)
+            .await
+            .unwrap();
+        let k = PoolKeys::load(&store, "p", Arc::default()).await.unwrap();
         let t = k.sign_access(&c).unwrap();
         let new_kid = jsonwebtoken::decode_header(&t).unwrap().kid.unwrap();
         assert!(now_kids.contains(&new_kid));
@@ -356,6 +382,41 @@ mod tests {
         );
         assert!(k.verify_access(&old_token, "https://i").is_some());
         assert!(k.verify_access(&t, "https://i").is_some());
+    }
+
+    #[tokio::test]
+    async fn keys_and_expiry_follow_the_pool_clock() {
+        let store = SqliteStore::in_memory().unwrap();
+        let clock = Arc::new(Clock::default());
+        clock.set_ms(Some(1_700_000_000_000));
+        PoolKeys::load_or_generate(&store, "p", clock.clone())
+            .await
+            .unwrap();
+        let kids = PoolKeys::rotate(&store, "p", 3600, clock.now())
+            .await
+            .unwrap();
+        let k = PoolKeys::load(&store, "p", clock.clone()).await.unwrap();
+        let mut c = Map::new();
+        c.insert("iss".into(), "https://i".into());
+        c.insert("exp".into(), (clock.now() + 7200).into());
+        c.insert("token_use".into(), "access".into());
+        let kid = |t: &str| jsonwebtoken::decode_header(t).unwrap().kid.unwrap();
+        let before = k.sign_access(&c).unwrap();
+        assert!(
+            !kids.contains(&kid(&before)),
+            "pending until the pool's hour has passed"
+        );
+        // The pool's clock reaches the activation: the new key signs, without a reload or a sleep.
+        clock.advance_ms(3600 * 1000);
+        let after = k.sign_access(&c).unwrap();
+        assert!(kids.contains(&kid(&after)));
+        assert!(k.verify_access(&after, "https://i").is_some());
+        // And the token's `exp` is read on the same clock.
+        clock.advance_ms(3601 * 1000);
+        assert!(
+            k.verify_access(&after, "https://i").is_none(),
+            "expired by the pool's clock"
+        );
     }
 
     #[test]

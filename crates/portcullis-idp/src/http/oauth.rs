@@ -7,8 +7,10 @@ use super::responses::{
     HostedCookie, error_page, json_response, not_found, oauth_error, problem, redirect,
     session_cookie,
 };
-use crate::domain::pool::{LogoutTarget, OAuthError, Pool};
-use crate::domain::rate_limit::ClientIp;
+use crate::domain::authorize::LogoutTarget;
+use crate::domain::grants::OAuthError;
+use crate::domain::pool::Pool;
+use crate::http::client_ip::ClientIp;
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Path, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -61,7 +63,7 @@ pub(crate) async fn authorize(
     };
     // `identity_provider=` / `idp_identifier=`: straight to the external provider.
     if let Some(provider) = &req.federate {
-        return crate::domain::federation::redirect_to_provider(&pool, ip, provider, &q, &headers)
+        return crate::http::federation::redirect_to_provider(&pool, ip, provider, &q, &headers)
             .await;
     }
     let forced = q

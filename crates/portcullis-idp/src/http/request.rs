@@ -3,7 +3,7 @@
 
 use super::responses::error_page;
 use crate::domain::pool::Pool;
-use crate::domain::rate_limit::ClientIp;
+use crate::http::client_ip::ClientIp;
 use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;

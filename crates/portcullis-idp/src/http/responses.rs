@@ -2,7 +2,9 @@
 //! error pages, redirects, OAuth's JSON errors and the hosted UI's cookies. It imports no other
 //! module of `http`, so every page and endpoint may use it.
 
-use crate::domain::pool::{AuthorizeProblem, OAuthError, Pool};
+use crate::domain::authorize::AuthorizeProblem;
+use crate::domain::grants::OAuthError;
+use crate::domain::pool::Pool;
 use askama::Template;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};

@@ -70,7 +70,7 @@ impl PgStore {
         let store = PgStore {
             pool,
             config: url.parse().map_err(|e| pg(format!("store URL: {e}")))?,
-            node: crate::domain::pool::random_token(9)
+            node: crate::domain::secrets::random_token(9)
                 .map_err(|_| pg("the system random source failed"))?,
             listener: Default::default(),
         };

@@ -155,9 +155,9 @@ async fn five_failures_lock_the_user_and_success_resets_the_count() {
             "attempt {i}"
         );
     }
-    // The fifth failure locks for 1 s (whole seconds). Wait it out, then a sixth counted failure
-    // locks for 2 s, and the next attempt comes well inside that.
-    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    // The fifth failure locks for 1 s (whole seconds). The pool's clock moves past it (nothing
+    // sleeps), then a sixth counted failure locks for 2 s, and the next attempt comes inside that.
+    kit.pool().clock().advance_ms(1100);
     let (status, body) = attempt("wrong").await;
     assert_eq!(status, 401);
     assert!(
@@ -168,7 +168,7 @@ async fn five_failures_lock_the_user_and_success_resets_the_count() {
     let (status, body) = attempt(PASSWORD).await;
     assert_eq!(status, 401);
     assert!(body.contains("Password attempts exceeded"), "{body}");
-    tokio::time::sleep(std::time::Duration::from_millis(3100)).await;
+    kit.pool().clock().advance_ms(3100);
     let (status, _) = attempt(PASSWORD).await;
     assert_eq!(status, 302, "the lock ends and the right password works");
     // Success cleared the count: four new failures do not lock.

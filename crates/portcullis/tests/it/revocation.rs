@@ -328,13 +328,10 @@ async fn a_sign_in_right_after_a_global_sign_out_is_served() {
     let kit = Kit::start("").await;
     let old = login(&kit, "/tasks").await;
     let sub = identity(&old, &kit.url("/tasks")).await;
-    // Start just after a second begins, so that the end and the next sign-in share that second
-    // (this only aligns the test with the clock's second; nothing is timed).
-    let ms = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .subsec_millis();
-    tokio::time::sleep(Duration::from_millis(u64::from(1000 - ms) + 5)).await;
+    // Move the pool's clock to just after a second begins, so that the end and the next sign-in
+    // share that second (this only aligns the test with the pool's second; nothing sleeps).
+    let ms = kit.pool().clock().now_ms();
+    kit.pool().clock().advance_ms(1000 - ms % 1000 + 5);
     kit.pool().end_user_sessions(&sub).await.unwrap();
     let (r, _) = until_refused(&old, &kit.url("/api/x"), Instant::now()).await;
     assert_eq!(r.status(), 401, "the old session is refused");

@@ -210,9 +210,13 @@ async fn a_global_sign_out_on_node_a_is_refused_at_node_b() {
 /// the ones it sends) and addressed to the balancer's client.
 async fn logout_token(db: &Database, kit: &Kit, sub: &str, jti: &str) -> String {
     let store = portcullis_idp::PgStore::connect(&db.url()).await.unwrap();
-    let keys = portcullis_idp::domain::tokens::PoolKeys::load(&store, "us-east-1_Kit12345")
-        .await
-        .unwrap();
+    let keys = portcullis_idp::domain::tokens::PoolKeys::load(
+        &store,
+        "us-east-1_Kit12345",
+        Default::default(),
+    )
+    .await
+    .unwrap();
     let claims = serde_json::json!({
         "iss": kit.pool().issuer,
         "aud": "tasks-web",

@@ -119,7 +119,7 @@ async fn serve(store: Option<Arc<dyn portcullis_idp::Store>>, backchannel: &str)
     let pool = Pool::open(&cfg, "us-east-1", store, Default::default(), dir.path())
         .await
         .unwrap();
-    pool.seed_users(&cfg, |u| Ok(u.password.clone().unwrap()))
+    pool.seed_users(&cfg, |u| Ok::<_, String>(u.password.clone().unwrap()))
         .await
         .unwrap();
     let pool = Arc::new(pool);

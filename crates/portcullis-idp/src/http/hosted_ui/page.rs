@@ -2,7 +2,9 @@
 //! renders in ([`Spec`], [`Field`]), its posted form and CSRF check ([`Admitted`]), and the answers
 //! any page may give instead (busy, too many attempts, unavailable).
 
-use crate::domain::pool::{AuthorizeRequest, Pool, random_token};
+use crate::domain::authorize::AuthorizeRequest;
+use crate::domain::pool::Pool;
+use crate::domain::secrets::random_token;
 use crate::http::request::{Post, parse_query};
 use crate::http::responses::{HostedCookie, error_page, html_with, origin_of, problem};
 use askama::Template;
@@ -389,7 +391,7 @@ impl Form {
         let sent = f.get("_csrf");
         let valid = HostedCookie::Csrf
             .read(pool, headers)
-            .is_some_and(|c| !c.is_empty() && crate::domain::pool::constant_time_eq(c, sent));
+            .is_some_and(|c| !c.is_empty() && crate::domain::secrets::constant_time_eq(c, sent));
         if valid {
             Ok(f)
         } else {

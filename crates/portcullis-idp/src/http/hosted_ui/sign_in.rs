@@ -4,7 +4,8 @@
 
 use super::page::{Admitted, Checks, Ctx, Note, PageResult, busy, unavailable};
 use crate::domain::mfa::{self, Step};
-use crate::domain::pool::{Pool, SignInError};
+use crate::domain::accounts::SignInError;
+use crate::domain::pool::Pool;
 use crate::error::IdpError;
 use crate::http::request::Post;
 use crate::http::responses::{HostedCookie, error_page, redirect, session_cookie};
@@ -148,7 +149,7 @@ impl Ctx {
             }
         };
         let mut r = redirect(&location);
-        if let Some(v) = session_cookie(&self.pool, &session, crate::domain::pool::SESSION_LIFETIME)
+        if let Some(v) = session_cookie(&self.pool, &session, crate::domain::sessions::SESSION_LIFETIME)
         {
             r.headers_mut().append(header::SET_COOKIE, v);
         }

@@ -4,7 +4,7 @@
 //! one block per worker. Time is the pool's clock, stopped and moved by the tests.
 
 use crate::kit::{self, Kit, PASSWORD};
-use portcullis_idp::domain::pool::SignInError;
+use portcullis_idp::domain::accounts::SignInError;
 use serde_json::{Value, json};
 use std::sync::Arc;
 
@@ -219,7 +219,7 @@ users = [{{ username = "bob", password = "{PASSWORD}" }}]
             portcullis_idp::Pool::open(&cfg, "us-east-1", store, Default::default(), dir.path())
                 .await
                 .unwrap();
-        pool.seed_users(&cfg, |u| Ok(u.password.clone().unwrap()))
+        pool.seed_users(&cfg, |u| Ok::<_, String>(u.password.clone().unwrap()))
             .await
             .unwrap();
         pool.clock().set_ms(Some(t0));

@@ -17,14 +17,14 @@ fuzz_target!(|data: &[u8]| {
             h.insert(name, v);
         }
     }
-    let req = portcullis_idp::sigv4::SignedRequest {
+    let req = portcullis_idp::admin_api::sigv4::SignedRequest {
         method: "POST",
         path: "/",
         query: "",
         headers: &h,
         body: body.as_bytes(),
     };
-    let r = portcullis_idp::sigv4::verify(&req, "us-east-1", "cognito-idp", 1_795_482_036, |_| {
+    let r = portcullis_idp::admin_api::sigv4::verify(&req, "us-east-1", "cognito-idp", 1_795_482_036, |_| {
         Some("fuzz-secret-never-guessed".to_string())
     });
     assert!(r.is_err());

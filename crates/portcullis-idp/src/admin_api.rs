@@ -9,9 +9,9 @@
 //! `ListUsers` filter language and `sigv4` the signature check.
 
 use crate::domain::pool::Pool;
-use crate::http::client_ip::ClientIp;
 use crate::domain::{directory, pool_description};
 use crate::error::IdpError;
+use crate::http::client_ip::ClientIp;
 use crate::store::Put;
 use axum::body::Bytes;
 use axum::extract::State;
@@ -260,7 +260,7 @@ async fn signed_pool(
         &signed,
         &pool.region,
         "cognito-idp",
-        crate::now() as i64,
+        portcullis_core::now() as i64,
         |k| pool.access_keys.get(k).cloned(),
     ) {
         pool.client_auth_failed(ip, &key).await;

@@ -14,14 +14,6 @@ pub use store::{PgStore, SqliteStore, Store};
 use std::sync::Arc;
 use tokio::net::TcpListener;
 
-/// Seconds since the Unix epoch.
-pub fn now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
-}
-
 /// Catalog ticks between sweeps of expired sign-in sessions (150 × 2 s = 5 minutes).
 const SESSION_SWEEP_TICKS: u64 = 150;
 

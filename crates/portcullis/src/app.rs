@@ -244,7 +244,7 @@ async fn share_logout_ends(
     let mut events = feed.subscribe();
     store.watch_logout_ends(Arc::downgrade(&feed));
     let backlog = store
-        .logout_ends(portcullis_idp::now() as i64)
+        .logout_ends(portcullis_core::now() as i64)
         .await
         .map_err(|e| anyhow!("store: cannot read shared logout-token ends: {e}"))?;
     record_ended(set, &backlog);
@@ -279,7 +279,7 @@ async fn share_logout_ends(
                 Err(broadcast::error::RecvError::Closed) => return,
                 Err(broadcast::error::RecvError::Lagged(missed)) => {
                     tracing::warn!(missed, "logout-token feed lagged; reading the store again");
-                    match store.logout_ends(portcullis_idp::now() as i64).await {
+                    match store.logout_ends(portcullis_core::now() as i64).await {
                         Ok(all) => record_ended(&set, &all),
                         Err(e) => {
                             tracing::error!(error = %e, "cannot read shared logout-token ends")
@@ -336,8 +336,7 @@ pub async fn start(config: &Config, mut prebound: Prebound) -> Result<App> {
             )
             .await
             .map_err(|e| anyhow!("user_pools[{i}]: {e}"))?;
-            // The pool takes a `String` error today; the typed one is kept once it takes any.
-            pool.seed_users(p, |u| seed_password(u).map_err(|e| e.to_string()))
+            pool.seed_users(p, seed_password)
                 .await
                 .map_err(|e| anyhow!("user_pools[{i}]: {e}"))?;
             let pool = Arc::new(pool);

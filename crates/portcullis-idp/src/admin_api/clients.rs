@@ -213,8 +213,8 @@ fn new_client_id() -> Result<String, IdpError> {
         .collect())
 }
 
-/// A client secret: `value` when valid, else a random one.
-fn new_secret(value: Option<&str>) -> Result<ClientSecret, IdpError> {
+/// A client secret: `value` when valid, else a random one; dated `now`.
+fn new_secret(value: Option<&str>, now: i64) -> Result<ClientSecret, IdpError> {
     let value = match value {
         Some(v) if (24..=64).contains(&v.len()) && v.bytes().all(|b| b.is_ascii_graphic()) => {
             v.to_string()
@@ -227,9 +227,9 @@ fn new_secret(value: Option<&str>) -> Result<ClientSecret, IdpError> {
         None => random_token(38)?,
     };
     Ok(ClientSecret {
-        id: format!("{}--{}", uuid::Uuid::new_v4().simple(), crate::now()),
+        id: format!("{}--{}", uuid::Uuid::new_v4().simple(), now),
         value,
-        created_at: crate::now() as i64,
+        created_at: now,
     })
 }
 
@@ -245,7 +245,7 @@ pub(super) async fn create_client(pool: &Pool, r: &Req<'_>) -> Result<Value, Idp
         ));
     }
     let secrets = if generate || given.is_some() {
-        vec![new_secret(given)?]
+        vec![new_secret(given, pool.now())?]
     } else {
         Vec::new()
     };
@@ -255,7 +255,7 @@ pub(super) async fn create_client(pool: &Pool, r: &Req<'_>) -> Result<Value, Idp
             "A pool has at most 1000 app clients".into(),
         ));
     }
-    let now = crate::now() as i64;
+    let now = pool.now();
     let stored = StoredClient {
         client,
         secrets,
@@ -296,7 +296,7 @@ pub(super) async fn update_client(pool: &Pool, r: &Req<'_>) -> Result<Value, Idp
         client,
         secrets: old.secrets.clone(),
         created_at: old.created_at,
-        updated_at: crate::now() as i64,
+        updated_at: pool.now(),
     };
     catalog::put_client(pool.store.as_ref(), &pool.id, &stored, Put::Update).await?;
     pool.reload_catalog().await?;
@@ -344,10 +344,10 @@ pub(super) async fn add_secret(pool: &Pool, r: &Req<'_>) -> Result<Value, IdpErr
             "A client has at most two secrets; delete one first".into(),
         ));
     }
-    let s = new_secret(r.opt("ClientSecret"))?;
+    let s = new_secret(r.opt("ClientSecret"), pool.now())?;
     let mut stored = (*c).clone();
     stored.secrets.push(s.clone());
-    stored.updated_at = crate::now() as i64;
+    stored.updated_at = pool.now();
     catalog::put_client(pool.store.as_ref(), &pool.id, &stored, Put::Update).await?;
     pool.reload_catalog().await?;
     Ok(json!({"ClientSecretDescriptor": {
@@ -384,7 +384,7 @@ pub(super) async fn delete_secret(pool: &Pool, r: &Req<'_>) -> Result<Value, Idp
     }
     let mut stored = (*c).clone();
     stored.secrets.retain(|s| s.id != id);
-    stored.updated_at = crate::now() as i64;
+    stored.updated_at = pool.now();
     catalog::put_client(pool.store.as_ref(), &pool.id, &stored, Put::Update).await?;
     pool.reload_catalog().await?;
     Ok(json!({}))

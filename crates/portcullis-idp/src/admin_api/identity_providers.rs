@@ -284,7 +284,7 @@ async fn create(pool: &Pool, r: &Req<'_>) -> Result<Value, IdpError> {
         ));
     }
     check(pool, &p)?;
-    let now = crate::now() as i64;
+    let now = pool.now();
     let stored = StoredProvider {
         provider: p,
         created_at: now,
@@ -331,7 +331,7 @@ async fn update(pool: &Pool, r: &Req<'_>) -> Result<Value, IdpError> {
         provider: p,
         created_at: old.created_at,
         // Strictly later, so nodes re-resolve the provider even within one second.
-        updated_at: (crate::now() as i64).max(old.updated_at + 1),
+        updated_at: (pool.now()).max(old.updated_at + 1),
     };
     if !federation::put_provider(pool.store.as_ref(), &pool.id, &stored, Put::Update).await? {
         return Err(IdpError::ResourceNotFound(

@@ -82,16 +82,8 @@ pub async fn put_provider(
 #[derive(Debug, thiserror::Error)]
 pub enum SeedProviderError {
     /// Its secret names an environment variable that is not set.
-    #[error("{at}.client_secret_env: environment variable {var} is not set")]
-    MissingSecret {
-        /// Where in the config (`user_pools[<pool>].identity_providers[<i>]`).
-        at: String,
-        /// The variable.
-        var: String,
-        /// Why it could not be read.
-        #[source]
-        source: std::env::VarError,
-    },
+    #[error(transparent)]
+    MissingSecret(#[from] portcullis_core::secret::SecretError),
     /// The store refused.
     #[error("{at}: {source}")]
     Store {
@@ -115,16 +107,11 @@ pub async fn seed_providers(
     for (i, ip) in cfg.identity_providers.iter().enumerate() {
         let at = format!("user_pools[{}].identity_providers[{i}]", cfg.name);
         let mut provider = ip.clone();
-        if let Some(var) = provider.client_secret_env.take() {
-            provider.client_secret =
-                Some(
-                    std::env::var(&var).map_err(|source| SeedProviderError::MissingSecret {
-                        at: at.clone(),
-                        var: var.clone(),
-                        source,
-                    })?,
-                );
-        }
+        provider.client_secret = portcullis_core::secret::literal_or_env(
+            provider.client_secret.as_deref(),
+            provider.client_secret_env.take().as_deref(),
+            &format!("{at}.client_secret_env"),
+        )?;
         let err = |source| SeedProviderError::Store {
             at: at.clone(),
             source,

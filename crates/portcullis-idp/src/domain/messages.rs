@@ -73,7 +73,7 @@ impl Outbox {
         code: &str,
     ) {
         let line = json!({
-            "time": crate::now(),
+            "time": portcullis_core::now(),
             "pool": pool,
             "purpose": purpose.as_str(),
             "username": username,

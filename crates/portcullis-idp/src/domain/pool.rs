@@ -37,14 +37,8 @@ pub enum OpenError {
         source: StoreError,
     },
     /// The SMTP relay's password names an environment variable that is not set.
-    #[error("messages.smtp.password_env: environment variable {var} is not set")]
-    SmtpPassword {
-        /// The variable.
-        var: String,
-        /// Why it could not be read.
-        #[source]
-        source: std::env::VarError,
-    },
+    #[error(transparent)]
+    SmtpPassword(#[from] portcullis_core::secret::SecretError),
     /// A configured identity provider cannot be written.
     #[error(transparent)]
     Provider(#[from] SeedProviderError),
@@ -275,17 +269,11 @@ fn message_sender(
 ) -> Result<messages::Sender, OpenError> {
     Ok(match &cfg.messages.smtp {
         Some(smtp) => {
-            let password = match (&smtp.password_env, &smtp.password) {
-                (Some(var), _) => {
-                    Some(
-                        std::env::var(var).map_err(|source| OpenError::SmtpPassword {
-                            var: var.clone(),
-                            source,
-                        })?,
-                    )
-                }
-                (None, p) => p.clone(),
-            };
+            let password = portcullis_core::secret::literal_or_env(
+                smtp.password.as_deref(),
+                smtp.password_env.as_deref(),
+                "messages.smtp.password_env",
+            )?;
             messages::Sender::Smtp(Arc::new(messages::SmtpRelay::new(smtp.clone(), password)))
         }
         None => messages::Sender::Outbox(messages::Outbox::new(

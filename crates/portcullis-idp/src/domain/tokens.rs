@@ -330,7 +330,7 @@ mod tests {
         );
         let mut c = Map::new();
         c.insert("iss".into(), "https://i".into());
-        c.insert("exp".into(), (crate::now() + 60).into());
+        c.insert("exp".into(), (portcullis_core::now() + 60).into());
         c.insert("token_use".into(), "access".into());
         let t = a.sign_access(&c).unwrap();
         assert!(b.verify_access(&t, "https://i").is_some());
@@ -350,12 +350,12 @@ mod tests {
             .unwrap();
         let mut c = Map::new();
         c.insert("iss".into(), "https://i".into());
-        c.insert("exp".into(), (crate::now() + 3600).into());
+        c.insert("exp".into(), (portcullis_core::now() + 3600).into());
         c.insert("token_use".into(), "access".into());
         let old_token = before.sign_access(&c).unwrap();
 
         // Activating in an hour: published now, not signing yet.
-        let kids = PoolKeys::rotate(&store, "p", 3600, crate::now() as i64)
+        let kids = PoolKeys::rotate(&store, "p", 3600, portcullis_core::now() as i64)
             .await
             .unwrap();
         assert_eq!(kids.len(), 2);
@@ -368,7 +368,7 @@ mod tests {
         );
 
         // Activating now: the new key signs, the old one still verifies the tokens it signed.
-        let now_kids = PoolKeys::rotate(&store, "p", 0, crate::now() as i64)
+        let now_kids = PoolKeys::rotate(&store, "p", 0, portcullis_core::now() as i64)
             .await
             .unwrap();
         let k = PoolKeys::load(&store, "p", Arc::default()).await.unwrap();

@@ -474,11 +474,9 @@ pub async fn open(spec: Option<&str>, state_dir: &Path) -> Result<Arc<dyn Store>
     }
 }
 
+/// The store's time in seconds: what it stamps rows with and expires them by.
 pub(crate) fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
+    portcullis_core::now() as i64
 }
 
 #[cfg(test)]

@@ -44,7 +44,7 @@ impl Api {
 
 fn code(secret: &str, offset: i64) -> String {
     let key = base32_decode(secret).unwrap();
-    let step = (portcullis_idp::now() / STEP_SECONDS) as i64 + offset;
+    let step = (portcullis_core::now() / STEP_SECONDS) as i64 + offset;
     totp(&key, step as u64)
 }
 

@@ -220,7 +220,7 @@ async fn logout_token(db: &Database, kit: &Kit, sub: &str, jti: &str) -> String 
     let claims = serde_json::json!({
         "iss": kit.pool().issuer,
         "aud": "tasks-web",
-        "iat": portcullis_idp::now(),
+        "iat": portcullis_core::now(),
         "jti": jti,
         "sub": sub,
         "events": { "http://schemas.openid.net/event/backchannel-logout": {} },

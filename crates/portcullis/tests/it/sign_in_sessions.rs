@@ -690,7 +690,7 @@ async fn back_channel_logout_tokens_are_signed_and_complete() {
         let c = jsonwebtoken::decode::<Value>(jwt, &key, &v)
             .unwrap_or_else(|e| panic!("logout token does not verify: {e}"))
             .claims;
-        let now = portcullis_idp::now() as i64;
+        let now = portcullis_core::now() as i64;
         let iat = c["iat"].as_i64().unwrap();
         assert!((now - 60..=now + 5).contains(&iat), "iat {iat} now {now}");
         let exp = c["exp"].as_i64().unwrap();
@@ -824,7 +824,7 @@ async fn ends_cross_nodes_on_postgres_even_while_a_listener_was_down() {
     let name = format!(
         "portcullis_sessions_{}_{}",
         std::process::id(),
-        portcullis_idp::now()
+        portcullis_core::now()
     );
     admin_db
         .batch_execute(&format!("CREATE DATABASE {name}"))
@@ -910,7 +910,7 @@ async fn tokens_racing_an_end_on_another_node_are_refused_or_revoked() {
     let name = format!(
         "portcullis_race_{}_{}",
         std::process::id(),
-        portcullis_idp::now()
+        portcullis_core::now()
     );
     admin_db
         .batch_execute(&format!("CREATE DATABASE {name}"))

@@ -3,8 +3,8 @@
 //! (a second factor, or the hosted-UI session and the redirect to the app with a code).
 
 use super::page::{Admitted, Checks, Ctx, Note, PageResult, busy, unavailable};
-use crate::domain::mfa::{self, Step};
 use crate::domain::accounts::SignInError;
+use crate::domain::mfa::{self, Step};
 use crate::domain::pool::Pool;
 use crate::error::IdpError;
 use crate::http::request::Post;
@@ -130,7 +130,7 @@ impl Ctx {
 
     /// Signs the user in: a hosted-UI session and the redirect to the app with a code.
     pub(super) async fn signed_in(&self, user: &UserRecord) -> Response {
-        let now = crate::now() as i64;
+        let now = self.pool.now();
         let session = match self.pool.start_session(user, now).await {
             Ok(s) => s,
             Err(e) => {
@@ -149,8 +149,11 @@ impl Ctx {
             }
         };
         let mut r = redirect(&location);
-        if let Some(v) = session_cookie(&self.pool, &session, crate::domain::sessions::SESSION_LIFETIME)
-        {
+        if let Some(v) = session_cookie(
+            &self.pool,
+            &session,
+            crate::domain::sessions::SESSION_LIFETIME,
+        ) {
             r.headers_mut().append(header::SET_COOKIE, v);
         }
         if let Some(v) = HostedCookie::Csrf.set(&self.pool, "", Some(0)) {

@@ -646,7 +646,7 @@ async fn unknown_disabled_and_real_users_get_the_same_answers() {
     // slowly the machine runs.
     kit.pool()
         .clock()
-        .set_ms(Some(portcullis_idp::now() as i64 * 1000));
+        .set_ms(Some(portcullis_core::now() as i64 * 1000));
     let api = Api::of(&kit);
     let admin = |op: &str, body: Value| {
         let pool = kit.pool().clone();
@@ -924,7 +924,7 @@ async fn postgres_nodes_reserve_guesses_atomically() {
     // Two nodes on one database.
     let a: Arc<dyn Store> = Arc::new(PgStore::connect(&db.url()).await.unwrap());
     let b: Arc<dyn Store> = Arc::new(PgStore::connect(&db.url()).await.unwrap());
-    let now = portcullis_idp::now() as i64;
+    let now = portcullis_core::now() as i64;
     a.put_ticket("p", "reset", "u", "h".into(), now + 600)
         .await
         .unwrap();

@@ -12,7 +12,7 @@ const CALLBACK: &str = "https://app.test/cb";
 fn fixed_clock(kit: &Kit) -> &portcullis_idp::Pool {
     let pool = kit.pool();
     pool.clock()
-        .set_ms(Some(portcullis_idp::now() as i64 * 1000));
+        .set_ms(Some(portcullis_core::now() as i64 * 1000));
     pool
 }
 
@@ -407,7 +407,7 @@ fn hmac(key: &[u8], msg: &[u8]) -> Vec<u8> {
 
 /// `20261124T010036Z` for now (UTC), without a date crate.
 fn amz_date() -> String {
-    let t = portcullis_idp::now() as i64;
+    let t = portcullis_core::now() as i64;
     let (days, secs) = (t.div_euclid(86400), t.rem_euclid(86400));
     // Howard Hinnant's civil_from_days.
     let z = days + 719_468;
@@ -608,7 +608,7 @@ async fn postgres_settles_concurrent_refresh_reuse_atomically() {
         auth_time: 1,
         origin_jti: o.into(),
     };
-    let at = portcullis_idp::now() as i64;
+    let at = portcullis_core::now() as i64;
     store
         .insert_refresh("p", "r0".into(), rec("fam"), at + 3600)
         .await

@@ -45,7 +45,7 @@ async fn a_forged_notify_ends_nothing_and_does_not_blind_the_catch_up() {
     let name = format!(
         "portcullis_review_rev_{}_{}",
         std::process::id(),
-        portcullis_idp::now()
+        portcullis_core::now()
     );
     admin
         .batch_execute(&format!("CREATE DATABASE {name}"))
@@ -72,7 +72,7 @@ async fn a_forged_notify_ends_nothing_and_does_not_blind_the_catch_up() {
     .await
     .unwrap();
     // A genuine end, logged by node A after it: the first end node B publishes.
-    let now = portcullis_idp::now() as i64;
+    let now = portcullis_core::now() as i64;
     node_a
         .end_user_sign_ins("pool-1", "alice", now, now + 3600)
         .await

@@ -8,7 +8,7 @@ use kit::*;
 
 #[tokio::test]
 async fn boto3_runs_a_scripted_admin_session() {
-    let kit = Kit::start("").await;
+    let kit = Kit::builder().start().await;
     let pool = kit.pool();
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../e2e/boto3_admin.py");
     let outbox = kit.state_dir.join("outbox").join("test.jsonl");
@@ -40,7 +40,7 @@ async fn boto3_runs_a_scripted_admin_session() {
 
 #[tokio::test]
 async fn protocol_errors_are_aws_shaped() {
-    let kit = Kit::start("").await;
+    let kit = Kit::builder().start().await;
     let http = reqwest::Client::new();
     let url = format!("{}/", kit.pool_url);
     let call = |target: Option<&str>, body: &str| {

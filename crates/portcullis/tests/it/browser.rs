@@ -7,7 +7,7 @@ use kit::*;
 
 #[tokio::test]
 async fn hosted_ui_flows_in_chromium() {
-    let kit = Kit::start("").await;
+    let kit = Kit::builder().start().await;
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../e2e/browser");
     let cfg = serde_json::json!({ "lb": kit.url(""), "pool": kit.pool_url, "user": "alice", "password": PASSWORD }).to_string();
     // The browser calls back into this runtime's servers: run it off the runtime thread.
@@ -35,7 +35,7 @@ async fn hosted_ui_flows_in_chromium() {
 
 #[tokio::test]
 async fn account_flows_in_chromium_without_javascript() {
-    let kit = Kit::start("").await;
+    let kit = Kit::builder().start().await;
     let temporary = "Temporary-pass-1!";
     kit.pool()
         .admin_create_user("ivy", serde_json::Map::new(), Some(temporary), true)
@@ -74,7 +74,7 @@ async fn account_flows_in_chromium_without_javascript() {
 
 #[tokio::test]
 async fn totp_mfa_in_chromium() {
-    let kit = Kit::start_full("", "", r#"mfa_configuration = "ON""#).await;
+    let kit = Kit::builder().mfa("ON").start().await;
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../e2e/browser");
     let cfg = serde_json::json!({ "lb": kit.url(""), "pool": kit.pool_url, "user": "alice", "password": PASSWORD }).to_string();
     let out = tokio::task::spawn_blocking(move || {

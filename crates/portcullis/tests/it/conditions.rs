@@ -38,7 +38,7 @@ actions = [{ type = "fixed-response", status_code = 200, content_type = "text/pl
 
 #[tokio::test]
 async fn every_condition_type_routes_as_alb() {
-    let kit = Kit::start(RULES).await;
+    let kit = Kit::builder().toml(RULES).start().await;
     let c = plain();
     let text = |r: reqwest::Response| async move { (r.status().as_u16(), r.text().await.unwrap()) };
 
@@ -131,7 +131,7 @@ async fn every_condition_type_routes_as_alb() {
 #[tokio::test]
 async fn forwarded_headers_follow_the_routing_attributes() {
     // Defaults: append the client address, rewrite Host with the listener's port.
-    let kit = Kit::start("").await;
+    let kit = Kit::builder().start().await;
     let c = plain();
     let echo: serde_json::Value = c
         .get(kit.url("/open/h"))
@@ -153,10 +153,7 @@ async fn forwarded_headers_follow_the_routing_attributes() {
     kit.app.shutdown().await;
 
     // remove + preserve_host_header + drop_invalid_header_fields.
-    let kit = Kit::start_with(
-        "",
-        "xff_header_processing_mode = \"remove\"\npreserve_host_header = true\ndrop_invalid_header_fields = true",
-    )
+    let kit = Kit::builder().lb("xff_header_processing_mode = \"remove\"\npreserve_host_header = true\ndrop_invalid_header_fields = true").start()
     .await;
     let echo: serde_json::Value = c
         .get(kit.url("/open/h"))
@@ -176,7 +173,7 @@ async fn forwarded_headers_follow_the_routing_attributes() {
     kit.app.shutdown().await;
 
     // Client ports.
-    let kit = Kit::start_with("", "xff_client_port = true").await;
+    let kit = Kit::builder().lb("xff_client_port = true").start().await;
     let echo: serde_json::Value = c
         .get(kit.url("/open/h"))
         .send()

@@ -100,7 +100,7 @@ actions = [
   { type = "forward", target_group = "echo" },
 ]
 "#;
-    let kit = Kit::start(rules).await;
+    let kit = Kit::builder().toml(rules).start().await;
     let redirect = format!("{}/oauth2/idpresponse", kit.pool_url);
     let partner = ExternalProvider::start(&redirect, "partner");
     let other = ExternalProvider::start(&redirect, "other");
@@ -265,7 +265,7 @@ actions = [
 
 #[tokio::test]
 async fn identity_provider_operations_answer_as_cognito() {
-    let kit = Kit::start("").await;
+    let kit = Kit::builder().start().await;
     let pool = "us-east-1_Kit12345";
     let mut req = provider_request("Acme", "https://idp.acme.example", "acme-secret", "GET");
     req["IdpIdentifiers"] = json!(["acme.example", "acme-corp"]);

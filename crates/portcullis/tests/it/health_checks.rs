@@ -61,7 +61,7 @@ health_check = {{ path = "/health", interval_seconds = 1, timeout_seconds = 1, h
         a.port(),
         b.port()
     );
-    let kit = Kit::start(&rules).await;
+    let kit = Kit::builder().toml(&rules).start().await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     let both = tally(&kit, 20).await;
     assert_eq!(both.get("200 a"), Some(&10), "{both:?}");

@@ -14,7 +14,7 @@ async fn status_of(r: reqwest::RequestBuilder) -> (u16, String) {
 
 #[tokio::test]
 async fn authorize_login_and_logout_refuse_bad_requests() {
-    let kit = Kit::start("").await;
+    let kit = Kit::builder().start().await;
     let c = plain();
     let base = &kit.pool_url;
     let cb = form_urlencoded::byte_serialize(kit.url("/oauth2/idpresponse").as_bytes())
@@ -138,7 +138,7 @@ async fn authorize_login_and_logout_refuse_bad_requests() {
 
 #[tokio::test]
 async fn token_userinfo_and_revoke_refuse_bad_requests() {
-    let kit = Kit::start("").await;
+    let kit = Kit::builder().start().await;
     let c = reqwest::Client::new();
     let token_url = format!("{}/oauth2/token", kit.pool_url);
     let web = (
@@ -327,7 +327,7 @@ async fn token_userinfo_and_revoke_refuse_bad_requests() {
 
 #[tokio::test]
 async fn the_load_balancer_refuses_bad_callbacks_and_oversized_requests() {
-    let kit = Kit::start("").await;
+    let kit = Kit::builder().start().await;
     let c = plain();
     let nonce = "AWSALBAuthNonce=AAAAAAAAAAAAAAAA";
     for (q, reason) in [
@@ -376,7 +376,7 @@ async fn the_load_balancer_refuses_bad_callbacks_and_oversized_requests() {
 #[tokio::test]
 async fn user_pool_api_refuses_hostile_input() {
     use serde_json::{Map, json};
-    let kit = Kit::start("").await;
+    let kit = Kit::builder().start().await;
     let pool = kit.pool().clone();
     let before = pool.user("alice").await.unwrap();
     let ops = [
@@ -555,7 +555,7 @@ async fn user_pool_api_refuses_hostile_input() {
 /// The account pages escape what they echo and refuse forms without their CSRF token.
 #[tokio::test]
 async fn account_pages_escape_input_and_need_csrf() {
-    let kit = Kit::start("").await;
+    let kit = Kit::builder().start().await;
     let c = browser();
     let login = sign_in_page(&kit, &c).await;
     let signup = login.replacen("/login?", "/signup?", 1);

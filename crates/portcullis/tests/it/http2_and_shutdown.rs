@@ -10,7 +10,7 @@ use std::time::Duration;
 
 #[tokio::test]
 async fn http2_clients_are_served_and_logged_as_h2() {
-    let kit = Kit::start("").await;
+    let kit = Kit::builder().start().await;
     let h2 = h2_client();
     let r = h2.get(kit.url("/open/h2?x=1")).send().await.unwrap();
     assert_eq!(r.version(), reqwest::Version::HTTP_2);
@@ -63,7 +63,7 @@ targets = [{{ id = "127.0.0.1", port = {port} }}]
 health_check = {{ enabled = false }}
 "#
     );
-    let kit = Kit::start(&rules).await;
+    let kit = Kit::builder().toml(&rules).start().await;
     let url = kit.url("/slow");
     let in_flight = tokio::spawn(async move { plain().get(url).send().await.unwrap() });
     tokio::time::sleep(Duration::from_millis(200)).await;
@@ -85,11 +85,10 @@ health_check = {{ enabled = false }}
 
 #[tokio::test]
 async fn http2_can_be_turned_off_and_tls_details_sent_to_targets() {
-    let kit = Kit::start_with(
-        "",
-        "http2_enabled = false\ntls_version_and_cipher_suite_headers = true",
-    )
-    .await;
+    let kit = Kit::builder()
+        .lb("http2_enabled = false\ntls_version_and_cipher_suite_headers = true")
+        .start()
+        .await;
     // A client that offers h2 by ALPN gets HTTP/1.1.
     let client = reqwest::Client::builder()
         .tls_danger_accept_invalid_certs(true)

@@ -9,8 +9,7 @@ use serde_json::Value;
 
 #[tokio::test]
 async fn both_identity_headers_verify_with_libraries_that_are_not_ours() {
-    let kit = Kit::start(
-        r#"
+    let kit = Kit::builder().toml(r#"
 [[listeners.rules]]
 priority = 90
 conditions = [{ field = "path-pattern", values = ["/jwt/*"] }]
@@ -26,8 +25,7 @@ actions = [
   { type = "authenticate-cognito", user_pool = "test", user_pool_client_id = "tasks-web", identity_header = "jwt" },
   { type = "forward", target_group = "echo" },
 ]
-"#,
-    )
+"#).start()
     .await;
     let client = login(&kit, "/tasks").await;
     let echo: Value = client

@@ -7,7 +7,7 @@ use kit::*;
 
 #[tokio::test]
 async fn authlib_completes_code_flow_with_pkce_refresh_and_revoke() {
-    let kit = Kit::start("").await;
+    let kit = Kit::builder().start().await;
     let pool = kit.pool();
     let secret = pool.client_secret("tasks-web").unwrap().to_string();
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../e2e/authlib_client.py");

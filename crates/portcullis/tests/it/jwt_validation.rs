@@ -85,7 +85,7 @@ actions = [
 "#
     );
     drop(std::net::TcpListener::bind(dead).ok());
-    let kit = Kit::start(&rules).await;
+    let kit = Kit::builder().toml(&rules).start().await;
     let c = plain();
     let get = |path: &str, token: Option<&str>| {
         let mut r = c.get(kit.url(path));

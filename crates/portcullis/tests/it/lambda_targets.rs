@@ -56,7 +56,7 @@ async fn lambda_functions_behind_rules() {
             "[[target_groups]]\nname = \"{group}\"\ntarget_type = \"lambda\"\nlambda = {{ {lambda} }}\n\n"
         );
     }
-    let kit = Kit::start(&rules).await;
+    let kit = Kit::builder().toml(&rules).start().await;
     let c = plain();
 
     // The event: ALB's fields, the raw query, lower-case headers with the balancer's own, and
@@ -220,7 +220,7 @@ async fn lambda_functions_behind_rules() {
 #[tokio::test]
 async fn websocket_upgrades_to_a_lambda_get_400() {
     let rules = "[[listeners.rules]]\npriority = 40\nconditions = [{ field = \"path-pattern\", values = [\"/fn/*\"] }]\nactions = [{ type = \"forward\", target_group = \"fn\" }]\n\n[[target_groups]]\nname = \"fn\"\ntarget_type = \"lambda\"\nlambda = { endpoint = \"http://127.0.0.1:9\" }\n";
-    let kit = Kit::start(rules).await;
+    let kit = Kit::builder().toml(rules).start().await;
     let r = reqwest::Client::builder()
         .tls_danger_accept_invalid_certs(true)
         .http1_only()

@@ -25,7 +25,7 @@ async fn metrics(kit: &Kit) -> HashMap<String, f64> {
 
 #[tokio::test]
 async fn alb_metrics_follow_the_traffic() {
-    let kit = Kit::start("").await;
+    let kit = Kit::builder().start().await;
     let c = plain();
     // Two forwarded requests (target 2xx), one fixed response (the listener's 404 default).
     for p in ["/open/a", "/open/b"] {

@@ -50,7 +50,7 @@ fn code(secret: &str, offset: i64) -> String {
 
 #[tokio::test]
 async fn totp_setup_and_sign_in_through_the_api() {
-    let kit = Kit::start_full("", "", r#"mfa_configuration = "ON""#).await;
+    let kit = Kit::builder().mfa("ON").start().await;
     let api = Api {
         http: reqwest::Client::new(),
         url: format!("{}/", kit.pool_url),
@@ -178,7 +178,7 @@ async fn totp_setup_and_sign_in_through_the_api() {
 
 #[tokio::test]
 async fn optional_mfa_is_set_up_with_an_access_token() {
-    let kit = Kit::start_full("", "", r#"mfa_configuration = "OPTIONAL""#).await;
+    let kit = Kit::builder().mfa("OPTIONAL").start().await;
     let api = Api {
         http: reqwest::Client::new(),
         url: format!("{}/", kit.pool_url),

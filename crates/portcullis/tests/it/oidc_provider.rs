@@ -38,7 +38,7 @@ actions = [
 ]
 "#
     );
-    let kit = Kit::start_on(lb, &rules, "", "").await;
+    let kit = Kit::builder().on(lb).toml(&rules).start().await;
     let cfg = serde_json::json!({ "lb": kit.url(""), "op": format!("http://localhost:{op_port}") })
         .to_string();
     let out = tokio::task::spawn_blocking(move || {

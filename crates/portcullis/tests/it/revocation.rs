@@ -108,7 +108,7 @@ async fn get(kit: &Kit, cookie: &str, path: &str) -> reqwest::Response {
 
 #[tokio::test]
 async fn an_ended_session_on_the_pool_feed_is_refused_on_its_next_request() {
-    let kit = Kit::start("").await;
+    let kit = Kit::builder().start().await;
     let client = login(&kit, "/tasks").await;
     let sub = identity(&client, &kit.url("/tasks")).await;
     // Served from the session cache from now on: the check must run there too.
@@ -178,7 +178,7 @@ async fn an_ended_session_on_the_pool_feed_is_refused_on_its_next_request() {
 
 #[tokio::test]
 async fn revocations_and_the_feed_outlive_a_config_reload() {
-    let kit = Kit::start("").await;
+    let kit = Kit::builder().start().await;
     let a = login(&kit, "/tasks").await;
     let sub = identity(&a, &kit.url("/api/x")).await;
     let cookie = session_cookie(&kit).await;
@@ -214,7 +214,7 @@ async fn revocations_and_the_feed_outlive_a_config_reload() {
 /// refused request, printed (issue 13's goal is 1 s; tests assert no timings).
 #[tokio::test]
 async fn admin_user_global_sign_out_refuses_the_next_request() {
-    let kit = Kit::start("").await;
+    let kit = Kit::builder().start().await;
     let client = login(&kit, "/tasks").await;
     assert!(!identity(&client, &kit.url("/tasks")).await.is_empty());
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../e2e/boto3_call.py");
@@ -280,7 +280,7 @@ actions = [
 ]
 "#
     );
-    let kit = Kit::start_on(lb, &rules, "", "").await;
+    let kit = Kit::builder().on(lb).toml(&rules).start().await;
     let cfg = serde_json::json!({
         "lb": kit.url(""),
         "op": format!("http://localhost:{op_port}"),
@@ -325,7 +325,7 @@ actions = [
 /// balancer refused the new session too (the hosted UI's reset-then-sign-in flow looped).
 #[tokio::test]
 async fn a_sign_in_right_after_a_global_sign_out_is_served() {
-    let kit = Kit::start("").await;
+    let kit = Kit::builder().start().await;
     let old = login(&kit, "/tasks").await;
     let sub = identity(&old, &kit.url("/tasks")).await;
     // Start just after a second begins, so that the end and the next sign-in share that second

@@ -156,8 +156,8 @@ fn report(path: &str, took: Duration) {
 #[tokio::test]
 async fn a_global_sign_out_on_node_a_is_refused_at_node_b() {
     let db = Database::create().await;
-    let a = Kit::start_node(&db.url(), None).await;
-    let b = Kit::start_node(&db.url(), Some(&a)).await;
+    let a = Kit::builder().node(&db.url(), None).start().await;
+    let b = Kit::builder().node(&db.url(), Some(&a)).start().await;
     for f in [
         "cookie-keys",
         "mac-key",
@@ -227,8 +227,8 @@ async fn logout_token(db: &Database, kit: &Kit, sub: &str, jti: &str) -> String 
 #[tokio::test]
 async fn a_logout_token_accepted_by_node_a_is_refused_at_node_b() {
     let db = Database::create().await;
-    let a = Kit::start_node(&db.url(), None).await;
-    let b = Kit::start_node(&db.url(), Some(&a)).await;
+    let a = Kit::builder().node(&db.url(), None).start().await;
+    let b = Kit::builder().node(&db.url(), Some(&a)).start().await;
     let set_b = b.app.lb.shared.auth.revocations().clone();
     a.pool().end_user_sessions("probe-nobody").await.unwrap();
     until("node B hears node A's ends", || !set_b.is_empty()).await;
@@ -271,7 +271,7 @@ async fn a_logout_token_accepted_by_node_a_is_refused_at_node_b() {
     assert!(set_b.len() > before);
 
     // A node started later learns it from the store's log.
-    let c = Kit::start_node(&db.url(), Some(&a)).await;
+    let c = Kit::builder().node(&db.url(), Some(&a)).start().await;
     assert_eq!(get(&c, &cookie, "/api/x").await.status(), 401);
 
     a.app.shutdown().await;

@@ -10,7 +10,7 @@ use serde_json::Value;
 
 #[tokio::test]
 async fn authenticate_oidc_with_explicit_endpoints_and_client_secret_post() {
-    let kit = Kit::start("").await;
+    let kit = Kit::builder().start().await;
     let client = browser();
     let p = login_until_callback(&kit, &client, "/oidc/page", PASSWORD).await;
     let r = client.get(&p.callback).send().await.unwrap();
@@ -50,7 +50,7 @@ async fn authenticate_oidc_with_explicit_endpoints_and_client_secret_post() {
 
 #[tokio::test]
 async fn allow_forwards_without_claims_and_with_them_after_login() {
-    let kit = Kit::start("").await;
+    let kit = Kit::builder().start().await;
     let r = plain().get(kit.url("/allow/x")).send().await.unwrap();
     assert_eq!(r.status(), 200);
     let echo: Value = r.json().await.unwrap();
@@ -71,7 +71,7 @@ async fn allow_forwards_without_claims_and_with_them_after_login() {
 #[tokio::test]
 async fn host_header_rules_redirects_and_round_robin() {
     let (b1, b2) = (echo_backend().await, echo_backend().await);
-    let kit = Kit::start(&format!(
+    let kit = Kit::builder().toml(&format!(
         r#"
 [[listeners.rules]]
 priority = 5
@@ -94,7 +94,7 @@ targets = [{{ id = "127.0.0.1", port = {p1} }}, {{ id = "127.0.0.1", port = {p2}
 "#,
         p1 = b1.port(),
         p2 = b2.port(),
-    ))
+    )).start()
     .await;
     let c = plain();
     // Host rule: case-insensitive wildcard on the name without the port; resolve api.x.test locally.
@@ -179,8 +179,8 @@ async fn alb_status_codes_for_targets() {
             }
         }
     });
-    let kit = Kit::start_with(
-        &format!(
+    let kit = Kit::builder()
+        .toml(&format!(
             r#"
 [[listeners.rules]]
 priority = 60
@@ -203,10 +203,10 @@ targets = [{{ id = "127.0.0.1", port = {silent_port} }}]
 [[target_groups]]
 name = "empty"
 "#
-        ),
-        "idle_timeout_seconds = 1",
-    )
-    .await;
+        ))
+        .lb("idle_timeout_seconds = 1")
+        .start()
+        .await;
     let c = plain();
     let r = c.get(kit.url("/refused")).send().await.unwrap();
     assert_eq!(r.status(), 502);
@@ -245,7 +245,7 @@ async fn fake_callback_at(kit: &Kit, client: &reqwest::Client, path: &str) -> St
 #[tokio::test]
 async fn idp_failures_map_to_alb_status_codes_and_reasons() {
     let (addr, fake) = fake_idp::start().await;
-    let kit = Kit::start(&fake_idp::rule(addr)).await;
+    let kit = Kit::builder().toml(&fake_idp::rule(addr)).start().await;
     let cases: [(TokenReply, Userinfo, u16, &str); 8] = [
         (
             TokenReply::Status(500),
@@ -321,7 +321,7 @@ async fn unreachable_token_endpoint_is_500() {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         l.local_addr().unwrap()
     };
-    let kit = Kit::start(&fake_idp::rule(closed)).await;
+    let kit = Kit::builder().toml(&fake_idp::rule(closed)).start().await;
     let client = browser();
     let cb = fake_callback(&kit, &client).await;
     let r = client.get(&cb).send().await.unwrap();
@@ -333,7 +333,7 @@ async fn unreachable_token_endpoint_is_500() {
 
 #[tokio::test]
 async fn token_endpoint_contract() {
-    let kit = Kit::start("").await;
+    let kit = Kit::builder().start().await;
     let client = browser();
     let p = login_until_callback(&kit, &client, "/oidc/x", PASSWORD).await;
     let code = p.code();
@@ -500,7 +500,7 @@ async fn token_endpoint_contract() {
 
 #[tokio::test]
 async fn client_credentials_grant_gives_custom_scopes_only() {
-    let kit = Kit::start("").await;
+    let kit = Kit::builder().start().await;
     let pool = kit.pool();
     let secret = pool.client_secret("machine").unwrap().to_string();
     let token_url = format!("{}/oauth2/token", kit.pool_url);
@@ -592,7 +592,7 @@ async fn client_credentials_grant_gives_custom_scopes_only() {
 #[tokio::test]
 async fn pkce_and_nonce_are_sent_by_default_and_the_nonce_is_enforced() {
     let (addr, _fake) = fake_idp::start().await;
-    let kit = Kit::start(&fake_idp::rule(addr)).await;
+    let kit = Kit::builder().toml(&fake_idp::rule(addr)).start().await;
     // The embedded pool: the redirect carries an S256 challenge and a nonce (the whole login with
     // them is exercised by every other test: the pool checks the verifier).
     let r = plain().get(kit.url("/tasks")).send().await.unwrap();
@@ -674,7 +674,7 @@ actions = [
         ),
     ]
     .concat();
-    let kit = Kit::start(&rules).await;
+    let kit = Kit::builder().toml(&rules).start().await;
     let client = login(&kit, "/tasks").await;
     let get = |path: &'static str, json: bool| {
         let mut r = client.get(kit.url(path));
@@ -707,8 +707,7 @@ actions = [
 
 #[tokio::test]
 async fn api_requests_without_a_session_get_401_json_when_asked() {
-    let kit = Kit::start(
-        r#"
+    let kit = Kit::builder().toml(r#"
 [[listeners.rules]]
 priority = 80
 conditions = [{ field = "path-pattern", values = ["/spa/*"] }]
@@ -716,8 +715,7 @@ actions = [
   { type = "authenticate-cognito", user_pool = "test", user_pool_client_id = "tasks-web", unauthenticated_api_requests = "deny" },
   { type = "forward", target_group = "echo" },
 ]
-"#,
-    )
+"#).start()
     .await;
     let c = plain();
     for (name, value) in [
@@ -773,7 +771,7 @@ actions = [
 #[tokio::test]
 async fn authenticate_oidc_discovers_its_endpoints_from_the_issuer() {
     // The /disc/* rule names only the issuer: endpoints and JWKS come from discovery at start.
-    let kit = Kit::start("").await;
+    let kit = Kit::builder().start().await;
     let client = browser();
     let p = login_until_callback(&kit, &client, "/disc/x", PASSWORD).await;
     let r = client.get(&p.callback).send().await.unwrap();

@@ -22,7 +22,7 @@ async fn json(client: &reqwest::Client, url: &str) -> (u16, Value) {
 
 #[tokio::test]
 async fn login_and_verified_headers_reach_the_target() {
-    let kit = Kit::start("").await;
+    let kit = Kit::builder().start().await;
     let client = login(&kit, "/tasks?page=2").await;
 
     // The callback sent us back to the original URI; the session works without the IdP now.
@@ -193,7 +193,7 @@ async fn login_and_verified_headers_reach_the_target() {
 
 #[tokio::test]
 async fn the_bundled_tasks_app_verifies_and_shows_scopes() {
-    let kit = Kit::start("").await;
+    let kit = Kit::builder().start().await;
     let client = login(&kit, "/tasks").await;
     // Point a tasks app at this Portcullis and call it with the headers the balancer sends.
     let r = client.get(kit.url("/tasks")).send().await.unwrap();
@@ -272,7 +272,7 @@ async fn session_pairs(kit: &Kit) -> Vec<(String, String)> {
 
 #[tokio::test]
 async fn tampered_truncated_or_oversharded_cookies_mean_a_new_login() {
-    let kit = Kit::start("").await;
+    let kit = Kit::builder().start().await;
     let pairs = session_pairs(&kit).await;
     assert_eq!(pairs.len(), 1, "one shard for a small session");
     assert_eq!(pairs[0].0, "AWSELBAuthSessionCookie-0");
@@ -319,7 +319,7 @@ async fn tampered_truncated_or_oversharded_cookies_mean_a_new_login() {
 
 #[tokio::test]
 async fn nonce_is_checked_before_the_code_is_spent() {
-    let kit = Kit::start("").await;
+    let kit = Kit::builder().start().await;
     let client = browser();
     let p = login_until_callback(&kit, &client, "/tasks", PASSWORD).await;
     let stranger = plain();
@@ -385,7 +385,7 @@ async fn nonce_is_checked_before_the_code_is_spent() {
 
 #[tokio::test]
 async fn a_replayed_code_gets_invalid_grant_from_the_token_endpoint() {
-    let kit = Kit::start("").await;
+    let kit = Kit::builder().start().await;
     let client = browser();
     let p = login_until_callback(&kit, &client, "/tasks", PASSWORD).await;
     let code = p.code();
@@ -433,7 +433,7 @@ async fn a_replayed_code_gets_invalid_grant_from_the_token_endpoint() {
 
 #[tokio::test]
 async fn tampered_expired_or_missing_state_is_401() {
-    let kit = Kit::start("").await;
+    let kit = Kit::builder().start().await;
     let client = browser();
     let p = login_until_callback(&kit, &client, "/tasks", PASSWORD).await;
     let (base, query) = p.callback.split_once('?').unwrap();
@@ -515,7 +515,7 @@ async fn tampered_expired_or_missing_state_is_401() {
 
 #[tokio::test]
 async fn client_sent_oidc_headers_never_reach_a_target() {
-    let kit = Kit::start("").await;
+    let kit = Kit::builder().start().await;
     let forged = [
         ("x-amzn-oidc-data", "forged"),
         ("x-amzn-oidc-identity", "admin"),
@@ -558,7 +558,7 @@ async fn client_sent_oidc_headers_never_reach_a_target() {
 
 #[tokio::test]
 async fn deny_answers_401_without_a_session() {
-    let kit = Kit::start("").await;
+    let kit = Kit::builder().start().await;
     let plain = plain();
     let r = plain.get(kit.url("/api/items")).send().await.unwrap();
     assert_eq!(r.status(), 401);
@@ -574,8 +574,7 @@ async fn deny_answers_401_without_a_session() {
 
 #[tokio::test]
 async fn redirects_outside_this_host_are_refused() {
-    let kit = Kit::start(
-        r#"
+    let kit = Kit::builder().toml(r#"
 [[listeners.rules]]
 priority = 40
 conditions = [{ field = "path-pattern", values = ["/*"] }]
@@ -583,8 +582,7 @@ actions = [
   { type = "authenticate-cognito", user_pool = "test", user_pool_client_id = "tasks-web", scope = "openid" },
   { type = "forward", target_group = "echo" },
 ]
-"#,
-    )
+"#).start()
     .await;
     // The IdP refuses an unregistered redirect_uri with an error page, never a redirect.
     let plain = reqwest::Client::builder()
@@ -612,7 +610,7 @@ actions = [
 
 #[tokio::test]
 async fn wrong_password_shows_an_error_page() {
-    let kit = Kit::start("").await;
+    let kit = Kit::builder().start().await;
     let client = browser();
     let login_url = sign_in_page(&kit, &client).await;
     let html = client
@@ -670,7 +668,7 @@ async fn wrong_password_shows_an_error_page() {
 
 #[tokio::test]
 async fn load_balancer_status_pages_and_routing() {
-    let kit = Kit::start("").await;
+    let kit = Kit::builder().start().await;
     let plain = plain();
     let r = plain.get(kit.url("/nothing")).send().await.unwrap();
     assert_eq!(r.status(), 404);
@@ -702,7 +700,10 @@ async fn load_balancer_status_pages_and_routing() {
 async fn session_cookies_are_stripped_unless_configured_otherwise() {
     // The jar also holds the pool's `cognito` cookie (same host here): a credential of the pool,
     // removed whatever `forward_auth_cookies` says (issue 10, item 9).
-    let kit = Kit::start_with("", "forward_auth_cookies = true").await;
+    let kit = Kit::builder()
+        .lb("forward_auth_cookies = true")
+        .start()
+        .await;
     let client = login(&kit, "/tasks").await;
     let echo: Value = client
         .get(kit.url("/tasks"))
@@ -719,7 +720,7 @@ async fn session_cookies_are_stripped_unless_configured_otherwise() {
     );
     kit.app.shutdown().await;
 
-    let kit = Kit::start("").await;
+    let kit = Kit::builder().start().await;
     let client = login(&kit, "/tasks").await;
     let echo: Value = client
         .get(kit.url("/tasks"))

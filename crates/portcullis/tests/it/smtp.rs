@@ -26,13 +26,9 @@ async fn sign_up_code_arrives_by_smtp() {
         .unwrap();
     let port: u16 = first.trim().parse().expect("the sink prints its port");
 
-    let kit = Kit::start_full(
-        "",
-        "",
-        &format!(
+    let kit = Kit::builder().pool(&format!(
             r#"messages = {{ smtp = {{ host = "127.0.0.1", port = {port}, security = "none", from = "no-reply@example.com", username = "mailer", password = "mail-secret-1" }} }}"#
-        ),
-    )
+        )).start()
     .await;
     let api = |op: &str, body: Value| {
         reqwest::Client::new()

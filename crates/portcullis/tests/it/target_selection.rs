@@ -67,7 +67,7 @@ stickiness = {{ enabled = true, type = "app_cookie", cookie_name = "APPSESSION",
 "#,
         targets(&[a, b])
     );
-    let kit = Kit::start(&rules).await;
+    let kit = Kit::builder().toml(&rules).start().await;
     let c = plain();
     // Until the application sets its cookie there is no stickiness: no cookie, round robin.
     let mut seen = std::collections::HashSet::new();
@@ -192,7 +192,7 @@ name = "unramped"
         targets(&[old1]),
         targets(&[old2])
     );
-    let kit = Kit::start(&rules).await;
+    let kit = Kit::builder().toml(&rules).start().await;
     wait_healthy(&kit, "ramped", 1).await;
     wait_healthy(&kit, "unramped", 1).await;
     // The first targets of a group do not slow-start: all traffic goes to them.
@@ -244,7 +244,7 @@ anomaly_mitigation = true
 "#,
         targets(&[g1, g2, bad])
     );
-    let kit = Kit::start(&rules).await;
+    let kit = Kit::builder().toml(&rules).start().await;
     wait_healthy(&kit, "mitigated", 3).await;
     let c = plain();
     // Warm-up: the failing target's error rate builds up.
@@ -351,7 +351,7 @@ health_check = {{ enabled = false }}
         targets(&[dead, live]),
         targets(&[closer]),
     );
-    let kit = Kit::start(&rules).await;
+    let kit = Kit::builder().toml(&rules).start().await;
     let c = plain();
     for i in 0..20 {
         let r = c.get(kit.url(&format!("/sel/{i}"))).send().await.unwrap();
@@ -473,7 +473,7 @@ stickiness = {{ enabled = true, type = "app_cookie", cookie_name = "APPSESSION",
         targets(&[dead, live]),
         targets(&[kill, other]),
     );
-    let kit = Kit::start(&rules).await;
+    let kit = Kit::builder().toml(&rules).start().await;
     let c = plain();
 
     // lb_cookie: round robin sends every other fresh request to the dead target first.

@@ -71,7 +71,7 @@ targets = [{{ id = "127.0.0.1", port = {} }}]
 "#,
         backend.port()
     );
-    let kit = Kit::start(&rules).await;
+    let kit = Kit::builder().toml(&rules).start().await;
     let pool = kit.pool();
     let _ = state.0.set(Arc::new(
         Verifier::new(

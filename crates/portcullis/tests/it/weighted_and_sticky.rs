@@ -45,7 +45,7 @@ name = "green"
 targets = [{{ id = "127.0.0.1", port = {g1} }}]
 "#
     );
-    Kit::start(&rules).await
+    Kit::builder().toml(&rules).start().await
 }
 
 #[tokio::test]
@@ -233,7 +233,7 @@ load_balancing_algorithm = "weighted_random"
 targets = [{{ id = "127.0.0.1", port = {r1} }}, {{ id = "127.0.0.1", port = {r2} }}]
 "#
     );
-    let kit = Kit::start(&rules).await;
+    let kit = Kit::builder().toml(&rules).start().await;
     let c = plain();
     // The busy target holds what it gets. Each request is sent once the one before has settled
     // (answered by the free target, or held by the busy one), so every choice sees the busy

@@ -167,7 +167,7 @@ pub(crate) fn refused(r: &reqwest::Response) -> bool {
 
 #[tokio::test]
 async fn a_hostile_provider_cannot_mint_users_or_attributes() {
-    let kit = Kit::start("").await;
+    let kit = Kit::builder().start().await;
     let rng = aws_lc_rs::rand::SystemRandom::new();
     let alg = &aws_lc_rs::signature::ECDSA_P256_SHA256_FIXED_SIGNING;
     let pkcs8 = aws_lc_rs::signature::EcdsaKeyPair::generate_pkcs8(alg, &rng)

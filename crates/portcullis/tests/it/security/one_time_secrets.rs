@@ -112,7 +112,7 @@ async fn api_tokens(api: &Api, user: &str, password: &str) -> Value {
 
 #[tokio::test]
 async fn reset_code_guesses_are_reserved_atomically_and_reissue_keeps_the_budget() {
-    let kit = Kit::start_full("", "", NO_RATE_LIMITS).await;
+    let kit = Kit::builder().pool(NO_RATE_LIMITS).start().await;
     let api = Api::of(&kit);
     let forgot = json!({"ClientId": "api-cli", "Username": "alice"});
     api.ok("ForgotPassword", forgot.clone()).await;
@@ -248,7 +248,7 @@ fn blank_csrf(html: &str) -> String {
 
 #[tokio::test]
 async fn sign_up_code_guesses_through_the_hosted_ui_share_the_apis_budget() {
-    let kit = Kit::start_full("", "", NO_RATE_LIMITS).await;
+    let kit = Kit::builder().pool(NO_RATE_LIMITS).start().await;
     let api = Api::of(&kit);
     api.ok(
         "SignUp",
@@ -322,7 +322,7 @@ fn totp_now(kit: &Kit, secret: &str, offset: i64) -> String {
 #[tokio::test]
 async fn totp_guesses_across_sign_ins_share_one_budget_and_lock_the_factor() {
     let pool = format!("mfa_configuration = \"OPTIONAL\"\n{NO_RATE_LIMITS}");
-    let kit = Kit::start_full("", "", &pool).await;
+    let kit = Kit::builder().pool(&pool).start().await;
     let api = Api::of(&kit);
     // alice sets up TOTP with her access token.
     let tokens = api_tokens(&api, "alice", PASSWORD).await;
@@ -428,7 +428,7 @@ async fn balancer_claims(kit: &Kit) -> Value {
 
 #[tokio::test]
 async fn a_changed_email_is_unverified_until_its_code_is_given() {
-    let kit = Kit::start_full("", "", NO_RATE_LIMITS).await;
+    let kit = Kit::builder().pool(NO_RATE_LIMITS).start().await;
     let api = Api::of(&kit);
     let at = api_tokens(&api, "alice", PASSWORD).await["AccessToken"]
         .as_str()
@@ -529,19 +529,17 @@ async fn a_changed_email_is_unverified_until_its_code_is_given() {
 #[tokio::test]
 async fn new_password_required_and_sign_up_cannot_verify_or_write_outside_the_client() {
     // A client that may write `name` only.
-    let kit = Kit::start_full(
-        "",
-        "",
-        &format!(
+    let kit = Kit::builder()
+        .pool(&format!(
             r#"{NO_RATE_LIMITS}
 [[user_pools.clients]]
 client_id = "narrow"
 explicit_auth_flows = ["ALLOW_USER_PASSWORD_AUTH"]
 write_attributes = ["name"]
 "#
-        ),
-    )
-    .await;
+        ))
+        .start()
+        .await;
     let api = Api::of(&kit);
     let admin = |op: &str, body: Value| {
         let pool = kit.pool().clone();
@@ -641,7 +639,7 @@ write_attributes = ["name"]
 
 #[tokio::test]
 async fn unknown_disabled_and_real_users_get_the_same_answers() {
-    let kit = Kit::start_full("", "", NO_RATE_LIMITS).await;
+    let kit = Kit::builder().pool(NO_RATE_LIMITS).start().await;
     // The clock stands still, so every user's lockout lasts across their next attempts however
     // slowly the machine runs.
     kit.pool()

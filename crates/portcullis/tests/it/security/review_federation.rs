@@ -134,7 +134,7 @@ async fn password_sign_in(kit: &Kit, user: &str, password: &str) -> u16 {
 /// `AdminSetUserPassword` / `AdminResetUserPassword` did the same.
 #[tokio::test]
 async fn a_federated_user_never_gains_a_password() {
-    let kit = Kit::start_full("", "", NO_RATE_LIMITS).await;
+    let kit = Kit::builder().pool(NO_RATE_LIMITS).start().await;
     let mapping = json!({"email": "email", "email_verified": "email_verified"});
     let (h, issuer, client) = evil_provider(&kit, mapping).await;
     let r = login_with(&kit, &h, &client, honest(&issuer, "eve")).await;
@@ -187,7 +187,7 @@ async fn a_federated_user_never_gains_a_password() {
 /// The dummy hash is now of a random secret.
 #[tokio::test]
 async fn a_federated_users_password_hash_matches_no_known_string() {
-    let kit = Kit::start_full("", "", NO_RATE_LIMITS).await;
+    let kit = Kit::builder().pool(NO_RATE_LIMITS).start().await;
     let (h, issuer, client) = evil_provider(&kit, json!({})).await;
     let r = login_with(&kit, &h, &client, honest(&issuer, "eve")).await;
     assert!(signed_in(&r), "{}", location(&r));
@@ -210,7 +210,7 @@ async fn a_federated_users_password_hash_matches_no_known_string() {
 /// (`UserNotFoundException`), while it kept signing in.
 #[tokio::test]
 async fn every_federated_user_is_within_the_admins_reach() {
-    let kit = Kit::start_full("", "", NO_RATE_LIMITS).await;
+    let kit = Kit::builder().pool(NO_RATE_LIMITS).start().await;
     let (h, issuer, client) = evil_provider(&kit, json!({"email": "email"})).await;
     for len in [123, 124, 200, 255] {
         let sub = "s".repeat(len);
@@ -240,7 +240,7 @@ async fn every_federated_user_is_within_the_admins_reach() {
 /// the provider the login went to was taken as that provider's.
 #[tokio::test]
 async fn an_answer_naming_another_issuer_is_refused() {
-    let kit = Kit::start_full("", "", NO_RATE_LIMITS).await;
+    let kit = Kit::builder().pool(NO_RATE_LIMITS).start().await;
     let (h, issuer, client) = evil_provider(&kit, json!({"email": "email"})).await;
     let answer = |iss: String| {
         let (kit, h, issuer, client) = (&kit, h.clone(), issuer.clone(), client.clone());
@@ -273,7 +273,7 @@ async fn an_answer_naming_another_issuer_is_refused() {
 /// `email_verified` left the old `"true"` on the new, unverified address.
 #[tokio::test]
 async fn a_changed_email_is_unverified_unless_the_provider_vouches_again() {
-    let kit = Kit::start_full("", "", NO_RATE_LIMITS).await;
+    let kit = Kit::builder().pool(NO_RATE_LIMITS).start().await;
     let mapping = json!({"email": "email", "email_verified": "email_verified"});
     let (h, issuer, client) = evil_provider(&kit, mapping).await;
     let r = login_with(&kit, &h, &client, honest(&issuer, "eve")).await;
@@ -298,7 +298,7 @@ async fn a_changed_email_is_unverified_unless_the_provider_vouches_again() {
 /// provider's user was then refused forever (the name is a local user's).
 #[tokio::test]
 async fn a_sign_up_cannot_take_a_federated_users_name() {
-    let kit = Kit::start_full("", "", NO_RATE_LIMITS).await;
+    let kit = Kit::builder().pool(NO_RATE_LIMITS).start().await;
     let (h, issuer, client) = evil_provider(&kit, json!({"email": "email"})).await;
     let (status, v) = api(
         &kit,
@@ -327,7 +327,7 @@ async fn a_sign_up_cannot_take_a_federated_users_name() {
 /// tokens then looked like a local user's to an app that tells them apart by that claim.
 #[tokio::test]
 async fn a_federated_user_cannot_drop_its_identities() {
-    let kit = Kit::start_full("", "", NO_RATE_LIMITS).await;
+    let kit = Kit::builder().pool(NO_RATE_LIMITS).start().await;
     let (h, issuer, _) = evil_provider(&kit, json!({"email": "email"})).await;
     let c = admin(
         &kit,

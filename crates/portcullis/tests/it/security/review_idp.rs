@@ -82,13 +82,13 @@ fn outbox_count(kit: &Kit, user: &str, purpose: &str) -> usize {
 /// times, as fast as the attacker could call it.
 #[tokio::test]
 async fn update_user_attributes_cannot_send_codes_past_the_rate_limits() {
-    let kit = Kit::start_full(
-        "",
-        "",
-        "rate_limits = { per_ip = { burst = 10000, per_minute = 60000 }, \
+    let kit = Kit::builder()
+        .pool(
+            "rate_limits = { per_ip = { burst = 10000, per_minute = 60000 }, \
          per_user = { burst = 3, per_minute = 1 } }",
-    )
-    .await;
+        )
+        .start()
+        .await;
     let api = Api::of(&kit);
     let v = api
         .ok(
@@ -133,13 +133,13 @@ async fn update_user_attributes_cannot_send_codes_past_the_rate_limits() {
 #[ignore = "finding: ForgotPassword/ResendConfirmationCode decoy destinations are told from real \
             ones (SMS medium, mask(username) when the name is the email, non a-z first letters)"]
 async fn forgot_password_destinations_do_not_tell_real_users_from_unknown_ones() {
-    let kit = Kit::start_full(
-        "",
-        "",
-        "rate_limits = { per_ip = { burst = 10000, per_minute = 60000 }, \
+    let kit = Kit::builder()
+        .pool(
+            "rate_limits = { per_ip = { burst = 10000, per_minute = 60000 }, \
          per_user = { burst = 10000, per_minute = 60000 } }",
-    )
-    .await;
+        )
+        .start()
+        .await;
     let api = Api::of(&kit);
     real_user(
         &kit,
@@ -216,13 +216,13 @@ async fn forgot_password_destinations_do_not_tell_real_users_from_unknown_ones()
 /// too many attempts, limit) is the same.
 #[tokio::test]
 async fn confirm_sign_up_does_not_tell_unconfirmed_users_from_unknown_ones() {
-    let kit = Kit::start_full(
-        "",
-        "",
-        "rate_limits = { per_ip = { burst = 10000, per_minute = 60000 }, \
+    let kit = Kit::builder()
+        .pool(
+            "rate_limits = { per_ip = { burst = 10000, per_minute = 60000 }, \
          per_user = { burst = 10000, per_minute = 60000 } }",
-    )
-    .await;
+        )
+        .start()
+        .await;
     let api = Api::of(&kit);
     api.ok(
         "SignUp",
@@ -270,14 +270,14 @@ async fn confirm_sign_up_does_not_tell_unconfirmed_users_from_unknown_ones() {
 /// secret (configured secrets may be short), from one address, at full speed.
 #[tokio::test]
 async fn revoke_token_counts_wrong_client_secrets() {
-    let kit = Kit::start_full(
-        "",
-        "",
-        "rate_limits = { per_ip = { burst = 10000, per_minute = 60000 }, \
+    let kit = Kit::builder()
+        .pool(
+            "rate_limits = { per_ip = { burst = 10000, per_minute = 60000 }, \
          per_user = { burst = 10000, per_minute = 60000 }, \
          failed_client_auth = { burst = 5, per_minute = 1 } }",
-    )
-    .await;
+        )
+        .start()
+        .await;
     let api = Api::of(&kit);
     let mut compared = 0;
     let mut refused = 0;

@@ -43,7 +43,7 @@ async fn forgot_password(pool_url: &str, username: &str) {
 /// directory in it are 0700 and every file 0600, whatever the process umask.
 #[tokio::test]
 async fn state_dir_holds_nothing_others_can_read() {
-    let kit = Kit::start("").await;
+    let kit = Kit::builder().start().await;
     let client = kit::login(&kit, "/tasks").await;
     let r = client.get(kit.url("/tasks")).send().await.unwrap();
     assert_eq!(r.status(), 200);

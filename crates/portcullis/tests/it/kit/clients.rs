@@ -1,0 +1,108 @@
+//! HTTP clients as tests use them: a browser, a plain client, HTTP/2, and the user pool's JSON API.
+
+use super::Kit;
+use serde_json::Value;
+
+/// A browser-like client: cookie jar, self-signed certificates accepted, redirects not followed.
+pub fn browser() -> reqwest::Client {
+    reqwest::Client::builder()
+        .cookie_store(true)
+        .tls_danger_accept_invalid_certs(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+/// A client that speaks HTTP/2 only (prior knowledge; the balancer's certificate accepted).
+pub fn h2_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .tls_danger_accept_invalid_certs(true)
+        .http2_prior_knowledge()
+        .build()
+        .unwrap()
+}
+
+/// A client without cookies that accepts self-signed certificates and does not follow redirects.
+pub fn plain() -> reqwest::Client {
+    reqwest::Client::builder()
+        .tls_danger_accept_invalid_certs(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+/// The `Location` of a redirect (panics without one).
+pub fn location(r: &reqwest::Response) -> String {
+    r.headers()
+        .get("location")
+        .unwrap_or_else(|| panic!("no Location in {r:?}"))
+        .to_str()
+        .unwrap()
+        .to_string()
+}
+
+/// The user-pool API as an SDK calls it (public operations, no signature): one `x-amz-target`
+/// POST per operation.
+#[derive(Clone)]
+pub struct PoolApi {
+    http: reqwest::Client,
+    url: String,
+}
+
+impl PoolApi {
+    /// The API of `kit`'s pool, through a fresh client.
+    pub fn of(kit: &Kit) -> PoolApi {
+        PoolApi::with(kit, reqwest::Client::new())
+    }
+
+    /// The API of `kit`'s pool, through `http` (for a client that keeps cookies or an address).
+    pub fn with(kit: &Kit, http: reqwest::Client) -> PoolApi {
+        PoolApi {
+            http,
+            url: format!("{}/", kit.pool_url),
+        }
+    }
+
+    /// Sends operation `op` with `body`; the answer as it came.
+    pub async fn send(&self, op: &str, body: &Value) -> reqwest::Response {
+        self.http
+            .post(&self.url)
+            .header("content-type", "application/x-amz-json-1.1")
+            .header(
+                "x-amz-target",
+                format!("AWSCognitoIdentityProviderService.{op}"),
+            )
+            .body(body.to_string())
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// (status, body) of operation `op`; the body must be JSON.
+    pub async fn call(&self, op: &str, body: Value) -> (u16, Value) {
+        let r = self.send(op, &body).await;
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap())
+    }
+
+    /// (status, body) of operation `op`; a body that is not JSON reads as `null`.
+    pub async fn call_any(&self, op: &str, body: Value) -> (u16, Value) {
+        let r = self.send(op, &body).await;
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    /// The body of operation `op`, which must succeed (200).
+    pub async fn ok(&self, op: &str, body: Value) -> Value {
+        let (s, v) = self.call(op, body).await;
+        assert_eq!(s, 200, "{op}: {v}");
+        v
+    }
+
+    /// The error type (`__type`) of operation `op`, which must fail with 400.
+    pub async fn err(&self, op: &str, body: Value) -> String {
+        let (s, v) = self.call(op, body).await;
+        assert_eq!(s, 400, "{op}: {v}");
+        v["__type"].as_str().unwrap().to_string()
+    }
+}

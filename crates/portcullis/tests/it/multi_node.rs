@@ -394,20 +394,7 @@ async fn boto3(node: &Node, op: &str, params: Value) -> Value {
 
 /// A public user-pool API call (no signature).
 async fn public(node: &Node, op: &str, params: Value) -> Value {
-    reqwest::Client::new()
-        .post(format!("{}/", node.url))
-        .header("content-type", "application/x-amz-json-1.1")
-        .header(
-            "x-amz-target",
-            format!("AWSCognitoIdentityProviderService.{op}"),
-        )
-        .body(params.to_string())
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
+    crate::kit::PoolApi::at(&node.url).call(op, params).await.1
 }
 
 /// `InitiateAuth` with `USER_PASSWORD_AUTH`.

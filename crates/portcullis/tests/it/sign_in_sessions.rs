@@ -241,18 +241,7 @@ async fn refresh_status(s: &Served, client: &str, refresh: &str) -> (u16, Value)
 
 /// A public Cognito API call over HTTP.
 async fn api(s: &Served, op: &str, params: Value) -> (u16, Value) {
-    let r = reqwest::Client::new()
-        .post(format!("{}/", s.url))
-        .header("content-type", "application/x-amz-json-1.1")
-        .header(
-            "x-amz-target",
-            format!("AWSCognitoIdentityProviderService.{op}"),
-        )
-        .body(params.to_string())
-        .send()
-        .await
-        .unwrap();
-    (r.status().as_u16(), r.json().await.unwrap())
+    crate::kit::PoolApi::at(&s.url).call(op, params).await
 }
 
 /// `InitiateAuth` with `USER_PASSWORD_AUTH`: the `AuthenticationResult`.

@@ -33,14 +33,6 @@ async fn named(name: &'static str) -> u16 {
     serve_target(app).await
 }
 
-fn targets(ports: &[u16]) -> String {
-    let t: Vec<String> = ports
-        .iter()
-        .map(|p| format!("{{ id = \"127.0.0.1\", port = {p} }}"))
-        .collect();
-    format!("targets = [{}]", t.join(", "))
-}
-
 fn set_cookies(r: &reqwest::Response) -> Vec<String> {
     r.headers()
         .get_all("set-cookie")

@@ -52,14 +52,19 @@ pub struct PoolApi {
 impl PoolApi {
     /// The API of `kit`'s pool, through a fresh client.
     pub fn of(kit: &Kit) -> PoolApi {
-        PoolApi::with(kit, reqwest::Client::new())
+        PoolApi::at(&kit.pool_url)
     }
 
-    /// The API of `kit`'s pool, through `http` (for a client that keeps cookies or an address).
-    pub fn with(kit: &Kit, http: reqwest::Client) -> PoolApi {
+    /// The API of the pool served at `pool_url`, through a fresh client.
+    pub fn at(pool_url: &str) -> PoolApi {
+        PoolApi::with(pool_url, reqwest::Client::new())
+    }
+
+    /// The API of the pool at `pool_url`, through `http` (a client with its own settings).
+    pub fn with(pool_url: &str, http: reqwest::Client) -> PoolApi {
         PoolApi {
             http,
-            url: format!("{}/", kit.pool_url),
+            url: format!("{pool_url}/"),
         }
     }
 
@@ -90,6 +95,20 @@ impl PoolApi {
         let r = self.send(op, &body).await;
         let status = r.status().as_u16();
         (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    /// (status, body, the header names of the answer but `date`, sorted) of operation `op`.
+    pub async fn raw(&self, op: &str, body: Value) -> (u16, Value, Vec<String>) {
+        let r = self.send(op, &body).await;
+        let status = r.status().as_u16();
+        let mut names: Vec<String> = r
+            .headers()
+            .keys()
+            .map(|k| k.to_string())
+            .filter(|k| k != "date")
+            .collect();
+        names.sort();
+        (status, r.json().await.unwrap(), names)
     }
 
     /// The body of operation `op`, which must succeed (200).

@@ -13,61 +13,6 @@ use std::collections::BTreeMap;
 const NO_RATE_LIMITS: &str = "rate_limits = { per_ip = { burst = 10000, per_minute = 60000 }, \
     per_user = { burst = 10000, per_minute = 60000 } }";
 
-/// The user-pool API as an SDK calls it (public operations, no signature).
-#[derive(Clone)]
-struct Api {
-    http: reqwest::Client,
-    url: String,
-}
-
-impl Api {
-    fn of(kit: &Kit) -> Api {
-        Api {
-            http: reqwest::Client::new(),
-            url: format!("{}/", kit.pool_url),
-        }
-    }
-    /// (status, body, the header names of the answer without the per-request id).
-    async fn raw(&self, op: &str, body: Value) -> (u16, Value, Vec<String>) {
-        let r = self
-            .http
-            .post(&self.url)
-            .header("content-type", "application/x-amz-json-1.1")
-            .header(
-                "x-amz-target",
-                format!("AWSCognitoIdentityProviderService.{op}"),
-            )
-            .body(body.to_string())
-            .send()
-            .await
-            .unwrap();
-        let status = r.status().as_u16();
-        let mut names: Vec<String> = r
-            .headers()
-            .keys()
-            .map(|k| k.to_string())
-            .filter(|k| k != "date")
-            .collect();
-        names.sort();
-        (status, r.json().await.unwrap(), names)
-    }
-    async fn call(&self, op: &str, body: Value) -> (u16, Value) {
-        let (s, v, _) = self.raw(op, body).await;
-        (s, v)
-    }
-    async fn ok(&self, op: &str, body: Value) -> Value {
-        let (s, v) = self.call(op, body).await;
-        assert_eq!(s, 200, "{op}: {v}");
-        v
-    }
-    /// The exception name of a 400.
-    async fn err(&self, op: &str, body: Value) -> String {
-        let (s, v) = self.call(op, body).await;
-        assert_eq!(s, 400, "{op}: {v}");
-        v["__type"].as_str().unwrap().to_string()
-    }
-}
-
 /// The last code the outbox holds for `user` and `purpose`.
 fn last_code(kit: &Kit, user: &str, purpose: &str) -> String {
     let text = std::fs::read_to_string(kit.pool().outbox_path().unwrap()).unwrap();
@@ -99,7 +44,7 @@ fn tally(answers: impl IntoIterator<Item = String>) -> BTreeMap<String, usize> {
     t
 }
 
-async fn api_tokens(api: &Api, user: &str, password: &str) -> Value {
+async fn api_tokens(api: &PoolApi, user: &str, password: &str) -> Value {
     let v = api
         .ok(
             "InitiateAuth",
@@ -113,7 +58,7 @@ async fn api_tokens(api: &Api, user: &str, password: &str) -> Value {
 #[tokio::test]
 async fn reset_code_guesses_are_reserved_atomically_and_reissue_keeps_the_budget() {
     let kit = Kit::builder().pool(NO_RATE_LIMITS).start().await;
-    let api = Api::of(&kit);
+    let api = PoolApi::of(&kit);
     let forgot = json!({"ClientId": "api-cli", "Username": "alice"});
     api.ok("ForgotPassword", forgot.clone()).await;
     let right = last_code(&kit, "alice", "forgot_password");
@@ -249,7 +194,7 @@ fn blank_csrf(html: &str) -> String {
 #[tokio::test]
 async fn sign_up_code_guesses_through_the_hosted_ui_share_the_apis_budget() {
     let kit = Kit::builder().pool(NO_RATE_LIMITS).start().await;
-    let api = Api::of(&kit);
+    let api = PoolApi::of(&kit);
     api.ok(
         "SignUp",
         json!({"ClientId": "api-cli", "Username": "zoe", "Password": "Zoe-password-1!",
@@ -323,7 +268,7 @@ fn totp_now(kit: &Kit, secret: &str, offset: i64) -> String {
 async fn totp_guesses_across_sign_ins_share_one_budget_and_lock_the_factor() {
     let pool = format!("mfa_configuration = \"OPTIONAL\"\n{NO_RATE_LIMITS}");
     let kit = Kit::builder().pool(&pool).start().await;
-    let api = Api::of(&kit);
+    let api = PoolApi::of(&kit);
     // alice sets up TOTP with her access token.
     let tokens = api_tokens(&api, "alice", PASSWORD).await;
     let at = tokens["AccessToken"].as_str().unwrap().to_string();
@@ -429,7 +374,7 @@ async fn balancer_claims(kit: &Kit) -> Value {
 #[tokio::test]
 async fn a_changed_email_is_unverified_until_its_code_is_given() {
     let kit = Kit::builder().pool(NO_RATE_LIMITS).start().await;
-    let api = Api::of(&kit);
+    let api = PoolApi::of(&kit);
     let at = api_tokens(&api, "alice", PASSWORD).await["AccessToken"]
         .as_str()
         .unwrap()
@@ -540,7 +485,7 @@ write_attributes = ["name"]
         ))
         .start()
         .await;
-    let api = Api::of(&kit);
+    let api = PoolApi::of(&kit);
     let admin = |op: &str, body: Value| {
         let pool = kit.pool().clone();
         let op = op.to_string();
@@ -645,7 +590,7 @@ async fn unknown_disabled_and_real_users_get_the_same_answers() {
     kit.pool()
         .clock()
         .set_ms(Some(portcullis_idp::now() as i64 * 1000));
-    let api = Api::of(&kit);
+    let api = PoolApi::of(&kit);
     let admin = |op: &str, body: Value| {
         let pool = kit.pool().clone();
         let op = op.to_string();

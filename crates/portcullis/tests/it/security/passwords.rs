@@ -20,19 +20,9 @@ fn now_ms() -> i64 {
 
 /// One call of the user-pool API: (HTTP status, body).
 async fn api(http: &reqwest::Client, kit: &Kit, op: &str, body: Value) -> (u16, Value) {
-    let r = http
-        .post(format!("{}/", kit.pool_url))
-        .header("content-type", "application/x-amz-json-1.1")
-        .header(
-            "x-amz-target",
-            format!("AWSCognitoIdentityProviderService.{op}"),
-        )
-        .body(body.to_string())
-        .send()
+    crate::kit::PoolApi::with(&kit.pool_url, http.clone())
+        .call_any(op, body)
         .await
-        .unwrap();
-    let status = r.status().as_u16();
-    (status, r.json().await.unwrap_or(Value::Null))
 }
 
 fn password_auth(user: &str, password: &str) -> Value {

@@ -331,18 +331,7 @@ async fn concurrent_uses_of_one_refresh_token_leave_no_live_successor() {
 
 /// One call of the user-pool API without a signature: (status, body).
 async fn api(kit: &Kit, op: &str, body: Value) -> (u16, Value) {
-    let r = reqwest::Client::new()
-        .post(format!("{}/", kit.pool_url))
-        .header(
-            "x-amz-target",
-            format!("AWSCognitoIdentityProviderService.{op}"),
-        )
-        .header("content-type", "application/x-amz-json-1.1")
-        .body(body.to_string())
-        .send()
-        .await
-        .unwrap();
-    (r.status().as_u16(), r.json().await.unwrap())
+    crate::kit::PoolApi::of(kit).call(op, body).await
 }
 
 #[tokio::test]

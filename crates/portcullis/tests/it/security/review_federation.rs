@@ -88,18 +88,7 @@ async fn admin(kit: &Kit, op: &str, v: Value) -> Result<Value, portcullis_idp::e
 
 /// A public operation of the user-pool API: (status, body).
 async fn api(kit: &Kit, op: &str, body: Value) -> (u16, Value) {
-    let r = reqwest::Client::new()
-        .post(format!("{}/", kit.pool_url))
-        .header("content-type", "application/x-amz-json-1.1")
-        .header(
-            "x-amz-target",
-            format!("AWSCognitoIdentityProviderService.{op}"),
-        )
-        .body(body.to_string())
-        .send()
-        .await
-        .unwrap();
-    (r.status().as_u16(), r.json().await.unwrap())
+    PoolApi::of(kit).call(op, body).await
 }
 
 /// The last real code the outbox holds for `user` and `purpose`, if any was sent.

@@ -5,43 +5,6 @@ use crate::kit::*;
 use portcullis_idp::domain::messages::mask;
 use serde_json::{Value, json};
 
-/// The user-pool API as an SDK calls it (public operations, no signature).
-#[derive(Clone)]
-struct Api {
-    http: reqwest::Client,
-    url: String,
-}
-
-impl Api {
-    fn of(kit: &Kit) -> Api {
-        Api {
-            http: reqwest::Client::new(),
-            url: format!("{}/", kit.pool_url),
-        }
-    }
-    async fn call(&self, op: &str, body: Value) -> (u16, Value) {
-        let r = self
-            .http
-            .post(&self.url)
-            .header("content-type", "application/x-amz-json-1.1")
-            .header(
-                "x-amz-target",
-                format!("AWSCognitoIdentityProviderService.{op}"),
-            )
-            .body(body.to_string())
-            .send()
-            .await
-            .unwrap();
-        let status = r.status().as_u16();
-        (status, r.json().await.unwrap())
-    }
-    async fn ok(&self, op: &str, body: Value) -> Value {
-        let (s, v) = self.call(op, body).await;
-        assert_eq!(s, 200, "{op}: {v}");
-        v
-    }
-}
-
 /// Runs an admin operation as the CLI does (no signature).
 async fn admin(kit: &Kit, op: &str, body: Value) -> Value {
     portcullis_idp::admin_api::call(kit.pool(), op, serde_json::from_value(body).unwrap())
@@ -89,7 +52,7 @@ async fn update_user_attributes_cannot_send_codes_past_the_rate_limits() {
         )
         .start()
         .await;
-    let api = Api::of(&kit);
+    let api = PoolApi::of(&kit);
     let v = api
         .ok(
             "InitiateAuth",
@@ -140,7 +103,7 @@ async fn forgot_password_destinations_do_not_tell_real_users_from_unknown_ones()
         )
         .start()
         .await;
-    let api = Api::of(&kit);
+    let api = PoolApi::of(&kit);
     real_user(
         &kit,
         "pat",
@@ -223,7 +186,7 @@ async fn confirm_sign_up_does_not_tell_unconfirmed_users_from_unknown_ones() {
         )
         .start()
         .await;
-    let api = Api::of(&kit);
+    let api = PoolApi::of(&kit);
     api.ok(
         "SignUp",
         json!({"ClientId": "api-cli", "Username": "uma", "Password": "Uma-password-1!",
@@ -278,7 +241,7 @@ async fn revoke_token_counts_wrong_client_secrets() {
         )
         .start()
         .await;
-    let api = Api::of(&kit);
+    let api = PoolApi::of(&kit);
     let mut compared = 0;
     let mut refused = 0;
     for i in 0..30 {

@@ -21,17 +21,7 @@ async fn boto3_runs_a_scripted_admin_session() {
         outbox.display().to_string(),
     ];
     // The script calls back into this runtime's servers: run it off the runtime thread.
-    let out = tokio::task::spawn_blocking(move || {
-        std::process::Command::new("python3").args(args).output()
-    })
-    .await
-    .unwrap()
-    .expect("python3 runs");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let (out, text) = run_script("python3", None, args).await;
     println!("{text}");
     assert!(out.status.success(), "{text}");
     assert!(text.contains("boto3: admin session complete"), "{text}");

@@ -11,20 +11,7 @@ async fn hosted_ui_flows_in_chromium() {
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../e2e/browser");
     let cfg = serde_json::json!({ "lb": kit.url(""), "pool": kit.pool_url, "user": "alice", "password": PASSWORD }).to_string();
     // The browser calls back into this runtime's servers: run it off the runtime thread.
-    let out = tokio::task::spawn_blocking(move || {
-        std::process::Command::new("node")
-            .current_dir(dir)
-            .args(["hosted_ui.mjs", &cfg])
-            .output()
-    })
-    .await
-    .unwrap()
-    .expect("node runs");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let (out, text) = run_script("node", Some(dir), ["hosted_ui.mjs", &cfg]).await;
     assert!(out.status.success(), "{text}");
     assert!(
         text.contains("browser: sign-in, wrong password, claims, silent second app, logout ok"),
@@ -47,20 +34,7 @@ async fn account_flows_in_chromium_without_javascript() {
         "lb": kit.url(""), "pool": kit.pool_url, "outbox": outbox, "invited": "ivy", "temporary": temporary,
     })
     .to_string();
-    let out = tokio::task::spawn_blocking(move || {
-        std::process::Command::new("node")
-            .current_dir(dir)
-            .args(["account_flows.mjs", &cfg])
-            .output()
-    })
-    .await
-    .unwrap()
-    .expect("node runs");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let (out, text) = run_script("node", Some(dir), ["account_flows.mjs", &cfg]).await;
     assert!(out.status.success(), "{text}");
     assert!(
         text.contains("browser: sign-up, confirmation, forgot password, new password, client branding, axe, keyboard ok"),
@@ -77,20 +51,7 @@ async fn totp_mfa_in_chromium() {
     let kit = Kit::builder().mfa("ON").start().await;
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../e2e/browser");
     let cfg = serde_json::json!({ "lb": kit.url(""), "pool": kit.pool_url, "user": "alice", "password": PASSWORD }).to_string();
-    let out = tokio::task::spawn_blocking(move || {
-        std::process::Command::new("node")
-            .current_dir(dir)
-            .args(["mfa.mjs", &cfg])
-            .output()
-    })
-    .await
-    .unwrap()
-    .expect("node runs");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let (out, text) = run_script("node", Some(dir), ["mfa.mjs", &cfg]).await;
     assert!(out.status.success(), "{text}");
     assert!(
         text.contains("browser: MFA setup, wrong code, code at sign-in ok"),

@@ -190,24 +190,7 @@ async fn implicit_flow_returns_tokens_in_the_fragment() {
     );
     let r = client.get(&authorize).send().await.unwrap();
     let login = format!("{}{}", kit.pool_url, location(&r));
-    let html = client
-        .get(&login)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let r = client
-        .post(&login)
-        .form(&[
-            ("_csrf", csrf(&html).as_str()),
-            ("username", "alice"),
-            ("password", PASSWORD),
-        ])
-        .send()
-        .await
-        .unwrap();
+    let r = post_sign_in(&client, &login, "alice", PASSWORD).await;
     assert_eq!(r.status(), 302);
     let loc = location(&r);
     let (base, fragment) = loc
@@ -244,9 +227,7 @@ async fn implicit_flow_returns_tokens_in_the_fragment() {
 async fn balancer_logout_ends_everything_and_a_copied_cookie_dies_at_once() {
     let kit = Kit::builder().start().await;
     // Sign in, keeping a copy of the session cookie as a thief would.
-    let client = browser();
-    let p = login_until_callback(&kit, &client, "/tasks", PASSWORD).await;
-    let r = client.get(&p.callback).send().await.unwrap();
+    let (client, r) = login_to_callback(&kit, "/tasks").await;
     let copied = session_cookie_of(&r);
     assert!(!copied.is_empty());
     assert_eq!(
@@ -309,9 +290,7 @@ async fn balancer_logout_ends_everything_and_a_copied_cookie_dies_at_once() {
 #[tokio::test]
 async fn an_expired_access_token_is_refreshed_and_the_session_rewritten() {
     let kit = Kit::builder().start().await;
-    let client = browser();
-    let p = login_until_callback(&kit, &client, "/tasks", PASSWORD).await;
-    let r = client.get(&p.callback).send().await.unwrap();
+    let (_, r) = login_to_callback(&kit, "/tasks").await;
     let cookie = session_cookie_of(&r);
     // The same session with its access token expired (sealed with the balancer's keys).
     let (stale, old_access) = kit.with_access_expired(&cookie);

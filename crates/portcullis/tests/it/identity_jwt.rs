@@ -117,20 +117,12 @@ actions = [
         "{out}"
     );
     let cfg = serde_json::json!({ "jwt": token, "jwks": jwks, "aud": "tasks-api", "iss": iss, "alb": alb, "pem": pem }).to_string();
-    let node = tokio::task::spawn_blocking(move || {
-        std::process::Command::new("node")
-            .current_dir(format!("{root}/e2e/browser"))
-            .args(["verify_jwt.mjs", &cfg])
-            .output()
-    })
-    .await
-    .unwrap()
-    .unwrap();
-    let out = format!(
-        "{}{}",
-        String::from_utf8_lossy(&node.stdout),
-        String::from_utf8_lossy(&node.stderr)
-    );
+    let (node, out) = run_script(
+        "node",
+        Some(&format!("{root}/e2e/browser")),
+        ["verify_jwt.mjs", &cfg],
+    )
+    .await;
     assert!(
         node.status.success() && out.contains("node jose+jsonwebtoken verified"),
         "{out}"

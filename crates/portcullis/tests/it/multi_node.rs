@@ -86,35 +86,11 @@ async fn start(dir: &std::path::Path, name: &str, store: &str, base_port: u16) -
 
 /// One sign-in attempt for bob on a node's hosted UI.
 async fn sign_in(node: &Node, password: &str) -> reqwest::Response {
-    let client = reqwest::Client::builder()
-        .cookie_store(true)
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
     let login = format!(
         "{}/login?client_id=web&redirect_uri=http%3A%2F%2Flocalhost%2Fcb&response_type=code&scope=openid%20email",
         node.url
     );
-    let html = client
-        .get(&login)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let i = html.find("name=\"_csrf\" value=\"").unwrap() + 20;
-    let csrf = html[i..].split('"').next().unwrap().to_string();
-    client
-        .post(&login)
-        .form(&[
-            ("_csrf", csrf.as_str()),
-            ("username", "bob"),
-            ("password", password),
-        ])
-        .send()
-        .await
-        .unwrap()
+    crate::kit::post_sign_in(&crate::kit::browser(), &login, "bob", password).await
 }
 
 /// Signs bob in and returns the code.
@@ -370,26 +346,8 @@ async fn sqlite_keeps_a_committed_code_across_kill_9() {
 
 /// One admin API call through boto3 (a real SDK signing with SigV4).
 async fn boto3(node: &Node, op: &str, params: Value) -> Value {
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../e2e/boto3_call.py");
-    let args = vec![
-        script.to_string(),
-        node.url.clone(),
-        KEY_ID.to_string(),
-        KEY_SECRET.to_string(),
-        op.to_string(),
-        params.to_string(),
-    ];
-    let out = tokio::task::spawn_blocking(move || Command::new("python3").args(args).output())
-        .await
-        .unwrap()
-        .expect("python3 runs");
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|_| {
-        panic!(
-            "boto3 {op}: {}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        )
-    })
+    let (out, text) = crate::kit::boto3_call(&node.url, (KEY_ID, KEY_SECRET), op, &params).await;
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|_| panic!("boto3 {op}: {text}"))
 }
 
 /// A public user-pool API call (no signature).

@@ -217,25 +217,17 @@ async fn admin_user_global_sign_out_refuses_the_next_request() {
     let kit = Kit::builder().start().await;
     let client = login(&kit, "/tasks").await;
     assert!(!identity(&client, &kit.url("/tasks")).await.is_empty());
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../e2e/boto3_call.py");
-    let args = vec![
-        script.to_string(),
-        kit.pool_url.clone(),
-        ACCESS_KEY_ID.to_string(),
-        ACCESS_SECRET.to_string(),
-        "AdminUserGlobalSignOut".to_string(),
-        serde_json::json!({"UserPoolId": "us-east-1_Kit12345", "Username": "alice"}).to_string(),
-    ];
-    let out = tokio::task::spawn_blocking(move || Command::new("python3").args(args).output())
-        .await
-        .unwrap()
-        .expect("python3 runs");
+    let (out, text) = boto3_call(
+        &kit.pool_url,
+        (ACCESS_KEY_ID, ACCESS_SECRET),
+        "AdminUserGlobalSignOut",
+        &serde_json::json!({"UserPoolId": "us-east-1_Kit12345", "Username": "alice"}),
+    )
+    .await;
     let answered = Instant::now();
     assert!(
         out.status.success() && !String::from_utf8_lossy(&out.stdout).contains("error"),
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
+        "{text}"
     );
     let (r, took) = until_refused(&client, &kit.url("/api/x"), answered).await;
     println!(
@@ -287,20 +279,7 @@ actions = [
         "key": key_file,
     })
     .to_string();
-    let out = tokio::task::spawn_blocking(move || {
-        Command::new("node")
-            .current_dir(dir)
-            .args(["backchannel_flow.mjs", &cfg])
-            .output()
-    })
-    .await
-    .unwrap()
-    .expect("node runs");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let (out, text) = run_script("node", Some(dir), ["backchannel_flow.mjs", &cfg]).await;
     drop(op.stdin.take());
     let _ = op.wait();
     drop(op_out);

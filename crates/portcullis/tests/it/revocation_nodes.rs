@@ -8,7 +8,6 @@
 use crate::kit;
 
 use kit::*;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 const PG_ADMIN: &str = "host=127.0.0.1 port=5432 user=root dbname=postgres";
@@ -101,25 +100,17 @@ async fn identity(kit: &Kit, cookie: &str) -> String {
 /// `AdminUserGlobalSignOut` for `user` on `kit`'s pool through boto3 (SigV4); returns the moment
 /// its answer came.
 async fn global_sign_out(kit: &Kit, user: &str) -> Instant {
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../e2e/boto3_call.py");
-    let args = vec![
-        script.to_string(),
-        kit.pool_url.clone(),
-        ACCESS_KEY_ID.to_string(),
-        ACCESS_SECRET.to_string(),
-        "AdminUserGlobalSignOut".to_string(),
-        serde_json::json!({"UserPoolId": "us-east-1_Kit12345", "Username": user}).to_string(),
-    ];
-    let out = tokio::task::spawn_blocking(move || Command::new("python3").args(args).output())
-        .await
-        .unwrap()
-        .expect("python3 runs");
+    let (out, text) = boto3_call(
+        &kit.pool_url,
+        (ACCESS_KEY_ID, ACCESS_SECRET),
+        "AdminUserGlobalSignOut",
+        &serde_json::json!({"UserPoolId": "us-east-1_Kit12345", "Username": user}),
+    )
+    .await;
     let answered = Instant::now();
     assert!(
         out.status.success() && !String::from_utf8_lossy(&out.stdout).contains("error"),
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
+        "{text}"
     );
     answered
 }

@@ -11,9 +11,7 @@ use serde_json::Value;
 #[tokio::test]
 async fn authenticate_oidc_with_explicit_endpoints_and_client_secret_post() {
     let kit = Kit::builder().start().await;
-    let client = browser();
-    let p = login_until_callback(&kit, &client, "/oidc/page", PASSWORD).await;
-    let r = client.get(&p.callback).send().await.unwrap();
+    let (client, r) = login_to_callback(&kit, "/oidc/page").await;
     assert_eq!(r.status(), 302);
     let cookies: Vec<String> = r
         .headers()
@@ -707,16 +705,10 @@ actions = [
 
 #[tokio::test]
 async fn api_requests_without_a_session_get_401_json_when_asked() {
-    let kit = Kit::builder().toml(r#"
-[[listeners.rules]]
-priority = 80
-conditions = [{ field = "path-pattern", values = ["/spa/*"] }]
-actions = [
-  { type = "authenticate-cognito", user_pool = "test", user_pool_client_id = "tasks-web", unauthenticated_api_requests = "deny" },
-  { type = "forward", target_group = "echo" },
-]
-"#).start()
-    .await;
+    let kit = Kit::builder()
+        .authenticated_rule(80, "/spa/*", r#"unauthenticated_api_requests = "deny""#)
+        .start()
+        .await;
     let c = plain();
     for (name, value) in [
         ("sec-fetch-mode", "cors"),
@@ -772,9 +764,7 @@ actions = [
 async fn authenticate_oidc_discovers_its_endpoints_from_the_issuer() {
     // The /disc/* rule names only the issuer: endpoints and JWKS come from discovery at start.
     let kit = Kit::builder().start().await;
-    let client = browser();
-    let p = login_until_callback(&kit, &client, "/disc/x", PASSWORD).await;
-    let r = client.get(&p.callback).send().await.unwrap();
+    let (client, r) = login_to_callback(&kit, "/disc/x").await;
     assert_eq!(r.status(), 302);
     let echo: Value = client
         .get(kit.url("/disc/x"))

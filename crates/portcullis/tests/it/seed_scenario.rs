@@ -574,16 +574,10 @@ async fn deny_answers_401_without_a_session() {
 
 #[tokio::test]
 async fn redirects_outside_this_host_are_refused() {
-    let kit = Kit::builder().toml(r#"
-[[listeners.rules]]
-priority = 40
-conditions = [{ field = "path-pattern", values = ["/*"] }]
-actions = [
-  { type = "authenticate-cognito", user_pool = "test", user_pool_client_id = "tasks-web", scope = "openid" },
-  { type = "forward", target_group = "echo" },
-]
-"#).start()
-    .await;
+    let kit = Kit::builder()
+        .authenticated_rule(40, "/*", r#"scope = "openid""#)
+        .start()
+        .await;
     // The IdP refuses an unregistered redirect_uri with an error page, never a redirect.
     let plain = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
@@ -599,9 +593,7 @@ actions = [
     assert!(r.text().await.unwrap().contains("redirect_mismatch"));
 
     // After login the balancer sends the browser only to a path on this host.
-    let client = browser();
-    let p = login_until_callback(&kit, &client, "//evil.example/x", PASSWORD).await;
-    let r = client.get(&p.callback).send().await.unwrap();
+    let (_, r) = login_to_callback(&kit, "//evil.example/x").await;
     assert_eq!(r.status(), 302);
     let back = location(&r);
     assert!(back.starts_with('/') && !back.starts_with("//"), "{back}");
@@ -613,38 +605,12 @@ async fn wrong_password_shows_an_error_page() {
     let kit = Kit::builder().start().await;
     let client = browser();
     let login_url = sign_in_page(&kit, &client).await;
-    let html = client
-        .get(&login_url)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let r = client
-        .post(&login_url)
-        .form(&[
-            ("_csrf", csrf(&html).as_str()),
-            ("username", "alice"),
-            ("password", "nope"),
-        ])
-        .send()
-        .await
-        .unwrap();
+    let r = post_sign_in(&client, &login_url, "alice", "nope").await;
     assert_eq!(r.status(), 401);
     let html = r.text().await.unwrap();
     assert!(html.contains("Incorrect username or password."));
     // An unknown user gets the same words.
-    let r = client
-        .post(&login_url)
-        .form(&[
-            ("_csrf", csrf(&html).as_str()),
-            ("username", "mallory"),
-            ("password", "nope"),
-        ])
-        .send()
-        .await
-        .unwrap();
+    let r = post_sign_in_form(&client, &login_url, &csrf(&html), "mallory", "nope").await;
     assert!(
         r.text()
             .await
@@ -652,16 +618,7 @@ async fn wrong_password_shows_an_error_page() {
             .contains("Incorrect username or password.")
     );
     // A form without the CSRF cookie's value is refused.
-    let r = client
-        .post(&login_url)
-        .form(&[
-            ("_csrf", "forged"),
-            ("username", "alice"),
-            ("password", PASSWORD),
-        ])
-        .send()
-        .await
-        .unwrap();
+    let r = post_sign_in_form(&client, &login_url, "forged", "alice", PASSWORD).await;
     assert_eq!(r.status(), 403);
     kit.app.shutdown().await;
 }

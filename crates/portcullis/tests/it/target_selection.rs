@@ -44,22 +44,16 @@ fn set_cookies(r: &reqwest::Response) -> Vec<String> {
 #[tokio::test]
 async fn application_cookie_stickiness() {
     let (a, b) = (named("a").await, named("b").await);
-    let rules = format!(
-        r#"
-[[listeners.rules]]
-priority = 40
-conditions = [{{ field = "path-pattern", values = ["/sel/*"] }}]
-actions = [{{ type = "forward", target_group = "app" }}]
-
-[[target_groups]]
-name = "app"
-{}
-health_check = {{ enabled = false }}
-stickiness = {{ enabled = true, type = "app_cookie", cookie_name = "APPSESSION", duration_seconds = 600 }}
-"#,
-        targets(&[a, b])
-    );
-    let kit = Kit::builder().toml(&rules).start().await;
+    let kit = Kit::builder()
+        .forward(40, "/sel/*", "app")
+        .target_group(
+            "app",
+            &[a, b],
+            "health_check = { enabled = false }\n\
+             stickiness = { enabled = true, type = \"app_cookie\", cookie_name = \"APPSESSION\", duration_seconds = 600 }",
+        )
+        .start()
+        .await;
     let c = plain();
     // Until the application sets its cookie there is no stickiness: no cookie, round robin.
     let mut seen = std::collections::HashSet::new();

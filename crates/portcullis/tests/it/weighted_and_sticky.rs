@@ -210,30 +210,21 @@ async fn least_outstanding_requests_avoids_the_busy_target() {
     let (slow_port, held, release) = holding("slow").await;
     let fast_port = slow("fast", 0).await;
     let (r1, r2) = (slow("r1", 0).await, slow("r2", 0).await);
-    let rules = format!(
-        r#"
-[[listeners.rules]]
-priority = 8
-conditions = [{{ field = "path-pattern", values = ["/lor/*"] }}]
-actions = [{{ type = "forward", target_group = "lor" }}]
-
-[[listeners.rules]]
-priority = 9
-conditions = [{{ field = "path-pattern", values = ["/rand/*"] }}]
-actions = [{{ type = "forward", target_group = "rand" }}]
-
-[[target_groups]]
-name = "lor"
-load_balancing_algorithm = "least_outstanding_requests"
-targets = [{{ id = "127.0.0.1", port = {slow_port} }}, {{ id = "127.0.0.1", port = {fast_port} }}]
-
-[[target_groups]]
-name = "rand"
-load_balancing_algorithm = "weighted_random"
-targets = [{{ id = "127.0.0.1", port = {r1} }}, {{ id = "127.0.0.1", port = {r2} }}]
-"#
-    );
-    let kit = Kit::builder().toml(&rules).start().await;
+    let kit = Kit::builder()
+        .forward(8, "/lor/*", "lor")
+        .forward(9, "/rand/*", "rand")
+        .target_group(
+            "lor",
+            &[slow_port, fast_port],
+            r#"load_balancing_algorithm = "least_outstanding_requests""#,
+        )
+        .target_group(
+            "rand",
+            &[r1, r2],
+            r#"load_balancing_algorithm = "weighted_random""#,
+        )
+        .start()
+        .await;
     let c = plain();
     // The busy target holds what it gets. Each request is sent once the one before has settled
     // (answered by the free target, or held by the busy one), so every choice sees the busy

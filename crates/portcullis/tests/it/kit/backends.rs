@@ -198,3 +198,41 @@ pub async fn serve_target(app: axum::Router) -> u16 {
     tokio::spawn(async move { axum::serve(tcp, app).await.unwrap() });
     port
 }
+
+/// Runs `program args` (in `dir`, if given) off the runtime thread, since scripts call back into
+/// this runtime's servers; returns its output and its text (stdout, then stderr).
+pub async fn run_script<S: AsRef<std::ffi::OsStr>>(
+    program: &str,
+    dir: Option<&str>,
+    args: impl IntoIterator<Item = S>,
+) -> (std::process::Output, String) {
+    let mut cmd = std::process::Command::new(program);
+    cmd.args(args);
+    if let Some(dir) = dir {
+        cmd.current_dir(dir);
+    }
+    let out = tokio::task::spawn_blocking(move || cmd.output())
+        .await
+        .unwrap()
+        .unwrap_or_else(|e| panic!("{program} runs: {e}"));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out, text)
+}
+
+/// One operation of the user-pool API through boto3 (a real SDK signing with SigV4,
+/// `e2e/boto3_call.py`) against the pool at `pool_url` with access key `(id, secret)`:
+/// (output, text).
+pub async fn boto3_call(
+    pool_url: &str,
+    (id, secret): (&str, &str),
+    op: &str,
+    params: &serde_json::Value,
+) -> (std::process::Output, String) {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../e2e/boto3_call.py");
+    let args = [script, pool_url, id, secret, op, &params.to_string()].map(str::to_string);
+    run_script("python3", None, args).await
+}

@@ -54,13 +54,13 @@ pub async fn sign_in_page(kit: &Kit, client: &reqwest::Client) -> String {
     format!("{}{}", kit.pool_url, location(&r))
 }
 
-/// Posts the sign-in form of `login_url` with a fresh CSRF token: (status, page).
-pub async fn submit_sign_in(
+/// Gets the sign-in page at `login_url` and posts its form with the page's CSRF token.
+pub async fn post_sign_in(
     client: &reqwest::Client,
     login_url: &str,
     username: &str,
     password: &str,
-) -> (u16, String) {
+) -> reqwest::Response {
     let html = client
         .get(login_url)
         .send()
@@ -69,16 +69,38 @@ pub async fn submit_sign_in(
         .text()
         .await
         .unwrap();
-    let r = client
+    post_sign_in_form(client, login_url, &csrf(&html), username, password).await
+}
+
+/// Posts the sign-in form of `login_url` with `csrf` as given (a token from an earlier page, or
+/// a forged one).
+pub async fn post_sign_in_form(
+    client: &reqwest::Client,
+    login_url: &str,
+    csrf: &str,
+    username: &str,
+    password: &str,
+) -> reqwest::Response {
+    client
         .post(login_url)
         .form(&[
-            ("_csrf", csrf(&html).as_str()),
+            ("_csrf", csrf),
             ("username", username),
             ("password", password),
         ])
         .send()
         .await
-        .unwrap();
+        .unwrap()
+}
+
+/// Posts the sign-in form of `login_url` with a fresh CSRF token: (status, page).
+pub async fn submit_sign_in(
+    client: &reqwest::Client,
+    login_url: &str,
+    username: &str,
+    password: &str,
+) -> (u16, String) {
+    let r = post_sign_in(client, login_url, username, password).await;
     let status = r.status().as_u16();
     (status, r.text().await.unwrap())
 }
@@ -94,14 +116,17 @@ pub struct PendingLogin {
 impl PendingLogin {
     /// The code in the callback URL.
     pub fn code(&self) -> String {
-        self.callback
+        let code = self
+            .callback
             .split("code=")
             .nth(1)
             .unwrap()
             .split('&')
             .next()
             .unwrap()
-            .to_string()
+            .to_string();
+        assert!(!code.is_empty(), "an empty code in {}", self.callback);
+        code
     }
     /// The PKCE verifier the balancer would send (derived from this browser's nonce cookie under
     /// the balancer's key).
@@ -150,16 +175,7 @@ pub async fn login_until_callback_as(
     let page = client.get(&login).send().await.unwrap();
     assert_eq!(page.status(), 200);
     let html = page.text().await.unwrap();
-    let r = client
-        .post(&login)
-        .form(&[
-            ("_csrf", csrf(&html).as_str()),
-            ("username", username),
-            ("password", password),
-        ])
-        .send()
-        .await
-        .unwrap();
+    let r = post_sign_in_form(client, &login, &csrf(&html), username, password).await;
     assert_eq!(r.status(), 302, "sign-in succeeds");
     let callback = location(&r);
     assert!(
@@ -173,6 +189,15 @@ pub async fn login_until_callback_as(
         nonce,
         verifier,
     }
+}
+
+/// A full login of `alice` through `path` in a fresh browser: the browser and the answer to the
+/// IdP's redirect back (the callback), as it came.
+pub async fn login_to_callback(kit: &Kit, path: &str) -> (reqwest::Client, reqwest::Response) {
+    let client = browser();
+    let p = login_until_callback(kit, &client, path, PASSWORD).await;
+    let r = client.get(&p.callback).send().await.unwrap();
+    (client, r)
 }
 
 /// A full login; returns the client holding the session.

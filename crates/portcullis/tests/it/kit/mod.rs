@@ -20,3 +20,6 @@ pub const OIDC_SECRET: &str = "oidc-web-secret-0123456789abcdef";
 pub const ACCESS_KEY_ID: &str = "AKIAPORTCULLISTEST01";
 /// The secret of [`ACCESS_KEY_ID`].
 pub const ACCESS_SECRET: &str = "kit-secret-access-key-0123456789abcdefgh";
+/// Rate limits so high that tests of something else, from one address, never meet them.
+pub const NO_RATE_LIMITS: &str = "rate_limits = { per_ip = { burst = 10000, per_minute = 60000 }, \
+    per_user = { burst = 10000, per_minute = 60000 } }";

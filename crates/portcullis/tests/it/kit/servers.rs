@@ -128,6 +128,11 @@ actions = [
         self
     }
 
+    /// Rate limits raised out of the way of tests that attack something else from one address.
+    pub fn without_rate_limits(self) -> Self {
+        self.pool(super::NO_RATE_LIMITS)
+    }
+
     /// The pool's `mfa_configuration` (`"ON"`, `"OPTIONAL"`).
     pub fn mfa(self, mode: &str) -> Self {
         self.pool(&format!("mfa_configuration = \"{mode}\""))
@@ -361,6 +366,7 @@ groups = ["readers", "zeta", "admins"]
         )
         .await
         .unwrap();
+        assert_eq!(app.pools.len(), 1, "the kit serves one user pool, `test`");
         let admin = app.lb.admin.unwrap();
         Kit {
             app,

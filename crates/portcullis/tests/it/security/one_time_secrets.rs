@@ -8,11 +8,6 @@ use portcullis_idp::domain::mfa::{MFA_LOCKOUT, STEP_SECONDS, base32_decode, totp
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 
-/// These tests attack the one-time secrets themselves, from one address: the rate limits (tested
-/// in `passwords.rs`) are raised out of their way.
-const NO_RATE_LIMITS: &str = "rate_limits = { per_ip = { burst = 10000, per_minute = 60000 }, \
-    per_user = { burst = 10000, per_minute = 60000 } }";
-
 /// The last code the outbox holds for `user` and `purpose`.
 fn last_code(kit: &Kit, user: &str, purpose: &str) -> String {
     let text = std::fs::read_to_string(kit.pool().outbox_path().unwrap()).unwrap();
@@ -57,7 +52,7 @@ async fn api_tokens(api: &PoolApi, user: &str, password: &str) -> Value {
 
 #[tokio::test]
 async fn reset_code_guesses_are_reserved_atomically_and_reissue_keeps_the_budget() {
-    let kit = Kit::builder().pool(NO_RATE_LIMITS).start().await;
+    let kit = Kit::builder().without_rate_limits().start().await;
     let api = PoolApi::of(&kit);
     let forgot = json!({"ClientId": "api-cli", "Username": "alice"});
     api.ok("ForgotPassword", forgot.clone()).await;
@@ -193,7 +188,7 @@ fn blank_csrf(html: &str) -> String {
 
 #[tokio::test]
 async fn sign_up_code_guesses_through_the_hosted_ui_share_the_apis_budget() {
-    let kit = Kit::builder().pool(NO_RATE_LIMITS).start().await;
+    let kit = Kit::builder().without_rate_limits().start().await;
     let api = PoolApi::of(&kit);
     api.ok(
         "SignUp",
@@ -373,7 +368,7 @@ async fn balancer_claims(kit: &Kit) -> Value {
 
 #[tokio::test]
 async fn a_changed_email_is_unverified_until_its_code_is_given() {
-    let kit = Kit::builder().pool(NO_RATE_LIMITS).start().await;
+    let kit = Kit::builder().without_rate_limits().start().await;
     let api = PoolApi::of(&kit);
     let at = api_tokens(&api, "alice", PASSWORD).await["AccessToken"]
         .as_str()
@@ -584,7 +579,7 @@ write_attributes = ["name"]
 
 #[tokio::test]
 async fn unknown_disabled_and_real_users_get_the_same_answers() {
-    let kit = Kit::builder().pool(NO_RATE_LIMITS).start().await;
+    let kit = Kit::builder().without_rate_limits().start().await;
     // The clock stands still, so every user's lockout lasts across their next attempts however
     // slowly the machine runs.
     kit.pool()

@@ -2,7 +2,7 @@
 //! code replay, the implicit flow's nonce, refresh-token reuse after rotation (RFC 9700 §2.1.1,
 //! §4.5, §4.14.2) and what a SigV4 signature must cover. Time is passed in through the pool's clock.
 
-use crate::kit::{Kit, PASSWORD, browser, csrf, location};
+use crate::kit::{Kit, PASSWORD, browser, location, post_sign_in};
 use serde_json::{Value, json};
 use std::sync::Arc;
 
@@ -55,17 +55,7 @@ async fn authorize(kit: &Kit, query: &str) -> String {
         return next;
     }
     let login = format!("{}{next}", kit.pool_url);
-    let html = c.get(&login).send().await.unwrap().text().await.unwrap();
-    let r = c
-        .post(&login)
-        .form(&[
-            ("_csrf", csrf(&html).as_str()),
-            ("username", "alice"),
-            ("password", PASSWORD),
-        ])
-        .send()
-        .await
-        .unwrap();
+    let r = post_sign_in(&c, &login, "alice", PASSWORD).await;
     assert_eq!(r.status(), 302, "sign-in succeeds");
     location(&r)
 }

@@ -134,9 +134,7 @@ actions = [{ type = "fixed-response", status_code = 403, content_type = "text/pl
 #[tokio::test]
 async fn a_same_origin_post_does_not_downgrade_the_session_to_samesite_none() {
     let kit = Kit::builder().start().await;
-    let client = browser();
-    let p = login_until_callback(&kit, &client, "/tasks", PASSWORD).await;
-    let r = client.get(&p.callback).send().await.unwrap();
+    let (_, r) = login_to_callback(&kit, "/tasks").await;
     let cookie = session_cookie_of(&r);
     let own = format!("https://localhost:{}", kit.lb_port);
     for (origin, site, cross) in [

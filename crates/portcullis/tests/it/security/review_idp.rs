@@ -96,13 +96,7 @@ async fn update_user_attributes_cannot_send_codes_past_the_rate_limits() {
 #[ignore = "finding: ForgotPassword/ResendConfirmationCode decoy destinations are told from real \
             ones (SMS medium, mask(username) when the name is the email, non a-z first letters)"]
 async fn forgot_password_destinations_do_not_tell_real_users_from_unknown_ones() {
-    let kit = Kit::builder()
-        .pool(
-            "rate_limits = { per_ip = { burst = 10000, per_minute = 60000 }, \
-         per_user = { burst = 10000, per_minute = 60000 } }",
-        )
-        .start()
-        .await;
+    let kit = Kit::builder().without_rate_limits().start().await;
     let api = PoolApi::of(&kit);
     real_user(
         &kit,
@@ -179,13 +173,7 @@ async fn forgot_password_destinations_do_not_tell_real_users_from_unknown_ones()
 /// too many attempts, limit) is the same.
 #[tokio::test]
 async fn confirm_sign_up_does_not_tell_unconfirmed_users_from_unknown_ones() {
-    let kit = Kit::builder()
-        .pool(
-            "rate_limits = { per_ip = { burst = 10000, per_minute = 60000 }, \
-         per_user = { burst = 10000, per_minute = 60000 } }",
-        )
-        .start()
-        .await;
+    let kit = Kit::builder().without_rate_limits().start().await;
     let api = PoolApi::of(&kit);
     api.ok(
         "SignUp",

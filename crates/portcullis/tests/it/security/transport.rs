@@ -270,16 +270,7 @@ async fn browser_login_through_balancer(pool_port: u16, lb_port: u16) {
     );
     assert!(set_cookie(&page, "XSRF-TOKEN").is_none());
     let html = page.text().await.unwrap();
-    let r = browser
-        .post(&login)
-        .form(&[
-            ("_csrf", kit::csrf(&html).as_str()),
-            ("username", "alice"),
-            ("password", PASSWORD),
-        ])
-        .send()
-        .await
-        .unwrap();
+    let r = kit::post_sign_in_form(&browser, &login, &kit::csrf(&html), "alice", PASSWORD).await;
     assert_eq!(r.status(), 302, "signed in");
     let session = set_cookie(&r, "__Host-cognito").expect("__Host-cognito on HTTPS");
     assert!(

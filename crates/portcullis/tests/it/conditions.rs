@@ -138,12 +138,8 @@ async fn forwarded_headers_follow_the_routing_attributes() {
         .header("x-forwarded-for", "203.0.113.7")
         .header("host", "shop.example")
         .header("x_under", "1")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .fetch_json()
+        .await;
     let h = &echo["headers"];
     assert_eq!(h["x-forwarded-for"], "203.0.113.7, 127.0.0.1");
     assert_eq!(h["x-forwarded-proto"], "https");
@@ -160,12 +156,8 @@ async fn forwarded_headers_follow_the_routing_attributes() {
         .header("x-forwarded-for", "203.0.113.7")
         .header("host", "shop.example")
         .header("x_under", "1")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .fetch_json()
+        .await;
     let h = &echo["headers"];
     assert!(h.get("x-forwarded-for").is_none(), "{h}");
     assert_eq!(h["host"], "shop.example");
@@ -174,14 +166,7 @@ async fn forwarded_headers_follow_the_routing_attributes() {
 
     // Client ports.
     let kit = Kit::builder().lb("xff_client_port = true").start().await;
-    let echo: serde_json::Value = c
-        .get(kit.url("/open/h"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let echo: serde_json::Value = c.get(kit.url("/open/h")).fetch_json().await;
     let xff = echo["headers"]["x-forwarded-for"]
         .as_str()
         .unwrap()

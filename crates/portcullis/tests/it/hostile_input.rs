@@ -104,14 +104,7 @@ async fn authorize_login_and_logout_refuse_bad_requests() {
     let login = format!(
         "{base}/login?client_id=tasks-web&redirect_uri={cb}&response_type=code&scope=openid"
     );
-    let html = browser
-        .get(&login)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let html = browser.get(&login).fetch_text().await;
     let (s, body) = status_of(browser.post(&login).form(&[
         ("_csrf", csrf(&html).as_str()),
         ("username", "<script>alert(1)</script>"),
@@ -559,7 +552,7 @@ async fn account_pages_escape_input_and_need_csrf() {
     let c = browser();
     let login = sign_in_page(&kit, &c).await;
     let signup = login.replacen("/login?", "/signup?", 1);
-    let html = c.get(&signup).send().await.unwrap().text().await.unwrap();
+    let html = c.get(&signup).fetch_text().await;
     let token = csrf(&html);
     let evil = "<img src=x onerror=alert(1)>";
     let r = c

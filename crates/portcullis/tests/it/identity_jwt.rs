@@ -31,12 +31,8 @@ actions = [
     let echo: Value = client
         .get(kit.url("/jwt/x"))
         .header("x-portcullis-jwt", "forged")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .fetch_json()
+        .await;
     let token = echo["headers"]["x-portcullis-jwt"]
         .as_str()
         .expect("the standard JWT")
@@ -129,28 +125,14 @@ actions = [
     );
 
     // identity_header = "jwt": no ALB header, and the default audience is the client id.
-    let echo: Value = client
-        .get(kit.url("/jwt-only/x"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let echo: Value = client.get(kit.url("/jwt-only/x")).fetch_json().await;
     assert!(echo["headers"].get("x-amzn-oidc-data").is_none());
     let jwt2 = echo["headers"]["x-portcullis-jwt"].as_str().unwrap();
     let c2: serde_json::Map<String, Value> =
         jsonwebtoken::dangerous::insecure_decode_claims(jwt2).unwrap();
     assert_eq!(c2["aud"], "tasks-web");
     // The default rule sends only ALB's header.
-    let echo: Value = client
-        .get(kit.url("/tasks"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let echo: Value = client.get(kit.url("/tasks")).fetch_json().await;
     assert!(echo["headers"].get("x-portcullis-jwt").is_none());
     kit.app.shutdown().await;
 }

@@ -110,12 +110,8 @@ async fn lambda_functions_behind_rules() {
         .post(kit.url("/fn/echo"))
         .header("content-type", "application/json")
         .body(r#"{"k":"v"}"#)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .fetch_json()
+        .await;
     assert_eq!(
         (e["body"].as_str(), e["isBase64Encoded"].as_bool()),
         (Some(r#"{"k":"v"}"#), Some(false))
@@ -124,12 +120,8 @@ async fn lambda_functions_behind_rules() {
         .post(kit.url("/fn/echo"))
         .header("content-type", "application/octet-stream")
         .body(vec![0u8, 1, 2, 255])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .fetch_json()
+        .await;
     assert_eq!(
         (e["body"].as_str(), e["isBase64Encoded"].as_bool()),
         (Some("AAEC/w=="), Some(true))
@@ -140,12 +132,8 @@ async fn lambda_functions_behind_rules() {
         .get(kit.url("/fnm/echo?x=1&x=2"))
         .header("x-custom", "one")
         .header("x-custom", "two")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .fetch_json()
+        .await;
     assert_eq!(
         e["multiValueQueryStringParameters"]["x"],
         serde_json::json!(["1", "2"]),

@@ -7,7 +7,6 @@ use serde_json::Value;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-const PG_ADMIN: &str = "host=127.0.0.1 port=5432 user=root dbname=postgres";
 const POOL_ID: &str = "us-east-1_Multi1234";
 const SECRET: &str = "multi-node-secret-0123456789abcdef";
 const PASSWORD: &str = "Bob-password-42!";
@@ -141,54 +140,9 @@ async fn redeem(node: &Node, code: &str) -> (u16, Value) {
     .await
 }
 
-struct Database {
-    name: String,
-}
-
-impl Database {
-    async fn create() -> Database {
-        let name = format!("portcullis_test_{}", uuid_simple());
-        let (c, conn) = tokio_postgres::connect(PG_ADMIN, tokio_postgres::NoTls)
-            .await
-            .expect("PostgreSQL on 127.0.0.1:5432 (run .ci/run or start it)");
-        tokio::spawn(conn);
-        c.batch_execute(&format!("CREATE DATABASE {name}"))
-            .await
-            .unwrap();
-        Database { name }
-    }
-    fn url(&self) -> String {
-        format!("postgres://root@127.0.0.1:5432/{}", self.name)
-    }
-    async fn drop_it(self) {
-        let (c, conn) = tokio_postgres::connect(PG_ADMIN, tokio_postgres::NoTls)
-            .await
-            .unwrap();
-        tokio::spawn(conn);
-        let _ = c
-            .batch_execute(&format!(
-                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
-                self.name
-            ))
-            .await;
-    }
-}
-
-fn uuid_simple() -> String {
-    use std::hash::{BuildHasher, Hasher};
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u128(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos(),
-    );
-    format!("{:016x}{}", h.finish(), std::process::id())
-}
-
 #[tokio::test]
 async fn two_nodes_on_one_postgres_act_as_one_pool() {
-    let db = Database::create().await;
+    let db = crate::kit::PgDatabase::create("test").await;
     let dir = tempfile::tempdir().unwrap();
     let base = free_port();
     // Started together: they race on migrations, seeding and key generation.
@@ -385,7 +339,7 @@ where
 
 #[tokio::test]
 async fn admin_changes_on_one_node_reach_the_other() {
-    let db = Database::create().await;
+    let db = crate::kit::PgDatabase::create("test").await;
     let dir = tempfile::tempdir().unwrap();
     let base = free_port();
     let url = db.url();
@@ -475,7 +429,7 @@ async fn admin_changes_on_one_node_reach_the_other() {
 
 #[tokio::test]
 async fn an_identity_provider_created_on_one_node_serves_logins_on_the_other() {
-    let db = Database::create().await;
+    let db = crate::kit::PgDatabase::create("test").await;
     let dir = tempfile::tempdir().unwrap();
     let base = free_port();
     let url = db.url();

@@ -10,52 +10,8 @@ use crate::kit;
 use kit::*;
 use std::time::{Duration, Instant};
 
-const PG_ADMIN: &str = "host=127.0.0.1 port=5432 user=root dbname=postgres";
 /// The generous bound on how long a revocation may take to be seen (no timing assertion).
 const BOUND: Duration = Duration::from_secs(10);
-
-/// A throwaway database, dropped at the end of the test.
-struct Database {
-    name: String,
-}
-
-impl Database {
-    async fn create() -> Database {
-        let name = format!(
-            "portcullis_nodes_{}_{}",
-            std::process::id(),
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_nanos()
-        );
-        let (c, conn) = tokio_postgres::connect(PG_ADMIN, tokio_postgres::NoTls)
-            .await
-            .expect("PostgreSQL on 127.0.0.1:5432");
-        tokio::spawn(conn);
-        c.batch_execute(&format!("CREATE DATABASE {name}"))
-            .await
-            .unwrap();
-        Database { name }
-    }
-
-    fn url(&self) -> String {
-        format!("postgres://root@127.0.0.1:5432/{}", self.name)
-    }
-
-    async fn drop_it(self) {
-        let (c, conn) = tokio_postgres::connect(PG_ADMIN, tokio_postgres::NoTls)
-            .await
-            .unwrap();
-        tokio::spawn(conn);
-        let _ = c
-            .batch_execute(&format!(
-                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
-                self.name
-            ))
-            .await;
-    }
-}
 
 /// Waits (bounded) until `ok` holds.
 async fn until(what: &str, ok: impl Fn() -> bool) {
@@ -146,7 +102,7 @@ fn report(path: &str, took: Duration) {
 
 #[tokio::test]
 async fn a_global_sign_out_on_node_a_is_refused_at_node_b() {
-    let db = Database::create().await;
+    let db = PgDatabase::create("nodes").await;
     let a = Kit::builder().node(&db.url(), None).start().await;
     let b = Kit::builder().node(&db.url(), Some(&a)).start().await;
     for f in [
@@ -199,7 +155,7 @@ async fn a_global_sign_out_on_node_a_is_refused_at_node_b() {
 
 /// A back-channel logout token for `sub`, signed with the pool's own ID key (as the pool signs
 /// the ones it sends) and addressed to the balancer's client.
-async fn logout_token(db: &Database, kit: &Kit, sub: &str, jti: &str) -> String {
+async fn logout_token(db: &PgDatabase, kit: &Kit, sub: &str, jti: &str) -> String {
     let store = portcullis_idp::PgStore::connect(&db.url()).await.unwrap();
     let keys = portcullis_idp::domain::tokens::PoolKeys::load(&store, "us-east-1_Kit12345")
         .await
@@ -217,7 +173,7 @@ async fn logout_token(db: &Database, kit: &Kit, sub: &str, jti: &str) -> String 
 
 #[tokio::test]
 async fn a_logout_token_accepted_by_node_a_is_refused_at_node_b() {
-    let db = Database::create().await;
+    let db = PgDatabase::create("nodes").await;
     let a = Kit::builder().node(&db.url(), None).start().await;
     let b = Kit::builder().node(&db.url(), Some(&a)).start().await;
     let set_b = b.app.lb.shared.auth.revocations().clone();

@@ -23,14 +23,7 @@ async fn authenticate_oidc_with_explicit_endpoints_and_client_secret_post() {
         cookies.iter().any(|c| c.starts_with("OidcSession-0=")),
         "its own cookie name: {cookies:?}"
     );
-    let echo: Value = client
-        .get(kit.url("/oidc/page"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let echo: Value = client.get(kit.url("/oidc/page")).fetch_json().await;
     let data = echo["headers"]["x-amzn-oidc-data"].as_str().unwrap();
     let h = portcullis_verify::peek_header(data).unwrap();
     assert_eq!(h.client, "oidc-web");
@@ -54,14 +47,7 @@ async fn allow_forwards_without_claims_and_with_them_after_login() {
     let echo: Value = r.json().await.unwrap();
     assert!(echo["headers"].get("x-amzn-oidc-data").is_none());
     let client = login(&kit, "/tasks").await;
-    let echo: Value = client
-        .get(kit.url("/allow/x"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let echo: Value = client.get(kit.url("/allow/x")).fetch_json().await;
     assert!(echo["headers"]["x-amzn-oidc-identity"].is_string());
     kit.app.shutdown().await;
 }
@@ -124,14 +110,7 @@ targets = [{{ id = "127.0.0.1", port = {p1} }}, {{ id = "127.0.0.1", port = {p2}
     let mut backends = Vec::new();
     let mut hosts = Vec::new();
     for _ in 0..6 {
-        let echo: Value = c
-            .get(kit.url("/pair/x"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let echo: Value = c.get(kit.url("/pair/x")).fetch_json().await;
         backends.push(echo["backend"].as_str().unwrap().to_string());
         hosts.push(echo["headers"]["host"].as_str().unwrap().to_string());
     }
@@ -229,14 +208,7 @@ async fn fake_callback_at(kit: &Kit, client: &reqwest::Client, path: &str) -> St
     let r = client.get(kit.url(path)).send().await.unwrap();
     assert_eq!(r.status(), 302);
     let loc = location(&r);
-    let state = loc
-        .split("state=")
-        .nth(1)
-        .unwrap()
-        .split('&')
-        .next()
-        .unwrap()
-        .to_string();
+    let state = query_param(&loc, "state");
     kit.url(&format!("/oauth2/idpresponse?code=fake-code&state={state}"))
 }
 
@@ -766,14 +738,7 @@ async fn authenticate_oidc_discovers_its_endpoints_from_the_issuer() {
     let kit = Kit::builder().start().await;
     let (client, r) = login_to_callback(&kit, "/disc/x").await;
     assert_eq!(r.status(), 302);
-    let echo: Value = client
-        .get(kit.url("/disc/x"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let echo: Value = client.get(kit.url("/disc/x")).fetch_json().await;
     let h = portcullis_verify::peek_header(echo["headers"]["x-amzn-oidc-data"].as_str().unwrap())
         .unwrap();
     assert_eq!(h.iss, kit.pool().issuer);

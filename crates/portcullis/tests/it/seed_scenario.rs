@@ -51,14 +51,7 @@ async fn login_and_verified_headers_reach_the_target() {
     );
 
     // The signed value is cached per session: a second request carries the same bytes.
-    let again: Value = client
-        .get(kit.url("/tasks"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let again: Value = client.get(kit.url("/tasks")).fetch_json().await;
     assert_eq!(
         again["headers"]["x-amzn-oidc-data"].as_str(),
         Some(data),
@@ -224,7 +217,7 @@ async fn the_bundled_tasks_app_verifies_and_shows_scopes() {
     ] {
         req = req.header(h, echo["headers"][h].as_str().unwrap());
     }
-    let body: Value = req.send().await.unwrap().json().await.unwrap();
+    let body: Value = req.fetch_json().await;
     assert_eq!(body["verified"], true, "{body}");
     assert_eq!(body["username"], "alice");
     assert!(
@@ -535,7 +528,7 @@ async fn client_sent_oidc_headers_never_reach_a_target() {
         for (k, v) in forged {
             req = req.header(k, v);
         }
-        let echo: Value = req.send().await.unwrap().json().await.unwrap();
+        let echo: Value = req.fetch_json().await;
         let names: Vec<&String> = echo["headers"].as_object().unwrap().keys().collect();
         assert!(
             !names.iter().any(|n| n.starts_with("x-amzn-oidc-")),
@@ -548,7 +541,7 @@ async fn client_sent_oidc_headers_never_reach_a_target() {
     for (k, v) in forged {
         req = req.header(k, v);
     }
-    let echo: Value = req.send().await.unwrap().json().await.unwrap();
+    let echo: Value = req.fetch_json().await;
     let h = &echo["headers"];
     assert_ne!(h["x-amzn-oidc-data"], "forged");
     assert_ne!(h["x-amzn-oidc-identity"], "admin");
@@ -662,14 +655,7 @@ async fn session_cookies_are_stripped_unless_configured_otherwise() {
         .start()
         .await;
     let client = login(&kit, "/tasks").await;
-    let echo: Value = client
-        .get(kit.url("/tasks"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let echo: Value = client.get(kit.url("/tasks")).fetch_json().await;
     let cookie = echo["headers"]["cookie"].as_str().unwrap();
     assert!(
         cookie.contains("AWSELBAuthSessionCookie-0=") && !cookie.contains("cognito="),
@@ -679,14 +665,7 @@ async fn session_cookies_are_stripped_unless_configured_otherwise() {
 
     let kit = Kit::builder().start().await;
     let client = login(&kit, "/tasks").await;
-    let echo: Value = client
-        .get(kit.url("/tasks"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let echo: Value = client.get(kit.url("/tasks")).fetch_json().await;
     // The jar holds only credentials here (session shards, the pool's `cognito` and `XSRF-TOKEN`):
     // none reaches the target.
     let cookie = echo["headers"]["cookie"].as_str().unwrap_or("");

@@ -135,14 +135,7 @@ health_check = {{ protocol = "HTTPS", interval_seconds = 1, timeout_seconds = 1 
     let (h1, h2) = (h1_client(), h2_client());
 
     // An HTTPS target with a self-signed certificate for another name: reached, not validated.
-    let v: Value = h1
-        .get(kit.url("/tls/a"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let v: Value = h1.get(kit.url("/tls/a")).fetch_json().await;
     assert_eq!(
         (v["tls"].as_bool(), v["version"].as_str()),
         (Some(true), Some("HTTP/1.1")),

@@ -58,7 +58,7 @@ async fn weights_hold_over_ten_thousand_requests() {
         tasks.push(tokio::spawn(async move {
             let mut seen: HashMap<String, u32> = HashMap::new();
             for _ in 0..500 {
-                let body = c.get(&url).send().await.unwrap().text().await.unwrap();
+                let body = c.get(&url).fetch_text().await;
                 *seen.entry(body).or_default() += 1;
             }
             seen
@@ -133,29 +133,14 @@ async fn group_and_target_stickiness_hold() {
         assert!((295..=305).contains(&(inside - now)), "{awsalb}");
     }
     for _ in 0..40 {
-        let body = client
-            .get(kit.url("/sticky/b"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let body = client.get(kit.url("/sticky/b")).fetch_text().await;
         assert_eq!(body, first, "sticky");
     }
     // Without cookies, requests spread over both groups and both blue targets.
     let c = plain();
     let mut seen = std::collections::HashSet::new();
     for _ in 0..40 {
-        seen.insert(
-            c.get(kit.url("/sticky/c"))
-                .send()
-                .await
-                .unwrap()
-                .text()
-                .await
-                .unwrap(),
-        );
+        seen.insert(c.get(kit.url("/sticky/c")).fetch_text().await);
     }
     assert_eq!(seen.len(), 3, "{seen:?}");
     // A forged or foreign cookie is ignored, not trusted.
@@ -235,7 +220,7 @@ async fn least_outstanding_requests_avoids_the_busy_target() {
     for i in 0..40 {
         let (c, url, done) = (c.clone(), kit.url("/lor/x"), answered.clone());
         tasks.push(tokio::spawn(async move {
-            let body = c.get(&url).send().await.unwrap().text().await.unwrap();
+            let body = c.get(&url).fetch_text().await;
             done.fetch_add(1, Ordering::SeqCst);
             body
         }));
@@ -264,14 +249,7 @@ async fn least_outstanding_requests_avoids_the_busy_target() {
     // weighted_random spreads over both targets.
     let mut seen = HashMap::new();
     for _ in 0..200 {
-        let b = c
-            .get(kit.url("/rand/x"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let b = c.get(kit.url("/rand/x")).fetch_text().await;
         *seen.entry(b).or_insert(0) += 1;
     }
     assert!(

@@ -236,3 +236,49 @@ pub async fn boto3_call(
     let args = [script, pool_url, id, secret, op, &params.to_string()].map(str::to_string);
     run_script("python3", None, args).await
 }
+
+/// How the tests reach PostgreSQL as its administrator (127.0.0.1:5432, trust auth).
+pub const PG_ADMIN: &str = "host=127.0.0.1 port=5432 user=root dbname=postgres";
+
+/// A fresh PostgreSQL database for one test (a store that nodes share), dropped at its end.
+pub struct PgDatabase {
+    name: String,
+}
+
+impl PgDatabase {
+    /// Creates `portcullis_<what>_<process>_<nanoseconds>`.
+    pub async fn create(what: &str) -> PgDatabase {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos();
+        let name = format!("portcullis_{what}_{}_{nanos}", std::process::id());
+        let (c, conn) = tokio_postgres::connect(PG_ADMIN, tokio_postgres::NoTls)
+            .await
+            .expect("PostgreSQL on 127.0.0.1:5432 (run .ci/run or start it)");
+        tokio::spawn(conn);
+        c.batch_execute(&format!("CREATE DATABASE {name}"))
+            .await
+            .unwrap();
+        PgDatabase { name }
+    }
+
+    /// The database's connection URL, as a `store` setting.
+    pub fn url(&self) -> String {
+        format!("postgres://root@127.0.0.1:5432/{}", self.name)
+    }
+
+    /// Drops the database (with its connections).
+    pub async fn drop_it(self) {
+        let (c, conn) = tokio_postgres::connect(PG_ADMIN, tokio_postgres::NoTls)
+            .await
+            .unwrap();
+        tokio::spawn(conn);
+        let _ = c
+            .batch_execute(&format!(
+                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                self.name
+            ))
+            .await;
+    }
+}

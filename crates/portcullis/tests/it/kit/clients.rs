@@ -125,3 +125,34 @@ impl PoolApi {
         v["__type"].as_str().unwrap().to_string()
     }
 }
+
+/// Sends a request whose sending cannot fail in a test and reads its body, in one step.
+pub trait Fetch {
+    /// The answer's body as text.
+    fn fetch_text(self) -> impl std::future::Future<Output = String> + Send;
+    /// The answer's body as JSON.
+    fn fetch_json<T: serde::de::DeserializeOwned>(
+        self,
+    ) -> impl std::future::Future<Output = T> + Send;
+}
+
+impl Fetch for reqwest::RequestBuilder {
+    async fn fetch_text(self) -> String {
+        self.send().await.unwrap().text().await.unwrap()
+    }
+
+    async fn fetch_json<T: serde::de::DeserializeOwned>(self) -> T {
+        self.send().await.unwrap().json().await.unwrap()
+    }
+}
+
+/// The value of query parameter `name` in `url` (up to the next `&`), as it is written there.
+pub fn query_param(url: &str, name: &str) -> String {
+    url.split(&format!("{name}="))
+        .nth(1)
+        .unwrap_or_else(|| panic!("no {name} in {url}"))
+        .split('&')
+        .next()
+        .unwrap()
+        .to_string()
+}

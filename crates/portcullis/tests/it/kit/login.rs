@@ -1,6 +1,6 @@
 //! The sign-in flows, once: through a protected URL to the hosted UI and back with a session.
 
-use super::clients::{browser, location};
+use super::clients::{browser, location, query_param};
 use super::{Kit, PASSWORD};
 
 /// The `AWSELBAuthSessionCookie-N=...` pairs a response sets, joined as a Cookie header value.
@@ -116,15 +116,7 @@ pub struct PendingLogin {
 impl PendingLogin {
     /// The code in the callback URL.
     pub fn code(&self) -> String {
-        let code = self
-            .callback
-            .split("code=")
-            .nth(1)
-            .unwrap()
-            .split('&')
-            .next()
-            .unwrap()
-            .to_string();
+        let code = query_param(&self.callback, "code");
         assert!(!code.is_empty(), "an empty code in {}", self.callback);
         code
     }

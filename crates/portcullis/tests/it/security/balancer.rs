@@ -216,7 +216,7 @@ async fn reserved_headers_are_stripped_by_their_normalised_name() {
     for n in SMUGGLED {
         r = r.header(n.to_ascii_lowercase(), "forged");
     }
-    let v: serde_json::Value = r.send().await.unwrap().json().await.unwrap();
+    let v: serde_json::Value = r.fetch_json().await;
     let got = echoed(&v);
     assert!(!got.iter().any(|n| owned(n)), "reached the target: {got:?}");
     assert!(!v["headers"].to_string().contains("forged"));
@@ -245,7 +245,7 @@ async fn credential_cookies_never_reach_a_target_on_any_listener() {
     for c in cookies.split("; ") {
         r = r.header("cookie", c);
     }
-    let v: serde_json::Value = r.send().await.unwrap().json().await.unwrap();
+    let v: serde_json::Value = r.fetch_json().await;
     assert_eq!(v["headers"]["cookie"], "app=1; theme=dark", "{v}");
 }
 
@@ -340,12 +340,8 @@ stickiness = {{ enabled = true, type = "lb_cookie", duration_seconds = 60 }}
         let body = c
             .get(kit.url("/st/x"))
             .header("cookie", &genuine)
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+            .fetch_text()
+            .await;
         assert_eq!(body, first, "a genuine cookie keeps its target");
     }
     // A forged one: target B, valid until the year 5138, made as the balancer used to.

@@ -440,12 +440,8 @@ async fn a_hostile_provider_cannot_mint_users_or_attributes() {
     );
     let page = b
         .get(format!("{}/login?{query}", kit.pool_url))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+        .fetch_text()
+        .await;
     assert!(page.contains("Sign in with Evil"), "{page}");
     assert!(!page.contains("name=\"password\""));
     let r = b

@@ -211,12 +211,8 @@ async fn sign_up_code_guesses_through_the_hosted_ui_share_the_apis_budget() {
                     .post(format!("{kit_url}/confirmUser?{query}"))
                     .header("cookie", "XSRF-TOKEN=t")
                     .form(&[("_csrf", "t"), ("username", "zoe"), ("code", c.as_str())])
-                    .send()
+                    .fetch_text()
                     .await
-                    .unwrap()
-                    .text()
-                    .await
-                    .unwrap()
             })
         })
         .collect();
@@ -355,14 +351,7 @@ fn jwt_payload(token: &str) -> Value {
 /// The claims the balancer signs for alice's next sign-in at `/tasks`.
 async fn balancer_claims(kit: &Kit) -> Value {
     let client = login(kit, "/tasks").await;
-    let echo: Value = client
-        .get(kit.url("/tasks"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let echo: Value = client.get(kit.url("/tasks")).fetch_json().await;
     jwt_payload(echo["headers"]["x-amzn-oidc-data"].as_str().unwrap())
 }
 
@@ -819,46 +808,11 @@ async fn unknown_disabled_and_real_users_get_the_same_answers() {
     kit.app.shutdown().await;
 }
 
-/// A fresh PostgreSQL database for one test, dropped at the end.
-struct PgDatabase(String);
-
-const PG_ADMIN: &str = "host=127.0.0.1 port=5432 user=root dbname=postgres";
-
-impl PgDatabase {
-    async fn create() -> PgDatabase {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos();
-        let name = format!("portcullis_otp_{}_{nanos}", std::process::id());
-        let (c, conn) = tokio_postgres::connect(PG_ADMIN, tokio_postgres::NoTls)
-            .await
-            .expect("PostgreSQL on 127.0.0.1:5432");
-        tokio::spawn(conn);
-        c.batch_execute(&format!("CREATE DATABASE {name}"))
-            .await
-            .unwrap();
-        PgDatabase(name)
-    }
-    fn url(&self) -> String {
-        format!("postgres://root@127.0.0.1:5432/{}", self.0)
-    }
-    async fn drop_it(self) {
-        let (c, conn) = tokio_postgres::connect(PG_ADMIN, tokio_postgres::NoTls)
-            .await
-            .unwrap();
-        tokio::spawn(conn);
-        let _ = c
-            .batch_execute(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.0))
-            .await;
-    }
-}
-
 #[tokio::test]
 async fn postgres_nodes_reserve_guesses_atomically() {
     use portcullis_idp::{PgStore, Store};
     use std::sync::Arc;
-    let db = PgDatabase::create().await;
+    let db = PgDatabase::create("otp").await;
     // Two nodes on one database.
     let a: Arc<dyn Store> = Arc::new(PgStore::connect(&db.url()).await.unwrap());
     let b: Arc<dyn Store> = Arc::new(PgStore::connect(&db.url()).await.unwrap());

@@ -3,7 +3,7 @@
 //! sheds fast; every secret check is rate-limited per address and per user; hashing memory is
 //! one block per worker. Time is the pool's clock, stopped and moved by the tests.
 
-use crate::kit::{self, Kit, PASSWORD};
+use crate::kit::{self, Kit, PASSWORD, PoolApi};
 use portcullis_idp::domain::pool::SignInError;
 use serde_json::{Value, json};
 use std::sync::Arc;
@@ -20,7 +20,7 @@ fn now_ms() -> i64 {
 
 /// One call of the user-pool API: (HTTP status, body).
 async fn api(http: &reqwest::Client, kit: &Kit, op: &str, body: Value) -> (u16, Value) {
-    crate::kit::PoolApi::with(&kit.pool_url, http.clone())
+    PoolApi::with(&kit.pool_url, http.clone())
         .call_any(op, body)
         .await
 }
@@ -59,16 +59,9 @@ async fn concurrent_wrong_passwords_are_checked_at_most_as_often_as_the_lockout_
             let (http, body) = (http.clone(), password_auth("alice", &format!("Wrong-{i}!")));
             let url = kit.pool_url.clone();
             tokio::spawn(async move {
-                http.post(format!("{url}/"))
-                    .header("content-type", "application/x-amz-json-1.1")
-                    .header(
-                        "x-amz-target",
-                        "AWSCognitoIdentityProviderService.InitiateAuth",
-                    )
-                    .body(body.to_string())
-                    .send()
+                PoolApi::with(&url, http)
+                    .send("InitiateAuth", &body)
                     .await
-                    .unwrap()
                     .json::<Value>()
                     .await
                     .unwrap()
@@ -282,17 +275,7 @@ async fn a_flood_of_unknown_users_is_shed_fast_and_real_users_still_sign_in() {
             let (http, url) = (http.clone(), kit.pool_url.clone());
             let body = password_auth(&format!("ghost-{i}"), "Wrong-pass-1!");
             tokio::spawn(async move {
-                let r = http
-                    .post(format!("{url}/"))
-                    .header("content-type", "application/x-amz-json-1.1")
-                    .header(
-                        "x-amz-target",
-                        "AWSCognitoIdentityProviderService.InitiateAuth",
-                    )
-                    .body(body.to_string())
-                    .send()
-                    .await
-                    .unwrap();
+                let r = PoolApi::with(&url, http).send("InitiateAuth", &body).await;
                 (r.status().as_u16(), r.json::<Value>().await.unwrap())
             })
         })

@@ -2,7 +2,7 @@
 //! code replay, the implicit flow's nonce, refresh-token reuse after rotation (RFC 9700 §2.1.1,
 //! §4.5, §4.14.2) and what a SigV4 signature must cover. Time is passed in through the pool's clock.
 
-use crate::kit::{Kit, PASSWORD, browser, location, post_sign_in};
+use crate::kit::{Fetch, Kit, PASSWORD, browser, location, post_sign_in};
 use serde_json::{Value, json};
 use std::sync::Arc;
 
@@ -641,12 +641,8 @@ async fn tokens_are_accepted_only_where_their_type_belongs() {
         .post(format!("{}/oauth2/token", kit.pool_url))
         .basic_auth("machine", Some(secret))
         .form(&[("grant_type", "client_credentials")])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .fetch_json()
+        .await;
     for wrong in [
         s(&t, "id_token"),
         s(&t, "refresh_token"),

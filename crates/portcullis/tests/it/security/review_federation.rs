@@ -329,12 +329,8 @@ async fn a_federated_user_cannot_drop_its_identities() {
             ("code", code.as_str()),
             ("redirect_uri", "http://127.0.0.1:9/cb"),
         ])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .fetch_json()
+        .await;
     let access = tokens["access_token"].as_str().unwrap();
     let (status, v) = api(
         &kit,

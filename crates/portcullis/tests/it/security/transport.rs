@@ -1,7 +1,7 @@
 //! Transport and files: the user pool served over TLS (and refused in plaintext off loopback),
 //! its cookies `__Host-` prefixed on HTTPS, and the state directory private to its owner.
 
-use crate::kit::{self, Kit, PASSWORD};
+use crate::kit::{self, Fetch, Kit, PASSWORD};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
@@ -312,12 +312,8 @@ async fn pool_serves_https_for_discovery_sign_in_and_token_exchange() {
         .get(format!(
             "{pool}/us-east-1_Tls12345/.well-known/openid-configuration"
         ))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .fetch_json()
+        .await;
     assert_eq!(d["issuer"], format!("{pool}/us-east-1_Tls12345"));
     assert_eq!(d["token_endpoint"], format!("{pool}/oauth2/token"));
     let r = tls

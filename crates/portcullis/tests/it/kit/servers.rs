@@ -384,6 +384,24 @@ groups = ["readers", "zeta", "admins"]
     }
 }
 
+/// Polls `ok` every 10 ms until it holds or `limit` has passed; whether it held. For what the
+/// kit cannot wait on otherwise (a listener closing, a file appearing), instead of a sleep.
+pub async fn poll_until<F: std::future::Future<Output = bool>>(
+    limit: Duration,
+    mut ok: impl FnMut() -> F,
+) -> bool {
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        if ok().await {
+            return true;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
 /// `targets = [...]` on 127.0.0.1 at `ports`, for a target group's TOML.
 pub fn targets(ports: &[u16]) -> String {
     let t: Vec<String> = ports

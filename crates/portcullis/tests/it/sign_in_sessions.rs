@@ -161,7 +161,7 @@ async fn hosted_sign_in(s: &Served, b: &reqwest::Client, client: &str, user: &st
     let r = b.get(authorize_url(s, client)).send().await.unwrap();
     assert_eq!(r.status(), 302);
     let login = format!("{}{}", s.url, location(&r));
-    let r = post_sign_in(&b, &login, user, PASSWORD).await;
+    let r = post_sign_in(b, &login, user, PASSWORD).await;
     assert_eq!(r.status(), 302, "sign-in succeeds");
     code_of(&location(&r))
 }

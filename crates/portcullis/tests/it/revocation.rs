@@ -5,7 +5,7 @@
 use crate::kit;
 
 use kit::*;
-use portcullis_auth::session_cookie::{self, CookieRead, Session};
+use portcullis_auth::session_cookie::Session;
 use portcullis_idp::domain::revocation::SessionEnded;
 use std::io::BufRead;
 use std::process::{Command, Stdio};
@@ -79,22 +79,7 @@ async fn session_cookie(kit: &Kit) -> String {
 /// The same session resealed with the balancer's keys after `edit` (its sid, or when it began):
 /// times are set, not waited for.
 fn reseal(kit: &Kit, cookie: &str, edit: impl FnOnce(&mut Session)) -> String {
-    let keys = portcullis_auth::AuthKeys::load_or_generate(&kit.state_dir.join("lb")).unwrap();
-    let mut headers = http::HeaderMap::new();
-    headers.insert("cookie", cookie.parse().unwrap());
-    let CookieRead::Valid { mut session, .. } =
-        session_cookie::read(&keys.ring, "AWSELBAuthSessionCookie", &headers)
-    else {
-        panic!("the session cookie opens")
-    };
-    edit(&mut session);
-    session_cookie::seal(&keys.ring, "AWSELBAuthSessionCookie", &session)
-        .unwrap()
-        .iter()
-        .enumerate()
-        .map(|(i, v)| format!("AWSELBAuthSessionCookie-{i}={v}"))
-        .collect::<Vec<_>>()
-        .join("; ")
+    kit.resealed(cookie, edit)
 }
 
 async fn get(kit: &Kit, cookie: &str, path: &str) -> reqwest::Response {

@@ -16,9 +16,13 @@ pub fn session_cookie_of(r: &reqwest::Response) -> String {
 }
 
 impl Kit {
-    /// The same session as `cookie` with its access token expired, sealed with the balancer's own
-    /// keys (as if an hour had passed); also returns the session's access token.
-    pub fn with_access_expired(&self, cookie: &str) -> (String, String) {
+    /// The same session as `cookie` after `edit`, sealed again with the balancer's own keys: times
+    /// (expiry, when it began) and ids are set, not waited for.
+    pub fn resealed(
+        &self,
+        cookie: &str,
+        edit: impl FnOnce(&mut portcullis_auth::session_cookie::Session),
+    ) -> String {
         use portcullis_auth::session_cookie::{self, CookieRead};
         let keys = portcullis_auth::AuthKeys::load_or_generate(&self.state_dir.join("lb")).unwrap();
         let mut headers = http::HeaderMap::new();
@@ -28,15 +32,26 @@ impl Kit {
         else {
             panic!("the session cookie opens")
         };
-        session.access_exp = 0;
-        let shards = session_cookie::seal(&keys.ring, "AWSELBAuthSessionCookie", &session).unwrap();
-        let stale = shards
+        edit(&mut session);
+        session_cookie::seal(&keys.ring, "AWSELBAuthSessionCookie", &session)
+            .unwrap()
             .iter()
             .enumerate()
             .map(|(i, v)| format!("AWSELBAuthSessionCookie-{i}={v}"))
             .collect::<Vec<_>>()
-            .join("; ");
-        (stale, session.access_token.clone())
+            .join("; ")
+    }
+
+    /// The same session as `cookie` with its access token expired (as if an hour had passed);
+    /// also returns the session's access token.
+    pub fn with_access_expired(&self, cookie: &str) -> (String, String) {
+        let mut token = String::new();
+        let stale = self.resealed(cookie, |s| {
+            s.access_exp = 0;
+            token = s.access_token.clone();
+        });
+        assert!(!token.is_empty(), "the session holds an access token");
+        (stale, token)
     }
 }
 

@@ -98,27 +98,25 @@ async fn update_user_attributes_cannot_send_codes_past_the_rate_limits() {
 async fn forgot_password_destinations_do_not_tell_real_users_from_unknown_ones() {
     let kit = Kit::builder().without_rate_limits().start().await;
     let api = PoolApi::of(&kit);
-    real_user(
-        &kit,
-        "pat",
-        json!([{"Name": "phone_number", "Value": "+15555550123"},
-            {"Name": "phone_number_verified", "Value": "true"}]),
-    )
-    .await;
-    real_user(
-        &kit,
-        "dan@example.com",
-        json!([{"Name": "email", "Value": "dan@example.com"},
-            {"Name": "email_verified", "Value": "true"}]),
-    )
-    .await;
-    real_user(
-        &kit,
-        "carol",
-        json!([{"Name": "email", "Value": "Carol.Jones@Example.com"},
-            {"Name": "email_verified", "Value": "true"}]),
-    )
-    .await;
+    for (name, attrs) in [
+        (
+            "pat",
+            json!([{"Name": "phone_number", "Value": "+15555550123"},
+                {"Name": "phone_number_verified", "Value": "true"}]),
+        ),
+        (
+            "dan@example.com",
+            json!([{"Name": "email", "Value": "dan@example.com"},
+                {"Name": "email_verified", "Value": "true"}]),
+        ),
+        (
+            "carol",
+            json!([{"Name": "email", "Value": "Carol.Jones@Example.com"},
+                {"Name": "email_verified", "Value": "true"}]),
+        ),
+    ] {
+        real_user(&kit, name, attrs).await;
+    }
     // What an attacker can tell from one answer, knowing only the name it asked about.
     let flagged = |name: &str, d: &Value| {
         let dest = d["Destination"].as_str().unwrap_or_default();

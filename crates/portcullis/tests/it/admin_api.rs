@@ -8,7 +8,7 @@ use kit::*;
 
 #[tokio::test]
 async fn boto3_runs_a_scripted_admin_session() {
-    let kit = Kit::start("").await;
+    let kit = Kit::builder().start().await;
     let pool = kit.pool();
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../e2e/boto3_admin.py");
     let outbox = kit.state_dir.join("outbox").join("test.jsonl");
@@ -21,17 +21,7 @@ async fn boto3_runs_a_scripted_admin_session() {
         outbox.display().to_string(),
     ];
     // The script calls back into this runtime's servers: run it off the runtime thread.
-    let out = tokio::task::spawn_blocking(move || {
-        std::process::Command::new("python3").args(args).output()
-    })
-    .await
-    .unwrap()
-    .expect("python3 runs");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let (out, text) = run_script("python3", None, args).await;
     println!("{text}");
     assert!(out.status.success(), "{text}");
     assert!(text.contains("boto3: admin session complete"), "{text}");
@@ -40,7 +30,7 @@ async fn boto3_runs_a_scripted_admin_session() {
 
 #[tokio::test]
 async fn protocol_errors_are_aws_shaped() {
-    let kit = Kit::start("").await;
+    let kit = Kit::builder().start().await;
     let http = reqwest::Client::new();
     let url = format!("{}/", kit.pool_url);
     let call = |target: Option<&str>, body: &str| {

@@ -7,24 +7,11 @@ use kit::*;
 
 #[tokio::test]
 async fn hosted_ui_flows_in_chromium() {
-    let kit = Kit::start("").await;
+    let kit = Kit::builder().start().await;
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../e2e/browser");
     let cfg = serde_json::json!({ "lb": kit.url(""), "pool": kit.pool_url, "user": "alice", "password": PASSWORD }).to_string();
     // The browser calls back into this runtime's servers: run it off the runtime thread.
-    let out = tokio::task::spawn_blocking(move || {
-        std::process::Command::new("node")
-            .current_dir(dir)
-            .args(["hosted_ui.mjs", &cfg])
-            .output()
-    })
-    .await
-    .unwrap()
-    .expect("node runs");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let (out, text) = run_script("node", Some(dir), ["hosted_ui.mjs", &cfg]).await;
     assert!(out.status.success(), "{text}");
     assert!(
         text.contains("browser: sign-in, wrong password, claims, silent second app, logout ok"),
@@ -35,7 +22,7 @@ async fn hosted_ui_flows_in_chromium() {
 
 #[tokio::test]
 async fn account_flows_in_chromium_without_javascript() {
-    let kit = Kit::start("").await;
+    let kit = Kit::builder().start().await;
     let temporary = "Temporary-pass-1!";
     kit.pool()
         .admin_create_user("ivy", serde_json::Map::new(), Some(temporary), true)
@@ -47,20 +34,7 @@ async fn account_flows_in_chromium_without_javascript() {
         "lb": kit.url(""), "pool": kit.pool_url, "outbox": outbox, "invited": "ivy", "temporary": temporary,
     })
     .to_string();
-    let out = tokio::task::spawn_blocking(move || {
-        std::process::Command::new("node")
-            .current_dir(dir)
-            .args(["account_flows.mjs", &cfg])
-            .output()
-    })
-    .await
-    .unwrap()
-    .expect("node runs");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let (out, text) = run_script("node", Some(dir), ["account_flows.mjs", &cfg]).await;
     assert!(out.status.success(), "{text}");
     assert!(
         text.contains("browser: sign-up, confirmation, forgot password, new password, client branding, axe, keyboard ok"),
@@ -74,23 +48,10 @@ async fn account_flows_in_chromium_without_javascript() {
 
 #[tokio::test]
 async fn totp_mfa_in_chromium() {
-    let kit = Kit::start_full("", "", r#"mfa_configuration = "ON""#).await;
+    let kit = Kit::builder().mfa("ON").start().await;
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../e2e/browser");
     let cfg = serde_json::json!({ "lb": kit.url(""), "pool": kit.pool_url, "user": "alice", "password": PASSWORD }).to_string();
-    let out = tokio::task::spawn_blocking(move || {
-        std::process::Command::new("node")
-            .current_dir(dir)
-            .args(["mfa.mjs", &cfg])
-            .output()
-    })
-    .await
-    .unwrap()
-    .expect("node runs");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let (out, text) = run_script("node", Some(dir), ["mfa.mjs", &cfg]).await;
     assert!(out.status.success(), "{text}");
     assert!(
         text.contains("browser: MFA setup, wrong code, code at sign-in ok"),

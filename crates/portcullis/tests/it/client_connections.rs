@@ -44,7 +44,10 @@ async fn closed(s: &mut TcpStream) -> bool {
 
 #[tokio::test]
 async fn a_busy_connection_closes_after_client_keep_alive() {
-    let kit = Kit::start_with("", "client_keep_alive_seconds = 1").await;
+    let kit = Kit::builder()
+        .lb("client_keep_alive_seconds = 1")
+        .start()
+        .await;
     let mut s = TcpStream::connect(("127.0.0.1", kit.http_port))
         .await
         .unwrap();
@@ -76,7 +79,7 @@ async fn a_busy_connection_closes_after_client_keep_alive() {
 
 #[tokio::test]
 async fn an_idle_connection_closes_after_the_idle_timeout() {
-    let kit = Kit::start_with("", "idle_timeout_seconds = 1").await;
+    let kit = Kit::builder().lb("idle_timeout_seconds = 1").start().await;
     let mut s = TcpStream::connect(("127.0.0.1", kit.http_port))
         .await
         .unwrap();
@@ -119,10 +122,7 @@ async fn new_connections(kit: &Kit) -> u64 {
 
 #[tokio::test]
 async fn an_http2_connection_gets_goaway_after_client_keep_alive() {
-    let kit = Kit::start_with(
-        "[[listeners.rules]]\npriority = 50\nconditions = [{ field = \"path-pattern\", values = [\"/h2ka\"] }]\nactions = [{ type = \"forward\", target_group = \"echo\" }]\n",
-        "client_keep_alive_seconds = 1",
-    )
+    let kit = Kit::builder().toml("[[listeners.rules]]\npriority = 50\nconditions = [{ field = \"path-pattern\", values = [\"/h2ka\"] }]\nactions = [{ type = \"forward\", target_group = \"echo\" }]\n").lb("client_keep_alive_seconds = 1").start()
     .await;
     let client = h2_client();
     let before = new_connections(&kit).await;
@@ -146,10 +146,7 @@ async fn an_http2_connection_gets_goaway_after_client_keep_alive() {
 
 #[tokio::test]
 async fn an_http2_connection_ends_after_ten_thousand_requests() {
-    let kit = Kit::start_with(
-        "[[listeners.rules]]\npriority = 50\nconditions = [{ field = \"path-pattern\", values = [\"/many\"] }]\nactions = [{ type = \"fixed-response\", status_code = 200, content_type = \"text/plain\", message_body = \"ok\" }]\n",
-        "",
-    )
+    let kit = Kit::builder().toml("[[listeners.rules]]\npriority = 50\nconditions = [{ field = \"path-pattern\", values = [\"/many\"] }]\nactions = [{ type = \"fixed-response\", status_code = 200, content_type = \"text/plain\", message_body = \"ok\" }]\n").start()
     .await;
     let client = h2_client();
     let before = new_connections(&kit).await;
@@ -217,7 +214,7 @@ async fn read_full(s: &mut TcpStream, buf: &mut Vec<u8>) -> Option<(String, Vec<
 /// request body with a trailer reaches the target.
 #[tokio::test]
 async fn http1_pipelining_http10_head_and_chunked_bodies() {
-    let kit = Kit::start("").await;
+    let kit = Kit::builder().start().await;
     let port = kit.http_port;
     let mut s = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
     s.write_all(
@@ -339,7 +336,7 @@ async fn large_bodies_stream_both_ways() {
     let rules = format!(
         "[[listeners.rules]]\npriority = 40\nconditions = [{{ field = \"path-pattern\", values = [\"/big/*\"] }}]\nactions = [{{ type = \"forward\", target_group = \"big\" }}]\n\n[[target_groups]]\nname = \"big\"\ntargets = [{{ id = \"127.0.0.1\", port = {port} }}]\n"
     );
-    let kit = Kit::start(&rules).await;
+    let kit = Kit::builder().toml(&rules).start().await;
     let c = plain();
     let sent: Vec<u8> = (0..3 * 1024 * 1024u32).map(|i| (i % 251) as u8).collect();
     let pieces: Vec<Result<Vec<u8>, std::io::Error>> =
@@ -409,7 +406,7 @@ async fn a_targets_framing_mistakes_do_not_reach_the_next_answer() {
          [[target_groups]]\nname = \"both\"\ntargets = [{{ id = \"127.0.0.1\", port = {both} }}]\nhealth_check = {{ enabled = false }}\n\n\
          [[target_groups]]\nname = \"extra\"\ntargets = [{{ id = \"127.0.0.1\", port = {extra} }}]\nhealth_check = {{ enabled = false }}\n"
     );
-    let kit = Kit::start(&rules).await;
+    let kit = Kit::builder().toml(&rules).start().await;
     let c = plain();
     for _ in 0..3 {
         let r = c.get(kit.url("/both/x")).send().await.unwrap();

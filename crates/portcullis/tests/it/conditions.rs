@@ -38,7 +38,7 @@ actions = [{ type = "fixed-response", status_code = 200, content_type = "text/pl
 
 #[tokio::test]
 async fn every_condition_type_routes_as_alb() {
-    let kit = Kit::start(RULES).await;
+    let kit = Kit::builder().toml(RULES).start().await;
     let c = plain();
     let text = |r: reqwest::Response| async move { (r.status().as_u16(), r.text().await.unwrap()) };
 
@@ -131,19 +131,15 @@ async fn every_condition_type_routes_as_alb() {
 #[tokio::test]
 async fn forwarded_headers_follow_the_routing_attributes() {
     // Defaults: append the client address, rewrite Host with the listener's port.
-    let kit = Kit::start("").await;
+    let kit = Kit::builder().start().await;
     let c = plain();
     let echo: serde_json::Value = c
         .get(kit.url("/open/h"))
         .header("x-forwarded-for", "203.0.113.7")
         .header("host", "shop.example")
         .header("x_under", "1")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .fetch_json()
+        .await;
     let h = &echo["headers"];
     assert_eq!(h["x-forwarded-for"], "203.0.113.7, 127.0.0.1");
     assert_eq!(h["x-forwarded-proto"], "https");
@@ -153,22 +149,15 @@ async fn forwarded_headers_follow_the_routing_attributes() {
     kit.app.shutdown().await;
 
     // remove + preserve_host_header + drop_invalid_header_fields.
-    let kit = Kit::start_with(
-        "",
-        "xff_header_processing_mode = \"remove\"\npreserve_host_header = true\ndrop_invalid_header_fields = true",
-    )
+    let kit = Kit::builder().lb("xff_header_processing_mode = \"remove\"\npreserve_host_header = true\ndrop_invalid_header_fields = true").start()
     .await;
     let echo: serde_json::Value = c
         .get(kit.url("/open/h"))
         .header("x-forwarded-for", "203.0.113.7")
         .header("host", "shop.example")
         .header("x_under", "1")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .fetch_json()
+        .await;
     let h = &echo["headers"];
     assert!(h.get("x-forwarded-for").is_none(), "{h}");
     assert_eq!(h["host"], "shop.example");
@@ -176,15 +165,8 @@ async fn forwarded_headers_follow_the_routing_attributes() {
     kit.app.shutdown().await;
 
     // Client ports.
-    let kit = Kit::start_with("", "xff_client_port = true").await;
-    let echo: serde_json::Value = c
-        .get(kit.url("/open/h"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let kit = Kit::builder().lb("xff_client_port = true").start().await;
+    let echo: serde_json::Value = c.get(kit.url("/open/h")).fetch_json().await;
     let xff = echo["headers"]["x-forwarded-for"]
         .as_str()
         .unwrap()

@@ -21,7 +21,7 @@ fn raw(port: u16, request: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ambiguous_framing_is_refused() {
-    let kit = Kit::start("").await;
+    let kit = Kit::builder().start().await;
     let port = kit.http_port;
     let cases = [
         (

@@ -80,9 +80,9 @@ fn group(name: &str, delay: u64, ports: &[u16]) -> String {
 
 /// A kit whose `/d/*` forwards to the group `group_toml` defines (named `d`).
 async fn start_with_group(group_toml: &str) -> Kit {
-    Kit::start(&format!(
+    Kit::builder().toml(&format!(
         "[[listeners.rules]]\npriority = 40\nconditions = [{{ field = \"path-pattern\", values = [\"/d/*\"] }}]\nactions = [{{ type = \"forward\", target_group = \"d\" }}]\n\n{group_toml}"
-    ))
+    )).start()
     .await
 }
 

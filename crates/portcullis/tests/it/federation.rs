@@ -23,10 +23,7 @@ async fn boto3(kit: &Kit, op: &str, params: Value) -> Value {
         op.into(),
         params.to_string(),
     ];
-    let out = tokio::task::spawn_blocking(move || Command::new("python3").args(args).output())
-        .await
-        .unwrap()
-        .expect("python3 runs");
+    let (out, _) = run_script("python3", None, args).await;
     let text = String::from_utf8_lossy(&out.stdout);
     serde_json::from_str(text.trim())
         .unwrap_or_else(|_| panic!("{op}: {text}{}", String::from_utf8_lossy(&out.stderr)))
@@ -100,7 +97,7 @@ actions = [
   { type = "forward", target_group = "echo" },
 ]
 "#;
-    let kit = Kit::start(rules).await;
+    let kit = Kit::builder().toml(rules).start().await;
     let redirect = format!("{}/oauth2/idpresponse", kit.pool_url);
     let partner = ExternalProvider::start(&redirect, "partner");
     let other = ExternalProvider::start(&redirect, "other");
@@ -168,20 +165,7 @@ actions = [
         "redirect_uri": callback, "partner": partner.url, "other": other.url, "lb": kit.url(""),
     })
     .to_string();
-    let out = tokio::task::spawn_blocking(move || {
-        Command::new("node")
-            .current_dir(DIR)
-            .args(["federation_flow.mjs", &cfg])
-            .output()
-    })
-    .await
-    .unwrap()
-    .expect("node runs");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let (out, text) = run_script("node", Some(DIR), ["federation_flow.mjs", &cfg]).await;
     assert!(out.status.success(), "{text}");
     assert!(text.contains("federation flow ok"), "{text}");
     let seen: Value = serde_json::from_str(
@@ -265,7 +249,7 @@ actions = [
 
 #[tokio::test]
 async fn identity_provider_operations_answer_as_cognito() {
-    let kit = Kit::start("").await;
+    let kit = Kit::builder().start().await;
     let pool = "us-east-1_Kit12345";
     let mut req = provider_request("Acme", "https://idp.acme.example", "acme-secret", "GET");
     req["IdpIdentifiers"] = json!(["acme.example", "acme-corp"]);

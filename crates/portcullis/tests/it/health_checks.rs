@@ -83,7 +83,7 @@ health_check = {{ path = "/health", interval_seconds = {INTERVAL_SECONDS}, timeo
         a.port(),
         b.port()
     );
-    let kit = Kit::start(&rules).await;
+    let kit = Kit::builder().toml(&rules).start().await;
     // The first round runs at start.
     rounds_reach(&kit, "pair", 1).await;
     let both = tally(&kit, 20).await;

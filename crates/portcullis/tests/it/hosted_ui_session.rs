@@ -8,7 +8,7 @@ use serde_json::Value;
 
 #[tokio::test]
 async fn second_login_is_silent_until_logout() {
-    let kit = Kit::start("").await;
+    let kit = Kit::builder().start().await;
     let client = login(&kit, "/tasks").await;
     let set_cookie_names = |r: &reqwest::Response| -> Vec<String> {
         r.headers()
@@ -117,7 +117,7 @@ async fn second_login_is_silent_until_logout() {
 
 #[tokio::test]
 async fn a_stolen_or_made_up_session_cookie_does_nothing() {
-    let kit = Kit::start("").await;
+    let kit = Kit::builder().start().await;
     let client = browser();
     let r = client.get(kit.url("/tasks")).send().await.unwrap();
     let authorize = location(&r);
@@ -140,7 +140,7 @@ async fn a_stolen_or_made_up_session_cookie_does_nothing() {
 
 #[tokio::test]
 async fn five_failures_lock_the_user_and_success_resets_the_count() {
-    let kit = Kit::start("").await;
+    let kit = Kit::builder().start().await;
     let client = browser();
     let login_url = sign_in_page(&kit, &client).await;
     let attempt = |password: &'static str| {
@@ -182,7 +182,7 @@ async fn five_failures_lock_the_user_and_success_resets_the_count() {
 
 #[tokio::test]
 async fn implicit_flow_returns_tokens_in_the_fragment() {
-    let kit = Kit::start("").await;
+    let kit = Kit::builder().start().await;
     let client = browser();
     let authorize = format!(
         "{}/oauth2/authorize?client_id=spa&response_type=token&scope=openid%20email&redirect_uri=http%3A%2F%2Flocalhost%2Fspa&state=s1&nonce=n1",
@@ -190,24 +190,7 @@ async fn implicit_flow_returns_tokens_in_the_fragment() {
     );
     let r = client.get(&authorize).send().await.unwrap();
     let login = format!("{}{}", kit.pool_url, location(&r));
-    let html = client
-        .get(&login)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let r = client
-        .post(&login)
-        .form(&[
-            ("_csrf", csrf(&html).as_str()),
-            ("username", "alice"),
-            ("password", PASSWORD),
-        ])
-        .send()
-        .await
-        .unwrap();
+    let r = post_sign_in(&client, &login, "alice", PASSWORD).await;
     assert_eq!(r.status(), 302);
     let loc = location(&r);
     let (base, fragment) = loc
@@ -242,11 +225,9 @@ async fn implicit_flow_returns_tokens_in_the_fragment() {
 
 #[tokio::test]
 async fn balancer_logout_ends_everything_and_a_copied_cookie_dies_at_once() {
-    let kit = Kit::start("").await;
+    let kit = Kit::builder().start().await;
     // Sign in, keeping a copy of the session cookie as a thief would.
-    let client = browser();
-    let p = login_until_callback(&kit, &client, "/tasks", PASSWORD).await;
-    let r = client.get(&p.callback).send().await.unwrap();
+    let (client, r) = login_to_callback(&kit, "/tasks").await;
     let copied = session_cookie_of(&r);
     assert!(!copied.is_empty());
     assert_eq!(
@@ -308,10 +289,8 @@ async fn balancer_logout_ends_everything_and_a_copied_cookie_dies_at_once() {
 
 #[tokio::test]
 async fn an_expired_access_token_is_refreshed_and_the_session_rewritten() {
-    let kit = Kit::start("").await;
-    let client = browser();
-    let p = login_until_callback(&kit, &client, "/tasks", PASSWORD).await;
-    let r = client.get(&p.callback).send().await.unwrap();
+    let kit = Kit::builder().start().await;
+    let (_, r) = login_to_callback(&kit, "/tasks").await;
     let cookie = session_cookie_of(&r);
     // The same session with its access token expired (sealed with the balancer's keys).
     let (stale, old_access) = kit.with_access_expired(&cookie);

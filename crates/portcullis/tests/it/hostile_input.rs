@@ -14,7 +14,7 @@ async fn status_of(r: reqwest::RequestBuilder) -> (u16, String) {
 
 #[tokio::test]
 async fn authorize_login_and_logout_refuse_bad_requests() {
-    let kit = Kit::start("").await;
+    let kit = Kit::builder().start().await;
     let c = plain();
     let base = &kit.pool_url;
     let cb = form_urlencoded::byte_serialize(kit.url("/oauth2/idpresponse").as_bytes())
@@ -104,14 +104,7 @@ async fn authorize_login_and_logout_refuse_bad_requests() {
     let login = format!(
         "{base}/login?client_id=tasks-web&redirect_uri={cb}&response_type=code&scope=openid"
     );
-    let html = browser
-        .get(&login)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let html = browser.get(&login).fetch_text().await;
     let (s, body) = status_of(browser.post(&login).form(&[
         ("_csrf", csrf(&html).as_str()),
         ("username", "<script>alert(1)</script>"),
@@ -138,7 +131,7 @@ async fn authorize_login_and_logout_refuse_bad_requests() {
 
 #[tokio::test]
 async fn token_userinfo_and_revoke_refuse_bad_requests() {
-    let kit = Kit::start("").await;
+    let kit = Kit::builder().start().await;
     let c = reqwest::Client::new();
     let token_url = format!("{}/oauth2/token", kit.pool_url);
     let web = (
@@ -327,7 +320,7 @@ async fn token_userinfo_and_revoke_refuse_bad_requests() {
 
 #[tokio::test]
 async fn the_load_balancer_refuses_bad_callbacks_and_oversized_requests() {
-    let kit = Kit::start("").await;
+    let kit = Kit::builder().start().await;
     let c = plain();
     let nonce = "AWSALBAuthNonce=AAAAAAAAAAAAAAAA";
     for (q, reason) in [
@@ -376,7 +369,7 @@ async fn the_load_balancer_refuses_bad_callbacks_and_oversized_requests() {
 #[tokio::test]
 async fn user_pool_api_refuses_hostile_input() {
     use serde_json::{Map, json};
-    let kit = Kit::start("").await;
+    let kit = Kit::builder().start().await;
     let pool = kit.pool().clone();
     let before = pool.user("alice").await.unwrap();
     let ops = [
@@ -555,11 +548,11 @@ async fn user_pool_api_refuses_hostile_input() {
 /// The account pages escape what they echo and refuse forms without their CSRF token.
 #[tokio::test]
 async fn account_pages_escape_input_and_need_csrf() {
-    let kit = Kit::start("").await;
+    let kit = Kit::builder().start().await;
     let c = browser();
     let login = sign_in_page(&kit, &c).await;
     let signup = login.replacen("/login?", "/signup?", 1);
-    let html = c.get(&signup).send().await.unwrap().text().await.unwrap();
+    let html = c.get(&signup).fetch_text().await;
     let token = csrf(&html);
     let evil = "<img src=x onerror=alert(1)>";
     let r = c

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 #[tokio::test]
 async fn http2_clients_are_served_and_logged_as_h2() {
-    let kit = Kit::start("").await;
+    let kit = Kit::builder().start().await;
     let h2 = h2_client();
     let r = h2.get(kit.url("/open/h2?x=1")).send().await.unwrap();
     assert_eq!(r.version(), reqwest::Version::HTTP_2);
@@ -42,8 +42,11 @@ async fn http2_clients_are_served_and_logged_as_h2() {
 
 #[tokio::test]
 async fn shutdown_drains_requests_in_flight() {
-    // A target that takes a second to answer.
-    let app = axum::Router::new().fallback(|| async {
+    // A target that takes a second to answer, and says when a request has reached it.
+    let arrived = std::sync::Arc::new(tokio::sync::Notify::new());
+    let signal = arrived.clone();
+    let app = axum::Router::new().fallback(move || async move {
+        signal.notify_one();
         tokio::time::sleep(Duration::from_millis(1000)).await;
         "late but whole"
     });
@@ -63,20 +66,24 @@ targets = [{{ id = "127.0.0.1", port = {port} }}]
 health_check = {{ enabled = false }}
 "#
     );
-    let kit = Kit::start(&rules).await;
+    let kit = Kit::builder().toml(&rules).start().await;
     let url = kit.url("/slow");
     let in_flight = tokio::spawn(async move { plain().get(url).send().await.unwrap() });
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // Shut down once the request is at the target (not after a guessed while).
+    tokio::time::timeout(Duration::from_secs(10), arrived.notified())
+        .await
+        .expect("the request reaches the target");
     let lb_port = kit.lb_port;
     let stopping = tokio::spawn(kit.app.shutdown());
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    // New connections are refused while the old request finishes.
-    assert!(
+    // New connections are refused while the old request finishes: the listener closes soon (a
+    // bounded wait, well inside the target's second).
+    let closed = poll_until(Duration::from_millis(800), || async {
         tokio::net::TcpStream::connect(("127.0.0.1", lb_port))
             .await
-            .is_err(),
-        "the listener is closed"
-    );
+            .is_err()
+    })
+    .await;
+    assert!(closed, "the listener is closed");
     let r = in_flight.await.unwrap();
     assert_eq!(r.status(), 200);
     assert_eq!(r.text().await.unwrap(), "late but whole");
@@ -85,11 +92,10 @@ health_check = {{ enabled = false }}
 
 #[tokio::test]
 async fn http2_can_be_turned_off_and_tls_details_sent_to_targets() {
-    let kit = Kit::start_with(
-        "",
-        "http2_enabled = false\ntls_version_and_cipher_suite_headers = true",
-    )
-    .await;
+    let kit = Kit::builder()
+        .lb("http2_enabled = false\ntls_version_and_cipher_suite_headers = true")
+        .start()
+        .await;
     // A client that offers h2 by ALPN gets HTTP/1.1.
     let client = reqwest::Client::builder()
         .tls_danger_accept_invalid_certs(true)

@@ -9,8 +9,7 @@ use serde_json::Value;
 
 #[tokio::test]
 async fn both_identity_headers_verify_with_libraries_that_are_not_ours() {
-    let kit = Kit::start(
-        r#"
+    let kit = Kit::builder().toml(r#"
 [[listeners.rules]]
 priority = 90
 conditions = [{ field = "path-pattern", values = ["/jwt/*"] }]
@@ -26,19 +25,14 @@ actions = [
   { type = "authenticate-cognito", user_pool = "test", user_pool_client_id = "tasks-web", identity_header = "jwt" },
   { type = "forward", target_group = "echo" },
 ]
-"#,
-    )
+"#).start()
     .await;
     let client = login(&kit, "/tasks").await;
     let echo: Value = client
         .get(kit.url("/jwt/x"))
         .header("x-portcullis-jwt", "forged")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .fetch_json()
+        .await;
     let token = echo["headers"]["x-portcullis-jwt"]
         .as_str()
         .expect("the standard JWT")
@@ -119,48 +113,26 @@ actions = [
         "{out}"
     );
     let cfg = serde_json::json!({ "jwt": token, "jwks": jwks, "aud": "tasks-api", "iss": iss, "alb": alb, "pem": pem }).to_string();
-    let node = tokio::task::spawn_blocking(move || {
-        std::process::Command::new("node")
-            .current_dir(format!("{root}/e2e/browser"))
-            .args(["verify_jwt.mjs", &cfg])
-            .output()
-    })
-    .await
-    .unwrap()
-    .unwrap();
-    let out = format!(
-        "{}{}",
-        String::from_utf8_lossy(&node.stdout),
-        String::from_utf8_lossy(&node.stderr)
-    );
+    let (node, out) = run_script(
+        "node",
+        Some(&format!("{root}/e2e/browser")),
+        ["verify_jwt.mjs", &cfg],
+    )
+    .await;
     assert!(
         node.status.success() && out.contains("node jose+jsonwebtoken verified"),
         "{out}"
     );
 
     // identity_header = "jwt": no ALB header, and the default audience is the client id.
-    let echo: Value = client
-        .get(kit.url("/jwt-only/x"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let echo: Value = client.get(kit.url("/jwt-only/x")).fetch_json().await;
     assert!(echo["headers"].get("x-amzn-oidc-data").is_none());
     let jwt2 = echo["headers"]["x-portcullis-jwt"].as_str().unwrap();
     let c2: serde_json::Map<String, Value> =
         jsonwebtoken::dangerous::insecure_decode_claims(jwt2).unwrap();
     assert_eq!(c2["aud"], "tasks-web");
     // The default rule sends only ALB's header.
-    let echo: Value = client
-        .get(kit.url("/tasks"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let echo: Value = client.get(kit.url("/tasks")).fetch_json().await;
     assert!(echo["headers"].get("x-portcullis-jwt").is_none());
     kit.app.shutdown().await;
 }

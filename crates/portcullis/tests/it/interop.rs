@@ -7,7 +7,7 @@ use kit::*;
 
 #[tokio::test]
 async fn authlib_completes_code_flow_with_pkce_refresh_and_revoke() {
-    let kit = Kit::start("").await;
+    let kit = Kit::builder().start().await;
     let pool = kit.pool();
     let secret = pool.client_secret("tasks-web").unwrap().to_string();
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../e2e/authlib_client.py");
@@ -26,17 +26,7 @@ async fn authlib_completes_code_flow_with_pkce_refresh_and_revoke() {
     .map(|s| s.to_string())
     .collect();
     // The script calls back into this runtime's servers: run it off the runtime thread.
-    let out = tokio::task::spawn_blocking(move || {
-        std::process::Command::new("python3").args(args).output()
-    })
-    .await
-    .unwrap()
-    .expect("python3 runs");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let (out, text) = run_script("python3", None, args).await;
     assert!(out.status.success(), "{text}");
     assert!(
         text.contains("authlib: code+PKCE, ID token, userInfo, refresh, revoke ok"),

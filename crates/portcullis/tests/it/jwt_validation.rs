@@ -35,12 +35,8 @@ async fn client_credentials(kit: &Kit, scope: &str) -> String {
         .post(format!("{}/oauth2/token", kit.pool_url))
         .basic_auth("machine", Some(secret))
         .form(&[("grant_type", "client_credentials"), ("scope", scope)])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .fetch_json()
+        .await;
     v["access_token"].as_str().unwrap().to_string()
 }
 
@@ -85,7 +81,7 @@ actions = [
 "#
     );
     drop(std::net::TcpListener::bind(dead).ok());
-    let kit = Kit::start(&rules).await;
+    let kit = Kit::builder().toml(&rules).start().await;
     let c = plain();
     let get = |path: &str, token: Option<&str>| {
         let mut r = c.get(kit.url(path));

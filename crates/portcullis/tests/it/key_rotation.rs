@@ -68,7 +68,7 @@ fn cli(kit: &Kit, args: &[&str]) -> Value {
 
 #[tokio::test]
 async fn rotation_keeps_old_tokens_valid_and_new_tokens_use_new_keys() {
-    let kit = Kit::start("").await;
+    let kit = Kit::builder().start().await;
     let old = api_sign_in(&kit).await;
     assert_eq!(get_user(&kit, &old).await, 200);
 

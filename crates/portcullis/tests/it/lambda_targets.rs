@@ -56,7 +56,7 @@ async fn lambda_functions_behind_rules() {
             "[[target_groups]]\nname = \"{group}\"\ntarget_type = \"lambda\"\nlambda = {{ {lambda} }}\n\n"
         );
     }
-    let kit = Kit::start(&rules).await;
+    let kit = Kit::builder().toml(&rules).start().await;
     let c = plain();
 
     // The event: ALB's fields, the raw query, lower-case headers with the balancer's own, and
@@ -110,12 +110,8 @@ async fn lambda_functions_behind_rules() {
         .post(kit.url("/fn/echo"))
         .header("content-type", "application/json")
         .body(r#"{"k":"v"}"#)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .fetch_json()
+        .await;
     assert_eq!(
         (e["body"].as_str(), e["isBase64Encoded"].as_bool()),
         (Some(r#"{"k":"v"}"#), Some(false))
@@ -124,12 +120,8 @@ async fn lambda_functions_behind_rules() {
         .post(kit.url("/fn/echo"))
         .header("content-type", "application/octet-stream")
         .body(vec![0u8, 1, 2, 255])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .fetch_json()
+        .await;
     assert_eq!(
         (e["body"].as_str(), e["isBase64Encoded"].as_bool()),
         (Some("AAEC/w=="), Some(true))
@@ -140,12 +132,8 @@ async fn lambda_functions_behind_rules() {
         .get(kit.url("/fnm/echo?x=1&x=2"))
         .header("x-custom", "one")
         .header("x-custom", "two")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .fetch_json()
+        .await;
     assert_eq!(
         e["multiValueQueryStringParameters"]["x"],
         serde_json::json!(["1", "2"]),
@@ -220,7 +208,7 @@ async fn lambda_functions_behind_rules() {
 #[tokio::test]
 async fn websocket_upgrades_to_a_lambda_get_400() {
     let rules = "[[listeners.rules]]\npriority = 40\nconditions = [{ field = \"path-pattern\", values = [\"/fn/*\"] }]\nactions = [{ type = \"forward\", target_group = \"fn\" }]\n\n[[target_groups]]\nname = \"fn\"\ntarget_type = \"lambda\"\nlambda = { endpoint = \"http://127.0.0.1:9\" }\n";
-    let kit = Kit::start(rules).await;
+    let kit = Kit::builder().toml(rules).start().await;
     let r = reqwest::Client::builder()
         .tls_danger_accept_invalid_certs(true)
         .http1_only()

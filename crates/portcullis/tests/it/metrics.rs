@@ -25,7 +25,7 @@ async fn metrics(kit: &Kit) -> HashMap<String, f64> {
 
 #[tokio::test]
 async fn alb_metrics_follow_the_traffic() {
-    let kit = Kit::start("").await;
+    let kit = Kit::builder().start().await;
     let c = plain();
     // Two forwarded requests (target 2xx), one fixed response (the listener's 404 default).
     for p in ["/open/a", "/open/b"] {
@@ -44,9 +44,7 @@ async fn alb_metrics_follow_the_traffic() {
         .unwrap();
     assert_eq!(r.status(), 401);
     // A login (success) and a refresh once the access token has expired.
-    let client = browser();
-    let p = login_until_callback(&kit, &client, "/tasks", PASSWORD).await;
-    let r = client.get(&p.callback).send().await.unwrap();
+    let (_, r) = login_to_callback(&kit, "/tasks").await;
     let cookie = session_cookie_of(&r);
     let (stale, _) = kit.with_access_expired(&cookie);
     let r = c

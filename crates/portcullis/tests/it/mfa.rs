@@ -6,41 +6,7 @@ use crate::kit;
 
 use kit::*;
 use portcullis_idp::domain::mfa::{STEP_SECONDS, base32_decode, totp};
-use serde_json::{Value, json};
-
-struct Api {
-    http: reqwest::Client,
-    url: String,
-}
-
-impl Api {
-    async fn call(&self, op: &str, body: Value) -> (u16, Value) {
-        let r = self
-            .http
-            .post(&self.url)
-            .header("content-type", "application/x-amz-json-1.1")
-            .header(
-                "x-amz-target",
-                format!("AWSCognitoIdentityProviderService.{op}"),
-            )
-            .body(body.to_string())
-            .send()
-            .await
-            .unwrap();
-        let status = r.status().as_u16();
-        (status, r.json().await.unwrap())
-    }
-    async fn ok(&self, op: &str, body: Value) -> Value {
-        let (s, v) = self.call(op, body).await;
-        assert_eq!(s, 200, "{op}: {v}");
-        v
-    }
-    async fn err(&self, op: &str, body: Value) -> String {
-        let (s, v) = self.call(op, body).await;
-        assert_eq!(s, 400, "{op}: {v}");
-        v["__type"].as_str().unwrap().to_string()
-    }
-}
+use serde_json::json;
 
 fn code(secret: &str, offset: i64) -> String {
     let key = base32_decode(secret).unwrap();
@@ -50,11 +16,8 @@ fn code(secret: &str, offset: i64) -> String {
 
 #[tokio::test]
 async fn totp_setup_and_sign_in_through_the_api() {
-    let kit = Kit::start_full("", "", r#"mfa_configuration = "ON""#).await;
-    let api = Api {
-        http: reqwest::Client::new(),
-        url: format!("{}/", kit.pool_url),
-    };
+    let kit = Kit::builder().mfa("ON").start().await;
+    let api = PoolApi::of(&kit);
     let sign_in = json!({"ClientId": "api-cli", "AuthFlow": "USER_PASSWORD_AUTH",
         "AuthParameters": {"USERNAME": "alice", "PASSWORD": PASSWORD}});
 
@@ -178,11 +141,8 @@ async fn totp_setup_and_sign_in_through_the_api() {
 
 #[tokio::test]
 async fn optional_mfa_is_set_up_with_an_access_token() {
-    let kit = Kit::start_full("", "", r#"mfa_configuration = "OPTIONAL""#).await;
-    let api = Api {
-        http: reqwest::Client::new(),
-        url: format!("{}/", kit.pool_url),
-    };
+    let kit = Kit::builder().mfa("OPTIONAL").start().await;
+    let api = PoolApi::of(&kit);
     let sign_in = json!({"ClientId": "api-cli", "AuthFlow": "USER_PASSWORD_AUTH",
         "AuthParameters": {"USERNAME": "alice", "PASSWORD": PASSWORD}});
     let v = api.ok("InitiateAuth", sign_in.clone()).await;

@@ -7,7 +7,6 @@ use serde_json::Value;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-const PG_ADMIN: &str = "host=127.0.0.1 port=5432 user=root dbname=postgres";
 const POOL_ID: &str = "us-east-1_Multi1234";
 const SECRET: &str = "multi-node-secret-0123456789abcdef";
 const PASSWORD: &str = "Bob-password-42!";
@@ -86,35 +85,11 @@ async fn start(dir: &std::path::Path, name: &str, store: &str, base_port: u16) -
 
 /// One sign-in attempt for bob on a node's hosted UI.
 async fn sign_in(node: &Node, password: &str) -> reqwest::Response {
-    let client = reqwest::Client::builder()
-        .cookie_store(true)
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
     let login = format!(
         "{}/login?client_id=web&redirect_uri=http%3A%2F%2Flocalhost%2Fcb&response_type=code&scope=openid%20email",
         node.url
     );
-    let html = client
-        .get(&login)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let i = html.find("name=\"_csrf\" value=\"").unwrap() + 20;
-    let csrf = html[i..].split('"').next().unwrap().to_string();
-    client
-        .post(&login)
-        .form(&[
-            ("_csrf", csrf.as_str()),
-            ("username", "bob"),
-            ("password", password),
-        ])
-        .send()
-        .await
-        .unwrap()
+    crate::kit::post_sign_in(&crate::kit::browser(), &login, "bob", password).await
 }
 
 /// Signs bob in and returns the code.
@@ -165,54 +140,9 @@ async fn redeem(node: &Node, code: &str) -> (u16, Value) {
     .await
 }
 
-struct Database {
-    name: String,
-}
-
-impl Database {
-    async fn create() -> Database {
-        let name = format!("portcullis_test_{}", uuid_simple());
-        let (c, conn) = tokio_postgres::connect(PG_ADMIN, tokio_postgres::NoTls)
-            .await
-            .expect("PostgreSQL on 127.0.0.1:5432 (run .ci/run or start it)");
-        tokio::spawn(conn);
-        c.batch_execute(&format!("CREATE DATABASE {name}"))
-            .await
-            .unwrap();
-        Database { name }
-    }
-    fn url(&self) -> String {
-        format!("postgres://root@127.0.0.1:5432/{}", self.name)
-    }
-    async fn drop_it(self) {
-        let (c, conn) = tokio_postgres::connect(PG_ADMIN, tokio_postgres::NoTls)
-            .await
-            .unwrap();
-        tokio::spawn(conn);
-        let _ = c
-            .batch_execute(&format!(
-                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
-                self.name
-            ))
-            .await;
-    }
-}
-
-fn uuid_simple() -> String {
-    use std::hash::{BuildHasher, Hasher};
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u128(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos(),
-    );
-    format!("{:016x}{}", h.finish(), std::process::id())
-}
-
 #[tokio::test]
 async fn two_nodes_on_one_postgres_act_as_one_pool() {
-    let db = Database::create().await;
+    let db = crate::kit::PgDatabase::create("test").await;
     let dir = tempfile::tempdir().unwrap();
     let base = free_port();
     // Started together: they race on migrations, seeding and key generation.
@@ -370,44 +300,13 @@ async fn sqlite_keeps_a_committed_code_across_kill_9() {
 
 /// One admin API call through boto3 (a real SDK signing with SigV4).
 async fn boto3(node: &Node, op: &str, params: Value) -> Value {
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../e2e/boto3_call.py");
-    let args = vec![
-        script.to_string(),
-        node.url.clone(),
-        KEY_ID.to_string(),
-        KEY_SECRET.to_string(),
-        op.to_string(),
-        params.to_string(),
-    ];
-    let out = tokio::task::spawn_blocking(move || Command::new("python3").args(args).output())
-        .await
-        .unwrap()
-        .expect("python3 runs");
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|_| {
-        panic!(
-            "boto3 {op}: {}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        )
-    })
+    let (out, text) = crate::kit::boto3_call(&node.url, (KEY_ID, KEY_SECRET), op, &params).await;
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|_| panic!("boto3 {op}: {text}"))
 }
 
 /// A public user-pool API call (no signature).
 async fn public(node: &Node, op: &str, params: Value) -> Value {
-    reqwest::Client::new()
-        .post(format!("{}/", node.url))
-        .header("content-type", "application/x-amz-json-1.1")
-        .header(
-            "x-amz-target",
-            format!("AWSCognitoIdentityProviderService.{op}"),
-        )
-        .body(params.to_string())
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
+    crate::kit::PoolApi::at(&node.url).call(op, params).await.1
 }
 
 /// `InitiateAuth` with `USER_PASSWORD_AUTH`.
@@ -440,7 +339,7 @@ where
 
 #[tokio::test]
 async fn admin_changes_on_one_node_reach_the_other() {
-    let db = Database::create().await;
+    let db = crate::kit::PgDatabase::create("test").await;
     let dir = tempfile::tempdir().unwrap();
     let base = free_port();
     let url = db.url();
@@ -530,7 +429,7 @@ async fn admin_changes_on_one_node_reach_the_other() {
 
 #[tokio::test]
 async fn an_identity_provider_created_on_one_node_serves_logins_on_the_other() {
-    let db = Database::create().await;
+    let db = crate::kit::PgDatabase::create("test").await;
     let dir = tempfile::tempdir().unwrap();
     let base = free_port();
     let url = db.url();

@@ -38,23 +38,10 @@ actions = [
 ]
 "#
     );
-    let kit = Kit::start_on(lb, &rules, "", "").await;
+    let kit = Kit::builder().on(lb).toml(&rules).start().await;
     let cfg = serde_json::json!({ "lb": kit.url(""), "op": format!("http://localhost:{op_port}") })
         .to_string();
-    let out = tokio::task::spawn_blocking(move || {
-        Command::new("node")
-            .current_dir(dir)
-            .args(["oidc_flow.mjs", &cfg])
-            .output()
-    })
-    .await
-    .unwrap()
-    .expect("node runs");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let (out, text) = run_script("node", Some(dir), ["oidc_flow.mjs", &cfg]).await;
     drop(op.stdin.take());
     let _ = op.wait();
     drop(op_out);

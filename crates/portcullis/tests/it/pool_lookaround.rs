@@ -76,12 +76,7 @@ access_keys = [{{ access_key_id = "{KEY_ID}", secret_access_key = "another-secre
         KEY_ID.into(),
         SECRET.into(),
     ];
-    let out = tokio::task::spawn_blocking(move || {
-        std::process::Command::new("python3").args(args).output()
-    })
-    .await
-    .unwrap()
-    .expect("python3 runs");
+    let (out, _) = crate::kit::run_script("python3", None, args).await;
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
     let seen: Value = serde_json::from_slice(&out.stdout)

@@ -210,7 +210,7 @@ use crate::kit;
 
 #[tokio::test]
 async fn certificates_are_replaced_by_a_reload() {
-    let kit = kit::Kit::start("").await;
+    let kit = kit::Kit::builder().start().await;
     let port = kit.lb_port;
     let names = tokio::task::spawn_blocking(move || served_names(port))
         .await
@@ -252,7 +252,7 @@ async fn certificates_are_replaced_by_a_reload() {
 
 #[tokio::test]
 async fn listeners_are_added_and_removed_by_a_reload() {
-    let kit = kit::Kit::start("").await;
+    let kit = kit::Kit::builder().start().await;
     let base = std::fs::read_to_string(&kit.config_file).unwrap();
     let load = |text: &str| {
         portcullis_config::load_str(text, &kit.config_file, kit.config_file.parent().unwrap())

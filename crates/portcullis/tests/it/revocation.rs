@@ -5,7 +5,7 @@
 use crate::kit;
 
 use kit::*;
-use portcullis_auth::session_cookie::{self, CookieRead, Session};
+use portcullis_auth::session_cookie::Session;
 use portcullis_idp::domain::revocation::SessionEnded;
 use std::io::BufRead;
 use std::process::{Command, Stdio};
@@ -79,22 +79,7 @@ async fn session_cookie(kit: &Kit) -> String {
 /// The same session resealed with the balancer's keys after `edit` (its sid, or when it began):
 /// times are set, not waited for.
 fn reseal(kit: &Kit, cookie: &str, edit: impl FnOnce(&mut Session)) -> String {
-    let keys = portcullis_auth::AuthKeys::load_or_generate(&kit.state_dir.join("lb")).unwrap();
-    let mut headers = http::HeaderMap::new();
-    headers.insert("cookie", cookie.parse().unwrap());
-    let CookieRead::Valid { mut session, .. } =
-        session_cookie::read(&keys.ring, "AWSELBAuthSessionCookie", &headers)
-    else {
-        panic!("the session cookie opens")
-    };
-    edit(&mut session);
-    session_cookie::seal(&keys.ring, "AWSELBAuthSessionCookie", &session)
-        .unwrap()
-        .iter()
-        .enumerate()
-        .map(|(i, v)| format!("AWSELBAuthSessionCookie-{i}={v}"))
-        .collect::<Vec<_>>()
-        .join("; ")
+    kit.resealed(cookie, edit)
 }
 
 async fn get(kit: &Kit, cookie: &str, path: &str) -> reqwest::Response {
@@ -108,7 +93,7 @@ async fn get(kit: &Kit, cookie: &str, path: &str) -> reqwest::Response {
 
 #[tokio::test]
 async fn an_ended_session_on_the_pool_feed_is_refused_on_its_next_request() {
-    let kit = Kit::start("").await;
+    let kit = Kit::builder().start().await;
     let client = login(&kit, "/tasks").await;
     let sub = identity(&client, &kit.url("/tasks")).await;
     // Served from the session cache from now on: the check must run there too.
@@ -178,7 +163,7 @@ async fn an_ended_session_on_the_pool_feed_is_refused_on_its_next_request() {
 
 #[tokio::test]
 async fn revocations_and_the_feed_outlive_a_config_reload() {
-    let kit = Kit::start("").await;
+    let kit = Kit::builder().start().await;
     let a = login(&kit, "/tasks").await;
     let sub = identity(&a, &kit.url("/api/x")).await;
     let cookie = session_cookie(&kit).await;
@@ -214,28 +199,20 @@ async fn revocations_and_the_feed_outlive_a_config_reload() {
 /// refused request, printed (issue 13's goal is 1 s; tests assert no timings).
 #[tokio::test]
 async fn admin_user_global_sign_out_refuses_the_next_request() {
-    let kit = Kit::start("").await;
+    let kit = Kit::builder().start().await;
     let client = login(&kit, "/tasks").await;
     assert!(!identity(&client, &kit.url("/tasks")).await.is_empty());
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../e2e/boto3_call.py");
-    let args = vec![
-        script.to_string(),
-        kit.pool_url.clone(),
-        ACCESS_KEY_ID.to_string(),
-        ACCESS_SECRET.to_string(),
-        "AdminUserGlobalSignOut".to_string(),
-        serde_json::json!({"UserPoolId": "us-east-1_Kit12345", "Username": "alice"}).to_string(),
-    ];
-    let out = tokio::task::spawn_blocking(move || Command::new("python3").args(args).output())
-        .await
-        .unwrap()
-        .expect("python3 runs");
+    let (out, text) = boto3_call(
+        &kit.pool_url,
+        (ACCESS_KEY_ID, ACCESS_SECRET),
+        "AdminUserGlobalSignOut",
+        &serde_json::json!({"UserPoolId": "us-east-1_Kit12345", "Username": "alice"}),
+    )
+    .await;
     let answered = Instant::now();
     assert!(
         out.status.success() && !String::from_utf8_lossy(&out.stdout).contains("error"),
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
+        "{text}"
     );
     let (r, took) = until_refused(&client, &kit.url("/api/x"), answered).await;
     println!(
@@ -280,27 +257,14 @@ actions = [
 ]
 "#
     );
-    let kit = Kit::start_on(lb, &rules, "", "").await;
+    let kit = Kit::builder().on(lb).toml(&rules).start().await;
     let cfg = serde_json::json!({
         "lb": kit.url(""),
         "op": format!("http://localhost:{op_port}"),
         "key": key_file,
     })
     .to_string();
-    let out = tokio::task::spawn_blocking(move || {
-        Command::new("node")
-            .current_dir(dir)
-            .args(["backchannel_flow.mjs", &cfg])
-            .output()
-    })
-    .await
-    .unwrap()
-    .expect("node runs");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let (out, text) = run_script("node", Some(dir), ["backchannel_flow.mjs", &cfg]).await;
     drop(op.stdin.take());
     let _ = op.wait();
     drop(op_out);
@@ -325,7 +289,7 @@ actions = [
 /// balancer refused the new session too (the hosted UI's reset-then-sign-in flow looped).
 #[tokio::test]
 async fn a_sign_in_right_after_a_global_sign_out_is_served() {
-    let kit = Kit::start("").await;
+    let kit = Kit::builder().start().await;
     let old = login(&kit, "/tasks").await;
     let sub = identity(&old, &kit.url("/tasks")).await;
     // Move the pool's clock to just after a second begins, so that the end and the next sign-in

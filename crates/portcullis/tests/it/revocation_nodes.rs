@@ -8,55 +8,10 @@
 use crate::kit;
 
 use kit::*;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
-const PG_ADMIN: &str = "host=127.0.0.1 port=5432 user=root dbname=postgres";
 /// The generous bound on how long a revocation may take to be seen (no timing assertion).
 const BOUND: Duration = Duration::from_secs(10);
-
-/// A throwaway database, dropped at the end of the test.
-struct Database {
-    name: String,
-}
-
-impl Database {
-    async fn create() -> Database {
-        let name = format!(
-            "portcullis_nodes_{}_{}",
-            std::process::id(),
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_nanos()
-        );
-        let (c, conn) = tokio_postgres::connect(PG_ADMIN, tokio_postgres::NoTls)
-            .await
-            .expect("PostgreSQL on 127.0.0.1:5432");
-        tokio::spawn(conn);
-        c.batch_execute(&format!("CREATE DATABASE {name}"))
-            .await
-            .unwrap();
-        Database { name }
-    }
-
-    fn url(&self) -> String {
-        format!("postgres://root@127.0.0.1:5432/{}", self.name)
-    }
-
-    async fn drop_it(self) {
-        let (c, conn) = tokio_postgres::connect(PG_ADMIN, tokio_postgres::NoTls)
-            .await
-            .unwrap();
-        tokio::spawn(conn);
-        let _ = c
-            .batch_execute(&format!(
-                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
-                self.name
-            ))
-            .await;
-    }
-}
 
 /// Waits (bounded) until `ok` holds.
 async fn until(what: &str, ok: impl Fn() -> bool) {
@@ -101,25 +56,17 @@ async fn identity(kit: &Kit, cookie: &str) -> String {
 /// `AdminUserGlobalSignOut` for `user` on `kit`'s pool through boto3 (SigV4); returns the moment
 /// its answer came.
 async fn global_sign_out(kit: &Kit, user: &str) -> Instant {
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../e2e/boto3_call.py");
-    let args = vec![
-        script.to_string(),
-        kit.pool_url.clone(),
-        ACCESS_KEY_ID.to_string(),
-        ACCESS_SECRET.to_string(),
-        "AdminUserGlobalSignOut".to_string(),
-        serde_json::json!({"UserPoolId": "us-east-1_Kit12345", "Username": user}).to_string(),
-    ];
-    let out = tokio::task::spawn_blocking(move || Command::new("python3").args(args).output())
-        .await
-        .unwrap()
-        .expect("python3 runs");
+    let (out, text) = boto3_call(
+        &kit.pool_url,
+        (ACCESS_KEY_ID, ACCESS_SECRET),
+        "AdminUserGlobalSignOut",
+        &serde_json::json!({"UserPoolId": "us-east-1_Kit12345", "Username": user}),
+    )
+    .await;
     let answered = Instant::now();
     assert!(
         out.status.success() && !String::from_utf8_lossy(&out.stdout).contains("error"),
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
+        "{text}"
     );
     answered
 }
@@ -155,9 +102,9 @@ fn report(path: &str, took: Duration) {
 
 #[tokio::test]
 async fn a_global_sign_out_on_node_a_is_refused_at_node_b() {
-    let db = Database::create().await;
-    let a = Kit::start_node(&db.url(), None).await;
-    let b = Kit::start_node(&db.url(), Some(&a)).await;
+    let db = PgDatabase::create("nodes").await;
+    let a = Kit::builder().node(&db.url(), None).start().await;
+    let b = Kit::builder().node(&db.url(), Some(&a)).start().await;
     for f in [
         "cookie-keys",
         "mac-key",
@@ -208,7 +155,7 @@ async fn a_global_sign_out_on_node_a_is_refused_at_node_b() {
 
 /// A back-channel logout token for `sub`, signed with the pool's own ID key (as the pool signs
 /// the ones it sends) and addressed to the balancer's client.
-async fn logout_token(db: &Database, kit: &Kit, sub: &str, jti: &str) -> String {
+async fn logout_token(db: &PgDatabase, kit: &Kit, sub: &str, jti: &str) -> String {
     let store = portcullis_idp::PgStore::connect(&db.url()).await.unwrap();
     let keys = portcullis_idp::domain::tokens::PoolKeys::load(
         &store,
@@ -230,9 +177,9 @@ async fn logout_token(db: &Database, kit: &Kit, sub: &str, jti: &str) -> String 
 
 #[tokio::test]
 async fn a_logout_token_accepted_by_node_a_is_refused_at_node_b() {
-    let db = Database::create().await;
-    let a = Kit::start_node(&db.url(), None).await;
-    let b = Kit::start_node(&db.url(), Some(&a)).await;
+    let db = PgDatabase::create("nodes").await;
+    let a = Kit::builder().node(&db.url(), None).start().await;
+    let b = Kit::builder().node(&db.url(), Some(&a)).start().await;
     let set_b = b.app.lb.shared.auth.revocations().clone();
     a.pool().end_user_sessions("probe-nobody").await.unwrap();
     until("node B hears node A's ends", || !set_b.is_empty()).await;
@@ -275,7 +222,7 @@ async fn a_logout_token_accepted_by_node_a_is_refused_at_node_b() {
     assert!(set_b.len() > before);
 
     // A node started later learns it from the store's log.
-    let c = Kit::start_node(&db.url(), Some(&a)).await;
+    let c = Kit::builder().node(&db.url(), Some(&a)).start().await;
     assert_eq!(get(&c, &cookie, "/api/x").await.status(), 401);
 
     a.app.shutdown().await;

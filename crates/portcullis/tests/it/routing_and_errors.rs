@@ -10,10 +10,8 @@ use serde_json::Value;
 
 #[tokio::test]
 async fn authenticate_oidc_with_explicit_endpoints_and_client_secret_post() {
-    let kit = Kit::start("").await;
-    let client = browser();
-    let p = login_until_callback(&kit, &client, "/oidc/page", PASSWORD).await;
-    let r = client.get(&p.callback).send().await.unwrap();
+    let kit = Kit::builder().start().await;
+    let (client, r) = login_to_callback(&kit, "/oidc/page").await;
     assert_eq!(r.status(), 302);
     let cookies: Vec<String> = r
         .headers()
@@ -25,14 +23,7 @@ async fn authenticate_oidc_with_explicit_endpoints_and_client_secret_post() {
         cookies.iter().any(|c| c.starts_with("OidcSession-0=")),
         "its own cookie name: {cookies:?}"
     );
-    let echo: Value = client
-        .get(kit.url("/oidc/page"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let echo: Value = client.get(kit.url("/oidc/page")).fetch_json().await;
     let data = echo["headers"]["x-amzn-oidc-data"].as_str().unwrap();
     let h = portcullis_verify::peek_header(data).unwrap();
     assert_eq!(h.client, "oidc-web");
@@ -50,20 +41,13 @@ async fn authenticate_oidc_with_explicit_endpoints_and_client_secret_post() {
 
 #[tokio::test]
 async fn allow_forwards_without_claims_and_with_them_after_login() {
-    let kit = Kit::start("").await;
+    let kit = Kit::builder().start().await;
     let r = plain().get(kit.url("/allow/x")).send().await.unwrap();
     assert_eq!(r.status(), 200);
     let echo: Value = r.json().await.unwrap();
     assert!(echo["headers"].get("x-amzn-oidc-data").is_none());
     let client = login(&kit, "/tasks").await;
-    let echo: Value = client
-        .get(kit.url("/allow/x"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let echo: Value = client.get(kit.url("/allow/x")).fetch_json().await;
     assert!(echo["headers"]["x-amzn-oidc-identity"].is_string());
     kit.app.shutdown().await;
 }
@@ -71,7 +55,7 @@ async fn allow_forwards_without_claims_and_with_them_after_login() {
 #[tokio::test]
 async fn host_header_rules_redirects_and_round_robin() {
     let (b1, b2) = (echo_backend().await, echo_backend().await);
-    let kit = Kit::start(&format!(
+    let kit = Kit::builder().toml(&format!(
         r#"
 [[listeners.rules]]
 priority = 5
@@ -94,7 +78,7 @@ targets = [{{ id = "127.0.0.1", port = {p1} }}, {{ id = "127.0.0.1", port = {p2}
 "#,
         p1 = b1.port(),
         p2 = b2.port(),
-    ))
+    )).start()
     .await;
     let c = plain();
     // Host rule: case-insensitive wildcard on the name without the port; resolve api.x.test locally.
@@ -126,14 +110,7 @@ targets = [{{ id = "127.0.0.1", port = {p1} }}, {{ id = "127.0.0.1", port = {p2}
     let mut backends = Vec::new();
     let mut hosts = Vec::new();
     for _ in 0..6 {
-        let echo: Value = c
-            .get(kit.url("/pair/x"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let echo: Value = c.get(kit.url("/pair/x")).fetch_json().await;
         backends.push(echo["backend"].as_str().unwrap().to_string());
         hosts.push(echo["headers"]["host"].as_str().unwrap().to_string());
     }
@@ -179,8 +156,8 @@ async fn alb_status_codes_for_targets() {
             }
         }
     });
-    let kit = Kit::start_with(
-        &format!(
+    let kit = Kit::builder()
+        .toml(&format!(
             r#"
 [[listeners.rules]]
 priority = 60
@@ -203,10 +180,10 @@ targets = [{{ id = "127.0.0.1", port = {silent_port} }}]
 [[target_groups]]
 name = "empty"
 "#
-        ),
-        "idle_timeout_seconds = 1",
-    )
-    .await;
+        ))
+        .lb("idle_timeout_seconds = 1")
+        .start()
+        .await;
     let c = plain();
     let r = c.get(kit.url("/refused")).send().await.unwrap();
     assert_eq!(r.status(), 502);
@@ -231,21 +208,14 @@ async fn fake_callback_at(kit: &Kit, client: &reqwest::Client, path: &str) -> St
     let r = client.get(kit.url(path)).send().await.unwrap();
     assert_eq!(r.status(), 302);
     let loc = location(&r);
-    let state = loc
-        .split("state=")
-        .nth(1)
-        .unwrap()
-        .split('&')
-        .next()
-        .unwrap()
-        .to_string();
+    let state = query_param(&loc, "state");
     kit.url(&format!("/oauth2/idpresponse?code=fake-code&state={state}"))
 }
 
 #[tokio::test]
 async fn idp_failures_map_to_alb_status_codes_and_reasons() {
     let (addr, fake) = fake_idp::start().await;
-    let kit = Kit::start(&fake_idp::rule(addr)).await;
+    let kit = Kit::builder().toml(&fake_idp::rule(addr)).start().await;
     let cases: [(TokenReply, Userinfo, u16, &str); 8] = [
         (
             TokenReply::Status(500),
@@ -321,7 +291,7 @@ async fn unreachable_token_endpoint_is_500() {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         l.local_addr().unwrap()
     };
-    let kit = Kit::start(&fake_idp::rule(closed)).await;
+    let kit = Kit::builder().toml(&fake_idp::rule(closed)).start().await;
     let client = browser();
     let cb = fake_callback(&kit, &client).await;
     let r = client.get(&cb).send().await.unwrap();
@@ -333,7 +303,7 @@ async fn unreachable_token_endpoint_is_500() {
 
 #[tokio::test]
 async fn token_endpoint_contract() {
-    let kit = Kit::start("").await;
+    let kit = Kit::builder().start().await;
     let client = browser();
     let p = login_until_callback(&kit, &client, "/oidc/x", PASSWORD).await;
     let code = p.code();
@@ -500,7 +470,7 @@ async fn token_endpoint_contract() {
 
 #[tokio::test]
 async fn client_credentials_grant_gives_custom_scopes_only() {
-    let kit = Kit::start("").await;
+    let kit = Kit::builder().start().await;
     let pool = kit.pool();
     let secret = pool.client_secret("machine").unwrap().to_string();
     let token_url = format!("{}/oauth2/token", kit.pool_url);
@@ -592,7 +562,7 @@ async fn client_credentials_grant_gives_custom_scopes_only() {
 #[tokio::test]
 async fn pkce_and_nonce_are_sent_by_default_and_the_nonce_is_enforced() {
     let (addr, _fake) = fake_idp::start().await;
-    let kit = Kit::start(&fake_idp::rule(addr)).await;
+    let kit = Kit::builder().toml(&fake_idp::rule(addr)).start().await;
     // The embedded pool: the redirect carries an S256 challenge and a nonce (the whole login with
     // them is exercised by every other test: the pool checks the verifier).
     let r = plain().get(kit.url("/tasks")).send().await.unwrap();
@@ -674,7 +644,7 @@ actions = [
         ),
     ]
     .concat();
-    let kit = Kit::start(&rules).await;
+    let kit = Kit::builder().toml(&rules).start().await;
     let client = login(&kit, "/tasks").await;
     let get = |path: &'static str, json: bool| {
         let mut r = client.get(kit.url(path));
@@ -707,18 +677,10 @@ actions = [
 
 #[tokio::test]
 async fn api_requests_without_a_session_get_401_json_when_asked() {
-    let kit = Kit::start(
-        r#"
-[[listeners.rules]]
-priority = 80
-conditions = [{ field = "path-pattern", values = ["/spa/*"] }]
-actions = [
-  { type = "authenticate-cognito", user_pool = "test", user_pool_client_id = "tasks-web", unauthenticated_api_requests = "deny" },
-  { type = "forward", target_group = "echo" },
-]
-"#,
-    )
-    .await;
+    let kit = Kit::builder()
+        .authenticated_rule(80, "/spa/*", r#"unauthenticated_api_requests = "deny""#)
+        .start()
+        .await;
     let c = plain();
     for (name, value) in [
         ("sec-fetch-mode", "cors"),
@@ -773,19 +735,10 @@ actions = [
 #[tokio::test]
 async fn authenticate_oidc_discovers_its_endpoints_from_the_issuer() {
     // The /disc/* rule names only the issuer: endpoints and JWKS come from discovery at start.
-    let kit = Kit::start("").await;
-    let client = browser();
-    let p = login_until_callback(&kit, &client, "/disc/x", PASSWORD).await;
-    let r = client.get(&p.callback).send().await.unwrap();
+    let kit = Kit::builder().start().await;
+    let (client, r) = login_to_callback(&kit, "/disc/x").await;
     assert_eq!(r.status(), 302);
-    let echo: Value = client
-        .get(kit.url("/disc/x"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let echo: Value = client.get(kit.url("/disc/x")).fetch_json().await;
     let h = portcullis_verify::peek_header(echo["headers"]["x-amzn-oidc-data"].as_str().unwrap())
         .unwrap();
     assert_eq!(h.iss, kit.pool().issuer);

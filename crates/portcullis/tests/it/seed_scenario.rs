@@ -22,7 +22,7 @@ async fn json(client: &reqwest::Client, url: &str) -> (u16, Value) {
 
 #[tokio::test]
 async fn login_and_verified_headers_reach_the_target() {
-    let kit = Kit::start("").await;
+    let kit = Kit::builder().start().await;
     let client = login(&kit, "/tasks?page=2").await;
 
     // The callback sent us back to the original URI; the session works without the IdP now.
@@ -51,14 +51,7 @@ async fn login_and_verified_headers_reach_the_target() {
     );
 
     // The signed value is cached per session: a second request carries the same bytes.
-    let again: Value = client
-        .get(kit.url("/tasks"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let again: Value = client.get(kit.url("/tasks")).fetch_json().await;
     assert_eq!(
         again["headers"]["x-amzn-oidc-data"].as_str(),
         Some(data),
@@ -193,7 +186,7 @@ async fn login_and_verified_headers_reach_the_target() {
 
 #[tokio::test]
 async fn the_bundled_tasks_app_verifies_and_shows_scopes() {
-    let kit = Kit::start("").await;
+    let kit = Kit::builder().start().await;
     let client = login(&kit, "/tasks").await;
     // Point a tasks app at this Portcullis and call it with the headers the balancer sends.
     let r = client.get(kit.url("/tasks")).send().await.unwrap();
@@ -224,7 +217,7 @@ async fn the_bundled_tasks_app_verifies_and_shows_scopes() {
     ] {
         req = req.header(h, echo["headers"][h].as_str().unwrap());
     }
-    let body: Value = req.send().await.unwrap().json().await.unwrap();
+    let body: Value = req.fetch_json().await;
     assert_eq!(body["verified"], true, "{body}");
     assert_eq!(body["username"], "alice");
     assert!(
@@ -272,7 +265,7 @@ async fn session_pairs(kit: &Kit) -> Vec<(String, String)> {
 
 #[tokio::test]
 async fn tampered_truncated_or_oversharded_cookies_mean_a_new_login() {
-    let kit = Kit::start("").await;
+    let kit = Kit::builder().start().await;
     let pairs = session_pairs(&kit).await;
     assert_eq!(pairs.len(), 1, "one shard for a small session");
     assert_eq!(pairs[0].0, "AWSELBAuthSessionCookie-0");
@@ -319,7 +312,7 @@ async fn tampered_truncated_or_oversharded_cookies_mean_a_new_login() {
 
 #[tokio::test]
 async fn nonce_is_checked_before_the_code_is_spent() {
-    let kit = Kit::start("").await;
+    let kit = Kit::builder().start().await;
     let client = browser();
     let p = login_until_callback(&kit, &client, "/tasks", PASSWORD).await;
     let stranger = plain();
@@ -385,7 +378,7 @@ async fn nonce_is_checked_before_the_code_is_spent() {
 
 #[tokio::test]
 async fn a_replayed_code_gets_invalid_grant_from_the_token_endpoint() {
-    let kit = Kit::start("").await;
+    let kit = Kit::builder().start().await;
     let client = browser();
     let p = login_until_callback(&kit, &client, "/tasks", PASSWORD).await;
     let code = p.code();
@@ -433,7 +426,7 @@ async fn a_replayed_code_gets_invalid_grant_from_the_token_endpoint() {
 
 #[tokio::test]
 async fn tampered_expired_or_missing_state_is_401() {
-    let kit = Kit::start("").await;
+    let kit = Kit::builder().start().await;
     let client = browser();
     let p = login_until_callback(&kit, &client, "/tasks", PASSWORD).await;
     let (base, query) = p.callback.split_once('?').unwrap();
@@ -515,7 +508,7 @@ async fn tampered_expired_or_missing_state_is_401() {
 
 #[tokio::test]
 async fn client_sent_oidc_headers_never_reach_a_target() {
-    let kit = Kit::start("").await;
+    let kit = Kit::builder().start().await;
     let forged = [
         ("x-amzn-oidc-data", "forged"),
         ("x-amzn-oidc-identity", "admin"),
@@ -535,7 +528,7 @@ async fn client_sent_oidc_headers_never_reach_a_target() {
         for (k, v) in forged {
             req = req.header(k, v);
         }
-        let echo: Value = req.send().await.unwrap().json().await.unwrap();
+        let echo: Value = req.fetch_json().await;
         let names: Vec<&String> = echo["headers"].as_object().unwrap().keys().collect();
         assert!(
             !names.iter().any(|n| n.starts_with("x-amzn-oidc-")),
@@ -548,7 +541,7 @@ async fn client_sent_oidc_headers_never_reach_a_target() {
     for (k, v) in forged {
         req = req.header(k, v);
     }
-    let echo: Value = req.send().await.unwrap().json().await.unwrap();
+    let echo: Value = req.fetch_json().await;
     let h = &echo["headers"];
     assert_ne!(h["x-amzn-oidc-data"], "forged");
     assert_ne!(h["x-amzn-oidc-identity"], "admin");
@@ -558,7 +551,7 @@ async fn client_sent_oidc_headers_never_reach_a_target() {
 
 #[tokio::test]
 async fn deny_answers_401_without_a_session() {
-    let kit = Kit::start("").await;
+    let kit = Kit::builder().start().await;
     let plain = plain();
     let r = plain.get(kit.url("/api/items")).send().await.unwrap();
     assert_eq!(r.status(), 401);
@@ -574,18 +567,10 @@ async fn deny_answers_401_without_a_session() {
 
 #[tokio::test]
 async fn redirects_outside_this_host_are_refused() {
-    let kit = Kit::start(
-        r#"
-[[listeners.rules]]
-priority = 40
-conditions = [{ field = "path-pattern", values = ["/*"] }]
-actions = [
-  { type = "authenticate-cognito", user_pool = "test", user_pool_client_id = "tasks-web", scope = "openid" },
-  { type = "forward", target_group = "echo" },
-]
-"#,
-    )
-    .await;
+    let kit = Kit::builder()
+        .authenticated_rule(40, "/*", r#"scope = "openid""#)
+        .start()
+        .await;
     // The IdP refuses an unregistered redirect_uri with an error page, never a redirect.
     let plain = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
@@ -601,9 +586,7 @@ actions = [
     assert!(r.text().await.unwrap().contains("redirect_mismatch"));
 
     // After login the balancer sends the browser only to a path on this host.
-    let client = browser();
-    let p = login_until_callback(&kit, &client, "//evil.example/x", PASSWORD).await;
-    let r = client.get(&p.callback).send().await.unwrap();
+    let (_, r) = login_to_callback(&kit, "//evil.example/x").await;
     assert_eq!(r.status(), 302);
     let back = location(&r);
     assert!(back.starts_with('/') && !back.starts_with("//"), "{back}");
@@ -612,41 +595,15 @@ actions = [
 
 #[tokio::test]
 async fn wrong_password_shows_an_error_page() {
-    let kit = Kit::start("").await;
+    let kit = Kit::builder().start().await;
     let client = browser();
     let login_url = sign_in_page(&kit, &client).await;
-    let html = client
-        .get(&login_url)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let r = client
-        .post(&login_url)
-        .form(&[
-            ("_csrf", csrf(&html).as_str()),
-            ("username", "alice"),
-            ("password", "nope"),
-        ])
-        .send()
-        .await
-        .unwrap();
+    let r = post_sign_in(&client, &login_url, "alice", "nope").await;
     assert_eq!(r.status(), 401);
     let html = r.text().await.unwrap();
     assert!(html.contains("Incorrect username or password."));
     // An unknown user gets the same words.
-    let r = client
-        .post(&login_url)
-        .form(&[
-            ("_csrf", csrf(&html).as_str()),
-            ("username", "mallory"),
-            ("password", "nope"),
-        ])
-        .send()
-        .await
-        .unwrap();
+    let r = post_sign_in_form(&client, &login_url, &csrf(&html), "mallory", "nope").await;
     assert!(
         r.text()
             .await
@@ -654,23 +611,14 @@ async fn wrong_password_shows_an_error_page() {
             .contains("Incorrect username or password.")
     );
     // A form without the CSRF cookie's value is refused.
-    let r = client
-        .post(&login_url)
-        .form(&[
-            ("_csrf", "forged"),
-            ("username", "alice"),
-            ("password", PASSWORD),
-        ])
-        .send()
-        .await
-        .unwrap();
+    let r = post_sign_in_form(&client, &login_url, "forged", "alice", PASSWORD).await;
     assert_eq!(r.status(), 403);
     kit.app.shutdown().await;
 }
 
 #[tokio::test]
 async fn load_balancer_status_pages_and_routing() {
-    let kit = Kit::start("").await;
+    let kit = Kit::builder().start().await;
     let plain = plain();
     let r = plain.get(kit.url("/nothing")).send().await.unwrap();
     assert_eq!(r.status(), 404);
@@ -702,16 +650,12 @@ async fn load_balancer_status_pages_and_routing() {
 async fn session_cookies_are_stripped_unless_configured_otherwise() {
     // The jar also holds the pool's `cognito` cookie (same host here): a credential of the pool,
     // removed whatever `forward_auth_cookies` says (issue 10, item 9).
-    let kit = Kit::start_with("", "forward_auth_cookies = true").await;
+    let kit = Kit::builder()
+        .lb("forward_auth_cookies = true")
+        .start()
+        .await;
     let client = login(&kit, "/tasks").await;
-    let echo: Value = client
-        .get(kit.url("/tasks"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let echo: Value = client.get(kit.url("/tasks")).fetch_json().await;
     let cookie = echo["headers"]["cookie"].as_str().unwrap();
     assert!(
         cookie.contains("AWSELBAuthSessionCookie-0=") && !cookie.contains("cognito="),
@@ -719,16 +663,9 @@ async fn session_cookies_are_stripped_unless_configured_otherwise() {
     );
     kit.app.shutdown().await;
 
-    let kit = Kit::start("").await;
+    let kit = Kit::builder().start().await;
     let client = login(&kit, "/tasks").await;
-    let echo: Value = client
-        .get(kit.url("/tasks"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let echo: Value = client.get(kit.url("/tasks")).fetch_json().await;
     // The jar holds only credentials here (session shards, the pool's `cognito` and `XSRF-TOKEN`):
     // none reaches the target.
     let cookie = echo["headers"]["cookie"].as_str().unwrap_or("");

@@ -3,6 +3,7 @@
 //! logout tokens received by a real server, and ends crossing nodes on one real PostgreSQL
 //! (through `LISTEN`/`NOTIFY`, and after the listening connection was killed).
 
+use crate::kit::{PASSWORD, browser, location, post_sign_in};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use portcullis_idp::Pool;
@@ -13,7 +14,6 @@ use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
 use tokio::sync::{broadcast, mpsc};
 
-const PASSWORD: &str = "Correct-horse-9!";
 const NEW_PASSWORD: &str = "Another-horse-7!";
 const NO_LIMITS: &str = "rate_limits = { per_ip = { burst = 10000, per_minute = 60000 }, per_user = { burst = 10000, per_minute = 60000 }, hash_queue = 1000 }";
 const CB: &str = "http://localhost/cb";
@@ -137,25 +137,6 @@ async fn serve(store: Option<Arc<dyn portcullis_idp::Store>>, backchannel: &str)
     }
 }
 
-/// A browser: cookies kept, redirects not followed.
-fn browser() -> reqwest::Client {
-    reqwest::Client::builder()
-        .cookie_store(true)
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap()
-}
-
-fn location(r: &reqwest::Response) -> String {
-    r.headers()["location"].to_str().unwrap().to_string()
-}
-
-fn csrf(html: &str) -> String {
-    let i =
-        html.find("name=\"_csrf\" value=\"").expect("csrf field") + "name=\"_csrf\" value=\"".len();
-    html[i..].split('"').next().unwrap().to_string()
-}
-
 fn code_of(callback: &str) -> String {
     assert!(callback.starts_with(CB), "{callback}");
     callback
@@ -180,17 +161,7 @@ async fn hosted_sign_in(s: &Served, b: &reqwest::Client, client: &str, user: &st
     let r = b.get(authorize_url(s, client)).send().await.unwrap();
     assert_eq!(r.status(), 302);
     let login = format!("{}{}", s.url, location(&r));
-    let html = b.get(&login).send().await.unwrap().text().await.unwrap();
-    let r = b
-        .post(&login)
-        .form(&[
-            ("_csrf", csrf(&html).as_str()),
-            ("username", user),
-            ("password", PASSWORD),
-        ])
-        .send()
-        .await
-        .unwrap();
+    let r = post_sign_in(b, &login, user, PASSWORD).await;
     assert_eq!(r.status(), 302, "sign-in succeeds");
     code_of(&location(&r))
 }
@@ -241,18 +212,7 @@ async fn refresh_status(s: &Served, client: &str, refresh: &str) -> (u16, Value)
 
 /// A public Cognito API call over HTTP.
 async fn api(s: &Served, op: &str, params: Value) -> (u16, Value) {
-    let r = reqwest::Client::new()
-        .post(format!("{}/", s.url))
-        .header("content-type", "application/x-amz-json-1.1")
-        .header(
-            "x-amz-target",
-            format!("AWSCognitoIdentityProviderService.{op}"),
-        )
-        .body(params.to_string())
-        .send()
-        .await
-        .unwrap();
-    (r.status().as_u16(), r.json().await.unwrap())
+    crate::kit::PoolApi::at(&s.url).call(op, params).await
 }
 
 /// `InitiateAuth` with `USER_PASSWORD_AUTH`: the `AuthenticationResult`.

@@ -40,7 +40,7 @@ async fn alb_size_limits_and_460() {
     let rules = format!(
         "[[listeners.rules]]\npriority = 40\nconditions = [{{ field = \"path-pattern\", values = [\"/lim/*\"] }}]\nactions = [{{ type = \"forward\", target_group = \"lim\" }}]\n\n[[target_groups]]\nname = \"lim\"\ntargets = [{{ id = \"127.0.0.1\", port = {port} }}]\n"
     );
-    let kit = Kit::start(&rules).await;
+    let kit = Kit::builder().toml(&rules).start().await;
     let c = plain();
 
     // Just under the limits: forwarded.

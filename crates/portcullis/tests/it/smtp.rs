@@ -26,35 +26,18 @@ async fn sign_up_code_arrives_by_smtp() {
         .unwrap();
     let port: u16 = first.trim().parse().expect("the sink prints its port");
 
-    let kit = Kit::start_full(
-        "",
-        "",
-        &format!(
+    let kit = Kit::builder().pool(&format!(
             r#"messages = {{ smtp = {{ host = "127.0.0.1", port = {port}, security = "none", from = "no-reply@example.com", username = "mailer", password = "mail-secret-1" }} }}"#
-        ),
-    )
+        )).start()
     .await;
-    let api = |op: &str, body: Value| {
-        reqwest::Client::new()
-            .post(format!("{}/", kit.pool_url))
-            .header("content-type", "application/x-amz-json-1.1")
-            .header(
-                "x-amz-target",
-                format!("AWSCognitoIdentityProviderService.{op}"),
-            )
-            .body(body.to_string())
-            .send()
-    };
-    let r: Value = api(
-        "SignUp",
-        json!({"ClientId": "api-cli", "Username": "mia", "Password": "Mia-password-1!",
+    let api = PoolApi::of(&kit);
+    let (_, r) = api
+        .call(
+            "SignUp",
+            json!({"ClientId": "api-cli", "Username": "mia", "Password": "Mia-password-1!",
                "UserAttributes": [{"Name": "email", "Value": "mia@example.com"}]}),
-    )
-    .await
-    .unwrap()
-    .json()
-    .await
-    .unwrap();
+        )
+        .await;
     assert_eq!(r["CodeDeliveryDetails"]["DeliveryMedium"], "EMAIL", "{r}");
 
     // The message arrives (sent in the background), authenticated, to the user's address.
@@ -80,13 +63,13 @@ async fn sign_up_code_arrives_by_smtp() {
         "with SMTP set, nothing is written to the outbox"
     );
 
-    let r = api(
-        "ConfirmSignUp",
-        json!({"ClientId": "api-cli", "Username": "mia", "ConfirmationCode": code}),
-    )
-    .await
-    .unwrap();
-    assert_eq!(r.status(), 200);
+    let (status, _) = api
+        .call(
+            "ConfirmSignUp",
+            json!({"ClientId": "api-cli", "Username": "mia", "ConfirmationCode": code}),
+        )
+        .await;
+    assert_eq!(status, 200);
     assert_eq!(kit.pool().user("mia").await.unwrap().status, "CONFIRMED");
 
     drop(sink.stdin.take());

@@ -131,18 +131,11 @@ health_check = {{ protocol = "HTTPS", interval_seconds = 1, timeout_seconds = 1 
         h2c.port(),
         tls_h2.port()
     );
-    let kit = Kit::start(&rules).await;
+    let kit = Kit::builder().toml(&rules).start().await;
     let (h1, h2) = (h1_client(), h2_client());
 
     // An HTTPS target with a self-signed certificate for another name: reached, not validated.
-    let v: Value = h1
-        .get(kit.url("/tls/a"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let v: Value = h1.get(kit.url("/tls/a")).fetch_json().await;
     assert_eq!(
         (v["tls"].as_bool(), v["version"].as_str()),
         (Some(true), Some("HTTP/1.1")),
@@ -241,7 +234,7 @@ targets = [{{ id = "127.0.0.1", port = {dead_port} }}]
 health_check = {{ enabled = false }}
 "#
     );
-    let kit = Kit::start(&rules).await;
+    let kit = Kit::builder().toml(&rules).start().await;
 
     let v = grpc_client(kit.lb_port, "/").await;
     assert_eq!(v["say"], "said:hello", "{v}");
@@ -429,7 +422,7 @@ targets = [{{ id = "127.0.0.1", port = {target} }}]
 health_check = {{ enabled = false }}
 "#
     );
-    let kit = Kit::start(&rules).await;
+    let kit = Kit::builder().toml(&rules).start().await;
     let c = h1_client();
     for i in 0..3 {
         let r = c

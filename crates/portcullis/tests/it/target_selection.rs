@@ -32,14 +32,6 @@ async fn named(name: &'static str) -> u16 {
     serve_target(app).await
 }
 
-fn targets(ports: &[u16]) -> String {
-    let t: Vec<String> = ports
-        .iter()
-        .map(|p| format!("{{ id = \"127.0.0.1\", port = {p} }}"))
-        .collect();
-    format!("targets = [{}]", t.join(", "))
-}
-
 fn set_cookies(r: &reqwest::Response) -> Vec<String> {
     r.headers()
         .get_all("set-cookie")
@@ -51,22 +43,16 @@ fn set_cookies(r: &reqwest::Response) -> Vec<String> {
 #[tokio::test]
 async fn application_cookie_stickiness() {
     let (a, b) = (named("a").await, named("b").await);
-    let rules = format!(
-        r#"
-[[listeners.rules]]
-priority = 40
-conditions = [{{ field = "path-pattern", values = ["/sel/*"] }}]
-actions = [{{ type = "forward", target_group = "app" }}]
-
-[[target_groups]]
-name = "app"
-{}
-health_check = {{ enabled = false }}
-stickiness = {{ enabled = true, type = "app_cookie", cookie_name = "APPSESSION", duration_seconds = 600 }}
-"#,
-        targets(&[a, b])
-    );
-    let kit = Kit::start(&rules).await;
+    let kit = Kit::builder()
+        .forward(40, "/sel/*", "app")
+        .target_group(
+            "app",
+            &[a, b],
+            "health_check = { enabled = false }\n\
+             stickiness = { enabled = true, type = \"app_cookie\", cookie_name = \"APPSESSION\", duration_seconds = 600 }",
+        )
+        .start()
+        .await;
     let c = plain();
     // Until the application sets its cookie there is no stickiness: no cookie, round robin.
     let mut seen = std::collections::HashSet::new();
@@ -191,7 +177,7 @@ name = "unramped"
         targets(&[old1]),
         targets(&[old2])
     );
-    let kit = Kit::start(&rules).await;
+    let kit = Kit::builder().toml(&rules).start().await;
     wait_healthy(&kit, "ramped", 1).await;
     wait_healthy(&kit, "unramped", 1).await;
     // The first targets of a group do not slow-start: all traffic goes to them.
@@ -248,7 +234,7 @@ anomaly_mitigation = true
 "#,
         targets(&[g1, g2, bad])
     );
-    let kit = Kit::start(&rules).await;
+    let kit = Kit::builder().toml(&rules).start().await;
     wait_healthy(&kit, "mitigated", 3).await;
     let c = plain();
     // Warm-up: the failing target's error rate builds up.
@@ -355,7 +341,7 @@ health_check = {{ enabled = false }}
         targets(&[dead, live]),
         targets(&[closer]),
     );
-    let kit = Kit::start(&rules).await;
+    let kit = Kit::builder().toml(&rules).start().await;
     let c = plain();
     for i in 0..20 {
         let r = c.get(kit.url(&format!("/sel/{i}"))).send().await.unwrap();
@@ -477,7 +463,7 @@ stickiness = {{ enabled = true, type = "app_cookie", cookie_name = "APPSESSION",
         targets(&[dead, live]),
         targets(&[kill, other]),
     );
-    let kit = Kit::start(&rules).await;
+    let kit = Kit::builder().toml(&rules).start().await;
     let c = plain();
 
     // lb_cookie: round robin sends every other fresh request to the dead target first.

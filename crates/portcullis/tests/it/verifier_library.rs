@@ -71,7 +71,7 @@ targets = [{{ id = "127.0.0.1", port = {} }}]
 "#,
         backend.port()
     );
-    let kit = Kit::start(&rules).await;
+    let kit = Kit::builder().toml(&rules).start().await;
     let pool = kit.pool();
     let _ = state.0.set(Arc::new(
         Verifier::new(
@@ -118,14 +118,7 @@ targets = [{{ id = "127.0.0.1", port = {} }}]
     );
 
     // Straight to the backend: nothing, a forged identity, or only the standard JWT.
-    let echo: Value = client
-        .get(kit.url("/app/echo"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let echo: Value = client.get(kit.url("/app/echo")).fetch_json().await;
     let h = &echo["headers"];
     let direct = |names: &[&str], forged_identity: bool| {
         let mut r = reqwest::Client::new().get(format!("http://{backend}/app/whoami"));

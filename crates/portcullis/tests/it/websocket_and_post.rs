@@ -56,7 +56,7 @@ name = "ws"
 targets = [{{ id = "127.0.0.1", port = {port} }}]
 "#
     );
-    let kit = Kit::start(&rules).await;
+    let kit = Kit::builder().toml(&rules).start().await;
     // The session cookie a browser holds for the load balancer after signing in.
     let jar_cookie = session_cookie_for(&kit).await;
     let url = format!("wss://localhost:{}/tasks/ws", kit.lb_port);
@@ -126,7 +126,7 @@ async fn session_cookie_for(kit: &Kit) -> String {
 
 #[tokio::test]
 async fn post_under_authentication() {
-    let kit = Kit::start("").await;
+    let kit = Kit::builder().start().await;
     // Without a session: 302 to sign in, as for GET (the body is dropped).
     let r = plain()
         .post(kit.url("/tasks/new"))

@@ -45,7 +45,7 @@ name = "green"
 targets = [{{ id = "127.0.0.1", port = {g1} }}]
 "#
     );
-    Kit::start(&rules).await
+    Kit::builder().toml(&rules).start().await
 }
 
 #[tokio::test]
@@ -58,7 +58,7 @@ async fn weights_hold_over_ten_thousand_requests() {
         tasks.push(tokio::spawn(async move {
             let mut seen: HashMap<String, u32> = HashMap::new();
             for _ in 0..500 {
-                let body = c.get(&url).send().await.unwrap().text().await.unwrap();
+                let body = c.get(&url).fetch_text().await;
                 *seen.entry(body).or_default() += 1;
             }
             seen
@@ -133,29 +133,14 @@ async fn group_and_target_stickiness_hold() {
         assert!((295..=305).contains(&(inside - now)), "{awsalb}");
     }
     for _ in 0..40 {
-        let body = client
-            .get(kit.url("/sticky/b"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let body = client.get(kit.url("/sticky/b")).fetch_text().await;
         assert_eq!(body, first, "sticky");
     }
     // Without cookies, requests spread over both groups and both blue targets.
     let c = plain();
     let mut seen = std::collections::HashSet::new();
     for _ in 0..40 {
-        seen.insert(
-            c.get(kit.url("/sticky/c"))
-                .send()
-                .await
-                .unwrap()
-                .text()
-                .await
-                .unwrap(),
-        );
+        seen.insert(c.get(kit.url("/sticky/c")).fetch_text().await);
     }
     assert_eq!(seen.len(), 3, "{seen:?}");
     // A forged or foreign cookie is ignored, not trusted.
@@ -210,30 +195,21 @@ async fn least_outstanding_requests_avoids_the_busy_target() {
     let (slow_port, held, release) = holding("slow").await;
     let fast_port = slow("fast", 0).await;
     let (r1, r2) = (slow("r1", 0).await, slow("r2", 0).await);
-    let rules = format!(
-        r#"
-[[listeners.rules]]
-priority = 8
-conditions = [{{ field = "path-pattern", values = ["/lor/*"] }}]
-actions = [{{ type = "forward", target_group = "lor" }}]
-
-[[listeners.rules]]
-priority = 9
-conditions = [{{ field = "path-pattern", values = ["/rand/*"] }}]
-actions = [{{ type = "forward", target_group = "rand" }}]
-
-[[target_groups]]
-name = "lor"
-load_balancing_algorithm = "least_outstanding_requests"
-targets = [{{ id = "127.0.0.1", port = {slow_port} }}, {{ id = "127.0.0.1", port = {fast_port} }}]
-
-[[target_groups]]
-name = "rand"
-load_balancing_algorithm = "weighted_random"
-targets = [{{ id = "127.0.0.1", port = {r1} }}, {{ id = "127.0.0.1", port = {r2} }}]
-"#
-    );
-    let kit = Kit::start(&rules).await;
+    let kit = Kit::builder()
+        .forward(8, "/lor/*", "lor")
+        .forward(9, "/rand/*", "rand")
+        .target_group(
+            "lor",
+            &[slow_port, fast_port],
+            r#"load_balancing_algorithm = "least_outstanding_requests""#,
+        )
+        .target_group(
+            "rand",
+            &[r1, r2],
+            r#"load_balancing_algorithm = "weighted_random""#,
+        )
+        .start()
+        .await;
     let c = plain();
     // The busy target holds what it gets. Each request is sent once the one before has settled
     // (answered by the free target, or held by the busy one), so every choice sees the busy
@@ -244,7 +220,7 @@ targets = [{{ id = "127.0.0.1", port = {r1} }}, {{ id = "127.0.0.1", port = {r2}
     for i in 0..40 {
         let (c, url, done) = (c.clone(), kit.url("/lor/x"), answered.clone());
         tasks.push(tokio::spawn(async move {
-            let body = c.get(&url).send().await.unwrap().text().await.unwrap();
+            let body = c.get(&url).fetch_text().await;
             done.fetch_add(1, Ordering::SeqCst);
             body
         }));
@@ -273,14 +249,7 @@ targets = [{{ id = "127.0.0.1", port = {r1} }}, {{ id = "127.0.0.1", port = {r2}
     // weighted_random spreads over both targets.
     let mut seen = HashMap::new();
     for _ in 0..200 {
-        let b = c
-            .get(kit.url("/rand/x"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let b = c.get(kit.url("/rand/x")).fetch_text().await;
         *seen.entry(b).or_insert(0) += 1;
     }
     assert!(

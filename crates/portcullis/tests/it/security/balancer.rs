@@ -86,7 +86,7 @@ async fn kit_forwarding_to(port: u16) -> Kit {
     let group = format!(
         "[[target_groups]]\nname = \"raw\"\nhealth_check = {{ enabled = false }}\ntargets = [{{ id = \"127.0.0.1\", port = {port} }}]\n"
     );
-    let kit = Kit::start(&group).await;
+    let kit = Kit::builder().toml(&group).start().await;
     kit.reload_replacing(
         r#"default_actions = [{ type = "forward", target_group = "echo" }]"#,
         r#"default_actions = [{ type = "forward", target_group = "raw" }]"#,
@@ -194,7 +194,7 @@ const SMUGGLED: [&str; 10] = [
 /// off, never reach a target, on HTTP/1 (raw bytes, names as sent) and HTTP/2.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reserved_headers_are_stripped_by_their_normalised_name() {
-    let kit = Kit::start("").await;
+    let kit = Kit::builder().start().await;
     // HTTP/1.1 on the plain listener, names exactly as written.
     let mut req = String::from("GET /h1 HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n");
     for n in SMUGGLED {
@@ -216,7 +216,7 @@ async fn reserved_headers_are_stripped_by_their_normalised_name() {
     for n in SMUGGLED {
         r = r.header(n.to_ascii_lowercase(), "forged");
     }
-    let v: serde_json::Value = r.send().await.unwrap().json().await.unwrap();
+    let v: serde_json::Value = r.fetch_json().await;
     let got = echoed(&v);
     assert!(!got.iter().any(|n| owned(n)), "reached the target: {got:?}");
     assert!(!v["headers"].to_string().contains("forged"));
@@ -227,7 +227,7 @@ async fn reserved_headers_are_stripped_by_their_normalised_name() {
 /// cookies (browsers send a host's cookies to every port); other cookies pass.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn credential_cookies_never_reach_a_target_on_any_listener() {
-    let kit = Kit::start("").await;
+    let kit = Kit::builder().start().await;
     let cookies = "app=1; AWSELBAuthSessionCookie-0=s0; AWSELBAuthSessionCookie-3=s3; \
                    OidcSession-0=o0; DiscSession-1=d1; AWSALBAuthNonce=n; cognito=pool; \
                    XSRF-TOKEN=x; __Host-cognito=pool; __Host-XSRF-TOKEN=x; theme=dark";
@@ -245,7 +245,7 @@ async fn credential_cookies_never_reach_a_target_on_any_listener() {
     for c in cookies.split("; ") {
         r = r.header("cookie", c);
     }
-    let v: serde_json::Value = r.send().await.unwrap().json().await.unwrap();
+    let v: serde_json::Value = r.fetch_json().await;
     assert_eq!(v["headers"]["cookie"], "app=1; theme=dark", "{v}");
 }
 
@@ -304,8 +304,9 @@ fn unkeyed_token(parts: &[&str]) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn forged_stickiness_cookies_are_ignored() {
     let (a, b) = (named("A").await, named("B").await);
-    let kit = Kit::start(&format!(
-        r#"
+    let kit = Kit::builder()
+        .toml(&format!(
+            r#"
 [[listeners.rules]]
 priority = 7
 conditions = [{{ field = "path-pattern", values = ["/st/*"] }}]
@@ -317,8 +318,9 @@ health_check = {{ enabled = false }}
 targets = [{{ id = "127.0.0.1", port = {a} }}, {{ id = "127.0.0.1", port = {b} }}]
 stickiness = {{ enabled = true, type = "lb_cookie", duration_seconds = 60 }}
 "#
-    ))
-    .await;
+        ))
+        .start()
+        .await;
     let c = plain();
     // A genuine cookie keeps its target.
     let r = c.get(kit.url("/st/x")).send().await.unwrap();
@@ -338,12 +340,8 @@ stickiness = {{ enabled = true, type = "lb_cookie", duration_seconds = 60 }}
         let body = c
             .get(kit.url("/st/x"))
             .header("cookie", &genuine)
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+            .fetch_text()
+            .await;
         assert_eq!(body, first, "a genuine cookie keeps its target");
     }
     // A forged one: target B, valid until the year 5138, made as the balancer used to.
@@ -490,7 +488,7 @@ actions = [
 async fn a_hostile_provider_cannot_sign_anyone_in() {
     use hostile_idp::Mode;
     let (addr, mode) = hostile_idp::start().await;
-    let kit = Kit::start(&hostile_idp::rule(addr)).await;
+    let kit = Kit::builder().toml(&hostile_idp::rule(addr)).start().await;
     let cases = [
         (Mode::Honest, 302, ""),
         (Mode::Without("iss"), 401, "AuthInvalidIdToken"),
@@ -541,7 +539,7 @@ async fn a_hostile_provider_cannot_sign_anyone_in() {
 /// out; a same-origin one does.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn logout_is_not_triggerable_cross_site() {
-    let kit = Kit::start("").await;
+    let kit = Kit::builder().start().await;
     let client = login(&kit, "/tasks").await;
     let attempts = [
         ("sec-fetch-site", "cross-site"),
@@ -582,7 +580,7 @@ async fn logout_is_not_triggerable_cross_site() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_login_nonce_is_long_and_its_derivations_keyed() {
     use base64::Engine;
-    let kit = Kit::start("").await;
+    let kit = Kit::builder().start().await;
     let r = plain().get(kit.url("/tasks")).send().await.unwrap();
     let nonce = r
         .headers()

@@ -250,7 +250,7 @@ async fn kit_forwarding_to_with(port: u16, lb_extra: &str) -> Kit {
     let group = format!(
         "[[target_groups]]\nname = \"raw\"\nhealth_check = {{ enabled = false }}\ntargets = [{{ id = \"127.0.0.1\", port = {port} }}]\n"
     );
-    let kit = Kit::start_with(&group, lb_extra).await;
+    let kit = Kit::builder().toml(&group).lb(lb_extra).start().await;
     kit.reload_replacing(
         r#"default_actions = [{ type = "forward", target_group = "echo" }]"#,
         r#"default_actions = [{ type = "forward", target_group = "raw" }]"#,
@@ -1118,7 +1118,7 @@ async fn only_a_get_is_upgraded() {
 /// once the idle timeout has passed since the head began (not since its last byte).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_head_sent_a_byte_at_a_time_is_cut_at_the_idle_timeout() {
-    let kit = Kit::start_with("", "idle_timeout_seconds = 1").await;
+    let kit = Kit::builder().lb("idle_timeout_seconds = 1").start().await;
     let mut s = TcpStream::connect(("127.0.0.1", kit.http_port))
         .await
         .unwrap();
@@ -1318,7 +1318,7 @@ async fn tls_to(port: u16) -> tokio_rustls::client::TlsStream<TcpStream> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pipelining_never_carries_a_request_past_an_authenticate_rule() {
     let (port, log) = raw_target(plain_target()).await;
-    let kit = Kit::start("").await;
+    let kit = Kit::builder().start().await;
     // Every forward of the HTTPS listener goes to the raw target.
     kit.reload_replacing(
         &format!("port = {} }}]", kit.backend.port()),

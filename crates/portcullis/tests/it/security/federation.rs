@@ -165,9 +165,9 @@ pub(crate) fn refused(r: &reqwest::Response) -> bool {
     r.status() == 302 && location(r).starts_with("http://127.0.0.1:9/cb?error=")
 }
 
-#[tokio::test]
-async fn a_hostile_provider_cannot_mint_users_or_attributes() {
-    let kit = Kit::start("").await;
+/// A hostile OpenID provider (discovery, JWKS, token, userinfo) on port 0 that starts honest
+/// (user `eve`); returns it, to change its lies, and its issuer.
+pub(crate) async fn serve_hostile_provider() -> (Shared, String) {
     let rng = aws_lc_rs::rand::SystemRandom::new();
     let alg = &aws_lc_rs::signature::ECDSA_P256_SHA256_FIXED_SIGNING;
     let pkcs8 = aws_lc_rs::signature::EcdsaKeyPair::generate_pkcs8(alg, &rng)
@@ -197,6 +197,13 @@ async fn a_hostile_provider_cannot_mint_users_or_attributes() {
         .route("/userinfo", axum::routing::get(hostile_userinfo))
         .with_state(h.clone());
     tokio::spawn(async move { axum::serve(tcp, app).await.unwrap() });
+    (h, issuer)
+}
+
+#[tokio::test]
+async fn a_hostile_provider_cannot_mint_users_or_attributes() {
+    let kit = Kit::builder().start().await;
+    let (h, issuer) = serve_hostile_provider().await;
     let pool = kit.pool();
     let call = |op: &'static str, v: Value| {
         let pool = pool.clone();
@@ -433,12 +440,8 @@ async fn a_hostile_provider_cannot_mint_users_or_attributes() {
     );
     let page = b
         .get(format!("{}/login?{query}", kit.pool_url))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+        .fetch_text()
+        .await;
     assert!(page.contains("Sign in with Evil"), "{page}");
     assert!(!page.contains("name=\"password\""));
     let r = b

@@ -8,66 +8,6 @@ use portcullis_idp::domain::mfa::{MFA_LOCKOUT, STEP_SECONDS, base32_decode, totp
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 
-/// These tests attack the one-time secrets themselves, from one address: the rate limits (tested
-/// in `passwords.rs`) are raised out of their way.
-const NO_RATE_LIMITS: &str = "rate_limits = { per_ip = { burst = 10000, per_minute = 60000 }, \
-    per_user = { burst = 10000, per_minute = 60000 } }";
-
-/// The user-pool API as an SDK calls it (public operations, no signature).
-#[derive(Clone)]
-struct Api {
-    http: reqwest::Client,
-    url: String,
-}
-
-impl Api {
-    fn of(kit: &Kit) -> Api {
-        Api {
-            http: reqwest::Client::new(),
-            url: format!("{}/", kit.pool_url),
-        }
-    }
-    /// (status, body, the header names of the answer without the per-request id).
-    async fn raw(&self, op: &str, body: Value) -> (u16, Value, Vec<String>) {
-        let r = self
-            .http
-            .post(&self.url)
-            .header("content-type", "application/x-amz-json-1.1")
-            .header(
-                "x-amz-target",
-                format!("AWSCognitoIdentityProviderService.{op}"),
-            )
-            .body(body.to_string())
-            .send()
-            .await
-            .unwrap();
-        let status = r.status().as_u16();
-        let mut names: Vec<String> = r
-            .headers()
-            .keys()
-            .map(|k| k.to_string())
-            .filter(|k| k != "date")
-            .collect();
-        names.sort();
-        (status, r.json().await.unwrap(), names)
-    }
-    async fn call(&self, op: &str, body: Value) -> (u16, Value) {
-        let (s, v, _) = self.raw(op, body).await;
-        (s, v)
-    }
-    async fn ok(&self, op: &str, body: Value) -> Value {
-        let (s, v) = self.call(op, body).await;
-        assert_eq!(s, 200, "{op}: {v}");
-        v
-    }
-    /// The exception name of a 400.
-    async fn err(&self, op: &str, body: Value) -> String {
-        let (s, v) = self.call(op, body).await;
-        assert_eq!(s, 400, "{op}: {v}");
-        v["__type"].as_str().unwrap().to_string()
-    }
-}
-
 /// The last code the outbox holds for `user` and `purpose`.
 fn last_code(kit: &Kit, user: &str, purpose: &str) -> String {
     let text = std::fs::read_to_string(kit.pool().outbox_path().unwrap()).unwrap();
@@ -99,7 +39,7 @@ fn tally(answers: impl IntoIterator<Item = String>) -> BTreeMap<String, usize> {
     t
 }
 
-async fn api_tokens(api: &Api, user: &str, password: &str) -> Value {
+async fn api_tokens(api: &PoolApi, user: &str, password: &str) -> Value {
     let v = api
         .ok(
             "InitiateAuth",
@@ -112,8 +52,8 @@ async fn api_tokens(api: &Api, user: &str, password: &str) -> Value {
 
 #[tokio::test]
 async fn reset_code_guesses_are_reserved_atomically_and_reissue_keeps_the_budget() {
-    let kit = Kit::start_full("", "", NO_RATE_LIMITS).await;
-    let api = Api::of(&kit);
+    let kit = Kit::builder().without_rate_limits().start().await;
+    let api = PoolApi::of(&kit);
     let forgot = json!({"ClientId": "api-cli", "Username": "alice"});
     api.ok("ForgotPassword", forgot.clone()).await;
     let right = last_code(&kit, "alice", "forgot_password");
@@ -248,8 +188,8 @@ fn blank_csrf(html: &str) -> String {
 
 #[tokio::test]
 async fn sign_up_code_guesses_through_the_hosted_ui_share_the_apis_budget() {
-    let kit = Kit::start_full("", "", NO_RATE_LIMITS).await;
-    let api = Api::of(&kit);
+    let kit = Kit::builder().without_rate_limits().start().await;
+    let api = PoolApi::of(&kit);
     api.ok(
         "SignUp",
         json!({"ClientId": "api-cli", "Username": "zoe", "Password": "Zoe-password-1!",
@@ -271,12 +211,8 @@ async fn sign_up_code_guesses_through_the_hosted_ui_share_the_apis_budget() {
                     .post(format!("{kit_url}/confirmUser?{query}"))
                     .header("cookie", "XSRF-TOKEN=t")
                     .form(&[("_csrf", "t"), ("username", "zoe"), ("code", c.as_str())])
-                    .send()
+                    .fetch_text()
                     .await
-                    .unwrap()
-                    .text()
-                    .await
-                    .unwrap()
             })
         })
         .collect();
@@ -322,8 +258,8 @@ fn totp_now(kit: &Kit, secret: &str, offset: i64) -> String {
 #[tokio::test]
 async fn totp_guesses_across_sign_ins_share_one_budget_and_lock_the_factor() {
     let pool = format!("mfa_configuration = \"OPTIONAL\"\n{NO_RATE_LIMITS}");
-    let kit = Kit::start_full("", "", &pool).await;
-    let api = Api::of(&kit);
+    let kit = Kit::builder().pool(&pool).start().await;
+    let api = PoolApi::of(&kit);
     // alice sets up TOTP with her access token.
     let tokens = api_tokens(&api, "alice", PASSWORD).await;
     let at = tokens["AccessToken"].as_str().unwrap().to_string();
@@ -415,21 +351,14 @@ fn jwt_payload(token: &str) -> Value {
 /// The claims the balancer signs for alice's next sign-in at `/tasks`.
 async fn balancer_claims(kit: &Kit) -> Value {
     let client = login(kit, "/tasks").await;
-    let echo: Value = client
-        .get(kit.url("/tasks"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let echo: Value = client.get(kit.url("/tasks")).fetch_json().await;
     jwt_payload(echo["headers"]["x-amzn-oidc-data"].as_str().unwrap())
 }
 
 #[tokio::test]
 async fn a_changed_email_is_unverified_until_its_code_is_given() {
-    let kit = Kit::start_full("", "", NO_RATE_LIMITS).await;
-    let api = Api::of(&kit);
+    let kit = Kit::builder().without_rate_limits().start().await;
+    let api = PoolApi::of(&kit);
     let at = api_tokens(&api, "alice", PASSWORD).await["AccessToken"]
         .as_str()
         .unwrap()
@@ -529,20 +458,18 @@ async fn a_changed_email_is_unverified_until_its_code_is_given() {
 #[tokio::test]
 async fn new_password_required_and_sign_up_cannot_verify_or_write_outside_the_client() {
     // A client that may write `name` only.
-    let kit = Kit::start_full(
-        "",
-        "",
-        &format!(
+    let kit = Kit::builder()
+        .pool(&format!(
             r#"{NO_RATE_LIMITS}
 [[user_pools.clients]]
 client_id = "narrow"
 explicit_auth_flows = ["ALLOW_USER_PASSWORD_AUTH"]
 write_attributes = ["name"]
 "#
-        ),
-    )
-    .await;
-    let api = Api::of(&kit);
+        ))
+        .start()
+        .await;
+    let api = PoolApi::of(&kit);
     let admin = |op: &str, body: Value| {
         let pool = kit.pool().clone();
         let op = op.to_string();
@@ -641,13 +568,13 @@ write_attributes = ["name"]
 
 #[tokio::test]
 async fn unknown_disabled_and_real_users_get_the_same_answers() {
-    let kit = Kit::start_full("", "", NO_RATE_LIMITS).await;
+    let kit = Kit::builder().without_rate_limits().start().await;
     // The clock stands still, so every user's lockout lasts across their next attempts however
     // slowly the machine runs.
     kit.pool()
         .clock()
         .set_ms(Some(portcullis_core::now() as i64 * 1000));
-    let api = Api::of(&kit);
+    let api = PoolApi::of(&kit);
     let admin = |op: &str, body: Value| {
         let pool = kit.pool().clone();
         let op = op.to_string();
@@ -881,46 +808,11 @@ async fn unknown_disabled_and_real_users_get_the_same_answers() {
     kit.app.shutdown().await;
 }
 
-/// A fresh PostgreSQL database for one test, dropped at the end.
-struct PgDatabase(String);
-
-const PG_ADMIN: &str = "host=127.0.0.1 port=5432 user=root dbname=postgres";
-
-impl PgDatabase {
-    async fn create() -> PgDatabase {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos();
-        let name = format!("portcullis_otp_{}_{nanos}", std::process::id());
-        let (c, conn) = tokio_postgres::connect(PG_ADMIN, tokio_postgres::NoTls)
-            .await
-            .expect("PostgreSQL on 127.0.0.1:5432");
-        tokio::spawn(conn);
-        c.batch_execute(&format!("CREATE DATABASE {name}"))
-            .await
-            .unwrap();
-        PgDatabase(name)
-    }
-    fn url(&self) -> String {
-        format!("postgres://root@127.0.0.1:5432/{}", self.0)
-    }
-    async fn drop_it(self) {
-        let (c, conn) = tokio_postgres::connect(PG_ADMIN, tokio_postgres::NoTls)
-            .await
-            .unwrap();
-        tokio::spawn(conn);
-        let _ = c
-            .batch_execute(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.0))
-            .await;
-    }
-}
-
 #[tokio::test]
 async fn postgres_nodes_reserve_guesses_atomically() {
     use portcullis_idp::{PgStore, Store};
     use std::sync::Arc;
-    let db = PgDatabase::create().await;
+    let db = PgDatabase::create("otp").await;
     // Two nodes on one database.
     let a: Arc<dyn Store> = Arc::new(PgStore::connect(&db.url()).await.unwrap());
     let b: Arc<dyn Store> = Arc::new(PgStore::connect(&db.url()).await.unwrap());

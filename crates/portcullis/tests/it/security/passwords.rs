@@ -3,7 +3,7 @@
 //! sheds fast; every secret check is rate-limited per address and per user; hashing memory is
 //! one block per worker. Time is the pool's clock, stopped and moved by the tests.
 
-use crate::kit::{self, Kit, PASSWORD};
+use crate::kit::{self, Kit, PASSWORD, PoolApi};
 use portcullis_idp::domain::accounts::SignInError;
 use serde_json::{Value, json};
 use std::sync::Arc;
@@ -20,19 +20,9 @@ fn now_ms() -> i64 {
 
 /// One call of the user-pool API: (HTTP status, body).
 async fn api(http: &reqwest::Client, kit: &Kit, op: &str, body: Value) -> (u16, Value) {
-    let r = http
-        .post(format!("{}/", kit.pool_url))
-        .header("content-type", "application/x-amz-json-1.1")
-        .header(
-            "x-amz-target",
-            format!("AWSCognitoIdentityProviderService.{op}"),
-        )
-        .body(body.to_string())
-        .send()
+    PoolApi::with(&kit.pool_url, http.clone())
+        .call_any(op, body)
         .await
-        .unwrap();
-    let status = r.status().as_u16();
-    (status, r.json().await.unwrap_or(Value::Null))
 }
 
 fn password_auth(user: &str, password: &str) -> Value {
@@ -58,7 +48,7 @@ fn metric(text: &str, name: &str, labels: &str) -> f64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_wrong_passwords_are_checked_at_most_as_often_as_the_lockout_allows() {
-    let kit = Kit::start_full("", "", NO_LIMITS).await;
+    let kit = Kit::builder().pool(NO_LIMITS).start().await;
     let pool = kit.pool().clone();
     let t0 = now_ms();
     pool.clock().set_ms(Some(t0));
@@ -69,16 +59,9 @@ async fn concurrent_wrong_passwords_are_checked_at_most_as_often_as_the_lockout_
             let (http, body) = (http.clone(), password_auth("alice", &format!("Wrong-{i}!")));
             let url = kit.pool_url.clone();
             tokio::spawn(async move {
-                http.post(format!("{url}/"))
-                    .header("content-type", "application/x-amz-json-1.1")
-                    .header(
-                        "x-amz-target",
-                        "AWSCognitoIdentityProviderService.InitiateAuth",
-                    )
-                    .body(body.to_string())
-                    .send()
+                PoolApi::with(&url, http)
+                    .send("InitiateAuth", &body)
                     .await
-                    .unwrap()
                     .json::<Value>()
                     .await
                     .unwrap()
@@ -149,7 +132,7 @@ async fn concurrent_wrong_passwords_are_checked_at_most_as_often_as_the_lockout_
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn unknown_users_are_locked_like_known_ones() {
-    let kit = Kit::start_full("", "", NO_LIMITS).await;
+    let kit = Kit::builder().pool(NO_LIMITS).start().await;
     kit.pool().clock().set_ms(Some(now_ms()));
     let http = reqwest::Client::new();
     let mut answers = Vec::new();
@@ -283,11 +266,7 @@ users = [{{ username = "bob", password = "{PASSWORD}" }}]
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_flood_of_unknown_users_is_shed_fast_and_real_users_still_sign_in() {
-    let kit = Kit::start_full(
-        "",
-        "",
-        "rate_limits = { per_ip = { burst = 10000, per_minute = 60000 }, hash_workers = 1, hash_queue = 2 }",
-    )
+    let kit = Kit::builder().pool("rate_limits = { per_ip = { burst = 10000, per_minute = 60000 }, hash_workers = 1, hash_queue = 2 }").start()
     .await;
     let pool = kit.pool().clone();
     let http = reqwest::Client::new();
@@ -296,17 +275,7 @@ async fn a_flood_of_unknown_users_is_shed_fast_and_real_users_still_sign_in() {
             let (http, url) = (http.clone(), kit.pool_url.clone());
             let body = password_auth(&format!("ghost-{i}"), "Wrong-pass-1!");
             tokio::spawn(async move {
-                let r = http
-                    .post(format!("{url}/"))
-                    .header("content-type", "application/x-amz-json-1.1")
-                    .header(
-                        "x-amz-target",
-                        "AWSCognitoIdentityProviderService.InitiateAuth",
-                    )
-                    .body(body.to_string())
-                    .send()
-                    .await
-                    .unwrap();
+                let r = PoolApi::with(&url, http).send("InitiateAuth", &body).await;
                 (r.status().as_u16(), r.json::<Value>().await.unwrap())
             })
         })
@@ -375,10 +344,12 @@ async fn hashing_memory_is_one_block_per_worker_whatever_the_load() {
     // RSS is the whole process's: measured in a test process of its own, so that the servers other
     // tests start meanwhile are not counted.
     if std::env::var_os("PORTCULLIS_RSS_ALONE").is_none() {
-        let name = "security::passwords::hashing_memory_is_one_block_per_worker_whatever_the_load";
+        // The test's path inside the binary (`security::passwords::…`), without the crate's name.
+        let module = module_path!().split_once("::").map_or("", |(_, m)| m);
+        let name = format!("{module}::hashing_memory_is_one_block_per_worker_whatever_the_load");
         let out = tokio::task::spawn_blocking(move || {
             std::process::Command::new(std::env::current_exe().unwrap())
-                .args(["--exact", name, "--test-threads=1"])
+                .args(["--exact", &name, "--test-threads=1"])
                 .env("PORTCULLIS_RSS_ALONE", "1")
                 .output()
                 .unwrap()
@@ -394,11 +365,7 @@ async fn hashing_memory_is_one_block_per_worker_whatever_the_load() {
         return;
     }
     // Everyone queues (no shedding): 400 unknown-user sign-ins are all hashed.
-    let kit = Kit::start_full(
-        "",
-        "",
-        "rate_limits = { per_ip = { burst = 10000, per_minute = 60000 }, hash_workers = 2, hash_queue = 1000 }",
-    )
+    let kit = Kit::builder().pool("rate_limits = { per_ip = { burst = 10000, per_minute = 60000 }, hash_workers = 2, hash_queue = 1000 }").start()
     .await;
     let pool = kit.pool().clone();
     let before = rss_kib();
@@ -438,11 +405,7 @@ async fn hashing_memory_is_one_block_per_worker_whatever_the_load() {
 
 #[tokio::test]
 async fn secret_checks_are_rate_limited_per_user_and_per_address() {
-    let kit = Kit::start_full(
-        "",
-        "",
-        "rate_limits = { per_ip = { burst = 9, per_minute = 1 }, per_user = { burst = 3, per_minute = 1 } }",
-    )
+    let kit = Kit::builder().pool("rate_limits = { per_ip = { burst = 9, per_minute = 1 }, per_user = { burst = 3, per_minute = 1 } }").start()
     .await;
     let pool = kit.pool().clone();
     pool.clock().set_ms(Some(now_ms()));
@@ -496,12 +459,10 @@ async fn secret_checks_are_rate_limited_per_user_and_per_address() {
 
 #[tokio::test]
 async fn failed_client_secrets_and_signatures_are_rate_limited() {
-    let kit = Kit::start_full(
-        "",
-        "",
-        "rate_limits = { failed_client_auth = { burst = 3, per_minute = 1 } }",
-    )
-    .await;
+    let kit = Kit::builder()
+        .pool("rate_limits = { failed_client_auth = { burst = 3, per_minute = 1 } }")
+        .start()
+        .await;
     let pool = kit.pool().clone();
     pool.clock().set_ms(Some(now_ms()));
     let secret = pool.client_secret("machine").unwrap();
@@ -551,12 +512,12 @@ async fn failed_client_secrets_and_signatures_are_rate_limited() {
 async fn a_forged_forwarded_for_does_not_buy_new_buckets_unless_the_proxy_is_trusted() {
     for (trusted, second_allowed) in [("", false), (", trusted_proxies = [\"127.0.0.0/8\"]", true)]
     {
-        let kit = Kit::start_full(
-            "",
-            "",
-            &format!("rate_limits = {{ per_ip = {{ burst = 1, per_minute = 1 }}{trusted} }}"),
-        )
-        .await;
+        let kit = Kit::builder()
+            .pool(&format!(
+                "rate_limits = {{ per_ip = {{ burst = 1, per_minute = 1 }}{trusted} }}"
+            ))
+            .start()
+            .await;
         kit.pool().clock().set_ms(Some(now_ms()));
         let http = reqwest::Client::new();
         let mut answers = Vec::new();

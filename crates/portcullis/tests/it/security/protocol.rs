@@ -2,7 +2,7 @@
 //! code replay, the implicit flow's nonce, refresh-token reuse after rotation (RFC 9700 §2.1.1,
 //! §4.5, §4.14.2) and what a SigV4 signature must cover. Time is passed in through the pool's clock.
 
-use crate::kit::{Kit, PASSWORD, browser, csrf, location};
+use crate::kit::{Fetch, Kit, PASSWORD, browser, location, post_sign_in};
 use serde_json::{Value, json};
 use std::sync::Arc;
 
@@ -55,17 +55,7 @@ async fn authorize(kit: &Kit, query: &str) -> String {
         return next;
     }
     let login = format!("{}{next}", kit.pool_url);
-    let html = c.get(&login).send().await.unwrap().text().await.unwrap();
-    let r = c
-        .post(&login)
-        .form(&[
-            ("_csrf", csrf(&html).as_str()),
-            ("username", "alice"),
-            ("password", PASSWORD),
-        ])
-        .send()
-        .await
-        .unwrap();
+    let r = post_sign_in(&c, &login, "alice", PASSWORD).await;
     assert_eq!(r.status(), 302, "sign-in succeeds");
     location(&r)
 }
@@ -141,7 +131,7 @@ const CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
 
 #[tokio::test]
 async fn pkce_cannot_be_downgraded_or_skipped() {
-    let kit = Kit::start("").await;
+    let kit = Kit::builder().start().await;
     let client = rotating_client(&kit, 0).await;
 
     // A verifier for a code issued without a challenge: the request was downgraded on the way.
@@ -205,7 +195,7 @@ async fn pkce_cannot_be_downgraded_or_skipped() {
 
 #[tokio::test]
 async fn a_replayed_code_revokes_the_tokens_of_its_first_use() {
-    let kit = Kit::start("").await;
+    let kit = Kit::builder().start().await;
     let client = rotating_client(&kit, 0).await;
     let code = code_for(&kit, &client, "").await;
     let (status, first) = redeem(&kit, &client, &code, None).await;
@@ -228,7 +218,7 @@ async fn a_replayed_code_revokes_the_tokens_of_its_first_use() {
 
 #[tokio::test]
 async fn the_implicit_flow_needs_a_nonce_for_an_id_token() {
-    let kit = Kit::start("").await;
+    let kit = Kit::builder().start().await;
     let spa = "client_id=spa&response_type=token&redirect_uri=http%3A%2F%2Flocalhost%2Fspa";
     let to = authorize(&kit, &format!("{spa}&scope=openid%20email&state=s1")).await;
     assert!(
@@ -248,7 +238,7 @@ async fn the_implicit_flow_needs_a_nonce_for_an_id_token() {
 
 #[tokio::test]
 async fn a_rotated_refresh_token_reused_after_its_grace_revokes_the_family() {
-    let kit = Kit::start("").await;
+    let kit = Kit::builder().start().await;
     let clock = fixed_clock(&kit);
     let client = rotating_client(&kit, 10).await;
     let code = code_for(&kit, &client, "").await;
@@ -288,7 +278,7 @@ async fn a_rotated_refresh_token_reused_after_its_grace_revokes_the_family() {
 
 #[tokio::test]
 async fn concurrent_uses_of_one_refresh_token_leave_no_live_successor() {
-    let kit = Kit::start("").await;
+    let kit = Kit::builder().start().await;
     fixed_clock(&kit);
     let client = rotating_client(&kit, 0).await;
     let code = code_for(&kit, &client, "").await;
@@ -331,23 +321,12 @@ async fn concurrent_uses_of_one_refresh_token_leave_no_live_successor() {
 
 /// One call of the user-pool API without a signature: (status, body).
 async fn api(kit: &Kit, op: &str, body: Value) -> (u16, Value) {
-    let r = reqwest::Client::new()
-        .post(format!("{}/", kit.pool_url))
-        .header(
-            "x-amz-target",
-            format!("AWSCognitoIdentityProviderService.{op}"),
-        )
-        .header("content-type", "application/x-amz-json-1.1")
-        .body(body.to_string())
-        .send()
-        .await
-        .unwrap();
-    (r.status().as_u16(), r.json().await.unwrap())
+    crate::kit::PoolApi::of(kit).call(op, body).await
 }
 
 #[tokio::test]
 async fn refresh_token_auth_reuse_revokes_the_family() {
-    let kit = Kit::start("").await;
+    let kit = Kit::builder().start().await;
     let clock = fixed_clock(&kit);
     let client = rotating_client(&kit, 10).await;
     let (status, signed_in) = api(
@@ -519,7 +498,7 @@ async fn enabled(kit: &Kit, body: &str) -> bool {
 
 #[tokio::test]
 async fn a_sigv4_signature_covers_the_operation_and_the_body() {
-    let kit = Kit::start("").await;
+    let kit = Kit::builder().start().await;
     let pool_id = kit.pool().id.clone();
     let body = json!({"UserPoolId": pool_id, "Username": "alice"}).to_string();
     let full = ["content-type", "host", "x-amz-date", "x-amz-target"];
@@ -558,7 +537,7 @@ async fn a_sigv4_signature_covers_the_operation_and_the_body() {
 
 #[tokio::test]
 async fn redirects_go_only_to_registered_uris_exactly() {
-    let kit = Kit::start("").await;
+    let kit = Kit::builder().start().await;
     let c = browser();
     let lb = kit.url("");
     for q in [
@@ -653,7 +632,7 @@ async fn postgres_settles_concurrent_refresh_reuse_atomically() {
 /// token passes for a user's access token at userInfo or the token-authorised API.
 #[tokio::test]
 async fn tokens_are_accepted_only_where_their_type_belongs() {
-    let kit = Kit::start("").await;
+    let kit = Kit::builder().start().await;
     let client = rotating_client(&kit, 0).await;
     let code = code_for(&kit, &client, "").await;
     let (_, t) = redeem(&kit, &client, &code, None).await;
@@ -662,12 +641,8 @@ async fn tokens_are_accepted_only_where_their_type_belongs() {
         .post(format!("{}/oauth2/token", kit.pool_url))
         .basic_auth("machine", Some(secret))
         .form(&[("grant_type", "client_credentials")])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .fetch_json()
+        .await;
     for wrong in [
         s(&t, "id_token"),
         s(&t, "refresh_token"),

@@ -24,7 +24,7 @@ async fn raw(port: u16, bytes: &str) -> String {
 /// same path; a path that would still climb through an encoded separator is refused.
 #[tokio::test]
 async fn path_pattern_rules_cannot_be_bypassed_by_path_normalisation() {
-    let kit = Kit::start("").await;
+    let kit = Kit::builder().start().await;
     kit.reload_replacing(
         r#"default_actions = [{ type = "forward", target_group = "echo" }]"#,
         r#"default_actions = [{ type = "forward", target_group = "echo" }]
@@ -81,7 +81,7 @@ actions = [{ type = "fixed-response", status_code = 403, content_type = "text/pl
 /// host without it.
 #[tokio::test]
 async fn host_rules_cannot_be_bypassed_by_duplicate_or_invalid_host_fields() {
-    let kit = Kit::start("").await;
+    let kit = Kit::builder().start().await;
     kit.reload_replacing(
         r#"default_actions = [{ type = "forward", target_group = "echo" }]"#,
         r#"default_actions = [{ type = "forward", target_group = "echo" }]
@@ -133,10 +133,8 @@ actions = [{ type = "fixed-response", status_code = 403, content_type = "text/pl
 /// the user's session (CSRF). Only a cross-origin request gets `SameSite=None`, as ALB's CORS rule.
 #[tokio::test]
 async fn a_same_origin_post_does_not_downgrade_the_session_to_samesite_none() {
-    let kit = Kit::start("").await;
-    let client = browser();
-    let p = login_until_callback(&kit, &client, "/tasks", PASSWORD).await;
-    let r = client.get(&p.callback).send().await.unwrap();
+    let kit = Kit::builder().start().await;
+    let (_, r) = login_to_callback(&kit, "/tasks").await;
     let cookie = session_cookie_of(&r);
     let own = format!("https://localhost:{}", kit.lb_port);
     for (origin, site, cross) in [
@@ -178,7 +176,7 @@ async fn a_same_origin_post_does_not_downgrade_the_session_to_samesite_none() {
 /// host). The balancer does not set them, so it no longer passes a client's.
 #[tokio::test]
 async fn forwarded_host_headers_from_clients_do_not_reach_targets() {
-    let kit = Kit::start("").await;
+    let kit = Kit::builder().start().await;
     for extra in [
         "X-Forwarded-Host: admin.example",
         "Forwarded: for=10.0.0.1;host=admin.example;proto=https",
@@ -261,8 +259,9 @@ async fn owned_headers_in_request_trailers_do_not_reach_targets() {
             });
         }
     });
-    let kit = Kit::start(&format!(
-        r#"
+    let kit = Kit::builder()
+        .toml(&format!(
+            r#"
 [[listeners.rules]]
 priority = 60
 conditions = [{{ field = "path-pattern", values = ["/h2t/*"] }}]
@@ -274,8 +273,9 @@ protocol_version = "HTTP2"
 health_check = {{ enabled = false }}
 targets = [{{ id = "127.0.0.1", port = {port} }}]
 "#
-    ))
-    .await;
+        ))
+        .start()
+        .await;
     let mut trailers = http::HeaderMap::new();
     trailers.insert("x-amzn-oidc-identity", "admin".parse().unwrap());
     trailers.insert("x-amzn-oidc-data", "forged".parse().unwrap());

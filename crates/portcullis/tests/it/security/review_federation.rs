@@ -3,57 +3,13 @@
 //! local sign-ups squatting federated names. Each test fails on the code before its fix.
 
 use crate::kit::*;
-use crate::security::federation::{
-    Hostile, Lies, Shared, honest, login_with, refused, start_login,
-};
+use crate::security::federation::{Lies, Shared, honest, login_with, refused, start_login};
 use serde_json::{Value, json};
-use std::sync::{Arc, Mutex};
-
-/// Logins here come from one address: the rate limits are raised out of their way.
-const NO_RATE_LIMITS: &str = "rate_limits = { per_ip = { burst = 10000, per_minute = 60000 }, \
-    per_user = { burst = 10000, per_minute = 60000 } }";
 
 /// A hostile provider `Evil` with `mapping`, and a client `fed-web` that supports it; returns the
 /// provider, its issuer and the client id.
 async fn evil_provider(kit: &Kit, mapping: Value) -> (Shared, String, String) {
-    let rng = aws_lc_rs::rand::SystemRandom::new();
-    let alg = &aws_lc_rs::signature::ECDSA_P256_SHA256_FIXED_SIGNING;
-    let pkcs8 = aws_lc_rs::signature::EcdsaKeyPair::generate_pkcs8(alg, &rng)
-        .unwrap()
-        .as_ref()
-        .to_vec();
-    let other_pkcs8 = aws_lc_rs::signature::EcdsaKeyPair::generate_pkcs8(alg, &rng)
-        .unwrap()
-        .as_ref()
-        .to_vec();
-    let tcp = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let issuer = format!("http://localhost:{}", tcp.local_addr().unwrap().port());
-    let h: Shared = Arc::new(Hostile {
-        key: aws_lc_rs::signature::EcdsaKeyPair::from_pkcs8(alg, &pkcs8).unwrap(),
-        pkcs8,
-        other_pkcs8,
-        issuer: issuer.clone(),
-        lies: Mutex::new(honest(&issuer, "eve")),
-    });
-    let app = axum::Router::new()
-        .route(
-            "/.well-known/openid-configuration",
-            axum::routing::get(crate::security::federation::hostile_discovery),
-        )
-        .route(
-            "/jwks",
-            axum::routing::get(crate::security::federation::hostile_jwks),
-        )
-        .route(
-            "/token",
-            axum::routing::post(crate::security::federation::hostile_token),
-        )
-        .route(
-            "/userinfo",
-            axum::routing::get(crate::security::federation::hostile_userinfo),
-        )
-        .with_state(h.clone());
-    tokio::spawn(async move { axum::serve(tcp, app).await.unwrap() });
+    let (h, issuer) = crate::security::federation::serve_hostile_provider().await;
     admin(
         kit,
         "CreateIdentityProvider",
@@ -88,18 +44,7 @@ async fn admin(kit: &Kit, op: &str, v: Value) -> Result<Value, portcullis_idp::e
 
 /// A public operation of the user-pool API: (status, body).
 async fn api(kit: &Kit, op: &str, body: Value) -> (u16, Value) {
-    let r = reqwest::Client::new()
-        .post(format!("{}/", kit.pool_url))
-        .header("content-type", "application/x-amz-json-1.1")
-        .header(
-            "x-amz-target",
-            format!("AWSCognitoIdentityProviderService.{op}"),
-        )
-        .body(body.to_string())
-        .send()
-        .await
-        .unwrap();
-    (r.status().as_u16(), r.json().await.unwrap())
+    PoolApi::of(kit).call(op, body).await
 }
 
 /// The last real code the outbox holds for `user` and `purpose`, if any was sent.
@@ -134,7 +79,7 @@ async fn password_sign_in(kit: &Kit, user: &str, password: &str) -> u16 {
 /// `AdminSetUserPassword` / `AdminResetUserPassword` did the same.
 #[tokio::test]
 async fn a_federated_user_never_gains_a_password() {
-    let kit = Kit::start_full("", "", NO_RATE_LIMITS).await;
+    let kit = Kit::builder().without_rate_limits().start().await;
     let mapping = json!({"email": "email", "email_verified": "email_verified"});
     let (h, issuer, client) = evil_provider(&kit, mapping).await;
     let r = login_with(&kit, &h, &client, honest(&issuer, "eve")).await;
@@ -187,7 +132,7 @@ async fn a_federated_user_never_gains_a_password() {
 /// The dummy hash is now of a random secret.
 #[tokio::test]
 async fn a_federated_users_password_hash_matches_no_known_string() {
-    let kit = Kit::start_full("", "", NO_RATE_LIMITS).await;
+    let kit = Kit::builder().without_rate_limits().start().await;
     let (h, issuer, client) = evil_provider(&kit, json!({})).await;
     let r = login_with(&kit, &h, &client, honest(&issuer, "eve")).await;
     assert!(signed_in(&r), "{}", location(&r));
@@ -210,7 +155,7 @@ async fn a_federated_users_password_hash_matches_no_known_string() {
 /// (`UserNotFoundException`), while it kept signing in.
 #[tokio::test]
 async fn every_federated_user_is_within_the_admins_reach() {
-    let kit = Kit::start_full("", "", NO_RATE_LIMITS).await;
+    let kit = Kit::builder().without_rate_limits().start().await;
     let (h, issuer, client) = evil_provider(&kit, json!({"email": "email"})).await;
     for len in [123, 124, 200, 255] {
         let sub = "s".repeat(len);
@@ -240,7 +185,7 @@ async fn every_federated_user_is_within_the_admins_reach() {
 /// the provider the login went to was taken as that provider's.
 #[tokio::test]
 async fn an_answer_naming_another_issuer_is_refused() {
-    let kit = Kit::start_full("", "", NO_RATE_LIMITS).await;
+    let kit = Kit::builder().without_rate_limits().start().await;
     let (h, issuer, client) = evil_provider(&kit, json!({"email": "email"})).await;
     let answer = |iss: String| {
         let (kit, h, issuer, client) = (&kit, h.clone(), issuer.clone(), client.clone());
@@ -273,7 +218,7 @@ async fn an_answer_naming_another_issuer_is_refused() {
 /// `email_verified` left the old `"true"` on the new, unverified address.
 #[tokio::test]
 async fn a_changed_email_is_unverified_unless_the_provider_vouches_again() {
-    let kit = Kit::start_full("", "", NO_RATE_LIMITS).await;
+    let kit = Kit::builder().without_rate_limits().start().await;
     let mapping = json!({"email": "email", "email_verified": "email_verified"});
     let (h, issuer, client) = evil_provider(&kit, mapping).await;
     let r = login_with(&kit, &h, &client, honest(&issuer, "eve")).await;
@@ -298,7 +243,7 @@ async fn a_changed_email_is_unverified_unless_the_provider_vouches_again() {
 /// provider's user was then refused forever (the name is a local user's).
 #[tokio::test]
 async fn a_sign_up_cannot_take_a_federated_users_name() {
-    let kit = Kit::start_full("", "", NO_RATE_LIMITS).await;
+    let kit = Kit::builder().without_rate_limits().start().await;
     let (h, issuer, client) = evil_provider(&kit, json!({"email": "email"})).await;
     let (status, v) = api(
         &kit,
@@ -327,7 +272,7 @@ async fn a_sign_up_cannot_take_a_federated_users_name() {
 /// tokens then looked like a local user's to an app that tells them apart by that claim.
 #[tokio::test]
 async fn a_federated_user_cannot_drop_its_identities() {
-    let kit = Kit::start_full("", "", NO_RATE_LIMITS).await;
+    let kit = Kit::builder().without_rate_limits().start().await;
     let (h, issuer, _) = evil_provider(&kit, json!({"email": "email"})).await;
     let c = admin(
         &kit,
@@ -384,12 +329,8 @@ async fn a_federated_user_cannot_drop_its_identities() {
             ("code", code.as_str()),
             ("redirect_uri", "http://127.0.0.1:9/cb"),
         ])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .fetch_json()
+        .await;
     let access = tokens["access_token"].as_str().unwrap();
     let (status, v) = api(
         &kit,

@@ -5,43 +5,6 @@ use crate::kit::*;
 use portcullis_idp::domain::messages::mask;
 use serde_json::{Value, json};
 
-/// The user-pool API as an SDK calls it (public operations, no signature).
-#[derive(Clone)]
-struct Api {
-    http: reqwest::Client,
-    url: String,
-}
-
-impl Api {
-    fn of(kit: &Kit) -> Api {
-        Api {
-            http: reqwest::Client::new(),
-            url: format!("{}/", kit.pool_url),
-        }
-    }
-    async fn call(&self, op: &str, body: Value) -> (u16, Value) {
-        let r = self
-            .http
-            .post(&self.url)
-            .header("content-type", "application/x-amz-json-1.1")
-            .header(
-                "x-amz-target",
-                format!("AWSCognitoIdentityProviderService.{op}"),
-            )
-            .body(body.to_string())
-            .send()
-            .await
-            .unwrap();
-        let status = r.status().as_u16();
-        (status, r.json().await.unwrap())
-    }
-    async fn ok(&self, op: &str, body: Value) -> Value {
-        let (s, v) = self.call(op, body).await;
-        assert_eq!(s, 200, "{op}: {v}");
-        v
-    }
-}
-
 /// Runs an admin operation as the CLI does (no signature).
 async fn admin(kit: &Kit, op: &str, body: Value) -> Value {
     portcullis_idp::admin_api::call(kit.pool(), op, serde_json::from_value(body).unwrap())
@@ -82,14 +45,14 @@ fn outbox_count(kit: &Kit, user: &str, purpose: &str) -> usize {
 /// times, as fast as the attacker could call it.
 #[tokio::test]
 async fn update_user_attributes_cannot_send_codes_past_the_rate_limits() {
-    let kit = Kit::start_full(
-        "",
-        "",
-        "rate_limits = { per_ip = { burst = 10000, per_minute = 60000 }, \
+    let kit = Kit::builder()
+        .pool(
+            "rate_limits = { per_ip = { burst = 10000, per_minute = 60000 }, \
          per_user = { burst = 3, per_minute = 1 } }",
-    )
-    .await;
-    let api = Api::of(&kit);
+        )
+        .start()
+        .await;
+    let api = PoolApi::of(&kit);
     let v = api
         .ok(
             "InitiateAuth",
@@ -133,35 +96,27 @@ async fn update_user_attributes_cannot_send_codes_past_the_rate_limits() {
 #[ignore = "finding: ForgotPassword/ResendConfirmationCode decoy destinations are told from real \
             ones (SMS medium, mask(username) when the name is the email, non a-z first letters)"]
 async fn forgot_password_destinations_do_not_tell_real_users_from_unknown_ones() {
-    let kit = Kit::start_full(
-        "",
-        "",
-        "rate_limits = { per_ip = { burst = 10000, per_minute = 60000 }, \
-         per_user = { burst = 10000, per_minute = 60000 } }",
-    )
-    .await;
-    let api = Api::of(&kit);
-    real_user(
-        &kit,
-        "pat",
-        json!([{"Name": "phone_number", "Value": "+15555550123"},
-            {"Name": "phone_number_verified", "Value": "true"}]),
-    )
-    .await;
-    real_user(
-        &kit,
-        "dan@example.com",
-        json!([{"Name": "email", "Value": "dan@example.com"},
-            {"Name": "email_verified", "Value": "true"}]),
-    )
-    .await;
-    real_user(
-        &kit,
-        "carol",
-        json!([{"Name": "email", "Value": "Carol.Jones@Example.com"},
-            {"Name": "email_verified", "Value": "true"}]),
-    )
-    .await;
+    let kit = Kit::builder().without_rate_limits().start().await;
+    let api = PoolApi::of(&kit);
+    for (name, attrs) in [
+        (
+            "pat",
+            json!([{"Name": "phone_number", "Value": "+15555550123"},
+                {"Name": "phone_number_verified", "Value": "true"}]),
+        ),
+        (
+            "dan@example.com",
+            json!([{"Name": "email", "Value": "dan@example.com"},
+                {"Name": "email_verified", "Value": "true"}]),
+        ),
+        (
+            "carol",
+            json!([{"Name": "email", "Value": "Carol.Jones@Example.com"},
+                {"Name": "email_verified", "Value": "true"}]),
+        ),
+    ] {
+        real_user(&kit, name, attrs).await;
+    }
     // What an attacker can tell from one answer, knowing only the name it asked about.
     let flagged = |name: &str, d: &Value| {
         let dest = d["Destination"].as_str().unwrap_or_default();
@@ -216,14 +171,8 @@ async fn forgot_password_destinations_do_not_tell_real_users_from_unknown_ones()
 /// too many attempts, limit) is the same.
 #[tokio::test]
 async fn confirm_sign_up_does_not_tell_unconfirmed_users_from_unknown_ones() {
-    let kit = Kit::start_full(
-        "",
-        "",
-        "rate_limits = { per_ip = { burst = 10000, per_minute = 60000 }, \
-         per_user = { burst = 10000, per_minute = 60000 } }",
-    )
-    .await;
-    let api = Api::of(&kit);
+    let kit = Kit::builder().without_rate_limits().start().await;
+    let api = PoolApi::of(&kit);
     api.ok(
         "SignUp",
         json!({"ClientId": "api-cli", "Username": "uma", "Password": "Uma-password-1!",
@@ -270,15 +219,15 @@ async fn confirm_sign_up_does_not_tell_unconfirmed_users_from_unknown_ones() {
 /// secret (configured secrets may be short), from one address, at full speed.
 #[tokio::test]
 async fn revoke_token_counts_wrong_client_secrets() {
-    let kit = Kit::start_full(
-        "",
-        "",
-        "rate_limits = { per_ip = { burst = 10000, per_minute = 60000 }, \
+    let kit = Kit::builder()
+        .pool(
+            "rate_limits = { per_ip = { burst = 10000, per_minute = 60000 }, \
          per_user = { burst = 10000, per_minute = 60000 }, \
          failed_client_auth = { burst = 5, per_minute = 1 } }",
-    )
-    .await;
-    let api = Api::of(&kit);
+        )
+        .start()
+        .await;
+    let api = PoolApi::of(&kit);
     let mut compared = 0;
     let mut refused = 0;
     for i in 0..30 {

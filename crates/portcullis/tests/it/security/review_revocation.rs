@@ -182,7 +182,7 @@ actions = [
 ]
 "#
     );
-    let kit = crate::kit::Kit::start(&rules).await;
+    let kit = crate::kit::Kit::builder().toml(&rules).start().await;
     let client = crate::kit::plain();
     let url = kit.url("/oauth2/backchannel-logout");
     let sends: Vec<_> = (0..40)

@@ -1,7 +1,7 @@
 //! Transport and files: the user pool served over TLS (and refused in plaintext off loopback),
 //! its cookies `__Host-` prefixed on HTTPS, and the state directory private to its owner.
 
-use crate::kit::{self, Kit, PASSWORD};
+use crate::kit::{self, Fetch, Kit, PASSWORD};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
@@ -43,7 +43,7 @@ async fn forgot_password(pool_url: &str, username: &str) {
 /// directory in it are 0700 and every file 0600, whatever the process umask.
 #[tokio::test]
 async fn state_dir_holds_nothing_others_can_read() {
-    let kit = Kit::start("").await;
+    let kit = Kit::builder().start().await;
     let client = kit::login(&kit, "/tasks").await;
     let r = client.get(kit.url("/tasks")).send().await.unwrap();
     assert_eq!(r.status(), 200);
@@ -270,16 +270,7 @@ async fn browser_login_through_balancer(pool_port: u16, lb_port: u16) {
     );
     assert!(set_cookie(&page, "XSRF-TOKEN").is_none());
     let html = page.text().await.unwrap();
-    let r = browser
-        .post(&login)
-        .form(&[
-            ("_csrf", kit::csrf(&html).as_str()),
-            ("username", "alice"),
-            ("password", PASSWORD),
-        ])
-        .send()
-        .await
-        .unwrap();
+    let r = kit::post_sign_in_form(&browser, &login, &kit::csrf(&html), "alice", PASSWORD).await;
     assert_eq!(r.status(), 302, "signed in");
     let session = set_cookie(&r, "__Host-cognito").expect("__Host-cognito on HTTPS");
     assert!(
@@ -321,12 +312,8 @@ async fn pool_serves_https_for_discovery_sign_in_and_token_exchange() {
         .get(format!(
             "{pool}/us-east-1_Tls12345/.well-known/openid-configuration"
         ))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .fetch_json()
+        .await;
     assert_eq!(d["issuer"], format!("{pool}/us-east-1_Tls12345"));
     assert_eq!(d["token_endpoint"], format!("{pool}/oauth2/token"));
     let r = tls

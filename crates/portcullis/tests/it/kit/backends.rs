@@ -1,0 +1,284 @@
+//! Backends and peers the servers talk to: the echo backend, test targets, a fake OIDC provider
+//! and Python peers from `e2e/`.
+
+use std::net::SocketAddr;
+use tokio::net::TcpListener;
+
+/// A backend that answers every request with what it received, as JSON.
+pub async fn echo_backend() -> SocketAddr {
+    use axum::http::HeaderMap;
+    let tcp = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = tcp.local_addr().unwrap();
+    let app = axum::Router::new().fallback(move |method: axum::http::Method, uri: axum::http::Uri, headers: HeaderMap| async move {
+        let h: serde_json::Map<String, serde_json::Value> = headers
+            .iter()
+            .map(|(k, v)| (k.to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned().into()))
+            .collect();
+        axum::Json(serde_json::json!({ "backend": addr.to_string(), "method": method.as_str(), "uri": uri.to_string(), "headers": h }))
+    });
+    tokio::spawn(async move { axum::serve(tcp, app).await.unwrap() });
+    addr
+}
+
+/// A fake OIDC provider for injecting failures the real pool never produces (5xx, oversized
+/// userinfo, missing ID token). It is a test double, named as such; happy paths use the real pool.
+pub mod fake_idp {
+    use axum::extract::State;
+    use axum::http::StatusCode;
+    use axum::response::IntoResponse;
+    use base64::Engine;
+    use std::net::SocketAddr;
+    use std::sync::{Arc, Mutex};
+
+    #[derive(Clone, Copy, Debug, PartialEq)]
+    pub enum TokenReply {
+        Ok,
+        Status(u16),
+        InvalidGrant,
+        WithoutIdTokenField,
+        Garbage,
+    }
+
+    #[derive(Clone, Copy, Debug, PartialEq)]
+    pub enum Userinfo {
+        Ok,
+        Status(u16),
+        Huge,
+        NoSub,
+    }
+
+    pub struct Behaviour {
+        pub token: TokenReply,
+        pub userinfo: Userinfo,
+        pub last_token_auth: Option<String>,
+    }
+
+    pub type Shared = Arc<Mutex<Behaviour>>;
+
+    pub const ISSUER: &str = "https://fake-idp.test";
+    pub const CLIENT: &str = "fake-client";
+
+    fn id_token() -> String {
+        let b = |v: serde_json::Value| {
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string())
+        };
+        let now = portcullis_core::now();
+        format!(
+            "{}.{}.c2ln",
+            b(serde_json::json!({"alg":"RS256"})),
+            b(
+                serde_json::json!({"iss": ISSUER, "aud": CLIENT, "exp": now + 300, "iat": now, "sub": "u-1"})
+            )
+        )
+    }
+
+    async fn token(
+        State(s): State<Shared>,
+        headers: axum::http::HeaderMap,
+        body: String,
+    ) -> axum::response::Response {
+        let behaviour = {
+            let mut g = s.lock().unwrap();
+            g.last_token_auth = Some(if headers.contains_key("authorization") {
+                "basic".into()
+            } else if body.contains("client_secret=") {
+                "post".into()
+            } else {
+                "none".into()
+            });
+            g.token
+        };
+        match behaviour {
+            TokenReply::Ok => axum::Json(serde_json::json!({"access_token": "at-1", "id_token": id_token(), "token_type": "Bearer", "expires_in": 3600})).into_response(),
+            TokenReply::Status(c) => (StatusCode::from_u16(c).unwrap(), "boom").into_response(),
+            TokenReply::InvalidGrant => (StatusCode::BAD_REQUEST, axum::Json(serde_json::json!({"error": "invalid_grant"}))).into_response(),
+            TokenReply::WithoutIdTokenField => axum::Json(serde_json::json!({"access_token": "at-1", "token_type": "Bearer"})).into_response(),
+            TokenReply::Garbage => "not json".into_response(),
+        }
+    }
+
+    async fn userinfo(State(s): State<Shared>) -> axum::response::Response {
+        let behaviour = s.lock().unwrap().userinfo;
+        match behaviour {
+            Userinfo::Ok => axum::Json(serde_json::json!({"sub": "u-1", "email": "u@fake.test"}))
+                .into_response(),
+            Userinfo::Status(c) => (StatusCode::from_u16(c).unwrap(), "boom").into_response(),
+            Userinfo::Huge => {
+                axum::Json(serde_json::json!({"sub": "u-1", "blob": "x".repeat(12 * 1024)}))
+                    .into_response()
+            }
+            Userinfo::NoSub => {
+                axum::Json(serde_json::json!({"email": "u@fake.test"})).into_response()
+            }
+        }
+    }
+
+    pub async fn start() -> (SocketAddr, Shared) {
+        let shared: Shared = Arc::new(Mutex::new(Behaviour {
+            token: TokenReply::Ok,
+            userinfo: Userinfo::Ok,
+            last_token_auth: None,
+        }));
+        let app = axum::Router::new()
+            .route("/token", axum::routing::post(token))
+            .route("/userinfo", axum::routing::get(userinfo))
+            .with_state(shared.clone());
+        let tcp = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = tcp.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(tcp, app).await.unwrap() });
+        (addr, shared)
+    }
+
+    /// A rule at `/fake/*` that authenticates against the fake at `addr`.
+    pub fn rule(addr: SocketAddr) -> String {
+        format!(
+            r#"
+[[listeners.rules]]
+priority = 50
+conditions = [{{ field = "path-pattern", values = ["/fake/*"] }}]
+actions = [
+  {{ type = "authenticate-oidc", issuer = "{ISSUER}", authorization_endpoint = "http://{addr}/authorize",
+     token_endpoint = "http://{addr}/token", user_info_endpoint = "http://{addr}/userinfo",
+     client_id = "{CLIENT}", client_secret = "s3cret", session_cookie_name = "FakeSession",
+     use_pkce = false, use_nonce = false }},
+  {{ type = "forward", target_group = "echo" }},
+]
+
+[[listeners.rules]]
+priority = 51
+conditions = [{{ field = "path-pattern", values = ["/fake-nonce/*"] }}]
+actions = [
+  {{ type = "authenticate-oidc", issuer = "{ISSUER}", authorization_endpoint = "http://{addr}/authorize",
+     token_endpoint = "http://{addr}/token", user_info_endpoint = "http://{addr}/userinfo",
+     client_id = "{CLIENT}", client_secret = "s3cret", session_cookie_name = "FakeNonceSession" }},
+  {{ type = "forward", target_group = "echo" }},
+]
+"#
+        )
+    }
+}
+
+/// A test peer from `e2e/` run by Python (a server of a protocol we talk to); killed when dropped.
+pub struct PythonPeer(std::process::Child);
+
+impl Drop for PythonPeer {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts `python3 e2e/<script> <args>`, which prints its port on its first line and serves
+/// until its stdin closes.
+pub fn python_peer(script: &str, args: &[&str]) -> (PythonPeer, u16) {
+    use std::io::BufRead;
+    let path = format!("{}/../../e2e/{script}", env!("CARGO_MANIFEST_DIR"));
+    let mut child = std::process::Command::new("python3")
+        .arg(&path)
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("python3 {path}: {e}"));
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let port = line
+        .trim()
+        .parse()
+        .unwrap_or_else(|_| panic!("{script} printed {line:?}, not a port"));
+    (PythonPeer(child), port)
+}
+
+/// Serves an axum app as a target on 127.0.0.1, port 0; returns the port.
+pub async fn serve_target(app: axum::Router) -> u16 {
+    let tcp = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = tcp.local_addr().unwrap().port();
+    tokio::spawn(async move { axum::serve(tcp, app).await.unwrap() });
+    port
+}
+
+/// Runs `program args` (in `dir`, if given) off the runtime thread, since scripts call back into
+/// this runtime's servers; returns its output and its text (stdout, then stderr).
+pub async fn run_script<S: AsRef<std::ffi::OsStr>>(
+    program: &str,
+    dir: Option<&str>,
+    args: impl IntoIterator<Item = S>,
+) -> (std::process::Output, String) {
+    let mut cmd = std::process::Command::new(program);
+    cmd.args(args);
+    if let Some(dir) = dir {
+        cmd.current_dir(dir);
+    }
+    let out = tokio::task::spawn_blocking(move || cmd.output())
+        .await
+        .unwrap()
+        .unwrap_or_else(|e| panic!("{program} runs: {e}"));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out, text)
+}
+
+/// One operation of the user-pool API through boto3 (a real SDK signing with SigV4,
+/// `e2e/boto3_call.py`) against the pool at `pool_url` with access key `(id, secret)`:
+/// (output, text).
+pub async fn boto3_call(
+    pool_url: &str,
+    (id, secret): (&str, &str),
+    op: &str,
+    params: &serde_json::Value,
+) -> (std::process::Output, String) {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../e2e/boto3_call.py");
+    let args = [script, pool_url, id, secret, op, &params.to_string()].map(str::to_string);
+    run_script("python3", None, args).await
+}
+
+/// How the tests reach PostgreSQL as its administrator (127.0.0.1:5432, trust auth).
+pub const PG_ADMIN: &str = "host=127.0.0.1 port=5432 user=root dbname=postgres";
+
+/// A fresh PostgreSQL database for one test (a store that nodes share), dropped at its end.
+pub struct PgDatabase {
+    name: String,
+}
+
+impl PgDatabase {
+    /// Creates `portcullis_<what>_<process>_<nanoseconds>`.
+    pub async fn create(what: &str) -> PgDatabase {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos();
+        let name = format!("portcullis_{what}_{}_{nanos}", std::process::id());
+        let (c, conn) = tokio_postgres::connect(PG_ADMIN, tokio_postgres::NoTls)
+            .await
+            .expect("PostgreSQL on 127.0.0.1:5432 (run .ci/run or start it)");
+        tokio::spawn(conn);
+        c.batch_execute(&format!("CREATE DATABASE {name}"))
+            .await
+            .unwrap();
+        PgDatabase { name }
+    }
+
+    /// The database's connection URL, as a `store` setting.
+    pub fn url(&self) -> String {
+        format!("postgres://root@127.0.0.1:5432/{}", self.name)
+    }
+
+    /// Drops the database (with its connections).
+    pub async fn drop_it(self) {
+        let (c, conn) = tokio_postgres::connect(PG_ADMIN, tokio_postgres::NoTls)
+            .await
+            .unwrap();
+        tokio::spawn(conn);
+        let _ = c
+            .batch_execute(&format!(
+                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                self.name
+            ))
+            .await;
+    }
+}

@@ -364,7 +364,7 @@ const CLIENT_FORWARDING: [&str; 2] = ["x-forwarded-host", "forwarded"];
 /// Appends the client to `X-Forwarded-For` and sets `-Proto` and `-Port` (ALB's `append` mode).
 pub fn set_forwarded(
     h: &mut HeaderMap,
-    client: &crate::ConnInfo,
+    client: &crate::connection::ConnInfo,
     https: bool,
     port: u16,
     r: &Routing,
@@ -632,8 +632,8 @@ pub fn set_trace_id(h: &mut HeaderMap, now: u64, head_bytes: usize) -> String {
 
 #[cfg(test)]
 mod tests {
-    fn conn(peer: &str) -> crate::ConnInfo {
-        crate::ConnInfo {
+    fn conn(peer: &str) -> crate::connection::ConnInfo {
+        crate::connection::ConnInfo {
             id: 1,
             listener: 0,
             port: 80,

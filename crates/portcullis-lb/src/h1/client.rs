@@ -3,13 +3,12 @@
 //! in place. A body that arrived with its head is handed out whole and its connection goes
 //! back to the pool at once.
 
-use super::body::{RequestBody, UpstreamBody};
 use super::{Decoded, Decoder, Framing};
-use crate::BoxError;
+use crate::body::{BoxError, RequestBody};
 use crate::error::{ErrorKind, ProxyError};
 use bytes::{Bytes, BytesMut};
 use http::{Method, StatusCode, Version};
-use hyper::body::{Body, Frame, SizeHint};
+use hyper::body::{Body, Frame, Incoming, SizeHint};
 use std::collections::VecDeque;
 use std::io;
 use std::pin::Pin;
@@ -19,6 +18,8 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
 
+/// ALB's fixed connect timeout.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long an idle connection to a target is kept.
 pub const POOL_IDLE: Duration = Duration::from_secs(55);
 /// The most idle connections kept per target.
@@ -191,7 +192,7 @@ pub async fn checkout(dest: &Destination<'_>) -> Result<(Conn, bool), ProxyError
 }
 
 async fn connect(dest: &Destination<'_>) -> Result<UpstreamIo, ProxyError> {
-    let tls = dest.tls.then(crate::upstream::http1_tls);
+    let tls = dest.tls.then(crate::target_tls::http1);
     // Boxed: dialling is rare on a warm pool, and inline it would grow every request's future
     // (and the bytes copied when it moves) by its size.
     Box::pin(dial(dest.authority, tls.as_ref())).await
@@ -205,13 +206,10 @@ pub async fn dial(
 ) -> Result<UpstreamIo, ProxyError> {
     let failed = || ProxyError::upstream(ErrorKind::ConnectFailed);
     let timeout = || ProxyError::upstream(ErrorKind::ConnectTimeout);
-    let tcp = tokio::time::timeout(
-        crate::upstream::CONNECT_TIMEOUT,
-        TcpStream::connect(authority),
-    )
-    .await
-    .map_err(|_| timeout())?
-    .map_err(|_| failed())?;
+    let tcp = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(authority))
+        .await
+        .map_err(|_| timeout())?
+        .map_err(|_| failed())?;
     let _ = tcp.set_nodelay(true);
     let Some(tls) = tls else {
         return Ok(UpstreamIo::Tcp(tcp));
@@ -222,7 +220,7 @@ pub async fn dial(
         .trim_start_matches('[')
         .trim_end_matches(']');
     let name = rustls::pki_types::ServerName::try_from(host.to_string()).map_err(|_| failed())?;
-    let tls = tokio::time::timeout(crate::upstream::CONNECT_TIMEOUT, tls.connect(name, tcp))
+    let tls = tokio::time::timeout(CONNECT_TIMEOUT, tls.connect(name, tcp))
         .await
         .map_err(|_| timeout())?
         .map_err(|_| failed())?;
@@ -687,6 +685,48 @@ impl Streaming {
         match self.decoder.remaining() {
             Some(n) => SizeHint::with_exact(n),
             None => SizeHint::default(),
+        }
+    }
+}
+
+/// A target's response body.
+pub enum UpstreamBody {
+    /// An HTTP/2 stream's body (hyper).
+    Hyper(Incoming),
+    /// An HTTP/1 body read whole with the head (its connection is back in the pool).
+    Full(Option<Bytes>),
+    /// An HTTP/1 body still arriving on its connection.
+    Streaming(Box<Streaming>),
+}
+
+impl Body for UpstreamBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        match self.get_mut() {
+            UpstreamBody::Hyper(b) => Pin::new(b).poll_frame(cx).map_err(Into::into),
+            UpstreamBody::Full(b) => Poll::Ready(b.take().map(|b| Ok(Frame::data(b)))),
+            UpstreamBody::Streaming(s) => s.poll_frame(cx),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            UpstreamBody::Hyper(b) => b.is_end_stream(),
+            UpstreamBody::Full(b) => b.is_none(),
+            UpstreamBody::Streaming(s) => s.is_end_stream(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            UpstreamBody::Hyper(b) => b.size_hint(),
+            UpstreamBody::Full(b) => SizeHint::with_exact(b.as_ref().map_or(0, |b| b.len() as u64)),
+            UpstreamBody::Streaming(s) => s.size_hint(),
         }
     }
 }

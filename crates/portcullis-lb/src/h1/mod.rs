@@ -6,7 +6,6 @@
 //! This module holds what both sides share: the transports, body framing (length, chunked,
 //! until close), the chunked decoder, and the writers of heads and chunks.
 
-pub mod body;
 pub mod client;
 pub mod server;
 

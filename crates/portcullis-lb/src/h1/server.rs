@@ -8,9 +8,11 @@
 //! connection; `Transfer-Encoding` with `Content-Length` is read as chunked and the connection
 //! is closed after the answer.
 
-use super::body::{ChannelBody, RequestBody};
 use super::{Decoded, Decoder, Framing, Transport};
-use crate::{Body, ConnInfo, Shared, proxy};
+use crate::body::{Body, BoxError, ChannelBody, RequestBody};
+use crate::connection::ConnInfo;
+use crate::proxy;
+use crate::shared::Shared;
 use bytes::{Bytes, BytesMut};
 use http::header::{CONNECTION, CONTENT_LENGTH, DATE, EXPECT, TRANSFER_ENCODING};
 use http::{HeaderValue, Method, Request, Response, StatusCode, Uri, Version};
@@ -72,7 +74,7 @@ pub async fn serve<T: Transport>(
             Next::Closed => return,
             Next::Refused(status) => {
                 proxy::log_refused(&shared, &info, status);
-                let page = crate::error::page(status).map(proxy::full);
+                let page = crate::error::page(status).map(crate::body::full);
                 let _ = write_response(&mut io, page, &Version::HTTP_11, false, false, true).await;
                 let _ = io.shutdown().await;
                 return;
@@ -348,7 +350,7 @@ fn parse_with<const N: usize>(buf: &mut BytesMut) -> Result<Option<Head>, Refusa
 
 /// Reads a request body for the proxy, as it asks for it.
 struct Pump {
-    tx: mpsc::Sender<Result<Frame<Bytes>, crate::BoxError>>,
+    tx: mpsc::Sender<Result<Frame<Bytes>, BoxError>>,
     want: Option<oneshot::Receiver<()>>,
     decoder: Decoder,
     expect_continue: bool,

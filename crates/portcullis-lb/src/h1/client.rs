@@ -235,16 +235,7 @@ fn encode_head(parts: &http::request::Parts, body: &RequestBody) -> (Vec<u8>, Fr
     out.push(b' ');
     out.extend_from_slice(pq.as_bytes());
     out.extend_from_slice(b" HTTP/1.1\r\n");
-    let length = parts
-        .headers
-        .get(http::header::CONTENT_LENGTH)
-        .and_then(|v| {
-            std::str::from_utf8(v.as_bytes())
-                .ok()?
-                .trim()
-                .parse::<u64>()
-                .ok()
-        });
+    let length = super::content_length(&parts.headers);
     let framing = match (body.is_end_stream(), length, body.size_hint().exact()) {
         (true, _, _) => Framing::Empty,
         (false, Some(n), _) => Framing::Length(n),
@@ -518,14 +509,10 @@ fn parse_response_with<const N: usize>(
             }
             continue;
         }
-        let version = if r.version == Some(0) {
-            Version::HTTP_10
-        } else {
-            Version::HTTP_11
-        };
+        let version = super::version(r.version);
         let at = super::spans(buf, r.headers);
-        let head = buf.split_to(len).freeze();
-        let headers = super::header_map(&head, &at, 0).map_err(|_| AnswerError::Malformed)?;
+        let (_, headers) =
+            super::split_head(buf, len, &at, 0).map_err(|_| AnswerError::Malformed)?;
         let status = StatusCode::from_u16(code).map_err(|_| AnswerError::Malformed)?;
         let mut response = http::Response::new(UpstreamBody::Full(None));
         *response.status_mut() = status;

@@ -1,7 +1,8 @@
 //! HTTP/1.1 to targets: a keep-alive pool per target (a locked stack of idle connections, no
 //! channels and no connection tasks), one `write` per request head, and response heads parsed
 //! in place. A body that arrived with its head is handed out whole and its connection goes
-//! back to the pool at once.
+//! back to the pool at once. A target's response body ([`UpstreamBody`]) is defined here, beside
+//! the streaming body it wraps, and hyper's HTTP/2 bodies share it.
 
 use super::{Decoded, Decoder, Framing};
 use crate::body::{BoxError, RequestBody};
@@ -676,7 +677,7 @@ impl Streaming {
     }
 }
 
-/// A target's response body.
+/// A target's response body: an enum rather than a box, so a body read whole allocates nothing.
 pub enum UpstreamBody {
     /// An HTTP/2 stream's body (hyper).
     Hyper(Incoming),

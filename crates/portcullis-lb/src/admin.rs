@@ -26,7 +26,7 @@ pub struct AdminState {
     /// Served at `/metrics`.
     pub metrics: Option<Arc<crate::metrics::Metrics>>,
     /// The live config, for target health.
-    pub shared: Arc<crate::Shared>,
+    pub shared: Arc<crate::shared::Shared>,
 }
 
 /// Every target's health: `{target_group: [{target, state, reason, anomaly_detection}]}` (ALB's

@@ -364,7 +364,7 @@ const CLIENT_FORWARDING: [&str; 2] = ["x-forwarded-host", "forwarded"];
 /// Appends the client to `X-Forwarded-For` and sets `-Proto` and `-Port` (ALB's `append` mode).
 pub fn set_forwarded(
     h: &mut HeaderMap,
-    client: &crate::ConnInfo,
+    client: &crate::connection::ConnInfo,
     https: bool,
     port: u16,
     r: &Routing,
@@ -632,8 +632,8 @@ pub fn set_trace_id(h: &mut HeaderMap, now: u64, head_bytes: usize) -> String {
 
 #[cfg(test)]
 mod tests {
-    fn conn(peer: &str) -> crate::ConnInfo {
-        crate::ConnInfo {
+    fn conn(peer: &str) -> crate::connection::ConnInfo {
+        crate::connection::ConnInfo {
             id: 1,
             listener: 0,
             port: 80,
@@ -672,27 +672,45 @@ mod tests {
 
     use super::*;
 
+    /// Sets the trace id of a request whose head is `h`, as the proxy does.
+    fn traced(h: &mut HeaderMap, now: u64) -> String {
+        let head = header_bytes(h).0;
+        set_trace_id(h, now, head)
+    }
+
+    /// A request that arrives with trace id `incoming` keeps its fields after a fresh `Self`
+    /// (`self_prefix`), `kept` being what follows; the target gets the same value.
+    fn assert_self_added(
+        h: &mut HeaderMap,
+        incoming: &'static str,
+        now: u64,
+        self_prefix: &str,
+        kept: &str,
+    ) {
+        h.insert(TRACE_ID, HeaderValue::from_static(incoming));
+        let v = traced(h, now);
+        assert!(v.starts_with(self_prefix), "{v}");
+        assert!(v.ends_with(kept), "{v}");
+        assert_eq!(v.matches("Self=").count(), 1, "{v}");
+        assert_eq!(h.get(TRACE_ID).map(|t| t.as_bytes()), Some(v.as_bytes()));
+    }
+
     #[test]
     fn trace_ids_follow_alb() {
         let mut h = HeaderMap::new();
-        h.insert(
-            "x-amzn-trace-id",
-            HeaderValue::from_static("Root=1-67891233-abcdef012345678912345678;Sampled=1"),
-        );
-        let head = header_bytes(&h).0;
-        let v = set_trace_id(&mut h, 0x6344_1c4a, head);
-        assert!(v.starts_with("Self=1-63441c4a-"), "{v}");
-        assert!(
-            v.ends_with(";Root=1-67891233-abcdef012345678912345678;Sampled=1"),
-            "{v}"
+        assert_self_added(
+            &mut h,
+            "Root=1-67891233-abcdef012345678912345678;Sampled=1",
+            0x6344_1c4a,
+            "Self=1-63441c4a-",
+            ";Root=1-67891233-abcdef012345678912345678;Sampled=1",
         );
         // Over 7 KB of headers: a new trace with just a Root.
         h.insert(
             "x-big",
             HeaderValue::from_str(&"b".repeat(7 * 1024)).unwrap(),
         );
-        let head = header_bytes(&h).0;
-        let v = set_trace_id(&mut h, 0x6344_1c4a, head);
+        let v = traced(&mut h, 0x6344_1c4a);
         assert!(v.starts_with("Root=1-63441c4a-") && !v.contains(';'), "{v}");
     }
 
@@ -929,6 +947,17 @@ mod tests {
         assert!(!switches_to(&HeaderMap::new(), &ws));
     }
 
+    /// ALB's default routing: `X-Forwarded-For` appended, nothing else set.
+    fn appending() -> Routing {
+        Routing {
+            xff_mode: XffMode::Append,
+            xff_client_port: false,
+            preserve_host: false,
+            drop_invalid_header_fields: false,
+            tls_headers: false,
+        }
+    }
+
     #[test]
     fn forwarded_headers_append() {
         let mut h = HeaderMap::new();
@@ -938,13 +967,7 @@ mod tests {
             HeaderValue::from_static("203.0.113.2, 203.0.113.3"),
         );
         assert_eq!(xff_count(&h), 3);
-        let mut r = Routing {
-            xff_mode: XffMode::Append,
-            xff_client_port: false,
-            preserve_host: false,
-            drop_invalid_header_fields: false,
-            tls_headers: false,
-        };
+        let mut r = appending();
         let client = &conn("[::ffff:10.0.0.9]:5555");
         let mut a = h.clone();
         set_forwarded(&mut a, client, true, 8443, &r);
@@ -978,13 +1001,7 @@ mod tests {
 
     #[test]
     fn client_forwarding_headers_go_by_normalised_name() {
-        let mut r = Routing {
-            xff_mode: XffMode::Append,
-            xff_client_port: false,
-            preserve_host: false,
-            drop_invalid_header_fields: false,
-            tls_headers: false,
-        };
+        let mut r = appending();
         let client = &conn("10.0.0.9:5555");
         let mut h = HeaderMap::new();
         for n in [
@@ -1041,23 +1058,17 @@ mod tests {
     #[test]
     fn trace_ids() {
         let mut h = HeaderMap::new();
-        let head = header_bytes(&h).0;
-        let v = set_trace_id(&mut h, 0x5f00_0000, head);
+        let v = traced(&mut h, 0x5f00_0000);
         assert!(
             v.starts_with("Root=1-5f000000-") && v.len() == "Root=1-5f000000-".len() + 24,
             "{v}"
         );
-        let mut h = HeaderMap::new();
-        h.insert(
-            TRACE_ID,
-            HeaderValue::from_static("Root=1-67891233-abcdef012345678912345678;Self=1-0-0;Foo=bar"),
-        );
-        let head = header_bytes(&h).0;
-        let v = set_trace_id(&mut h, 1, head);
-        assert!(v.starts_with("Self=1-00000001-"), "{v}");
-        assert!(
-            v.ends_with(";Root=1-67891233-abcdef012345678912345678;Foo=bar"),
-            "{v}"
+        assert_self_added(
+            &mut HeaderMap::new(),
+            "Root=1-67891233-abcdef012345678912345678;Self=1-0-0;Foo=bar",
+            1,
+            "Self=1-00000001-",
+            ";Root=1-67891233-abcdef012345678912345678;Foo=bar",
         );
     }
 }

@@ -51,7 +51,7 @@ impl Function {
     pub async fn invoke(
         &self,
         parts: &http::request::Parts,
-        body: crate::h1::body::RequestBody,
+        body: crate::body::RequestBody,
         target_group_arn: &str,
     ) -> Result<Response<Bytes>, ProxyError> {
         let body = match crate::upstream::collect_limited(body, MAX_PAYLOAD).await {

@@ -3,6 +3,8 @@
 
 pub mod access_log;
 pub mod admin;
+pub mod body;
+pub mod connection;
 pub mod error;
 pub mod h1;
 pub mod headers;
@@ -14,109 +16,31 @@ pub mod path;
 pub mod proxy;
 pub mod redirect;
 pub mod rules;
+pub mod shared;
 pub mod snapshot;
 pub mod stickiness;
 pub mod target_group;
+pub mod target_tls;
 pub mod tls;
 pub mod upgrade;
 pub mod upstream;
 pub mod wildcard;
 
+pub use body::{Body, BoxError};
+pub use connection::{ConnInfo, TlsInfo};
+pub use shared::Shared;
+
 use arc_swap::ArcSwap;
 use aws_lc_rs::rand::{SecureRandom, SystemRandom};
-use bytes::Bytes;
 use portcullis_auth::{AuthKeys, Authenticator};
 use portcullis_config::{Config, Protocol};
-use snapshot::{CognitoResolver, Identity, Snapshot};
+use snapshot::{CognitoResolver, Identity};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
-
-/// An error that ends a response body early (a target failed, or its drain ended).
-pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
-
-/// The body type of every response we send.
-pub type Body = http_body_util::combinators::UnsyncBoxBody<Bytes, BoxError>;
-
-/// What the request path shares.
-pub struct Shared {
-    /// The current config, swapped whole.
-    pub snapshot: ArcSwap<Snapshot>,
-    /// Authenticate actions' keys and signer.
-    pub auth: Arc<Authenticator>,
-    /// The key of the stickiness cookies (`state_dir/lb/mac-key`).
-    pub sticky_key: portcullis_auth::keys::MacKey,
-    /// Pooled connections to targets.
-    pub upstream: upstream::Upstreams,
-    /// ALB-format access log.
-    pub access_log: access_log::AccessLog,
-    /// Names and ARNs.
-    pub identity: Identity,
-    /// `idle_timeout.timeout_seconds`.
-    pub idle_timeout: Duration,
-    /// `client_keep_alive.seconds`: a client connection's longest life.
-    pub client_keep_alive: Duration,
-    /// `routing.http2.enabled`: HTTP/2 offered on HTTPS listeners.
-    pub http2: bool,
-    /// ALB's metrics, when an admin listener serves them.
-    pub metrics: Option<Arc<metrics::Metrics>>,
-    /// The balancer's clock (slow start, draining, stickiness, health-check intervals): the
-    /// system clock, which tests move instead of sleeping.
-    pub clock: Arc<portcullis_core::Clock>,
-}
-
-/// TLS details of a connection, for the access log.
-#[derive(Debug, Clone)]
-pub struct TlsInfo {
-    /// OpenSSL cipher name.
-    pub cipher: String,
-    /// `TLSv1.3`, `TLSv1.2`.
-    pub protocol: &'static str,
-    /// SNI.
-    pub sni: Option<String>,
-}
-
-/// One client connection.
-#[derive(Debug)]
-pub struct ConnInfo {
-    /// Counter, for `conn_trace_id`.
-    pub id: u64,
-    /// Index of the listener in the config.
-    pub listener: usize,
-    /// The port the client connected to.
-    pub port: u16,
-    /// The TCP peer.
-    pub peer: SocketAddr,
-    /// TLS details, on HTTPS listeners.
-    pub tls: Option<TlsInfo>,
-    /// When `client_keep_alive` runs out: HTTP/1 answers after it carry `Connection: close`.
-    pub close_after: std::time::Instant,
-    /// Requests served on this connection (HTTP/2 ends after ALB's 10,000).
-    pub requests: std::sync::atomic::AtomicU32,
-    /// Asks the connection to close gracefully (HTTP/2: GOAWAY).
-    pub goaway: tokio::sync::Notify,
-    /// The client's address as `X-Forwarded-For` lists it (without and with its port), made
-    /// once per connection.
-    pub forwarded_for: [std::sync::OnceLock<http::HeaderValue>; 2],
-}
-
-impl ConnInfo {
-    /// The client as `X-Forwarded-For` names it: `ip`, or `ip:port` (`[v6]:port`).
-    pub fn forwarded_for(&self, with_port: bool) -> &http::HeaderValue {
-        self.forwarded_for[usize::from(with_port)].get_or_init(|| {
-            let ip = self.peer.ip().to_canonical();
-            let text = match (with_port, ip) {
-                (false, ip) => ip.to_string(),
-                (true, std::net::IpAddr::V6(v6)) => format!("[{v6}]:{}", self.peer.port()),
-                (true, ip) => format!("{ip}:{}", self.peer.port()),
-            };
-            http::HeaderValue::from_str(&text).unwrap_or(http::HeaderValue::from_static("-"))
-        })
-    }
-}
 
 /// Why the load balancer could not start.
 #[derive(Debug, thiserror::Error)]

@@ -8,7 +8,9 @@
 //! or heavy phases (login, logout, authentication, JWT checks, Lambda, HTTP/2 connects) are boxed
 //! where they are awaited, so that they do not grow every request's future.
 
-use crate::{ConnInfo, Shared, TlsInfo, proxy};
+use crate::connection::{ConnInfo, TlsInfo};
+use crate::proxy;
+use crate::shared::Shared;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
@@ -60,7 +62,7 @@ macro_rules! serve_connection {
                 Box::pin(proxy::handle(
                     shared.clone(),
                     info.clone(),
-                    req.map(crate::h1::body::RequestBody::Hyper),
+                    req.map(crate::body::RequestBody::Hyper),
                 ))
             })
         };

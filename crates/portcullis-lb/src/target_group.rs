@@ -176,6 +176,15 @@ impl Drop for Outstanding {
 }
 
 impl Target {
+    /// How the upstream layer reaches this target; `tls` for `https://` groups.
+    pub fn destination(&self, tls: bool) -> crate::h1::client::Destination<'_> {
+        crate::h1::client::Destination {
+            authority: &self.authority,
+            tls,
+            pool: &self.pool,
+        }
+    }
+
     /// Marks a request as sent to this target.
     pub fn begin(&self) -> Outstanding {
         self.outstanding.fetch_add(1, Ordering::Relaxed);

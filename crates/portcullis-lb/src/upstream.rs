@@ -8,10 +8,9 @@
 //! target that refuses the connection (no byte of the request has left) can be swapped for
 //! another.
 
+use crate::body::{BoxError, RequestBody};
 use crate::error::{ErrorKind, ProxyError};
-use crate::h1::body::{RequestBody, UpstreamBody};
-use crate::h1::client::{self, Destination};
-use crate::target_group::Target;
+use crate::h1::client::{self, Destination, UpstreamBody};
 use bytes::Bytes;
 use http::{Request, Response};
 use http_body_util::BodyExt;
@@ -19,10 +18,6 @@ use hyper::body::Frame;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use portcullis_config::ProtocolVersion;
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::crypto::CryptoProvider;
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{DigitallySignedStruct, SignatureScheme};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -46,12 +41,12 @@ impl ClientBody {
 
 impl hyper::body::Body for ClientBody {
     type Data = Bytes;
-    type Error = crate::BoxError;
+    type Error = crate::body::BoxError;
 
     fn poll_frame(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, crate::BoxError>>> {
+    ) -> Poll<Option<Result<Frame<Bytes>, crate::body::BoxError>>> {
         let this = self.get_mut();
         match Pin::new(&mut this.inner).poll_frame(cx) {
             Poll::Ready(Some(Ok(frame))) => Poll::Ready(Some(Ok(match frame.into_trailers() {
@@ -74,13 +69,10 @@ impl hyper::body::Body for ClientBody {
     }
 }
 
-/// ALB's fixed connect timeout.
-pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
-
 /// TCP, then TLS for `https://` targets (health checks and Lambda).
 pub type Connector = hyper_rustls::HttpsConnector<HttpConnector>;
 
-/// How the balancer reaches targets: the HTTP/1.1 pools (one per target, in [`Target`]) and
+/// How the balancer reaches targets: the HTTP/1.1 pools (one per target, in its [`Destination`]) and
 /// HTTP/2 connections made by hand (one per target, multiplexed) so that `:authority` can be
 /// the client's host while the connection goes to the target's address.
 #[derive(Default)]
@@ -105,51 +97,40 @@ impl Upstreams {
         Upstreams::default()
     }
 
-    /// A connection to `target`; an error here means no byte of the request has left.
+    /// A connection to `dest`; an error here means no byte of the request has left.
     pub async fn connect(
         &self,
         version: ProtocolVersion,
-        tls: bool,
-        target: &Target,
+        dest: &Destination<'_>,
     ) -> Result<Connection, ProxyError> {
         match version {
             ProtocolVersion::HTTP1 => {
-                let dest = Destination {
-                    authority: &target.authority,
-                    tls,
-                    pool: &target.pool,
-                };
-                let (io, reused) = client::checkout(&dest).await?;
+                let (io, reused) = client::checkout(dest).await?;
                 Ok(Connection::Http1(io, reused))
             }
             // Boxed: its connect path is large and would grow every request's future.
             ProtocolVersion::HTTP2 | ProtocolVersion::GRPC => Ok(Connection::Http2(
-                Box::pin(self.http2.sender(&target.authority, tls)).await?,
+                Box::pin(self.http2.sender(dest.authority, dest.tls)).await?,
             )),
         }
     }
 
     /// Sends a request on `conn`, waiting at most `idle_timeout` for the response head, and no
-    /// longer than the target's deregistration cutoff. HTTP/1 requests carry the target in
+    /// longer than the target's deregistration `cutoff`. HTTP/1 requests carry the target in
     /// their URI; HTTP/2 ones carry the client's authority there.
     pub async fn send(
         &self,
         conn: Connection,
-        tls: bool,
-        target: &Target,
+        dest: &Destination<'_>,
+        cutoff: &Cutoff,
         req: Request<ClientBody>,
         idle_timeout: Duration,
     ) -> Result<Answer, ProxyError> {
         let sent = async {
             match conn {
                 Connection::Http1(io, reused) => {
-                    let dest = Destination {
-                        authority: &target.authority,
-                        tls,
-                        pool: &target.pool,
-                    };
                     let (parts, body) = req.into_parts();
-                    let a = client::send(&dest, io, reused, parts, body.inner).await?;
+                    let a = client::send(dest, io, reused, parts, body.inner).await?;
                     Ok((
                         a.response,
                         a.upgraded
@@ -176,20 +157,9 @@ impl Upstreams {
             r = tokio::time::timeout(idle_timeout, sent) => {
                 r.unwrap_or(Err(ProxyError::upstream(ErrorKind::TargetTimeout)))
             }
-            () = target.cutoff.reached() => Err(ProxyError::upstream(ErrorKind::Deregistered)),
+            () = cutoff.reached() => Err(ProxyError::upstream(ErrorKind::Deregistered)),
         }
     }
-}
-
-/// TLS to HTTP/1.1 targets (ALPN `http/1.1`), built once.
-pub fn http1_tls() -> tokio_rustls::TlsConnector {
-    static CONNECTOR: std::sync::LazyLock<tokio_rustls::TlsConnector> =
-        std::sync::LazyLock::new(|| {
-            let mut cfg = target_tls();
-            cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
-            tokio_rustls::TlsConnector::from(Arc::new(cfg))
-        });
-    CONNECTOR.clone()
 }
 
 /// A handle for requests on a target's HTTP/2 connection.
@@ -203,7 +173,7 @@ struct Http2Targets {
 
 impl Default for Http2Targets {
     fn default() -> Self {
-        let mut cfg = target_tls();
+        let mut cfg = crate::target_tls::config();
         cfg.alpn_protocols = vec![b"h2".to_vec()];
         Http2Targets {
             conns: std::sync::Mutex::new(std::collections::HashMap::new()),
@@ -252,85 +222,19 @@ impl Http2Targets {
 /// A connector for `http://` and `https://` targets; `h2` offers only HTTP/2 by ALPN.
 pub fn connector(h2: bool, keepalive: bool) -> Connector {
     let mut tcp = HttpConnector::new();
-    tcp.set_connect_timeout(Some(CONNECT_TIMEOUT));
+    tcp.set_connect_timeout(Some(client::CONNECT_TIMEOUT));
     tcp.set_nodelay(true);
     tcp.enforce_http(false);
     if keepalive {
         tcp.set_keepalive(Some(Duration::from_secs(60)));
     }
     let builder = hyper_rustls::HttpsConnectorBuilder::new()
-        .with_tls_config(target_tls())
+        .with_tls_config(crate::target_tls::config())
         .https_or_http();
     if h2 {
         builder.enable_http2().wrap_connector(tcp)
     } else {
         builder.enable_http1().wrap_connector(tcp)
-    }
-}
-
-/// TLS to targets: any certificate is accepted (ALB does not validate target certificates), but
-/// the handshake's signatures are still checked against the certificate presented. Built once;
-/// every client (requests, health checks, Lambda) takes a copy.
-fn target_tls() -> rustls::ClientConfig {
-    static CONFIG: std::sync::LazyLock<rustls::ClientConfig> = std::sync::LazyLock::new(|| {
-        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-        let verifier = Arc::new(AnyTargetCertificate(provider.clone()));
-        rustls::ClientConfig::builder_with_provider(provider)
-            .with_protocol_versions(rustls::DEFAULT_VERSIONS)
-            .expect("aws-lc-rs offers TLS 1.2 and 1.3")
-            .dangerous()
-            .with_custom_certificate_verifier(verifier)
-            .with_no_client_auth()
-    });
-    CONFIG.clone()
-}
-
-/// Accepts whatever certificate a target presents, as ALB does.
-#[derive(Debug)]
-struct AnyTargetCertificate(Arc<CryptoProvider>);
-
-impl ServerCertVerifier for AnyTargetCertificate {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
     }
 }
 
@@ -387,7 +291,7 @@ pub struct DeregistrationElapsed;
 
 impl hyper::body::Body for CutBody {
     type Data = Bytes;
-    type Error = crate::BoxError;
+    type Error = BoxError;
 
     fn poll_frame(
         mut self: Pin<&mut Self>,
@@ -415,7 +319,7 @@ pub async fn collect_limited<B>(
 ) -> Result<(Bytes, Option<http::HeaderMap>), ()>
 where
     B: hyper::body::Body<Data = Bytes>,
-    B::Error: Into<crate::BoxError>,
+    B::Error: Into<BoxError>,
 {
     let collected = http_body_util::Limited::new(body, limit)
         .collect()

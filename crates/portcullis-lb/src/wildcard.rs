@@ -3,6 +3,15 @@
 
 /// Whether `value` matches `pattern`; `fold_case` makes ASCII letters compare case-insensitively.
 pub fn matches(pattern: &[u8], value: &[u8], fold_case: bool) -> bool {
+    greedy(pattern, value, fold_case, |b| match *b {
+        b'?' => Token::One,
+        b'*' => Token::Star,
+        c => Token::Lit(c),
+    })
+}
+
+/// The greedy match with one backtrack point, over a pattern whose elements `token` reads.
+fn greedy<T>(pattern: &[T], value: &[u8], fold_case: bool, token: impl Fn(&T) -> Token) -> bool {
     let eq = |p: u8, v: u8| {
         if fold_case {
             p.eq_ignore_ascii_case(&v)
@@ -13,24 +22,31 @@ pub fn matches(pattern: &[u8], value: &[u8], fold_case: bool) -> bool {
     let (mut p, mut v) = (0usize, 0usize);
     let mut star: Option<(usize, usize)> = None;
     while v < value.len() {
-        if p < pattern.len()
-            && (pattern[p] == b'?' || (pattern[p] != b'*' && eq(pattern[p], value[v])))
-        {
-            p += 1;
-            v += 1;
-        } else if p < pattern.len() && pattern[p] == b'*' {
-            star = Some((p, v));
-            p += 1;
-        } else if let Some((sp, sv)) = star {
+        match pattern.get(p).map(&token) {
+            Some(Token::One) => {
+                p += 1;
+                v += 1;
+            }
+            Some(Token::Lit(c)) if eq(c, value[v]) => {
+                p += 1;
+                v += 1;
+            }
+            Some(Token::Star) => {
+                star = Some((p, v));
+                p += 1;
+            }
             // Let the last `*` swallow one more character and retry.
-            p = sp + 1;
-            v = sv + 1;
-            star = Some((sp, sv + 1));
-        } else {
-            return false;
+            _ => match star {
+                Some((sp, sv)) => {
+                    p = sp + 1;
+                    v = sv + 1;
+                    star = Some((sp, sv + 1));
+                }
+                None => return false,
+            },
         }
     }
-    pattern[p..].iter().all(|c| *c == b'*')
+    pattern[p..].iter().all(|t| token(t) == Token::Star)
 }
 
 /// One element of a compiled pattern.
@@ -64,41 +80,7 @@ impl Pattern {
 
     /// Whether `value` matches the whole pattern.
     pub fn matches(&self, value: &[u8], fold_case: bool) -> bool {
-        let pat = &self.0;
-        let eq = |p: u8, v: u8| {
-            if fold_case {
-                p.eq_ignore_ascii_case(&v)
-            } else {
-                p == v
-            }
-        };
-        let (mut p, mut v) = (0usize, 0usize);
-        let mut star: Option<(usize, usize)> = None;
-        while v < value.len() {
-            match pat.get(p) {
-                Some(Token::One) => {
-                    p += 1;
-                    v += 1;
-                }
-                Some(Token::Lit(c)) if eq(*c, value[v]) => {
-                    p += 1;
-                    v += 1;
-                }
-                Some(Token::Star) => {
-                    star = Some((p, v));
-                    p += 1;
-                }
-                _ => match star {
-                    Some((sp, sv)) => {
-                        p = sp + 1;
-                        v = sv + 1;
-                        star = Some((sp, sv + 1));
-                    }
-                    None => return false,
-                },
-            }
-        }
-        pat[p..].iter().all(|t| *t == Token::Star)
+        greedy(&self.0, value, fold_case, |t| *t)
     }
 }
 

@@ -1,15 +1,15 @@
 //! HTTP/1.1 to targets: a keep-alive pool per target (a locked stack of idle connections, no
 //! channels and no connection tasks), one `write` per request head, and response heads parsed
 //! in place. A body that arrived with its head is handed out whole and its connection goes
-//! back to the pool at once.
+//! back to the pool at once. A target's response body ([`UpstreamBody`]) is defined here, beside
+//! the streaming body it wraps, and hyper's HTTP/2 bodies share it.
 
-use super::body::{RequestBody, UpstreamBody};
 use super::{Decoded, Decoder, Framing};
-use crate::BoxError;
+use crate::body::{BoxError, RequestBody};
 use crate::error::{ErrorKind, ProxyError};
 use bytes::{Bytes, BytesMut};
 use http::{Method, StatusCode, Version};
-use hyper::body::{Body, Frame, SizeHint};
+use hyper::body::{Body, Frame, Incoming, SizeHint};
 use std::collections::VecDeque;
 use std::io;
 use std::pin::Pin;
@@ -19,6 +19,8 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
 
+/// ALB's fixed connect timeout.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long an idle connection to a target is kept.
 pub const POOL_IDLE: Duration = Duration::from_secs(55);
 /// The most idle connections kept per target.
@@ -191,7 +193,7 @@ pub async fn checkout(dest: &Destination<'_>) -> Result<(Conn, bool), ProxyError
 }
 
 async fn connect(dest: &Destination<'_>) -> Result<UpstreamIo, ProxyError> {
-    let tls = dest.tls.then(crate::upstream::http1_tls);
+    let tls = dest.tls.then(crate::target_tls::http1);
     // Boxed: dialling is rare on a warm pool, and inline it would grow every request's future
     // (and the bytes copied when it moves) by its size.
     Box::pin(dial(dest.authority, tls.as_ref())).await
@@ -205,13 +207,10 @@ pub async fn dial(
 ) -> Result<UpstreamIo, ProxyError> {
     let failed = || ProxyError::upstream(ErrorKind::ConnectFailed);
     let timeout = || ProxyError::upstream(ErrorKind::ConnectTimeout);
-    let tcp = tokio::time::timeout(
-        crate::upstream::CONNECT_TIMEOUT,
-        TcpStream::connect(authority),
-    )
-    .await
-    .map_err(|_| timeout())?
-    .map_err(|_| failed())?;
+    let tcp = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(authority))
+        .await
+        .map_err(|_| timeout())?
+        .map_err(|_| failed())?;
     let _ = tcp.set_nodelay(true);
     let Some(tls) = tls else {
         return Ok(UpstreamIo::Tcp(tcp));
@@ -222,7 +221,7 @@ pub async fn dial(
         .trim_start_matches('[')
         .trim_end_matches(']');
     let name = rustls::pki_types::ServerName::try_from(host.to_string()).map_err(|_| failed())?;
-    let tls = tokio::time::timeout(crate::upstream::CONNECT_TIMEOUT, tls.connect(name, tcp))
+    let tls = tokio::time::timeout(CONNECT_TIMEOUT, tls.connect(name, tcp))
         .await
         .map_err(|_| timeout())?
         .map_err(|_| failed())?;
@@ -237,16 +236,7 @@ fn encode_head(parts: &http::request::Parts, body: &RequestBody) -> (Vec<u8>, Fr
     out.push(b' ');
     out.extend_from_slice(pq.as_bytes());
     out.extend_from_slice(b" HTTP/1.1\r\n");
-    let length = parts
-        .headers
-        .get(http::header::CONTENT_LENGTH)
-        .and_then(|v| {
-            std::str::from_utf8(v.as_bytes())
-                .ok()?
-                .trim()
-                .parse::<u64>()
-                .ok()
-        });
+    let length = super::content_length(&parts.headers);
     let framing = match (body.is_end_stream(), length, body.size_hint().exact()) {
         (true, _, _) => Framing::Empty,
         (false, Some(n), _) => Framing::Length(n),
@@ -520,14 +510,10 @@ fn parse_response_with<const N: usize>(
             }
             continue;
         }
-        let version = if r.version == Some(0) {
-            Version::HTTP_10
-        } else {
-            Version::HTTP_11
-        };
+        let version = super::version(r.version);
         let at = super::spans(buf, r.headers);
-        let head = buf.split_to(len).freeze();
-        let headers = super::header_map(&head, &at, 0).map_err(|_| AnswerError::Malformed)?;
+        let (_, headers) =
+            super::split_head(buf, len, &at, 0).map_err(|_| AnswerError::Malformed)?;
         let status = StatusCode::from_u16(code).map_err(|_| AnswerError::Malformed)?;
         let mut response = http::Response::new(UpstreamBody::Full(None));
         *response.status_mut() = status;
@@ -687,6 +673,48 @@ impl Streaming {
         match self.decoder.remaining() {
             Some(n) => SizeHint::with_exact(n),
             None => SizeHint::default(),
+        }
+    }
+}
+
+/// A target's response body: an enum rather than a box, so a body read whole allocates nothing.
+pub enum UpstreamBody {
+    /// An HTTP/2 stream's body (hyper).
+    Hyper(Incoming),
+    /// An HTTP/1 body read whole with the head (its connection is back in the pool).
+    Full(Option<Bytes>),
+    /// An HTTP/1 body still arriving on its connection.
+    Streaming(Box<Streaming>),
+}
+
+impl Body for UpstreamBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        match self.get_mut() {
+            UpstreamBody::Hyper(b) => Pin::new(b).poll_frame(cx).map_err(Into::into),
+            UpstreamBody::Full(b) => Poll::Ready(b.take().map(|b| Ok(Frame::data(b)))),
+            UpstreamBody::Streaming(s) => s.poll_frame(cx),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            UpstreamBody::Hyper(b) => b.is_end_stream(),
+            UpstreamBody::Full(b) => b.is_none(),
+            UpstreamBody::Streaming(s) => s.is_end_stream(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            UpstreamBody::Hyper(b) => b.size_hint(),
+            UpstreamBody::Full(b) => SizeHint::with_exact(b.as_ref().map_or(0, |b| b.len() as u64)),
+            UpstreamBody::Streaming(s) => s.size_hint(),
         }
     }
 }

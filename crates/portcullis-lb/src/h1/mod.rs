@@ -6,7 +6,6 @@
 //! This module holds what both sides share: the transports, body framing (length, chunked,
 //! until close), the chunked decoder, and the writers of heads and chunks.
 
-pub mod body;
 pub mod client;
 pub mod server;
 
@@ -390,6 +389,40 @@ pub fn spans(buf: &[u8], parsed: &[httparse::Header<'_>]) -> Vec<Span> {
             )
         })
         .collect()
+}
+
+/// The `Content-Length` the headers give, when it is one plain number (the encoders trust
+/// what the balancer already checked or set).
+pub fn content_length(h: &HeaderMap) -> Option<u64> {
+    h.get(http::header::CONTENT_LENGTH).and_then(|v| {
+        std::str::from_utf8(v.as_bytes())
+            .ok()?
+            .trim()
+            .parse::<u64>()
+            .ok()
+    })
+}
+
+/// The HTTP version of a parsed head, from the minor version `httparse` read.
+pub fn version(minor: Option<u8>) -> http::Version {
+    if minor == Some(0) {
+        http::Version::HTTP_10
+    } else {
+        http::Version::HTTP_11
+    }
+}
+
+/// Splits the parsed head (its first `len` bytes, headers at `at`) off `buf`, with its header
+/// map (see [`header_map`]).
+pub fn split_head(
+    buf: &mut BytesMut,
+    len: usize,
+    at: &[Span],
+    extra: usize,
+) -> Result<(Bytes, HeaderMap), CodecError> {
+    let head = buf.split_to(len).freeze();
+    let map = header_map(&head, at, extra)?;
+    Ok((head, map))
 }
 
 /// A header map whose values are slices of `head` (no copy), with room for `extra` more.

@@ -8,9 +8,11 @@
 //! connection; `Transfer-Encoding` with `Content-Length` is read as chunked and the connection
 //! is closed after the answer.
 
-use super::body::{ChannelBody, RequestBody};
 use super::{Decoded, Decoder, Framing, Transport};
-use crate::{Body, ConnInfo, Shared, proxy};
+use crate::body::{Body, BoxError, ChannelBody, RequestBody};
+use crate::connection::ConnInfo;
+use crate::proxy;
+use crate::shared::Shared;
 use bytes::{Bytes, BytesMut};
 use http::header::{CONNECTION, CONTENT_LENGTH, DATE, EXPECT, TRANSFER_ENCODING};
 use http::{HeaderValue, Method, Request, Response, StatusCode, Uri, Version};
@@ -72,23 +74,16 @@ pub async fn serve<T: Transport>(
             Next::Closed => return,
             Next::Refused(status) => {
                 proxy::log_refused(&shared, &info, status);
-                let page = crate::error::page(status).map(proxy::full);
+                let page = crate::error::page(status).map(crate::body::full);
                 let _ = write_response(&mut io, page, &Version::HTTP_11, false, false, true).await;
                 let _ = io.shutdown().await;
                 return;
             }
         };
-        let Head {
-            parts,
-            framing,
-            ambiguous,
-            keep_alive,
-            expect_continue,
-            wants_trailers,
-        } = *head;
-        let version = parts.version;
-        let head_request = parts.method == Method::HEAD;
-        let (body, mut pump) = match framing {
+        let head = *head;
+        let version = head.parts.version;
+        let head_request = head.parts.method == Method::HEAD;
+        let (body, mut pump) = match head.framing {
             Framing::Empty | Framing::Length(0) | Framing::UntilClose => (RequestBody::Empty, None),
             f => {
                 let (tx, rx) = mpsc::channel(2);
@@ -107,7 +102,7 @@ pub async fn serve<T: Transport>(
                         tx,
                         want: Some(want_rx),
                         decoder: Decoder::new(f),
-                        expect_continue,
+                        expect_continue: head.expect_continue,
                     }),
                 )
             }
@@ -115,7 +110,7 @@ pub async fn serve<T: Transport>(
         let mut handler = Box::pin(proxy::handle(
             shared.clone(),
             info.clone(),
-            Request::from_parts(parts, body),
+            Request::from_parts(head.parts, body),
         ));
         let mut watching = true;
         let mut body_broken = false;
@@ -140,8 +135,8 @@ pub async fn serve<T: Transport>(
         };
         drop(handler);
         let Ok(response) = response;
-        let close = !keep_alive
-            || ambiguous
+        let close = !head.keep_alive
+            || head.ambiguous
             || body_broken
             || pump.is_some()
             || *shutdown.borrow()
@@ -154,7 +149,7 @@ pub async fn serve<T: Transport>(
             response,
             &version,
             head_request,
-            wants_trailers,
+            head.wants_trailers,
             close,
         ))
         .await
@@ -295,17 +290,12 @@ fn parse_with<const N: usize>(buf: &mut BytesMut) -> Result<Option<Head>, Refusa
         .map_err(|_| Refusal::Status(400))?;
     let path = req.path.unwrap_or("");
     let path_at = (offset(path.as_bytes()), path.len());
-    let version = if req.version == Some(0) {
-        Version::HTTP_10
-    } else {
-        Version::HTTP_11
-    };
+    let version = super::version(req.version);
     let at = super::spans(buf, req.headers);
-    let head = buf.split_to(len).freeze();
+    // Room for what the balancer adds (forwarding, trace id, identity) without growing.
+    let (head, mut map) = super::split_head(buf, len, &at, 8).map_err(|_| Refusal::Status(400))?;
     let uri = Uri::from_maybe_shared(head.slice(path_at.0..path_at.0 + path_at.1))
         .map_err(|_| Refusal::Status(400))?;
-    // Room for what the balancer adds (forwarding, trace id, identity) without growing.
-    let mut map = super::header_map(&head, &at, 8).map_err(|_| Refusal::Status(400))?;
     let (framing, ambiguous) = super::framing(&map).map_err(|_| Refusal::Status(400))?;
     if framing == Framing::Chunked && version == Version::HTTP_10 {
         return Err(Refusal::Status(400));
@@ -348,7 +338,7 @@ fn parse_with<const N: usize>(buf: &mut BytesMut) -> Result<Option<Head>, Refusa
 
 /// Reads a request body for the proxy, as it asks for it.
 struct Pump {
-    tx: mpsc::Sender<Result<Frame<Bytes>, crate::BoxError>>,
+    tx: mpsc::Sender<Result<Frame<Bytes>, BoxError>>,
     want: Option<oneshot::Receiver<()>>,
     decoder: Decoder,
     expect_continue: bool,
@@ -476,16 +466,7 @@ async fn write_response<T: Transport>(
         || status.is_informational()
         || status == StatusCode::NO_CONTENT
         || status == StatusCode::NOT_MODIFIED;
-    let length = h
-        .get(CONTENT_LENGTH)
-        .and_then(|v| {
-            std::str::from_utf8(v.as_bytes())
-                .ok()?
-                .trim()
-                .parse::<u64>()
-                .ok()
-        })
-        .or(body.size_hint().exact());
+    let length = super::content_length(h).or(body.size_hint().exact());
     let framing = if no_body {
         Framing::Empty
     } else if let Some(n) = length {

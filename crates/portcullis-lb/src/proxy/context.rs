@@ -4,9 +4,11 @@
 //! left, so the request future was dropped) logs ALB's 460.
 
 use crate::access_log::{self, Entry};
-use crate::h1::body::RequestBody;
+use crate::body::{Body, RequestBody};
+use crate::connection::ConnInfo;
+use crate::shared::Shared;
 use crate::snapshot::Listener;
-use crate::{Body, ConnInfo, Shared, headers, upstream};
+use crate::{headers, upstream};
 use http::header::{CONTENT_LENGTH, HOST, SET_COOKIE, USER_AGENT};
 use http::{HeaderValue, Request, Response, Version};
 use std::time::Instant;

@@ -2,12 +2,14 @@
 //! target (stickiness, algorithm, a second target when the first refuses the connection) and
 //! the upstream response (limits, stickiness, upgrades, cookies the target may not set).
 
-use super::{Ctx, full};
+use super::Ctx;
+use crate::body::Body;
+use crate::body::{RequestBody, full};
 use crate::error::{ErrorKind, ProxyError};
-use crate::h1::body::{RequestBody, UpstreamBody};
+use crate::h1::client::UpstreamBody;
 use crate::target_group::{Forward, Target, TargetGroup};
 use crate::upgrade::TargetSide;
-use crate::{Body, headers, stickiness, upstream};
+use crate::{headers, stickiness, upstream};
 use bytes::Bytes;
 use http::header::HOST;
 use http::{HeaderValue, Request, Response, StatusCode, Version};
@@ -166,7 +168,7 @@ async fn to_target(
     let tls = tg.protocol == Protocol::HTTPS;
     let conn = match shared
         .upstream
-        .connect(tg.protocol_version, tls, choice.target)
+        .connect(tg.protocol_version, &choice.target.destination(tls))
         .await
     {
         Ok(c) => c,
@@ -182,7 +184,7 @@ async fn to_target(
             choice = next;
             shared
                 .upstream
-                .connect(tg.protocol_version, tls, choice.target)
+                .connect(tg.protocol_version, &choice.target.destination(tls))
                 .await?
         }
         Err(e) => return Err(e),
@@ -202,8 +204,8 @@ async fn to_target(
         .upstream
         .send(
             conn,
-            tls,
-            target,
+            &target.destination(tls),
+            &target.cutoff,
             Request::from_parts(parts, upstream::ClientBody::new(body)),
             shared.idle_timeout,
         )

@@ -17,28 +17,23 @@ mod forward;
 
 pub use context::{Ctx, log_refused, log_refused_by_hyper};
 
+use crate::body::{Body, RequestBody, full};
+use crate::connection::ConnInfo;
 use crate::error::page as error_page;
 use crate::error::{ErrorKind, ProxyError};
-use crate::h1::body::RequestBody;
 use crate::headers;
 use crate::rules::RequestView;
+use crate::shared::Shared;
 use crate::snapshot::{Rule, Terminal};
-use crate::{Body, ConnInfo, Shared};
 use bytes::Bytes;
 use http::header::{CONTENT_TYPE, LOCATION};
 use http::{HeaderValue, Method, Request, Response, StatusCode, Version};
-use http_body_util::{BodyExt, Full};
 use portcullis_auth::Outcome;
 use portcullis_auth::authenticate::{CALLBACK_PATH, ClaimHeaders};
 use portcullis_auth::backchannel::{BACKCHANNEL_LOGOUT_PATH, MAX_LOGOUT_BODY};
 use std::sync::Arc;
 use std::time::Instant;
 use tracing::Instrument;
-
-/// A body of bytes already in hand.
-pub(crate) fn full(b: Bytes) -> Body {
-    Full::new(b).map_err(|never| match never {}).boxed_unsync()
-}
 
 fn from_bytes(r: Response<Bytes>) -> Response<Body> {
     r.map(full)

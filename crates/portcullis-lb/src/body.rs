@@ -1,13 +1,25 @@
-//! The bodies on the request path: a client's request body (from hyper's HTTP/2 server or from
-//! the HTTP/1 connection loop) and a target's response body (from hyper's HTTP/2 client or from
-//! the HTTP/1 pool). Enums rather than boxes, so a request without a body allocates nothing.
+//! The bodies on the request path, which every layer shares: the response [`Body`] the balancer
+//! sends, the [`BoxError`] that ends a body early, and a client's request body (from hyper's
+//! HTTP/2 server or from the HTTP/1 connection loop). An enum rather than a box, so a request
+//! without a body allocates nothing. A target's response body is `h1::client::UpstreamBody`.
 
-use crate::BoxError;
 use bytes::Bytes;
-use hyper::body::{Body, Frame, Incoming, SizeHint};
+use http_body_util::{BodyExt, Full};
+use hyper::body::{Frame, Incoming, SizeHint};
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use tokio::sync::{mpsc, oneshot};
+
+/// An error that ends a response body early (a target failed, or its drain ended).
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// The body type of every response we send.
+pub type Body = http_body_util::combinators::UnsyncBoxBody<Bytes, BoxError>;
+
+/// A body of bytes already in hand.
+pub fn full(b: Bytes) -> Body {
+    Full::new(b).map_err(|never| match never {}).boxed_unsync()
+}
 
 /// A client's request body.
 pub enum RequestBody {
@@ -27,7 +39,7 @@ pub struct ChannelBody {
     pub(crate) length: Option<u64>,
 }
 
-impl Body for RequestBody {
+impl hyper::body::Body for RequestBody {
     type Data = Bytes;
     type Error = BoxError;
 
@@ -62,48 +74,6 @@ impl Body for RequestBody {
             RequestBody::H1(b) => b
                 .length
                 .map_or_else(SizeHint::default, SizeHint::with_exact),
-        }
-    }
-}
-
-/// A target's response body.
-pub enum UpstreamBody {
-    /// An HTTP/2 stream's body (hyper).
-    Hyper(Incoming),
-    /// An HTTP/1 body read whole with the head (its connection is back in the pool).
-    Full(Option<Bytes>),
-    /// An HTTP/1 body still arriving on its connection.
-    Streaming(Box<super::client::Streaming>),
-}
-
-impl Body for UpstreamBody {
-    type Data = Bytes;
-    type Error = BoxError;
-
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        match self.get_mut() {
-            UpstreamBody::Hyper(b) => Pin::new(b).poll_frame(cx).map_err(Into::into),
-            UpstreamBody::Full(b) => Poll::Ready(b.take().map(|b| Ok(Frame::data(b)))),
-            UpstreamBody::Streaming(s) => s.poll_frame(cx),
-        }
-    }
-
-    fn is_end_stream(&self) -> bool {
-        match self {
-            UpstreamBody::Hyper(b) => b.is_end_stream(),
-            UpstreamBody::Full(b) => b.is_none(),
-            UpstreamBody::Streaming(s) => s.is_end_stream(),
-        }
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        match self {
-            UpstreamBody::Hyper(b) => b.size_hint(),
-            UpstreamBody::Full(b) => SizeHint::with_exact(b.as_ref().map_or(0, |b| b.len() as u64)),
-            UpstreamBody::Streaming(s) => s.size_hint(),
         }
     }
 }

@@ -415,48 +415,16 @@ impl Authenticator {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::oidc::{Provider, ProviderConfig};
+    use crate::fixture;
     use crate::session_cookie::Shards;
     use http::header::SET_COOKIE;
-    use portcullis_config::SessionSettings;
-    use portcullis_verify::client::http_client;
 
     fn action(on: OnUnauthenticated) -> AuthAction {
-        let provider = ProviderConfig {
-            issuer: "https://idp.example/pool".into(),
-            authorization_endpoint: "https://idp.example/oauth2/authorize".into(),
-            token_endpoint: "https://idp.example/oauth2/token".into(),
-            user_info_endpoint: "https://idp.example/oauth2/userInfo".into(),
-            jwks_uri: None,
-            client_id: "client1".into(),
-            client_secret: "secret".into(),
-            auth_method: portcullis_config::ClientAuthMethod::ClientSecretBasic,
-            revocation_endpoint: None,
-            end_session: None,
-        };
-        let mut extra = std::collections::BTreeMap::new();
-        extra.insert("prompt".to_string(), "login".to_string());
-        AuthAction::new(
-            "1/10".into(),
-            Arc::new(Provider::new(provider, http_client())),
-            SessionSettings {
-                session_cookie_name: "AWSELBAuthSessionCookie".into(),
-                scope: "openid tasks/read".into(),
-                session_timeout: 604_800,
-                authentication_request_extra_params: extra,
-                on_unauthenticated_request: on,
-                use_pkce: true,
-                use_nonce: true,
-                unauthenticated_api_requests: ApiRequests::Redirect,
-                identity_header: IdentityHeader::Alb,
-                jwt_audience: None,
-                logout_path: None,
-                logout_redirect_uri: None,
-                require_scopes: Vec::new(),
-                require_groups: Vec::new(),
-                require_claims: Default::default(),
-            },
-        )
+        let mut session = fixture::session_settings(on);
+        session
+            .authentication_request_extra_params
+            .insert("prompt".to_string(), "login".to_string());
+        fixture::action(session)
     }
 
     fn parts(uri: &str, host: Option<&str>) -> Parts {
@@ -548,13 +516,11 @@ mod tests {
         assert_eq!(token_scopes_and_groups("opaque"), (vec![], vec![]));
     }
 
-    /// A signed-in session for `action`, sealed with the authenticator's keys, as shard values.
-    fn sealed_session(auth: &Authenticator, action: &AuthAction, claims_len: usize) -> Vec<String> {
-        let now = auth.now();
+    /// User `u1`'s session for `action` at `now`: an hour of access, a day of session, no refresh.
+    fn session_of_u1(action: &AuthAction, now: u64, sid: Option<&str>, began: u64) -> Session {
         let mut claims = serde_json::Map::new();
         claims.insert("sub".into(), "u1".into());
-        claims.insert("pad".into(), "x".repeat(claims_len).into());
-        let session = Session {
+        Session {
             sub: "u1".into(),
             claims,
             access_token: "at".into(),
@@ -563,9 +529,18 @@ mod tests {
             session_exp: now + 86_400,
             binding: action.binding().to_string(),
             id_token: None,
-            sid: Some("sid-1".into()),
-            began: now - 10,
-        };
+            sid: sid.map(str::to_owned),
+            began,
+        }
+    }
+
+    /// A signed-in session for `action`, sealed with the authenticator's keys, as shard values.
+    fn sealed_session(auth: &Authenticator, action: &AuthAction, claims_len: usize) -> Vec<String> {
+        let now = auth.now();
+        let mut session = session_of_u1(action, now, Some("sid-1"), now - 10);
+        session
+            .claims
+            .insert("pad".into(), "x".repeat(claims_len).into());
         session_cookie::seal(&auth.ring, &action.session.session_cookie_name, &session).unwrap()
     }
 
@@ -749,20 +724,7 @@ mod tests {
         let name = action.session.session_cookie_name.clone();
         let now = portcullis_core::now();
         let seal = |sid: Option<&str>, began: u64| {
-            let mut claims = serde_json::Map::new();
-            claims.insert("sub".into(), "u1".into());
-            let session = Session {
-                sub: "u1".into(),
-                claims,
-                access_token: "at".into(),
-                access_exp: now + 3600,
-                refresh_token: None,
-                session_exp: now + 86_400,
-                binding: action.binding().to_string(),
-                id_token: None,
-                sid: sid.map(str::to_owned),
-                began,
-            };
+            let session = session_of_u1(&action, now, sid, began);
             let shards = session_cookie::seal(&auth.ring, &name, &session).unwrap();
             with_cookie(&name, &shards)
         };

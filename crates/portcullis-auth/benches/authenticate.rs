@@ -4,54 +4,17 @@
 //!
 //! `cargo bench -p portcullis-auth --bench authenticate [-- <iterations>]`
 
+use portcullis_auth::fixture;
 use portcullis_auth::keys::{AuthKeys, KeyRing, MacKey};
 use portcullis_auth::session_cookie::{self, Session};
-use portcullis_auth::{AuthAction, Authenticator, Outcome, Provider, ProviderConfig};
-use portcullis_config::{ApiRequests, IdentityHeader, OnUnauthenticated, SessionSettings};
-use portcullis_verify::client::http_client;
+use portcullis_auth::{Authenticator, Outcome};
+use portcullis_config::OnUnauthenticated;
 use std::future::Future;
 use std::hint::black_box;
-use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 use std::time::Instant;
 
-const COOKIE: &str = "AWSELBAuthSessionCookie";
-
-fn action() -> AuthAction {
-    let provider = ProviderConfig {
-        issuer: "https://idp.example/pool".into(),
-        authorization_endpoint: "https://idp.example/oauth2/authorize".into(),
-        token_endpoint: "https://idp.example/oauth2/token".into(),
-        user_info_endpoint: "https://idp.example/oauth2/userInfo".into(),
-        jwks_uri: None,
-        client_id: "client1".into(),
-        client_secret: "secret".into(),
-        auth_method: portcullis_config::ClientAuthMethod::ClientSecretBasic,
-        revocation_endpoint: None,
-        end_session: None,
-    };
-    AuthAction::new(
-        "1/10".into(),
-        Arc::new(Provider::new(provider, http_client())),
-        SessionSettings {
-            session_cookie_name: COOKIE.into(),
-            scope: "openid tasks/read".into(),
-            session_timeout: 604_800,
-            authentication_request_extra_params: Default::default(),
-            on_unauthenticated_request: OnUnauthenticated::Authenticate,
-            use_pkce: true,
-            use_nonce: true,
-            unauthenticated_api_requests: ApiRequests::Redirect,
-            identity_header: IdentityHeader::Alb,
-            jwt_audience: None,
-            logout_path: None,
-            logout_redirect_uri: None,
-            require_scopes: Vec::new(),
-            require_groups: Vec::new(),
-            require_claims: Default::default(),
-        },
-    )
-}
+const COOKIE: &str = fixture::COOKIE;
 
 /// A session like the benchmark's users: `extra` is (attribute length, fill) pairs.
 fn session(extra: &[(usize, char)]) -> Session {
@@ -113,7 +76,7 @@ fn main() {
         "arn:aws:elasticloadbalancing:us-east-1:000000000000:loadbalancer/app/bench/1".into(),
     );
     let sealer = KeyRing::new(vec![(1, raw)]);
-    let action = action();
+    let action = fixture::action(fixture::session_settings(OnUnauthenticated::Authenticate));
     let cases: [(&str, Vec<(usize, char)>); 2] = [
         ("small claims", Vec::new()),
         (
@@ -140,8 +103,7 @@ fn main() {
                 let sub = format!("revoked-user-{i:08}");
                 let (sid, sub) = (Some(sid.as_str()), sub.as_str());
                 let sid = if i % 2 == 0 { sid } else { None };
-                auth.revocations()
-                    .end("https://idp.example/pool", sid, sub, now, now);
+                auth.revocations().end(fixture::ISSUER, sid, sub, now, now);
             }
         }
         let extra = extra.clone();
@@ -187,7 +149,7 @@ fn main() {
     }
     // The lookup alone: a session that is not revoked, against the full set and an empty one.
     let probe = portcullis_auth::revocation::SessionRef {
-        issuer: "https://idp.example/pool",
+        issuer: fixture::ISSUER,
         sid: Some("2d1c8a7e-0b5f-4c3d-9e8f-7a6b5c4d3e2f"),
         sub: "5f3a1c2e-8b7d-4e6f-9a0b-1c2d3e4f5a6b",
         began: portcullis_core::now() - 60,

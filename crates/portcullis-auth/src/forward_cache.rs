@@ -10,7 +10,8 @@
 //! byte, in its name, or in how its value is cut into shards therefore hits with probability
 //! about `len / 2^128`: the lookup is as strong as the decryption it skips.
 
-use crate::authenticate::{ClaimHeaders, Grants};
+use crate::authenticate::ClaimHeaders;
+use crate::authenticate::Grants;
 use crate::session_cookie::{MAX_SHARDS, SHARD_LEN, Shards};
 use aws_lc_rs::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
 use std::cell::Cell;

@@ -6,6 +6,8 @@ pub mod authenticate;
 pub mod backchannel;
 pub mod claims_header;
 pub mod error;
+#[doc(hidden)]
+pub mod fixture;
 mod forward_cache;
 pub mod jwt_validation;
 pub mod keys;

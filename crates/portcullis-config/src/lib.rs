@@ -179,46 +179,45 @@ mod tests {
         assert!(e.contains("unknown field `nmae`"), "{e}");
     }
 
+    /// The load error of a config with one HTTP listener whose default action is `action` (an
+    /// inline table), then `rest`; the action is on line 7, as the leading newline keeps it.
+    fn action_err(action: &str, rest: &str) -> String {
+        err(&format!(
+            "
+[load_balancer]
+name = \"x\"
+[[listeners]]
+protocol = \"HTTP\"
+port = 80
+default_actions = [{action}]
+{rest}"
+        ))
+    }
+
     #[test]
     fn wrong_type_in_nested_action_names_its_path() {
-        let e = err(r#"
-[load_balancer]
-name = "x"
-[[listeners]]
-protocol = "HTTP"
-port = 80
-default_actions = [{ type = "fixed-response", status_code = "four hundred" }]
-"#);
+        let e = action_err(
+            r#"{ type = "fixed-response", status_code = "four hundred" }"#,
+            "",
+        );
         assert!(e.contains("listeners[0].default_actions[0]"), "{e}");
         assert!(e.contains("lb.toml:7:"), "{e}");
     }
 
     #[test]
     fn unknown_action_type_is_named() {
-        let e = err(r#"
-[load_balancer]
-name = "x"
-[[listeners]]
-protocol = "HTTP"
-port = 80
-default_actions = [{ type = "teleport" }]
-"#);
+        let e = action_err(r#"{ type = "teleport" }"#, "");
         assert!(e.contains("teleport"), "{e}");
     }
 
     #[test]
     fn unknown_field_inside_action_is_refused() {
-        let e = err(r#"
-[load_balancer]
-name = "x"
-[[listeners]]
-protocol = "HTTP"
-port = 80
-default_actions = [{ type = "forward", target_group = "a", weight = 3 }]
-[[target_groups]]
+        let e = action_err(
+            r#"{ type = "forward", target_group = "a", weight = 3 }"#,
+            r#"[[target_groups]]
 name = "a"
-targets = [{ id = "127.0.0.1", port = 1 }]
-"#);
+targets = [{ id = "127.0.0.1", port = 1 }]"#,
+        );
         assert!(e.contains("unknown field `weight`"), "{e}");
     }
 }

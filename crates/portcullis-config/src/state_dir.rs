@@ -111,19 +111,10 @@ fn tighten(path: &Path, depth: usize) -> Result<(), StateDirError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn mode(p: &Path) -> u32 {
-        std::fs::metadata(p).unwrap().permissions().mode() & 0o777
-    }
+    use portcullis_core::scratch::mode;
 
     fn temp() -> PathBuf {
-        let d = std::env::temp_dir().join(format!(
-            "pc-state-{}-{:?}",
-            std::process::id(),
-            std::time::SystemTime::now()
-        ));
-        std::fs::create_dir_all(&d).unwrap();
-        d
+        portcullis_core::scratch::dir("pc-state")
     }
 
     #[test]
@@ -162,19 +153,27 @@ mod tests {
         std::fs::remove_dir_all(base).unwrap();
     }
 
+    /// The state directory's callers create through the re-exports: what they make is private
+    /// from the start, `secure` accepts it, and nothing is overwritten. (`private_file`'s own
+    /// tests check each helper.)
     #[test]
-    fn files_are_created_private() {
+    fn what_the_re_exports_create_is_private() {
         let base = temp();
-        let f = base.join("sub/outbox.jsonl");
-        open_append(&f).unwrap();
-        assert_eq!((mode(&base.join("sub")), mode(&f)), (0o700, 0o600));
-        std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o644)).unwrap();
-        open_append(&f).unwrap();
-        assert_eq!(mode(&f), 0o600);
-        write_new(&base.join("k"), b"x").unwrap();
-        assert_eq!(mode(&base.join("k")), 0o600);
-        ensure_file(&base.join("db")).unwrap();
-        assert_eq!(mode(&base.join("db")), 0o600);
+        let dir = base.join("state");
+        create_dir_all(&dir.join("lb")).unwrap();
+        write_new(&dir.join("lb/id"), b"x").unwrap();
+        open_append(&dir.join("outbox.jsonl")).unwrap();
+        ensure_file(&dir.join("idp.sqlite3")).unwrap();
+        assert_eq!(mode(&dir), DIR_MODE);
+        assert_eq!(mode(&dir.join("lb")), DIR_MODE);
+        assert_eq!(mode(&dir.join("lb/id")), FILE_MODE);
+        assert_eq!(mode(&dir.join("outbox.jsonl")), FILE_MODE);
+        assert_eq!(mode(&dir.join("idp.sqlite3")), FILE_MODE);
+        secure(&dir).unwrap();
+        assert!(
+            write_new(&dir.join("lb/id"), b"y").is_err(),
+            "never overwrites"
+        );
         std::fs::remove_dir_all(base).unwrap();
     }
 }

@@ -81,25 +81,11 @@ pub fn restrict(f: &File) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::path::PathBuf;
-
-    fn mode(p: &Path) -> u32 {
-        std::fs::metadata(p).unwrap().permissions().mode() & 0o777
-    }
-
-    fn temp() -> PathBuf {
-        let d = std::env::temp_dir().join(format!(
-            "pc-private-{}-{:?}",
-            std::process::id(),
-            std::time::SystemTime::now()
-        ));
-        std::fs::create_dir_all(&d).unwrap();
-        d
-    }
+    use crate::scratch::mode;
 
     #[test]
     fn files_are_created_private() {
-        let base = temp();
+        let base = crate::scratch::dir("pc-private");
         let f = base.join("sub/outbox.jsonl");
         open_append(&f).unwrap();
         assert_eq!((mode(&base.join("sub")), mode(&f)), (0o700, 0o600));

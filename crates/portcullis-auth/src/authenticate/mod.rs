@@ -1,31 +1,36 @@
 //! The authenticate action as a function of request parts: it either says "forward with these
 //! headers" or "answer with this response". It knows nothing of sockets. This module holds the
-//! action, its outcome and the request path of a signed-in user; the login (redirect and
-//! callback), the session (refresh and sealing), the logout, authorization and the answers live in
+//! [`Authenticator`] and the request path of a signed-in user; the action and its outcome (leaves
+//! that the forward cache also uses), the login (redirect and callback), the session (refresh and
+//! sealing), the logout, the back-channel logout endpoint, authorization and the answers live in
 //! the modules below. Time is read from the [`Authenticator`]'s [`Clock`], so tests move it.
 
+mod action;
 mod authorization;
+mod backchannel_logout;
 mod login;
 mod logout;
+mod outcome;
 mod request;
 mod responses;
 mod session;
 
+pub use action::AuthAction;
 pub use authorization::{Denied, Grants, authorize, token_scopes_and_groups};
+pub use outcome::{ClaimHeaders, Outcome};
 pub use request::{is_api_request, same_origin};
 
+use crate::backchannel::ReplayCache;
 use crate::claims_header::ClaimsSigner;
 use crate::claims_header::HEADER_LIFETIME;
 use crate::error::AuthError;
 use crate::forward_cache::{self, ForwardCache, Hit};
 use crate::keys::{AuthKeys, KeyRing, MacKey};
-use crate::oidc::Provider;
 use crate::revocation::{RevocationSet, SessionRef};
 use crate::session_cookie::{self, Collected, Opened, Session};
 use aws_lc_rs::rand::{SecureRandom, SystemRandom};
-use bytes::Bytes;
-use http::{HeaderName, HeaderValue, Response, request::Parts};
-use portcullis_config::{ApiRequests, IdentityHeader, OnUnauthenticated, SessionSettings};
+use http::{HeaderName, HeaderValue, request::Parts};
+use portcullis_config::{ApiRequests, IdentityHeader, OnUnauthenticated};
 use portcullis_core::Clock;
 use responses::{add_cookies, api_unauthorized, fail, forbidden};
 use std::sync::Arc;
@@ -42,80 +47,6 @@ pub const DATA_HEADER: HeaderName = HeaderName::from_static("x-amzn-oidc-data");
 pub const JWT_HEADER: HeaderName = HeaderName::from_static("x-portcullis-jwt");
 /// Access tokens without `expires_in` are treated as valid this long.
 const DEFAULT_ACCESS_LIFETIME: u64 = 3600;
-
-/// One authenticate action of one rule, resolved.
-pub struct AuthAction {
-    /// Identifies the rule in `state` (`<listener port>/<priority>`).
-    pub rule_id: String,
-    /// The identity provider.
-    pub provider: Arc<Provider>,
-    /// Cookie name, scope, timeout, extra parameters, unauthenticated behaviour.
-    pub session: SessionSettings,
-    /// Issuer and client: a session sealed for another pair is ignored.
-    binding: String,
-    /// What cached forward headers depend on: the binding and how this rule presents the identity
-    /// (rules sharing a session may ask for different headers).
-    cache_key: Arc<str>,
-}
-
-impl AuthAction {
-    /// Resolves an action once, when its rule is compiled, so the request path builds no keys.
-    pub fn new(rule_id: String, provider: Arc<Provider>, session: SessionSettings) -> AuthAction {
-        let binding = format!("{}|{}", provider.config.issuer, provider.config.client_id);
-        let cache_key = Arc::from(format!(
-            "{binding}|{:?}|{}",
-            session.identity_header,
-            session.jwt_audience.as_deref().unwrap_or("")
-        ));
-        AuthAction {
-            rule_id,
-            provider,
-            session,
-            binding,
-            cache_key,
-        }
-    }
-
-    fn binding(&self) -> &str {
-        &self.binding
-    }
-}
-
-/// The identity headers added for a target: one allocation per session, shared by its requests
-/// (`Arc::default()`, empty, allocates nothing).
-pub type ClaimHeaders = Arc<[(HeaderName, HeaderValue)]>;
-
-/// What to do with the request.
-#[derive(Debug)]
-pub enum Outcome {
-    /// Continue to the terminal action.
-    Forward {
-        /// Headers to add to the upstream request (claims, or none for `allow`).
-        headers: ClaimHeaders,
-        /// `Set-Cookie` values for the response (refreshed or cleared session).
-        set_cookies: Vec<String>,
-        /// Logged as `error_reason` (an invalid cookie under `allow`).
-        error: Option<AuthError>,
-        /// Whether claims were added.
-        authenticated: bool,
-    },
-    /// Answer without reaching a target.
-    Respond {
-        /// The answer.
-        response: Response<Bytes>,
-        /// Logged as `error_reason`.
-        error: Option<AuthError>,
-    },
-    /// Answer with the balancer's own error page for `status` (the load balancer renders it).
-    Error {
-        /// 401, 403, 500 or 561.
-        status: u16,
-        /// Logged as `error_reason`.
-        error: Option<AuthError>,
-        /// `Set-Cookie` values for the answer (shards of an unusable session cleared).
-        set_cookies: Vec<String>,
-    },
-}
 
 /// A signed `x-amzn-oidc-data` is re-signed when fewer seconds than this remain of its lifetime.
 pub const RESIGN_MARGIN: u64 = 60;
@@ -178,7 +109,7 @@ pub struct Authenticator {
     /// Sessions the providers have ended; checked on every authenticated request.
     revocations: Arc<RevocationSet>,
     /// `jti`s of accepted back-channel logout tokens.
-    pub(crate) logout_replay: crate::backchannel::ReplayCache,
+    logout_replay: ReplayCache,
     /// What session expiry, refresh and the login state's lifetime are measured against.
     clock: Arc<Clock>,
 }
@@ -199,7 +130,7 @@ impl Authenticator {
             cache: ForwardCache::new(&cache_key),
             observer: Arc::new(NoObserver),
             revocations: Arc::new(RevocationSet::default()),
-            logout_replay: crate::backchannel::ReplayCache::default(),
+            logout_replay: ReplayCache::default(),
             clock: Arc::new(Clock::default()),
         }
     }
@@ -301,7 +232,7 @@ impl Authenticator {
         forward_cache::with_frame(name, &shards, |frame| {
             // The fast path: this exact cookie was opened before and its headers are ready.
             if let Some(Hit { headers, grants }) =
-                frame.and_then(|f| self.cache.get(f, &action.cache_key, now))
+                frame.and_then(|f| self.cache.get(f, action.cache_key(), now))
             {
                 if self.revoked(action, &grants) {
                     return self.refuse_revoked(action, &grants.sub, shards.count());
@@ -470,7 +401,7 @@ impl Authenticator {
                 .min(s.session_exp)
                 .min(data_exp - RESIGN_MARGIN);
             self.cache
-                .insert(frame, action.cache_key.clone(), hit, valid_until, now);
+                .insert(frame, action.cache_key().clone(), hit, valid_until, now);
         }
         Outcome::Forward {
             headers,
@@ -484,47 +415,16 @@ impl Authenticator {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::oidc::ProviderConfig;
+    use crate::fixture;
     use crate::session_cookie::Shards;
     use http::header::SET_COOKIE;
-    use portcullis_verify::client::http_client;
 
     fn action(on: OnUnauthenticated) -> AuthAction {
-        let provider = ProviderConfig {
-            issuer: "https://idp.example/pool".into(),
-            authorization_endpoint: "https://idp.example/oauth2/authorize".into(),
-            token_endpoint: "https://idp.example/oauth2/token".into(),
-            user_info_endpoint: "https://idp.example/oauth2/userInfo".into(),
-            jwks_uri: None,
-            client_id: "client1".into(),
-            client_secret: "secret".into(),
-            auth_method: portcullis_config::ClientAuthMethod::ClientSecretBasic,
-            revocation_endpoint: None,
-            end_session: None,
-        };
-        let mut extra = std::collections::BTreeMap::new();
-        extra.insert("prompt".to_string(), "login".to_string());
-        AuthAction::new(
-            "1/10".into(),
-            Arc::new(Provider::new(provider, http_client())),
-            SessionSettings {
-                session_cookie_name: "AWSELBAuthSessionCookie".into(),
-                scope: "openid tasks/read".into(),
-                session_timeout: 604_800,
-                authentication_request_extra_params: extra,
-                on_unauthenticated_request: on,
-                use_pkce: true,
-                use_nonce: true,
-                unauthenticated_api_requests: ApiRequests::Redirect,
-                identity_header: IdentityHeader::Alb,
-                jwt_audience: None,
-                logout_path: None,
-                logout_redirect_uri: None,
-                require_scopes: Vec::new(),
-                require_groups: Vec::new(),
-                require_claims: Default::default(),
-            },
-        )
+        let mut session = fixture::session_settings(on);
+        session
+            .authentication_request_extra_params
+            .insert("prompt".to_string(), "login".to_string());
+        fixture::action(session)
     }
 
     fn parts(uri: &str, host: Option<&str>) -> Parts {
@@ -616,13 +516,11 @@ mod tests {
         assert_eq!(token_scopes_and_groups("opaque"), (vec![], vec![]));
     }
 
-    /// A signed-in session for `action`, sealed with the authenticator's keys, as shard values.
-    fn sealed_session(auth: &Authenticator, action: &AuthAction, claims_len: usize) -> Vec<String> {
-        let now = auth.now();
+    /// User `u1`'s session for `action` at `now`: an hour of access, a day of session, no refresh.
+    fn session_of_u1(action: &AuthAction, now: u64, sid: Option<&str>, began: u64) -> Session {
         let mut claims = serde_json::Map::new();
         claims.insert("sub".into(), "u1".into());
-        claims.insert("pad".into(), "x".repeat(claims_len).into());
-        let session = Session {
+        Session {
             sub: "u1".into(),
             claims,
             access_token: "at".into(),
@@ -631,9 +529,18 @@ mod tests {
             session_exp: now + 86_400,
             binding: action.binding().to_string(),
             id_token: None,
-            sid: Some("sid-1".into()),
-            began: now - 10,
-        };
+            sid: sid.map(str::to_owned),
+            began,
+        }
+    }
+
+    /// A signed-in session for `action`, sealed with the authenticator's keys, as shard values.
+    fn sealed_session(auth: &Authenticator, action: &AuthAction, claims_len: usize) -> Vec<String> {
+        let now = auth.now();
+        let mut session = session_of_u1(action, now, Some("sid-1"), now - 10);
+        session
+            .claims
+            .insert("pad".into(), "x".repeat(claims_len).into());
         session_cookie::seal(&auth.ring, &action.session.session_cookie_name, &session).unwrap()
     }
 
@@ -687,7 +594,7 @@ mod tests {
         };
         assert!(
             auth.cache
-                .get(&frame(&shards), &action.cache_key, now)
+                .get(&frame(&shards), action.cache_key(), now)
                 .is_some()
         );
         // One byte changed in any shard, at its start, middle or end: no hit, and the request is
@@ -700,7 +607,9 @@ mod tests {
                 let flip = if b == b'A' { "B" } else { "A" };
                 t[i].replace_range(at..at + 1, flip);
                 assert!(
-                    auth.cache.get(&frame(&t), &action.cache_key, now).is_none(),
+                    auth.cache
+                        .get(&frame(&t), action.cache_key(), now)
+                        .is_none(),
                     "shard {i} byte {at}"
                 );
                 match auth.authenticate(&action, &with_cookie(&name, &t)).await {
@@ -726,7 +635,7 @@ mod tests {
         recut[2].push_str(&last);
         assert!(
             auth.cache
-                .get(&frame(&recut), &action.cache_key, now)
+                .get(&frame(&recut), action.cache_key(), now)
                 .is_none()
         );
         assert_eq!(auth.cache.len(), 1);
@@ -815,20 +724,7 @@ mod tests {
         let name = action.session.session_cookie_name.clone();
         let now = portcullis_core::now();
         let seal = |sid: Option<&str>, began: u64| {
-            let mut claims = serde_json::Map::new();
-            claims.insert("sub".into(), "u1".into());
-            let session = Session {
-                sub: "u1".into(),
-                claims,
-                access_token: "at".into(),
-                access_exp: now + 3600,
-                refresh_token: None,
-                session_exp: now + 86_400,
-                binding: action.binding().to_string(),
-                id_token: None,
-                sid: sid.map(str::to_owned),
-                began,
-            };
+            let session = session_of_u1(&action, now, sid, began);
             let shards = session_cookie::seal(&auth.ring, &name, &session).unwrap();
             with_cookie(&name, &shards)
         };

@@ -1,7 +1,7 @@
 //! Client secrets, the admin API's documents (app clients, resource servers, identity providers)
 //! and signing keys, in PostgreSQL.
 
-use super::{PgStore, pg};
+use super::connection::{PgStore, pg};
 use crate::store::{KeyRecord, Put, StoreError, now, sql};
 
 /// The client's secret, seeded from `make` when absent.

@@ -1,6 +1,6 @@
 //! Authorization codes, refresh tokens and their families, and hosted-UI sessions in PostgreSQL.
 
-use super::{PgStore, pg};
+use super::connection::{PgStore, pg};
 use crate::store::{CodeRecord, RefreshRecord, RefreshUse, StoreError, now, sql};
 use tokio_postgres::Row;
 

@@ -1,6 +1,6 @@
 //! Groups and their members in PostgreSQL.
 
-use super::{PgStore, pg};
+use super::connection::{PgStore, pg};
 use crate::store::{GroupRecord, StoreError, sql};
 
 /// Creates or updates a group.

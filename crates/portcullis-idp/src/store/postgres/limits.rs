@@ -1,7 +1,7 @@
 //! Failed sign-ins (lockout, checks in flight) and rate-limit buckets in PostgreSQL, shared by
 //! every node.
 
-use super::PgStore;
+use super::connection::PgStore;
 use crate::store::{Reservation, StoreError, sql};
 
 /// Reserves a password check: counts it as a failure and marks it in flight, unless the user is

@@ -2,7 +2,7 @@
 //! session's row, so they are serialised by its row lock; an end is logged and `NOTIFY`d in the
 //! transaction that makes it (PostgreSQL delivers the notification at commit).
 
-use super::{PgStore, pg};
+use super::connection::{PgStore, pg};
 use crate::domain::revocation::SessionEnded;
 use crate::store::sessions::{
     EndRecord, LOGOUT_END_PREFIX, NOTIFY_CHANNEL, SessionRow, SignInRecord,

@@ -1,7 +1,7 @@
 //! One-time tickets (confirmation codes, challenge sessions, attempt budgets, TOTP steps) in
 //! PostgreSQL.
 
-use super::PgStore;
+use super::connection::PgStore;
 use crate::store::{StoreError, now, sql};
 
 /// Stores a ticket, replacing an earlier one (and forgets expired ones).

@@ -1,6 +1,6 @@
 //! Users in PostgreSQL.
 
-use super::{PgStore, pg};
+use super::connection::{PgStore, pg};
 use crate::store::{StoreError, UserRecord, now, sql};
 use tokio_postgres::Row;
 

@@ -1,7 +1,7 @@
 //! Client secrets, the admin API's documents (app clients, resource servers, identity providers)
 //! and signing keys, in SQLite.
 
-use super::lite;
+use super::connection::lite;
 use crate::store::{KeyRecord, Put, now, sql};
 use rusqlite::{Connection, OptionalExtension, params};
 

@@ -1,6 +1,6 @@
 //! Authorization codes, refresh tokens and their families, and hosted-UI sessions in SQLite.
 
-use super::lite;
+use super::connection::lite;
 use crate::store::{CodeRecord, RefreshRecord, RefreshUse, now, sql};
 use rusqlite::{Connection, OptionalExtension, Row, params};
 

@@ -1,6 +1,6 @@
 //! Groups and their members in SQLite.
 
-use super::{SqliteStore, lite, owned};
+use super::connection::{SqliteStore, lite, owned};
 use crate::store::{GroupRecord, StoreFuture, sql};
 use rusqlite::{Connection, params};
 

@@ -1,7 +1,7 @@
 //! Failed sign-ins (lockout, checks in flight) in SQLite, and the rate-limit buckets, which a
 //! SQLite store keeps in memory.
 
-use super::{SqliteStore, lite};
+use super::connection::{SqliteStore, lite};
 use crate::store::{Reservation, sql};
 use rusqlite::{Connection, OptionalExtension, params};
 

@@ -1,8 +1,8 @@
 //! Sign-in sessions in SQLite: one connection under a lock, so every operation is one
 //! transaction that no other can interleave with.
 
+use super::connection::{SqliteStore, lite};
 use super::grants::revoke_family_in;
-use super::{SqliteStore, lite};
 use crate::store::sessions::{EndRecord, SessionRow, SignInRecord, user_wide_at};
 use crate::store::{StoreFuture, sql};
 use rusqlite::{Connection, OptionalExtension, Row, params};
@@ -90,7 +90,7 @@ impl SqliteStore {
         sid: &str,
         now: i64,
     ) -> StoreFuture<'static, Option<SignInRecord>> {
-        let [pool, sid] = super::owned([pool, sid]);
+        let [pool, sid] = super::connection::owned([pool, sid]);
         self.run(move |c| {
             let tx = c.transaction()?;
             let out = end_in(&tx, &pool, &sid, now)?;

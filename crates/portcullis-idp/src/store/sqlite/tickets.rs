@@ -1,7 +1,7 @@
 //! One-time tickets (confirmation codes, challenge sessions, attempt budgets, TOTP steps) in
 //! SQLite.
 
-use super::lite;
+use super::connection::lite;
 use crate::store::{now, sql};
 use rusqlite::{Connection, OptionalExtension, params};
 

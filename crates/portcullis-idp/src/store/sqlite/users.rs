@@ -1,6 +1,6 @@
 //! Users in SQLite.
 
-use super::lite;
+use super::connection::lite;
 use crate::store::{UserRecord, now, sql};
 use rusqlite::{Connection, OptionalExtension, Row, params};
 

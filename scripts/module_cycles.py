@@ -95,7 +95,8 @@ def deps(mods, here, text, exports):
             item = item.split("::")
             if item and item[0] not in ("", "self", "*"):
                 paths.append((m.group(1), prefix + item))
-    for m in PATH.finditer(text):
+    # A grouped `use` is read above, item by item; its prefix alone is no dependency.
+    for m in PATH.finditer(USE_GROUP.sub("", text)):
         paths.append((m.group(1), [s for s in m.group(2).split("::") if s]))
     # `child::x` from the module that declares `child`.
     for child in (m for m in mods if len(m) == len(here) + 1 and m[: len(here)] == here):

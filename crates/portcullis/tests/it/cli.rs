@@ -1,5 +1,6 @@
 //! The command line as a user meets it: `config check` on good and bad files, and the demo's config.
 
+use crate::kit::free_port;
 use std::process::Command;
 
 fn portcullis(args: &[&str]) -> (i32, String, String) {
@@ -254,14 +255,6 @@ domain = {{ listen = "127.0.0.1:9", base_url = "http://localhost:9" }}
     assert_eq!(json(&out)["Enabled"], false);
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 struct Serve(std::process::Child);
 
 impl Drop for Serve {
@@ -349,12 +342,7 @@ default_actions = [{{ type = "fixed-response", status_code = 200, message_body =
     assert_eq!(http_get(admin, &format!("/public-keys/{new}")).0, 200);
     let (_, jwks) = http_get(admin, "/.well-known/jwks.json");
     let jwks: serde_json::Value = serde_json::from_str(&jwks).unwrap();
-    let kids: Vec<&str> = jwks["keys"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|k| k["kid"].as_str().unwrap())
-        .collect();
+    let kids = crate::kit::field_strs(&jwks["keys"], "kid");
     assert_eq!(kids, [new.as_str(), old.as_str()]);
 }
 

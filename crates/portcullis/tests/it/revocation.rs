@@ -82,15 +82,6 @@ fn reseal(kit: &Kit, cookie: &str, edit: impl FnOnce(&mut Session)) -> String {
     kit.resealed(cookie, edit)
 }
 
-async fn get(kit: &Kit, cookie: &str, path: &str) -> reqwest::Response {
-    plain()
-        .get(kit.url(path))
-        .header("cookie", cookie)
-        .send()
-        .await
-        .unwrap()
-}
-
 #[tokio::test]
 async fn an_ended_session_on_the_pool_feed_is_refused_on_its_next_request() {
     let kit = Kit::builder().start().await;
@@ -117,7 +108,7 @@ async fn an_ended_session_on_the_pool_feed_is_refused_on_its_next_request() {
     let before = reseal(&kit, &cookie, |s| s.began = now - 200);
     let after = reseal(&kit, &cookie, |s| s.began = now + 50);
     // `authenticate`: a new login.
-    let r = get(&kit, &before, "/tasks").await;
+    let r = get_with_cookie(&kit, &before, "/tasks").await;
     assert_eq!(r.status(), 302);
     assert!(
         location(&r).contains("/oauth2/authorize?"),
@@ -126,13 +117,13 @@ async fn an_ended_session_on_the_pool_feed_is_refused_on_its_next_request() {
     );
     assert!(clears_session(&r));
     // `allow`: forwarded without identity.
-    let r = get(&kit, &before, "/allow/x").await;
+    let r = get_with_cookie(&kit, &before, "/allow/x").await;
     assert_eq!(r.status(), 200);
     assert!(clears_session(&r));
     let v: serde_json::Value = r.json().await.unwrap();
     assert!(v["headers"]["x-amzn-oidc-identity"].is_null(), "{v}");
     // The session that began after the sign-out is served.
-    let r = get(&kit, &after, "/tasks").await;
+    let r = get_with_cookie(&kit, &after, "/tasks").await;
     assert_eq!(r.status(), 200);
 
     // One session by its sid: the others of the user are served.
@@ -144,10 +135,10 @@ async fn an_ended_session_on_the_pool_feed_is_refused_on_its_next_request() {
         s.sid = Some("sid-other".into());
         s.began = now + 1000;
     });
-    assert_eq!(get(&kit, &one, "/api/x").await.status(), 200);
+    assert_eq!(get_with_cookie(&kit, &one, "/api/x").await.status(), 200);
     publish(&kit, Some("sid-one"), &sub, now as i64).await;
-    assert_eq!(get(&kit, &one, "/api/x").await.status(), 401);
-    assert_eq!(get(&kit, &other, "/api/x").await.status(), 200);
+    assert_eq!(get_with_cookie(&kit, &one, "/api/x").await.status(), 401);
+    assert_eq!(get_with_cookie(&kit, &other, "/api/x").await.status(), 200);
 
     let line = kit.log_line(&["AuthSessionRevoked"]).await;
     assert!(line.contains("/api/x"), "{line}");
@@ -173,20 +164,20 @@ async fn revocations_and_the_feed_outlive_a_config_reload() {
         s.sid = Some("sid-c".into());
         s.began = now as u64 + 1000;
     });
-    assert_eq!(get(&kit, &b, "/api/x").await.status(), 200);
+    assert_eq!(get_with_cookie(&kit, &b, "/api/x").await.status(), 200);
     publish(&kit, Some("sid-b"), &sub, now).await;
-    assert_eq!(get(&kit, &b, "/api/x").await.status(), 401);
+    assert_eq!(get_with_cookie(&kit, &b, "/api/x").await.status(), 401);
     kit.reload_replacing(
         r#"values = ["/open/*"]"#,
         r#"values = ["/open/*", "/open2/*"]"#,
     )
     .await;
     // Known before the reload: still refused after it.
-    assert_eq!(get(&kit, &b, "/api/x").await.status(), 401);
+    assert_eq!(get_with_cookie(&kit, &b, "/api/x").await.status(), 401);
     // Published after it: the subscription is still there.
-    assert_eq!(get(&kit, &c, "/api/x").await.status(), 200);
+    assert_eq!(get_with_cookie(&kit, &c, "/api/x").await.status(), 200);
     publish(&kit, Some("sid-c"), &sub, now).await;
-    assert_eq!(get(&kit, &c, "/api/x").await.status(), 401);
+    assert_eq!(get_with_cookie(&kit, &c, "/api/x").await.status(), 401);
     assert_eq!(
         identity(&a, &kit.url("/api/x")).await,
         sub,

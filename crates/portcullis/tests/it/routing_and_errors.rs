@@ -13,12 +13,7 @@ async fn authenticate_oidc_with_explicit_endpoints_and_client_secret_post() {
     let kit = Kit::builder().start().await;
     let (client, r) = login_to_callback(&kit, "/oidc/page").await;
     assert_eq!(r.status(), 302);
-    let cookies: Vec<String> = r
-        .headers()
-        .get_all("set-cookie")
-        .iter()
-        .map(|v| v.to_str().unwrap().to_string())
-        .collect();
+    let cookies: Vec<String> = set_cookies(&r);
     assert!(
         cookies.iter().any(|c| c.starts_with("OidcSession-0=")),
         "its own cookie name: {cookies:?}"

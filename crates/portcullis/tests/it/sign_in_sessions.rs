@@ -3,7 +3,7 @@
 //! logout tokens received by a real server, and ends crossing nodes on one real PostgreSQL
 //! (through `LISTEN`/`NOTIFY`, and after the listening connection was killed).
 
-use crate::kit::{PASSWORD, browser, location, post_sign_in};
+use crate::kit::{PASSWORD, browser, location, post_sign_in, query_param};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use portcullis_idp::Pool;
@@ -139,14 +139,7 @@ async fn serve(store: Option<Arc<dyn portcullis_idp::Store>>, backchannel: &str)
 
 fn code_of(callback: &str) -> String {
     assert!(callback.starts_with(CB), "{callback}");
-    callback
-        .split("code=")
-        .nth(1)
-        .unwrap()
-        .split('&')
-        .next()
-        .unwrap()
-        .to_string()
+    query_param(callback, "code")
 }
 
 fn authorize_url(s: &Served, client: &str) -> String {

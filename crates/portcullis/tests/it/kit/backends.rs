@@ -282,3 +282,49 @@ impl PgDatabase {
             .await;
     }
 }
+
+/// The stdout of `cmd`, run to its end; panics with its stderr if it fails.
+pub fn stdout_of(cmd: &mut std::process::Command) -> Vec<u8> {
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
+/// A target on raw TCP (127.0.0.1, port 0) that hands each connection to `serve`, for answers no
+/// HTTP server would write; it serves until its task is aborted, then its port refuses.
+pub async fn tcp_target<F, Fut>(serve: F) -> (u16, tokio::task::JoinHandle<()>)
+where
+    F: Fn(tokio::net::TcpStream) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = l.local_addr().unwrap().port();
+    let task = tokio::spawn(async move {
+        loop {
+            let Ok((s, _)) = l.accept().await else {
+                return;
+            };
+            tokio::spawn(serve(s));
+        }
+    });
+    (port, task)
+}
+
+/// The bytes of one request head read from `s` (up to its blank line, maybe a little past it);
+/// `None` if the peer closed or failed first.
+pub async fn read_head(s: &mut tokio::net::TcpStream) -> Option<Vec<u8>> {
+    use tokio::io::AsyncReadExt;
+    let mut buf = vec![0u8; 8192];
+    let mut got = Vec::new();
+    while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+        match s.read(&mut buf).await {
+            Ok(0) | Err(_) => return None,
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+        }
+    }
+    Some(got)
+}

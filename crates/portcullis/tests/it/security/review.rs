@@ -152,11 +152,8 @@ async fn a_same_origin_post_does_not_downgrade_the_session_to_samesite_none() {
         }
         let r = req.send().await.unwrap();
         assert_eq!(r.status(), 200, "refreshed");
-        let set: Vec<String> = r
-            .headers()
-            .get_all("set-cookie")
-            .iter()
-            .map(|v| v.to_str().unwrap().to_string())
+        let set: Vec<String> = set_cookies(&r)
+            .into_iter()
             .filter(|c| c.starts_with("AWSELBAuthSessionCookie-0="))
             .collect();
         assert_eq!(set.len(), 1, "{set:?}");

@@ -101,14 +101,29 @@ impl PoolApi {
     pub async fn raw(&self, op: &str, body: Value) -> (u16, Value, Vec<String>) {
         let r = self.send(op, &body).await;
         let status = r.status().as_u16();
-        let mut names: Vec<String> = r
-            .headers()
-            .keys()
-            .map(|k| k.to_string())
-            .filter(|k| k != "date")
-            .collect();
-        names.sort();
+        let names = header_names(&r);
         (status, r.json().await.unwrap(), names)
+    }
+
+    /// The answer to `USER_PASSWORD_AUTH` of `user` with `password` at app client `client`, which
+    /// must succeed (tokens, or a challenge).
+    pub async fn password_auth(&self, client: &str, user: &str, password: &str) -> Value {
+        self.ok(
+            "InitiateAuth",
+            serde_json::json!({"ClientId": client, "AuthFlow": "USER_PASSWORD_AUTH",
+                "AuthParameters": {"USERNAME": user, "PASSWORD": password}}),
+        )
+        .await
+    }
+
+    /// Signs `user` up with `password` and an `email` at app client `client`, which must succeed.
+    pub async fn sign_up(&self, client: &str, user: &str, password: &str, email: &str) -> Value {
+        self.ok(
+            "SignUp",
+            serde_json::json!({"ClientId": client, "Username": user, "Password": password,
+                "UserAttributes": [{"Name": "email", "Value": email}]}),
+        )
+        .await
     }
 
     /// The body of operation `op`, which must succeed (200).
@@ -202,4 +217,16 @@ pub fn field_strs<'a>(list: &'a Value, field: &str) -> Vec<&'a str> {
         .iter()
         .map(|item| item[field].as_str().unwrap())
         .collect()
+}
+
+/// The header names of an answer but `date` (which changes by the second), sorted.
+pub fn header_names(r: &reqwest::Response) -> Vec<String> {
+    let mut names: Vec<String> = r
+        .headers()
+        .keys()
+        .map(|k| k.to_string())
+        .filter(|k| k != "date")
+        .collect();
+    names.sort();
+    names
 }

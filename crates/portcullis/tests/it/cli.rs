@@ -140,10 +140,9 @@ fn portcullis_stdin(args: &[&str], stdin: &str) -> (i32, String, String) {
 #[test]
 fn admin_commands_manage_users_groups_and_clients_on_the_store() {
     let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("p.toml");
-    std::fs::write(
-        &file,
-        format!(
+    let file = crate::kit::write_config(
+        dir.path(),
+        &format!(
             r#"
 [load_balancer]
 name = "cli"
@@ -155,8 +154,7 @@ domain = {{ listen = "127.0.0.1:9", base_url = "http://localhost:9" }}
 "#,
             dir.path().join("state").display()
         ),
-    )
-    .unwrap();
+    );
     let cfg = file.to_str().unwrap();
     let json = |out: &str| -> serde_json::Value {
         serde_json::from_str(out).unwrap_or_else(|e| panic!("{e}: {out}"))

@@ -328,3 +328,21 @@ pub async fn read_head(s: &mut tokio::net::TcpStream) -> Option<Vec<u8>> {
     }
     Some(got)
 }
+
+/// The stdout of a peer script as JSON; panics with its stdout and stderr when it is not.
+pub fn json_stdout(out: &std::process::Output) -> serde_json::Value {
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|_| {
+        panic!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    })
+}
+
+/// Writes `toml` as `p.toml` in `dir`; its path, for a config loaded or served from a file.
+pub fn write_config(dir: &std::path::Path, toml: &str) -> std::path::PathBuf {
+    let file = dir.join("p.toml");
+    std::fs::write(&file, toml).unwrap();
+    file
+}

@@ -91,10 +91,9 @@ async fn start_refuses_a_state_dir_others_can_write() {
     let state = dir.path().join("state");
     std::fs::create_dir(&state).unwrap();
     std::fs::set_permissions(&state, std::fs::Permissions::from_mode(0o777)).unwrap();
-    let file = dir.path().join("p.toml");
-    std::fs::write(
-        &file,
-        format!(
+    let file = kit::write_config(
+        dir.path(),
+        &format!(
             r#"
 [load_balancer]
 name = "t"
@@ -106,8 +105,7 @@ domain = {{ listen = "127.0.0.1:0", base_url = "http://localhost:1" }}
 "#,
             state.display()
         ),
-    )
-    .unwrap();
+    );
     let cfg = portcullis_config::load(&file)
         .unwrap_or_else(|e| panic!("{e}"))
         .config;
@@ -154,10 +152,9 @@ async fn start_tls_pool(
         lb_tcp.local_addr().unwrap().port(),
     );
     let backend = kit::echo_backend().await;
-    let file = dir.path().join("p.toml");
-    std::fs::write(
-        &file,
-        format!(
+    let file = kit::write_config(
+        dir.path(),
+        &format!(
             r#"
 [load_balancer]
 name = "t"
@@ -201,8 +198,7 @@ attributes = {{ email = "alice@example.com" }}
             state = dir.path().join("state").display(),
             backend_port = backend.port(),
         ),
-    )
-    .unwrap();
+    );
     let cfg = portcullis_config::load(&file)
         .unwrap_or_else(|e| panic!("{e}"))
         .config;

@@ -101,18 +101,23 @@ async fn every_condition_type_routes_as_alb() {
     kit.app.shutdown().await;
 }
 
+/// What the echo backend got for `/open/h` sent with a client's own forwarding headers, a Host
+/// and a header name with an underscore.
+async fn forwarded_echo(c: &reqwest::Client, kit: &Kit) -> serde_json::Value {
+    c.get(kit.url("/open/h"))
+        .header("x-forwarded-for", "203.0.113.7")
+        .header("host", "shop.example")
+        .header("x_under", "1")
+        .fetch_json()
+        .await
+}
+
 #[tokio::test]
 async fn forwarded_headers_follow_the_routing_attributes() {
     // Defaults: append the client address, rewrite Host with the listener's port.
     let kit = Kit::builder().start().await;
     let c = plain();
-    let echo: serde_json::Value = c
-        .get(kit.url("/open/h"))
-        .header("x-forwarded-for", "203.0.113.7")
-        .header("host", "shop.example")
-        .header("x_under", "1")
-        .fetch_json()
-        .await;
+    let echo = forwarded_echo(&c, &kit).await;
     let h = &echo["headers"];
     assert_eq!(h["x-forwarded-for"], "203.0.113.7, 127.0.0.1");
     assert_eq!(h["x-forwarded-proto"], "https");
@@ -124,13 +129,7 @@ async fn forwarded_headers_follow_the_routing_attributes() {
     // remove + preserve_host_header + drop_invalid_header_fields.
     let kit = Kit::builder().lb("xff_header_processing_mode = \"remove\"\npreserve_host_header = true\ndrop_invalid_header_fields = true").start()
     .await;
-    let echo: serde_json::Value = c
-        .get(kit.url("/open/h"))
-        .header("x-forwarded-for", "203.0.113.7")
-        .header("host", "shop.example")
-        .header("x_under", "1")
-        .fetch_json()
-        .await;
+    let echo = forwarded_echo(&c, &kit).await;
     let h = &echo["headers"];
     assert!(h.get("x-forwarded-for").is_none(), "{h}");
     assert_eq!(h["host"], "shop.example");

@@ -603,18 +603,7 @@ async fn unknown_disabled_and_real_users_get_the_same_answers() {
     let mut transcripts = Vec::new();
     for who in people {
         let mut t: Vec<String> = Vec::new();
-        let step = |t: &mut Vec<String>, (s, v, h): (u16, Value, Vec<String>)| {
-            let mut v = v;
-            // The simulated destination differs per name, as real ones do; its shape must not.
-            if let Some(d) = v["CodeDeliveryDetails"]["Destination"].as_str() {
-                let shape: String = d
-                    .chars()
-                    .map(|c| if c.is_ascii_lowercase() { 'x' } else { c })
-                    .collect();
-                v["CodeDeliveryDetails"]["Destination"] = shape.into();
-            }
-            t.push(format!("{s} {v} {h:?}"));
-        };
+        let step = |t: &mut Vec<String>, answer| t.push(transcript_line(answer));
         let confirm_forgot = |code: &str| {
             json!({"ClientId": "api-cli", "Username": who, "ConfirmationCode": code,
                 "Password": "Brand-new-pass-1!"})
@@ -682,19 +671,7 @@ async fn unknown_disabled_and_real_users_get_the_same_answers() {
                     .await,
             );
         }
-        let t: Vec<String> = t
-            .into_iter()
-            .map(|(s, mut v, h)| {
-                if let Some(d) = v["CodeDeliveryDetails"]["Destination"].as_str() {
-                    let shape: String = d
-                        .chars()
-                        .map(|c| if c.is_ascii_lowercase() { 'x' } else { c })
-                        .collect();
-                    v["CodeDeliveryDetails"]["Destination"] = shape.into();
-                }
-                format!("{s} {v} {h:?}")
-            })
-            .collect();
+        let t: Vec<String> = t.into_iter().map(transcript_line).collect();
         sign_up.push((who, t));
     }
     for (who, t) in &sign_up {
@@ -833,4 +810,17 @@ async fn postgres_nodes_reserve_guesses_atomically() {
     );
     drop((a, b));
     db.drop_it().await;
+}
+
+/// One answer of a per-user transcript: (status, body, header names) as a line, the simulated
+/// destination reduced to its shape (it differs per name, as real ones do; its shape must not).
+fn transcript_line((s, mut v, h): (u16, Value, Vec<String>)) -> String {
+    if let Some(d) = v["CodeDeliveryDetails"]["Destination"].as_str() {
+        let shape: String = d
+            .chars()
+            .map(|c| if c.is_ascii_lowercase() { 'x' } else { c })
+            .collect();
+        v["CodeDeliveryDetails"]["Destination"] = shape.into();
+    }
+    format!("{s} {v} {h:?}")
 }

@@ -240,6 +240,15 @@ pub async fn boto3_call(
 /// How the tests reach PostgreSQL as its administrator (127.0.0.1:5432, trust auth).
 pub const PG_ADMIN: &str = "host=127.0.0.1 port=5432 user=root dbname=postgres";
 
+/// A connection to PostgreSQL as its administrator, for creating, dropping and watching databases.
+pub async fn pg_admin() -> tokio_postgres::Client {
+    let (c, conn) = tokio_postgres::connect(PG_ADMIN, tokio_postgres::NoTls)
+        .await
+        .expect("PostgreSQL on 127.0.0.1:5432 (run .ci/run or start it)");
+    tokio::spawn(conn);
+    c
+}
+
 /// A fresh PostgreSQL database for one test (a store that nodes share), dropped at its end.
 pub struct PgDatabase {
     name: String,
@@ -253,11 +262,9 @@ impl PgDatabase {
             .unwrap()
             .as_nanos();
         let name = format!("portcullis_{what}_{}_{nanos}", std::process::id());
-        let (c, conn) = tokio_postgres::connect(PG_ADMIN, tokio_postgres::NoTls)
+        pg_admin()
             .await
-            .expect("PostgreSQL on 127.0.0.1:5432 (run .ci/run or start it)");
-        tokio::spawn(conn);
-        c.batch_execute(&format!("CREATE DATABASE {name}"))
+            .batch_execute(&format!("CREATE DATABASE {name}"))
             .await
             .unwrap();
         PgDatabase { name }
@@ -270,11 +277,8 @@ impl PgDatabase {
 
     /// Drops the database (with its connections).
     pub async fn drop_it(self) {
-        let (c, conn) = tokio_postgres::connect(PG_ADMIN, tokio_postgres::NoTls)
+        let _ = pg_admin()
             .await
-            .unwrap();
-        tokio::spawn(conn);
-        let _ = c
             .batch_execute(&format!(
                 "DROP DATABASE IF EXISTS {} WITH (FORCE)",
                 self.name

@@ -7,8 +7,6 @@ use crate::kit;
 use kit::*;
 use portcullis_auth::session_cookie::Session;
 use portcullis_idp::domain::revocation::SessionEnded;
-use std::io::BufRead;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// Requests `path` until it is no longer forwarded (bounded); returns that answer and how long
@@ -215,39 +213,13 @@ async fn admin_user_global_sign_out_refuses_the_next_request() {
 
 #[tokio::test]
 async fn backchannel_logout_from_oidc_provider_refuses_the_session() {
-    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../e2e/browser");
     let tmp = tempfile::tempdir().unwrap();
     let key_file = tmp.path().join("op-key.json");
     let lb = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let lb_port = lb.local_addr().unwrap().port();
-    let mut op = Command::new("node")
-        .current_dir(dir)
-        .args([
-            "oidc_provider.mjs",
-            &lb_port.to_string(),
-            key_file.to_str().unwrap(),
-        ])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("node");
-    let mut line = String::new();
-    let mut op_out = std::io::BufReader::new(op.stdout.take().unwrap());
-    op_out.read_line(&mut line).unwrap();
-    let op_port: u16 = line.trim().parse().expect("the provider prints its port");
-    let rules = format!(
-        r#"
-[[listeners.rules]]
-priority = 4
-conditions = [{{ field = "path-pattern", values = ["/op/*"] }}]
-actions = [
-  {{ type = "authenticate-oidc", issuer = "http://localhost:{op_port}", client_id = "portcullis",
-     client_secret = "oidc-provider-client-secret-0123456789", session_cookie_name = "OpSession",
-     scope = "openid email" }},
-  {{ type = "forward", target_group = "echo" }},
-]
-"#
-    );
+    let op = NodeOidcProvider::start(lb_port, &[key_file.to_str().unwrap()]);
+    let op_port = op.port;
+    let rules = op.rule("");
     let kit = Kit::builder().on(lb).toml(&rules).start().await;
     let cfg = serde_json::json!({
         "lb": kit.url(""),
@@ -255,10 +227,8 @@ actions = [
         "key": key_file,
     })
     .to_string();
-    let (out, text) = run_script("node", Some(dir), ["backchannel_flow.mjs", &cfg]).await;
-    drop(op.stdin.take());
-    let _ = op.wait();
-    drop(op_out);
+    let (out, text) = run_script("node", Some(E2E_BROWSER), ["backchannel_flow.mjs", &cfg]).await;
+    op.stop();
     assert!(out.status.success(), "{text}");
     assert!(
         text.contains("back-channel logout: hostile tokens refused"),

@@ -137,10 +137,7 @@ targets = [{{ id = "127.0.0.1", port = {p1} }}, {{ id = "127.0.0.1", port = {p2}
 #[tokio::test]
 async fn alb_status_codes_for_targets() {
     // A port with nothing listening, a target that never answers, and an empty group.
-    let closed = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
+    let closed = free_port();
     let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let silent_port = silent.local_addr().unwrap().port();
     tokio::spawn(async move {
@@ -282,10 +279,7 @@ async fn idp_failures_map_to_alb_status_codes_and_reasons() {
 
 #[tokio::test]
 async fn unreachable_token_endpoint_is_500() {
-    let closed = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap()
-    };
+    let closed = std::net::SocketAddr::from(([127, 0, 0, 1], free_port()));
     let kit = Kit::builder().toml(&fake_idp::rule(closed)).start().await;
     let client = browser();
     let cb = fake_callback(&kit, &client).await;

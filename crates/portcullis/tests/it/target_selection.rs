@@ -277,10 +277,7 @@ anomaly_mitigation = true
 async fn a_refused_connection_is_tried_on_the_next_target() {
     let live = named("live").await;
     // A port that was bound and released: connecting to it is refused.
-    let dead = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
+    let dead = free_port();
     // A target that answers one request per connection and closes it, keep-alive or not.
     let (closer, _) = tcp_target(|mut s| async move {
         use tokio::io::AsyncWriteExt;
@@ -392,10 +389,7 @@ async fn killable() -> (u16, tokio::task::JoinHandle<()>) {
 #[tokio::test]
 async fn after_a_retry_the_stickiness_cookie_names_the_target_that_answered() {
     let (live, other) = (named("live").await, named("other").await);
-    let dead = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
+    let dead = free_port();
     let (kill, killer) = killable().await;
     let rules = format!(
         r#"

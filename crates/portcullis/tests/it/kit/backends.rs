@@ -350,3 +350,67 @@ pub fn write_config(dir: &std::path::Path, toml: &str) -> std::path::PathBuf {
     std::fs::write(&file, toml).unwrap();
     file
 }
+
+/// The browser and Node.js peers of the tests (`e2e/browser/`, after `npm ci` there).
+pub const E2E_BROWSER: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../e2e/browser");
+
+/// An OpenID Provider that is not ours (npm `oidc-provider`, `e2e/browser/oidc_provider.mjs`) on
+/// a port of its own, for a balancer on `lb_port`; [`NodeOidcProvider::stop`] ends it.
+pub struct NodeOidcProvider {
+    child: std::process::Child,
+    /// Kept open until the end: the provider may still write to its stdout.
+    _out: std::io::BufReader<std::process::ChildStdout>,
+    /// The provider's port (issuer `http://localhost:<port>`).
+    pub port: u16,
+}
+
+impl NodeOidcProvider {
+    /// Starts the provider for a balancer on `lb_port`, with `args` after the port.
+    pub fn start(lb_port: u16, args: &[&str]) -> NodeOidcProvider {
+        use std::io::BufRead;
+        use std::process::{Command, Stdio};
+        let mut child = Command::new("node")
+            .current_dir(E2E_BROWSER)
+            .arg("oidc_provider.mjs")
+            .arg(lb_port.to_string())
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("node");
+        let mut line = String::new();
+        let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+        out.read_line(&mut line).unwrap();
+        let port: u16 = line.trim().parse().expect("the provider prints its port");
+        NodeOidcProvider {
+            child,
+            _out: out,
+            port,
+        }
+    }
+
+    /// A rule at priority 4 for `/op/*` that signs in at this provider (cookie `OpSession`,
+    /// `settings` added to its `authenticate-oidc` action) and forwards to the echo backend.
+    pub fn rule(&self, settings: &str) -> String {
+        format!(
+            r#"
+[[listeners.rules]]
+priority = 4
+conditions = [{{ field = "path-pattern", values = ["/op/*"] }}]
+actions = [
+  {{ type = "authenticate-oidc", issuer = "http://localhost:{}", client_id = "portcullis",
+     client_secret = "oidc-provider-client-secret-0123456789", session_cookie_name = "OpSession",
+     scope = "openid email"{settings} }},
+  {{ type = "forward", target_group = "echo" }},
+]
+"#,
+            self.port
+        )
+    }
+
+    /// Closes the provider's stdin (it exits on that) and waits for it.
+    pub fn stop(mut self) {
+        drop(self.child.stdin.take());
+        let _ = self.child.wait();
+    }
+}

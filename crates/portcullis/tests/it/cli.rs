@@ -1,5 +1,6 @@
 //! The command line as a user meets it: `config check` on good and bad files, and the demo's config.
 
+use crate::kit::free_port;
 use std::process::Command;
 
 fn portcullis(args: &[&str]) -> (i32, String, String) {
@@ -139,10 +140,9 @@ fn portcullis_stdin(args: &[&str], stdin: &str) -> (i32, String, String) {
 #[test]
 fn admin_commands_manage_users_groups_and_clients_on_the_store() {
     let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("p.toml");
-    std::fs::write(
-        &file,
-        format!(
+    let file = crate::kit::write_config(
+        dir.path(),
+        &format!(
             r#"
 [load_balancer]
 name = "cli"
@@ -154,8 +154,7 @@ domain = {{ listen = "127.0.0.1:9", base_url = "http://localhost:9" }}
 "#,
             dir.path().join("state").display()
         ),
-    )
-    .unwrap();
+    );
     let cfg = file.to_str().unwrap();
     let json = |out: &str| -> serde_json::Value {
         serde_json::from_str(out).unwrap_or_else(|e| panic!("{e}: {out}"))
@@ -254,14 +253,6 @@ domain = {{ listen = "127.0.0.1:9", base_url = "http://localhost:9" }}
     assert_eq!(json(&out)["Enabled"], false);
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 struct Serve(std::process::Child);
 
 impl Drop for Serve {
@@ -349,12 +340,7 @@ default_actions = [{{ type = "fixed-response", status_code = 200, message_body =
     assert_eq!(http_get(admin, &format!("/public-keys/{new}")).0, 200);
     let (_, jwks) = http_get(admin, "/.well-known/jwks.json");
     let jwks: serde_json::Value = serde_json::from_str(&jwks).unwrap();
-    let kids: Vec<&str> = jwks["keys"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|k| k["kid"].as_str().unwrap())
-        .collect();
+    let kids = crate::kit::field_strs(&jwks["keys"], "kid");
     assert_eq!(kids, [new.as_str(), old.as_str()]);
 }
 

@@ -106,12 +106,7 @@ async fn an_idle_connection_closes_after_the_idle_timeout() {
 }
 
 async fn new_connections(kit: &Kit) -> u64 {
-    let text = reqwest::get(format!("http://{}/metrics", kit.admin))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = kit.metrics().await;
     text.lines()
         .find_map(|l| l.strip_prefix("portcullis_new_connections_total "))
         .unwrap_or_else(|| panic!("{text}"))
@@ -365,31 +360,23 @@ async fn large_bodies_stream_both_ways() {
 
 /// A raw target that answers every request on a connection with `answer`.
 async fn raw_target(answer: &'static [u8]) -> u16 {
-    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = l.local_addr().unwrap().port();
-    tokio::spawn(async move {
+    let (port, _) = tcp_target(move |mut s| async move {
+        let mut buf = [0u8; 8192];
+        let mut got = Vec::new();
         loop {
-            let Ok((mut s, _)) = l.accept().await else {
-                return;
-            };
-            tokio::spawn(async move {
-                let mut buf = [0u8; 8192];
-                let mut got = Vec::new();
-                loop {
-                    match s.read(&mut buf).await {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => got.extend_from_slice(&buf[..n]),
-                    }
-                    while let Some(end) = got.windows(4).position(|w| w == b"\r\n\r\n") {
-                        got.drain(..end + 4);
-                        if s.write_all(answer).await.is_err() {
-                            return;
-                        }
-                    }
+            match s.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => got.extend_from_slice(&buf[..n]),
+            }
+            while let Some(end) = got.windows(4).position(|w| w == b"\r\n\r\n") {
+                got.drain(..end + 4);
+                if s.write_all(answer).await.is_err() {
+                    return;
                 }
-            });
+            }
         }
-    });
+    })
+    .await;
     port
 }
 

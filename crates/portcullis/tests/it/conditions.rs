@@ -41,33 +41,25 @@ async fn every_condition_type_routes_as_alb() {
     let kit = Kit::builder().toml(RULES).start().await;
     let c = plain();
     let text = |r: reqwest::Response| async move { (r.status().as_u16(), r.text().await.unwrap()) };
+    // GET `path` with `headers` (a name may come twice).
+    let get = |path: &str, headers: &[(&str, &str)]| {
+        let mut req = c.get(kit.url(path));
+        for (name, value) in headers {
+            req = req.header(*name, *value);
+        }
+        async move { req.send().await.unwrap() }
+    };
 
     // http-header: case-insensitive name and value, any occurrence.
-    let r = c
-        .get(kit.url("/cond/a"))
-        .header("x-env", "PROD-eu")
-        .send()
-        .await
-        .unwrap();
+    let r = get("/cond/a", &[("x-env", "PROD-eu")]).await;
     assert_eq!(text(r).await, (200, "header".into()));
-    let r = c
-        .get(kit.url("/cond/a"))
-        .header("x-env", "dev")
-        .header("x-env", "canary")
-        .send()
-        .await
-        .unwrap();
+    let r = get("/cond/a", &[("x-env", "dev"), ("x-env", "canary")]).await;
     assert_eq!(
         text(r).await,
         (200, "header".into()),
         "the second occurrence matches"
     );
-    let r = c
-        .get(kit.url("/cond/a"))
-        .header("x-env", "dev")
-        .send()
-        .await
-        .unwrap();
+    let r = get("/cond/a", &[("x-env", "dev")]).await;
     assert_eq!(r.status(), 404, "no rule: the listener's default");
 
     // http-request-method: exact; the backend sees the method and body length.
@@ -82,50 +74,42 @@ async fn every_condition_type_routes_as_alb() {
 
     // query-string: key and value case-insensitive with wildcards; `\*` is a literal star; the
     // backend sees the query unchanged.
-    let r = c
-        .get(kit.url("/cond/q?Version=V2.1&x=1"))
-        .send()
-        .await
-        .unwrap();
+    let r = get("/cond/q?Version=V2.1&x=1", &[]).await;
     let echo: Value = r.json().await.unwrap();
     assert_eq!(echo["uri"], "/cond/q?Version=V2.1&x=1");
-    let r = c
-        .get(kit.url("/cond/q?tag=%2Apreview%2A"))
-        .send()
-        .await
-        .unwrap();
+    let r = get("/cond/q?tag=%2Apreview%2A", &[]).await;
     assert_eq!(
         r.status(),
         200,
         "a percent-encoded literal star matches the escaped pattern"
     );
-    let r = c
-        .get(kit.url("/cond/q?tag=xpreviewx"))
-        .send()
-        .await
-        .unwrap();
+    let r = get("/cond/q?tag=xpreviewx", &[]).await;
     assert_eq!(r.status(), 404, "`\\*` is not a wildcard");
-    let r = c.get(kit.url("/cond/q?version=v1")).send().await.unwrap();
+    let r = get("/cond/q?version=v1", &[]).await;
     assert_eq!(r.status(), 404);
 
     // source-ip: the TCP peer (127.0.0.1), never X-Forwarded-For.
-    let r = c
-        .get(kit.url("/cond/s"))
-        .header("x-forwarded-for", "10.9.9.9")
-        .header("host", "api.example.com")
-        .send()
-        .await
-        .unwrap();
+    let r = get(
+        "/cond/s",
+        &[("x-forwarded-for", "10.9.9.9"), ("host", "api.example.com")],
+    )
+    .await;
     assert_eq!(text(r).await, (200, "loopback+host".into()));
-    let r = c
-        .get(kit.url("/cond/s"))
-        .header("host", "example.org")
-        .send()
-        .await
-        .unwrap();
+    let r = get("/cond/s", &[("host", "example.org")]).await;
     assert_eq!(r.status(), 404, "host-header also had to match");
     kit.log_line(&["/cond/s", "fixed-response", " 104 "]).await;
     kit.app.shutdown().await;
+}
+
+/// What the echo backend got for `/open/h` sent with a client's own forwarding headers, a Host
+/// and a header name with an underscore.
+async fn forwarded_echo(c: &reqwest::Client, kit: &Kit) -> serde_json::Value {
+    c.get(kit.url("/open/h"))
+        .header("x-forwarded-for", "203.0.113.7")
+        .header("host", "shop.example")
+        .header("x_under", "1")
+        .fetch_json()
+        .await
 }
 
 #[tokio::test]
@@ -133,13 +117,7 @@ async fn forwarded_headers_follow_the_routing_attributes() {
     // Defaults: append the client address, rewrite Host with the listener's port.
     let kit = Kit::builder().start().await;
     let c = plain();
-    let echo: serde_json::Value = c
-        .get(kit.url("/open/h"))
-        .header("x-forwarded-for", "203.0.113.7")
-        .header("host", "shop.example")
-        .header("x_under", "1")
-        .fetch_json()
-        .await;
+    let echo = forwarded_echo(&c, &kit).await;
     let h = &echo["headers"];
     assert_eq!(h["x-forwarded-for"], "203.0.113.7, 127.0.0.1");
     assert_eq!(h["x-forwarded-proto"], "https");
@@ -151,13 +129,7 @@ async fn forwarded_headers_follow_the_routing_attributes() {
     // remove + preserve_host_header + drop_invalid_header_fields.
     let kit = Kit::builder().lb("xff_header_processing_mode = \"remove\"\npreserve_host_header = true\ndrop_invalid_header_fields = true").start()
     .await;
-    let echo: serde_json::Value = c
-        .get(kit.url("/open/h"))
-        .header("x-forwarded-for", "203.0.113.7")
-        .header("host", "shop.example")
-        .header("x_under", "1")
-        .fetch_json()
-        .await;
+    let echo = forwarded_echo(&c, &kit).await;
     let h = &echo["headers"];
     assert!(h.get("x-forwarded-for").is_none(), "{h}");
     assert_eq!(h["host"], "shop.example");

@@ -92,16 +92,7 @@ async fn a_removed_target_finishes_its_requests_and_gets_no_new_ones() {
     let before = group("d", 30, &[old]);
     let kit = start_with_group(&before).await;
     let c = plain();
-    assert_eq!(
-        c.get(kit.url("/d/x"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap(),
-        "old"
-    );
+    assert_eq!(c.get(kit.url("/d/x")).fetch_text().await, "old");
 
     // A request that takes 1.5 s is under way when the reload removes its target.
     let running = tokio::spawn({
@@ -116,16 +107,7 @@ async fn a_removed_target_finishes_its_requests_and_gets_no_new_ones() {
 
     // New requests go to the remaining target only.
     for _ in 0..10 {
-        assert_eq!(
-            c.get(kit.url("/d/x"))
-                .send()
-                .await
-                .unwrap()
-                .text()
-                .await
-                .unwrap(),
-            "new"
-        );
+        assert_eq!(c.get(kit.url("/d/x")).fetch_text().await, "new");
     }
     let health = kit.target_health().await;
     let drained = health["d"]

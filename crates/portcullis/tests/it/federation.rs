@@ -218,30 +218,16 @@ actions = [
         json!({"UserPoolId": "us-east-1_Kit12345", "Filter": "username ^= \"Partner_\""}),
     )
     .await;
-    let names: Vec<&str> = listed["Users"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|u| u["Username"].as_str().unwrap())
-        .collect();
+    let names = field_strs(&listed["Users"], "Username");
     assert_eq!(names, ["Partner_ann", "Partner_bob", "Partner_carol"]);
     // A federated user has no password.
-    let r = plain()
-        .post(format!("{}/", kit.pool_url))
-        .header("content-type", "application/x-amz-json-1.1")
-        .header(
-            "x-amz-target",
-            "AWSCognitoIdentityProviderService.InitiateAuth",
-        )
-        .body(
+    let (_, v) = PoolApi::with(&kit.pool_url, plain())
+        .call(
+            "InitiateAuth",
             json!({"AuthFlow": "USER_PASSWORD_AUTH", "ClientId": "api-cli",
-                   "AuthParameters": {"USERNAME": "Partner_ann", "PASSWORD": "portcullis-dummy"}})
-            .to_string(),
+                   "AuthParameters": {"USERNAME": "Partner_ann", "PASSWORD": "portcullis-dummy"}}),
         )
-        .send()
-        .await
-        .unwrap();
-    let v: Value = r.json().await.unwrap();
+        .await;
     assert_eq!(v["__type"], "NotAuthorizedException", "{v}");
     drop((partner, other));
     kit.app.shutdown().await;

@@ -10,13 +10,6 @@ use serde_json::Value;
 async fn second_login_is_silent_until_logout() {
     let kit = Kit::builder().start().await;
     let client = login(&kit, "/tasks").await;
-    let set_cookie_names = |r: &reqwest::Response| -> Vec<String> {
-        r.headers()
-            .get_all("set-cookie")
-            .iter()
-            .map(|v| v.to_str().unwrap().to_string())
-            .collect()
-    };
 
     // Another app (another client) on the same pool: the authorize step answers with a code at once.
     let r = client.get(kit.url("/oidc/page")).send().await.unwrap();
@@ -62,7 +55,7 @@ async fn second_login_is_silent_until_logout() {
     assert_eq!(r.status(), 302);
     assert_eq!(location(&r), signed_out);
     assert!(
-        set_cookie_names(&r)
+        set_cookies(&r)
             .iter()
             .any(|c| c.starts_with("cognito=;") && c.contains("Max-Age=0"))
     );
@@ -302,12 +295,7 @@ async fn an_expired_access_token_is_refreshed_and_the_session_rewritten() {
         .await
         .unwrap();
     assert_eq!(r.status(), 200, "refreshed, not sent to the IdP");
-    let rewritten: Vec<String> = r
-        .headers()
-        .get_all("set-cookie")
-        .iter()
-        .map(|v| v.to_str().unwrap().to_string())
-        .collect();
+    let rewritten: Vec<String> = set_cookies(&r);
     assert!(
         rewritten
             .iter()

@@ -10,24 +10,14 @@ use serde_json::{Value, json};
 use std::time::Duration;
 
 async fn api_sign_in(kit: &Kit) -> String {
-    let v: Value = reqwest::Client::new()
-        .post(format!("{}/", kit.pool_url))
-        .header("content-type", "application/x-amz-json-1.1")
-        .header(
-            "x-amz-target",
-            "AWSCognitoIdentityProviderService.InitiateAuth",
-        )
-        .body(
+    let (status, v) = PoolApi::of(kit)
+        .call(
+            "InitiateAuth",
             json!({"ClientId": "api-cli", "AuthFlow": "USER_PASSWORD_AUTH",
-                   "AuthParameters": {"USERNAME": "alice", "PASSWORD": PASSWORD}})
-            .to_string(),
+                   "AuthParameters": {"USERNAME": "alice", "PASSWORD": PASSWORD}}),
         )
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .await;
+    assert_eq!(status, 200, "{v}");
     v["AuthenticationResult"]["AccessToken"]
         .as_str()
         .unwrap_or_else(|| panic!("{v}"))
@@ -35,14 +25,9 @@ async fn api_sign_in(kit: &Kit) -> String {
 }
 
 async fn get_user(kit: &Kit, token: &str) -> u16 {
-    reqwest::Client::new()
-        .post(format!("{}/", kit.pool_url))
-        .header("content-type", "application/x-amz-json-1.1")
-        .header("x-amz-target", "AWSCognitoIdentityProviderService.GetUser")
-        .body(json!({"AccessToken": token}).to_string())
-        .send()
+    PoolApi::of(kit)
+        .send("GetUser", &json!({"AccessToken": token}))
         .await
-        .unwrap()
         .status()
         .as_u16()
 }
@@ -54,16 +39,8 @@ fn kid(token: &str) -> String {
 fn cli(kit: &Kit, args: &[&str]) -> Value {
     let mut all = vec!["keys", "--config", kit.config_file.to_str().unwrap()];
     all.extend_from_slice(args);
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_portcullis"))
-        .args(&all)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
+    let out = stdout_of(std::process::Command::new(env!("CARGO_BIN_EXE_portcullis")).args(&all));
+    serde_json::from_slice(&out).unwrap()
 }
 
 #[tokio::test]
@@ -76,12 +53,7 @@ async fn rotation_keeps_old_tokens_valid_and_new_tokens_use_new_keys() {
     let pending = cli(&kit, &["rotate", "--activate-in", "3600"]);
     assert_eq!(pending["Added"].as_array().unwrap().len(), 2);
     let listed = cli(&kit, &["list"]);
-    let states: Vec<&str> = listed["Keys"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|k| k["state"].as_str().unwrap())
-        .collect();
+    let states = field_strs(&listed["Keys"], "state");
     assert_eq!(states, ["signing", "pending", "signing", "pending"]);
     // Rotation that activates now.
     let now = cli(&kit, &["rotate", "--activate-in", "0"]);

@@ -8,12 +8,7 @@ use kit::*;
 use std::collections::HashMap;
 
 async fn metrics(kit: &Kit) -> HashMap<String, f64> {
-    let text = reqwest::get(format!("http://{}/metrics", kit.admin))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = kit.metrics().await;
     text.lines()
         .filter(|l| !l.starts_with('#') && !l.is_empty())
         .filter_map(|l| {

@@ -3,6 +3,7 @@
 //! the pool keys are shared. Also: the SQLite store keeps a committed code across `kill -9`.
 //! Real processes (`portcullis serve`), a real database per test.
 
+use crate::kit::{free_port, query_param};
 use serde_json::Value;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -23,14 +24,6 @@ impl Drop for Node {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 fn config(store: &str, state: &std::path::Path, port: u16, base_port: u16) -> String {
@@ -97,13 +90,7 @@ async fn code_from(node: &Node) -> String {
     let r = sign_in(node, PASSWORD).await;
     assert_eq!(r.status(), 302, "sign-in on {}", node.url);
     let loc = r.headers()["location"].to_str().unwrap().to_string();
-    loc.split("code=")
-        .nth(1)
-        .unwrap()
-        .split('&')
-        .next()
-        .unwrap()
-        .to_string()
+    query_param(&loc, "code")
 }
 
 /// One sign-in attempt: (status, page).

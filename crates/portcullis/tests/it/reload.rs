@@ -2,6 +2,7 @@
 //! 20 reloads (SIGHUP and file changes, every other one invalid). No request fails, each valid
 //! config takes effect, and an invalid one leaves the running config in place.
 
+use crate::kit::free_port;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -14,14 +15,6 @@ impl Drop for Node {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 fn config(port: u16, backend: u16, generation: u32) -> String {
@@ -194,16 +187,8 @@ fn served_names(port: u16) -> String {
          c = x509.load_pem_x509_certificate(pem.encode())\n\
          print(' '.join(sorted(c.extensions.get_extension_for_class(x509.SubjectAlternativeName).value.get_values_for_type(x509.DNSName))))"
     );
-    let out = Command::new("python3")
-        .args(["-c", &script])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
+    let out = kit::stdout_of(Command::new("python3").args(["-c", &script]));
+    String::from_utf8_lossy(&out).trim().to_string()
 }
 
 use crate::kit;

@@ -7,8 +7,6 @@ use crate::kit;
 use kit::*;
 use portcullis_auth::session_cookie::Session;
 use portcullis_idp::domain::revocation::SessionEnded;
-use std::io::BufRead;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// Requests `path` until it is no longer forwarded (bounded); returns that answer and how long
@@ -82,15 +80,6 @@ fn reseal(kit: &Kit, cookie: &str, edit: impl FnOnce(&mut Session)) -> String {
     kit.resealed(cookie, edit)
 }
 
-async fn get(kit: &Kit, cookie: &str, path: &str) -> reqwest::Response {
-    plain()
-        .get(kit.url(path))
-        .header("cookie", cookie)
-        .send()
-        .await
-        .unwrap()
-}
-
 #[tokio::test]
 async fn an_ended_session_on_the_pool_feed_is_refused_on_its_next_request() {
     let kit = Kit::builder().start().await;
@@ -117,7 +106,7 @@ async fn an_ended_session_on_the_pool_feed_is_refused_on_its_next_request() {
     let before = reseal(&kit, &cookie, |s| s.began = now - 200);
     let after = reseal(&kit, &cookie, |s| s.began = now + 50);
     // `authenticate`: a new login.
-    let r = get(&kit, &before, "/tasks").await;
+    let r = get_with_cookie(&kit, &before, "/tasks").await;
     assert_eq!(r.status(), 302);
     assert!(
         location(&r).contains("/oauth2/authorize?"),
@@ -126,13 +115,13 @@ async fn an_ended_session_on_the_pool_feed_is_refused_on_its_next_request() {
     );
     assert!(clears_session(&r));
     // `allow`: forwarded without identity.
-    let r = get(&kit, &before, "/allow/x").await;
+    let r = get_with_cookie(&kit, &before, "/allow/x").await;
     assert_eq!(r.status(), 200);
     assert!(clears_session(&r));
     let v: serde_json::Value = r.json().await.unwrap();
     assert!(v["headers"]["x-amzn-oidc-identity"].is_null(), "{v}");
     // The session that began after the sign-out is served.
-    let r = get(&kit, &after, "/tasks").await;
+    let r = get_with_cookie(&kit, &after, "/tasks").await;
     assert_eq!(r.status(), 200);
 
     // One session by its sid: the others of the user are served.
@@ -144,10 +133,10 @@ async fn an_ended_session_on_the_pool_feed_is_refused_on_its_next_request() {
         s.sid = Some("sid-other".into());
         s.began = now + 1000;
     });
-    assert_eq!(get(&kit, &one, "/api/x").await.status(), 200);
+    assert_eq!(get_with_cookie(&kit, &one, "/api/x").await.status(), 200);
     publish(&kit, Some("sid-one"), &sub, now as i64).await;
-    assert_eq!(get(&kit, &one, "/api/x").await.status(), 401);
-    assert_eq!(get(&kit, &other, "/api/x").await.status(), 200);
+    assert_eq!(get_with_cookie(&kit, &one, "/api/x").await.status(), 401);
+    assert_eq!(get_with_cookie(&kit, &other, "/api/x").await.status(), 200);
 
     let line = kit.log_line(&["AuthSessionRevoked"]).await;
     assert!(line.contains("/api/x"), "{line}");
@@ -173,20 +162,20 @@ async fn revocations_and_the_feed_outlive_a_config_reload() {
         s.sid = Some("sid-c".into());
         s.began = now as u64 + 1000;
     });
-    assert_eq!(get(&kit, &b, "/api/x").await.status(), 200);
+    assert_eq!(get_with_cookie(&kit, &b, "/api/x").await.status(), 200);
     publish(&kit, Some("sid-b"), &sub, now).await;
-    assert_eq!(get(&kit, &b, "/api/x").await.status(), 401);
+    assert_eq!(get_with_cookie(&kit, &b, "/api/x").await.status(), 401);
     kit.reload_replacing(
         r#"values = ["/open/*"]"#,
         r#"values = ["/open/*", "/open2/*"]"#,
     )
     .await;
     // Known before the reload: still refused after it.
-    assert_eq!(get(&kit, &b, "/api/x").await.status(), 401);
+    assert_eq!(get_with_cookie(&kit, &b, "/api/x").await.status(), 401);
     // Published after it: the subscription is still there.
-    assert_eq!(get(&kit, &c, "/api/x").await.status(), 200);
+    assert_eq!(get_with_cookie(&kit, &c, "/api/x").await.status(), 200);
     publish(&kit, Some("sid-c"), &sub, now).await;
-    assert_eq!(get(&kit, &c, "/api/x").await.status(), 401);
+    assert_eq!(get_with_cookie(&kit, &c, "/api/x").await.status(), 401);
     assert_eq!(
         identity(&a, &kit.url("/api/x")).await,
         sub,
@@ -224,39 +213,13 @@ async fn admin_user_global_sign_out_refuses_the_next_request() {
 
 #[tokio::test]
 async fn backchannel_logout_from_oidc_provider_refuses_the_session() {
-    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../e2e/browser");
     let tmp = tempfile::tempdir().unwrap();
     let key_file = tmp.path().join("op-key.json");
     let lb = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let lb_port = lb.local_addr().unwrap().port();
-    let mut op = Command::new("node")
-        .current_dir(dir)
-        .args([
-            "oidc_provider.mjs",
-            &lb_port.to_string(),
-            key_file.to_str().unwrap(),
-        ])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("node");
-    let mut line = String::new();
-    let mut op_out = std::io::BufReader::new(op.stdout.take().unwrap());
-    op_out.read_line(&mut line).unwrap();
-    let op_port: u16 = line.trim().parse().expect("the provider prints its port");
-    let rules = format!(
-        r#"
-[[listeners.rules]]
-priority = 4
-conditions = [{{ field = "path-pattern", values = ["/op/*"] }}]
-actions = [
-  {{ type = "authenticate-oidc", issuer = "http://localhost:{op_port}", client_id = "portcullis",
-     client_secret = "oidc-provider-client-secret-0123456789", session_cookie_name = "OpSession",
-     scope = "openid email" }},
-  {{ type = "forward", target_group = "echo" }},
-]
-"#
-    );
+    let op = NodeOidcProvider::start(lb_port, &[key_file.to_str().unwrap()]);
+    let op_port = op.port;
+    let rules = op.rule("");
     let kit = Kit::builder().on(lb).toml(&rules).start().await;
     let cfg = serde_json::json!({
         "lb": kit.url(""),
@@ -264,10 +227,8 @@ actions = [
         "key": key_file,
     })
     .to_string();
-    let (out, text) = run_script("node", Some(dir), ["backchannel_flow.mjs", &cfg]).await;
-    drop(op.stdin.take());
-    let _ = op.wait();
-    drop(op_out);
+    let (out, text) = run_script("node", Some(E2E_BROWSER), ["backchannel_flow.mjs", &cfg]).await;
+    op.stop();
     assert!(out.status.success(), "{text}");
     assert!(
         text.contains("back-channel logout: hostile tokens refused"),

@@ -33,18 +33,9 @@ async fn session_at(kit: &Kit, user: &str) -> String {
     cookie
 }
 
-async fn get(kit: &Kit, cookie: &str, path: &str) -> reqwest::Response {
-    plain()
-        .get(kit.url(path))
-        .header("cookie", cookie)
-        .send()
-        .await
-        .unwrap()
-}
-
 /// The identity `kit`'s balancer forwards for `cookie` at `/api/x`.
 async fn identity(kit: &Kit, cookie: &str) -> String {
-    let r = get(kit, cookie, "/api/x").await;
+    let r = get_with_cookie(kit, cookie, "/api/x").await;
     assert_eq!(r.status(), 200, "{}", kit.url("/api/x"));
     let v: serde_json::Value = r.json().await.unwrap();
     v["headers"]["x-amzn-oidc-identity"]
@@ -137,7 +128,7 @@ async fn a_global_sign_out_on_node_a_is_refused_at_node_b() {
     report("node A -> node B", took);
     assert_eq!(r.status(), 401);
     assert!(set_a.len() > set_a_len);
-    assert_eq!(get(&a, &cookie, "/api/x").await.status(), 401);
+    assert_eq!(get_with_cookie(&a, &cookie, "/api/x").await.status(), 401);
 
     // The same on one node, for comparison (another user: a new session that began in the same
     // second as a user-wide sign-out counts as ended).
@@ -212,7 +203,7 @@ async fn a_logout_token_accepted_by_node_a_is_refused_at_node_b() {
         .unwrap();
     let answered = Instant::now();
     assert_eq!(r.status(), 200);
-    assert_eq!(get(&a, &cookie, "/api/x").await.status(), 401);
+    assert_eq!(get_with_cookie(&a, &cookie, "/api/x").await.status(), 401);
     let (r, took) = until_refused(&b, &cookie, answered).await;
     println!(
         "logout token posted to node A: refused at node B {:.1} ms after A's answer (goal: <= 1 s)",
@@ -223,7 +214,7 @@ async fn a_logout_token_accepted_by_node_a_is_refused_at_node_b() {
 
     // A node started later learns it from the store's log.
     let c = Kit::builder().node(&db.url(), Some(&a)).start().await;
-    assert_eq!(get(&c, &cookie, "/api/x").await.status(), 401);
+    assert_eq!(get_with_cookie(&c, &cookie, "/api/x").await.status(), 401);
 
     a.app.shutdown().await;
     b.app.shutdown().await;

@@ -13,12 +13,7 @@ async fn authenticate_oidc_with_explicit_endpoints_and_client_secret_post() {
     let kit = Kit::builder().start().await;
     let (client, r) = login_to_callback(&kit, "/oidc/page").await;
     assert_eq!(r.status(), 302);
-    let cookies: Vec<String> = r
-        .headers()
-        .get_all("set-cookie")
-        .iter()
-        .map(|v| v.to_str().unwrap().to_string())
-        .collect();
+    let cookies: Vec<String> = set_cookies(&r);
     assert!(
         cookies.iter().any(|c| c.starts_with("OidcSession-0=")),
         "its own cookie name: {cookies:?}"
@@ -142,10 +137,7 @@ targets = [{{ id = "127.0.0.1", port = {p1} }}, {{ id = "127.0.0.1", port = {p2}
 #[tokio::test]
 async fn alb_status_codes_for_targets() {
     // A port with nothing listening, a target that never answers, and an empty group.
-    let closed = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
+    let closed = free_port();
     let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let silent_port = silent.local_addr().unwrap().port();
     tokio::spawn(async move {
@@ -287,10 +279,7 @@ async fn idp_failures_map_to_alb_status_codes_and_reasons() {
 
 #[tokio::test]
 async fn unreachable_token_endpoint_is_500() {
-    let closed = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap()
-    };
+    let closed = std::net::SocketAddr::from(([127, 0, 0, 1], free_port()));
     let kit = Kit::builder().toml(&fake_idp::rule(closed)).start().await;
     let client = browser();
     let cb = fake_callback(&kit, &client).await;

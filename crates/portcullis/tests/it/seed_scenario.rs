@@ -342,12 +342,7 @@ async fn nonce_is_checked_before_the_code_is_spent() {
     let r = client.get(&p.callback).send().await.unwrap();
     assert_eq!(r.status(), 302);
     assert_eq!(location(&r), "/tasks");
-    let cookies: Vec<String> = r
-        .headers()
-        .get_all("set-cookie")
-        .iter()
-        .map(|v| v.to_str().unwrap().to_string())
-        .collect();
+    let cookies: Vec<String> = set_cookies(&r);
     assert!(
         cookies
             .iter()

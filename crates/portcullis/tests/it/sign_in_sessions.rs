@@ -3,7 +3,7 @@
 //! logout tokens received by a real server, and ends crossing nodes on one real PostgreSQL
 //! (through `LISTEN`/`NOTIFY`, and after the listening connection was killed).
 
-use crate::kit::{PASSWORD, browser, location, post_sign_in};
+use crate::kit::{PASSWORD, browser, location, post_sign_in, query_param};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use portcullis_idp::Pool;
@@ -139,14 +139,7 @@ async fn serve(store: Option<Arc<dyn portcullis_idp::Store>>, backchannel: &str)
 
 fn code_of(callback: &str) -> String {
     assert!(callback.starts_with(CB), "{callback}");
-    callback
-        .split("code=")
-        .nth(1)
-        .unwrap()
-        .split('&')
-        .next()
-        .unwrap()
-        .to_string()
+    query_param(callback, "code")
 }
 
 fn authorize_url(s: &Served, client: &str) -> String {
@@ -759,16 +752,6 @@ async fn a_failing_back_channel_client_gets_the_same_token_again() {
 
 // ---- several nodes on one PostgreSQL ----
 
-const PG_ADMIN: &str = "postgres://root@127.0.0.1:5432/postgres";
-
-async fn pg_admin() -> tokio_postgres::Client {
-    let (c, conn) = tokio_postgres::connect(PG_ADMIN, tokio_postgres::NoTls)
-        .await
-        .expect("PostgreSQL on 127.0.0.1:5432");
-    tokio::spawn(conn);
-    c
-}
-
 /// Waits (bounded) until `f` holds.
 async fn until(what: &str, limit: Duration, mut f: impl FnMut() -> bool) {
     let start = Instant::now();
@@ -780,17 +763,8 @@ async fn until(what: &str, limit: Duration, mut f: impl FnMut() -> bool) {
 
 #[tokio::test]
 async fn ends_cross_nodes_on_postgres_even_while_a_listener_was_down() {
-    let admin_db = pg_admin().await;
-    let name = format!(
-        "portcullis_sessions_{}_{}",
-        std::process::id(),
-        portcullis_core::now()
-    );
-    admin_db
-        .batch_execute(&format!("CREATE DATABASE {name}"))
-        .await
-        .unwrap();
-    let url = format!("postgres://root@127.0.0.1:5432/{name}");
+    let db = crate::kit::PgDatabase::create("sessions").await;
+    let url = db.url();
     let store_a = Arc::new(portcullis_idp::PgStore::connect(&url).await.unwrap());
     let store_b = Arc::new(portcullis_idp::PgStore::connect(&url).await.unwrap());
     let a = serve(Some(store_a.clone()), "").await;
@@ -820,7 +794,8 @@ async fn ends_cross_nodes_on_postgres_even_while_a_listener_was_down() {
 
     // B's LISTEN connection is killed, and kept down while A signs the user out everywhere.
     store_b.hold_session_listener(true);
-    let killed = admin_db
+    let killed = crate::kit::pg_admin()
+        .await
         .query(
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1",
             &[&format!("portcullis-listen-{}", store_b.node_id())],
@@ -859,24 +834,13 @@ async fn ends_cross_nodes_on_postgres_even_while_a_listener_was_down() {
     assert_eq!(ends.iter().filter(|e| e.sid.is_none()).count(), 1);
 
     drop((a, b, store_a, store_b));
-    let _ = admin_db
-        .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-        .await;
+    db.drop_it().await;
 }
 
 #[tokio::test]
 async fn tokens_racing_an_end_on_another_node_are_refused_or_revoked() {
-    let admin_db = pg_admin().await;
-    let name = format!(
-        "portcullis_race_{}_{}",
-        std::process::id(),
-        portcullis_core::now()
-    );
-    admin_db
-        .batch_execute(&format!("CREATE DATABASE {name}"))
-        .await
-        .unwrap();
-    let url = format!("postgres://root@127.0.0.1:5432/{name}");
+    let db = crate::kit::PgDatabase::create("race").await;
+    let url = db.url();
     let a = serve(
         Some(Arc::new(
             portcullis_idp::PgStore::connect(&url).await.unwrap(),
@@ -965,7 +929,5 @@ async fn tokens_racing_an_end_on_another_node_are_refused_or_revoked() {
     assert_eq!(given + refused, 20);
     assert!(given >= 4 && refused >= 1);
     drop((a, b));
-    let _ = admin_db
-        .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-        .await;
+    db.drop_it().await;
 }

@@ -189,13 +189,7 @@ async fn grpc_client(lb_port: u16, prefix: &str) -> Value {
         .await
         .unwrap()
         .unwrap();
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|_| {
-        panic!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        )
-    })
+    crate::kit::json_stdout(&out)
 }
 
 #[tokio::test]

@@ -32,14 +32,6 @@ async fn named(name: &'static str) -> u16 {
     serve_target(app).await
 }
 
-fn set_cookies(r: &reqwest::Response) -> Vec<String> {
-    r.headers()
-        .get_all("set-cookie")
-        .iter()
-        .map(|v| v.to_str().unwrap().to_string())
-        .collect()
-}
-
 #[tokio::test]
 async fn application_cookie_stickiness() {
     let (a, b) = (named("a").await, named("b").await);
@@ -285,37 +277,17 @@ anomaly_mitigation = true
 async fn a_refused_connection_is_tried_on_the_next_target() {
     let live = named("live").await;
     // A port that was bound and released: connecting to it is refused.
-    let dead = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
+    let dead = free_port();
     // A target that answers one request per connection and closes it, keep-alive or not.
-    let closer = {
-        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let port = l.local_addr().unwrap().port();
-        tokio::spawn(async move {
-            use tokio::io::{AsyncReadExt, AsyncWriteExt};
-            loop {
-                let Ok((mut s, _)) = l.accept().await else {
-                    return;
-                };
-                tokio::spawn(async move {
-                    let mut buf = vec![0u8; 8192];
-                    let mut got = Vec::new();
-                    while !got.windows(4).any(|w| w == b"\r\n\r\n") {
-                        match s.read(&mut buf).await {
-                            Ok(0) | Err(_) => return,
-                            Ok(n) => got.extend_from_slice(&buf[..n]),
-                        }
-                    }
-                    let _ = s
-                        .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 6\r\n\r\ncloser")
-                        .await;
-                });
-            }
-        });
-        port
-    };
+    let (closer, _) = tcp_target(|mut s| async move {
+        use tokio::io::AsyncWriteExt;
+        if read_head(&mut s).await.is_some() {
+            let _ = s
+                .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 6\r\n\r\ncloser")
+                .await;
+        }
+    })
+    .await;
     let rules = format!(
         r#"
 [[listeners.rules]]
@@ -391,37 +363,23 @@ fn cookie_set(r: &reqwest::Response, name: &str) -> Option<String> {
 /// A target that answers `kill` (and sets the application's cookie on `*/login`), one request
 /// per connection, until its task is aborted: then its port refuses connections.
 async fn killable() -> (u16, tokio::task::JoinHandle<()>) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = l.local_addr().unwrap().port();
-    let task = tokio::spawn(async move {
-        loop {
-            let Ok((mut s, _)) = l.accept().await else {
-                return;
-            };
-            tokio::spawn(async move {
-                let mut buf = vec![0u8; 8192];
-                let mut got = Vec::new();
-                while !got.windows(4).any(|w| w == b"\r\n\r\n") {
-                    match s.read(&mut buf).await {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => got.extend_from_slice(&buf[..n]),
-                    }
-                }
-                let line = String::from_utf8_lossy(&got);
-                let cookie = if line.lines().next().unwrap_or("").contains("/login ") {
-                    "set-cookie: APPSESSION=k1; Path=/\r\n"
-                } else {
-                    ""
-                };
-                let answer = format!(
-                    "HTTP/1.1 200 OK\r\nconnection: close\r\n{cookie}content-length: 4\r\n\r\nkill"
-                );
-                let _ = s.write_all(answer.as_bytes()).await;
-            });
-        }
-    });
-    (port, task)
+    use tokio::io::AsyncWriteExt;
+    tcp_target(|mut s| async move {
+        let Some(got) = read_head(&mut s).await else {
+            return;
+        };
+        let line = String::from_utf8_lossy(&got);
+        let cookie = if line.lines().next().unwrap_or("").contains("/login ") {
+            "set-cookie: APPSESSION=k1; Path=/\r\n"
+        } else {
+            ""
+        };
+        let answer = format!(
+            "HTTP/1.1 200 OK\r\nconnection: close\r\n{cookie}content-length: 4\r\n\r\nkill"
+        );
+        let _ = s.write_all(answer.as_bytes()).await;
+    })
+    .await
 }
 
 /// After a refused connection sends a request to the next target, the stickiness cookie names
@@ -431,10 +389,7 @@ async fn killable() -> (u16, tokio::task::JoinHandle<()>) {
 #[tokio::test]
 async fn after_a_retry_the_stickiness_cookie_names_the_target_that_answered() {
     let (live, other) = (named("live").await, named("other").await);
-    let dead = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
+    let dead = free_port();
     let (kill, killer) = killable().await;
     let rules = format!(
         r#"

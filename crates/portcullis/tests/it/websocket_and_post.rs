@@ -17,13 +17,7 @@ fn ws_client(url: &str, cookie: &str) -> Value {
         .args([script, "client", url, cookie])
         .output()
         .expect("python3 with websockets");
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|_| {
-        panic!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        )
-    })
+    crate::kit::json_stdout(&out)
 }
 
 #[tokio::test]

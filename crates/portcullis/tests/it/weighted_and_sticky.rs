@@ -90,12 +90,7 @@ async fn group_and_target_stickiness_hold() {
     // A browser keeps AWSALBTG (group) and AWSALB (target): every request lands where the first did.
     let client = browser();
     let first = client.get(kit.url("/sticky/a")).send().await.unwrap();
-    let cookies: Vec<String> = first
-        .headers()
-        .get_all("set-cookie")
-        .iter()
-        .map(|v| v.to_str().unwrap().to_string())
-        .collect();
+    let cookies: Vec<String> = set_cookies(&first);
     let first = first.text().await.unwrap();
     assert!(
         cookies

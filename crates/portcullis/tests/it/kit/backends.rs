@@ -240,6 +240,15 @@ pub async fn boto3_call(
 /// How the tests reach PostgreSQL as its administrator (127.0.0.1:5432, trust auth).
 pub const PG_ADMIN: &str = "host=127.0.0.1 port=5432 user=root dbname=postgres";
 
+/// A connection to PostgreSQL as its administrator, for creating, dropping and watching databases.
+pub async fn pg_admin() -> tokio_postgres::Client {
+    let (c, conn) = tokio_postgres::connect(PG_ADMIN, tokio_postgres::NoTls)
+        .await
+        .expect("PostgreSQL on 127.0.0.1:5432 (run .ci/run or start it)");
+    tokio::spawn(conn);
+    c
+}
+
 /// A fresh PostgreSQL database for one test (a store that nodes share), dropped at its end.
 pub struct PgDatabase {
     name: String,
@@ -253,11 +262,9 @@ impl PgDatabase {
             .unwrap()
             .as_nanos();
         let name = format!("portcullis_{what}_{}_{nanos}", std::process::id());
-        let (c, conn) = tokio_postgres::connect(PG_ADMIN, tokio_postgres::NoTls)
+        pg_admin()
             .await
-            .expect("PostgreSQL on 127.0.0.1:5432 (run .ci/run or start it)");
-        tokio::spawn(conn);
-        c.batch_execute(&format!("CREATE DATABASE {name}"))
+            .batch_execute(&format!("CREATE DATABASE {name}"))
             .await
             .unwrap();
         PgDatabase { name }
@@ -270,15 +277,140 @@ impl PgDatabase {
 
     /// Drops the database (with its connections).
     pub async fn drop_it(self) {
-        let (c, conn) = tokio_postgres::connect(PG_ADMIN, tokio_postgres::NoTls)
+        let _ = pg_admin()
             .await
-            .unwrap();
-        tokio::spawn(conn);
-        let _ = c
             .batch_execute(&format!(
                 "DROP DATABASE IF EXISTS {} WITH (FORCE)",
                 self.name
             ))
             .await;
+    }
+}
+
+/// The stdout of `cmd`, run to its end; panics with its stderr if it fails.
+pub fn stdout_of(cmd: &mut std::process::Command) -> Vec<u8> {
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
+/// A target on raw TCP (127.0.0.1, port 0) that hands each connection to `serve`, for answers no
+/// HTTP server would write; it serves until its task is aborted, then its port refuses.
+pub async fn tcp_target<F, Fut>(serve: F) -> (u16, tokio::task::JoinHandle<()>)
+where
+    F: Fn(tokio::net::TcpStream) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = l.local_addr().unwrap().port();
+    let task = tokio::spawn(async move {
+        loop {
+            let Ok((s, _)) = l.accept().await else {
+                return;
+            };
+            tokio::spawn(serve(s));
+        }
+    });
+    (port, task)
+}
+
+/// The bytes of one request head read from `s` (up to its blank line, maybe a little past it);
+/// `None` if the peer closed or failed first.
+pub async fn read_head(s: &mut tokio::net::TcpStream) -> Option<Vec<u8>> {
+    use tokio::io::AsyncReadExt;
+    let mut buf = vec![0u8; 8192];
+    let mut got = Vec::new();
+    while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+        match s.read(&mut buf).await {
+            Ok(0) | Err(_) => return None,
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+        }
+    }
+    Some(got)
+}
+
+/// The stdout of a peer script as JSON; panics with its stdout and stderr when it is not.
+pub fn json_stdout(out: &std::process::Output) -> serde_json::Value {
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|_| {
+        panic!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    })
+}
+
+/// Writes `toml` as `p.toml` in `dir`; its path, for a config loaded or served from a file.
+pub fn write_config(dir: &std::path::Path, toml: &str) -> std::path::PathBuf {
+    let file = dir.join("p.toml");
+    std::fs::write(&file, toml).unwrap();
+    file
+}
+
+/// The browser and Node.js peers of the tests (`e2e/browser/`, after `npm ci` there).
+pub const E2E_BROWSER: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../e2e/browser");
+
+/// An OpenID Provider that is not ours (npm `oidc-provider`, `e2e/browser/oidc_provider.mjs`) on
+/// a port of its own, for a balancer on `lb_port`; [`NodeOidcProvider::stop`] ends it.
+pub struct NodeOidcProvider {
+    child: std::process::Child,
+    /// Kept open until the end: the provider may still write to its stdout.
+    _out: std::io::BufReader<std::process::ChildStdout>,
+    /// The provider's port (issuer `http://localhost:<port>`).
+    pub port: u16,
+}
+
+impl NodeOidcProvider {
+    /// Starts the provider for a balancer on `lb_port`, with `args` after the port.
+    pub fn start(lb_port: u16, args: &[&str]) -> NodeOidcProvider {
+        use std::io::BufRead;
+        use std::process::{Command, Stdio};
+        let mut child = Command::new("node")
+            .current_dir(E2E_BROWSER)
+            .arg("oidc_provider.mjs")
+            .arg(lb_port.to_string())
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("node");
+        let mut line = String::new();
+        let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+        out.read_line(&mut line).unwrap();
+        let port: u16 = line.trim().parse().expect("the provider prints its port");
+        NodeOidcProvider {
+            child,
+            _out: out,
+            port,
+        }
+    }
+
+    /// A rule at priority 4 for `/op/*` that signs in at this provider (cookie `OpSession`,
+    /// `settings` added to its `authenticate-oidc` action) and forwards to the echo backend.
+    pub fn rule(&self, settings: &str) -> String {
+        format!(
+            r#"
+[[listeners.rules]]
+priority = 4
+conditions = [{{ field = "path-pattern", values = ["/op/*"] }}]
+actions = [
+  {{ type = "authenticate-oidc", issuer = "http://localhost:{}", client_id = "portcullis",
+     client_secret = "oidc-provider-client-secret-0123456789", session_cookie_name = "OpSession",
+     scope = "openid email"{settings} }},
+  {{ type = "forward", target_group = "echo" }},
+]
+"#,
+            self.port
+        )
+    }
+
+    /// Closes the provider's stdin (it exits on that) and waits for it.
+    pub fn stop(mut self) {
+        drop(self.child.stdin.take());
+        let _ = self.child.wait();
     }
 }

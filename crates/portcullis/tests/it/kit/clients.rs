@@ -101,14 +101,29 @@ impl PoolApi {
     pub async fn raw(&self, op: &str, body: Value) -> (u16, Value, Vec<String>) {
         let r = self.send(op, &body).await;
         let status = r.status().as_u16();
-        let mut names: Vec<String> = r
-            .headers()
-            .keys()
-            .map(|k| k.to_string())
-            .filter(|k| k != "date")
-            .collect();
-        names.sort();
+        let names = header_names(&r);
         (status, r.json().await.unwrap(), names)
+    }
+
+    /// The answer to `USER_PASSWORD_AUTH` of `user` with `password` at app client `client`, which
+    /// must succeed (tokens, or a challenge).
+    pub async fn password_auth(&self, client: &str, user: &str, password: &str) -> Value {
+        self.ok(
+            "InitiateAuth",
+            serde_json::json!({"ClientId": client, "AuthFlow": "USER_PASSWORD_AUTH",
+                "AuthParameters": {"USERNAME": user, "PASSWORD": password}}),
+        )
+        .await
+    }
+
+    /// Signs `user` up with `password` and an `email` at app client `client`, which must succeed.
+    pub async fn sign_up(&self, client: &str, user: &str, password: &str, email: &str) -> Value {
+        self.ok(
+            "SignUp",
+            serde_json::json!({"ClientId": client, "Username": user, "Password": password,
+                "UserAttributes": [{"Name": "email", "Value": email}]}),
+        )
+        .await
     }
 
     /// The body of operation `op`, which must succeed (200).
@@ -155,4 +170,63 @@ pub fn query_param(url: &str, name: &str) -> String {
         .next()
         .unwrap()
         .to_string()
+}
+
+/// Every `Set-Cookie` value of a response, as text.
+pub fn set_cookies(r: &reqwest::Response) -> Vec<String> {
+    r.headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_string())
+        .collect()
+}
+
+/// The value a response sets for cookie `name` (up to its first `;`), if it sets one.
+pub fn set_cookie_value(r: &reqwest::Response, name: &str) -> Option<String> {
+    r.headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find_map(|v| v.strip_prefix(&format!("{name}=")))
+        .map(|v| v.split(';').next().unwrap().to_string())
+}
+
+/// A port on 127.0.0.1 that was free a moment ago, for a server started in another process.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// GET `path` on `kit`'s balancer with a `Cookie` header, through a fresh [`plain`] client.
+pub async fn get_with_cookie(kit: &Kit, cookie: &str, path: &str) -> reqwest::Response {
+    plain()
+        .get(kit.url(path))
+        .header("cookie", cookie)
+        .send()
+        .await
+        .unwrap()
+}
+
+/// The `field` strings of the objects in JSON array `list`, in order (key ids, user names, states).
+pub fn field_strs<'a>(list: &'a Value, field: &str) -> Vec<&'a str> {
+    list.as_array()
+        .unwrap_or_else(|| panic!("not an array: {list}"))
+        .iter()
+        .map(|item| item[field].as_str().unwrap())
+        .collect()
+}
+
+/// The header names of an answer but `date` (which changes by the second), sorted.
+pub fn header_names(r: &reqwest::Response) -> Vec<String> {
+    let mut names: Vec<String> = r
+        .headers()
+        .keys()
+        .map(|k| k.to_string())
+        .filter(|k| k != "date")
+        .collect();
+    names.sort();
+    names
 }

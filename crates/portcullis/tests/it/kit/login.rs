@@ -1,6 +1,6 @@
 //! The sign-in flows, once: through a protected URL to the hosted UI and back with a session.
 
-use super::clients::{browser, location, query_param};
+use super::clients::{browser, location, query_param, set_cookie_value};
 use super::{Kit, PASSWORD};
 
 /// The `AWSELBAuthSessionCookie-N=...` pairs a response sets, joined as a Cookie header value.
@@ -162,14 +162,7 @@ pub async fn login_until_callback_as(
 ) -> PendingLogin {
     let r = client.get(kit.url(path)).send().await.unwrap();
     assert_eq!(r.status(), 302, "protected URL redirects to the IdP");
-    let nonce = r
-        .headers()
-        .get_all("set-cookie")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .find_map(|v| v.strip_prefix("AWSALBAuthNonce="))
-        .map(|v| v.split(';').next().unwrap().to_string())
-        .expect("nonce cookie");
+    let nonce = set_cookie_value(&r, "AWSALBAuthNonce").expect("nonce cookie");
     let authorize = location(&r);
     assert!(
         authorize.starts_with(&format!("{}/oauth2/authorize?", kit.pool_url)),

@@ -273,12 +273,7 @@ async fn targets_cannot_set_credential_cookies() {
         .send()
         .await
         .unwrap();
-    let set: Vec<_> = r
-        .headers()
-        .get_all("set-cookie")
-        .iter()
-        .map(|v| v.to_str().unwrap().to_string())
-        .collect();
+    let set: Vec<_> = set_cookies(&r);
     assert_eq!(set, ["app=1; Path=/"]);
 }
 
@@ -510,13 +505,7 @@ async fn a_hostile_provider_cannot_sign_anyone_in() {
         let r = client.get(kit.url("/hostile/x")).send().await.unwrap();
         assert_eq!(r.status(), 302);
         let loc = location(&r);
-        let state = loc
-            .split("state=")
-            .nth(1)
-            .unwrap()
-            .split('&')
-            .next()
-            .unwrap();
+        let state = query_param(&loc, "state");
         let r = client
             .get(kit.url(&format!("/oauth2/idpresponse?code=c&state={state}")))
             .send()
@@ -582,31 +571,14 @@ async fn the_login_nonce_is_long_and_its_derivations_keyed() {
     use base64::Engine;
     let kit = Kit::builder().start().await;
     let r = plain().get(kit.url("/tasks")).send().await.unwrap();
-    let nonce = r
-        .headers()
-        .get_all("set-cookie")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .find_map(|v| v.strip_prefix("AWSALBAuthNonce="))
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_string();
+    let nonce = set_cookie_value(&r, "AWSALBAuthNonce").unwrap();
     assert!(
         nonce.len() >= 32 && nonce.bytes().all(|b| b.is_ascii_alphanumeric()),
         "{nonce}: at least 32 alphanumerics (over 128 bits)"
     );
     let loc = location(&r);
-    let param = |k: &str| {
-        loc.split(&format!("&{k}="))
-            .nth(1)
-            .unwrap()
-            .split('&')
-            .next()
-            .unwrap()
-            .to_string()
-    };
+    // `&` in the name: the parameter itself, never one whose name ends with it.
+    let param = |k: &str| query_param(&loc, &format!("&{k}"));
     let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
     let sha = |s: &str| {
         b64.encode(aws_lc_rs::digest::digest(

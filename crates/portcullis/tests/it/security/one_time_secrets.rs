@@ -40,13 +40,7 @@ fn tally(answers: impl IntoIterator<Item = String>) -> BTreeMap<String, usize> {
 }
 
 async fn api_tokens(api: &PoolApi, user: &str, password: &str) -> Value {
-    let v = api
-        .ok(
-            "InitiateAuth",
-            json!({"ClientId": "api-cli", "AuthFlow": "USER_PASSWORD_AUTH",
-                "AuthParameters": {"USERNAME": user, "PASSWORD": password}}),
-        )
-        .await;
+    let v = api.password_auth("api-cli", user, password).await;
     v["AuthenticationResult"].clone()
 }
 
@@ -152,13 +146,7 @@ async fn hosted_post_full(
         .await
         .unwrap();
     let status = r.status().as_u16();
-    let mut names: Vec<String> = r
-        .headers()
-        .keys()
-        .map(|k| k.to_string())
-        .filter(|k| k != "date")
-        .collect();
-    names.sort();
+    let names = header_names(&r);
     let html = r.text().await.unwrap();
     (status, blank_csrf(&html), names)
 }
@@ -190,12 +178,8 @@ fn blank_csrf(html: &str) -> String {
 async fn sign_up_code_guesses_through_the_hosted_ui_share_the_apis_budget() {
     let kit = Kit::builder().without_rate_limits().start().await;
     let api = PoolApi::of(&kit);
-    api.ok(
-        "SignUp",
-        json!({"ClientId": "api-cli", "Username": "zoe", "Password": "Zoe-password-1!",
-            "UserAttributes": [{"Name": "email", "Value": "zoe@example.com"}]}),
-    )
-    .await;
+    api.sign_up("api-cli", "zoe", "Zoe-password-1!", "zoe@example.com")
+        .await;
     let right = last_code(&kit, "zoe", "sign_up");
     let guesses: Vec<_> = wrong_codes(40, std::slice::from_ref(&right))
         .into_iter()
@@ -275,13 +259,7 @@ async fn totp_guesses_across_sign_ins_share_one_budget_and_lock_the_factor() {
     let sign_in = || {
         let api = api.clone();
         async move {
-            let v = api
-                .ok(
-                    "InitiateAuth",
-                    json!({"ClientId": "api-cli", "AuthFlow": "USER_PASSWORD_AUTH",
-                        "AuthParameters": {"USERNAME": "alice", "PASSWORD": PASSWORD}}),
-                )
-                .await;
+            let v = api.password_auth("api-cli", "alice", PASSWORD).await;
             assert_eq!(v["ChallengeName"], "SOFTWARE_TOKEN_MFA", "{v}");
             v["Session"].as_str().unwrap().to_string()
         }
@@ -485,11 +463,7 @@ write_attributes = ["name"]
     .await
     .unwrap();
     let v = api
-        .ok(
-            "InitiateAuth",
-            json!({"ClientId": "api-cli", "AuthFlow": "USER_PASSWORD_AUTH",
-                "AuthParameters": {"USERNAME": "ivy", "PASSWORD": "Temp-password-1!"}}),
-        )
+        .password_auth("api-cli", "ivy", "Temp-password-1!")
         .await;
     assert_eq!(v["ChallengeName"], "NEW_PASSWORD_REQUIRED");
     let session = v["Session"].as_str().unwrap();
@@ -540,13 +514,7 @@ write_attributes = ["name"]
         .await,
         "NotAuthorizedException"
     );
-    let v = api
-        .ok(
-            "InitiateAuth",
-            json!({"ClientId": "narrow", "AuthFlow": "USER_PASSWORD_AUTH",
-                "AuthParameters": {"USERNAME": "ivy", "PASSWORD": "Ivy-password-1!"}}),
-        )
-        .await;
+    let v = api.password_auth("narrow", "ivy", "Ivy-password-1!").await;
     let at = v["AuthenticationResult"]["AccessToken"].as_str().unwrap();
     for attr in ["custom:team", "email"] {
         assert_eq!(
@@ -627,30 +595,15 @@ async fn unknown_disabled_and_real_users_get_the_same_answers() {
     }
     admin("AdminDisableUser", json!({"Username": "dora"})).await;
     admin("AdminDisableUser", json!({"Username": "dana"})).await;
-    api.ok(
-        "SignUp",
-        json!({"ClientId": "api-cli", "Username": "uma", "Password": "Uma-password-1!",
-            "UserAttributes": [{"Name": "email", "Value": "uma@example.com"}]}),
-    )
-    .await;
+    api.sign_up("api-cli", "uma", "Uma-password-1!", "uma@example.com")
+        .await;
     let people = ["bob", "dora", "noah", "uma", "nobody-at-all"];
 
     // One full sequence per user: its answers (status, body without per-user values, headers).
     let mut transcripts = Vec::new();
     for who in people {
         let mut t: Vec<String> = Vec::new();
-        let step = |t: &mut Vec<String>, (s, v, h): (u16, Value, Vec<String>)| {
-            let mut v = v;
-            // The simulated destination differs per name, as real ones do; its shape must not.
-            if let Some(d) = v["CodeDeliveryDetails"]["Destination"].as_str() {
-                let shape: String = d
-                    .chars()
-                    .map(|c| if c.is_ascii_lowercase() { 'x' } else { c })
-                    .collect();
-                v["CodeDeliveryDetails"]["Destination"] = shape.into();
-            }
-            t.push(format!("{s} {v} {h:?}"));
-        };
+        let step = |t: &mut Vec<String>, answer| t.push(transcript_line(answer));
         let confirm_forgot = |code: &str| {
             json!({"ClientId": "api-cli", "Username": who, "ConfirmationCode": code,
                 "Password": "Brand-new-pass-1!"})
@@ -718,19 +671,7 @@ async fn unknown_disabled_and_real_users_get_the_same_answers() {
                     .await,
             );
         }
-        let t: Vec<String> = t
-            .into_iter()
-            .map(|(s, mut v, h)| {
-                if let Some(d) = v["CodeDeliveryDetails"]["Destination"].as_str() {
-                    let shape: String = d
-                        .chars()
-                        .map(|c| if c.is_ascii_lowercase() { 'x' } else { c })
-                        .collect();
-                    v["CodeDeliveryDetails"]["Destination"] = shape.into();
-                }
-                format!("{s} {v} {h:?}")
-            })
-            .collect();
+        let t: Vec<String> = t.into_iter().map(transcript_line).collect();
         sign_up.push((who, t));
     }
     for (who, t) in &sign_up {
@@ -869,4 +810,17 @@ async fn postgres_nodes_reserve_guesses_atomically() {
     );
     drop((a, b));
     db.drop_it().await;
+}
+
+/// One answer of a per-user transcript: (status, body, header names) as a line, the simulated
+/// destination reduced to its shape (it differs per name, as real ones do; its shape must not).
+fn transcript_line((s, mut v, h): (u16, Value, Vec<String>)) -> String {
+    if let Some(d) = v["CodeDeliveryDetails"]["Destination"].as_str() {
+        let shape: String = d
+            .chars()
+            .map(|c| if c.is_ascii_lowercase() { 'x' } else { c })
+            .collect();
+        v["CodeDeliveryDetails"]["Destination"] = shape.into();
+    }
+    format!("{s} {v} {h:?}")
 }

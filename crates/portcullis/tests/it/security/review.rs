@@ -14,6 +14,27 @@ async fn raw(port: u16, bytes: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// A kit whose plain listener answers 403 `blocked` to requests meeting `condition` (one TOML
+/// rule condition) and forwards the rest to the echo backend.
+async fn kit_blocking(condition: &str) -> Kit {
+    let kit = Kit::builder().start().await;
+    let forward = r#"default_actions = [{ type = "forward", target_group = "echo" }]"#;
+    kit.reload_replacing(
+        forward,
+        &format!(
+            r#"{forward}
+
+[[listeners.rules]]
+priority = 5
+conditions = [{condition}]
+actions = [{{ type = "fixed-response", status_code = 403, content_type = "text/plain", message_body = "blocked" }}]
+"#
+        ),
+    )
+    .await;
+    kit
+}
+
 /// A path-pattern rule protects `/admin` on the plain listener (a fixed 403 in front of a target
 /// that serves it, as "block /admin from the internet" is often written); everything else is
 /// forwarded. Before the fix, rules matched the raw path while the target was sent the raw path
@@ -24,18 +45,7 @@ async fn raw(port: u16, bytes: &str) -> String {
 /// same path; a path that would still climb through an encoded separator is refused.
 #[tokio::test]
 async fn path_pattern_rules_cannot_be_bypassed_by_path_normalisation() {
-    let kit = Kit::builder().start().await;
-    kit.reload_replacing(
-        r#"default_actions = [{ type = "forward", target_group = "echo" }]"#,
-        r#"default_actions = [{ type = "forward", target_group = "echo" }]
-
-[[listeners.rules]]
-priority = 5
-conditions = [{ field = "path-pattern", values = ["/admin", "/admin/*"] }]
-actions = [{ type = "fixed-response", status_code = 403, content_type = "text/plain", message_body = "blocked" }]
-"#,
-    )
-    .await;
+    let kit = kit_blocking(r#"{ field = "path-pattern", values = ["/admin", "/admin/*"] }"#).await;
     let get =
         |path: &str| format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
     // The rule itself works.
@@ -81,18 +91,7 @@ actions = [{ type = "fixed-response", status_code = 403, content_type = "text/pl
 /// host without it.
 #[tokio::test]
 async fn host_rules_cannot_be_bypassed_by_duplicate_or_invalid_host_fields() {
-    let kit = Kit::builder().start().await;
-    kit.reload_replacing(
-        r#"default_actions = [{ type = "forward", target_group = "echo" }]"#,
-        r#"default_actions = [{ type = "forward", target_group = "echo" }]
-
-[[listeners.rules]]
-priority = 5
-conditions = [{ field = "host-header", values = ["admin.example"] }]
-actions = [{ type = "fixed-response", status_code = 403, content_type = "text/plain", message_body = "blocked" }]
-"#,
-    )
-    .await;
+    let kit = kit_blocking(r#"{ field = "host-header", values = ["admin.example"] }"#).await;
     let blocked = raw(
         kit.http_port,
         "GET / HTTP/1.1\r\nHost: admin.example\r\nConnection: close\r\n\r\n",
@@ -152,11 +151,8 @@ async fn a_same_origin_post_does_not_downgrade_the_session_to_samesite_none() {
         }
         let r = req.send().await.unwrap();
         assert_eq!(r.status(), 200, "refreshed");
-        let set: Vec<String> = r
-            .headers()
-            .get_all("set-cookie")
-            .iter()
-            .map(|v| v.to_str().unwrap().to_string())
+        let set: Vec<String> = set_cookies(&r)
+            .into_iter()
             .filter(|c| c.starts_with("AWSELBAuthSessionCookie-0="))
             .collect();
         assert_eq!(set.len(), 1, "{set:?}");

@@ -124,27 +124,18 @@ async fn forgot_password_destinations_do_not_tell_real_users_from_unknown_ones()
             || (name.contains('@') && dest == mask(name))
             || !dest.chars().next().is_some_and(|c| c.is_ascii_lowercase())
     };
-    let mut real_flagged = Vec::new();
-    for name in ["pat", "dan@example.com", "carol"] {
-        let v = api
-            .ok(
-                "ForgotPassword",
-                json!({"ClientId": "api-cli", "Username": name}),
-            )
-            .await;
-        if flagged(name, &v["CodeDeliveryDetails"]) {
-            real_flagged.push(format!("{name}: {}", v["CodeDeliveryDetails"]));
-        }
-    }
-    let mut unknown_flagged = 0;
-    for name in [
+    let real = ["pat", "dan@example.com", "carol"];
+    let unknown = [
         "pam",
         "dave@example.com",
         "carl",
         "eve@example.org",
         "zed",
         "amy@example.com",
-    ] {
+    ];
+    let mut real_flagged = Vec::new();
+    let mut unknown_flagged = 0;
+    for name in real.iter().chain(&unknown) {
         let v = api
             .ok(
                 "ForgotPassword",
@@ -152,7 +143,11 @@ async fn forgot_password_destinations_do_not_tell_real_users_from_unknown_ones()
             )
             .await;
         if flagged(name, &v["CodeDeliveryDetails"]) {
-            unknown_flagged += 1;
+            if real.contains(name) {
+                real_flagged.push(format!("{name}: {}", v["CodeDeliveryDetails"]));
+            } else {
+                unknown_flagged += 1;
+            }
         }
     }
     assert!(
@@ -173,12 +168,8 @@ async fn forgot_password_destinations_do_not_tell_real_users_from_unknown_ones()
 async fn confirm_sign_up_does_not_tell_unconfirmed_users_from_unknown_ones() {
     let kit = Kit::builder().without_rate_limits().start().await;
     let api = PoolApi::of(&kit);
-    api.ok(
-        "SignUp",
-        json!({"ClientId": "api-cli", "Username": "uma", "Password": "Uma-password-1!",
-            "UserAttributes": [{"Name": "email", "Value": "uma@example.com"}]}),
-    )
-    .await;
+    api.sign_up("api-cli", "uma", "Uma-password-1!", "uma@example.com")
+        .await;
     // alice has a pending reset; nobody asked one for "ulrich".
     api.ok(
         "ForgotPassword",

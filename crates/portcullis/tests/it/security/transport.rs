@@ -91,23 +91,14 @@ async fn start_refuses_a_state_dir_others_can_write() {
     let state = dir.path().join("state");
     std::fs::create_dir(&state).unwrap();
     std::fs::set_permissions(&state, std::fs::Permissions::from_mode(0o777)).unwrap();
-    let file = dir.path().join("p.toml");
-    std::fs::write(
-        &file,
-        format!(
-            r#"
-[load_balancer]
-name = "t"
-state_dir = "{}"
-
+    let file = write_t_config(
+        dir.path(),
+        r#"
 [[user_pools]]
 name = "p"
-domain = {{ listen = "127.0.0.1:0", base_url = "http://localhost:1" }}
+domain = { listen = "127.0.0.1:0", base_url = "http://localhost:1" }
 "#,
-            state.display()
-        ),
-    )
-    .unwrap();
+    );
     let cfg = portcullis_config::load(&file)
         .unwrap_or_else(|e| panic!("{e}"))
         .config;
@@ -141,6 +132,18 @@ domain = {{ listen = "127.0.0.1:0", base_url = "http://localhost:1" }}
     );
 }
 
+/// Writes the config of balancer `t` (its state in `dir/state`) with `rest` after its
+/// `[load_balancer]` table; the file.
+fn write_t_config(dir: &Path, rest: &str) -> PathBuf {
+    kit::write_config(
+        dir,
+        &format!(
+            "\n[load_balancer]\nname = \"t\"\nstate_dir = \"{}\"\n{rest}",
+            dir.join("state").display()
+        ),
+    )
+}
+
 /// A pool on HTTPS (self-signed for `names`) behind an HTTPS listener that authenticates with
 /// it; returns the running app, the temp dir, the config file and the (pool, balancer) ports.
 async fn start_tls_pool(
@@ -154,15 +157,10 @@ async fn start_tls_pool(
         lb_tcp.local_addr().unwrap().port(),
     );
     let backend = kit::echo_backend().await;
-    let file = dir.path().join("p.toml");
-    std::fs::write(
-        &file,
-        format!(
+    let file = write_t_config(
+        dir.path(),
+        &format!(
             r#"
-[load_balancer]
-name = "t"
-state_dir = "{state}"
-
 [[listeners]]
 protocol = "HTTPS"
 port = {lb_port}
@@ -198,11 +196,9 @@ username = "alice"
 password = "{PASSWORD}"
 attributes = {{ email = "alice@example.com" }}
 "#,
-            state = dir.path().join("state").display(),
             backend_port = backend.port(),
         ),
-    )
-    .unwrap();
+    );
     let cfg = portcullis_config::load(&file)
         .unwrap_or_else(|e| panic!("{e}"))
         .config;

@@ -616,13 +616,16 @@ mod tests {
         assert_eq!(token_scopes_and_groups("opaque"), (vec![], vec![]));
     }
 
-    /// A signed-in session for `action`, sealed with the authenticator's keys, as shard values.
-    fn sealed_session(auth: &Authenticator, action: &AuthAction, claims_len: usize) -> Vec<String> {
-        let now = auth.now();
-        let mut claims = serde_json::Map::new();
-        claims.insert("sub".into(), "u1".into());
-        claims.insert("pad".into(), "x".repeat(claims_len).into());
-        let session = Session {
+    /// A session of user u1 for `action` at `now` (access token for an hour, session for a day),
+    /// with these claims, sign-in session and start.
+    fn session_of_u1(
+        action: &AuthAction,
+        now: u64,
+        claims: serde_json::Map<String, serde_json::Value>,
+        sid: Option<&str>,
+        began: u64,
+    ) -> Session {
+        Session {
             sub: "u1".into(),
             claims,
             access_token: "at".into(),
@@ -631,9 +634,18 @@ mod tests {
             session_exp: now + 86_400,
             binding: action.binding().to_string(),
             id_token: None,
-            sid: Some("sid-1".into()),
-            began: now - 10,
-        };
+            sid: sid.map(str::to_owned),
+            began,
+        }
+    }
+
+    /// A signed-in session for `action`, sealed with the authenticator's keys, as shard values.
+    fn sealed_session(auth: &Authenticator, action: &AuthAction, claims_len: usize) -> Vec<String> {
+        let now = auth.now();
+        let mut claims = serde_json::Map::new();
+        claims.insert("sub".into(), "u1".into());
+        claims.insert("pad".into(), "x".repeat(claims_len).into());
+        let session = session_of_u1(action, now, claims, Some("sid-1"), now - 10);
         session_cookie::seal(&auth.ring, &action.session.session_cookie_name, &session).unwrap()
     }
 
@@ -817,18 +829,7 @@ mod tests {
         let seal = |sid: Option<&str>, began: u64| {
             let mut claims = serde_json::Map::new();
             claims.insert("sub".into(), "u1".into());
-            let session = Session {
-                sub: "u1".into(),
-                claims,
-                access_token: "at".into(),
-                access_exp: now + 3600,
-                refresh_token: None,
-                session_exp: now + 86_400,
-                binding: action.binding().to_string(),
-                id_token: None,
-                sid: sid.map(str::to_owned),
-                began,
-            };
+            let session = session_of_u1(&action, now, claims, sid, began);
             let shards = session_cookie::seal(&auth.ring, &name, &session).unwrap();
             with_cookie(&name, &shards)
         };

@@ -24,6 +24,8 @@ mod passwords;
 mod sign_in;
 mod sign_up;
 
+pub use mfa::SetupRefused;
+
 /// Sign-up confirmation codes live 24 hours (Cognito).
 pub const SIGN_UP_CODE_LIFETIME: i64 = 24 * 3600;
 /// Forgot-password codes live 1 hour (Cognito).

@@ -12,6 +12,7 @@ pub mod directory;
 pub mod external_sign_in;
 pub mod federation;
 pub mod grants;
+pub mod groups;
 pub mod hashing;
 pub mod messages;
 pub mod mfa;

@@ -48,34 +48,22 @@ fn group_input(r: &Req<'_>) -> Result<GroupRecord, IdpError> {
     })
 }
 
-/// The group named `name`.
-async fn find_group(pool: &Pool, name: &str) -> Result<GroupRecord, IdpError> {
-    pool.store
-        .groups(&pool.id)
-        .await?
-        .into_iter()
-        .find(|g| g.name == name)
-        .ok_or_else(|| IdpError::ResourceNotFound("Group not found.".into()))
-}
-
 /// `CreateGroup`.
 pub(super) async fn create_group(pool: &Pool, r: &Req<'_>) -> Result<Value, IdpError> {
     let g = group_input(r)?;
-    if !pool.store.insert_group(&pool.id, g.clone()).await? {
-        return Err(IdpError::GroupExists(g.name));
-    }
+    pool.create_group(&g).await?;
     Ok(json!({"Group": group_type(pool, &g)}))
 }
 
 /// `GetGroup`.
 pub(super) async fn get_group(pool: &Pool, r: &Req<'_>) -> Result<Value, IdpError> {
-    let g = find_group(pool, r.str("GroupName")?).await?;
+    let g = pool.group(r.str("GroupName")?).await?;
     Ok(json!({"Group": group_type(pool, &g)}))
 }
 
 /// `UpdateGroup`: only the members given change.
 pub(super) async fn update_group(pool: &Pool, r: &Req<'_>) -> Result<Value, IdpError> {
-    let mut g = find_group(pool, r.str("GroupName")?).await?;
+    let mut g = pool.group(r.str("GroupName")?).await?;
     let input = group_input(r)?;
     if r.0.contains_key("Precedence") {
         g.precedence = input.precedence;
@@ -83,70 +71,43 @@ pub(super) async fn update_group(pool: &Pool, r: &Req<'_>) -> Result<Value, IdpE
     if r.0.contains_key("Description") {
         g.description = input.description;
     }
-    pool.store
-        .upsert_group(&pool.id, &g.name, g.precedence, g.description.as_deref())
-        .await?;
+    pool.update_group(&g).await?;
     Ok(json!({"Group": group_type(pool, &g)}))
 }
 
 /// `DeleteGroup`.
 pub(super) async fn delete_group(pool: &Pool, r: &Req<'_>) -> Result<Value, IdpError> {
-    if !pool
-        .store
-        .delete_group(&pool.id, r.str("GroupName")?)
-        .await?
-    {
-        return Err(IdpError::ResourceNotFound("Group not found.".into()));
-    }
+    pool.delete_group(r.str("GroupName")?).await?;
     Ok(json!({}))
 }
 
 /// `ListGroups`.
 pub(super) async fn list_groups(pool: &Pool) -> Result<Value, IdpError> {
-    let groups = pool.store.groups(&pool.id).await?;
+    let groups = pool.groups().await?;
     Ok(json!({"Groups": groups.iter().map(|g| group_type(pool, g)).collect::<Vec<_>>()}))
 }
 
 /// `ListUsersInGroup`.
 pub(super) async fn list_users_in_group(pool: &Pool, r: &Req<'_>) -> Result<Value, IdpError> {
-    let g = find_group(pool, r.str("GroupName")?).await?;
-    let mut users = Vec::new();
-    for sub in pool.store.group_members(&pool.id, &g.name).await? {
-        if let Some(u) = pool.store.user_by_sub(&pool.id, &sub).await? {
-            users.push(user_type(&u));
-        }
-    }
-    Ok(json!({"Users": users}))
+    let users = pool.users_in_group(r.str("GroupName")?).await?;
+    Ok(json!({"Users": users.iter().map(user_type).collect::<Vec<_>>()}))
 }
 
 /// `AdminAddUserToGroup` (`add`) and `AdminRemoveUserFromGroup`.
 pub(super) async fn add_to_group(pool: &Pool, r: &Req<'_>, add: bool) -> Result<Value, IdpError> {
     let u = pool.user(r.str("Username")?).await?;
-    let g = find_group(pool, r.str("GroupName")?).await?;
+    let group = r.str("GroupName")?;
     if add {
-        if pool.store.groups_of(&pool.id, &u.sub).await?.len() >= 100 {
-            return Err(IdpError::LimitExceeded(
-                "A user is in at most 100 groups".into(),
-            ));
-        }
-        pool.store.add_to_group(&pool.id, &g.name, &u.sub).await?;
+        pool.add_user_to_group(&u, group).await?;
     } else {
-        pool.store
-            .remove_from_group(&pool.id, &g.name, &u.sub)
-            .await?;
+        pool.remove_user_from_group(&u, group).await?;
     }
     Ok(json!({}))
 }
 
 /// `AdminListGroupsForUser`.
 pub(super) async fn groups_for_user(pool: &Pool, r: &Req<'_>) -> Result<Value, IdpError> {
-    let u = pool.user(r.str("Username")?).await?;
-    let names = pool.store.groups_of(&pool.id, &u.sub).await?;
-    let all = pool.store.groups(&pool.id).await?;
-    let v: Vec<Value> = names
-        .iter()
-        .filter_map(|n| all.iter().find(|g| &g.name == n))
-        .map(|g| group_type(pool, g))
-        .collect();
+    let groups = pool.groups_for_user(r.str("Username")?).await?;
+    let v: Vec<Value> = groups.iter().map(|g| group_type(pool, g)).collect();
     Ok(json!({"Groups": v}))
 }

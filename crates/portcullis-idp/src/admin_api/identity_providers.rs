@@ -40,18 +40,9 @@ pub(super) async fn dispatch(pool: &Pool, op: &str, r: &Req<'_>) -> Result<Value
         "GetIdentityProviderByIdentifier" => {
             let id = r.str("IdpIdentifier")?;
             let catalog = pool.catalog();
-            let p = catalog
-                .identity_providers
-                .values()
-                .find(|p| {
-                    p.provider
-                        .idp_identifiers
-                        .iter()
-                        .any(|i| i.eq_ignore_ascii_case(id))
-                })
-                .ok_or_else(|| {
-                    IdpError::ResourceNotFound("Identity provider does not exist.".into())
-                })?;
+            let p = catalog.provider_by_identifier(id).ok_or_else(|| {
+                IdpError::ResourceNotFound("Identity provider does not exist.".into())
+            })?;
             Ok(json!({"IdentityProvider": provider_type(pool, p)}))
         }
         _ => Err(IdpError::Unsupported(op.chars().take(64).collect())),

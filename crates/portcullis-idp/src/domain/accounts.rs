@@ -5,8 +5,9 @@
 
 use crate::domain::federation::EXTERNAL_PROVIDER;
 use crate::domain::grants::Tokens;
-use crate::domain::messages::{Purpose, mask};
+use crate::domain::messages::{Message, Purpose, mask};
 use crate::domain::pool::Pool;
+use crate::domain::scopes::PROFILE_ATTRIBUTES;
 use crate::domain::secrets::{constant_time_eq, random_token, sha256_hex};
 use crate::error::IdpError;
 use crate::store::{RefreshRecord, UserRecord};
@@ -22,6 +23,8 @@ mod mfa;
 mod passwords;
 mod sign_in;
 mod sign_up;
+
+pub use mfa::SetupRefused;
 
 /// Sign-up confirmation codes live 24 hours (Cognito).
 pub const SIGN_UP_CODE_LIFETIME: i64 = 24 * 3600;
@@ -83,29 +86,30 @@ pub enum Writer<'a> {
     User(&'a str),
 }
 
-/// Standard attributes a user may have (OIDC's, as Cognito's schema).
-pub const STANDARD_ATTRIBUTES: [&str; 20] = [
-    "name",
-    "family_name",
-    "given_name",
-    "middle_name",
-    "nickname",
-    "preferred_username",
-    "profile",
-    "picture",
-    "website",
-    "gender",
-    "birthdate",
-    "zoneinfo",
-    "locale",
-    "updated_at",
-    "address",
-    "email",
-    "phone_number",
-    "email_verified",
-    "phone_number_verified",
-    "sub",
-];
+/// Standard attributes a user may have (OIDC's, as Cognito's schema): the profile attributes,
+/// then these six.
+pub const STANDARD_ATTRIBUTES: [&str; 20] = {
+    let rest = [
+        "address",
+        "email",
+        "phone_number",
+        "email_verified",
+        "phone_number_verified",
+        "sub",
+    ];
+    let mut all = [""; 20];
+    assert!(PROFILE_ATTRIBUTES.len() + rest.len() == all.len());
+    let mut i = 0;
+    while i < all.len() {
+        all[i] = if i < PROFILE_ATTRIBUTES.len() {
+            PROFILE_ATTRIBUTES[i]
+        } else {
+            rest[i - PROFILE_ATTRIBUTES.len()]
+        };
+        i += 1;
+    }
+    all
+};
 
 /// Where a code was sent (`CodeDeliveryDetails`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -151,6 +155,25 @@ fn temporary_password(min: usize) -> Result<String, IdpError> {
         pw.push_str(&random_token(6)?);
     }
     Ok(pw)
+}
+
+/// A user as the pool creates one: a fresh `sub`, enabled (the store dates it).
+pub(crate) fn new_user(
+    username: &str,
+    password_hash: String,
+    status: &str,
+    attributes: Map<String, Value>,
+) -> UserRecord {
+    UserRecord {
+        sub: uuid::Uuid::new_v4().to_string(),
+        username: username.to_string(),
+        password_hash,
+        status: status.into(),
+        enabled: true,
+        attributes,
+        created_at: 0,
+        updated_at: 0,
+    }
 }
 
 /// Where a reset code may go: only a verified address (as Cognito), so an address a user set (or

@@ -116,6 +116,21 @@ impl Pool {
         &self,
         client_id: Option<String>,
     ) -> Result<(String, Arc<StoredClient>), AuthorizeProblem> {
+        let (client_id, client) = self.registered_client(client_id)?;
+        if !client.client.oauth_enabled() {
+            return Err(AuthorizeProblem::Page(
+                "unauthorized_client",
+                "this app is not enabled for the hosted UI and OAuth flows".into(),
+            ));
+        }
+        Ok((client_id, client))
+    }
+
+    /// The client named by `client_id`: given, and registered with the pool.
+    fn registered_client(
+        &self,
+        client_id: Option<String>,
+    ) -> Result<(String, Arc<StoredClient>), AuthorizeProblem> {
         let Some(client_id) = client_id else {
             return Err(AuthorizeProblem::Page(
                 "invalid_request",
@@ -128,12 +143,6 @@ impl Pool {
                 "this app is not registered with the user pool".into(),
             ));
         };
-        if !client.client.oauth_enabled() {
-            return Err(AuthorizeProblem::Page(
-                "unauthorized_client",
-                "this app is not enabled for the hosted UI and OAuth flows".into(),
-            ));
-        }
         Ok((client_id, client))
     }
 
@@ -145,18 +154,7 @@ impl Pool {
         raw_query: &str,
     ) -> Result<LogoutTarget, AuthorizeProblem> {
         let get = |k: &str| q.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
-        let Some(client_id) = get("client_id") else {
-            return Err(AuthorizeProblem::Page(
-                "invalid_request",
-                "client_id is missing".into(),
-            ));
-        };
-        let Some(client) = self.client(&client_id) else {
-            return Err(AuthorizeProblem::Page(
-                "invalid_client",
-                "this app is not registered with the user pool".into(),
-            ));
-        };
+        let (_, client) = self.registered_client(get("client_id"))?;
         if let Some(uri) = get("logout_uri") {
             return if client.client.logout_urls.iter().any(|u| u == &uri) {
                 Ok(LogoutTarget::Uri(uri))

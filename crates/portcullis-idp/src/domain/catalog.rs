@@ -84,6 +84,20 @@ impl Catalog {
             .collect()
     }
 
+    /// The provider one of whose `IdpIdentifiers` is `id` (case-insensitive), for
+    /// `idp_identifier=` at `/oauth2/authorize` and `GetIdentityProviderByIdentifier`.
+    pub fn provider_by_identifier(
+        &self,
+        id: &str,
+    ) -> Option<&Arc<crate::domain::federation::StoredProvider>> {
+        self.identity_providers.values().find(|p| {
+            p.provider
+                .idp_identifiers
+                .iter()
+                .any(|i| i.eq_ignore_ascii_case(id))
+        })
+    }
+
     /// Reads the catalog of `pool` from the store; a document that no longer parses is skipped
     /// and logged, never fatal.
     pub async fn load(store: &dyn Store, pool: &str) -> Result<Catalog, StoreError> {

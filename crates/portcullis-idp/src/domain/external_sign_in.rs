@@ -2,6 +2,7 @@
 //! bound to the browser), then checks the answer, keeps the federated user and continues the
 //! client's authorization as a password sign-in would.
 
+use crate::domain::accounts::new_user;
 use crate::domain::authorize::{AuthorizeProblem, AuthorizeRequest};
 use crate::domain::federation::*;
 use crate::domain::pool::Pool;
@@ -68,14 +69,7 @@ impl Pool {
             (None, None) => return Ok(None),
             (Some(p), _) => p.to_string(),
             (None, Some(id)) => catalog
-                .identity_providers
-                .values()
-                .find(|p| {
-                    p.provider
-                        .idp_identifiers
-                        .iter()
-                        .any(|i| i.eq_ignore_ascii_case(id))
-                })
+                .provider_by_identifier(id)
                 .map(|p| p.provider.name.clone())
                 .ok_or(())?,
         };
@@ -414,17 +408,9 @@ impl Pool {
                 Ok(u)
             }
             None => {
-                let rec = UserRecord {
-                    sub: uuid::Uuid::new_v4().to_string(),
-                    username: username.clone(),
-                    // Never matches a password: the status refuses password sign-in anyway.
-                    password_hash: self.dummy_hash.clone(),
-                    status: EXTERNAL_PROVIDER.into(),
-                    enabled: true,
-                    attributes: attrs,
-                    created_at: 0,
-                    updated_at: 0,
-                };
+                // The dummy hash never matches a password: the status refuses password
+                // sign-in anyway.
+                let rec = new_user(&username, self.dummy_hash.clone(), EXTERNAL_PROVIDER, attrs);
                 if !self.store.insert_user(&self.id, rec.clone()).await? {
                     // A concurrent first sign-in of the same user won; use theirs.
                     return self

@@ -129,7 +129,7 @@ impl Pool {
         sid: &str,
     ) -> Result<String, OAuthError> {
         if !req.implicit {
-            return self.issue_code(req, user, auth_time, sid).await;
+            return self.issue_code(req, &user.sub, auth_time, sid).await;
         }
         let groups = self
             .store
@@ -184,12 +184,12 @@ impl Pool {
         }
     }
 
-    /// Issues a single-use code in sign-in session `sid` and returns the URL to send the browser
-    /// to.
-    pub async fn issue_code(
+    /// Issues a single-use code for user `sub` in sign-in session `sid` and returns the URL to
+    /// send the browser to.
+    async fn issue_code(
         &self,
         req: &AuthorizeRequest,
-        user: &UserRecord,
+        sub: &str,
         auth_time: i64,
         sid: &str,
     ) -> Result<String, OAuthError> {
@@ -208,7 +208,7 @@ impl Pool {
             .map_err(OAuthError::server)?;
         let rec = CodeRecord {
             client_id: req.client_id.clone(),
-            sub: user.sub.clone(),
+            sub: sub.to_string(),
             redirect_uri: req.redirect_uri.clone(),
             scope: req.scopes.join(" "),
             nonce: req.nonce.clone(),

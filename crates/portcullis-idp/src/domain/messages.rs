@@ -42,6 +42,21 @@ impl Purpose {
     }
 }
 
+/// One code on its way to a user: what the outbox writes and the SMTP relay sends. (No `Debug`:
+/// the code is a secret.)
+pub struct Message {
+    /// The pool's name.
+    pub pool: String,
+    /// Why it is sent.
+    pub purpose: Purpose,
+    /// Whom it is for.
+    pub username: String,
+    /// The email address or phone number it goes to.
+    pub destination: String,
+    /// The code or temporary password.
+    pub code: String,
+}
+
 /// The file outbox of one pool.
 #[derive(Debug)]
 pub struct Outbox {
@@ -64,21 +79,15 @@ impl Outbox {
     }
 
     /// Appends a message; failures are logged (the flow goes on, as Cognito's does when delivery fails).
-    pub fn send(
-        &self,
-        pool: &str,
-        purpose: Purpose,
-        username: &str,
-        destination: &str,
-        code: &str,
-    ) {
+    pub fn send(&self, m: &Message) {
+        let (pool, purpose, username) = (m.pool.as_str(), m.purpose, m.username.as_str());
         let line = json!({
             "time": portcullis_core::now(),
             "pool": pool,
             "purpose": purpose.as_str(),
             "username": username,
-            "destination": destination,
-            "code": code,
+            "destination": m.destination,
+            "code": m.code,
         });
         let _guard = self.lock.lock().unwrap_or_else(|p| p.into_inner());
         let result = (|| -> std::io::Result<()> {
@@ -108,34 +117,24 @@ pub enum Sender {
 
 impl Sender {
     /// Sends a code (never blocks on the network; SMTP runs in the background).
-    pub fn send(
-        &self,
-        pool: &str,
-        purpose: Purpose,
-        username: &str,
-        destination: &str,
-        code: &str,
-    ) {
+    pub fn send(&self, m: Message) {
         match self {
-            Sender::Outbox(o) => o.send(pool, purpose, username, destination, code),
+            Sender::Outbox(o) => o.send(&m),
             Sender::Smtp(relay) => {
-                if !destination.contains('@') {
+                if !m.destination.contains('@') {
                     tracing::warn!(
-                        pool,
-                        username,
+                        pool = m.pool.as_str(),
+                        username = m.username.as_str(),
                         "no email address; the code was not sent (SMS is not supported)"
                     );
                     return;
                 }
-                let (relay, pool, username, to, code) = (
-                    relay.clone(),
-                    pool.to_string(),
-                    username.to_string(),
-                    destination.to_string(),
-                    code.to_string(),
-                );
+                let relay = relay.clone();
                 tokio::spawn(async move {
-                    match relay.send(&to, purpose, &pool, &code).await {
+                    let result = relay.send(&m).await;
+                    let (pool, purpose, username) =
+                        (m.pool.as_str(), m.purpose, m.username.as_str());
+                    match result {
                         Ok(()) => tracing::info!(
                             pool,
                             purpose = purpose.as_str(),
@@ -179,14 +178,8 @@ impl SmtpRelay {
         SmtpRelay { cfg, password }
     }
 
-    async fn send(
-        &self,
-        to: &str,
-        purpose: Purpose,
-        pool: &str,
-        code: &str,
-    ) -> std::io::Result<()> {
-        tokio::time::timeout(SMTP_TIMEOUT, self.exchange(to, purpose, pool, code))
+    async fn send(&self, m: &Message) -> std::io::Result<()> {
+        tokio::time::timeout(SMTP_TIMEOUT, self.exchange(m))
             .await
             .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "SMTP timed out"))?
     }
@@ -205,14 +198,9 @@ impl SmtpRelay {
         Ok(Box::new(s))
     }
 
-    async fn exchange(
-        &self,
-        to: &str,
-        purpose: Purpose,
-        pool: &str,
-        code: &str,
-    ) -> std::io::Result<()> {
+    async fn exchange(&self, m: &Message) -> std::io::Result<()> {
         use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+        let (to, purpose, pool, code) = (m.destination.as_str(), m.purpose, &m.pool, &m.code);
         if to.contains(['\r', '\n', '<', '>']) {
             return Err(std::io::Error::new(
                 std::io::ErrorKind::InvalidInput,
@@ -342,14 +330,15 @@ mod tests {
     fn outbox_appends_json_lines() {
         let dir = std::env::temp_dir().join(format!("outbox-{}", uuid::Uuid::new_v4()));
         let o = Outbox::new(dir.join("p.jsonl"));
-        o.send("p", Purpose::SignUp, "alice", "alice@example.com", "123456");
-        o.send(
-            "p",
-            Purpose::ForgotPassword,
-            "alice",
-            "alice@example.com",
-            "654321",
-        );
+        let message = |purpose, code: &str| Message {
+            pool: "p".into(),
+            purpose,
+            username: "alice".into(),
+            destination: "alice@example.com".into(),
+            code: code.into(),
+        };
+        o.send(&message(Purpose::SignUp, "123456"));
+        o.send(&message(Purpose::ForgotPassword, "654321"));
         let text = std::fs::read_to_string(o.path()).unwrap();
         let lines: Vec<serde_json::Value> = text
             .lines()

@@ -13,7 +13,7 @@ pub(crate) fn gives_id_token(scope: &str) -> bool {
 }
 
 /// The attributes of Cognito's "basic profile information" (`profile` scope).
-const PROFILE_ATTRIBUTES: [&str; 14] = [
+pub(crate) const PROFILE_ATTRIBUTES: [&str; 14] = [
     "name",
     "family_name",
     "given_name",

@@ -28,6 +28,19 @@ fn set_binding(pool: &Pool, value: &str) -> Option<axum::http::HeaderValue> {
     .ok()
 }
 
+/// Takes a rate-limit token for the client address; a 429 page when it has none left.
+async fn admitted(pool: &Pool, ip: std::net::IpAddr) -> Result<(), axum::response::Response> {
+    use crate::http::responses::error_page;
+    if pool.admit(Some(ip), None).await.is_err() {
+        return Err(error_page(
+            axum::http::StatusCode::TOO_MANY_REQUESTS,
+            "too_many_requests",
+            "Too many attempts. Wait a minute, then try again.",
+        ));
+    }
+    Ok(())
+}
+
 /// `/oauth2/authorize` with a provider chosen: send the browser there (rate limited per client
 /// address, as each start stores a pending login).
 pub(crate) async fn redirect_to_provider(
@@ -39,12 +52,8 @@ pub(crate) async fn redirect_to_provider(
 ) -> axum::response::Response {
     use crate::http::responses::{cookie, error_page, redirect};
     use axum::http::{StatusCode, header};
-    if pool.admit(Some(ip), None).await.is_err() {
-        return error_page(
-            StatusCode::TOO_MANY_REQUESTS,
-            "too_many_requests",
-            "Too many attempts. Wait a minute, then try again.",
-        );
+    if let Err(refused) = admitted(pool, ip).await {
+        return refused;
     }
     match pool
         .begin_federation(provider, query, cookie(headers, binding_cookie(pool)))
@@ -78,12 +87,8 @@ pub(crate) async fn idp_response(
     use crate::http::request::parse_query;
     use crate::http::responses::{HostedCookie, cookie, error_page, redirect, session_cookie};
     use axum::http::{StatusCode, header};
-    if pool.admit(Some(ip), None).await.is_err() {
-        return error_page(
-            StatusCode::TOO_MANY_REQUESTS,
-            "too_many_requests",
-            "Too many attempts. Wait a minute, then try again.",
-        );
+    if let Err(refused) = admitted(&pool, ip).await {
+        return refused;
     }
     let q = match parse_query(raw.as_deref()) {
         Ok(q) => q,

@@ -26,24 +26,20 @@ impl Pool {
             None => temporary_password(self.policy.minimum_length)?,
         };
         let hash = self.hash_pw(&temp).await?;
-        let rec = UserRecord {
-            sub: uuid::Uuid::new_v4().to_string(),
-            username: username.to_string(),
-            password_hash: hash,
-            status: "FORCE_CHANGE_PASSWORD".into(),
-            enabled: true,
-            attributes: attrs,
-            created_at: 0,
-            updated_at: 0,
-        };
+        let rec = new_user(username, hash, "FORCE_CHANGE_PASSWORD", attrs);
         if !self.store.insert_user(&self.id, rec).await? {
             return Err(IdpError::UsernameExists);
         }
         self.mark_temporary(username).await?;
         let user = self.user(username).await?;
         if !suppress && let Some((_, to)) = delivery_of(&user) {
-            self.sender
-                .send(&self.name, Purpose::Invitation, username, &to, &temp);
+            self.sender.send(Message {
+                pool: self.name.clone(),
+                purpose: Purpose::Invitation,
+                username: username.to_string(),
+                destination: to,
+                code: temp,
+            });
         }
         Ok(user)
     }
@@ -187,16 +183,7 @@ impl Pool {
         if attrs.contains_key("email") && !attrs.contains_key("email_verified") {
             attrs.insert("email_verified".into(), "true".into());
         }
-        let rec = UserRecord {
-            sub: uuid::Uuid::new_v4().to_string(),
-            username: username.to_string(),
-            password_hash: hash,
-            status: "CONFIRMED".into(),
-            enabled: true,
-            attributes: attrs,
-            created_at: 0,
-            updated_at: 0,
-        };
+        let rec = new_user(username, hash, "CONFIRMED", attrs);
         self.store.insert_user(&self.id, rec).await
     }
 

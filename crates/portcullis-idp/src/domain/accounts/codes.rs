@@ -44,8 +44,13 @@ impl Pool {
                 self.now() + lifetime,
             )
             .await?;
-        self.sender
-            .send(&self.name, purpose, &u.username, to, &code);
+        self.sender.send(Message {
+            pool: self.name.clone(),
+            purpose,
+            username: u.username.clone(),
+            destination: to.to_string(),
+            code,
+        });
         Ok(())
     }
 
@@ -60,15 +65,7 @@ impl Pool {
         lifetime: i64,
     ) -> Result<Delivery, IdpError> {
         if !username.is_empty() && username.len() <= 128 {
-            self.store
-                .put_ticket(
-                    &self.id,
-                    ticket,
-                    username,
-                    sha256_hex(&random_token(32)?),
-                    self.now() + lifetime,
-                )
-                .await?;
+            self.put_decoy_code(ticket, username, lifetime).await?;
         }
         let key = self.decoy_key().await?;
         let key = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, key.as_bytes());
@@ -83,6 +80,26 @@ impl Pool {
             medium: "EMAIL",
             attribute: "email",
         })
+    }
+
+    /// Stores a code nobody knows as `username`'s `ticket` for `lifetime` seconds, so the name
+    /// answers as one with a pending code would.
+    async fn put_decoy_code(
+        &self,
+        ticket: &str,
+        username: &str,
+        lifetime: i64,
+    ) -> Result<(), IdpError> {
+        self.store
+            .put_ticket(
+                &self.id,
+                ticket,
+                username,
+                sha256_hex(&random_token(32)?),
+                self.now() + lifetime,
+            )
+            .await?;
+        Ok(())
     }
 
     /// The pool's key for simulated deliveries, created once and shared by every node.
@@ -153,15 +170,7 @@ impl Pool {
                 .await?
                 .is_none()
         {
-            self.store
-                .put_ticket(
-                    &self.id,
-                    ticket,
-                    username,
-                    sha256_hex(&random_token(32)?),
-                    self.now() + lifetime,
-                )
-                .await?;
+            self.put_decoy_code(ticket, username, lifetime).await?;
             spent = self
                 .store
                 .spend_ticket_attempt(&self.id, ticket, username, MAX_CODE_ATTEMPTS)

@@ -8,6 +8,21 @@ use crate::error::IdpError;
 use crate::store::UserRecord;
 use aws_lc_rs::rand::{SecureRandom, SystemRandom};
 
+/// Why the hosted UI's answer to `MFA_SETUP` did not sign the user in. (No `Debug`: it holds the
+/// pending key.)
+pub struct SetupRefused {
+    /// Cognito's error (`Internal` when the store failed).
+    pub error: IdpError,
+    /// For a wrong code: the user and the pending key (base32) to show again.
+    pub retry: Option<(String, String)>,
+}
+
+impl From<IdpError> for SetupRefused {
+    fn from(error: IdpError) -> Self {
+        SetupRefused { error, retry: None }
+    }
+}
+
 impl Pool {
     /// Whether the user has a verified TOTP secret.
     pub async fn has_totp(&self, username: &str) -> Result<bool, IdpError> {
@@ -195,6 +210,44 @@ impl Pool {
         let user = self.user(&c.username).await?;
         self.start_challenge(&user, client_id, MFA_SETUP_VERIFIED)
             .await
+    }
+
+    /// The hosted UI's `MFA_SETUP` step in one: checks the first code of the pending key on one
+    /// reserved attempt of `session`'s challenge, then ends it and returns the signed-in user.
+    pub async fn answer_setup(
+        &self,
+        session: &str,
+        client_id: &str,
+        code: &str,
+    ) -> Result<UserRecord, SetupRefused> {
+        let ch = self.setup_challenge(session, Some(client_id)).await?;
+        // The key to show again on a wrong code is the one the pool holds, never one posted.
+        let secret = self
+            .pending_secret(&ch.username)
+            .await
+            .map_err(|_| IdpError::Internal)?
+            .unwrap_or_default();
+        let n = self.challenge_attempt(&ch).await?;
+        if let Err(e) = self.verify_token(&ch.username, code).await {
+            let error = match e {
+                IdpError::CodeMismatch => self
+                    .fail_challenge(&ch, n)
+                    .await
+                    .unwrap_or(IdpError::Internal),
+                e => e,
+            };
+            return Err(SetupRefused {
+                error,
+                retry: Some((ch.username, secret)),
+            });
+        }
+        if self.end_challenge(&ch).await.is_err() {
+            return Err(IdpError::NotAuthorized("This step expired. Sign in again.".into()).into());
+        }
+        Ok(self
+            .user(&ch.username)
+            .await
+            .map_err(|_| IdpError::Internal)?)
     }
 
     /// Answers `MFA_SETUP` with a verified session: returns the signed-in user.

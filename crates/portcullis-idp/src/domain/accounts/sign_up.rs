@@ -21,16 +21,12 @@ impl Pool {
         self.check_attributes(&attrs, true)?;
         self.check_writable(client_id, attrs.keys())?;
         self.check_password(password)?;
-        let rec = UserRecord {
-            sub: uuid::Uuid::new_v4().to_string(),
-            username: username.to_string(),
-            password_hash: self.hash_pw(password).await?,
-            status: "UNCONFIRMED".into(),
-            enabled: true,
-            attributes: attrs,
-            created_at: 0,
-            updated_at: 0,
-        };
+        let rec = new_user(
+            username,
+            self.hash_pw(password).await?,
+            "UNCONFIRMED",
+            attrs,
+        );
         if !self.store.insert_user(&self.id, rec).await? {
             return Err(IdpError::UsernameExists);
         }

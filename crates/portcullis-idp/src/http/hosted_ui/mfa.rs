@@ -2,6 +2,7 @@
 //! authenticator, or the first code of a new one (`MFA_SETUP`).
 
 use super::page::{Admitted, Checks, Ctx, Form, Note, PageResult, unavailable};
+use crate::domain::accounts::SetupRefused;
 use crate::domain::mfa;
 use crate::error::IdpError;
 use crate::http::request::Post;
@@ -37,44 +38,13 @@ async fn answer(c: &Ctx, f: &Form) -> Response {
         e => c.login(StatusCode::UNAUTHORIZED, "", Note::Error(&e.message())),
     };
     if f.get("kind") == mfa::MFA_SETUP {
-        let ch = match c
-            .pool
-            .setup_challenge(session, Some(&c.req.client_id))
-            .await
-        {
-            Ok(ch) => ch,
-            Err(e) => return retry_or_restart(c, e, None),
-        };
-        // The key to show again on a wrong code is the one the pool holds, never one posted.
-        let secret = match c.pool.pending_secret(&ch.username).await {
-            Ok(s) => s.unwrap_or_default(),
-            Err(_) => return unavailable(),
-        };
-        let n = match c.pool.challenge_attempt(&ch).await {
-            Ok(n) => n,
-            Err(e) => return retry_or_restart(c, e, None),
-        };
-        if let Err(e) = c.pool.verify_token(&ch.username, code).await {
-            let e = match e {
-                IdpError::CodeMismatch => c
-                    .pool
-                    .fail_challenge(&ch, n)
-                    .await
-                    .unwrap_or(IdpError::Internal),
-                e => e,
-            };
-            return retry_or_restart(c, e, Some((&ch.username, &secret)));
-        }
-        if c.pool.end_challenge(&ch).await.is_err() {
-            return retry_or_restart(
-                c,
-                IdpError::NotAuthorized("This step expired. Sign in again.".into()),
-                None,
-            );
-        }
-        return match c.pool.user(&ch.username).await {
+        return match c.pool.answer_setup(session, &c.req.client_id, code).await {
             Ok(u) => c.signed_in(&u).await,
-            Err(_) => unavailable(),
+            Err(SetupRefused { error, retry }) => retry_or_restart(
+                c,
+                error,
+                retry.as_ref().map(|(u, s)| (u.as_str(), s.as_str())),
+            ),
         };
     }
     match c

@@ -388,16 +388,7 @@ fn hmac(key: &[u8], msg: &[u8]) -> Vec<u8> {
 fn amz_date() -> String {
     let t = portcullis_core::now() as i64;
     let (days, secs) = (t.div_euclid(86400), t.rem_euclid(86400));
-    // Howard Hinnant's civil_from_days.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
+    let (y, m, d) = portcullis_core::httpdate::civil_from_days(days);
     format!(
         "{y:04}{m:02}{d:02}T{:02}{:02}{:02}Z",
         secs / 3600,
@@ -580,16 +571,20 @@ async fn postgres_settles_concurrent_refresh_reuse_atomically() {
             .await
             .unwrap(),
     );
-    let rec = |o: &str| RefreshRecord {
+    let fam = RefreshRecord {
         client_id: "c".into(),
         sub: "s".into(),
         scope: "openid".into(),
         auth_time: 1,
-        origin_jti: o.into(),
+        origin_jti: "fam".into(),
+    };
+    let early = RefreshRecord {
+        origin_jti: "early".into(),
+        ..fam.clone()
     };
     let at = portcullis_core::now() as i64;
     store
-        .insert_refresh("p", "r0".into(), rec("fam"), at + 3600)
+        .insert_refresh("p", "r0".into(), fam.clone(), at + 3600)
         .await
         .unwrap();
     let uses: Vec<_> = (0..16)
@@ -612,13 +607,13 @@ async fn postgres_settles_concurrent_refresh_reuse_atomically() {
     assert_eq!(live, 1, "exactly one presentation rotates the token");
     assert!(store.origin_revoked("p", "fam").await.unwrap());
     store
-        .insert_refresh("p", "r1".into(), rec("fam"), at + 3600)
+        .insert_refresh("p", "r1".into(), fam, at + 3600)
         .await
         .unwrap();
     assert!(store.refresh("p", "r1".into()).await.unwrap().is_none());
     store.revoke_family("p", "early").await.unwrap();
     store
-        .insert_refresh("p", "e1".into(), rec("early"), at + 3600)
+        .insert_refresh("p", "e1".into(), early, at + 3600)
         .await
         .unwrap();
     assert!(store.refresh("p", "e1".into()).await.unwrap().is_none());

@@ -43,24 +43,8 @@ async fn back_channel_logout_tokens_are_signed_and_complete() {
         .to_string();
     redeem(&s, "web-b", &code_b).await;
     let sid = sid_of(&id);
-    let r = b
-        .get(format!(
-            "{}/logout?client_id=web-a&logout_uri=http://localhost/bye",
-            s.url
-        ))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 302);
-    let jwks: Value = reqwest::get(format!(
-        "{}/us-east-1_Sessions1/.well-known/jwks.json",
-        s.url
-    ))
-    .await
-    .unwrap()
-    .json()
-    .await
-    .unwrap();
+    hosted_logout(&s, &b).await;
+    let jwks: Value = well_known(&s, "jwks.json").await;
     let mut seen = Vec::new();
     for _ in 0..2 {
         let (client, content_type, body) = tokio::time::timeout(Duration::from_secs(10), rx.recv())

@@ -108,15 +108,7 @@ async fn every_trigger_ends_sessions_publishes_and_stops_refresh() {
         );
         let mut feed = s.pool.subscribe_session_ends();
         if user == "u-logout" {
-            let r = b
-                .get(format!(
-                    "{}/logout?client_id=web-a&logout_uri=http://localhost/bye",
-                    s.url
-                ))
-                .send()
-                .await
-                .unwrap();
-            assert_eq!(r.status(), 302);
+            hosted_logout(&s, &b).await;
         } else {
             let r = reqwest::Client::new()
                 .post(format!("{}/oauth2/revoke", s.url))
@@ -200,15 +192,7 @@ async fn only_the_sessions_own_credentials_end_it() {
             "unknown tokens succeed silently, as Cognito"
         );
     }
-    let r = browser()
-        .get(format!(
-            "{}/logout?client_id=web-a&logout_uri=http://localhost/bye",
-            s.url
-        ))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 302);
+    hosted_logout(&s, &browser()).await;
     let access = t["access_token"].as_str().unwrap();
     let forged = format!("{}x", &access[..access.len() - 1]);
     let (status, _) = api(&s, "GlobalSignOut", json!({"AccessToken": forged})).await;

@@ -252,6 +252,32 @@ fn header(jwt: &str) -> Value {
     serde_json::from_slice(&URL_SAFE_NO_PAD.decode(h).unwrap()).unwrap()
 }
 
+/// The hosted UI's `/logout` for client `web-a` with browser `b`: a 302 to its logout URI.
+async fn hosted_logout(s: &Served, b: &reqwest::Client) {
+    let r = b
+        .get(format!(
+            "{}/logout?client_id=web-a&logout_uri=http://localhost/bye",
+            s.url
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 302);
+    assert_eq!(r.headers()["location"], "http://localhost/bye");
+}
+
+/// A JSON document the pool publishes under its id (`.well-known/…`).
+async fn well_known(s: &Served, document: &str) -> Value {
+    let r = reqwest::get(format!(
+        "{}/us-east-1_Sessions1/.well-known/{document}",
+        s.url
+    ))
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 200, "{document}");
+    r.json().await.unwrap()
+}
+
 fn sid_of(jwt: &str) -> String {
     claims(jwt)["sid"]
         .as_str()

@@ -50,15 +50,7 @@ async fn sid_is_shared_by_a_browser_session_and_kept_across_refresh() {
         sid_of(r["AuthenticationResult"]["IdToken"].as_str().unwrap()),
         sid1
     );
-    let d: Value = reqwest::get(format!(
-        "{}/us-east-1_Sessions1/.well-known/openid-configuration",
-        s.url
-    ))
-    .await
-    .unwrap()
-    .json()
-    .await
-    .unwrap();
+    let d: Value = well_known(&s, "openid-configuration").await;
     assert_eq!(d["backchannel_logout_supported"], true);
     assert_eq!(d["backchannel_logout_session_supported"], true);
 }

@@ -58,7 +58,15 @@ pub enum StartError {
     /// Keys or state could not be read or written.
     #[error("{0}")]
     State(String),
-    /// A listener's certificates could not be loaded.
+    /// The config's listeners or rules could not be built.
+    #[error(transparent)]
+    Build(#[from] BuildError),
+}
+
+/// What start and reload share: building the listeners' TLS and the snapshot from a config.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    /// Certificates (a listener's, or a user pool domain's) could not be loaded.
     #[error(transparent)]
     Certificates(#[from] tls::CertsError),
     /// A listener's TLS configuration was refused.
@@ -115,24 +123,9 @@ pub enum ReloadError {
         #[source]
         source: std::io::Error,
     },
-    /// Certificates (a listener's, or a user pool domain's) could not be loaded.
+    /// The new config's listeners or rules could not be built.
     #[error(transparent)]
-    Certificates(#[from] tls::CertsError),
-    /// A new listener's TLS configuration was refused.
-    #[error("listeners[{index}]: {source}")]
-    Tls {
-        /// The listener's index.
-        index: usize,
-        /// Why.
-        #[source]
-        source: rustls::Error,
-    },
-    /// A provider's discovery document could not be used.
-    #[error(transparent)]
-    Discovery(#[from] DiscoveryFailed),
-    /// The new config could not be compiled.
-    #[error(transparent)]
-    Compile(#[from] snapshot::CompileError),
+    Build(#[from] BuildError),
 }
 
 /// An `authenticate-oidc` action's discovery failed, at start or reload.
@@ -281,7 +274,9 @@ impl Running {
         let mut certs = Vec::new();
         for (i, l) in config.listeners.iter().enumerate() {
             certs.push(match l.protocol {
-                Protocol::HTTPS => Some(tls::load_listener_certs(&c.state_dir, l, i)?),
+                Protocol::HTTPS => {
+                    Some(tls::load_listener_certs(&c.state_dir, l, i).map_err(BuildError::from)?)
+                }
                 Protocol::HTTP => None,
             });
         }
@@ -289,11 +284,13 @@ impl Running {
         for (i, _, _, _) in &fresh {
             if let Some(set) = certs[*i].take() {
                 let (cfg, resolver) = tls::server_config(set, self.shared.http2)
-                    .map_err(|source| ReloadError::Tls { index: *i, source })?;
+                    .map_err(|source| BuildError::Tls { index: *i, source })?;
                 acceptors.insert(*i, (tokio_rustls::TlsAcceptor::from(cfg), resolver));
             }
         }
-        let discovered = discover_all(config, &c.http).await?;
+        let discovered = discover_all(config, &c.http)
+            .await
+            .map_err(BuildError::from)?;
         let snapshot = snapshot::compile(
             config,
             &placement,
@@ -303,7 +300,8 @@ impl Running {
             &c.http,
             &discovered,
             Some(&self.shared.snapshot.load()),
-        )?;
+        )
+        .map_err(BuildError::from)?;
         // Nothing can fail from here on.
         for tg in snapshot.target_groups.values() {
             health_check::start(tg);
@@ -486,9 +484,10 @@ pub async fn start(
             .local_addr()
             .map_err(|error| StartError::Bind { index, addr, error })?;
         let tls = if l.protocol == Protocol::HTTPS {
-            let certs = tls::load_listener_certs(&lb.state_dir, l, index)?;
+            let certs =
+                tls::load_listener_certs(&lb.state_dir, l, index).map_err(BuildError::from)?;
             let (cfg, resolver) = tls::server_config(certs, lb.http2_enabled)
-                .map_err(|source| StartError::Tls { index, source })?;
+                .map_err(|source| BuildError::Tls { index, source })?;
             resolvers.push(Some(resolver));
             Some(tokio_rustls::TlsAcceptor::from(cfg))
         } else {
@@ -503,7 +502,9 @@ pub async fn start(
         .map(|(i, (_, a, _))| (i, a.port()))
         .collect();
     let http = portcullis_verify::client::http_client();
-    let discovered = discover_all(config, &http).await?;
+    let discovered = discover_all(config, &http)
+        .await
+        .map_err(BuildError::from)?;
     let clock = Arc::new(portcullis_core::Clock::default());
     let snapshot = snapshot::compile(
         config,
@@ -514,7 +515,8 @@ pub async fn start(
         &http,
         &discovered,
         None,
-    )?;
+    )
+    .map_err(BuildError::from)?;
     for tg in snapshot.target_groups.values() {
         health_check::start(tg);
     }

@@ -69,7 +69,7 @@ impl App {
                     Ok(c) => c,
                     Err(e) => {
                         staged.iter().for_each(|r| r.unstage());
-                        return Err(e.into());
+                        return Err(portcullis_lb::BuildError::from(e).into());
                     }
                 };
             resolver.stage(certs);

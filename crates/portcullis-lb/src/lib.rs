@@ -460,7 +460,9 @@ pub async fn start(
     let pem = keys.claims.public_pem();
     let retired = keys.retired.clone();
     let metrics = lb.admin.as_ref().map(|_| Arc::new(metrics::Metrics::new()));
-    let mut authenticator = Authenticator::new(keys, signer_arn.clone());
+    // One clock for the balancer: its target groups and its sessions move together in tests.
+    let clock = Arc::new(portcullis_core::Clock::default());
+    let mut authenticator = Authenticator::new(keys, signer_arn.clone()).with_clock(clock.clone());
     if let Some(m) = &metrics {
         authenticator = authenticator.with_observer(m.clone());
     }
@@ -505,7 +507,6 @@ pub async fn start(
     let discovered = discover_all(config, &http)
         .await
         .map_err(BuildError::from)?;
-    let clock = Arc::new(portcullis_core::Clock::default());
     let snapshot = snapshot::compile(
         config,
         &placement,

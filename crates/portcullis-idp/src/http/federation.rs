@@ -30,13 +30,8 @@ fn set_binding(pool: &Pool, value: &str) -> Option<axum::http::HeaderValue> {
 
 /// Takes a rate-limit token for the client address; a 429 page when it has none left.
 async fn admitted(pool: &Pool, ip: std::net::IpAddr) -> Result<(), axum::response::Response> {
-    use crate::http::responses::error_page;
     if pool.admit(Some(ip), None).await.is_err() {
-        return Err(error_page(
-            axum::http::StatusCode::TOO_MANY_REQUESTS,
-            "too_many_requests",
-            "Too many attempts. Wait a minute, then try again.",
-        ));
+        return Err(crate::http::responses::too_many());
     }
     Ok(())
 }

@@ -1,5 +1,5 @@
 //! What the OAuth endpoints and the hosted UI both read from a request: its query, and a posted
-//! form with the client's address ([`Post`]). Imports only `responses`.
+//! form with the client's address ([`Post`]). Of `http` it imports only `responses` and `client_ip`, leaves.
 
 use super::responses::error_page;
 use crate::domain::pool::Pool;
@@ -54,7 +54,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Query {
 pub(crate) struct Post {
     /// The pool it was sent to.
     pub(crate) pool: Arc<Pool>,
-    /// The client's address (`rate_limit::ClientIp`).
+    /// The client's address (`client_ip::ClientIp`).
     pub(crate) ip: IpAddr,
     /// The raw query string.
     pub(crate) query: Option<String>,

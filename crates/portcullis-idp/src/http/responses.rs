@@ -172,6 +172,18 @@ pub(crate) fn error_page(status: StatusCode, code: &str, message: &str) -> Respo
     html(status, body, None)
 }
 
+/// 429 with `Retry-After`: this address or user tried too often.
+pub(crate) fn too_many() -> Response {
+    let mut r = error_page(
+        StatusCode::TOO_MANY_REQUESTS,
+        "too_many_requests",
+        "Too many attempts. Wait a minute, then try again.",
+    );
+    r.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from_static("60"));
+    r
+}
+
 /// The 404 page.
 pub(crate) fn not_found() -> Response {
     error_page(

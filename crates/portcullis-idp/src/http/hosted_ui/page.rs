@@ -6,7 +6,7 @@ use crate::domain::authorize::AuthorizeRequest;
 use crate::domain::pool::Pool;
 use crate::domain::secrets::random_token;
 use crate::http::request::{Post, parse_query};
-use crate::http::responses::{HostedCookie, error_page, html_with, origin_of, problem};
+use crate::http::responses::{HostedCookie, error_page, html_with, origin_of, problem, too_many};
 use askama::Template;
 use axum::body::Bytes;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -413,18 +413,6 @@ pub(super) fn busy() -> Response {
     );
     r.headers_mut()
         .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
-    r
-}
-
-/// 429 with `Retry-After`: this address or user tried too often.
-fn too_many() -> Response {
-    let mut r = error_page(
-        StatusCode::TOO_MANY_REQUESTS,
-        "too_many_requests",
-        "Too many attempts. Wait a minute, then try again.",
-    );
-    r.headers_mut()
-        .insert(header::RETRY_AFTER, HeaderValue::from_static("60"));
     r
 }
 

@@ -15,7 +15,7 @@ pub mod secret;
 
 pub use clock::Clock;
 pub use httpdate::httpdate;
-pub use secret::{SecretError, literal_or_env};
+pub use secret::SecretError;
 
 /// Seconds since the Unix epoch by the system clock (0 before 1970); logic that tests move in
 /// time reads a [`Clock`] instead.

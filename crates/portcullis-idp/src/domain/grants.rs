@@ -102,22 +102,6 @@ pub(crate) struct Grant<'a> {
 }
 
 impl Pool {
-    /// Ends a successful authorization outside a browser session: a sign-in session of its own,
-    /// then as [`Pool::complete_authorization_in`].
-    pub async fn complete_authorization(
-        &self,
-        req: &AuthorizeRequest,
-        user: &UserRecord,
-        auth_time: i64,
-    ) -> Result<String, OAuthError> {
-        let sid = self
-            .begin_sign_in(&user.sub, auth_time, None)
-            .await
-            .map_err(OAuthError::server)?;
-        self.complete_authorization_in(req, user, auth_time, &sid)
-            .await
-    }
-
     /// Ends a successful authorization in sign-in session `sid`: a code, or for the implicit flow
     /// the tokens themselves in the URL fragment (`access_token`, `id_token` with `openid`, never
     /// a refresh token).

@@ -345,6 +345,7 @@ async fn exchange(
         nothing_read: false,
         client_body: false,
     };
+    super::batch_writes().await;
     if framing == Framing::Empty {
         io.write_all(head).await.map_err(first)?;
         return io.flush().await.map_err(first);

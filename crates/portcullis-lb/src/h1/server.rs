@@ -506,6 +506,7 @@ async fn write_response<T: Transport>(
     }
     super::write_headers(&mut out, h);
     out.extend_from_slice(b"\r\n");
+    super::batch_writes().await;
     if let Some((target, leftover)) = upgrade {
         io.write_all(&out).await?;
         io.flush().await?;

@@ -130,7 +130,7 @@ impl Upstreams {
             match conn {
                 Connection::Http1(io, reused) => {
                     let (parts, body) = req.into_parts();
-                    let a = client::send(dest, io, reused, parts, body.inner).await?;
+                    let a = Box::pin(client::send(dest, io, reused, parts, body.inner)).await?;
                     Ok((
                         a.response,
                         a.upgraded

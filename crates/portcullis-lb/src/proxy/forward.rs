@@ -62,7 +62,7 @@ pub(super) async fn forward(
             });
             answer.map(full)
         }
-        None => to_target(ctx, tg, parts, body, &prepared).await?,
+        None => Box::pin(to_target(ctx, tg, parts, body, &prepared)).await?,
     };
     // A target cannot plant the balancer's or a pool's credentials in the browser (session
     // fixation, login CSRF): those cookies are the balancer's to set.
@@ -200,16 +200,14 @@ async fn to_target(
     }
     let sent = ctx.logging().then(Instant::now);
     let in_flight = target.begin();
-    let answer = shared
-        .upstream
-        .send(
-            conn,
-            &target.destination(tls),
-            &target.cutoff,
-            Request::from_parts(parts, upstream::ClientBody::new(body)),
-            shared.idle_timeout,
-        )
-        .await;
+    let answer = Box::pin(shared.upstream.send(
+        conn,
+        &target.destination(tls),
+        &target.cutoff,
+        Request::from_parts(parts, upstream::ClientBody::new(body)),
+        shared.idle_timeout,
+    ))
+    .await;
     drop(in_flight);
     // Only the target's own failures count against it (a client's broken body does not).
     target.outcomes.record(match &answer {

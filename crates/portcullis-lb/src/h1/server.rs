@@ -61,12 +61,16 @@ pub async fn serve<T: Transport>(
     mut shutdown: watch::Receiver<bool>,
 ) {
     let mut buf = BytesMut::new();
+    // One idle timer for the connection's life, moved forward for each request: moving a
+    // registered timer later is an atomic store, where a `timeout` per request registered and
+    // removed a timer under the driver's lock each time.
+    let mut idle = std::pin::pin!(tokio::time::sleep(shared.idle_timeout));
     loop {
         if *shutdown.borrow() {
             return;
         }
         let next = tokio::select! {
-            n = read_head(&mut io, &mut buf, shared.idle_timeout) => n,
+            n = read_head(&mut io, &mut buf, idle.as_mut(), shared.idle_timeout) => n,
             _ = shutdown.changed() => return,
         };
         let head = match next {
@@ -174,8 +178,15 @@ pub async fn serve<T: Transport>(
     }
 }
 
-/// Reads the next request head; an idle connection holds no buffer while it waits.
-async fn read_head<T: Transport>(io: &mut T, buf: &mut BytesMut, idle: Duration) -> Next {
+/// Reads the next request head within `idle` (on the connection's timer, `deadline`); an idle
+/// connection holds no buffer while it waits.
+async fn read_head<T: Transport>(
+    io: &mut T,
+    buf: &mut BytesMut,
+    mut deadline: Pin<&mut tokio::time::Sleep>,
+    idle: Duration,
+) -> Next {
+    deadline.as_mut().reset(tokio::time::Instant::now() + idle);
     // How far `buf` has been searched for the head's end: each byte is looked at once, and the
     // head is parsed once, when it is whole (not again on every read of a slow one).
     let mut searched: usize = 0;
@@ -230,9 +241,11 @@ async fn read_head<T: Transport>(io: &mut T, buf: &mut BytesMut, idle: Duration)
             }
         }
     };
-    tokio::time::timeout(idle, read)
-        .await
-        .unwrap_or(Next::Closed)
+    tokio::select! {
+        biased;
+        next = read => next,
+        () = deadline => Next::Closed,
+    }
 }
 
 /// Whether `b` holds the blank line that ends a head (`\r\n\r\n`, or bare `\n` as `httparse` allows).

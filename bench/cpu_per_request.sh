@@ -7,6 +7,9 @@
 # The backend and the proxy share CPU 0, wrk runs on CPU 1; `perf stat -e task-clock` counts the
 # proxy process's CPU time while wrk runs; CPU µs per request = task-clock ÷ requests wrk completed.
 # Runs alternate (A, B, nginx, A, B, nginx, ...) so drift hits all alike.
+# Beside it, per request: the proxy's context switches and the wake-ups it caused (perf's
+# `sched:sched_wakeup`, counted in the proxy's context: mostly the backend it woke by writing to
+# it). These two are steady where the CPU time is not, and they show how well writes are batched.
 #
 # usage: bench/cpu_per_request.sh BIN_A BIN_B [rounds, default 3] [seconds, default 5] [connections, default 50]
 set -euo pipefail
@@ -27,13 +30,17 @@ measure() {
   taskset -c 1 wrk -t1 -c"$CONNS" -d"$((SECS + 2))s" "http://127.0.0.1:$port/" > "$WORK/wrk.txt" &
   local wrk=$!
   sleep 1
-  taskset -c 1 perf stat -x, -e task-clock -p "$pid" -o "$WORK/stat.txt" -- sleep "$SECS"
+  taskset -c 1 perf stat -x, -e "$EVENTS" -p "$pid" -o "$WORK/stat.txt" -- sleep "$SECS"
   wait "$wrk"
-  local rps ms
+  local rps ms cs wk
   rps=$(awk '/Requests\/sec/ {print $2}' "$WORK/wrk.txt")
   ms=$(awk -F, '/task-clock/ {print $1}' "$WORK/stat.txt")
+  cs=$(awk -F, '/context-switches/ {print $1}' "$WORK/stat.txt")
+  wk=$(awk -F, '/sched_wakeup/ {print $1}' "$WORK/stat.txt")
   # task-clock (ms) over SECS seconds against rps requests per second over the whole wrk run.
-  awk -v rps="$rps" -v ms="$ms" -v s="$SECS" 'BEGIN { printf "%.0f %.2f\n", rps, 1000 * ms / (rps * s) }'
+  awk -v rps="$rps" -v ms="$ms" -v s="$SECS" -v cs="${cs:-0}" -v wk="${wk:--1}" 'BEGIN {
+    r = rps * s
+    printf "%.0f %.2f %.3f %s\n", rps, 1000 * ms / r, cs / r, (wk < 0 ? "-" : sprintf("%.3f", wk / r)) }'
 }
 
 config() {
@@ -75,17 +82,20 @@ NGX_PID=$!
 PIDS+=("$NGX_PID")
 wait_port "$NGX"
 
-printf "%-8s %5s %10s %12s\n" build round "req/s" "CPU µs/req"
+# The wake-up tracepoint needs tracefs; without it only CPU time and switches are counted.
+EVENTS=task-clock,context-switches,sched:sched_wakeup
+perf stat -e sched:sched_wakeup -o /dev/null -- true 2>/dev/null || EVENTS=task-clock,context-switches
+printf "%-8s %5s %10s %12s %10s %10s\n" build round "req/s" "CPU µs/req" "cs/req" "wakeups/req"
 for r in $(seq 1 "$ROUNDS"); do
   for side in A B; do
     bin=$A; [ "$side" = B ] && bin=$B
     port=$(free_port)
     config "$side$r" "$port"
     start_portcullis "$bin" "$WORK/$side$r.toml" "$port"
-    read -r rps us < <(measure "$PC_PID" "$port")
-    printf "%-8s %5s %10s %12s\n" "$side" "$r" "$rps" "$us"
+    read -r rps us cs wk < <(measure "$PC_PID" "$port")
+    printf "%-8s %5s %10s %12s %10s %10s\n" "$side" "$r" "$rps" "$us" "$cs" "$wk"
     kill "$PC_PID"; wait "$PC_PID" 2>/dev/null || true
   done
-  read -r rps us < <(measure "$NGX_PID" "$NGX")
-  printf "%-8s %5s %10s %12s\n" nginx "$r" "$rps" "$us"
+  read -r rps us cs wk < <(measure "$NGX_PID" "$NGX")
+  printf "%-8s %5s %10s %12s %10s %10s\n" nginx "$r" "$rps" "$us" "$cs" "$wk"
 done

@@ -78,9 +78,9 @@ pub async fn fill<T: AsyncRead + Unpin + ?Sized>(
 /// The requests that arrive together then leave together: writes to the same target (and to the
 /// same client machine) go out in a burst, so that the peer wakes once for several of them,
 /// not once each. On a core shared with the target, each wake-up also preempted the balancer:
-/// 0.63 wake-ups of the target per forwarded request before, 0.31–0.37 with this, nginx 0.42
-/// (bench/README.md, "Batched writes"). With nothing else ready it costs one `epoll_wait` that
-/// does not block.
+/// 0.63 wake-ups of the target per forwarded request before, 0.28–0.31 with this, nginx
+/// 0.30–0.39 (bench/README.md, "Batched writes"). With nothing else ready it costs one
+/// `epoll_wait` that does not block.
 pub async fn batch_writes() {
     tokio::task::yield_now().await;
 }

@@ -521,6 +521,33 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
+    /// Connections ready in the same tick all reach their write before any of them writes, so
+    /// the writes leave back to back (one wake-up of the peer for several requests).
+    #[tokio::test(flavor = "current_thread")]
+    async fn batched_writes_leave_after_every_ready_connection_has_prepared_its_own() {
+        let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let tasks: Vec<_> = (0..3)
+            .map(|i| {
+                let log = log.clone();
+                tokio::spawn(async move {
+                    log.lock().unwrap().push(format!("prepare {i}"));
+                    batch_writes().await;
+                    log.lock().unwrap().push(format!("write {i}"));
+                })
+            })
+            .collect();
+        for t in tasks {
+            t.await.unwrap();
+        }
+        let log = log.lock().unwrap().clone();
+        // Every connection prepares before any writes (tokio wakes the deferred tasks last
+        // first, so the writes' order within the burst is not the arrival order).
+        assert_eq!(log[..3], ["prepare 0", "prepare 1", "prepare 2"]);
+        let mut writes = log[3..].to_vec();
+        writes.sort();
+        assert_eq!(writes, ["write 0", "write 1", "write 2"]);
+    }
+
     fn decode_all(
         framing: Framing,
         input: &[u8],

@@ -278,6 +278,13 @@ pub async fn send(
     let head_request = parts.method == Method::HEAD;
     let mut conn = conn;
     let mut reused = reused;
+    super::batch_writes().await;
+    // Asked again after the wait, right before the write: a target that closed the pooled
+    // connection meanwhile would otherwise cost a request with a body its 502.
+    if reused && !conn.io.is_reusable() {
+        conn = Conn::new(connect(dest).await?);
+        reused = false;
+    }
     loop {
         match exchange(&mut conn.io, &head, framing, &mut body).await {
             Ok(()) => {}
@@ -345,7 +352,6 @@ async fn exchange(
         nothing_read: false,
         client_body: false,
     };
-    super::batch_writes().await;
     if framing == Framing::Empty {
         io.write_all(head).await.map_err(first)?;
         return io.flush().await.map_err(first);

@@ -73,7 +73,9 @@ pub async fn fill<T: AsyncRead + Unpin + ?Sized>(
     std::future::poll_fn(|cx| poll_fill(io, buf, cx, 1024)).await
 }
 
-/// Waits until the other tasks ready in this scheduler tick have run, before a write to a peer.
+/// Waits until the other tasks ready in this scheduler tick have run, before a write to a peer
+/// (to a target: before the request head, the pooled connection asked again after the wait
+/// whether it is still open; to a client: before the answer's head).
 ///
 /// The requests that arrive together then leave together: writes to the same target (and to the
 /// same client machine) go out in a burst, so that the peer wakes once for several of them,

@@ -282,8 +282,7 @@ pub async fn send(
     // Asked again after the wait, right before the write: a target that closed the pooled
     // connection meanwhile would otherwise cost a request with a body its 502.
     if reused && !conn.io.is_reusable() {
-        conn = Conn::new(connect(dest).await?);
-        reused = false;
+        (conn, reused) = checkout(dest).await?;
     }
     loop {
         match exchange(&mut conn.io, &head, framing, &mut body).await {

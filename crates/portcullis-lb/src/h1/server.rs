@@ -69,8 +69,10 @@ pub async fn serve<T: Transport>(
         if *shutdown.borrow() {
             return;
         }
+        idle.as_mut()
+            .reset(tokio::time::Instant::now() + shared.idle_timeout);
         let next = tokio::select! {
-            n = read_head(&mut io, &mut buf, idle.as_mut(), shared.idle_timeout) => n,
+            n = read_head(&mut io, &mut buf, idle.as_mut()) => n,
             _ = shutdown.changed() => return,
         };
         let head = match next {
@@ -178,15 +180,13 @@ pub async fn serve<T: Transport>(
     }
 }
 
-/// Reads the next request head within `idle` (on the connection's timer, `deadline`); an idle
+/// Reads the next request head before `deadline` (the connection's idle timer); an idle
 /// connection holds no buffer while it waits.
 async fn read_head<T: Transport>(
     io: &mut T,
     buf: &mut BytesMut,
-    mut deadline: Pin<&mut tokio::time::Sleep>,
-    idle: Duration,
+    deadline: Pin<&mut tokio::time::Sleep>,
 ) -> Next {
-    deadline.as_mut().reset(tokio::time::Instant::now() + idle);
     // How far `buf` has been searched for the head's end: each byte is looked at once, and the
     // head is parsed once, when it is whole (not again on every read of a slow one).
     let mut searched: usize = 0;

@@ -164,13 +164,11 @@ impl FromRequest<Arc<Pool>> for ClientForm {
 
 /// 429 for a client whose failed authentications used up their rate limit.
 fn too_many_failures() -> Response {
-    let mut r = json_response(
+    let r = json_response(
         429,
         json!({ "error": "invalid_client", "error_description": "too many failed client authentications; try again later" }),
     );
-    r.headers_mut()
-        .insert(header::RETRY_AFTER, HeaderValue::from_static("60"));
-    r
+    crate::http::responses::retry_after(r, "60")
 }
 
 /// Parses a form body and authenticates the client (Basic or post), as the token and revocation

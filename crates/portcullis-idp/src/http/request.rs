@@ -1,5 +1,6 @@
 //! What the OAuth endpoints and the hosted UI both read from a request: its query, and a posted
-//! form with the client's address ([`Post`]). Of `http` it imports only `responses` and `client_ip`, leaves.
+//! form with the client's address ([`Post`]). Of `http` it imports only `responses` and
+//! `client_ip`, leaves.
 
 use super::responses::error_page;
 use crate::domain::pool::Pool;

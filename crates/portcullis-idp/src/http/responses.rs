@@ -172,16 +172,21 @@ pub(crate) fn error_page(status: StatusCode, code: &str, message: &str) -> Respo
     html(status, body, None)
 }
 
+/// `r` with `Retry-After: seconds`, for answers that tell the client to come back later.
+pub(crate) fn retry_after(mut r: Response, seconds: &'static str) -> Response {
+    r.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from_static(seconds));
+    r
+}
+
 /// 429 with `Retry-After`: this address or user tried too often.
 pub(crate) fn too_many() -> Response {
-    let mut r = error_page(
+    let page = error_page(
         StatusCode::TOO_MANY_REQUESTS,
         "too_many_requests",
         "Too many attempts. Wait a minute, then try again.",
     );
-    r.headers_mut()
-        .insert(header::RETRY_AFTER, HeaderValue::from_static("60"));
-    r
+    retry_after(page, "60")
 }
 
 /// The 404 page.

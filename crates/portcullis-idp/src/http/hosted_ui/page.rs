@@ -6,10 +6,12 @@ use crate::domain::authorize::AuthorizeRequest;
 use crate::domain::pool::Pool;
 use crate::domain::secrets::random_token;
 use crate::http::request::{Post, parse_query};
-use crate::http::responses::{HostedCookie, error_page, html_with, origin_of, problem, too_many};
+use crate::http::responses::{
+    HostedCookie, error_page, html_with, origin_of, problem, retry_after, too_many,
+};
 use askama::Template;
 use axum::body::Bytes;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use std::sync::Arc;
 
@@ -406,14 +408,12 @@ impl Form {
 
 /// 503 with `Retry-After`: the hashing queue is full or the user's previous attempt is running.
 pub(super) fn busy() -> Response {
-    let mut r = error_page(
+    let page = error_page(
         StatusCode::SERVICE_UNAVAILABLE,
         "busy",
         "We are busy right now. Try again in a few seconds.",
     );
-    r.headers_mut()
-        .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
-    r
+    retry_after(page, "5")
 }
 
 /// 500: the store or a random source failed.
